@@ -1,0 +1,191 @@
+/**
+ * Fast dense attention on the CPU: flash-style tiling with an online softmax.
+ *
+ *   for each query block Q_b (64 rows, every query head of a GQA group stacked) and key tile K_t:
+ *     S = Q_b K_tᵀ · scale,  m' = max(m, rowmax S),  P = e^{S − m'},
+ *     l' = e^{m − m'} l + rowsum P,  O' = e^{m − m'} O + P V_t
+ *   o = O / l,  lse = m + ln l
+ *
+ * Extra memory is O(S·D) for one KV head's copy plus O(block) accumulators — never S×S.
+ * Under `causal`, key tiles wholly after a query block's last position are never visited.
+ */
+import { densePairCount, validateAttentionInput, type AttentionDims, type AttentionInput, type AttentionResult } from './attention.js';
+import { rowOffset, tensor } from './tensor.js';
+import { attendRanges, copyRows, createRowScratch, roundUp4 } from './kernels/attend-ranges.js';
+import { resolveKernel, TILE_KEYS, type KernelPreference, type SimdArena } from './kernels/simd-runtime.js';
+import { defaultThreads, workerPool } from './kernels/worker-pool.js';
+import { sparseStats } from './sparse-executor.js';
+
+/** Options of {@link denseAttention}. */
+export interface DenseAttentionOptions {
+  /** Skip the NaN/Infinity scan when the caller already validated. */
+  readonly checkFinite?: boolean;
+  /**
+   * Kernel to run: `auto` (default: WebAssembly SIMD where the runtime supports it, else JS),
+   * `wasm-simd` (the same, but a fallback is reported in `backend.fallbackReason`) or `js`
+   * (the pure-JS row kernel, kept for runtimes without WebAssembly SIMD and for testing).
+   */
+  readonly kernel?: KernelPreference;
+  /**
+   * Threads for the WebAssembly flash path: the caller plus `threads − 1` worker threads that
+   * share each job over a shared memory (Node only; the call stays synchronous). Default: the
+   * machine's cores, at most 4. `1` runs on the calling thread alone.
+   */
+  readonly threads?: number;
+}
+
+/** Query rows per flash block (per query head). */
+const QUERY_BLOCK = 64;
+/** Query blocks copied in per job: bounds the Q/O copies to 2048 rows per head of the group. */
+const JOB_BLOCKS = 32;
+/**
+ * Below this many query rows per GQA group the flash tiles would be mostly padding: the row
+ * kernel (one query over its key range, K/V copied once per head) runs instead — decode steps.
+ */
+const MIN_FLASH_ROWS = 16;
+
+/**
+ * Fast dense attention on the CPU (the baseline every sparse method is compared to).
+ * O(S) extra memory; never an S×S buffer. Records the kernel that ran in `backend.kernel`:
+ * `wasm-simd` (flash tiles, or the row kernel for short query chunks) or `js`.
+ */
+export function denseAttention(input: AttentionInput, options: DenseAttentionOptions = {}): AttentionResult & { lse: Float32Array } {
+  const d = validateAttentionInput(input, { checkFinite: options.checkFinite ?? true });
+  const started = performance.now();
+  const out = new Float32Array(d.batch * d.queryHeads * d.querySeq * d.valueDim);
+  const lse = new Float32Array(d.batch * d.queryHeads * d.querySeq);
+  const preference = options.kernel ?? 'auto';
+  const { arena, fallbackReason } = resolveKernel(preference);
+  let kernel: string;
+  let threads = 1;
+  if (arena && d.querySeq * d.groupSize >= MIN_FLASH_ROWS) {
+    threads = flashDense(arena, input, d, out, lse, options.threads ?? defaultThreads());
+    kernel = 'wasm-simd';
+  } else {
+    kernel = rowDense(input, d, out, lse, preference);
+  }
+  return {
+    output: tensor([d.batch, d.queryHeads, d.querySeq, d.valueDim], out),
+    lse,
+    stats: sparseStats(d, densePairCount(d), true, 0, performance.now() - started),
+    backend: {
+      backend: 'cpu',
+      kernel,
+      device: `cpu, ${threads} thread${threads === 1 ? '' : 's'}`,
+      ...(preference !== 'js' && fallbackReason !== undefined ? { fallbackReason } : {}),
+    },
+  };
+}
+
+/** Every query over its visible key range through the row kernel; returns the kernel's name. */
+function rowDense(input: AttentionInput, d: AttentionDims, out: Float32Array, lse: Float32Array, preference: KernelPreference): string {
+  const scratch = createRowScratch(d.keySeq, d.valueDim, preference);
+  for (let b = 0; b < d.batch; b++) {
+    for (let h = 0; h < d.queryHeads; h++) {
+      const kvh = Math.floor(h / d.groupSize);
+      const kBase = rowOffset(d.kDims, b, kvh, 0);
+      const vBase = rowOffset(d.vDims, b, kvh, 0);
+      for (let i = 0; i < d.querySeq; i++) {
+        const row = (b * d.queryHeads + h) * d.querySeq + i;
+        scratch.rangeCount = 0;
+        scratch.pushRange(0, d.causal ? d.queryOffset + i + 1 : d.keySeq);
+        attendRanges(input.q.data, rowOffset(d.qDims, b, h, i), input.k.data, kBase, input.v.data, vBase, d.headDim, d.valueDim, d.scale, scratch, out, row * d.valueDim, lse, row);
+      }
+    }
+  }
+  return scratch.kernel;
+}
+
+/**
+ * The flash path: per KV head, K is copied in transposed tiles and V row-major (both zero-
+ * padded); then jobs of up to `JOB_BLOCKS` query blocks (every head of the group stacked per
+ * block) run `flashBlocks` on the calling thread and the pool's workers, each block against
+ * every visible key tile. Returns the number of threads that ran.
+ */
+function flashDense(arena: SimdArena, input: AttentionInput, d: AttentionDims, out: Float32Array, lse: Float32Array, threads: number): number {
+  const { headDim: dim, valueDim, groupSize: groups, keySeq, querySeq } = d;
+  const valuePadded = roundUp4(valueDim);
+  const tiles = Math.ceil(keySeq / TILE_KEYS);
+  const blocks = Math.ceil(querySeq / QUERY_BLOCK);
+  const jobBlocks = Math.min(blocks, JOB_BLOCKS);
+  const pool = blocks > 1 ? workerPool(arena, threads) : undefined;
+  const workers = pool?.workers ?? 0;
+  const jobRows = Math.min(jobBlocks * QUERY_BLOCK, roundUp4(querySeq)) * groups;
+  arena.reset();
+  const ktPtr = arena.alloc(tiles * TILE_KEYS * dim);
+  const vPtr = arena.alloc(tiles * TILE_KEYS * valuePadded);
+  const qPtr = arena.alloc(jobRows * dim);
+  const oPtr = arena.alloc(jobRows * valuePadded);
+  const mPtr = arena.alloc(jobRows);
+  const lPtr = arena.alloc(jobRows);
+  const jobPtr = arena.alloc(16);
+  const scratch = Array.from({ length: 1 + workers }, () => arena.alloc(QUERY_BLOCK * TILE_KEYS));
+  const f32 = arena.f32;
+  const i32 = arena.i32;
+  const k = input.k.data;
+  const q = input.q.data;
+  const qScale = d.scale * Math.LOG2E;
+  const [qAt, oAt, mAt, lAt] = [qPtr >> 2, oPtr >> 2, mPtr >> 2, lPtr >> 2];
+  for (let b = 0; b < d.batch; b++) {
+    for (let kvh = 0; kvh < d.kvHeads; kvh++) {
+      transposeKeys(f32, ktPtr >> 2, k, rowOffset(d.kDims, b, kvh, 0), keySeq, dim);
+      copyRows(f32, input.v.data, rowOffset(d.vDims, b, kvh, 0), vPtr >> 2, keySeq, valueDim, valuePadded);
+      for (let first = 0; first < blocks; first += jobBlocks) {
+        const count = Math.min(jobBlocks, blocks - first);
+        const firstQuery = first * QUERY_BLOCK;
+        const queries = Math.min(count * QUERY_BLOCK, querySeq - firstQuery);
+        // Q in, scaled to the log2 domain; padding rows zero. Block bi, head g, row r sits at
+        // row bi·QUERY_BLOCK·groups + g·rows + r.
+        for (let bi = 0; bi < count; bi++) {
+          const valid = Math.min(QUERY_BLOCK, queries - bi * QUERY_BLOCK);
+          const rows = roundUp4(valid);
+          for (let g = 0; g < groups; g++) {
+            const from = rowOffset(d.qDims, b, kvh * groups + g, firstQuery + bi * QUERY_BLOCK);
+            const to = qAt + (bi * QUERY_BLOCK * groups + g * rows) * dim;
+            for (let e = 0; e < valid * dim; e++) f32[to + e] = q[from + e]! * qScale;
+            f32.fill(0, to + valid * dim, to + rows * dim);
+          }
+        }
+        f32.fill(0, oAt, oAt + jobRows * valuePadded);
+        f32.fill(-Infinity, mAt, mAt + jobRows);
+        f32.fill(0, lAt, lAt + jobRows);
+        i32.set(
+          [0, qPtr, oPtr, mPtr, lPtr, count, groups, dim, ktPtr, keySeq, vPtr, valuePadded, d.queryOffset + firstQuery, queries, d.causal ? 1 : 0, QUERY_BLOCK],
+          jobPtr >> 2,
+        );
+        if (pool) pool.run(arena, 'flashBlocks', jobPtr, scratch[0]!, scratch.slice(1));
+        else arena.kernels.flashBlocks(jobPtr, scratch[0]!);
+        for (let bi = 0; bi < count; bi++) {
+          const valid = Math.min(QUERY_BLOCK, queries - bi * QUERY_BLOCK);
+          const rows = roundUp4(valid);
+          for (let g = 0; g < groups; g++) {
+            const h = kvh * groups + g;
+            for (let r = 0; r < valid; r++) {
+              const row = (b * d.queryHeads + h) * querySeq + firstQuery + bi * QUERY_BLOCK + r;
+              const at = bi * QUERY_BLOCK * groups + g * rows + r;
+              const l = f32[lAt + at]!;
+              const inv = 1 / l;
+              const from = oAt + at * valuePadded;
+              const to = row * valueDim;
+              for (let c = 0; c < valueDim; c++) out[to + c] = f32[from + c]! * inv;
+              lse[row] = f32[mAt + at]! * Math.LN2 + Math.log(l);
+            }
+          }
+        }
+      }
+    }
+  }
+  return 1 + workers;
+}
+
+/**
+ * Writes keys `[0, keySeq)` of one head into tiles of `TILE_KEYS` keys stored `dim × TILE_KEYS`
+ * (the layout `flashRows` reads: two vector loads give one dimension of eight consecutive keys).
+ */
+function transposeKeys(target: Float32Array, to: number, k: Float32Array, from: number, keySeq: number, dim: number): void {
+  for (let j = 0; j < keySeq; j++) {
+    const base = to + (j - (j % TILE_KEYS)) * dim + (j % TILE_KEYS);
+    const src = from + j * dim;
+    for (let c = 0; c < dim; c++) target[base + c * TILE_KEYS] = k[src + c]!;
+  }
+}

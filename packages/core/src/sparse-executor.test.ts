@@ -1,0 +1,108 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { referenceAttention } from './reference-attention.js';
+import { SelectionBuilder, type Selection } from './selection.js';
+import { mergeAttention, sparseAttention } from './sparse-executor.js';
+import { relativeL2Error, tensor } from './tensor.js';
+import { createWorkload } from './workloads.js';
+import { Rng } from './random.js';
+import { ShapeError } from './errors.js';
+
+function fullSelection(batch: number, heads: number, seq: number, keySeq: number, scope: 'query' | 'kv'): Selection {
+  const b = new SelectionBuilder({ kind: 'token', headScope: scope, batch, heads, rows: seq, keySeq });
+  for (let r = 0; r < batch * heads * seq; r++) b.pushRange(0, keySeq);
+  return b.finish();
+}
+
+/** Dense attention restricted to a key mask, computed by the reference on a gathered copy. */
+function restrictedReference(q: Float32Array, k: Float32Array, v: Float32Array, keys: number[], dim: number, scale: number): Float32Array {
+  const kk = new Float32Array(keys.length * dim);
+  const vv = new Float32Array(keys.length * dim);
+  keys.forEach((j, i) => {
+    kk.set(k.subarray(j * dim, (j + 1) * dim), i * dim);
+    vv.set(v.subarray(j * dim, (j + 1) * dim), i * dim);
+  });
+  if (keys.length === 0) return new Float32Array(dim);
+  return referenceAttention({ q: tensor([1, 1, 1, dim], q), k: tensor([1, 1, keys.length, dim], kk), v: tensor([1, 1, keys.length, dim], vv), causal: false, scale }).output.data;
+}
+
+describe('sparseAttention', () => {
+  it('with every key selected equals dense (causal and not, GQA, decode alignment)', () => {
+    for (const [hq, hkv, sq, sk, causal] of [[4, 2, 33, 33, true], [2, 2, 5, 40, true], [3, 1, 17, 17, false], [2, 1, 1, 9, true]] as const) {
+      const w = createWorkload('gaussian', { queryHeads: hq, kvHeads: hkv, seqLength: sk, headDim: 8, seed: sq });
+      const q = tensor([1, hq, sq, 8], w.input.q.data.slice(0, hq * sq * 8));
+      const input = { q, k: w.input.k, v: w.input.v, causal };
+      for (const scope of ['query', 'kv'] as const) {
+        const sel = fullSelection(1, scope === 'query' ? hq : hkv, sq, sk, scope);
+        const out = sparseAttention(input, sel);
+        expect(relativeL2Error(out.output, referenceAttention(input).output)).toBeLessThan(1e-5);
+      }
+    }
+  });
+
+  it('equals dense attention restricted to random selections (property)', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 40 }), fc.integer({ min: 0, max: 1000 }), fc.boolean(), (seq, seed, causal) => {
+        const dim = 8;
+        const rng = new Rng(seed);
+        const w = createWorkload('gaussian', { queryHeads: 1, kvHeads: 1, seqLength: seq, headDim: dim, seed });
+        const builder = new SelectionBuilder({ kind: 'token', headScope: 'query', batch: 1, heads: 1, rows: seq, keySeq: seq });
+        const rows: number[][] = [];
+        for (let i = 0; i < seq; i++) {
+          const keys = Array.from({ length: seq }, (_, j) => j).filter(() => rng.next() < 0.4);
+          rows.push(keys);
+          builder.pushRow(keys);
+        }
+        const input = { ...w.input, causal };
+        const out = sparseAttention(input, builder.finish());
+        for (let i = 0; i < seq; i++) {
+          const visible = rows[i]!.filter((j) => !causal || j <= i);
+          const expected = restrictedReference(w.input.q.data.subarray(i * dim, (i + 1) * dim), w.input.k.data, w.input.v.data, visible, dim, 1 / Math.sqrt(dim));
+          const got = out.output.data.subarray(i * dim, (i + 1) * dim);
+          for (let c = 0; c < dim; c++) expect(got[c]).toBeCloseTo(expected[c]!, 5);
+          if (visible.length === 0) expect(out.lse[i]).toBe(-Infinity);
+        }
+      }),
+      { numRuns: 60 },
+    );
+  });
+
+  it('masks future keys a causal selection names, and counts only scored pairs', () => {
+    const w = createWorkload('gaussian', { queryHeads: 1, kvHeads: 1, seqLength: 8, headDim: 4, seed: 3 });
+    const all = fullSelection(1, 1, 8, 8, 'query');
+    const out = sparseAttention(w.input, all);
+    expect(relativeL2Error(out.output, referenceAttention(w.input).output)).toBeLessThan(1e-6);
+    expect(out.stats.pairs).toBe(36);
+    expect(out.stats.density).toBe(1);
+  });
+
+  it('block-level selections cover their blocks, clipped at the sequence end', () => {
+    const w = createWorkload('gaussian', { queryHeads: 2, kvHeads: 1, seqLength: 10, headDim: 4, seed: 4 });
+    const b = new SelectionBuilder({ kind: 'block', blockSize: 4, headScope: 'kv', batch: 1, heads: 1, rows: 1, queryBlockSize: 10, keySeq: 10 });
+    b.pushRow([0, 1, 2]);
+    const out = sparseAttention(w.input, b.finish());
+    expect(relativeL2Error(out.output, referenceAttention(w.input).output)).toBeLessThan(1e-5);
+  });
+
+  it('merging two disjoint partial attentions equals attention over their union', () => {
+    const w = createWorkload('gaussian', { queryHeads: 2, kvHeads: 2, seqLength: 20, headDim: 8, seed: 5 });
+    const make = (pick: (j: number) => boolean) => {
+      const b = new SelectionBuilder({ kind: 'token', headScope: 'query', batch: 1, heads: 2, rows: 20, keySeq: 20 });
+      for (let r = 0; r < 40; r++) b.pushRow(Array.from({ length: 20 }, (_, j) => j).filter(pick));
+      return b.finish();
+    };
+    const even = sparseAttention(w.input, make((j) => j % 2 === 0));
+    const odd = sparseAttention(w.input, make((j) => j % 2 === 1));
+    const merged = mergeAttention({ output: even.output.data, lse: even.lse }, { output: odd.output.data, lse: odd.lse }, 8);
+    expect(relativeL2Error(tensor([1, 2, 20, 8], merged.output), referenceAttention(w.input).output)).toBeLessThan(1e-5);
+  });
+
+  it('rejects selections that do not fit the input', () => {
+    const w = createWorkload('gaussian', { queryHeads: 2, kvHeads: 1, seqLength: 8, headDim: 4 });
+    expect(() => sparseAttention(w.input, fullSelection(1, 1, 8, 8, 'query'))).toThrow(ShapeError);
+    expect(() => sparseAttention(w.input, fullSelection(1, 1, 7, 8, 'kv'))).toThrow(ShapeError);
+    const bad = new SelectionBuilder({ kind: 'token', headScope: 'kv', batch: 1, heads: 1, rows: 8, keySeq: 8 });
+    for (let r = 0; r < 8; r++) bad.pushRow([3, 1]);
+    expect(() => sparseAttention(w.input, bad.finish())).toThrow(ShapeError);
+  });
+});

@@ -1,0 +1,207 @@
+/**
+ * Kernel: Landmark Attention's grouped softmax (arXiv:2305.16300 §3.2; spec landmark.md §3.2, §4).
+ *
+ * The sequence carries a landmark token after every ℓ ordinary tokens (block = ℓ+1 positions,
+ * landmark in the last slot). For a query at position t in block c:
+ *
+ *   main  = softmax over { s_t,j : j in block c, j ≤ t, j not a landmark } ∪ { s_t,L_b : b ∈ R }
+ *   w_t,j = main(j)                                                  j in block c
+ *   w_t,j = main(L_b) · softmax_{j' ∈ block b \ L_b}(s_t,j')[j]       j in block b ∈ R
+ *   o_t   = Σ_j w_t,j v_j                  (landmark values are never read: their weight is 0)
+ *
+ * R is every earlier block (training / full-context form) or the top-k earlier blocks by
+ * s_t,L_b per query and head (retrieval inference, §4).
+ *
+ * How it is computed without a softmax loop of our own: o_t is a log-sum-exp merge of exact
+ * partial attentions. The current block's partial (o_c, lse_c) comes from core's executor; each
+ * retrieved block's partial o_b (its within-block softmax) also comes from the executor, and is
+ * merged with weight e^{s_t,L_b} in place of its own lse: e^{lse_c} o_c + Σ_b e^{s_L_b} o_b over
+ * e^{lse_c} + Σ_b e^{s_L_b} is exactly the closed form above. Empty groups carry lse = −∞ and
+ * drop out of the merge, so they never produce NaN.
+ */
+import {
+  ConfigError,
+  SelectionBuilder,
+  mergeAttention,
+  rowOffset,
+  sparseAttention,
+  sparseStats,
+  tensor,
+  validateAttentionInput,
+  type AttentionInput,
+  type AttentionResult,
+  type Tensor,
+} from '@sparse-attn/core';
+import { TopKScratch, topKIndices } from './top-k.js';
+
+/** Options of {@link landmarkGroupedAttention}. */
+export interface LandmarkAttentionOptions {
+  /** Ordinary tokens per block, ℓ (a landmark follows every ℓ tokens, so blocks span ℓ+1 positions). */
+  readonly blockLength: number;
+  /** Earlier blocks retrieved per query and head by landmark score; 0 reads every earlier block. */
+  readonly topK: number;
+  /** Skip the NaN/Infinity scan when the caller already validated the tensors. */
+  readonly checkFinite?: boolean;
+}
+
+/** True when absolute position `position` holds a landmark token for block length ℓ. */
+export function isLandmarkPosition(position: number, blockLength: number): boolean {
+  return position % (blockLength + 1) === blockLength;
+}
+
+/**
+ * Grouped-softmax Landmark Attention of the queries over keys that contain landmark tokens,
+ * queries aligned to the end of the keys (prefill, chunked prefill and decode alike). Causal only.
+ * Returns the output plus `diagnostics.meanRetrievedBlocks` (blocks read per query and head).
+ */
+export function landmarkGroupedAttention(input: AttentionInput, options: LandmarkAttentionOptions): AttentionResult {
+  const d = validateAttentionInput(input, { checkFinite: options.checkFinite ?? true });
+  const { blockLength, topK } = options;
+  if (!(Number.isInteger(blockLength) && blockLength >= 1)) throw new ConfigError(`landmark: blockLength must be a positive integer, got ${blockLength}`);
+  if (!(Number.isInteger(topK) && topK >= 0)) throw new ConfigError(`landmark: topK must be a non-negative integer, got ${topK}`);
+  if (!d.causal) throw new ConfigError('landmark: causal must be true (the grouped softmax is defined for causal attention), got false');
+  const span = blockLength + 1;
+  const { q, k } = input;
+  const rows = d.batch * d.queryHeads * d.querySeq;
+  const started = performance.now();
+
+  // Landmark scores and the retrieved blocks of every (batch, query head, query), CSR by row.
+  const blockOffsets = new Int32Array(rows + 1);
+  let blockIds = new Int32Array(Math.max(16, rows * Math.max(1, topK)));
+  let blockScores = new Float64Array(blockIds.length);
+  let used = 0;
+  let scores = new Float64Array(16);
+  let candidates = new Int32Array(0);
+  const picked = new Int32Array(Math.max(1, topK));
+  const scratch = new TopKScratch(topK);
+  let landmarksScored = 0;
+  let maxSlots = 0;
+  for (let b = 0; b < d.batch; b++) {
+    for (let h = 0; h < d.queryHeads; h++) {
+      const kvh = Math.floor(h / d.groupSize);
+      for (let i = 0; i < d.querySeq; i++) {
+        const row = (b * d.queryHeads + h) * d.querySeq + i;
+        const blocks = Math.floor((d.queryOffset + i) / span); // earlier blocks, all complete
+        if (scores.length < blocks) {
+          scores = new Float64Array(2 * blocks);
+          candidates = Int32Array.from({ length: 2 * blocks }, (_, x) => x);
+        } else if (candidates.length < blocks) {
+          candidates = Int32Array.from({ length: scores.length }, (_, x) => x);
+        }
+        const qo = rowOffset(d.qDims, b, h, i);
+        for (let j = 0; j < blocks; j++) {
+          const ko = rowOffset(d.kDims, b, kvh, j * span + blockLength);
+          let s = 0;
+          for (let c = 0; c < d.headDim; c++) s += q.data[qo + c]! * k.data[ko + c]!;
+          scores[j] = s * d.scale;
+        }
+        landmarksScored += blocks;
+        const keep = topK === 0 || blocks <= topK ? blocks : topK;
+        if (used + keep > blockIds.length) {
+          const grownIds = new Int32Array(2 * (used + keep));
+          grownIds.set(blockIds.subarray(0, used));
+          blockIds = grownIds;
+          const grownScores = new Float64Array(grownIds.length);
+          grownScores.set(blockScores.subarray(0, used));
+          blockScores = grownScores;
+        }
+        if (keep === blocks) {
+          for (let j = 0; j < blocks; j++) blockIds[used + j] = j;
+        } else {
+          topKIndices(scores, candidates, blocks, keep, picked, scratch);
+          blockIds.set(picked.subarray(0, keep), used);
+        }
+        for (let j = 0; j < keep; j++) blockScores[used + j] = scores[blockIds[used + j]!]!;
+        used += keep;
+        blockOffsets[row + 1] = used;
+        if (keep > maxSlots) maxSlots = keep;
+      }
+    }
+  }
+  const selectionMs = performance.now() - started;
+
+  // The main group's own part: the current block's ordinary tokens up to the query.
+  const currentLayout = { kind: 'token' as const, headScope: 'kv' as const, batch: d.batch, heads: d.kvHeads, rows: d.querySeq, keySeq: d.keySeq };
+  const current = new SelectionBuilder(currentLayout, d.batch * d.kvHeads * d.querySeq * blockLength);
+  for (let bh = 0; bh < d.batch * d.kvHeads; bh++) {
+    for (let i = 0; i < d.querySeq; i++) {
+      const p = d.queryOffset + i;
+      const start = Math.floor(p / span) * span;
+      current.pushRange(start, Math.min(p + 1, start + blockLength));
+    }
+  }
+  const base = sparseAttention(input, current.finish(), { checkFinite: false, validateSelection: false });
+  let pairs = base.stats.pairs + landmarksScored;
+  let merged = { output: base.output.data, lse: base.lse };
+
+  // Each slot holds, per row, one retrieved block's within-block attention, weighted by its landmark score.
+  const slotLayout = { kind: 'token' as const, headScope: 'query' as const, batch: d.batch, heads: d.queryHeads, rows: d.querySeq, keySeq: d.keySeq };
+  for (let slot = 0; slot < maxSlots; slot++) {
+    const builder = new SelectionBuilder(slotLayout, rows * blockLength);
+    const weights = new Float32Array(rows).fill(-Infinity);
+    for (let row = 0; row < rows; row++) {
+      const at = blockOffsets[row]! + slot;
+      if (at >= blockOffsets[row + 1]!) {
+        builder.pushRange(0, 0);
+        continue;
+      }
+      const start = blockIds[at]! * span;
+      builder.pushRange(start, start + blockLength);
+      weights[row] = blockScores[at]!;
+    }
+    const part = sparseAttention(input, builder.finish(), { checkFinite: false, validateSelection: false });
+    pairs += part.stats.pairs;
+    merged = mergeAttention(merged, { output: part.output.data, lse: weights }, d.valueDim);
+  }
+  const attentionMs = performance.now() - started - selectionMs;
+  return {
+    output: tensor([d.batch, d.queryHeads, d.querySeq, d.valueDim], merged.output),
+    stats: sparseStats(d, pairs, false, selectionMs, attentionMs),
+    backend: { ...base.backend, kernel: `${base.backend.kernel}+landmark-lse-merge` },
+    diagnostics: {
+      meanRetrievedBlocks: rows === 0 ? 0 : used / rows,
+      landmarksScored,
+    },
+  };
+}
+
+/**
+ * Inserts a landmark row after every `blockLength` rows of a `[B, H, T, D]` tensor (the
+ * reference's `auto_insert_landmarks`): `landmark` holds one `D`-vector per head (`[H·D]`).
+ * A trailing incomplete block gets no landmark, as in generation.
+ */
+export function insertLandmarks(t: Tensor, landmark: Float32Array, blockLength: number): Tensor {
+  const [batch, heads, seq, dim] = t.shape as [number, number, number, number];
+  if (landmark.length !== heads * dim) throw new ConfigError(`insertLandmarks: landmark must hold heads × dim = ${heads * dim} values, got ${landmark.length}`);
+  const outSeq = seq + Math.floor(seq / blockLength);
+  const out = new Float32Array(batch * heads * outSeq * dim);
+  const stride = t.seqCapacity ?? seq;
+  for (let b = 0; b < batch; b++) {
+    for (let h = 0; h < heads; h++) {
+      let at = 0;
+      for (let s = 0; s < seq; s++) {
+        const src = ((b * heads + h) * stride + s) * dim;
+        out.set(t.data.subarray(src, src + dim), ((b * heads + h) * outSeq + at++) * dim);
+        if ((s + 1) % blockLength === 0) out.set(landmark.subarray(h * dim, (h + 1) * dim), ((b * heads + h) * outSeq + at++) * dim);
+      }
+    }
+  }
+  return tensor([batch, heads, outSeq, dim], out);
+}
+
+/** Drops the rows at landmark positions of a `[B, H, T', D]` output (the reference's `get_final_logits`). */
+export function removeLandmarkRows(t: Tensor, blockLength: number): Tensor {
+  const [batch, heads, seq, dim] = t.shape as [number, number, number, number];
+  let kept = 0;
+  for (let s = 0; s < seq; s++) if (!isLandmarkPosition(s, blockLength)) kept++;
+  const out = new Float32Array(batch * heads * kept * dim);
+  const stride = t.seqCapacity ?? seq;
+  for (let bh = 0; bh < batch * heads; bh++) {
+    let at = 0;
+    for (let s = 0; s < seq; s++) {
+      if (isLandmarkPosition(s, blockLength)) continue;
+      out.set(t.data.subarray((bh * stride + s) * dim, (bh * stride + s + 1) * dim), (bh * kept + at++) * dim);
+    }
+  }
+  return tensor([batch, heads, kept, dim], out);
+}

@@ -1,0 +1,62 @@
+import { z } from 'zod';
+import { defineMethod, type DecoderShape } from '@sparse-attn/core';
+import { createCachedDecoder, type CachedDecoder } from './cached-decoder.js';
+import { landmarkGroupedAttention } from './grouped-softmax-attention.js';
+import { blockBudgets } from './budget-sweep.js';
+
+/** Config of the paper's Landmark Attention. */
+export const landmarkConfigSchema = z
+  .object({
+    blockLength: z
+      .number()
+      .int()
+      .min(1)
+      .default(50)
+      .describe('Ordinary tokens per block, ℓ (`mem_freq`); the input carries a landmark token after every ℓ tokens, so a block spans ℓ+1 positions.'),
+    topK: z
+      .number()
+      .int()
+      .min(0)
+      .default(4)
+      .describe('Earlier blocks retrieved per query and head by landmark score (`cache_top_k`); 0 reads every earlier block (the training-time grouped softmax).'),
+  })
+  .strict();
+
+/** Resolved config of {@link landmarkMethod}. */
+export type LandmarkConfig = z.output<typeof landmarkConfigSchema>;
+
+/**
+ * Landmark Attention as the paper defines it: the input sequence carries a (trained) landmark
+ * token after every ℓ ordinary tokens; each query reads its own block directly and earlier blocks
+ * only through their landmark keys with the grouped softmax, optionally retrieving only the top-k
+ * blocks per query and head (retrieval inference). Prefill, chunked prefill and token decode run
+ * the same function over the cache, so decode equals prefill.
+ *
+ * Needs a model trained with landmark tokens: on untrained keys the landmark scores carry no
+ * block information. It reports no `selection` (its weights are a grouped softmax, not one
+ * softmax over a key set, so core's executor over a selection would not reproduce them).
+ * Deviation: our attention contract receives q/k after positional encoding, so the reference's
+ * RoPE slot remapping of retrieved blocks (§4.1 step 2/4) belongs to the caller.
+ *
+ * @see arXiv:2305.16300 §3.2 (grouped softmax), §4 (inference with retrieval)
+ */
+export const landmarkMethod = defineMethod({
+  id: 'landmark',
+  family: 'landmark',
+  description: 'Landmark Attention (trained landmark tokens every ℓ tokens): grouped softmax over the current block and landmark-gated earlier blocks, top-k block retrieval per query and head.',
+  paper: 'arXiv:2305.16300',
+  configSchema: landmarkConfigSchema,
+  budgets: (sequenceLength) => blockBudgets(sequenceLength, 51, { topK: 0 }),
+  build: (config) => ({
+    capabilities: { causalConsistent: true, supportsNonCausal: false, selection: 'none', sharesSelectionAcrossGroup: false },
+    prefill: (input) => landmarkGroupedAttention(input, config),
+    createDecoder(shape: DecoderShape): CachedDecoder {
+      // Landmark keys are cache rows: nothing to summarise when tokens arrive.
+      return createCachedDecoder(shape, {
+        afterAppend() {},
+        attend: (q, cache) => landmarkGroupedAttention({ q, k: cache.keys(), v: cache.values(), scale: shape.scale }, { ...config, checkFinite: false }),
+        reset() {},
+      });
+    },
+  }),
+});

@@ -1,0 +1,25 @@
+import { describe, expect, it } from 'vitest';
+import { benchmarks } from './landmark-benchmarks.js';
+import { methods } from './index.js';
+
+describe('landmark benchmark suite', () => {
+  it('quick run yields decode, prefill and needle rows with honest figures', async () => {
+    const rows = await benchmarks[0]!.run({ quick: true, seqLengths: [512], repeats: 1, seed: 1, backend: 'cpu' });
+    const dense = rows.find((r) => r.method === 'dense')!;
+    expect(dense.metrics['decodeMs']).toBeGreaterThan(0);
+    for (const id of methods.map((m) => m.id)) {
+      const decodeRows = rows.filter((r) => r.method === id && r.workload === 'structured');
+      expect(decodeRows.length, id).toBeGreaterThan(1);
+      for (const row of decodeRows) {
+        expect(row.metrics['decodeSpeedup']).toBeGreaterThan(0);
+        expect(row.backend).not.toBe('none');
+      }
+    }
+    // The dense-equivalent point of the training-free method reads every key: recall 1, error ~0.
+    const all = rows.find((r) => r.method === 'landmark-retrieval' && r.budget === 'all')!;
+    expect(all.metrics['massRecall']).toBeCloseTo(1, 6);
+    expect(all.metrics['outputRelError']).toBeLessThan(1e-5);
+    expect(rows.some((r) => r.workload.startsWith('needle@') && r.metrics['needleSelected'] === 1)).toBe(true);
+    expect(rows.find((r) => r.method === 'retrieval-attention' && r.workload === 'structured')!.metrics['indexBytes']).toBeGreaterThan(0);
+  });
+});

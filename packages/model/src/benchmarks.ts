@@ -1,0 +1,179 @@
+import { Rng, matmul, measure, tensor, type BenchmarkContext, type BenchmarkRow, type BenchmarkSuite } from '@sparse-attn/core';
+import type { LlamaConfigInput } from './llama-config.js';
+import type { LlamaModel } from './llama-model.js';
+import type { ModelSession } from './model-session.js';
+import { createRandomModel } from './random-weights.js';
+
+/**
+ * The ~100M-parameter benchmark model: 12 layers, hidden 768, 12 query heads over 4 KV heads
+ * (GQA, head dim 64), SwiGLU width 2048, a 32k vocabulary with tied embeddings — 100.2M
+ * parameters, the size class of SmolLM-135M / GPT-2 small.
+ */
+export const benchmarkModelConfig: LlamaConfigInput = {
+  num_hidden_layers: 12,
+  hidden_size: 768,
+  num_attention_heads: 12,
+  num_key_value_heads: 4,
+  head_dim: 64,
+  intermediate_size: 2048,
+  vocab_size: 32000,
+  tie_word_embeddings: true,
+};
+
+/** The `--quick` model: the same shape family, small enough for a smoke run. */
+export const quickModelConfig: LlamaConfigInput = {
+  num_hidden_layers: 2,
+  hidden_size: 64,
+  num_attention_heads: 4,
+  num_key_value_heads: 2,
+  intermediate_size: 128,
+  vocab_size: 256,
+  tie_word_embeddings: true,
+};
+
+/** Sizes of one benchmark run. */
+interface Plan {
+  readonly workload: string;
+  readonly config: LlamaConfigInput;
+  readonly contexts: readonly number[];
+  /** Tokens of the timed prefill chunk. */
+  readonly chunk: number;
+  /** Edge of the square GEMM. */
+  readonly gemm: number;
+}
+
+function planOf(context: BenchmarkContext): Plan {
+  return context.quick
+    ? { workload: 'random-tiny', config: quickModelConfig, contexts: [64, 256], chunk: 16, gemm: 256 }
+    : { workload: 'random-100m', config: benchmarkModelConfig, contexts: [1024, 8192], chunk: 64, gemm: 2048 };
+}
+
+/**
+ * Fills every layer's cache with `length` synthetic post-RoPE K/V rows (seeded N(0, 1)) at
+ * positions 0..length−1. Attention cost depends on the cache length, not on the values, so a
+ * planted context measures decode and chunk-prefill speed at depth `length` without paying for
+ * an 8k-token prefill first.
+ */
+export function plantContext(session: ModelSession, length: number, seed: number): void {
+  const d = session.model.dims;
+  const rng = new Rng(seed);
+  const positions = Int32Array.from({ length }, (_, i) => i);
+  for (const layer of session.layers) {
+    const k = tensor([1, d.kvHeads, length, d.headDim], rng.fillNormal(new Float32Array(d.kvHeads * length * d.headDim)));
+    const v = tensor([1, d.kvHeads, length, d.headDim], rng.fillNormal(new Float32Array(d.kvHeads * length * d.headDim)));
+    layer.cache.append(k, v, positions);
+  }
+}
+
+function gemmRow(plan: Plan, context: BenchmarkContext): BenchmarkRow {
+  const n = plan.gemm;
+  const rng = new Rng(context.seed);
+  const a = rng.fillNormal(new Float32Array(n * n));
+  const b = rng.fillNormal(new Float32Array(n * n));
+  const out = new Float32Array(n * n);
+  const plain = measure(() => matmul(a, b, n, n, n, out), { warmup: 1, repeats: context.repeats });
+  const transposed = measure(() => matmul(a, b, n, n, n, out, { transposeB: true }), { warmup: 1, repeats: context.repeats });
+  const flops = 2 * n * n * n;
+  return {
+    suite: 'model-throughput',
+    method: 'matmul',
+    workload: `gemm-${n}x${n}x${n}`,
+    seqLength: n,
+    backend: 'cpu:core-matmul',
+    metrics: {
+      gflops: flops / (plain.medianMs * 1e6),
+      gflopsTransposeB: flops / (transposed.medianMs * 1e6),
+      medianMs: plain.medianMs,
+      medianMsTransposeB: transposed.medianMs,
+      madMs: plain.madMs,
+    },
+  };
+}
+
+/** Decode and chunked-prefill throughput of `model` at one context length, dense attention. */
+function modelRows(model: LlamaModel, plan: Plan, contextLength: number, context: BenchmarkContext): BenchmarkRow[] {
+  const rng = new Rng(context.seed + contextLength);
+  const token = () => rng.int(model.dims.vocab);
+  const chunk = Math.min(plan.chunk, contextLength);
+
+  // Prefill: a chunk of `chunk` new tokens on top of `contextLength − chunk` planted entries.
+  // Only the forward call is timed (session creation and planting are not).
+  let kernel = '';
+  let attentionMs = 0;
+  const prefillSamples: number[] = [];
+  for (let r = 0; r < Math.max(1, Math.min(context.repeats, 3)); r++) {
+    const session = model.createSession({ initialCapacity: contextLength + 1 });
+    plantContext(session, contextLength - chunk, context.seed);
+    const tokens = Array.from({ length: chunk }, token);
+    const started = performance.now();
+    const result = session.forward(tokens);
+    prefillSamples.push(performance.now() - started);
+    kernel = result.trace[0]!.backend.kernel;
+    attentionMs = result.trace.reduce((s, t) => s + t.stats.attentionMs, 0);
+  }
+  const prefillMs = [...prefillSamples].sort((a, b) => a - b)[prefillSamples.length >> 1]!;
+
+  // Decode: single-token steps on a cache of `contextLength` entries.
+  const session = model.createSession({ initialCapacity: contextLength + context.repeats + 8 });
+  plantContext(session, contextLength, context.seed);
+  let decodeAttentionMs = 0;
+  const decode = measure(
+    () => {
+      const result = session.forward([token()]);
+      decodeAttentionMs = result.trace.reduce((s, t) => s + t.stats.attentionMs, 0);
+    },
+    { warmup: 1, repeats: Math.max(3, context.repeats) },
+  );
+  const kvBytes = session.layers.reduce((s, l) => s + 2 * 4 * l.cache.length * l.cache.kvHeads * l.cache.headDim, 0);
+  const base = { suite: 'model-throughput', method: 'dense', workload: plan.workload, seqLength: contextLength, backend: `cpu:${kernel}` };
+  return [
+    {
+      ...base,
+      budget: `prefill-chunk-${chunk}`,
+      metrics: {
+        tokensPerSecond: chunk / (prefillMs / 1000),
+        medianMs: prefillMs,
+        attentionShare: attentionMs / prefillMs,
+        parameters: model.parameterCount,
+      },
+    },
+    {
+      ...base,
+      budget: 'decode',
+      metrics: {
+        tokensPerSecond: 1000 / decode.medianMs,
+        medianMs: decode.medianMs,
+        madMs: decode.madMs,
+        attentionShare: decodeAttentionMs / decode.medianMs,
+        kvBytes,
+        parameters: model.parameterCount,
+      },
+    },
+  ];
+}
+
+/**
+ * The model runtime's benchmarks: core GEMM GFLOP/s (2048³, plain and `transposeB`), and
+ * tokens/s of the ~100M random model with dense attention at 1k and 8k context, for decode (one
+ * token per step) and for prefill (a 64-token chunk at that depth; the context is planted, see
+ * {@link plantContext}). `--quick` uses a 2-layer model, 64/256 context and a 256³ GEMM.
+ */
+export const benchmarks: readonly BenchmarkSuite[] = [
+  {
+    id: 'model-throughput',
+    family: 'model',
+    description: 'Llama-style runtime: core GEMM GFLOP/s and dense prefill/decode tokens/s of a random ~100M model at 1k and 8k context.',
+    run(context) {
+      const plan = planOf(context);
+      context.progress?.(`model-throughput: GEMM ${plan.gemm}³`);
+      const rows: BenchmarkRow[] = [gemmRow(plan, context)];
+      context.progress?.(`model-throughput: building ${plan.workload}`);
+      const model = createRandomModel(plan.config, { seed: context.seed });
+      for (const length of plan.contexts) {
+        context.progress?.(`model-throughput: ${plan.workload} at ${length} tokens`);
+        rows.push(...modelRows(model, plan, length, context));
+      }
+      return rows;
+    },
+  },
+];

@@ -1,0 +1,249 @@
+/**
+ * The issue's own NSA benchmark (issue 4, "Benchmark"): prefill and decode at the bench's context
+ * lengths (4k, 16k, 64k by default) with B = 1, Hq = 16, Hkv ∈ {2, 1} (GQA groups of 8 and 16),
+ * D = 64; speedup against core's fast dense attention, density, attention-mass recall on the
+ * structured workload, needle retrieval, and the budget sweep n ∈ {4, 8, 16, 32}. Targets at 64k
+ * with the defaults: prefill ≥ 5× and decode ≥ 8× vs our dense, mass recall ≥ 0.95. apps/bench
+ * adds the onnxruntime baseline.
+ *
+ * Dense prefill is quadratic and, above `sampleDenseAbove` tokens, is timed on evenly spaced query
+ * chunks and extrapolated by the exact causal pair count (rows say so with `denseExtrapolated = 1`):
+ * a full 64k dense prefill with 16 heads takes tens of minutes on one CPU core.
+ */
+import {
+  KVCache,
+  attentionMassRecall,
+  createWorkload,
+  denseAttention,
+  measure,
+  needleRetrieval,
+  sliceSeq,
+  type AttentionInput,
+  type AttentionResult,
+  type BenchmarkContext,
+  type BenchmarkRow,
+  type BenchmarkSuite,
+  type Tensor,
+} from '@sparse-attn/core';
+import { createNsaDecoder, nsaAttention, type NsaConfigInput } from './nsa.js';
+
+/** Sizes and sweeps of the NSA suite (defaults: the issue's). */
+export interface NsaBenchmarkOptions {
+  readonly queryHeads?: number;
+  /** KV head counts to run (each a separate workload). Default [2, 1]. */
+  readonly kvHeads?: readonly number[];
+  readonly headDim?: number;
+  /** NSA options shared by every row (the sweep overrides `selectedBlocks`). Default: paper defaults. */
+  readonly config?: NsaConfigInput;
+  /** Values of n for the budget sweep (run on the first KV head count). Default [4, 8, 16, 32]. */
+  readonly sweep?: readonly number[];
+  /** The n of the headline rows. Default 16. */
+  readonly defaultBlocks?: number;
+  /** Decode steps timed per row (after one warm-up step). Default max(4, context.repeats). */
+  readonly decodeSteps?: number;
+  /** Needle depths checked at decode. Default [0.1, 0.5, 0.9]. */
+  readonly needleDepths?: readonly number[];
+  /** Above this length, dense prefill is timed on sampled query chunks and extrapolated. Default 16384. */
+  readonly sampleDenseAbove?: number;
+}
+
+const QUICK: Required<Omit<NsaBenchmarkOptions, 'decodeSteps'>> = {
+  queryHeads: 4,
+  kvHeads: [2, 1],
+  headDim: 16,
+  config: { compressionBlock: 16, compressionStride: 16, selectionBlock: 16, window: 32 },
+  sweep: [3, 4],
+  defaultBlocks: 4,
+  needleDepths: [0.5],
+  sampleDenseAbove: 128,
+};
+
+/** Keys `[0, length)` of a `[B, H, S, D]` tensor as a zero-copy view (what a KV cache would hand out). */
+function prefixView(t: Tensor, length: number): Tensor {
+  return { data: t.data, shape: [t.shape[0]!, t.shape[1]!, length, t.shape[3]!], seqCapacity: t.seqCapacity ?? t.shape[2]! };
+}
+
+/** Dense causal prefill time: measured, or extrapolated from sampled query chunks above `sampleAbove`. */
+function denseTime(input: AttentionInput, sampleAbove: number, repeats: number): { ms: number; extrapolated: boolean } {
+  const seq = input.q.shape[2]!;
+  if (seq <= sampleAbove) {
+    const long = seq >= 16384;
+    return { ms: measure(() => denseAttention(input, { checkFinite: false }), { warmup: long ? 0 : 1, repeats: long ? 1 : repeats }).medianMs, extrapolated: false };
+  }
+  const chunks = 8;
+  const width = Math.min(256, Math.floor(seq / chunks));
+  let ms = 0;
+  let pairs = 0;
+  for (let c = 0; c < chunks; c++) {
+    const end = Math.round((seq * (c + 1)) / chunks);
+    const start = end - width;
+    const chunk = { q: sliceSeq(input.q, start, end), k: prefixView(input.k, end), v: prefixView(input.v, end), causal: true };
+    ms += measure(() => denseAttention(chunk, { checkFinite: false }), { warmup: c === 0 ? 1 : 0, repeats: 1 }).medianMs;
+    pairs += width * start + (width * (width + 1)) / 2;
+  }
+  const totalPairs = (seq * (seq + 1)) / 2;
+  return { ms: (ms * totalPairs) / pairs, extrapolated: true };
+}
+
+interface DecodeFigures {
+  readonly ms: number;
+  readonly denseMs: number;
+  readonly density: number;
+  readonly massRecall: number;
+  readonly kvBytesRead: number;
+  readonly denseKvBytesRead: number;
+  readonly selectionShare: number;
+}
+
+/** Token `s` of the input as a one-token decode step. */
+function token(input: AttentionInput, s: number): AttentionInput {
+  return { q: sliceSeq(input.q, s, s + 1), k: sliceSeq(input.k, s, s + 1), v: sliceSeq(input.v, s, s + 1) };
+}
+
+/**
+ * Decode figures at context ≈ seq: NSA and dense decoders are primed with the first
+ * `seq − steps − 1` tokens, then one warm-up and `steps` timed steps run on the remaining tokens.
+ */
+function decodeFigures(input: AttentionInput, config: NsaConfigInput, steps: number): DecodeFigures {
+  const [batch, queryHeads, seq, headDim] = input.q.shape as [number, number, number, number];
+  const kvHeads = input.k.shape[1]!;
+  const prefix = seq - steps - 1;
+  const shape = { batch, queryHeads, kvHeads, headDim, scale: input.scale };
+  const decoder = createNsaDecoder(shape, config);
+  decoder.prime(sliceSeq(input.k, 0, prefix), sliceSeq(input.v, 0, prefix));
+  const results: { result: AttentionResult; at: number }[] = [];
+  let s = prefix;
+  const nsa = measure(() => {
+    const at = s++;
+    results.push({ result: decoder.step(token(input, at)), at });
+  }, { warmup: 1, repeats: steps });
+  const cache = new KVCache({ batch, kvHeads, headDim, valueDim: input.v.shape[3]!, initialCapacity: seq });
+  cache.append(sliceSeq(input.k, 0, prefix), sliceSeq(input.v, 0, prefix));
+  let d = prefix;
+  let denseBytes = 0;
+  const dense = measure(() => {
+    const step = token(input, d++);
+    cache.append(step.k, step.v);
+    denseBytes = denseAttention({ q: step.q, k: cache.keys(), v: cache.values(), causal: true, scale: input.scale }, { checkFinite: false }).stats.kvBytesRead;
+  }, { warmup: 1, repeats: steps });
+  let recall = 0;
+  let density = 0;
+  let bytes = 0;
+  let share = 0;
+  for (const { result, at } of results) {
+    const call = { q: sliceSeq(input.q, at, at + 1), k: prefixView(input.k, at + 1), v: prefixView(input.v, at + 1), causal: true };
+    recall += attentionMassRecall(call, result.selection!, { maxQueries: 1 });
+    density += result.stats.density;
+    bytes += result.stats.kvBytesRead;
+    share += result.diagnostics?.['selectionShare'] ?? 0;
+  }
+  const n = results.length;
+  return { ms: nsa.medianMs, denseMs: dense.medianMs, density: density / n, massRecall: recall / n, kvBytesRead: bytes / n, denseKvBytesRead: denseBytes, selectionShare: share / n };
+}
+
+/** Builds the NSA suite with the given sizes (the exported `nsaBenchmarkSuite` uses the issue's). */
+export function createNsaBenchmarkSuite(options: NsaBenchmarkOptions = {}): BenchmarkSuite {
+  return {
+    id: 'nsa',
+    family: 'nsa',
+    description: 'NSA prefill and decode vs fast dense (B=1, Hq=16, Hkv 2 and 1, D=64): speedup, density, mass recall (structured), needle retrieval, budget sweep n ∈ {4, 8, 16, 32}.',
+    run(context: BenchmarkContext): BenchmarkRow[] {
+      const o = context.quick ? { ...QUICK, ...options } : options;
+      const queryHeads = o.queryHeads ?? 16;
+      const headDim = o.headDim ?? 64;
+      const kvHeadsList = o.kvHeads ?? [2, 1];
+      const sweepValues = o.sweep ?? [4, 8, 16, 32];
+      const defaultBlocks = o.defaultBlocks ?? 16;
+      const steps = o.decodeSteps ?? Math.max(4, context.repeats);
+      const lengths = context.quick ? [256] : context.seqLengths.length ? context.seqLengths : [4096, 16384, 65536];
+      const rows: BenchmarkRow[] = [];
+      for (const seq of lengths) {
+        const heavy = seq > (o.sampleDenseAbove ?? 16384);
+        for (const [index, kvHeads] of kvHeadsList.entries()) {
+          const workload = `structured Hkv=${kvHeads}`;
+          const input = createWorkload('structured', { queryHeads, kvHeads, seqLength: seq, headDim, seed: context.seed }).input;
+          context.progress?.(`nsa: dense prefill ${seq} ${workload}`);
+          const dense = denseTime(input, o.sampleDenseAbove ?? 16384, context.repeats);
+          const budgets = index === 0 ? sweepValues : [defaultBlocks];
+          for (const n of budgets) {
+            const config = { ...o.config, selectedBlocks: n };
+            context.progress?.(`nsa: prefill ${seq} ${workload} n=${n}`);
+            let result: AttentionResult | undefined;
+            const timing = measure(() => (result = nsaAttention(input, config)), { warmup: heavy ? 0 : 1, repeats: heavy ? 1 : context.repeats });
+            const r = result!;
+            rows.push({
+              suite: 'nsa',
+              method: 'nsa',
+              workload: `${workload} prefill`,
+              seqLength: seq,
+              budget: `n=${n}`,
+              backend: r.backend.kernel,
+              metrics: {
+                prefillMs: timing.medianMs,
+                densePrefillMs: dense.ms,
+                speedupVsDense: dense.ms / timing.medianMs,
+                denseExtrapolated: dense.extrapolated ? 1 : 0,
+                density: r.stats.density,
+                massRecall: attentionMassRecall(input, r.selection!, { maxQueries: 32, seed: context.seed }),
+                selectionMs: r.stats.selectionMs,
+                selectionShare: r.diagnostics?.['selectionShare'] ?? 0,
+              },
+            });
+            context.progress?.(`nsa: decode ${seq} ${workload} n=${n}`);
+            const dec = decodeFigures(input, config, steps);
+            rows.push({
+              suite: 'nsa',
+              method: 'nsa',
+              workload: `${workload} decode`,
+              seqLength: seq,
+              budget: `n=${n}`,
+              backend: r.backend.kernel,
+              metrics: {
+                decodeMs: dec.ms,
+                denseDecodeMs: dec.denseMs,
+                speedupVsDense: dec.denseMs / dec.ms,
+                density: dec.density,
+                massRecall: dec.massRecall,
+                kvBytesRead: dec.kvBytesRead,
+                kvBytesReadVsDense: dec.kvBytesRead / dec.denseKvBytesRead,
+                selectionShare: dec.selectionShare,
+              },
+            });
+          }
+        }
+        rows.push(...needleRows(context, o, seq, queryHeads, headDim, defaultBlocks));
+      }
+      return rows;
+    },
+  };
+}
+
+/** Needle retrieval at decode: the needle query's step must select the needle and be dominated by its value. */
+function needleRows(context: BenchmarkContext, o: NsaBenchmarkOptions, seq: number, queryHeads: number, headDim: number, n: number): BenchmarkRow[] {
+  const rows: BenchmarkRow[] = [];
+  for (const depth of o.needleDepths ?? [0.1, 0.5, 0.9]) {
+    context.progress?.(`nsa: needle ${seq} depth ${depth}`);
+    const needleQueries = 4;
+    const w = createWorkload('needle', { queryHeads, kvHeads: 2, seqLength: seq, headDim, needleDepth: depth, needleQueries, seed: context.seed + Math.round(depth * 100) });
+    const decoder = createNsaDecoder({ batch: 1, queryHeads, kvHeads: 2, headDim }, { ...o.config, selectedBlocks: n });
+    const prefix = seq - needleQueries;
+    decoder.prime(sliceSeq(w.input.k, 0, prefix), sliceSeq(w.input.v, 0, prefix));
+    let selected = 0;
+    let dominated = 0;
+    for (let at = prefix; at < seq; at++) {
+      const result = decoder.step(token(w.input, at));
+      const call = { q: sliceSeq(w.input.q, at, at + 1), k: prefixView(w.input.k, at + 1), v: prefixView(w.input.v, at + 1), causal: true };
+      const retrieval = needleRetrieval(call, w.needle!, result.output, result.selection);
+      selected += retrieval.selected / needleQueries;
+      dominated += retrieval.dominated / needleQueries;
+    }
+    rows.push({ suite: 'nsa', method: 'nsa', workload: `needle depth ${depth}`, seqLength: seq, budget: `n=${n}`, backend: 'cpu', metrics: { needleSelected: selected, needleDominated: dominated, needlePosition: w.needle!.position } });
+  }
+  return rows;
+}
+
+/** The issue's NSA suite at its own sizes. */
+export const nsaBenchmarkSuite: BenchmarkSuite = createNsaBenchmarkSuite();
+
+/** Every suite of this package, for apps/bench. */
+export const benchmarks: BenchmarkSuite[] = [nsaBenchmarkSuite];
