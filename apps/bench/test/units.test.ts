@@ -1,0 +1,112 @@
+import { denseMethod, type MethodDefinition } from '@sparse-attn/core';
+import { describe, expect, it } from 'vitest';
+import { parseBudgets, parseSweepArgs } from '../src/cli-options.js';
+import { countAllocations } from '../src/memory-tracker.js';
+import { sweepResultsSchema } from '../src/results-schema.js';
+import { addSpeedups, selectBudgets, suiteRowOf } from '../src/run-sweep.js';
+import { summarise } from '../src/timing.js';
+import { formatTable, suiteMetricKeys, suiteMetricText } from '../src/terminal-table.js';
+
+describe('countAllocations', () => {
+  it('counts new typed arrays, not views, and restores the globals', () => {
+    const original = Float32Array;
+    const existing = new Float32Array(8);
+    const { result, allocatedBytes } = countAllocations(() => {
+      const a = new Float32Array(100);
+      const view = a.subarray(10, 20);
+      const b = new Int32Array(a.buffer, 0, 4);
+      const c = Float64Array.from([1, 2, 3]);
+      return { a, view, b, c, existingIsFloat32: existing instanceof Float32Array };
+    });
+    expect(allocatedBytes).toBe(400 + 24);
+    expect(result.existingIsFloat32).toBe(true);
+    expect(Float32Array).toBe(original);
+    expect(result.a instanceof Float32Array).toBe(true);
+  });
+});
+
+describe('selectBudgets', () => {
+  const labels = ['a', 'b', 'c', 'd', 'e'];
+  const definition = { ...denseMethod, budgets: () => labels.map((label) => ({ label, config: { label } })) } as unknown as MethodDefinition;
+  it('keeps the sparsest and densest point and spaces the rest evenly', () => {
+    expect(selectBudgets(definition, 100, { kind: 'count', count: 3 }).map((b) => b.label)).toEqual(['a', 'c', 'e']);
+    expect(selectBudgets(definition, 100, { kind: 'count', count: 9 }).map((b) => b.label)).toEqual(labels);
+    expect(selectBudgets(definition, 100, { kind: 'count', count: 1 }).map((b) => b.label)).toEqual(['a']);
+    expect(selectBudgets(definition, 100, { kind: 'labels', labels: ['d', 'zz'] }).map((b) => b.label)).toEqual(['d']);
+    expect(selectBudgets(definition, 100, { kind: 'all' })).toHaveLength(5);
+  });
+  it('a method without a sweep runs once with its defaults', () => {
+    expect(selectBudgets(denseMethod as unknown as MethodDefinition, 100, { kind: 'count', count: 3 })).toEqual([{ label: 'default', config: {} }]);
+  });
+});
+
+describe('flags', () => {
+  it('parses lengths with k suffixes, budgets and defaults', () => {
+    const line = parseSweepArgs(['--seq', '1k,4K,300', '--budgets', 'all', '--no-ort']);
+    expect(line.options.seqLengths).toEqual([1024, 4096, 300]);
+    expect(line.options.decodeLengths).toEqual([1024, 4096, 300]);
+    expect(line.options.budgets).toEqual({ kind: 'all' });
+    expect(line.options.ort).toBe(false);
+    expect(parseBudgets('2', { kind: 'all' })).toEqual({ kind: 'count', count: 2 });
+    expect(parseBudgets('k=4,k=8', { kind: 'all' })).toEqual({ kind: 'labels', labels: ['k=4', 'k=8'] });
+  });
+  it('a negative number after a flag reaches the flag\'s own check', () => {
+    expect(() => parseSweepArgs(['--time-budget', '-1'])).toThrow(/--time-budget: expected seconds ≥ 0 .*'-1'/);
+    expect(parseSweepArgs(['--time-budget', '0', '--quick']).options.timeBudgetMs).toBe(0);
+    expect(() => parseSweepArgs(['--out', '-x'])).toThrow(/argument is ambiguous/);
+  });
+  it('--large extends the default sweep to 16k', () => {
+    expect(parseSweepArgs(['--large']).options.seqLengths).toEqual([1024, 4096, 16384]);
+  });
+});
+
+describe('timing summary and speedups', () => {
+  it('median, 20/80 quantiles and MAD', () => {
+    const t = summarise([5, 1, 4, 2, 3]);
+    expect(t).toMatchObject({ medianMs: 3, minMs: 1, maxMs: 5, madMs: 1, samples: 5 });
+    expect(t.p20Ms).toBeCloseTo(1.8, 9);
+    expect(t.p80Ms).toBeCloseTo(4.2, 9);
+  });
+  it('speedups are dense (or ORT) median over the row median, same workload, length and phase', () => {
+    const timing = (medianMs: number) => summarise([medianMs]);
+    const base = { family: 'x', budget: 'default', budgetConfig: {}, workload: 'gaussian', seqLength: 64, phase: 'prefill' as const, status: 'ok' as const };
+    const rows = [
+      { ...base, method: 'dense', timing: timing(10) },
+      { ...base, method: 'onnxruntime', timing: timing(20) },
+      { ...base, method: 'fast', timing: timing(2) },
+      { ...base, method: 'other-phase', phase: 'decode' as const, timing: timing(1) },
+    ];
+    addSpeedups(rows);
+    expect(rows[2]).toMatchObject({ speedupVsDense: 5, speedupVsOrt: 10 });
+    expect(rows[0]).toMatchObject({ speedupVsDense: 1, speedupVsOrt: 2 });
+    expect(rows[3]).not.toHaveProperty('speedupVsDense');
+  });
+});
+
+describe('results schema', () => {
+  it('rejects documents with missing or wrongly typed figures', () => {
+    expect(sweepResultsSchema.safeParse({ schemaVersion: 1, kind: 'sweep' }).success).toBe(false);
+    const row = { method: 'm', family: 'f', budget: 'b', budgetConfig: {}, workload: 'w', seqLength: 0, phase: 'prefill', status: 'ok' };
+    const issues = sweepResultsSchema.shape.rows.safeParse([row]).error?.issues ?? [];
+    expect(issues.map((i) => i.path.join('.'))).toEqual(['0.seqLength']);
+  });
+});
+
+describe('formatTable', () => {
+  it('aligns columns: first two left, the rest right', () => {
+    expect(formatTable([['a', 'b', 'n'], ['long', 'x', '1.5']]).split('\n')).toEqual(['a     b    n', '────  ─  ───', 'long  x  1.5']);
+  });
+});
+
+describe('suite rows', () => {
+  it('moves non-finite figures out of metrics into nonFiniteMetrics, and the table shows them', () => {
+    const reported = { suite: 's', method: 'm', workload: 'w', seqLength: 8, backend: 'cpu' };
+    const row = suiteRowOf({ ...reported, metrics: { a: 1.23456, b: Number.NaN, c: Number.POSITIVE_INFINITY } });
+    expect(row.metrics).toEqual({ a: 1.23456 });
+    expect(row.nonFiniteMetrics).toEqual(['b=NaN', 'c=Infinity']);
+    expect(sweepResultsSchema.shape.suiteRows.safeParse([row]).success).toBe(true);
+    expect(suiteMetricKeys([row])).toEqual(['a', 'b', 'c']);
+    expect(['a', 'b', 'c', 'd'].map((k) => suiteMetricText(row, k))).toEqual(['1.235', 'NaN', 'Infinity', '–']);
+    expect(suiteRowOf({ ...reported, metrics: { a: 1 } })).not.toHaveProperty('nonFiniteMetrics');
+  });
+});
