@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { AttentionInput } from './attention.js';
+import { ConfigError, ShapeError } from './errors.js';
 import { denseMethod } from './dense-method.js';
 import { attentionMassRecall, needleRetrieval, selectionDensity, topKRecall } from './metrics.js';
 import { SelectionBuilder, type Selection } from './selection.js';
@@ -54,6 +55,23 @@ describe('attentionMassRecall', () => {
     const sampled = attentionMassRecall(w.input, onlyLast, { maxQueries: 10, seed: 3 });
     expect(sampled).toBeCloseTo(1 / 10, 12);
     expect(attentionMassRecall(w.input, onlyLast, { maxQueries: 10, seed: 3 })).toBe(sampled);
+  });
+});
+
+describe('metric arguments', () => {
+  const selection = rows([[0], [0, 1], [0, 1, 2]]);
+  it('rejects query indices outside [0, querySeq) with a ShapeError naming them', () => {
+    for (const bad of [3, -1, 1.5, Number.NaN]) {
+      expect(() => attentionMassRecall(small, selection, { queries: [0, bad] })).toThrow(ShapeError);
+      expect(() => topKRecall(small, selection, 1, { queries: [bad] })).toThrow(ShapeError);
+    }
+    expect(() => attentionMassRecall(small, selection, { queries: [1, 3] })).toThrow(/queries\[1\] = 3 is outside the 3 queries of this call/);
+  });
+
+  it('rejects a non-positive maxQueries or k with a ConfigError', () => {
+    expect(() => attentionMassRecall(small, selection, { maxQueries: 0 })).toThrow(ConfigError);
+    expect(() => topKRecall(small, selection, 0)).toThrow(/k must be a positive integer, got 0/);
+    expect(() => topKRecall(small, selection, 1.5)).toThrow(ConfigError);
   });
 });
 

@@ -1,4 +1,5 @@
 import { validateAttentionInput, type AttentionInput } from './attention.js';
+import { ConfigError, ShapeError } from './errors.js';
 import { attentionProbabilities } from './reference-attention.js';
 import { Rng } from './random.js';
 import { forEachKeyRange, selectionRow, type Selection } from './selection.js';
@@ -15,9 +16,22 @@ export interface QuerySample {
   readonly seed?: number;
 }
 
+/**
+ * The query indices a metric evaluates. Explicit `queries` must be integers in
+ * `[0, querySeq)` (`ShapeError` otherwise: an index past the end would read another head's
+ * rows or nothing at all); `maxQueries` must be a positive integer (`ConfigError`).
+ */
 function sampleQueries(querySeq: number, sample: QuerySample): number[] {
-  if (sample.queries) return [...sample.queries];
+  if (sample.queries) {
+    for (const [at, i] of sample.queries.entries()) {
+      if (!(Number.isInteger(i) && i >= 0 && i < querySeq)) {
+        throw new ShapeError(`metrics: queries[${at}] = ${i} is outside the ${querySeq} queries of this call (expected an integer in [0, ${querySeq}))`);
+      }
+    }
+    return [...sample.queries];
+  }
   const n = sample.maxQueries ?? 32;
+  if (!(Number.isInteger(n) && n > 0)) throw new ConfigError(`metrics: maxQueries must be a positive integer, got ${n}`);
   if (querySeq <= n) return Array.from({ length: querySeq }, (_, i) => i);
   const rng = new Rng(sample.seed ?? 7);
   const picked = new Set<number>([querySeq - 1]);
@@ -58,6 +72,7 @@ export function attentionMassRecall(input: AttentionInput, selection: Selection,
  */
 export function topKRecall(input: AttentionInput, selection: Selection, k: number, sample: QuerySample = {}): number {
   const d = validateAttentionInput(input, { checkFinite: false });
+  if (!(Number.isInteger(k) && k > 0)) throw new ConfigError(`topKRecall: k must be a positive integer, got ${k}`);
   const queries = sampleQueries(d.querySeq, sample);
   let total = 0;
   let count = 0;

@@ -112,6 +112,26 @@ describe('tensor', () => {
     expect(relativeL2Error(tensor([2], [0, 0]), tensor([2], [0, 0]))).toBe(0);
     expect(relativeL2Error(tensor([2], [3, 5]), tensor([2], [3, 4]))).toBeCloseTo(1 / 5, 12);
     expect(() => allClose(a, tensor([1, 3], [1, 2, 3]))).toThrow(/shapes differ: \[3\] vs \[1, 3\]/);
-    expect(() => maxAbsDiff(indexed(1, 1, 2, 2), padded(indexed(1, 1, 2, 2), 3))).toThrow(ShapeError);
+    expect(() => maxAbsDiff(indexed(1, 1, 2, 2), indexed(1, 1, 3, 2))).toThrow(ShapeError);
+  });
+
+  it('comparisons read only the logical rows of padded (seqCapacity) views, whose padding holds NaN', () => {
+    const t = indexed(2, 3, 4, 5);
+    for (const [x, y] of [[padded(t, 7), t], [t, padded(t, 6)], [padded(t, 9), padded(t, 5)]] as const) {
+      expect(maxAbsDiff(x, y)).toBe(0);
+      expect(relativeL2Error(x, y)).toBe(0);
+      expect(allClose(x, y)).toBe(true);
+    }
+    // A difference in the last logical element of the last head is still found.
+    const changed = padded(t, 7);
+    changed.data[(2 * 3 - 1) * 7 * 5 + 4 * 5 - 1]! += 0.5;
+    expect(maxAbsDiff(changed, t)).toBeCloseTo(0.5, 3);
+    expect(allClose(t, changed)).toBe(false);
+    expect(relativeL2Error(changed, t)).toBeGreaterThan(0);
+    // NaN in a logical element is reported, never hidden.
+    const nan = padded(t, 5);
+    nan.data[5 * 5 + 3] = Number.NaN; // head 1, row 0, column 3
+    expect(maxAbsDiff(nan, t)).toBeNaN();
+    expect(allClose(nan, t)).toBe(false);
   });
 });

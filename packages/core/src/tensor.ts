@@ -155,42 +155,74 @@ export function assertFinite(t: Tensor, name: string): void {
   }
 }
 
-/** Largest absolute difference between two same-shaped tensors. */
-export function maxAbsDiff(a: Tensor, b: Tensor): number {
+/**
+ * Calls `visit(aIndex, bIndex, length)` for each contiguous run of logical elements two
+ * same-shaped tensors share, in row-major order. Rank-4 tensors are walked per `[batch, head]`
+ * over their `seq · dim` logical elements, so the padding rows of a `seqCapacity` view (a KV
+ * cache's unused capacity, often stale or NaN) are never read, and a padded view compares
+ * equal to a compact copy of the same values.
+ */
+function forEachLogicalRun(a: Tensor, b: Tensor, visit: (aIndex: number, bIndex: number, length: number) => void): void {
   assertSameShape(a, b);
+  if (a.shape.length !== 4) {
+    visit(0, 0, sizeOf(a.shape));
+    return;
+  }
+  const da = dims4(a, 'a');
+  const db = dims4(b, 'b');
+  const run = da.seq * da.dim;
+  if (da.capacity === da.seq && db.capacity === db.seq) {
+    visit(0, 0, da.batch * da.heads * run);
+    return;
+  }
+  for (let bh = 0; bh < da.batch * da.heads; bh++) visit(bh * da.capacity * da.dim, bh * db.capacity * db.dim, run);
+}
+
+/** Largest absolute difference between two same-shaped tensors (NaN when either holds NaN). */
+export function maxAbsDiff(a: Tensor, b: Tensor): number {
   let m = 0;
-  for (let i = 0; i < a.data.length; i++) m = Math.max(m, Math.abs(a.data[i]! - b.data[i]!));
+  forEachLogicalRun(a, b, (ia, ib, n) => {
+    for (let i = 0; i < n; i++) {
+      const diff = Math.abs(a.data[ia + i]! - b.data[ib + i]!);
+      // Math.max propagates NaN, so a NaN anywhere makes the result NaN (never silently 0).
+      m = Math.max(m, diff);
+    }
+  });
   return m;
 }
 
 /** ‖a − b‖₂ / ‖b‖₂ (b is the reference); 0 when both are zero. */
 export function relativeL2Error(a: Tensor, b: Tensor): number {
-  assertSameShape(a, b);
   let num = 0;
   let den = 0;
-  for (let i = 0; i < a.data.length; i++) {
-    const x = a.data[i]!;
-    const y = b.data[i]!;
-    num += (x - y) * (x - y);
-    den += y * y;
-  }
+  forEachLogicalRun(a, b, (ia, ib, n) => {
+    for (let i = 0; i < n; i++) {
+      const x = a.data[ia + i]!;
+      const y = b.data[ib + i]!;
+      num += (x - y) * (x - y);
+      den += y * y;
+    }
+  });
   if (den === 0) return num === 0 ? 0 : Infinity;
   return Math.sqrt(num / den);
 }
 
-/** True when every element agrees within `atol + rtol·|b|`. */
+/** True when every logical element agrees within `atol + rtol·|b|` (NaN never agrees). */
 export function allClose(a: Tensor, b: Tensor, rtol = 1e-5, atol = 1e-6): boolean {
-  assertSameShape(a, b);
-  for (let i = 0; i < a.data.length; i++) {
-    const x = a.data[i]!;
-    const y = b.data[i]!;
-    if (!(Math.abs(x - y) <= atol + rtol * Math.abs(y))) return false;
-  }
-  return true;
+  let close = true;
+  forEachLogicalRun(a, b, (ia, ib, n) => {
+    for (let i = 0; close && i < n; i++) {
+      const x = a.data[ia + i]!;
+      const y = b.data[ib + i]!;
+      if (!(Math.abs(x - y) <= atol + rtol * Math.abs(y))) close = false;
+    }
+  });
+  return close;
 }
 
+/** Logical shapes must match; storage (`seqCapacity`) may differ. */
 function assertSameShape(a: Tensor, b: Tensor): void {
-  if (a.shape.length !== b.shape.length || a.shape.some((d, i) => d !== b.shape[i]) || a.seqCapacity !== b.seqCapacity) {
+  if (a.shape.length !== b.shape.length || a.shape.some((d, i) => d !== b.shape[i])) {
     throw new ShapeError(`shapes differ: ${formatShape(a.shape)} vs ${formatShape(b.shape)}`);
   }
 }
