@@ -1,0 +1,52 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, SelectionBuilder, ShapeError, createWorkload, sparseAttention, validateAttentionInput } from '@sparse-attn/core';
+import { blockScratchBytesPerSlot, checkSelectionFits, countPairs, type GpuBackend } from './gpu-backend.js';
+import { benchmarks, gpuAttentionSuite } from './gpu-benchmarks.js';
+import { gpuBlockTopKMethod, gpuMethod, gpuMethods } from './gpu-methods.js';
+import { methods } from './index.js';
+
+const input = createWorkload('gaussian', { batch: 2, queryHeads: 4, kvHeads: 2, seqLength: 30, headDim: 8, valueDim: 8, seed: 4 }).input;
+const dims = validateAttentionInput(input);
+
+function blockSelection(heads: number, rows: number, queryBlockSize: number, keySeq = 30) {
+  const builder = new SelectionBuilder({ kind: 'block', blockSize: 4, headScope: 'kv', batch: 2, heads, rows, queryBlockSize, keySeq });
+  for (let r = 0; r < 2 * heads * rows; r++) builder.pushRow(r % 3 === 0 ? [] : [0, 2, 5, 7]);
+  return builder.finish();
+}
+
+describe('selection layout checks', () => {
+  it("accepts a selection that fits the call and counts the same pairs as core's executor", () => {
+    const selection = blockSelection(2, 8, 4);
+    expect(() => checkSelectionFits(selection, dims)).not.toThrow();
+    expect(countPairs(selection, dims)).toBe(sparseAttention(input, selection).stats.pairs);
+  });
+
+  it('rejects wrong heads, rows or key length with a ShapeError', () => {
+    expect(() => checkSelectionFits(blockSelection(4, 8, 4), dims)).toThrow(ShapeError);
+    expect(() => checkSelectionFits(blockSelection(2, 7, 4), dims)).toThrow(/query rows/);
+    expect(() => checkSelectionFits(blockSelection(2, 8, 4, 31), dims)).toThrow(/31 keys/);
+  });
+
+  it('sizes the block path scratch by query rows × key blocks', () => {
+    expect(blockScratchBytesPerSlot(dims, { blockSize: 4, queryBlockSize: 8 })).toBe(4 * 4 * 8);
+  });
+});
+
+describe('GPU method definitions', () => {
+  it('mirror the CPU definitions and parse configs before touching the device', () => {
+    expect(gpuMethods.map((m) => m.id)).toEqual(['dense', 'block-top-k']);
+    expect(gpuMethod('block-top-k')).toBe(gpuBlockTopKMethod);
+    expect(gpuMethod('block-top-k', 'cpu')).toBeUndefined();
+    expect(methods.map((m) => m.id)).toEqual(['block-top-k']);
+    const noDevice = {} as GpuBackend;
+    expect(() => gpuBlockTopKMethod.create(noDevice, { topK: -2 })).toThrow(ConfigError);
+    expect(() => gpuBlockTopKMethod.create(noDevice, { bogus: 1 })).toThrow(ConfigError);
+  });
+});
+
+describe('GPU benchmark suite', () => {
+  it('is exported for apps/bench and returns no rows on the CPU backend', async () => {
+    expect(benchmarks).toContain(gpuAttentionSuite);
+    await expect(gpuAttentionSuite.run({ quick: true, seqLengths: [512], repeats: 1, seed: 1, backend: 'cpu' })).resolves.toEqual([]);
+  });
+});

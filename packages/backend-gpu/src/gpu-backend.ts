@@ -1,0 +1,574 @@
+import {
+  ConfigError,
+  ShapeError,
+  densePairCount,
+  forEachKeyRange,
+  parseConfig,
+  rowOffset,
+  sparseStats,
+  tensor,
+  validateAttentionInput,
+  validateSelection,
+  type AttentionDims,
+  type AttentionInput,
+  type AttentionResult,
+  type BackendInfo,
+  type Selection,
+  type SparseAttentionResult,
+  type Tensor,
+} from '@sparse-attn/core';
+import { blockTopKConfigSchema, maxPicksPerRow, type BlockTopKConfig } from './block-top-k.js';
+import { createGpuContext, platformGpu, type GpuContext } from './gpu-device.js';
+import { POOL_PARAMS, POOL_THREADS, blockPoolWgsl } from './kernels/block-pool-wgsl.js';
+import { SCORE_PARAMS, blockScoreWgsl } from './kernels/block-score-wgsl.js';
+import { TOP_K_PARAMS, TOP_K_THREADS, blockTopKWgsl } from './kernels/block-top-k-wgsl.js';
+import { FILL_PARAMS, FILL_THREADS, fillNormalWgsl } from './kernels/fill-normal-wgsl.js';
+import { ATTENTION_PARAMS, flashAttentionWgsl, flashAttentionWorkgroupBytes, type FlashAttentionKernelOptions } from './kernels/flash-attention-wgsl.js';
+import { dispatchGrid, type TileShape } from './kernels/score-tile-wgsl.js';
+
+// WebGPU flag values, spelled out so the code needs no GPUBufferUsage global (absent in Node).
+const STORAGE = 0x80;
+const UNIFORM = 0x40;
+const COPY_DST = 0x08;
+const COPY_SRC = 0x04;
+const MAP_READ = 0x01;
+const MAP_MODE_READ = 0x01;
+
+/**
+ * One GPU-resident slice of an attention call: a run of consecutive (batch, KV head) slots with
+ * their query heads. Calls whose tensors exceed the device's largest binding are split into
+ * several chunks; each kernel runs once per chunk.
+ */
+export interface ResidentChunk {
+  /** First (batch · kvHeads + kvHead) slot of the chunk. */
+  readonly slot0: number;
+  /** KV slots in the chunk (query slots = slots × groupSize). */
+  readonly slots: number;
+  readonly q: GPUBuffer;
+  readonly k: GPUBuffer;
+  readonly v: GPUBuffer;
+  readonly out: GPUBuffer;
+  readonly lse: GPUBuffer;
+}
+
+/** An attention call whose q, k, v (and output) live on the GPU, chunked by KV slot. */
+export interface ResidentAttention {
+  readonly dims: AttentionDims;
+  readonly chunks: readonly ResidentChunk[];
+}
+
+/** Per-chunk buffers of a GPU block selection (CSR rows with a fixed stride). */
+interface SelectionBuffers {
+  readonly bounds: GPUBuffer;
+  readonly indices: GPUBuffer;
+}
+
+/** Milliseconds spent in the selection kernels and in attention, measured at queue completion. */
+export interface GpuTimings {
+  readonly selectionMs: number;
+  readonly attentionMs: number;
+}
+
+/** Options of {@link createGpuBackend}. */
+export interface GpuBackendOptions {
+  /** A `GPU` object (`navigator.gpu`, or Dawn's from `./node`); default: the platform's. */
+  readonly gpu?: GPU;
+  /** An already-acquired context (device + description); overrides `gpu`. */
+  readonly context?: GpuContext;
+}
+
+/** Builds a backend on the platform's (or the given) WebGPU adapter. */
+export async function createGpuBackend(options: GpuBackendOptions = {}): Promise<GpuBackend> {
+  const context = options.context ?? (await createGpuContext(options.gpu ?? (await platformGpu())));
+  return new GpuBackend(context);
+}
+
+/**
+ * The WebGPU backend: dense attention, the exact sparse executor over core's `Selection`, and the
+ * pooled-block top-k pipeline (pool → score → top-k → sparse attention, all on the GPU), as async
+ * counterparts of core's synchronous CPU entry points. Every result records
+ * `backend: { backend: 'gpu', kernel: 'webgpu-wgsl', device }`.
+ */
+export class GpuBackend {
+  readonly context: GpuContext;
+  /** What every result of this backend records as `backend`. */
+  readonly info: BackendInfo;
+  private readonly pipelines = new Map<string, Promise<GPUComputePipeline>>();
+
+  constructor(context: GpuContext) {
+    this.context = context;
+    this.info = { backend: 'gpu', kernel: 'webgpu-wgsl', device: context.description };
+  }
+
+  /** Dense attention (causal or not, GQA), agreeing with core's `referenceAttention` to float32 rounding. */
+  async denseAttention(input: AttentionInput): Promise<AttentionResult & { lse: Float32Array }> {
+    const d = validateAttentionInput(input);
+    const resident = this.upload(input, d);
+    try {
+      const ms = await this.timed(() => this.encodeDense(resident));
+      const { output, lse } = await this.readOutput(resident);
+      return { output, lse, stats: sparseStats(d, densePairCount(d), true, 0, ms), backend: this.info };
+    } finally {
+      this.release(resident);
+    }
+  }
+
+  /**
+   * The exact sparse executor on the GPU: each query attends to exactly its selected keys (token
+   * or block selection, per query head or per KV head), causally masked, like core's
+   * `sparseAttention` with which it agrees to float32 rounding.
+   */
+  async sparseAttention(input: AttentionInput, selection: Selection, options: { selectionMs?: number } = {}): Promise<SparseAttentionResult> {
+    const d = validateAttentionInput(input);
+    checkSelectionFits(selection, d);
+    validateSelection(selection);
+    const resident = this.upload(input, d);
+    const buffers = resident.chunks.map((chunk) => this.uploadSelection(selection, d, chunk));
+    try {
+      const ms = await this.timed(() => this.encodeSparse(resident, selection, buffers));
+      const { output, lse } = await this.readOutput(resident);
+      return { output, lse, selection, stats: sparseStats(d, countPairs(selection, d), selection.headScope === 'kv', options.selectionMs ?? 0, ms), backend: this.info };
+    } finally {
+      for (const b of buffers) destroyAll(b.bounds, b.indices);
+      this.release(resident);
+    }
+  }
+
+  /**
+   * The pooled-block top-k method entirely on the GPU: block pooling, block scoring, top-k and
+   * the sparse executor run back to back on resident buffers; only the output and the (small)
+   * selection are read back. Chooses the same blocks as the CPU `block-top-k` method.
+   */
+  async blockTopKAttention(input: AttentionInput, config: Partial<BlockTopKConfig> = {}): Promise<SparseAttentionResult> {
+    const resolved = parseConfig('block-top-k', blockTopKConfigSchema, config);
+    const d = validateAttentionInput(input);
+    if (input.causal === false) throw new ConfigError('block-top-k: causal must be true (selection rows follow causal positions), got false');
+    const resident = this.upload(input, d, blockScratchBytesPerSlot(d, resolved));
+    try {
+      const { selection, timings } = await this.runBlockTopK(resident, resolved);
+      const { output, lse } = await this.readOutput(resident);
+      return {
+        output,
+        lse,
+        selection,
+        stats: sparseStats(d, countPairs(selection, d), true, timings.selectionMs, timings.attentionMs),
+        backend: this.info,
+        diagnostics: { blocksPerRow: selection.indices.length / Math.max(1, selection.offsets.length - 1), keyBlocks: Math.ceil(d.keySeq / resolved.blockSize) },
+      };
+    } finally {
+      this.release(resident);
+    }
+  }
+
+  /** Copies q, k, v to the GPU (compacting KV-cache views), chunked to fit the device's bindings. */
+  upload(input: AttentionInput, dims?: AttentionDims, extraBytesPerSlot = 0): ResidentAttention {
+    const d = dims ?? validateAttentionInput(input);
+    return this.allocate(d, extraBytesPerSlot, (chunk) => {
+      const { device } = this.context;
+      device.queue.writeBuffer(chunk.q, 0, gatherSlots(input.q, d.qDims, chunk.slot0 * d.groupSize, chunk.slots * d.groupSize));
+      device.queue.writeBuffer(chunk.k, 0, gatherSlots(input.k, d.kDims, chunk.slot0, chunk.slots));
+      device.queue.writeBuffer(chunk.v, 0, gatherSlots(input.v, d.vDims, chunk.slot0, chunk.slots));
+    });
+  }
+
+  /**
+   * Allocates a resident call of the given dims filled on the GPU with seeded N(0, 1) values, for
+   * benchmarks at sizes the host should not build (q, k, v of 1 GiB each at 64k × 32 × 128).
+   */
+  async randomResident(d: AttentionDims, seed: number, extraBytesPerSlot = 0): Promise<ResidentAttention> {
+    const fill = await this.pipeline(fillNormalWgsl());
+    const encoder = this.context.device.createCommandEncoder();
+    const pass = encoder.beginComputePass();
+    const uniforms: GPUBuffer[] = [];
+    const resident = this.allocate(d, extraBytesPerSlot, (chunk) => {
+      for (const [i, buffer] of [chunk.q, chunk.k, chunk.v].entries()) {
+        const count = buffer.size / 4;
+        const [x, y] = dispatchGrid(Math.ceil(count / FILL_THREADS));
+        const params = this.uniform(FILL_PARAMS, { count, seed: (seed * 977 + chunk.slot0 * 3 + i) >>> 0, tilesX: x }, uniforms);
+        this.dispatch(pass, fill, [params, buffer], x, y);
+      }
+    });
+    pass.end();
+    this.context.device.queue.submit([encoder.finish()]);
+    await this.context.device.queue.onSubmittedWorkDone();
+    destroyAll(...uniforms);
+    return resident;
+  }
+
+  /** Runs dense attention on a resident call; resolves with the GPU time in milliseconds. */
+  async runDense(resident: ResidentAttention): Promise<number> {
+    return this.timed(() => this.encodeDense(resident));
+  }
+
+  /**
+   * Runs the block top-k pipeline on a resident call. Selection kernels and attention are
+   * submitted separately so each is timed; the data never leaves the GPU between them.
+   */
+  async runBlockTopK(resident: ResidentAttention, config: BlockTopKConfig): Promise<{ selection: Selection; timings: GpuTimings }> {
+    const d = resident.dims;
+    const blocks = Math.ceil(d.keySeq / config.blockSize);
+    const rows = Math.ceil(d.querySeq / config.queryBlockSize);
+    const stride = maxPicksPerRow(config, blocks);
+    const buffers = resident.chunks.map((chunk) => ({
+      bounds: this.buffer(chunk.slots * rows * 2 * 4, STORAGE | COPY_SRC),
+      indices: this.buffer(chunk.slots * rows * stride * 4, STORAGE | COPY_SRC),
+    }));
+    try {
+      const selectionMs = await this.timed(() => this.encodeBlockSelection(resident, config, buffers));
+      const selection = blockSelectionLayout(d, config, rows);
+      const attentionMs = await this.timed(() => this.encodeSparse(resident, selection, buffers));
+      return { selection: await this.readSelection(selection, buffers, rows), timings: { selectionMs, attentionMs } };
+    } finally {
+      for (const b of buffers) destroyAll(b.bounds, b.indices);
+    }
+  }
+
+  /** Reads a resident call's output `[B, Hq, Sq, Dv]` and log-sum-exp `[B, Hq, Sq]`. */
+  async readOutput(resident: ResidentAttention): Promise<{ output: Tensor; lse: Float32Array }> {
+    const d = resident.dims;
+    const output = new Float32Array(d.batch * d.queryHeads * d.querySeq * d.valueDim);
+    const lse = new Float32Array(d.batch * d.queryHeads * d.querySeq);
+    for (const chunk of resident.chunks) {
+      const querySlot0 = chunk.slot0 * d.groupSize;
+      output.set(await this.read(chunk.out), querySlot0 * d.querySeq * d.valueDim);
+      lse.set(await this.read(chunk.lse), querySlot0 * d.querySeq);
+    }
+    return { output: tensor([d.batch, d.queryHeads, d.querySeq, d.valueDim], output), lse };
+  }
+
+  /** Frees a resident call's buffers. */
+  release(resident: ResidentAttention): void {
+    for (const c of resident.chunks) destroyAll(c.q, c.k, c.v, c.out, c.lse);
+  }
+
+  /** Frees the device. */
+  destroy(): void {
+    this.context.device.destroy();
+  }
+
+  private allocate(d: AttentionDims, extraBytesPerSlot: number, fill: (chunk: ResidentChunk) => void): ResidentAttention {
+    const g = d.groupSize;
+    const perSlot = 4 * Math.max(g * d.querySeq * d.headDim, g * d.querySeq * d.valueDim, d.keySeq * d.headDim, d.keySeq * d.valueDim) + 0;
+    const largest = Math.max(perSlot, extraBytesPerSlot);
+    if (largest > this.context.maxBinding) {
+      throw new ConfigError(`one KV head's tensors need ${largest} bytes, above the device's largest buffer binding (${this.context.maxBinding} bytes)`);
+    }
+    const slotsPerChunk = Math.max(1, Math.floor(this.context.maxBinding / largest));
+    const total = d.batch * d.kvHeads;
+    const chunks: ResidentChunk[] = [];
+    for (let slot0 = 0; slot0 < total; slot0 += slotsPerChunk) {
+      const slots = Math.min(slotsPerChunk, total - slot0);
+      const chunk: ResidentChunk = {
+        slot0,
+        slots,
+        q: this.buffer(slots * g * d.querySeq * d.headDim * 4, STORAGE | COPY_DST),
+        k: this.buffer(slots * d.keySeq * d.headDim * 4, STORAGE | COPY_DST),
+        v: this.buffer(slots * d.keySeq * d.valueDim * 4, STORAGE | COPY_DST),
+        out: this.buffer(slots * g * d.querySeq * d.valueDim * 4, STORAGE | COPY_SRC),
+        lse: this.buffer(slots * g * d.querySeq * 4, STORAGE | COPY_SRC),
+      };
+      fill(chunk);
+      chunks.push(chunk);
+    }
+    return { dims: d, chunks };
+  }
+
+  private attentionKernel(mode: 'dense' | 'csr', d: AttentionDims, rowsNeeded: number): { code: string; tile: TileShape } {
+    for (const rows of rowsNeeded > 16 ? ([64, 16] as const) : ([16] as const)) {
+      const options: FlashAttentionKernelOptions = { mode, headDim: d.headDim, valueDim: d.valueDim, tile: { rows, chunk: 16 }, valueChunk: 16 };
+      if (flashAttentionWorkgroupBytes(options) <= this.context.maxWorkgroupBytes) return { code: flashAttentionWgsl(options), tile: options.tile };
+    }
+    throw new ConfigError(`valueDim ${d.valueDim} needs more workgroup memory than the device's ${this.context.maxWorkgroupBytes} bytes`);
+  }
+
+  private async encodeDense(resident: ResidentAttention): Promise<Encoded> {
+    const d = resident.dims;
+    const { code, tile } = this.attentionKernel('dense', d, d.querySeq);
+    const pipeline = await this.pipeline(code);
+    return this.encode(async (pass, uniforms) => {
+      for (const chunk of resident.chunks) {
+        const slots = chunk.slots * d.groupSize;
+        const [x, y] = dispatchGrid(Math.ceil(d.querySeq / tile.rows) * slots);
+        const params = this.uniform(ATTENTION_PARAMS, { ...attentionParams(d), slots, tilesX: x }, uniforms);
+        this.dispatch(pass, pipeline, [params, chunk.q, chunk.k, chunk.v, chunk.out, chunk.lse], x, y);
+      }
+    });
+  }
+
+  private async encodeSparse(resident: ResidentAttention, selection: Selection, buffers: readonly SelectionBuffers[]): Promise<Encoded> {
+    const d = resident.dims;
+    const scopeKv = selection.headScope === 'kv';
+    const tileRows = (scopeKv ? d.groupSize : 1) * selection.queryBlockSize;
+    const { code, tile } = this.attentionKernel('csr', d, tileRows);
+    const pipeline = await this.pipeline(code);
+    const subTiles = Math.ceil(Math.min(tileRows, (scopeKv ? d.groupSize : 1) * d.querySeq) / tile.rows);
+    return this.encode(async (pass, uniforms) => {
+      for (const [i, chunk] of resident.chunks.entries()) {
+        const slots = chunk.slots * (scopeKv ? 1 : d.groupSize);
+        const [x, y] = dispatchGrid(slots * selection.rows * subTiles);
+        const params = this.uniform(
+          ATTENTION_PARAMS,
+          {
+            ...attentionParams(d),
+            slots,
+            tilesX: x,
+            selRows: selection.rows,
+            queryBlockSize: selection.queryBlockSize,
+            blockSize: selection.blockSize,
+            scopeKv: scopeKv ? 1 : 0,
+            kindBlock: selection.kind === 'block' ? 1 : 0,
+            subTiles,
+          },
+          uniforms,
+        );
+        const b = buffers[i]!;
+        this.dispatch(pass, pipeline, [params, chunk.q, chunk.k, chunk.v, chunk.out, chunk.lse, b.bounds, b.indices], x, y);
+      }
+    });
+  }
+
+  private async encodeBlockSelection(resident: ResidentAttention, config: BlockTopKConfig, buffers: readonly SelectionBuffers[]): Promise<Encoded> {
+    const d = resident.dims;
+    const blocks = Math.ceil(d.keySeq / config.blockSize);
+    const rows = Math.ceil(d.querySeq / config.queryBlockSize);
+    const stride = maxPicksPerRow(config, blocks);
+    const scoreTile: TileShape = { rows: d.groupSize * config.queryBlockSize > 16 ? 64 : 16, chunk: 16 };
+    const [pool, score, topK] = await Promise.all([
+      this.pipeline(blockPoolWgsl()),
+      this.pipeline(blockScoreWgsl({ headDim: d.headDim, scoring: config.scoring, tile: scoreTile })),
+      this.pipeline(blockTopKWgsl(stride)),
+    ]);
+    return this.encode(async (pass, uniforms) => {
+      for (const [i, chunk] of resident.chunks.entries()) {
+        const pooledBytes = chunk.slots * blocks * d.headDim * 4;
+        const mean = this.buffer(pooledBytes, STORAGE);
+        const max = this.buffer(pooledBytes, STORAGE);
+        const min = this.buffer(pooledBytes, STORAGE);
+        const scores = this.buffer(chunk.slots * rows * blocks * 4, STORAGE);
+        uniforms.push(mean, max, min, scores);
+        const [px, py] = dispatchGrid(Math.ceil((chunk.slots * blocks * d.headDim) / POOL_THREADS));
+        const poolParams = this.uniform(POOL_PARAMS, { keySeq: d.keySeq, blockSize: config.blockSize, blocks, slots: chunk.slots, tilesX: px, dim: d.headDim }, uniforms);
+        this.dispatch(pass, pool, [poolParams, chunk.k, mean, max, min], px, py);
+        const [sx, sy] = dispatchGrid(chunk.slots * rows);
+        const common = { querySeq: d.querySeq, queryOffset: d.queryOffset, slots: chunk.slots, selRows: rows, queryBlockSize: config.queryBlockSize, blockSize: config.blockSize, blocks };
+        const scoreParams = this.uniform(SCORE_PARAMS, { ...common, keySeq: d.keySeq, groupSize: d.groupSize, tilesX: sx, scale: d.scale }, uniforms);
+        const pooled = config.scoring === 'quest' ? [max, min] : [mean, mean];
+        this.dispatch(pass, score, [scoreParams, chunk.q, pooled[0]!, pooled[1]!, scores], sx, sy);
+        const topKParams = this.uniform(TOP_K_PARAMS, { ...common, tilesX: sx, topK: config.topK, sinkBlocks: config.sinkBlocks, stride }, uniforms);
+        const b = buffers[i]!;
+        this.dispatch(pass, topK, [topKParams, scores, b.bounds, b.indices], sx, sy);
+      }
+    });
+  }
+
+  private async readSelection(layout: Selection, buffers: readonly SelectionBuffers[], rows: number): Promise<Selection> {
+    const offsets = new Int32Array(layout.offsets.length);
+    const parts: Uint32Array[] = [];
+    let count = 0;
+    let row = 0;
+    for (const b of buffers) {
+      const bounds = new Uint32Array((await this.read(b.bounds)).buffer);
+      const indices = new Uint32Array((await this.read(b.indices)).buffer);
+      for (let r = 0; r < bounds.length / 2; r++) {
+        const part = indices.subarray(bounds[2 * r]!, bounds[2 * r + 1]!);
+        parts.push(part);
+        count += part.length;
+        offsets[++row] = count;
+      }
+    }
+    if (row !== layout.batch * layout.heads * rows) throw new ShapeError(`GPU selection has ${row} rows, expected ${layout.batch * layout.heads * rows}`);
+    const indices = new Int32Array(count);
+    let at = 0;
+    for (const p of parts) {
+      indices.set(p, at);
+      at += p.length;
+    }
+    return { ...layout, offsets, indices };
+  }
+
+  private uploadSelection(selection: Selection, d: AttentionDims, chunk: ResidentChunk): SelectionBuffers {
+    const perKvSlot = selection.headScope === 'kv' ? 1 : d.groupSize;
+    const rowStart = chunk.slot0 * perKvSlot * selection.rows;
+    const rowCount = chunk.slots * perKvSlot * selection.rows;
+    const base = selection.offsets[rowStart]!;
+    const bounds = new Uint32Array(2 * rowCount);
+    for (let r = 0; r < rowCount; r++) {
+      bounds[2 * r] = selection.offsets[rowStart + r]! - base;
+      bounds[2 * r + 1] = selection.offsets[rowStart + r + 1]! - base;
+    }
+    const indices = selection.indices.subarray(base, selection.offsets[rowStart + rowCount]!);
+    const boundsBuffer = this.buffer(bounds.byteLength, STORAGE | COPY_DST);
+    const indicesBuffer = this.buffer(indices.byteLength, STORAGE | COPY_DST);
+    this.context.device.queue.writeBuffer(boundsBuffer, 0, bounds);
+    if (indices.length > 0) this.context.device.queue.writeBuffer(indicesBuffer, 0, indices);
+    return { bounds: boundsBuffer, indices: indicesBuffer };
+  }
+
+  /** Records one compute pass; `transient` collects buffers to free once the queue has run it. */
+  private async encode(body: (pass: GPUComputePassEncoder, transient: GPUBuffer[]) => Promise<void>): Promise<Encoded> {
+    const encoder = this.context.device.createCommandEncoder();
+    const pass = encoder.beginComputePass();
+    const transient: GPUBuffer[] = [];
+    await body(pass, transient);
+    pass.end();
+    return { commands: [encoder.finish()], transient };
+  }
+
+  /**
+   * Encodes, submits and resolves with the milliseconds from submission until the queue drained
+   * (GPU time plus one round trip; no uploads or readbacks). Validation errors become exceptions.
+   */
+  private async timed(encode: () => Promise<Encoded>): Promise<number> {
+    const { device } = this.context;
+    device.pushErrorScope('validation');
+    const { commands, transient } = await encode();
+    const started = performance.now();
+    device.queue.submit(commands);
+    await device.queue.onSubmittedWorkDone();
+    const ms = performance.now() - started;
+    destroyAll(...transient);
+    const error = await device.popErrorScope();
+    if (error) throw new Error(`WebGPU validation error: ${error.message}`);
+    return ms;
+  }
+
+  private pipeline(code: string): Promise<GPUComputePipeline> {
+    let found = this.pipelines.get(code);
+    if (!found) {
+      found = (async () => {
+        const { device } = this.context;
+        const module = device.createShaderModule({ code });
+        const info = await module.getCompilationInfo();
+        const errors = info.messages.filter((m) => m.type === 'error');
+        if (errors.length > 0) {
+          const lines = code.split('\n');
+          throw new Error(`WGSL compilation failed:\n${errors.map((m) => `line ${m.lineNum}: ${m.message}\n    ${lines[m.lineNum - 1]?.trim() ?? ''}`).join('\n')}`);
+        }
+        return device.createComputePipelineAsync({ layout: 'auto', compute: { module, entryPoint: 'main' } });
+      })();
+      this.pipelines.set(code, found);
+    }
+    return found;
+  }
+
+  private dispatch(pass: GPUComputePassEncoder, pipeline: GPUComputePipeline, buffers: readonly GPUBuffer[], x: number, y: number): void {
+    const group = this.context.device.createBindGroup({
+      layout: pipeline.getBindGroupLayout(0),
+      entries: buffers.map((buffer, binding) => ({ binding, resource: { buffer } })),
+    });
+    pass.setPipeline(pipeline);
+    pass.setBindGroup(0, group);
+    pass.dispatchWorkgroups(x, y);
+  }
+
+  private uniform(fields: readonly string[], values: Readonly<Record<string, number>>, keep: GPUBuffer[]): GPUBuffer {
+    const data = new ArrayBuffer(Math.ceil((fields.length * 4) / 16) * 16);
+    const u32 = new Uint32Array(data);
+    const f32 = new Float32Array(data);
+    fields.forEach((name, i) => {
+      const value = values[name] ?? 0;
+      if (name === 'scale') f32[i] = value;
+      else u32[i] = value;
+    });
+    const buffer = this.buffer(data.byteLength, UNIFORM | COPY_DST);
+    this.context.device.queue.writeBuffer(buffer, 0, data);
+    keep.push(buffer);
+    return buffer;
+  }
+
+  private buffer(bytes: number, usage: number): GPUBuffer {
+    return this.context.device.createBuffer({ size: Math.max(16, Math.ceil(bytes / 4) * 4), usage });
+  }
+
+  private async read(buffer: GPUBuffer): Promise<Float32Array> {
+    const { device } = this.context;
+    const staging = device.createBuffer({ size: buffer.size, usage: MAP_READ | COPY_DST });
+    const encoder = device.createCommandEncoder();
+    encoder.copyBufferToBuffer(buffer, 0, staging, 0, buffer.size);
+    device.queue.submit([encoder.finish()]);
+    await staging.mapAsync(MAP_MODE_READ);
+    const data = new Float32Array(staging.getMappedRange().slice(0));
+    staging.unmap();
+    staging.destroy();
+    return data;
+  }
+}
+
+/** Recorded commands and the buffers that may be freed once they ran. */
+interface Encoded {
+  readonly commands: GPUCommandBuffer[];
+  readonly transient: GPUBuffer[];
+}
+
+function attentionParams(d: AttentionDims): Record<string, number> {
+  return { querySeq: d.querySeq, keySeq: d.keySeq, queryOffset: d.queryOffset, causal: d.causal ? 1 : 0, groupSize: d.groupSize, scale: d.scale };
+}
+
+function destroyAll(...buffers: GPUBuffer[]): void {
+  for (const b of buffers) b.destroy();
+}
+
+/** Bytes per KV slot of the block path's largest scratch buffer (the block score matrix). */
+export function blockScratchBytesPerSlot(d: AttentionDims, config: Pick<BlockTopKConfig, 'blockSize' | 'queryBlockSize'>): number {
+  return 4 * Math.ceil(d.querySeq / config.queryBlockSize) * Math.ceil(d.keySeq / config.blockSize);
+}
+
+/** The rows of a slot range of a rank-4 tensor, compacted (a zero-copy view when already dense). */
+function gatherSlots(t: Tensor, dims: AttentionDims['qDims'], slot0: number, slots: number): Float32Array {
+  const rowLength = dims.seq * dims.dim;
+  if (dims.capacity === dims.seq) return t.data.subarray(slot0 * rowLength, (slot0 + slots) * rowLength);
+  const out = new Float32Array(slots * rowLength);
+  for (let s = 0; s < slots; s++) {
+    const slot = slot0 + s;
+    const start = rowOffset(dims, Math.floor(slot / dims.heads), slot % dims.heads, 0);
+    out.set(t.data.subarray(start, start + rowLength), s * rowLength);
+  }
+  return out;
+}
+
+/** The empty CSR layout of the block top-k selection (offsets/indices filled from the GPU). */
+function blockSelectionLayout(d: AttentionDims, config: BlockTopKConfig, rows: number): Selection {
+  return {
+    kind: 'block',
+    blockSize: config.blockSize,
+    headScope: 'kv',
+    batch: d.batch,
+    heads: d.kvHeads,
+    rows,
+    queryBlockSize: config.queryBlockSize,
+    keySeq: d.keySeq,
+    offsets: new Int32Array(d.batch * d.kvHeads * rows + 1),
+    indices: new Int32Array(0),
+  };
+}
+
+/**
+ * Checks that a selection's layout matches the call (core's executor does the same check
+ * internally but does not export it).
+ */
+export function checkSelectionFits(s: Selection, d: AttentionDims): void {
+  const heads = s.headScope === 'query' ? d.queryHeads : d.kvHeads;
+  if (s.batch !== d.batch || s.heads !== heads) {
+    throw new ShapeError(`selection is for batch ${s.batch} × ${s.heads} ${s.headScope} heads, input has batch ${d.batch} × ${heads} ${s.headScope} heads`);
+  }
+  const rows = Math.ceil(d.querySeq / s.queryBlockSize);
+  if (s.rows !== rows) throw new ShapeError(`selection has ${s.rows} query rows of ${s.queryBlockSize}; ${d.querySeq} queries need ${rows}`);
+  if (s.keySeq !== d.keySeq) throw new ShapeError(`selection refers to ${s.keySeq} keys, input has ${d.keySeq}`);
+}
+
+/** Query–key pairs a selection scores under the call's causal mask, summed over batch and query heads. */
+export function countPairs(s: Selection, d: AttentionDims): number {
+  let pairs = 0;
+  for (let b = 0; b < d.batch; b++) {
+    for (let h = 0; h < d.queryHeads; h++) {
+      const head = s.headScope === 'query' ? h : Math.floor(h / d.groupSize);
+      for (let i = 0; i < d.querySeq; i++) {
+        const row = (b * s.heads + head) * s.rows + Math.floor(i / s.queryBlockSize);
+        forEachKeyRange(s, row, d.causal ? d.queryOffset + i + 1 : d.keySeq, (start, end) => {
+          pairs += end - start;
+        });
+      }
+    }
+  }
+  return pairs;
+}

@@ -1,0 +1,52 @@
+/**
+ * The GPU test and benchmark program for machines with an adapter but no pnpm/vitest (the H100
+ * device): `node gpu-check.js [--bench 4096,16384,65536] [--out results.json]`. Runs every
+ * {@link gpuChecks} entry, then optionally the GPU benchmark, printing a table and exiting 1 on any
+ * failure. Built into a self-contained bundle by `pnpm build:device`.
+ */
+import { writeFileSync } from 'node:fs';
+import { gpuChecks } from './gpu-checks.js';
+import { runGpuBenchmark } from './gpu-benchmarks.js';
+import { createNodeGpuBackend } from './node.js';
+
+async function main(): Promise<number> {
+  const args = process.argv.slice(2);
+  const flag = (name: string) => {
+    const at = args.indexOf(name);
+    return at >= 0 ? args[at + 1] : undefined;
+  };
+  const backend = await createNodeGpuBackend();
+  console.log(`adapter: ${backend.info.device}; max binding ${backend.context.maxBinding} B; workgroup memory ${backend.context.maxWorkgroupBytes} B`);
+  let failed = 0;
+  if (!args.includes('--no-checks')) {
+    for (const check of gpuChecks) {
+      const started = performance.now();
+      try {
+        await check.run(backend);
+        console.log(`PASS ${check.name} (${(performance.now() - started).toFixed(0)} ms)`);
+      } catch (error) {
+        failed++;
+        console.log(`FAIL ${check.name}\n     ${(error as Error).message.replace(/\n/g, '\n     ')}`);
+      }
+    }
+    console.log(`${gpuChecks.length - failed}/${gpuChecks.length} GPU checks passed`);
+  }
+  const bench = flag('--bench');
+  if (bench) {
+    const seqLengths = bench.split(',').map(Number);
+    const rows = await runGpuBenchmark(backend, { quick: false, seqLengths, repeats: Number(flag('--repeats') ?? 5), seed: 1, backend: 'gpu', progress: (m) => console.log(m) });
+    for (const row of rows) console.log(JSON.stringify(row));
+    const out = flag('--out');
+    if (out) writeFileSync(out, JSON.stringify({ device: backend.info.device, rows }, null, 2));
+  }
+  backend.destroy();
+  return failed === 0 ? 0 : 1;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (error) => {
+    console.error(error);
+    process.exit(2);
+  },
+);

@@ -1,0 +1,232 @@
+import {
+  KVCache,
+  Rng,
+  SelectionBuilder,
+  createWorkload,
+  denseAttention,
+  referenceAttention,
+  relativeL2Error,
+  sliceSeq,
+  sparseAttention,
+  tensor,
+  validateAttentionInput,
+  type AttentionInput,
+  type Selection,
+} from '@sparse-attn/core';
+import { blockTopKConfigSchema, poolKeyBlocks, rowGeometry, scoreKeyBlocks, type BlockTopKConfig } from './block-top-k.js';
+import { GpuBackend } from './gpu-backend.js';
+
+/**
+ * GPU-vs-CPU agreement checks, framework-free so the same list runs under vitest (skipped with
+ * the reason when no adapter exists) and as a plain Node program on the GPU machine
+ * (`pnpm test:gpu`, or `node gpu-check.js` from the device bundle).
+ */
+export interface GpuCheck {
+  readonly name: string;
+  /** Throws an `Error` describing the disagreement when the GPU result is wrong. */
+  run(backend: GpuBackend): Promise<void>;
+}
+
+/** Relative L2 tolerance of every GPU-vs-CPU comparison (the issue's bar). */
+export const GPU_TOLERANCE = 1e-4;
+
+interface Shape {
+  readonly batch: number;
+  readonly queryHeads: number;
+  readonly kvHeads: number;
+  readonly seq: number;
+  readonly headDim: number;
+  readonly valueDim?: number;
+  readonly querySeq?: number;
+  readonly causal?: boolean;
+}
+
+function makeInput(s: Shape, seed: number, kind: 'gaussian' | 'structured' = 'gaussian'): AttentionInput {
+  const w = createWorkload(kind, { batch: s.batch, queryHeads: s.queryHeads, kvHeads: s.kvHeads, seqLength: s.seq, headDim: s.headDim, valueDim: s.valueDim ?? s.headDim, seed });
+  const q = s.querySeq === undefined ? w.input.q : sliceSeq(w.input.q, s.seq - s.querySeq, s.seq);
+  return { ...w.input, q, causal: s.causal ?? true };
+}
+
+function expectClose(what: string, actual: Float32Array, expected: Float32Array, shape: readonly number[]): void {
+  const error = relativeL2Error(tensor(shape, actual), tensor(shape, expected));
+  if (!(error <= GPU_TOLERANCE)) throw new Error(`${what}: relative L2 error ${error.toExponential(3)} above ${GPU_TOLERANCE}`);
+}
+
+function expectLseClose(what: string, actual: Float32Array, expected: ArrayLike<number>): void {
+  for (let i = 0; i < actual.length; i++) {
+    const a = actual[i]!;
+    const e = expected[i]!;
+    if (a === e) continue;
+    if (!(Math.abs(a - e) <= GPU_TOLERANCE * Math.max(1, Math.abs(e)))) throw new Error(`${what}: lse[${i}] = ${a}, expected ${e}`);
+  }
+}
+
+/** A random token selection (per query head, one row per query), some rows empty. */
+function randomTokenSelection(batch: number, heads: number, seq: number, keySeq: number, seed: number): Selection {
+  const rng = new Rng(seed);
+  const builder = new SelectionBuilder({ kind: 'token', headScope: 'query', batch, heads, rows: seq, keySeq });
+  const row: number[] = [];
+  for (let r = 0; r < batch * heads * seq; r++) {
+    row.length = 0;
+    if (rng.next() < 0.9) for (let j = 0; j < keySeq; j++) if (rng.next() < 0.3) row.push(j);
+    builder.pushRow(row);
+  }
+  return builder.finish();
+}
+
+/** A random block selection per KV head with query blocks of `queryBlockSize`. */
+function randomBlockSelection(batch: number, heads: number, seq: number, keySeq: number, blockSize: number, queryBlockSize: number, seed: number): Selection {
+  const rng = new Rng(seed);
+  const rows = Math.ceil(seq / queryBlockSize);
+  const blocks = Math.ceil(keySeq / blockSize);
+  const builder = new SelectionBuilder({ kind: 'block', blockSize, headScope: 'kv', batch, heads, rows, queryBlockSize, keySeq });
+  const row: number[] = [];
+  for (let r = 0; r < batch * heads * rows; r++) {
+    row.length = 0;
+    for (let j = 0; j < blocks; j++) if (rng.next() < 0.5) row.push(j);
+    builder.pushRow(row);
+  }
+  return builder.finish();
+}
+
+const denseShapes: readonly Shape[] = [
+  { batch: 1, queryHeads: 1, kvHeads: 1, seq: 1, headDim: 16 },
+  { batch: 1, queryHeads: 2, kvHeads: 2, seq: 37, headDim: 16 },
+  { batch: 2, queryHeads: 4, kvHeads: 2, seq: 130, headDim: 32 },
+  { batch: 1, queryHeads: 4, kvHeads: 1, seq: 97, headDim: 16, valueDim: 24 },
+  { batch: 1, queryHeads: 2, kvHeads: 2, seq: 70, headDim: 20, causal: false },
+  { batch: 1, queryHeads: 4, kvHeads: 2, seq: 77, headDim: 16, querySeq: 5 },
+  { batch: 1, queryHeads: 2, kvHeads: 2, seq: 300, headDim: 128 },
+];
+
+/** Every GPU check, in the order they run. */
+export const gpuChecks: readonly GpuCheck[] = [
+  ...denseShapes.map((s, i): GpuCheck => ({
+    name: `dense equals referenceAttention: B${s.batch} Hq${s.queryHeads} Hkv${s.kvHeads} S${s.seq} D${s.headDim}${s.valueDim ? ` Dv${s.valueDim}` : ''}${s.querySeq ? ` Sq${s.querySeq}` : ''}${s.causal === false ? ' non-causal' : ''}`,
+    async run(backend) {
+      const input = makeInput(s, 10 + i);
+      const gpu = await backend.denseAttention(input);
+      const ref = referenceAttention(input);
+      expectClose('output', gpu.output.data, ref.output.data, ref.output.shape);
+      expectLseClose('lse', gpu.lse, ref.lse);
+      if (gpu.backend.backend !== 'gpu' || gpu.backend.kernel !== 'webgpu-wgsl') throw new Error(`backend recorded as ${JSON.stringify(gpu.backend)}`);
+    },
+  })),
+  {
+    name: 'dense at S=2048, D=128 (many 64×64 tiles) equals core denseAttention',
+    async run(backend) {
+      const input = makeInput({ batch: 1, queryHeads: 2, kvHeads: 1, seq: 2048, headDim: 128 }, 77, 'structured');
+      const gpu = await backend.denseAttention(input);
+      expectClose('output', gpu.output.data, denseAttention(input).output.data, gpu.output.shape);
+    },
+  },
+  {
+    name: 'dense over a KV-cache view (seqCapacity > seq) equals referenceAttention',
+    async run(backend) {
+      const input = makeInput({ batch: 1, queryHeads: 4, kvHeads: 2, seq: 45, headDim: 16 }, 5);
+      const cache = new KVCache({ batch: 1, kvHeads: 2, headDim: 16, valueDim: 16, initialCapacity: 64 });
+      cache.append(input.k, input.v);
+      const viewInput = { q: input.q, k: cache.keys(), v: cache.values(), causal: true };
+      const gpu = await backend.denseAttention(viewInput);
+      expectClose('output', gpu.output.data, referenceAttention(input).output.data, gpu.output.shape);
+    },
+  },
+  {
+    name: 'sparse executor, token selection per query head (empty rows, GQA) equals core sparseAttention',
+    async run(backend) {
+      const input = makeInput({ batch: 2, queryHeads: 4, kvHeads: 2, seq: 41, headDim: 16 }, 21);
+      const selection = randomTokenSelection(2, 4, 41, 41, 3);
+      const gpu = await backend.sparseAttention(input, selection);
+      const cpu = sparseAttention(input, selection);
+      expectClose('output', gpu.output.data, cpu.output.data, cpu.output.shape);
+      expectLseClose('lse', gpu.lse, cpu.lse);
+      if (gpu.stats.pairs !== cpu.stats.pairs) throw new Error(`pairs ${gpu.stats.pairs}, core counts ${cpu.stats.pairs}`);
+    },
+  },
+  ...([[16, 16, 2], [64, 64, 1], [7, 1, 4], [10, 33, 2]] as const).map(([blockSize, queryBlockSize, group], i): GpuCheck => ({
+    name: `sparse executor, block selection per KV head (block ${blockSize}, query block ${queryBlockSize}, group ${group}) equals core sparseAttention`,
+    async run(backend) {
+      const seq = 150;
+      const input = makeInput({ batch: 1, queryHeads: 2 * group, kvHeads: 2, seq, headDim: 32, valueDim: 24 }, 30 + i);
+      const selection = randomBlockSelection(1, 2, seq, seq, blockSize, queryBlockSize, 40 + i);
+      const gpu = await backend.sparseAttention(input, selection);
+      const cpu = sparseAttention(input, selection);
+      expectClose('output', gpu.output.data, cpu.output.data, cpu.output.shape);
+      expectLseClose('lse', gpu.lse, cpu.lse);
+    },
+  })),
+  ...([
+    { config: {}, shape: { batch: 1, queryHeads: 2, kvHeads: 2, seq: 700, headDim: 64 } },
+    { config: { blockSize: 16, queryBlockSize: 16, topK: 3, scoring: 'mean' }, shape: { batch: 2, queryHeads: 4, kvHeads: 2, seq: 150, headDim: 32 } },
+    { config: { blockSize: 32, queryBlockSize: 8, topK: 2, sinkBlocks: 0 }, shape: { batch: 1, queryHeads: 8, kvHeads: 1, seq: 200, headDim: 16 } },
+    { config: { blockSize: 64, queryBlockSize: 64, topK: 4 }, shape: { batch: 1, queryHeads: 2, kvHeads: 2, seq: 2000, headDim: 128 } },
+  ] as const).map(({ config, shape }, i): GpuCheck => ({
+    name: `block top-k on the GPU picks the CPU's blocks and equals core sparseAttention over them: ${JSON.stringify(config)} S${shape.seq} D${shape.headDim}`,
+    async run(backend) {
+      const resolved = blockTopKConfigSchema.parse(config);
+      const input = makeInput(shape, 60 + i, 'structured');
+      const gpu = await backend.blockTopKAttention(input, resolved);
+      checkTopKAgainstCpu(input, gpu.selection, resolved);
+      const exact = sparseAttention(input, gpu.selection);
+      expectClose('output', gpu.output.data, exact.output.data, exact.output.shape);
+    },
+  })),
+  {
+    name: 'calls larger than one binding are split into chunks with the same results',
+    async run(backend) {
+      const input = makeInput({ batch: 2, queryHeads: 6, kvHeads: 3, seq: 64, headDim: 16 }, 90);
+      const small = new GpuBackend({ ...backend.context, maxBinding: 2 * 2 * 64 * 16 * 4 });
+      const gpu = await small.denseAttention(input);
+      expectClose('dense output', gpu.output.data, referenceAttention(input).output.data, gpu.output.shape);
+      const blocks = await small.blockTopKAttention(input, { blockSize: 16, queryBlockSize: 16, topK: 1 });
+      expectClose('block top-k output', blocks.output.data, sparseAttention(input, blocks.selection).output.data, blocks.output.shape);
+    },
+  },
+  {
+    name: "device.onuncapturederror can be assigned (Dawn's setter is replaced once at initialisation)",
+    async run(backend) {
+      const device = backend.context.device;
+      const handler = () => undefined;
+      device.onuncapturederror = handler;
+      if (device.onuncapturederror !== handler) throw new Error('onuncapturederror did not keep the assigned handler');
+      device.onuncapturederror = null;
+    },
+  },
+];
+
+/**
+ * Checks a GPU block selection against CPU scores: every row has the CPU's row count, keeps
+ * every forced block, and is a valid top-k under the CPU scores up to float32 rounding (a block
+ * the GPU kept may differ from the CPU's only where their scores tie within 1e-4 relative).
+ */
+export function checkTopKAgainstCpu(input: AttentionInput, selection: Selection, config: BlockTopKConfig): void {
+  const d = validateAttentionInput(input);
+  const pooled = poolKeyBlocks(input, config.blockSize);
+  const scores = scoreKeyBlocks(input, pooled, config);
+  const rows = Math.ceil(d.querySeq / config.queryBlockSize);
+  for (let slot = 0; slot < d.batch * d.kvHeads; slot++) {
+    for (let r = 0; r < rows; r++) {
+      const row = slot * rows + r;
+      const g = rowGeometry(d, config, pooled.blocks, r);
+      const picked = new Set(Array.from(selection.indices.subarray(selection.offsets[row]!, selection.offsets[row + 1]!)));
+      const forced = (j: number) => j < config.sinkBlocks || j >= g.localStart;
+      let forcedCount = 0;
+      for (let j = 0; j < g.visible; j++) if (forced(j)) forcedCount++;
+      const expected = Math.min(g.visible, forcedCount + config.topK);
+      if (picked.size !== expected) throw new Error(`row ${row}: GPU picked ${picked.size} blocks, expected ${expected}`);
+      let minPicked = Infinity;
+      let maxOther = -Infinity;
+      for (let j = 0; j < g.visible; j++) {
+        const score = scores[row * pooled.blocks + j]!;
+        if (forced(j)) {
+          if (!picked.has(j)) throw new Error(`row ${row}: forced block ${j} missing`);
+        } else if (picked.has(j)) minPicked = Math.min(minPicked, score);
+        else maxOther = Math.max(maxOther, score);
+      }
+      for (const j of picked) if (j >= g.visible) throw new Error(`row ${row}: block ${j} is after the row's last query`);
+      if (maxOther > minPicked + 1e-4 * Math.max(1, Math.abs(minPicked))) {
+        throw new Error(`row ${row}: GPU kept a block scoring ${minPicked} over one scoring ${maxOther}`);
+      }
+    }
+  }
+}

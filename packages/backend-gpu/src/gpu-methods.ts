@@ -1,0 +1,51 @@
+import { denseMethod, parseConfig, type AttentionInput, type AttentionResult, type BackendName, type MethodDefinition } from '@sparse-attn/core';
+import { blockTopKConfigSchema, blockTopKMethod } from './block-top-k.js';
+import type { GpuBackend } from './gpu-backend.js';
+
+/** A method bound to a GPU backend: core's `prefill`, asynchronous because readback is. */
+export interface GpuAttentionMethod {
+  readonly methodId: string;
+  prefill(input: AttentionInput): Promise<AttentionResult>;
+}
+
+/**
+ * How a family opts in to `backend: 'gpu'`: a definition with the same id and config schema as
+ * its CPU `MethodDefinition`, whose `create` binds a config to a {@link GpuBackend}. Its selection
+ * and attention compose the backend's primitives (`blockTopKAttention`, or the family's own
+ * selection followed by `backend.sparseAttention(input, selection)`), so results match the CPU
+ * path to float32 rounding.
+ */
+export interface GpuMethodDefinition {
+  readonly id: string;
+  readonly family: string;
+  /** The CPU definition this one mirrors (same config schema and budgets). */
+  readonly cpu: MethodDefinition;
+  create(backend: GpuBackend, config?: Record<string, unknown>): GpuAttentionMethod;
+}
+
+/** Dense attention on the GPU (flash-style WGSL): the GPU baseline. */
+export const gpuDenseMethod: GpuMethodDefinition = {
+  id: 'dense',
+  family: 'core',
+  cpu: denseMethod,
+  create: (backend) => ({ methodId: 'dense', prefill: (input) => backend.denseAttention(input) }),
+};
+
+/** The pooled-block top-k method with pooling, scoring, top-k and attention on the GPU. */
+export const gpuBlockTopKMethod: GpuMethodDefinition = {
+  id: blockTopKMethod.id,
+  family: blockTopKMethod.family,
+  cpu: blockTopKMethod,
+  create: (backend, config) => {
+    const resolved = parseConfig(blockTopKMethod.id, blockTopKConfigSchema, config);
+    return { methodId: blockTopKMethod.id, prefill: (input) => backend.blockTopKAttention(input, resolved) };
+  },
+};
+
+/** Every method this package runs on the GPU, for `bench --backend gpu`. */
+export const gpuMethods: readonly GpuMethodDefinition[] = [gpuDenseMethod, gpuBlockTopKMethod];
+
+/** The GPU definition of `id`, or `undefined` when the method runs on the CPU only. */
+export function gpuMethod(id: string, backend: BackendName = 'gpu'): GpuMethodDefinition | undefined {
+  return backend === 'gpu' ? gpuMethods.find((m) => m.id === id) : undefined;
+}

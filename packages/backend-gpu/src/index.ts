@@ -1,0 +1,24 @@
+/**
+ * `@sparse-attn/backend-gpu`: the WebGPU backend (runtime-neutral; Node acquires Dawn through
+ * `@sparse-attn/backend-gpu/node`). Hand-written WGSL kernels for dense and sparse attention and
+ * the block pooling / scoring / top-k pipeline, plus the CPU `block-top-k` method they mirror.
+ */
+import type { MethodDefinition } from '@sparse-attn/core';
+import { blockTopKMethod } from './block-top-k.js';
+
+export * from './block-top-k.js';
+export * from './gpu-backend.js';
+export * from './gpu-device.js';
+export * from './gpu-methods.js';
+export * from './gpu-benchmarks.js';
+export * from './gpu-checks.js';
+export * from './measure-async.js';
+export { flashAttentionWgsl, flashAttentionWorkgroupBytes, type FlashAttentionKernelOptions } from './kernels/flash-attention-wgsl.js';
+export { blockPoolWgsl } from './kernels/block-pool-wgsl.js';
+export { blockScoreWgsl, type BlockScoring } from './kernels/block-score-wgsl.js';
+export { blockTopKWgsl } from './kernels/block-top-k-wgsl.js';
+export { fillNormalWgsl } from './kernels/fill-normal-wgsl.js';
+export { dispatchGrid, type TileShape } from './kernels/score-tile-wgsl.js';
+
+/** Registrable (CPU) methods of this package; their GPU counterparts are in `gpuMethods`. */
+export const methods: MethodDefinition[] = [blockTopKMethod as unknown as MethodDefinition];

@@ -1,0 +1,247 @@
+/**
+ * Flash-style attention in WGSL: the dense path and the exact sparse executor in one kernel.
+ *
+ * Implements, for every query row i of a tile and the keys K(i) of the tile's key list,
+ *
+ *   s_ij = scale · q_i·k_j            (masked to −∞ when j > pos(i) under causal)
+ *   m_i ← max(m_i, max_j s_ij);  α = e^{m_old − m_i}
+ *   l_i ← α·l_i + Σ_j e^{s_ij − m_i};  o_i ← α·o_i + Σ_j e^{s_ij − m_i} v_j
+ *   out_i = o_i / l_i;  lse_i = m_i + ln l_i     (out 0, lse −∞ where no key is visible)
+ *
+ * i.e. the online softmax of FlashAttention (arXiv:2205.14135 Alg. 1), tiled 64 keys at a time
+ * through workgroup memory, never materialising more than a tile of S.
+ *
+ * - `dense`: a workgroup owns 64 consecutive queries of one query head; keys run 0..last
+ *   visible (causal tiles past the diagonal are skipped).
+ * - `csr`: a workgroup owns one row of a core `Selection` (the queries of a query block, times
+ *   the query heads of the GQA group when the selection is per KV head); keys are the row's
+ *   token indices, or its blocks expanded to tokens, gathered per tile. Rows come from a
+ *   `bounds` buffer (start, end per row) into `indices`, the CSR layout of core's `Selection`.
+ *
+ * Per-row partial sums `l` stay per thread (the rescale factor is shared by the row), so only
+ * the running maximum needs a cross-thread reduction per tile.
+ */
+import { forRows, linearWorkgroup, operandScratchVec4, scoreTileWgsl, tileConstants, type TileShape } from './score-tile-wgsl.js';
+
+/** Options of {@link flashAttentionWgsl}. */
+export interface FlashAttentionKernelOptions {
+  readonly mode: 'dense' | 'csr';
+  readonly headDim: number;
+  readonly valueDim: number;
+  readonly tile: TileShape;
+  /** Keys per value chunk staged in workgroup memory for o += p·v. */
+  readonly valueChunk: number;
+}
+
+/** Uniform parameter block of the attention kernel (16 × 4 bytes, order matters). */
+export const ATTENTION_PARAMS = [
+  'querySeq', 'keySeq', 'queryOffset', 'causal',
+  'groupSize', 'slots', 'tilesX', 'scale',
+  'selRows', 'queryBlockSize', 'blockSize', 'scopeKv',
+  'kindBlock', 'subTiles', 'pad0', 'pad1',
+] as const;
+// pad0 must stay 0: the kernel builds −∞ for empty rows as bitcast(pad0 | 0xff800000) at run time,
+// because WGSL rejects an infinite value in a constant expression.
+
+/** Bytes of workgroup memory the kernel declares, to check against the device limit. */
+export function flashAttentionWorkgroupBytes(o: FlashAttentionKernelOptions): number {
+  const dvp = Math.ceil(o.valueDim / 64) * 64;
+  const tr = o.tile.rows / 4;
+  const scratch = Math.max(operandScratchVec4(o.tile), (o.valueChunk * dvp) / 4);
+  return scratch * 16 + 64 * (tr + 1) * 16 + o.tile.rows * 17 * 4 + 64 * 4 + o.tile.rows * 8 + 16;
+}
+
+/** Generates the WGSL source of the dense or CSR attention kernel. */
+export function flashAttentionWgsl(o: FlashAttentionKernelOptions): string {
+  const dvp = Math.ceil(o.valueDim / 64) * 64;
+  const vc4 = dvp / 64;
+  const scratchVec4 = Math.max(operandScratchVec4(o.tile), (o.valueChunk * dvp) / 4);
+  const csr = o.mode === 'csr';
+  const oVars = (i: number) => Array.from({ length: vc4 }, (_, c) => `o${i}_${c}`);
+  return /* wgsl */ `
+${tileConstants(o.tile)}
+const D: u32 = ${o.headDim}u;
+const DV: u32 = ${o.valueDim}u;
+const DVP: u32 = ${dvp}u;
+const VJ: u32 = ${o.valueChunk}u;
+
+struct Params {
+  querySeq: u32, keySeq: u32, queryOffset: u32, causal: u32,
+  groupSize: u32, slots: u32, tilesX: u32, scale: f32,
+  selRows: u32, queryBlockSize: u32, blockSize: u32, scopeKv: u32,
+  kindBlock: u32, subTiles: u32, pad0: u32, pad1: u32,
+}
+
+@group(0) @binding(0) var<uniform> P: Params;
+@group(0) @binding(1) var<storage, read> q: array<f32>;
+@group(0) @binding(2) var<storage, read> k: array<f32>;
+@group(0) @binding(3) var<storage, read> v: array<f32>;
+@group(0) @binding(4) var<storage, read_write> out: array<f32>;
+@group(0) @binding(5) var<storage, read_write> lse: array<f32>;
+${csr ? `@group(0) @binding(6) var<storage, read> bounds: array<u32>;
+@group(0) @binding(7) var<storage, read> indices: array<u32>;` : ''}
+
+var<workgroup> scratch: array<vec4<f32>, ${scratchVec4}>;
+var<workgroup> ps: array<vec4<f32>, ${64 * (o.tile.rows / 4 + 1)}>;
+var<workgroup> red: array<f32, ${o.tile.rows * 17}>;
+var<workgroup> keyIdx: array<u32, 64>;
+var<workgroup> rowQ: array<u32, ${o.tile.rows}>;
+var<workgroup> rowPos: array<u32, ${o.tile.rows}>;
+var<workgroup> wgStart: u32;
+var<workgroup> wgEnd: u32;
+var<workgroup> wgFirst: u32;
+
+fn qAt(r: u32, e: u32) -> f32 {
+  let row = rowQ[r];
+  if (row == INVALID || e >= D) { return 0.0; }
+  return q[row * D + e];
+}
+
+fn kAt(c: u32, e: u32, kvBase: u32) -> f32 {
+  let key = keyIdx[c];
+  if (key == INVALID || e >= D) { return 0.0; }
+  return k[(kvBase + key) * D + e];
+}
+
+${csr ? `
+// Key of slot s of the current row: a token index, or a block expanded to its tokens.
+fn keyOfSlot(s: u32, start: u32) -> u32 {
+  if (P.kindBlock == 0u) { return indices[start + s]; }
+  let key = indices[start + s / P.blockSize] * P.blockSize + s % P.blockSize;
+  return select(INVALID, key, key < P.keySeq);
+}` : ''}
+
+@compute @workgroup_size(NT)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  ${linearWorkgroup}
+  let tx = lid % TC;
+  let ty = lid / TC;
+${csr ? csrPrologue() : densePrologue()}
+  var m = vec4<f32>(NEG);
+  var l = vec4<f32>(0.0);
+${forRows((i) => oVars(i).map((name) => `  var ${name} = vec4<f32>(0.0);`).join('\n'))}
+  let pos = vec4<u32>(rowPos[4u * ty], rowPos[4u * ty + 1u], rowPos[4u * ty + 2u], rowPos[4u * ty + 3u]);
+  let live = vec4<bool>(rowQ[4u * ty] != INVALID, rowQ[4u * ty + 1u] != INVALID, rowQ[4u * ty + 2u] != INVALID, rowQ[4u * ty + 3u] != INVALID);
+
+  for (var k0 = 0u; k0 < slotCount; k0 += BC) {
+${csr ? `    if (lid < BC) {
+      let s = k0 + lid;
+      keyIdx[lid] = select(INVALID, keyOfSlot(s, start), s < slotCount);
+    }
+    if (lid == 0u) { wgFirst = keyOfSlot(k0, start); }
+    let first = workgroupUniformLoad(&wgFirst);
+    if (P.causal == 1u && first != INVALID && first > lastPos) { break; }` : `    if (lid < BC) {
+      let s = k0 + lid;
+      keyIdx[lid] = select(INVALID, s, s < slotCount);
+    }
+    workgroupBarrier();`}
+    var s0 = vec4<f32>(0.0);
+    var s1 = vec4<f32>(0.0);
+    var s2 = vec4<f32>(0.0);
+    var s3 = vec4<f32>(0.0);
+${scoreTileWgsl('D', (r, e) => `qAt(${r}, ${e})`, (c, e) => `kAt(${c}, ${e}, kvBase)`)}
+    let keys = vec4<u32>(keyIdx[tx], keyIdx[tx + 16u], keyIdx[tx + 32u], keyIdx[tx + 48u]);
+    let keyLive = keys != vec4<u32>(INVALID);
+${forRows((i) => `    let ok${i} = keyLive & vec4<bool>(live[${i}]) & ((keys <= vec4<u32>(pos[${i}])) | vec4<bool>(P.causal == 0u));
+    s${i} = select(vec4<f32>(NEG), s${i} * P.scale, ok${i});
+    red[(4u * ty + ${i}u) * 17u + tx] = max(max(s${i}.x, s${i}.y), max(s${i}.z, s${i}.w));`)}
+    workgroupBarrier();
+    var tileMax = vec4<f32>(NEG);
+    for (var j = 0u; j < TC; j++) {
+      tileMax = max(tileMax, vec4<f32>(red[(4u * ty) * 17u + j], red[(4u * ty + 1u) * 17u + j], red[(4u * ty + 2u) * 17u + j], red[(4u * ty + 3u) * 17u + j]));
+    }
+    let mNew = max(m, tileMax);
+    let alpha = exp(m - mNew);
+    m = mNew;
+${forRows((i) => `    let p${i} = select(vec4<f32>(0.0), exp(s${i} - vec4<f32>(mNew[${i}])), ok${i});
+    l[${i}] = l[${i}] * alpha[${i}] + dot(p${i}, vec4<f32>(1.0));
+${oVars(i).map((name) => `    ${name} = ${name} * alpha[${i}];`).join('\n')}`)}
+${[0, 1, 2, 3].map((c) => `    ps[(tx + ${16 * c}u) * (TR + 1u) + ty] = vec4<f32>(p0[${c}], p1[${c}], p2[${c}], p3[${c}]);`).join('\n')}
+    for (var j0 = 0u; j0 < BC; j0 += VJ) {
+      workgroupBarrier();
+      for (var x = lid; x < VJ * DVP; x += NT) {
+        let jj = x / DVP;
+        let cc = x % DVP;
+        let key = keyIdx[j0 + jj];
+        var value = 0.0;
+        if (key != INVALID && cc < DV) { value = v[(kvBase + key) * DV + cc]; }
+        scratch[jj * (DVP / 4u) + cc / 4u][cc % 4u] = value;
+      }
+      workgroupBarrier();
+      for (var jj = 0u; jj < VJ; jj++) {
+        let pv = ps[(j0 + jj) * (TR + 1u) + ty];
+${Array.from({ length: vc4 }, (_, c) => `        let v${c} = scratch[jj * (DVP / 4u) + ${c * 16}u + tx];
+${forRows((i) => `        o${i}_${c} = fma(vec4<f32>(pv[${i}]), v${c}, o${i}_${c});`)}`).join('\n')}
+      }
+    }
+  }
+
+  workgroupBarrier();
+${forRows((i) => `  red[(4u * ty + ${i}u) * 17u + tx] = l[${i}];`)}
+  workgroupBarrier();
+  var total = vec4<f32>(0.0);
+  for (var j = 0u; j < TC; j++) {
+    total += vec4<f32>(red[(4u * ty) * 17u + j], red[(4u * ty + 1u) * 17u + j], red[(4u * ty + 2u) * 17u + j], red[(4u * ty + 3u) * 17u + j]);
+  }
+${forRows((i) => `  if (live[${i}]) {
+    let row = rowQ[4u * ty + ${i}u];
+    let inv = select(0.0, 1.0 / total[${i}], total[${i}] > 0.0);
+${oVars(i).map((name, c) => `    for (var e = 0u; e < 4u; e++) {
+      let col = ${c * 64}u + 4u * tx + e;
+      if (col < DV) { out[row * DV + col] = ${name}[e] * inv; }
+    }`).join('\n')}
+    if (tx == 0u) { lse[row] = select(bitcast<f32>(P.pad0 | 0xff800000u), m[${i}] + log(total[${i}]), total[${i}] > 0.0); }
+  }`)}
+}
+`;
+}
+
+function densePrologue(): string {
+  return /* wgsl */ `
+  let queryTiles = (P.querySeq + BR - 1u) / BR;
+  if (linear >= queryTiles * P.slots) { return; }
+  let slot = linear / queryTiles;
+  // Heaviest (latest) query tiles first, so the causal triangle's long rows start early.
+  let qt = queryTiles - 1u - linear % queryTiles;
+  let kvBase = (slot / P.groupSize) * P.keySeq;
+  if (lid < BR) {
+    let i = qt * BR + lid;
+    rowQ[lid] = select(INVALID, slot * P.querySeq + i, i < P.querySeq);
+    rowPos[lid] = P.queryOffset + i;
+  }
+  let lastQuery = min(qt * BR + BR, P.querySeq);
+  let slotCount = select(P.keySeq, min(P.keySeq, P.queryOffset + lastQuery), P.causal == 1u);
+  workgroupBarrier();`;
+}
+
+function csrPrologue(): string {
+  return /* wgsl */ `
+  let perSlot = P.selRows * P.subTiles;
+  if (linear >= perSlot * P.slots) { return; }
+  let slot = linear / perSlot;
+  let r = (linear % perSlot) / P.subTiles;
+  let sub = linear % P.subTiles;
+  let rowQueries = min(P.queryBlockSize, P.querySeq - r * P.queryBlockSize);
+  let heads = select(1u, P.groupSize, P.scopeKv == 1u);
+  let tileRows = heads * rowQueries;
+  if (sub * BR >= tileRows) { return; }
+  let kvSlot = select(slot / P.groupSize, slot, P.scopeKv == 1u);
+  let kvBase = kvSlot * P.keySeq;
+  if (lid < BR) {
+    let t = sub * BR + lid;
+    let g = t / rowQueries;
+    let i = r * P.queryBlockSize + t % rowQueries;
+    let querySlot = select(slot, slot * P.groupSize + g, P.scopeKv == 1u);
+    rowQ[lid] = select(INVALID, querySlot * P.querySeq + i, t < tileRows);
+    rowPos[lid] = P.queryOffset + i;
+  }
+  let lastPos = P.queryOffset + r * P.queryBlockSize + rowQueries - 1u;
+  if (lid == 0u) {
+    let row = slot * P.selRows + r;
+    wgStart = bounds[2u * row];
+    wgEnd = bounds[2u * row + 1u];
+  }
+  let start = workgroupUniformLoad(&wgStart);
+  let end = workgroupUniformLoad(&wgEnd);
+  let slotCount = (end - start) * select(1u, P.blockSize, P.kindBlock == 1u);`;
+}

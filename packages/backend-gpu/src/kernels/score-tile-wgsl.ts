@@ -1,0 +1,105 @@
+/**
+ * Shared WGSL pieces of every tiled kernel in this package: the 4×4-per-thread register
+ * micro-tile that computes a `rows × 64` tile of dot products
+ *
+ *   S[r][c] = Σ_e A(r, e) · B(c, e)        (e over the operand width E, in chunks of 16)
+ *
+ * from workgroup memory. Flash attention uses it with A = q, B = k (E = headDim); block scoring
+ * uses it with A = [q⁺ | q⁻], B = [max | min] (Quest's bound, E = 2·headDim) or A = q, B = mean.
+ *
+ * Layout (BR tile rows, BC = 64 tile columns, TR = BR / 4 thread rows, TC = 16 thread columns):
+ * thread (ty, tx) owns rows 4ty..4ty+3 and the strided columns tx, tx+16, tx+32, tx+48, so its
+ * four score vectors `s0..s3` hold one row each, columns in the vector lanes. Operand chunks are
+ * stored transposed with one vec4 of padding per row of 16 so that the cooperative stores and the
+ * vec4 reads avoid shared-memory bank conflicts.
+ */
+
+/** Tile geometry shared by the kernels. */
+export interface TileShape {
+  /** Rows of the tile: 64 (256 threads) or 16 (64 threads). */
+  readonly rows: 64 | 16;
+  /** Operand width handled per chunk (16). */
+  readonly chunk: number;
+}
+
+/** Columns of every tile (keys or key blocks). */
+export const TILE_COLUMNS = 64;
+/** Threads per tile row group. */
+export const THREAD_COLUMNS = 16;
+
+/** Threads of a workgroup for a tile shape. */
+export function tileThreads(shape: TileShape): number {
+  return (shape.rows / 4) * THREAD_COLUMNS;
+}
+
+/** vec4 slots the transposed A and B chunks take in the scratch array. */
+export function operandScratchVec4(shape: TileShape): number {
+  return shape.chunk * (shape.rows / 4 + 1) + shape.chunk * (TILE_COLUMNS / 4 + 1);
+}
+
+/** WGSL constants every tiled kernel declares. */
+export function tileConstants(shape: TileShape): string {
+  const tr = shape.rows / 4;
+  return /* wgsl */ `
+const BR: u32 = ${shape.rows}u;
+const BC: u32 = ${TILE_COLUMNS}u;
+const TR: u32 = ${tr}u;
+const TC: u32 = ${THREAD_COLUMNS}u;
+const NT: u32 = ${tileThreads(shape)}u;
+const DK: u32 = ${shape.chunk}u;
+const A_STRIDE: u32 = ${tr + 1}u;
+const B_STRIDE: u32 = ${TILE_COLUMNS / 4 + 1}u;
+const B_OFF: u32 = ${shape.chunk * (tr + 1)}u;
+const INVALID: u32 = 0xffffffffu;
+const NEG: f32 = -3.0e38;
+`;
+}
+
+/**
+ * WGSL statements that accumulate `s0..s3` (declared by the caller) over the operand width
+ * `width` (a WGSL expression, multiple of nothing in particular: the tail is zero-padded).
+ * `loadA(r, e)` / `loadB(c, e)` are WGSL expressions for operand elements with `r`/`c` the tile
+ * row / column and `e` the operand index; they must return 0 outside the operand.
+ * Uses `scratch` (vec4 workgroup array) and must be reached by the whole workgroup (barriers).
+ */
+export function scoreTileWgsl(width: string, loadA: (r: string, e: string) => string, loadB: (c: string, e: string) => string): string {
+  return /* wgsl */ `
+    for (var e0 = 0u; e0 < ${width}; e0 += DK) {
+      for (var x = lid; x < BR * DK; x += NT) {
+        let rr = x / DK;
+        let ee = x % DK;
+        scratch[ee * A_STRIDE + rr / 4u][rr % 4u] = ${loadA('rr', 'e0 + ee')};
+      }
+      for (var x = lid; x < BC * DK; x += NT) {
+        let cc = x / DK;
+        let ee = x % DK;
+        scratch[B_OFF + ee * B_STRIDE + cc % 16u][cc / 16u] = ${loadB('cc', 'e0 + ee')};
+      }
+      workgroupBarrier();
+      for (var ee = 0u; ee < DK; ee++) {
+        let a = scratch[ee * A_STRIDE + ty];
+        let b = scratch[B_OFF + ee * B_STRIDE + tx];
+        s0 = fma(vec4<f32>(a.x), b, s0);
+        s1 = fma(vec4<f32>(a.y), b, s1);
+        s2 = fma(vec4<f32>(a.z), b, s2);
+        s3 = fma(vec4<f32>(a.w), b, s3);
+      }
+      workgroupBarrier();
+    }
+`;
+}
+
+/** Emits `body(i)` for the four rows a thread owns (WGSL has no compile-time loops). */
+export function forRows(body: (i: number) => string): string {
+  return [0, 1, 2, 3].map(body).join('\n');
+}
+
+/** WGSL for the linearised workgroup id: dispatches wider than 65535 fold into `y`. */
+export const linearWorkgroup = 'let linear = wid.x + wid.y * P.tilesX;';
+
+/** Splits `count` workgroups into an `x × y` grid that stays under the per-dimension limit. */
+export function dispatchGrid(count: number, maxPerDimension = 65535): [number, number] {
+  if (count <= maxPerDimension) return [Math.max(1, count), 1];
+  const y = Math.ceil(count / maxPerDimension);
+  return [Math.ceil(count / y), y];
+}

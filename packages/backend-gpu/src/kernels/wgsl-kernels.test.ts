@@ -1,0 +1,161 @@
+import { describe, expect, it } from 'vitest';
+import { WgslParser, WgslReflect } from 'wgsl_reflect/wgsl_reflect.module.js';
+import { POOL_PARAMS, blockPoolWgsl } from './block-pool-wgsl.js';
+import { SCORE_PARAMS, blockScoreWgsl } from './block-score-wgsl.js';
+import { TOP_K_PARAMS, blockTopKWgsl } from './block-top-k-wgsl.js';
+import { FILL_PARAMS, fillNormalWgsl } from './fill-normal-wgsl.js';
+import { ATTENTION_PARAMS, flashAttentionWgsl, flashAttentionWorkgroupBytes, type FlashAttentionKernelOptions } from './flash-attention-wgsl.js';
+import { dispatchGrid } from './score-tile-wgsl.js';
+
+/** Bytes of every `var<workgroup>` the source declares (f32/u32 scalars and arrays of f32, u32, vec4<f32>). */
+function declaredWorkgroupBytes(code: string): number {
+  let bytes = 0;
+  for (const match of code.matchAll(/var<workgroup>\s+\w+\s*:\s*([^;]+);/g)) {
+    const type = match[1]!.trim();
+    const array = /^array<(vec4<f32>|f32|u32),\s*(\d+)>$/.exec(type);
+    if (array) bytes += (array[1] === 'vec4<f32>' ? 16 : 4) * Number(array[2]);
+    else if (type === 'u32' || type === 'f32') bytes += 4;
+    else throw new Error(`unexpected workgroup type ${type}`);
+  }
+  return bytes;
+}
+
+/** Parses the source (syntax) and returns its reflection (entry points, bindings, uniform struct). */
+function reflect(code: string): WgslReflect {
+  expect(() => new WgslParser().parse(code)).not.toThrow();
+  return new WgslReflect(code);
+}
+
+/** Member names of the uniform `Params` struct, in order. */
+function uniformFields(r: WgslReflect): string[] {
+  const params = r.structs.find((s) => s.name === 'Params');
+  return (params?.members ?? []).map((m) => m.name);
+}
+
+function bindings(r: WgslReflect): Array<[string, number, string]> {
+  return r.storage.map((s) => [s.name, s.binding, s.access] as [string, number, string]).sort((a, b) => a[1] - b[1]);
+}
+
+const attentionOptions: FlashAttentionKernelOptions[] = [
+  { mode: 'dense', headDim: 128, valueDim: 128, tile: { rows: 64, chunk: 16 }, valueChunk: 16 },
+  { mode: 'csr', headDim: 128, valueDim: 128, tile: { rows: 64, chunk: 16 }, valueChunk: 16 },
+  { mode: 'dense', headDim: 20, valueDim: 24, tile: { rows: 16, chunk: 16 }, valueChunk: 16 },
+  { mode: 'csr', headDim: 16, valueDim: 200, tile: { rows: 16, chunk: 16 }, valueChunk: 16 },
+];
+
+describe('flash attention WGSL', () => {
+  for (const o of attentionOptions) {
+    it(`${o.mode} D${o.headDim} Dv${o.valueDim} rows ${o.tile.rows}: parses, binds q/k/v/out/lse (+ CSR), matches the uniform layout`, () => {
+      const code = flashAttentionWgsl(o);
+      const r = reflect(code);
+      expect(r.entry.compute.map((e) => e.name)).toEqual(['main']);
+      expect(r.uniforms.map((u) => [u.name, u.binding])).toEqual([['P', 0]]);
+      const expected: Array<[string, number, string]> = [
+        ['q', 1, 'read'],
+        ['k', 2, 'read'],
+        ['v', 3, 'read'],
+        ['out', 4, 'read_write'],
+        ['lse', 5, 'read_write'],
+      ];
+      if (o.mode === 'csr') expected.push(['bounds', 6, 'read'], ['indices', 7, 'read']);
+      expect(bindings(r)).toEqual(expected);
+      expect(uniformFields(r)).toEqual([...ATTENTION_PARAMS]);
+      expect(code).toContain(`const D: u32 = ${o.headDim}u;`);
+      expect(code).toContain(`const DV: u32 = ${o.valueDim}u;`);
+      expect(code).toContain(`@compute @workgroup_size(NT)`);
+      expect(code).toContain(`const NT: u32 = ${(o.tile.rows / 4) * 16}u;`);
+    });
+
+    it(`${o.mode} D${o.headDim} Dv${o.valueDim} rows ${o.tile.rows}: the reported workgroup memory covers what the source declares`, () => {
+      const declared = declaredWorkgroupBytes(flashAttentionWgsl(o));
+      const reported = flashAttentionWorkgroupBytes(o);
+      expect(reported).toBeGreaterThanOrEqual(declared);
+      expect(reported - declared).toBeLessThan(16);
+    });
+  }
+
+  it('one output accumulator vec4 per 64 value columns per row', () => {
+    const code = flashAttentionWgsl({ mode: 'dense', headDim: 64, valueDim: 130, tile: { rows: 64, chunk: 16 }, valueChunk: 16 });
+    // Dv 130 pads to 192: three vec4 accumulators for each of the thread's four rows.
+    expect(code.match(/var o\d_\d = vec4<f32>\(0\.0\);/g)).toHaveLength(12);
+    expect(code).toContain('const DVP: u32 = 192u;');
+  });
+
+  it('the largest D=128 tile fits the 32 KiB of workgroup memory WebGPU devices commonly give, the small tile the 16 KiB default', () => {
+    expect(flashAttentionWorkgroupBytes(attentionOptions[0]!)).toBeLessThanOrEqual(32768);
+    expect(flashAttentionWorkgroupBytes({ mode: 'csr', headDim: 64, valueDim: 64, tile: { rows: 16, chunk: 16 }, valueChunk: 16 })).toBeLessThanOrEqual(16384);
+  });
+});
+
+describe('block pipeline WGSL', () => {
+  it('pooling parses and writes mean, max and min', () => {
+    const r = reflect(blockPoolWgsl());
+    expect(bindings(r)).toEqual([
+      ['k', 1, 'read'],
+      ['meanOut', 2, 'read_write'],
+      ['maxOut', 3, 'read_write'],
+      ['minOut', 4, 'read_write'],
+    ]);
+    expect(uniformFields(r)).toEqual([...POOL_PARAMS]);
+  });
+
+  for (const scoring of ['quest', 'mean'] as const) {
+    for (const rows of [64, 16] as const) {
+      it(`scoring (${scoring}, rows ${rows}) parses; Quest's bound doubles the operand width`, () => {
+        const code = blockScoreWgsl({ headDim: 96, scoring, tile: { rows, chunk: 16 } });
+        const r = reflect(code);
+        expect(bindings(r)).toEqual([
+          ['q', 1, 'read'],
+          ['pooledA', 2, 'read'],
+          ['pooledB', 3, 'read'],
+          ['scores', 4, 'read_write'],
+        ]);
+        expect(uniformFields(r)).toEqual([...SCORE_PARAMS]);
+        expect(code).toContain(`const E: u32 = ${scoring === 'quest' ? 192 : 96}u;`);
+        expect(declaredWorkgroupBytes(code)).toBeLessThanOrEqual(rows === 64 ? 32768 : 16384);
+      });
+    }
+  }
+
+  it('top-k parses and sizes its pick list by the CSR stride', () => {
+    const code = blockTopKWgsl(21);
+    const r = reflect(code);
+    expect(bindings(r)).toEqual([
+      ['scores', 1, 'read'],
+      ['bounds', 2, 'read_write'],
+      ['indices', 3, 'read_write'],
+    ]);
+    expect(uniformFields(r)).toEqual([...TOP_K_PARAMS]);
+    expect(code).toContain('var<workgroup> picks: array<u32, 21>;');
+    expect(code).toContain('min(min(visible, forced + P.topK), 21u)');
+  });
+
+  it('the normal fill parses', () => {
+    const r = reflect(fillNormalWgsl());
+    expect(bindings(r)).toEqual([['data', 1, 'read_write']]);
+    expect(uniformFields(r)).toEqual([...FILL_PARAMS]);
+  });
+
+  it('every uniform block is a whole number of 16-byte rows', () => {
+    for (const fields of [ATTENTION_PARAMS, POOL_PARAMS, SCORE_PARAMS, TOP_K_PARAMS, FILL_PARAMS]) expect((fields.length * 4) % 16).toBe(0);
+  });
+});
+
+describe('dispatchGrid', () => {
+  it('keeps small dispatches one-dimensional and never dispatches zero workgroups', () => {
+    expect(dispatchGrid(0)).toEqual([1, 1]);
+    expect(dispatchGrid(1)).toEqual([1, 1]);
+    expect(dispatchGrid(65535)).toEqual([65535, 1]);
+  });
+
+  it('folds large counts into y so that x·y covers the count and each side stays under the limit', () => {
+    for (const count of [65536, 131071, 1 << 20, 32 * 1024 * 64, 4_000_000_007 % 100_000_000]) {
+      const [x, y] = dispatchGrid(count);
+      expect(x).toBeLessThanOrEqual(65535);
+      expect(y).toBeLessThanOrEqual(65535);
+      expect(x * y).toBeGreaterThanOrEqual(count);
+      expect(x * (y - 1)).toBeLessThan(count);
+    }
+    expect(dispatchGrid(100, 8)).toEqual([8, 13]);
+  });
+});
