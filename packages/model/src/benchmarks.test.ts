@@ -1,18 +1,24 @@
 import { describe, expect, it } from 'vitest';
-import { benchmarks, createRandomModel, plantContext, quickModelConfig } from './index.js';
+import { Rng, matmul } from '@sparse-attn/core';
+import * as ort from 'onnxruntime-node';
+import { benchmarks, createRandomModel, matmulModel, plantContext, quickModelConfig } from './index.js';
 
 describe('benchmarks', () => {
   it('the quick run yields a GEMM row and prefill/decode rows per context, each naming its backend', async () => {
     const suite = benchmarks.find((s) => s.id === 'model-throughput')!;
     const rows = await suite.run({ quick: true, seqLengths: [64], repeats: 1, seed: 1, backend: 'cpu' });
     expect(rows.map((r) => `${r.method}/${r.budget ?? ''}/${r.seqLength}`)).toEqual([
-      'matmul//256', 'dense/prefill-chunk-16/64', 'dense/decode/64', 'dense/prefill-chunk-16/256', 'dense/decode/256',
+      'matmul//256', 'ort-matmul//256', 'dense/prefill-chunk-16/64', 'dense/decode/64', 'dense/prefill-chunk-16/256', 'dense/decode/256',
     ]);
     for (const row of rows) {
       expect(row.backend).toMatch(/^cpu:/);
       for (const value of Object.values(row.metrics)) expect(Number.isFinite(value)).toBe(true);
     }
-    expect(rows[2]!.metrics['kvBytes']).toBe(2 * 4 * 2 * 2 * 16 * (64 + 1 + 3)); // planted 64 + 1 warm-up + 3 timed decode steps
+    // onnxruntime-node is installed (optional dependency): the baseline ran and the ratio is quoted.
+    expect(rows[1]!.backend).toMatch(/^cpu:onnxruntime-node .* MatMul \(2 threads\)$/);
+    expect(rows[1]!.metrics['gflops']).toBeGreaterThan(0);
+    expect(rows[0]!.metrics['ratioVsOrt']).toBeCloseTo(rows[0]!.metrics['gflops']! / rows[1]!.metrics['gflops']!, 10);
+    expect(rows[3]!.metrics['kvBytes']).toBe(2 * 4 * 2 * 2 * 16 * (64 + 1 + 3)); // planted 64 + 1 warm-up + 3 timed decode steps
   });
 
   it('a planted context behaves like a cache of that length: decode continues at its end', () => {
@@ -23,5 +29,21 @@ describe('benchmarks', () => {
     expect(step.step.phase).toBe('decode');
     expect(step.trace[0]!.keySeq).toBe(11);
     expect(session.nextPosition).toBe(11);
+  });
+});
+
+describe('onnxruntime-node MatMul baseline', () => {
+  it('the hand-encoded ONNX MatMul graph computes the same product as core matmul', async () => {
+    const [m, k, n] = [5, 7, 3];
+    const rng = new Rng(4);
+    const a = rng.fillNormal(new Float32Array(m * k));
+    const b = rng.fillNormal(new Float32Array(k * n));
+    const session = await ort.InferenceSession.create(matmulModel(m, k, n));
+    const { y } = await session.run({ a: new ort.Tensor('float32', a, [m, k]), b: new ort.Tensor('float32', b, [k, n]) });
+    await session.release();
+    expect(y!.dims).toEqual([m, n]);
+    const expected = matmul(a, b, m, k, n);
+    const got = y!.data as Float32Array;
+    for (let i = 0; i < m * n; i++) expect(Math.abs(got[i]! - expected[i]!)).toBeLessThan(1e-5);
   });
 });

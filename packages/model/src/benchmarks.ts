@@ -2,6 +2,7 @@ import { Rng, matmul, measure, tensor, type BenchmarkContext, type BenchmarkRow,
 import type { LlamaConfigInput } from './llama-config.js';
 import type { LlamaModel } from './llama-model.js';
 import type { ModelSession } from './model-session.js';
+import { measureOrtMatmul } from './measure-ort-matmul.js';
 import { createRandomModel } from './random-weights.js';
 
 /**
@@ -65,7 +66,12 @@ export function plantContext(session: ModelSession, length: number, seed: number
   }
 }
 
-function gemmRow(plan: Plan, context: BenchmarkContext): BenchmarkRow {
+/**
+ * Core's GEMM at `n³` (plain and `transposeB`, single thread) and onnxruntime-node's `MatMul` on
+ * the same inputs in the same run (2 intra-op threads). Our row carries the ratio to ORT; the ORT
+ * row records its thread count, or that it could not run and why.
+ */
+async function gemmRows(plan: Plan, context: BenchmarkContext): Promise<BenchmarkRow[]> {
   const n = plan.gemm;
   const rng = new Rng(context.seed);
   const a = rng.fillNormal(new Float32Array(n * n));
@@ -73,21 +79,32 @@ function gemmRow(plan: Plan, context: BenchmarkContext): BenchmarkRow {
   const out = new Float32Array(n * n);
   const plain = measure(() => matmul(a, b, n, n, n, out), { warmup: 1, repeats: context.repeats });
   const transposed = measure(() => matmul(a, b, n, n, n, out, { transposeB: true }), { warmup: 1, repeats: context.repeats });
+  const ort = await measureOrtMatmul(a, b, n, n, n, { threads: 2, warmup: 1, repeats: context.repeats });
   const flops = 2 * n * n * n;
-  return {
-    suite: 'model-throughput',
+  const gflops = flops / (plain.medianMs * 1e6);
+  const base = { suite: 'model-throughput', workload: `gemm-${n}x${n}x${n}`, seqLength: n };
+  const ours: BenchmarkRow = {
+    ...base,
     method: 'matmul',
-    workload: `gemm-${n}x${n}x${n}`,
-    seqLength: n,
-    backend: 'cpu:core-matmul',
+    backend: 'cpu:core-matmul (1 thread)',
     metrics: {
-      gflops: flops / (plain.medianMs * 1e6),
+      gflops,
       gflopsTransposeB: flops / (transposed.medianMs * 1e6),
       medianMs: plain.medianMs,
       medianMsTransposeB: transposed.medianMs,
       madMs: plain.madMs,
+      ...(ort.available ? { ratioVsOrt: gflops / (flops / (ort.timing.medianMs * 1e6)) } : {}),
     },
   };
+  const baseline: BenchmarkRow = ort.available
+    ? {
+        ...base,
+        method: 'ort-matmul',
+        backend: `cpu:onnxruntime-node ${ort.version} MatMul (${ort.threads} threads)`,
+        metrics: { gflops: flops / (ort.timing.medianMs * 1e6), medianMs: ort.timing.medianMs, madMs: ort.timing.madMs, threads: ort.threads },
+      }
+    : { ...base, method: 'ort-matmul', backend: `none: ${ort.reason}`, metrics: {} };
+  return [ours, baseline];
 }
 
 /** Decode and chunked-prefill throughput of `model` at one context length, dense attention. */
@@ -153,7 +170,8 @@ function modelRows(model: LlamaModel, plan: Plan, contextLength: number, context
 }
 
 /**
- * The model runtime's benchmarks: core GEMM GFLOP/s (2048³, plain and `transposeB`), and
+ * The model runtime's benchmarks: core GEMM GFLOP/s (2048³, plain and `transposeB`) against
+ * onnxruntime-node's MatMul in the same run, and
  * tokens/s of the ~100M random model with dense attention at 1k and 8k context, for decode (one
  * token per step) and for prefill (a 64-token chunk at that depth; the context is planted, see
  * {@link plantContext}). `--quick` uses a 2-layer model, 64/256 context and a 256³ GEMM.
@@ -162,11 +180,11 @@ export const benchmarks: readonly BenchmarkSuite[] = [
   {
     id: 'model-throughput',
     family: 'model',
-    description: 'Llama-style runtime: core GEMM GFLOP/s and dense prefill/decode tokens/s of a random ~100M model at 1k and 8k context.',
-    run(context) {
+    description: 'Llama-style runtime: core GEMM GFLOP/s vs onnxruntime-node MatMul, and dense prefill/decode tokens/s of a random ~100M model at 1k and 8k context.',
+    async run(context) {
       const plan = planOf(context);
-      context.progress?.(`model-throughput: GEMM ${plan.gemm}³`);
-      const rows: BenchmarkRow[] = [gemmRow(plan, context)];
+      context.progress?.(`model-throughput: GEMM ${plan.gemm}³ (core and onnxruntime-node)`);
+      const rows: BenchmarkRow[] = await gemmRows(plan, context);
       context.progress?.(`model-throughput: building ${plan.workload}`);
       const model = createRandomModel(plan.config, { seed: context.seed });
       for (const length of plan.contexts) {

@@ -17,6 +17,7 @@ export * from './attention-scores.js';
 export * from './model-session.js';
 export * from './llama-model.js';
 export * from './model-safetensors.js';
+export * from './measure-ort-matmul.js';
 export * from './benchmarks.js';
 
 /**

@@ -6,8 +6,10 @@ import { z } from 'zod';
  * SmolLM-style decoder, so a real `config.json` parses as-is. Fields the runtime does not use
  * (`architectures`, `torch_dtype`, `bos_token_id`, …) are dropped on parse rather than rejected,
  * because every real checkpoint carries dozens of them; fields that would change the maths and
- * that we do not implement (`rope_scaling`, a non-SiLU `hidden_act`) are rejected with a
- * `ConfigError` instead of being silently ignored.
+ * that we do not implement (`rope_scaling`, a non-default `rope_parameters.rope_type`, a non-SiLU
+ * `hidden_act`, `mlp_bias`, sliding-window layers) are rejected with a `ConfigError` instead of
+ * being silently ignored. Both the transformers 4 (`rope_theta`) and 5 (`rope_parameters`)
+ * layouts of RoPE settings are read.
  */
 export const llamaConfigSchema = z.object({
   model_type: z.string().default('llama').describe('HF model family; `qwen2` implies q/k/v projection biases when `attention_bias` is absent.'),
@@ -26,6 +28,17 @@ export const llamaConfigSchema = z.object({
   initializer_range: z.number().positive().default(0.02).describe('Standard deviation of the random-weight generator (HF `initializer_range`).'),
   max_position_embeddings: z.number().int().positive().default(131072).describe('Largest position the model accepts (RoPE tables grow on demand up to it).'),
   rope_scaling: z.null().optional().describe('Must be absent or null: RoPE scaling variants (llama3, yarn, …) are not implemented.'),
+  rope_parameters: z
+    .object({
+      rope_type: z.literal('default').default('default').describe("Only 'default' RoPE is implemented (llama3, yarn, linear, dynamic scaling are rejected)."),
+      rope_theta: z.number().positive().optional().describe('RoPE base θ; wins over a top-level `rope_theta` absent, must agree with one present.'),
+    })
+    .passthrough()
+    .optional()
+    .describe('transformers ≥ 5 writes RoPE settings here (`{ rope_type, rope_theta }`) instead of top-level `rope_theta` / `rope_scaling`.'),
+  mlp_bias: z.literal(false).optional().describe('Llama `mlp_bias`: must be absent or false (MLP biases are not implemented).'),
+  use_sliding_window: z.literal(false).optional().describe('Qwen2 sliding-window attention: must be absent or false (not implemented; every layer attends to its whole cache).'),
+  layer_types: z.array(z.literal('full_attention')).optional().describe("transformers ≥ 5 per-layer attention kinds: every entry must be 'full_attention'."),
 });
 
 /** A config as written in `config.json` (optional fields may be missing). */
@@ -35,7 +48,8 @@ export type LlamaConfigInput = z.input<typeof llamaConfigSchema>;
  * A validated config with every HF default resolved (`num_key_value_heads`, `head_dim`,
  * `attention_bias` are always present), so the runtime never re-derives them.
  */
-export interface LlamaConfig extends Omit<z.output<typeof llamaConfigSchema>, 'num_key_value_heads' | 'head_dim' | 'attention_bias' | 'rope_scaling'> {
+export interface LlamaConfig
+  extends Omit<z.output<typeof llamaConfigSchema>, 'num_key_value_heads' | 'head_dim' | 'attention_bias' | 'rope_scaling' | 'rope_parameters' | 'mlp_bias' | 'use_sliding_window' | 'layer_types'> {
   readonly num_key_value_heads: number;
   readonly head_dim: number;
   readonly attention_bias: boolean;
@@ -47,7 +61,7 @@ export interface LlamaConfig extends Omit<z.output<typeof llamaConfigSchema>, 'n
  * multiple of KV heads, odd head dim, hidden size not divisible by the head count).
  */
 export function parseLlamaConfig(input: unknown): LlamaConfig {
-  const result = llamaConfigSchema.safeParse(input ?? {});
+  const result = llamaConfigSchema.safeParse(withRopeTheta(input));
   if (!result.success) {
     const detail = result.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
     throw new ConfigError(`model config: ${detail}`);
@@ -62,13 +76,36 @@ export function parseLlamaConfig(input: unknown): LlamaConfig {
   }
   const headDim = c.head_dim ?? c.hidden_size / c.num_attention_heads;
   if (headDim % 2 !== 0) throw new ConfigError(`model config: head_dim must be even for rotate-half RoPE, got ${headDim}`);
-  const { rope_scaling: _unused, ...rest } = c;
+  if (c.layer_types !== undefined && c.layer_types.length !== c.num_hidden_layers) {
+    throw new ConfigError(`model config: layer_types lists ${c.layer_types.length} layers, num_hidden_layers is ${c.num_hidden_layers}`);
+  }
+  const { rope_scaling: _scaling, rope_parameters: _parameters, mlp_bias: _mlpBias, use_sliding_window: _sliding, layer_types: _layerTypes, ...rest } = c;
   return {
     ...rest,
     num_key_value_heads: kvHeads,
     head_dim: headDim,
     attention_bias: c.attention_bias ?? c.model_type === 'qwen2',
   };
+}
+
+/**
+ * Moves `rope_parameters.rope_theta` (transformers ≥ 5) to the top-level `rope_theta` the
+ * runtime reads, so a v5 `config.json` gets its real θ instead of the 10000 default. A config
+ * that states both with different values is a `ConfigError`.
+ */
+function withRopeTheta(input: unknown): unknown {
+  if (input === null || input === undefined) return {};
+  if (typeof input !== 'object') return input;
+  const record = input as Record<string, unknown>;
+  const parameters = record['rope_parameters'];
+  if (parameters === null || typeof parameters !== 'object') return input;
+  const theta = (parameters as Record<string, unknown>)['rope_theta'];
+  if (theta === undefined) return input;
+  const top = record['rope_theta'];
+  if (top !== undefined && top !== theta) {
+    throw new ConfigError(`model config: rope_theta (${String(top)}) disagrees with rope_parameters.rope_theta (${String(theta)})`);
+  }
+  return { ...record, rope_theta: theta };
 }
 
 /** The dimensions the runtime works with, spelled out once. */

@@ -1,4 +1,4 @@
-import { Rng, ShapeError, denseMethod, maxAbsDiff, tensor } from '@sparse-attn/core';
+import { ConfigError, Rng, ShapeError, denseMethod, maxAbsDiff, tensor } from '@sparse-attn/core';
 import { describe, expect, it } from 'vitest';
 import { createRandomModel, parseLlamaConfig, randomWeights, LlamaModel, type LlamaConfigInput, type ModelWeights } from './index.js';
 
@@ -223,6 +223,21 @@ describe('errors', () => {
     expect(() => parseLlamaConfig({ ...tiny, rope_scaling: { type: 'llama3' } } as unknown as LlamaConfigInput)).toThrow(/rope_scaling/);
     expect(() => parseLlamaConfig({ ...tiny, hidden_act: 'gelu' } as unknown as LlamaConfigInput)).toThrow(/hidden_act/);
     expect(() => parseLlamaConfig({ ...tiny, vocab_size: 0 })).toThrow(/vocab_size/);
+  });
+
+  it('transformers 5 fields: rope_parameters gives θ; unimplemented variants are ConfigErrors, not silently ignored', () => {
+    const v5 = (extra: Record<string, unknown>) => parseLlamaConfig({ ...tiny, rope_theta: undefined, ...extra } as LlamaConfigInput);
+    expect(v5({ rope_parameters: { rope_type: 'default', rope_theta: 123 } }).rope_theta).toBe(123);
+    expect(v5({ rope_parameters: { rope_type: 'default' } }).rope_theta).toBe(10000);
+    expect(parseLlamaConfig({ ...tiny, rope_parameters: { rope_theta: 500 } } as LlamaConfigInput).rope_theta).toBe(500);
+    expect(() => parseLlamaConfig({ ...tiny, rope_parameters: { rope_theta: 7 } } as LlamaConfigInput)).toThrow(/rope_theta \(500\) disagrees with rope_parameters\.rope_theta \(7\)/);
+    expect(() => v5({ rope_parameters: { rope_type: 'llama3', rope_theta: 500000, factor: 8 } })).toThrow(ConfigError);
+    expect(() => v5({ rope_parameters: { rope_type: 'yarn', rope_theta: 1 } })).toThrow(/rope_parameters\.rope_type/);
+    expect(() => v5({ mlp_bias: true })).toThrow(/mlp_bias/);
+    expect(() => v5({ use_sliding_window: true })).toThrow(/use_sliding_window/);
+    expect(() => v5({ layer_types: ['full_attention', 'sliding_attention', 'full_attention'] })).toThrow(/layer_types/);
+    expect(() => v5({ layer_types: ['full_attention'] })).toThrow(/layer_types lists 1 layers, num_hidden_layers is 3/);
+    expect(v5({ mlp_bias: false, use_sliding_window: false, layer_types: ['full_attention', 'full_attention', 'full_attention'] }).num_hidden_layers).toBe(3);
   });
 
   it('a real HF config.json parses with its unused fields dropped and HF defaults applied', () => {

@@ -1,0 +1,125 @@
+/**
+ * Reference GEMM for the model benchmark: onnxruntime-node's CPU `MatMul`, measured in the same
+ * run as core's `matmul`, so the GFLOP/s of our kernel is quoted against a production BLAS-class
+ * kernel on the same machine and load rather than against a figure from elsewhere.
+ *
+ *   Y[m, n] = Σ_k A[m, k] · B[k, n]          (one ONNX `MatMul` node, float32, static shapes)
+ *
+ * onnxruntime-node is an optional dependency loaded lazily: when it is missing or fails to load,
+ * the result says so (`available: false` and the reason) instead of throwing, and the benchmark
+ * row records that no baseline ran.
+ */
+import type { Timing } from '@sparse-attn/core';
+
+/** Outcome of {@link measureOrtMatmul}: a timing, or why there is none. */
+export type OrtMatmulResult =
+  | {
+      readonly available: true;
+      readonly timing: Timing;
+      /** Intra-op threads the session was created with (recorded in the benchmark row). */
+      readonly threads: number;
+      /** onnxruntime-node's version string. */
+      readonly version: string;
+    }
+  | { readonly available: false; readonly reason: string };
+
+/** Options of {@link measureOrtMatmul}. */
+export interface OrtMatmulOptions {
+  /** Intra-op threads of the ORT session. Default 2 (the CI machine's cores; the issue's reference figure). */
+  readonly threads?: number;
+  readonly warmup?: number;
+  readonly repeats?: number;
+}
+
+/**
+ * Times `A·B` for `A [m, k]`, `B [k, n]` on onnxruntime-node's CPU execution provider. The
+ * inputs are fed as tensors on every run (as a caller of a MatMul-only graph would); output
+ * allocation is ORT's. Never throws for a missing runtime: see {@link OrtMatmulResult}.
+ */
+export async function measureOrtMatmul(a: Float32Array, b: Float32Array, m: number, k: number, n: number, options: OrtMatmulOptions = {}): Promise<OrtMatmulResult> {
+  const threads = options.threads ?? 2;
+  let ort: typeof import('onnxruntime-node');
+  try {
+    ort = await import('onnxruntime-node');
+  } catch (error) {
+    return { available: false, reason: `onnxruntime-node could not be loaded (${(error as Error).message.split('\n')[0]})` };
+  }
+  const session = await ort.InferenceSession.create(matmulModel(m, k, n), {
+    intraOpNumThreads: threads,
+    interOpNumThreads: 1,
+    executionProviders: ['cpu'],
+    graphOptimizationLevel: 'all',
+  });
+  try {
+    const feeds = { a: new ort.Tensor('float32', a, [m, k]), b: new ort.Tensor('float32', b, [k, n]) };
+    // `run` is asynchronous; time the awaited call by resolving each sample before the next.
+    const samples: number[] = [];
+    const warmup = options.warmup ?? 1;
+    const repeats = Math.max(1, options.repeats ?? 5);
+    for (let i = 0; i < warmup + repeats; i++) {
+      const started = performance.now();
+      await session.run(feeds);
+      if (i >= warmup) samples.push(performance.now() - started);
+    }
+    return { available: true, timing: { ...spread(samples), samplesMs: samples }, threads, version: ort.env.versions.node ?? ort.env.versions.common };
+  } finally {
+    await session.release();
+  }
+}
+
+/**
+ * Median, min, max and median absolute deviation of samples (the fields of core's `Timing`).
+ * Core's `measure` times synchronous functions only; ORT's `run` is asynchronous.
+ */
+function spread(samples: readonly number[]): Omit<Timing, 'samplesMs'> {
+  const sorted = [...samples].sort((x, y) => x - y);
+  const middle = (xs: readonly number[]) => (xs.length % 2 ? xs[xs.length >> 1]! : (xs[(xs.length >> 1) - 1]! + xs[xs.length >> 1]!) / 2);
+  const medianMs = middle(sorted);
+  return { medianMs, minMs: sorted[0]!, maxMs: sorted[sorted.length - 1]!, madMs: middle(samples.map((x) => Math.abs(x - medianMs)).sort((x, y) => x - y)) };
+}
+
+/**
+ * The ONNX `ModelProto` of one float32 `MatMul` node `y = a·b` with static shapes, written as
+ * protobuf wire format directly (field numbers from onnx/onnx.proto; IR version 8, opset 13).
+ */
+export function matmulModel(m: number, k: number, n: number): Uint8Array {
+  const valueInfo = (name: string, shape: readonly number[]) =>
+    concat(field(1, text(name)), field(2, field(1, concat(varintField(1, 1 /* FLOAT */), field(2, concat(...shape.map((d) => field(1, varintField(1, d)))))))));
+  const node = concat(field(1, text('a')), field(1, text('b')), field(2, text('y')), field(3, text('matmul')), field(4, text('MatMul')));
+  const graph = concat(field(1, node), field(2, text('gemm')), field(11, valueInfo('a', [m, k])), field(11, valueInfo('b', [k, n])), field(12, valueInfo('y', [m, n])));
+  return concat(varintField(1, 8), field(2, text('sparse-attn-model')), field(7, graph), field(8, concat(field(1, text('')), varintField(2, 13))));
+}
+
+function varint(value: number): number[] {
+  const out: number[] = [];
+  let x = value;
+  while (x >= 0x80) {
+    out.push((x & 0x7f) | 0x80);
+    x = Math.floor(x / 128);
+  }
+  out.push(x);
+  return out;
+}
+
+function varintField(number: number, value: number): Uint8Array {
+  return Uint8Array.from([...varint(number << 3), ...varint(value)]);
+}
+
+/** A length-delimited field (wire type 2): a string or an embedded message. */
+function field(number: number, payload: Uint8Array): Uint8Array {
+  return concat(Uint8Array.from([...varint((number << 3) | 2), ...varint(payload.length)]), payload);
+}
+
+function text(value: string): Uint8Array {
+  return new TextEncoder().encode(value);
+}
+
+function concat(...parts: readonly Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((s, p) => s + p.length, 0));
+  let offset = 0;
+  for (const p of parts) {
+    out.set(p, offset);
+    offset += p.length;
+  }
+  return out;
+}
