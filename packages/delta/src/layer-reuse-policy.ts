@@ -1,0 +1,142 @@
+/**
+ * The model-level executor shared by DELTA, TidalDecode and HyLRA plans: a `LayerPolicy` for
+ * `@sparse-attn/model` sessions that runs a {@link LayerPlan} during decode.
+ *
+ * Per decode step (one token, cache length N after the append):
+ *
+ * - prefill calls, and decode steps where the selector is not active (N fits the budget): dense
+ *   attention in every layer, no selection state;
+ * - `full` layers: core dense attention;
+ * - `delta` layers: core dense attention plus the layer's per-head scores of the new query
+ *   (captured by the model through core `matmul`), from which the selector builds a selection
+ *   that replaces the previous one for the layers that name this layer as their source;
+ * - `sparse` layers: core's exact `sparseAttention` over their own cache restricted to their
+ *   source layer's selection of this step (the most recent keys when they have no source).
+ *
+ * Nothing is evicted: every layer keeps its full cache.
+ */
+import { ShapeError, type Selection } from '@sparse-attn/core';
+import type { AttentionScores, LayerContext, LayerDirective, LayerPolicy, LayerRecord, LayerSummary, StepInfo } from '@sparse-attn/model';
+import { validateLayerPlan, type LayerPlan } from './layer-plan.js';
+
+/** How a layer-reuse method selects keys at its `delta` layers. */
+export interface ReuseSelector {
+  /** Method id, for reports. */
+  readonly name: string;
+  /** Whether a decode step over `keySeq` keys sparsifies its sparse layers (the budget is smaller than the cache). */
+  isActive(keySeq: number): boolean;
+  /** The selection a `delta` layer hands on, from its captured scores of the step's one query. */
+  fromScores(scores: AttentionScores, kvHeads: number): Selection;
+  /** What a sparse layer with no source attends to. */
+  placeholder(keySeq: number, kvHeads: number, queryHeads: number): Selection;
+}
+
+/** What one forward call did, layer by layer. */
+export interface ReuseStepReport {
+  /** The model's call index. */
+  readonly step: number;
+  readonly phase: StepInfo['phase'];
+  /** Keys in each layer's cache after the call's append (layer 0's). */
+  readonly keySeq: number;
+  /** Whether sparse layers attended to a subset. */
+  readonly active: boolean;
+  /** Per layer: the selection it attended (sparse layers) or handed on (delta layers); undefined for dense attention. */
+  readonly selections: readonly (Selection | undefined)[];
+  /** Per layer: keys attended per query head, averaged over query heads. */
+  readonly attendedKeys: readonly number[];
+  /** Per layer: KV bytes read by its attention. */
+  readonly kvBytesRead: readonly number[];
+  /** Per layer: milliseconds from the layer's plan to the end of its attention (scores capture included). */
+  readonly attentionMs: readonly number[];
+  /** Per layer: milliseconds the selector spent turning scores into a selection. */
+  readonly selectionMs: readonly number[];
+}
+
+/** A layer-reuse policy with its plan and the report of the last call. */
+export interface LayerReusePolicy extends LayerPolicy {
+  readonly plan: LayerPlan;
+  readonly selector: ReuseSelector;
+  /** The report of the most recent call, once one has finished. */
+  readonly lastStep: ReuseStepReport | undefined;
+  /** Called with each call's report (the bench accumulates them). */
+  onStep?: (report: ReuseStepReport) => void;
+}
+
+/**
+ * A policy running `plan` with `selector` for a model of `plan.roles.length` layers. One policy
+ * per session: it keeps the current step's selections between layers.
+ */
+export function createLayerReusePolicy(plan: LayerPlan, selector: ReuseSelector): LayerReusePolicy {
+  validateLayerPlan(plan);
+  const layers = plan.roles.length;
+  let active = false;
+  let selections: (Selection | undefined)[] = [];
+  let planned: number[] = [];
+  let attentionMs: number[] = [];
+  let selectionMs: number[] = [];
+  let placeholder: Selection | undefined;
+  let last: ReuseStepReport | undefined;
+  const policy: LayerReusePolicy = {
+    plan,
+    selector,
+    get lastStep() {
+      return last;
+    },
+    beginStep(step: StepInfo) {
+      if (step.layers !== layers) throw new ShapeError(`layer plan has ${layers} roles, the model has ${step.layers} layers`);
+      active = step.phase === 'decode' && selector.isActive(step.cacheLengthBefore + 1);
+      selections = new Array(layers).fill(undefined);
+      planned = new Array(layers).fill(0);
+      attentionMs = new Array(layers).fill(0);
+      selectionMs = new Array(layers).fill(0);
+      placeholder = undefined;
+    },
+    planLayer(context: LayerContext): LayerDirective {
+      const l = context.layer;
+      planned[l] = performance.now();
+      const role = plan.roles[l]!;
+      if (!active || role === 'full') return { kind: 'dense' };
+      if (role === 'delta') return { kind: 'dense', capture: { queries: 'last' } };
+      const source = plan.sources[l]!;
+      const keySeq = context.cache.length;
+      let selection: Selection;
+      if (source === -1) {
+        placeholder ??= selector.placeholder(keySeq, context.k.shape[1]!, context.q.shape[1]!);
+        selection = placeholder;
+      } else {
+        const chosen = selections[source];
+        if (!chosen) throw new ShapeError(`layer ${l} reuses layer ${source}, which made no selection in this step`);
+        selection = chosen;
+      }
+      if (selection.keySeq !== keySeq) {
+        throw new ShapeError(`layer ${l} holds ${keySeq} keys but its source's selection refers to ${selection.keySeq}: layer-reuse methods need every layer's cache to hold the same tokens`);
+      }
+      selections[l] = selection;
+      return { kind: 'selection', selection };
+    },
+    afterAttention(context: LayerContext, record: LayerRecord) {
+      const l = context.layer;
+      attentionMs[l] = performance.now() - planned[l]!;
+      if (!active || plan.roles[l] !== 'delta' || !record.scores) return;
+      const started = performance.now();
+      selections[l] = selector.fromScores(record.scores, context.k.shape[1]!);
+      selectionMs[l] = performance.now() - started;
+    },
+    endStep(step: StepInfo, trace: readonly LayerSummary[]) {
+      const report: ReuseStepReport = {
+        step: step.index,
+        phase: step.phase,
+        keySeq: trace[0]?.keySeq ?? 0,
+        active,
+        selections,
+        attendedKeys: trace.map((t) => (step.tokens.length > 0 && t.stats.densePairs > 0 ? (t.stats.pairs / t.stats.densePairs) * t.keySeq : 0)),
+        kvBytesRead: trace.map((t) => t.stats.kvBytesRead),
+        attentionMs,
+        selectionMs,
+      };
+      last = report;
+      policy.onStep?.(report);
+    },
+  };
+  return policy;
+}

@@ -1,0 +1,136 @@
+/**
+ * The attention-level form of a layer-reuse selector: each query row attends to what the
+ * selector picks from that row's own per-head attention scores (what a sparse layer would reuse
+ * if its attention matched its Δ-layer's exactly — the selector's upper bound). Rows whose
+ * visible keys fit the budget attend to every visible key. Scores come from the model package's
+ * `attentionScores` (core `matmul`), in chunks of query rows, so no S×S buffer is allocated;
+ * the attention itself runs through core's exact `sparseAttention`.
+ */
+import {
+  ConfigError,
+  KVCache,
+  SelectionBuilder,
+  validateDecoderStep,
+  type AttentionDecoder,
+  type DecoderShape,
+  denseAttention,
+  sparseAttention,
+  validateAttentionInput,
+  type AttentionDims,
+  type AttentionInput,
+  type AttentionResult,
+  type Selection,
+  type Tensor,
+} from '@sparse-attn/core';
+import { attentionScores, type AttentionScores } from '@sparse-attn/model';
+
+/** How a selector turns one query row's scores into key lists. */
+export interface RowSelector {
+  readonly kind: 'token' | 'block';
+  /** Keys per selected unit (the page size, or 1 for tokens). */
+  readonly blockSize: number;
+  /** `kv`: one list per KV head (unified selection); `query`: one list per query head. */
+  readonly headScope: 'kv' | 'query';
+  /** Whether a query seeing `visible` keys needs scoring (otherwise it keeps every visible unit). */
+  needsSelection(visible: number): boolean;
+  /**
+   * The lists of one query row (index `query` of `scores.queries`) over its `visible` keys:
+   * one sorted list per head of `headScope`.
+   */
+  selectRow(scores: AttentionScores, query: number, visible: number, kvHeads: number): readonly Int32Array[];
+}
+
+/** Query rows scored per `attentionScores` call: keeps each score buffer near 8 MB. */
+function chunkRows(queryHeads: number, keySeq: number): number {
+  return Math.max(1, Math.floor((1 << 21) / Math.max(1, queryHeads * keySeq)));
+}
+
+/** A `[1, heads, seq, dim]` view of batch `b` of a rank-4 tensor (no copy). */
+function batchView(t: Tensor, d: { heads: number; seq: number; dim: number; capacity: number }, b: number): Tensor {
+  const size = d.heads * d.capacity * d.dim;
+  return { data: t.data.subarray(b * size, (b + 1) * size), shape: [1, d.heads, d.seq, d.dim], seqCapacity: d.capacity };
+}
+
+/** Builds the self-selected selection of every query row of a causal `input` (rows = querySeq). */
+export function selfSelection(input: AttentionInput, d: AttentionDims, selector: RowSelector): Selection {
+  const heads = selector.headScope === 'kv' ? d.kvHeads : d.queryHeads;
+  const builder = new SelectionBuilder({ kind: selector.kind, blockSize: selector.blockSize, headScope: selector.headScope, batch: d.batch, heads, rows: d.querySeq, keySeq: d.keySeq });
+  const units = (visible: number) => Math.ceil(visible / selector.blockSize);
+  const step = chunkRows(d.queryHeads, d.keySeq);
+  for (let b = 0; b < d.batch; b++) {
+    const lists: Int32Array[][] = Array.from({ length: heads }, () => new Array<Int32Array>(d.querySeq));
+    const pending: number[] = [];
+    for (let i = 0; i < d.querySeq; i++) {
+      const visible = d.queryOffset + i + 1;
+      if (selector.needsSelection(visible)) {
+        pending.push(i);
+        continue;
+      }
+      const all = Int32Array.from({ length: units(visible) }, (_, u) => u);
+      for (let h = 0; h < heads; h++) lists[h]![i] = all;
+    }
+    const q = batchView(input.q, d.qDims, b);
+    const k = batchView(input.k, d.kDims, b);
+    for (let start = 0; start < pending.length; start += step) {
+      const queries = Int32Array.from(pending.slice(start, start + step));
+      const scores = attentionScores(q, k, queries, d.scale);
+      for (let r = 0; r < queries.length; r++) {
+        const i = queries[r]!;
+        const visible = d.queryOffset + i + 1;
+        const rowLists = selector.selectRow(scores, r, visible, d.kvHeads);
+        for (let h = 0; h < heads; h++) lists[h]![i] = rowLists[h]!;
+      }
+    }
+    for (let h = 0; h < heads; h++) for (let i = 0; i < d.querySeq; i++) builder.pushRow(lists[h]![i]!);
+  }
+  return builder.finish();
+}
+
+/**
+ * A selection naming every unit for every query (one row shared by all queries, masked causally
+ * by the executor): what a dense prefill reports.
+ */
+export function denseSelection(d: AttentionDims, selector: Pick<RowSelector, 'kind' | 'blockSize' | 'headScope'>): Selection {
+  const heads = selector.headScope === 'kv' ? d.kvHeads : d.queryHeads;
+  const builder = new SelectionBuilder({ kind: selector.kind, blockSize: selector.blockSize, headScope: selector.headScope, batch: d.batch, heads, rows: 1, queryBlockSize: d.querySeq, keySeq: d.keySeq });
+  for (let r = 0; r < d.batch * heads; r++) builder.pushRange(0, Math.ceil(d.keySeq / selector.blockSize));
+  return builder.finish();
+}
+
+/**
+ * Attention of `input` where each query row attends to its self-selected keys (`select`) or,
+ * for `dense`, core's dense attention reported with a selection of every key.
+ */
+export function selfSelectedAttention(input: AttentionInput, selector: RowSelector, mode: 'dense' | 'select'): AttentionResult {
+  const d = validateAttentionInput(input);
+  if (!d.causal) throw new ConfigError('layer-reuse methods select from causal decoder attention; causal: false is not supported');
+  if (mode === 'dense') {
+    const result = denseAttention(input, { checkFinite: false });
+    return { output: result.output, selection: denseSelection(d, selector), stats: result.stats, backend: result.backend };
+  }
+  const started = performance.now();
+  const selection = selfSelection(input, d, selector);
+  const selectionMs = performance.now() - started;
+  const result = sparseAttention(input, selection, { checkFinite: false, selectionMs });
+  return { output: result.output, selection, stats: result.stats, backend: result.backend };
+}
+
+/**
+ * A decoder over its own KV cache for a self-selected method: one-token steps select (decode),
+ * longer chunks follow `prefillMode`.
+ */
+export function selfSelectedDecoder(shape: DecoderShape, selector: RowSelector, prefillMode: 'dense' | 'select'): AttentionDecoder {
+  const cache = new KVCache({ batch: shape.batch, kvHeads: shape.kvHeads, headDim: shape.headDim, valueDim: shape.valueDim ?? shape.headDim });
+  return {
+    get length() {
+      return cache.length;
+    },
+    step(input: AttentionInput): AttentionResult {
+      validateDecoderStep(shape, input, cache.length);
+      cache.append(input.k, input.v);
+      const mode = input.q.shape[2] === 1 ? 'select' : prefillMode;
+      return selfSelectedAttention({ q: input.q, k: cache.keys(), v: cache.values(), causal: true, scale: shape.scale }, selector, mode);
+    },
+    reset: () => cache.reset(),
+  };
+}
