@@ -1,0 +1,3 @@
+import { packageConfig } from '@sparse-attn/vitest-config';
+
+export default packageConfig();
