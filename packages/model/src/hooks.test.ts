@@ -1,6 +1,16 @@
 import { ConfigError, Rng, SelectionBuilder, ShapeError, attentionProbabilities, denseMethod, maxAbsDiff, sliceSeq, sparseAttention, tensor, type AttentionMethod, type Selection } from '@sparse-attn/core';
 import { describe, expect, it } from 'vitest';
-import { createRandomModel, type LayerPolicy, type LayerRecord, type LayerSummary, type LlamaConfigInput } from './index.js';
+import {
+  attentionScores,
+  createRandomModel,
+  resolveCaptureQueries,
+  type AttentionScores,
+  type LayerPolicy,
+  type LayerRecord,
+  type LayerSummary,
+  type LlamaConfigInput,
+  type ScoreCapture,
+} from './index.js';
 
 const config: LlamaConfigInput = {
   num_hidden_layers: 3,
@@ -134,6 +144,73 @@ describe('layer policy', () => {
     session.forward([4]);
     session.forward([5, 6]);
     expect(events).toEqual(['begin 0 prefill 0', 'end 0 3', 'begin 1 decode 3', 'end 1 3', 'begin 2 prefill 4', 'end 2 3']);
+  });
+});
+
+describe('reduced captures', () => {
+  /** Captures layer 1's scores of a 19-token prefill under `capture`. */
+  function capture(options: Omit<ScoreCapture, 'queries'>, queries: ScoreCapture['queries'] = 'all') {
+    let scores: AttentionScores | undefined;
+    model.forward(tokens, {
+      policy: {
+        planLayer: ({ layer }) => (layer === 1 ? { kind: 'method', capture: { queries, ...options } } : undefined),
+        afterAttention: (_c, record) => { if (record.layer === 1) scores = record.scores; },
+      },
+    });
+    return scores!;
+  }
+
+  it('sum, mean, max and weighted folds equal folding the full per-query rows by hand', () => {
+    const full = capture({});
+    const [heads, nq, keys] = [full.queryHeads, full.queries.length, full.keySeq];
+    expect([heads, nq, keys]).toEqual([4, 19, 19]);
+    const weights = Array.from({ length: nq }, (_, i) => i / (nq - 1));
+    const fold = (op: (acc: number, p: number, i: number) => number, init: number) => {
+      const out = new Float64Array(heads * keys).fill(init);
+      for (let h = 0; h < heads; h++) for (let i = 0; i < nq; i++) for (let j = 0; j < keys; j++) out[h * keys + j] = op(out[h * keys + j]!, full.probabilities[(h * nq + i) * keys + j]!, i);
+      return out;
+    };
+    const cases: [Omit<ScoreCapture, 'queries'>, Float64Array][] = [
+      [{ reduce: 'sum' }, fold((a, p) => a + p, 0)],
+      [{ reduce: 'mean' }, fold((a, p) => a + p / nq, 0)],
+      [{ reduce: 'max' }, fold((a, p) => Math.max(a, p), 0)],
+      [{ reduce: 'max', weights }, fold((a, p, i) => Math.max(a, weights[i]! * p), 0)],
+      [{ reduce: 'sum', weights }, fold((a, p, i) => a + weights[i]! * p, 0)],
+    ];
+    for (const [options, expected] of cases) {
+      const scores = capture(options);
+      expect(scores.reduction).toBe(options.reduce);
+      expect(scores.probabilities.length).toBe(0);
+      expect(scores.reduced!.length).toBe(heads * keys);
+      for (let x = 0; x < expected.length; x++) expect(Math.abs(scores.reduced![x]! - expected[x]!)).toBeLessThan(1e-5);
+    }
+    // Causal: the last key is seen by the last query only, so its column sum is that query's probability.
+    const sum = capture({ reduce: 'sum' });
+    expect(sum.reduced![keys - 1]).toBeCloseTo(full.probabilities[(nq - 1) * keys + keys - 1]!, 6);
+  });
+
+  it('query chunking does not change the result, and weights need a reduction and one weight per query', () => {
+    const session = model.createSession();
+    let record: LayerRecord | undefined;
+    session.forward(tokens, { policy: { afterAttention: (_c, r) => { if (r.layer === 0) record = r; } } });
+    const keys = session.layers[0]!.cache.keys();
+    const queries = resolveCaptureQueries('all', 19);
+    const whole = attentionScores(record!.q, keys, queries, model.scale, undefined, { reduce: 'sum' });
+    const chunked = attentionScores(record!.q, keys, queries, model.scale, undefined, { reduce: 'sum', queryChunk: 4 });
+    expect(maxAbsDiff(tensor([4, 19], chunked.reduced!), tensor([4, 19], whole.reduced!))).toBeLessThan(1e-6);
+    const plain = attentionScores(record!.q, keys, queries, model.scale);
+    const plainChunked = attentionScores(record!.q, keys, queries, model.scale, undefined, { queryChunk: 5 });
+    expect(maxAbsDiff(tensor([plain.probabilities.length], plainChunked.probabilities), tensor([plain.probabilities.length], plain.probabilities))).toBeLessThan(1e-6);
+    expect(() => capture({ weights: [1] }, 'last')).toThrow(/weights apply before a reduction/);
+    expect(() => capture({ reduce: 'max', weights: [1, 2] }, 'last')).toThrow(/2 weights for 1 captured queries/);
+  });
+
+  it('a per-query capture too large to materialise is refused up front with a pointer to reduce', () => {
+    const length = 6000;
+    const q = tensor([1, 4, length, 8], new Float32Array(4 * length * 8));
+    const k = tensor([1, 2, length, 8], new Float32Array(2 * length * 8));
+    expect(() => attentionScores(q, k, resolveCaptureQueries('all', length), 1)).toThrow(ConfigError);
+    expect(() => attentionScores(q, k, resolveCaptureQueries('all', length), 1)).toThrow(/1099 MiB of scores.*capture\.reduce/);
   });
 });
 

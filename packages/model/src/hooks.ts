@@ -49,9 +49,27 @@ export interface StepInfo {
  */
 export type CaptureQueries = 'last' | 'all' | readonly number[];
 
+/**
+ * How captured rows are folded over the queries: `sum` (H2O's accumulated attention), `mean`
+ * (sum divided by the number of captured queries), `max` (SpecPC's reduction).
+ */
+export type ScoreReduction = 'sum' | 'mean' | 'max';
+
 /** Request to record a layer's per-head attention scores for some queries. */
 export interface ScoreCapture {
   readonly queries: CaptureQueries;
+  /**
+   * Fold the per-query probabilities into one row per query head (`scores.reduced`,
+   * `[queryHeads, keySeq]`) instead of keeping `[queryHeads, queries, keySeq]`. Queries are
+   * processed in chunks, so `queries: 'all'` on a long prefill costs O(heads · keys) memory.
+   * Without it, captures above `MAX_CAPTURE_BYTES` (1 GiB) are refused with a `ConfigError`.
+   */
+  readonly reduce?: ScoreReduction;
+  /**
+   * Per-query weights applied before `reduce` (needs `reduce`): one per captured query in
+   * ascending query order, e.g. SpecPC's linear 0→1 window weights.
+   */
+  readonly weights?: readonly number[];
 }
 
 /**
@@ -59,6 +77,8 @@ export interface ScoreCapture {
  * `[queryHeads, queries.length, keySeq]`. `logits` are the scaled scores `scale·q·k`;
  * `probabilities` the softmax over the keys the layer actually attended (its selection, causally
  * visible). Keys outside that set hold `-Infinity` / `0`. Computed through core's `matmul`.
+ * When the capture asked for a reduction, `logits` and `probabilities` are empty and `reduced`
+ * holds the folded probabilities `[queryHeads, keySeq]`.
  */
 export interface AttentionScores {
   /** Local query indices (0..T−1) the rows refer to. */
@@ -68,6 +88,10 @@ export interface AttentionScores {
   readonly keySeq: number;
   readonly logits: Float32Array;
   readonly probabilities: Float32Array;
+  /** The reduction applied, when the capture asked for one. */
+  readonly reduction?: ScoreReduction;
+  /** `[queryHeads, keySeq]`: the probabilities folded over the captured queries (with `reduction`). */
+  readonly reduced?: Float32Array;
 }
 
 /**

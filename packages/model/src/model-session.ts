@@ -327,7 +327,10 @@ export class ModelSession {
     const selection = directive.kind === 'selection' ? directive.selection : result.selection;
     const keys = layer.cache.keys();
     const scores = directive.capture
-      ? attentionScores(q, keys, resolveCaptureQueries(directive.capture.queries, count), this.model.scale, selection)
+      ? attentionScores(q, keys, resolveCaptureQueries(directive.capture.queries, count), this.model.scale, selection, {
+          reduce: directive.capture.reduce,
+          weights: directive.capture.weights,
+        })
       : undefined;
     const record: LayerRecord = {
       layer: layer.index,
