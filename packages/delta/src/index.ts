@@ -12,6 +12,7 @@ export * from './layer-plan.js';
 export * from './layer-reuse-policy.js';
 export * from './delta.js';
 export * from './tidal-decode.js';
+export * from './hylra-planner.js';
 export { pageScores, selectPages, pageSelection, recentPages } from './select-pages.js';
 export { tokenSelection, recentTokenSelection } from './select-tokens.js';
 export { topKIndices } from './top-k.js';
