@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { Rng, matmul } from '@sparse-attn/core';
 import * as ort from 'onnxruntime-node';
-import { benchmarks, createRandomModel, matmulModel, plantContext, quickModelConfig } from './index.js';
+import { benchmarkDraftConfig, benchmarkModelConfig, benchmarks, createRandomModel, matmulModel, parameterCount, parseLlamaConfig, plantContext, quickModelConfig } from './index.js';
 
 describe('benchmarks', () => {
   it('the quick run yields a GEMM row and prefill/decode rows per context, each naming its backend', async () => {
@@ -15,10 +15,20 @@ describe('benchmarks', () => {
       for (const value of Object.values(row.metrics)) expect(Number.isFinite(value)).toBe(true);
     }
     // onnxruntime-node is installed (optional dependency): the baseline ran and the ratio is quoted.
+    expect(rows[0]!.backend).toMatch(/^cpu:core-matmul wasm-simd \(2 threads\)$/);
     expect(rows[1]!.backend).toMatch(/^cpu:onnxruntime-node .* MatMul \(2 threads\)$/);
     expect(rows[1]!.metrics['gflops']).toBeGreaterThan(0);
     expect(rows[0]!.metrics['ratioVsOrt']).toBeCloseTo(rows[0]!.metrics['gflops']! / rows[1]!.metrics['gflops']!, 10);
     expect(rows[3]!.metrics['kvBytes']).toBe(2 * 4 * 2 * 2 * 16 * (64 + 1 + 3)); // planted 64 + 1 warm-up + 3 timed decode steps
+  });
+
+  it('the benchmark target has ~100M parameters and its draft a tenth of that over the same vocabulary', () => {
+    const target = parseLlamaConfig(benchmarkModelConfig);
+    const draft = parseLlamaConfig(benchmarkDraftConfig);
+    expect(parameterCount(target)).toBe(100_092_672);
+    expect(parameterCount(draft)).toBe(9_766_144);
+    expect(draft.vocab_size).toBe(target.vocab_size);
+    expect(draft.head_dim).toBe(target.head_dim);
   });
 
   it('a planted context behaves like a cache of that length: decode continues at its end', () => {
