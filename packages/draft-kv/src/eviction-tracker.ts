@@ -47,6 +47,21 @@ export class EvictionTracker {
     this.policy = policy;
   }
 
+  /**
+   * Starts from a cache that already holds `count` kept entries (slots `0..count−1`, e.g. after a
+   * prefill compression), with their accumulated attention when known.
+   */
+  seed(count: number, accumulated?: ArrayLike<number>): void {
+    this.slots = Array.from({ length: count }, (_, i) => i);
+    this.accumulated = Array.from({ length: count }, (_, i) => (accumulated ? accumulated[i]! : 0));
+    this.admitted = count;
+  }
+
+  /** Adds `scores[slot]` (one KV head's attention of a step, indexed by cache slot) to every kept slot's accumulator. */
+  addScores(scores: ArrayLike<number>, offset = 0): void {
+    for (let s = 0; s < this.slots.length; s++) this.accumulated[s]! += scores[offset + this.slots[s]!]!;
+  }
+
   /** Admits keys up to (excluding) `limit`, evicting as needed. */
   admitUpTo(limit: number): void {
     while (this.admitted < limit) {
