@@ -59,7 +59,7 @@ export function balancedRoutingPrefill(input: AttentionInput, config: RoutingCon
   const routingHeads = kd.heads;
   const group = d.queryHeads / routingHeads;
   const { keySeq, querySeq, headDim: dim, queryOffset, causal } = d;
-  const clusters = resolveClusters(config.clusters, keySeq);
+  const clusters = resolveClusters(config.clusters, keySeq, config.window);
   const window = Math.min(keySeq, config.window > 0 ? config.window : Math.ceil(keySeq / clusters));
   const queryWindow = config.sharedQK ? window : Math.min(querySeq, Math.max(1, Math.ceil((window * querySeq) / keySeq)));
   const parts = new RowParts(d.batch * d.queryHeads * querySeq);

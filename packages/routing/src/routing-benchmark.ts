@@ -26,8 +26,10 @@ interface Variant {
   readonly fitted: boolean;
 }
 
-/** Decode steps timed per (method, length) after the prompt. */
-const DECODE_STEPS = 8;
+/** Decode steps timed per (method, length) after the prompt (the first {@link DECODE_WARMUP} untimed). */
+const DECODE_STEPS = 32;
+/** Untimed decode steps right after the prompt (JIT, and the garbage of the prompt step). */
+const DECODE_WARMUP = 4;
 
 function variantsFor(seq: number): Variant[] {
   const root = Math.max(1, Math.round(Math.sqrt(seq)));
@@ -41,6 +43,11 @@ function variantsFor(seq: number): Variant[] {
       label: clusters === root ? `C=${clusters} (√S)` : `C=${clusters}`,
       fitted: clusters === root,
     })),
+    {
+      method: routingMethod.create({ clusters: root, membership: 'balanced', local: 'never', sinkTokens: 0, combine: 'mean' }),
+      label: `C=${root} reference`,
+      fitted: false,
+    },
     { method: causalRoutingMethod.create({ clusters: root, calibrationTokens }), label: `C=${root} (√S)`, fitted: true },
     { method: biformerMethod.create({ regionSize, topK }), label: `R=${regionSize} k=${topK}`, fitted: true },
   ];
@@ -61,7 +68,7 @@ export function fitExponent(xs: readonly number[], ys: readonly number[]): numbe
   return den === 0 ? Number.NaN : num / den;
 }
 
-/** Median decode-step time over {@link DECODE_STEPS} steps after an untimed prompt step. */
+/** Median decode-step time over the timed steps after an untimed prompt step and warm-up steps. */
 function timeDecode(method: AttentionMethod, input: AttentionInput): number {
   const [batch, queryHeads, seq, headDim] = input.q.shape as [number, number, number, number];
   const decoder = method.createDecoder({ batch, queryHeads, kvHeads: input.k.shape[1]!, headDim, valueDim: input.v.shape[3]! });
@@ -72,7 +79,7 @@ function timeDecode(method: AttentionMethod, input: AttentionInput): number {
     const step = { q: sliceSeq(input.q, t, t + 1), k: sliceSeq(input.k, t, t + 1), v: sliceSeq(input.v, t, t + 1) };
     const started = performance.now();
     decoder.step(step);
-    samples.push(performance.now() - started);
+    if (t >= prompt + DECODE_WARMUP) samples.push(performance.now() - started);
   }
   samples.sort((a, b) => a - b);
   return samples[samples.length >> 1]!;

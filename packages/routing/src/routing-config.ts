@@ -7,7 +7,7 @@ import { z } from 'zod';
 const sharedFields = {
   clusters: z
     .number().int().min(0).default(0)
-    .describe('Clusters C per routing head. 0 = auto: round(√S) of the routed sequence (the spec\'s C ≈ √n, which gives O(S^1.5·D) cost).'),
+    .describe('Clusters C per routing head. 0 = auto: ceil(S / window) when `window` is set, else round(√S) of the routed sequence (the spec\'s C ≈ √n, which gives O(S^1.5·D) cost).'),
   normalization: z
     .enum(['l2', 'layernorm'])
     .default('l2')
@@ -88,9 +88,14 @@ export type RoutingConfig = z.output<typeof routingConfigSchema>;
 /** Resolved `routing-causal` config. */
 export type CausalRoutingConfig = z.output<typeof causalRoutingConfigSchema>;
 
-/** C for a routed sequence of `length` tokens: the configured value or round(√length). */
-export function resolveClusters(clusters: number, length: number): number {
-  return clusters > 0 ? clusters : Math.max(1, Math.round(Math.sqrt(length)));
+/**
+ * C for a routed sequence of `length` tokens: the configured value; else, with a configured
+ * window w, ceil(length / w) (LUCID `max_seq_len // window_size`); else round(√length).
+ */
+export function resolveClusters(clusters: number, length: number, window = 0): number {
+  if (clusters > 0) return clusters;
+  if (window > 0) return Math.max(1, Math.ceil(length / window));
+  return Math.max(1, Math.round(Math.sqrt(length)));
 }
 
 /** k-means subsample for C clusters: the configured size or max(256, 16·C). */

@@ -106,25 +106,31 @@ export class RowParts {
    */
   toUnionSelection(layout: UnionLayout): Selection {
     const builder = new SelectionBuilder({ kind: 'token', headScope: 'query', batch: layout.batch, heads: layout.heads, rows: layout.rowsPerHead, keySeq: layout.keySeq }, this.size);
-    let scratch = new Int32Array(64);
+    let merged = new Int32Array(64);
+    let spare = new Int32Array(64);
     for (let row = 0; row < this.totalRows; row++) {
       const count = this.partCounts[row]!;
       if (count === 0) {
-        builder.pushRow(scratch, 0);
+        builder.pushRow(merged, 0);
         continue;
       }
       const first = this.firstPart[row]!;
-      let length = 0;
-      for (let p = first; p < first + count; p++) length += this.partLength[p]!;
-      if (scratch.length < length) scratch = new Int32Array(Math.max(length, scratch.length * 2));
-      let at = 0;
-      for (let p = first; p < first + count; p++) {
-        scratch.set(this.data.subarray(this.partStart[p]!, this.partStart[p]! + this.partLength[p]!), at);
-        at += this.partLength[p]!;
+      let total = 0;
+      for (let p = first; p < first + count; p++) total += this.partLength[p]!;
+      if (merged.length < total) {
+        merged = new Int32Array(Math.max(total, merged.length * 2));
+        spare = new Int32Array(merged.length);
       }
-      if (count > 1) length = sortUnique(scratch, length);
-      if (layout.selfRule && length > 1) length = removeValue(scratch, length, layout.queryOffset + (row % layout.rowsPerHead));
-      builder.pushRow(scratch, length);
+      // Every part is ascending: fold them in one by one with a linear merge that drops repeats
+      // (O(total · parts), instead of sorting the concatenation).
+      let length = this.partLength[first]!;
+      merged.set(this.data.subarray(this.partStart[first]!, this.partStart[first]! + length));
+      for (let p = first + 1; p < first + count; p++) {
+        length = mergeUnique(merged, length, this.data, this.partStart[p]!, this.partLength[p]!, spare);
+        [merged, spare] = [spare, merged];
+      }
+      if (layout.selfRule && length > 1) length = removeValue(merged, length, layout.queryOffset + (row % layout.rowsPerHead));
+      builder.pushRow(merged, length);
     }
     return builder.finish();
   }
@@ -179,11 +185,32 @@ function grow(a: Int32Array, size: number): Int32Array<ArrayBuffer> {
   return b;
 }
 
-/** Sorts `a[0..length)` ascending, removes repeats, returns the new length. */
-export function sortUnique(a: Int32Array, length: number): number {
-  a.subarray(0, length).sort();
+/**
+ * Merges the ascending, repeat-free `a[0..aLength)` and ascending `b[bStart..bStart + bLength)`
+ * into `out` without repeats; returns the merged length.
+ */
+export function mergeUnique(a: Int32Array, aLength: number, b: Int32Array, bStart: number, bLength: number, out: Int32Array): number {
+  let i = 0;
+  let j = bStart;
+  const bEnd = bStart + bLength;
   let w = 0;
-  for (let i = 0; i < length; i++) if (i === 0 || a[i] !== a[w - 1]) a[w++] = a[i]!;
+  while (i < aLength && j < bEnd) {
+    const x = a[i]!;
+    const y = b[j]!;
+    if (x < y) {
+      out[w++] = x;
+      i++;
+    } else if (y < x) {
+      if (w === 0 || out[w - 1] !== y) out[w++] = y;
+      j++;
+    } else {
+      out[w++] = x;
+      i++;
+      j++;
+    }
+  }
+  while (i < aLength) out[w++] = a[i++]!;
+  for (; j < bEnd; j++) if (w === 0 || out[w - 1] !== b[j]) out[w++] = b[j]!;
   return w;
 }
 
