@@ -190,6 +190,7 @@ td:nth-child(-n+4) { text-align: left; }
 <body>
 <h1>sparse-attn benchmark</h1>
 <dl>${meta.map(([k, v]) => `<dt>${escapeHtml(k!)}</dt><dd>${escapeHtml(v!)}</dd>`).join('')}</dl>
+${results.familyFailures.map((f) => `<p class="failure">family ${escapeHtml(f.family)} FAILED (none of its methods or suites ran): ${escapeHtml(f.error)}</p>`).join('\n')}
 <h2>Charts</h2>
 <div class="charts">
 ${charts.map((ch) => `<figure data-chart="${escapeHtml(ch.id)}"><figcaption>${escapeHtml(ch.title)}</figcaption>${ch.svg}</figure>`).join('\n')}

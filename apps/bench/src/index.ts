@@ -2,8 +2,23 @@
  * `@sparse-attn/bench` as a library: the pieces the CLI is made of, for scripts and tests.
  */
 export * from './results-schema.js';
-export { runSweep, selectBudgets, addSpeedups, budgetLabel, ORT_METHOD, type BudgetSelector, type ProgressSink, type SweepOptions } from './run-sweep.js';
-export { createRegistry, benchmarkSuites, defaultSuiteIds, families, type FamilyModule } from './registry.js';
+export { runSweep, selectBudgets, addSpeedups, suiteRowOf, budgetLabel, ORT_METHOD, type BudgetSelector, type ProgressSink, type SweepOptions } from './run-sweep.js';
+export {
+  FAMILY_PACKAGES,
+  buildRegistry,
+  coreFamily,
+  defaultSuiteIds,
+  familyFromModule,
+  loadFamilies,
+  loadRegistry,
+  resolveMethod,
+  type BenchRegistry,
+  type FamilyFailure,
+  type FamilyModule,
+  type FamilyPackage,
+  type LoadedFamilies,
+  type ModuleLoader,
+} from './registry.js';
 export { OrtDenseAttention, ortShapeOf, attentionModel, matmulSoftmaxModel, type OrtGraph, type OrtAttentionShape, type OrtAttentionOptions } from './ort-attention.js';
 export { encodeOnnxModel, type OnnxModelSpec, type OnnxNode, type OnnxValue, type OnnxAttribute } from './onnx-model.js';
 export { renderHtmlReport, renderCharts, chartSpecs, renderSvg, type RenderedChart } from './html-report.js';

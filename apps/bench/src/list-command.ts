@@ -1,11 +1,11 @@
 import { z } from 'zod';
 import { parseListArgs } from './cli-options.js';
 import type { CommandIo } from './command-io.js';
-import { benchmarkSuites, createRegistry } from './registry.js';
+import { loadRegistry, type BenchRegistry } from './registry.js';
 
 /** One method as `bench list` reports it: its zod schema as JSON Schema, and its defaults. */
-export function describeMethods(backend: 'cpu' | 'gpu' = 'cpu') {
-  return createRegistry()
+export function describeMethods(registry: BenchRegistry['registry'], backend: 'cpu' | 'gpu' = 'cpu') {
+  return registry
     .list(backend)
     .map((d) => ({
       id: d.id,
@@ -20,10 +20,11 @@ export function describeMethods(backend: 'cpu' | 'gpu' = 'cpu') {
 /** `bench list [--json]`: every registered method with its config schema and defaults, and every suite. */
 export async function listCommand(args: readonly string[], io: CommandIo): Promise<number> {
   const options = parseListArgs(args);
-  const methods = describeMethods(options.backend);
-  const suites = benchmarkSuites().map((s) => ({ id: s.id, family: s.family, description: s.description }));
+  const loaded = await loadRegistry();
+  const methods = describeMethods(loaded.registry, options.backend);
+  const suites = loaded.suites.map((s) => ({ id: s.id, family: s.family, description: s.description }));
   if (options.json) {
-    io.stdout(JSON.stringify({ methods, suites }, null, 2));
+    io.stdout(JSON.stringify({ methods, suites, familyFailures: loaded.failures }, null, 2));
     return 0;
   }
   const lines: string[] = [];
@@ -36,6 +37,7 @@ export async function listCommand(args: readonly string[], io: CommandIo): Promi
     if (Object.keys(properties).length === 0) lines.push('  (no options)');
   }
   if (suites.length) lines.push('', 'benchmark suites (--suites):', ...suites.map((s) => `  ${s.id}  (${s.family}) ${s.description}`));
+  for (const f of loaded.failures) lines.push(`family ${f.family} FAILED: ${f.error}`);
   io.stdout(lines.join('\n'));
   return 0;
 }

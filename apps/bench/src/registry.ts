@@ -1,14 +1,13 @@
 /**
  * The bench's method registry: core's dense baseline plus every family package's `methods`,
  * and every family's `benchmarks` suites. This is the one file that knows which packages exist;
- * a new family is added here (import + one entry in `families`).
+ * a new family is one entry in {@link FAMILY_PACKAGES} (and a workspace dependency).
+ *
+ * Families are loaded with dynamic `import()`, one at a time, so a family that fails to load
+ * (missing build output, a throw at module load, malformed exports, a duplicate method id) is
+ * recorded as a {@link FamilyFailure} and reported, instead of taking the whole bench down.
  */
 import { ConfigError, MethodRegistry, denseMethod, type BenchmarkSuite, type MethodDefinition } from '@sparse-attn/core';
-import * as backendGpu from '@sparse-attn/backend-gpu';
-import * as landmark from '@sparse-attn/landmark';
-import * as model from '@sparse-attn/model';
-import * as nsa from '@sparse-attn/nsa';
-import * as routing from '@sparse-attn/routing';
 
 /** What a family package contributes: registrable methods and extra benchmark suites. */
 export interface FamilyModule {
@@ -19,53 +18,149 @@ export interface FamilyModule {
   readonly gpu?: boolean;
 }
 
-/** Core's own contribution: the fast dense baseline, which every speedup is measured against. */
-const coreFamily: FamilyModule = { name: '@sparse-attn/core', methods: [denseMethod as unknown as MethodDefinition] };
-
-/**
- * Reads a family module's optional `methods` / `benchmarks` exports (a family may export either),
- * so a family adding its suites later needs no change here.
- */
-function familyExports(module: object): Omit<FamilyModule, 'name'> {
-  const m = module as { methods?: readonly MethodDefinition[]; benchmarks?: readonly BenchmarkSuite[] };
-  return { ...(m.methods ? { methods: m.methods } : {}), ...(m.benchmarks ? { benchmarks: m.benchmarks } : {}) };
+/** A family package the bench could not register, with the one-line reason. */
+export interface FamilyFailure {
+  readonly family: string;
+  readonly error: string;
 }
 
-/** Every family the bench registers, in report order. */
-export const families: readonly FamilyModule[] = [
-  coreFamily,
-  { name: '@sparse-attn/nsa', ...familyExports(nsa) },
-  { name: '@sparse-attn/landmark', ...familyExports(landmark) },
-  { name: '@sparse-attn/routing', ...familyExports(routing) },
-  { name: '@sparse-attn/backend-gpu', gpu: true, ...familyExports(backendGpu) },
-  { name: '@sparse-attn/model', ...familyExports(model) },
+/** A family package the bench loads: its npm name and whether it is a GPU family. */
+export interface FamilyPackage {
+  readonly name: string;
+  readonly gpu?: boolean;
+}
+
+/** Every family package the bench registers, in report order (each is a workspace dependency). */
+export const FAMILY_PACKAGES: readonly FamilyPackage[] = [
+  { name: '@sparse-attn/nsa' },
+  { name: '@sparse-attn/landmark' },
+  { name: '@sparse-attn/routing' },
+  { name: '@sparse-attn/backend-gpu', gpu: true },
+  { name: '@sparse-attn/model' },
 ];
 
-/** A registry holding every family's methods on the CPU backend (throws on duplicate ids). */
-export function createRegistry(modules: readonly FamilyModule[] = families): MethodRegistry {
+/** Core's own contribution: the fast dense baseline, which every speedup is measured against. */
+export const coreFamily: FamilyModule = { name: '@sparse-attn/core', methods: [denseMethod as unknown as MethodDefinition] };
+
+function firstLine(error: unknown): string {
+  const text = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+  return text.split('\n')[0]!;
+}
+
+/**
+ * Reads a family module's optional `methods` / `benchmarks` exports (a family may export either)
+ * and checks their shape, so a malformed export is a clear failure here, not a crash mid-sweep.
+ */
+export function familyFromModule(name: string, module: object, gpu = false): FamilyModule {
+  const m = module as { methods?: unknown; benchmarks?: unknown };
+  if (m.methods !== undefined) {
+    if (!Array.isArray(m.methods)) throw new ConfigError(`${name}: export 'methods' is not an array`);
+    for (const d of m.methods as unknown[]) {
+      const definition = d as Partial<MethodDefinition> | null;
+      if (!definition || typeof definition.id !== 'string' || typeof definition.create !== 'function') {
+        throw new ConfigError(`${name}: export 'methods' holds an entry that is not a MethodDefinition (needs id and create)`);
+      }
+    }
+  }
+  if (m.benchmarks !== undefined) {
+    if (!Array.isArray(m.benchmarks)) throw new ConfigError(`${name}: export 'benchmarks' is not an array`);
+    for (const s of m.benchmarks as unknown[]) {
+      const suite = s as Partial<BenchmarkSuite> | null;
+      if (!suite || typeof suite.id !== 'string' || typeof suite.run !== 'function') {
+        throw new ConfigError(`${name}: export 'benchmarks' holds an entry that is not a BenchmarkSuite (needs id and run)`);
+      }
+    }
+  }
+  return {
+    name,
+    ...(gpu ? { gpu } : {}),
+    ...(m.methods ? { methods: m.methods as MethodDefinition[] } : {}),
+    ...(m.benchmarks ? { benchmarks: m.benchmarks as BenchmarkSuite[] } : {}),
+  };
+}
+
+/** The families the bench could load, and those it could not. */
+export interface LoadedFamilies {
+  /** Core first, then every family that loaded, in {@link FAMILY_PACKAGES} order. */
+  readonly families: readonly FamilyModule[];
+  readonly failures: readonly FamilyFailure[];
+}
+
+/** The loader `import()`s a package by name; tests pass their own. */
+export type ModuleLoader = (name: string) => Promise<object>;
+
+const importPackage: ModuleLoader = (name) => import(name) as Promise<object>;
+
+/** Loads every family package; a family that fails is recorded, never fatal. */
+export async function loadFamilies(packages: readonly FamilyPackage[] = FAMILY_PACKAGES, load: ModuleLoader = importPackage): Promise<LoadedFamilies> {
+  const families: FamilyModule[] = [coreFamily];
+  const failures: FamilyFailure[] = [];
+  for (const p of packages) {
+    try {
+      families.push(familyFromModule(p.name, await load(p.name), p.gpu));
+    } catch (error) {
+      failures.push({ family: p.name, error: `could not load: ${firstLine(error)}` });
+    }
+  }
+  return { families, failures };
+}
+
+/** What every command works from: the registry, the suites, and the families that failed. */
+export interface BenchRegistry {
+  readonly registry: MethodRegistry;
+  readonly suites: readonly BenchmarkSuite[];
+  readonly families: readonly FamilyModule[];
+  readonly failures: readonly FamilyFailure[];
+}
+
+/**
+ * Registers every loaded family's methods (CPU backend) and collects their suites. A family whose
+ * method or suite id collides with an earlier family's is skipped whole and recorded as failed,
+ * so one bad export never hides the other families.
+ */
+export function buildRegistry(loaded: LoadedFamilies): BenchRegistry {
   const registry = new MethodRegistry();
-  for (const module of modules) registry.registerAll(module.methods ?? []);
-  return registry;
+  const suites: BenchmarkSuite[] = [];
+  const families: FamilyModule[] = [];
+  const failures: FamilyFailure[] = [...loaded.failures];
+  for (const family of loaded.families) {
+    const methods = family.methods ?? [];
+    const clash = methods.find((d) => registry.has(d.id)) ?? methods.find((d, i) => methods.findIndex((e) => e.id === d.id) !== i);
+    const suiteClash = (family.benchmarks ?? []).find((s) => suites.some((t) => t.id === s.id));
+    if (clash || suiteClash) {
+      const what = clash ? `method id '${clash.id}'` : `benchmark suite id '${suiteClash!.id}'`;
+      failures.push({ family: family.name, error: `not registered: ${what} is already registered by another family` });
+      continue;
+    }
+    registry.registerAll(methods);
+    suites.push(...(family.benchmarks ?? []));
+    families.push(family);
+  }
+  return { registry, suites, families, failures };
+}
+
+/** Loads and registers every family (the CLI's entry point to the registry). */
+export async function loadRegistry(packages: readonly FamilyPackage[] = FAMILY_PACKAGES, load: ModuleLoader = importPackage): Promise<BenchRegistry> {
+  return buildRegistry(await loadFamilies(packages, load));
 }
 
 /**
  * Suites a run selects when `--suites` is not given: every suite on `cpu`; on `gpu`, only the GPU
  * families' suites (the CPU families' suites would report CPU numbers in a GPU run).
  */
-export function defaultSuiteIds(backend: 'cpu' | 'gpu', modules: readonly FamilyModule[] = families): string[] {
-  return modules.filter((m) => backend === 'cpu' || m.gpu).flatMap((m) => (m.benchmarks ?? []).map((s) => s.id));
+export function defaultSuiteIds(backend: 'cpu' | 'gpu', families: readonly FamilyModule[]): string[] {
+  return families.filter((m) => backend === 'cpu' || m.gpu).flatMap((m) => (m.benchmarks ?? []).map((s) => s.id));
 }
 
-/** Every benchmark suite the families export, keyed by suite id (duplicate ids are an error). */
-export function benchmarkSuites(modules: readonly FamilyModule[] = families): BenchmarkSuite[] {
-  const seen = new Set<string>();
-  const suites: BenchmarkSuite[] = [];
-  for (const module of modules) {
-    for (const suite of module.benchmarks ?? []) {
-      if (seen.has(suite.id)) throw new ConfigError(`benchmark suite ${suite.id} is exported twice (${module.name})`);
-      seen.add(suite.id);
-      suites.push(suite);
-    }
+/**
+ * The definition of `id` on `backend`. An unknown id is core's `ConfigError` (which lists the
+ * registered ids), extended with the families that failed to load, since the method may be theirs.
+ */
+export function resolveMethod(registry: MethodRegistry, failures: readonly FamilyFailure[], id: string, backend: 'cpu' | 'gpu' = 'cpu'): MethodDefinition {
+  try {
+    return registry.get(id, backend);
+  } catch (error) {
+    if (!(error instanceof ConfigError) || failures.length === 0) throw error;
+    throw new ConfigError(`${error.message}; families that failed to load: ${failures.map((f) => f.family).join(', ')}`);
   }
-  return suites;
 }

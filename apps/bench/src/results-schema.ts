@@ -85,6 +85,9 @@ export const suiteRowSchema = z.object({
 /** A suite that failed as a whole. */
 export const suiteFailureSchema = z.object({ suite: z.string(), error: z.string() });
 
+/** A family package the bench could not load or register (its methods and suites did not run). */
+export const familyFailureSchema = z.object({ family: z.string(), error: z.string() });
+
 /** The machine a run happened on. */
 export const machineSchema = z.object({
   node: z.string(),
@@ -131,6 +134,7 @@ export const sweepResultsSchema = z.object({
   rows: z.array(sweepRowSchema),
   suiteRows: z.array(suiteRowSchema),
   suiteFailures: z.array(suiteFailureSchema),
+  familyFailures: z.array(familyFailureSchema).describe('Family packages that failed to load or register: none of their methods or suites ran.'),
 });
 
 /** One case of `bench dense` (issue 2's dense benchmark). */

@@ -2,7 +2,7 @@ import { ConfigError, expandToTokens, getTensor, type AttentionResult, type Safe
 import { readSafetensorsFile, writeSafetensorsFile } from '@sparse-attn/core/node';
 import { parseRunArgs } from './cli-options.js';
 import type { CommandIo } from './command-io.js';
-import { createRegistry } from './registry.js';
+import { loadRegistry, resolveMethod } from './registry.js';
 
 /** Selection layout written to the output file's `__metadata__` so the CSR arrays can be read back. */
 function selectionMetadata(result: AttentionResult): Record<string, string> {
@@ -29,7 +29,8 @@ function selectionMetadata(result: AttentionResult): Record<string, string> {
  */
 export async function runCommand(args: readonly string[], io: CommandIo): Promise<number> {
   const options = parseRunArgs(args);
-  const definition = createRegistry().get(options.method);
+  const { registry, failures } = await loadRegistry();
+  const definition = resolveMethod(registry, failures, options.method);
   const method = definition.create(options.config as Record<string, unknown>);
   let file;
   try {

@@ -35,6 +35,7 @@ import {
 import { machineInfo } from './machine-info.js';
 import { countAllocations } from './memory-tracker.js';
 import { OrtDenseAttention, ortShapeOf } from './ort-attention.js';
+import type { FamilyFailure } from './registry.js';
 import { sweepResultsSchema, type SuiteRow, type SweepConfig, type SweepResults, type SweepRow, type Timing } from './results-schema.js';
 import { summarise, timeAsync, timeSync } from './timing.js';
 
@@ -45,6 +46,8 @@ export type BudgetSelector = { readonly kind: 'all' } | { readonly kind: 'count'
 export interface ProgressSink {
   start(total: number): void;
   tick(label: string): void;
+  /** Updates the label of the current cell without advancing (a suite's own progress lines). */
+  note(label: string): void;
   stop(): void;
 }
 
@@ -60,6 +63,8 @@ export interface SweepOptions extends Omit<SweepConfig, 'budgets' | 'workloads' 
   /** Prompt tokens per decoder `step` while filling a decode cache. */
   readonly fillChunk: number;
   readonly progress?: ProgressSink;
+  /** Family packages that failed to load: recorded in the results so the gap is visible. */
+  readonly familyFailures?: readonly FamilyFailure[];
 }
 
 /** Family of the onnxruntime rows. */
@@ -170,7 +175,14 @@ export async function runSweep(registry: MethodRegistry, suites: readonly Benchm
   for (const suite of selectedSuites) {
     progress?.tick(`suite ${suite.id}`);
     try {
-      const produced = await suite.run({ quick: options.quick, seqLengths: options.seqLengths, repeats: options.repeats, seed: options.seed, backend: options.backend });
+      const produced = await suite.run({
+        quick: options.quick,
+        seqLengths: options.seqLengths,
+        repeats: options.repeats,
+        seed: options.seed,
+        backend: options.backend,
+        progress: (message) => progress?.note(`suite ${suite.id}: ${message}`),
+      });
       suiteRows.push(...produced.map(suiteRowOf));
     } catch (error) {
       suiteFailures.push({ suite: suite.id, error: errorMessage(error) });
@@ -217,7 +229,7 @@ export async function runSweep(registry: MethodRegistry, suites: readonly Benchm
 
   progress?.stop();
 
-  const { cellBudgetMs: _b, metricQueries: _m, fillChunk: _f, progress: _p, budgets, ...config } = options;
+  const { cellBudgetMs: _b, metricQueries: _m, fillChunk: _f, progress: _p, familyFailures = [], budgets, ...config } = options;
   const document: SweepResults = {
     schemaVersion: 1,
     kind: 'sweep',
@@ -228,6 +240,7 @@ export async function runSweep(registry: MethodRegistry, suites: readonly Benchm
     rows,
     suiteRows,
     suiteFailures,
+    familyFailures: familyFailures.map((f) => ({ ...f })),
   };
   return sweepResultsSchema.parse(document);
 }

@@ -2,7 +2,7 @@ import { ConfigError } from '@sparse-attn/core';
 import { parseSweepArgs } from './cli-options.js';
 import { renderHtmlReport } from './html-report.js';
 import { progressBar } from './progress-bar.js';
-import { benchmarkSuites, createRegistry, defaultSuiteIds } from './registry.js';
+import { defaultSuiteIds, loadRegistry, resolveMethod } from './registry.js';
 import { runSweep } from './run-sweep.js';
 import { sweepTable } from './terminal-table.js';
 import { writeResultFiles } from './write-results.js';
@@ -17,7 +17,7 @@ import type { CommandIo } from './command-io.js';
  */
 export async function sweepCommand(args: readonly string[], io: CommandIo): Promise<number> {
   const line = parseSweepArgs(args);
-  const registry = createRegistry();
+  const { registry, suites, families, failures } = await loadRegistry();
   const backend = line.options.backend;
   const registered = registry.list(backend).map((d) => d.id);
   if (registered.length === 0 && backend === 'cpu') throw new ConfigError('no methods are registered on the cpu backend');
@@ -25,9 +25,8 @@ export async function sweepCommand(args: readonly string[], io: CommandIo): Prom
     throw new ConfigError(`--methods: no methods are registered for backend ${backend}; its benchmarks come from the GPU suites (--suites)`);
   }
   const requested = line.methods ?? registered;
-  for (const id of requested) registry.get(id, backend);
+  for (const id of requested) resolveMethod(registry, failures, id, backend);
   const methods = requested.includes('dense') || !registered.includes('dense') ? requested : ['dense', ...requested];
-  const suites = benchmarkSuites();
   const suiteIds = suites.map((s) => s.id);
   for (const id of line.suites ?? []) {
     if (!suiteIds.includes(id)) throw new ConfigError(`--suites: unknown suite '${id}'; available: ${suiteIds.join(', ') || '(none)'}`);
@@ -37,7 +36,8 @@ export async function sweepCommand(args: readonly string[], io: CommandIo): Prom
     methods,
     // No GPU-registered sweep methods: the ORT CPU baseline has nothing to be compared with.
     ort: line.options.ort && methods.length > 0,
-    suites: line.suites ?? defaultSuiteIds(backend),
+    suites: line.suites ?? defaultSuiteIds(backend, families),
+    familyFailures: failures,
     ...(line.progress && io.progress ? { progress: progressBar() } : {}),
   });
   if (backend === 'gpu' && results.rows.length === 0 && results.suiteRows.length === 0) {

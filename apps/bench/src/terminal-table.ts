@@ -94,6 +94,7 @@ export function sweepTable(results: SweepResults): string {
     const keys = suiteMetricKeys(results.suiteRows).slice(0, 8);
     lines.push('', formatTable([['suite', 'method', 'workload', 'S', 'budget', ...keys, 'backend'], ...results.suiteRows.map((r) => [r.suite, r.method, r.workload, String(r.seqLength), r.budget ?? '–', ...keys.map((k) => suiteMetricText(r, k)), r.backend])]));
   }
+  for (const f of results.familyFailures) lines.push(`family ${f.family} FAILED (none of its methods or suites ran): ${f.error}`);
   for (const f of results.suiteFailures) lines.push(`suite ${f.suite} failed: ${f.error}`);
   for (const r of results.rows.filter((x) => x.status !== 'ok').slice(0, 10)) lines.push(`${r.phase} ${r.method} ${r.budget} ${r.workload} S=${r.seqLength}: ${r.status}: ${r.error ?? ''}`);
   return lines.join('\n');

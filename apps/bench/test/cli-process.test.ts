@@ -2,7 +2,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { createRegistry } from '../src/registry.js';
+import { loadRegistry } from '../src/registry.js';
 
 // The built CLI (turbo builds before it tests: `pnpm test` runs `turbo run build test`).
 const cli = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
@@ -20,9 +20,9 @@ describe('the built CLI as a process', () => {
     expect(r.stderr.trim().split('\n')).toEqual(["error: ConfigError: --seq: expected positive lengths like 1024 or 4k, got 'abc'"]);
   });
 
-  it('`list --json` describes every registered method with its JSON schema and defaults', () => {
+  it('`list --json` describes every registered method with its JSON schema and defaults', async () => {
     const listed = JSON.parse(execFileSync(process.execPath, [cli, 'list', '--json'], { encoding: 'utf8' })) as { methods: { id: string; defaults: object; schema: { type: string } }[] };
-    expect(listed.methods.map((m) => m.id)).toEqual(createRegistry().list().map((d) => d.id));
+    expect(listed.methods.map((m) => m.id)).toEqual((await loadRegistry()).registry.list().map((d) => d.id));
     for (const m of listed.methods) {
       expect(m.schema.type).toBe('object');
       expect(typeof m.defaults).toBe('object');

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { chromium } from 'playwright-core';
 import { describe, expect, it } from 'vitest';
-import { createRegistry } from '../src/registry.js';
+import { loadRegistry } from '../src/registry.js';
 import { chartSpecs, renderHtmlReport } from '../src/html-report.js';
 import { QUICK_SWEEP } from '../src/cli-options.js';
 import { runSweep } from '../src/run-sweep.js';
@@ -14,7 +14,7 @@ const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '
 
 describe('HTML report in headless Chromium', () => {
   it('loads without console errors or network requests and shows every chart as inline SVG', async () => {
-    const results = await runSweep(createRegistry(), [], {
+    const results = await runSweep((await loadRegistry()).registry, [], {
       ...QUICK_SWEEP,
       methods: ['dense', 'nsa'],
       workloads: ['needle', 'structured'],

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { parseBudgets, parseSweepArgs } from '../src/cli-options.js';
 import { countAllocations } from '../src/memory-tracker.js';
 import { sweepResultsSchema } from '../src/results-schema.js';
+import { FAMILY_PACKAGES, loadRegistry, resolveMethod } from '../src/registry.js';
 import { addSpeedups, selectBudgets, suiteRowOf } from '../src/run-sweep.js';
 import { summarise } from '../src/timing.js';
 import { formatTable, suiteMetricKeys, suiteMetricText } from '../src/terminal-table.js';
@@ -108,5 +109,40 @@ describe('suite rows', () => {
     expect(suiteMetricKeys([row])).toEqual(['a', 'b', 'c']);
     expect(['a', 'b', 'c', 'd'].map((k) => suiteMetricText(row, k))).toEqual(['1.235', 'NaN', 'Infinity', '–']);
     expect(suiteRowOf({ ...reported, metrics: { a: 1 } })).not.toHaveProperty('nonFiniteMetrics');
+  });
+});
+
+describe('family loading', () => {
+  const suite = (id: string) => ({ id, family: 'f', description: 'd', run: () => [] });
+  const method = (id: string) => ({ ...denseMethod, id }) as unknown as MethodDefinition;
+  const modules: Record<string, object> = {
+    good: { methods: [method('good-a')], benchmarks: [suite('s1')] },
+    clash: { methods: [method('good-a'), method('other')] },
+    malformed: { methods: { id: 'x' } },
+    suiteless: { methods: [method('lonely')] },
+  };
+  const loader = async (name: string) => {
+    if (name === 'broken') throw new Error('Cannot find module broken/dist/index.js\n    at somewhere');
+    return modules[name]!;
+  };
+
+  it('a family that fails to load, is malformed or clashes is recorded; the others still register', async () => {
+    const names = ['good', 'broken', 'clash', 'malformed', 'suiteless'].map((name) => ({ name }));
+    const loaded = await loadRegistry(names, loader);
+    expect(loaded.registry.list().map((d) => d.id)).toEqual(['dense', 'good-a', 'lonely']);
+    expect(loaded.suites.map((s) => s.id)).toEqual(['s1']);
+    expect(loaded.failures).toEqual([
+      { family: 'broken', error: 'could not load: Error: Cannot find module broken/dist/index.js' },
+      { family: 'malformed', error: "could not load: ConfigError: malformed: export 'methods' is not an array" },
+      { family: 'clash', error: "not registered: method id 'good-a' is already registered by another family" },
+    ]);
+    expect(() => resolveMethod(loaded.registry, loaded.failures, 'other')).toThrow(/unknown method 'other'.*failed to load: broken, malformed, clash/);
+    expect(resolveMethod(loaded.registry, loaded.failures, 'lonely').id).toBe('lonely');
+  });
+
+  it('the real families all load', async () => {
+    const loaded = await loadRegistry();
+    expect(loaded.failures).toEqual([]);
+    expect(loaded.families.map((f) => f.name)).toEqual(['@sparse-attn/core', ...FAMILY_PACKAGES.map((p) => p.name)]);
   });
 });
