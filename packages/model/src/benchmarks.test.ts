@@ -8,7 +8,7 @@ describe('benchmarks', () => {
     const suite = benchmarks.find((s) => s.id === 'model-throughput')!;
     const rows = await suite.run({ quick: true, seqLengths: [64], repeats: 1, seed: 1, backend: 'cpu' });
     expect(rows.map((r) => `${r.method}/${r.budget ?? ''}/${r.seqLength}`)).toEqual([
-      'matmul//256', 'ort-matmul//256', 'dense/prefill-chunk-16/64', 'dense/decode/64', 'dense/prefill-chunk-16/256', 'dense/decode/256',
+      'matmul//256', 'ort-matmul//256', 'dense/prefill-full/64', 'dense/prefill-chunk-16/64', 'dense/decode/64', 'dense/prefill-chunk-16/256', 'dense/decode/256',
     ]);
     for (const row of rows) {
       expect(row.backend).toMatch(/^cpu:/);
@@ -19,7 +19,7 @@ describe('benchmarks', () => {
     expect(rows[1]!.backend).toMatch(/^cpu:onnxruntime-node .* MatMul \(2 threads\)$/);
     expect(rows[1]!.metrics['gflops']).toBeGreaterThan(0);
     expect(rows[0]!.metrics['ratioVsOrt']).toBeCloseTo(rows[0]!.metrics['gflops']! / rows[1]!.metrics['gflops']!, 10);
-    expect(rows[3]!.metrics['kvBytes']).toBe(2 * 4 * 2 * 2 * 16 * (64 + 1 + 3)); // planted 64 + 1 warm-up + 3 timed decode steps
+    expect(rows[4]!.metrics['kvBytes']).toBe(2 * 4 * 2 * 2 * 16 * (64 + 1 + 3)); // planted 64 + 1 warm-up + 3 timed decode steps
   });
 
   it('the benchmark target has ~100M parameters and its draft a tenth of that over the same vocabulary', () => {

@@ -57,12 +57,14 @@ interface Plan {
   readonly chunk: number;
   /** Edge of the square GEMM. */
   readonly gemm: number;
+  /** Contexts up to this length also get a full prefill from an empty cache (timed once). */
+  readonly fullPrefillMax: number;
 }
 
 function planOf(context: BenchmarkContext): Plan {
   return context.quick
-    ? { workload: 'random-tiny', config: quickModelConfig, contexts: [64, 256], chunk: 16, gemm: 256 }
-    : { workload: 'random-100m', config: benchmarkModelConfig, contexts: [1024, 8192], chunk: 64, gemm: 2048 };
+    ? { workload: 'random-tiny', config: quickModelConfig, contexts: [64, 256], chunk: 16, gemm: 256, fullPrefillMax: 64 }
+    : { workload: 'random-100m', config: benchmarkModelConfig, contexts: [1024, 8192], chunk: 64, gemm: 2048, fullPrefillMax: 1024 };
 }
 
 /**
@@ -164,6 +166,31 @@ function modelRows(model: LlamaModel, plan: Plan, contextLength: number, context
   }
   const prefillMs = [...prefillSamples].sort((a, b) => a - b)[prefillSamples.length >> 1]!;
 
+  // Full prefill: the whole context from an empty cache in one call (one timed run: at 1k tokens
+  // on the 100M model it is ~0.2 TFLOP; longer contexts are covered by the chunk rows).
+  const full: BenchmarkRow[] = [];
+  if (contextLength <= plan.fullPrefillMax) {
+    const session = model.createSession({ initialCapacity: contextLength });
+    const tokens = Array.from({ length: contextLength }, token);
+    const started = performance.now();
+    const result = session.forward(tokens);
+    const ms = performance.now() - started;
+    full.push({
+      suite: 'model-throughput',
+      method: 'dense',
+      workload: plan.workload,
+      seqLength: contextLength,
+      backend: `cpu:${result.trace[0]!.backend.kernel}`,
+      budget: 'prefill-full',
+      metrics: {
+        tokensPerSecond: contextLength / (ms / 1000),
+        medianMs: ms,
+        attentionShare: result.trace.reduce((sum, t) => sum + t.stats.attentionMs, 0) / ms,
+        parameters: model.parameterCount,
+      },
+    });
+  }
+
   // Decode: single-token steps on a cache of `contextLength` entries.
   const session = model.createSession({ initialCapacity: contextLength + context.repeats + 8 });
   plantContext(session, contextLength, context.seed);
@@ -178,6 +205,7 @@ function modelRows(model: LlamaModel, plan: Plan, contextLength: number, context
   const kvBytes = session.layers.reduce((s, l) => s + 2 * 4 * l.cache.length * l.cache.kvHeads * l.cache.headDim, 0);
   const base = { suite: 'model-throughput', method: 'dense', workload: plan.workload, seqLength: contextLength, backend: `cpu:${kernel}` };
   return [
+    ...full,
     {
       ...base,
       budget: `prefill-chunk-${chunk}`,
@@ -208,7 +236,7 @@ function modelRows(model: LlamaModel, plan: Plan, contextLength: number, context
  * 1 thread plain) against onnxruntime-node's MatMul on 2 threads in the same run, and
  * tokens/s of the ~100M random model with dense attention at 1k and 8k context, for decode (one
  * token per step) and for prefill (a 64-token chunk at that depth; the context is planted, see
- * {@link plantContext}). `--quick` uses a 2-layer model, 64/256 context and a 256³ GEMM.
+ * {@link plantContext}), plus a full 1k-token prefill from an empty cache. `--quick` uses a 2-layer model, 64/256 context and a 256³ GEMM.
  */
 export const benchmarks: readonly BenchmarkSuite[] = [
   {
