@@ -20,3 +20,13 @@ export { selfSelectedAttention, type RowSelector } from './self-selected-attenti
 
 /** Every attention-level method of this package, for `MethodRegistry.registerAll`. */
 export const methods: MethodDefinition[] = [deltaMethod as unknown as MethodDefinition, tidalDecodeMethod as unknown as MethodDefinition];
+export { createTraceStack, stackQuery, appendStackToken, runStackStep, type TraceStack, type TraceStackOptions, type StackLayerResult } from './trace-stack.js';
+export {
+  benchmarks,
+  createDeltaBenchmarkSuites,
+  createTraceStackSuite,
+  createModelSuite,
+  deltaBenchmarkModel,
+  type TraceStackBenchmarkOptions,
+  type ModelBenchmarkOptions,
+} from './delta-benchmark.js';
