@@ -19,6 +19,8 @@ import {
 } from '@sparse-attn/core';
 import { blockTopKConfigSchema, maxPicksPerRow, type BlockTopKConfig } from './block-top-k.js';
 import { createGpuContext, platformGpu, type GpuContext } from './gpu-device.js';
+import { attachGpuJs, type GpuJsBridge, type GpuJsBuffer } from './gpu-js-bridge.js';
+import { poolKeyBlocksGpuJs } from './kernels/block-pool-gpu-js.js';
 import { POOL_PARAMS, POOL_THREADS, blockPoolWgsl } from './kernels/block-pool-wgsl.js';
 import { SCORE_PARAMS, blockScoreWgsl } from './kernels/block-score-wgsl.js';
 import { TOP_K_PARAMS, TOP_K_THREADS, blockTopKWgsl } from './kernels/block-top-k-wgsl.js';
@@ -59,6 +61,8 @@ export interface ResidentAttention {
 
 /** Per-chunk buffers of a GPU block selection (CSR rows with a fixed stride). */
 interface SelectionBuffers {
+  /** Selection rows held by this chunk. */
+  readonly rows: number;
   readonly bounds: GPUBuffer;
   readonly indices: GPUBuffer;
 }
@@ -75,12 +79,29 @@ export interface GpuBackendOptions {
   readonly gpu?: GPU;
   /** An already-acquired context (device + description); overrides `gpu`. */
   readonly context?: GpuContext;
+  /**
+   * Run block pooling through gpu.js on the same device (default true). When gpu.js cannot be
+   * attached the WGSL pooling kernel runs and results record why in `backend.fallbackReason`.
+   */
+  readonly gpuJs?: boolean;
 }
 
-/** Builds a backend on the platform's (or the given) WebGPU adapter. */
+/** Builds a backend on the platform's (or the given) WebGPU adapter, with gpu.js attached to its device. */
 export async function createGpuBackend(options: GpuBackendOptions = {}): Promise<GpuBackend> {
   const context = options.context ?? (await createGpuContext(options.gpu ?? (await platformGpu())));
-  return new GpuBackend(context);
+  if (options.gpuJs === false) return new GpuBackend(context, { reason: 'gpu.js disabled by the caller' });
+  if (!context.adapter) return new GpuBackend(context, { reason: 'no adapter to share with gpu.js' });
+  try {
+    return new GpuBackend(context, { bridge: await attachGpuJs(context.adapter, context.device) });
+  } catch (error) {
+    return new GpuBackend(context, { reason: `gpu.js unavailable: ${(error as Error).message.split('\n')[0]}` });
+  }
+}
+
+/** gpu.js attached to the backend's device, or why it is not. */
+export interface GpuJsAttachment {
+  readonly bridge?: GpuJsBridge;
+  readonly reason?: string;
 }
 
 /**
@@ -93,11 +114,25 @@ export class GpuBackend {
   readonly context: GpuContext;
   /** What every result of this backend records as `backend`. */
   readonly info: BackendInfo;
+  /** What block top-k results record: WGSL kernels plus gpu.js pooling, or the WGSL fallback and why. */
+  readonly blockInfo: BackendInfo;
+  /** gpu.js on this backend's device, when attached. */
+  readonly gpuJs: GpuJsAttachment;
   private readonly pipelines = new Map<string, Promise<GPUComputePipeline>>();
+  /**
+   * Attention kernel tuning: operand width per staged chunk of q·k and keys per staged value
+   * chunk (both divide 64). Wider chunks mean fewer barriers per key tile but more workgroup
+   * memory; where the device lacks the memory the 16 × 16 default is used.
+   */
+  tuning: AttentionTuning = DEFAULT_TUNING;
 
-  constructor(context: GpuContext) {
+  constructor(context: GpuContext, gpuJs: GpuJsAttachment = { reason: 'gpu.js not attached' }) {
     this.context = context;
+    this.gpuJs = gpuJs;
     this.info = { backend: 'gpu', kernel: 'webgpu-wgsl', device: context.description };
+    this.blockInfo = gpuJs.bridge
+      ? { ...this.info, kernel: `webgpu-wgsl + gpu.js ${gpuJs.bridge.version} (block pooling)` }
+      : { ...this.info, fallbackReason: `block pooling ran as WGSL: ${gpuJs.reason}` };
   }
 
   /** Dense attention (causal or not, GQA), agreeing with core's `referenceAttention` to float32 rounding. */
@@ -152,7 +187,7 @@ export class GpuBackend {
         lse,
         selection,
         stats: sparseStats(d, countPairs(selection, d), true, timings.selectionMs, timings.attentionMs),
-        backend: this.info,
+        backend: this.blockInfo,
         diagnostics: { blocksPerRow: selection.indices.length / Math.max(1, selection.offsets.length - 1), keyBlocks: Math.ceil(d.keySeq / resolved.blockSize) },
       };
     } finally {
@@ -210,6 +245,7 @@ export class GpuBackend {
     const rows = Math.ceil(d.querySeq / config.queryBlockSize);
     const stride = maxPicksPerRow(config, blocks);
     const buffers = resident.chunks.map((chunk) => ({
+      rows: chunk.slots * rows,
       bounds: this.buffer(chunk.slots * rows * 2 * 4, STORAGE | COPY_SRC),
       indices: this.buffer(chunk.slots * rows * stride * 4, STORAGE | COPY_SRC),
     }));
@@ -230,8 +266,9 @@ export class GpuBackend {
     const lse = new Float32Array(d.batch * d.queryHeads * d.querySeq);
     for (const chunk of resident.chunks) {
       const querySlot0 = chunk.slot0 * d.groupSize;
-      output.set(await this.read(chunk.out), querySlot0 * d.querySeq * d.valueDim);
-      lse.set(await this.read(chunk.lse), querySlot0 * d.querySeq);
+      const queries = chunk.slots * d.groupSize * d.querySeq;
+      output.set(await this.read(chunk.out, queries * d.valueDim * 4), querySlot0 * d.querySeq * d.valueDim);
+      lse.set(await this.read(chunk.lse, queries * 4), querySlot0 * d.querySeq);
     }
     return { output: tensor([d.batch, d.queryHeads, d.querySeq, d.valueDim], output), lse };
   }
@@ -275,8 +312,10 @@ export class GpuBackend {
 
   private attentionKernel(mode: 'dense' | 'csr', d: AttentionDims, rowsNeeded: number): { code: string; tile: TileShape } {
     for (const rows of rowsNeeded > 16 ? ([64, 16] as const) : ([16] as const)) {
-      const options: FlashAttentionKernelOptions = { mode, headDim: d.headDim, valueDim: d.valueDim, tile: { rows, chunk: 16 }, valueChunk: 16 };
-      if (flashAttentionWorkgroupBytes(options) <= this.context.maxWorkgroupBytes) return { code: flashAttentionWgsl(options), tile: options.tile };
+      for (const { chunk, valueChunk } of [this.tuning, DEFAULT_TUNING]) {
+        const options: FlashAttentionKernelOptions = { mode, headDim: d.headDim, valueDim: d.valueDim, tile: { rows, chunk }, valueChunk };
+        if (flashAttentionWorkgroupBytes(options) <= this.context.maxWorkgroupBytes) return { code: flashAttentionWgsl(options), tile: options.tile };
+      }
     }
     throw new ConfigError(`valueDim ${d.valueDim} needs more workgroup memory than the device's ${this.context.maxWorkgroupBytes} bytes`);
   }
@@ -333,32 +372,52 @@ export class GpuBackend {
     const rows = Math.ceil(d.querySeq / config.queryBlockSize);
     const stride = maxPicksPerRow(config, blocks);
     const scoreTile: TileShape = { rows: d.groupSize * config.queryBlockSize > 16 ? 64 : 16, chunk: 16 };
+    const bridge = this.gpuJs.bridge;
+    const quest = config.scoring === 'quest';
+    // gpu.js submits its pooling kernels to the shared queue now, ahead of the pass encoded below.
+    const pooledByGpuJs = bridge
+      ? await Promise.all(
+          resident.chunks.map((chunk) => poolKeyBlocksGpuJs(bridge, chunk.k, { slots: chunk.slots, keySeq: d.keySeq, blockSize: config.blockSize, blocks, dim: d.headDim }, quest)),
+        )
+      : undefined;
     const [pool, score, topK] = await Promise.all([
       this.pipeline(blockPoolWgsl()),
       this.pipeline(blockScoreWgsl({ headDim: d.headDim, scoring: config.scoring, tile: scoreTile })),
       this.pipeline(blockTopKWgsl(stride)),
     ]);
-    return this.encode(async (pass, uniforms) => {
+    const encoded = await this.encode(async (pass, uniforms) => {
       for (const [i, chunk] of resident.chunks.entries()) {
-        const pooledBytes = chunk.slots * blocks * d.headDim * 4;
-        const mean = this.buffer(pooledBytes, STORAGE);
-        const max = this.buffer(pooledBytes, STORAGE);
-        const min = this.buffer(pooledBytes, STORAGE);
+        let mean: GPUBuffer, max: GPUBuffer | undefined, min: GPUBuffer | undefined;
+        const fromGpuJs = pooledByGpuJs?.[i];
+        if (fromGpuJs) {
+          ({ buffer: mean } = fromGpuJs.mean);
+          max = fromGpuJs.max?.buffer;
+          min = fromGpuJs.min?.buffer;
+        } else {
+          const pooledBytes = chunk.slots * blocks * d.headDim * 4;
+          mean = this.buffer(pooledBytes, STORAGE);
+          max = this.buffer(pooledBytes, STORAGE);
+          min = this.buffer(pooledBytes, STORAGE);
+          uniforms.push(mean, max, min);
+          const [px, py] = dispatchGrid(Math.ceil((chunk.slots * blocks * d.headDim) / POOL_THREADS));
+          const poolParams = this.uniform(POOL_PARAMS, { keySeq: d.keySeq, blockSize: config.blockSize, blocks, slots: chunk.slots, tilesX: px, dim: d.headDim }, uniforms);
+          this.dispatch(pass, pool, [poolParams, chunk.k, mean, max, min], px, py);
+        }
         const scores = this.buffer(chunk.slots * rows * blocks * 4, STORAGE);
-        uniforms.push(mean, max, min, scores);
-        const [px, py] = dispatchGrid(Math.ceil((chunk.slots * blocks * d.headDim) / POOL_THREADS));
-        const poolParams = this.uniform(POOL_PARAMS, { keySeq: d.keySeq, blockSize: config.blockSize, blocks, slots: chunk.slots, tilesX: px, dim: d.headDim }, uniforms);
-        this.dispatch(pass, pool, [poolParams, chunk.k, mean, max, min], px, py);
+        uniforms.push(scores);
         const [sx, sy] = dispatchGrid(chunk.slots * rows);
         const common = { querySeq: d.querySeq, queryOffset: d.queryOffset, slots: chunk.slots, selRows: rows, queryBlockSize: config.queryBlockSize, blockSize: config.blockSize, blocks };
         const scoreParams = this.uniform(SCORE_PARAMS, { ...common, keySeq: d.keySeq, groupSize: d.groupSize, tilesX: sx, scale: d.scale }, uniforms);
-        const pooled = config.scoring === 'quest' ? [max, min] : [mean, mean];
-        this.dispatch(pass, score, [scoreParams, chunk.q, pooled[0]!, pooled[1]!, scores], sx, sy);
+        // Quest reads [max | min]; mean scoring reads only the means (binding 3 is unused there).
+        const pooled = quest ? [max, min] : [mean, undefined];
+        this.dispatch(pass, score, [scoreParams, chunk.q, pooled[0], pooled[1], scores], sx, sy);
         const topKParams = this.uniform(TOP_K_PARAMS, { ...common, tilesX: sx, topK: config.topK, sinkBlocks: config.sinkBlocks, stride }, uniforms);
         const b = buffers[i]!;
         this.dispatch(pass, topK, [topKParams, scores, b.bounds, b.indices], sx, sy);
       }
     });
+    const results: GpuJsBuffer[] = (pooledByGpuJs ?? []).flatMap((p) => [p.mean, ...(p.max ? [p.max] : []), ...(p.min ? [p.min] : [])]);
+    return { ...encoded, release: () => results.forEach((r) => r.delete()) };
   }
 
   private async readSelection(layout: Selection, buffers: readonly SelectionBuffers[], rows: number): Promise<Selection> {
@@ -367,7 +426,7 @@ export class GpuBackend {
     let count = 0;
     let row = 0;
     for (const b of buffers) {
-      const bounds = new Uint32Array((await this.read(b.bounds)).buffer);
+      const bounds = new Uint32Array((await this.read(b.bounds, b.rows * 2 * 4)).buffer);
       const indices = new Uint32Array((await this.read(b.indices)).buffer);
       for (let r = 0; r < bounds.length / 2; r++) {
         const part = indices.subarray(bounds[2 * r]!, bounds[2 * r + 1]!);
@@ -401,7 +460,7 @@ export class GpuBackend {
     const indicesBuffer = this.buffer(indices.byteLength, STORAGE | COPY_DST);
     this.context.device.queue.writeBuffer(boundsBuffer, 0, bounds);
     if (indices.length > 0) this.context.device.queue.writeBuffer(indicesBuffer, 0, indices);
-    return { bounds: boundsBuffer, indices: indicesBuffer };
+    return { rows: rowCount, bounds: boundsBuffer, indices: indicesBuffer };
   }
 
   /** Records one compute pass; `transient` collects buffers to free once the queue has run it. */
@@ -415,18 +474,21 @@ export class GpuBackend {
   }
 
   /**
-   * Encodes, submits and resolves with the milliseconds from submission until the queue drained
-   * (GPU time plus one round trip; no uploads or readbacks). Validation errors become exceptions.
+   * Encodes, submits and resolves with the milliseconds from the start of encoding until the queue
+   * drained (GPU time plus encoding and one round trip; no uploads or readbacks). Validation
+   * errors become exceptions.
    */
   private async timed(encode: () => Promise<Encoded>): Promise<number> {
     const { device } = this.context;
     device.pushErrorScope('validation');
-    const { commands, transient } = await encode();
+    // From before encoding: gpu.js kernels submit while a step is being encoded.
     const started = performance.now();
+    const { commands, transient, release } = await encode();
     device.queue.submit(commands);
     await device.queue.onSubmittedWorkDone();
     const ms = performance.now() - started;
     destroyAll(...transient);
+    release?.();
     const error = await device.popErrorScope();
     if (error) throw new Error(`WebGPU validation error: ${error.message}`);
     return ms;
@@ -451,11 +513,13 @@ export class GpuBackend {
     return found;
   }
 
-  private dispatch(pass: GPUComputePassEncoder, pipeline: GPUComputePipeline, buffers: readonly GPUBuffer[], x: number, y: number): void {
-    const group = this.context.device.createBindGroup({
-      layout: pipeline.getBindGroupLayout(0),
-      entries: buffers.map((buffer, binding) => ({ binding, resource: { buffer } })),
+  /** Binds `buffers[i]` at binding i (`undefined` leaves a binding out: the kernel does not use it) and dispatches. */
+  private dispatch(pass: GPUComputePassEncoder, pipeline: GPUComputePipeline, buffers: readonly (GPUBuffer | undefined)[], x: number, y: number): void {
+    const entries: GPUBindGroupEntry[] = [];
+    buffers.forEach((buffer, binding) => {
+      if (buffer) entries.push({ binding, resource: { buffer } });
     });
+    const group = this.context.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
     pass.setPipeline(pipeline);
     pass.setBindGroup(0, group);
     pass.dispatchWorkgroups(x, y);
@@ -480,11 +544,13 @@ export class GpuBackend {
     return this.context.device.createBuffer({ size: Math.max(16, Math.ceil(bytes / 4) * 4), usage });
   }
 
-  private async read(buffer: GPUBuffer): Promise<Float32Array> {
+  /** Reads the first `bytes` of a buffer (buffers are padded to at least 16 bytes) as float32. */
+  async read(buffer: GPUBuffer, bytes = buffer.size): Promise<Float32Array> {
     const { device } = this.context;
-    const staging = device.createBuffer({ size: buffer.size, usage: MAP_READ | COPY_DST });
+    const size = Math.max(4, bytes);
+    const staging = device.createBuffer({ size, usage: MAP_READ | COPY_DST });
     const encoder = device.createCommandEncoder();
-    encoder.copyBufferToBuffer(buffer, 0, staging, 0, buffer.size);
+    encoder.copyBufferToBuffer(buffer, 0, staging, 0, size);
     device.queue.submit([encoder.finish()]);
     await staging.mapAsync(MAP_MODE_READ);
     const data = new Float32Array(staging.getMappedRange().slice(0));
@@ -494,10 +560,20 @@ export class GpuBackend {
   }
 }
 
+/** Staging widths of the attention kernel (see {@link GpuBackend.tuning}). */
+export interface AttentionTuning {
+  readonly chunk: number;
+  readonly valueChunk: number;
+}
+
+const DEFAULT_TUNING: AttentionTuning = { chunk: 16, valueChunk: 16 };
+
 /** Recorded commands and the buffers that may be freed once they ran. */
 interface Encoded {
   readonly commands: GPUCommandBuffer[];
   readonly transient: GPUBuffer[];
+  /** Frees what else the step allocated (gpu.js results), once the queue has run it. */
+  readonly release?: () => void;
 }
 
 function attentionParams(d: AttentionDims): Record<string, number> {

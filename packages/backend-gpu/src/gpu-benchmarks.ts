@@ -1,4 +1,4 @@
-import { densePairCount, type AttentionDims, type BenchmarkContext, type BenchmarkRow, type BenchmarkSuite } from '@sparse-attn/core';
+import { densePairCount, type AttentionDims, type BackendInfo, type BenchmarkContext, type BenchmarkRow, type BenchmarkSuite } from '@sparse-attn/core';
 import { blockTopKConfigSchema } from './block-top-k.js';
 import { blockScratchBytesPerSlot, countPairs, createGpuBackend, type GpuBackend } from './gpu-backend.js';
 import { measureAsync } from './measure-async.js';
@@ -14,11 +14,12 @@ export interface GpuBenchShape {
  * timed from submission to queue completion (data resident, no transfers), with the sparse
  * speedup over our dense kernel. PyTorch's SDPA reference is timed by `bench/torch_sdpa.py`.
  */
-export async function runGpuBenchmark(backend: GpuBackend, context: BenchmarkContext, shape?: GpuBenchShape): Promise<BenchmarkRow[]> {
+export async function runGpuBenchmark(backend: GpuBackend, context: BenchmarkContext, shape?: GpuBenchShape, options: { denseOnly?: boolean } = {}): Promise<BenchmarkRow[]> {
   const { heads, headDim } = shape ?? (context.quick ? { heads: 4, headDim: 64 } : { heads: 32, headDim: 128 });
   const config = blockTopKConfigSchema.parse({});
   const rows: BenchmarkRow[] = [];
-  const label = `${backend.info.kernel} on ${backend.info.device}`;
+  const label = describeBackend(backend.info);
+  const blockLabel = describeBackend(backend.blockInfo);
   for (const seq of context.quick ? [512] : context.seqLengths) {
     context.progress?.(`gpu: causal B=1 H=${heads} D=${headDim} S=${seq}`);
     const d = causalDims(heads, seq, headDim);
@@ -35,6 +36,7 @@ export async function runGpuBenchmark(backend: GpuBackend, context: BenchmarkCon
         backend: label,
         metrics: { ms: dense.medianMs, madMs: dense.madMs, tflops: flops / dense.medianMs / 1e9, heads, headDim },
       });
+      if (options.denseOnly) continue;
       let selectionMs = 0;
       let attentionMs = 0;
       let selection;
@@ -55,7 +57,7 @@ export async function runGpuBenchmark(backend: GpuBackend, context: BenchmarkCon
         workload: 'gaussian-gpu',
         seqLength: seq,
         budget: `K=${config.topK}`,
-        backend: label,
+        backend: blockLabel,
         metrics: { ms: sparse.medianMs, madMs: sparse.madMs, selectionMs, attentionMs, density, speedupVsDense: dense.medianMs / sparse.medianMs, heads, headDim },
       });
     } finally {
@@ -87,6 +89,11 @@ export const gpuAttentionSuite: BenchmarkSuite = {
 
 /** Benchmarks this package contributes to apps/bench. */
 export const benchmarks: BenchmarkSuite[] = [gpuAttentionSuite];
+
+/** `kernel on device`, plus the fallback reason where one applied: what a row records as its backend. */
+export function describeBackend(info: BackendInfo): string {
+  return `gpu: ${info.kernel} on ${info.device ?? 'unknown adapter'}${info.fallbackReason ? ` (fallback: ${info.fallbackReason})` : ''}`;
+}
 
 /** Dims of a causal self-attention call (B = 1, MHA) whose data lives only on the GPU. */
 function causalDims(heads: number, seq: number, dim: number): AttentionDims {

@@ -31,6 +31,19 @@ async function main(): Promise<number> {
     }
     console.log(`${gpuChecks.length - failed}/${gpuChecks.length} GPU checks passed`);
   }
+  const tunings = flag('--tuning');
+  if (tunings) {
+    // Dense kernel variants at one size, each timed after a warm-up: `--tuning 16x16,32x32@16384`.
+    const [list, at] = tunings.split('@');
+    const seq = Number(at ?? 16384);
+    for (const spec of list!.split(',')) {
+      const [chunk, valueChunk] = spec.split('x').map(Number) as [number, number];
+      backend.tuning = { chunk, valueChunk };
+      const rows = await runGpuBenchmark(backend, { quick: false, seqLengths: [seq], repeats: 3, seed: 1, backend: 'gpu', progress: (m) => console.log(`${m} tuning ${spec}`) }, undefined, { denseOnly: true });
+      for (const row of rows) console.log(JSON.stringify({ ...row, tuning: spec }));
+    }
+    backend.tuning = { chunk: 16, valueChunk: 16 };
+  }
   const bench = flag('--bench');
   if (bench) {
     const seqLengths = bench.split(',').map(Number);

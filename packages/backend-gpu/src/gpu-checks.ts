@@ -15,6 +15,7 @@ import {
 } from '@sparse-attn/core';
 import { blockTopKConfigSchema, poolKeyBlocks, rowGeometry, scoreKeyBlocks, type BlockTopKConfig } from './block-top-k.js';
 import { GpuBackend } from './gpu-backend.js';
+import { poolKeyBlocksGpuJs } from './kernels/block-pool-gpu-js.js';
 
 /**
  * GPU-vs-CPU agreement checks, framework-free so the same list runs under vitest (skipped with
@@ -172,14 +173,48 @@ export const gpuChecks: readonly GpuCheck[] = [
     },
   })),
   {
+    name: 'gpu.js is attached to the backend device and its block pooling equals the CPU pooling (mean, max, min)',
+    async run(backend) {
+      const bridge = backend.gpuJs.bridge;
+      if (!bridge) throw new Error(`gpu.js not attached: ${backend.gpuJs.reason}`);
+      const input = makeInput({ batch: 2, queryHeads: 4, kvHeads: 3, seq: 203, headDim: 24 }, 95);
+      const d = validateAttentionInput(input);
+      const resident = backend.upload(input, d);
+      try {
+        const chunk = resident.chunks[0]!;
+        if (resident.chunks.length !== 1) throw new Error('expected one chunk');
+        const blockSize = 16;
+        const blocks = Math.ceil(203 / blockSize);
+        const pooled = await poolKeyBlocksGpuJs(bridge, chunk.k, { slots: chunk.slots, keySeq: 203, blockSize, blocks, dim: 24 }, true);
+        const cpu = poolKeyBlocks(input, blockSize);
+        const bytes = cpu.mean.length * 4;
+        const shape = [cpu.mean.length];
+        expectClose('mean', await backend.read(pooled.mean.buffer, bytes), cpu.mean, shape);
+        expectClose('max', await backend.read(pooled.max!.buffer, bytes), cpu.max, shape);
+        expectClose('min', await backend.read(pooled.min!.buffer, bytes), cpu.min, shape);
+        for (const p of [pooled.mean, pooled.max!, pooled.min!]) p.delete();
+      } finally {
+        backend.release(resident);
+      }
+      const result = await backend.blockTopKAttention(makeInput({ batch: 1, queryHeads: 2, kvHeads: 1, seq: 100, headDim: 16 }, 96), { blockSize: 16, queryBlockSize: 16, topK: 2 });
+      if (!result.backend.kernel.includes('gpu.js')) throw new Error(`block top-k recorded ${JSON.stringify(result.backend)}`);
+    },
+  },
+  {
     name: 'calls larger than one binding are split into chunks with the same results',
     async run(backend) {
       const input = makeInput({ batch: 2, queryHeads: 6, kvHeads: 3, seq: 64, headDim: 16 }, 90);
+      // No gpu.js on this one: the WGSL pooling fallback runs, and results say so.
       const small = new GpuBackend({ ...backend.context, maxBinding: 2 * 2 * 64 * 16 * 4 });
       const gpu = await small.denseAttention(input);
       expectClose('dense output', gpu.output.data, referenceAttention(input).output.data, gpu.output.shape);
-      const blocks = await small.blockTopKAttention(input, { blockSize: 16, queryBlockSize: 16, topK: 1 });
-      expectClose('block top-k output', blocks.output.data, sparseAttention(input, blocks.selection).output.data, blocks.output.shape);
+      for (const scoring of ['quest', 'mean'] as const) {
+        const config = blockTopKConfigSchema.parse({ blockSize: 16, queryBlockSize: 16, topK: 1, scoring });
+        const blocks = await small.blockTopKAttention(input, config);
+        checkTopKAgainstCpu(input, blocks.selection, config);
+        expectClose('block top-k output', blocks.output.data, sparseAttention(input, blocks.selection).output.data, blocks.output.shape);
+        if (!blocks.backend.fallbackReason?.includes('WGSL')) throw new Error(`fallback not recorded: ${JSON.stringify(blocks.backend)}`);
+      }
     },
   },
   {

@@ -4,10 +4,13 @@
  * real buffer and workgroup-memory limits (the spec defaults cap storage bindings at 128 MiB and
  * workgroup memory at 16 KiB) and describes the adapter for every result's `backend.device`.
  */
+import { isGpuJsFacade } from './gpu-js-bridge.js';
 
 /** A device with what the kernels need to know about it. */
 export interface GpuContext {
   readonly device: GPUDevice;
+  /** The adapter the device came from (shared with gpu.js, which asks for it). */
+  readonly adapter?: GPUAdapter;
   /** Human-readable adapter description recorded in every result (`vendor architecture (description)`). */
   readonly description: string;
   /** Largest buffer binding the device accepts, in bytes. */
@@ -39,6 +42,7 @@ export async function createGpuContext(gpu: GPU): Promise<GpuContext> {
   const description = [info.vendor, info.architecture, info.device, info.description ? `(${info.description})` : ''].filter((x) => x).join(' ') || 'unknown adapter';
   return {
     device,
+    adapter,
     description,
     maxBinding: Math.min(device.limits.maxStorageBufferBindingSize, device.limits.maxBufferSize),
     maxWorkgroupBytes: device.limits.maxComputeWorkgroupStorageSize,
@@ -52,7 +56,7 @@ export async function createGpuContext(gpu: GPU): Promise<GpuContext> {
  */
 export async function platformGpu(): Promise<GPU> {
   const nav = (globalThis as { navigator?: { gpu?: GPU } }).navigator;
-  if (nav?.gpu) return nav.gpu;
+  if (nav?.gpu && !isGpuJsFacade(nav.gpu)) return nav.gpu;
   const isNode = typeof (globalThis as { process?: { versions?: { node?: string } } }).process?.versions?.node === 'string';
   if (!isNode) throw new GpuUnavailableError('navigator.gpu is missing: this runtime has no WebGPU');
   const node = await import('./node-gpu.js');
@@ -67,7 +71,7 @@ const handlers = new WeakMap<object, unknown>();
  * onuncapturederror"), which gpu.js's webgpu mode (and other code written for browsers) does when
  * it acquires a device. Done once per device class, at initialisation: if the assignment throws,
  * the property is replaced on the prototype by an accessor that keeps the handler and, where the
- * device is an EventTarget, listens for `uncapturederror` with it. Browsers keep their native
+ * binding accepts it, listens for `uncapturederror` with it. Browsers keep their native
  * property (the assignment works there, so nothing is patched).
  */
 function makeUncapturedErrorAssignable(device: GPUDevice): void {
@@ -91,10 +95,17 @@ function makeUncapturedErrorAssignable(device: GPUDevice): void {
     },
     set(this: GPUDevice, handler: unknown) {
       const previous = handlers.get(this);
-      const target = this as unknown as { addEventListener?: (t: string, f: unknown) => void; removeEventListener?: (t: string, f: unknown) => void };
-      if (typeof previous === 'function') target.removeEventListener?.('uncapturederror', previous);
       handlers.set(this, handler);
-      if (typeof handler === 'function') target.addEventListener?.('uncapturederror', handler);
+      // Forward to the event where the binding accepts a plain function listener; Dawn's Node
+      // binding (webgpu 0.2.9) rejects one ("no overload matched for addEventListener"), and
+      // there the handler is only kept: this package reports its own errors through error scopes.
+      const target = this as unknown as { addEventListener?: (t: string, f: unknown) => void; removeEventListener?: (t: string, f: unknown) => void };
+      try {
+        if (typeof previous === 'function') target.removeEventListener?.('uncapturederror', previous);
+        if (typeof handler === 'function') target.addEventListener?.('uncapturederror', handler);
+      } catch {
+        // Kept, not forwarded (see above).
+      }
     },
   });
 }
