@@ -215,6 +215,14 @@ describe('errors', () => {
     expect(() => session.forward([3], { positions: [-1] })).toThrow(/positions\[0\] = -1/);
   });
 
+  it('logits too large to materialise, or an unknown logits mode, are refused before any work', () => {
+    const wide = createRandomModel({ ...tiny, vocab_size: 2 ** 20, num_hidden_layers: 1, hidden_size: 4, head_dim: 2, num_attention_heads: 2, num_key_value_heads: 1, intermediate_size: 4, tie_word_embeddings: true }, { seed: 1 });
+    const tokens = Array.from({ length: 300 }, (_, i) => i);
+    expect(() => wide.forward(tokens)).toThrow(/logits 'all' for 300 tokens × 1048576 vocabulary would take 1200 MiB/);
+    expect(wide.forward(tokens, { logits: 'last' }).logits.length).toBe(2 ** 20);
+    expect(() => model.createSession().forward([1], { logits: 'every' as never })).toThrow(ConfigError);
+  });
+
   it('bad configs are ConfigErrors naming the field', () => {
     expect(() => parseLlamaConfig({ ...tiny, num_key_value_heads: 4 })).toThrow(/num_attention_heads \(6\) must be a multiple of num_key_value_heads \(4\)/);
     expect(() => parseLlamaConfig({ ...tiny, hidden_size: undefined })).toThrow(/hidden_size/);

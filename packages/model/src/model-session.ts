@@ -52,6 +52,9 @@ export interface SessionOptions {
   readonly initialCapacity?: number;
 }
 
+/** Largest logits array a forward call materialises (float32): 1 GiB. Beyond it the call is refused up front. */
+export const MAX_LOGITS_BYTES = 2 ** 30;
+
 /** Options of one forward call. */
 export interface ForwardOptions {
   /**
@@ -211,6 +214,12 @@ export class ModelSession {
       const id = (tokens as ArrayLike<number>)[t]!;
       if (!(Number.isInteger(id) && id >= 0 && id < d.vocab)) throw new ShapeError(`forward: tokens[${t}] = ${id} outside the vocabulary [0, ${d.vocab})`);
     }
+    const which = options.logits ?? 'last';
+    if (which !== 'last' && which !== 'all' && which !== 'none') throw new ConfigError(`forward: logits must be 'last', 'all' or 'none', got ${String(which)}`);
+    const rows = which === 'all' ? count : which === 'last' ? 1 : 0;
+    if (rows * d.vocab * 4 > MAX_LOGITS_BYTES) {
+      throw new ConfigError(`forward: logits 'all' for ${count} tokens × ${d.vocab} vocabulary would take ${Math.ceil((rows * d.vocab * 4) / 2 ** 20)} MiB; ask for logits 'last' or 'none', or forward in chunks`);
+    }
     const positions = this.resolvePositions(count, options.positions);
     const cacheLengthBefore = this.cacheLength;
     const step: StepInfo = {
@@ -238,8 +247,6 @@ export class ModelSession {
     policy?.endStep?.(step, trace);
     for (const o of observers) o.endStep?.(step, trace);
 
-    const which = options.logits ?? 'last';
-    const rows = which === 'all' ? count : which === 'last' ? 1 : 0;
     const logits = this.model.logitsOf(b.x, count, rows);
     if (rows > 0) this.last = logits.slice((rows - 1) * d.vocab, rows * d.vocab);
     this.position = positions[count - 1]! + 1;
