@@ -32,8 +32,14 @@ export interface EvictingDecoder extends AttentionDecoder {
   readonly cachedEntries: number;
 }
 
+/**
+ * A call's compression: the scorer pipeline of {@link compressLayer}, or `choose` for methods
+ * that pick their entries another way (SpecPC's shared token set).
+ */
+export type PlannedCompression = LayerCompression & { readonly choose?: (q: Tensor, k: Tensor, scale: number) => Int32Array[] };
+
 /** Resolves a call's compression from its key and query counts (budget, window, observers). */
-export type CompressionPlanner = (keySeq: number, querySeq: number) => LayerCompression;
+export type CompressionPlanner = (keySeq: number, querySeq: number) => PlannedCompression;
 
 /** A `headScope: 'kv'` token selection with one row per (batch, KV head) shared by all `querySeq` queries. */
 export function keptSelection(keep: readonly ArrayLike<number>[], batch: number, kvHeads: number, querySeq: number, keySeq: number): Selection {
@@ -54,7 +60,9 @@ export function compressedAttention(input: AttentionInput, plan: CompressionPlan
 
 function attendKept(input: AttentionInput, batch: number, kvHeads: number, querySeq: number, keySeq: number, scale: number, plan: CompressionPlanner): AttentionResult & { keep: Int32Array[] } {
   const spec = plan(keySeq, querySeq);
-  const { keep, selectionMs } = compressLayer(input.q, input.k, scale, spec);
+  const started = performance.now();
+  const keep = spec.choose && spec.capacity < keySeq ? spec.choose(input.q, input.k, scale) : compressLayer(input.q, input.k, scale, spec).keep;
+  const selectionMs = performance.now() - started;
   const selection = keptSelection(keep, batch, kvHeads, querySeq, keySeq);
   const result = sparseAttention({ ...input, causal: true, scale }, selection, { checkFinite: false, validateSelection: false, selectionMs });
   return {

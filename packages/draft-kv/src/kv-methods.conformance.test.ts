@@ -1,5 +1,5 @@
 import { describeConformance } from '@sparse-attn/core/testing';
-import { keyNormMethod, pyramidKvMethod, randomKvMethod, snapKvMethod, specKvLayerMethod, tovaMethod } from './kv-methods.js';
+import { keyNormMethod, pyramidKvMethod, randomKvMethod, snapKvMethod, specKvLayerMethod, specPcLayerMethod, tovaMethod } from './kv-methods.js';
 import { h2oMethod, streamingLlmMethod } from './eviction-methods.js';
 
 const invalidBudgets = [{ capacity: 0 }, { kernel: 4 }, { window: 8, capacity: 4 }, { keepRatio: 0 }, { keepRatio: 1.5 }, { pooling: 'median' }, { unknownOption: 1 }];
@@ -81,4 +81,13 @@ describeConformance({
   sparse: () => ({ sinks: 4, recent: 12 }),
   needle: false,
   invalidConfigs: [{ recent: 0 }, { sinks: -1 }, { window: 3 }],
+});
+
+describeConformance({
+  name: 'specpc (token selection shared by every head)',
+  create: (config) => specPcLayerMethod.create(config as never),
+  fullBudget: (seq) => ({ capacity: Math.max(seq, 4), window: 4 }),
+  sparse: () => ({ capacity: 16, window: 4, kernel: 3 }),
+  needle: { seq: 512, config: () => ({ capacity: 32, window: 4, kernel: 3 }) },
+  invalidConfigs: [{ capacity: 0 }, { window: 0 }, { window: 8, capacity: 4 }, { keepRatio: 2 }, { unknownOption: 1 }],
 });

@@ -10,6 +10,8 @@ import { defineMethod, type BudgetPoint, type MethodDefinition } from '@sparse-a
 import { compressedAttention, createCompressingDecoder, type CompressionPlanner } from './compressed-attention.js';
 import type { LayerCompression } from './compress-layer.js';
 import type { KvScorerName } from './kv-scorers.js';
+import { observerScores } from './observer-scores.js';
+import { selectPromptTokens } from './select-prompt-tokens.js';
 import { pyramidBudgets, resolveCapacity } from './select-kept-entries.js';
 
 interface BudgetDefaults {
@@ -54,7 +56,7 @@ function capacitySweep(sequenceLength: number): BudgetPoint[] {
 }
 
 /** Builds a compress-once method from a scorer and a planner of its window/capacity. */
-function compressOnceMethod<S extends z.ZodType<Budgeted>>(definition: {
+function compressOnceMethod<S extends z.ZodType<{ capacity: number; keepRatio: number | null; window: number }>>(definition: {
   id: string;
   description: string;
   paper?: string;
@@ -220,4 +222,59 @@ export const randomKvMethod = compressOnceMethod({
   scorer: 'random',
   schema: randomSchema,
   plan: (config) => windowPlan('random', config, { seed: config.seed }),
+});
+
+const specPcLayerSchema = z
+  .object({
+    capacity: z.number().int().min(1).default(1024).describe('Tokens kept (C), the same set for every head.'),
+    keepRatio: z.number().gt(0).max(1).nullable().default(null).describe('Share of the tokens kept, in (0, 1]; overrides capacity.'),
+    window: z.number().int().min(1).default(64).describe('Protected tail window; its queries observe (W).'),
+    kernel: z.number().int().min(1).default(32).describe('Center-pool kernel (any size).'),
+    neighbors: z.number().int().min(0).nullable().default(null).describe('Neighbours kept with each top token, itself included; null = kernel.'),
+    pooling: z.enum(['max', 'avg', 'none']).default('max').describe('Score pooling.'),
+    weightedQueries: z.boolean().default(true).describe('Weight the window queries linearly from 0 (oldest) to 1 (last).'),
+  })
+  .strict()
+  .superRefine(capacityCoversWindow);
+
+/**
+ * SpecPC's token selection at the attention level: the call's last `W` queries (linearly weighted)
+ * score every token (max over queries and heads), center-pooled; the tail window and each top
+ * token with its nearest neighbours are kept up to `C` — one token set shared by every head (a
+ * prompt compression). On a model pair the draft's queries observe instead ({@link specPcGenerate}).
+ *
+ * @see arXiv:2506.08373 §3.2
+ */
+export const specPcLayerMethod = compressOnceMethod({
+  id: 'specpc',
+  description: 'SpecPC token selection: weighted window attention scores tokens (max over heads), center-pooled; keep the tail window and each top token with its neighbours up to C, shared by every head.',
+  paper: 'arXiv:2506.08373',
+  scorer: 'observed-attention',
+  schema: specPcLayerSchema,
+  plan: (config) => (keySeq, querySeq) => {
+    const capacity = resolveCapacity(config, keySeq, config.window);
+    const observers = lastQueries(querySeq, config.window);
+    return {
+      scorer: 'observed-attention',
+      window: config.window,
+      capacity,
+      pooling: 'none',
+      kernel: 1,
+      choose: (q, k, scale) => {
+        const kvHeads = k.shape[1]!;
+        const batch = k.shape[0]!;
+        const rows = observers.length;
+        const weights = Array.from({ length: rows }, (_, i) => (rows > 1 && config.weightedQueries ? i / (rows - 1) : 1));
+        const perHead = observerScores(q, k, { observers, scale, reduction: 'max', weights });
+        const keep: Int32Array[] = [];
+        for (let b = 0; b < batch; b++) {
+          const tokens = new Float32Array(keySeq);
+          for (let g = 0; g < kvHeads; g++) for (let j = 0; j < keySeq; j++) tokens[j] = Math.max(tokens[j]!, perHead[(b * kvHeads + g) * keySeq + j]!);
+          const indices = selectPromptTokens(tokens, keySeq, { capacity, window: Math.min(config.window, keySeq), kernel: config.kernel, neighbors: config.neighbors, pooling: config.pooling });
+          for (let g = 0; g < kvHeads; g++) keep.push(indices);
+        }
+        return keep;
+      },
+    };
+  },
 });
