@@ -154,17 +154,20 @@ function modelRows(model: LlamaModel, plan: Plan, contextLength: number, context
   let kernel = '';
   let attentionMs = 0;
   const prefillSamples: number[] = [];
+  const prefillCpu: number[] = [];
   for (let r = 0; r < Math.max(1, Math.min(context.repeats, 3)); r++) {
     const session = model.createSession({ initialCapacity: contextLength + 1 });
     plantContext(session, contextLength - chunk, context.seed);
     const tokens = Array.from({ length: chunk }, token);
+    const cpuStart = cpuMs();
     const started = performance.now();
     const result = session.forward(tokens);
     prefillSamples.push(performance.now() - started);
+    prefillCpu.push(cpuMs() - cpuStart);
     kernel = result.trace[0]!.backend.kernel;
     attentionMs = result.trace.reduce((s, t) => s + t.stats.attentionMs, 0);
   }
-  const prefillMs = [...prefillSamples].sort((a, b) => a - b)[prefillSamples.length >> 1]!;
+  const prefillMs = middle(prefillSamples);
 
   // Full prefill: the whole context from an empty cache in one call (one timed run: at 1k tokens
   // on the 100M model it is ~0.2 TFLOP; longer contexts are covered by the chunk rows).
@@ -172,9 +175,11 @@ function modelRows(model: LlamaModel, plan: Plan, contextLength: number, context
   if (contextLength <= plan.fullPrefillMax) {
     const session = model.createSession({ initialCapacity: contextLength });
     const tokens = Array.from({ length: contextLength }, token);
+    const cpuStart = cpuMs();
     const started = performance.now();
     const result = session.forward(tokens);
     const ms = performance.now() - started;
+    const cpu = cpuMs() - cpuStart;
     full.push({
       suite: 'model-throughput',
       method: 'dense',
@@ -185,6 +190,8 @@ function modelRows(model: LlamaModel, plan: Plan, contextLength: number, context
       metrics: {
         tokensPerSecond: contextLength / (ms / 1000),
         medianMs: ms,
+        cpuMs: cpu,
+        tokensPerCpuSecond: contextLength / (cpu / 1000),
         attentionShare: result.trace.reduce((sum, t) => sum + t.stats.attentionMs, 0) / ms,
         parameters: model.parameterCount,
       },
@@ -195,9 +202,12 @@ function modelRows(model: LlamaModel, plan: Plan, contextLength: number, context
   const session = model.createSession({ initialCapacity: contextLength + context.repeats + 8 });
   plantContext(session, contextLength, context.seed);
   let decodeAttentionMs = 0;
+  const decodeCpu: number[] = [];
   const decode = measure(
     () => {
+      const cpuStart = cpuMs();
       const result = session.forward([token()]);
+      decodeCpu.push(cpuMs() - cpuStart);
       decodeAttentionMs = result.trace.reduce((s, t) => s + t.stats.attentionMs, 0);
     },
     { warmup: 1, repeats: Math.max(3, context.repeats) },
@@ -212,6 +222,8 @@ function modelRows(model: LlamaModel, plan: Plan, contextLength: number, context
       metrics: {
         tokensPerSecond: chunk / (prefillMs / 1000),
         medianMs: prefillMs,
+        cpuMs: middle(prefillCpu),
+        tokensPerCpuSecond: chunk / (middle(prefillCpu) / 1000),
         attentionShare: attentionMs / prefillMs,
         parameters: model.parameterCount,
       },
@@ -222,6 +234,9 @@ function modelRows(model: LlamaModel, plan: Plan, contextLength: number, context
       metrics: {
         tokensPerSecond: 1000 / decode.medianMs,
         medianMs: decode.medianMs,
+        // The warm-up call is the first sample; the timed ones follow.
+        cpuMs: middle(decodeCpu.slice(1)),
+        tokensPerCpuSecond: 1000 / middle(decodeCpu.slice(1)),
         madMs: decode.madMs,
         attentionShare: decodeAttentionMs / decode.medianMs,
         kvBytes,
@@ -229,6 +244,23 @@ function modelRows(model: LlamaModel, plan: Plan, contextLength: number, context
       },
     },
   ];
+}
+
+/**
+ * CPU time of the whole process (every thread) in ms. On a machine shared with other jobs, wall
+ * time stretches with the load while CPU time barely does, so rows report both: `tokensPerSecond`
+ * (wall) and `tokensPerCpuSecond`. Runtimes without `process.cpuUsage` report NaN.
+ */
+function cpuMs(): number {
+  const usage = (globalThis as { process?: { cpuUsage?: () => { user: number; system: number } } }).process?.cpuUsage?.();
+  return usage ? (usage.user + usage.system) / 1000 : Number.NaN;
+}
+
+/** Median of samples. */
+function middle(samples: readonly number[]): number {
+  const sorted = [...samples].sort((a, b) => a - b);
+  const m = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[m]! : (sorted[m - 1]! + sorted[m]!) / 2;
 }
 
 /**
