@@ -24,6 +24,8 @@ export const DEFAULT_SWEEP = {
   metricQueries: 16,
   fillChunk: 512,
   timeBudgetMs: 480_000,
+  /** Share of the time budget kept for the family suites, which run after the cells. */
+  suiteShare: 0.4,
 };
 
 /** `--quick`: tiny sizes for CI smoke tests (seconds). */
@@ -42,7 +44,7 @@ export const QUICK_SWEEP = {
   timeBudgetMs: 0,
 };
 
-/** `--large`: the longer sweep (prefill and decode up to 16k); tens of minutes on 2 cores. */
+/** `--large`: the longer sweep (prefill and decode up to 16k, suites at every length, no time budget); tens of minutes on 2 cores. */
 export const LARGE_SEQ = [1024, 4096, 16384];
 
 const workloadKind = z.enum(['gaussian', 'needle', 'structured']);
@@ -129,6 +131,7 @@ const sweepFlags = {
   suites: { type: 'string' },
   seed: { type: 'string' },
   'time-budget': { type: 'string' },
+  'suite-seq': { type: 'string' },
   quick: { type: 'boolean' },
   large: { type: 'boolean' },
   'no-ort': { type: 'boolean' },
@@ -154,6 +157,11 @@ export function parseSweepArgs(args: readonly string[]): SweepCommandLine {
   const base = values.quick ? QUICK_SWEEP : DEFAULT_SWEEP;
   const seqLengths = values.seq !== undefined ? list(values.seq).map((s) => parseLength('--seq', s)) : values.large ? LARGE_SEQ : base.seqLengths;
   if (seqLengths.length === 0) throw new ConfigError(`--seq: expected at least one length, got '${values.seq}'`);
+  // Family suites run their own sweeps (often much slower than one cell): by default only at the
+  // shortest length; at every length with --large.
+  const suiteSeqLengths =
+    values['suite-seq'] !== undefined ? list(values['suite-seq']).map((s) => parseLength('--suite-seq', s)) : values.large || values.quick ? seqLengths : [Math.min(...seqLengths)];
+  if (suiteSeqLengths.length === 0) throw new ConfigError(`--suite-seq: expected at least one length, got '${values['suite-seq']}'`);
   const decodeLengths = values['decode-seq'] !== undefined ? list(values['decode-seq']).map((s) => parseLength('--decode-seq', s)) : seqLengths;
   const backend = values.backend ?? 'cpu';
   if (backend !== 'cpu' && backend !== 'gpu') throw new ConfigError(`--backend: expected cpu or gpu, got '${backend}'`);
@@ -177,7 +185,8 @@ export function parseSweepArgs(args: readonly string[]): SweepCommandLine {
       quick: values.quick ?? false,
       seed,
       ort: !values['no-ort'],
-      timeBudgetMs: values['time-budget'] === undefined ? base.timeBudgetMs : nonNegativeSeconds(values['time-budget']) * 1000,
+      suiteSeqLengths,
+      timeBudgetMs: values['time-budget'] !== undefined ? nonNegativeSeconds(values['time-budget']) * 1000 : values.large ? 0 : base.timeBudgetMs,
     },
     methods: values.methods === undefined ? undefined : list(values.methods),
     suites: values.suites === undefined ? undefined : list(values.suites),

@@ -3,13 +3,14 @@ import type { CommandIo } from './command-io.js';
 import { denseCommand } from './dense-command.js';
 import { listCommand } from './list-command.js';
 import { runCommand } from './run-command.js';
+import { suiteCommand } from './suite-command.js';
 import { sweepCommand } from './sweep-command.js';
 
 /** Usage text printed by `--help`. */
 export const USAGE = `usage:
   bench [--methods ID,…] [--workloads gaussian,needle,structured] [--seq 1k,4k] [--decode-seq …]
         [--decode-workloads …] [--decode-steps N] [--budgets all|N|LABEL,…] [--repeats N]
-        [--backend cpu|gpu] [--suites ID,…] [--out DIR] [--seed N] [--time-budget SECONDS] [--quick] [--large] [--no-ort] [--no-html]
+        [--backend cpu|gpu] [--suites ID,…] [--out DIR] [--seed N] [--time-budget SECONDS] [--suite-seq 1k,…] [--quick] [--large] [--no-ort] [--no-html]
   bench run --method ID [--config JSON] --in q_k_v.safetensors --out result.safetensors [--non-causal]
   bench list [--json]
   bench dense [--seq 1k,4k,16k] [--repeats N] [--heads N] [--quick]`;
@@ -44,6 +45,7 @@ export async function main(argv: readonly string[], io: CommandIo): Promise<numb
     if (first === 'run') return await runCommand(rest, io);
     if (first === 'list') return await listCommand(rest, io);
     if (first === 'dense') return await denseCommand(rest, io);
+    if (first === 'suite') return await suiteCommand(rest, io);
     if (first !== undefined && !first.startsWith('-')) {
       io.stderr(`error: unknown command '${first}'; expected run, list, dense or flags of the default sweep (see --help)`);
       return EXIT_USAGE;

@@ -119,6 +119,8 @@ export const sweepConfigSchema = z.object({
   headDim: z.number().int().positive(),
   seed: z.number().int(),
   suites: z.array(z.string()),
+  suiteSeqLengths: z.array(z.number().int().positive()).describe('Sequence lengths passed to the family suites.'),
+  suiteShare: z.number().min(0).max(1).describe('Share of the time budget reserved for the family suites (they run after the cells).'),
   ort: z.boolean(),
   timeBudgetMs: z.number().nonnegative().describe('Cells that would start after this much wall time are recorded as skipped (0 = no limit).'),
 });

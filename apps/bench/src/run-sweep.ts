@@ -36,6 +36,7 @@ import { machineInfo } from './machine-info.js';
 import { countAllocations } from './memory-tracker.js';
 import { OrtDenseAttention, ortShapeOf } from './ort-attention.js';
 import type { FamilyFailure } from './registry.js';
+import { runSuiteInProcess, type SuiteRunner } from './suite-command.js';
 import { sweepResultsSchema, type SuiteRow, type SweepConfig, type SweepResults, type SweepRow, type Timing } from './results-schema.js';
 import { summarise, timeAsync, timeSync } from './timing.js';
 
@@ -63,6 +64,8 @@ export interface SweepOptions extends Omit<SweepConfig, 'budgets' | 'workloads' 
   /** Prompt tokens per decoder `step` while filling a decode cache. */
   readonly fillChunk: number;
   readonly progress?: ProgressSink;
+  /** How each suite runs: in a child process with a deadline (the CLI) or in this process (default). */
+  readonly runSuite?: SuiteRunner;
   /** Family packages that failed to load: recorded in the results so the gap is visible. */
   readonly familyFailures?: readonly FamilyFailure[];
 }
@@ -145,6 +148,8 @@ export async function runSweep(registry: MethodRegistry, suites: readonly Benchm
   }
   const selectedSuites = suites.filter((s) => options.suites.includes(s.id));
   progress?.start(cells.length + selectedSuites.length);
+  // Cells stop starting once the suites' reserved share of the budget is all that is left.
+  const cellDeadlineMs = options.timeBudgetMs * (selectedSuites.length ? 1 - options.suiteShare : 1);
 
   const workloads = new Map<string, Workload>();
   const workloadFor = (kind: WorkloadKind, seq: number): Workload => {
@@ -169,26 +174,6 @@ export async function runSweep(registry: MethodRegistry, suites: readonly Benchm
     return ref;
   };
 
-  // Family suites first: they cannot be interrupted, so the time budget is checked after them.
-  const suiteRows: SuiteRow[] = [];
-  const suiteFailures: { suite: string; error: string }[] = [];
-  for (const suite of selectedSuites) {
-    progress?.tick(`suite ${suite.id}`);
-    try {
-      const produced = await suite.run({
-        quick: options.quick,
-        seqLengths: options.seqLengths,
-        repeats: options.repeats,
-        seed: options.seed,
-        backend: options.backend,
-        progress: (message) => progress?.note(`suite ${suite.id}: ${message}`),
-      });
-      suiteRows.push(...produced.map(suiteRowOf));
-    } catch (error) {
-      suiteFailures.push({ suite: suite.id, error: errorMessage(error) });
-    }
-  }
-
   let ortVersion: string | undefined;
   let ortThreads: number | undefined;
   for (const cell of cells) {
@@ -206,7 +191,7 @@ export async function runSweep(registry: MethodRegistry, suites: readonly Benchm
       seqLength: cell.seq,
       phase: cell.kind,
     } as const;
-    if (options.timeBudgetMs > 0 && performance.now() - started > options.timeBudgetMs) {
+    if (options.timeBudgetMs > 0 && performance.now() - started > cellDeadlineMs) {
       rows.push({ ...base, status: 'skipped', error: `time budget of ${Math.round(options.timeBudgetMs / 1000)} s spent before this cell (raise --time-budget, 0 = none)` });
       continue;
     }
@@ -227,16 +212,46 @@ export async function runSweep(registry: MethodRegistry, suites: readonly Benchm
   }
   addSpeedups(rows);
 
+  // Family suites after the cells, each in its own process where the CLI runs (so a suite that
+  // hangs, crashes or runs past its share of the time budget is killed and recorded, never fatal).
+  // Each suite may use an even share of what is left of the budget; time a fast suite leaves
+  // unused passes on to the next.
+  const suiteRows: SuiteRow[] = [];
+  const suiteFailures: { suite: string; error: string }[] = [];
+  const runSuite = options.runSuite ?? runSuiteInProcess;
+  for (const [i, suite] of selectedSuites.entries()) {
+    progress?.tick(`suite ${suite.id}`);
+    const left = options.timeBudgetMs > 0 ? options.timeBudgetMs - (performance.now() - started) : Infinity;
+    if (left <= 0) {
+      suiteFailures.push({ suite: suite.id, error: `skipped: time budget of ${Math.round(options.timeBudgetMs / 1000)} s spent before this suite (raise --time-budget, 0 = none)` });
+      continue;
+    }
+    const suiteStarted = performance.now();
+    try {
+      const context = {
+        quick: options.quick,
+        seqLengths: options.suiteSeqLengths,
+        repeats: options.repeats,
+        seed: options.seed,
+        backend: options.backend,
+        progress: (message: string) => progress?.note(`suite ${suite.id}: ${message}`),
+      };
+      suiteRows.push(...(await runSuite(suite, context, left / (selectedSuites.length - i))));
+    } catch (error) {
+      suiteFailures.push({ suite: suite.id, error: `${errorMessage(error)} (after ${((performance.now() - suiteStarted) / 1000).toFixed(0)} s)` });
+    }
+  }
+
   progress?.stop();
 
-  const { cellBudgetMs: _b, metricQueries: _m, fillChunk: _f, progress: _p, familyFailures = [], budgets, ...config } = options;
+  const { cellBudgetMs: _b, metricQueries: _m, fillChunk: _f, progress: _p, runSuite: _r, familyFailures = [], budgets, ...config } = options;
   const document: SweepResults = {
     schemaVersion: 1,
     kind: 'sweep',
     createdAt: new Date().toISOString(),
     wallMs: performance.now() - started,
     machine: machineInfo({ ...(ortVersion ? { onnxruntime: ortVersion } : {}), ...(ortThreads ? { ortThreads } : {}) }),
-    config: { ...config, methods: [...config.methods], workloads: [...config.workloads], decodeWorkloads: [...config.decodeWorkloads], budgets: budgetLabel(budgets) },
+    config: { ...config, suiteSeqLengths: [...config.suiteSeqLengths], methods: [...config.methods], workloads: [...config.workloads], decodeWorkloads: [...config.decodeWorkloads], budgets: budgetLabel(budgets) },
     rows,
     suiteRows,
     suiteFailures,

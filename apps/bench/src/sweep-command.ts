@@ -4,6 +4,7 @@ import { renderHtmlReport } from './html-report.js';
 import { progressBar } from './progress-bar.js';
 import { defaultSuiteIds, loadRegistry, resolveMethod } from './registry.js';
 import { runSweep } from './run-sweep.js';
+import { childSuiteRunner } from './suite-command.js';
 import { sweepTable } from './terminal-table.js';
 import { writeResultFiles } from './write-results.js';
 import type { CommandIo } from './command-io.js';
@@ -38,6 +39,7 @@ export async function sweepCommand(args: readonly string[], io: CommandIo): Prom
     ort: line.options.ort && methods.length > 0,
     suites: line.suites ?? defaultSuiteIds(backend, families),
     familyFailures: failures,
+    ...(io.cliPath ? { runSuite: childSuiteRunner(io.cliPath) } : {}),
     ...(line.progress && io.progress ? { progress: progressBar() } : {}),
   });
   if (backend === 'gpu' && results.rows.length === 0 && results.suiteRows.length === 0) {

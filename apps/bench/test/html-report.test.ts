@@ -21,6 +21,7 @@ describe('HTML report in headless Chromium', () => {
       decodeWorkloads: ['needle'],
       seqLengths: [64, 128],
       decodeLengths: [64, 128],
+      suiteSeqLengths: [64],
       backend: 'cpu',
       quick: true,
       seed: 1,
