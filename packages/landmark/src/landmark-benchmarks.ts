@@ -61,17 +61,20 @@ function denseDecode(input: AttentionInput, start: number, steps: number, repeat
   cache.append(prefix(input.k, start), prefix(input.v, start));
   let t = start;
   const outputs: Tensor[] = [];
+  let kernel = 'none';
   const timing = measure(
     () => {
       const step = { q: sliceSeq(input.q, t, t + 1), k: sliceSeq(input.k, t, t + 1), v: sliceSeq(input.v, t, t + 1) };
       validateDecoderStep(shape, step, cache.length);
       cache.append(step.k, step.v);
-      outputs.push(denseAttention({ q: step.q, k: cache.keys(), v: cache.values() }, { checkFinite: false }).output);
+      const result = denseAttention({ q: step.q, k: cache.keys(), v: cache.values() }, { checkFinite: false });
+      outputs.push(result.output);
+      kernel = result.backend.kernel;
       t++;
     },
     { warmup: steps - repeats, repeats },
   );
-  return { timing, outputs };
+  return { timing, outputs, kernel };
 }
 
 interface DecodeFigures {
@@ -121,6 +124,9 @@ function methodDecode(method: AttentionMethod, input: AttentionInput, start: num
 /** The methods and budget points the suite sweeps (the landmark paper method needs trained landmarks: timing only). */
 const SWEEP: readonly MethodDefinition[] = [landmarkRetrievalMethod, hipMethod, retrievalAttentionMethod, landmarkMethod] as unknown as MethodDefinition[];
 
+/** The methods with a selection that the needle rows check (the paper's landmark method needs trained landmark keys). */
+const NEEDLE_METHODS: readonly MethodDefinition[] = [landmarkRetrievalMethod, hipMethod, retrievalAttentionMethod] as unknown as MethodDefinition[];
+
 /**
  * The landmark family's benchmark (issue 5): prefill and decode at each context length on the
  * structured workload with every method's budget sweep — speedup against our dense attention,
@@ -131,67 +137,86 @@ const SWEEP: readonly MethodDefinition[] = [landmarkRetrievalMethod, hipMethod, 
  * Prefill above 4k times the last 512 queries against the whole context (one chunked-prefill
  * step) for both dense and the method, since a full dense 64k prefill takes many minutes on a CPU.
  */
-export const landmarkBenchmark: BenchmarkSuite = {
-  id: 'landmark',
-  family: 'landmark',
-  description: 'Landmark family: prefill/decode speedup vs dense, mass recall, output error, needle retrieval and ANN index cost over each method\'s budget sweep.',
-  run(context: BenchmarkContext): BenchmarkRow[] {
-    const rows: BenchmarkRow[] = [];
-    const heads = headsFor(context.quick);
-    const lengths = context.quick ? [Math.min(512, ...context.seqLengths)] : context.seqLengths;
-    const repeats = Math.max(1, context.repeats);
-    const steps = repeats + 2;
-    for (const seq of lengths) {
-      const start = seq - steps;
-      context.progress?.(`landmark: structured workload, ${seq} tokens`);
-      const { input } = createWorkload('structured', { ...heads, seqLength: seq, seed: context.seed });
-      const dense = denseDecode(input, start, steps, repeats);
-      const denseDecodeMs = dense.timing.medianMs;
-      const denseOutputs = dense.outputs; // every step, warm-up included, in the order the methods run them
-      const full = seq <= FULL_PREFILL_MAX;
-      const prefillQueries = full ? seq : CHUNK_QUERIES;
-      const prefillInput = full ? input : { ...input, q: sliceSeq(input.q, seq - CHUNK_QUERIES, seq) };
-      const prefillRepeats = seq > 16384 ? 1 : Math.min(repeats, 3);
-      const densePrefill = measure(() => denseAttention(prefillInput), { warmup: seq > 16384 ? 0 : 1, repeats: prefillRepeats });
-      rows.push({
-        suite: 'landmark', method: 'dense', workload: 'structured', seqLength: seq, backend: 'js-rows',
-        metrics: { decodeMs: denseDecodeMs, prefillMs: densePrefill.medianMs, prefillQueries },
-      });
-      for (const definition of SWEEP) {
-        for (const point of definition.budgets?.(seq) ?? [{ label: 'default', config: {} }]) {
-          if (point.label === 'all' && seq > 4096) continue; // a dense-equivalent point is measured at 4k only
-          context.progress?.(`landmark: ${definition.id} ${point.label} @ ${seq}`);
-          const method = definition.create(point.config);
-          const decode = methodDecode(method, input, start, steps, repeats, denseOutputs);
-          const decodeSpeedup = denseDecodeMs / decode.metrics['decodeMs']!;
-          const metrics: Record<string, number> = { ...decode.metrics, denseDecodeMs, decodeSpeedup };
-          if (definition.id === 'landmark-retrieval') metrics['meetsTarget'] = decodeSpeedup >= 8 && decode.metrics['massRecall']! >= 0.95 ? 1 : 0;
-          if (definition.id !== 'landmark' || seq <= FULL_PREFILL_MAX) {
-            let prefill: AttentionResult | undefined;
-            const timing = measure(() => (prefill = method.prefill(prefillInput)), { warmup: 0, repeats: prefillRepeats });
-            metrics['prefillMs'] = timing.medianMs;
-            metrics['densePrefillMs'] = densePrefill.medianMs;
-            metrics['prefillSpeedup'] = densePrefill.medianMs / timing.medianMs;
-            metrics['prefillQueries'] = prefillQueries;
-            metrics['prefillDensity'] = prefill!.stats.density;
-            if (prefill!.selection) metrics['prefillMassRecall'] = attentionMassRecall(prefillInput, prefill!.selection, { maxQueries: 8, seed: context.seed });
+export const landmarkBenchmark: BenchmarkSuite = createLandmarkBenchmarkSuite();
+
+/** Which parts of the landmark suite to run (default: every method, with needle rows). */
+export interface LandmarkBenchmarkOptions {
+  /** Method ids to sweep (default: all four). */
+  readonly methods?: readonly string[];
+  /** Run the needle-retrieval rows (default true). */
+  readonly needle?: boolean;
+}
+
+/**
+ * Builds the landmark suite restricted to some methods (e.g. to split a long 64k run over
+ * several processes); {@link landmarkBenchmark} is the full suite.
+ */
+export function createLandmarkBenchmarkSuite(options: LandmarkBenchmarkOptions = {}): BenchmarkSuite {
+  const sweep = options.methods ? SWEEP.filter((m) => options.methods!.includes(m.id)) : SWEEP;
+  const needleMethods = options.methods ? NEEDLE_METHODS.filter((m) => options.methods!.includes(m.id)) : NEEDLE_METHODS;
+  return {
+    id: 'landmark',
+    family: 'landmark',
+    description: 'Landmark family: prefill/decode speedup vs dense, mass recall, output error, needle retrieval and ANN index cost over each method\'s budget sweep.',
+    run(context: BenchmarkContext): BenchmarkRow[] {
+      const rows: BenchmarkRow[] = [];
+      const heads = headsFor(context.quick);
+      const lengths = context.quick ? [Math.min(512, ...context.seqLengths)] : context.seqLengths;
+      const repeats = Math.max(1, context.repeats);
+      const steps = repeats + 2;
+      for (const seq of lengths) {
+        const start = seq - steps;
+        context.progress?.(`landmark: structured workload, ${seq} tokens`);
+        const { input } = createWorkload('structured', { ...heads, seqLength: seq, seed: context.seed });
+        const dense = denseDecode(input, start, steps, repeats);
+        const denseDecodeMs = dense.timing.medianMs;
+        const denseOutputs = dense.outputs; // every step, warm-up included, in the order the methods run them
+        const full = seq <= FULL_PREFILL_MAX;
+        const prefillQueries = full ? seq : CHUNK_QUERIES;
+        const prefillInput = full ? input : { ...input, q: sliceSeq(input.q, seq - CHUNK_QUERIES, seq) };
+        const prefillRepeats = seq > 16384 ? 1 : Math.min(repeats, 3);
+        let densePrefillKernel = 'none';
+        const densePrefill = measure(() => (densePrefillKernel = denseAttention(prefillInput).backend.kernel), { warmup: seq > 16384 ? 0 : 1, repeats: prefillRepeats });
+        rows.push({
+          suite: 'landmark', method: 'dense', workload: 'structured', seqLength: seq, backend: `decode ${dense.kernel}, prefill ${densePrefillKernel}`,
+          metrics: { decodeMs: denseDecodeMs, prefillMs: densePrefill.medianMs, prefillQueries },
+        });
+        for (const definition of sweep) {
+          for (const point of definition.budgets?.(seq) ?? [{ label: 'default', config: {} }]) {
+            if (point.label === 'all' && seq > 4096) continue; // a dense-equivalent point is measured at 4k only
+            context.progress?.(`landmark: ${definition.id} ${point.label} @ ${seq}`);
+            const method = definition.create(point.config);
+            const decode = methodDecode(method, input, start, steps, repeats, denseOutputs);
+            const decodeSpeedup = denseDecodeMs / decode.metrics['decodeMs']!;
+            const metrics: Record<string, number> = { ...decode.metrics, denseDecodeMs, decodeSpeedup };
+            if (definition.id === 'landmark-retrieval') metrics['meetsTarget'] = decodeSpeedup >= 8 && decode.metrics['massRecall']! >= 0.95 ? 1 : 0;
+            if (definition.id !== 'landmark' || seq <= FULL_PREFILL_MAX) {
+              let prefill: AttentionResult | undefined;
+              const timing = measure(() => (prefill = method.prefill(prefillInput)), { warmup: 0, repeats: prefillRepeats });
+              metrics['prefillMs'] = timing.medianMs;
+              metrics['densePrefillMs'] = densePrefill.medianMs;
+              metrics['prefillSpeedup'] = densePrefill.medianMs / timing.medianMs;
+              metrics['prefillQueries'] = prefillQueries;
+              metrics['prefillDensity'] = prefill!.stats.density;
+              if (prefill!.selection) metrics['prefillMassRecall'] = attentionMassRecall(prefillInput, prefill!.selection, { maxQueries: 8, seed: context.seed });
+            }
+            rows.push({ suite: 'landmark', method: definition.id, workload: 'structured', seqLength: seq, budget: point.label, backend: decode.backend, metrics });
           }
-          rows.push({ suite: 'landmark', method: definition.id, workload: 'structured', seqLength: seq, budget: point.label, backend: decode.backend, metrics });
         }
+        if (options.needle ?? true) rows.push(...needleRows(seq, heads, context, needleMethods));
       }
-      rows.push(...needleRows(seq, heads, context));
-    }
-    return rows;
-  },
-};
+      return rows;
+    },
+  };
+}
 
 /** Needle retrieval at several depths with each selecting method's default config (a chunked prefill of the needle queries). */
-function needleRows(seq: number, heads: ReturnType<typeof headsFor>, context: BenchmarkContext): BenchmarkRow[] {
+function needleRows(seq: number, heads: ReturnType<typeof headsFor>, context: BenchmarkContext, needleMethods: readonly MethodDefinition[]): BenchmarkRow[] {
   const rows: BenchmarkRow[] = [];
   for (const depth of context.quick ? [0.5] : [0.1, 0.5, 0.9]) {
     const workload = createWorkload('needle', { ...heads, seqLength: seq, needleDepth: depth, needleQueries: 8, seed: context.seed });
     const input = { ...workload.input, q: sliceSeq(workload.input.q, seq - 8, seq) };
-    for (const definition of [landmarkRetrievalMethod, hipMethod, retrievalAttentionMethod] as unknown as MethodDefinition[]) {
+    for (const definition of needleMethods) {
       const result = definition.create({}).prefill(input);
       const found = needleRetrieval(input, workload.needle!, result.output, result.selection);
       rows.push({

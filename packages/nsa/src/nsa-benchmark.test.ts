@@ -21,7 +21,7 @@ describe('package exports', () => {
     expect(decode).toHaveLength(3);
     expect(needle).toHaveLength(1);
     for (const r of [...prefill, ...decode]) {
-      for (const key of ['speedupVsDense', 'density', 'massRecall']) expect(Number.isFinite(r.metrics[key]), `${r.workload} ${key}`).toBe(true);
+      for (const key of ['speedupVsDense', 'density', 'massRecall', 'outputRelError']) expect(Number.isFinite(r.metrics[key]), `${r.workload} ${key}`).toBe(true);
       expect(r.metrics['density']).toBeGreaterThan(0);
       expect(r.metrics['density']).toBeLessThan(1);
       expect(r.metrics['massRecall']).toBeGreaterThan(0);

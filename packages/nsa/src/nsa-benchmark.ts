@@ -17,6 +17,7 @@ import {
   denseAttention,
   measure,
   needleRetrieval,
+  relativeL2Error,
   sliceSeq,
   type AttentionInput,
   type AttentionResult,
@@ -63,26 +64,58 @@ function prefixView(t: Tensor, length: number): Tensor {
   return { data: t.data, shape: [t.shape[0]!, t.shape[1]!, length, t.shape[3]!], seqCapacity: t.seqCapacity ?? t.shape[2]! };
 }
 
+/** Dense causal prefill: time (measured, or extrapolated), the kernel that ran, and the query rows it computed. */
+interface DenseFigures {
+  readonly ms: number;
+  readonly extrapolated: boolean;
+  readonly kernel: string;
+  /** Dense outputs of query rows `[start, end)` (all rows, or the sampled chunks). */
+  readonly chunks: readonly { readonly start: number; readonly end: number; readonly output: Tensor }[];
+}
+
 /** Dense causal prefill time: measured, or extrapolated from sampled query chunks above `sampleAbove`. */
-function denseTime(input: AttentionInput, sampleAbove: number, repeats: number): { ms: number; extrapolated: boolean } {
+function denseTime(input: AttentionInput, sampleAbove: number, repeats: number): DenseFigures {
   const seq = input.q.shape[2]!;
   if (seq <= sampleAbove) {
     const long = seq >= 16384;
-    return { ms: measure(() => denseAttention(input, { checkFinite: false }), { warmup: long ? 0 : 1, repeats: long ? 1 : repeats }).medianMs, extrapolated: false };
+    let result: AttentionResult | undefined;
+    const ms = measure(() => (result = denseAttention(input, { checkFinite: false })), { warmup: long ? 0 : 1, repeats: long ? 1 : repeats }).medianMs;
+    return { ms, extrapolated: false, kernel: result!.backend.kernel, chunks: [{ start: 0, end: seq, output: result!.output }] };
   }
-  const chunks = 8;
-  const width = Math.min(256, Math.floor(seq / chunks));
+  const count = 8;
+  const width = Math.min(256, Math.floor(seq / count));
   let ms = 0;
   let pairs = 0;
-  for (let c = 0; c < chunks; c++) {
-    const end = Math.round((seq * (c + 1)) / chunks);
+  let kernel = 'none';
+  const chunks: DenseFigures['chunks'][number][] = [];
+  for (let c = 0; c < count; c++) {
+    const end = Math.round((seq * (c + 1)) / count);
     const start = end - width;
     const chunk = { q: sliceSeq(input.q, start, end), k: prefixView(input.k, end), v: prefixView(input.v, end), causal: true };
-    ms += measure(() => denseAttention(chunk, { checkFinite: false }), { warmup: c === 0 ? 1 : 0, repeats: 1 }).medianMs;
+    let result: AttentionResult | undefined;
+    ms += measure(() => (result = denseAttention(chunk, { checkFinite: false })), { warmup: c === 0 ? 1 : 0, repeats: 1 }).medianMs;
+    kernel = result!.backend.kernel;
+    chunks.push({ start, end, output: result!.output });
     pairs += width * start + (width * (width + 1)) / 2;
   }
   const totalPairs = (seq * (seq + 1)) / 2;
-  return { ms: (ms * totalPairs) / pairs, extrapolated: true };
+  return { ms: (ms * totalPairs) / pairs, extrapolated: true, kernel, chunks };
+}
+
+/** Relative L2 error ‖õ − o‖ / ‖o‖ of a method's prefill output over the query rows dense computed. */
+function prefillError(output: Tensor, dense: DenseFigures): number {
+  let difference = 0;
+  let norm = 0;
+  for (const chunk of dense.chunks) {
+    const rows = chunk.start === 0 && chunk.end === output.shape[2] ? output : sliceSeq(output, chunk.start, chunk.end);
+    const a = rows.data;
+    const b = chunk.output.data;
+    for (let x = 0; x < b.length; x++) {
+      difference += (a[x]! - b[x]!) ** 2;
+      norm += b[x]! ** 2;
+    }
+  }
+  return norm > 0 ? Math.sqrt(difference / norm) : 0;
 }
 
 interface DecodeFigures {
@@ -93,6 +126,8 @@ interface DecodeFigures {
   readonly kvBytesRead: number;
   readonly denseKvBytesRead: number;
   readonly selectionShare: number;
+  readonly outputRelError: number;
+  readonly denseKernel: string;
 }
 
 /** Token `s` of the input as a one-token decode step. */
@@ -121,16 +156,23 @@ function decodeFigures(input: AttentionInput, config: NsaConfigInput, steps: num
   cache.append(sliceSeq(input.k, 0, prefix), sliceSeq(input.v, 0, prefix));
   let d = prefix;
   let denseBytes = 0;
+  let denseKernel = 'none';
+  const denseOutputs: Tensor[] = [];
   const dense = measure(() => {
     const step = token(input, d++);
     cache.append(step.k, step.v);
-    denseBytes = denseAttention({ q: step.q, k: cache.keys(), v: cache.values(), causal: true, scale: input.scale }, { checkFinite: false }).stats.kvBytesRead;
+    const result = denseAttention({ q: step.q, k: cache.keys(), v: cache.values(), causal: true, scale: input.scale }, { checkFinite: false });
+    denseBytes = result.stats.kvBytesRead;
+    denseKernel = result.backend.kernel;
+    denseOutputs.push(result.output);
   }, { warmup: 1, repeats: steps });
   let recall = 0;
   let density = 0;
   let bytes = 0;
   let share = 0;
-  for (const { result, at } of results) {
+  let error = 0;
+  for (const [x, { result, at }] of results.entries()) {
+    error += relativeL2Error(result.output, denseOutputs[x]!);
     const call = { q: sliceSeq(input.q, at, at + 1), k: prefixView(input.k, at + 1), v: prefixView(input.v, at + 1), causal: true };
     recall += attentionMassRecall(call, result.selection!, { maxQueries: 1 });
     density += result.stats.density;
@@ -138,7 +180,7 @@ function decodeFigures(input: AttentionInput, config: NsaConfigInput, steps: num
     share += result.diagnostics?.['selectionShare'] ?? 0;
   }
   const n = results.length;
-  return { ms: nsa.medianMs, denseMs: dense.medianMs, density: density / n, massRecall: recall / n, kvBytesRead: bytes / n, denseKvBytesRead: denseBytes, selectionShare: share / n };
+  return { ms: nsa.medianMs, denseMs: dense.medianMs, density: density / n, massRecall: recall / n, kvBytesRead: bytes / n, denseKvBytesRead: denseBytes, selectionShare: share / n, outputRelError: error / n, denseKernel };
 }
 
 /** Builds the NSA suite with the given sizes (the exported `nsaBenchmarkSuite` uses the issue's). */
@@ -177,9 +219,10 @@ export function createNsaBenchmarkSuite(options: NsaBenchmarkOptions = {}): Benc
               workload: `${workload} prefill`,
               seqLength: seq,
               budget: `n=${n}`,
-              backend: r.backend.kernel,
+              backend: `${r.backend.kernel} vs dense ${dense.kernel}`,
               metrics: {
                 prefillMs: timing.medianMs,
+                outputRelError: prefillError(r.output, dense),
                 densePrefillMs: dense.ms,
                 speedupVsDense: dense.ms / timing.medianMs,
                 denseExtrapolated: dense.extrapolated ? 1 : 0,
@@ -197,9 +240,10 @@ export function createNsaBenchmarkSuite(options: NsaBenchmarkOptions = {}): Benc
               workload: `${workload} decode`,
               seqLength: seq,
               budget: `n=${n}`,
-              backend: r.backend.kernel,
+              backend: `${r.backend.kernel} vs dense ${dec.denseKernel}`,
               metrics: {
                 decodeMs: dec.ms,
+                outputRelError: dec.outputRelError,
                 denseDecodeMs: dec.denseMs,
                 speedupVsDense: dec.denseMs / dec.ms,
                 density: dec.density,

@@ -10,12 +10,10 @@
  *   selection        I_t = top-n_{j ≤ IC} P_t[j],  n' = min(n, IC + 1)
  *
  * Eq. 9 as printed does not coincide with the windows that spatially overlap block j (spec §3.3);
- * we sum the probabilities of exactly those windows, each counted once. Scores are computed with
- * one dot product per (window, query head): O(NC · G · D) per query and KV head, i.e. block
- * scoring, never token scoring. The scratch is sized once per call and reused for every query.
+ * we sum the probabilities of exactly those windows, each counted once. The logits come from
+ * {@link CompressedLogits} (a chunk of queries at a time): O(NC · G · D) per query and KV head,
+ * i.e. block scoring, never token scoring. The scratch is sized once per call and reused.
  */
-import type { BlockMeans } from './block-means.js';
-import { dot } from './dot-product.js';
 import { TopKSelector } from './select-top-k.js';
 
 /** The block geometry of NSA (paper symbols in brackets). */
@@ -51,19 +49,17 @@ export class NsaBlockSelector {
   readonly windowProbabilities: Float64Array;
   private readonly g: NsaGeometry;
   private readonly groupSize: number;
-  private readonly headDim: number;
   private readonly scores: Float64Array;
   private readonly importance: Float64Array;
   private readonly topK: TopKSelector;
 
   /** Sized for `keySeq` keys; one selector serves every query of a call. */
-  constructor(geometry: NsaGeometry, groupSize: number, headDim: number, keySeq: number) {
+  constructor(geometry: NsaGeometry, groupSize: number, keySeq: number) {
     this.g = geometry;
     this.groupSize = groupSize;
-    this.headDim = headDim;
     const windows = Math.max(1, visibleWindows(keySeq - 1, geometry.compressionBlock, geometry.compressionStride));
     const blocks = Math.max(1, Math.ceil(keySeq / geometry.selectionBlock));
-    this.scores = new Float64Array(groupSize * windows);
+    this.scores = new Float64Array(windows);
     this.windowProbabilities = new Float64Array(windows);
     this.importance = new Float64Array(blocks);
     this.blocks = new Int32Array(blocks);
@@ -72,32 +68,31 @@ export class NsaBlockSelector {
   }
 
   /**
-   * Fills {@link windowProbabilities}`[0..nc)` with Σ_{h ∈ group} softmax_i(scale · q^h·k̃_i) for the
-   * group of KV head `head`, batch `b`; `queryOffsets[g]` is the offset of query head g's row in `q`.
+   * Fills {@link windowProbabilities}`[0..nc)` with Σ_{h ∈ group} softmax_i(scale · logit_{h,i}) for
+   * one query: its group's G logit rows start at row `firstRow` of `logits` (row stride `stride`),
+   * as {@link CompressedLogits} lays them out. The softmax runs in float64.
    */
-  scoreWindows(q: Float32Array, queryOffsets: Int32Array, means: BlockMeans, b: number, head: number, nc: number, scale: number): void {
+  scoreWindows(logits: Float32Array, firstRow: number, stride: number, nc: number, scale: number): void {
     const G = this.groupSize;
-    const D = this.headDim;
-    const kc = means.keyData;
     const scores = this.scores;
-    for (let i = 0; i < nc; i++) {
-      const ko = means.keyOffset(b, head, i);
-      for (let g = 0; g < G; g++) scores[g * nc + i] = dot(q, queryOffsets[g]!, kc, ko, D) * scale;
-    }
     const probs = this.windowProbabilities;
     probs.fill(0, 0, nc);
     for (let g = 0; g < G; g++) {
-      const base = g * nc;
+      const base = (firstRow + g) * stride;
       let max = -Infinity;
-      for (let i = 0; i < nc; i++) if (scores[base + i]! > max) max = scores[base + i]!;
+      for (let i = 0; i < nc; i++) {
+        const s = logits[base + i]! * scale;
+        scores[i] = s;
+        if (s > max) max = s;
+      }
       let sum = 0;
       for (let i = 0; i < nc; i++) {
-        const e = Math.exp(scores[base + i]! - max);
-        scores[base + i] = e;
+        const e = Math.exp(scores[i]! - max);
+        scores[i] = e;
         sum += e;
       }
       const inv = 1 / sum;
-      for (let i = 0; i < nc; i++) probs[i]! += scores[base + i]! * inv;
+      for (let i = 0; i < nc; i++) probs[i]! += scores[i]! * inv;
     }
   }
 

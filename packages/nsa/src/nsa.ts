@@ -8,7 +8,6 @@ import {
   defineMethod,
   densePairCount,
   parseConfig,
-  rowOffset,
   sparseAttention,
   tensor,
   type AttentionInput,
@@ -17,6 +16,7 @@ import {
   type Tensor,
 } from '@sparse-attn/core';
 import { createCachedDecoder, runPrefill, type CachedDecoder, type ForwardCall, type PoolingSpec } from './cached-decoder.js';
+import { CompressedLogits } from './compressed-logits.js';
 import { NsaBlockSelector, visibleWindows } from './nsa-block-selector.js';
 import { compressionBranch, outputOffset, windowBranch } from './nsa-gated-branches.js';
 import { selectionShare, sweep } from './method-helpers.js';
@@ -76,6 +76,9 @@ export interface NsaCallOptions {
   readonly gates?: Tensor;
 }
 
+/** Queries whose compression logits are computed by one matrix product (bounds the logit buffer to 64·G·NC floats). */
+const LOGIT_CHUNK = 64;
+
 const POOL = (c: NsaConfig): PoolingSpec => ({ length: c.compressionBlock, stride: c.compressionStride, values: c.combine === 'gated' });
 
 /**
@@ -102,29 +105,32 @@ function nsaForward(config: NsaConfig, call: ForwardCall, gates?: Tensor): Atten
   const started = performance.now();
   const union = config.combine === 'union';
   const G = d.groupSize;
-  const selector = new NsaBlockSelector(config, G, d.headDim, d.keySeq);
+  const selector = new NsaBlockSelector(config, G, d.keySeq);
+  const logits = new CompressedLogits();
   const perRow = config.selectedBlocks + (union ? Math.ceil(config.window / config.selectionBlock) + 1 : 0);
   const builder = new SelectionBuilder(
     { kind: 'block', blockSize: config.selectionBlock, headScope: 'kv', batch: d.batch, heads: d.kvHeads, rows: d.querySeq, keySeq: d.keySeq },
     d.batch * d.kvHeads * d.querySeq * perRow,
   );
-  const queryOffsets = new Int32Array(G);
   let windowsScored = 0;
   let blocksSelected = 0;
+  const visible = (i: number) => Math.min(means.count, visibleWindows(d.queryOffset + i, config.compressionBlock, config.compressionStride));
   for (let b = 0; b < d.batch; b++) {
     for (let h = 0; h < d.kvHeads; h++) {
-      for (let i = 0; i < d.querySeq; i++) {
-        const t = d.queryOffset + i;
-        const nc = Math.min(means.count, visibleWindows(t, config.compressionBlock, config.compressionStride));
-        if (nc > 0) {
-          for (let g = 0; g < G; g++) queryOffsets[g] = rowOffset(d.qDims, b, h * G + g, i);
-          selector.scoreWindows(q.data, queryOffsets, means, b, h, nc, d.scale);
+      for (let first = 0; first < d.querySeq; first += LOGIT_CHUNK) {
+        const last = Math.min(d.querySeq, first + LOGIT_CHUNK);
+        const columns = visible(last - 1);
+        if (columns > 0) logits.compute(q.data, d.qDims, means, b, h, G, first, last, columns);
+        for (let i = first; i < last; i++) {
+          const t = d.queryOffset + i;
+          const nc = visible(i);
+          if (nc > 0) selector.scoreWindows(logits.logits, (i - first) * G, columns, nc, d.scale);
+          const count = selector.select(t, nc);
+          windowsScored += nc;
+          blocksSelected += count;
+          if (union) builder.pushRow(selector.merged, selector.unionWithWindow(t, count));
+          else builder.pushRow(selector.blocks, count);
         }
-        const count = selector.select(t, nc);
-        windowsScored += nc;
-        blocksSelected += count;
-        if (union) builder.pushRow(selector.merged, selector.unionWithWindow(t, count));
-        else builder.pushRow(selector.blocks, count);
       }
     }
   }
