@@ -8,6 +8,7 @@
  * recorded as a {@link FamilyFailure} and reported, instead of taking the whole bench down.
  */
 import { ConfigError, MethodRegistry, denseMethod, type BenchmarkSuite, type MethodDefinition } from '@sparse-attn/core';
+import { gpuProviderOf, type GpuProvider } from './gpu-sweep.js';
 
 /** What a family package contributes: registrable methods and extra benchmark suites. */
 export interface FamilyModule {
@@ -16,6 +17,8 @@ export interface FamilyModule {
   readonly benchmarks?: readonly BenchmarkSuite[];
   /** The family runs on the GPU: its suites are the default ones of `--backend gpu`. */
   readonly gpu?: boolean;
+  /** The family's GPU methods and backend factory, which `--backend gpu` sweeps. */
+  readonly gpuProvider?: GpuProvider;
 }
 
 /** A family package the bench could not register, with the one-line reason. */
@@ -71,9 +74,11 @@ export function familyFromModule(name: string, module: object, gpu = false): Fam
       }
     }
   }
+  const gpuProvider = gpu ? gpuProviderOf(name, module) : undefined;
   return {
     name,
     ...(gpu ? { gpu } : {}),
+    ...(gpuProvider ? { gpuProvider } : {}),
     ...(m.methods ? { methods: m.methods as MethodDefinition[] } : {}),
     ...(m.benchmarks ? { benchmarks: m.benchmarks as BenchmarkSuite[] } : {}),
   };

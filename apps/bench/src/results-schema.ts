@@ -44,7 +44,7 @@ export const costSchema = z.object({
   kvBytesRead: z.number().nonnegative().describe('K/V bytes read (per token for decode rows).'),
   selectionMs: z.number().nonnegative().describe('Time the method reports spending on selection (last timed run).'),
   attentionMs: z.number().nonnegative(),
-  allocatedBytes: z.number().nonnegative().describe('Typed-array bytes allocated by one call (counted, see memory-tracker).'),
+  allocatedBytes: z.number().nonnegative().optional().describe('Typed-array bytes allocated by one call (counted, see memory-tracker); absent on the GPU, where async calls cannot be counted.'),
 });
 
 /** Outcome of one cell; failures are kept, never dropped (spec §3 "Failure accounting"). */

@@ -11,6 +11,7 @@
  * never dropped (spec §3 "Failure accounting").
  */
 import {
+  ConfigError,
   NumericError,
   SparseAttnError,
   attentionMassRecall,
@@ -32,6 +33,7 @@ import {
   type Workload,
   type WorkloadKind,
 } from '@sparse-attn/core';
+import { gpuDefinition, gpuPrefill, type GpuSession } from './gpu-sweep.js';
 import { machineInfo } from './machine-info.js';
 import { countAllocations } from './memory-tracker.js';
 import { OrtDenseAttention, ortShapeOf } from './ort-attention.js';
@@ -66,6 +68,8 @@ export interface SweepOptions extends Omit<SweepConfig, 'budgets' | 'workloads' 
   readonly progress?: ProgressSink;
   /** How each suite runs: in a child process with a deadline (the CLI) or in this process (default). */
   readonly runSuite?: SuiteRunner;
+  /** `backend: 'gpu'`: the GPU backend and its methods (from `@sparse-attn/backend-gpu`). */
+  readonly gpu?: GpuSession;
   /** Family packages that failed to load: recorded in the results so the gap is visible. */
   readonly familyFailures?: readonly FamilyFailure[];
 }
@@ -124,7 +128,9 @@ function needleFields(n: { selected: number; dominated: number }) {
 /** Runs the sweep and the suites; returns the validated results document. */
 export async function runSweep(registry: MethodRegistry, suites: readonly BenchmarkSuite[], options: SweepOptions): Promise<SweepResults> {
   const started = performance.now();
-  const definitions = options.methods.map((id) => registry.get(id, options.backend));
+  const gpu = options.gpu;
+  if (options.backend === 'gpu' && !gpu) throw new ConfigError('runSweep: backend gpu needs a GPU session (options.gpu)');
+  const definitions = options.methods.map((id) => (gpu ? gpuDefinition(gpu, id) : registry.get(id, options.backend)));
   const rows: SweepRow[] = [];
   const progress = options.progress;
   const shape = { batch: options.batch, queryHeads: options.queryHeads, kvHeads: options.kvHeads, headDim: options.headDim };
@@ -144,7 +150,8 @@ export async function runSweep(registry: MethodRegistry, suites: readonly Benchm
   // budget runs out, what is skipped is the longest lengths, not a whole phase.
   for (const seq of [...new Set([...options.seqLengths, ...options.decodeLengths])].sort((a, b) => a - b)) {
     if (options.seqLengths.includes(seq)) planAt('prefill', options.workloads, seq);
-    if (options.decodeLengths.includes(seq)) planAt('decode', options.decodeWorkloads, seq);
+    // GPU methods have no decoder: a GPU sweep is prefill only.
+    if (options.decodeLengths.includes(seq) && !gpu) planAt('decode', options.decodeWorkloads, seq);
   }
   const selectedSuites = suites.filter((s) => options.suites.includes(s.id));
   progress?.start(cells.length + selectedSuites.length);
@@ -201,6 +208,8 @@ export async function runSweep(registry: MethodRegistry, suites: readonly Benchm
         ortVersion = row.version;
         ortThreads = row.threads;
         rows.push({ ...base, ...row.fields });
+      } else if (gpu) {
+        rows.push({ ...base, ...(await gpuPrefillCell(gpu, cell.definition, cell.budget!, workload, reference, options)) });
       } else if (cell.kind === 'prefill') {
         rows.push({ ...base, ...prefillCell(cell.definition, cell.budget!, workload, reference, options) });
       } else {
@@ -244,7 +253,7 @@ export async function runSweep(registry: MethodRegistry, suites: readonly Benchm
 
   progress?.stop();
 
-  const { cellBudgetMs: _b, metricQueries: _m, fillChunk: _f, progress: _p, runSuite: _r, familyFailures = [], budgets, ...config } = options;
+  const { cellBudgetMs: _b, metricQueries: _m, fillChunk: _f, progress: _p, runSuite: _r, gpu: _g, familyFailures = [], budgets, ...config } = options;
   const document: SweepResults = {
     schemaVersion: 1,
     kind: 'sweep',
@@ -305,15 +314,47 @@ function prefillCell(definition: MethodDefinition, budget: BudgetPoint, workload
   if (!isFinite(result.output)) return { status: 'nan', backend: result.backend, error: 'output holds NaN or Infinity' };
   const quality = qualityOf(input, workload, result, reference, options.metricQueries);
   const timing = timeCell(() => method.prefill(input), options, firstMs);
+  return prefillFields(result, input, quality, timing, allocatedBytes);
+}
+
+/** A prefill row's fields from the counted run's result, its quality and the timing. */
+function prefillFields(result: AttentionResult, input: AttentionInput, quality: SweepRow['quality'], timing: Timing, allocatedBytes?: number): CellFields {
   const s = result.stats;
   return {
     status: 'ok',
     backend: result.backend,
     timing,
     quality,
-    cost: { pairs: s.pairs, densePairs: s.densePairs, density: s.density, attentionFlops: flopsOf(s.pairs, input), kvBytesRead: s.kvBytesRead, selectionMs: s.selectionMs, attentionMs: s.attentionMs, allocatedBytes },
+    cost: {
+      pairs: s.pairs,
+      densePairs: s.densePairs,
+      density: s.density,
+      attentionFlops: flopsOf(s.pairs, input),
+      kvBytesRead: s.kvBytesRead,
+      selectionMs: s.selectionMs,
+      attentionMs: s.attentionMs,
+      ...(allocatedBytes !== undefined ? { allocatedBytes } : {}),
+    },
     ...(result.diagnostics ? { diagnostics: { ...result.diagnostics } } : {}),
   };
+}
+
+/**
+ * A prefill cell on the GPU: the same quality figures against the CPU dense reference, timed
+ * with the async twin of `measure` (each call ends with the output read back, so the queue has
+ * drained). JS-side allocation counting cannot follow an async call, so `allocatedBytes` is absent.
+ */
+async function gpuPrefillCell(session: GpuSession, definition: MethodDefinition, budget: BudgetPoint, workload: Workload, reference: Tensor, options: SweepOptions): Promise<CellFields> {
+  const prefill = gpuPrefill(session, definition.id, budget.config);
+  const input = workload.input;
+  const t0 = performance.now();
+  const result = await prefill(input);
+  const firstMs = performance.now() - t0;
+  if (result.backend.backend !== 'gpu') return { status: 'error', backend: result.backend, error: `a GPU method reported backend ${result.backend.backend}` };
+  if (!isFinite(result.output)) return { status: 'nan', backend: result.backend, error: 'output holds NaN or Infinity' };
+  const quality = qualityOf(input, workload, result, reference, options.metricQueries);
+  const timing = firstMs >= options.cellBudgetMs ? summarise([firstMs]) : await timeAsync(() => prefill(input), timingOptions(options, firstMs));
+  return prefillFields(result, input, quality, timing);
 }
 
 function decodeCell(definition: MethodDefinition, budget: BudgetPoint, workload: Workload, seq: number, steps: number, reference: Tensor, options: SweepOptions): CellFields {

@@ -19,7 +19,7 @@ const cases: [string, string[], RegExp][] = [
   ['unknown command', ['explode'], /unknown command 'explode'/],
   ['bad --seq', ['--seq', '1k,abc'], /--seq: .*'abc'/],
   ['bad --backend', ['--backend', 'tpu'], /--backend: expected cpu or gpu, got 'tpu'/],
-  ['gpu backend with --methods but no gpu methods', ['--backend', 'gpu', '--methods', 'nsa'], /--methods: no methods are registered for backend gpu/],
+  ['gpu backend with a method that has no GPU version', ['--backend', 'gpu', '--methods', 'nsa'], /unknown method 'nsa' for backend gpu; registered: dense, block-top-k/],
   ['bad --time-budget', ['--time-budget', '-1'], /--time-budget: expected seconds/],
   ['bad --repeats', ['--repeats', '0'], /--repeats: expected a positive integer/],
   ['unknown workload', ['--workloads', 'gaussian,zipf'], /unknown workload 'zipf'/],
