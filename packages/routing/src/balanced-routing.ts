@@ -50,22 +50,25 @@ export function withNearestMembership(membership: ClusterMembership, similaritie
   const clusters = membership.clusters;
   const r = Math.min(nearest, clusters);
   const { offsets: oldOffsets, members: oldMembers } = membership;
-  // Each token's top-r clusters (r passes of argmax over its C similarities).
+  // Each token's top-r clusters, most similar first (ties → lower c). The similarities are
+  // cluster-major, so walk them cluster by cluster (sequential reads) keeping a small sorted
+  // list per token, instead of gathering each token's strided column.
   const chosen = new Int32Array(count * r);
-  const column = new Float32Array(clusters);
-  for (let i = 0; i < count; i++) {
-    for (let c = 0; c < clusters; c++) column[c] = similarities[c * count + i]!;
-    for (let t = 0; t < r; t++) {
-      let best = 0;
-      let bestValue = -Infinity;
-      for (let c = 0; c < clusters; c++) {
-        if (column[c]! > bestValue) {
-          bestValue = column[c]!;
-          best = c;
-        }
+  const bestValues = new Float32Array(count * r).fill(-Infinity);
+  for (let c = 0; c < clusters; c++) {
+    const o = c * count;
+    for (let i = 0; i < count; i++) {
+      const value = similarities[o + i]!;
+      const base = i * r;
+      if (!(value > bestValues[base + r - 1]!)) continue;
+      let at = r - 1;
+      while (at > 0 && value > bestValues[base + at - 1]!) {
+        bestValues[base + at] = bestValues[base + at - 1]!;
+        chosen[base + at] = chosen[base + at - 1]!;
+        at--;
       }
-      chosen[i * r + t] = best;
-      column[best] = -Infinity;
+      bestValues[base + at] = value;
+      chosen[base + at] = c;
     }
   }
   // Additions per cluster, CSR, tokens ascending (tokens are visited in order).

@@ -13,7 +13,7 @@
  * O(C·D) per token amortised.
  */
 import { normalizeRows, type RoutingNormalization } from './normalize-rows.js';
-import { assignNearest, emaUpdateCentroid, sphericalKMeans, topCentroids } from './spherical-kmeans.js';
+import { assignTopClusters, emaUpdateCentroid, sphericalKMeans, topCentroids } from './spherical-kmeans.js';
 import { resolveClusters, resolveSampleSize } from './routing-config.js';
 
 /** Options of an {@link IncrementalRouter}. */
@@ -153,16 +153,10 @@ export class IncrementalRouter {
     const expected = Math.max(8, Math.ceil((2 * count) / clusters));
     this.lists = Array.from({ length: clusters }, () => new Int32Array(expected));
     this.sizes = new Int32Array(clusters);
-    if (o.keyClusters === 1) {
-      const assignment = new Int32Array(count);
-      assignNearest(normalized, count, o.dim, fit.centroids, clusters, assignment);
-      for (let i = 0; i < count; i++) this.push(assignment[i]!, i);
-    } else {
-      for (let i = 0; i < count; i++) {
-        const chosen = this.topClusters(normalized, i * o.dim, o.keyClusters, this.chosen);
-        for (let m = 0; m < chosen; m++) this.push(this.chosen[m]!, i);
-      }
-    }
+    const r = Math.min(o.keyClusters, clusters);
+    const assignment = new Int32Array(count * r);
+    assignTopClusters(normalized, count, o.dim, fit.centroids, clusters, r, assignment);
+    for (let i = 0; i < count; i++) for (let m = 0; m < r; m++) this.push(assignment[i * r + m]!, i);
     this.nextFit = o.refit === 'doubling' ? 2 * count : Infinity;
     this.kmeansMs += performance.now() - started;
   }

@@ -156,7 +156,7 @@ export function dotRows(a: Float32Array, ao: number, b: Float32Array, bo: number
   return s0 + s1 + s2 + s3;
 }
 
-/** Rows per block of {@link assignNearest}: bounds its similarity scratch to 4096 × C floats. */
+/** Rows per block of {@link assignTopClusters}: bounds its similarity scratch to 4096 × C floats. */
 const ASSIGN_BLOCK = 4096;
 
 /**
@@ -164,12 +164,28 @@ const ASSIGN_BLOCK = 4096;
  * O(count·C·D) at GEMM speed instead of one scalar dot loop per row.
  */
 export function assignNearest(rows: Float32Array, count: number, dim: number, centroids: Float32Array, clusters: number, out: Int32Array): void {
+  assignTopClusters(rows, count, dim, centroids, clusters, 1, out);
+}
+
+/**
+ * The `r` most similar centroids of each of `count` rows, most similar first (ties → lower
+ * index), written to `out[i·r .. i·r + r)`; blocked matrix products as in {@link assignNearest}.
+ */
+export function assignTopClusters(rows: Float32Array, count: number, dim: number, centroids: Float32Array, clusters: number, r: number, out: Int32Array): void {
   const block = Math.min(count, ASSIGN_BLOCK);
   const sims = new Float32Array(block * clusters);
+  const take = Math.min(r, clusters);
   for (let start = 0; start < count; start += block) {
     const n = Math.min(block, count - start);
     matmul(rows.subarray(start * dim, (start + n) * dim), centroids, n, dim, clusters, sims, { transposeB: true });
-    for (let i = 0; i < n; i++) out[start + i] = argmaxRow(sims, i * clusters, clusters);
+    for (let i = 0; i < n; i++) {
+      const o = i * clusters;
+      for (let t = 0; t < take; t++) {
+        const best = argmaxRow(sims, o, clusters);
+        out[(start + i) * r + t] = best;
+        sims[o + best] = -Infinity;
+      }
+    }
   }
 }
 
