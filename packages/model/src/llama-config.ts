@@ -12,7 +12,13 @@ import { z } from 'zod';
  * layouts of RoPE settings are read.
  */
 export const llamaConfigSchema = z.object({
-  model_type: z.string().default('llama').describe('HF model family; `qwen2` implies q/k/v projection biases when `attention_bias` is absent.'),
+  model_type: z
+    .enum(['llama', 'qwen2', 'mistral'])
+    .default('llama')
+    .describe(
+      'HF model family: the layouts this runtime computes exactly (SmolLM checkpoints say `llama`). `qwen2` implies q/k/v biases when `attention_bias` is absent. Others (qwen3 q/k norms, gemma, phi, …) are refused rather than run with their extra tensors ignored.',
+    ),
+  sliding_window: z.number().int().positive().nullable().optional().describe('Mistral/Qwen2 window; for `mistral` it must be null (sliding-window attention is not implemented); Qwen2 uses it only with `use_sliding_window`.'),
   num_hidden_layers: z.number().int().positive().describe('Decoder layers.'),
   hidden_size: z.number().int().positive().describe('Width of the residual stream.'),
   num_attention_heads: z.number().int().positive().describe('Query heads per layer.'),
@@ -49,7 +55,7 @@ export type LlamaConfigInput = z.input<typeof llamaConfigSchema>;
  * `attention_bias` are always present), so the runtime never re-derives them.
  */
 export interface LlamaConfig
-  extends Omit<z.output<typeof llamaConfigSchema>, 'num_key_value_heads' | 'head_dim' | 'attention_bias' | 'rope_scaling' | 'rope_parameters' | 'mlp_bias' | 'use_sliding_window' | 'layer_types'> {
+  extends Omit<z.output<typeof llamaConfigSchema>, 'num_key_value_heads' | 'head_dim' | 'attention_bias' | 'rope_scaling' | 'rope_parameters' | 'mlp_bias' | 'use_sliding_window' | 'sliding_window' | 'layer_types'> {
   readonly num_key_value_heads: number;
   readonly head_dim: number;
   readonly attention_bias: boolean;
@@ -76,10 +82,13 @@ export function parseLlamaConfig(input: unknown): LlamaConfig {
   }
   const headDim = c.head_dim ?? c.hidden_size / c.num_attention_heads;
   if (headDim % 2 !== 0) throw new ConfigError(`model config: head_dim must be even for rotate-half RoPE, got ${headDim}`);
+  if (c.model_type === 'mistral' && c.sliding_window !== undefined && c.sliding_window !== null) {
+    throw new ConfigError(`model config: mistral sliding_window = ${c.sliding_window} is not implemented (sliding-window attention); only null is accepted`);
+  }
   if (c.layer_types !== undefined && c.layer_types.length !== c.num_hidden_layers) {
     throw new ConfigError(`model config: layer_types lists ${c.layer_types.length} layers, num_hidden_layers is ${c.num_hidden_layers}`);
   }
-  const { rope_scaling: _scaling, rope_parameters: _parameters, mlp_bias: _mlpBias, use_sliding_window: _sliding, layer_types: _layerTypes, ...rest } = c;
+  const { rope_scaling: _scaling, rope_parameters: _parameters, mlp_bias: _mlpBias, use_sliding_window: _sliding, sliding_window: _window, layer_types: _layerTypes, ...rest } = c;
   return {
     ...rest,
     num_key_value_heads: kvHeads,

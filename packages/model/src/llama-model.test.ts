@@ -245,6 +245,10 @@ describe('errors', () => {
     expect(() => v5({ use_sliding_window: true })).toThrow(/use_sliding_window/);
     expect(() => v5({ layer_types: ['full_attention', 'sliding_attention', 'full_attention'] })).toThrow(/layer_types/);
     expect(() => v5({ layer_types: ['full_attention'] })).toThrow(/layer_types lists 1 layers, num_hidden_layers is 3/);
+    expect(() => v5({ model_type: 'qwen3' })).toThrow(/model_type/);
+    expect(() => v5({ model_type: 'mistral', sliding_window: 4096 })).toThrow(/mistral sliding_window = 4096 is not implemented/);
+    expect(v5({ model_type: 'mistral', sliding_window: null }).model_type).toBe('mistral');
+    expect(v5({ model_type: 'qwen2', sliding_window: 4096, use_sliding_window: false }).attention_bias).toBe(true);
     expect(v5({ mlp_bias: false, use_sliding_window: false, layer_types: ['full_attention', 'full_attention', 'full_attention'] }).num_hidden_layers).toBe(3);
   });
 
