@@ -176,7 +176,8 @@ function traceStackRows(stack: TraceStack, contenders: readonly Contender[], qua
         const p = scores[l]!.probabilities;
         const keySeq = scores[l]!.keySeq;
         const chosen = selectedKeySets(selection, o.queryHeads);
-        const oracle = selectedKeySets(contender.selector.fromScores(scores[l]!, o.kvHeads), o.queryHeads);
+        const lse = (dense[l]!.result as { lse?: Float32Array }).lse;
+        const oracle = selectedKeySets(contender.selector.fromLayer({ q: dense[l]!.q, keys: stack.caches[l]!.keys(), scale, ...(lse ? { lse } : {}) }), o.queryHeads);
         for (let h = 0; h < o.queryHeads; h++) {
           let mass = 0;
           for (const j of chosen[h]!) mass += p[h * keySeq + j]!;

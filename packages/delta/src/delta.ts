@@ -3,6 +3,7 @@ import type { AttentionScores } from '@sparse-attn/model';
 import { z } from 'zod';
 import { defaultFullCacheLayers, layerPlanFromFullCacheLayers, validateLayerPlan, type LayerPlan } from './layer-plan.js';
 import { createLayerReusePolicy, type LayerReusePolicy, type ReuseSelector } from './layer-reuse-policy.js';
+import { unifiedTokenScores } from './decode-scores.js';
 import { pageScores, pageSelection, recentPages, selectPages } from './select-pages.js';
 import { selfSelectedAttention, selfSelectedDecoder, type RowSelector } from './self-selected-attention.js';
 
@@ -40,7 +41,8 @@ function capturedPageScores(scores: AttentionScores, query: number, visible: num
 }
 
 /**
- * DELTA's selector: page scores `Σ_page max_h p[h][t]` from a Δ-layer's probabilities, the last
+ * DELTA's selector: page scores `Σ_page max_h p[h][t]` from a Δ-layer's probabilities (scored
+ * against its keys with the dense attention's log-sum-exp), the last
  * `recentPages` pages plus the best older ones up to `pageBudget`, one page list shared by every
  * KV head. Active when the cache holds more than `pageBudget` pages.
  */
@@ -49,10 +51,10 @@ export function deltaSelector(config: Pick<DeltaConfig, 'pageSize' | 'pageBudget
   return {
     name: 'delta',
     isActive: (keySeq) => Math.ceil(keySeq / pageSize) > pageBudget,
-    fromScores: (scores, kvHeads) => {
-      const last = scores.queries.length - 1;
-      const pages = selectPages(capturedPageScores(scores, last, scores.keySeq, pageSize), pageBudget, recent);
-      return pageSelection(pages, kvHeads, scores.keySeq, pageSize);
+    fromLayer: ({ q, keys, scale, lse }) => {
+      const keySeq = keys.shape[2]!;
+      const pages = selectPages(pageScores(unifiedTokenScores(q, keys, scale, lse), 1, keySeq, pageSize), pageBudget, recent);
+      return pageSelection(pages, keys.shape[1]!, keySeq, pageSize);
     },
     placeholder: (keySeq, kvHeads) => pageSelection(recentPages(keySeq, pageSize, pageBudget), kvHeads, keySeq, pageSize),
   };

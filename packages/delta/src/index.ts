@@ -16,6 +16,7 @@ export * from './hylra-planner.js';
 export { pageScores, selectPages, pageSelection, recentPages } from './select-pages.js';
 export { tokenSelection, recentTokenSelection } from './select-tokens.js';
 export { topKIndices } from './top-k.js';
+export { decodeLogits, unifiedTokenScores } from './decode-scores.js';
 export { selfSelectedAttention, type RowSelector } from './self-selected-attention.js';
 
 /** Every attention-level method of this package, for `MethodRegistry.registerAll`. */

@@ -7,17 +7,29 @@
  * - prefill calls, and decode steps where the selector is not active (N fits the budget): dense
  *   attention in every layer, no selection state;
  * - `full` layers: core dense attention;
- * - `delta` layers: core dense attention plus the layer's per-head scores of the new query
- *   (captured by the model through core `matmul`), from which the selector builds a selection
- *   that replaces the previous one for the layers that name this layer as their source;
+ * - `delta` layers: core dense attention; then the selector scores the new query against the
+ *   layer's keys (reusing the dense attention's log-sum-exp) and builds a selection that
+ *   replaces the previous one for the layers that name this layer as their source;
  * - `sparse` layers: core's exact `sparseAttention` over their own cache restricted to their
  *   source layer's selection of this step (the most recent keys when they have no source).
  *
  * Nothing is evicted: every layer keeps its full cache.
  */
-import { ShapeError, type Selection } from '@sparse-attn/core';
-import type { AttentionScores, LayerContext, LayerDirective, LayerPolicy, LayerRecord, LayerSummary, StepInfo } from '@sparse-attn/model';
+import { ShapeError, type AttentionResult, type Selection, type Tensor } from '@sparse-attn/core';
+import type { LayerContext, LayerDirective, LayerPolicy, LayerRecord, LayerSummary, StepInfo } from '@sparse-attn/model';
 import { validateLayerPlan, type LayerPlan } from './layer-plan.js';
+
+/** What a selector scores at a `delta` layer: the step's query against the layer's keys. */
+export interface SelectionInput {
+  /** The call's queries, post-RoPE, `[1, Hq, T, D]`; the last row (the decode query) is scored. */
+  readonly q: Tensor;
+  /** The layer's cache keys `[1, Hkv, N, D]` (a view). */
+  readonly keys: Tensor;
+  /** Softmax scale of the layer's attention. */
+  readonly scale: number;
+  /** The dense attention's log-sum-exp of the scored query per head (`[Hq]`), when it returned one. */
+  readonly lse?: Float32Array;
+}
 
 /** How a layer-reuse method selects keys at its `delta` layers. */
 export interface ReuseSelector {
@@ -25,8 +37,8 @@ export interface ReuseSelector {
   readonly name: string;
   /** Whether a decode step over `keySeq` keys sparsifies its sparse layers (the budget is smaller than the cache). */
   isActive(keySeq: number): boolean;
-  /** The selection a `delta` layer hands on, from its captured scores of the step's one query. */
-  fromScores(scores: AttentionScores, kvHeads: number): Selection;
+  /** The selection a `delta` layer hands on, from its dense attention's query and keys. */
+  fromLayer(input: SelectionInput): Selection;
   /** What a sparse layer with no source attends to. */
   placeholder(keySeq: number, kvHeads: number, queryHeads: number): Selection;
 }
@@ -62,9 +74,16 @@ export interface LayerReusePolicy extends LayerPolicy {
   onStep?: (report: ReuseStepReport) => void;
 }
 
+/** The per-head log-sum-exp core's dense attention returns with its result (one decode query), if present. */
+function denseLse(result: AttentionResult, queryHeads: number): Float32Array | undefined {
+  const lse = (result as AttentionResult & { lse?: unknown }).lse;
+  return lse instanceof Float32Array && lse.length === queryHeads ? lse : undefined;
+}
+
 /**
  * A policy running `plan` with `selector` for a model of `plan.roles.length` layers. One policy
- * per session: it keeps the current step's selections between layers.
+ * per session: it keeps the current step's selections between layers. Scores use the softmax
+ * scale `1/sqrt(headDim)` of the model runtime's attention.
  */
 export function createLayerReusePolicy(plan: LayerPlan, selector: ReuseSelector): LayerReusePolicy {
   validateLayerPlan(plan);
@@ -95,8 +114,7 @@ export function createLayerReusePolicy(plan: LayerPlan, selector: ReuseSelector)
       const l = context.layer;
       planned[l] = performance.now();
       const role = plan.roles[l]!;
-      if (!active || role === 'full') return { kind: 'dense' };
-      if (role === 'delta') return { kind: 'dense', capture: { queries: 'last' } };
+      if (!active || role !== 'sparse') return { kind: 'dense' };
       const source = plan.sources[l]!;
       const keySeq = context.cache.length;
       let selection: Selection;
@@ -117,9 +135,11 @@ export function createLayerReusePolicy(plan: LayerPlan, selector: ReuseSelector)
     afterAttention(context: LayerContext, record: LayerRecord) {
       const l = context.layer;
       attentionMs[l] = performance.now() - planned[l]!;
-      if (!active || plan.roles[l] !== 'delta' || !record.scores) return;
+      if (!active || plan.roles[l] !== 'delta') return;
       const started = performance.now();
-      selections[l] = selector.fromScores(record.scores, context.k.shape[1]!);
+      const q = context.q;
+      const lse = denseLse(record.result, q.shape[1]!);
+      selections[l] = selector.fromLayer({ q, keys: context.cache.keys(), scale: 1 / Math.sqrt(q.shape[3]!), ...(lse ? { lse } : {}) });
       selectionMs[l] = performance.now() - started;
     },
     endStep(step: StepInfo, trace: readonly LayerSummary[]) {

@@ -13,11 +13,11 @@ describe('TidalDecode on a model session', () => {
   it('selects per query head at the selection and correction layers, within the budget, reused by the layers after them', () => {
     const policy = createTidalDecodePolicy({ layers: 6, config: { tokenBudget: 20, selectionLayer: 1, correctionLayer: 3 } });
     expect(policy.plan.roles).toEqual(['full', 'delta', 'sparse', 'delta', 'sparse', 'sparse']);
-    const logits = new Map<number, Float32Array>();
+    const queries = new Map<number, Float32Array>();
     const directives: string[] = [];
     const session = model.createSession({
       policy,
-      observers: [{ beginStep: () => { directives.length = 0; }, onAttention: (r: LayerRecord) => { directives.push(r.directive); if (r.scores) logits.set(r.layer, r.scores.logits.slice()); } }],
+      observers: [{ beginStep: () => { directives.length = 0; }, onAttention: (r: LayerRecord) => { directives.push(r.directive); queries.set(r.layer, r.q.data.slice()); } }],
     });
     session.forward(prompt);
     expect(policy.lastStep!.active).toBe(false);
@@ -34,10 +34,19 @@ describe('TidalDecode on a model session', () => {
         expect(sel.headScope).toBe('query');
         expect(sel.heads).toBe(4);
         const perHead = [0, 1, 2, 3].map((h) => rowKeys(sel, h));
+        const cache = session.layers[l]!.cache.keys();
+        const cap = cache.seqCapacity ?? N;
         for (const [h, keys] of perHead.entries()) {
           expect(keys).toHaveLength(20);
-          // Exactly the head's top-20 raw logits from the layer's captured scores.
-          expect(keys).toEqual(Array.from(topKIndices(logits.get(l)!, 20, h * N, N)));
+          // The head's top-20 raw logits, brute force in float64 from its query and the layer's cache.
+          const q = queries.get(l)!;
+          const kv = Math.floor(h / 2);
+          const logits = Array.from({ length: N }, (_, t) => {
+            let dot = 0;
+            for (let c = 0; c < 16; c++) dot += q[h * 16 + c]! * cache.data[(kv * cap + t) * 16 + c]!;
+            return dot;
+          });
+          expect(keys).toEqual(Array.from(topKIndices(logits, 20)));
         }
         expect(new Set(perHead.map((k) => k.join())).size).toBeGreaterThan(1);
       }

@@ -2,6 +2,7 @@ import { ConfigError, defineMethod, parseConfig } from '@sparse-attn/core';
 import { z } from 'zod';
 import { layerPlanFromRoles, validateLayerPlan, type LayerPlan, type LayerRole } from './layer-plan.js';
 import { createLayerReusePolicy, type LayerReusePolicy, type ReuseSelector } from './layer-reuse-policy.js';
+import { decodeLogits } from './decode-scores.js';
 import { recentTokenSelection, tokenSelection } from './select-tokens.js';
 import { selfSelectedAttention, selfSelectedDecoder, type RowSelector } from './self-selected-attention.js';
 import { topKIndices } from './top-k.js';
@@ -63,10 +64,7 @@ export function tidalDecodeSelector(config: Pick<TidalDecodeConfig, 'tokenBudget
   return {
     name: 'tidal-decode',
     isActive: (keySeq) => keySeq > budget,
-    fromScores: (scores) => {
-      const last = scores.queries.length - 1;
-      return tokenSelection(scores.logits.subarray(last * scores.keySeq), scores.queryHeads, scores.keySeq, budget, scores.queries.length * scores.keySeq);
-    },
+    fromLayer: ({ q, keys, scale }) => tokenSelection(decodeLogits(q, keys, scale), q.shape[1]!, keys.shape[2]!, budget),
     placeholder: (keySeq, _kvHeads, queryHeads) => recentTokenSelection(queryHeads, keySeq, budget),
   };
 }
