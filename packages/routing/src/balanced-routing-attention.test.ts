@@ -132,6 +132,13 @@ describe('balanced routing prefill: reference semantics', () => {
     for (let c = 0; c < 6; c++) expect(m.offsets[c + 1]! - m.offsets[c]!).toBe(25);
   });
 
+  it('more clusters than tokens are capped at S (no C × S blow-up); tiny inputs stay exact', () => {
+    const input = gaussian(5, 2, 1, 8, 15);
+    const result = balancedRoutingPrefill(input, config({ clusters: 1_000_000 })).result;
+    expect(result.diagnostics!['clusters']).toBe(5);
+    expect(relativeL2Error(result.output, sparseAttention(input, result.selection!).output)).toBeLessThan(1e-6);
+  });
+
   it('non-causal: one cluster equals dense bidirectional attention; sparse rows may use later keys', () => {
     const input = { ...gaussian(70, 4, 2, 16, 11), causal: false };
     const dense = balancedRoutingPrefill(input, config({ clusters: 1 })).result;

@@ -89,11 +89,12 @@ export type RoutingConfig = z.output<typeof routingConfigSchema>;
 export type CausalRoutingConfig = z.output<typeof causalRoutingConfigSchema>;
 
 /**
- * C for a routed sequence of `length` tokens: the configured value; else, with a configured
- * window w, ceil(length / w) (LUCID `max_seq_len // window_size`); else round(√length).
+ * C for a routed sequence of `length` tokens: the configured value (at most `length`: more
+ * clusters than tokens would only add empty ones, and C·S similarities must stay bounded); else,
+ * with a configured window w, ceil(length / w) (LUCID `max_seq_len // window_size`); else round(√length).
  */
 export function resolveClusters(clusters: number, length: number, window = 0): number {
-  if (clusters > 0) return clusters;
+  if (clusters > 0) return Math.max(1, Math.min(clusters, length));
   if (window > 0) return Math.max(1, Math.ceil(length / window));
   return Math.max(1, Math.round(Math.sqrt(length)));
 }
