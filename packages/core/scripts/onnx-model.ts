@@ -100,15 +100,36 @@ export function oneNodeModel(spec: NodeSpec): Uint8Array {
     .finish();
 }
 
-/** Opset-23 `Attention` over 4-D `[batch, heads, seq, headDim]` q, k, v (`is_causal` as given). */
-export function attentionModel(batch: number, heads: number, seq: number, headDim: number, causal: boolean): Uint8Array {
-  const shape = [batch, heads, seq, headDim];
+/** Shape of a one-node opset-23 `Attention` model. */
+export interface AttentionModelShape {
+  readonly batch: number;
+  readonly queryHeads: number;
+  readonly kvHeads: number;
+  readonly querySeq: number;
+  readonly keySeq: number;
+  readonly headDim: number;
+  /**
+   * ONNX aligns `is_causal` to the upper-left corner, our contract to the end of the keys: they
+   * agree for `querySeq == keySeq`; a one-query step sees every key, so it runs unmasked.
+   */
+  readonly causal: boolean;
+}
+
+/**
+ * Opset-23 `Attention` over 4-D `[batch, heads, seq, headDim]` q, k, v; grouped-query attention
+ * is expressed by k and v having fewer heads, as the operator allows.
+ */
+export function attentionModel(shape: AttentionModelShape): Uint8Array {
+  const { batch, queryHeads, kvHeads, querySeq, keySeq, headDim } = shape;
+  if (shape.causal && querySeq !== keySeq && querySeq !== 1) throw new Error(`ONNX is_causal cannot express ${querySeq} end-aligned queries over ${keySeq} keys`);
+  const qShape = [batch, queryHeads, querySeq, headDim];
+  const kvShape = [batch, kvHeads, keySeq, headDim];
   return oneNodeModel({
     opType: 'Attention',
     opset: 23,
-    inputs: [{ name: 'q', shape }, { name: 'k', shape }, { name: 'v', shape }],
-    output: { name: 'y', shape },
-    intAttributes: { is_causal: causal ? 1 : 0 },
+    inputs: [{ name: 'q', shape: qShape }, { name: 'k', shape: kvShape }, { name: 'v', shape: kvShape }],
+    output: { name: 'y', shape: qShape },
+    intAttributes: { is_causal: shape.causal && querySeq === keySeq ? 1 : 0 },
   });
 }
 

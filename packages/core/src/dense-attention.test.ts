@@ -83,6 +83,8 @@ describe('denseAttention', () => {
     ['non-causal, Dv ≠ D, odd sizes', { batch: 2, kvHeads: 1, group: 2, keySeq: 131, querySeq: 131, headDim: 13, valueDim: 30, causal: false, padding: 0, seed: 3 }],
     ['chunked prefill (Sq < Sk, causal)', { batch: 1, kvHeads: 2, group: 2, keySeq: 200, querySeq: 70, headDim: 32, valueDim: 16, causal: true, padding: 7, seed: 4 }],
     ['one-token decode over a padded cache', { batch: 1, kvHeads: 2, group: 2, keySeq: 150, querySeq: 1, headDim: 32, valueDim: 32, causal: true, padding: 50, seed: 5 }],
+    ['decode chunk over several key chunks (Sq = 3, S = 1000, GQA 4)', { batch: 2, kvHeads: 2, group: 4, keySeq: 1000, querySeq: 3, headDim: 20, valueDim: 12, causal: true, padding: 9, seed: 10 }],
+    ['non-causal short queries over several key chunks', { batch: 1, kvHeads: 1, group: 3, keySeq: 777, querySeq: 2, headDim: 64, valueDim: 64, causal: false, padding: 0, seed: 11 }],
   ];
   for (const [name, c] of fixed) {
     it(`${name}: wasm-simd and js both equal the reference`, () => {

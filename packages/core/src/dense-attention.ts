@@ -61,6 +61,9 @@ export function denseAttention(input: AttentionInput, options: DenseAttentionOpt
   if (arena && d.querySeq * d.groupSize >= MIN_FLASH_ROWS) {
     threads = flashDense(arena, input, d, out, lse, options.threads ?? defaultThreads());
     kernel = 'wasm-simd';
+  } else if (arena) {
+    chunkedRows(arena, input, d, out, lse);
+    kernel = 'wasm-simd';
   } else {
     kernel = rowDense(input, d, out, lse, preference);
   }
@@ -75,6 +78,106 @@ export function denseAttention(input: AttentionInput, options: DenseAttentionOpt
       ...(preference !== 'js' && fallbackReason !== undefined ? { fallbackReason } : {}),
     },
   };
+}
+
+/** Keys per chunk of the short-query path: K and V of a chunk (≤ 256 KB at D = 128) stay in L2. */
+const CHUNK_KEYS = 256;
+
+/**
+ * The short-query path (decode steps, small chunks): per KV head, keys are copied into the
+ * module's memory one chunk at a time and every query row of the GQA group attends to the
+ * chunk (`attendRows`) while it is in cache; chunk partials merge exactly by their running max
+ * and sum (log2 domain):
+ *
+ *   m' = max(m, m_c),  l' = 2^{m − m'} l + 2^{m_c − m'} l_c,  o' = 2^{m − m'} o + 2^{m_c − m'} l_c o_c
+ *
+ * So K/V are read from memory once per KV head (not once per query head) and never copied
+ * whole; the extra memory is one chunk plus the rows' accumulators. K/V that already live in
+ * the kernels' memory (a `kernel`-storage KV cache) are read in place, without the copy.
+ */
+function chunkedRows(arena: SimdArena, input: AttentionInput, d: AttentionDims, out: Float32Array, lse: Float32Array): void {
+  const { headDim: dim, valueDim, groupSize: groups, querySeq, keySeq } = d;
+  // K/V already in the kernels' memory (a `kernel`-storage KV cache) with rows a whole number
+  // of vectors are read in place; a single query row then takes its whole range in one call.
+  const kPointer = dim % 4 === 0 && valueDim % 4 === 0 ? arena.pointerOf(input.k.data) : undefined;
+  const vPointer = kPointer === undefined ? undefined : arena.pointerOf(input.v.data);
+  const inPlace = vPointer !== undefined;
+  const dimPadded = roundUp4(dim);
+  const valuePadded = roundUp4(valueDim);
+  const rows = groups * querySeq;
+  const chunkKeys = inPlace && rows === 1 ? keySeq : CHUNK_KEYS;
+  arena.reset();
+  const kPtr = inPlace ? 0 : arena.alloc(CHUNK_KEYS * dimPadded, false);
+  const vPtr = inPlace ? 0 : arena.alloc(CHUNK_KEYS * valuePadded, false);
+  const qPtr = arena.alloc(rows * dimPadded);
+  const sPtr = arena.alloc(chunkKeys + 4, false);
+  const oPtr = arena.alloc(valuePadded);
+  const statsPtr = arena.alloc(2);
+  const rangesPtr = arena.alloc(2);
+  const f32 = arena.f32;
+  const i32 = arena.i32;
+  const kernels = arena.kernels;
+  const qScale = d.scale * Math.LOG2E;
+  const acc = new Float64Array(rows * valueDim);
+  const runningMax = new Float64Array(rows);
+  const runningSum = new Float64Array(rows);
+  const [oAt, statsAt] = [oPtr >> 2, statsPtr >> 2];
+  const lastPosition = d.causal ? d.queryOffset + querySeq - 1 : keySeq - 1;
+  for (let b = 0; b < d.batch; b++) {
+    for (let kvh = 0; kvh < d.kvHeads; kvh++) {
+      // Q rows of the group, scaled to the log2 domain: row g·querySeq + i is head g, query i.
+      for (let g = 0; g < groups; g++) {
+        for (let i = 0; i < querySeq; i++) {
+          const from = rowOffset(d.qDims, b, kvh * groups + g, i);
+          const to = (qPtr >> 2) + (g * querySeq + i) * dimPadded;
+          for (let c = 0; c < dim; c++) f32[to + c] = input.q.data[from + c]! * qScale;
+        }
+      }
+      acc.fill(0);
+      runningMax.fill(-Infinity);
+      runningSum.fill(0);
+      const kBase = rowOffset(d.kDims, b, kvh, 0);
+      const vBase = rowOffset(d.vDims, b, kvh, 0);
+      for (let first = 0; first <= lastPosition; first += chunkKeys) {
+        const count = Math.min(chunkKeys, lastPosition + 1 - first);
+        let kAt = kPtr;
+        let vAt = vPtr;
+        if (inPlace) {
+          kAt = kPointer! + (kBase + first * dim) * 4;
+          vAt = vPointer + (vBase + first * valueDim) * 4;
+        } else {
+          copyRows(f32, input.k.data, kBase + first * dim, kPtr >> 2, count, dim, dimPadded);
+          copyRows(f32, input.v.data, vBase + first * valueDim, vPtr >> 2, count, valueDim, valuePadded);
+        }
+        for (let r = 0; r < rows; r++) {
+          const i = r % querySeq;
+          const visible = Math.min(count, (d.causal ? d.queryOffset + i + 1 : keySeq) - first);
+          if (visible <= 0) continue;
+          i32[rangesPtr >> 2] = 0;
+          i32[(rangesPtr >> 2) + 1] = visible;
+          kernels.attendRows(qPtr + r * dimPadded * 4, dimPadded, kAt, vAt, valuePadded, rangesPtr, 1, sPtr, oPtr, statsPtr);
+          const chunkMax = f32[statsAt]!;
+          const chunkSum = f32[statsAt + 1]!;
+          const previous = runningMax[r]!;
+          const next = Math.max(previous, chunkMax);
+          const keep = previous === -Infinity ? 0 : 2 ** (previous - next);
+          const add = 2 ** (chunkMax - next) * chunkSum;
+          runningMax[r] = next;
+          runningSum[r] = runningSum[r]! * keep + add;
+          const a = r * valueDim;
+          for (let c = 0; c < valueDim; c++) acc[a + c] = acc[a + c]! * keep + f32[oAt + c]! * add;
+        }
+      }
+      for (let r = 0; r < rows; r++) {
+        const g = Math.floor(r / querySeq);
+        const i = r % querySeq;
+        const row = (b * d.queryHeads + kvh * groups + g) * querySeq + i;
+        const inv = 1 / runningSum[r]!;
+        for (let c = 0; c < valueDim; c++) out[row * valueDim + c] = acc[r * valueDim + c]! * inv;
+        lse[row] = runningMax[r]! * Math.LN2 + Math.log(runningSum[r]!);
+      }
+    }
+  }
 }
 
 /** Every query over its visible key range through the row kernel; returns the kernel's name. */

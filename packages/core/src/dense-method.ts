@@ -17,7 +17,8 @@ export const denseMethod = defineMethod({
       return denseAttention(input, { checkFinite: false });
     },
     createDecoder: (shape: DecoderShape): AttentionDecoder => {
-      const cache = new KVCache({ batch: shape.batch, kvHeads: shape.kvHeads, headDim: shape.headDim, valueDim: shape.valueDim ?? shape.headDim });
+      // Kernel memory: each step reads the cache in place instead of copying it in.
+      const cache = new KVCache({ batch: shape.batch, kvHeads: shape.kvHeads, headDim: shape.headDim, valueDim: shape.valueDim ?? shape.headDim, storage: 'kernel' });
       return {
         get length() {
           return cache.length;

@@ -124,3 +124,47 @@ describe('decode through the dense method equals prefill', () => {
     expect(() => decoder.step({ q: tensor([1, 3, 1, 4]), k: sliceSeq(input.k, 0, 1), v: sliceSeq(input.v, 0, 1) })).toThrow(/decoder step: q must be \[1, 2, T, 4\], got \[1, 3, 1, 4\]/);
   });
 });
+
+describe('KVCache in kernel memory', () => {
+  it('reports where its rows live and behaves like a JS cache (append, growth, retain, reset)', () => {
+    const js = new KVCache({ batch: 2, kvHeads: 2, headDim: 4, valueDim: 8, initialCapacity: 2 });
+    const kernel = new KVCache({ batch: 2, kvHeads: 2, headDim: 4, valueDim: 8, initialCapacity: 2, storage: 'kernel' });
+    expect(js.storage).toBe('js');
+    expect(kernel.storage).toBe('kernel');
+    for (const cache of [js, kernel]) {
+      cache.append(indexed(2, 2, 3, 4), indexed(2, 2, 3, 8));
+      cache.append(indexed(2, 2, 6, 4, 3), indexed(2, 2, 6, 8, 3));
+      cache.retain([[0, 2, 5, 8], [1, 2, 3, 4], [0, 1, 2, 3], [5, 6, 7, 8]]);
+    }
+    expect(kernel.storage).toBe('kernel');
+    expect(maxAbsDiff(kernel.keys(), js.keys())).toBe(0);
+    expect(maxAbsDiff(kernel.values(), js.values())).toBe(0);
+  });
+
+  const shapes = [
+    { label: 'one-token decode, MHA, D = 16 (read in place)', queryHeads: 2, kvHeads: 2, seq: 700, query: 1, headDim: 16, valueDim: 16 },
+    { label: 'decode chunk of 3, GQA 4, several key chunks (read in place)', queryHeads: 8, kvHeads: 2, seq: 600, query: 3, headDim: 8, valueDim: 12 },
+    { label: 'D = 6 (not a whole number of vectors: copied in)', queryHeads: 2, kvHeads: 1, seq: 300, query: 1, headDim: 6, valueDim: 6 },
+  ];
+  for (const s of shapes) {
+    it(`dense attention over the cache equals the reference: ${s.label}`, () => {
+      const w = createWorkload('gaussian', { queryHeads: s.queryHeads, kvHeads: s.kvHeads, seqLength: s.seq, headDim: s.headDim, valueDim: s.valueDim, seed: 30 });
+      const cache = new KVCache({ batch: 1, kvHeads: s.kvHeads, headDim: s.headDim, valueDim: s.valueDim, initialCapacity: 64, storage: 'kernel' });
+      cache.append(sliceSeq(w.input.k, 0, 250), sliceSeq(w.input.v, 0, 250));
+      cache.append(sliceSeq(w.input.k, 250, s.seq), sliceSeq(w.input.v, 250, s.seq));
+      expect(cache.storage).toBe('kernel');
+      const q = sliceSeq(w.input.q, s.seq - s.query, s.seq);
+      const truth = referenceAttention({ q, k: w.input.k, v: w.input.v });
+      const fast = denseAttention({ q, k: cache.keys(), v: cache.values() });
+      expect(fast.backend.kernel).toBe('wasm-simd');
+      expect(relativeL2Error(fast.output, truth.output)).toBeLessThan(1e-5);
+      for (let i = 0; i < truth.lse.length; i++) expect(fast.lse[i]).toBeCloseTo(truth.lse[i]!, 4);
+    });
+  }
+
+  it('the dense decoder keeps its cache in kernel memory and still equals prefill', () => {
+    const { input } = createWorkload('structured', { queryHeads: 4, kvHeads: 2, seqLength: 300, headDim: 16, seed: 5 });
+    const method = denseMethod.create();
+    expect(relativeL2Error(decodeTokenByToken(method, input, 1), referenceAttention(input).output)).toBeLessThan(1e-5);
+  });
+});

@@ -1,5 +1,14 @@
 import { ShapeError, formatShape } from './errors.js';
+import { simdKernels, type SimdArena } from './kernels/simd-runtime.js';
 import { dims4, rowOffset, type Tensor } from './tensor.js';
+
+/**
+ * Where a {@link KVCache} keeps its rows: `js` in ordinary `Float32Array`s; `kernel` in the
+ * WebAssembly kernels' shared memory, so `denseAttention` and `sparseAttention` read them in
+ * place instead of copying every key and value in at each decode step (falls back to `js`
+ * where the shared-memory kernels are unavailable; {@link KVCache.storage} says which ran).
+ */
+export type KVCacheStorage = 'js' | 'kernel';
 
 /** Shape of a KV cache. */
 export interface KVCacheShape {
@@ -9,6 +18,29 @@ export interface KVCacheShape {
   readonly valueDim: number;
   /** Rows to allocate up front per head (grows by doubling). Default 256. */
   readonly initialCapacity?: number;
+  /**
+   * `js` (default) or `kernel` (see {@link KVCacheStorage}). With `kernel`, the arrays behind
+   * `keys()`/`values()` are views of a shared WebAssembly memory: keep the returned tensors (not
+   * subarrays cut from them) for as long as you read them; a block is recycled once its view is
+   * garbage-collected.
+   */
+  readonly storage?: KVCacheStorage;
+}
+
+/** Returns kernel-memory blocks to the arena once the cache (and every tensor view of it) is gone. */
+const releaseBlock = new FinalizationRegistry<{ arena: SimdArena; byteOffset: number; length: number }>((block) => block.arena.freePersistent(block));
+
+/** `floats` zero-filled floats in the kernels' memory when asked and possible, else on the JS heap. */
+function allocateRows(floats: number, storage: KVCacheStorage): Float32Array {
+  if (storage === 'kernel') {
+    const arena = simdKernels();
+    const view = arena?.allocPersistent(floats);
+    if (arena && view) {
+      releaseBlock.register(view, { arena, byteOffset: view.byteOffset, length: view.length });
+      return view;
+    }
+  }
+  return new Float32Array(floats);
 }
 
 /**
@@ -22,6 +54,7 @@ export class KVCache {
   readonly headDim: number;
   readonly valueDim: number;
   private capacity: number;
+  private readonly requestedStorage: KVCacheStorage;
   private k: Float32Array;
   private v: Float32Array;
   private len = 0;
@@ -35,8 +68,15 @@ export class KVCache {
     this.headDim = shape.headDim;
     this.valueDim = shape.valueDim;
     this.capacity = Math.max(1, shape.initialCapacity ?? 256);
-    this.k = new Float32Array(this.batch * this.kvHeads * this.capacity * this.headDim);
-    this.v = new Float32Array(this.batch * this.kvHeads * this.capacity * this.valueDim);
+    this.requestedStorage = shape.storage ?? 'js';
+    this.k = allocateRows(this.batch * this.kvHeads * this.capacity * this.headDim, this.requestedStorage);
+    this.v = allocateRows(this.batch * this.kvHeads * this.capacity * this.valueDim, this.requestedStorage);
+  }
+
+  /** Where the rows actually live: `kernel` only when asked for and the shared-memory kernels loaded. */
+  get storage(): KVCacheStorage {
+    const arena = this.requestedStorage === 'kernel' ? simdKernels() : undefined;
+    return arena?.pointerOf(this.k) !== undefined && arena.pointerOf(this.v) !== undefined ? 'kernel' : 'js';
   }
 
   /** Tokens held. */
@@ -121,8 +161,8 @@ export class KVCache {
     if (needed <= this.capacity) return;
     let capacity = this.capacity * 2;
     while (capacity < needed) capacity *= 2;
-    const k = new Float32Array(this.batch * this.kvHeads * capacity * this.headDim);
-    const v = new Float32Array(this.batch * this.kvHeads * capacity * this.valueDim);
+    const k = allocateRows(this.batch * this.kvHeads * capacity * this.headDim, this.requestedStorage);
+    const v = allocateRows(this.batch * this.kvHeads * capacity * this.valueDim, this.requestedStorage);
     for (let bh = 0; bh < this.batch * this.kvHeads; bh++) {
       k.set(this.k.subarray(bh * this.capacity * this.headDim, (bh * this.capacity + this.len) * this.headDim), bh * capacity * this.headDim);
       v.set(this.v.subarray(bh * this.capacity * this.valueDim, (bh * this.capacity + this.len) * this.valueDim), bh * capacity * this.valueDim);

@@ -3,7 +3,8 @@ import { describe, expect, it } from 'vitest';
 import { referenceAttention } from './reference-attention.js';
 import { SelectionBuilder, type Selection } from './selection.js';
 import { mergeAttention, sparseAttention } from './sparse-executor.js';
-import { relativeL2Error, tensor } from './tensor.js';
+import { relativeL2Error, sliceSeq, tensor } from './tensor.js';
+import { KVCache } from './kv-cache.js';
 import { createWorkload } from './workloads.js';
 import { Rng } from './random.js';
 import { ShapeError } from './errors.js';
@@ -105,4 +106,40 @@ describe('sparseAttention', () => {
     for (let r = 0; r < 8; r++) bad.pushRow([3, 1]);
     expect(() => sparseAttention(w.input, bad.finish())).toThrow(ShapeError);
   });
+});
+
+describe('sparseAttention reads only the selected keys', () => {
+  /** A one-token decode step over 5000 keys selecting 3 blocks of 64; every other K/V row is NaN. */
+  function poisonedDecode(storage: 'js' | 'kernel') {
+    const seq = 5000;
+    const dim = 16;
+    const w = createWorkload('gaussian', { queryHeads: 4, kvHeads: 2, seqLength: seq, headDim: dim, seed: 12 });
+    const blocks = [0, 40, 78];
+    const keep = new Uint8Array(seq);
+    for (const block of blocks) keep.fill(1, block * 64, Math.min(seq, (block + 1) * 64));
+    const poisoned = (t: typeof w.input.k) => {
+      const data = t.data.slice();
+      for (let h = 0; h < 2; h++) for (let j = 0; j < seq; j++) if (!keep[j]) data.fill(Number.NaN, (h * seq + j) * dim, (h * seq + j + 1) * dim);
+      return tensor(t.shape, data);
+    };
+    const cache = new KVCache({ batch: 1, kvHeads: 2, headDim: dim, valueDim: dim, initialCapacity: seq, storage });
+    cache.append(poisoned(w.input.k), poisoned(w.input.v));
+    const builder = new SelectionBuilder({ kind: 'block', blockSize: 64, headScope: 'kv', batch: 1, heads: 2, rows: 1, keySeq: seq });
+    for (let h = 0; h < 2; h++) builder.pushRow(blocks);
+    const q = sliceSeq(w.input.q, seq - 1, seq);
+    const result = sparseAttention({ q, k: cache.keys(), v: cache.values() }, builder.finish(), { checkFinite: false });
+    const dense = sparseAttention({ q, k: w.input.k, v: w.input.v }, builder.finish());
+    return { result, dense, storage: cache.storage };
+  }
+
+  for (const storage of ['js', 'kernel'] as const) {
+    it(`a decode step over a ${storage}-storage cache never touches unselected rows (NaN there) and equals the clean result`, () => {
+      const { result, dense, storage: actual } = poisonedDecode(storage);
+      expect(actual).toBe(storage);
+      expect(result.backend.kernel).toBe('executor-wasm-simd');
+      expect(result.output.data.every(Number.isFinite)).toBe(true);
+      expect(relativeL2Error(result.output, dense.output)).toBeLessThan(1e-6);
+      expect(result.stats.pairs).toBe(4 * (64 + 64 + 8)); // block 78 is clipped at key 5000
+    });
+  }
 });

@@ -70,7 +70,8 @@ export function sparseAttention(input: AttentionInput, selection: Selection, opt
     selection,
     lse,
     stats: sparseStats(d, pairs, selection.headScope === 'kv', options.selectionMs ?? 0, attentionMs),
-    backend: { backend: 'cpu', kernel: 'js-executor' },
+    // The row kernel that actually ran (`wasm-simd` where WebAssembly SIMD loads, else `js`).
+    backend: { backend: 'cpu', kernel: `executor-${scratch.kernel}`, ...(scratch.fallbackReason ? { fallbackReason: scratch.fallbackReason } : {}) },
   };
 }
 

@@ -26,8 +26,9 @@ interface SimdResidency {
   readonly valueDim: number;
   readonly dimPadded: number;
   readonly valuePadded: number;
-  readonly kPtr: number;
-  readonly vPtr: number;
+  /** Where copied-in K/V rows live; allocated on first use (−1 before: in-place reads need none). */
+  kPtr: number;
+  vPtr: number;
   readonly qPtr: number;
   readonly sPtr: number;
   readonly outPtr: number;
@@ -39,8 +40,12 @@ interface SimdResidency {
   kBase: number;
   v: Float32Array | undefined;
   vBase: number;
-  /** 1 where key row j of the resident head has been copied in. */
-  readonly loaded: Uint8Array;
+  /** Keys of the head (rows the residency can hold). */
+  readonly keySeq: number;
+  /** Key row j of the resident head has been copied in when `loaded[j] === stamp`. */
+  loaded: Int32Array;
+  /** This head's stamp in `loaded` (a fresh one per resident head: no O(S) clearing). */
+  stamp: number;
   /** Rows [0, prefix) are all loaded: the common causal case needs no per-row check. */
   prefix: number;
 }
@@ -63,7 +68,8 @@ export class RowScratch {
 
   constructor(keySeq: number, valueDim: number, preference: KernelPreference = 'auto') {
     this.keySeq = keySeq;
-    this.scores = new Float32Array(Math.max(1, keySeq));
+    // Grown on demand by the JS kernel, so a scratch over a long cache costs O(1) to create.
+    this.scores = new Float32Array(Math.max(1, Math.min(keySeq, 1024)));
     this.acc = new Float32Array(valueDim);
     this.ranges = new Int32Array(64);
     const resolved = resolveKernel(preference);
@@ -193,34 +199,69 @@ function attendRangesSimd(
 ): void {
   const nRanges = scratch.rangeCount;
   const r = residency(arena, scratch, dim, valueDim);
+  // K/V already in the module's memory (a kernel-memory KV cache) with rows a whole number of
+  // vectors: read in place, no copy.
+  const kPointer = dim % 4 === 0 && valueDim % 4 === 0 ? arena.pointerOf(k) : undefined;
+  const vPointer = kPointer === undefined ? undefined : arena.pointerOf(v);
+  if (vPointer !== undefined) {
+    checkRanges(scratch);
+    runRows(arena, r, q, qOff, scale, scratch, kPointer! + kBase * 4, vPointer + vBase * 4, out, outOff, lse, lseOff);
+    return;
+  }
+  if (r.kPtr < 0) {
+    r.kPtr = arena.alloc(r.keySeq * r.dimPadded, false);
+    r.vPtr = arena.alloc(r.keySeq * r.valuePadded, false);
+  }
   if (r.k !== k || r.kBase !== kBase || r.v !== v || r.vBase !== vBase) {
     r.k = k;
     r.kBase = kBase;
     r.v = v;
     r.vBase = vBase;
-    r.loaded.fill(0);
+    r.stamp = nextStamp();
+    r.loaded = stampsFor(r.keySeq);
     r.prefix = 0;
   }
-  if (2 * nRanges > r.rangesCapacity) {
-    r.rangesCapacity = 4 * nRanges;
-    r.rangesPtr = arena.alloc(r.rangesCapacity);
-  }
+  checkRanges(scratch);
   const ranges = scratch.ranges;
   for (let i = 0; i < nRanges; i++) {
+    const end = ranges[2 * i + 1]!;
+    if (end > r.prefix) loadRows(r, ranges[2 * i]!, end);
+  }
+  runRows(arena, r, q, qOff, scale, scratch, r.kPtr, r.vPtr, out, outOff, lse, lseOff);
+}
+
+/** Throws a `ShapeError` for a range outside the keys the scratch was created for. */
+function checkRanges(scratch: RowScratch): void {
+  const ranges = scratch.ranges;
+  for (let i = 0; i < scratch.rangeCount; i++) {
     const start = ranges[2 * i]!;
     const end = ranges[2 * i + 1]!;
     if (start < 0 || end > scratch.keySeq || start > end) {
       throw new ShapeError(`attendRanges: key range [${start}, ${end}) outside the ${scratch.keySeq} keys the scratch was created for`);
     }
-    if (end > r.prefix) loadRows(r, start, end);
+  }
+}
+
+/** Copies q (scaled) and the ranges in, runs `attendRows` over K/V at `kPtr`/`vPtr`, copies the row out. */
+function runRows(
+  arena: SimdArena, r: SimdResidency,
+  q: Float32Array, qOff: number, scale: number,
+  scratch: RowScratch, kPtr: number, vPtr: number,
+  out: Float32Array, outOff: number,
+  lse: Float32Array, lseOff: number,
+): void {
+  const nRanges = scratch.rangeCount;
+  if (2 * nRanges > r.rangesCapacity) {
+    r.rangesCapacity = 4 * nRanges;
+    r.rangesPtr = arena.alloc(r.rangesCapacity);
   }
   const f32 = arena.f32;
-  arena.i32.set(ranges.subarray(0, 2 * nRanges), r.rangesPtr >> 2);
+  arena.i32.set(scratch.ranges.subarray(0, 2 * nRanges), r.rangesPtr >> 2);
   const qs = scale * Math.LOG2E;
   const qAt = r.qPtr >> 2;
-  for (let c = 0; c < dim; c++) f32[qAt + c] = q[qOff + c]! * qs;
-  arena.kernels.attendRows(r.qPtr, r.dimPadded, r.kPtr, r.vPtr, r.valuePadded, r.rangesPtr, nRanges, r.sPtr, r.outPtr, r.statsPtr);
-  out.set(f32.subarray(r.outPtr >> 2, (r.outPtr >> 2) + valueDim), outOff);
+  for (let c = 0; c < r.dim; c++) f32[qAt + c] = q[qOff + c]! * qs;
+  arena.kernels.attendRows(r.qPtr, r.dimPadded, kPtr, vPtr, r.valuePadded, r.rangesPtr, nRanges, r.sPtr, r.outPtr, r.statsPtr);
+  out.set(f32.subarray(r.outPtr >> 2, (r.outPtr >> 2) + r.valueDim), outOff);
   const stats = r.statsPtr >> 2;
   lse[lseOff] = f32[stats]! * Math.LN2 + Math.log(f32[stats + 1]!);
 }
@@ -241,10 +282,12 @@ function residency(arena: SimdArena, scratch: RowScratch, dim: number, valueDim:
     valueDim,
     dimPadded,
     valuePadded,
-    kPtr: arena.alloc(keySeq * dimPadded),
-    vPtr: arena.alloc(keySeq * valuePadded),
+    // K/V rows are copied in (padding lanes zeroed) before they are read, and scores are
+    // written before they are read, so none of the O(keySeq) regions is cleared per call.
+    kPtr: -1,
+    vPtr: -1,
     qPtr: arena.alloc(dimPadded),
-    sPtr: arena.alloc(keySeq + 4),
+    sPtr: arena.alloc(keySeq + 4, false),
     outPtr: arena.alloc(valuePadded),
     statsPtr: arena.alloc(2),
     rangesPtr: arena.alloc(rangesCapacity),
@@ -253,43 +296,73 @@ function residency(arena: SimdArena, scratch: RowScratch, dim: number, valueDim:
     kBase: 0,
     v: undefined,
     vBase: 0,
-    loaded: new Uint8Array(keySeq),
+    keySeq,
+    stamp: nextStamp(),
+    loaded: stampsFor(keySeq),
     prefix: 0,
   };
   scratch.simd = created;
   return created;
 }
 
+/**
+ * Residency stamps shared by every scratch: a head's rows are marked with a stamp no other
+ * head ever used, so switching heads costs O(1) instead of clearing O(keySeq) flags per call.
+ * Stamps only grow; the array is replaced (never cleared in place) when it must grow or the
+ * stamps run out, so a residency that still holds an older array keeps consistent flags.
+ */
+let stamps = new Int32Array(0);
+let lastStamp = 0;
+
+/** The current stamp array, replaced by a larger one when it cannot hold `keySeq` keys. */
+function stampsFor(keySeq: number): Int32Array {
+  if (stamps.length < keySeq) stamps = new Int32Array(Math.max(keySeq, 2 * stamps.length));
+  return stamps;
+}
+
+/** A stamp no row of the current array holds (fresh array once every 2³¹ − 1 heads). */
+function nextStamp(): number {
+  if (lastStamp === 0x7fffffff) {
+    stamps = new Int32Array(stamps.length);
+    lastStamp = 0;
+  }
+  return ++lastStamp;
+}
+
 /** Copies the not-yet-resident key/value rows of `[start, end)` into the module's memory. */
 function loadRows(r: SimdResidency, start: number, end: number): void {
-  const loaded = r.loaded;
+  const { loaded, stamp } = r;
   const k = r.k!;
   const v = r.v!;
   const { dim, valueDim, dimPadded, valuePadded } = r;
   let j = Math.max(start, r.prefix);
   while (j < end) {
-    if (loaded[j]) {
+    if (loaded[j] === stamp) {
       j++;
       continue;
     }
     let e = j + 1;
-    while (e < end && !loaded[e]) e++;
+    while (e < end && loaded[e] !== stamp) e++;
     const f32 = r.arena.f32;
     copyRows(f32, k, r.kBase + j * dim, (r.kPtr >> 2) + j * dimPadded, e - j, dim, dimPadded);
     copyRows(f32, v, r.vBase + j * valueDim, (r.vPtr >> 2) + j * valuePadded, e - j, valueDim, valuePadded);
-    loaded.fill(1, j, e);
+    loaded.fill(stamp, j, e);
     j = e;
   }
-  while (r.prefix < loaded.length && loaded[r.prefix]) r.prefix++;
+  while (r.prefix < r.keySeq && loaded[r.prefix] === stamp) r.prefix++;
 }
 
-/** Copies `rows` rows of `width` floats into rows of `stride` floats (padding lanes stay 0). */
+/** Copies `rows` rows of `width` floats into rows of `stride` floats, zeroing the padding lanes. */
 export function copyRows(target: Float32Array, source: Float32Array, from: number, to: number, rows: number, width: number, stride: number): void {
   if (width === stride) {
     target.set(source.subarray(from, from + rows * width), to);
     return;
   }
-  for (let i = 0; i < rows; i++) target.set(source.subarray(from + i * width, from + (i + 1) * width), to + i * stride);
+  for (let i = 0; i < rows; i++) {
+    const at = to + i * stride;
+    target.set(source.subarray(from + i * width, from + (i + 1) * width), at);
+    target.fill(0, at + width, at + stride);
+  }
 }
 
 /** `n` rounded up to a multiple of 4 (one f32x4 vector). */

@@ -39,3 +39,33 @@ describe('simd kernels module', () => {
     arena.reset();
   });
 });
+
+describe('persistent kernel-memory blocks', () => {
+  it('survive scratch resets and large kernel calls, are reused after free, and merge holes', () => {
+    const arena = simdKernels()!;
+    const a = arena.allocPersistent(1000)!;
+    const b = arena.allocPersistent(3000)!;
+    expect(a.buffer).toBeInstanceOf(SharedArrayBuffer);
+    expect(arena.pointerOf(a)).toBe(a.byteOffset);
+    expect(arena.pointerOf(new Float32Array(4))).toBeUndefined();
+    a.fill(1.5);
+    b.fill(-2);
+    // A scratch allocation far larger than the blocks, after a reset: it must land above them.
+    arena.reset();
+    const scratch = arena.alloc(1 << 20);
+    expect(scratch).toBeGreaterThanOrEqual(b.byteOffset + b.length * 4);
+    arena.f32.fill(7, scratch >> 2, (scratch >> 2) + (1 << 20));
+    expect(a.every((x) => x === 1.5)).toBe(true);
+    expect(b.every((x) => x === -2)).toBe(true);
+    // Freed blocks are reused (first fit), zero-filled again.
+    arena.freePersistent(a);
+    const c = arena.allocPersistent(500)!;
+    expect(c.byteOffset).toBe(a.byteOffset);
+    expect(c.every((x) => x === 0)).toBe(true);
+    // Freeing everything returns the heap to where it started.
+    const before = a.byteOffset;
+    arena.freePersistent(c);
+    arena.freePersistent(b);
+    expect(arena.persistentBytes).toBe(before);
+  });
+});

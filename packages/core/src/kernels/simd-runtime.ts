@@ -41,8 +41,14 @@ export const TILE_KEYS = 64;
 const PAGE_BYTES = 65536;
 
 /**
- * The module's memory with a bump allocator. Offsets returned by {@link alloc} stay valid
- * until {@link reset}; the typed-array views are refreshed whenever the memory grows.
+ * The module's memory: a bump allocator for per-call scratch above a small heap of persistent
+ * blocks (KV-cache storage that kernels read in place, see {@link SimdArena.allocPersistent}).
+ *
+ *   [0, persistentTop)      persistent blocks (and free holes between them)
+ *   [persistentTop, top)    this call's scratch; {@link reset} frees it all
+ *
+ * Offsets returned by {@link alloc} stay valid until {@link reset}; the typed-array views are
+ * refreshed whenever the memory grows.
  */
 export class SimdArena {
   readonly kernels: SimdExports;
@@ -53,9 +59,17 @@ export class SimdArena {
   f32: Float32Array;
   /** Int32 view of the whole memory (replaced when the memory grows). */
   i32: Int32Array;
-  /** Incremented by every {@link reset}: resident data of an older generation is gone. */
+  /**
+   * Incremented by every {@link reset} and whenever the persistent heap grows into the scratch
+   * region: resident scratch data of an older generation is gone.
+   */
   generation = 0;
   private top = 0;
+  private persistentTop = 0;
+  /** Free holes of the persistent heap, sorted by offset, adjacent holes merged. */
+  private readonly holes: { offset: number; bytes: number }[] = [];
+  /** Every buffer object the memory has handed out (a shared memory gives a new one per growth). */
+  private readonly buffers = new WeakSet<object>();
 
   constructor(kernels: SimdExports, memory: WasmMemory, sharedModule?: object) {
     this.kernels = kernels;
@@ -63,29 +77,111 @@ export class SimdArena {
     this.sharedModule = sharedModule;
     this.f32 = new Float32Array(memory.buffer);
     this.i32 = new Int32Array(memory.buffer);
+    this.buffers.add(this.f32.buffer);
   }
 
-  /** Frees every allocation (offsets handed out before become invalid). */
+  /** Frees every scratch allocation (offsets handed out by {@link alloc} become invalid). */
   reset(): void {
-    this.top = 0;
+    this.top = this.persistentTop;
     this.generation++;
   }
 
-  /** Allocates `floats` zero-filled 4-byte slots, 64-byte aligned; returns the byte offset. */
-  alloc(floats: number): number {
-    const offset = this.top;
-    const bytes = Math.ceil((floats * 4) / 64) * 64;
-    const needed = offset + bytes;
-    const have = this.memory.buffer.byteLength;
-    if (needed > have) {
-      this.memory.grow(Math.ceil((needed - have) / PAGE_BYTES));
-      this.f32 = new Float32Array(this.memory.buffer);
-      this.i32 = new Int32Array(this.memory.buffer);
-    }
+  /**
+   * Allocates `floats` 4-byte slots, 64-byte aligned; returns the byte offset. Zero-filled
+   * unless `zero` is false: callers that overwrite every slot they read (K/V residency, score
+   * buffers) skip the fill, so an allocation sized by the sequence costs nothing per call.
+   */
+  alloc(floats: number, zero = true): number {
+    const offset = Math.max(this.top, this.persistentTop);
+    const needed = offset + roundUp64(floats * 4);
+    this.ensure(needed);
     this.top = needed;
-    this.f32.fill(0, offset >> 2, (offset >> 2) + floats);
+    if (zero) this.f32.fill(0, offset >> 2, (offset >> 2) + floats);
     return offset;
   }
+
+  /**
+   * A zero-filled block of `floats` floats that survives {@link reset}, as a `Float32Array`
+   * view of the module's memory, so kernels can read it in place ({@link pointerOf}). Only
+   * with a shared memory (whose views stay valid when it grows); `undefined` otherwise or when
+   * the memory cannot grow. Release it with {@link freePersistent}; call neither while a
+   * kernel call is allocating scratch.
+   */
+  allocPersistent(floats: number): Float32Array | undefined {
+    if (!this.sharedModule || floats <= 0) return undefined;
+    const bytes = roundUp64(floats * 4);
+    let offset = -1;
+    const hole = this.holes.findIndex((h) => h.bytes >= bytes);
+    if (hole >= 0) {
+      const h = this.holes[hole]!;
+      offset = h.offset;
+      if (h.bytes === bytes) this.holes.splice(hole, 1);
+      else this.holes[hole] = { offset: h.offset + bytes, bytes: h.bytes - bytes };
+    } else {
+      try {
+        this.ensure(this.persistentTop + bytes);
+      } catch {
+        return undefined; // the memory is at its maximum (4 GiB) or the system refused
+      }
+      offset = this.persistentTop;
+      this.persistentTop += bytes;
+      // The scratch region now starts higher: scratch that lived there is gone.
+      this.top = Math.max(this.top, this.persistentTop);
+      this.generation++;
+    }
+    this.f32.fill(0, offset >> 2, (offset >> 2) + floats);
+    const view = new Float32Array(this.memory.buffer, offset, floats);
+    this.buffers.add(view.buffer);
+    return view;
+  }
+
+  /** Returns a block from {@link allocPersistent} to the heap (its views must no longer be used). */
+  freePersistent(block: { byteOffset: number; length: number }): void {
+    let offset = block.byteOffset;
+    let bytes = roundUp64(block.length * 4);
+    let at = this.holes.findIndex((h) => h.offset > offset);
+    if (at < 0) at = this.holes.length;
+    const before = this.holes[at - 1];
+    const after = this.holes[at];
+    if (after && offset + bytes === after.offset) {
+      bytes += after.bytes;
+      this.holes.splice(at, 1);
+    }
+    if (before && before.offset + before.bytes === offset) {
+      offset = before.offset;
+      bytes += before.bytes;
+      this.holes.splice(at - 1, 1);
+      at--;
+    }
+    if (offset + bytes === this.persistentTop) this.persistentTop = offset;
+    else this.holes.splice(at, 0, { offset, bytes });
+  }
+
+  /**
+   * The byte offset of `data` in the module's memory when it is a view of it (a persistent
+   * block), else `undefined`: kernels then read it in place instead of copying it in.
+   */
+  pointerOf(data: Float32Array): number | undefined {
+    return this.buffers.has(data.buffer) ? data.byteOffset : undefined;
+  }
+
+  /** Bytes held by persistent blocks and holes (for tests and diagnostics). */
+  get persistentBytes(): number {
+    return this.persistentTop;
+  }
+
+  private ensure(bytes: number): void {
+    const have = this.memory.buffer.byteLength;
+    if (bytes <= have) return;
+    this.memory.grow(Math.ceil((bytes - have) / PAGE_BYTES));
+    this.f32 = new Float32Array(this.memory.buffer);
+    this.i32 = new Int32Array(this.memory.buffer);
+    this.buffers.add(this.f32.buffer);
+  }
+}
+
+function roundUp64(bytes: number): number {
+  return Math.ceil(bytes / 64) * 64;
 }
 
 interface WasmNamespace {
