@@ -12,5 +12,5 @@ mkdir -p "$OUT"
 SEQS=${1:-4096,16384,65536}
 shift || true
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem --format=csv,noheader || true
-(cd .node-bin/bundle && /tmp/node/node gpu-check.js --bench "$SEQS" --out "$OUT/gpu-bench.json" "$@") 2>&1 | tee "$OUT/gpu-check.log"
-PYTHONUNBUFFERED=1 python3 packages/backend-gpu/bench/torch_sdpa.py "$SEQS" 2>&1 | tee "$OUT/torch-sdpa.log"
+(cd .node-bin/bundle && timeout ${GPU_TIMEOUT:-420} /tmp/node/node gpu-check.js --bench "$SEQS" --out "$OUT/gpu-bench.json" "$@") 2>&1 | tee "$OUT/gpu-check.log"
+PYTHONUNBUFFERED=1 timeout 120 python3 packages/backend-gpu/bench/torch_sdpa.py "$SEQS" 2>&1 | tee "$OUT/torch-sdpa.log"

@@ -20,7 +20,7 @@ import {
 import { blockTopKConfigSchema, maxPicksPerRow, type BlockTopKConfig } from './block-top-k.js';
 import { createGpuContext, platformGpu, type GpuContext } from './gpu-device.js';
 import { attachGpuJs, type GpuJsBridge, type GpuJsBuffer } from './gpu-js-bridge.js';
-import { poolKeyBlocksGpuJs } from './kernels/block-pool-gpu-js.js';
+import { poolKeyBlocksGpuJs, type PooledBuffers } from './kernels/block-pool-gpu-js.js';
 import { POOL_PARAMS, POOL_THREADS, blockPoolWgsl } from './kernels/block-pool-wgsl.js';
 import { SCORE_PARAMS, blockScoreWgsl } from './kernels/block-score-wgsl.js';
 import { TOP_K_PARAMS, TOP_K_THREADS, blockTopKWgsl } from './kernels/block-top-k-wgsl.js';
@@ -114,10 +114,8 @@ export class GpuBackend {
   readonly context: GpuContext;
   /** What every result of this backend records as `backend`. */
   readonly info: BackendInfo;
-  /** What block top-k results record: WGSL kernels plus gpu.js pooling, or the WGSL fallback and why. */
-  readonly blockInfo: BackendInfo;
-  /** gpu.js on this backend's device, when attached. */
-  readonly gpuJs: GpuJsAttachment;
+  /** gpu.js on this backend's device, when attached (dropped, with the reason, if a gpu.js kernel fails). */
+  gpuJs: GpuJsAttachment;
   private readonly pipelines = new Map<string, Promise<GPUComputePipeline>>();
   /**
    * Attention kernel tuning: operand width per staged chunk of q·k and keys per staged value
@@ -130,9 +128,14 @@ export class GpuBackend {
     this.context = context;
     this.gpuJs = gpuJs;
     this.info = { backend: 'gpu', kernel: 'webgpu-wgsl', device: context.description };
-    this.blockInfo = gpuJs.bridge
-      ? { ...this.info, kernel: `webgpu-wgsl + gpu.js ${gpuJs.bridge.version} (block pooling)` }
-      : { ...this.info, fallbackReason: `block pooling ran as WGSL: ${gpuJs.reason}` };
+  }
+
+  /** What block top-k results record: WGSL kernels plus gpu.js pooling, or the WGSL fallback and why. */
+  get blockInfo(): BackendInfo {
+    const bridge = this.gpuJs.bridge;
+    return bridge
+      ? { ...this.info, kernel: `webgpu-wgsl + gpu.js ${bridge.version} (block pooling)` }
+      : { ...this.info, fallbackReason: `block pooling ran as WGSL: ${this.gpuJs.reason}` };
   }
 
   /** Dense attention (causal or not, GQA), agreeing with core's `referenceAttention` to float32 rounding. */
@@ -375,11 +378,20 @@ export class GpuBackend {
     const bridge = this.gpuJs.bridge;
     const quest = config.scoring === 'quest';
     // gpu.js submits its pooling kernels to the shared queue now, ahead of the pass encoded below.
-    const pooledByGpuJs = bridge
-      ? await Promise.all(
-          resident.chunks.map((chunk) => poolKeyBlocksGpuJs(bridge, chunk.k, { slots: chunk.slots, keySeq: d.keySeq, blockSize: config.blockSize, blocks, dim: d.headDim }, quest)),
-        )
-      : undefined;
+    let pooledByGpuJs: PooledBuffers[] | undefined;
+    if (bridge) {
+      try {
+        pooledByGpuJs = [];
+        for (const chunk of resident.chunks) {
+          pooledByGpuJs.push(await poolKeyBlocksGpuJs(bridge, chunk.k, { slots: chunk.slots, keySeq: d.keySeq, blockSize: config.blockSize, blocks, dim: d.headDim }, quest));
+        }
+      } catch (error) {
+        // A gpu.js kernel that does not build on this device: the WGSL kernel takes over for good, and results say why.
+        for (const p of pooledByGpuJs ?? []) for (const r of [p.mean, p.max, p.min]) r?.delete();
+        pooledByGpuJs = undefined;
+        this.gpuJs = { reason: `gpu.js pooling failed: ${(error as Error).message.split('\n')[0]}` };
+      }
+    }
     const [pool, score, topK] = await Promise.all([
       this.pipeline(blockPoolWgsl()),
       this.pipeline(blockScoreWgsl({ headDim: d.headDim, scoring: config.scoring, tile: scoreTile })),

@@ -19,7 +19,6 @@ export async function runGpuBenchmark(backend: GpuBackend, context: BenchmarkCon
   const config = blockTopKConfigSchema.parse({});
   const rows: BenchmarkRow[] = [];
   const label = describeBackend(backend.info);
-  const blockLabel = describeBackend(backend.blockInfo);
   for (const seq of context.quick ? [512] : context.seqLengths) {
     context.progress?.(`gpu: causal B=1 H=${heads} D=${headDim} S=${seq}`);
     const d = causalDims(heads, seq, headDim);
@@ -57,7 +56,7 @@ export async function runGpuBenchmark(backend: GpuBackend, context: BenchmarkCon
         workload: 'gaussian-gpu',
         seqLength: seq,
         budget: `K=${config.topK}`,
-        backend: blockLabel,
+        backend: describeBackend(backend.blockInfo),
         metrics: { ms: sparse.medianMs, madMs: sparse.madMs, selectionMs, attentionMs, density, speedupVsDense: dense.medianMs / sparse.medianMs, heads, headDim },
       });
     } finally {

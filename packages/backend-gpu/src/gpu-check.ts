@@ -15,8 +15,11 @@ async function main(): Promise<number> {
     const at = args.indexOf(name);
     return at >= 0 ? args[at + 1] : undefined;
   };
-  const backend = await createNodeGpuBackend();
+  const features = flag('--dawn-features');
+  const backend = await createNodeGpuBackend(features ? [`enable-dawn-features=${features}`] : []);
+  if (features) console.log(`Dawn features enabled: ${features}`);
   console.log(`adapter: ${backend.info.device}; max binding ${backend.context.maxBinding} B; workgroup memory ${backend.context.maxWorkgroupBytes} B`);
+  console.log(`gpu.js: ${backend.gpuJs.bridge ? `attached (${backend.gpuJs.bridge.version}), block pooling runs through it` : `not attached: ${backend.gpuJs.reason}`}`);
   let failed = 0;
   if (!args.includes('--no-checks')) {
     for (const check of gpuChecks) {
@@ -40,7 +43,7 @@ async function main(): Promise<number> {
       const [chunk, valueChunk] = spec.split('x').map(Number) as [number, number];
       backend.tuning = { chunk, valueChunk };
       const rows = await runGpuBenchmark(backend, { quick: false, seqLengths: [seq], repeats: 3, seed: 1, backend: 'gpu', progress: (m) => console.log(`${m} tuning ${spec}`) }, undefined, { denseOnly: true });
-      for (const row of rows) console.log(JSON.stringify({ ...row, tuning: spec }));
+      for (const row of rows) console.log(JSON.stringify({ ...row, tuning: spec, dawnFeatures: features ?? 'default' }));
     }
     backend.tuning = { chunk: 16, valueChunk: 16 };
   }

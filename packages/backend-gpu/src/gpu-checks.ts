@@ -177,7 +177,7 @@ export const gpuChecks: readonly GpuCheck[] = [
     async run(backend) {
       const bridge = backend.gpuJs.bridge;
       if (!bridge) throw new Error(`gpu.js not attached: ${backend.gpuJs.reason}`);
-      const input = makeInput({ batch: 2, queryHeads: 4, kvHeads: 3, seq: 203, headDim: 24 }, 95);
+      const input = makeInput({ batch: 2, queryHeads: 6, kvHeads: 3, seq: 203, headDim: 24 }, 95);
       const d = validateAttentionInput(input);
       const resident = backend.upload(input, d);
       try {

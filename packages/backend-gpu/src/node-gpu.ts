@@ -4,14 +4,18 @@
  */
 import { GpuUnavailableError } from './gpu-device.js';
 
-let cached: GPU | undefined;
+const cached = new Map<string, GPU>();
 
 /**
- * Dawn's `GPU` object for this process (created once). Throws {@link GpuUnavailableError} when the
- * native module cannot load, e.g. on hosts whose libstdc++ is older than Dawn's build needs.
+ * Dawn's `GPU` object for this process (created once per flag set). Throws
+ * {@link GpuUnavailableError} when the native module cannot load, e.g. on hosts whose libstdc++ is
+ * older than Dawn's build needs. `flags` are Dawn instance options such as
+ * `enable-dawn-features=disable_robustness` (an experiment knob of the benchmark; default none).
  */
-export async function nodeGpu(): Promise<GPU> {
-  if (cached) return cached;
+export async function nodeGpu(flags: readonly string[] = []): Promise<GPU> {
+  const key = flags.join(' ');
+  const found = cached.get(key);
+  if (found) return found;
   let module: { create: (options: string[]) => GPU; globals: object };
   try {
     module = (await import('webgpu')) as never;
@@ -22,6 +26,7 @@ export async function nodeGpu(): Promise<GPU> {
   for (const [name, value] of Object.entries(module.globals)) {
     if (!(name in globalThis)) Object.defineProperty(globalThis, name, { value, configurable: true, writable: true });
   }
-  cached = module.create([]);
-  return cached;
+  const gpu = module.create([...flags]);
+  cached.set(key, gpu);
+  return gpu;
 }

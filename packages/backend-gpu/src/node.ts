@@ -7,7 +7,10 @@ import { nodeGpu } from './node-gpu.js';
 
 export { nodeGpu } from './node-gpu.js';
 
-/** A GPU backend on Dawn (Node). Rejects with `GpuUnavailableError` when Dawn or an adapter is missing. */
-export async function createNodeGpuBackend(): Promise<GpuBackend> {
-  return createGpuBackend({ gpu: await nodeGpu() });
+/**
+ * A GPU backend on Dawn (Node). Rejects with `GpuUnavailableError` when Dawn or an adapter is
+ * missing. `dawnFlags` are passed to Dawn's instance (see `nodeGpu`).
+ */
+export async function createNodeGpuBackend(dawnFlags: readonly string[] = []): Promise<GpuBackend> {
+  return createGpuBackend({ gpu: await nodeGpu(dawnFlags) });
 }

@@ -43,7 +43,9 @@ describe('gpu.js block pooling kernel', () => {
       const code = kernel.compiledSource;
       expect(() => new WgslParser().parse(code)).not.toThrow();
       expect(code).toContain('get_user_keys(i32(user_slot), i32(user_t), i32(user_channel))');
-      expect(code).toContain(`const LOOP_MAX : i32 = ${blockSize};`);
+      // WGSL increments only integers (Tint rejects `x++` on an f32, which gpu.js emits for float loop variables).
+      for (const match of code.matchAll(/(\w+)\+\+/g)) expect(code).toMatch(new RegExp(`var ${match[1]} : i32`));
+      expect(code).toContain(`for (var user_i : i32 = 0;(f32(user_i)<${blockSize}.0);user_i++)`);
     } finally {
       if (had) Object.defineProperty(globalThis, 'navigator', { value: saved, configurable: true, writable: true });
       else delete global.navigator;

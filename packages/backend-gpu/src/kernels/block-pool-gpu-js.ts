@@ -36,11 +36,16 @@ export function poolKeyBlockKernel(this: PoolThis, keys: number[][][], stat: num
   let sum = 0;
   let hi = -3.0e38;
   let lo = 3.0e38;
-  for (let t = start; t < end; t++) {
-    const x = keys[slot]![t]![channel]!;
-    sum += x;
-    hi = Math.max(hi, x);
-    lo = Math.min(lo, x);
+  // An integer counter: gpu.js 2.24 types a loop variable started from a float expression as f32
+  // and emits `t++` for it, which WGSL rejects ("increment ... integer scalar").
+  for (let i = 0; i < this.constants.blockSize; i++) {
+    const t = start + i;
+    if (t < end) {
+      const x = keys[slot]![t]![channel]!;
+      sum += x;
+      hi = Math.max(hi, x);
+      lo = Math.min(lo, x);
+    }
   }
   if (stat === 0) return sum / (end - start);
   if (stat === 1) return hi;
