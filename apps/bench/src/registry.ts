@@ -40,6 +40,8 @@ export const FAMILY_PACKAGES: readonly FamilyPackage[] = [
   { name: '@sparse-attn/routing' },
   { name: '@sparse-attn/backend-gpu', gpu: true },
   { name: '@sparse-attn/model' },
+  { name: '@sparse-attn/delta' },
+  { name: '@sparse-attn/draft-kv' },
 ];
 
 /** Core's own contribution: the fast dense baseline, which every speedup is measured against. */

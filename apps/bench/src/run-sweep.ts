@@ -38,7 +38,7 @@ import { machineInfo } from './machine-info.js';
 import { countAllocations } from './memory-tracker.js';
 import { OrtDenseAttention, ortShapeOf } from './ort-attention.js';
 import type { FamilyFailure } from './registry.js';
-import { runSuiteInProcess, type SuiteRunner } from './suite-command.js';
+import { SuiteProcessError, runSuiteInProcess, type SuiteRunner } from './suite-command.js';
 import { sweepResultsSchema, type SuiteRow, type SweepConfig, type SweepResults, type SweepRow, type Timing } from './results-schema.js';
 import { summarise, timeAsync, timeSync } from './timing.js';
 
@@ -93,6 +93,7 @@ export function selectBudgets(definition: MethodDefinition, seq: number, selecto
 
 function errorMessage(error: unknown): string {
   if (error instanceof SparseAttnError) return `${error.name}: ${error.message}`;
+  if (error instanceof SuiteProcessError) return error.message;
   return error instanceof Error ? `${error.name}: ${error.message.split('\n')[0]}` : String(error);
 }
 

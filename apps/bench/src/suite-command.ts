@@ -27,6 +27,11 @@ const contextSchema = z
   })
   .strict();
 
+/** A suite that failed in its child process; the message already names the error kind. */
+export class SuiteProcessError extends Error {
+  override readonly name = 'SuiteProcessError';
+}
+
 /** Prefix of the child's progress lines on stderr. */
 const PROGRESS = 'progress: ';
 
@@ -53,7 +58,8 @@ export function childSuiteRunner(cliPath: string): SuiteRunner {
         pending = lines.pop()!;
         for (const line of lines) {
           if (line.startsWith(PROGRESS)) progress?.(line.slice(PROGRESS.length));
-          else if (line.trim()) stderrTail = line.trim();
+          // The child's `error: …` line (see main.ts) without its prefix.
+          else if (line.trim()) stderrTail = line.trim().replace(/^error: /, '');
         }
       });
       const timer = Number.isFinite(timeoutMs)
@@ -68,16 +74,16 @@ export function childSuiteRunner(cliPath: string): SuiteRunner {
       });
       child.on('close', (code, signal) => {
         clearTimeout(timer);
-        if (timedOut) return reject(new Error(`timed out after ${Math.round(timeoutMs / 1000)} s (killed; raise --time-budget, 0 = none)`));
+        if (timedOut) return reject(new SuiteProcessError(`timed out after ${Math.round(timeoutMs / 1000)} s (killed; raise --time-budget, 0 = none)`));
         if (code !== 0) {
           const why = stderrTail || pending.trim() || `exit code ${code}${signal ? `, signal ${signal}` : ''}`;
-          return reject(new Error(signal ? `killed by ${signal}: ${why}` : why));
+          return reject(new SuiteProcessError(signal ? `killed by ${signal}: ${why}` : why));
         }
         try {
           const last = stdout.trim().split('\n').pop() ?? '';
           resolve(z.array(suiteRowSchema).parse(JSON.parse(last)));
         } catch (error) {
-          reject(new Error(`suite process printed no valid rows (${error instanceof Error ? error.message.split('\n')[0] : String(error)})`));
+          reject(new SuiteProcessError(`suite process printed no valid rows (${error instanceof Error ? error.message.split('\n')[0] : String(error)})`));
         }
       });
     });

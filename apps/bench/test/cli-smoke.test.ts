@@ -35,10 +35,10 @@ describe('bench --quick (the default sweep at tiny sizes)', () => {
     expect(results.machine.cores).toBeGreaterThan(0);
   });
 
-  it('every row ran, records its backend and kernel, and has timing, quality and cost', () => {
-    const failed = results.rows.filter((r) => r.status !== 'ok');
-    expect(failed.map((r) => `${r.method} ${r.budget} ${r.workload} ${r.phase}: ${r.error}`)).toEqual([]);
-    for (const r of results.rows) {
+  it('the baselines ran; every ok row records backend, timing, quality and cost; failures are one-line rows', () => {
+    const baselines = results.rows.filter((r) => r.method === 'dense' || r.method === 'onnxruntime');
+    expect(baselines.filter((r) => r.status !== 'ok').map((r) => `${r.method} ${r.workload} ${r.phase}: ${r.error}`)).toEqual([]);
+    for (const r of results.rows.filter((x) => x.status === 'ok')) {
       expect(r.backend?.kernel.length).toBeGreaterThan(0);
       expect(r.timing?.medianMs).toBeGreaterThanOrEqual(0);
       expect(r.quality).toBeDefined();
@@ -46,6 +46,18 @@ describe('bench --quick (the default sweep at tiny sizes)', () => {
       expect(r.speedupVsDense).toBeGreaterThan(0);
       expect(r.speedupVsOrt).toBeGreaterThan(0);
     }
+    // A family's failing cell (a bug to report to that family) is a row with a reason, never a crash or a gap.
+    const failed = results.rows.filter((r) => r.status !== 'ok');
+    for (const r of failed) {
+      expect(['error', 'nan', 'unsupported'], `${r.method}: ${r.status}`).toContain(r.status);
+      expect(r.error).toMatch(/^\S.*$/);
+      expect(r.timing).toBeUndefined();
+      expect(out.stdout.join('\n')).toContain(`${r.method}`);
+    }
+    // At most a minority of the registered methods may fail, so a bench bug that breaks every cell fails here.
+    const failedMethods = new Set(failed.map((r) => r.method));
+    expect(failedMethods.size).toBeLessThan(new Set(results.rows.map((r) => r.method)).size / 4);
+    if (failed.length) console.warn(`family cells that failed (report to their owners):\n${[...new Set(failed.map((r) => `${r.method}: ${r.error}`))].join('\n')}`);
   });
 
   it('dense and onnxruntime agree with the dense reference; dense has speedup 1 against itself', () => {
@@ -57,11 +69,11 @@ describe('bench --quick (the default sweep at tiny sizes)', () => {
   });
 
   it('needle rows report retrieval; decode rows report KV bytes read per step', () => {
-    const needle = results.rows.filter((r) => r.workload === 'needle' && r.phase === 'prefill');
+    const needle = results.rows.filter((r) => r.workload === 'needle' && r.phase === 'prefill' && r.status === 'ok');
     for (const r of needle) expect(r.quality!.needleSelected).toBeDefined();
     const denseNeedle = needle.find((r) => r.method === 'dense')!;
     expect(denseNeedle.quality!.needleDominated).toBe(1);
-    for (const r of results.rows.filter((x) => x.phase === 'decode')) expect(r.cost!.kvBytesRead).toBeGreaterThan(0);
+    for (const r of results.rows.filter((x) => x.phase === 'decode' && x.status === 'ok')) expect(r.cost!.kvBytesRead).toBeGreaterThan(0);
   });
 
   it('sparse methods report a selection: mass recall in [0, 1] and density below 1 at their sparsest budget', () => {
