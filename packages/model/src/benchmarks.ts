@@ -87,8 +87,8 @@ export function plantContext(session: ModelSession, length: number, seed: number
 /**
  * Core's GEMM at `n³` (plain on 2 threads and on 1, `transposeB` on 2) and onnxruntime-node's
  * `MatMul` on the same inputs in the same run, also on 2 intra-op threads (the issue's reference
- * setting). Our row carries the 2-thread ratio to ORT; the ORT row records its thread count, or
- * that it could not run and why.
+ * setting), the two 2-thread products sampled alternately. Our row carries the 2-thread ratio to
+ * ORT; the ORT row records its thread count, or that it could not run and why.
  */
 async function gemmRows(plan: Plan, context: BenchmarkContext): Promise<BenchmarkRow[]> {
   const n = plan.gemm;
@@ -97,11 +97,12 @@ async function gemmRows(plan: Plan, context: BenchmarkContext): Promise<Benchmar
   const a = rng.fillNormal(new Float32Array(n * n));
   const b = rng.fillNormal(new Float32Array(n * n));
   const out = new Float32Array(n * n);
-  const timed = (options: MatmulOptions) => measure(() => matmul(a, b, n, n, n, out, options), { warmup: 1, repeats: context.repeats });
-  const plain = timed({ threads });
-  const single = timed({ threads: 1 });
-  const transposed = timed({ threads, transposeB: true });
-  const ort = await measureOrtMatmul(a, b, n, n, n, { threads, warmup: 1, repeats: context.repeats });
+  const run = (options: MatmulOptions) => () => matmul(a, b, n, n, n, out, options);
+  const single = measure(run({ threads: 1 }), { warmup: 1, repeats: context.repeats });
+  const transposed = measure(run({ threads, transposeB: true }), { warmup: 1, repeats: context.repeats });
+  // Ours (2 threads) and ORT (2 threads) sampled in turn, so the ratio sees one load.
+  const ort = await measureOrtMatmul(a, b, n, n, n, { threads, warmup: 1, repeats: context.repeats, alongside: run({ threads }) });
+  const plain = ort.available && ort.alongside ? ort.alongside : measure(run({ threads }), { warmup: 1, repeats: context.repeats });
   const flops = 2 * n * n * n;
   const gflops = flops / (plain.medianMs * 1e6);
   const base = { suite: 'model-throughput', workload: `gemm-${n}x${n}x${n}`, seqLength: n };

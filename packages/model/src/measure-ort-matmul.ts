@@ -20,6 +20,8 @@ export type OrtMatmulResult =
       readonly threads: number;
       /** onnxruntime-node's version string. */
       readonly version: string;
+      /** Timing of `options.alongside`, sampled in turn with ORT, when given. */
+      readonly alongside?: Timing;
     }
   | { readonly available: false; readonly reason: string };
 
@@ -29,6 +31,12 @@ export interface OrtMatmulOptions {
   readonly threads?: number;
   readonly warmup?: number;
   readonly repeats?: number;
+  /**
+   * A synchronous competitor (our GEMM on the same inputs) timed right before every ORT run,
+   * warm-up included, so both are sampled in turn under the same machine load: on a shared
+   * machine a ratio of back-to-back blocks of runs drifts with the load, an interleaved one much less.
+   */
+  readonly alongside?: () => unknown;
 }
 
 /**
@@ -54,14 +62,26 @@ export async function measureOrtMatmul(a: Float32Array, b: Float32Array, m: numb
     const feeds = { a: new ort.Tensor('float32', a, [m, k]), b: new ort.Tensor('float32', b, [k, n]) };
     // `run` is asynchronous; time the awaited call by resolving each sample before the next.
     const samples: number[] = [];
+    const alongside: number[] = [];
     const warmup = options.warmup ?? 1;
     const repeats = Math.max(1, options.repeats ?? 5);
     for (let i = 0; i < warmup + repeats; i++) {
+      if (options.alongside) {
+        const ours = performance.now();
+        options.alongside();
+        if (i >= warmup) alongside.push(performance.now() - ours);
+      }
       const started = performance.now();
       await session.run(feeds);
       if (i >= warmup) samples.push(performance.now() - started);
     }
-    return { available: true, timing: { ...spread(samples), samplesMs: samples }, threads, version: ort.env.versions.node ?? ort.env.versions.common };
+    return {
+      available: true,
+      timing: { ...spread(samples), samplesMs: samples },
+      threads,
+      version: ort.env.versions.node ?? ort.env.versions.common,
+      ...(options.alongside ? { alongside: { ...spread(alongside), samplesMs: alongside } } : {}),
+    };
   } finally {
     await session.release();
   }
