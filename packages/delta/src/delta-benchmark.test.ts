@@ -23,6 +23,7 @@ describe('delta benchmarks (quick smoke run)', () => {
   it('model: decode rows for dense and DELTA, quality rows for DELTA and TidalDecode', async () => {
     const rows = await createModelSuite().run(quick);
     expect(rows.map((r) => `${r.method}:${r.workload.endsWith('quality') ? 'q' : 's'}`)).toEqual(['dense:s', 'delta:s', 'delta:q', 'tidal-decode:q']);
+    for (const r of rows) expect(r.backend).toMatch(/^cpu:/);
     expect(rows[1]!.metrics['subsetActive']).toBe(1);
     expect(rows[1]!.metrics['attendedShare']).toBeLessThan(1);
     expect(rows[2]!.metrics['activeSteps']).toBeGreaterThan(0);

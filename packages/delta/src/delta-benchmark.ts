@@ -305,10 +305,12 @@ export function createModelSuite(options: ModelBenchmarkOptions = {}): Benchmark
         const delta = createDeltaPolicy({ layers, config: deltaConfig });
         const attention = { dense: new Tally(), delta: new Tally() };
         const attended = new Tally();
+        const kernels = { dense: new Set<string>(), delta: new Set<string>() };
         const bytes = { dense: new Tally(), delta: new Tally() };
         const record = (which: 'dense' | 'delta') => (r: ReuseStepReport) => {
           attention[which].add(sum(r.attentionMs) + sum(r.selectionMs));
           bytes[which].add(sum(r.kvBytesRead));
+          for (const k of r.kernels) kernels[which].add(k);
           if (which === 'delta') attended.add(sum(r.attendedKeys) / (layers * r.keySeq));
         };
         densePolicy.onStep = record('dense');
@@ -326,7 +328,7 @@ export function createModelSuite(options: ModelBenchmarkOptions = {}): Benchmark
           method: 'dense',
           workload,
           seqLength,
-          backend: 'cpu:wasm-simd',
+          backend: [...kernels.dense].join('+'),
           metrics: { decodeMsPerToken: denseTime.medianMs, attentionMsPerToken: attention.dense.mean, kvBytesReadPerStep: bytes.dense.mean, parameters: model.parameterCount },
         });
         rows.push({
@@ -335,7 +337,7 @@ export function createModelSuite(options: ModelBenchmarkOptions = {}): Benchmark
           workload,
           seqLength,
           budget: `K=${deltaConfig.pageBudget ?? 64}`,
-          backend: 'cpu:wasm-simd',
+          backend: [...kernels.delta].join('+'),
           metrics: {
             decodeMsPerToken: deltaTime.medianMs,
             endToEndSpeedup: denseTime.medianMs / deltaTime.medianMs,
@@ -393,6 +395,7 @@ function modelQualityRows(model: LlamaModel, deltaConfig: DeltaConfigInput, opti
     const policy = create();
     const forced = forkSession(model, base, policy, steps + 4);
     const error = new Tally();
+    const kernels = new Set<string>();
     let top1 = 0;
     let active = 0;
     for (let s = 0; s < steps; s++) {
@@ -400,13 +403,14 @@ function modelQualityRows(model: LlamaModel, deltaConfig: DeltaConfigInput, opti
       error.add(relativeL2Error(tensor([out.length], out), tensor([out.length], denseLogits[s]!)));
       if (argmax(out) === argmax(denseLogits[s]!)) top1++;
       if (policy.lastStep?.active) active++;
+      for (const k of policy.lastStep?.kernels ?? []) kernels.add(k);
     }
     rows.push({
       suite: 'delta-model',
       method: name,
       workload: `${workload}-quality`,
       seqLength: promptLength,
-      backend: 'cpu:wasm-simd',
+      backend: [...kernels].join('+'),
       metrics: {
         greedyAgreement: agree / steps,
         firstDivergenceStep: firstDivergence,

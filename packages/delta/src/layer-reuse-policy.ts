@@ -60,8 +60,10 @@ export interface ReuseStepReport {
   readonly kvBytesRead: readonly number[];
   /** Per layer: milliseconds from the layer's plan to the end of its attention (scores capture included). */
   readonly attentionMs: readonly number[];
-  /** Per layer: milliseconds the selector spent turning scores into a selection. */
+  /** Per layer: milliseconds the selector spent scoring and selecting (Δ-layers only). */
   readonly selectionMs: readonly number[];
+  /** Per layer: the kernel that ran its attention, as `backend:kernel`. */
+  readonly kernels: readonly string[];
 }
 
 /** A layer-reuse policy with its plan and the report of the last call. */
@@ -153,6 +155,7 @@ export function createLayerReusePolicy(plan: LayerPlan, selector: ReuseSelector)
         kvBytesRead: trace.map((t) => t.stats.kvBytesRead),
         attentionMs,
         selectionMs,
+        kernels: trace.map((t) => `${t.backend.backend}:${t.backend.kernel}`),
       };
       last = report;
       policy.onStep?.(report);
