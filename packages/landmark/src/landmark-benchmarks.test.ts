@@ -20,6 +20,10 @@ describe('landmark benchmark suite', () => {
     expect(all.metrics['massRecall']).toBeCloseTo(1, 6);
     expect(all.metrics['outputRelError']).toBeLessThan(1e-5);
     expect(rows.some((r) => r.workload.startsWith('needle@') && r.metrics['needleSelected'] === 1)).toBe(true);
-    expect(rows.find((r) => r.method === 'retrieval-attention' && r.workload === 'structured')!.metrics['indexBytes']).toBeGreaterThan(0);
+    const ann = rows.find((r) => r.method === 'retrieval-attention' && r.workload === 'structured')!.metrics;
+    expect(ann['indexBytes']).toBeGreaterThan(0);
+    expect(ann['prefillAnnRecall']).toBeGreaterThan(0);
+    expect(ann['prefillAnnRecall']).toBeLessThanOrEqual(1);
+    expect(ann['prefillScannedShare']).toBeLessThanOrEqual(1);
   });
 });

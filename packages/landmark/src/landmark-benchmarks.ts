@@ -145,6 +145,8 @@ export interface LandmarkBenchmarkOptions {
   readonly methods?: readonly string[];
   /** Run the needle-retrieval rows (default true). */
   readonly needle?: boolean;
+  /** Budget labels to run (e.g. `['k=4', 'k=8']`; default: each method's whole sweep). */
+  readonly budgets?: readonly string[];
 }
 
 /**
@@ -184,6 +186,7 @@ export function createLandmarkBenchmarkSuite(options: LandmarkBenchmarkOptions =
         for (const definition of sweep) {
           for (const point of definition.budgets?.(seq) ?? [{ label: 'default', config: {} }]) {
             if (point.label === 'all' && seq > 4096) continue; // a dense-equivalent point is measured at 4k only
+            if (options.budgets && !options.budgets.includes(point.label)) continue;
             context.progress?.(`landmark: ${definition.id} ${point.label} @ ${seq}`);
             const method = definition.create(point.config);
             const decode = methodDecode(method, input, start, steps, repeats, denseOutputs);
@@ -199,6 +202,8 @@ export function createLandmarkBenchmarkSuite(options: LandmarkBenchmarkOptions =
               metrics['prefillQueries'] = prefillQueries;
               metrics['prefillDensity'] = prefill!.stats.density;
               if (prefill!.selection) metrics['prefillMassRecall'] = attentionMassRecall(prefillInput, prefill!.selection, { maxQueries: 8, seed: context.seed });
+              // The prefill's own diagnostics (e.g. the ANN's recall@k, measured on sampled queries) as `prefill…` columns.
+              for (const [key, value] of Object.entries(prefill!.diagnostics ?? {})) metrics[`prefill${key[0]!.toUpperCase()}${key.slice(1)}`] = value;
             }
             rows.push({ suite: 'landmark', method: definition.id, workload: 'structured', seqLength: seq, budget: point.label, backend: decode.backend, metrics });
           }

@@ -2,7 +2,8 @@
  * The issue's own NSA benchmark (issue 4, "Benchmark"): prefill and decode at the bench's context
  * lengths (4k, 16k, 64k by default) with B = 1, Hq = 16, Hkv ∈ {2, 1} (GQA groups of 8 and 16),
  * D = 64; speedup against core's fast dense attention, density, attention-mass recall on the
- * structured workload, needle retrieval, and the budget sweep n ∈ {4, 8, 16, 32}. Targets at 64k
+ * structured workload, needle retrieval, and the budget sweep n ∈ {4, 8, 16, 32}; plus MoBA and the
+ * hierarchical indexer at their defaults (with the indexer's IoU against the flat top-K). Targets at 64k
  * with the defaults: prefill ≥ 5× and decode ≥ 8× vs our dense, mass recall ≥ 0.95. apps/bench
  * adds the onnxruntime baseline.
  *
@@ -24,8 +25,13 @@ import {
   type BenchmarkContext,
   type BenchmarkRow,
   type BenchmarkSuite,
+  type DecoderShape,
+  type MethodDefinition,
   type Tensor,
 } from '@sparse-attn/core';
+import type { CachedDecoder } from './cached-decoder.js';
+import { hierarchicalIndexerMethod } from './hierarchical-indexer.js';
+import { mobaMethod } from './moba.js';
 import { createNsaDecoder, nsaAttention, type NsaConfigInput } from './nsa.js';
 
 /** Sizes and sweeps of the NSA suite (defaults: the issue's). */
@@ -46,6 +52,8 @@ export interface NsaBenchmarkOptions {
   readonly needleDepths?: readonly number[];
   /** Above this length, dense prefill is timed on sampled query chunks and extrapolated. Default 16384. */
   readonly sampleDenseAbove?: number;
+  /** Also run MoBA and the hierarchical indexer at their defaults (Hkv = 2). Default true. */
+  readonly relatives?: boolean;
 }
 
 const QUICK: Required<Omit<NsaBenchmarkOptions, 'decodeSteps'>> = {
@@ -57,6 +65,7 @@ const QUICK: Required<Omit<NsaBenchmarkOptions, 'decodeSteps'>> = {
   defaultBlocks: 4,
   needleDepths: [0.5],
   sampleDenseAbove: 128,
+  relatives: true,
 };
 
 /** Keys `[0, length)` of a `[B, H, S, D]` tensor as a zero-copy view (what a KV cache would hand out). */
@@ -139,12 +148,12 @@ function token(input: AttentionInput, s: number): AttentionInput {
  * Decode figures at context ≈ seq: NSA and dense decoders are primed with the first
  * `seq − steps − 1` tokens, then one warm-up and `steps` timed steps run on the remaining tokens.
  */
-function decodeFigures(input: AttentionInput, config: NsaConfigInput, steps: number): DecodeFigures {
+function decodeFigures(input: AttentionInput, makeDecoder: (shape: DecoderShape) => CachedDecoder<unknown>, steps: number): DecodeFigures {
   const [batch, queryHeads, seq, headDim] = input.q.shape as [number, number, number, number];
   const kvHeads = input.k.shape[1]!;
   const prefix = seq - steps - 1;
   const shape = { batch, queryHeads, kvHeads, headDim, scale: input.scale };
-  const decoder = createNsaDecoder(shape, config);
+  const decoder = makeDecoder(shape);
   decoder.prime(sliceSeq(input.k, 0, prefix), sliceSeq(input.v, 0, prefix));
   const results: { result: AttentionResult; at: number }[] = [];
   let s = prefix;
@@ -188,7 +197,7 @@ export function createNsaBenchmarkSuite(options: NsaBenchmarkOptions = {}): Benc
   return {
     id: 'nsa',
     family: 'nsa',
-    description: 'NSA prefill and decode vs fast dense (B=1, Hq=16, Hkv 2 and 1, D=64): speedup, density, mass recall (structured), needle retrieval, budget sweep n ∈ {4, 8, 16, 32}.',
+    description: 'NSA prefill and decode vs fast dense (B=1, Hq=16, Hkv 2 and 1, D=64): speedup, output error, density, mass recall (structured), needle retrieval, budget sweep n ∈ {4, 8, 16, 32}; MoBA and the hierarchical indexer (IoU vs flat top-K) at their defaults.',
     run(context: BenchmarkContext): BenchmarkRow[] {
       const o = context.quick ? { ...QUICK, ...options } : options;
       const queryHeads = o.queryHeads ?? 16;
@@ -233,7 +242,7 @@ export function createNsaBenchmarkSuite(options: NsaBenchmarkOptions = {}): Benc
               },
             });
             context.progress?.(`nsa: decode ${seq} ${workload} n=${n}`);
-            const dec = decodeFigures(input, config, steps);
+            const dec = decodeFigures(input, (shape) => createNsaDecoder(shape, config), steps);
             rows.push({
               suite: 'nsa',
               method: 'nsa',
@@ -255,11 +264,58 @@ export function createNsaBenchmarkSuite(options: NsaBenchmarkOptions = {}): Benc
             });
           }
         }
+        if (o.relatives ?? true) rows.push(...relativeRows(context, seq, queryHeads, headDim));
         rows.push(...needleRows(context, o, seq, queryHeads, headDim, defaultBlocks));
       }
       return rows;
     },
   };
+}
+
+/**
+ * MoBA and the hierarchical token indexer at their default configs on the structured workload
+ * (Hkv = 2): prefill and decode speedup vs dense, output error, mass recall, density, and the
+ * indexer's `indexerIoU` (overlap with the flat top-K; HISA reports > 0.99) and `scannedShare`.
+ */
+function relativeRows(context: BenchmarkContext, seq: number, queryHeads: number, headDim: number): BenchmarkRow[] {
+  const rows: BenchmarkRow[] = [];
+  const input = createWorkload('structured', { queryHeads, kvHeads: 2, seqLength: seq, headDim, seed: context.seed }).input;
+  const heavy = seq > 16384;
+  const dense = denseTime(input, context.quick ? 128 : 16384, context.repeats);
+  for (const definition of [mobaMethod, hierarchicalIndexerMethod] as unknown as MethodDefinition[]) {
+    const method = definition.create(context.quick ? quickRelativeConfig(definition.id) : {});
+    context.progress?.(`nsa: ${definition.id} prefill ${seq}`);
+    let result: AttentionResult | undefined;
+    const timing = measure(() => (result = method.prefill(input)), { warmup: heavy ? 0 : 1, repeats: heavy ? 1 : context.repeats });
+    const r = result!;
+    const workload = 'structured Hkv=2';
+    rows.push({
+      suite: 'nsa', method: definition.id, workload: `${workload} prefill`, seqLength: seq, budget: 'default', backend: `${r.backend.kernel} vs dense ${dense.kernel}`,
+      metrics: {
+        ...(r.diagnostics ?? {}),
+        prefillMs: timing.medianMs,
+        densePrefillMs: dense.ms,
+        speedupVsDense: dense.ms / timing.medianMs,
+        denseExtrapolated: dense.extrapolated ? 1 : 0,
+        outputRelError: prefillError(r.output, dense),
+        density: r.stats.density,
+        massRecall: attentionMassRecall(input, r.selection!, { maxQueries: 32, seed: context.seed }),
+        selectionMs: r.stats.selectionMs,
+      },
+    });
+    context.progress?.(`nsa: ${definition.id} decode ${seq}`);
+    const dec = decodeFigures(input, (shape) => method.createDecoder(shape) as CachedDecoder<unknown>, Math.max(4, context.repeats));
+    rows.push({
+      suite: 'nsa', method: definition.id, workload: `${workload} decode`, seqLength: seq, budget: 'default', backend: `${r.backend.kernel} vs dense ${dec.denseKernel}`,
+      metrics: { decodeMs: dec.ms, denseDecodeMs: dec.denseMs, speedupVsDense: dec.denseMs / dec.ms, outputRelError: dec.outputRelError, density: dec.density, massRecall: dec.massRecall, kvBytesReadVsDense: dec.kvBytesRead / dec.denseKvBytesRead },
+    });
+  }
+  return rows;
+}
+
+/** Small-block configs of the relatives for quick (CI) runs, so 256 tokens are genuinely sparse. */
+function quickRelativeConfig(id: string): Record<string, unknown> {
+  return id === 'moba' ? { blockSize: 16, topK: 3 } : { blockSize: 16, candidateBlocks: 4, topK: 32 };
 }
 
 /** Needle retrieval at decode: the needle query's step must select the needle and be dominated by its value. */
