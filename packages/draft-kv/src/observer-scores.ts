@@ -87,18 +87,23 @@ export function observerScores(q: Tensor, k: Tensor, options: ObserverScoreOptio
             if (limit <= 0) continue;
             const base = (r * count + i) * keySeq;
             let max = -Infinity;
-            for (let j = 0; j < limit; j++) max = Math.max(max, logits[base + j]! * scale);
+            for (let j = 0; j < limit; j++) {
+              const x = logits[base + j]! * scale;
+              logits[base + j] = x;
+              if (x > max) max = x;
+            }
+            // One exp per visible key, kept in place; the row is normalised on the way out.
             let sum = 0;
-            for (let j = 0; j < limit; j++) sum += Math.exp(logits[base + j]! * scale - max);
+            for (let j = 0; j < limit; j++) sum += logits[base + j] = Math.exp(logits[base + j]! - max);
             const weight = (options.weights ? options.weights[first + i]! : 1) / sum;
             const end = Math.min(limit, scored);
             if (reduction === 'max') {
               for (let j = 0; j < end; j++) {
-                const p = Math.exp(logits[base + j]! * scale - max) * weight;
+                const p = logits[base + j]! * weight;
                 if (p > acc[j]!) acc[j] = p;
               }
             } else {
-              for (let j = 0; j < end; j++) acc[j]! += Math.exp(logits[base + j]! * scale - max) * weight;
+              for (let j = 0; j < end; j++) acc[j]! += logits[base + j]! * weight;
             }
           }
         }
