@@ -10,7 +10,10 @@ describe('delta benchmarks (quick smoke run)', () => {
 
   it('trace stack: DELTA recovers the planted spans and attends fewer keys than dense', async () => {
     const rows = await createTraceStackSuite().run(quick);
-    const byMethod = new Map(rows.map((r) => [r.method, r]));
+    const perLayer = rows.filter((r) => r.workload.endsWith('per-layer'));
+    expect(perLayer.map((r) => r.metrics['layer'])).toEqual([3, 5, 7]);
+    for (const r of perLayer) expect(r.metrics['massRecallMean']).toBeGreaterThan(0.9);
+    const byMethod = new Map(rows.filter((r) => !r.workload.endsWith('per-layer')).map((r) => [r.method, r]));
     expect([...byMethod.keys()]).toEqual(['dense', 'delta', 'tidal-decode', 'hylra-plan']);
     const delta = byMethod.get('delta')!.metrics;
     expect(delta['attendedShare']).toBeLessThan(0.8);

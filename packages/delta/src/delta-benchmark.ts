@@ -156,6 +156,8 @@ function traceStackRows(stack: TraceStack, contenders: readonly Contender[], qua
   const o = stack.options;
   const scale = 1 / Math.sqrt(o.headDim);
   const quality = contenders.map(() => ({ recall: new Tally(), error: new Tally(), jaccard: new Tally(), attended: new Tally(), bytes: new Tally(), selectionMs: new Tally() }));
+  // Per-layer curves of the first contender (DELTA): recall, output error, oracle overlap.
+  const perLayer = Array.from({ length: o.layers }, () => ({ recall: new Tally(), error: new Tally(), jaccard: new Tally(), kernel: '' }));
   const denseBytes = new Tally();
   for (let s = 0; s < qualitySteps; s++) {
     appendStackToken(stack);
@@ -184,9 +186,19 @@ function traceStackRows(stack: TraceStack, contenders: readonly Contender[], qua
           q.recall.add(mass);
           let common = 0;
           for (const j of chosen[h]!) if (oracle[h]!.has(j)) common++;
-          q.jaccard.add(common / (chosen[h]!.size + oracle[h]!.size - common));
+          const jaccard = common / (chosen[h]!.size + oracle[h]!.size - common);
+          q.jaccard.add(jaccard);
+          if (c === 0) {
+            perLayer[l]!.recall.add(mass);
+            perLayer[l]!.jaccard.add(jaccard);
+          }
         }
-        q.error.add(relativeL2Error(results[l]!.result.output, dense[l]!.result.output));
+        const error = relativeL2Error(results[l]!.result.output, dense[l]!.result.output);
+        q.error.add(error);
+        if (c === 0) {
+          perLayer[l]!.error.add(error);
+          perLayer[l]!.kernel = `${results[l]!.result.backend.backend}:${results[l]!.result.backend.kernel}`;
+        }
       }
     }
   }
@@ -234,6 +246,19 @@ function traceStackRows(stack: TraceStack, contenders: readonly Contender[], qua
         deltaLayers: counts.delta,
         sparseLayers: counts.sparse,
       },
+    });
+  }
+  const first = contenders[0]!;
+  for (const [l, figures] of perLayer.entries()) {
+    if (figures.recall.count === 0) continue;
+    rows.push({
+      suite: 'delta-trace-stack',
+      method: first.name,
+      workload: `trace-stack-${o.layers}L-per-layer`,
+      seqLength: o.context,
+      budget: `layer ${l}`,
+      backend: figures.kernel,
+      metrics: { layer: l, segment: stack.segments[l]!, massRecallMean: figures.recall.mean, massRecallMin: figures.recall.min, outputRelErrorMean: figures.error.mean, jaccardOracleMean: figures.jaccard.mean },
     });
   }
   return rows;

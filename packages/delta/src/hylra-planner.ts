@@ -50,7 +50,9 @@ export const hylraPlannerConfigSchema = z
   .strict()
   .refine((c) => c.recentPages <= c.pageBudget, { message: 'recentPages must not exceed pageBudget', path: ['recentPages'] });
 
+/** Planner options as given by a user. */
 export type HylraPlannerConfigInput = z.input<typeof hylraPlannerConfigSchema>;
+/** Planner options with defaults applied. */
 export type HylraPlannerConfig = z.output<typeof hylraPlannerConfigSchema>;
 
 /** What the trace says about each layer and each pair of layers. */

@@ -20,7 +20,7 @@ export { decodeLogits, unifiedTokenScores } from './decode-scores.js';
 export { selfSelectedAttention, type RowSelector } from './self-selected-attention.js';
 
 /** Every attention-level method of this package, for `MethodRegistry.registerAll`. */
-export const methods: MethodDefinition[] = [deltaMethod as unknown as MethodDefinition, tidalDecodeMethod as unknown as MethodDefinition];
+export const methods: MethodDefinition[] = [deltaMethod, tidalDecodeMethod];
 export { createTraceStack, stackQuery, appendStackToken, runStackStep, type TraceStack, type TraceStackOptions, type StackLayerResult } from './trace-stack.js';
 export {
   benchmarks,

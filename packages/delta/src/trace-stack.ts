@@ -49,6 +49,8 @@ export interface TraceStack {
   readonly caches: readonly LayerKVCache[];
   /** Segment of every layer (−1: diffuse warm-up layer). */
   readonly segments: readonly number[];
+  /** Planted cluster directions, indexed `[segment][kvHead][cluster]` (unit vectors). */
+  readonly directions: readonly (readonly (readonly Float32Array[])[])[];
   /** Decode steps appended so far. */
   steps: number;
 }
@@ -56,6 +58,12 @@ export interface TraceStack {
 /** Standard normals reused with per-layer offsets: filling 2 GB of keys stays fast and deterministic. */
 const POOL = 1 << 20;
 
+/**
+ * Builds a trace stack: every layer's cache filled with `context` tokens (background plus the
+ * planted spans of its segment), with room for `decodeSteps` more. Deterministic per `seed`.
+ * Memory: layers × 2 × kvHeads × (context + decodeSteps) × headDim floats (1.9 GB at 28 layers,
+ * 2 KV heads of 64, 64k tokens).
+ */
 export function createTraceStack(options: TraceStackOptions): TraceStack {
   const o: Required<TraceStackOptions> = {
     shiftLayers: [2, Math.round((14 * options.layers) / 28), Math.round((22 * options.layers) / 28)].filter((l, i, a) => l < options.layers && a.indexOf(l) === i),
@@ -112,12 +120,8 @@ export function createTraceStack(options: TraceStackOptions): TraceStack {
     cache.append(tensor([1, kvHeads, context, dim], k), tensor([1, kvHeads, context, dim], v), positions);
     caches.push(cache);
   }
-  const stack: TraceStack = { options: o, caches, segments, steps: 0 };
-  directionsOf.set(stack, directions);
-  return stack;
+  return { options: o, caches, segments, directions, steps: 0 };
 }
-
-const directionsOf = new WeakMap<TraceStack, Float32Array[][][]>();
 
 function unitVector(rng: Rng, n: number): Float32Array {
   const u = rng.fillNormal(new Float32Array(n));
@@ -142,7 +146,7 @@ export function stackQuery(stack: TraceStack, layer: number, step: number): Tens
       continue;
     }
     const cluster = (h + Math.floor(step / o.driftEvery)) % o.clusters;
-    const u = directionsOf.get(stack)![g]![Math.floor(h / group)]![cluster]!;
+    const u = stack.directions[g]![Math.floor(h / group)]![cluster]!;
     for (let e = 0; e < o.headDim; e++) q[h * o.headDim + e] = scale * u[e]! + 0.3 * rng.normal();
   }
   return tensor([1, o.queryHeads, 1, o.headDim], q);
