@@ -1,9 +1,10 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { referenceAttention } from './reference-attention.js';
-import { SelectionBuilder, type Selection } from './selection.js';
+import { forEachKeyRange, SelectionBuilder, selectionRow, type Selection } from './selection.js';
 import { mergeAttention, sparseAttention } from './sparse-executor.js';
-import { relativeL2Error, sliceSeq, tensor } from './tensor.js';
+import { relativeL2Error, rowOffset, sliceSeq, tensor } from './tensor.js';
+import { validateAttentionInput, type AttentionInput } from './attention.js';
 import { KVCache } from './kv-cache.js';
 import { createWorkload } from './workloads.js';
 import { Rng } from './random.js';
@@ -142,4 +143,115 @@ describe('sparseAttention reads only the selected keys', () => {
       expect(result.stats.pairs).toBe(4 * (64 + 64 + 8)); // block 78 is clipped at key 5000
     });
   }
+});
+
+describe('sparseAttention flash path (selection rows shared by ≥ 16 query rows)', () => {
+  /** Exact float64 attention of every query over its selected, visible keys; with pair count. */
+  function expectedOutput(input: AttentionInput, selection: Selection) {
+    const d = validateAttentionInput(input);
+    const out = new Float64Array(d.batch * d.queryHeads * d.querySeq * d.valueDim);
+    const lse = new Float64Array(d.batch * d.queryHeads * d.querySeq);
+    let pairs = 0;
+    for (let b = 0; b < d.batch; b++) {
+      for (let h = 0; h < d.queryHeads; h++) {
+        const kvh = Math.floor(h / d.groupSize);
+        for (let i = 0; i < d.querySeq; i++) {
+          const limit = d.causal ? d.queryOffset + i + 1 : d.keySeq;
+          const keys: number[] = [];
+          forEachKeyRange(selection, selectionRow(selection, b, h, d.groupSize, i), limit, (s, e) => {
+            for (let j = s; j < e; j++) keys.push(j);
+          });
+          pairs += keys.length;
+          const row = (b * d.queryHeads + h) * d.querySeq + i;
+          const qo = rowOffset(d.qDims, b, h, i);
+          const scores = keys.map((j) => {
+            let dot = 0;
+            const ko = rowOffset(d.kDims, b, kvh, j);
+            for (let c = 0; c < d.headDim; c++) dot += input.q.data[qo + c]! * input.k.data[ko + c]!;
+            return dot * d.scale;
+          });
+          const max = Math.max(...scores);
+          let sum = 0;
+          for (const [n, j] of keys.entries()) {
+            const p = Math.exp(scores[n]! - max);
+            sum += p;
+            const vo = rowOffset(d.vDims, b, kvh, j);
+            for (let c = 0; c < d.valueDim; c++) out[row * d.valueDim + c]! += p * input.v.data[vo + c]!;
+          }
+          for (let c = 0; c < d.valueDim; c++) out[row * d.valueDim + c]! /= sum || 1;
+          lse[row] = keys.length ? max + Math.log(sum) : -Infinity;
+        }
+      }
+    }
+    return { out, lse, pairs };
+  }
+
+  const caseArbitrary = fc.record({
+    seed: fc.integer({ min: 0, max: 1 << 30 }),
+    keySeq: fc.integer({ min: 1, max: 300 }),
+    queryFraction: fc.double({ min: 0, max: 1, noNaN: true }),
+    kvHeads: fc.integer({ min: 1, max: 2 }),
+    group: fc.constantFrom(1, 2, 4),
+    scope: fc.constantFrom('query' as const, 'kv' as const),
+    kind: fc.constantFrom('token' as const, 'block' as const),
+    blockSize: fc.constantFrom(8, 16, 64),
+    queryBlockSize: fc.constantFrom(16, 64, 100, 128),
+    density: fc.double({ min: 0, max: 1, noNaN: true }),
+    causal: fc.boolean(),
+    headDim: fc.constantFrom(8, 13, 64),
+    valueDim: fc.constantFrom(8, 6),
+  });
+
+  it('equals exact attention over the selection (random block/token selections, GQA, Sq ≤ Sk, causal or not)', () => {
+    fc.assert(
+      fc.property(caseArbitrary, (c) => {
+        const querySeq = Math.max(1, Math.round(c.queryFraction * c.keySeq));
+        const rng = new Rng(c.seed);
+        const w = createWorkload('gaussian', { queryHeads: c.kvHeads * c.group, kvHeads: c.kvHeads, seqLength: c.keySeq, headDim: c.headDim, valueDim: c.valueDim, seed: c.seed });
+        const input: AttentionInput = { q: sliceSeq(w.input.q, c.keySeq - querySeq, c.keySeq), k: w.input.k, v: w.input.v, causal: c.causal };
+        const blockSize = c.kind === 'token' ? 1 : c.blockSize;
+        const heads = c.scope === 'kv' ? c.kvHeads : c.kvHeads * c.group;
+        const rows = Math.ceil(querySeq / c.queryBlockSize);
+        const builder = new SelectionBuilder({ kind: c.kind, blockSize, headScope: c.scope, batch: 1, heads, rows, queryBlockSize: c.queryBlockSize, keySeq: c.keySeq });
+        const units = Math.ceil(c.keySeq / blockSize);
+        for (let r = 0; r < heads * rows; r++) builder.pushRow(Array.from({ length: units }, (_, j) => j).filter(() => rng.next() < c.density));
+        const selection = builder.finish();
+        const result = sparseAttention(input, selection);
+        const flash = Math.min(c.queryBlockSize, querySeq) * (c.scope === 'kv' ? c.group : 1) >= 16;
+        expect(result.backend.kernel).toBe(flash ? 'executor-flash-wasm-simd' : 'executor-wasm-simd');
+        const expected = expectedOutput(input, selection);
+        expect(result.stats.pairs).toBe(expected.pairs);
+        const truth = tensor(result.output.shape, Float32Array.from(expected.out));
+        if (expected.pairs > 0) expect(relativeL2Error(result.output, truth)).toBeLessThan(1e-5);
+        for (let i = 0; i < expected.lse.length; i++) {
+          if (expected.lse[i] === -Infinity) {
+            expect(result.lse[i]).toBe(-Infinity);
+            for (let e = 0; e < c.valueDim; e++) expect(result.output.data[i * c.valueDim + e]).toBe(0);
+          } else {
+            expect(Math.abs(result.lse[i]! - expected.lse[i]!)).toBeLessThan(1e-4 * (1 + Math.abs(expected.lse[i]!)));
+          }
+        }
+      }),
+      { numRuns: 60 },
+    );
+  });
+
+  it('gives identical results with worker threads sharing the tasks, across several jobs', () => {
+    const w = createWorkload('structured', { queryHeads: 4, kvHeads: 2, seqLength: 1500, headDim: 32, seed: 3 });
+    const rng = new Rng(4);
+    const builder = new SelectionBuilder({ kind: 'block', blockSize: 64, headScope: 'kv', batch: 1, heads: 2, rows: Math.ceil(1500 / 64), queryBlockSize: 64, keySeq: 1500 });
+    for (let r = 0; r < 2 * Math.ceil(1500 / 64); r++) {
+      const last = r % Math.ceil(1500 / 64);
+      builder.pushRow(Array.from({ length: last + 1 }, (_, j) => j).filter((j) => j === 0 || j === last || rng.next() < 0.3));
+    }
+    const selection = builder.finish();
+    const alone = sparseAttention(w.input, selection, { threads: 1 });
+    const shared = sparseAttention(w.input, selection, { threads: 2, maxJobFloats: 100_000 });
+    expect(alone.backend.device).toBe('cpu, 1 thread');
+    expect(shared.backend.device).toBe('cpu, 2 threads');
+    expect(Array.from(shared.output.data)).toEqual(Array.from(alone.output.data));
+    const expected = expectedOutput(w.input, selection);
+    expect(relativeL2Error(alone.output, tensor(alone.output.shape, Float32Array.from(expected.out)))).toBeLessThan(1e-5);
+    expect(alone.stats.pairs).toBe(expected.pairs);
+  });
 });

@@ -117,59 +117,63 @@ const TILE_KEYS: i32 = 64;
 }
 
 /**
- * Online-softmax update of one tile: row r sees the first `min(valid, diag + r + 1)` scores.
- * Turns scores into probabilities in place (0 past the visible count, up to `cols`), updates
- * the running max m and sum l, and rescales the row's accumulator o by α.
+ * Online-softmax update of one row of a tile whose first `c` scores are visible: turns the
+ * row's scores into probabilities in place (0 past `c`, up to `cols`), updates its running max
+ * m and sum l, and rescales its accumulator o (`dvp` floats) by α.
+ */
+// @ts-ignore: decorator
+@inline function softmaxRow(sp: usize, c: i32, cols: i32, mp: usize, lp: usize, op: usize, dvp: i32): void {
+  if (c <= 0) {
+    for (let j = 0; j < cols; j += 4) v128.store(sp + (<usize>j << 2), f32x4.splat(0));
+    return;
+  }
+  const lanes = i32x4(0, 1, 2, 3);
+  let mx = f32x4.splat(-Infinity);
+  let j = 0;
+  for (; j + 4 <= c; j += 4) mx = f32x4.max(mx, v128.load(sp + (<usize>j << 2)));
+  let rowMax = hmax(mx);
+  for (; j < c; j++) rowMax = max(rowMax, load<f32>(sp + (<usize>j << 2)));
+  const mOld = load<f32>(mp);
+  const mNew = max(mOld, rowMax);
+  const alpha = exp2s(mOld - mNew);
+  const mv = f32x4.splat(mNew);
+  const cv = i32x4.splat(c);
+  let sum = f32x4.splat(0);
+  const full = c & ~3;
+  for (j = 0; j < full; j += 4) {
+    const at = sp + (<usize>j << 2);
+    const p = exp2v(f32x4.sub(v128.load(at), mv));
+    v128.store(at, p);
+    sum = f32x4.add(sum, p);
+  }
+  // The partly visible vector keeps only lanes < c; vectors past it become zeros.
+  for (; j < cols; j += 4) {
+    const at = sp + (<usize>j << 2);
+    const keep = i32x4.lt_s(i32x4.add(i32x4.splat(j), lanes), cv);
+    const p = v128.and(exp2v(f32x4.sub(v128.load(at), mv)), keep);
+    v128.store(at, p);
+    sum = f32x4.add(sum, p);
+  }
+  store<f32>(mp, mNew);
+  store<f32>(lp, load<f32>(lp) * alpha + hsum(sum));
+  if (alpha != 1.0) {
+    const av = f32x4.splat(alpha);
+    for (let d = 0; d < dvp; d += 4) {
+      const at = op + (<usize>d << 2);
+      v128.store(at, f32x4.mul(v128.load(at), av));
+    }
+  }
+}
+
+/**
+ * Online-softmax update of one tile of contiguous keys: row r sees the first
+ * `min(valid, diag + r + 1)` scores (see {@link softmaxRow}).
  */
 // @ts-ignore: decorator
 @inline function softmaxTile(s: usize, rows: i32, valid: i32, cols: i32, diag: i32, m: usize, l: usize, o: usize, dvp: i32): void {
   const sRow = <usize>TILE_KEYS << 2;
-  const lanes = i32x4(0, 1, 2, 3);
   for (let r = 0; r < rows; r++) {
-    const sp = s + <usize>r * sRow;
-    const c = min(valid, diag + r + 1);
-    if (c <= 0) {
-      for (let j = 0; j < cols; j += 4) v128.store(sp + (<usize>j << 2), f32x4.splat(0));
-      continue;
-    }
-    let mx = f32x4.splat(-Infinity);
-    let j = 0;
-    for (; j + 4 <= c; j += 4) mx = f32x4.max(mx, v128.load(sp + (<usize>j << 2)));
-    let rowMax = hmax(mx);
-    for (; j < c; j++) rowMax = max(rowMax, load<f32>(sp + (<usize>j << 2)));
-    const mp = m + (<usize>r << 2);
-    const lp = l + (<usize>r << 2);
-    const mOld = load<f32>(mp);
-    const mNew = max(mOld, rowMax);
-    const alpha = exp2s(mOld - mNew);
-    const mv = f32x4.splat(mNew);
-    const cv = i32x4.splat(c);
-    let sum = f32x4.splat(0);
-    const full = c & ~3;
-    for (j = 0; j < full; j += 4) {
-      const at = sp + (<usize>j << 2);
-      const p = exp2v(f32x4.sub(v128.load(at), mv));
-      v128.store(at, p);
-      sum = f32x4.add(sum, p);
-    }
-    // The partly visible vector keeps only lanes < c; vectors past it become zeros.
-    for (; j < cols; j += 4) {
-      const at = sp + (<usize>j << 2);
-      const keep = i32x4.lt_s(i32x4.add(i32x4.splat(j), lanes), cv);
-      const p = v128.and(exp2v(f32x4.sub(v128.load(at), mv)), keep);
-      v128.store(at, p);
-      sum = f32x4.add(sum, p);
-    }
-    store<f32>(mp, mNew);
-    store<f32>(lp, load<f32>(lp) * alpha + hsum(sum));
-    if (alpha != 1.0) {
-      const op = o + <usize>r * (<usize>dvp << 2);
-      const av = f32x4.splat(alpha);
-      for (let d = 0; d < dvp; d += 4) {
-        const at = op + (<usize>d << 2);
-        v128.store(at, f32x4.mul(v128.load(at), av));
-      }
-    }
+    softmaxRow(s + <usize>r * sRow, min(valid, diag + r + 1), cols, m + (<usize>r << 2), l + (<usize>r << 2), o + <usize>r * (<usize>dvp << 2), dvp);
   }
 }
 
@@ -526,3 +530,138 @@ export function gemmRows(job: usize, unused: usize): void {
   }
 }
 
+/**
+ * Transposes `valid` keys of `dim` floats (row-major at `src`) into `dim` rows of `TILE_KEYS`
+ * floats at `dst`, in 4 × 4 blocks of vector shuffles where whole blocks fit; key lanes from
+ * `valid` up to `cols` are zeroed, so padded scores stay finite.
+ */
+// @ts-ignore: decorator
+@inline function transposeTile(src: usize, dim: i32, valid: i32, cols: i32, dst: usize): void {
+  const kRow = <usize>dim << 2;
+  const tRow = <usize>TILE_KEYS << 2;
+  const dim4 = dim & ~3;
+  const valid4 = valid & ~3;
+  for (let j = 0; j < valid4; j += 4) {
+    const r0 = src + <usize>j * kRow;
+    const r1 = r0 + kRow;
+    const r2 = r1 + kRow;
+    const r3 = r2 + kRow;
+    const out = dst + (<usize>j << 2);
+    for (let d = 0; d < dim4; d += 4) {
+      const off = <usize>d << 2;
+      const a0 = v128.load(r0 + off);
+      const a1 = v128.load(r1 + off);
+      const a2 = v128.load(r2 + off);
+      const a3 = v128.load(r3 + off);
+      const t0 = v128.shuffle<f32>(a0, a1, 0, 4, 1, 5);
+      const t1 = v128.shuffle<f32>(a0, a1, 2, 6, 3, 7);
+      const t2 = v128.shuffle<f32>(a2, a3, 0, 4, 1, 5);
+      const t3 = v128.shuffle<f32>(a2, a3, 2, 6, 3, 7);
+      const row = out + <usize>d * tRow;
+      v128.store(row, v128.shuffle<f32>(t0, t2, 0, 1, 4, 5));
+      v128.store(row + tRow, v128.shuffle<f32>(t0, t2, 2, 3, 6, 7));
+      v128.store(row + 2 * tRow, v128.shuffle<f32>(t1, t3, 0, 1, 4, 5));
+      v128.store(row + 3 * tRow, v128.shuffle<f32>(t1, t3, 2, 3, 6, 7));
+    }
+    for (let d = dim4; d < dim; d++) {
+      const row = out + <usize>d * tRow;
+      const off = <usize>d << 2;
+      store<f32>(row, load<f32>(r0 + off));
+      store<f32>(row, load<f32>(r1 + off), 4);
+      store<f32>(row, load<f32>(r2 + off), 8);
+      store<f32>(row, load<f32>(r3 + off), 12);
+    }
+  }
+  for (let j = valid4; j < valid; j++) {
+    const from = src + <usize>j * kRow;
+    const to = dst + (<usize>j << 2);
+    for (let d = 0; d < dim; d++) store<f32>(to + <usize>d * tRow, load<f32>(from + (<usize>d << 2)));
+  }
+  for (let j = valid; j < cols; j++) {
+    for (let d = 0; d < dim; d++) store<f32>(dst + <usize>d * tRow + (<usize>j << 2), 0);
+  }
+}
+
+/**
+ * Flash attention over gathered keys (the exact sparse executor's flash path): runs the tasks
+ * of a job until none is left, so several threads can share it (an atomic counter, as in
+ * flashBlocks). Each task is a block of `rows` query rows (a multiple of 4, ≤ 64) per head of
+ * a stack of `groups` heads, against its own gathered keys: `k` row-major (`dim` floats per
+ * key), `v` (`dvp` floats per key) and `pos`, the keys' sequence positions (i32, ascending).
+ * Each 64-key tile of `k` is transposed into the thread's scratch before use. Under `causal`,
+ * row r (at position `firstPos + r`) sees the gathered keys at positions ≤ its own: a prefix
+ * of each tile, since positions ascend. Q arrives unscaled; each task scales its rows by
+ * `qScale` (scale · log2 e) first.
+ *
+ * The job is 8 slots at `job`: 0 next-task counter, 1 tasks, 2 groups, 3 dim, 4 dvp, 5 causal,
+ * 6 pointer to the task table (i32), 7 qScale (f32). A task is 12 i32 slots: 0 q, 1 o, 2 m,
+ * 3 l, 4 rows, 5 k, 6 v, 7 pos, 8 keyCount, 9 firstPos. `s` is this thread's scratch:
+ * `64 × TILE_KEYS` scores, 64 i32 row counts, then a `dim × TILE_KEYS` transposed key tile.
+ */
+export function flashGathered(job: usize, s: usize): void {
+  const tasks = load<i32>(job, 4);
+  const groups = load<i32>(job, 8);
+  const dim = load<i32>(job, 12);
+  const dvp = load<i32>(job, 16);
+  const causal = load<i32>(job, 20);
+  const table = <usize>load<i32>(job, 24);
+  const qScale = load<f32>(job, 28);
+  const counts = s + (<usize>(64 * TILE_KEYS) << 2);
+  const ktp = counts + (<usize>64 << 2);
+  const sRow = <usize>TILE_KEYS << 2;
+  const kRow = <usize>dim << 2;
+  for (;;) {
+    const taken = atomic.add<i32>(job, 1);
+    if (taken >= tasks) return;
+    const task = table + <usize>taken * 48;
+    const q = <usize>load<i32>(task);
+    const o = <usize>load<i32>(task, 4);
+    const m = <usize>load<i32>(task, 8);
+    const l = <usize>load<i32>(task, 12);
+    const rows = load<i32>(task, 16);
+    const k = <usize>load<i32>(task, 20);
+    const v = <usize>load<i32>(task, 24);
+    const pos = <usize>load<i32>(task, 28);
+    const keyCount = load<i32>(task, 32);
+    const firstPos = load<i32>(task, 36);
+    const qBlock = <usize>(rows * dim) << 2;
+    const oBlock = <usize>(rows * dvp) << 2;
+    const rowBytes = <usize>rows << 2;
+    const qFloats = groups * rows * dim;
+    let e = 0;
+    const sv = f32x4.splat(qScale);
+    for (; e + 4 <= qFloats; e += 4) v128.store(q + (<usize>e << 2), f32x4.mul(v128.load(q + (<usize>e << 2)), sv));
+    for (; e < qFloats; e++) store<f32>(q + (<usize>e << 2), load<f32>(q + (<usize>e << 2)) * qScale);
+    const tiles = (keyCount + TILE_KEYS - 1) / TILE_KEYS;
+    for (let t = 0; t < tiles; t++) {
+      const k0 = t * TILE_KEYS;
+      const valid = min(TILE_KEYS, keyCount - k0);
+      const cols = (valid + 7) & ~7;
+      // Visible keys per row: positions ascend, so each row sees a prefix that grows with r.
+      const posT = pos + (<usize>k0 << 2);
+      let c = 0;
+      for (let r = 0; r < rows; r++) {
+        if (causal) {
+          const rowPos = firstPos + r;
+          while (c < valid && load<i32>(posT + (<usize>c << 2)) <= rowPos) c++;
+        } else {
+          c = valid;
+        }
+        store<i32>(counts + (<usize>r << 2), c);
+      }
+      if (c == 0) continue; // every key of the tile lies after every row
+      transposeTile(k + <usize>k0 * kRow, dim, valid, cols, ktp);
+      const vp = v + (<usize>(k0 * dvp) << 2);
+      for (let g = 0; g < groups; g++) {
+        const og = o + <usize>g * oBlock;
+        const mg = m + <usize>g * rowBytes;
+        const lg = l + <usize>g * rowBytes;
+        qkTile(q + <usize>g * qBlock, dim, ktp, s, rows, cols);
+        for (let r = 0; r < rows; r++) {
+          softmaxRow(s + <usize>r * sRow, load<i32>(counts + (<usize>r << 2)), cols, mg + (<usize>r << 2), lg + (<usize>r << 2), og + <usize>r * (<usize>dvp << 2), dvp);
+        }
+        pvTile(s, vp, og, rows, valid, dvp);
+      }
+    }
+  }
+}

@@ -30,6 +30,7 @@ export interface SimdExports {
   gemmPacked(a: number, b: number, c: number, m: number, k: number, np: number): void;
   flashBlocks(job: number, s: number): void;
   gemmRows(job: number, unused: number): void;
+  flashGathered(job: number, s: number): void;
 }
 
 /** Kernel selection accepted by the fast kernels: `auto` uses WebAssembly SIMD when it loads. */

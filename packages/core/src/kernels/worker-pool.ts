@@ -14,14 +14,14 @@ import type { SimdArena } from './simd-runtime.js';
 const SEQUENCE = 0;
 const READY = 1;
 const JOB = 2;
-/** Which export runs the job: 0 `flashBlocks`, 1 `gemmRows`. */
+/** Which export runs the job: 0 `flashBlocks`, 1 `gemmRows`, 2 `flashGathered`. */
 const KIND = 3;
 /** Per-worker slots start here: [acknowledged sequence, scratch pointer]. */
 const WORKER_SLOTS = 4;
 
 /** A job kind: the kernel export every thread calls with (job, per-thread scratch). */
-export type JobKind = 'flashBlocks' | 'gemmRows';
-const KINDS: readonly JobKind[] = ['flashBlocks', 'gemmRows'];
+export type JobKind = 'flashBlocks' | 'gemmRows' | 'flashGathered';
+const KINDS: readonly JobKind[] = ['flashBlocks', 'gemmRows', 'flashGathered'];
 
 /** How long the first use waits for the workers to start before giving up on them. */
 const START_TIMEOUT_MS = 5000;
@@ -44,7 +44,7 @@ let seen = 0;
 for (;;) {
   Atomics.wait(control, ${SEQUENCE}, seen);
   seen = Atomics.load(control, ${SEQUENCE});
-  const run = Atomics.load(control, ${KIND}) === 1 ? kernels.gemmRows : kernels.flashBlocks;
+  const run = kernels[${JSON.stringify(KINDS)}[Atomics.load(control, ${KIND})]];
   run(Atomics.load(control, ${JOB}), Atomics.load(control, slot + 1));
   Atomics.store(control, slot, seen);
   Atomics.notify(control, slot);
