@@ -20,6 +20,14 @@ async function main(): Promise<number> {
   if (features) console.log(`Dawn features enabled: ${features}`);
   console.log(`adapter: ${backend.info.device}; max binding ${backend.context.maxBinding} B; workgroup memory ${backend.context.maxWorkgroupBytes} B`);
   console.log(`gpu.js: ${backend.gpuJs.bridge ? `attached (${backend.gpuJs.bridge.version}), block pooling runs through it` : `not attached: ${backend.gpuJs.reason}`}`);
+  const parseTuning = (spec: string) => {
+    const [chunk, valueChunk] = spec.split('x').map(Number) as [number, number];
+    return { chunk, valueChunk };
+  };
+  const tunings = flag('--tuning');
+  // Checks and the benchmark run with the last tuning listed (the variants are timed in between).
+  if (tunings) backend.tuning = parseTuning(tunings.split('@')[0]!.split(',').at(-1)!);
+  console.log(`attention tuning: chunk ${backend.tuning.chunk}, value chunk ${backend.tuning.valueChunk}`);
   let failed = 0;
   if (!args.includes('--no-checks')) {
     for (const check of gpuChecks) {
@@ -34,18 +42,17 @@ async function main(): Promise<number> {
     }
     console.log(`${gpuChecks.length - failed}/${gpuChecks.length} GPU checks passed`);
   }
-  const tunings = flag('--tuning');
   if (tunings) {
+    const last = backend.tuning;
     // Dense kernel variants at one size, each timed after a warm-up: `--tuning 16x16,32x32@16384`.
     const [list, at] = tunings.split('@');
     const seq = Number(at ?? 16384);
     for (const spec of list!.split(',')) {
-      const [chunk, valueChunk] = spec.split('x').map(Number) as [number, number];
-      backend.tuning = { chunk, valueChunk };
+      backend.tuning = parseTuning(spec);
       const rows = await runGpuBenchmark(backend, { quick: false, seqLengths: [seq], repeats: 3, seed: 1, backend: 'gpu', progress: (m) => console.log(`${m} tuning ${spec}`) }, undefined, { denseOnly: true });
       for (const row of rows) console.log(JSON.stringify({ ...row, tuning: spec, dawnFeatures: features ?? 'default' }));
     }
-    backend.tuning = { chunk: 16, valueChunk: 16 };
+    backend.tuning = last;
   }
   const bench = flag('--bench');
   if (bench) {
@@ -53,7 +60,7 @@ async function main(): Promise<number> {
     const rows = await runGpuBenchmark(backend, { quick: false, seqLengths, repeats: Number(flag('--repeats') ?? 5), seed: 1, backend: 'gpu', progress: (m) => console.log(m) });
     for (const row of rows) console.log(JSON.stringify(row));
     const out = flag('--out');
-    if (out) writeFileSync(out, JSON.stringify({ device: backend.info.device, rows }, null, 2));
+    if (out) writeFileSync(out, JSON.stringify({ device: backend.info.device, tuning: backend.tuning, dawnFeatures: features ?? 'default', rows }, null, 2));
   }
   backend.destroy();
   return failed === 0 ? 0 : 1;

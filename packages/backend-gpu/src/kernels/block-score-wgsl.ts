@@ -100,7 +100,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         var s1 = vec4<f32>(0.0);
         var s2 = vec4<f32>(0.0);
         var s3 = vec4<f32>(0.0);
-${scoreTileWgsl('E', (r, e) => `aAt(${r}, ${e})`, (c, e) => `bAt(${c}, ${e}, blockBase, block0, visible)`)}
+${scoreTileWgsl(o.tile, 'E', (r, e) => `aAt(${r}, ${e})`, (c, e) => `bAt(${c}, ${e}, blockBase, block0, visible)`)}
         let blocks = vec4<u32>(block0 + tx, block0 + tx + 16u, block0 + tx + 32u, block0 + tx + 48u);
         let starts = blocks * P.blockSize;
         let inRange = blocks < vec4<u32>(visible);

@@ -58,6 +58,7 @@ export function flashAttentionWgsl(o: FlashAttentionKernelOptions): string {
   const scratchVec4 = Math.max(operandScratchVec4(o.tile), (o.valueChunk * dvp) / 4);
   const csr = o.mode === 'csr';
   const oVars = (i: number) => Array.from({ length: vc4 }, (_, c) => `o${i}_${c}`);
+  const { prefetchFirst, storeValues, prefetchNext } = valueStaging(o, dvp);
   return /* wgsl */ `
 ${tileConstants(o.tile)}
 const D: u32 = ${o.headDim}u;
@@ -139,7 +140,8 @@ ${csr ? `    if (lid < BC) {
     var s1 = vec4<f32>(0.0);
     var s2 = vec4<f32>(0.0);
     var s3 = vec4<f32>(0.0);
-${scoreTileWgsl('D', (r, e) => `qAt(${r}, ${e})`, (c, e) => `kAt(${c}, ${e}, kvBase)`)}
+${scoreTileWgsl(o.tile, 'D', (r, e) => `qAt(${r}, ${e})`, (c, e) => `kAt(${c}, ${e}, kvBase)`)}
+${prefetchFirst}
     let keys = vec4<u32>(keyIdx[tx], keyIdx[tx + 16u], keyIdx[tx + 32u], keyIdx[tx + 48u]);
     let keyLive = keys != vec4<u32>(INVALID);
 ${forRows((i) => `    let ok${i} = keyLive & vec4<bool>(live[${i}]) & ((keys <= vec4<u32>(pos[${i}])) | vec4<bool>(P.causal == 0u));
@@ -159,15 +161,9 @@ ${oVars(i).map((name) => `    ${name} = ${name} * alpha[${i}];`).join('\n')}`)}
 ${[0, 1, 2, 3].map((c) => `    ps[(tx + ${16 * c}u) * (TR + 1u) + ty] = vec4<f32>(p0[${c}], p1[${c}], p2[${c}], p3[${c}]);`).join('\n')}
     for (var j0 = 0u; j0 < BC; j0 += VJ) {
       workgroupBarrier();
-      for (var x = lid; x < VJ * DVP; x += NT) {
-        let jj = x / DVP;
-        let cc = x % DVP;
-        let key = keyIdx[j0 + jj];
-        var value = 0.0;
-        if (key != INVALID && cc < DV) { value = v[(kvBase + key) * DV + cc]; }
-        scratch[jj * (DVP / 4u) + cc / 4u][cc % 4u] = value;
-      }
+${storeValues}
       workgroupBarrier();
+${prefetchNext}
       for (var jj = 0u; jj < VJ; jj++) {
         let pv = ps[(j0 + jj) * (TR + 1u) + ty];
 ${Array.from({ length: vc4 }, (_, c) => `        let v${c} = scratch[jj * (DVP / 4u) + ${c * 16}u + tx];
@@ -194,6 +190,33 @@ ${oVars(i).map((name, c) => `    for (var e = 0u; e < 4u; e++) {
   }`)}
 }
 `;
+}
+
+/**
+ * Staging of value chunks (VJ keys × DVP columns) into workgroup memory. When a thread's share is
+ * small (≤ 16 values) it is software-pipelined like the q·k operands: the first chunk is loaded
+ * into registers while the softmax of the tile runs, each next chunk while the current one is
+ * multiplied; otherwise each chunk is loaded right before use.
+ */
+function valueStaging(o: FlashAttentionKernelOptions, dvp: number): { prefetchFirst: string; storeValues: string; prefetchNext: string } {
+  const threads = (o.tile.rows / 4) * 16;
+  const perThread = (o.valueChunk * dvp) / threads;
+  const load = (x: string, j0: string) =>
+    `let jj = ${x} / DVP; let cc = ${x} % DVP; let key = keyIdx[${j0} + jj]; var value = 0.0; if (key != INVALID && cc < DV) { value = v[(kvBase + key) * DV + cc]; }`;
+  if (!Number.isInteger(perThread) || perThread > 16) {
+    return {
+      prefetchFirst: '',
+      storeValues: `      for (var x = lid; x < VJ * DVP; x += NT) { ${load('x', 'j0')} scratch[jj * (DVP / 4u) + cc / 4u][cc % 4u] = value; }`,
+      prefetchNext: '',
+    };
+  }
+  const range = Array.from({ length: perThread }, (_, i) => i);
+  const fetch = (j0: string, indent: string) => range.map((i) => `${indent}{ ${load(`(lid + ${i * threads}u)`, j0)} rv${i} = value; }`).join('\n');
+  return {
+    prefetchFirst: [...range.map((i) => `    var rv${i}: f32;`), fetch('0u', '    ')].join('\n'),
+    storeValues: range.map((i) => `      { let x = lid + ${i * threads}u; scratch[(x / DVP) * (DVP / 4u) + (x % DVP) / 4u][(x % DVP) % 4u] = rv${i}; }`).join('\n'),
+    prefetchNext: `      if (j0 + VJ < BC) {\n${fetch('j0 + VJ', '        ')}\n      }`,
+  };
 }
 
 function densePrologue(): string {

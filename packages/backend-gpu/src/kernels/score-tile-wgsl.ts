@@ -61,21 +61,37 @@ const NEG: f32 = -3.0e38;
  * `loadA(r, e)` / `loadB(c, e)` are WGSL expressions for operand elements with `r`/`c` the tile
  * row / column and `e` the operand index; they must return 0 outside the operand.
  * Uses `scratch` (vec4 workgroup array) and must be reached by the whole workgroup (barriers).
+ *
+ * Software-pipelined: each thread holds its share of the next chunk in registers, loading it
+ * from global memory while the current chunk is multiplied out of workgroup memory, so the load
+ * latency of all chunks but the first overlaps arithmetic instead of stalling at a barrier.
  */
-export function scoreTileWgsl(width: string, loadA: (r: string, e: string) => string, loadB: (c: string, e: string) => string): string {
+export function scoreTileWgsl(shape: TileShape, width: string, loadA: (r: string, e: string) => string, loadB: (c: string, e: string) => string): string {
+  const threads = tileThreads(shape);
+  const perThreadA = (shape.rows * shape.chunk) / threads;
+  const perThreadB = (TILE_COLUMNS * shape.chunk) / threads;
+  const range = (n: number) => Array.from({ length: n }, (_, i) => i);
+  const fetch = (e0: string) =>
+    [
+      ...range(perThreadA).map((i) => `      ra${i} = ${loadA(`((lid + ${i * threads}u) / DK)`, `${e0} + (lid + ${i * threads}u) % DK`)};`),
+      ...range(perThreadB).map((i) => `      rb${i} = ${loadB(`((lid + ${i * threads}u) / DK)`, `${e0} + (lid + ${i * threads}u) % DK`)};`),
+    ].join('\n');
   return /* wgsl */ `
+    {
+${range(perThreadA).map((i) => `      var ra${i}: f32;`).join('\n')}
+${range(perThreadB).map((i) => `      var rb${i}: f32;`).join('\n')}
+${fetch('0u')}
     for (var e0 = 0u; e0 < ${width}; e0 += DK) {
-      for (var x = lid; x < BR * DK; x += NT) {
-        let rr = x / DK;
-        let ee = x % DK;
-        scratch[ee * A_STRIDE + rr / 4u][rr % 4u] = ${loadA('rr', 'e0 + ee')};
-      }
-      for (var x = lid; x < BC * DK; x += NT) {
-        let cc = x / DK;
-        let ee = x % DK;
-        scratch[B_OFF + ee * B_STRIDE + cc % 16u][cc / 16u] = ${loadB('cc', 'e0 + ee')};
-      }
+${range(perThreadA)
+  .map((i) => `      { let x = lid + ${i * threads}u; let rr = x / DK; scratch[(x % DK) * A_STRIDE + rr / 4u][rr % 4u] = ra${i}; }`)
+  .join('\n')}
+${range(perThreadB)
+  .map((i) => `      { let x = lid + ${i * threads}u; let cc = x / DK; scratch[B_OFF + (x % DK) * B_STRIDE + cc % 16u][cc / 16u] = rb${i}; }`)
+  .join('\n')}
       workgroupBarrier();
+      if (e0 + DK < ${width}) {
+  ${fetch('e0 + DK')}
+      }
       for (var ee = 0u; ee < DK; ee++) {
         let a = scratch[ee * A_STRIDE + ty];
         let b = scratch[B_OFF + ee * B_STRIDE + tx];
@@ -85,6 +101,7 @@ export function scoreTileWgsl(width: string, loadA: (r: string, e: string) => st
         s3 = fma(vec4<f32>(a.w), b, s3);
       }
       workgroupBarrier();
+    }
     }
 `;
 }
