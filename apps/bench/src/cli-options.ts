@@ -14,7 +14,7 @@ export const DEFAULT_SWEEP = {
   workloads: ['gaussian', 'needle', 'structured'] as WorkloadKind[],
   decodeWorkloads: ['needle'] as WorkloadKind[],
   decodeSteps: 9,
-  budgets: { kind: 'count', count: 3 } as BudgetSelector,
+  budgets: { kind: 'count', count: 2 } as BudgetSelector,
   repeats: 3,
   batch: 1,
   queryHeads: 4,

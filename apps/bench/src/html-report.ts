@@ -141,11 +141,17 @@ function rowsTable(rows: readonly SweepRow[]): string {
 
 function suiteTable(results: SweepResults): string {
   if (!results.suiteRows.length && !results.suiteFailures.length) return '<p>No family benchmark suite ran.</p>';
-  const keys = suiteMetricKeys(results.suiteRows);
-  const head = ['suite', 'method', 'workload', 'S', 'budget', 'backend', ...keys];
-  const body = results.suiteRows.map((r) => [r.suite, r.method, r.workload, String(r.seqLength), r.budget ?? '–', r.backend, ...keys.map((k) => suiteMetricText(r, k))]);
+  const cell = (c: string) => `<td>${escapeHtml(c)}</td>`;
+  // One table per suite: suites report different figures.
+  const tables = [...new Set(results.suiteRows.map((r) => r.suite))].map((suite) => {
+    const rows = results.suiteRows.filter((r) => r.suite === suite);
+    const keys = suiteMetricKeys(rows);
+    const head = ['method', 'workload', 'S', 'budget', 'backend', ...keys];
+    const body = rows.map((r) => [r.method, r.workload, String(r.seqLength), r.budget ?? '–', r.backend, ...keys.map((k) => suiteMetricText(r, k))]);
+    return `<h3>${escapeHtml(suite)}</h3><table><thead><tr>${head.map((h) => `<th>${escapeHtml(h)}</th>`).join('')}</tr></thead><tbody>${body.map((b) => `<tr>${b.map(cell).join('')}</tr>`).join('\n')}</tbody></table>`;
+  });
   const failures = results.suiteFailures.map((f) => `<p class="failure">suite ${escapeHtml(f.suite)} failed: ${escapeHtml(f.error)}</p>`).join('');
-  return `<table><thead><tr>${head.map((h) => `<th>${escapeHtml(h)}</th>`).join('')}</tr></thead><tbody>${body.map((b) => `<tr>${b.map((c) => `<td>${escapeHtml(c)}</td>`).join('')}</tr>`).join('\n')}</tbody></table>${failures}`;
+  return `${tables.join('\n')}${failures}`;
 }
 
 /** The whole page. */
@@ -174,7 +180,7 @@ export async function renderHtmlReport(results: SweepResults): Promise<string> {
 <title>sparse-attn benchmark ${escapeHtml(results.createdAt)}</title>
 <style>
 body { font: 14px/1.4 system-ui, sans-serif; margin: 2rem; color: #222; }
-h1 { font-size: 1.4rem; } h2 { font-size: 1.15rem; margin-top: 2rem; }
+h1 { font-size: 1.4rem; } h2 { font-size: 1.15rem; margin-top: 2rem; } h3 { font-size: 1rem; margin: 1rem 0 0.3rem; }
 dl { display: grid; grid-template-columns: max-content auto; gap: 0.2rem 1rem; }
 dt { font-weight: 600; }
 .charts { display: flex; flex-wrap: wrap; gap: 1.5rem; }

@@ -68,6 +68,7 @@ export const sweepRowSchema = z.object({
   speedupVsDense: z.number().positive().optional().describe('Fast dense median / this median, same workload, length and phase.'),
   speedupVsOrt: z.number().positive().optional().describe('onnxruntime-node dense median / this median.'),
   diagnostics: z.record(z.string(), z.number()).optional(),
+  cellWallMs: z.number().nonnegative().optional().describe('Wall time the whole cell took (quality run, metrics, timed runs): what sizing a sweep needs.'),
 });
 
 /** Rows contributed by a family's `BenchmarkSuite` (core's `BenchmarkRow`), kept as reported. */

@@ -83,12 +83,16 @@ export function selectBudgets(definition: MethodDefinition, seq: number, selecto
   if (all.length === 0) return [{ label: 'default', config: {} }];
   if (selector.kind === 'all') return [...all];
   if (selector.kind === 'labels') return all.filter((b) => selector.labels.includes(b.label));
-  const count = Math.min(selector.count, all.length);
-  if (count === 1) return [all[0]!];
-  // Evenly spaced over the sweep, always keeping the sparsest and the densest point.
+  if (selector.count >= all.length) return [...all];
+  if (selector.count === 1) return [all[0]!];
+  // Sweeps run sparsest to densest and usually end with a point covering every key (equal to
+  // dense by conformance, and the slowest). A partial selection spends its points on the sparse
+  // part instead: evenly spaced over every point but the last, keeping the sparsest.
+  const candidates = all.slice(0, -1);
+  const count = Math.min(selector.count, candidates.length);
   const picked = new Set<number>();
-  for (let i = 0; i < count; i++) picked.add(Math.round((i * (all.length - 1)) / (count - 1)));
-  return [...picked].sort((a, b) => a - b).map((i) => all[i]!);
+  for (let i = 0; i < count; i++) picked.add(count === 1 ? 0 : Math.round((i * (candidates.length - 1)) / (count - 1)));
+  return [...picked].sort((a, b) => a - b).map((i) => candidates[i]!);
 }
 
 function errorMessage(error: unknown): string {
@@ -139,20 +143,28 @@ export async function runSweep(registry: MethodRegistry, suites: readonly Benchm
   // Plan every cell first so the progress bar knows its total.
   type Cell = { kind: 'prefill' | 'decode'; workload: WorkloadKind; seq: number; definition?: MethodDefinition; budget?: BudgetPoint };
   const cells: Cell[] = [];
-  const planAt = (kind: Cell['kind'], workloadKinds: readonly WorkloadKind[], seq: number) => {
-    for (const workload of workloadKinds) {
-      if (options.ort) cells.push({ kind, workload, seq });
-      for (const definition of definitions) {
-        for (const budget of selectBudgets(definition, seq, options.budgets)) cells.push({ kind, workload, seq, definition, budget });
+  const phases = (seq: number) => [
+    ...(options.seqLengths.includes(seq) ? [{ kind: 'prefill' as const, workloads: options.workloads }] : []),
+    // GPU methods have no decoder: a GPU sweep is prefill only.
+    ...(options.decodeLengths.includes(seq) && !gpu ? [{ kind: 'decode' as const, workloads: options.decodeWorkloads }] : []),
+  ];
+  // Length-major (shortest first); within a length, budget-rank-major: every method's sparsest
+  // point on every workload (prefill, then decode) before anyone's second point. If the time
+  // budget runs out, what is skipped is extra budget points at the longest length, not methods.
+  for (const seq of [...new Set([...options.seqLengths, ...options.decodeLengths])].sort((a, b) => a - b)) {
+    const budgetsOf = new Map(definitions.map((d) => [d, selectBudgets(d, seq, options.budgets)]));
+    const ranks = Math.max(1, ...[...budgetsOf.values()].map((b) => b.length));
+    for (let rank = 0; rank < ranks; rank++) {
+      for (const phase of phases(seq)) {
+        for (const workload of phase.workloads) {
+          if (rank === 0 && options.ort) cells.push({ kind: phase.kind, workload, seq });
+          for (const [definition, budgets] of budgetsOf) {
+            const budget = budgets[rank];
+            if (budget) cells.push({ kind: phase.kind, workload, seq, definition, budget });
+          }
+        }
       }
     }
-  };
-  // Length-major order (prefill then decode at each length, shortest first), so if the time
-  // budget runs out, what is skipped is the longest lengths, not a whole phase.
-  for (const seq of [...new Set([...options.seqLengths, ...options.decodeLengths])].sort((a, b) => a - b)) {
-    if (options.seqLengths.includes(seq)) planAt('prefill', options.workloads, seq);
-    // GPU methods have no decoder: a GPU sweep is prefill only.
-    if (options.decodeLengths.includes(seq) && !gpu) planAt('decode', options.decodeWorkloads, seq);
   }
   const selectedSuites = suites.filter((s) => options.suites.includes(s.id));
   progress?.start(cells.length + selectedSuites.length);
@@ -203,6 +215,7 @@ export async function runSweep(registry: MethodRegistry, suites: readonly Benchm
       rows.push({ ...base, status: 'skipped', error: `time budget of ${Math.round(options.timeBudgetMs / 1000)} s spent before this cell (raise --time-budget, 0 = none)` });
       continue;
     }
+    const cellStarted = performance.now();
     try {
       if (!cell.definition) {
         const row = await ortCell(workload, cell.kind, cell.seq, steps, reference, options);
@@ -219,6 +232,7 @@ export async function runSweep(registry: MethodRegistry, suites: readonly Benchm
     } catch (error) {
       rows.push({ ...base, status: error instanceof NumericError ? 'nan' : 'error', error: errorMessage(error) });
     }
+    rows[rows.length - 1] = { ...rows[rows.length - 1]!, cellWallMs: performance.now() - cellStarted };
   }
   addSpeedups(rows);
 

@@ -90,9 +90,13 @@ export function sweepTable(results: SweepResults): string {
   }
   const lines = [formatTable([header, ...body])];
   lines.push('rel.err / recall / density: means over workloads (prefill); needle: key selected / output dominated; ×: speedup, >1 is faster.');
-  if (results.suiteRows.length) {
-    const keys = suiteMetricKeys(results.suiteRows).slice(0, 8);
-    lines.push('', formatTable([['suite', 'method', 'workload', 'S', 'budget', ...keys, 'backend'], ...results.suiteRows.map((r) => [r.suite, r.method, r.workload, String(r.seqLength), r.budget ?? '–', ...keys.map((k) => suiteMetricText(r, k)), r.backend])]));
+  // One table per family suite, each with its own figures (suites report different metrics).
+  for (const suite of [...new Set(results.suiteRows.map((r) => r.suite))]) {
+    const rows = results.suiteRows.filter((r) => r.suite === suite);
+    const keys = suiteMetricKeys(rows);
+    const shown = keys.slice(0, 10);
+    lines.push('', `suite ${suite}${keys.length > shown.length ? ` (${keys.length - shown.length} more figures in the JSON and HTML)` : ''}`);
+    lines.push(formatTable([['method', 'workload', 'S', 'budget', ...shown, 'backend'], ...rows.map((r) => [r.method, r.workload, String(r.seqLength), r.budget ?? '–', ...shown.map((k) => suiteMetricText(r, k)), r.backend])]));
   }
   for (const f of results.familyFailures) lines.push(`family ${f.family} FAILED (none of its methods or suites ran): ${f.error}`);
   for (const f of results.suiteFailures) lines.push(`suite ${f.suite} failed: ${f.error}`);

@@ -29,8 +29,10 @@ describe('countAllocations', () => {
 describe('selectBudgets', () => {
   const labels = ['a', 'b', 'c', 'd', 'e'];
   const definition = { ...denseMethod, budgets: () => labels.map((label) => ({ label, config: { label } })) } as unknown as MethodDefinition;
-  it('keeps the sparsest and densest point and spaces the rest evenly', () => {
-    expect(selectBudgets(definition, 100, { kind: 'count', count: 3 }).map((b) => b.label)).toEqual(['a', 'c', 'e']);
+  it('keeps the sparsest point and spaces the rest evenly, leaving out the last (covering) point unless every point is asked for', () => {
+    expect(selectBudgets(definition, 100, { kind: 'count', count: 3 }).map((b) => b.label)).toEqual(['a', 'c', 'd']);
+    expect(selectBudgets(definition, 100, { kind: 'count', count: 2 }).map((b) => b.label)).toEqual(['a', 'd']);
+    expect(selectBudgets(definition, 100, { kind: 'count', count: 5 }).map((b) => b.label)).toEqual(labels);
     expect(selectBudgets(definition, 100, { kind: 'count', count: 9 }).map((b) => b.label)).toEqual(labels);
     expect(selectBudgets(definition, 100, { kind: 'count', count: 1 }).map((b) => b.label)).toEqual(['a']);
     expect(selectBudgets(definition, 100, { kind: 'labels', labels: ['d', 'zz'] }).map((b) => b.label)).toEqual(['d']);
