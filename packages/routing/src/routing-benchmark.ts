@@ -9,10 +9,10 @@ import {
   sliceSeq,
   type AttentionInput,
   type AttentionMethod,
+  type AttentionResult,
   type BenchmarkContext,
   type BenchmarkRow,
   type BenchmarkSuite,
-  type Tensor,
 } from '@sparse-attn/core';
 import { biformerMethod } from './biformer-attention.js';
 import { causalRoutingMethod } from './causal-routing-method.js';
@@ -110,11 +110,12 @@ export const routingBenchmark: BenchmarkSuite = {
     const lengths = context.quick ? [256, 512] : [...context.seqLengths];
     const headDim = context.quick ? 32 : 64;
     const rows: BenchmarkRow[] = [];
-    const fit = new Map<string, { s: number[]; ms: number[] }>();
-    const record = (key: string, seq: number, ms: number) => {
-      const entry = fit.get(key) ?? { s: [], ms: [] };
+    const fit = new Map<string, { s: number[]; ms: number[]; backends: Set<string> }>();
+    const record = (key: string, seq: number, ms: number, backend: string) => {
+      const entry = fit.get(key) ?? { s: [], ms: [], backends: new Set<string>() };
       entry.s.push(seq);
       entry.ms.push(ms);
+      entry.backends.add(backend);
       fit.set(key, entry);
     };
     for (const seq of lengths) {
@@ -125,11 +126,13 @@ export const routingBenchmark: BenchmarkSuite = {
       const input = createWorkload('structured', shape).input;
       const needle = createWorkload('needle', { ...shape, needleQueries: 8, seed: context.seed + 1 });
       context.progress?.(`routing-scaling: dense prefill S=${seq}`);
-      let denseOutput: Tensor | undefined;
-      const dense = measure(() => (denseOutput = denseAttention(input).output), { warmup, repeats });
+      let denseResult: AttentionResult | undefined;
+      const dense = measure(() => (denseResult = denseAttention(input)), { warmup, repeats });
+      const denseOutput = denseResult!.output;
+      const denseBackend = `${denseResult!.backend.backend}:${denseResult!.backend.kernel}`;
       const denseDecodeMs = timeDenseDecode(input, context.repeats);
-      record('dense', seq, dense.medianMs);
-      rows.push({ suite: 'routing-scaling', method: 'dense', workload: 'structured', seqLength: seq, backend: 'cpu:js', metrics: { prefillMs: dense.medianMs, decodeMs: denseDecodeMs } });
+      record('dense', seq, dense.medianMs, denseBackend);
+      rows.push({ suite: 'routing-scaling', method: 'dense', workload: 'structured', seqLength: seq, backend: denseBackend, metrics: { prefillMs: dense.medianMs, decodeMs: denseDecodeMs } });
       for (const variant of variantsFor(seq)) {
         const id = variant.method.methodId;
         context.progress?.(`routing-scaling: ${id} ${variant.label} S=${seq}`);
@@ -138,7 +141,7 @@ export const routingBenchmark: BenchmarkSuite = {
         const retrieval = variant.method.prefill(needle.input);
         const found = needleRetrieval(needle.input, needle.needle!, retrieval.output, retrieval.selection);
         const decodeMs = timeDecode(variant.method, input);
-        if (variant.fitted) record(`${id} ${variant.label.replace(/=\d+/g, '')}`, seq, timing.medianMs);
+        if (variant.fitted) record(`${id} ${variant.label.replace(/=\d+/g, '')}`, seq, timing.medianMs, `${result.backend.backend}:${result.backend.kernel}`);
         const diagnostics = result.diagnostics ?? {};
         rows.push({
           suite: 'routing-scaling',
@@ -156,7 +159,7 @@ export const routingBenchmark: BenchmarkSuite = {
             kmeansShare: diagnostics['kmeansShare'] ?? 0,
             density: result.stats.density,
             keysPerQuery: diagnostics['keysPerQuery'] ?? result.stats.pairs / seq,
-            relativeError: relativeL2Error(result.output, denseOutput!),
+            relativeError: relativeL2Error(result.output, denseOutput),
             massRecall: result.selection ? attentionMassRecall(input, result.selection, { maxQueries: 32, seed: context.seed }) : 1,
             needleSelected: found.selected,
             needleDominated: found.dominated,
@@ -175,7 +178,7 @@ export const routingBenchmark: BenchmarkSuite = {
         workload: 'structured',
         seqLength: Math.max(...entry.s),
         budget: rest.length ? `${rest.join(' ')} exponent fit` : 'exponent fit',
-        backend: 'cpu:js',
+        backend: [...entry.backends].join('+'),
         metrics: { timeExponent: fitExponent(entry.s, entry.ms), lengths: entry.s.length },
       });
     }
