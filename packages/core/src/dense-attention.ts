@@ -27,9 +27,10 @@ export interface DenseAttentionOptions {
    */
   readonly kernel?: KernelPreference;
   /**
-   * Threads for the WebAssembly flash path: the caller plus `threads − 1` worker threads that
-   * share each job over a shared memory (Node only; the call stays synchronous). Default: the
-   * machine's cores, at most 4. `1` runs on the calling thread alone.
+   * Threads for the WebAssembly flash path and for short queries over a `kernel`-storage KV
+   * cache: the caller plus `threads − 1` worker threads that share each job over a shared
+   * memory (Node only; the call stays synchronous). Default: the machine's cores, at most 4.
+   * `1` runs on the calling thread alone.
    */
   readonly threads?: number;
 }
@@ -62,7 +63,7 @@ export function denseAttention(input: AttentionInput, options: DenseAttentionOpt
     threads = flashDense(arena, input, d, out, lse, options.threads ?? defaultThreads());
     kernel = 'wasm-simd';
   } else if (arena) {
-    chunkedRows(arena, input, d, out, lse);
+    threads = chunkedRows(arena, input, d, out, lse, options.threads ?? defaultThreads());
     kernel = 'wasm-simd';
   } else {
     kernel = rowDense(input, d, out, lse, preference);
@@ -93,22 +94,22 @@ const CHUNK_KEYS = 256;
  *
  * So K/V are read from memory once per KV head (not once per query head) and never copied
  * whole; the extra memory is one chunk plus the rows' accumulators. K/V that already live in
- * the kernels' memory (a `kernel`-storage KV cache) are read in place, without the copy.
+ * the kernels' memory go to {@link inPlaceRows} instead. Returns the number of threads that ran.
  */
-function chunkedRows(arena: SimdArena, input: AttentionInput, d: AttentionDims, out: Float32Array, lse: Float32Array): void {
+function chunkedRows(arena: SimdArena, input: AttentionInput, d: AttentionDims, out: Float32Array, lse: Float32Array, threads: number): number {
   const { headDim: dim, valueDim, groupSize: groups, querySeq, keySeq } = d;
   // K/V already in the kernels' memory (a `kernel`-storage KV cache) with rows a whole number
   // of vectors are read in place; a single query row then takes its whole range in one call.
   const kPointer = dim % 4 === 0 && valueDim % 4 === 0 ? arena.pointerOf(input.k.data) : undefined;
   const vPointer = kPointer === undefined ? undefined : arena.pointerOf(input.v.data);
-  const inPlace = vPointer !== undefined;
+  if (vPointer !== undefined) return inPlaceRows(arena, input, d, kPointer!, vPointer, out, lse, threads);
   const dimPadded = roundUp4(dim);
   const valuePadded = roundUp4(valueDim);
   const rows = groups * querySeq;
-  const chunkKeys = inPlace && rows === 1 ? keySeq : CHUNK_KEYS;
+  const chunkKeys = CHUNK_KEYS;
   arena.reset();
-  const kPtr = inPlace ? 0 : arena.alloc(CHUNK_KEYS * dimPadded, false);
-  const vPtr = inPlace ? 0 : arena.alloc(CHUNK_KEYS * valuePadded, false);
+  const kPtr = arena.alloc(CHUNK_KEYS * dimPadded, false);
+  const vPtr = arena.alloc(CHUNK_KEYS * valuePadded, false);
   const qPtr = arena.alloc(rows * dimPadded);
   const sPtr = arena.alloc(chunkKeys + 4, false);
   const oPtr = arena.alloc(valuePadded);
@@ -140,22 +141,15 @@ function chunkedRows(arena: SimdArena, input: AttentionInput, d: AttentionDims, 
       const vBase = rowOffset(d.vDims, b, kvh, 0);
       for (let first = 0; first <= lastPosition; first += chunkKeys) {
         const count = Math.min(chunkKeys, lastPosition + 1 - first);
-        let kAt = kPtr;
-        let vAt = vPtr;
-        if (inPlace) {
-          kAt = kPointer! + (kBase + first * dim) * 4;
-          vAt = vPointer + (vBase + first * valueDim) * 4;
-        } else {
-          copyRows(f32, input.k.data, kBase + first * dim, kPtr >> 2, count, dim, dimPadded);
-          copyRows(f32, input.v.data, vBase + first * valueDim, vPtr >> 2, count, valueDim, valuePadded);
-        }
+        copyRows(f32, input.k.data, kBase + first * dim, kPtr >> 2, count, dim, dimPadded);
+        copyRows(f32, input.v.data, vBase + first * valueDim, vPtr >> 2, count, valueDim, valuePadded);
         for (let r = 0; r < rows; r++) {
           const i = r % querySeq;
           const visible = Math.min(count, (d.causal ? d.queryOffset + i + 1 : keySeq) - first);
           if (visible <= 0) continue;
           i32[rangesPtr >> 2] = 0;
           i32[(rangesPtr >> 2) + 1] = visible;
-          kernels.attendRows(qPtr + r * dimPadded * 4, dimPadded, kAt, vAt, valuePadded, rangesPtr, 1, sPtr, oPtr, statsPtr);
+          kernels.attendRows(qPtr + r * dimPadded * 4, dimPadded, kPtr, vPtr, valuePadded, rangesPtr, 1, sPtr, oPtr, statsPtr);
           const chunkMax = f32[statsAt]!;
           const chunkSum = f32[statsAt + 1]!;
           const previous = runningMax[r]!;
@@ -178,6 +172,97 @@ function chunkedRows(arena: SimdArena, input: AttentionInput, d: AttentionDims, 
       }
     }
   }
+  return 1;
+}
+
+/** Keys per task of the in-place short-query path. */
+const IN_PLACE_CHUNK_KEYS = 512;
+
+/**
+ * The short-query path over K/V that already live in the kernels' memory (a `kernel`-storage
+ * KV cache, rows a whole number of vectors): nothing is copied but the queries. Tasks of one
+ * KV head × 512 keys (every query row of the GQA group) run `attendChunks` on the calling
+ * thread and the worker pool, which read the cache in place; the chunk partials then merge
+ * exactly as in {@link chunkedRows}. Returns the number of threads that ran.
+ */
+function inPlaceRows(arena: SimdArena, input: AttentionInput, d: AttentionDims, kPointer: number, vPointer: number, out: Float32Array, lse: Float32Array, threads: number): number {
+  const { headDim: dim, valueDim, groupSize: groups, querySeq, keySeq } = d;
+  const rows = groups * querySeq;
+  const lastPosition = d.causal ? d.queryOffset + querySeq - 1 : keySeq - 1;
+  const chunks = Math.ceil((lastPosition + 1) / IN_PLACE_CHUNK_KEYS);
+  const heads = d.batch * d.kvHeads;
+  const tasks = heads * chunks;
+  const pool = tasks > 1 ? workerPool(arena, threads) : undefined;
+  const workers = pool?.workers ?? 0;
+  arena.reset();
+  const qPtr = arena.alloc(heads * rows * dim, false);
+  const tablePtr = arena.alloc(8 * tasks, false);
+  const limitsPtr = arena.alloc(tasks * rows, false);
+  const outPtr = arena.alloc(tasks * rows * valueDim, false);
+  const statsPtr = arena.alloc(tasks * rows * 2, false);
+  const jobPtr = arena.alloc(8);
+  const scratch = Array.from({ length: 1 + workers }, () => arena.alloc(IN_PLACE_CHUNK_KEYS + 8, false));
+  const f32 = arena.f32;
+  const i32 = arena.i32;
+  const qScale = d.scale * Math.LOG2E;
+  for (let b = 0; b < d.batch; b++) {
+    for (let kvh = 0; kvh < d.kvHeads; kvh++) {
+      const head = b * d.kvHeads + kvh;
+      for (let g = 0; g < groups; g++) {
+        const from = rowOffset(d.qDims, b, kvh * groups + g, 0);
+        const to = (qPtr >> 2) + (head * rows + g * querySeq) * dim;
+        for (let e = 0; e < querySeq * dim; e++) f32[to + e] = input.q.data[from + e]! * qScale;
+      }
+      const kBase = kPointer + rowOffset(d.kDims, b, kvh, 0) * 4;
+      const vBase = vPointer + rowOffset(d.vDims, b, kvh, 0) * 4;
+      for (let c = 0; c < chunks; c++) {
+        const task = head * chunks + c;
+        const first = c * IN_PLACE_CHUNK_KEYS;
+        const count = Math.min(IN_PLACE_CHUNK_KEYS, lastPosition + 1 - first);
+        for (let r = 0; r < rows; r++) {
+          const i = r % querySeq;
+          const visible = (d.causal ? d.queryOffset + i + 1 : keySeq) - first;
+          i32[(limitsPtr >> 2) + task * rows + r] = Math.max(0, Math.min(count, visible));
+        }
+        i32.set(
+          [qPtr + head * rows * dim * 4, rows, kBase + first * dim * 4, vBase + first * valueDim * 4, limitsPtr + task * rows * 4, outPtr + task * rows * valueDim * 4, statsPtr + task * rows * 8, 0],
+          (tablePtr >> 2) + 8 * task,
+        );
+      }
+    }
+  }
+  i32.set([0, tasks, tablePtr, dim, valueDim], jobPtr >> 2);
+  if (pool) pool.run(arena, 'attendChunks', jobPtr, scratch[0]!, scratch.slice(1));
+  else arena.kernels.attendChunks(jobPtr, scratch[0]!);
+  const acc = new Float64Array(valueDim);
+  for (let head = 0; head < heads; head++) {
+    const b = Math.floor(head / d.kvHeads);
+    const kvh = head % d.kvHeads;
+    for (let r = 0; r < rows; r++) {
+      acc.fill(0);
+      let runningMax = -Infinity;
+      let runningSum = 0;
+      for (let c = 0; c < chunks; c++) {
+        const at = (head * chunks + c) * rows + r;
+        const chunkSum = f32[(statsPtr >> 2) + 2 * at + 1]!;
+        if (chunkSum === 0) continue;
+        const chunkMax = f32[(statsPtr >> 2) + 2 * at]!;
+        const next = Math.max(runningMax, chunkMax);
+        const keep = runningMax === -Infinity ? 0 : 2 ** (runningMax - next);
+        const add = 2 ** (chunkMax - next) * chunkSum;
+        runningMax = next;
+        runningSum = runningSum * keep + add;
+        const o = (outPtr >> 2) + at * valueDim;
+        for (let e = 0; e < valueDim; e++) acc[e] = acc[e]! * keep + f32[o + e]! * add;
+      }
+      const g = Math.floor(r / querySeq);
+      const row = (b * d.queryHeads + kvh * groups + g) * querySeq + (r % querySeq);
+      const inv = 1 / runningSum;
+      for (let e = 0; e < valueDim; e++) out[row * valueDim + e] = acc[e]! * inv;
+      lse[row] = runningMax * Math.LN2 + Math.log(runningSum);
+    }
+  }
+  return 1 + workers;
 }
 
 /** Every query over its visible key range through the row kernel; returns the kernel's name. */

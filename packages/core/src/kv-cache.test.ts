@@ -162,6 +162,19 @@ describe('KVCache in kernel memory', () => {
     });
   }
 
+  it('a decode step over the cache gives identical results on 1 and 2 threads', () => {
+    const w = createWorkload('gaussian', { queryHeads: 8, kvHeads: 2, seqLength: 3000, headDim: 32, seed: 31 });
+    const cache = new KVCache({ batch: 1, kvHeads: 2, headDim: 32, valueDim: 32, storage: 'kernel' });
+    cache.append(w.input.k, w.input.v);
+    const q = sliceSeq(w.input.q, 2999, 3000);
+    const alone = denseAttention({ q, k: cache.keys(), v: cache.values() }, { threads: 1 });
+    const shared = denseAttention({ q, k: cache.keys(), v: cache.values() }, { threads: 2 });
+    expect(alone.backend.device).toBe('cpu, 1 thread');
+    expect(shared.backend.device).toBe('cpu, 2 threads');
+    expect(Array.from(shared.output.data)).toEqual(Array.from(alone.output.data));
+    expect(relativeL2Error(alone.output, referenceAttention({ q, k: w.input.k, v: w.input.v }).output)).toBeLessThan(1e-5);
+  });
+
   it('the dense decoder keeps its cache in kernel memory and still equals prefill', () => {
     const { input } = createWorkload('structured', { queryHeads: 4, kvHeads: 2, seqLength: 300, headDim: 16, seed: 5 });
     const method = denseMethod.create();

@@ -665,3 +665,46 @@ export function flashGathered(job: usize, s: usize): void {
     }
   }
 }
+
+/**
+ * Runs the tasks of a short-query job until none is left (threads share a job as in
+ * flashBlocks): each task is one chunk of one KV head's keys, read in place, against the query
+ * rows of its GQA group. Row r attends to the first `limit[r]` keys of the chunk (0: none) with
+ * {@link attendRows} and leaves its normalised partial output (`dvp` floats) and `[max, sum]`
+ * (log2 domain) for the caller to merge across chunks.
+ *
+ * The job is 5 i32 slots at `job`: 0 next-task counter, 1 tasks, 2 task table, 3 dimp, 4 dvp.
+ * A task is 8 i32 slots: 0 q (rows × dimp, pre-scaled), 1 rows, 2 k, 3 v, 4 limits (i32 per
+ * row), 5 out (rows × dvp), 6 stats (rows × 2). `s` is this thread's scratch: 2 i32 (a range)
+ * then the scores of one chunk.
+ */
+export function attendChunks(job: usize, s: usize): void {
+  const tasks = load<i32>(job, 4);
+  const table = <usize>load<i32>(job, 8);
+  const dimp = load<i32>(job, 12);
+  const dvp = load<i32>(job, 16);
+  for (;;) {
+    const taken = atomic.add<i32>(job, 1);
+    if (taken >= tasks) return;
+    const task = table + <usize>taken * 32;
+    const q = <usize>load<i32>(task);
+    const rows = load<i32>(task, 4);
+    const k = <usize>load<i32>(task, 8);
+    const v = <usize>load<i32>(task, 12);
+    const limits = <usize>load<i32>(task, 16);
+    const out = <usize>load<i32>(task, 20);
+    const stats = <usize>load<i32>(task, 24);
+    for (let r = 0; r < rows; r++) {
+      const count = load<i32>(limits + (<usize>r << 2));
+      const st = stats + (<usize>r << 3);
+      if (count <= 0) {
+        store<f32>(st, -Infinity);
+        store<f32>(st, 0, 4);
+        continue;
+      }
+      store<i32>(s, 0);
+      store<i32>(s, count, 4);
+      attendRows(q + <usize>r * (<usize>dimp << 2), dimp, k, v, dvp, s, 1, s + 16, out + <usize>r * (<usize>dvp << 2), st);
+    }
+  }
+}

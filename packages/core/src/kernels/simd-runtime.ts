@@ -31,6 +31,7 @@ export interface SimdExports {
   flashBlocks(job: number, s: number): void;
   gemmRows(job: number, unused: number): void;
   flashGathered(job: number, s: number): void;
+  attendChunks(job: number, s: number): void;
 }
 
 /** Kernel selection accepted by the fast kernels: `auto` uses WebAssembly SIMD when it loads. */

@@ -14,14 +14,14 @@ import type { SimdArena } from './simd-runtime.js';
 const SEQUENCE = 0;
 const READY = 1;
 const JOB = 2;
-/** Which export runs the job: 0 `flashBlocks`, 1 `gemmRows`, 2 `flashGathered`. */
+/** Which export runs the job: its index in `KINDS`. */
 const KIND = 3;
 /** Per-worker slots start here: [acknowledged sequence, scratch pointer]. */
 const WORKER_SLOTS = 4;
 
 /** A job kind: the kernel export every thread calls with (job, per-thread scratch). */
-export type JobKind = 'flashBlocks' | 'gemmRows' | 'flashGathered';
-const KINDS: readonly JobKind[] = ['flashBlocks', 'gemmRows', 'flashGathered'];
+export type JobKind = 'flashBlocks' | 'gemmRows' | 'flashGathered' | 'attendChunks';
+const KINDS: readonly JobKind[] = ['flashBlocks', 'gemmRows', 'flashGathered', 'attendChunks'];
 
 /** How long the first use waits for the workers to start before giving up on them. */
 const START_TIMEOUT_MS = 5000;
