@@ -31,7 +31,8 @@ describe('package exports', () => {
     const model = await benchmarks[2]!.run(context);
     expect(model).toHaveLength(2 * 7);
     for (const r of model) {
-      expect(r.metrics['tokenAgreement']).toBeGreaterThanOrEqual(0);
+      expect(r.metrics['top1Agreement']).toBeGreaterThanOrEqual(0);
+      expect(r.metrics['meanKlVsDense']).toBeGreaterThanOrEqual(-1e-9);
       expect(r.metrics['kvBytesRatio']).toBeLessThan(1);
     }
   });

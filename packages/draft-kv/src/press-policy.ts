@@ -6,7 +6,8 @@
  * later steps cannot read them. Kept entries keep their original positions.
  */
 import { dims4, type Tensor } from '@sparse-attn/core';
-import type { LayerPolicy, LlamaModel, ModelSession } from '@sparse-attn/model';
+import { argmax, type LayerPolicy, type LlamaModel, type ModelSession } from '@sparse-attn/model';
+import { ConfigError } from '@sparse-attn/core';
 import { compressLayer } from './compress-layer.js';
 import { EvictionTracker } from './eviction-tracker.js';
 import type { KvPress } from './kv-press.js';
@@ -101,6 +102,38 @@ export interface CompressedRun {
   readonly positionMode: 'original' | 'reindexed';
 }
 
+/** How the tokens after the prefill are chosen. */
+export interface DecodeOptions {
+  /**
+   * Feed these tokens instead of the greedy choice (teacher forcing, e.g. dense generation's
+   * tokens), so per-step fidelity against dense does not compound after a first divergence.
+   */
+  readonly forceTokens?: ArrayLike<number>;
+  /** Called with the logits that predict token `t` (t = 0: the prefill's last logits). */
+  readonly onLogits?: (t: number, logits: Float32Array) => void;
+}
+
+/**
+ * Emits `count` tokens from a session whose prefill is done: each the argmax of the current
+ * logits (ties to the lower id, as `ModelSession.generate`) or the forced token; every token but
+ * the last is forwarded.
+ */
+export function decodeTokens(session: ModelSession, count: number, options: DecodeOptions = {}): { tokens: Int32Array; decodeMs: number } {
+  if (!(Number.isInteger(count) && count >= 0)) throw new ConfigError(`maxNewTokens must be a non-negative integer, got ${count}`);
+  const force = options.forceTokens;
+  if (force && force.length < count) throw new ConfigError(`forceTokens has ${force.length} tokens, ${count} are needed`);
+  const started = performance.now();
+  const tokens = new Int32Array(count);
+  for (let t = 0; t < count; t++) {
+    const logits = session.lastLogits;
+    if (!logits) throw new ConfigError('decodeTokens: the session has no logits to continue from');
+    options.onLogits?.(t, logits);
+    tokens[t] = force ? force[t]! : argmax(logits);
+    if (t < count - 1) session.forward([tokens[t]!]);
+  }
+  return { tokens, decodeMs: performance.now() - started };
+}
+
 /** K/V bytes held by a session's caches. */
 export function sessionKvBytes(session: ModelSession): number {
   const d = session.model.dims;
@@ -114,13 +147,13 @@ export function denseKvBytes(model: LlamaModel, tokens: number): number {
 }
 
 /** Greedy generation on `model` with `press` compressing after the prefill (and during decode if it evicts continuously). */
-export function generateWithPress(model: LlamaModel, prompt: ArrayLike<number>, maxNewTokens: number, press: KvPress): CompressedRun & { report: PressReport } {
+export function generateWithPress(model: LlamaModel, prompt: ArrayLike<number>, maxNewTokens: number, press: KvPress, decode: DecodeOptions = {}): CompressedRun & { report: PressReport } {
   const policy = createPressPolicy(press, model.scale);
   const session = model.createSession({ policy });
   const started = performance.now();
   session.forward(prompt);
   const timeToFirstTokenMs = performance.now() - started;
-  const generated = session.generate([], maxNewTokens);
+  const generated = decodeTokens(session, maxNewTokens, decode);
   return {
     tokens: generated.tokens,
     session,

@@ -6,6 +6,7 @@
  */
 import type { LlamaModel } from '@sparse-attn/model';
 import type { DraftModel } from './draft-model.js';
+import type { DecodeOptions } from './press-policy.js';
 import { specKvFromLookahead, type SpecKvConfigInput, type SpecKvRun } from './speckv.js';
 import { specPcCompress, type SpecPcConfigInput } from './specpc.js';
 
@@ -27,13 +28,13 @@ export const specKvPcDefaults = {
  *
  * @see arXiv:2506.08373 §3.3
  */
-export function specKvPcGenerate(target: LlamaModel, draft: DraftModel, prompt: ArrayLike<number>, maxNewTokens: number, config: SpecKvPcConfig = {}): SpecKvRun & { keptIndices: Int32Array } {
+export function specKvPcGenerate(target: LlamaModel, draft: DraftModel, prompt: ArrayLike<number>, maxNewTokens: number, config: SpecKvPcConfig = {}, decode: DecodeOptions = {}): SpecKvRun & { keptIndices: Int32Array } {
   draft.checkPairedWith(target);
   const started = performance.now();
   const compression = specPcCompress(draft, prompt, maxNewTokens, { ...specKvPcDefaults.promptCompression, ...config.promptCompression }, true);
   const kept = Int32Array.from(compression.indices, (i) => prompt[i]!);
   const lookahead = compression.observation?.tokens ?? new Int32Array(0);
   const draftMs = performance.now() - started;
-  const result = specKvFromLookahead(target, kept, lookahead, maxNewTokens, { ...specKvPcDefaults.kvCompression, ...config.kvCompression }, draftMs);
+  const result = specKvFromLookahead(target, kept, lookahead, maxNewTokens, { ...specKvPcDefaults.kvCompression, ...config.kvCompression }, draftMs, decode);
   return { ...result, keptIndices: compression.indices };
 }

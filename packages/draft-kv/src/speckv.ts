@@ -16,7 +16,7 @@ import type { LayerPolicy, LlamaModel } from '@sparse-attn/model';
 import type { DraftModel } from './draft-model.js';
 import { scoreKeys } from './kv-scorers.js';
 import { poolScores } from './pool-scores.js';
-import { denseKvBytes, sessionKvBytes, type CompressedRun } from './press-policy.js';
+import { decodeTokens, denseKvBytes, sessionKvBytes, type CompressedRun, type DecodeOptions } from './press-policy.js';
 import { selectKeptEntries, topIndices } from './select-kept-entries.js';
 
 /** SpecKV options; defaults from the reference's paper configs (`cfg/paper/speckv/**`). */
@@ -59,19 +59,19 @@ export interface SpecKvRun extends CompressedRun {
  *
  * @see arXiv:2506.08373 §3.1
  */
-export function specKvGenerate(target: LlamaModel, draft: DraftModel, prompt: ArrayLike<number>, maxNewTokens: number, config: SpecKvConfigInput = {}): SpecKvRun {
+export function specKvGenerate(target: LlamaModel, draft: DraftModel, prompt: ArrayLike<number>, maxNewTokens: number, config: SpecKvConfigInput = {}, decode: DecodeOptions = {}): SpecKvRun {
   draft.checkPairedWith(target);
   const c = parseConfig('speckv', specKvConfigSchema, config);
   const lookahead = c.lookahead ?? maxNewTokens;
   const drafted = lookahead > 0 && prompt.length > c.capacity ? draft.generate(prompt, lookahead) : { tokens: new Int32Array(0), draftMs: 0 };
-  return specKvFromLookahead(target, prompt, drafted.tokens, maxNewTokens, c, drafted.draftMs);
+  return specKvFromLookahead(target, prompt, drafted.tokens, maxNewTokens, c, drafted.draftMs, decode);
 }
 
 /**
  * SpecKV's target side given a lookahead (the reference's `speckv_generate_from_lookahead_ids`;
  * SpecKV-PC reuses the draft output of SpecPC here). `config` is parsed again.
  */
-export function specKvFromLookahead(target: LlamaModel, prompt: ArrayLike<number>, lookahead: ArrayLike<number>, maxNewTokens: number, config: SpecKvConfigInput = {}, draftMs = 0): SpecKvRun {
+export function specKvFromLookahead(target: LlamaModel, prompt: ArrayLike<number>, lookahead: ArrayLike<number>, maxNewTokens: number, config: SpecKvConfigInput = {}, draftMs = 0, decode: DecodeOptions = {}): SpecKvRun {
   const c = parseConfig('speckv', specKvConfigSchema, config);
   const n = prompt.length;
   if (n === 0) throw new ShapeError('speckv: the prompt is empty');
@@ -84,7 +84,7 @@ export function specKvFromLookahead(target: LlamaModel, prompt: ArrayLike<number
     const session = target.createSession();
     session.forward(x);
     const ttft = performance.now() - started + draftMs;
-    const generated = session.generate([], maxNewTokens);
+    const generated = decodeTokens(session, maxNewTokens, decode);
     return run(session, generated.tokens, ttft, generated.decodeMs, false, false);
   }
   const L = y.length;
@@ -128,7 +128,7 @@ export function specKvFromLookahead(target: LlamaModel, prompt: ArrayLike<number
   // Feed x[N−1] again at its original position; decoding then continues at N, N + 1, ….
   session.forward([x[n - 1]!], { positions: [n - 1], policy: {} });
   const ttft = performance.now() - started + draftMs;
-  const generated = session.generate([], maxNewTokens);
+  const generated = decodeTokens(session, maxNewTokens, decode);
   return { ...run(session, generated.tokens, ttft, generated.decodeMs, true, sparse), keptPerLayer: kept };
 
   function run(session: import('@sparse-attn/model').ModelSession, tokens: Int32Array, ttft: number, decodeMs: number, compressed: boolean, sparsePrefill: boolean): SpecKvRun {

@@ -9,7 +9,7 @@ import { z } from 'zod';
 import { ConfigError, ShapeError, parseConfig } from '@sparse-attn/core';
 import type { LlamaModel } from '@sparse-attn/model';
 import type { DraftModel, DraftObservation } from './draft-model.js';
-import { denseKvBytes, sessionKvBytes, type CompressedRun } from './press-policy.js';
+import { decodeTokens, denseKvBytes, sessionKvBytes, type CompressedRun, type DecodeOptions } from './press-policy.js';
 import { selectPromptTokens } from './select-prompt-tokens.js';
 
 /** SpecPC options; defaults from the reference (`SpecPCConfig`, paper configs). */
@@ -78,7 +78,7 @@ export interface SpecPcRun extends CompressedRun {
  *
  * @see arXiv:2506.08373 §3.2
  */
-export function specPcGenerate(target: LlamaModel, draft: DraftModel, prompt: ArrayLike<number>, maxNewTokens: number, config: SpecPcConfigInput = {}): SpecPcRun {
+export function specPcGenerate(target: LlamaModel, draft: DraftModel, prompt: ArrayLike<number>, maxNewTokens: number, config: SpecPcConfigInput = {}, decode: DecodeOptions = {}): SpecPcRun {
   draft.checkPairedWith(target);
   const c = parseConfig('specpc', specPcConfigSchema, config);
   if (!(Number.isInteger(maxNewTokens) && maxNewTokens >= 1)) throw new ConfigError(`specpc: maxNewTokens must be a positive integer, got ${maxNewTokens}`);
@@ -88,7 +88,7 @@ export function specPcGenerate(target: LlamaModel, draft: DraftModel, prompt: Ar
   const session = target.createSession();
   session.forward(kept, { positions: c.positions === 'original' ? compression.indices : undefined });
   const timeToFirstTokenMs = performance.now() - started;
-  const generated = session.generate([], maxNewTokens);
+  const generated = decodeTokens(session, maxNewTokens, decode);
   return {
     tokens: generated.tokens,
     session,
