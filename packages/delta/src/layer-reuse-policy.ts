@@ -58,7 +58,7 @@ export interface ReuseStepReport {
   readonly attendedKeys: readonly number[];
   /** Per layer: KV bytes read by its attention. */
   readonly kvBytesRead: readonly number[];
-  /** Per layer: milliseconds from the layer's plan to the end of its attention (scores capture included). */
+  /** Per layer: milliseconds from the layer's plan to the end of its attention (a Δ-layer's scoring is in `selectionMs`). */
   readonly attentionMs: readonly number[];
   /** Per layer: milliseconds the selector spent scoring and selecting (Δ-layers only). */
   readonly selectionMs: readonly number[];
