@@ -120,8 +120,7 @@ function chunkedRows(arena: SimdArena, input: AttentionInput, d: AttentionDims, 
   const kernels = arena.kernels;
   const qScale = d.scale * Math.LOG2E;
   const acc = new Float64Array(rows * valueDim);
-  const runningMax = new Float64Array(rows);
-  const runningSum = new Float64Array(rows);
+  const running = new Float64Array(2 * rows);
   const [oAt, statsAt] = [oPtr >> 2, statsPtr >> 2];
   const lastPosition = d.causal ? d.queryOffset + querySeq - 1 : keySeq - 1;
   for (let b = 0; b < d.batch; b++) {
@@ -135,8 +134,7 @@ function chunkedRows(arena: SimdArena, input: AttentionInput, d: AttentionDims, 
         }
       }
       acc.fill(0);
-      runningMax.fill(-Infinity);
-      runningSum.fill(0);
+      for (let r = 0; r < rows; r++) running.set([-Infinity, 0], 2 * r);
       const kBase = rowOffset(d.kDims, b, kvh, 0);
       const vBase = rowOffset(d.vDims, b, kvh, 0);
       for (let first = 0; first <= lastPosition; first += chunkKeys) {
@@ -150,29 +148,39 @@ function chunkedRows(arena: SimdArena, input: AttentionInput, d: AttentionDims, 
           i32[rangesPtr >> 2] = 0;
           i32[(rangesPtr >> 2) + 1] = visible;
           kernels.attendRows(qPtr + r * dimPadded * 4, dimPadded, kPtr, vPtr, valuePadded, rangesPtr, 1, sPtr, oPtr, statsPtr);
-          const chunkMax = f32[statsAt]!;
-          const chunkSum = f32[statsAt + 1]!;
-          const previous = runningMax[r]!;
-          const next = Math.max(previous, chunkMax);
-          const keep = previous === -Infinity ? 0 : 2 ** (previous - next);
-          const add = 2 ** (chunkMax - next) * chunkSum;
-          runningMax[r] = next;
-          runningSum[r] = runningSum[r]! * keep + add;
-          const a = r * valueDim;
-          for (let c = 0; c < valueDim; c++) acc[a + c] = acc[a + c]! * keep + f32[oAt + c]! * add;
+          mergeChunk(running, r, acc, r * valueDim, f32, statsAt, oAt, valueDim);
         }
       }
       for (let r = 0; r < rows; r++) {
         const g = Math.floor(r / querySeq);
         const i = r % querySeq;
         const row = (b * d.queryHeads + kvh * groups + g) * querySeq + i;
-        const inv = 1 / runningSum[r]!;
+        const inv = 1 / running[2 * r + 1]!;
         for (let c = 0; c < valueDim; c++) out[row * valueDim + c] = acc[r * valueDim + c]! * inv;
-        lse[row] = runningMax[r]! * Math.LN2 + Math.log(runningSum[r]!);
+        lse[row] = running[2 * r]! * Math.LN2 + Math.log(running[2 * r + 1]!);
       }
     }
   }
   return 1;
+}
+
+/**
+ * Merges one chunk's partial (`[max, sum]` in the log2 domain at `f32[statsAt]`, normalised
+ * output at `f32[outAt]`) into row `r`'s running `[max, sum]` (`running[2r]`) and unnormalised
+ * accumulator `acc[accAt …]`: m' = max(m, m_c), α = 2^{m − m'}, β = 2^{m_c − m'} l_c,
+ * l' = α l + β, o' = α o + β o_c. A chunk the row does not see (sum 0) changes nothing.
+ */
+function mergeChunk(running: Float64Array, r: number, acc: Float64Array, accAt: number, f32: Float32Array, statsAt: number, outAt: number, valueDim: number): void {
+  const chunkSum = f32[statsAt + 1]!;
+  if (chunkSum === 0) return;
+  const chunkMax = f32[statsAt]!;
+  const previous = running[2 * r]!;
+  const next = Math.max(previous, chunkMax);
+  const keep = previous === -Infinity ? 0 : 2 ** (previous - next);
+  const add = 2 ** (chunkMax - next) * chunkSum;
+  running[2 * r] = next;
+  running[2 * r + 1] = running[2 * r + 1]! * keep + add;
+  for (let c = 0; c < valueDim; c++) acc[accAt + c] = acc[accAt + c]! * keep + f32[outAt + c]! * add;
 }
 
 /** Keys per task of the in-place short-query path. */
@@ -235,31 +243,22 @@ function inPlaceRows(arena: SimdArena, input: AttentionInput, d: AttentionDims, 
   if (pool) pool.run(arena, 'attendChunks', jobPtr, scratch[0]!, scratch.slice(1));
   else arena.kernels.attendChunks(jobPtr, scratch[0]!);
   const acc = new Float64Array(valueDim);
+  const running = new Float64Array(2);
   for (let head = 0; head < heads; head++) {
     const b = Math.floor(head / d.kvHeads);
     const kvh = head % d.kvHeads;
     for (let r = 0; r < rows; r++) {
       acc.fill(0);
-      let runningMax = -Infinity;
-      let runningSum = 0;
+      running.set([-Infinity, 0]);
       for (let c = 0; c < chunks; c++) {
         const at = (head * chunks + c) * rows + r;
-        const chunkSum = f32[(statsPtr >> 2) + 2 * at + 1]!;
-        if (chunkSum === 0) continue;
-        const chunkMax = f32[(statsPtr >> 2) + 2 * at]!;
-        const next = Math.max(runningMax, chunkMax);
-        const keep = runningMax === -Infinity ? 0 : 2 ** (runningMax - next);
-        const add = 2 ** (chunkMax - next) * chunkSum;
-        runningMax = next;
-        runningSum = runningSum * keep + add;
-        const o = (outPtr >> 2) + at * valueDim;
-        for (let e = 0; e < valueDim; e++) acc[e] = acc[e]! * keep + f32[o + e]! * add;
+        mergeChunk(running, 0, acc, 0, f32, (statsPtr >> 2) + 2 * at, (outPtr >> 2) + at * valueDim, valueDim);
       }
       const g = Math.floor(r / querySeq);
       const row = (b * d.queryHeads + kvh * groups + g) * querySeq + (r % querySeq);
-      const inv = 1 / runningSum;
+      const inv = 1 / running[1]!;
       for (let e = 0; e < valueDim; e++) out[row * valueDim + e] = acc[e]! * inv;
-      lse[row] = runningMax * Math.LN2 + Math.log(runningSum);
+      lse[row] = running[0]! * Math.LN2 + Math.log(running[1]!);
     }
   }
   return 1 + workers;
