@@ -45,6 +45,12 @@ export interface SparseAttentionOptions {
  * through this function instead of writing its own loop.
  *
  * o_i = Σ_{j ∈ sel(i), j ≤ pos(i)} softmax_j(scale · q_i·k_j) v_j
+ *
+ * Two kernels, recorded in `backend.kernel`: selection rows shared by ≥ 16 (query, head) rows
+ * (block selections per query block, GQA-shared rows) take the flash path
+ * (`executor-flash-wasm-simd`: gathered keys, 64 × 64 tiles, worker threads); every other row
+ * runs the one-query row kernel (`executor-wasm-simd`, or `executor-js` without WebAssembly
+ * SIMD). Both compute the same exact attention; neither reads an unselected key.
  */
 export function sparseAttention(input: AttentionInput, selection: Selection, options: SparseAttentionOptions = {}): SparseAttentionResult {
   const d = validateAttentionInput(input, { checkFinite: options.checkFinite ?? true });
