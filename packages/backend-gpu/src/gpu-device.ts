@@ -13,6 +13,8 @@ export interface GpuContext {
   readonly adapter?: GPUAdapter;
   /** Human-readable adapter description recorded in every result (`vendor architecture (description)`). */
   readonly description: string;
+  /** Non-default Dawn toggles the device runs with (e.g. `disable_robustness`), recorded in results. */
+  readonly toggles?: readonly string[];
   /** Largest buffer binding the device accepts, in bytes. */
   readonly maxBinding: number;
   /** Workgroup memory per workgroup, in bytes. */

@@ -3,6 +3,7 @@
  * `webgpu` package and builds the same backend the browser entry builds from `navigator.gpu`.
  */
 import { createGpuBackend, type GpuBackend } from './gpu-backend.js';
+import { createGpuContext } from './gpu-device.js';
 import { nodeGpu } from './node-gpu.js';
 
 export { nodeGpu } from './node-gpu.js';
@@ -12,5 +13,7 @@ export { nodeGpu } from './node-gpu.js';
  * missing. `dawnFlags` are passed to Dawn's instance (see `nodeGpu`).
  */
 export async function createNodeGpuBackend(dawnFlags: readonly string[] = []): Promise<GpuBackend> {
-  return createGpuBackend({ gpu: await nodeGpu(dawnFlags) });
+  const gpu = await nodeGpu(dawnFlags);
+  const toggles = dawnFlags.flatMap((flag) => (flag.startsWith('enable-dawn-features=') ? flag.slice('enable-dawn-features='.length).split(',') : []));
+  return createGpuBackend({ context: { ...(await createGpuContext(gpu)), toggles } });
 }

@@ -58,7 +58,9 @@ export function flashAttentionWgsl(o: FlashAttentionKernelOptions): string {
   const scratchVec4 = Math.max(operandScratchVec4(o.tile), (o.valueChunk * dvp) / 4);
   const csr = o.mode === 'csr';
   const oVars = (i: number) => Array.from({ length: vc4 }, (_, c) => `o${i}_${c}`);
-  const { prefetchFirst, storeValues, prefetchNext } = valueStaging(o, dvp);
+  const vectorized = usesVectorLoads(o);
+  const { prefetchFirst, storeValues, prefetchNext } = valueStaging(o, dvp, vectorized);
+  const element = vectorized ? 'vec4<f32>' : 'f32';
   return /* wgsl */ `
 ${tileConstants(o.tile)}
 const D: u32 = ${o.headDim}u;
@@ -74,9 +76,9 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> P: Params;
-@group(0) @binding(1) var<storage, read> q: array<f32>;
-@group(0) @binding(2) var<storage, read> k: array<f32>;
-@group(0) @binding(3) var<storage, read> v: array<f32>;
+@group(0) @binding(1) var<storage, read> q: array<${element}>;
+@group(0) @binding(2) var<storage, read> k: array<${element}>;
+@group(0) @binding(3) var<storage, read> v: array<${element}>;
 @group(0) @binding(4) var<storage, read_write> out: array<f32>;
 @group(0) @binding(5) var<storage, read_write> lse: array<f32>;
 ${csr ? `@group(0) @binding(6) var<storage, read> bounds: array<u32>;
@@ -84,7 +86,9 @@ ${csr ? `@group(0) @binding(6) var<storage, read> bounds: array<u32>;
 
 var<workgroup> scratch: array<vec4<f32>, ${scratchVec4}>;
 var<workgroup> ps: array<vec4<f32>, ${64 * (o.tile.rows / 4 + 1)}>;
-var<workgroup> red: array<f32, ${o.tile.rows * 17}>;
+// Per-thread row maxima / sums, one vec4 (the thread's four rows) per thread, 17 per row group
+// (padding against bank conflicts): a row group's 16 partials are 16 vec4 reads, not 64 scalars.
+var<workgroup> red: array<vec4<f32>, ${(o.tile.rows / 4) * 17}>;
 var<workgroup> keyIdx: array<u32, 64>;
 var<workgroup> rowQ: array<u32, ${o.tile.rows}>;
 var<workgroup> rowPos: array<u32, ${o.tile.rows}>;
@@ -92,7 +96,21 @@ var<workgroup> wgStart: u32;
 var<workgroup> wgEnd: u32;
 var<workgroup> wgFirst: u32;
 
-fn qAt(r: u32, e: u32) -> f32 {
+${
+  vectorized
+    ? `// Four consecutive channels e..e+3 (e a multiple of 4; D is one too, so a vec4 is all in or all out).
+fn qAt(r: u32, e: u32) -> vec4<f32> {
+  let row = rowQ[r];
+  if (row == INVALID || e >= D) { return vec4<f32>(0.0); }
+  return q[row * (D / 4u) + e / 4u];
+}
+
+fn kAt(c: u32, e: u32, kvBase: u32) -> vec4<f32> {
+  let key = keyIdx[c];
+  if (key == INVALID || e >= D) { return vec4<f32>(0.0); }
+  return k[(kvBase + key) * (D / 4u) + e / 4u];
+}`
+    : `fn qAt(r: u32, e: u32) -> f32 {
   let row = rowQ[r];
   if (row == INVALID || e >= D) { return 0.0; }
   return q[row * D + e];
@@ -102,6 +120,7 @@ fn kAt(c: u32, e: u32, kvBase: u32) -> f32 {
   let key = keyIdx[c];
   if (key == INVALID || e >= D) { return 0.0; }
   return k[(kvBase + key) * D + e];
+}`
 }
 
 ${csr ? `
@@ -140,17 +159,17 @@ ${csr ? `    if (lid < BC) {
     var s1 = vec4<f32>(0.0);
     var s2 = vec4<f32>(0.0);
     var s3 = vec4<f32>(0.0);
-${scoreTileWgsl(o.tile, 'D', (r, e) => `qAt(${r}, ${e})`, (c, e) => `kAt(${c}, ${e}, kvBase)`)}
+${scoreTileWgsl(o.tile, 'D', (r, e) => `qAt(${r}, ${e})`, (c, e) => `kAt(${c}, ${e}, kvBase)`, vectorized)}
 ${prefetchFirst}
     let keys = vec4<u32>(keyIdx[tx], keyIdx[tx + 16u], keyIdx[tx + 32u], keyIdx[tx + 48u]);
     let keyLive = keys != vec4<u32>(INVALID);
 ${forRows((i) => `    let ok${i} = keyLive & vec4<bool>(live[${i}]) & ((keys <= vec4<u32>(pos[${i}])) | vec4<bool>(P.causal == 0u));
-    s${i} = select(vec4<f32>(NEG), s${i} * P.scale, ok${i});
-    red[(4u * ty + ${i}u) * 17u + tx] = max(max(s${i}.x, s${i}.y), max(s${i}.z, s${i}.w));`)}
+    s${i} = select(vec4<f32>(NEG), s${i} * P.scale, ok${i});`)}
+    red[ty * 17u + tx] = vec4<f32>(max(max(s0.x, s0.y), max(s0.z, s0.w)), max(max(s1.x, s1.y), max(s1.z, s1.w)), max(max(s2.x, s2.y), max(s2.z, s2.w)), max(max(s3.x, s3.y), max(s3.z, s3.w)));
     workgroupBarrier();
     var tileMax = vec4<f32>(NEG);
     for (var j = 0u; j < TC; j++) {
-      tileMax = max(tileMax, vec4<f32>(red[(4u * ty) * 17u + j], red[(4u * ty + 1u) * 17u + j], red[(4u * ty + 2u) * 17u + j], red[(4u * ty + 3u) * 17u + j]));
+      tileMax = max(tileMax, red[ty * 17u + j]);
     }
     let mNew = max(m, tileMax);
     let alpha = exp(m - mNew);
@@ -173,11 +192,11 @@ ${forRows((i) => `        o${i}_${c} = fma(vec4<f32>(pv[${i}]), v${c}, o${i}_${c
   }
 
   workgroupBarrier();
-${forRows((i) => `  red[(4u * ty + ${i}u) * 17u + tx] = l[${i}];`)}
+  red[ty * 17u + tx] = l;
   workgroupBarrier();
   var total = vec4<f32>(0.0);
   for (var j = 0u; j < TC; j++) {
-    total += vec4<f32>(red[(4u * ty) * 17u + j], red[(4u * ty + 1u) * 17u + j], red[(4u * ty + 2u) * 17u + j], red[(4u * ty + 3u) * 17u + j]);
+    total += red[ty * 17u + j];
   }
 ${forRows((i) => `  if (live[${i}]) {
     let row = rowQ[4u * ty + ${i}u];
@@ -198,8 +217,21 @@ ${oVars(i).map((name, c) => `    for (var e = 0u; e < 4u; e++) {
  * into registers while the softmax of the tile runs, each next chunk while the current one is
  * multiplied; otherwise each chunk is loaded right before use.
  */
-function valueStaging(o: FlashAttentionKernelOptions, dvp: number): { prefetchFirst: string; storeValues: string; prefetchNext: string } {
+function valueStaging(o: FlashAttentionKernelOptions, dvp: number, vectorized: boolean): { prefetchFirst: string; storeValues: string; prefetchNext: string } {
   const threads = (o.tile.rows / 4) * 16;
+  if (vectorized) {
+    // One vec4 of four consecutive value columns per load and per workgroup store.
+    const perThread4 = (o.valueChunk * dvp) / 4 / threads;
+    const range4 = Array.from({ length: perThread4 }, (_, i) => i);
+    const load4 = (x: string, j0: string) =>
+      `let jj = ${x} / (DVP / 4u); let c4 = ${x} % (DVP / 4u); let key = keyIdx[${j0} + jj]; var value = vec4<f32>(0.0); if (key != INVALID && 4u * c4 < DV) { value = v[(kvBase + key) * (DV / 4u) + c4]; }`;
+    const fetch4 = (j0: string, indent: string) => range4.map((i) => `${indent}{ ${load4(`(lid + ${i * threads}u)`, j0)} rv${i} = value; }`).join('\n');
+    return {
+      prefetchFirst: [...range4.map((i) => `    var rv${i}: vec4<f32>;`), fetch4('0u', '    ')].join('\n'),
+      storeValues: range4.map((i) => `      scratch[lid + ${i * threads}u] = rv${i};`).join('\n'),
+      prefetchNext: `      if (j0 + VJ < BC) {\n${fetch4('j0 + VJ', '        ')}\n      }`,
+    };
+  }
   const perThread = (o.valueChunk * dvp) / threads;
   const load = (x: string, j0: string) =>
     `let jj = ${x} / DVP; let cc = ${x} % DVP; let key = keyIdx[${j0} + jj]; var value = 0.0; if (key != INVALID && cc < DV) { value = v[(kvBase + key) * DV + cc]; }`;
@@ -217,6 +249,24 @@ function valueStaging(o: FlashAttentionKernelOptions, dvp: number): { prefetchFi
     storeValues: range.map((i) => `      { let x = lid + ${i * threads}u; scratch[(x / DVP) * (DVP / 4u) + (x % DVP) / 4u][(x % DVP) % 4u] = rv${i}; }`).join('\n'),
     prefetchNext: `      if (j0 + VJ < BC) {\n${fetch('j0 + VJ', '        ')}\n      }`,
   };
+}
+
+/**
+ * Whether the kernel reads q, k, v as `vec4<f32>` (four channels per load): when both head dims
+ * are multiples of 4 and every thread's share of an operand or value chunk is whole vec4s.
+ */
+export function usesVectorLoads(o: FlashAttentionKernelOptions): boolean {
+  const threads = (o.tile.rows / 4) * 16;
+  const dvp = Math.ceil(o.valueDim / 64) * 64;
+  const whole = (n: number) => Number.isInteger(n) && n >= 1;
+  return (
+    o.headDim % 4 === 0 &&
+    o.valueDim % 4 === 0 &&
+    o.tile.chunk % 4 === 0 &&
+    whole((o.tile.rows * o.tile.chunk) / 4 / threads) &&
+    whole((64 * o.tile.chunk) / 4 / threads) &&
+    whole((o.valueChunk * dvp) / 4 / threads)
+  );
 }
 
 function densePrologue(): string {

@@ -66,11 +66,18 @@ const NEG: f32 = -3.0e38;
  * from global memory while the current chunk is multiplied out of workgroup memory, so the load
  * latency of all chunks but the first overlaps arithmetic instead of stalling at a barrier.
  */
-export function scoreTileWgsl(shape: TileShape, width: string, loadA: (r: string, e: string) => string, loadB: (c: string, e: string) => string): string {
+export function scoreTileWgsl(
+  shape: TileShape,
+  width: string,
+  loadA: (r: string, e: string) => string,
+  loadB: (c: string, e: string) => string,
+  vectorized = false,
+): string {
   const threads = tileThreads(shape);
+  const range = (n: number) => Array.from({ length: n }, (_, i) => i);
+  if (vectorized) return vectorScoreTile(shape, width, loadA, loadB, threads, range);
   const perThreadA = (shape.rows * shape.chunk) / threads;
   const perThreadB = (TILE_COLUMNS * shape.chunk) / threads;
-  const range = (n: number) => Array.from({ length: n }, (_, i) => i);
   const fetch = (e0: string) =>
     [
       ...range(perThreadA).map((i) => `      ra${i} = ${loadA(`((lid + ${i * threads}u) / DK)`, `${e0} + (lid + ${i * threads}u) % DK`)};`),
@@ -88,6 +95,55 @@ ${range(perThreadA)
 ${range(perThreadB)
   .map((i) => `      { let x = lid + ${i * threads}u; let cc = x / DK; scratch[B_OFF + (x % DK) * B_STRIDE + cc % 16u][cc / 16u] = rb${i}; }`)
   .join('\n')}
+      workgroupBarrier();
+      if (e0 + DK < ${width}) {
+  ${fetch('e0 + DK')}
+      }
+      for (var ee = 0u; ee < DK; ee++) {
+        let a = scratch[ee * A_STRIDE + ty];
+        let b = scratch[B_OFF + ee * B_STRIDE + tx];
+        s0 = fma(vec4<f32>(a.x), b, s0);
+        s1 = fma(vec4<f32>(a.y), b, s1);
+        s2 = fma(vec4<f32>(a.z), b, s2);
+        s3 = fma(vec4<f32>(a.w), b, s3);
+      }
+      workgroupBarrier();
+    }
+    }
+`;
+}
+
+/**
+ * {@link scoreTileWgsl} with `vec4` operand loads: `loadA(r, e)` / `loadB(c, e)` return channels
+ * e..e+3 (e a multiple of 4), each thread fetching whole vec4s and scattering them transposed
+ * into the same workgroup layout, so the multiply loop is unchanged.
+ */
+function vectorScoreTile(
+  shape: TileShape,
+  width: string,
+  loadA: (r: string, e: string) => string,
+  loadB: (c: string, e: string) => string,
+  threads: number,
+  range: (n: number) => number[],
+): string {
+  const perThreadA = (shape.rows * shape.chunk) / 4 / threads;
+  const perThreadB = (TILE_COLUMNS * shape.chunk) / 4 / threads;
+  const at = (i: number) => `(lid + ${i * threads}u)`;
+  const fetch = (e0: string) =>
+    [
+      ...range(perThreadA).map((i) => `      ra${i} = ${loadA(`${at(i)} / (DK / 4u)`, `${e0} + 4u * (${at(i)} % (DK / 4u))`)};`),
+      ...range(perThreadB).map((i) => `      rb${i} = ${loadB(`${at(i)} / (DK / 4u)`, `${e0} + 4u * (${at(i)} % (DK / 4u))`)};`),
+    ].join('\n');
+  const scatter = (name: string, i: number, target: (e: string, index: string) => string) =>
+    `      { let row = ${at(i)} / (DK / 4u); let e = 4u * (${at(i)} % (DK / 4u));${[0, 1, 2, 3].map((c) => ` ${target(`e + ${c}u`, 'row')} = ${name}${i}[${c}];`).join('')} }`;
+  return /* wgsl */ `
+    {
+${range(perThreadA).map((i) => `      var ra${i}: vec4<f32>;`).join('\n')}
+${range(perThreadB).map((i) => `      var rb${i}: vec4<f32>;`).join('\n')}
+${fetch('0u')}
+    for (var e0 = 0u; e0 < ${width}; e0 += DK) {
+${range(perThreadA).map((i) => scatter('ra', i, (e, row) => `scratch[(${e}) * A_STRIDE + ${row} / 4u][${row} % 4u]`)).join('\n')}
+${range(perThreadB).map((i) => scatter('rb', i, (e, col) => `scratch[B_OFF + (${e}) * B_STRIDE + ${col} % 16u][${col} / 16u]`)).join('\n')}
       workgroupBarrier();
       if (e0 + DK < ${width}) {
   ${fetch('e0 + DK')}

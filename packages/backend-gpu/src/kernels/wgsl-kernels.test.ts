@@ -4,7 +4,7 @@ import { POOL_PARAMS, blockPoolWgsl } from './block-pool-wgsl.js';
 import { SCORE_PARAMS, blockScoreWgsl } from './block-score-wgsl.js';
 import { TOP_K_PARAMS, blockTopKWgsl } from './block-top-k-wgsl.js';
 import { FILL_PARAMS, fillNormalWgsl } from './fill-normal-wgsl.js';
-import { ATTENTION_PARAMS, flashAttentionWgsl, flashAttentionWorkgroupBytes, type FlashAttentionKernelOptions } from './flash-attention-wgsl.js';
+import { ATTENTION_PARAMS, flashAttentionWgsl, flashAttentionWorkgroupBytes, usesVectorLoads, type FlashAttentionKernelOptions } from './flash-attention-wgsl.js';
 import { dispatchGrid } from './score-tile-wgsl.js';
 
 /** Bytes of every `var<workgroup>` the source declares (f32/u32 scalars and arrays of f32, u32, vec4<f32>). */
@@ -73,6 +73,18 @@ describe('flash attention WGSL', () => {
       expect(reported - declared).toBeLessThan(16);
     });
   }
+
+  it('reads q, k, v as vec4 when the head dims allow it, as f32 otherwise', () => {
+    const vector = { mode: 'dense', headDim: 128, valueDim: 128, tile: { rows: 64, chunk: 32 }, valueChunk: 16 } as const;
+    expect(usesVectorLoads(vector)).toBe(true);
+    expect(flashAttentionWgsl(vector)).toContain('var<storage, read> k: array<vec4<f32>>;');
+    const scalar = { ...vector, headDim: 18, valueDim: 10 };
+    expect(usesVectorLoads(scalar)).toBe(false);
+    expect(flashAttentionWgsl(scalar)).toContain('var<storage, read> k: array<f32>;');
+    // The 16-row tile stages fewer values than it has threads × 4 at Dv = 4: scalar there.
+    expect(usesVectorLoads({ ...vector, headDim: 4, valueDim: 4, tile: { rows: 64, chunk: 4 }, valueChunk: 4 })).toBe(false);
+    for (const o of [vector, scalar, { ...vector, tile: { rows: 16, chunk: 16 } } as const]) expect(() => new WgslParser().parse(flashAttentionWgsl(o))).not.toThrow();
+  });
 
   it('one output accumulator vec4 per 64 value columns per row', () => {
     const code = flashAttentionWgsl({ mode: 'dense', headDim: 64, valueDim: 130, tile: { rows: 64, chunk: 16 }, valueChunk: 16 });
