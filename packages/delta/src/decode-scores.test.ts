@@ -1,6 +1,6 @@
 import { Rng, ShapeError, denseAttention, tensor } from '@sparse-attn/core';
 import { describe, expect, it } from 'vitest';
-import { decodeLogits, unifiedTokenScores } from './decode-scores.js';
+import { decodeLogits, softmaxRows, unifiedTokenScores } from './decode-scores.js';
 
 function setup(queryHeads: number, kvHeads: number, keySeq: number, dim: number, capacity = keySeq) {
   const rng = new Rng(keySeq + dim);
@@ -40,6 +40,23 @@ describe('decode scores', () => {
       }
     });
   }
+
+  it('scores a chosen query row over its visible keys', () => {
+    const s = setup(4, 2, 20, 8);
+    const logits = decodeLogits(s.q, s.keys, 1, { row: 0, visible: 5 });
+    expect(logits).toHaveLength(4 * 5);
+    for (let h = 0; h < 4; h++) {
+      for (let t = 0; t < 5; t++) {
+        let dot = 0;
+        for (let c = 0; c < 8; c++) dot += s.q.data[(h * 2) * 8 + c]! * s.keys.data[(Math.floor(h / 2) * 20 + t) * 8 + c]!;
+        expect(logits[h * 5 + t]).toBeCloseTo(dot, 4);
+      }
+    }
+    const p = softmaxRows(logits, 4, 5);
+    for (let h = 0; h < 4; h++) expect(p.subarray(h * 5, h * 5 + 5).reduce((a, b) => a + b, 0)).toBeCloseTo(1, 6);
+    expect(() => decodeLogits(s.q, s.keys, 1, { row: 2 })).toThrow(ShapeError);
+    expect(() => decodeLogits(s.q, s.keys, 1, { visible: 21 })).toThrow(ShapeError);
+  });
 
   it('rejects mismatched shapes and an empty cache', () => {
     const s = setup(4, 2, 10, 8);

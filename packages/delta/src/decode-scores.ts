@@ -13,13 +13,23 @@
  */
 import { ShapeError, dims4, rowOffset, type Tensor } from '@sparse-attn/core';
 
-/** The last query row of `q` (`[1, Hq, T, D]`), every head gathered and scaled: `[Hq, D]`. */
-function lastQueries(q: Tensor, scale: number): { rows: Float32Array; heads: number; dim: number } {
+/** Which query row of `q` to score and over how many leading keys (default: the last row, every key). */
+export interface ScoreRow {
+  /** Query row (local index in `q`); default the last. */
+  readonly row?: number;
+  /** Keys `[0, visible)` are scored; default every key. */
+  readonly visible?: number;
+}
+
+/** Query row `row` of `q` (`[1, Hq, T, D]`), every head gathered and scaled: `[Hq, D]`. */
+function queryRows(q: Tensor, scale: number, row?: number): { rows: Float32Array; heads: number; dim: number } {
   const qd = dims4(q, 'q');
   if (qd.batch !== 1) throw new ShapeError(`decode scores: batch must be 1, got q of batch ${qd.batch}`);
+  const at = row ?? qd.seq - 1;
+  if (!(Number.isInteger(at) && at >= 0 && at < qd.seq)) throw new ShapeError(`decode scores: query row ${at} outside q's ${qd.seq} rows`);
   const rows = new Float32Array(qd.heads * qd.dim);
   for (let h = 0; h < qd.heads; h++) {
-    const from = rowOffset(qd, 0, h, qd.seq - 1);
+    const from = rowOffset(qd, 0, h, at);
     for (let c = 0; c < qd.dim; c++) rows[h * qd.dim + c] = q.data[from + c]! * scale;
   }
   return { rows, heads: qd.heads, dim: qd.dim };
@@ -61,11 +71,12 @@ function dots4(rows: Float32Array, q0: number, q1: number, q2: number, q3: numbe
  * Visits the scaled logits of every query head against its KV head's keys, four heads at a time:
  * `visit(head, logits)` with `logits[t]` for t < n (a scratch row, valid during the call).
  */
-function forEachHeadLogits(q: Tensor, keys: Tensor, scale: number, visit: (head: number, logits: Float32Array) => void): number {
-  const { rows, heads, dim } = lastQueries(q, scale);
+function forEachHeadLogits(q: Tensor, keys: Tensor, scale: number, visit: (head: number, logits: Float32Array) => void, which: ScoreRow = {}): number {
+  const { rows, heads, dim } = queryRows(q, scale, which.row);
   const kd = checkKeys(keys, heads, dim);
   const group = heads / kd.heads;
-  const n = kd.seq;
+  const n = which.visible ?? kd.seq;
+  if (!(Number.isInteger(n) && n >= 1 && n <= kd.seq)) throw new ShapeError(`decode scores: visible ${n} outside [1, ${kd.seq}]`);
   const scratch = new Float32Array(4 * n);
   for (let g = 0; g < kd.heads; g++) {
     const base = rowOffset(kd, 0, g, 0);
@@ -89,13 +100,34 @@ function checkKeys(keys: Tensor, heads: number, dim: number) {
 }
 
 /**
- * Scaled logits `scale · q_h · k_t` of the last query of `q` against every key of `keys`
- * (`[1, Hkv, N, D]`, possibly a padded cache view), laid out `[Hq, N]`.
+ * Scaled logits `scale · q_h · k_t` of one query row of `q` (default the last) against the first
+ * `visible` keys of `keys` (`[1, Hkv, N, D]`, possibly a padded cache view; default all N),
+ * laid out `[Hq, visible]`.
  */
-export function decodeLogits(q: Tensor, keys: Tensor, scale: number): Float32Array {
-  const n = keys.shape[2] ?? 0;
+export function decodeLogits(q: Tensor, keys: Tensor, scale: number, which: ScoreRow = {}): Float32Array {
+  const n = which.visible ?? keys.shape[2] ?? 0;
   const out = new Float32Array((q.shape[1] ?? 0) * n);
-  forEachHeadLogits(q, keys, scale, (h, logits) => out.set(logits, h * n));
+  forEachHeadLogits(q, keys, scale, (h, logits) => out.set(logits, h * n), which);
+  return out;
+}
+
+/**
+ * Per-head softmax of logits laid out `[heads, n]` (a new array): the attention probabilities
+ * of one query over `n` keys.
+ */
+export function softmaxRows(logits: Float32Array, heads: number, n: number): Float32Array {
+  const out = new Float32Array(heads * n);
+  for (let h = 0; h < heads; h++) {
+    let max = -Infinity;
+    for (let t = 0; t < n; t++) if (logits[h * n + t]! > max) max = logits[h * n + t]!;
+    let sum = 0;
+    for (let t = 0; t < n; t++) {
+      const e = Math.exp(logits[h * n + t]! - max);
+      out[h * n + t] = e;
+      sum += e;
+    }
+    for (let t = 0; t < n; t++) out[h * n + t]! /= sum;
+  }
   return out;
 }
 

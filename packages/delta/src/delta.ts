@@ -1,5 +1,4 @@
 import { defineMethod, parseConfig } from '@sparse-attn/core';
-import type { AttentionScores } from '@sparse-attn/model';
 import { z } from 'zod';
 import { defaultFullCacheLayers, layerPlanFromFullCacheLayers, validateLayerPlan, type LayerPlan } from './layer-plan.js';
 import { createLayerReusePolicy, type LayerReusePolicy, type ReuseSelector } from './layer-reuse-policy.js';
@@ -33,12 +32,6 @@ export const deltaConfigSchema = z
 export type DeltaConfigInput = z.input<typeof deltaConfigSchema>;
 /** DELTA options with defaults applied. */
 export type DeltaConfig = z.output<typeof deltaConfigSchema>;
-
-/** Page scores of captured query `query` (of `scores.queries`) over its first `visible` keys. */
-function capturedPageScores(scores: AttentionScores, query: number, visible: number, pageSize: number): Float64Array {
-  const stride = scores.queries.length * scores.keySeq;
-  return pageScores(scores.probabilities.subarray(query * scores.keySeq), scores.queryHeads, visible, pageSize, stride);
-}
 
 /**
  * DELTA's selector: page scores `Σ_page max_h p[h][t]` from a Δ-layer's probabilities (scored
@@ -98,8 +91,8 @@ function deltaRowSelector(config: DeltaConfig): RowSelector {
     blockSize: config.pageSize,
     headScope: 'kv',
     needsSelection: (visible) => Math.ceil(visible / config.pageSize) > config.pageBudget,
-    selectRow: (scores, query, visible, kvHeads) => {
-      const pages = selectPages(capturedPageScores(scores, query, visible, config.pageSize), config.pageBudget, config.recentPages);
+    selectRow: (scores, kvHeads) => {
+      const pages = selectPages(pageScores(scores.probabilities, scores.queryHeads, scores.keySeq, config.pageSize), config.pageBudget, config.recentPages);
       return Array.from({ length: kvHeads }, () => pages);
     },
   };

@@ -16,8 +16,8 @@ export * from './hylra-planner.js';
 export { pageScores, selectPages, pageSelection, recentPages } from './select-pages.js';
 export { tokenSelection, recentTokenSelection } from './select-tokens.js';
 export { topKIndices } from './top-k.js';
-export { decodeLogits, unifiedTokenScores } from './decode-scores.js';
-export { selfSelectedAttention, type RowSelector } from './self-selected-attention.js';
+export { decodeLogits, unifiedTokenScores, softmaxRows, type ScoreRow } from './decode-scores.js';
+export { selfSelectedAttention, type RowSelector, type RowScores } from './self-selected-attention.js';
 
 /** Every attention-level method of this package, for `MethodRegistry.registerAll`. */
 export const methods: MethodDefinition[] = [deltaMethod, tidalDecodeMethod];

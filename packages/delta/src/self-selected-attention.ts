@@ -2,9 +2,10 @@
  * The attention-level form of a layer-reuse selector: each query row attends to what the
  * selector picks from that row's own per-head attention scores (what a sparse layer would reuse
  * if its attention matched its Δ-layer's exactly — the selector's upper bound). Rows whose
- * visible keys fit the budget attend to every visible key. Scores come from the model package's
- * `attentionScores` (core `matmul`), in chunks of query rows, so no S×S buffer is allocated;
- * the attention itself runs through core's exact `sparseAttention`.
+ * visible keys fit the budget attend to every visible key. Scores come from `decode-scores.ts`
+ * one query row at a time (O(S) scratch, never S×S), the same arithmetic for a prefill row and
+ * the decode step at that position, so decode equals prefill exactly; the attention itself runs
+ * through core's exact `sparseAttention`.
  */
 import {
   ConfigError,
@@ -22,7 +23,18 @@ import {
   type Selection,
   type Tensor,
 } from '@sparse-attn/core';
-import { attentionScores, type AttentionScores } from '@sparse-attn/model';
+import { decodeLogits, softmaxRows } from './decode-scores.js';
+
+/** One query row's per-head scores over its visible keys, laid out `[queryHeads, keySeq]`. */
+export interface RowScores {
+  readonly queryHeads: number;
+  /** Keys the row sees (causally visible). */
+  readonly keySeq: number;
+  /** Scaled logits `scale · q · k`. */
+  readonly logits: Float32Array;
+  /** Softmax of `logits` per head. */
+  readonly probabilities: Float32Array;
+}
 
 /** How a selector turns one query row's scores into key lists. */
 export interface RowSelector {
@@ -33,16 +45,8 @@ export interface RowSelector {
   readonly headScope: 'kv' | 'query';
   /** Whether a query seeing `visible` keys needs scoring (otherwise it keeps every visible unit). */
   needsSelection(visible: number): boolean;
-  /**
-   * The lists of one query row (index `query` of `scores.queries`) over its `visible` keys:
-   * one sorted list per head of `headScope`.
-   */
-  selectRow(scores: AttentionScores, query: number, visible: number, kvHeads: number): readonly Int32Array[];
-}
-
-/** Query rows scored per `attentionScores` call: keeps each score buffer near 8 MB. */
-function chunkRows(queryHeads: number, keySeq: number): number {
-  return Math.max(1, Math.floor((1 << 21) / Math.max(1, queryHeads * keySeq)));
+  /** The lists of one query row from its scores: one sorted list per head of `headScope`. */
+  selectRow(scores: RowScores, kvHeads: number): readonly Int32Array[];
 }
 
 /** A `[1, heads, seq, dim]` view of batch `b` of a rank-4 tensor (no copy). */
@@ -56,30 +60,21 @@ export function selfSelection(input: AttentionInput, d: AttentionDims, selector:
   const heads = selector.headScope === 'kv' ? d.kvHeads : d.queryHeads;
   const builder = new SelectionBuilder({ kind: selector.kind, blockSize: selector.blockSize, headScope: selector.headScope, batch: d.batch, heads, rows: d.querySeq, keySeq: d.keySeq });
   const units = (visible: number) => Math.ceil(visible / selector.blockSize);
-  const step = chunkRows(d.queryHeads, d.keySeq);
   for (let b = 0; b < d.batch; b++) {
-    const lists: Int32Array[][] = Array.from({ length: heads }, () => new Array<Int32Array>(d.querySeq));
-    const pending: number[] = [];
-    for (let i = 0; i < d.querySeq; i++) {
-      const visible = d.queryOffset + i + 1;
-      if (selector.needsSelection(visible)) {
-        pending.push(i);
-        continue;
-      }
-      const all = Int32Array.from({ length: units(visible) }, (_, u) => u);
-      for (let h = 0; h < heads; h++) lists[h]![i] = all;
-    }
     const q = batchView(input.q, d.qDims, b);
     const k = batchView(input.k, d.kDims, b);
-    for (let start = 0; start < pending.length; start += step) {
-      const queries = Int32Array.from(pending.slice(start, start + step));
-      const scores = attentionScores(q, k, queries, d.scale);
-      for (let r = 0; r < queries.length; r++) {
-        const i = queries[r]!;
-        const visible = d.queryOffset + i + 1;
-        const rowLists = selector.selectRow(scores, r, visible, d.kvHeads);
-        for (let h = 0; h < heads; h++) lists[h]![i] = rowLists[h]!;
+    const lists: Int32Array[][] = Array.from({ length: heads }, () => new Array<Int32Array>(d.querySeq));
+    for (let i = 0; i < d.querySeq; i++) {
+      const visible = d.queryOffset + i + 1;
+      let rowLists: readonly Int32Array[];
+      if (selector.needsSelection(visible)) {
+        const logits = decodeLogits(q, k, d.scale, { row: i, visible });
+        rowLists = selector.selectRow({ queryHeads: d.queryHeads, keySeq: visible, logits, probabilities: softmaxRows(logits, d.queryHeads, visible) }, d.kvHeads);
+      } else {
+        const all = Int32Array.from({ length: units(visible) }, (_, u) => u);
+        rowLists = Array.from({ length: heads }, () => all);
       }
+      for (let h = 0; h < heads; h++) lists[h]![i] = rowLists[h]!;
     }
     for (let h = 0; h < heads; h++) for (let i = 0; i < d.querySeq; i++) builder.pushRow(lists[h]![i]!);
   }

@@ -99,10 +99,7 @@ function tidalRowSelector(config: TidalDecodeConfig): RowSelector {
     blockSize: 1,
     headScope: 'query',
     needsSelection: (visible) => visible > config.tokenBudget,
-    selectRow: (scores, query, visible) => {
-      const rows = scores.queries.length;
-      return Array.from({ length: scores.queryHeads }, (_, h) => topKIndices(scores.logits, config.tokenBudget, (h * rows + query) * scores.keySeq, visible));
-    },
+    selectRow: (scores) => Array.from({ length: scores.queryHeads }, (_, h) => topKIndices(scores.logits, config.tokenBudget, h * scores.keySeq, scores.keySeq)),
   };
 }
 
