@@ -10,7 +10,7 @@ import { sweepCommand } from './sweep-command.js';
 export const USAGE = `usage:
   bench [--methods ID,…] [--workloads gaussian,needle,structured] [--seq 1k,4k] [--decode-seq …]
         [--decode-workloads …] [--decode-steps N] [--budgets all|N|LABEL,…] [--repeats N]
-        [--backend cpu|gpu] [--suites ID,…] [--out DIR] [--seed N] [--time-budget SECONDS] [--suite-seq 1k,…] [--quick] [--large] [--no-ort] [--no-html]
+        [--backend cpu|gpu] [--suites ID,…] [--out DIR] [--seed N] [--time-budget SECONDS] [--suite-seq 1k,…] [--full-suites] [--quick] [--large] [--no-ort] [--no-html]
   bench run --method ID [--config JSON] --in q_k_v.safetensors --out result.safetensors [--non-causal]
   bench list [--json]
   bench dense [--seq 1k,4k,16k] [--repeats N] [--heads N] [--quick]`;

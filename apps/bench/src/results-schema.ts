@@ -121,6 +121,7 @@ export const sweepConfigSchema = z.object({
   seed: z.number().int(),
   suites: z.array(z.string()),
   suiteSeqLengths: z.array(z.number().int().positive()).describe('Sequence lengths passed to the family suites.'),
+  suiteQuick: z.boolean().describe('Whether the family suites ran at their quick sizes (the default run; --large and --full-suites run them at full size).'),
   suiteShare: z.number().min(0).max(1).describe('Share of the time budget reserved for the family suites (they run after the cells).'),
   ort: z.boolean(),
   timeBudgetMs: z.number().nonnegative().describe('Cells that would start after this much wall time are recorded as skipped (0 = no limit).'),

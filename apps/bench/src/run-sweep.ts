@@ -148,17 +148,18 @@ export async function runSweep(registry: MethodRegistry, suites: readonly Benchm
     // GPU methods have no decoder: a GPU sweep is prefill only.
     ...(options.decodeLengths.includes(seq) && !gpu ? [{ kind: 'decode' as const, workloads: options.decodeWorkloads }] : []),
   ];
-  // Length-major (shortest first); within a length, budget-rank-major: every method's sparsest
-  // point on every workload (prefill, then decode) before anyone's second point. If the time
-  // budget runs out, what is skipped is extra budget points at the longest length, not methods.
-  for (const seq of [...new Set([...options.seqLengths, ...options.decodeLengths])].sort((a, b) => a - b)) {
-    const budgetsOf = new Map(definitions.map((d) => [d, selectBudgets(d, seq, options.budgets)]));
-    const ranks = Math.max(1, ...[...budgetsOf.values()].map((b) => b.length));
-    for (let rank = 0; rank < ranks; rank++) {
+  // Budget-rank-major, then length (shortest first): every method's sparsest point at every
+  // length and workload (prefill, then decode) before anyone's second point. If the time budget
+  // runs out, what is skipped is extra budget points, not methods or lengths.
+  const lengths = [...new Set([...options.seqLengths, ...options.decodeLengths])].sort((a, b) => a - b);
+  const budgetsAt = new Map(lengths.map((seq) => [seq, new Map(definitions.map((d) => [d, selectBudgets(d, seq, options.budgets)]))]));
+  const ranks = Math.max(1, ...[...budgetsAt.values()].flatMap((m) => [...m.values()].map((b) => b.length)));
+  for (let rank = 0; rank < ranks; rank++) {
+    for (const seq of lengths) {
       for (const phase of phases(seq)) {
         for (const workload of phase.workloads) {
           if (rank === 0 && options.ort) cells.push({ kind: phase.kind, workload, seq });
-          for (const [definition, budgets] of budgetsOf) {
+          for (const [definition, budgets] of budgetsAt.get(seq)!) {
             const budget = budgets[rank];
             if (budget) cells.push({ kind: phase.kind, workload, seq, definition, budget });
           }
@@ -212,7 +213,8 @@ export async function runSweep(registry: MethodRegistry, suites: readonly Benchm
       phase: cell.kind,
     } as const;
     if (options.timeBudgetMs > 0 && performance.now() - started > cellDeadlineMs) {
-      rows.push({ ...base, status: 'skipped', error: `time budget of ${Math.round(options.timeBudgetMs / 1000)} s spent before this cell (raise --time-budget, 0 = none)` });
+      const share = `${Math.round(cellDeadlineMs / 1000)} s of the ${Math.round(options.timeBudgetMs / 1000)} s time budget`;
+      rows.push({ ...base, status: 'skipped', error: `the cells' ${share} was spent before this cell (raise --time-budget, 0 = none)` });
       continue;
     }
     const cellStarted = performance.now();
@@ -253,7 +255,7 @@ export async function runSweep(registry: MethodRegistry, suites: readonly Benchm
     const suiteStarted = performance.now();
     try {
       const context = {
-        quick: options.quick,
+        quick: options.suiteQuick,
         seqLengths: options.suiteSeqLengths,
         repeats: options.repeats,
         seed: options.seed,
@@ -262,7 +264,8 @@ export async function runSweep(registry: MethodRegistry, suites: readonly Benchm
       };
       suiteRows.push(...(await runSuite(suite, context, left / (selectedSuites.length - i))));
     } catch (error) {
-      suiteFailures.push({ suite: suite.id, error: `${errorMessage(error)} (after ${((performance.now() - suiteStarted) / 1000).toFixed(0)} s)` });
+      const after = error instanceof SuiteProcessError ? '' : ` (after ${((performance.now() - suiteStarted) / 1000).toFixed(0)} s)`;
+      suiteFailures.push({ suite: suite.id, error: `${errorMessage(error)}${after}` });
     }
   }
 

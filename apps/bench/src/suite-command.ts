@@ -74,7 +74,7 @@ export function childSuiteRunner(cliPath: string): SuiteRunner {
       });
       child.on('close', (code, signal) => {
         clearTimeout(timer);
-        if (timedOut) return reject(new SuiteProcessError(`timed out after ${Math.round(timeoutMs / 1000)} s (killed; raise --time-budget, 0 = none)`));
+        if (timedOut) return reject(new SuiteProcessError(`timed out: killed at its ${Math.round(timeoutMs / 1000)} s share of the time budget (raise --time-budget, 0 = none)`));
         if (code !== 0) {
           const why = stderrTail || pending.trim() || `exit code ${code}${signal ? `, signal ${signal}` : ''}`;
           return reject(new SuiteProcessError(signal ? `killed by ${signal}: ${why}` : why));

@@ -53,6 +53,13 @@ export function suiteMetricText(row: SuiteRow, key: string): string {
   return nonFinite ? nonFinite.slice(key.length + 1) : '–';
 }
 
+/** A group's status: `ok`, or counts per non-ok status (`2 error, 1 skipped`). */
+function statusText(group: readonly SweepRow[]): string {
+  const counts = new Map<string, number>();
+  for (const r of group) if (r.status !== 'ok') counts.set(r.status, (counts.get(r.status) ?? 0) + 1);
+  return counts.size ? [...counts].map(([status, n]) => `${n} ${status}`).join(', ') : 'ok';
+}
+
 /** The sweep summary table. */
 export function sweepTable(results: SweepResults): string {
   const groups = new Map<string, SweepRow[]>();
@@ -62,12 +69,17 @@ export function sweepTable(results: SweepResults): string {
   }
   const header = ['method', 'budget', 'S', 'prefill ms', '×dense', '×ORT', 'decode ms/tok', '×dense', '×ORT', 'rel.err', 'recall', 'needle', 'density', 'KV/step', 'kernel', 'status'];
   const body: string[][] = [];
-  for (const group of groups.values()) {
+  // Length, then method (in run order), then budget (sparsest first, as the sweep lists them).
+  const methodOrder = [...new Set(results.rows.map((r) => r.method))];
+  const budgetOrder = (r: SweepRow) => results.rows.findIndex((x) => x.method === r.method && x.budget === r.budget);
+  const ordered = [...groups.values()].sort(
+    (a, b) => a[0]!.seqLength - b[0]!.seqLength || methodOrder.indexOf(a[0]!.method) - methodOrder.indexOf(b[0]!.method) || budgetOrder(a[0]!) - budgetOrder(b[0]!),
+  );
+  for (const group of ordered) {
     const first = group[0]!;
     const prefill = group.filter((r) => r.phase === 'prefill' && r.status === 'ok');
     const decode = group.filter((r) => r.phase === 'decode' && r.status === 'ok');
     const ok = group.filter((r) => r.status === 'ok');
-    const failed = group.filter((r) => r.status !== 'ok');
     const needle = ok.find((r) => r.quality?.needleSelected !== undefined)?.quality;
     body.push([
       first.method,
@@ -85,7 +97,7 @@ export function sweepTable(results: SweepResults): string {
       fixed(mean(prefill.map((r) => r.cost?.density)), 3),
       formatBytes(mean(decode.map((r) => r.cost?.kvBytesRead))),
       (ok[0]?.backend?.kernel ?? '–').replace('onnxruntime-node-', 'ort-'),
-      failed.length ? `${failed.length} failed: ${failed[0]!.status}` : 'ok',
+      statusText(group),
     ]);
   }
   const lines = [formatTable([header, ...body])];
@@ -100,7 +112,11 @@ export function sweepTable(results: SweepResults): string {
   }
   for (const f of results.familyFailures) lines.push(`family ${f.family} FAILED (none of its methods or suites ran): ${f.error}`);
   for (const f of results.suiteFailures) lines.push(`suite ${f.suite} failed: ${f.error}`);
-  for (const r of results.rows.filter((x) => x.status !== 'ok').slice(0, 10)) lines.push(`${r.phase} ${r.method} ${r.budget} ${r.workload} S=${r.seqLength}: ${r.status}: ${r.error ?? ''}`);
+  const failed = results.rows.filter((x) => x.status !== 'ok' && x.status !== 'skipped');
+  for (const r of failed.slice(0, 10)) lines.push(`${r.phase} ${r.method} ${r.budget} ${r.workload} S=${r.seqLength}: ${r.status}: ${r.error ?? ''}`);
+  if (failed.length > 10) lines.push(`… and ${failed.length - 10} more failed cells (see the JSON or HTML report)`);
+  const skipped = results.rows.filter((x) => x.status === 'skipped');
+  if (skipped.length) lines.push(`${skipped.length} cells skipped: ${skipped[0]!.error ?? ''}`);
   return lines.join('\n');
 }
 

@@ -36,6 +36,7 @@ describe('--backend gpu dispatch', () => {
       seqLengths: [64],
       decodeLengths: [64],
       suiteSeqLengths: [64],
+      suiteQuick: true,
       backend: 'gpu',
       quick: true,
       seed: 1,
@@ -57,7 +58,7 @@ describe('--backend gpu dispatch', () => {
     const { registry } = await loadRegistry();
     const liar: GpuMethodHandle = { ...fakeGpuMethod(denseMethod as unknown as MethodDefinition), create: () => ({ prefill: async (input) => denseMethod.create({}).prefill(input) }) };
     const gpu = await openGpuSession(gpuProviderOf('fake-gpu', { gpuMethods: [liar], createGpuBackend: async () => backend }), 'unused');
-    const results = await runSweep(registry, [], { ...QUICK_SWEEP, methods: ['dense'], workloads: ['gaussian'], decodeWorkloads: ['gaussian'], seqLengths: [32], decodeLengths: [32], suiteSeqLengths: [32], backend: 'gpu', quick: true, seed: 1, suites: [], ort: false, gpu });
+    const results = await runSweep(registry, [], { ...QUICK_SWEEP, methods: ['dense'], workloads: ['gaussian'], decodeWorkloads: ['gaussian'], seqLengths: [32], decodeLengths: [32], suiteSeqLengths: [32], suiteQuick: true, backend: 'gpu', quick: true, seed: 1, suites: [], ort: false, gpu });
     expect(results.rows.map((r) => [r.status, r.error])).toEqual([['error', 'a GPU method reported backend cpu']]);
   });
 

@@ -22,6 +22,7 @@ describe('HTML report in headless Chromium', () => {
       seqLengths: [64, 128],
       decodeLengths: [64, 128],
       suiteSeqLengths: [64],
+      suiteQuick: true,
       backend: 'cpu',
       quick: true,
       seed: 1,

@@ -58,6 +58,12 @@ describe('flags', () => {
     expect(parseSweepArgs(['--time-budget', '0', '--quick']).options.timeBudgetMs).toBe(0);
     expect(() => parseSweepArgs(['--out', '-x'])).toThrow(/argument is ambiguous/);
   });
+  it('family suites: quick sizes by default, full with --full-suites or --large; time budget off with --large', () => {
+    expect(parseSweepArgs([]).options).toMatchObject({ suiteQuick: true, suiteSeqLengths: [1024], timeBudgetMs: 420_000 });
+    expect(parseSweepArgs(['--full-suites']).options).toMatchObject({ suiteQuick: false, suiteSeqLengths: [1024] });
+    expect(parseSweepArgs(['--large']).options).toMatchObject({ suiteQuick: false, suiteSeqLengths: [1024, 4096, 16384], timeBudgetMs: 0 });
+    expect(parseSweepArgs(['--suite-seq', '2k']).options.suiteSeqLengths).toEqual([2048]);
+  });
   it('--large extends the default sweep to 16k', () => {
     expect(parseSweepArgs(['--large']).options.seqLengths).toEqual([1024, 4096, 16384]);
   });
