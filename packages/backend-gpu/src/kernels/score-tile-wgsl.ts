@@ -83,18 +83,26 @@ export function scoreTileWgsl(
       ...range(perThreadA).map((i) => `      ra${i} = ${loadA(`((lid + ${i * threads}u) / DK)`, `${e0} + (lid + ${i * threads}u) % DK`)};`),
       ...range(perThreadB).map((i) => `      rb${i} = ${loadB(`((lid + ${i * threads}u) / DK)`, `${e0} + (lid + ${i * threads}u) % DK`)};`),
     ].join('\n');
+  const declarations = [...range(perThreadA).map((i) => `      var ra${i}: f32;`), ...range(perThreadB).map((i) => `      var rb${i}: f32;`)];
+  const stores = [
+    ...range(perThreadA).map((i) => `      { let x = lid + ${i * threads}u; let rr = x / DK; scratch[(x % DK) * A_STRIDE + rr / 4u][rr % 4u] = ra${i}; }`),
+    ...range(perThreadB).map((i) => `      { let x = lid + ${i * threads}u; let cc = x / DK; scratch[B_OFF + (x % DK) * B_STRIDE + cc % 16u][cc / 16u] = rb${i}; }`),
+  ];
+  return pipelinedTile(width, declarations, fetch, stores);
+}
+
+/**
+ * The software pipeline both operand layouts share: registers ← chunk 0; per chunk: registers →
+ * workgroup memory, barrier, registers ← next chunk (in flight during the multiply), multiply
+ * the chunk out of workgroup memory into `s0..s3`, barrier.
+ */
+function pipelinedTile(width: string, declarations: readonly string[], fetch: (e0: string) => string, stores: readonly string[]): string {
   return /* wgsl */ `
     {
-${range(perThreadA).map((i) => `      var ra${i}: f32;`).join('\n')}
-${range(perThreadB).map((i) => `      var rb${i}: f32;`).join('\n')}
+${declarations.join('\n')}
 ${fetch('0u')}
     for (var e0 = 0u; e0 < ${width}; e0 += DK) {
-${range(perThreadA)
-  .map((i) => `      { let x = lid + ${i * threads}u; let rr = x / DK; scratch[(x % DK) * A_STRIDE + rr / 4u][rr % 4u] = ra${i}; }`)
-  .join('\n')}
-${range(perThreadB)
-  .map((i) => `      { let x = lid + ${i * threads}u; let cc = x / DK; scratch[B_OFF + (x % DK) * B_STRIDE + cc % 16u][cc / 16u] = rb${i}; }`)
-  .join('\n')}
+${stores.join('\n')}
       workgroupBarrier();
       if (e0 + DK < ${width}) {
   ${fetch('e0 + DK')}
@@ -136,30 +144,12 @@ function vectorScoreTile(
     ].join('\n');
   const scatter = (name: string, i: number, target: (e: string, index: string) => string) =>
     `      { let row = ${at(i)} / (DK / 4u); let e = 4u * (${at(i)} % (DK / 4u));${[0, 1, 2, 3].map((c) => ` ${target(`e + ${c}u`, 'row')} = ${name}${i}[${c}];`).join('')} }`;
-  return /* wgsl */ `
-    {
-${range(perThreadA).map((i) => `      var ra${i}: vec4<f32>;`).join('\n')}
-${range(perThreadB).map((i) => `      var rb${i}: vec4<f32>;`).join('\n')}
-${fetch('0u')}
-    for (var e0 = 0u; e0 < ${width}; e0 += DK) {
-${range(perThreadA).map((i) => scatter('ra', i, (e, row) => `scratch[(${e}) * A_STRIDE + ${row} / 4u][${row} % 4u]`)).join('\n')}
-${range(perThreadB).map((i) => scatter('rb', i, (e, col) => `scratch[B_OFF + (${e}) * B_STRIDE + ${col} % 16u][${col} / 16u]`)).join('\n')}
-      workgroupBarrier();
-      if (e0 + DK < ${width}) {
-  ${fetch('e0 + DK')}
-      }
-      for (var ee = 0u; ee < DK; ee++) {
-        let a = scratch[ee * A_STRIDE + ty];
-        let b = scratch[B_OFF + ee * B_STRIDE + tx];
-        s0 = fma(vec4<f32>(a.x), b, s0);
-        s1 = fma(vec4<f32>(a.y), b, s1);
-        s2 = fma(vec4<f32>(a.z), b, s2);
-        s3 = fma(vec4<f32>(a.w), b, s3);
-      }
-      workgroupBarrier();
-    }
-    }
-`;
+  const declarations = [...range(perThreadA).map((i) => `      var ra${i}: vec4<f32>;`), ...range(perThreadB).map((i) => `      var rb${i}: vec4<f32>;`)];
+  const stores = [
+    ...range(perThreadA).map((i) => scatter('ra', i, (e, row) => `scratch[(${e}) * A_STRIDE + ${row} / 4u][${row} % 4u]`)),
+    ...range(perThreadB).map((i) => scatter('rb', i, (e, col) => `scratch[B_OFF + (${e}) * B_STRIDE + ${col} % 16u][${col} / 16u]`)),
+  ];
+  return pipelinedTile(width, declarations, fetch, stores);
 }
 
 /** Emits `body(i)` for the four rows a thread owns (WGSL has no compile-time loops). */
