@@ -100,6 +100,28 @@ class Tally {
   }
 }
 
+/**
+ * Times `baseline` and `method` alternately (`repeats` pairs after one warm-up each) and returns
+ * the median of the per-pair ratios baseline/method: on a machine shared with other jobs, a pair
+ * run back to back sees nearly the same load, so this ratio is steadier than a ratio of medians.
+ */
+function pairedSpeedup(baseline: () => unknown, method: () => unknown, repeats: number): number {
+  baseline();
+  method();
+  const ratios: number[] = [];
+  for (let i = 0; i < repeats; i++) {
+    const t0 = performance.now();
+    baseline();
+    const t1 = performance.now();
+    method();
+    const t2 = performance.now();
+    ratios.push((t1 - t0) / (t2 - t1));
+  }
+  ratios.sort((a, b) => a - b);
+  const m = ratios.length >> 1;
+  return ratios.length % 2 ? ratios[m]! : (ratios[m - 1]! + ratios[m]!) / 2;
+}
+
 function sum(xs: readonly number[]): number {
   return xs.reduce((a, b) => a + b, 0);
 }
@@ -218,6 +240,7 @@ function traceStackRows(stack: TraceStack, contenders: readonly Contender[], qua
   for (const [c, contender] of contenders.entries()) {
     const policy = contender.create();
     const time = measure(() => runStackStep(stack, policy), timing);
+    const paired = pairedSpeedup(() => runStackStep(stack), () => runStackStep(stack, policy), timing.repeats);
     const kernels = [...new Set(runStackStep(stack, policy).map((r) => r.result.backend.kernel))].join('+');
     const q = quality[c]!;
     const counts = roleCounts(policy.plan);
@@ -232,6 +255,7 @@ function traceStackRows(stack: TraceStack, contenders: readonly Contender[], qua
         decodeAttentionMsPerToken: time.medianMs,
         madMs: time.madMs,
         speedupVsDense: denseTime.medianMs / time.medianMs,
+        speedupPairedMedian: paired,
         attendedShare: q.attended.mean,
         attendedReduction: 1 / q.attended.mean,
         kvBytesReadPerStep: q.bytes.mean,
@@ -347,6 +371,7 @@ export function createModelSuite(options: ModelBenchmarkOptions = {}): Benchmark
         };
         const denseTime = measure(step(densePolicy), { warmup: 1, repeats });
         const deltaTime = measure(step(delta), { warmup: 1, repeats });
+        const paired = pairedSpeedup(step(densePolicy), step(delta), repeats);
         const active = delta.lastStep?.active ? 1 : 0;
         rows.push({
           suite: 'delta-model',
@@ -366,6 +391,7 @@ export function createModelSuite(options: ModelBenchmarkOptions = {}): Benchmark
           metrics: {
             decodeMsPerToken: deltaTime.medianMs,
             endToEndSpeedup: denseTime.medianMs / deltaTime.medianMs,
+            endToEndSpeedupPairedMedian: paired,
             attentionMsPerToken: attention.delta.mean,
             attentionSpeedup: attention.dense.mean / attention.delta.mean,
             attendedShare: attended.mean,
