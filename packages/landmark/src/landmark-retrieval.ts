@@ -35,8 +35,8 @@ export const landmarkRetrievalConfigSchema = z
       .describe('Blocks retrieved by score per query, on top of the always-kept first block and the query\'s own (current) block.'),
     representative: z
       .enum(['mean', 'quest'])
-      .default('mean')
-      .describe('Block representative: `mean` of the block\'s keys, or Quest per-channel min/max bounds scored by the upper bound Σ max(q·min, q·max).'),
+      .default('quest')
+      .describe('Block representative: Quest per-channel min/max bounds scored by the upper bound Σ max(q·min, q·max) (default: a block holding one high-scoring key is never under-rated), or the `mean` of the block\'s keys (half the memory, but a lone needle\'s score is divided by the block size).'),
     groupReduce: z
       .enum(['sum-probability', 'max-score'])
       .default('sum-probability')

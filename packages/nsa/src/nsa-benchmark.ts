@@ -46,7 +46,7 @@ export interface NsaBenchmarkOptions {
   readonly sweep?: readonly number[];
   /** The n of the headline rows. Default 16. */
   readonly defaultBlocks?: number;
-  /** Decode steps timed per row (after one warm-up step). Default max(4, context.repeats). */
+  /** Decode steps timed per row (after DECODE_WARMUP untimed steps). Default max(4, context.repeats). */
   readonly decodeSteps?: number;
   /** Needle depths checked at decode. Default [0.1, 0.5, 0.9]. */
   readonly needleDepths?: readonly number[];
@@ -127,6 +127,9 @@ function prefillError(output: Tensor, dense: DenseFigures): number {
   return norm > 0 ? Math.sqrt(difference / norm) : 0;
 }
 
+/** Untimed decode steps before the timed ones. */
+const DECODE_WARMUP = 8;
+
 interface DecodeFigures {
   readonly ms: number;
   readonly denseMs: number;
@@ -146,12 +149,13 @@ function token(input: AttentionInput, s: number): AttentionInput {
 
 /**
  * Decode figures at context ≈ seq: NSA and dense decoders are primed with the first
- * `seq − steps − 1` tokens, then one warm-up and `steps` timed steps run on the remaining tokens.
+ * `seq − steps − DECODE_WARMUP` tokens, then DECODE_WARMUP untimed and `steps` timed steps run on
+ * the remaining tokens (the first steps of a fresh decoder run cold code).
  */
 function decodeFigures(input: AttentionInput, makeDecoder: (shape: DecoderShape) => CachedDecoder<unknown>, steps: number): DecodeFigures {
   const [batch, queryHeads, seq, headDim] = input.q.shape as [number, number, number, number];
   const kvHeads = input.k.shape[1]!;
-  const prefix = seq - steps - 1;
+  const prefix = seq - steps - DECODE_WARMUP;
   const shape = { batch, queryHeads, kvHeads, headDim, scale: input.scale };
   const decoder = makeDecoder(shape);
   decoder.prime(sliceSeq(input.k, 0, prefix), sliceSeq(input.v, 0, prefix));
@@ -160,7 +164,7 @@ function decodeFigures(input: AttentionInput, makeDecoder: (shape: DecoderShape)
   const nsa = measure(() => {
     const at = s++;
     results.push({ result: decoder.step(token(input, at)), at });
-  }, { warmup: 1, repeats: steps });
+  }, { warmup: DECODE_WARMUP, repeats: steps });
   const cache = new KVCache({ batch, kvHeads, headDim, valueDim: input.v.shape[3]!, initialCapacity: seq });
   cache.append(sliceSeq(input.k, 0, prefix), sliceSeq(input.v, 0, prefix));
   let d = prefix;
@@ -174,7 +178,7 @@ function decodeFigures(input: AttentionInput, makeDecoder: (shape: DecoderShape)
     denseBytes = result.stats.kvBytesRead;
     denseKernel = result.backend.kernel;
     denseOutputs.push(result.output);
-  }, { warmup: 1, repeats: steps });
+  }, { warmup: DECODE_WARMUP, repeats: steps });
   let recall = 0;
   let density = 0;
   let bytes = 0;
