@@ -34,7 +34,7 @@ import { decodeTokens, denseKvBytes, generateWithPress, type CompressedRun, type
 import { specKvGenerate } from './speckv.js';
 import { specKvPcGenerate } from './speckv-pc.js';
 import { specPcGenerate } from './specpc.js';
-import { tinyDraftConfig, tinyTargetConfig } from './test-models.js';
+import { tinyDraftConfig, tinyTargetConfig } from './tiny-models.js';
 
 const FIDELITY_METHODS: readonly HarnessMethod[] = ['snapkv', 'speckv', 'specpc', 'streaming-llm', 'oracle'];
 

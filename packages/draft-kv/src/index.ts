@@ -27,7 +27,7 @@ export * from './specpc.js';
 export * from './speckv-pc.js';
 export * from './draft-harness.js';
 export * from './draft-kv-benchmark.js';
-export { tinyPair, tinyPrompt, tinyTargetConfig, tinyDraftConfig } from './test-models.js';
+export { tinyPair, tinyPrompt, tinyTargetConfig, tinyDraftConfig } from './tiny-models.js';
 
 /** Every attention-level method of this package, for `MethodRegistry.registerAll`. */
 export const methods: MethodDefinition[] = [

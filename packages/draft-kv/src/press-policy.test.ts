@@ -5,7 +5,7 @@ import { generateWithPress } from './press-policy.js';
 import { h2oPress, keyNormPress, pyramidKvPress, randomPress, snapKvPress, streamingLlmPress, tovaPress, type KvPress } from './kv-press.js';
 import { specKvGenerate } from './speckv.js';
 import { specPcGenerate } from './specpc.js';
-import { tinyPair, tinyPrompt } from './test-models.js';
+import { tinyPair, tinyPrompt } from './tiny-models.js';
 
 const { target, draft } = tinyPair();
 const N = 64;

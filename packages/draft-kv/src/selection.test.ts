@@ -9,7 +9,7 @@ import { centerPool, poolScores } from './pool-scores.js';
 import { generateWithPress } from './press-policy.js';
 import { pyramidBudgets, resolveCapacity, selectKeptEntries } from './select-kept-entries.js';
 import { selectPromptTokens } from './select-prompt-tokens.js';
-import { tinyPair, tinyPrompt } from './test-models.js';
+import { tinyPair, tinyPrompt } from './tiny-models.js';
 
 const scoresArb = fc.array(fc.float({ min: 0, max: 10, noNaN: true }), { minLength: 1, maxLength: 40 });
 

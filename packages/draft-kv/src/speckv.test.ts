@@ -5,7 +5,7 @@ import { DraftModel } from './draft-model.js';
 import { specKvGenerate, verticalSlash } from './speckv.js';
 import { specKvPcGenerate } from './speckv-pc.js';
 import { specPcGenerate } from './specpc.js';
-import { tinyDraftConfig, tinyPair, tinyPrompt } from './test-models.js';
+import { tinyDraftConfig, tinyPair, tinyPrompt } from './tiny-models.js';
 
 const { target, draft } = tinyPair(3);
 const N = 80;
