@@ -76,18 +76,21 @@ function attendKept(input: AttentionInput, batch: number, kvHeads: number, query
 }
 
 /**
- * A decoder that owns a KV cache and compresses it the way kvpress presses fire: on a multi-token
- * step (a prefill chunk) whose cache exceeds the budget, the step attends over the kept entries
- * exactly as {@link compressedAttention} does and the cache then drops every other entry
- * (`KVCache.retain`), so memory really shrinks; one-token steps append and attend over the whole
- * (compressed) cache. Token-by-token decoding from an empty cache therefore never compresses.
+ * The part every evicting decoder shares: a KV cache, the count of tokens fed, and the
+ * accessors. `attend` runs one step over the cache (the step's tokens already appended) and may
+ * compact the cache; `onReset` clears the caller's per-sequence state.
  */
-export function createCompressingDecoder(shape: DecoderShape, plan: CompressionPlanner): EvictingDecoder {
+export function createEvictingDecoder(
+  shape: DecoderShape,
+  attend: (input: AttentionInput, cache: KVCache, scale: number) => AttentionResult,
+  onReset: () => void = () => {},
+): EvictingDecoder {
   const cache = new KVCache({ batch: shape.batch, kvHeads: shape.kvHeads, headDim: shape.headDim, valueDim: shape.valueDim ?? shape.headDim });
   const scale = shape.scale ?? 1 / Math.sqrt(shape.headDim);
   let seen = 0;
   return {
-    // Tokens fed so far (the sequence position); the cache may hold fewer (`cachedEntries`).
+    // Tokens fed so far (the sequence position, as core's conformance kit expects); the cache
+    // itself may hold fewer (`cachedEntries`).
     get length() {
       return seen;
     },
@@ -97,21 +100,33 @@ export function createCompressingDecoder(shape: DecoderShape, plan: CompressionP
     step(input: AttentionInput): AttentionResult {
       validateDecoderStep(shape, input, cache.length);
       cache.append(input.k, input.v);
-      const querySeq = input.q.shape[2]!;
-      seen += querySeq;
-      const keys: Tensor = cache.keys();
-      const call = { q: input.q, k: keys, v: cache.values(), causal: true, scale };
-      if (querySeq > 1 && plan(cache.length, querySeq).capacity < cache.length) {
-        const result = attendKept(call, shape.batch, shape.kvHeads, querySeq, cache.length, scale, plan);
-        cache.retain(result.keep);
-        const { keep: _keep, ...rest } = result;
-        return rest;
-      }
-      return denseAttention(call, { checkFinite: false });
+      seen += input.q.shape[2]!;
+      return attend(input, cache, scale);
     },
-    reset: () => {
+    reset() {
       cache.reset();
       seen = 0;
+      onReset();
     },
   };
+}
+
+/**
+ * A decoder that owns a KV cache and compresses it the way kvpress presses fire: on a multi-token
+ * step (a prefill chunk) whose cache exceeds the budget, the step attends over the kept entries
+ * exactly as {@link compressedAttention} does and the cache then drops every other entry
+ * (`KVCache.retain`), so memory really shrinks; one-token steps append and attend over the whole
+ * (compressed) cache. Token-by-token decoding from an empty cache therefore never compresses.
+ */
+export function createCompressingDecoder(shape: DecoderShape, plan: CompressionPlanner): EvictingDecoder {
+  return createEvictingDecoder(shape, (input, cache, scale) => {
+    const querySeq = input.q.shape[2]!;
+    const call = { q: input.q, k: cache.keys(), v: cache.values(), causal: true, scale };
+    if (querySeq > 1 && plan(cache.length, querySeq).capacity < cache.length) {
+      const { keep, ...result } = attendKept(call, shape.batch, shape.kvHeads, querySeq, cache.length, scale, plan);
+      cache.retain(keep);
+      return result;
+    }
+    return denseAttention(call, { checkFinite: false });
+  });
 }

@@ -8,19 +8,17 @@
 import { z } from 'zod';
 import {
   ConfigError,
-  KVCache,
   SelectionBuilder,
   defineMethod,
   dims4,
   sparseAttention,
   validateAttentionInput,
-  validateDecoderStep,
   type AttentionInput,
   type AttentionResult,
   type DecoderShape,
   type MethodDefinition,
 } from '@sparse-attn/core';
-import type { EvictingDecoder } from './compressed-attention.js';
+import { createEvictingDecoder, type EvictingDecoder } from './compressed-attention.js';
 import { EvictionTracker, type EvictionPolicy } from './eviction-tracker.js';
 
 /**
@@ -68,23 +66,10 @@ function evictionMethod<S extends z.ZodType>(definition: { id: string; descripti
           return evictingAttention(input, trackers, d.scale);
         },
         createDecoder(shape: DecoderShape): EvictingDecoder {
-          const cache = new KVCache({ batch: shape.batch, kvHeads: shape.kvHeads, headDim: shape.headDim, valueDim: shape.valueDim ?? shape.headDim });
-          const scale = shape.scale ?? 1 / Math.sqrt(shape.headDim);
           let trackers = Array.from({ length: shape.batch * shape.kvHeads }, () => new EvictionTracker(policy));
-          let seen = 0;
-          return {
-            // Tokens fed so far (the sequence position), as the conformance kit expects; the cache
-            // itself holds at most `capacity` of them per head (`cachedEntries`).
-            get length() {
-              return seen;
-            },
-            get cachedEntries() {
-              return cache.length;
-            },
-            step(input) {
-              validateDecoderStep(shape, input, cache.length);
-              cache.append(input.k, input.v);
-              seen += input.q.shape[2]!;
+          return createEvictingDecoder(
+            shape,
+            (input, cache, scale) => {
               const result = evictingAttention({ q: input.q, k: cache.keys(), v: cache.values() }, trackers, scale);
               if (trackers[0]!.slots.length < cache.length) {
                 cache.retain(trackers.map((t) => t.slots));
@@ -92,12 +77,10 @@ function evictionMethod<S extends z.ZodType>(definition: { id: string; descripti
               }
               return result;
             },
-            reset() {
-              cache.reset();
-              seen = 0;
+            () => {
               trackers = Array.from({ length: shape.batch * shape.kvHeads }, () => new EvictionTracker(policy));
             },
-          };
+          );
         },
       };
     },

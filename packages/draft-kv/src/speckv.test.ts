@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, SelectionBuilder, validateSelection } from '@sparse-attn/core';
+import { ConfigError, validateSelection } from '@sparse-attn/core';
+import { maxLogitDifference, restrictedReplayPolicy } from './__fixtures__/restricted-replay.js';
 import { createRandomModel } from '@sparse-attn/model';
 import { DraftModel } from './draft-model.js';
 import { specKvGenerate, verticalSlash } from './speckv.js';
@@ -45,26 +46,12 @@ describe('SpecKV on a target/draft pair', () => {
     const L = run.lookahead.length;
     const positions = run.session.layers.map((l) => Array.from({ length: l.cache.kvHeads }, (_, h) => Array.from(l.cache.positions(h))));
     const indexOf = (p: number) => (p < N - 1 ? p : N + L + (p - (N - 1)));
-    const session = target.createSession({
-      policy: {
-        planLayer({ layer, step }) {
-          if (step.phase !== 'decode') return undefined;
-          const keySeq = step.cacheLengthBefore + 1;
-          const b = new SelectionBuilder({ kind: 'token', headScope: 'kv', batch: 1, heads: target.dims.kvHeads, rows: 1, keySeq });
-          for (let h = 0; h < target.dims.kvHeads; h++) b.pushRow(positions[layer]![h]!.map(indexOf).filter((i) => i < keySeq));
-          return { kind: 'selection', selection: b.finish() };
-        },
-      },
-    });
+    const session = target.createSession({ policy: restrictedReplayPolicy(target, (layer, h) => positions[layer]![h]!.map(indexOf)) });
     session.forward(Int32Array.from([...prompt, ...run.lookahead]), { logits: 'none' });
     session.forward([prompt[N - 1]!], { positions: [N - 1] });
     const replay = session.generate([], NEW);
     expect(Array.from(replay.tokens)).toEqual(Array.from(run.tokens));
-    const a = run.session.lastLogits!;
-    const b = session.lastLogits!;
-    let err = 0;
-    for (let i = 0; i < a.length; i++) err = Math.max(err, Math.abs(a[i]! - b[i]!));
-    expect(err).toBeLessThan(1e-4);
+    expect(maxLogitDifference(run.session.lastLogits!, session.lastLogits!)).toBeLessThan(1e-4);
   });
 
   it('memory: the cache holds C + generated entries instead of N + generated', () => {
