@@ -334,14 +334,16 @@ function needleRows(context: BenchmarkContext, o: NsaBenchmarkOptions, seq: numb
     decoder.prime(sliceSeq(w.input.k, 0, prefix), sliceSeq(w.input.v, 0, prefix));
     let selected = 0;
     let dominated = 0;
+    let kernel = 'none';
     for (let at = prefix; at < seq; at++) {
       const result = decoder.step(token(w.input, at));
+      kernel = result.backend.kernel;
       const call = { q: sliceSeq(w.input.q, at, at + 1), k: prefixView(w.input.k, at + 1), v: prefixView(w.input.v, at + 1), causal: true };
       const retrieval = needleRetrieval(call, w.needle!, result.output, result.selection);
       selected += retrieval.selected / needleQueries;
       dominated += retrieval.dominated / needleQueries;
     }
-    rows.push({ suite: 'nsa', method: 'nsa', workload: `needle depth ${depth}`, seqLength: seq, budget: `n=${n}`, backend: 'cpu', metrics: { needleSelected: selected, needleDominated: dominated, needlePosition: w.needle!.position } });
+    rows.push({ suite: 'nsa', method: 'nsa', workload: `needle depth ${depth}`, seqLength: seq, budget: `n=${n}`, backend: kernel, metrics: { needleSelected: selected, needleDominated: dominated, needlePosition: w.needle!.position } });
   }
   return rows;
 }
