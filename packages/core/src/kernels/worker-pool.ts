@@ -16,8 +16,12 @@ const READY = 1;
 const JOB = 2;
 /** Which export runs the job: its index in `KINDS`. */
 const KIND = 3;
-/** Per-worker slots start here: [acknowledged sequence, scratch pointer]. */
-const WORKER_SLOTS = 4;
+/** The sequence number of the job open to workers, 0 once the caller has closed it. */
+const GATE = 4;
+/** Workers inside the current job (entered and not yet left). */
+const ACTIVE = 5;
+/** Per-worker slots start here: [unused, scratch pointer]. */
+const WORKER_SLOTS = 6;
 
 /** A job kind: the kernel export every thread calls with (job, per-thread scratch). */
 export type JobKind = 'flashBlocks' | 'gemmRows' | 'flashGathered' | 'attendChunks';
@@ -33,21 +37,29 @@ interface WorkerThreadsModule {
   Worker: new (source: string, options: { eval: true; workerData: unknown }) => WorkerLike;
 }
 
-/** The worker's program: instantiate the module over the shared memory and serve jobs forever. */
+/**
+ * The worker's program: instantiate the module over the shared memory and serve jobs forever.
+ * A worker enters a job (ACTIVE + 1) and only then checks that the job is still open (GATE);
+ * the caller closes the gate once its own share is done and waits for ACTIVE to reach 0. So a
+ * worker that wakes late (descheduled on a busy machine) never delays the caller, and never
+ * touches a job's memory after the caller has moved on.
+ */
 const WORKER_SOURCE = `
 const { workerData } = require('node:worker_threads');
 const { module, memory, control, slot } = workerData;
 const kernels = new WebAssembly.Instance(module, { env: { memory } }).exports;
+const kinds = ${JSON.stringify(KINDS)};
 Atomics.add(control, ${READY}, 1);
 Atomics.notify(control, ${READY});
 let seen = 0;
 for (;;) {
   Atomics.wait(control, ${SEQUENCE}, seen);
   seen = Atomics.load(control, ${SEQUENCE});
-  const run = kernels[${JSON.stringify(KINDS)}[Atomics.load(control, ${KIND})]];
-  run(Atomics.load(control, ${JOB}), Atomics.load(control, slot + 1));
-  Atomics.store(control, slot, seen);
-  Atomics.notify(control, slot);
+  Atomics.add(control, ${ACTIVE}, 1);
+  if (Atomics.load(control, ${GATE}) === seen) {
+    kernels[kinds[Atomics.load(control, ${KIND})]](Atomics.load(control, ${JOB}), Atomics.load(control, slot + 1));
+  }
+  if (Atomics.sub(control, ${ACTIVE}, 1) === 1) Atomics.notify(control, ${ACTIVE});
 }
 `;
 
@@ -72,13 +84,14 @@ export class WorkerPool {
     Atomics.store(c, JOB, job);
     Atomics.store(c, KIND, KINDS.indexOf(kind));
     const seq = ++this.sequence;
+    Atomics.store(c, GATE, seq);
     Atomics.store(c, SEQUENCE, seq);
     Atomics.notify(c, SEQUENCE);
     arena.kernels[kind](job, callerScratch);
-    for (let w = 0; w < this.workers; w++) {
-      const slot = WORKER_SLOTS + 2 * w;
-      for (let seen = Atomics.load(c, slot); seen !== seq; seen = Atomics.load(c, slot)) Atomics.wait(c, slot, seen);
-    }
+    // Every share is claimed once the caller's call returns; close the job to late workers and
+    // wait only for those still inside it (finishing a share they claimed).
+    Atomics.store(c, GATE, 0);
+    for (let active = Atomics.load(c, ACTIVE); active !== 0; active = Atomics.load(c, ACTIVE)) Atomics.wait(c, ACTIVE, active);
   }
 }
 
