@@ -126,3 +126,22 @@ describe('PyramidKV', () => {
   });
 });
 
+describe('query-aware and query-agnostic modes', () => {
+  const context = prompt.slice(0, 56);
+  const questions = [prompt.slice(56), tinyPrompt(8, 99)];
+  const keptOf = (run: { session: ModelSession }) => positionsOf(run.session).map((layer) => layer.map((heads) => heads.filter((p) => p < 56)));
+  it('query-agnostic: the kept context does not depend on the question, which is prefilled after the compression', () => {
+    const runs = questions.map((question) => generateWithPress(target, context, 3, snapKvPress({ capacity: 16, window: 4, kernel: 3 }), { question }));
+    expect(keptOf(runs[0]!)).toEqual(keptOf(runs[1]!));
+    for (const run of runs) {
+      expect(run.keptPerLayer).toEqual([16, 16, 16]);
+      // The question's 8 entries are all kept, at positions 56…63, then the decode tokens.
+      expect(Array.from(run.session.layers[0]!.cache.positions(0).slice(16, 24))).toEqual(Array.from({ length: 8 }, (_, i) => 56 + i));
+    }
+  });
+  it('query-aware: the question is inside the observation window and changes what is kept', () => {
+    const runs = questions.map((question) => generateWithPress(target, Int32Array.from([...context, ...question]), 3, snapKvPress({ capacity: 16, window: 4, kernel: 3 })));
+    expect(keptOf(runs[0]!)).not.toEqual(keptOf(runs[1]!));
+  });
+});
+

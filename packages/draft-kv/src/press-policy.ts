@@ -146,12 +146,24 @@ export function denseKvBytes(model: LlamaModel, tokens: number): number {
   return d.layers * tokens * d.kvHeads * d.headDim * 2 * 4;
 }
 
+/**
+ * Query-agnostic compression (kvpress's pipeline, SCBench's multi-question setting): `prompt` is
+ * the context, compressed right after its prefill without seeing the question; `question` is then
+ * prefilled on the compressed cache (not compressed itself) before decoding. Without it the
+ * prompt holds the question and the observation window sees it (query-aware, SnapKV's setting).
+ */
+export interface QuestionOptions {
+  readonly question?: ArrayLike<number>;
+}
+
 /** Greedy generation on `model` with `press` compressing after the prefill (and during decode if it evicts continuously). */
-export function generateWithPress(model: LlamaModel, prompt: ArrayLike<number>, maxNewTokens: number, press: KvPress, decode: DecodeOptions = {}): CompressedRun & { report: PressReport } {
+export function generateWithPress(model: LlamaModel, prompt: ArrayLike<number>, maxNewTokens: number, press: KvPress, decode: DecodeOptions & QuestionOptions = {}): CompressedRun & { report: PressReport } {
   const policy = createPressPolicy(press, model.scale);
   const session = model.createSession({ policy });
   const started = performance.now();
-  session.forward(prompt);
+  session.forward(prompt, { logits: decode.question?.length ? 'none' : 'last' });
+  // Query-agnostic mode: the question arrives after the context was compressed (kvpress pipeline).
+  if (decode.question?.length) session.forward(decode.question);
   const timeToFirstTokenMs = performance.now() - started;
   const generated = decodeTokens(session, maxNewTokens, decode);
   return {
@@ -159,7 +171,7 @@ export function generateWithPress(model: LlamaModel, prompt: ArrayLike<number>, 
     session,
     keptPerLayer: [...policy.report.keptAfterPrefill],
     kvBytes: sessionKvBytes(session),
-    denseKvBytes: denseKvBytes(model, prompt.length + Math.max(0, maxNewTokens - 1)),
+    denseKvBytes: denseKvBytes(model, prompt.length + (decode.question?.length ?? 0) + Math.max(0, maxNewTokens - 1)),
     timeToFirstTokenMs,
     decodeMs: generated.decodeMs,
     draftMs: 0,
