@@ -19,6 +19,11 @@ export interface BlockMeansShape {
   readonly headDim: number;
   /** Value dim; pooled values are kept only when given (NSA's gated compression branch needs them). */
   readonly valueDim?: number;
+  /**
+   * Also keep each window's per-channel key bounds `[max | min]` (2·headDim floats), the Quest-style
+   * representative NSA's `compressionScore: 'quest'` scores.
+   */
+  readonly bounds?: boolean;
   /** Window length `l` (tokens pooled per entry). */
   readonly length: number;
   /** Window stride `d` (`1 ≤ d ≤ l`). */
@@ -44,6 +49,7 @@ export class BlockMeans {
   private capacity: number;
   private k: Float32Array;
   private v: Float32Array | undefined;
+  private b: Float32Array | undefined;
   private windows = 0;
   private readonly sum: Float64Array;
 
@@ -60,6 +66,7 @@ export class BlockMeans {
     this.capacity = Math.max(1, initialCapacity);
     this.k = new Float32Array(this.batch * this.heads * this.capacity * this.headDim);
     this.v = this.valueDim === undefined ? undefined : new Float32Array(this.batch * this.heads * this.capacity * this.valueDim);
+    this.b = shape.bounds ? new Float32Array(this.batch * this.heads * this.capacity * 2 * this.headDim) : undefined;
     this.sum = new Float64Array(Math.max(this.headDim, this.valueDim ?? 0));
   }
 
@@ -81,6 +88,17 @@ export class BlockMeans {
   /** Offset of pooled key `[b, h, i, 0]` in {@link keyData}. */
   keyOffset(b: number, h: number, i: number): number {
     return ((b * this.heads + h) * this.capacity + i) * this.headDim;
+  }
+
+  /** Per-window key bounds `[max | min]`, `[batch, heads, rowCapacity, 2·headDim]` (valid until the next extend). */
+  get boundData(): Float32Array {
+    if (!this.b) throw new ShapeError('BlockMeans.boundData: this store keeps no bounds (bounds: false)');
+    return this.b;
+  }
+
+  /** Offset of the bounds of window `[b, h, i]` in {@link boundData}. */
+  boundOffset(b: number, h: number, i: number): number {
+    return ((b * this.heads + h) * this.capacity + i) * 2 * this.headDim;
   }
 
   /**
@@ -105,6 +123,7 @@ export class BlockMeans {
         for (let i = this.windows; i < target; i++) {
           const start = i * this.stride;
           this.pool(k.data, rowOffset(kd, b, h, start), this.headDim, inv, this.k, this.keyOffset(b, h, i));
+          if (this.b) this.bound(k.data, rowOffset(kd, b, h, start), this.b, this.boundOffset(b, h, i));
           if (this.v && vd) this.pool(v!.data, rowOffset(vd, b, h, start), vd.dim, inv, this.v, ((b * this.heads + h) * this.capacity + i) * vd.dim);
         }
       }
@@ -126,6 +145,7 @@ export class BlockMeans {
     };
     this.k = grow(this.k, this.headDim);
     if (this.v) this.v = grow(this.v, this.valueDim!);
+    if (this.b) this.b = grow(this.b, 2 * this.headDim);
     this.capacity = capacity;
   }
 
@@ -145,6 +165,23 @@ export class BlockMeans {
       k: { data: this.k, shape: [this.batch, this.heads, rows, this.headDim], seqCapacity: this.capacity },
       v: { data: this.v, shape: [this.batch, this.heads, rows, this.valueDim!], seqCapacity: this.capacity },
     };
+  }
+
+  /** Per-channel maxima then minima of the window's `length` keys starting at `at`. */
+  private bound(src: Float32Array, at: number, dst: Float32Array, to: number): void {
+    const dim = this.headDim;
+    for (let c = 0; c < dim; c++) {
+      dst[to + c] = src[at + c]!;
+      dst[to + dim + c] = src[at + c]!;
+    }
+    for (let j = 1; j < this.length; j++) {
+      const o = at + j * dim;
+      for (let c = 0; c < dim; c++) {
+        const x = src[o + c]!;
+        if (x > dst[to + c]!) dst[to + c] = x;
+        if (x < dst[to + dim + c]!) dst[to + dim + c] = x;
+      }
+    }
   }
 
   private pool(src: Float32Array, at: number, dim: number, inv: number, dst: Float32Array, to: number): void {

@@ -28,6 +28,8 @@ export interface PoolingSpec {
   readonly length: number;
   readonly stride: number;
   readonly values: boolean;
+  /** Also keep per-window key bounds (NSA's Quest-style compression score). */
+  readonly bounds?: boolean;
 }
 
 /**
@@ -49,7 +51,7 @@ export interface CachedDecoder<Extra = undefined> extends AttentionDecoder {
 /** Creates the pooled-window store a call over `dims` needs. */
 export function createMeans(dims: Pick<AttentionDims, 'batch' | 'kvHeads' | 'headDim' | 'valueDim'>, pooling: PoolingSpec, capacity = 16): BlockMeans {
   return new BlockMeans(
-    { batch: dims.batch, heads: dims.kvHeads, headDim: dims.headDim, valueDim: pooling.values ? dims.valueDim : undefined, length: pooling.length, stride: pooling.stride },
+    { batch: dims.batch, heads: dims.kvHeads, headDim: dims.headDim, valueDim: pooling.values ? dims.valueDim : undefined, bounds: pooling.bounds ?? false, length: pooling.length, stride: pooling.stride },
     capacity,
   );
 }

@@ -13,9 +13,18 @@
  * decode step (a chunk of one query) reproduces prefill's logits exactly. Core's `matmul` runs
  * the JS loop instead of the SIMD kernel below 4096 multiply-adds, which sums in another order,
  * so tiny products are padded with zero rows up to that size: every call takes the same path.
+ *
+ * Quest-style scores (`compressionScore: 'quest'`, spec §6's optional variant) are the same product
+ * in 2·D dimensions: Σ_c max(q_c·min_c, q_c·max_c) = [q⁺ | q⁻] · [max | min].
  */
 import { matmul, rowOffset, type Dims4 } from '@sparse-attn/core';
 import type { BlockMeans } from './block-means.js';
+
+/**
+ * What a compression window is scored by: `mean` = the pooled key k̃ (FLA / the paper with φ = mean);
+ * `quest` = the window's per-channel key bounds, Σ_c max(q_c·min_c, q_c·max_c) ≥ max_j q·k_j.
+ */
+export type CompressionScore = 'mean' | 'quest';
 
 /** Smallest product (m·k·n) that core's `matmul` sends to its SIMD kernel; smaller ones are padded up to it. */
 const SAME_KERNEL_WORK = 4096;
@@ -31,8 +40,9 @@ export class CompressedLogits {
    * `windows` pooled keys of KV head `head`; `groupSize` query heads per KV head.
    * Unscaled (the softmax scale is applied by the caller).
    */
-  compute(q: Float32Array, qDims: Dims4, means: BlockMeans, b: number, head: number, groupSize: number, first: number, last: number, windows: number): void {
-    const dim = qDims.dim;
+  compute(q: Float32Array, qDims: Dims4, means: BlockMeans, b: number, head: number, groupSize: number, first: number, last: number, windows: number, score: CompressionScore = 'mean'): void {
+    const quest = score === 'quest';
+    const dim = quest ? 2 * qDims.dim : qDims.dim;
     const rows = (last - first) * groupSize;
     const padded = Math.max(rows, Math.ceil(SAME_KERNEL_WORK / Math.max(1, dim * windows)));
     if (this.queries.length < padded * dim) this.queries = new Float32Array(padded * dim);
@@ -41,10 +51,23 @@ export class CompressedLogits {
     for (let i = first; i < last; i++) {
       for (let g = 0; g < groupSize; g++) {
         const from = rowOffset(qDims, b, head * groupSize + g, i);
-        this.queries.set(q.subarray(from, from + dim), ((i - first) * groupSize + g) * dim);
+        const to = ((i - first) * groupSize + g) * dim;
+        if (!quest) {
+          this.queries.set(q.subarray(from, from + dim), to);
+          continue;
+        }
+        // Σ_c max(q_c·min_c, q_c·max_c) = q⁺·max + q⁻·min: rows [q⁺ | q⁻] against bounds [max | min].
+        const half = qDims.dim;
+        for (let c = 0; c < half; c++) {
+          const x = q[from + c]!;
+          this.queries[to + c] = x > 0 ? x : 0;
+          this.queries[to + half + c] = x < 0 ? x : 0;
+        }
       }
     }
-    const keys = means.keyData.subarray(means.keyOffset(b, head, 0), means.keyOffset(b, head, 0) + windows * dim);
+    const keys = quest
+      ? means.boundData.subarray(means.boundOffset(b, head, 0), means.boundOffset(b, head, 0) + windows * dim)
+      : means.keyData.subarray(means.keyOffset(b, head, 0), means.keyOffset(b, head, 0) + windows * dim);
     matmul(this.queries, keys, padded, dim, windows, this.logits, { transposeB: true });
   }
 }

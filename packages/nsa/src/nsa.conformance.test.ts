@@ -27,3 +27,12 @@ describeConformance({
   fullBudget: (seq) => ({ compressionBlock: 8, compressionStride: 4, selectionBlock: 16, window: 8, selectedBlocks: Math.max(3, Math.ceil(seq / 16)) }),
   sparse: () => ({ compressionBlock: 8, compressionStride: 4, selectionBlock: 16, selectedBlocks: 5, window: 8 }),
 });
+
+describeConformance({
+  name: "nsa (union, compressionScore 'quest')",
+  create: (config) => nsaMethod.create(config as never),
+  fullBudget: (seq) => ({ ...sparse, compressionScore: 'quest', selectedBlocks: Math.max(3, Math.ceil(seq / 8)) }),
+  sparse: () => ({ ...sparse, compressionScore: 'quest' }),
+  needle: { seq: 512, config: () => ({ ...sparse, compressionScore: 'quest' }) },
+  invalidConfigs: [{ compressionScore: 'max' }, { compressionScore: 'quest', combine: 'gated' }],
+});

@@ -44,7 +44,7 @@ function attendList(q: ArrayLike<number>, keys: readonly ArrayLike<number>[], va
  * pooled windows, per-head softmax over visible windows, group sum, overlap mapping, forced blocks,
  * top-n by (score desc, index desc), then the union or the three gated branches.
  */
-function naiveNsa(input: AttentionInput, cfg: Required<Omit<NsaConfigInput, 'gates' | 'combine'>>, gates?: Gates) {
+function naiveNsa(input: AttentionInput, cfg: Required<Omit<NsaConfigInput, 'gates' | 'combine' | 'compressionScore'>>, gates?: Gates) {
   const [B, Hq, T, D] = input.q.shape as [number, number, number, number];
   const Hkv = input.k.shape[1]!;
   const Dv = input.v.shape[3]!;
@@ -313,6 +313,21 @@ describe('union combination', () => {
       expect(retrieval.selected, `depth ${depth}`).toBe(1);
       expect(retrieval.dominated, `depth ${depth}`).toBeGreaterThanOrEqual(0.75);
     }
+  });
+
+  it("with compressionScore 'quest' selects a lone needle at every depth with the paper defaults and needle logit 16 (mean pooling cannot)", () => {
+    let meanFound = 0;
+    for (const depth of [0.1, 0.3, 0.5, 0.7, 0.9]) {
+      const w = createWorkload('needle', { queryHeads: 4, kvHeads: 2, seqLength: 2048, headDim: 64, needleDepth: depth, needleQueries: 4, seed: 70 + depth * 10 });
+      const quest = nsaAttention(w.input, { compressionScore: 'quest' });
+      const retrieval = needleRetrieval(w.input, w.needle!, quest.output, quest.selection);
+      expect(retrieval.selected, `depth ${depth}`).toBe(1);
+      expect(retrieval.dominated, `depth ${depth}`).toBeGreaterThanOrEqual(0.75);
+      const mean = nsaAttention(w.input, {});
+      meanFound += needleRetrieval(w.input, w.needle!, mean.output, mean.selection).selected;
+    }
+    expect(meanFound).toBeLessThan(5);
+    expect(() => nsaMethod.create({ compressionScore: 'quest', combine: 'gated' })).toThrow(ConfigError);
   });
 
   it('rejects non-causal input and exposes a budget sweep ending at full coverage', () => {

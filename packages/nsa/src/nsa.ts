@@ -36,6 +36,10 @@ export const nsaConfigSchema = z
     window: z.number().int().min(0).default(512).describe('Sliding window w: the last w keys (the query included); 0 disables the branch.'),
     forceInitial: z.boolean().default(true).describe('Always select the first block (attention sinks).'),
     forceLocal: z.number().int().min(0).default(2).describe('Always select the current block and the forceLocal − 1 blocks before it.'),
+    compressionScore: z
+      .enum(['mean', 'quest'])
+      .default('mean')
+      .describe("What the selection scores each compression window by: 'mean' = the mean-pooled key (FLA, the paper with φ = mean); 'quest' = the window's per-channel key bounds Σ max(q·min, q·max), an upper bound on its best key (spec §6's optional variant; finds lone needles that mean pooling dilutes; union only)."),
     combine: z
       .enum(['union', 'gated'])
       .default('union')
@@ -58,6 +62,7 @@ export const nsaConfigSchema = z
     if (c.selectionBlock % c.compressionStride !== 0) issue('selectionBlock', `must be a multiple of compressionStride (${c.compressionStride}), got ${c.selectionBlock}`);
     const forced = (c.forceInitial ? 1 : 0) + c.forceLocal;
     if (c.selectedBlocks < forced) issue('selectedBlocks', `must be ≥ the ${forced} forced blocks (forceInitial + forceLocal), got ${c.selectedBlocks}`);
+    if (c.compressionScore === 'quest' && c.combine !== 'union') issue('compressionScore', "'quest' scores are a selection heuristic for the union combination; 'gated' needs the mean-pooled compression branch");
     if (c.combine === 'union' && c.forceLocal === 0 && c.window === 0) issue('forceLocal', 'union needs forceLocal ≥ 1 or window ≥ 1, or a query could attend to no key');
   });
 
@@ -79,7 +84,7 @@ export interface NsaCallOptions {
 /** Queries whose compression logits are computed by one matrix product (bounds the logit buffer to 64·G·NC floats). */
 const LOGIT_CHUNK = 64;
 
-const POOL = (c: NsaConfig): PoolingSpec => ({ length: c.compressionBlock, stride: c.compressionStride, values: c.combine === 'gated' });
+const POOL = (c: NsaConfig): PoolingSpec => ({ length: c.compressionBlock, stride: c.compressionStride, values: c.combine === 'gated', bounds: c.compressionScore === 'quest' });
 
 /**
  * Native Sparse Attention over one call (prefill, or a chunk aligned to the end of the keys).
@@ -120,7 +125,7 @@ function nsaForward(config: NsaConfig, call: ForwardCall, gates?: Tensor): Atten
       for (let first = 0; first < d.querySeq; first += LOGIT_CHUNK) {
         const last = Math.min(d.querySeq, first + LOGIT_CHUNK);
         const columns = visible(last - 1);
-        if (columns > 0) logits.compute(q.data, d.qDims, means, b, h, G, first, last, columns);
+        if (columns > 0) logits.compute(q.data, d.qDims, means, b, h, G, first, last, columns, config.compressionScore);
         for (let i = first; i < last; i++) {
           const t = d.queryOffset + i;
           const nc = visible(i);
