@@ -16,6 +16,7 @@
  * Every speed figure is a ratio against our dense path measured in the same run.
  */
 import {
+  ConfigError,
   KVCache,
   Rng,
   denseAttention,
@@ -205,7 +206,7 @@ function runMethod(method: ModelMethod, target: LlamaModel, draft: DraftModel, p
         kvCompression: { capacity, window, kernel: 7 },
       }, decode);
     default:
-      throw new Error(`unknown method ${String(method)}`);
+      throw new ConfigError(`draft-kv-model: unknown method ${String(method)}`);
   }
 }
 

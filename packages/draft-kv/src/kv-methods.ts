@@ -47,7 +47,15 @@ export function lastQueries(querySeq: number, count: number): Int32Array {
   return Int32Array.from({ length: n }, (_, i) => querySeq - n + i);
 }
 
-type Budgeted = z.output<ReturnType<typeof z.object<ReturnType<typeof budgetFields>>>>;
+/** The parsed budget fields (see {@link budgetFields}). */
+interface Budgeted {
+  readonly capacity: number;
+  readonly keepRatio: number | null;
+  readonly window: number;
+  readonly kernel: number;
+  readonly pooling: 'max' | 'avg' | 'none';
+  readonly reduction: 'max' | 'mean' | 'sum';
+}
 
 /** Budget sweep shared by the methods: capacities 64…2048 below the length, then every key. */
 function capacitySweep(sequenceLength: number): BudgetPoint[] {
