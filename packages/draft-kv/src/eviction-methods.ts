@@ -25,7 +25,7 @@ import { EvictionTracker, type EvictionPolicy } from './eviction-tracker.js';
  * Runs the trackers (one per batch · KV head) over the call's queries in order and attends each
  * query over its head's kept entries. Trackers keep their state (the decoder's cache).
  */
-function evictingAttention(input: AttentionInput, trackers: readonly EvictionTracker[], scale: number): AttentionResult {
+function evictingAttention(input: AttentionInput, trackers: readonly EvictionTracker[], scale: number, willEvict = true): AttentionResult {
   const started = performance.now();
   const qd = dims4(input.q, 'q');
   const kd = dims4(input.k, 'k');
@@ -38,7 +38,7 @@ function evictingAttention(input: AttentionInput, trackers: readonly EvictionTra
       for (let i = 0; i < qd.seq; i++) {
         tracker.admitUpTo(kd.seq - qd.seq + i + 1);
         builder.pushRow(tracker.slots);
-        tracker.accumulate(input.q.data, qd, b, heads, i, input.k.data, kd, g, scale);
+        if (willEvict) tracker.accumulate(input.q.data, qd, b, heads, i, input.k.data, kd, g, scale);
       }
     }
   }
@@ -63,7 +63,8 @@ function evictionMethod<S extends z.ZodType>(definition: { id: string; descripti
           const d = validateAttentionInput(input);
           if (!d.causal) throw new ConfigError(`${definition.id} evicts as tokens arrive: causal: false is not supported`);
           const trackers = Array.from({ length: d.batch * d.kvHeads }, () => new EvictionTracker(policy));
-          return evictingAttention(input, trackers, d.scale);
+          // A prefill that fits the budget never evicts: skip the O(N·C·d) accumulation.
+          return evictingAttention(input, trackers, d.scale, policy.capacity < d.keySeq);
         },
         createDecoder(shape: DecoderShape): EvictingDecoder {
           let trackers = Array.from({ length: shape.batch * shape.kvHeads }, () => new EvictionTracker(policy));

@@ -87,7 +87,8 @@ export class EvictionTracker {
 
   /** Adds the attention of the group's queries (rows of `q`) to the kept slots' accumulators. */
   accumulate(q: Float32Array, qDims: Dims4, batch: number, queryHeads: readonly number[], query: number, k: Float32Array, kDims: Dims4, kvHead: number, scale: number): void {
-    if (this.policy.rule !== 'heavy-hitter') return;
+    // Scores only matter when a heavy-hitter slot can be evicted by them.
+    if (this.policy.rule !== 'heavy-hitter' || this.policy.capacity <= this.policy.recent) return;
     const n = this.slots.length;
     const logits = new Float64Array(n);
     for (const h of queryHeads) {
