@@ -56,7 +56,8 @@ function lineChart(title: string, data: object[], x: { field: string; title: str
     data: { values: data },
     mark: { type: 'line', point: true, tooltip: true },
     encoding: {
-      x: { field: x.field, type: 'quantitative', title: x.title, ...(x.log ? { scale: { type: 'log', base: 2 } } : {}) },
+      // Log axes tick at the measured lengths (Vega's log ticks land between them).
+      x: { field: x.field, type: 'quantitative', title: x.title, ...(x.log ? { scale: { type: 'log', base: 2 }, axis: { values: [...new Set(data.map((d) => (d as Record<string, number>)[x.field]))] } } : {}) },
       y: { field: y.field, type: 'quantitative', title: y.title, ...(y.scale ? { scale: y.scale } : {}) },
       color: { field: 'method', type: 'nominal', title: 'method' },
       detail: { field: 'series', type: 'nominal' },
