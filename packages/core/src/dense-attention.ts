@@ -183,13 +183,19 @@ function mergeChunk(running: Float64Array, r: number, acc: Float64Array, accAt: 
   for (let c = 0; c < valueDim; c++) acc[accAt + c] = acc[accAt + c]! * keep + f32[outAt + c]! * add;
 }
 
-/** Keys per task of the in-place short-query path. */
-const IN_PLACE_CHUNK_KEYS = 512;
+/**
+ * Keys per task of the in-place short-query path: a GQA group's rows re-read their chunk, so
+ * its K and V (≤ 128 KB) must stay in L2; a lone row reads each key once and takes 2048.
+ */
+function inPlaceChunkKeys(rows: number, dim: number, valueDim: number): number {
+  if (rows === 1) return 2048;
+  return Math.max(64, Math.floor(131072 / (4 * (dim + valueDim)) / 64) * 64);
+}
 
 /**
  * The short-query path over K/V that already live in the kernels' memory (a `kernel`-storage
  * KV cache, rows a whole number of vectors): nothing is copied but the queries. Tasks of one
- * KV head × 512 keys (every query row of the GQA group) run `attendChunks` on the calling
+ * KV head × one chunk of keys (every query row of the GQA group) run `attendChunks` on the calling
  * thread and the worker pool, which read the cache in place; the chunk partials then merge
  * exactly as in {@link chunkedRows}. Returns the number of threads that ran.
  */
@@ -197,7 +203,8 @@ function inPlaceRows(arena: SimdArena, input: AttentionInput, d: AttentionDims, 
   const { headDim: dim, valueDim, groupSize: groups, querySeq, keySeq } = d;
   const rows = groups * querySeq;
   const lastPosition = d.causal ? d.queryOffset + querySeq - 1 : keySeq - 1;
-  const chunks = Math.ceil((lastPosition + 1) / IN_PLACE_CHUNK_KEYS);
+  const chunkKeys = inPlaceChunkKeys(rows, dim, valueDim);
+  const chunks = Math.ceil((lastPosition + 1) / chunkKeys);
   const heads = d.batch * d.kvHeads;
   const tasks = heads * chunks;
   const pool = tasks > 1 ? workerPool(arena, threads) : undefined;
@@ -209,7 +216,7 @@ function inPlaceRows(arena: SimdArena, input: AttentionInput, d: AttentionDims, 
   const outPtr = arena.alloc(tasks * rows * valueDim, false);
   const statsPtr = arena.alloc(tasks * rows * 2, false);
   const jobPtr = arena.alloc(8);
-  const scratch = Array.from({ length: 1 + workers }, () => arena.alloc(IN_PLACE_CHUNK_KEYS + 8, false));
+  const scratch = Array.from({ length: 1 + workers }, () => arena.alloc(chunkKeys + 8, false));
   const f32 = arena.f32;
   const i32 = arena.i32;
   const qScale = d.scale * Math.LOG2E;
@@ -225,8 +232,8 @@ function inPlaceRows(arena: SimdArena, input: AttentionInput, d: AttentionDims, 
       const vBase = vPointer + rowOffset(d.vDims, b, kvh, 0) * 4;
       for (let c = 0; c < chunks; c++) {
         const task = head * chunks + c;
-        const first = c * IN_PLACE_CHUNK_KEYS;
-        const count = Math.min(IN_PLACE_CHUNK_KEYS, lastPosition + 1 - first);
+        const first = c * chunkKeys;
+        const count = Math.min(chunkKeys, lastPosition + 1 - first);
         for (let r = 0; r < rows; r++) {
           const i = r % querySeq;
           const visible = (d.causal ? d.queryOffset + i + 1 : keySeq) - first;
