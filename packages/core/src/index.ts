@@ -14,3 +14,4 @@ export * from './workloads.js';
 export * from './benchmark.js';
 export * from './gemm.js';
 export * from './safetensors.js';
+export * from './top-k.js';
