@@ -1,5 +1,5 @@
 /**
- * Kernel: top-k selection by quickselect.
+ * Top-k selection by quickselect (core's `selectTopK`), with a scratch buffer reused across calls.
  *
  *   I = argtop_k { s_j : 0 ≤ j < n },   returned as ascending indices
  *
@@ -8,6 +8,7 @@
  * bit-identical scores, pick identical sets. Expected O(n) time per call with O(n) scratch that
  * is reused across calls (one selector per method call, never per query).
  */
+import { selectTopK } from '@sparse-attn/core';
 
 /** Reusable top-k selector (owns its scratch buffer). */
 export class TopKSelector {
@@ -30,55 +31,6 @@ export class TopKSelector {
       return n;
     }
     if (this.scratch.length < n) this.scratch = new Float64Array(Math.max(n, 2 * this.scratch.length));
-    const a = this.scratch;
-    for (let j = 0; j < n; j++) a[j] = scores[j]!;
-    const kth = quickselect(a, n, n - k);
-    let greater = 0;
-    for (let j = 0; j < n; j++) if (scores[j]! > kth) greater++;
-    // Take the `k - greater` ties with the largest indices: find where they start.
-    let ties = k - greater;
-    let tieStart = n;
-    for (let j = n - 1; j >= 0 && ties > 0; j--) {
-      if (scores[j]! === kth) {
-        tieStart = j;
-        ties--;
-      }
-    }
-    let count = 0;
-    for (let j = 0; j < n; j++) {
-      const s = scores[j]!;
-      if (s > kth || (s === kth && j >= tieStart)) out[count++] = j;
-    }
-    return count;
+    return selectTopK(scores, 0, n, k, out, this.scratch, 'higher');
   }
-}
-
-/** Value of ascending rank `rank` in `a[0..n)` (reorders `a`); Hoare partition, median-of-three pivot. */
-function quickselect(a: Float64Array, n: number, rank: number): number {
-  let lo = 0;
-  let hi = n - 1;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    const x = a[lo]!;
-    const y = a[mid]!;
-    const z = a[hi]!;
-    const pivot = x < y ? (y < z ? y : x < z ? z : x) : x < z ? x : y < z ? z : y;
-    let i = lo;
-    let j = hi;
-    while (i <= j) {
-      while (a[i]! < pivot) i++;
-      while (a[j]! > pivot) j--;
-      if (i <= j) {
-        const t = a[i]!;
-        a[i] = a[j]!;
-        a[j] = t;
-        i++;
-        j--;
-      }
-    }
-    if (rank <= j) hi = j;
-    else if (rank >= i) lo = i;
-    else return a[rank]!;
-  }
-  return a[lo]!;
 }
