@@ -99,6 +99,20 @@ function deltaRowSelector(config: DeltaConfig): RowSelector {
 }
 
 /**
+ * The bench's budget sweep of {@link deltaMethod} at the default page size (16): K = 8, 16, 32
+ * and 64 pages where they are sparser than the context, then `full` (every page, equal to dense).
+ * Each point sets `recentPages` too, at most the reference's 8 and never above its `pageBudget`,
+ * so every point is a valid config at every length (the full point of a 4-page context keeps 4
+ * recent pages, not the default 8 that the config check would reject).
+ */
+export function deltaBudgetPoints(sequenceLength: number): { label: string; config: DeltaConfigInput }[] {
+  const pages = Math.max(1, Math.ceil(sequenceLength / 16));
+  const point = (label: string, pageBudget: number, recentPages: number) => ({ label, config: { pageBudget, recentPages: Math.min(recentPages, pageBudget) } });
+  const points = [8, 16, 32, 64].filter((k) => k < pages).map((k) => point(`K=${k}`, k, Math.min(8, k / 2)));
+  return [...points, point('full', pages, 8)];
+}
+
+/**
  * DELTA's page selector as a single-layer attention method: each decode query attends to the
  * pages DELTA's Δ-layer would pick from this layer's own probabilities (the upper bound of what a
  * sparse layer reusing them can reach). Prefill is dense unless `prefill: 'self-select'`. The
@@ -112,13 +126,7 @@ export const deltaMethod = defineMethod({
   description: "DELTA's page selection (max over query heads, page sums, last L pages + top K) applied to a layer's own decode attention; the layer-reuse model policy is createDeltaPolicy.",
   paper: 'arXiv:2510.09883',
   configSchema: deltaConfigSchema,
-  budgets: (sequenceLength) => {
-    const pages = Math.ceil(sequenceLength / 16);
-    const points = [8, 16, 32, 64]
-      .filter((k) => k < pages)
-      .map((k) => ({ label: `K=${k}`, config: { pageBudget: k, recentPages: Math.min(8, k / 2) } }));
-    return [...points, { label: 'full', config: { pageBudget: Math.max(1, pages) } }];
-  },
+  budgets: deltaBudgetPoints,
   build: (config) => {
     const selector = deltaRowSelector(config);
     const mode = config.prefill === 'dense' ? 'dense' : 'select';
