@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Rng, matmul } from '@sparse-attn/core';
+import { ConfigError, Rng, matmul } from '@sparse-attn/core';
 import * as ort from 'onnxruntime-node';
 import { benchmarkDraftConfig, benchmarkModelConfig, benchmarks, createRandomModel, matmulModel, parameterCount, parseLlamaConfig, plantContext, quickModelConfig } from './index.js';
 
@@ -8,7 +8,7 @@ describe('benchmarks', () => {
     const suite = benchmarks.find((s) => s.id === 'model-throughput')!;
     const rows = await suite.run({ quick: true, seqLengths: [64], repeats: 1, seed: 1, backend: 'cpu' });
     expect(rows.map((r) => `${r.method}/${r.budget ?? ''}/${r.seqLength}`)).toEqual([
-      'matmul//256', 'ort-matmul//256', 'dense/prefill-full/64', 'dense/prefill-chunk-16/64', 'dense/decode/64', 'dense/prefill-chunk-16/256', 'dense/decode/256',
+      'matmul//256', 'ort-matmul//256', 'dense/prefill-full/64', 'dense/prefill-chunk-16/64', 'dense/decode/64',
     ]);
     for (const row of rows) {
       expect(row.backend).toMatch(/^cpu:/);
@@ -20,6 +20,15 @@ describe('benchmarks', () => {
     expect(rows[1]!.metrics['gflops']).toBeGreaterThan(0);
     expect(rows[0]!.metrics['ratioVsOrt']).toBeCloseTo(rows[0]!.metrics['gflops']! / rows[1]!.metrics['gflops']!, 10);
     expect(rows[4]!.metrics['kvBytes']).toBe(2 * 4 * 2 * 2 * 16 * (64 + 1 + 3)); // planted 64 + 1 warm-up + 3 timed decode steps
+  });
+
+  it('runs at exactly the context lengths the bench passes (sorted, once each), not at built-in sizes', async () => {
+    const suite = benchmarks.find((s) => s.id === 'model-throughput')!;
+    const rows = await suite.run({ quick: true, seqLengths: [40, 24, 40], repeats: 1, seed: 2, backend: 'cpu' });
+    const modelRows = rows.filter((r) => r.method === 'dense');
+    expect([...new Set(modelRows.map((r) => r.seqLength))]).toEqual([24, 40]);
+    expect(modelRows.filter((r) => r.budget === 'decode').map((r) => r.seqLength)).toEqual([24, 40]);
+    await expect(suite.run({ quick: true, seqLengths: [0], repeats: 1, seed: 2, backend: 'cpu' })).rejects.toThrow(ConfigError);
   });
 
   it('the benchmark target has ~100M parameters and its draft a tenth of that over the same vocabulary', () => {
