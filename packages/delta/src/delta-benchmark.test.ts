@@ -23,6 +23,20 @@ describe('delta benchmarks (quick smoke run)', () => {
     for (const r of rows) for (const x of Object.values(r.metrics)) expect(Number.isFinite(x)).toBe(true);
   });
 
+  it("trace stack: runs at the bench's quick lengths (64, 200), fitting the planted structure and the budget to each", async () => {
+    const rows = await createTraceStackSuite().run({ ...quick, seqLengths: [64, 200] });
+    for (const seqLength of [64, 200]) {
+      const summary = rows.filter((r) => r.seqLength === seqLength && !r.workload.endsWith('per-layer'));
+      expect(summary.map((r) => r.method)).toEqual(['dense', 'delta', 'tidal-decode', 'hylra-plan']);
+      const delta = summary[1]!.metrics;
+      // The subset is active at every quality step: the budget is sparser than the context.
+      expect(delta['activeSteps']).toBe(3);
+      expect(delta['attendedShare']).toBeLessThan(1);
+      expect(delta['plantedTokens']).toBeLessThanOrEqual(seqLength / 2);
+    }
+    for (const r of rows) for (const x of Object.values(r.metrics)) expect(Number.isFinite(x)).toBe(true);
+  });
+
   it('model: decode rows for dense and DELTA, quality rows for DELTA and TidalDecode', async () => {
     const rows = await createModelSuite().run(quick);
     expect(rows.map((r) => `${r.method}:${r.workload.endsWith('quality') ? 'q' : 's'}`)).toEqual(['dense:s', 'delta:s', 'delta:q', 'tidal-decode:q']);

@@ -17,6 +17,7 @@
  * medians; ratios come from the same run.
  */
 import {
+  ConfigError,
   forEachKeyRange,
   measure,
   relativeL2Error,
@@ -143,6 +144,46 @@ function calibrateHylra(base: TraceStackOptions, calibrationContext: number, con
   return planLayers({ layers: base.layers, queryHeads: base.queryHeads, steps }, { ...config, rollbackLayers: 2, maxRecomputes: deltaCount });
 }
 
+type StackStructure = NonNullable<TraceStackBenchmarkOptions['structure']>;
+
+/**
+ * The planted structure scaled down until it fits the stack's rule (all spans in half of the
+ * context): span length halves down to 4, then spans per cluster drop to 1, then clusters, then
+ * span length to 1. Unchanged where it already fits (every length of the full-size suite ≥ 384).
+ */
+export function fitStackStructure(structure: StackStructure, context: number): Required<Pick<StackStructure, 'clusters' | 'spans' | 'spanLength'>> {
+  let clusters = structure.clusters ?? 6;
+  let spans = structure.spans ?? 2;
+  let spanLength = structure.spanLength ?? 16;
+  const half = Math.floor(context / 2);
+  if (half < 1) throw new ConfigError(`delta-trace-stack: a context of ${context} tokens is too short to plant salient spans (at least 2)`);
+  while (clusters * spans * spanLength > half) {
+    if (spanLength > 4) spanLength = Math.max(4, spanLength >> 1);
+    else if (spans > 1) spans--;
+    else if (clusters > 1) clusters--;
+    else spanLength--;
+  }
+  return { clusters, spans, spanLength };
+}
+
+/**
+ * DELTA's budget scaled to a context: where the context holds fewer than `2K` pages, `K` drops to
+ * half of its pages (at least 1) and `L` to at most half of `K`, so the subset is active and
+ * sparse at short lengths (the bench's quick lengths); unchanged otherwise.
+ */
+export function fitDeltaBudget(config: DeltaConfigInput, context: number): { pageSize: number; pageBudget: number; recentPages: number } {
+  const pageSize = config.pageSize ?? 16;
+  let pageBudget = config.pageBudget ?? 64;
+  let recentPages = config.recentPages ?? 8;
+  const pages = Math.ceil(context / pageSize);
+  if (pages < 2 * pageBudget) {
+    if (pages < 2) throw new ConfigError(`delta-trace-stack: a context of ${context} tokens holds ${pages} page(s) of ${pageSize}; DELTA needs at least 2 to select`);
+    pageBudget = Math.max(1, Math.floor(pages / 2));
+    recentPages = Math.min(recentPages, Math.floor(pageBudget / 2));
+  }
+  return { pageSize, pageBudget, recentPages };
+}
+
 /** The trace-stack suite. */
 export function createTraceStackSuite(options: TraceStackBenchmarkOptions = {}): BenchmarkSuite {
   return {
@@ -151,20 +192,27 @@ export function createTraceStackSuite(options: TraceStackBenchmarkOptions = {}):
     description: 'DELTA, TidalDecode and a HyLRA plan vs dense on a synthetic 28-layer trace stack with planted salient spans that shift at chosen layers and drift across decode steps: attended share, mass recall, output error, oracle overlap, decode attention time.',
     run(context: BenchmarkContext): BenchmarkRow[] {
       const o = context.quick ? { ...QUICK_STACK, ...options } : { layers: 28, queryHeads: 8, kvHeads: 2, headDim: 64, config: {}, qualitySteps: 8, calibrationContext: 4096, structure: {}, ...options };
-      const deltaPolicy = () => createDeltaPolicy({ layers: o.layers, config: o.config });
-      const probe = deltaPolicy();
-      const deltaConfig = { pageSize: 16, pageBudget: 64, recentPages: 8, ...o.config };
-      const tokenBudget = deltaConfig.pageSize * deltaConfig.pageBudget;
-      const base = { ...o.structure, layers: o.layers, queryHeads: o.queryHeads, kvHeads: o.kvHeads, headDim: o.headDim, seed: context.seed };
-      context.progress?.('delta-trace-stack: HyLRA calibration');
-      const hylraPlan = calibrateHylra({ ...base, context: 0, decodeSteps: 0 }, o.calibrationContext, deltaConfig, roleCounts(probe.plan).delta);
-      const contenders: Contender[] = [
-        { name: 'delta', create: deltaPolicy, selector: probe.selector, budget: `K=${deltaConfig.pageBudget}` },
-        { name: 'tidal-decode', create: () => createTidalDecodePolicy({ layers: o.layers, config: { tokenBudget } }), selector: tidalDecodeSelector({ tokenBudget }), budget: `k=${tokenBudget}` },
-        { name: 'hylra-plan', create: () => createLayerReusePolicy(hylraPlan, deltaSelector(deltaConfig)), selector: deltaSelector(deltaConfig), budget: `K=${deltaConfig.pageBudget}` },
-      ];
+      const plans = new Map<string, LayerPlan>();
       const rows: BenchmarkRow[] = [];
       for (const seqLength of context.seqLengths) {
+        // Short contexts (the bench's quick lengths) get a smaller planted structure and budget.
+        const structure = { ...o.structure, ...fitStackStructure(o.structure, Math.min(seqLength, o.calibrationContext)) };
+        const deltaConfig = { ...o.config, ...fitDeltaBudget(o.config, seqLength) };
+        const tokenBudget = deltaConfig.pageSize * deltaConfig.pageBudget;
+        const deltaPolicy = () => createDeltaPolicy({ layers: o.layers, config: deltaConfig });
+        const probe = deltaPolicy();
+        const base = { ...structure, layers: o.layers, queryHeads: o.queryHeads, kvHeads: o.kvHeads, headDim: o.headDim, seed: context.seed };
+        const key = JSON.stringify([structure, deltaConfig]);
+        if (!plans.has(key)) {
+          context.progress?.('delta-trace-stack: HyLRA calibration');
+          plans.set(key, calibrateHylra({ ...base, context: 0, decodeSteps: 0 }, o.calibrationContext, deltaConfig, roleCounts(probe.plan).delta));
+        }
+        const hylraPlan = plans.get(key)!;
+        const contenders: Contender[] = [
+          { name: 'delta', create: deltaPolicy, selector: probe.selector, budget: `K=${deltaConfig.pageBudget}` },
+          { name: 'tidal-decode', create: () => createTidalDecodePolicy({ layers: o.layers, config: { tokenBudget } }), selector: tidalDecodeSelector({ tokenBudget }), budget: `k=${tokenBudget}` },
+          { name: 'hylra-plan', create: () => createLayerReusePolicy(hylraPlan, deltaSelector(deltaConfig)), selector: deltaSelector(deltaConfig), budget: `K=${deltaConfig.pageBudget}` },
+        ];
         context.progress?.(`delta-trace-stack: N=${seqLength}`);
         const stack = createTraceStack({ ...base, context: seqLength, decodeSteps: o.qualitySteps + 1 });
         rows.push(...traceStackRows(stack, contenders, o.qualitySteps, context));
@@ -177,7 +225,7 @@ export function createTraceStackSuite(options: TraceStackBenchmarkOptions = {}):
 function traceStackRows(stack: TraceStack, contenders: readonly Contender[], qualitySteps: number, context: BenchmarkContext): BenchmarkRow[] {
   const o = stack.options;
   const scale = 1 / Math.sqrt(o.headDim);
-  const quality = contenders.map(() => ({ recall: new Tally(), error: new Tally(), jaccard: new Tally(), attended: new Tally(), bytes: new Tally(), selectionMs: new Tally() }));
+  const quality = contenders.map(() => ({ recall: new Tally(), error: new Tally(), jaccard: new Tally(), attended: new Tally(), bytes: new Tally(), selectionMs: new Tally(), activeSteps: 0 }));
   // Per-layer curves of the first contender (DELTA): recall, output error, oracle overlap.
   const perLayer = Array.from({ length: o.layers }, () => ({ recall: new Tally(), error: new Tally(), jaccard: new Tally(), kernel: '' }));
   const denseBytes = new Tally();
@@ -194,6 +242,7 @@ function traceStackRows(stack: TraceStack, contenders: readonly Contender[], qua
       q.attended.add(sum(report.attendedKeys) / (o.layers * report.keySeq));
       q.bytes.add(sum(report.kvBytesRead));
       q.selectionMs.add(sum(report.selectionMs));
+      if (report.active) q.activeSteps++;
       for (let l = 0; l < o.layers; l++) {
         if (policy.plan.roles[l] !== 'sparse' || !report.active) continue;
         const selection = report.selections[l]!;
@@ -269,6 +318,8 @@ function traceStackRows(stack: TraceStack, contenders: readonly Contender[], qua
         fullLayers: counts.full,
         deltaLayers: counts.delta,
         sparseLayers: counts.sparse,
+        activeSteps: q.activeSteps,
+        plantedTokens: o.clusters * o.spans * o.spanLength,
       },
     });
   }
