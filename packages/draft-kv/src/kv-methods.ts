@@ -57,10 +57,16 @@ interface Budgeted {
   readonly reduction: 'max' | 'mean' | 'sum';
 }
 
-/** Budget sweep shared by the methods: capacities 64…2048 below the length, then every key. */
-function capacitySweep(sequenceLength: number): BudgetPoint[] {
-  const points = [64, 128, 256, 512, 1024, 2048].filter((c) => c < sequenceLength).map((c) => ({ label: `C=${c}`, config: { capacity: c } }));
-  return [...points, { label: `C=${sequenceLength} (full)`, config: { capacity: sequenceLength } }];
+/**
+ * Budget sweep shared by the methods: capacities 64…2048 that lie above the method's protected
+ * window and below the length, then every key. A capacity at or below the window keeps the window
+ * alone (no scored entry), which makes every method with that window select the same entries
+ * (SpecPC and PyramidKV, both w = 64, once reported identical figures at C = 64); the full point
+ * is never below the window, so it is a valid config at every length.
+ */
+export function capacitySweep(sequenceLength: number, window: number): BudgetPoint[] {
+  const points = [64, 128, 256, 512, 1024, 2048].filter((c) => c > window && c < sequenceLength).map((c) => ({ label: `C=${c}`, config: { capacity: c } }));
+  return [...points, { label: `C=${sequenceLength} (full)`, config: { capacity: Math.max(1, window, sequenceLength) } }];
 }
 
 /** Builds a compress-once method from a scorer and a planner of its window/capacity. */
@@ -72,13 +78,14 @@ function compressOnceMethod<S extends z.ZodType<{ capacity: number; keepRatio: n
   schema: S;
   plan: (config: z.output<S>) => CompressionPlanner;
 }): MethodDefinition<S> {
+  const defaultWindow = definition.schema.parse({}).window;
   return defineMethod({
     id: definition.id,
     family: 'draft-kv',
     description: definition.description,
     paper: definition.paper,
     configSchema: definition.schema,
-    budgets: capacitySweep,
+    budgets: (sequenceLength) => capacitySweep(sequenceLength, defaultWindow),
     build: (config) => {
       const plan = definition.plan(config);
       return {
