@@ -15,7 +15,7 @@
  * both rounds. GFLOP/s counts 4·D per visible query–key pair (2·S²·D·H for causal prefill).
  *
  *   pnpm --filter @sparse-attn/core bench:kernels [--only prefill,decode,scaling,gemm] [--quick]
- *     [--json out.json]
+ *     [--case 'GQA 32/8 D128 S=4096'] [--json out.json]
  *
  * onnxruntime-node is a devDependency of core for this script only (its install script is off:
  * the CPU binaries ship in the package). Set ORT_DIR to load it from elsewhere.
@@ -248,6 +248,7 @@ async function main(): Promise<void> {
     return;
   }
   const only = args.includes('--only') ? args[args.indexOf('--only') + 1]!.split(',') : undefined;
+  const match = args.includes('--case') ? args[args.indexOf('--case') + 1] : undefined;
   const jsonPath = args.includes('--json') ? args[args.indexOf('--json') + 1] : undefined;
   const hasOrt = loadOrt() !== undefined;
   const cpu = cpus()[0]?.model ?? 'unknown CPU';
@@ -260,7 +261,7 @@ async function main(): Promise<void> {
   console.log('| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |');
   const all: Measurement[] = [];
   for (const c of cases(args.includes('--quick'))) {
-    if (only && !only.includes(c.group)) continue;
+    if ((only && !only.includes(c.group)) || (match && !c.id.includes(match))) continue;
     const impls = c.impls.filter((impl) => hasOrt || !impl.endsWith('ort'));
     const runs = new Map<Impl, Measurement>();
     for (const order of [impls, [...impls].reverse()]) {

@@ -143,7 +143,8 @@ describe('KVCache in kernel memory', () => {
 
   const shapes = [
     { label: 'one-token decode, MHA, D = 16 (read in place)', queryHeads: 2, kvHeads: 2, seq: 700, query: 1, headDim: 16, valueDim: 16 },
-    { label: 'decode chunk of 3, GQA 4, several key chunks (read in place)', queryHeads: 8, kvHeads: 2, seq: 600, query: 3, headDim: 8, valueDim: 12 },
+    { label: 'decode chunk of 3, GQA 4, several key chunks (copied in chunks)', queryHeads: 8, kvHeads: 2, seq: 600, query: 3, headDim: 8, valueDim: 12 },
+    { label: 'one-token decode, MHA, several key chunks (read in place)', queryHeads: 3, kvHeads: 3, seq: 4500, query: 1, headDim: 8, valueDim: 4 },
     { label: 'D = 6 (not a whole number of vectors: copied in)', queryHeads: 2, kvHeads: 1, seq: 300, query: 1, headDim: 6, valueDim: 6 },
   ];
   for (const s of shapes) {
@@ -163,10 +164,10 @@ describe('KVCache in kernel memory', () => {
   }
 
   it('a decode step over the cache gives identical results on 1 and 2 threads', () => {
-    const w = createWorkload('gaussian', { queryHeads: 8, kvHeads: 2, seqLength: 3000, headDim: 32, seed: 31 });
-    const cache = new KVCache({ batch: 1, kvHeads: 2, headDim: 32, valueDim: 32, storage: 'kernel' });
+    const w = createWorkload('gaussian', { queryHeads: 4, kvHeads: 4, seqLength: 5000, headDim: 32, seed: 31 });
+    const cache = new KVCache({ batch: 1, kvHeads: 4, headDim: 32, valueDim: 32, storage: 'kernel' });
     cache.append(w.input.k, w.input.v);
-    const q = sliceSeq(w.input.q, 2999, 3000);
+    const q = sliceSeq(w.input.q, 4999, 5000);
     const alone = denseAttention({ q, k: cache.keys(), v: cache.values() }, { threads: 1 });
     const shared = denseAttention({ q, k: cache.keys(), v: cache.values() }, { threads: 2 });
     expect(alone.backend.device).toBe('cpu, 1 thread');
