@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { createWorkload, validateAttentionInput, type AttentionInput } from '@sparse-attn/core';
-import { blockTopKConfigSchema, maxPicksPerRow, poolKeyBlocks, rowGeometry, scoreKeyBlocks, selectTopKBlocks } from './block-top-k.js';
+import { createWorkload, sliceSeq, validateAttentionInput, type AttentionInput } from '@sparse-attn/core';
+import { blockTopKAttention, blockTopKConfigSchema, blockTopKMethod, maxPicksPerRow, poolKeyBlocks, rowGeometry, scoreKeyBlocks, selectTopKBlocks } from './block-top-k.js';
+import { IncrementalKeyPool } from './incremental-key-pool.js';
 
 function input(seq: number, seed = 1, kvHeads = 2, queryHeads = 4, headDim = 8): AttentionInput {
   return createWorkload('gaussian', { batch: 1, queryHeads, kvHeads, seqLength: seq, headDim, valueDim: headDim, seed }).input;
@@ -76,3 +77,48 @@ describe('selectTopKBlocks', () => {
     }
   });
 });
+
+describe('block-top-k decoder', () => {
+  it('pools only the new keys per step and matches the whole-cache path exactly (GQA, chunks crossing blocks)', () => {
+    const config = blockTopKConfigSchema.parse({ blockSize: 8, queryBlockSize: 8, topK: 2, sinkBlocks: 1 });
+    const seq = 61;
+    const x = input(seq, 12, 2, 4, 16);
+    const decoder = blockTopKMethod.create(config).createDecoder({ batch: 1, queryHeads: 4, kvHeads: 2, headDim: 16 });
+    // A 13-token prompt chunk, a 6-token chunk, then single tokens.
+    const bounds = [0, 13, 19, ...Array.from({ length: seq - 19 }, (_, i) => 20 + i)];
+    for (let s = 0; s + 1 < bounds.length; s++) {
+      const [from, to] = [bounds[s]!, bounds[s + 1]!];
+      const step = decoder.step({ q: sliceSeq(x.q, from, to), k: sliceSeq(x.k, from, to), v: sliceSeq(x.v, from, to) });
+      const whole = blockTopKAttention({ q: sliceSeq(x.q, from, to), k: sliceSeq(x.k, 0, to), v: sliceSeq(x.v, 0, to) }, config);
+      expect(step.diagnostics?.['keysPooled'], `step ${from}..${to} re-pooled the cache`).toBe(to - from);
+      expect(Array.from(step.selection!.indices)).toEqual(Array.from(whole.selection!.indices));
+      expect(Array.from(step.selection!.offsets)).toEqual(Array.from(whole.selection!.offsets));
+      expect(Array.from(step.output.data)).toEqual(Array.from(whole.output.data));
+    }
+    decoder.reset();
+    const again = decoder.step({ q: sliceSeq(x.q, 0, 5), k: sliceSeq(x.k, 0, 5), v: sliceSeq(x.v, 0, 5) });
+    expect(again.diagnostics?.['keysPooled']).toBe(5);
+    expect(Array.from(again.output.data)).toEqual(Array.from(blockTopKAttention(sliceAll(x, 5), config).output.data));
+  });
+
+  it('IncrementalKeyPool grown in pieces holds exactly what poolKeyBlocks computes over the same keys', () => {
+    const x = input(70, 5, 2, 2, 8);
+    const pool = new IncrementalKeyPool({ batch: 1, kvHeads: 2, headDim: 8, blockSize: 6 });
+    for (const length of [1, 6, 7, 30, 31, 70]) {
+      pool.update(sliceSeq(x.k, 0, length));
+      const view = pool.view();
+      const expected = poolKeyBlocks(sliceAll(x, length), 6);
+      expect(view.blocks).toBe(expected.blocks);
+      for (let slot = 0; slot < 2; slot++) {
+        for (const name of ['mean', 'max', 'min'] as const) {
+          const got = view[name].subarray(slot * view.blockStride! * 8, (slot * view.blockStride! + view.blocks) * 8);
+          expect(Array.from(got)).toEqual(Array.from(expected[name].subarray(slot * expected.blocks * 8, (slot + 1) * expected.blocks * 8)));
+        }
+      }
+    }
+  });
+});
+
+function sliceAll(x: AttentionInput, length: number): AttentionInput {
+  return { q: sliceSeq(x.q, 0, length), k: sliceSeq(x.k, 0, length), v: sliceSeq(x.v, 0, length) };
+}

@@ -14,6 +14,7 @@ import {
   type Selection,
   type SparseAttentionResult,
 } from '@sparse-attn/core';
+import { IncrementalKeyPool } from './incremental-key-pool.js';
 
 /**
  * Config of the pooled-block top-k method, shared by its CPU path and the GPU kernels so both
@@ -44,6 +45,11 @@ export type BlockTopKConfig = z.output<typeof blockTopKConfigSchema>;
 /** Per-block key statistics of every (batch, KV head): `[slot][block][headDim]` each. */
 export interface PooledKeys {
   readonly blocks: number;
+  /**
+   * Blocks allocated per slot (≥ `blocks`): slot s's block j starts at `(s·blockStride + j)·headDim`.
+   * Defaults to `blocks`; an incrementally grown pool (the decoder's) keeps spare blocks.
+   */
+  readonly blockStride?: number;
   readonly mean: Float32Array;
   readonly max: Float32Array;
   readonly min: Float32Array;
@@ -114,6 +120,8 @@ export function scoreKeyBlocks(input: AttentionInput, pooled: PooledKeys, config
   const slots = d.batch * d.kvHeads;
   const scores = new Float64Array(slots * rows * pooled.blocks);
   const logits = new Float64Array(pooled.blocks);
+  const stride = pooled.blockStride ?? pooled.blocks;
+  const quest = config.scoring === 'quest';
   const q = input.q.data;
   for (let slot = 0; slot < slots; slot++) {
     const b = Math.floor(slot / d.kvHeads);
@@ -127,11 +135,15 @@ export function scoreKeyBlocks(input: AttentionInput, pooled: PooledKeys, config
           const visible = Math.min(g.visible, Math.floor((d.queryOffset + i) / config.blockSize) + 1);
           let max = -Infinity;
           for (let j = 0; j < visible; j++) {
-            const po = (slot * pooled.blocks + j) * d.headDim;
+            const po = (slot * stride + j) * d.headDim;
             let s = 0;
-            for (let c = 0; c < d.headDim; c++) {
-              const x = q[qo + c]!;
-              s += config.scoring === 'quest' ? Math.max(x * pooled.max[po + c]!, x * pooled.min[po + c]!) : x * pooled.mean[po + c]!;
+            if (quest) {
+              for (let c = 0; c < d.headDim; c++) {
+                const x = q[qo + c]!;
+                s += Math.max(x * pooled.max[po + c]!, x * pooled.min[po + c]!);
+              }
+            } else {
+              for (let c = 0; c < d.headDim; c++) s += q[qo + c]! * pooled.mean[po + c]!;
             }
             logits[j] = s * d.scale;
             if (logits[j]! > max) max = logits[j]!;
@@ -182,11 +194,19 @@ export function blockTopKAttention(input: AttentionInput, config: BlockTopKConfi
   const d = validateAttentionInput(input);
   const started = performance.now();
   const pooled = poolKeyBlocks(input, config.blockSize);
+  return attendPooled(input, d, pooled, config, started, d.keySeq);
+}
+
+/**
+ * Score → top-k → exact sparse attention over keys already pooled (`pooled` must cover every key
+ * of `input`); `started` is when selection work began, `keysPooled` the keys this call pooled.
+ */
+function attendPooled(input: AttentionInput, d: AttentionDims, pooled: PooledKeys, config: BlockTopKConfig, started: number, keysPooled: number): SparseAttentionResult {
   const scores = scoreKeyBlocks(input, pooled, config);
   const selection = selectTopKBlocks(d, scores, pooled.blocks, config);
   const selectionMs = performance.now() - started;
   const result = sparseAttention(input, selection, { selectionMs, checkFinite: false, validateSelection: false });
-  return { ...result, diagnostics: { blocksPerRow: selection.indices.length / Math.max(1, selection.offsets.length - 1), keyBlocks: pooled.blocks } };
+  return { ...result, diagnostics: { blocksPerRow: selection.indices.length / Math.max(1, selection.offsets.length - 1), keyBlocks: pooled.blocks, keysPooled } };
 }
 
 /** Budget sweep: topK from sparse to every block (the last point equals dense attention). */
@@ -229,8 +249,12 @@ export const blockTopKMethod = defineMethod({
       if (input.causal === false) throw new ConfigError('block-top-k: causal must be true (selection rows follow causal positions), got false');
       return blockTopKAttention(input, config);
     },
+    // A step equals `blockTopKAttention` over the cache (same blocks, same output) at the cost of
+    // pooling only the new keys: the pool is kept across steps, and only the new tokens are
+    // scanned for NaN (the cache was checked as it grew).
     createDecoder: (shape) => {
       const cache = new KVCache({ batch: shape.batch, kvHeads: shape.kvHeads, headDim: shape.headDim, valueDim: shape.valueDim ?? shape.headDim });
+      const pool = new IncrementalKeyPool({ batch: shape.batch, kvHeads: shape.kvHeads, headDim: shape.headDim, blockSize: config.blockSize });
       return {
         get length() {
           return cache.length;
@@ -238,9 +262,15 @@ export const blockTopKMethod = defineMethod({
         step(input) {
           validateDecoderStep(shape, input, cache.length);
           cache.append(input.k, input.v);
-          return blockTopKAttention({ q: input.q, k: cache.keys(), v: cache.values(), causal: true, scale: shape.scale }, config);
+          const started = performance.now();
+          const attention = { q: input.q, k: cache.keys(), v: cache.values(), causal: true, scale: shape.scale };
+          const keysPooled = pool.update(attention.k);
+          return attendPooled(attention, validateAttentionInput(attention, { checkFinite: false }), pool.view(), config, started, keysPooled);
         },
-        reset: () => cache.reset(),
+        reset: () => {
+          cache.reset();
+          pool.reset();
+        },
       };
     },
   }),

@@ -7,6 +7,7 @@ import type { MethodDefinition } from '@sparse-attn/core';
 import { blockTopKMethod } from './block-top-k.js';
 
 export * from './block-top-k.js';
+export * from './incremental-key-pool.js';
 export * from './gpu-backend.js';
 export * from './gpu-device.js';
 export * from './gpu-methods.js';
