@@ -1,6 +1,6 @@
 import { Rng, ShapeError, denseAttention, tensor } from '@sparse-attn/core';
 import { describe, expect, it } from 'vitest';
-import { decodeLogits, softmaxRows, unifiedTokenScores } from './decode-scores.js';
+import { decodeLogits, softmaxRows, unifiedScoresOfLogits, unifiedTokenScores } from './decode-scores.js';
 
 function setup(queryHeads: number, kvHeads: number, keySeq: number, dim: number, capacity = keySeq) {
   const rng = new Rng(keySeq + dim);
@@ -27,7 +27,7 @@ function setup(queryHeads: number, kvHeads: number, keySeq: number, dim: number,
 }
 
 describe('decode scores', () => {
-  for (const [hq, hkv, n, d, cap] of [[4, 2, 37, 16, 64], [8, 1, 130, 13, 130], [1, 1, 1, 8, 4]] as const) {
+  for (const [hq, hkv, n, d, cap] of [[4, 2, 37, 16, 64], [8, 1, 130, 13, 130], [1, 1, 1, 8, 4], [6, 2, 41, 16, 41], [5, 1, 23, 8, 30], [14, 2, 19, 12, 19]] as const) {
     it(`logits and unified scores equal the brute force (Hq${hq} Hkv${hkv} N${n} D${d} capacity ${cap})`, () => {
       const s = setup(hq, hkv, n, d, cap);
       const scale = 1 / Math.sqrt(d);
@@ -35,7 +35,7 @@ describe('decode scores', () => {
       for (let h = 0; h < hq; h++) for (let t = 0; t < n; t++) expect(logits[h * n + t]).toBeCloseTo(s.logits[h]![t]!, 4);
       // With the lse core's dense attention returns, and without (computed from the logits).
       const dense = denseAttention({ q: tensor([1, hq, 1, d], s.q.data.filter((_, i) => Math.floor(i / d) % 2 === 1)), k: s.keys, v: s.values });
-      for (const scores of [unifiedTokenScores(s.q, s.keys, scale, dense.lse), unifiedTokenScores(s.q, s.keys, scale)]) {
+      for (const scores of [unifiedTokenScores(s.q, s.keys, scale, dense.lse), unifiedTokenScores(s.q, s.keys, scale), unifiedScoresOfLogits(logits, hq, n)]) {
         for (let t = 0; t < n; t++) expect(Math.abs(scores[t]! - s.unified[t]!)).toBeLessThanOrEqual(1e-5 * Math.max(1, s.unified[t]!));
       }
     });

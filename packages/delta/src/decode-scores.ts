@@ -68,7 +68,66 @@ function dots4(rows: Float32Array, q0: number, q1: number, q2: number, q3: numbe
 }
 
 /**
- * Visits the scaled logits of every query head against its KV head's keys, four heads at a time:
+ * Dot products of two query rows (offsets `q0`, `q1`) with every key row, four keys per inner
+ * loop (six loads feed eight multiply-adds), into `out[r·n + t]` for r < 2. Used for a GQA
+ * group's last two or three heads, so no head is computed twice.
+ */
+function dots2(rows: Float32Array, q0: number, q1: number, dim: number, k: Float32Array, base: number, n: number, out: Float32Array): void {
+  let t = 0;
+  for (; t + 4 <= n; t += 4) {
+    const a = base + t * dim;
+    const b = a + dim;
+    const c2 = b + dim;
+    const d2 = c2 + dim;
+    let s0 = 0, s1 = 0, u0 = 0, u1 = 0, v0 = 0, v1 = 0, x0 = 0, x1 = 0;
+    for (let c = 0; c < dim; c++) {
+      const w0 = rows[q0 + c]!, w1 = rows[q1 + c]!;
+      const ka = k[a + c]!, kb = k[b + c]!, kc = k[c2 + c]!, kd = k[d2 + c]!;
+      s0 += w0 * ka; s1 += w1 * ka;
+      u0 += w0 * kb; u1 += w1 * kb;
+      v0 += w0 * kc; v1 += w1 * kc;
+      x0 += w0 * kd; x1 += w1 * kd;
+    }
+    out[t] = s0; out[t + 1] = u0; out[t + 2] = v0; out[t + 3] = x0;
+    out[n + t] = s1; out[n + t + 1] = u1; out[n + t + 2] = v1; out[n + t + 3] = x1;
+  }
+  for (; t < n; t++) {
+    const a = base + t * dim;
+    let s0 = 0, s1 = 0;
+    for (let c = 0; c < dim; c++) {
+      const x = k[a + c]!;
+      s0 += rows[q0 + c]! * x; s1 += rows[q1 + c]! * x;
+    }
+    out[t] = s0; out[n + t] = s1;
+  }
+}
+
+/** Dot products of one query row (offset `q0`) with every key row, four keys per inner loop, into `out[t]`. */
+function dots1(rows: Float32Array, q0: number, dim: number, k: Float32Array, base: number, n: number, out: Float32Array): void {
+  let t = 0;
+  for (; t + 4 <= n; t += 4) {
+    const a = base + t * dim;
+    const b = a + dim;
+    const c2 = b + dim;
+    const d2 = c2 + dim;
+    let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    for (let c = 0; c < dim; c++) {
+      const w = rows[q0 + c]!;
+      s0 += w * k[a + c]!; s1 += w * k[b + c]!; s2 += w * k[c2 + c]!; s3 += w * k[d2 + c]!;
+    }
+    out[t] = s0; out[t + 1] = s1; out[t + 2] = s2; out[t + 3] = s3;
+  }
+  for (; t < n; t++) {
+    const a = base + t * dim;
+    let s0 = 0;
+    for (let c = 0; c < dim; c++) s0 += rows[q0 + c]! * k[a + c]!;
+    out[t] = s0;
+  }
+}
+
+/**
+ * Visits the scaled logits of every query head against its KV head's keys: a GQA group's heads
+ * four at a time, then a pair, then a single head (each (head, key) product computed once):
  * `visit(head, logits)` with `logits[t]` for t < n (a scratch row, valid during the call).
  */
 function forEachHeadLogits(q: Tensor, keys: Tensor, scale: number, visit: (head: number, logits: Float32Array) => void, which: ScoreRow = {}): number {
@@ -77,14 +136,19 @@ function forEachHeadLogits(q: Tensor, keys: Tensor, scale: number, visit: (head:
   const group = heads / kd.heads;
   const n = which.visible ?? kd.seq;
   if (!(Number.isInteger(n) && n >= 1 && n <= kd.seq)) throw new ShapeError(`decode scores: visible ${n} outside [1, ${kd.seq}]`);
-  const scratch = new Float32Array(4 * n);
+  const scratch = new Float32Array(Math.min(4, group) * n);
   for (let g = 0; g < kd.heads; g++) {
     const base = rowOffset(kd, 0, g, 0);
-    for (let r = 0; r < group; r += 4) {
-      const count = Math.min(4, group - r);
-      const at = (i: number) => (g * group + r + Math.min(i, count - 1)) * dim;
-      dots4(rows, at(0), at(1), at(2), at(3), dim, keys.data, base, n, scratch);
-      for (let i = 0; i < count; i++) visit(g * group + r + i, scratch.subarray(i * n, (i + 1) * n));
+    for (let r = 0; r < group; ) {
+      const head = g * group + r;
+      const at = (i: number) => (head + i) * dim;
+      const left = group - r;
+      const count = left >= 4 ? 4 : left >= 2 ? 2 : 1;
+      if (count === 4) dots4(rows, at(0), at(1), at(2), at(3), dim, keys.data, base, n, scratch);
+      else if (count === 2) dots2(rows, at(0), at(1), dim, keys.data, base, n, scratch);
+      else dots1(rows, at(0), dim, keys.data, base, n, scratch);
+      for (let i = 0; i < count; i++) visit(head + i, scratch.subarray(i * n, (i + 1) * n));
+      r += count;
     }
   }
   return n;
@@ -129,6 +193,29 @@ export function softmaxRows(logits: Float32Array, heads: number, n: number): Flo
     for (let t = 0; t < n; t++) out[h * n + t]! /= sum;
   }
   return out;
+}
+
+/**
+ * DELTA's unified token scores from per-head logits laid out `[heads, n]` (a new array):
+ * `s[t] = max_h softmax_t(logit[h])[t] = exp(max_h (logit[h][t] − lse_h))`, one pass per head
+ * for its log-sum-exp and one `exp` per key, without materialising the `[heads, n]` probabilities.
+ */
+export function unifiedScoresOfLogits(logits: Float32Array, heads: number, n: number): Float32Array {
+  const best = new Float32Array(n).fill(-Infinity);
+  for (let h = 0; h < heads; h++) {
+    const at = h * n;
+    let max = -Infinity;
+    for (let t = 0; t < n; t++) if (logits[at + t]! > max) max = logits[at + t]!;
+    let sum = 0;
+    for (let t = 0; t < n; t++) sum += Math.exp(logits[at + t]! - max);
+    const lse = max + Math.log(sum);
+    for (let t = 0; t < n; t++) {
+      const x = logits[at + t]! - lse;
+      if (x > best[t]!) best[t] = x;
+    }
+  }
+  for (let t = 0; t < n; t++) best[t] = Math.exp(best[t]!);
+  return best;
 }
 
 /**

@@ -2,7 +2,7 @@ import { defineMethod, parseConfig } from '@sparse-attn/core';
 import { z } from 'zod';
 import { defaultFullCacheLayers, layerPlanFromFullCacheLayers, validateLayerPlan, type LayerPlan } from './layer-plan.js';
 import { createLayerReusePolicy, type LayerReusePolicy, type ReuseSelector } from './layer-reuse-policy.js';
-import { unifiedTokenScores } from './decode-scores.js';
+import { unifiedScoresOfLogits, unifiedTokenScores } from './decode-scores.js';
 import { pageScores, pageSelection, recentPages, selectPages } from './select-pages.js';
 import { selfSelectedAttention, selfSelectedDecoder, type RowSelector } from './self-selected-attention.js';
 
@@ -92,7 +92,7 @@ function deltaRowSelector(config: DeltaConfig): RowSelector {
     headScope: 'kv',
     needsSelection: (visible) => Math.ceil(visible / config.pageSize) > config.pageBudget,
     selectRow: (scores, kvHeads) => {
-      const pages = selectPages(pageScores(scores.probabilities, scores.queryHeads, scores.keySeq, config.pageSize), config.pageBudget, config.recentPages);
+      const pages = selectPages(pageScores(unifiedScoresOfLogits(scores.logits, scores.queryHeads, scores.keySeq), 1, scores.keySeq, config.pageSize), config.pageBudget, config.recentPages);
       return Array.from({ length: kvHeads }, () => pages);
     },
   };

@@ -16,7 +16,7 @@ export * from './hylra-planner.js';
 export { pageScores, selectPages, pageSelection, recentPages } from './select-pages.js';
 export { tokenSelection, recentTokenSelection } from './select-tokens.js';
 export { topKIndices } from './top-k.js';
-export { decodeLogits, unifiedTokenScores, softmaxRows, type ScoreRow } from './decode-scores.js';
+export { decodeLogits, unifiedTokenScores, unifiedScoresOfLogits, softmaxRows, type ScoreRow } from './decode-scores.js';
 export { selfSelectedAttention, type RowSelector, type RowScores } from './self-selected-attention.js';
 
 /** Every attention-level method of this package, for `MethodRegistry.registerAll`. */

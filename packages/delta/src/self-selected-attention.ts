@@ -32,8 +32,22 @@ export interface RowScores {
   readonly keySeq: number;
   /** Scaled logits `scale · q · k`. */
   readonly logits: Float32Array;
-  /** Softmax of `logits` per head. */
+  /** Softmax of `logits` per head (computed on first access: token top-k selectors never need it). */
   readonly probabilities: Float32Array;
+}
+
+/** Row scores over `logits` whose probabilities are computed only if a selector reads them. */
+function rowScores(queryHeads: number, keySeq: number, logits: Float32Array): RowScores {
+  let probabilities: Float32Array | undefined;
+  return {
+    queryHeads,
+    keySeq,
+    logits,
+    get probabilities() {
+      probabilities ??= softmaxRows(logits, queryHeads, keySeq);
+      return probabilities;
+    },
+  };
 }
 
 /** How a selector turns one query row's scores into key lists. */
@@ -69,7 +83,7 @@ export function selfSelection(input: AttentionInput, d: AttentionDims, selector:
       let rowLists: readonly Int32Array[];
       if (selector.needsSelection(visible)) {
         const logits = decodeLogits(q, k, d.scale, { row: i, visible });
-        rowLists = selector.selectRow({ queryHeads: d.queryHeads, keySeq: visible, logits, probabilities: softmaxRows(logits, d.queryHeads, visible) }, d.kvHeads);
+        rowLists = selector.selectRow(rowScores(d.queryHeads, visible, logits), d.kvHeads);
       } else {
         const all = Int32Array.from({ length: units(visible) }, (_, u) => u);
         rowLists = Array.from({ length: heads }, () => all);
@@ -94,10 +108,12 @@ export function denseSelection(d: AttentionDims, selector: Pick<RowSelector, 'ki
 
 /**
  * Attention of `input` where each query row attends to its self-selected keys (`select`) or,
- * for `dense`, core's dense attention reported with a selection of every key.
+ * for `dense`, core's dense attention reported with a selection of every key. `finiteChecked`:
+ * the caller already checked every value (a decoder checks each step before caching it), so the
+ * cache is not scanned again.
  */
-export function selfSelectedAttention(input: AttentionInput, selector: RowSelector, mode: 'dense' | 'select'): AttentionResult {
-  const d = validateAttentionInput(input);
+export function selfSelectedAttention(input: AttentionInput, selector: RowSelector, mode: 'dense' | 'select', finiteChecked = false): AttentionResult {
+  const d = validateAttentionInput(input, { checkFinite: !finiteChecked });
   if (!d.causal) throw new ConfigError('layer-reuse methods select from causal decoder attention; causal: false is not supported');
   if (mode === 'dense') {
     const result = denseAttention(input, { checkFinite: false });
@@ -112,10 +128,12 @@ export function selfSelectedAttention(input: AttentionInput, selector: RowSelect
 
 /**
  * A decoder over its own KV cache for a self-selected method: one-token steps select (decode),
- * longer chunks follow `prefillMode`.
+ * longer chunks follow `prefillMode`. Each step's tokens are validated (shapes, finite values)
+ * before they are cached, so a step never re-scans the cache; the cache lives in the kernels'
+ * memory (as core's dense decoder's) so dense and sparse kernels read it in place.
  */
 export function selfSelectedDecoder(shape: DecoderShape, selector: RowSelector, prefillMode: 'dense' | 'select'): AttentionDecoder {
-  const cache = new KVCache({ batch: shape.batch, kvHeads: shape.kvHeads, headDim: shape.headDim, valueDim: shape.valueDim ?? shape.headDim });
+  const cache = new KVCache({ batch: shape.batch, kvHeads: shape.kvHeads, headDim: shape.headDim, valueDim: shape.valueDim ?? shape.headDim, storage: 'kernel' });
   return {
     get length() {
       return cache.length;
@@ -124,7 +142,7 @@ export function selfSelectedDecoder(shape: DecoderShape, selector: RowSelector, 
       validateDecoderStep(shape, input, cache.length);
       cache.append(input.k, input.v);
       const mode = input.q.shape[2] === 1 ? 'select' : prefillMode;
-      return selfSelectedAttention({ q: input.q, k: cache.keys(), v: cache.values(), causal: true, scale: shape.scale }, selector, mode);
+      return selfSelectedAttention({ q: input.q, k: cache.keys(), v: cache.values(), causal: true, scale: shape.scale }, selector, mode, true);
     },
     reset: () => cache.reset(),
   };
