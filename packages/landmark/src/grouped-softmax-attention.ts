@@ -28,8 +28,10 @@ import {
   sparseStats,
   tensor,
   validateAttentionInput,
+  type AttentionDims,
   type AttentionInput,
   type AttentionResult,
+  type Selection,
   type Tensor,
 } from '@sparse-attn/core';
 import { TopKScratch, topKIndices } from './top-k.js';
@@ -118,6 +120,7 @@ export function landmarkGroupedAttention(input: AttentionInput, options: Landmar
       }
     }
   }
+  const attended = attendedBlocks(d, span, blockOffsets, blockIds, maxSlots);
   const selectionMs = performance.now() - started;
 
   // The main group's own part: the current block's ordinary tokens up to the query.
@@ -156,6 +159,7 @@ export function landmarkGroupedAttention(input: AttentionInput, options: Landmar
   const attentionMs = performance.now() - started - selectionMs;
   return {
     output: tensor([d.batch, d.queryHeads, d.querySeq, d.valueDim], merged.output),
+    selection: attended,
     stats: sparseStats(d, pairs, false, selectionMs, attentionMs),
     backend: { ...base.backend, kernel: `${base.backend.kernel}+landmark-lse-merge` },
     diagnostics: {
@@ -163,6 +167,28 @@ export function landmarkGroupedAttention(input: AttentionInput, options: Landmar
       landmarksScored,
     },
   };
+}
+
+/**
+ * The blocks (of ℓ+1 positions) each query read, as a block selection per query head and query:
+ * its retrieved blocks (ordinary tokens through the within-block softmax, the landmark key as
+ * the block's gate; a landmark's value is never read) and its own block up to the query. The
+ * weights are the grouped softmax, not one softmax over these keys (`selectionWeighting: 'grouped'`).
+ */
+function attendedBlocks(d: AttentionDims, span: number, blockOffsets: Int32Array, blockIds: Int32Array, maxSlots: number): Selection {
+  const rows = d.batch * d.queryHeads * d.querySeq;
+  const layout = { kind: 'block' as const, blockSize: span, headScope: 'query' as const, batch: d.batch, heads: d.queryHeads, rows: d.querySeq, queryBlockSize: 1, keySeq: d.keySeq };
+  const builder = new SelectionBuilder(layout, blockOffsets[rows]! + rows);
+  const row = new Int32Array(maxSlots + 1);
+  for (let r = 0; r < rows; r++) {
+    const from = blockOffsets[r]!;
+    const count = blockOffsets[r + 1]! - from;
+    row.set(blockIds.subarray(from, from + count));
+    row.subarray(0, count).sort(); // retrieved blocks in text order; all precede the query's own block
+    row[count] = Math.floor((d.queryOffset + (r % d.querySeq)) / span);
+    builder.pushRow(row, count + 1);
+  }
+  return builder.finish();
 }
 
 /**

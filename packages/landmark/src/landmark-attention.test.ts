@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, Rng, createWorkload, relativeL2Error, tensor, type Tensor } from '@sparse-attn/core';
+import { ConfigError, Rng, attentionMassRecall, createWorkload, relativeL2Error, tensor, validateSelection, type Tensor } from '@sparse-attn/core';
 import { decodeTokenByToken, describeConformance } from '@sparse-attn/core/testing';
 import { insertLandmarks, isLandmarkPosition, landmarkGroupedAttention, removeLandmarkRows } from './grouped-softmax-attention.js';
 import { landmarkMethod } from './landmark-attention.js';
@@ -11,6 +11,8 @@ describeConformance({
   fullBudget: (seq) => ({ blockLength: seq, topK: 0 }),
   sparse: () => ({ blockLength: 3, topK: 2 }),
   // Untrained (random) keys carry no landmark signal; retrieval of a constructed block is tested below.
+  // The kit checks the reported blocks' layout and causality; `selectionWeighting: 'grouped'`
+  // exempts the output from "equals exact attention over the selection", which it is not.
   needle: false,
   invalidConfigs: [{ blockLength: 0 }, { topK: -2 }, { topk: 3 }],
 });
@@ -180,5 +182,49 @@ describe('landmark retrieval inference', () => {
     expect(withLandmarks.shape).toEqual([1, 1, 9, 2]);
     expect(Array.from(withLandmarks.data.subarray(6, 8))).toEqual([-1, -1]);
     expect(Array.from(removeLandmarkRows(withLandmarks, 3).data)).toEqual(Array.from(t.data));
+  });
+});
+
+describe('landmark reports the blocks it read', () => {
+  it("the bench's `all` point at S = 64 (ℓ = 50) reports its selection: block 0, then blocks 0 and 1 after the landmark", () => {
+    const { input } = createWorkload('structured', { queryHeads: 2, kvHeads: 1, seqLength: 64, headDim: 16, seed: 3 });
+    const all = landmarkMethod.budgets!(64).find((b) => b.label === 'all')!;
+    const method = landmarkMethod.create(all.config);
+    expect(method.capabilities.selection).toBe('block');
+    expect(method.capabilities.selectionWeighting).toBe('grouped');
+    const result = method.prefill(input);
+    const selection = result.selection!;
+    expect(selection, 'landmark returned no selection').toBeDefined();
+    validateSelection(selection);
+    expect(selection.blockSize).toBe(51);
+    for (let row = 0; row < 2 * 64; row++) {
+      const blocks = Array.from(selection.indices.subarray(selection.offsets[row]!, selection.offsets[row + 1]!));
+      expect(blocks).toEqual(row % 64 <= 50 ? [0] : [0, 1]);
+    }
+    const recall = attentionMassRecall(input, selection);
+    expect(Number.isFinite(recall)).toBe(true);
+    expect(recall).toBeGreaterThan(0.9);
+    // The decoder reports the same blocks for its step.
+    const decoded = decodeTokenByToken(method, input, 64);
+    expect(relativeL2Error(decoded, result.output)).toBeLessThan(1e-6);
+  });
+
+  it('every key with a nonzero weight lies in a reported block (GQA, retrieval of 2 of 7 blocks)', () => {
+    const seq = 40;
+    const blockLength = 4;
+    const rng = new Rng(21);
+    const q = tensor([1, 4, seq, 8], rng.fillNormal(new Float32Array(4 * seq * 8)));
+    const k = tensor([1, 2, seq, 8], rng.fillNormal(new Float32Array(2 * seq * 8)));
+    const v = tensor([1, 2, seq, seq]);
+    for (let h = 0; h < 2; h++) for (let j = 0; j < seq; j++) v.data[(h * seq + j) * seq + j] = 1;
+    const result = landmarkMethod.create({ blockLength, topK: 2 }).prefill({ q, k, v });
+    const selection = result.selection!;
+    for (let row = 0; row < 4 * seq; row++) {
+      const read = new Set<number>();
+      for (const block of selection.indices.subarray(selection.offsets[row]!, selection.offsets[row + 1]!)) for (let j = 0; j <= blockLength; j++) read.add(block * (blockLength + 1) + j);
+      expect(selection.offsets[row + 1]! - selection.offsets[row]!).toBeLessThanOrEqual(3);
+      const w = result.output.data.subarray(row * seq, (row + 1) * seq);
+      for (let j = 0; j < seq; j++) if (w[j] !== 0) expect(read.has(j), `row ${row} reads key ${j} outside its selection`).toBe(true);
+    }
   });
 });

@@ -33,8 +33,9 @@ export type LandmarkConfig = z.output<typeof landmarkConfigSchema>;
  * the same function over the cache, so decode equals prefill.
  *
  * Needs a model trained with landmark tokens: on untrained keys the landmark scores carry no
- * block information. It reports no `selection` (its weights are a grouped softmax, not one
- * softmax over a key set, so core's executor over a selection would not reproduce them).
+ * block information. It reports the blocks each query read as a
+ * block selection (blocks of ℓ+1 positions, per query head), flagged `selectionWeighting:
+ * 'grouped'`: the weights are the grouped softmax, not one softmax over those keys.
  * Deviation: our attention contract receives q/k after positional encoding, so the reference's
  * RoPE slot remapping of retrieved blocks (§4.1 step 2/4) belongs to the caller.
  *
@@ -48,7 +49,8 @@ export const landmarkMethod = defineMethod({
   configSchema: landmarkConfigSchema,
   budgets: (sequenceLength) => blockBudgets(sequenceLength, 51, { topK: 0 }),
   build: (config) => ({
-    capabilities: { causalConsistent: true, supportsNonCausal: false, selection: 'none', sharesSelectionAcrossGroup: false },
+    // The selection is the blocks each query read; its weights are the grouped softmax, not one softmax over them.
+    capabilities: { causalConsistent: true, supportsNonCausal: false, selection: 'block', sharesSelectionAcrossGroup: false, selectionWeighting: 'grouped' },
     prefill: (input) => landmarkGroupedAttention(input, config),
     createDecoder(shape: DecoderShape): CachedDecoder {
       // Landmark keys are cache rows: nothing to summarise when tokens arrive.

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { benchmarks } from './landmark-benchmarks.js';
+import { benchmarks, createLandmarkBenchmarkSuite } from './landmark-benchmarks.js';
 import { methods } from './index.js';
 
 describe('landmark benchmark suite', () => {
@@ -25,5 +25,14 @@ describe('landmark benchmark suite', () => {
     expect(ann['prefillAnnRecall']).toBeGreaterThan(0);
     expect(ann['prefillAnnRecall']).toBeLessThanOrEqual(1);
     expect(ann['prefillScannedShare']).toBeLessThanOrEqual(1);
+  });
+
+  it('the paper landmark method at S = 64 (only the `all` point) reports mass recall', async () => {
+    const suite = createLandmarkBenchmarkSuite({ methods: ['landmark'] });
+    const rows = await suite.run({ quick: true, seqLengths: [64], repeats: 1, seed: 1, backend: 'cpu' });
+    const all = rows.find((r) => r.method === 'landmark' && r.workload === 'structured' && r.budget === 'all')!;
+    expect(all, 'no landmark row at 64').toBeDefined();
+    expect(Number.isFinite(all.metrics['massRecall'])).toBe(true);
+    expect(all.metrics['massRecall']).toBeGreaterThan(0.5);
   });
 });

@@ -99,11 +99,15 @@ function methodDecode(method: AttentionMethod, input: AttentionInput, start: num
     { warmup: steps - repeats, repeats },
   );
   let recall = 0;
+  let recalled = 0;
   let error = 0;
   for (const [s, r] of results.entries()) {
     const position = start + s;
     const stepInput = { q: sliceSeq(input.q, position, position + 1), k: prefix(input.k, position + 1), v: prefix(input.v, position + 1) };
-    recall += r.selection ? attentionMassRecall(stepInput, r.selection) : Number.NaN;
+    if (r.selection) {
+      recall += attentionMassRecall(stepInput, r.selection);
+      recalled++;
+    }
     error += relativeL2Error(r.output, denseOutputs[s]!);
   }
   const n = results.length;
@@ -114,7 +118,8 @@ function methodDecode(method: AttentionMethod, input: AttentionInput, start: num
       decodeMs: timing.medianMs,
       decodeMadMs: timing.madMs,
       contextLoadMs: load.medianMs,
-      massRecall: recall / n,
+      // Every method here reports the keys it read; one that did not would get no column rather than NaN.
+      ...(recalled === n ? { massRecall: recall / n } : {}),
       outputRelError: error / n,
       density: results.reduce((a, r) => a + r.stats.density, 0) / n,
       selectionMs: results.reduce((a, r) => a + r.stats.selectionMs, 0) / n,
