@@ -192,6 +192,26 @@ function attendedBlocks(d: AttentionDims, span: number, blockOffsets: Int32Array
 }
 
 /**
+ * A copy of keys `[B, Hkv, T, D]` whose landmark slot in the block of `position` holds the key at
+ * `position` (every KV head): the landmark key a trained model would give a block whose content
+ * that key stands for. Untrained inputs have an ordinary token's key in the slot, so its gate is
+ * random; tests and the benchmark use this to show the grouped softmax retrieves a block once its
+ * landmark points at it.
+ */
+export function pointLandmarkAt(k: Tensor, position: number, blockLength: number): Tensor {
+  const [batch, heads, seq, dim] = k.shape as [number, number, number, number];
+  const landmark = Math.floor(position / (blockLength + 1)) * (blockLength + 1) + blockLength;
+  if (isLandmarkPosition(position, blockLength) || landmark >= seq) throw new ConfigError(`pointLandmarkAt: position ${position} must be an ordinary token of a complete block (ℓ = ${blockLength}, ${seq} keys)`);
+  const stride = k.seqCapacity ?? seq;
+  const out = new Float32Array(batch * heads * seq * dim);
+  for (let bh = 0; bh < batch * heads; bh++) {
+    out.set(k.data.subarray(bh * stride * dim, (bh * stride + seq) * dim), bh * seq * dim);
+    out.copyWithin((bh * seq + landmark) * dim, (bh * seq + position) * dim, (bh * seq + position + 1) * dim);
+  }
+  return tensor([batch, heads, seq, dim], out);
+}
+
+/**
  * Inserts a landmark row after every `blockLength` rows of a `[B, H, T, D]` tensor (the
  * reference's `auto_insert_landmarks`): `landmark` holds one `D`-vector per head (`[H·D]`).
  * A trailing incomplete block gets no landmark, as in generation.

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, Rng, attentionMassRecall, createWorkload, relativeL2Error, tensor, validateSelection, type Tensor } from '@sparse-attn/core';
+import { ConfigError, Rng, attentionMassRecall, createWorkload, needleRetrieval, relativeL2Error, tensor, validateSelection, type Tensor } from '@sparse-attn/core';
 import { decodeTokenByToken, describeConformance } from '@sparse-attn/core/testing';
-import { insertLandmarks, isLandmarkPosition, landmarkGroupedAttention, removeLandmarkRows } from './grouped-softmax-attention.js';
+import { insertLandmarks, isLandmarkPosition, landmarkGroupedAttention, pointLandmarkAt, removeLandmarkRows } from './grouped-softmax-attention.js';
 import { landmarkMethod } from './landmark-attention.js';
 
 describeConformance({
@@ -10,7 +10,8 @@ describeConformance({
   // With a block longer than the sequence no landmark exists: only the main group, i.e. dense causal attention.
   fullBudget: (seq) => ({ blockLength: seq, topK: 0 }),
   sparse: () => ({ blockLength: 3, topK: 2 }),
-  // Untrained (random) keys carry no landmark signal; retrieval of a constructed block is tested below.
+  // Untrained (random) keys carry no landmark signal, so the kit's needle claim cannot hold; below:
+  // the needle with untrained landmarks (fails) and with its block's landmark pointing at it (found).
   // The kit checks the reported blocks' layout and causality; `selectionWeighting: 'grouped'`
   // exempts the output from "equals exact attention over the selection", which it is not.
   needle: false,
@@ -226,5 +227,87 @@ describe('landmark reports the blocks it read', () => {
       const w = result.output.data.subarray(row * seq, (row + 1) * seq);
       for (let j = 0; j < seq; j++) if (w[j] !== 0) expect(read.has(j), `row ${row} reads key ${j} outside its selection`).toBe(true);
     }
+  });
+});
+
+describe('grouped softmax against a straightforward float64 implementation of spec §3.2 / §4', () => {
+  /** Every row, written from the spec's closed form: main softmax over current tokens + retrieved landmarks, blocks by within-softmax. */
+  function reference(q: Tensor, k: Tensor, v: Tensor, blockLength: number, topK: number): Float64Array {
+    const [, queryHeads, seq, dim] = q.shape as [number, number, number, number];
+    const kvHeads = k.shape[1]!;
+    const valueDim = v.shape[3]!;
+    const span = blockLength + 1;
+    const out = new Float64Array(queryHeads * seq * valueDim);
+    for (let h = 0; h < queryHeads; h++) {
+      const kh = Math.floor(h / (queryHeads / kvHeads));
+      const s = (t: number, j: number) => {
+        let x = 0;
+        for (let c = 0; c < dim; c++) x += q.data[(h * seq + t) * dim + c]! * k.data[(kh * seq + j) * dim + c]!;
+        return x / Math.sqrt(dim);
+      };
+      for (let t = 0; t < seq; t++) {
+        const current = Math.floor(t / span);
+        let blocks = Array.from({ length: current }, (_, b) => b);
+        if (topK > 0 && blocks.length > topK) blocks = blocks.sort((a, b) => s(t, b * span + blockLength) - s(t, a * span + blockLength) || a - b).slice(0, topK);
+        const own = [];
+        for (let j = current * span; j <= Math.min(t, current * span + blockLength - 1); j++) own.push(j);
+        const mainLogits = [...own.map((j) => s(t, j)), ...blocks.map((b) => s(t, b * span + blockLength))];
+        const m = Math.max(...mainLogits);
+        const z = mainLogits.reduce((a, x) => a + Math.exp(x - m), 0);
+        const weights = new Map<number, number>();
+        own.forEach((j, n) => weights.set(j, Math.exp(mainLogits[n]! - m) / z));
+        blocks.forEach((b, n) => {
+          const gate = Math.exp(mainLogits[own.length + n]! - m) / z;
+          const members = Array.from({ length: blockLength }, (_, x) => b * span + x);
+          const inner = members.map((j) => s(t, j));
+          const mi = Math.max(...inner);
+          const zi = inner.reduce((a, x) => a + Math.exp(x - mi), 0);
+          members.forEach((j, x) => weights.set(j, gate * (Math.exp(inner[x]! - mi) / zi)));
+        });
+        for (const [j, w] of weights) for (let c = 0; c < valueDim; c++) out[(h * seq + t) * valueDim + c]! += w * v.data[(kh * seq + j) * valueDim + c]!;
+      }
+    }
+    return out;
+  }
+
+  for (const topK of [0, 2]) {
+    it(`every row, GQA 4:2, ℓ = 3, topK = ${topK}`, () => {
+      const { input } = createWorkload('gaussian', { queryHeads: 4, kvHeads: 2, seqLength: 29, headDim: 8, valueDim: 6, seed: 8 + topK });
+      const got = landmarkMethod.create({ blockLength: 3, topK }).prefill(input).output.data;
+      const expected = reference(input.q, input.k, input.v, 3, topK);
+      let diff = 0;
+      let norm = 0;
+      for (let i = 0; i < expected.length; i++) {
+        diff += (got[i]! - expected[i]!) ** 2;
+        norm += expected[i]! ** 2;
+      }
+      expect(Math.sqrt(diff / norm)).toBeLessThan(1e-6);
+    });
+  }
+});
+
+describe('needle: the gate needs a trained landmark (why the bench rows show needleDominated 0)', () => {
+  const seq = 512;
+  const blockLength = 50;
+  /** The needle workload as the bench feeds it, and the same keys with the needle block's landmark key set to the needle key (what training teaches). */
+  function needleInputs() {
+    const w = createWorkload('needle', { queryHeads: 4, kvHeads: 2, seqLength: seq, headDim: 64, needleDepth: 0.3, needleQueries: 4, seed: 77 });
+    const k = pointLandmarkAt(w.input.k, w.needle!.position, blockLength);
+    return { untrained: w.input, trained: { ...w.input, k }, needle: w.needle! };
+  }
+
+  it('untrained landmarks (the workload key in the landmark slot): the needle block is not retrieved and its value does not dominate', () => {
+    const { untrained, needle } = needleInputs();
+    const result = landmarkMethod.create({ blockLength, topK: 4 }).prefill(untrained);
+    const found = needleRetrieval(untrained, needle, result.output, result.selection);
+    expect(found.dominated).toBeLessThan(0.25);
+  });
+
+  it('a landmark key that points at its block (as after training): the needle block is retrieved and its value dominates', () => {
+    const { trained, needle } = needleInputs();
+    const result = landmarkMethod.create({ blockLength, topK: 4 }).prefill(trained);
+    const found = needleRetrieval(trained, needle, result.output, result.selection);
+    expect(found.selected).toBe(1);
+    expect(found.dominated).toBeGreaterThanOrEqual(0.75);
   });
 });

@@ -32,8 +32,11 @@ export type LandmarkConfig = z.output<typeof landmarkConfigSchema>;
  * blocks per query and head (retrieval inference). Prefill, chunked prefill and token decode run
  * the same function over the cache, so decode equals prefill.
  *
- * Needs a model trained with landmark tokens: on untrained keys the landmark scores carry no
- * block information. It reports the blocks each query read as a
+ * Needs a model trained with landmark tokens: on untrained keys (every bench workload: its
+ * landmark slots hold ordinary tokens' keys) the landmark scores are random gates, so the output
+ * is not an approximation of dense attention (relative error ≈ 1–2 however many blocks it
+ * reads) and a needle's value never dominates — the grouped softmax itself is exact (tested
+ * against a float64 implementation of the spec). It reports the blocks each query read as a
  * block selection (blocks of ℓ+1 positions, per query head), flagged `selectionWeighting:
  * 'grouped'`: the weights are the grouped softmax, not one softmax over those keys.
  * Deviation: our attention contract receives q/k after positional encoding, so the reference's
@@ -44,7 +47,7 @@ export type LandmarkConfig = z.output<typeof landmarkConfigSchema>;
 export const landmarkMethod = defineMethod({
   id: 'landmark',
   family: 'landmark',
-  description: 'Landmark Attention (trained landmark tokens every ℓ tokens): grouped softmax over the current block and landmark-gated earlier blocks, top-k block retrieval per query and head.',
+  description: 'Landmark Attention (needs trained landmark tokens every ℓ tokens; on untrained inputs its gates are random and its error/needle figures measure cost only): grouped softmax over the current block and landmark-gated earlier blocks, top-k block retrieval per query and head.',
   paper: 'arXiv:2305.16300',
   configSchema: landmarkConfigSchema,
   budgets: (sequenceLength) => blockBudgets(sequenceLength, 51, { topK: 0 }),

@@ -27,12 +27,19 @@ describe('landmark benchmark suite', () => {
     expect(ann['prefillScannedShare']).toBeLessThanOrEqual(1);
   });
 
-  it('the paper landmark method at S = 64 (only the `all` point) reports mass recall', async () => {
+  it('the paper landmark method at S = 64 (only the `all` point) reports mass recall, and its needle rows show the missing training', async () => {
     const suite = createLandmarkBenchmarkSuite({ methods: ['landmark'] });
     const rows = await suite.run({ quick: true, seqLengths: [64], repeats: 1, seed: 1, backend: 'cpu' });
     const all = rows.find((r) => r.method === 'landmark' && r.workload === 'structured' && r.budget === 'all')!;
     expect(all, 'no landmark row at 64').toBeDefined();
     expect(Number.isFinite(all.metrics['massRecall'])).toBe(true);
     expect(all.metrics['massRecall']).toBeGreaterThan(0.5);
+    expect(all.metrics['trainedLandmarks']).toBe(0);
+    const untrained = rows.find((r) => r.method === 'landmark' && r.budget === 'untrained-landmarks')!;
+    const pointed = rows.find((r) => r.method === 'landmark' && r.budget === 'landmark-points-at-needle')!;
+    expect(untrained.metrics['trainedLandmarks']).toBe(0);
+    expect(pointed.metrics['trainedLandmarks']).toBe(1);
+    expect(pointed.metrics['needleSelected']).toBe(1);
+    expect(pointed.metrics['needleDominated']).toBeGreaterThan(untrained.metrics['needleDominated']!);
   });
 });
