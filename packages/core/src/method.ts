@@ -14,6 +14,14 @@ export interface MethodCapabilities {
   readonly selection: 'token' | 'block' | 'none';
   /** One selection per KV head, shared by the query heads of its GQA group. */
   readonly sharesSelectionAcrossGroup: boolean;
+  /**
+   * How the output weighs the selected keys. `softmax` (the default when absent): the output is
+   * core's exact sparse attention over the selection. `grouped`: the selection is every key the
+   * output reads, but the weights are not one softmax over them (Landmark Attention's grouped
+   * softmax gates earlier blocks by landmark scores), so the conformance kit checks the
+   * selection's layout and causality, not equality with the executor.
+   */
+  readonly selectionWeighting?: 'softmax' | 'grouped';
 }
 
 /** Shape of the stream a decoder will see. */
