@@ -96,7 +96,11 @@ export function topKRecall(input: AttentionInput, selection: Selection, k: numbe
 
 /** Needle retrieval: is the needle key selected, and is the output dominated by the needle value? */
 export interface NeedleRetrieval {
-  /** Share of (needle query, batch, head) rows whose selection contains the needle key. */
+  /**
+   * Share of (needle query, batch, head) rows whose selection contains the needle key. Without a
+   * selection the call is taken to have read every visible key (dense attention), so this is 1;
+   * methods that read a subset must report it for this figure to mean anything.
+   */
   readonly selected: number;
   /** Share of those rows whose output has cosine ≥ 0.9 with the needle value direction. */
   readonly dominated: number;
