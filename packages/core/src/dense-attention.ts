@@ -293,10 +293,12 @@ function rowDense(input: AttentionInput, d: AttentionDims, out: Float32Array, ls
 }
 
 /**
- * The flash path: per KV head, K is copied in transposed tiles and V row-major (both zero-
- * padded); then jobs of up to `JOB_BLOCKS` query blocks (every head of the group stacked per
- * block) run `flashBlocks` on the calling thread and the pool's workers, each block against
- * every visible key tile. Returns the number of threads that ran.
+ * The flash path: per KV head, K is copied in and transposed into tiles by the module, V copied
+ * row-major (both zero-padded); then jobs of up to `JOB_BLOCKS` query blocks (every head of the
+ * group stacked per block) run `flashBlocks` on the calling thread and the pool's workers. The
+ * thread that claims a block scales its raw q rows, runs it against every visible key tile and
+ * normalises its output rows, so the caller only copies q in and o out (`set`, a memcpy) and
+ * takes each row's log-sum-exp. Returns the number of threads that ran.
  */
 function flashDense(arena: SimdArena, input: AttentionInput, d: AttentionDims, out: Float32Array, lse: Float32Array, threads: number): number {
   const { headDim: dim, valueDim, groupSize: groups, keySeq, querySeq } = d;
@@ -309,42 +311,42 @@ function flashDense(arena: SimdArena, input: AttentionInput, d: AttentionDims, o
   const jobRows = Math.min(jobBlocks * QUERY_BLOCK, roundUp4(querySeq)) * groups;
   arena.reset();
   const ktPtr = arena.alloc(tiles * TILE_KEYS * dim);
+  const kPtr = arena.alloc(keySeq * dim, false);
   const vPtr = arena.alloc(tiles * TILE_KEYS * valuePadded);
   const qPtr = arena.alloc(jobRows * dim);
-  const oPtr = arena.alloc(jobRows * valuePadded);
-  const mPtr = arena.alloc(jobRows);
-  const lPtr = arena.alloc(jobRows);
-  const jobPtr = arena.alloc(16);
+  const oPtr = arena.alloc(jobRows * valuePadded, false);
+  const mPtr = arena.alloc(jobRows, false);
+  const lPtr = arena.alloc(jobRows, false);
+  const jobPtr = arena.alloc(18);
   const scratch = Array.from({ length: 1 + workers }, () => arena.alloc(QUERY_BLOCK * TILE_KEYS));
   const f32 = arena.f32;
   const i32 = arena.i32;
   const k = input.k.data;
   const q = input.q.data;
-  const qScale = d.scale * Math.LOG2E;
   const [qAt, oAt, mAt, lAt] = [qPtr >> 2, oPtr >> 2, mPtr >> 2, lPtr >> 2];
+  new Float64Array(f32.buffer, jobPtr + 64, 1)[0] = d.scale * Math.LOG2E;
   for (let b = 0; b < d.batch; b++) {
     for (let kvh = 0; kvh < d.kvHeads; kvh++) {
-      transposeKeys(f32, ktPtr >> 2, k, rowOffset(d.kDims, b, kvh, 0), keySeq, dim);
+      const kFrom = rowOffset(d.kDims, b, kvh, 0);
+      f32.set(k.subarray(kFrom, kFrom + keySeq * dim), kPtr >> 2);
+      arena.kernels.transposeTiles(kPtr, ktPtr, keySeq, dim);
       copyRows(f32, input.v.data, rowOffset(d.vDims, b, kvh, 0), vPtr >> 2, keySeq, valueDim, valuePadded);
       for (let first = 0; first < blocks; first += jobBlocks) {
         const count = Math.min(jobBlocks, blocks - first);
         const firstQuery = first * QUERY_BLOCK;
         const queries = Math.min(count * QUERY_BLOCK, querySeq - firstQuery);
-        // Q in, scaled to the log2 domain; padding rows zero. Block bi, head g, row r sits at
-        // row bi·QUERY_BLOCK·groups + g·rows + r.
+        // Raw q in (the kernel scales it to the log2 domain); padding rows zero. Block bi, head
+        // g, row r sits at row bi·QUERY_BLOCK·groups + g·rows + r.
         for (let bi = 0; bi < count; bi++) {
           const valid = Math.min(QUERY_BLOCK, queries - bi * QUERY_BLOCK);
           const rows = roundUp4(valid);
           for (let g = 0; g < groups; g++) {
             const from = rowOffset(d.qDims, b, kvh * groups + g, firstQuery + bi * QUERY_BLOCK);
             const to = qAt + (bi * QUERY_BLOCK * groups + g * rows) * dim;
-            for (let e = 0; e < valid * dim; e++) f32[to + e] = q[from + e]! * qScale;
+            f32.set(q.subarray(from, from + valid * dim), to);
             f32.fill(0, to + valid * dim, to + rows * dim);
           }
         }
-        f32.fill(0, oAt, oAt + jobRows * valuePadded);
-        f32.fill(-Infinity, mAt, mAt + jobRows);
-        f32.fill(0, lAt, lAt + jobRows);
         i32.set(
           [0, qPtr, oPtr, mPtr, lPtr, count, groups, dim, ktPtr, keySeq, vPtr, valuePadded, d.queryOffset + firstQuery, queries, d.causal ? 1 : 0, QUERY_BLOCK],
           jobPtr >> 2,
@@ -355,33 +357,16 @@ function flashDense(arena: SimdArena, input: AttentionInput, d: AttentionDims, o
           const valid = Math.min(QUERY_BLOCK, queries - bi * QUERY_BLOCK);
           const rows = roundUp4(valid);
           for (let g = 0; g < groups; g++) {
-            const h = kvh * groups + g;
-            for (let r = 0; r < valid; r++) {
-              const row = (b * d.queryHeads + h) * querySeq + firstQuery + bi * QUERY_BLOCK + r;
-              const at = bi * QUERY_BLOCK * groups + g * rows + r;
-              const l = f32[lAt + at]!;
-              const inv = 1 / l;
-              const from = oAt + at * valuePadded;
-              const to = row * valueDim;
-              for (let c = 0; c < valueDim; c++) out[to + c] = f32[from + c]! * inv;
-              lse[row] = f32[mAt + at]! * Math.LN2 + Math.log(l);
-            }
+            const firstRow = (b * d.queryHeads + kvh * groups + g) * querySeq + firstQuery + bi * QUERY_BLOCK;
+            const at = bi * QUERY_BLOCK * groups + g * rows;
+            const from = oAt + at * valuePadded;
+            if (valuePadded === valueDim) out.set(f32.subarray(from, from + valid * valueDim), firstRow * valueDim);
+            else for (let r = 0; r < valid; r++) out.set(f32.subarray(from + r * valuePadded, from + r * valuePadded + valueDim), (firstRow + r) * valueDim);
+            for (let r = 0; r < valid; r++) lse[firstRow + r] = f32[mAt + at + r]! * Math.LN2 + Math.log(f32[lAt + at + r]!);
           }
         }
       }
     }
   }
   return 1 + workers;
-}
-
-/**
- * Writes keys `[0, keySeq)` of one head into tiles of `TILE_KEYS` keys stored `dim × TILE_KEYS`
- * (the layout `flashRows` reads: two vector loads give one dimension of eight consecutive keys).
- */
-function transposeKeys(target: Float32Array, to: number, k: Float32Array, from: number, keySeq: number, dim: number): void {
-  for (let j = 0; j < keySeq; j++) {
-    const base = to + (j - (j % TILE_KEYS)) * dim + (j % TILE_KEYS);
-    const src = from + j * dim;
-    for (let c = 0; c < dim; c++) target[base + c * TILE_KEYS] = k[src + c]!;
-  }
 }

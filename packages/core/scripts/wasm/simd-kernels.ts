@@ -290,14 +290,43 @@ export function flashRows(
 }
 
 /**
+ * Writes keys `[0, keyCount)` of one head (row-major at `src`, `dim` floats per key) into tiles
+ * of `TILE_KEYS` keys stored `dim × TILE_KEYS` at `dst` (the layout {@link flashRows} reads).
+ * Slots past `keyCount` in the last tile are left as they are (the caller zeroes them).
+ */
+export function transposeTiles(src: usize, dst: usize, keyCount: i32, dim: i32): void {
+  const tileRow = <usize>TILE_KEYS << 2;
+  const keyRow = <usize>dim << 2;
+  for (let first = 0; first < keyCount; first += TILE_KEYS) {
+    const count = min(TILE_KEYS, keyCount - first);
+    const tile = dst + ((<usize>(first * dim)) << 2);
+    const from = src + <usize>first * keyRow;
+    for (let c = 0; c < dim; c++) {
+      const to = tile + <usize>c * tileRow;
+      let at = from + (<usize>c << 2);
+      for (let j = 0; j < count; j++) {
+        store<f32>(to + (<usize>j << 2), load<f32>(at));
+        at += keyRow;
+      }
+    }
+  }
+}
+
+/**
  * Runs the query blocks of a flash job until none is left, so several threads can share one
  * job over a shared memory: each call claims blocks with an atomic counter, most expensive
  * (latest, under causal masking) first. `s` is this thread's `blockRows × TILE_KEYS` scratch.
  * The job is 16 i32 slots at `job`: 0 next-block counter, 1 q, 2 o, 3 m, 4 l, 5 blocks,
  * 6 groups, 7 dim, 8 kt, 9 keyCount, 10 v, 11 dvp, 12 position of query 0, 13 queries,
- * 14 causal, 15 rows per block. Block b holds `groups` stacked row sets of
- * `min(blockRows, queries − b·blockRows)` rows (rounded up to 4) starting at row
- * `b · blockRows · groups` of q, o, m and l.
+ * 14 causal, 15 rows per block, then the f64 query scale at byte 64. Block b holds `groups`
+ * stacked row sets of `min(blockRows, queries − b·blockRows)` rows (rounded up to 4) starting
+ * at row `b · blockRows · groups` of q, o, m and l.
+ *
+ * The thread that claims a block also does its set-up and finish, so no serial pass over q or o
+ * remains for the caller: it scales the block's raw q rows by the query scale (in f64, rounded
+ * once to f32, exactly as the JS copy did), sets o = 0, m = −∞, l = 0, runs the tiles, then
+ * divides each row of o by its l (o · (1 / l) in f64, rounded once). m and l stay for the
+ * caller's log-sum-exp.
  */
 export function flashBlocks(job: usize, s: usize): void {
   const q = <usize>load<i32>(job, 4);
@@ -315,6 +344,7 @@ export function flashBlocks(job: usize, s: usize): void {
   const queries = load<i32>(job, 52);
   const causal = load<i32>(job, 56);
   const blockRows = load<i32>(job, 60);
+  const scale = load<f64>(job, 64);
   for (;;) {
     const taken = atomic.add<i32>(job, 1);
     if (taken >= blocks) return;
@@ -323,11 +353,25 @@ export function flashBlocks(job: usize, s: usize): void {
     const rows = (valid + 3) & ~3;
     const rowBase = <usize>(b * blockRows * groups);
     const pos = firstPos + b * blockRows;
-    flashRows(
-      q + ((rowBase * <usize>dim) << 2), groups, rows, dim, kt, keyCount, v, dvp, s,
-      o + ((rowBase * <usize>dvp) << 2), m + (rowBase << 2), l + (rowBase << 2),
-      pos, pos + valid - 1, causal,
-    );
+    const blockQ = q + ((rowBase * <usize>dim) << 2);
+    const blockO = o + ((rowBase * <usize>dvp) << 2);
+    const blockM = m + (rowBase << 2);
+    const blockL = l + (rowBase << 2);
+    const blockRowCount = <usize>(groups * rows);
+    const qEnd = blockQ + ((blockRowCount * <usize>dim) << 2);
+    for (let at = blockQ; at < qEnd; at += 4) store<f32>(at, <f32>(<f64>load<f32>(at) * scale));
+    memory.fill(blockO, 0, (blockRowCount * <usize>dvp) << 2);
+    for (let r: usize = 0; r < blockRowCount; r++) {
+      store<f32>(blockM + (r << 2), -Infinity);
+      store<f32>(blockL + (r << 2), 0);
+    }
+    flashRows(blockQ, groups, rows, dim, kt, keyCount, v, dvp, s, blockO, blockM, blockL, pos, pos + valid - 1, causal);
+    for (let r: usize = 0; r < blockRowCount; r++) {
+      const inv: f64 = 1.0 / <f64>load<f32>(blockL + (r << 2));
+      const row = blockO + ((r * <usize>dvp) << 2);
+      const rowEnd = row + (<usize>dvp << 2);
+      for (let at = row; at < rowEnd; at += 4) store<f32>(at, <f32>(<f64>load<f32>(at) * inv));
+    }
   }
 }
 

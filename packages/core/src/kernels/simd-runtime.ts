@@ -29,6 +29,7 @@ export interface SimdExports {
   attendRows(q: number, dimp: number, k: number, v: number, dvp: number, ranges: number, count: number, s: number, out: number, stats: number): void;
   gemmPacked(a: number, b: number, c: number, m: number, k: number, np: number): void;
   flashBlocks(job: number, s: number): void;
+  transposeTiles(src: number, dst: number, keyCount: number, dim: number): void;
   gemmRows(job: number, unused: number): void;
   flashGathered(job: number, s: number): void;
   attendChunks(job: number, s: number): void;
