@@ -9,6 +9,8 @@ export * from './budget-sweep.js';
 export * from './block-representatives.js';
 export * from './cached-decoder.js';
 export * from './landmark-retrieval.js';
+export * from './rope-rotation.js';
+export * from './landmark-slot-positions.js';
 export * from './grouped-softmax-attention.js';
 export * from './landmark-attention.js';
 export * from './range-bound-tree.js';
