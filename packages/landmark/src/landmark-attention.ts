@@ -72,7 +72,7 @@ export type LandmarkConfig = z.output<typeof landmarkConfigSchema>;
 export const landmarkMethod = defineMethod({
   id: 'landmark',
   family: 'landmark',
-  description: 'Landmark Attention (needs trained landmark tokens every ℓ tokens; on untrained inputs its gates are random and its error/needle figures measure cost only): grouped softmax over the current block and landmark-gated earlier blocks, top-k block retrieval per query and head.',
+  description: 'Landmark Attention (needs trained landmark tokens every ℓ tokens; on untrained inputs its gates are random and its error/needle figures measure cost only): grouped softmax over the current block and landmark-gated earlier blocks, top-k block retrieval per query and head; positions \'slot\' takes pre-RoPE q/k and applies RoPE at the reference\'s slot positions of retrieved blocks.',
   paper: 'arXiv:2305.16300',
   configSchema: landmarkConfigSchema,
   budgets: (sequenceLength) => blockBudgets(sequenceLength, 51, { topK: 0 }),
