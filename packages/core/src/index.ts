@@ -15,3 +15,4 @@ export * from './benchmark.js';
 export * from './gemm.js';
 export * from './safetensors.js';
 export * from './top-k.js';
+export * from './rotary-table.js';

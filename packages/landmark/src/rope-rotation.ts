@@ -8,15 +8,14 @@
  *   x'_{i+r/2} = x_{i+r/2} · cos a_i + x_i · sin a_i
  *   x'_c       = x_c                                      c ≥ r
  *
- * Angles are computed in float64 and the cos/sin tables stored in float32, one row per position,
- * grown on demand (the convention of `packages/model`'s `RotaryEmbedding`; this package keeps
- * its own copy so that it does not depend on the model package).
+ * The rotation itself is core's {@link RotaryTable} (float64 angles, float32 tables grown on
+ * demand), the same one `packages/model` rotates with, so both rotate bit-identically.
  *
  * Because every pair is a plane rotation, `rope(q, a) · rope(k, b) = rope(q, a − c) · rope(k, b − c)`:
  * the Landmark kernel uses this to rotate keys once at their true positions and move each
  * retrieved block to its slot position by rotating the query instead.
  */
-import { ConfigError } from '@sparse-attn/core';
+import { ConfigError, RotaryTable } from '@sparse-attn/core';
 
 /** Settings of {@link RopeRotation}. */
 export interface RopeSettings {
@@ -30,11 +29,7 @@ export interface RopeSettings {
 export class RopeRotation {
   readonly theta: number;
   readonly rotaryDims: number | null;
-  private width = -1;
-  private invFreq = new Float64Array(0);
-  private cos = new Float32Array(0);
-  private sin = new Float32Array(0);
-  private rows = 0;
+  private table: RotaryTable | undefined;
 
   constructor(settings: RopeSettings) {
     if (!(settings.theta > 0 && Number.isFinite(settings.theta))) throw new ConfigError(`RoPE: theta must be positive and finite, got ${settings.theta}`);
@@ -61,59 +56,7 @@ export class RopeRotation {
     const width = this.widthFor(headDim);
     for (let c = width; c < headDim; c++) target[targetOffset + c] = source[sourceOffset + c]!;
     if (width === 0) return;
-    this.prepare(width, position);
-    const half = width / 2;
-    if (position >= 0) {
-      const table = position * half;
-      for (let i = 0; i < half; i++) {
-        const c = this.cos[table + i]!;
-        const s = this.sin[table + i]!;
-        const x0 = source[sourceOffset + i]!;
-        const x1 = source[sourceOffset + i + half]!;
-        target[targetOffset + i] = x0 * c - x1 * s;
-        target[targetOffset + i + half] = x1 * c + x0 * s;
-      }
-      return;
-    }
-    // Negative positions (not produced by the slot layout, but well defined): no table row.
-    for (let i = 0; i < half; i++) {
-      const angle = position * this.invFreq[i]!;
-      const c = Math.fround(Math.cos(angle));
-      const s = Math.fround(Math.sin(angle));
-      const x0 = source[sourceOffset + i]!;
-      const x1 = source[sourceOffset + i + half]!;
-      target[targetOffset + i] = x0 * c - x1 * s;
-      target[targetOffset + i + half] = x1 * c + x0 * s;
-    }
-  }
-
-  private prepare(width: number, position: number): void {
-    if (!Number.isInteger(position)) throw new ConfigError(`RoPE: position must be an integer, got ${position}`);
-    if (width !== this.width) {
-      this.width = width;
-      const half = width / 2;
-      this.invFreq = new Float64Array(half);
-      for (let i = 0; i < half; i++) this.invFreq[i] = 1 / Math.pow(this.theta, (2 * i) / width);
-      this.cos = new Float32Array(0);
-      this.sin = new Float32Array(0);
-      this.rows = 0;
-    }
-    if (position < this.rows) return;
-    const rows = Math.max(position + 1, this.rows * 2, 64);
-    const half = width / 2;
-    const cos = new Float32Array(rows * half);
-    const sin = new Float32Array(rows * half);
-    cos.set(this.cos);
-    sin.set(this.sin);
-    for (let p = this.rows; p < rows; p++) {
-      for (let i = 0; i < half; i++) {
-        const angle = p * this.invFreq[i]!;
-        cos[p * half + i] = Math.cos(angle);
-        sin[p * half + i] = Math.sin(angle);
-      }
-    }
-    this.cos = cos;
-    this.sin = sin;
-    this.rows = rows;
+    if (this.table?.width !== width) this.table = new RotaryTable(width, this.theta);
+    this.table.rotate(source, sourceOffset, target, targetOffset, position);
   }
 }
