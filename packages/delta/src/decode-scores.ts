@@ -9,7 +9,7 @@
  * unified score needs no second pass and no `[heads, N]` buffer: one dot product per (head, key)
  * and one `exp` per key. Without `lse` the logits are materialised and the log-sum-exp computed.
  * The dot products run through core's SIMD `matmul`, a GQA group's heads against a chunk of
- * keys per call (float32 sums: logits agree with a float64 brute force to ~1e-6 relative).
+ * keys per call (groups of one or two heads: scalar JavaScript, which is faster for them) (float32 sums: logits agree with a float64 brute force to ~1e-6 relative).
  * This is the reference's fused "dump" (`del3_legacy_softmax`) in CPU form; the model runtime's
  * generic score capture costs about 2.3× a dense decode step at 64k, this less than 1×.
  */
@@ -35,6 +35,87 @@ function queryRows(q: Tensor, scale: number, row?: number): { rows: Float32Array
     for (let c = 0; c < qd.dim; c++) rows[h * qd.dim + c] = q.data[from + c]! * scale;
   }
   return { rows, heads: qd.heads, dim: qd.dim };
+}
+
+/**
+ * Dot products of two query rows (offsets `q0`, `q1`) with every key row, four keys per inner
+ * loop (six loads feed eight multiply-adds), into `out[r·n + t]` for r < 2: a GQA group of two.
+ */
+function dots2(rows: Float32Array, q0: number, q1: number, dim: number, k: Float32Array, base: number, n: number, out: Float32Array): void {
+  let t = 0;
+  for (; t + 4 <= n; t += 4) {
+    const a = base + t * dim;
+    const b = a + dim;
+    const c2 = b + dim;
+    const d2 = c2 + dim;
+    let s0 = 0, s1 = 0, u0 = 0, u1 = 0, v0 = 0, v1 = 0, x0 = 0, x1 = 0;
+    for (let c = 0; c < dim; c++) {
+      const w0 = rows[q0 + c]!, w1 = rows[q1 + c]!;
+      const ka = k[a + c]!, kb = k[b + c]!, kc = k[c2 + c]!, kd = k[d2 + c]!;
+      s0 += w0 * ka; s1 += w1 * ka;
+      u0 += w0 * kb; u1 += w1 * kb;
+      v0 += w0 * kc; v1 += w1 * kc;
+      x0 += w0 * kd; x1 += w1 * kd;
+    }
+    out[t] = s0; out[t + 1] = u0; out[t + 2] = v0; out[t + 3] = x0;
+    out[n + t] = s1; out[n + t + 1] = u1; out[n + t + 2] = v1; out[n + t + 3] = x1;
+  }
+  for (; t < n; t++) {
+    const a = base + t * dim;
+    let s0 = 0, s1 = 0;
+    for (let c = 0; c < dim; c++) {
+      const x = k[a + c]!;
+      s0 += rows[q0 + c]! * x; s1 += rows[q1 + c]! * x;
+    }
+    out[t] = s0; out[n + t] = s1;
+  }
+}
+
+/** Dot products of one query row (offset `q0`) with every key row, four keys per inner loop, into `out[t]`. */
+function dots1(rows: Float32Array, q0: number, dim: number, k: Float32Array, base: number, n: number, out: Float32Array): void {
+  let t = 0;
+  for (; t + 4 <= n; t += 4) {
+    const a = base + t * dim;
+    const b = a + dim;
+    const c2 = b + dim;
+    const d2 = c2 + dim;
+    let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    for (let c = 0; c < dim; c++) {
+      const w = rows[q0 + c]!;
+      s0 += w * k[a + c]!; s1 += w * k[b + c]!; s2 += w * k[c2 + c]!; s3 += w * k[d2 + c]!;
+    }
+    out[t] = s0; out[t + 1] = s1; out[t + 2] = s2; out[t + 3] = s3;
+  }
+  for (; t < n; t++) {
+    const a = base + t * dim;
+    let s0 = 0;
+    for (let c = 0; c < dim; c++) s0 += rows[q0 + c]! * k[a + c]!;
+    out[t] = s0;
+  }
+}
+
+/**
+ * Visits the scaled logits of every query head against its KV head's keys for GQA groups of one
+ * or two heads, in scalar JavaScript: `matmul` pads the heads to 8 columns, which costs more
+ * than it saves for so few (measured at 64k: 1.05× the time for two heads, 1.3× for one).
+ * `visit(head, logits)` with `logits[t]` for t < n (a scratch row, valid during the call).
+ */
+function forEachHeadLogitsSmallGroup(q: Tensor, keys: Tensor, scale: number, visit: (head: number, logits: Float32Array) => void, which: ScoreRow = {}): number {
+  const { rows, heads, dim } = queryRows(q, scale, which.row);
+  const kd = checkKeys(keys, heads, dim);
+  const group = heads / kd.heads;
+  if (group > 2) throw new ShapeError(`decode scores: the scalar path takes GQA groups of at most 2 heads, got ${group}`);
+  const n = which.visible ?? kd.seq;
+  if (!(Number.isInteger(n) && n >= 1 && n <= kd.seq)) throw new ShapeError(`decode scores: visible ${n} outside [1, ${kd.seq}]`);
+  const scratch = new Float32Array(group * n);
+  for (let g = 0; g < kd.heads; g++) {
+    const base = rowOffset(kd, 0, g, 0);
+    const head = g * group;
+    if (group === 2) dots2(rows, head * dim, (head + 1) * dim, dim, keys.data, base, n, scratch);
+    else dots1(rows, head * dim, dim, keys.data, base, n, scratch);
+    for (let i = 0; i < group; i++) visit(head + i, scratch.subarray(i * n, (i + 1) * n));
+  }
+  return n;
 }
 
 /** Keys per `matmul` call: a chunk of K (4 MiB at D 64) and its logits stay in cache while they are used. */
@@ -95,6 +176,10 @@ export function decodeLogits(q: Tensor, keys: Tensor, scale: number, which: Scor
   const n = which.visible ?? keys.shape[2] ?? 0;
   const out = new Float32Array((q.shape[1] ?? 0) * n);
   const group = (q.shape[1] ?? 0) / (keys.shape[1] ?? 1);
+  if (group <= 2) {
+    forEachHeadLogitsSmallGroup(q, keys, scale, (h, logits) => out.set(logits, h * n), which);
+    return out;
+  }
   forEachGroupLogits(q, keys, scale, (g, from, count, logits, stride) => {
     for (let r = 0; r < group; r++) {
       const row = (g * group + r) * n + from;
@@ -157,8 +242,20 @@ export function unifiedTokenScores(q: Tensor, keys: Tensor, scale: number, lse?:
   const n = keys.shape[2] ?? 0;
   const given = lse && lse.length === heads ? lse : undefined;
   if (!given) return unifiedScoresOfLogits(decodeLogits(q, keys, scale), heads, n);
-  const best = new Float32Array(n);
   const group = heads / (keys.shape[1] ?? 1);
+  if (group <= 2) {
+    const best = new Float32Array(n).fill(-Infinity);
+    forEachHeadLogitsSmallGroup(q, keys, scale, (h, logits) => {
+      const l = given[h]!;
+      for (let t = 0; t < n; t++) {
+        const x = logits[t]! - l;
+        if (x > best[t]!) best[t] = x;
+      }
+    });
+    for (let t = 0; t < n; t++) best[t] = Math.exp(best[t]!);
+    return best;
+  }
+  const best = new Float32Array(n);
   forEachGroupLogits(q, keys, scale, (g, from, count, logits, stride) => {
     const shift = new Float64Array(group);
     for (let r = 0; r < group; r++) shift[r] = given[g * group + r]!;
