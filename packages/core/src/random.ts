@@ -43,4 +43,14 @@ export class Rng {
     for (let i = 0; i < out.length; i++) out[i] = this.normal() * std;
     return out;
   }
+
+  /** A direction drawn uniformly on the unit sphere of `n` dimensions (a normalised normal draw). */
+  unitVector(n: number): Float32Array {
+    const u = this.fillNormal(new Float32Array(n));
+    let norm = 0;
+    for (const x of u) norm += x * x;
+    norm = Math.sqrt(norm);
+    for (let i = 0; i < n; i++) u[i]! /= norm;
+    return u;
+  }
 }

@@ -88,8 +88,8 @@ export function createWorkload(kind: WorkloadKind, options: WorkloadOptions): Wo
     const count = Math.max(1, Math.min(options.needleQueries ?? 16, seq - position));
     const queries = Array.from({ length: count }, (_, i) => seq - count + i);
     const logit = options.needleLogit ?? 16;
-    const dir = unitVector(rng, dim);
-    const valueDirection = unitVector(rng, valueDim);
+    const dir = rng.unitVector(dim);
+    const valueDirection = rng.unitVector(valueDim);
     // q·k·scale = (sqrt(D)·u)·(logit·u)/sqrt(D) = logit; distractor logits are ~N(0, 1).
     for (let b = 0; b < batch; b++) {
       for (let h = 0; h < kvHeads; h++) {
@@ -112,15 +112,6 @@ export function createWorkload(kind: WorkloadKind, options: WorkloadOptions): Wo
     return { kind, input: make(), seed };
   }
   throw new ConfigError(`unknown workload '${String(kind)}'; expected gaussian, needle or structured`);
-}
-
-function unitVector(rng: Rng, n: number): Float32Array {
-  const u = rng.fillNormal(new Float32Array(n));
-  let norm = 0;
-  for (const x of u) norm += x * x;
-  norm = Math.sqrt(norm);
-  for (let i = 0; i < n; i++) u[i]! /= norm;
-  return u;
 }
 
 /**
@@ -165,7 +156,7 @@ function fillStructured(
   const latent = new Float32Array(seq * dim);
   for (let b = 0; b < batch; b++) {
     for (let h = 0; h < kvHeads; h++) {
-      const sinkDir = unitVector(rng, dim);
+      const sinkDir = rng.unitVector(dim);
       // Latent AR(1) path with unit per-channel variance.
       rng.fillNormal(latent.subarray(0, dim));
       for (let t = 1; t < seq; t++) {

@@ -89,7 +89,7 @@ export function createTraceStack(options: TraceStackOptions): TraceStack {
   const directions: Float32Array[][][] = [];
   const spanStarts: number[][][][] = [];
   for (let g = 0; g < segmentCount; g++) {
-    directions.push(Array.from({ length: kvHeads }, () => Array.from({ length: o.clusters }, () => unitVector(rng, dim))));
+    directions.push(Array.from({ length: kvHeads }, () => Array.from({ length: o.clusters }, () => rng.unitVector(dim))));
     spanStarts.push(Array.from({ length: kvHeads }, () => Array.from({ length: o.clusters }, () => Array.from({ length: o.spans }, () => rng.int(context - o.spanLength)))));
   }
   const caches: LayerKVCache[] = [];
@@ -121,15 +121,6 @@ export function createTraceStack(options: TraceStackOptions): TraceStack {
     caches.push(cache);
   }
   return { options: o, caches, segments, directions, steps: 0 };
-}
-
-function unitVector(rng: Rng, n: number): Float32Array {
-  const u = rng.fillNormal(new Float32Array(n));
-  let norm = 0;
-  for (const x of u) norm += x * x;
-  norm = Math.sqrt(norm);
-  for (let i = 0; i < n; i++) u[i]! /= norm;
-  return u;
 }
 
 /** The decode query of `layer` at decode step `step`, `[1, queryHeads, 1, headDim]`. */
