@@ -20,7 +20,7 @@ export {
   type ModuleLoader,
 } from './registry.js';
 export { OrtDenseAttention, ortShapeOf, attentionModel, matmulSoftmaxModel, type OrtGraph, type OrtAttentionShape, type OrtAttentionOptions } from './ort-attention.js';
-export { encodeOnnxModel, type OnnxModelSpec, type OnnxNode, type OnnxValue, type OnnxAttribute } from './onnx-model.js';
+export { encodeOnnxModel, type OnnxModelSpec, type OnnxNode, type OnnxValue, type OnnxAttribute } from '@sparse-attn/core';
 export { renderHtmlReport, renderCharts, chartSpecs, renderSvg, type RenderedChart } from './html-report.js';
 export { sweepTable, denseTable, formatTable } from './terminal-table.js';
 export { main, errorLine, USAGE, EXIT_USAGE, EXIT_FAILURE } from './main.js';

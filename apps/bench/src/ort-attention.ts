@@ -14,8 +14,7 @@
  * S×S scores, as a plain ONNX graph must. Every result records which graph ran and why.
  */
 import { availableParallelism } from 'node:os';
-import { ConfigError, tensor, validateAttentionInput, type AttentionInput, type Tensor } from '@sparse-attn/core';
-import { encodeOnnxModel, type OnnxModelSpec } from './onnx-model.js';
+import { ConfigError, encodeOnnxModel, tensor, validateAttentionInput, type AttentionInput, type OnnxModelSpec, type Tensor } from '@sparse-attn/core';
 
 /** Which ONNX graph computes the baseline. */
 export type OrtGraph = 'attention-opset23' | 'matmul-softmax';

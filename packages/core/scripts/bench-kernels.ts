@@ -38,7 +38,8 @@ import {
   type AttentionInput,
   type Selection,
 } from '../src/index.js';
-import { attentionModel, matmulModel } from './onnx-model.js';
+import { onnxMatMulModel as matmulModel } from '../src/onnx-model.js';
+import { attentionModel } from './onnx-model.js';
 
 /** One benchmark case: an attention call shape, or the GEMM. */
 interface Case {

@@ -16,3 +16,4 @@ export * from './gemm.js';
 export * from './safetensors.js';
 export * from './top-k.js';
 export * from './rotary-table.js';
+export * from './onnx-model.js';

@@ -9,7 +9,7 @@
  * the result says so (`available: false` and the reason) instead of throwing, and the benchmark
  * row records that no baseline ran.
  */
-import type { Timing } from '@sparse-attn/core';
+import { onnxMatMulModel, type Timing } from '@sparse-attn/core';
 
 /** Outcome of {@link measureOrtMatmul}: a timing, or why there is none. */
 export type OrtMatmulResult =
@@ -98,48 +98,5 @@ function spread(samples: readonly number[]): Omit<Timing, 'samplesMs'> {
   return { medianMs, minMs: sorted[0]!, maxMs: sorted[sorted.length - 1]!, madMs: middle(samples.map((x) => Math.abs(x - medianMs)).sort((x, y) => x - y)) };
 }
 
-/**
- * The ONNX `ModelProto` of one float32 `MatMul` node `y = a·b` with static shapes, written as
- * protobuf wire format directly (field numbers from onnx/onnx.proto; IR version 8, opset 13).
- */
-export function matmulModel(m: number, k: number, n: number): Uint8Array {
-  const valueInfo = (name: string, shape: readonly number[]) =>
-    concat(field(1, text(name)), field(2, field(1, concat(varintField(1, 1 /* FLOAT */), field(2, concat(...shape.map((d) => field(1, varintField(1, d)))))))));
-  const node = concat(field(1, text('a')), field(1, text('b')), field(2, text('y')), field(3, text('matmul')), field(4, text('MatMul')));
-  const graph = concat(field(1, node), field(2, text('gemm')), field(11, valueInfo('a', [m, k])), field(11, valueInfo('b', [k, n])), field(12, valueInfo('y', [m, n])));
-  return concat(varintField(1, 8), field(2, text('sparse-attn-model')), field(7, graph), field(8, concat(field(1, text('')), varintField(2, 13))));
-}
-
-function varint(value: number): number[] {
-  const out: number[] = [];
-  let x = value;
-  while (x >= 0x80) {
-    out.push((x & 0x7f) | 0x80);
-    x = Math.floor(x / 128);
-  }
-  out.push(x);
-  return out;
-}
-
-function varintField(number: number, value: number): Uint8Array {
-  return Uint8Array.from([...varint(number << 3), ...varint(value)]);
-}
-
-/** A length-delimited field (wire type 2): a string or an embedded message. */
-function field(number: number, payload: Uint8Array): Uint8Array {
-  return concat(Uint8Array.from([...varint((number << 3) | 2), ...varint(payload.length)]), payload);
-}
-
-function text(value: string): Uint8Array {
-  return new TextEncoder().encode(value);
-}
-
-function concat(...parts: readonly Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((s, p) => s + p.length, 0));
-  let offset = 0;
-  for (const p of parts) {
-    out.set(p, offset);
-    offset += p.length;
-  }
-  return out;
-}
+/** The ONNX model of one float32 `MatMul` node `y = a·b` with static shapes (core's encoder). */
+export const matmulModel = onnxMatMulModel;

@@ -1,5 +1,6 @@
 /**
- * A minimal ONNX `ModelProto` encoder for the one-node dense-attention baselines.
+ * A minimal ONNX `ModelProto` encoder for the onnxruntime baselines every benchmark compares
+ * against (dense `Attention`, `MatMul`), measured in the same run as our kernels.
  *
  * ONNX models are protobuf messages; the baseline needs only a handful of fields (opset import,
  * one graph with nodes, float inputs/outputs with fixed shapes, int/float attributes), so we write
@@ -131,7 +132,7 @@ function writeAttribute(w: ProtoWriter, attribute: OnnxAttribute): void {
 export function encodeOnnxModel(spec: OnnxModelSpec): Uint8Array {
   const model = new ProtoWriter();
   model.int(1, 11); // ir_version
-  model.string(2, 'sparse-attn-bench'); // producer_name
+  model.string(2, 'sparse-attn'); // producer_name
   model.message(7, (graph) => {
     for (const [i, node] of spec.nodes.entries()) {
       graph.message(1, (n) => {
@@ -148,4 +149,17 @@ export function encodeOnnxModel(spec: OnnxModelSpec): Uint8Array {
   });
   model.message(8, (opset) => opset.string(1, '').int(2, spec.opset)); // opset_import, default domain
   return model.finish();
+}
+
+/**
+ * The model of one float32 `MatMul` node `y = a·b` over `a [m, k]` and `b [k, n]` (opset 13):
+ * the GEMM baseline our `matmul` is compared to.
+ */
+export function onnxMatMulModel(m: number, k: number, n: number): Uint8Array {
+  return encodeOnnxModel({
+    opset: 13,
+    nodes: [{ opType: 'MatMul', inputs: ['a', 'b'], outputs: ['y'] }],
+    inputs: [{ name: 'a', shape: [m, k] }, { name: 'b', shape: [k, n] }],
+    outputs: [{ name: 'y', shape: [m, n] }],
+  });
 }
