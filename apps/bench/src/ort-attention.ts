@@ -14,23 +14,13 @@
  * S×S scores, as a plain ONNX graph must. Every result records which graph ran and why.
  */
 import { availableParallelism } from 'node:os';
-import { ConfigError, encodeOnnxModel, tensor, validateAttentionInput, type AttentionInput, type OnnxModelSpec, type Tensor } from '@sparse-attn/core';
+import { ConfigError, encodeOnnxModel, tensor, validateAttentionInput, type AttentionDims, type AttentionInput, type OnnxModelSpec, type Tensor } from '@sparse-attn/core';
 
 /** Which ONNX graph computes the baseline. */
 export type OrtGraph = 'attention-opset23' | 'matmul-softmax';
 
-/** Fixed shape of an ORT baseline session (ONNX models here have static shapes). */
-export interface OrtAttentionShape {
-  readonly batch: number;
-  readonly queryHeads: number;
-  readonly kvHeads: number;
-  readonly querySeq: number;
-  readonly keySeq: number;
-  readonly headDim: number;
-  readonly valueDim: number;
-  readonly causal: boolean;
-  readonly scale: number;
-}
+/** Fixed shape of an ORT baseline session (ONNX models here have static shapes): core's dims. */
+export type OrtAttentionShape = Pick<AttentionDims, 'batch' | 'queryHeads' | 'kvHeads' | 'querySeq' | 'keySeq' | 'headDim' | 'valueDim' | 'causal' | 'scale'>;
 
 /** Options of {@link OrtDenseAttention.create}. */
 export interface OrtAttentionOptions {

@@ -3,22 +3,15 @@
  * graphs, encoded by core's {@link encodeOnnxModel}, that onnxruntime runs as the reference
  * implementation in the same process and run.
  */
+import type { AttentionDims } from '../src/attention.js';
 import { encodeOnnxModel } from '../src/onnx-model.js';
 
-/** Shape of a one-node opset-23 `Attention` model. */
-export interface AttentionModelShape {
-  readonly batch: number;
-  readonly queryHeads: number;
-  readonly kvHeads: number;
-  readonly querySeq: number;
-  readonly keySeq: number;
-  readonly headDim: number;
-  /**
-   * ONNX aligns `is_causal` to the upper-left corner, our contract to the end of the keys: they
-   * agree for `querySeq == keySeq`; a one-query step sees every key, so it runs unmasked.
-   */
-  readonly causal: boolean;
-}
+/**
+ * Shape of a one-node opset-23 `Attention` model. ONNX aligns `is_causal` to the upper-left
+ * corner, our contract to the end of the keys: they agree for `querySeq == keySeq`; a one-query
+ * step sees every key, so it runs unmasked.
+ */
+export type AttentionModelShape = Pick<AttentionDims, 'batch' | 'queryHeads' | 'kvHeads' | 'querySeq' | 'keySeq' | 'headDim' | 'causal'>;
 
 /**
  * Opset-23 `Attention` over 4-D `[batch, heads, seq, headDim]` q, k, v; grouped-query attention
