@@ -1,3 +1,3 @@
 import { libraryConfig } from '@sparse-attn/tsup-config';
 
-export default libraryConfig({ entry: ['src/index.ts', 'src/node.ts'] });
+export default libraryConfig({ entry: ['src/index.ts', 'src/node.ts', 'src/testing.ts'] });

@@ -59,12 +59,64 @@ export interface ResidentAttention {
   readonly chunks: readonly ResidentChunk[];
 }
 
-/** Per-chunk buffers of a GPU block selection (CSR rows with a fixed stride). */
-interface SelectionBuffers {
+/**
+ * Per-chunk buffers of a selection that lives on the GPU: row r of the chunk (rows ordered like
+ * core's `Selection`, (batch, head, query row)) covers `indices[bounds[2r] .. bounds[2r + 1])`,
+ * u32 token indices or block indices. The sparse executor kernel reads exactly this layout.
+ */
+export interface GpuSelectionChunk {
   /** Selection rows held by this chunk. */
   readonly rows: number;
   readonly bounds: GPUBuffer;
   readonly indices: GPUBuffer;
+}
+
+type SelectionBuffers = GpuSelectionChunk;
+
+/**
+ * A selection computed on the GPU: core's `Selection` layout (with empty `offsets`/`indices`; they
+ * are filled by {@link GpuBackend.readSelection}) and its rows in per-chunk buffers of at most
+ * `stride` entries per row.
+ */
+export interface GpuSelection {
+  readonly layout: Selection;
+  readonly stride: number;
+  readonly chunks: readonly GpuSelectionChunk[];
+}
+
+/**
+ * What a family's kernels get to record work for one chunk of a resident call, inside one
+ * compute pass: the chunk's q/k/v/out/lse buffers, compiled pipelines, uniforms and scratch
+ * buffers that are freed once the pass has run, and `dispatch`.
+ */
+export interface ChunkEncoder {
+  readonly pass: GPUComputePassEncoder;
+  readonly dims: AttentionDims;
+  readonly chunk: ResidentChunk;
+  /** Index of `chunk` in `resident.chunks`. */
+  readonly index: number;
+  /** The compiled (cached per source) pipeline of a WGSL compute shader whose entry point is `main`. */
+  pipeline(code: string): Promise<GPUComputePipeline>;
+  /** A uniform buffer of 4-byte fields in order: u32, or f32 for the names in `floats` (default `['scale']`). */
+  uniform(fields: readonly string[], values: Readonly<Record<string, number>>, floats?: readonly string[]): GPUBuffer;
+  /** A zero-initialised storage buffer (also copyable), freed after the pass. */
+  scratch(bytes: number): GPUBuffer;
+  /** Binds `buffers[i]` at binding i (`undefined` leaves it out) and dispatches `x × y` workgroups. */
+  dispatch(pipeline: GPUComputePipeline, buffers: readonly (GPUBuffer | undefined)[], x: number, y: number): void;
+}
+
+/**
+ * A family's selection on the GPU: kernels that write one CSR row per selection row into the
+ * chunk's `target` (at most `stride` entries per row), recorded chunk by chunk. The sparse
+ * executor then runs over it without the selection leaving the GPU.
+ */
+export interface GpuSelectionStep {
+  /** The selection's layout; batch, heads and keySeq follow from the call. */
+  readonly layout: Pick<Selection, 'kind' | 'blockSize' | 'headScope' | 'rows' | 'queryBlockSize'>;
+  /** Largest number of entries (tokens, or blocks) of one row. */
+  readonly stride: number;
+  /** Records the selection kernels of one chunk. */
+  encodeChunk(encoder: ChunkEncoder & { readonly target: GpuSelectionChunk }): Promise<void> | void;
 }
 
 /** Milliseconds spent in the selection kernels and in attention, measured at queue completion. */
@@ -257,10 +309,114 @@ export class GpuBackend {
       const selectionMs = await this.timed(() => this.encodeBlockSelection(resident, config, buffers));
       const selection = blockSelectionLayout(d, config, rows);
       const attentionMs = await this.timed(() => this.encodeSparse(resident, selection, buffers));
-      return { selection: await this.readSelection(selection, buffers, rows), timings: { selectionMs, attentionMs } };
+      return { selection: await this.readSelectionRows(selection, buffers, rows), timings: { selectionMs, attentionMs } };
     } finally {
       for (const b of buffers) destroyAll(b.bounds, b.indices);
     }
+  }
+
+  /**
+   * A family's selection followed by the exact sparse executor, on the GPU: uploads the call,
+   * records `step`'s kernels (timed as selection), runs attention over the selection they wrote
+   * (timed as attention) and reads back the output, lse and selection. `extraBytesPerSlot` is
+   * the largest scratch buffer per KV slot the step allocates (for chunking).
+   */
+  async selectionAttention(input: AttentionInput, step: GpuSelectionStep, options: { extraBytesPerSlot?: number; diagnostics?: Readonly<Record<string, number>> } = {}): Promise<SparseAttentionResult> {
+    const d = validateAttentionInput(input);
+    const resident = this.upload(input, d, options.extraBytesPerSlot ?? 0);
+    try {
+      const { selection: gpuSelection, ms: selectionMs } = await this.runSelection(resident, step);
+      try {
+        const attentionMs = await this.runSparse(resident, gpuSelection);
+        const { output, lse } = await this.readOutput(resident);
+        const selection = await this.readSelection(gpuSelection);
+        return {
+          output,
+          lse,
+          selection,
+          stats: sparseStats(d, countPairs(selection, d), selection.headScope === 'kv', selectionMs, attentionMs),
+          backend: this.info,
+          ...(options.diagnostics ? { diagnostics: options.diagnostics } : {}),
+        };
+      } finally {
+        this.releaseSelection(gpuSelection);
+      }
+    } finally {
+      this.release(resident);
+    }
+  }
+
+  /** Runs a selection step on a resident call; the selection stays on the GPU (free it with `releaseSelection`). */
+  async runSelection(resident: ResidentAttention, step: GpuSelectionStep): Promise<{ selection: GpuSelection; ms: number }> {
+    const d = resident.dims;
+    const layout: Selection = {
+      ...step.layout,
+      batch: d.batch,
+      heads: step.layout.headScope === 'kv' ? d.kvHeads : d.queryHeads,
+      keySeq: d.keySeq,
+      offsets: new Int32Array(d.batch * (step.layout.headScope === 'kv' ? d.kvHeads : d.queryHeads) * step.layout.rows + 1),
+      indices: new Int32Array(0),
+    };
+    const perKvSlot = step.layout.headScope === 'kv' ? 1 : d.groupSize;
+    const chunks = resident.chunks.map((chunk) => {
+      const rows = chunk.slots * perKvSlot * step.layout.rows;
+      return { rows, bounds: this.buffer(rows * 2 * 4, STORAGE | COPY_SRC), indices: this.buffer(rows * Math.max(1, step.stride) * 4, STORAGE | COPY_SRC) };
+    });
+    const selection: GpuSelection = { layout, stride: step.stride, chunks };
+    try {
+      const ms = await this.runKernels(resident, (encoder) => step.encodeChunk({ ...encoder, target: chunks[encoder.index]! }));
+      return { selection, ms };
+    } catch (error) {
+      this.releaseSelection(selection);
+      throw error;
+    }
+  }
+
+  /**
+   * Records `encodeChunk` for every chunk of a resident call in one compute pass, submits it and
+   * resolves with its time (see `timed`): for a family's own kernels (branch merges, scoring
+   * passes) between the backend's steps.
+   */
+  async runKernels(resident: ResidentAttention, encodeChunk: (encoder: ChunkEncoder) => Promise<void> | void): Promise<number> {
+    return this.timed(() =>
+      this.encode(async (pass, transient) => {
+        for (const [index, chunk] of resident.chunks.entries()) {
+          await encodeChunk({
+            pass,
+            dims: resident.dims,
+            chunk,
+            index,
+            pipeline: (code) => this.pipeline(code),
+            uniform: (fields, values, floats) => this.uniform(fields, values, transient, floats),
+            scratch: (bytes) => {
+              const buffer = this.buffer(bytes, STORAGE | COPY_SRC | COPY_DST);
+              transient.push(buffer);
+              return buffer;
+            },
+            dispatch: (pipeline, buffers, x, y) => this.dispatch(pass, pipeline, buffers, x, y),
+          });
+        }
+      }),
+    );
+  }
+
+  /**
+   * The exact sparse executor over a GPU selection on a resident call; writes the chunks' `out`
+   * and `lse` (or `targets[i]`'s, to keep several branches' outputs). Resolves with its time.
+   */
+  async runSparse(resident: ResidentAttention, selection: GpuSelection, targets?: readonly { out: GPUBuffer; lse: GPUBuffer }[]): Promise<number> {
+    checkSelectionFits(selection.layout, resident.dims);
+    return this.timed(() => this.encodeSparse(resident, selection.layout, selection.chunks, targets));
+  }
+
+  /** Reads a GPU selection back as core's `Selection` (CSR). */
+  async readSelection(selection: GpuSelection): Promise<Selection> {
+    return this.readSelectionRows(selection.layout, selection.chunks, selection.layout.rows);
+  }
+
+  /** Frees a GPU selection's buffers. */
+  releaseSelection(selection: GpuSelection): void {
+    for (const b of selection.chunks) destroyAll(b.bounds, b.indices);
   }
 
   /** Reads a resident call's output `[B, Hq, Sq, Dv]` and log-sum-exp `[B, Hq, Sq]`. */
@@ -338,7 +494,7 @@ export class GpuBackend {
     });
   }
 
-  private async encodeSparse(resident: ResidentAttention, selection: Selection, buffers: readonly SelectionBuffers[]): Promise<Encoded> {
+  private async encodeSparse(resident: ResidentAttention, selection: Selection, buffers: readonly SelectionBuffers[], targets?: readonly { out: GPUBuffer; lse: GPUBuffer }[]): Promise<Encoded> {
     const d = resident.dims;
     const scopeKv = selection.headScope === 'kv';
     const tileRows = (scopeKv ? d.groupSize : 1) * selection.queryBlockSize;
@@ -365,7 +521,8 @@ export class GpuBackend {
           uniforms,
         );
         const b = buffers[i]!;
-        this.dispatch(pass, pipeline, [params, chunk.q, chunk.k, chunk.v, chunk.out, chunk.lse, b.bounds, b.indices], x, y);
+        const target = targets?.[i] ?? chunk;
+        this.dispatch(pass, pipeline, [params, chunk.q, chunk.k, chunk.v, target.out, target.lse, b.bounds, b.indices], x, y);
       }
     });
   }
@@ -433,7 +590,7 @@ export class GpuBackend {
     return { ...encoded, release: () => results.forEach((r) => r.delete()) };
   }
 
-  private async readSelection(layout: Selection, buffers: readonly SelectionBuffers[], rows: number): Promise<Selection> {
+  private async readSelectionRows(layout: Selection, buffers: readonly SelectionBuffers[], rows: number): Promise<Selection> {
     const offsets = new Int32Array(layout.offsets.length);
     const parts: Uint32Array[] = [];
     let count = 0;
@@ -538,13 +695,13 @@ export class GpuBackend {
     pass.dispatchWorkgroups(x, y);
   }
 
-  private uniform(fields: readonly string[], values: Readonly<Record<string, number>>, keep: GPUBuffer[]): GPUBuffer {
+  private uniform(fields: readonly string[], values: Readonly<Record<string, number>>, keep: GPUBuffer[], floats: readonly string[] = ['scale']): GPUBuffer {
     const data = new ArrayBuffer(Math.ceil((fields.length * 4) / 16) * 16);
     const u32 = new Uint32Array(data);
     const f32 = new Float32Array(data);
     fields.forEach((name, i) => {
       const value = values[name] ?? 0;
-      if (name === 'scale') f32[i] = value;
+      if (floats.includes(name)) f32[i] = value;
       else u32[i] = value;
     });
     const buffer = this.buffer(data.byteLength, UNIFORM | COPY_DST);
