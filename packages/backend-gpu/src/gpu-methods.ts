@@ -1,4 +1,4 @@
-import { denseMethod, parseConfig, type AttentionInput, type AttentionResult, type BackendName, type MethodDefinition } from '@sparse-attn/core';
+import { denseMethod, parseConfig, type AttentionInput, type AttentionResult, type BackendName, type DecoderShape, type MethodDefinition } from '@sparse-attn/core';
 import { blockTopKConfigSchema, blockTopKMethod } from './block-top-k.js';
 import type { GpuBackend } from './gpu-backend.js';
 
@@ -6,6 +6,23 @@ import type { GpuBackend } from './gpu-backend.js';
 export interface GpuAttentionMethod {
   readonly methodId: string;
   prefill(input: AttentionInput): Promise<AttentionResult>;
+  /**
+   * The GPU counterpart of core's `createDecoder`, where the method runs decode on the GPU: its
+   * KV cache and per-sequence state live on the device.
+   */
+  createDecoder?(shape: DecoderShape): GpuAttentionDecoder;
+}
+
+/** Core's `AttentionDecoder` on the GPU: asynchronous steps, and `destroy` frees its buffers. */
+export interface GpuAttentionDecoder {
+  /** Tokens in the cache. */
+  readonly length: number;
+  /** q `[B, Hq, T, D]`, k `[B, Hkv, T, D]`, v `[B, Hkv, T, Dv]` of the T new tokens, as in core. */
+  step(input: AttentionInput): Promise<AttentionResult>;
+  /** Empties the cache and any per-sequence state. */
+  reset(): void;
+  /** Frees the decoder's GPU buffers. */
+  destroy(): void;
 }
 
 /**
