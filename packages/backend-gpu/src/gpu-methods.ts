@@ -1,6 +1,6 @@
-import { denseMethod, parseConfig, type AttentionInput, type AttentionResult, type BackendName, type DecoderShape, type MethodDefinition } from '@sparse-attn/core';
+import { densePairCount, denseMethod, parseConfig, type AttentionInput, type AttentionResult, type BackendName, type DecoderShape, type MethodDefinition } from '@sparse-attn/core';
 import { blockTopKConfigSchema, blockTopKMethod } from './block-top-k.js';
-import type { GpuBackend } from './gpu-backend.js';
+import { countPairs, type GpuBackend, type GpuTimings, type ResidentAttention } from './gpu-backend.js';
 
 /** A method bound to a GPU backend: core's `prefill`, asynchronous because readback is. */
 export interface GpuAttentionMethod {
@@ -11,6 +11,13 @@ export interface GpuAttentionMethod {
    * KV cache and per-sequence state live on the device.
    */
   createDecoder?(shape: DecoderShape): GpuAttentionDecoder;
+  /**
+   * Prefill on a resident call (q, k, v already on the GPU, e.g. from `backend.randomResident`;
+   * the output goes to its chunks' `out`/`lse`), for benchmarks at sizes the host should not
+   * build. Resolves with the time of the selection kernels and of attention, and the selection's
+   * density (pairs scored / causal pairs) where the method knows it.
+   */
+  runResident?(resident: ResidentAttention): Promise<GpuTimings & { readonly density?: number }>;
 }
 
 /** Core's `AttentionDecoder` on the GPU: asynchronous steps, and `destroy` frees its buffers. */
@@ -45,7 +52,11 @@ export const gpuDenseMethod: GpuMethodDefinition = {
   id: 'dense',
   family: 'core',
   cpu: denseMethod,
-  create: (backend) => ({ methodId: 'dense', prefill: (input) => backend.denseAttention(input) }),
+  create: (backend) => ({
+    methodId: 'dense',
+    prefill: (input) => backend.denseAttention(input),
+    runResident: async (resident) => ({ selectionMs: 0, attentionMs: await backend.runDense(resident), density: 1 }),
+  }),
 };
 
 /** The pooled-block top-k method with pooling, scoring, top-k and attention on the GPU. */
@@ -55,7 +66,14 @@ export const gpuBlockTopKMethod: GpuMethodDefinition = {
   cpu: blockTopKMethod,
   create: (backend, config) => {
     const resolved = parseConfig(blockTopKMethod.id, blockTopKConfigSchema, config);
-    return { methodId: blockTopKMethod.id, prefill: (input) => backend.blockTopKAttention(input, resolved) };
+    return {
+      methodId: blockTopKMethod.id,
+      prefill: (input) => backend.blockTopKAttention(input, resolved),
+      runResident: async (resident) => {
+        const { selection, timings } = await backend.runBlockTopK(resident, resolved);
+        return { ...timings, density: countPairs(selection, resident.dims) / densePairCount(resident.dims) };
+      },
+    };
   },
 };
 
