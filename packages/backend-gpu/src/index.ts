@@ -14,10 +14,10 @@ export * from './gpu-methods.js';
 export * from './gpu-benchmarks.js';
 export * from './gpu-checks.js';
 export * from './measure-async.js';
-export { flashAttentionWgsl, flashAttentionWorkgroupBytes, type FlashAttentionKernelOptions } from './kernels/flash-attention-wgsl.js';
-export { blockPoolWgsl } from './kernels/block-pool-wgsl.js';
-export { blockScoreWgsl, type BlockScoring } from './kernels/block-score-wgsl.js';
-export { blockTopKWgsl } from './kernels/block-top-k-wgsl.js';
+export { ATTENTION_PARAMS, flashAttentionWgsl, flashAttentionWorkgroupBytes, type FlashAttentionKernelOptions } from './kernels/flash-attention-wgsl.js';
+export { POOL_PARAMS, POOL_THREADS, blockPoolWgsl } from './kernels/block-pool-wgsl.js';
+export { SCORE_PARAMS, blockScoreWgsl, type BlockScoring } from './kernels/block-score-wgsl.js';
+export { TOP_K_PARAMS, TOP_K_THREADS, blockTopKWgsl } from './kernels/block-top-k-wgsl.js';
 export { fillNormalWgsl } from './kernels/fill-normal-wgsl.js';
 export { dispatchGrid, type TileShape } from './kernels/score-tile-wgsl.js';
 

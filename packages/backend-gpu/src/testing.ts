@@ -22,9 +22,13 @@ export type GpuCheckSuiteOptions = Omit<BrowserCheckOptions, 'names'> & {
  * Declares two suites over `checks` (the list `options.module` exports as `options.exportName`):
  * Node's WebGPU (Dawn) and headless Chromium. Without Chromium the browser suite is skipped with
  * the reason, except under `CI`, where it fails: CI installs Chromium to run it.
+ * `SPARSE_ATTN_GPU_CHECKS=<text>` narrows both suites to the checks whose name contains the text.
  */
-export function gpuCheckSuites(checks: readonly GpuCheck[], options: GpuCheckSuiteOptions): void {
+export function gpuCheckSuites(allChecks: readonly GpuCheck[], options: GpuCheckSuiteOptions): void {
   const title = options.title ?? 'GPU checks';
+  // SPARSE_ATTN_GPU_CHECKS=<text> runs only the checks whose name contains it (while iterating).
+  const only = process.env['SPARSE_ATTN_GPU_CHECKS'];
+  const checks = only ? allChecks.filter((c) => c.name.includes(only)) : allChecks;
   let backend: GpuBackend | undefined;
   let reason = '';
   describe(`${title} on Node's WebGPU (Dawn)`, () => {
@@ -54,7 +58,7 @@ export function gpuCheckSuites(checks: readonly GpuCheck[], options: GpuCheckSui
     let run: BrowserCheckRun | undefined;
     beforeAll(async () => {
       if (missing) return;
-      run = await runChecksInBrowser(options);
+      run = await runChecksInBrowser({ ...options, names: checks.map((c) => c.name) });
     }, 30 * 60_000);
 
     it('runs on a WebGPU adapter without page errors', (context) => {
