@@ -1,6 +1,7 @@
 import { densePairCount, type AttentionDims, type BackendInfo, type BenchmarkContext, type BenchmarkRow, type BenchmarkSuite } from '@sparse-attn/core';
 import { blockTopKConfigSchema } from './block-top-k.js';
-import { blockScratchBytesPerSlot, countPairs, createGpuBackend, type GpuBackend } from './gpu-backend.js';
+import { blockScratchBytesPerSlot, createGpuBackend, type GpuBackend } from './gpu-backend.js';
+import { gpuBlockTopKMethod, type GpuMethodDefinition } from './gpu-methods.js';
 import { measureAsync } from './measure-async.js';
 
 /** Shape of the GPU benchmark: the issue's causal B=1, H=32, D=128 (small in quick mode). */
@@ -9,25 +10,50 @@ export interface GpuBenchShape {
   readonly headDim: number;
 }
 
+/** One GPU method the benchmark times against dense: a definition with `runResident`, and its config. */
+export interface GpuBenchMethod {
+  readonly definition: GpuMethodDefinition;
+  /** Config overrides (default: the method's defaults). */
+  readonly config?: Record<string, unknown>;
+  /** Label of the config in the rows' `budget` field. */
+  readonly budget?: string;
+}
+
+/** Options of {@link runGpuBenchmark}. */
+export interface GpuBenchOptions {
+  /** Time only our dense kernel. */
+  readonly denseOnly?: boolean;
+  /** The sparse methods to time (default: this package's block top-k). Methods without `runResident` are skipped with a row saying so. */
+  readonly methods?: readonly GpuBenchMethod[];
+  /** Called after each method's row, for streaming output on long device runs. */
+  readonly onRow?: (row: BenchmarkRow) => void;
+}
+
 /**
- * Dense WGSL attention and the GPU block top-k path on seeded N(0, 1) inputs generated on the GPU,
- * timed from submission to queue completion (data resident, no transfers), with the sparse
- * speedup over our dense kernel. PyTorch's SDPA reference is timed by `bench/torch_sdpa.py`.
+ * Dense WGSL attention and each GPU method on seeded N(0, 1) inputs generated on the GPU, timed
+ * from submission to queue completion (data resident, no transfers), with each method's speedup
+ * over our dense kernel measured in the same run. PyTorch's SDPA reference is timed by
+ * `bench/torch_sdpa.py`. A method that throws gets a row with `failed: 1` (the message goes to
+ * `progress`), and the run goes on.
  */
-export async function runGpuBenchmark(backend: GpuBackend, context: BenchmarkContext, shape?: GpuBenchShape, options: { denseOnly?: boolean } = {}): Promise<BenchmarkRow[]> {
+export async function runGpuBenchmark(backend: GpuBackend, context: BenchmarkContext, shape?: GpuBenchShape, options: GpuBenchOptions = {}): Promise<BenchmarkRow[]> {
   const { heads, headDim } = shape ?? (context.quick ? { heads: 4, headDim: 64 } : { heads: 32, headDim: 128 });
-  const config = blockTopKConfigSchema.parse({});
+  const methods = options.methods ?? [{ definition: gpuBlockTopKMethod, budget: `K=${blockTopKConfigSchema.parse({}).topK}` }];
   const rows: BenchmarkRow[] = [];
+  const push = (row: BenchmarkRow) => {
+    rows.push(row);
+    options.onRow?.(row);
+  };
   const label = describeBackend(backend.info);
   for (const seq of context.quick ? [512] : context.seqLengths) {
     context.progress?.(`gpu: causal B=1 H=${heads} D=${headDim} S=${seq}`);
     const d = causalDims(heads, seq, headDim);
-    const resident = await backend.randomResident(d, context.seed + seq, blockScratchBytesPerSlot(d, config));
+    const resident = await backend.randomResident(d, context.seed + seq, blockScratchBytesPerSlot(d, blockTopKConfigSchema.parse({})));
     try {
       const repeats = seq >= 65536 ? Math.min(context.repeats, 3) : context.repeats;
       const dense = await measureAsync(() => backend.runDense(resident), { warmup: 1, repeats });
       const flops = 4 * densePairCount(d) * headDim;
-      rows.push({
+      push({
         suite: 'gpu-attention',
         method: 'dense',
         workload: 'gaussian-gpu',
@@ -36,34 +62,50 @@ export async function runGpuBenchmark(backend: GpuBackend, context: BenchmarkCon
         metrics: { ms: dense.medianMs, madMs: dense.madMs, tflops: flops / dense.medianMs / 1e9, heads, headDim },
       });
       if (options.denseOnly) continue;
-      // Selection and attention are timed separately in every sample; their medians are reported
-      // beside the median of the sums (the three medians need not add up exactly).
-      const selectionSamples: number[] = [];
-      const attentionSamples: number[] = [];
-      let selection;
-      const sparse = await measureAsync(
-        async () => {
-          const run = await backend.runBlockTopK(resident, config);
-          selectionSamples.push(run.timings.selectionMs);
-          attentionSamples.push(run.timings.attentionMs);
-          selection = run.selection;
-          return run.timings.selectionMs + run.timings.attentionMs;
-        },
-        { warmup: 1, repeats },
-      );
-      // The warm-up sample is the first of each list; medians use the timed ones.
-      const selectionMs = median(selectionSamples.slice(1));
-      const attentionMs = median(attentionSamples.slice(1));
-      const density = selection ? countPairs(selection, d) / densePairCount(d) : Number.NaN;
-      rows.push({
-        suite: 'gpu-attention',
-        method: 'block-top-k',
-        workload: 'gaussian-gpu',
-        seqLength: seq,
-        budget: `K=${config.topK}`,
-        backend: describeBackend(backend.blockInfo),
-        metrics: { ms: sparse.medianMs, madMs: sparse.madMs, selectionMs, attentionMs, density, speedupVsDense: dense.medianMs / sparse.medianMs, heads, headDim },
-      });
+      for (const { definition, config, budget } of methods) {
+        const base = { suite: 'gpu-attention', method: definition.id, workload: 'gaussian-gpu', seqLength: seq, ...(budget ? { budget } : {}) };
+        const method = definition.create(backend, config);
+        if (!method.runResident) {
+          push({ ...base, backend: label, metrics: { skipped: 1 } });
+          continue;
+        }
+        context.progress?.(`gpu: ${definition.id}${budget ? ` ${budget}` : ''} S=${seq}`);
+        // Selection and attention are timed separately in every sample; their medians are reported
+        // beside the median of the sums (the three medians need not add up exactly).
+        const selectionSamples: number[] = [];
+        const attentionSamples: number[] = [];
+        let density = Number.NaN;
+        try {
+          const sparse = await measureAsync(
+            async () => {
+              const run = await method.runResident!(resident);
+              selectionSamples.push(run.selectionMs);
+              attentionSamples.push(run.attentionMs);
+              density = run.density ?? Number.NaN;
+              return run.selectionMs + run.attentionMs;
+            },
+            { warmup: 1, repeats },
+          );
+          // The warm-up sample is the first of each list; medians use the timed ones.
+          push({
+            ...base,
+            backend: definition.id === gpuBlockTopKMethod.id ? describeBackend(backend.blockInfo) : label,
+            metrics: {
+              ms: sparse.medianMs,
+              madMs: sparse.madMs,
+              selectionMs: median(selectionSamples.slice(1)),
+              attentionMs: median(attentionSamples.slice(1)),
+              density,
+              speedupVsDense: dense.medianMs / sparse.medianMs,
+              heads,
+              headDim,
+            },
+          });
+        } catch (error) {
+          context.progress?.(`gpu: ${definition.id} S=${seq} failed: ${(error as Error).message.split('\n')[0]}`);
+          push({ ...base, backend: label, metrics: { failed: 1 } });
+        }
+      }
     } finally {
       backend.release(resident);
     }

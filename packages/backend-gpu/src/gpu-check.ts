@@ -15,9 +15,12 @@ async function main(): Promise<number> {
     const at = args.indexOf(name);
     return at >= 0 ? args[at + 1] : undefined;
   };
+  // Default: Node's default Dawn flags (robustness off); `--robust` keeps Dawn's robustness
+  // (what browsers run); `--dawn-features a,b` sets the toggles explicitly.
   const features = flag('--dawn-features');
-  const backend = await createNodeGpuBackend(features ? [`enable-dawn-features=${features}`] : []);
-  if (features) console.log(`Dawn features enabled: ${features}`);
+  const robust = args.includes('--robust');
+  const backend = await createNodeGpuBackend(features ? { dawnFlags: [`enable-dawn-features=${features}`] } : { robust });
+  console.log(`Dawn toggles: ${backend.context.toggles?.join(', ') || 'none (robust)'}`);
   console.log(`adapter: ${backend.info.device}; max binding ${backend.context.maxBinding} B; workgroup memory ${backend.context.maxWorkgroupBytes} B`);
   console.log(`gpu.js: ${backend.gpuJs.bridge ? `attached (${backend.gpuJs.bridge.version}), block pooling runs through it` : `not attached: ${backend.gpuJs.reason}`}`);
   const parseTuning = (spec: string) => {
@@ -50,7 +53,7 @@ async function main(): Promise<number> {
     for (const spec of list!.split(',')) {
       backend.tuning = parseTuning(spec);
       const rows = await runGpuBenchmark(backend, { quick: false, seqLengths: [seq], repeats: 3, seed: 1, backend: 'gpu', progress: (m) => console.log(`${m} tuning ${spec}`) }, undefined, { denseOnly: true });
-      for (const row of rows) console.log(JSON.stringify({ ...row, tuning: spec, dawnFeatures: features ?? 'default' }));
+      for (const row of rows) console.log(JSON.stringify({ ...row, tuning: spec, dawnToggles: backend.context.toggles ?? [] }));
     }
     backend.tuning = last;
   }
@@ -60,7 +63,7 @@ async function main(): Promise<number> {
     const rows = await runGpuBenchmark(backend, { quick: false, seqLengths, repeats: Number(flag('--repeats') ?? 5), seed: 1, backend: 'gpu', progress: (m) => console.log(m) });
     for (const row of rows) console.log(JSON.stringify(row));
     const out = flag('--out');
-    if (out) writeFileSync(out, JSON.stringify({ device: backend.info.device, tuning: backend.tuning, dawnFeatures: features ?? 'default', rows }, null, 2));
+    if (out) writeFileSync(out, JSON.stringify({ device: backend.info.device, tuning: backend.tuning, dawnToggles: backend.context.toggles ?? [], rows }, null, 2));
   }
   backend.destroy();
   return failed === 0 ? 0 : 1;

@@ -26,6 +26,13 @@ export class GpuUnavailableError extends Error {
   override readonly name = 'GpuUnavailableError';
 }
 
+const togglesByGpu = new WeakMap<object, readonly string[]>();
+
+/** Notes the non-default Dawn toggles a `GPU` object was created with (recorded in every result). */
+export function recordToggles(gpu: GPU, toggles: readonly string[]): void {
+  if (toggles.length > 0) togglesByGpu.set(gpu, toggles);
+}
+
 /** Requests a high-performance adapter from `gpu` and a device with the adapter's full limits. */
 export async function createGpuContext(gpu: GPU): Promise<GpuContext> {
   const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
@@ -42,10 +49,12 @@ export async function createGpuContext(gpu: GPU): Promise<GpuContext> {
   makeUncapturedErrorAssignable(device);
   const info = adapter.info;
   const description = [info.vendor, info.architecture, info.device, info.description ? `(${info.description})` : ''].filter((x) => x).join(' ') || 'unknown adapter';
+  const toggles = togglesByGpu.get(gpu);
   return {
     device,
     adapter,
     description,
+    ...(toggles ? { toggles } : {}),
     maxBinding: Math.min(device.limits.maxStorageBufferBindingSize, device.limits.maxBufferSize),
     maxWorkgroupBytes: device.limits.maxComputeWorkgroupStorageSize,
   };

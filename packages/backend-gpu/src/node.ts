@@ -4,16 +4,23 @@
  */
 import { createGpuBackend, type GpuBackend } from './gpu-backend.js';
 import { createGpuContext } from './gpu-device.js';
-import { nodeGpu } from './node-gpu.js';
+import { DAWN_DEFAULT_FLAGS, nodeGpu } from './node-gpu.js';
 
-export { nodeGpu } from './node-gpu.js';
+export { DAWN_DEFAULT_FLAGS, nodeGpu } from './node-gpu.js';
+
+/** Options of {@link createNodeGpuBackend}. */
+export interface NodeGpuBackendOptions {
+  /** Keep Dawn's robustness transform (every runtime index clamped; what browsers run). Default false. */
+  readonly robust?: boolean;
+  /** Dawn instance flags, replacing the default ones entirely (see `nodeGpu`). */
+  readonly dawnFlags?: readonly string[];
+}
 
 /**
  * A GPU backend on Dawn (Node). Rejects with `GpuUnavailableError` when Dawn or an adapter is
- * missing. `dawnFlags` are passed to Dawn's instance (see `nodeGpu`).
+ * missing. Robustness is off unless `robust` (see `DAWN_DEFAULT_FLAGS`); results record the toggles.
  */
-export async function createNodeGpuBackend(dawnFlags: readonly string[] = []): Promise<GpuBackend> {
-  const gpu = await nodeGpu(dawnFlags);
-  const toggles = dawnFlags.flatMap((flag) => (flag.startsWith('enable-dawn-features=') ? flag.slice('enable-dawn-features='.length).split(',') : []));
-  return createGpuBackend({ context: { ...(await createGpuContext(gpu)), toggles } });
+export async function createNodeGpuBackend(options: NodeGpuBackendOptions = {}): Promise<GpuBackend> {
+  const gpu = await nodeGpu(options.dawnFlags ?? (options.robust ? [] : DAWN_DEFAULT_FLAGS));
+  return createGpuBackend({ context: await createGpuContext(gpu) });
 }
