@@ -4,7 +4,7 @@
  * decode cells. With no WebGPU adapter the run fails with one line; it never reports CPU numbers
  * under a GPU label.
  */
-import { ConfigError, type AttentionInput, type AttentionResult, type BackendInfo, type MethodDefinition } from '@sparse-attn/core';
+import { ConfigError, type AttentionInput, type AttentionResult, type BackendInfo, type BenchmarkSuite, type MethodDefinition } from '@sparse-attn/core';
 
 /** The part of backend-gpu's `GpuBackend` the bench uses. */
 export interface GpuBackendHandle {
@@ -26,6 +26,8 @@ export interface GpuProvider {
   readonly family: string;
   readonly methods: readonly GpuMethodHandle[];
   createBackend(): Promise<GpuBackendHandle>;
+  /** Builds the family's resident-input GPU benchmark suite over `methods` (backend-gpu's `createGpuAttentionSuite`). */
+  createSuite?(methods: readonly GpuMethodHandle[]): BenchmarkSuite;
 }
 
 /** A GPU backend bound to the methods that run on it, for one sweep. */
@@ -42,7 +44,25 @@ export function gpuProviderOf(family: string, module: object): GpuProvider | und
     throw new ConfigError(`${family}: a GPU family must export both 'gpuMethods' (array) and 'createGpuBackend' (function)`);
   }
   const create = m.createGpuBackend as () => Promise<GpuBackendHandle>;
-  return { family, methods: m.gpuMethods as GpuMethodHandle[], createBackend: () => create() };
+  const suite = (module as { createGpuAttentionSuite?: unknown }).createGpuAttentionSuite;
+  return {
+    family,
+    methods: gpuMethodsOf(family, module),
+    createBackend: () => create(),
+    ...(typeof suite === 'function' ? { createSuite: (methods: readonly GpuMethodHandle[]) => (suite as (m: unknown) => BenchmarkSuite)(methods.map((definition) => ({ definition }))) } : {}),
+  };
+}
+
+/** A module's `gpuMethods` export, checked entry by entry (id, family, cpu definition, create). */
+export function gpuMethodsOf(name: string, module: object): GpuMethodHandle[] {
+  const methods = (module as { gpuMethods?: unknown }).gpuMethods;
+  if (!Array.isArray(methods)) throw new ConfigError(`${name}: export 'gpuMethods' is not an array`);
+  for (const m of methods as Partial<GpuMethodHandle>[]) {
+    if (!m || typeof m.id !== 'string' || typeof m.family !== 'string' || typeof m.create !== 'function' || typeof m.cpu?.id !== 'string') {
+      throw new ConfigError(`${name}: export 'gpuMethods' holds an entry that is not a GPU method definition (needs id, family, cpu and create)`);
+    }
+  }
+  return methods as GpuMethodHandle[];
 }
 
 /**

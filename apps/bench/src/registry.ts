@@ -8,7 +8,8 @@
  * recorded as a {@link FamilyFailure} and reported, instead of taking the whole bench down.
  */
 import { ConfigError, MethodRegistry, denseMethod, type BenchmarkSuite, type MethodDefinition } from '@sparse-attn/core';
-import { gpuProviderOf, type GpuProvider } from './gpu-sweep.js';
+import { gpuMethodsOf, gpuProviderOf, type GpuMethodHandle, type GpuProvider } from './gpu-sweep.js';
+import { importPackage } from './package-loaders.js';
 
 /** What a family package contributes: registrable methods and extra benchmark suites. */
 export interface FamilyModule {
@@ -19,6 +20,8 @@ export interface FamilyModule {
   readonly gpu?: boolean;
   /** The family's GPU methods and backend factory, which `--backend gpu` sweeps. */
   readonly gpuProvider?: GpuProvider;
+  /** GPU twins of the family's methods, from its `./gpu` entry (run on the GPU family's backend). */
+  readonly gpuMethods?: readonly GpuMethodHandle[];
 }
 
 /** A family package the bench could not register, with the one-line reason. */
@@ -31,6 +34,8 @@ export interface FamilyFailure {
 export interface FamilyPackage {
   readonly name: string;
   readonly gpu?: boolean;
+  /** The package also has a `./gpu` entry exporting `gpuMethods` (GPU twins of its methods). */
+  readonly gpuEntry?: boolean;
 }
 
 /** Every family package the bench registers, in report order (each is a workspace dependency). */
@@ -96,18 +101,27 @@ export interface LoadedFamilies {
 /** The loader `import()`s a package by name; tests pass their own. */
 export type ModuleLoader = (name: string) => Promise<object>;
 
-const importPackage: ModuleLoader = (name) => import(name) as Promise<object>;
-
 /** Loads every family package; a family that fails is recorded, never fatal. */
 export async function loadFamilies(packages: readonly FamilyPackage[] = FAMILY_PACKAGES, load: ModuleLoader = importPackage): Promise<LoadedFamilies> {
   const families: FamilyModule[] = [coreFamily];
   const failures: FamilyFailure[] = [];
   for (const p of packages) {
+    let family: FamilyModule;
     try {
-      families.push(familyFromModule(p.name, await load(p.name), p.gpu));
+      family = familyFromModule(p.name, await load(p.name), p.gpu);
     } catch (error) {
       failures.push({ family: p.name, error: `could not load: ${firstLine(error)}` });
+      continue;
     }
+    // The GPU entry is optional for the family's CPU methods: a failure drops only its GPU twins.
+    if (p.gpuEntry) {
+      try {
+        family = { ...family, gpuMethods: gpuMethodsOf(`${p.name}/gpu`, await load(`${p.name}/gpu`)) };
+      } catch (error) {
+        failures.push({ family: `${p.name}/gpu`, error: `could not load: ${firstLine(error)}` });
+      }
+    }
+    families.push(family);
   }
   return { families, failures };
 }
@@ -143,7 +157,31 @@ export function buildRegistry(loaded: LoadedFamilies): BenchRegistry {
     suites.push(...(family.benchmarks ?? []));
     families.push(family);
   }
-  return { registry, suites, families, failures };
+  return withFamilyGpuMethods({ registry, suites, families, failures });
+}
+
+/**
+ * Hands every family's GPU twins to the GPU family's backend: they join its sweep methods, and
+ * its `gpu-attention` suite is rebuilt to time them all (where the GPU family can build one). A
+ * GPU method id that is already taken is recorded as a failure of the family that brought it.
+ */
+function withFamilyGpuMethods(built: BenchRegistry): BenchRegistry {
+  const at = built.families.findIndex((f) => f.gpuProvider);
+  if (at < 0) return built;
+  const provider = built.families[at]!.gpuProvider!;
+  const methods = [...provider.methods];
+  const failures = [...built.failures];
+  for (const family of built.families) {
+    for (const method of family.gpuMethods ?? []) {
+      if (methods.some((m) => m.id === method.id)) failures.push({ family: `${family.name}/gpu`, error: `GPU method id '${method.id}' is already registered` });
+      else methods.push(method);
+    }
+  }
+  const merged: GpuProvider = { ...provider, methods };
+  const families = built.families.map((f, i) => (i === at ? { ...f, gpuProvider: merged } : f));
+  const suite = merged.createSuite?.(methods);
+  const suites = suite ? built.suites.map((s) => (s.id === suite.id ? suite : s)) : built.suites;
+  return { ...built, families, suites, failures };
 }
 
 /** Loads and registers every family (the CLI's entry point to the registry). */

@@ -148,6 +148,27 @@ describe('family loading', () => {
     expect(resolveMethod(loaded.registry, loaded.failures, 'lonely').id).toBe('lonely');
   });
 
+  it("a family's ./gpu twins join the GPU family's sweep methods and suite; a broken ./gpu entry drops only the twins", async () => {
+    const twin = (id: string) => ({ id, family: 'fam', cpu: method(id), create: () => ({ prefill: async () => { throw new Error('unused'); } }) });
+    const suiteFor = (methods: readonly { definition: { id: string } }[]) => ({ ...suite('gpu-attention'), description: methods.map((m) => m.definition.id).join(',') });
+    const gpuModules: Record<string, object> = {
+      fam: { methods: [method('fam-a')] },
+      'fam/gpu': { gpuMethods: [twin('fam-a')] },
+      other: { methods: [method('other-a')] },
+      'gpu-family': { gpuMethods: [twin('gpu-dense')], createGpuBackend: async () => ({}), createGpuAttentionSuite: suiteFor, benchmarks: [suite('gpu-attention')] },
+    };
+    const load = async (name: string) => {
+      if (name === 'other/gpu') throw new Error('no ./gpu export');
+      return gpuModules[name]!;
+    };
+    const loaded = await loadRegistry([{ name: 'fam', gpuEntry: true }, { name: 'other', gpuEntry: true }, { name: 'gpu-family', gpu: true }], load);
+    expect(loaded.registry.list().map((d) => d.id)).toEqual(['dense', 'fam-a', 'other-a']);
+    expect(loaded.failures).toEqual([{ family: 'other/gpu', error: 'could not load: Error: no ./gpu export' }]);
+    const provider = loaded.families.find((f) => f.gpuProvider)!.gpuProvider!;
+    expect(provider.methods.map((m) => m.id)).toEqual(['gpu-dense', 'fam-a']);
+    expect(loaded.suites.find((s) => s.id === 'gpu-attention')!.description).toBe('gpu-dense,fam-a');
+  });
+
   it('the real families all load', async () => {
     const loaded = await loadRegistry();
     expect(loaded.failures).toEqual([]);

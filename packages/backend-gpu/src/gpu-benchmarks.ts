@@ -114,24 +114,31 @@ export async function runGpuBenchmark(backend: GpuBackend, context: BenchmarkCon
 }
 
 /**
- * The suite `bench --backend gpu` runs. On `--backend cpu` it returns no rows (the CPU sweep
- * already covers these methods); on `gpu` it fails loudly when no adapter exists rather than
- * reporting CPU numbers under a GPU label.
+ * The suite `bench --backend gpu` runs, timing `methods` (default: this package's block top-k)
+ * against our dense kernel; apps/bench builds it with every family's GPU methods. On
+ * `--backend cpu` it returns no rows (the CPU sweep already covers these methods); on `gpu` it
+ * fails loudly when no adapter exists rather than reporting CPU numbers under a GPU label.
  */
-export const gpuAttentionSuite: BenchmarkSuite = {
-  id: 'gpu-attention',
-  family: 'backend-gpu',
-  description: 'WebGPU dense flash-style attention vs the GPU block top-k pipeline (causal, B=1, H=32, D=128).',
-  async run(context) {
-    if (context.backend !== 'gpu') return [];
-    const backend = await createGpuBackend();
-    try {
-      return await runGpuBenchmark(backend, context);
-    } finally {
-      backend.destroy();
-    }
-  },
-};
+export function createGpuAttentionSuite(methods?: readonly GpuBenchMethod[]): BenchmarkSuite {
+  const ids = (methods ?? [{ definition: gpuBlockTopKMethod }]).map((m) => m.definition.id);
+  return {
+    id: 'gpu-attention',
+    family: 'backend-gpu',
+    description: `WebGPU dense flash-style attention vs ${ids.join(', ')} on the GPU (causal, B=1, H=32, D=128).`,
+    async run(context) {
+      if (context.backend !== 'gpu') return [];
+      const backend = await createGpuBackend();
+      try {
+        return await runGpuBenchmark(backend, context, undefined, methods ? { methods } : {});
+      } finally {
+        backend.destroy();
+      }
+    },
+  };
+}
+
+/** {@link createGpuAttentionSuite} with this package's methods only. */
+export const gpuAttentionSuite: BenchmarkSuite = createGpuAttentionSuite();
 
 /** Benchmarks this package contributes to apps/bench. */
 export const benchmarks: BenchmarkSuite[] = [gpuAttentionSuite];
