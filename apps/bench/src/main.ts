@@ -1,6 +1,7 @@
 import { SparseAttnError } from '@sparse-attn/core';
 import type { CommandIo } from './command-io.js';
 import { denseCommand } from './dense-command.js';
+import { gpuCheckCommand } from './gpu-check-command.js';
 import { listCommand } from './list-command.js';
 import { runCommand } from './run-command.js';
 import { suiteCommand } from './suite-command.js';
@@ -13,7 +14,8 @@ export const USAGE = `usage:
         [--backend cpu|gpu] [--suites ID,…] [--out DIR] [--seed N] [--time-budget SECONDS] [--suite-seq 1k,…] [--full-suites] [--quick] [--large] [--no-ort] [--no-html]
   bench run --method ID [--config JSON] --in q_k_v.safetensors --out result.safetensors [--non-causal]
   bench list [--json]
-  bench dense [--seq 1k,4k,16k] [--repeats N] [--heads N] [--quick]`;
+  bench dense [--seq 1k,4k,16k] [--repeats N] [--heads N] [--quick]
+  bench gpu-check [--only TEXT] [--json FILE]   (every package's GPU-vs-CPU checks on this machine's WebGPU)`;
 
 /** Exit code for bad flags, unknown methods, invalid configs and malformed files. */
 export const EXIT_USAGE = 2;
@@ -46,8 +48,9 @@ export async function main(argv: readonly string[], io: CommandIo): Promise<numb
     if (first === 'list') return await listCommand(rest, io);
     if (first === 'dense') return await denseCommand(rest, io);
     if (first === 'suite') return await suiteCommand(rest, io);
+    if (first === 'gpu-check') return await gpuCheckCommand(rest, io);
     if (first !== undefined && !first.startsWith('-')) {
-      io.stderr(`error: unknown command '${first}'; expected run, list, dense or flags of the default sweep (see --help)`);
+      io.stderr(`error: unknown command '${first}'; expected run, list, dense, gpu-check or flags of the default sweep (see --help)`);
       return EXIT_USAGE;
     }
     return await sweepCommand(argv, io);

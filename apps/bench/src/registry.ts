@@ -22,6 +22,8 @@ export interface FamilyModule {
   readonly gpuProvider?: GpuProvider;
   /** GPU twins of the family's methods, from its `./gpu` entry (run on the GPU family's backend). */
   readonly gpuMethods?: readonly GpuMethodHandle[];
+  /** GPU-vs-CPU checks the family ships (`gpuChecks`, and the GPU family's `gpuDecodeChecks`), run by `bench gpu-check`. */
+  readonly gpuChecks?: readonly { readonly name: string; run(backend: never): Promise<void> }[];
 }
 
 /** A family package the bench could not register, with the one-line reason. */
@@ -84,11 +86,19 @@ export function familyFromModule(name: string, module: object, gpu = false): Fam
   const gpuProvider = gpu ? gpuProviderOf(name, module) : undefined;
   return {
     name,
+    ...(gpu ? checksOf(module) : {}),
     ...(gpu ? { gpu } : {}),
     ...(gpuProvider ? { gpuProvider } : {}),
     ...(m.methods ? { methods: m.methods as MethodDefinition[] } : {}),
     ...(m.benchmarks ? { benchmarks: m.benchmarks as BenchmarkSuite[] } : {}),
   };
+}
+
+/** A module's GPU checks: `gpuChecks` plus `gpuDecodeChecks`, the arrays it exports. */
+function checksOf(module: object): Pick<FamilyModule, 'gpuChecks'> {
+  const m = module as { gpuChecks?: unknown; gpuDecodeChecks?: unknown };
+  const checks = [m.gpuChecks, m.gpuDecodeChecks].flatMap((list) => (Array.isArray(list) ? list : []));
+  return checks.length ? { gpuChecks: checks } : {};
 }
 
 /** The families the bench could load, and those it could not. */
@@ -116,7 +126,8 @@ export async function loadFamilies(packages: readonly FamilyPackage[] = FAMILY_P
     // The GPU entry is optional for the family's CPU methods: a failure drops only its GPU twins.
     if (p.gpuEntry) {
       try {
-        family = { ...family, gpuMethods: gpuMethodsOf(`${p.name}/gpu`, await load(`${p.name}/gpu`)) };
+        const gpuModule = await load(`${p.name}/gpu`);
+        family = { ...family, gpuMethods: gpuMethodsOf(`${p.name}/gpu`, gpuModule), ...checksOf(gpuModule) };
       } catch (error) {
         failures.push({ family: `${p.name}/gpu`, error: `could not load: ${firstLine(error)}` });
       }

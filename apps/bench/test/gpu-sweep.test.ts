@@ -78,4 +78,14 @@ describe('--backend gpu dispatch', () => {
       expect(r.stderr).toEqual([expect.stringMatching(/^error: ConfigError: --backend gpu: no usable WebGPU adapter \(.+\)$/)]);
     }
   });
+
+  it('bench gpu-check runs every package\'s GPU checks on an adapter, or exits 2 naming why there is none', async () => {
+    const r = await runCli(['gpu-check', '--only', 'onuncapturederror']);
+    if (r.code === 2) {
+      expect(r.stderr.at(-1)).toMatch(/^error: ConfigError: --backend gpu: no usable WebGPU adapter \(.+\)$/);
+    } else {
+      expect(r.stdout.join('\n')).toMatch(/^PASS @sparse-attn\/backend-gpu: device.onuncapturederror/m);
+      expect(r.code).toBe(0);
+    }
+  });
 });
