@@ -1,0 +1,204 @@
+/**
+ * BiFormer bi-level routing attention on the GPU: the CPU `biformer` method (spec routing.md §14,
+ * `biformer-attention.ts`) with every step on resident buffers.
+ *
+ *   1. region means of the keys and of the queries        (`regionMeanWgsl`, call-wide buffers)
+ *   2. region-to-region affinity per routing head          (`regionAffinityWgsl`, (S/R)² per head)
+ *   3. top-k key regions per query region, diagonal forced (`regionTopKWgsl`, CSR rows)
+ *   4. the backend's exact sparse executor over the block selection (block = region)
+ *
+ * Steps 1–3 are timed as selection, step 4 as attention. The region means go to buffers that span
+ * the whole call (not the chunk), because the `shared` routing graph sums over every query head of
+ * a batch and a chunk boundary may split a batch.
+ */
+import { densePairCount, sparseStats, validateAttentionInput, type AttentionDims, type AttentionInput, type Selection, type SparseAttentionResult } from '@sparse-attn/core';
+import { countPairs, dispatchGrid, type GpuAttentionMethod, type GpuBackend, type GpuMethodDefinition, type GpuSelection, type GpuSelectionStep, type ResidentAttention } from '@sparse-attn/backend-gpu';
+import { biformerConfigSchema, biformerMethod, type BiformerConfig } from '../biformer-attention.js';
+import { parseConfig } from '@sparse-attn/core';
+import { REGION_AFFINITY_PARAMS, REGION_AFFINITY_THREADS, regionAffinityWgsl } from './region-affinity-wgsl.js';
+import { REGION_MEAN_PARAMS, REGION_MEAN_THREADS, regionMeanWgsl } from './region-mean-wgsl.js';
+import { REGION_TOP_K_PARAMS, regionTopKWgsl } from './region-top-k-wgsl.js';
+
+const STORAGE = 0x80;
+const COPY_SRC = 0x04;
+
+/** The region geometry of a call, computed exactly as the CPU method does. */
+export interface BiformerGeometry {
+  readonly keyRegions: number;
+  /** Region of the first query. */
+  readonly firstRegion: number;
+  /** Query regions the call's queries touch. */
+  readonly queryRegions: number;
+  /** Whether the queries start on a region boundary (then one selection row per region, else per query). */
+  readonly aligned: boolean;
+  readonly rowsPerHead: number;
+  /** Largest routed regions per row: min(topK, keyRegions). */
+  readonly stride: number;
+  readonly shared: boolean;
+}
+
+/** The CPU method's region geometry for a call. */
+export function biformerGeometry(d: AttentionDims, config: BiformerConfig): BiformerGeometry {
+  const R = config.regionSize;
+  const keyRegions = Math.ceil(d.keySeq / R);
+  const firstRegion = Math.floor(d.queryOffset / R);
+  const queryRegions = Math.floor((d.keySeq - 1) / R) - firstRegion + 1;
+  const aligned = d.queryOffset % R === 0;
+  return {
+    keyRegions,
+    firstRegion,
+    queryRegions,
+    aligned,
+    rowsPerHead: aligned ? queryRegions : d.querySeq,
+    stride: Math.min(config.topK, keyRegions),
+    shared: config.routingScope === 'shared',
+  };
+}
+
+/**
+ * Bytes per KV slot of the largest per-chunk scratch (the affinity scores of the slot's routing
+ * heads), for the backend's chunking.
+ */
+export function biformerScratchBytesPerSlot(d: AttentionDims, config: BiformerConfig): number {
+  const g = biformerGeometry(d, config);
+  return 4 * (g.shared ? 1 : d.groupSize) * g.queryRegions * g.keyRegions;
+}
+
+/** Timings and the selection (still on the GPU) of one BiFormer run on a resident call. */
+export interface BiformerRun {
+  readonly selection: GpuSelection;
+  readonly selectionMs: number;
+  readonly attentionMs: number;
+}
+
+/**
+ * Runs BiFormer's routing and attention on a resident call; the output lands in the chunks'
+ * `out`/`lse`. The caller frees `selection` with `backend.releaseSelection`.
+ */
+export async function runBiformer(backend: GpuBackend, resident: ResidentAttention, config: BiformerConfig): Promise<BiformerRun> {
+  const d = resident.dims;
+  const g = biformerGeometry(d, config);
+  const R = config.regionSize;
+  const device = backend.context.device;
+  const queryMeans = device.createBuffer({ size: Math.max(16, 4 * d.batch * d.queryHeads * g.queryRegions * d.headDim), usage: STORAGE | COPY_SRC });
+  const keyMeans = device.createBuffer({ size: Math.max(16, 4 * d.batch * d.kvHeads * g.keyRegions * d.headDim), usage: STORAGE | COPY_SRC });
+  try {
+    const poolMs = await backend.runKernels(resident, async (encoder) => {
+      const pipeline = await encoder.pipeline(regionMeanWgsl());
+      const { chunk } = encoder;
+      const pools = [
+        { x: chunk.k, out: keyMeans, slots: chunk.slots, rowsPerSlot: d.keySeq, regions: g.keyRegions, first: 0, lo: 0, outSlot0: chunk.slot0 },
+        { x: chunk.q, out: queryMeans, slots: chunk.slots * d.groupSize, rowsPerSlot: d.querySeq, regions: g.queryRegions, first: g.firstRegion, lo: d.queryOffset, outSlot0: chunk.slot0 * d.groupSize },
+      ];
+      for (const p of pools) {
+        const [x, y] = dispatchGrid(Math.ceil((p.slots * p.regions * d.headDim) / REGION_MEAN_THREADS));
+        const params = encoder.uniform(REGION_MEAN_PARAMS, { ...p, dim: d.headDim, regionSize: R, hi: d.keySeq, tilesX: x });
+        encoder.dispatch(pipeline, [params, p.x, p.out], x, y);
+      }
+    });
+    const step: GpuSelectionStep = {
+      layout: { kind: 'block', blockSize: R, headScope: g.shared ? 'kv' : 'query', rows: g.rowsPerHead, queryBlockSize: g.aligned ? R : 1 },
+      stride: g.stride,
+      async encodeChunk(encoder) {
+        const [affinity, topK] = await Promise.all([encoder.pipeline(regionAffinityWgsl()), encoder.pipeline(regionTopKWgsl())]);
+        const { chunk, target } = encoder;
+        const perSlot = g.shared ? 1 : d.groupSize;
+        const selSlots = chunk.slots * perSlot;
+        const scores = encoder.scratch(4 * selSlots * g.queryRegions * g.keyRegions);
+        const [ax, ay] = dispatchGrid(Math.ceil((selSlots * g.queryRegions * g.keyRegions) / REGION_AFFINITY_THREADS));
+        const common = { selSlots, queryRegions: g.queryRegions, keyRegions: g.keyRegions, firstRegion: g.firstRegion, causal: d.causal ? 1 : 0 };
+        const affinityParams = encoder.uniform(REGION_AFFINITY_PARAMS, {
+          ...common,
+          selSlot0: chunk.slot0 * perSlot,
+          sharedGraph: g.shared ? 1 : 0,
+          groupSize: d.groupSize,
+          queryHeads: d.queryHeads,
+          kvHeads: d.kvHeads,
+          dim: d.headDim,
+          tilesX: ax,
+        });
+        encoder.dispatch(affinity, [affinityParams, queryMeans, keyMeans, scores], ax, ay);
+        const [tx, ty] = dispatchGrid(selSlots * g.queryRegions);
+        const topKParams = encoder.uniform(REGION_TOP_K_PARAMS, {
+          ...common,
+          includeDiagonal: config.includeDiagonal ? 1 : 0,
+          topK: config.topK,
+          stride: g.stride,
+          rowsPerHead: g.rowsPerHead,
+          querySeq: d.querySeq,
+          queryOffset: d.queryOffset,
+          regionSize: R,
+          aligned: g.aligned ? 1 : 0,
+          tilesX: tx,
+        });
+        encoder.dispatch(topK, [topKParams, scores, target.bounds, target.indices], tx, ty);
+      },
+    };
+    const { selection, ms: routeMs } = await backend.runSelection(resident, step);
+    try {
+      const attentionMs = await backend.runSparse(resident, selection);
+      return { selection, selectionMs: poolMs + routeMs, attentionMs };
+    } catch (error) {
+      backend.releaseSelection(selection);
+      throw error;
+    }
+  } finally {
+    queryMeans.destroy();
+    keyMeans.destroy();
+  }
+}
+
+/** BiFormer prefill on the GPU: upload, {@link runBiformer}, read back output, lse and selection. */
+export async function gpuBiformerAttention(backend: GpuBackend, input: AttentionInput, config: BiformerConfig): Promise<SparseAttentionResult> {
+  const d = validateAttentionInput(input);
+  const resident = backend.upload(input, d, biformerScratchBytesPerSlot(d, config));
+  try {
+    const run = await runBiformer(backend, resident, config);
+    let selection: Selection;
+    try {
+      selection = await backend.readSelection(run.selection);
+    } finally {
+      backend.releaseSelection(run.selection);
+    }
+    const { output, lse } = await backend.readOutput(resident);
+    const pairs = countPairs(selection, d);
+    const g = biformerGeometry(d, config);
+    return {
+      output,
+      lse,
+      selection,
+      stats: sparseStats(d, pairs, selection.headScope === 'kv', run.selectionMs, run.attentionMs),
+      backend: backend.info,
+      // The CPU method's diagnostics.
+      diagnostics: { regions: g.keyRegions, regionSize: config.regionSize, routedRegions: g.stride, keysPerQuery: pairs / (d.batch * d.queryHeads * d.querySeq) },
+    };
+  } finally {
+    backend.release(resident);
+  }
+}
+
+/**
+ * `biformer` on the GPU: same id and config schema as the CPU method, same regions routed, same
+ * output to float32 rounding. Decode stays on the CPU (`biformerMethod.create(config).createDecoder`).
+ */
+export const gpuBiformerMethod: GpuMethodDefinition = {
+  id: biformerMethod.id,
+  family: biformerMethod.family,
+  cpu: biformerMethod,
+  create: (backend, config): GpuAttentionMethod => {
+    const resolved = parseConfig(biformerMethod.id, biformerConfigSchema, config);
+    return {
+      methodId: biformerMethod.id,
+      prefill: (input) => gpuBiformerAttention(backend, input, resolved),
+      runResident: async (resident) => {
+        const run = await runBiformer(backend, resident, resolved);
+        try {
+          const selection = await backend.readSelection(run.selection);
+          return { selectionMs: run.selectionMs, attentionMs: run.attentionMs, density: countPairs(selection, resident.dims) / densePairCount(resident.dims) };
+        } finally {
+          backend.releaseSelection(run.selection);
+        }
+      },
+    };
+  },
+};

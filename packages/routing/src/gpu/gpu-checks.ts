@@ -1,0 +1,186 @@
+/**
+ * GPU-vs-CPU agreement checks of the routing family (framework-free: they run in headless
+ * Chromium under vitest, and in Node wherever Dawn loads). Each check runs the GPU method and the
+ * CPU method on the same input and requires the same selection (exactly) and output / lse within
+ * `GPU_TOLERANCE` relative L2.
+ */
+import {
+  ConfigError,
+  ShapeError,
+  createWorkload,
+  relativeL2Error,
+  sliceSeq,
+  sparseAttention,
+  tensor,
+  validateAttentionInput,
+  type AttentionInput,
+  type AttentionResult,
+  type Selection,
+} from '@sparse-attn/core';
+import { GPU_TOLERANCE, GpuBackend, type GpuCheck } from '@sparse-attn/backend-gpu';
+import { biformerConfigSchema, biformerMethod } from '../biformer-attention.js';
+import { gpuBiformerMethod } from './gpu-biformer.js';
+
+interface Shape {
+  readonly batch: number;
+  readonly queryHeads: number;
+  readonly kvHeads: number;
+  readonly seq: number;
+  readonly headDim: number;
+  readonly valueDim?: number;
+  readonly querySeq?: number;
+  readonly causal?: boolean;
+}
+
+function makeInput(s: Shape, seed: number, kind: 'gaussian' | 'structured' = 'gaussian'): AttentionInput {
+  const w = createWorkload(kind, { batch: s.batch, queryHeads: s.queryHeads, kvHeads: s.kvHeads, seqLength: s.seq, headDim: s.headDim, valueDim: s.valueDim ?? s.headDim, seed });
+  const q = s.querySeq === undefined ? w.input.q : sliceSeq(w.input.q, s.seq - s.querySeq, s.seq);
+  return { ...w.input, q, causal: s.causal ?? true };
+}
+
+function shapeName(s: Shape): string {
+  return `B${s.batch} Hq${s.queryHeads} Hkv${s.kvHeads} S${s.seq} D${s.headDim}${s.valueDim ? ` Dv${s.valueDim}` : ''}${s.querySeq !== undefined ? ` Sq${s.querySeq}` : ''}${s.causal === false ? ' non-causal' : ''}`;
+}
+
+/** Throws unless two selections have the same layout and the same rows, entry for entry. */
+export function expectSameSelection(gpu: Selection, cpu: Selection): void {
+  for (const field of ['kind', 'blockSize', 'headScope', 'batch', 'heads', 'rows', 'queryBlockSize', 'keySeq'] as const) {
+    if (gpu[field] !== cpu[field]) throw new Error(`selection ${field}: GPU ${String(gpu[field])}, CPU ${String(cpu[field])}`);
+  }
+  const rows = cpu.offsets.length - 1;
+  if (gpu.offsets.length !== cpu.offsets.length) throw new Error(`selection has ${gpu.offsets.length - 1} rows, CPU ${rows}`);
+  for (let r = 0; r < rows; r++) {
+    const a = Array.from(gpu.indices.subarray(gpu.offsets[r]!, gpu.offsets[r + 1]!));
+    const b = Array.from(cpu.indices.subarray(cpu.offsets[r]!, cpu.offsets[r + 1]!));
+    if (a.join(',') !== b.join(',')) throw new Error(`selection row ${r}: GPU [${a.join(', ')}], CPU [${b.join(', ')}]`);
+  }
+}
+
+function expectClose(what: string, actual: Float32Array, expected: Float32Array): void {
+  const error = relativeL2Error(tensor([actual.length], actual), tensor([expected.length], expected));
+  if (!(error <= GPU_TOLERANCE)) throw new Error(`${what}: relative L2 error ${error.toExponential(3)} above ${GPU_TOLERANCE}`);
+}
+
+/**
+ * The GPU result against the CPU method's: same selection, output and lse within tolerance (the
+ * CPU method does not return lse, so its lse is core's executor over the CPU selection), same
+ * pair count.
+ */
+export function expectMatchesCpu(input: AttentionInput, gpu: AttentionResult & { readonly lse?: Float32Array }, cpu: AttentionResult): void {
+  if (!gpu.selection || !cpu.selection) throw new Error('both results must carry their selection');
+  expectSameSelection(gpu.selection, cpu.selection);
+  expectClose('output', gpu.output.data, cpu.output.data);
+  const exact = sparseAttention(input, cpu.selection);
+  if (!gpu.lse) throw new Error('GPU result has no lse');
+  expectClose('lse', gpu.lse, exact.lse!);
+  if (gpu.stats.pairs !== cpu.stats.pairs) throw new Error(`pairs: GPU ${gpu.stats.pairs}, CPU ${cpu.stats.pairs}`);
+  if (gpu.backend.backend !== 'gpu') throw new Error(`backend recorded as ${JSON.stringify(gpu.backend)}`);
+}
+
+/** Runs `fn` and requires it to throw an error of `type` with the same message the CPU throws. */
+async function expectSameError(what: string, gpu: () => Promise<unknown>, cpu: () => unknown, type: typeof ConfigError | typeof ShapeError): Promise<void> {
+  let cpuError: unknown;
+  try {
+    cpu();
+  } catch (error) {
+    cpuError = error;
+  }
+  if (!(cpuError instanceof type)) throw new Error(`${what}: the CPU method did not throw ${type.name} (${String(cpuError)})`);
+  try {
+    await gpu();
+  } catch (error) {
+    if (!(error instanceof type) || error.message !== cpuError.message) throw new Error(`${what}: GPU threw ${String(error)}, CPU ${String(cpuError)}`);
+    return;
+  }
+  throw new Error(`${what}: the GPU method did not throw`);
+}
+
+const biformerCases: readonly { readonly config: Record<string, unknown>; readonly shape: Shape; readonly kind?: 'structured' }[] = [
+  // Length not a multiple of the region size.
+  { config: { regionSize: 16, topK: 3 }, shape: { batch: 1, queryHeads: 2, kvHeads: 2, seq: 203, headDim: 32 } },
+  // GQA, batch 2, per-head routing and the shared routing graph.
+  { config: { regionSize: 16, topK: 4 }, shape: { batch: 2, queryHeads: 4, kvHeads: 2, seq: 150, headDim: 16 } },
+  { config: { regionSize: 16, topK: 4, routingScope: 'shared' }, shape: { batch: 2, queryHeads: 4, kvHeads: 2, seq: 150, headDim: 16, valueDim: 24 } },
+  // Length 1.
+  { config: { regionSize: 8, topK: 2 }, shape: { batch: 1, queryHeads: 2, kvHeads: 1, seq: 1, headDim: 16 } },
+  // Non-causal, with and without the diagonal.
+  { config: { regionSize: 16, topK: 3, includeDiagonal: false }, shape: { batch: 1, queryHeads: 2, kvHeads: 2, seq: 100, headDim: 16, causal: false } },
+  { config: { regionSize: 10, topK: 2, routingScope: 'shared' }, shape: { batch: 1, queryHeads: 4, kvHeads: 2, seq: 95, headDim: 20, causal: false } },
+  // A query chunk starting mid-region (one selection row per query) and one starting on a boundary.
+  { config: { regionSize: 16, topK: 2 }, shape: { batch: 1, queryHeads: 4, kvHeads: 2, seq: 77, headDim: 16, querySeq: 5 } },
+  { config: { regionSize: 16, topK: 2, includeDiagonal: false }, shape: { batch: 1, queryHeads: 2, kvHeads: 2, seq: 96, headDim: 16, querySeq: 32 } },
+  // Every region routed (dense), and the defaults at a longer length on the structured workload.
+  { config: { regionSize: 8, topK: 100 }, shape: { batch: 1, queryHeads: 2, kvHeads: 1, seq: 60, headDim: 16 } },
+  { config: {}, shape: { batch: 1, queryHeads: 2, kvHeads: 1, seq: 1000, headDim: 64 }, kind: 'structured' },
+];
+
+/** Every GPU check of the routing family, in the order they run. */
+export const gpuChecks: readonly GpuCheck[] = [
+  ...biformerCases.map(({ config, shape, kind }, i): GpuCheck => ({
+    name: `biformer on the GPU routes the CPU's regions and equals its output: ${JSON.stringify(config)} ${shapeName(shape)}`,
+    async run(backend) {
+      const input = makeInput(shape, 100 + i, kind);
+      const gpu = await gpuBiformerMethod.create(backend, config).prefill(input);
+      const cpu = biformerMethod.create(config).prefill(input);
+      expectMatchesCpu(input, gpu, cpu);
+      for (const key of Object.keys(cpu.diagnostics ?? {})) {
+        if (gpu.diagnostics?.[key] !== cpu.diagnostics?.[key]) throw new Error(`diagnostics.${key}: GPU ${gpu.diagnostics?.[key]}, CPU ${cpu.diagnostics?.[key]}`);
+      }
+    },
+  })),
+  {
+    name: 'biformer on the GPU split into chunks (a batch across chunks, shared graph) equals the CPU method',
+    async run(backend) {
+      const shape: Shape = { batch: 2, queryHeads: 6, kvHeads: 3, seq: 64, headDim: 16 };
+      const input = makeInput(shape, 130);
+      // One KV slot per chunk: the shared graph of a batch reads query means written by other chunks.
+      const small = new GpuBackend({ ...backend.context, maxBinding: 2 * 64 * 16 * 4 }, { reason: 'not needed' });
+      for (const routingScope of ['shared', 'head'] as const) {
+        const config = { regionSize: 8, topK: 3, routingScope };
+        const gpu = await gpuBiformerMethod.create(small, config).prefill(input);
+        expectMatchesCpu(input, gpu, biformerMethod.create(config).prefill(input));
+      }
+    },
+  },
+  {
+    name: 'biformer runResident on resident inputs writes the CPU output and reports its density (uploaded and seeded GPU inputs)',
+    async run(backend) {
+      const input = makeInput({ batch: 1, queryHeads: 4, kvHeads: 2, seq: 300, headDim: 32 }, 131);
+      const d = validateAttentionInput(input);
+      const config = { regionSize: 32, topK: 3 };
+      const method = gpuBiformerMethod.create(backend, config);
+      const cpu = biformerMethod.create(config).prefill(input);
+      const uploaded = backend.upload(input, d);
+      try {
+        const result = await method.runResident!(uploaded);
+        if (result.density !== cpu.stats.density) throw new Error(`density ${result.density}, CPU ${cpu.stats.density}`);
+        expectClose('output', (await backend.readOutput(uploaded)).output.data, cpu.output.data);
+        if (!(result.selectionMs >= 0 && result.attentionMs >= 0)) throw new Error('timings missing');
+      } finally {
+        backend.release(uploaded);
+      }
+      // Seeded inputs (as the benchmark uses): causal with the diagonal forced, the pair count does not
+      // depend on which earlier regions win, so the CPU's density on any input of these dims is the expected one.
+      const seeded = await backend.randomResident(d, 7);
+      try {
+        const result = await method.runResident!(seeded);
+        if (result.density !== cpu.stats.density) throw new Error(`seeded density ${result.density}, expected ${cpu.stats.density}`);
+        const { output } = await backend.readOutput(seeded);
+        if (!output.data.every(Number.isFinite) || output.data.every((x) => x === 0)) throw new Error('seeded run wrote no finite output');
+      } finally {
+        backend.release(seeded);
+      }
+    },
+  },
+  {
+    name: "biformer on the GPU throws the CPU method's typed errors on bad config and bad input",
+    async run(backend) {
+      const input = makeInput({ batch: 1, queryHeads: 2, kvHeads: 2, seq: 20, headDim: 16 }, 140);
+      await expectSameError('regionSize 0', async () => gpuBiformerMethod.create(backend, { regionSize: 0 }), () => biformerMethod.create({ regionSize: 0 }), ConfigError);
+      await expectSameError('routingScope global', async () => gpuBiformerMethod.create(backend, { routingScope: 'global' }), () => biformerMethod.create({ routingScope: 'global' } as never), ConfigError);
+      const bad: AttentionInput = { ...input, k: sliceSeq(input.k, 0, 10) };
+      const config = biformerConfigSchema.parse({ regionSize: 8 });
+      await expectSameError('keys shorter than values', () => gpuBiformerMethod.create(backend, config).prefill(bad), () => biformerMethod.create(config).prefill(bad), ShapeError);
+    },
+  },
+];
