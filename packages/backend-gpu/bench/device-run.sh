@@ -1,16 +1,25 @@
 #!/bin/sh
-# Runs the GPU checks, the WGSL benchmark and the PyTorch reference on the device machine.
-# Expects the carried .gl (Vulkan loader debs) and .node-bin (node.xz + the bundle from
-# `pnpm build:device` with node_modules/webgpu beside it). Usage: device-run.sh SEQS [extra args]
-set -e
+# The device run (H100): every package's GPU checks, the bench's GPU sweep and its gpu-attention
+# suite (our dense WGSL vs every GPU method on resident inputs), the robust-Dawn comparison and
+# PyTorch's SDPA reference. Expects the carried .gl and .node-bin from prepare-device.sh.
+# Usage: device-run.sh [SEQS] [REPEATS]; STEPS (default "checks sweep robust torch") picks steps.
 for f in .gl/*.deb; do dpkg -x "$f" /; done
 ldconfig
 export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
 mkdir -p /tmp/node && xz -dc .node-bin/node.xz > /tmp/node/node && chmod +x /tmp/node/node
+N=/tmp/node/node
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
 SEQS=${1:-4096,16384,65536}
-shift || true
+REPEATS=${2:-5}
+STEPS=${STEPS:-checks sweep robust torch}
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem --format=csv,noheader || true
-(cd .node-bin/bundle && timeout ${GPU_TIMEOUT:-420} /tmp/node/node gpu-check.js --bench "$SEQS" --out "$OUT/gpu-bench.json" "$@") 2>&1 | tee "$OUT/gpu-check.log"
-PYTHONUNBUFFERED=1 timeout 120 python3 packages/backend-gpu/bench/torch_sdpa.py "$SEQS" 2>&1 | tee "$OUT/torch-sdpa.log"
+for step in $STEPS; do
+  case $step in
+    checks) timeout ${CHECK_TIMEOUT:-240} $N .node-bin/bench/bench.js gpu-check --json "$OUT/gpu-checks.json" 2>&1 | tee "$OUT/gpu-checks.log" ;;
+    sweep) timeout ${SWEEP_TIMEOUT:-330} $N .node-bin/bench/bench.js --backend gpu --no-ort --no-progress --seq ${SWEEP_SEQS:-1024,4096} --workloads ${SWEEP_WORKLOADS:-needle,structured} \
+             --suite-seq "$SEQS" --full-suites --suites gpu-attention --repeats "$REPEATS" --time-budget 0 --out "$OUT/results" 2>&1 | tee "$OUT/bench.log" ;;
+    robust) (cd .node-bin/bundle && timeout ${ROBUST_TIMEOUT:-120} $N gpu-check.js --robust --no-checks --bench "$SEQS" --repeats 3 --out "$OUT/gpu-bench-robust.json") 2>&1 | tee "$OUT/robust.log" ;;
+    torch) PYTHONUNBUFFERED=1 timeout 120 python3 packages/backend-gpu/bench/torch_sdpa.py "$SEQS" 2>&1 | tee "$OUT/torch-sdpa.log" ;;
+  esac
+done
