@@ -1,0 +1,13 @@
+/**
+ * `@sparse-attn/landmark/gpu`: this family's methods on `@sparse-attn/backend-gpu` (an optional
+ * peer dependency). See the README's "GPU" section for what runs there and what stays on the CPU.
+ */
+import type { GpuMethodDefinition } from '@sparse-attn/backend-gpu';
+import { gpuLandmarkRetrievalMethod } from './gpu/gpu-landmark-retrieval.js';
+
+export * from './gpu/retrieval-select-wgsl.js';
+export * from './gpu/gpu-landmark-retrieval.js';
+export { gpuChecks } from './gpu/gpu-checks.js';
+
+/** Every method of this package that runs on the GPU, for `bench --backend gpu`. */
+export const gpuMethods: readonly GpuMethodDefinition[] = [gpuLandmarkRetrievalMethod];

@@ -1,0 +1,232 @@
+/**
+ * `landmark-retrieval` on the GPU: block representatives (backend-gpu's pooling kernel), the
+ * fused per-query scoring + GQA reduction + top-k kernel ({@link retrievalSelectWgsl}) and
+ * backend-gpu's exact sparse executor, on resident buffers. Picks the CPU method's blocks (up to
+ * float32 rounding of near-tied scores) and attends to them exactly like core's `sparseAttention`.
+ */
+import {
+  ConfigError,
+  KVCache,
+  ShapeError,
+  assertFinite,
+  densePairCount,
+  parseConfig,
+  validateAttentionInput,
+  validateDecoderStep,
+  type AttentionDims,
+  type AttentionInput,
+  type AttentionResult,
+  type DecoderShape,
+  type Tensor,
+} from '@sparse-attn/core';
+import {
+  POOL_PARAMS,
+  POOL_THREADS,
+  blockPoolWgsl,
+  dispatchGrid,
+  type GpuAttentionDecoder,
+  type GpuAttentionMethod,
+  type GpuBackend,
+  type GpuMethodDefinition,
+  type GpuSelectionStep,
+  type ResidentAttention,
+} from '@sparse-attn/backend-gpu';
+import { landmarkRetrievalConfigSchema, landmarkRetrievalMethod, type LandmarkRetrievalConfig } from '../landmark-retrieval.js';
+import { RETRIEVAL_SELECT_PARAMS, retrievalSelectWgsl } from './retrieval-select-wgsl.js';
+
+/**
+ * Floats per KV slot of one score scratch buffer: query rows are scored this many block scores
+ * at a time (`rowCount = ⌊SCORE_SCRATCH_FLOATS / blocks⌋` rows per dispatch), so the scratch is
+ * 4 MiB per slot and buffer whatever the sequence length.
+ */
+export const SCORE_SCRATCH_FLOATS = 1 << 20;
+
+/** Query rows the selection kernel scores per dispatch at `blocks` complete blocks. */
+export function retrievalRowsPerDispatch(querySeq: number, blocks: number): number {
+  return Math.max(1, Math.min(querySeq, Math.floor(SCORE_SCRATCH_FLOATS / Math.max(1, blocks))));
+}
+
+/** Bytes per KV slot of the largest scratch buffer the selection step allocates (for chunking). */
+export function retrievalScratchBytesPerSlot(d: Pick<AttentionDims, 'querySeq' | 'keySeq' | 'headDim'>, config: Pick<LandmarkRetrievalConfig, 'blockSize'>): number {
+  const blocks = Math.max(1, Math.floor(d.keySeq / config.blockSize));
+  return 4 * Math.max(retrievalRowsPerDispatch(d.querySeq, blocks) * blocks, blocks * d.headDim);
+}
+
+/**
+ * The selection step: per chunk, pool the complete key blocks (mean, max, min per channel), then
+ * run the selection kernel over the query rows in batches, writing one CSR row per (KV head,
+ * query) of `topK + 2` blocks at most.
+ */
+export function retrievalSelectionStep(config: LandmarkRetrievalConfig, d: AttentionDims, maxBinding = Infinity): GpuSelectionStep {
+  const bs = config.blockSize;
+  const complete = Math.floor(d.keySeq / bs);
+  const blocks = Math.max(1, complete);
+  const stride = config.topK + 2;
+  const quest = config.representative === 'quest';
+  const sumProbability = config.groupReduce === 'sum-probability';
+  const rowsPerSlot = retrievalRowsPerDispatch(d.querySeq, blocks);
+  return {
+    layout: { kind: 'block', blockSize: bs, headScope: 'kv', rows: d.querySeq, queryBlockSize: 1 },
+    stride,
+    async encodeChunk(encoder) {
+      const { chunk, target } = encoder;
+      // A chunk of many slots scores fewer rows per dispatch so its scratch fits one binding.
+      const rowCount = Math.max(1, Math.min(rowsPerSlot, Math.floor(maxBinding / (4 * chunk.slots * blocks))));
+      const [pool, select] = await Promise.all([
+        encoder.pipeline(blockPoolWgsl()),
+        encoder.pipeline(retrievalSelectWgsl({ headDim: d.headDim, representative: config.representative, groupReduce: config.groupReduce, maxPicks: config.topK })),
+      ]);
+      const pooledBytes = chunk.slots * blocks * d.headDim * 4;
+      const mean = encoder.scratch(pooledBytes);
+      const max = encoder.scratch(pooledBytes);
+      const min = encoder.scratch(pooledBytes);
+      if (complete > 0) {
+        const [px, py] = dispatchGrid(Math.ceil((chunk.slots * complete * d.headDim) / POOL_THREADS));
+        const poolParams = encoder.uniform(POOL_PARAMS, { keySeq: d.keySeq, blockSize: bs, blocks: complete, slots: chunk.slots, tilesX: px, dim: d.headDim });
+        encoder.dispatch(pool, [poolParams, chunk.k, mean, max, min], px, py);
+      }
+      const acc = encoder.scratch(chunk.slots * rowCount * blocks * 4);
+      const raw = sumProbability ? encoder.scratch(chunk.slots * rowCount * blocks * 4) : undefined;
+      for (let rowStart = 0; rowStart < d.querySeq; rowStart += rowCount) {
+        const count = Math.min(rowCount, d.querySeq - rowStart);
+        const [x, y] = dispatchGrid(chunk.slots * count);
+        const params = encoder.uniform(RETRIEVAL_SELECT_PARAMS, {
+          querySeq: d.querySeq,
+          queryOffset: d.queryOffset,
+          slots: chunk.slots,
+          tilesX: x,
+          rowStart,
+          rowCount: count,
+          blockSize: bs,
+          blocks,
+          topK: config.topK,
+          stride,
+          groupSize: d.groupSize,
+          scale: d.scale,
+        });
+        encoder.dispatch(select, [params, chunk.q, quest ? max : mean, quest ? min : undefined, acc, raw, target.bounds, target.indices], x, y);
+      }
+    },
+  };
+}
+
+/** Blocks in query `i`'s row (the selection's row length follows from the geometry alone). */
+function rowBlocks(d: AttentionDims, config: LandmarkRetrievalConfig, i: number): number {
+  const current = Math.floor((d.queryOffset + i) / config.blockSize);
+  return Math.min(current + 1, config.topK + 2);
+}
+
+/** Query–key pairs the selection scores (causally masked), computed from the geometry without reading it back. */
+export function retrievalPairCount(d: AttentionDims, config: LandmarkRetrievalConfig): number {
+  const bs = config.blockSize;
+  let pairs = 0;
+  for (let i = 0; i < d.querySeq; i++) {
+    const pos = d.queryOffset + i;
+    const current = Math.floor(pos / bs);
+    pairs += current <= config.topK + 1 ? pos + 1 : (config.topK + 1) * bs + (pos - current * bs + 1);
+  }
+  return pairs * d.batch * d.queryHeads;
+}
+
+/** The CPU method's diagnostics, from the geometry. */
+function retrievalDiagnostics(d: AttentionDims, config: LandmarkRetrievalConfig): Record<string, number> {
+  let total = 0;
+  for (let i = 0; i < d.querySeq; i++) total += rowBlocks(d, config, i);
+  const complete = Math.floor(d.keySeq / config.blockSize);
+  const floats = config.representative === 'mean' ? d.headDim : 2 * d.headDim;
+  return {
+    meanSelectedBlocks: d.querySeq === 0 ? 0 : total / d.querySeq,
+    completeBlocks: complete,
+    representativeBytes: d.batch * d.kvHeads * complete * floats * 4,
+  };
+}
+
+/** Selection + attention of one (validated, causal) call on the GPU. */
+async function retrievalAttend(backend: GpuBackend, config: LandmarkRetrievalConfig, input: AttentionInput): Promise<AttentionResult> {
+  const d = validateAttentionInput(input);
+  return backend.selectionAttention(input, retrievalSelectionStep(config, d, backend.context.maxBinding), {
+    extraBytesPerSlot: retrievalScratchBytesPerSlot(d, config),
+    diagnostics: retrievalDiagnostics(d, config),
+  });
+}
+
+/**
+ * The GPU decoder: the KV cache stays on the host (core's `KVCache`, as the CPU decoder keeps
+ * it) and every step re-uploads it through `selectionAttention`, recomputing the representatives
+ * of all complete blocks on the GPU (the CPU decoder appends them incrementally; the values are
+ * the same up to float32 summation order of the `mean` representative).
+ */
+function createRetrievalDecoder(backend: GpuBackend, config: LandmarkRetrievalConfig, shape: DecoderShape): GpuAttentionDecoder & { appendContext(k: Tensor, v: Tensor): void } {
+  const valueDim = shape.valueDim ?? shape.headDim;
+  const cache = new KVCache({ batch: shape.batch, kvHeads: shape.kvHeads, headDim: shape.headDim, valueDim });
+  return {
+    get length() {
+      return cache.length;
+    },
+    async step(input) {
+      validateDecoderStep(shape, input, cache.length);
+      cache.append(input.k, input.v);
+      return retrievalAttend(backend, config, { q: input.q, k: cache.keys(), v: cache.values(), causal: true, ...(shape.scale === undefined ? {} : { scale: shape.scale }) });
+    },
+    appendContext(k, v) {
+      const expect = (name: string, t: Tensor, dim: number) => {
+        const s = t.shape;
+        if (s.length !== 4 || s[0] !== shape.batch || s[1] !== shape.kvHeads || s[3] !== dim) {
+          throw new ShapeError(`appendContext: ${name} must be [${shape.batch}, ${shape.kvHeads}, T, ${dim}], got [${s.join(', ')}]`);
+        }
+      };
+      expect('k', k, shape.headDim);
+      expect('v', v, valueDim);
+      assertFinite(k, 'k');
+      assertFinite(v, 'v');
+      cache.append(k, v);
+    },
+    reset() {
+      cache.reset();
+    },
+    destroy() {
+      // Nothing stays on the GPU between steps.
+    },
+  };
+}
+
+function requireCausal(causal: boolean): void {
+  if (!causal) throw new ConfigError('landmark-retrieval: causal must be true (retrieval ranks blocks before each query), got false');
+}
+
+/**
+ * `landmark-retrieval` with selection and attention on the GPU (same id, config schema and
+ * errors as {@link landmarkRetrievalMethod}). Prefill, decode (host cache re-uploaded per step)
+ * and `runResident` (pool → select → sparse attention on resident buffers; density from the
+ * geometry, nothing read back).
+ */
+export const gpuLandmarkRetrievalMethod: GpuMethodDefinition = {
+  id: landmarkRetrievalMethod.id,
+  family: landmarkRetrievalMethod.family,
+  cpu: landmarkRetrievalMethod,
+  create(backend, rawConfig): GpuAttentionMethod {
+    const config = parseConfig(landmarkRetrievalMethod.id, landmarkRetrievalConfigSchema, rawConfig);
+    return {
+      methodId: landmarkRetrievalMethod.id,
+      async prefill(input) {
+        const d = validateAttentionInput(input);
+        requireCausal(d.causal);
+        return retrievalAttend(backend, config, input);
+      },
+      createDecoder: (shape) => createRetrievalDecoder(backend, config, shape),
+      async runResident(resident: ResidentAttention) {
+        const d = resident.dims;
+        requireCausal(d.causal);
+        const largest = retrievalScratchBytesPerSlot(d, config);
+        if (largest > backend.context.maxBinding) throw new ConfigError(`landmark-retrieval: ${largest} bytes of scratch per KV slot exceed the device's largest binding`);
+        const { selection, ms: selectionMs } = await backend.runSelection(resident, retrievalSelectionStep(config, d, backend.context.maxBinding));
+        try {
+          const attentionMs = await backend.runSparse(resident, selection);
+          return { selectionMs, attentionMs, density: retrievalPairCount(d, config) / densePairCount(d) };
+        } finally {
+          backend.releaseSelection(selection);
+        }
+      },
+    };
+  },
+};
