@@ -6,6 +6,7 @@
  */
 import {
   ConfigError,
+  rowOffset,
   ShapeError,
   createWorkload,
   relativeL2Error,
@@ -20,6 +21,11 @@ import {
 import { GPU_TOLERANCE, GpuBackend, type GpuCheck } from '@sparse-attn/backend-gpu';
 import { biformerConfigSchema, biformerMethod } from '../biformer-attention.js';
 import { gpuBiformerMethod } from './gpu-biformer.js';
+import { headSeed } from '../balanced-routing-attention.js';
+import { normalizeRows } from '../normalize-rows.js';
+import { resolveClusters, resolveSampleSize, routingConfigSchema } from '../routing-config.js';
+import { assignTopClusters, dotRows, sphericalKMeans } from '../spherical-kmeans.js';
+import { fitRoutingGpu } from './gpu-routing-kmeans.js';
 
 interface Shape {
   readonly batch: number;
@@ -114,6 +120,16 @@ const biformerCases: readonly { readonly config: Record<string, unknown>; readon
   { config: {}, shape: { batch: 1, queryHeads: 2, kvHeads: 1, seq: 1000, headDim: 64 }, kind: 'structured' },
 ];
 
+const kmeansCases: readonly { readonly config: Record<string, unknown>; readonly shape: Shape }[] = [
+  // Every key in the fit (S ≤ sample), GQA, batch 2.
+  { config: { clusters: 6 }, shape: { batch: 2, queryHeads: 4, kvHeads: 2, seq: 150, headDim: 16 } },
+  // A seeded subsample, layernorm, three clusters per key and query.
+  { config: { clusters: 5, kmeansSampleSize: 100, normalization: 'layernorm', keyClusters: 3, queryClusters: 3 }, shape: { batch: 1, queryHeads: 2, kvHeads: 1, seq: 301, headDim: 24 } },
+  // Defaults (C = round(√S) = 32, sample 512 of 1000 keys), a query chunk, length 1.
+  { config: {}, shape: { batch: 1, queryHeads: 2, kvHeads: 2, seq: 1000, headDim: 64, querySeq: 200 } },
+  { config: {}, shape: { batch: 1, queryHeads: 1, kvHeads: 1, seq: 1, headDim: 16 } },
+];
+
 /** Every GPU check of the routing family, in the order they run. */
 export const gpuChecks: readonly GpuCheck[] = [
   ...biformerCases.map(({ config, shape, kind }, i): GpuCheck => ({
@@ -183,4 +199,62 @@ export const gpuChecks: readonly GpuCheck[] = [
       await expectSameError('keys shorter than values', () => gpuBiformerMethod.create(backend, config).prefill(bad), () => biformerMethod.create(config).prefill(bad), ShapeError);
     },
   },
+  ...kmeansCases.map(({ config, shape }, i): GpuCheck => ({
+    name: `routing k-means and nearest-centroid membership on the GPU equal the CPU's: ${JSON.stringify(config)} ${shapeName(shape)}`,
+    async run(backend) {
+      const input = makeInput(shape, 150 + i, 'structured');
+      expectRoutingFitMatchesCpu(input, config, await fitRoutingGpu(backend, input, routingConfigSchema.parse(config)));
+    },
+  })),
 ];
+
+/** Similarities within this of each other count as a tie float rounding may order either way. */
+const NEAR_TIE = 1e-5;
+
+/**
+ * The GPU fit against the CPU's: per routing head, the centroids after the Lloyd iterations within
+ * `GPU_TOLERANCE` relative L2 of `sphericalKMeans`'s, and every key's / query's top-r centroids equal
+ * to `assignTopClusters`' on the CPU centroids, except where the two picks' similarities are within
+ * `NEAR_TIE` (then float order may legitimately swap them; such swaps are counted and capped at 1%).
+ */
+function expectRoutingFitMatchesCpu(input: AttentionInput, raw: Record<string, unknown>, gpu: Awaited<ReturnType<typeof fitRoutingGpu>>): void {
+  const config = routingConfigSchema.parse(raw);
+  const d = validateAttentionInput(input);
+  const D = d.headDim;
+  const clusters = resolveClusters(config.clusters, d.keySeq, config.window);
+  if (gpu.clusters !== clusters) throw new Error(`clusters ${gpu.clusters}, CPU ${clusters}`);
+  let nearTies = 0;
+  let compared = 0;
+  const compareTop = (what: string, rows: Float32Array, count: number, centroids: Float32Array, r: number, top: Uint32Array, topOffset: number) => {
+    const cpu = new Int32Array(count * r);
+    assignTopClusters(rows, count, D, centroids, clusters, r, cpu);
+    for (let i = 0; i < count * r; i++) {
+      compared++;
+      const g = top[topOffset + i]!;
+      const c = cpu[i]!;
+      if (g === c) continue;
+      const row = Math.floor(i / r);
+      const gap = Math.abs(dotRows(rows, row * D, centroids, g * D, D) - dotRows(rows, row * D, centroids, c * D, D));
+      if (!(g < clusters) || gap > NEAR_TIE) throw new Error(`${what} row ${row} pick ${i % r}: GPU centroid ${g}, CPU ${c} (similarities differ by ${gap})`);
+      nearTies++;
+    }
+  };
+  const keys = new Float32Array(d.keySeq * D);
+  const queries = new Float32Array(d.querySeq * D);
+  for (let slot = 0; slot < d.batch * d.kvHeads; slot++) {
+    const b = Math.floor(slot / d.kvHeads);
+    const kvh = slot % d.kvHeads;
+    normalizeRows(input.k.data, rowOffset(d.kDims, b, kvh, 0), keys, 0, d.keySeq, D, config.normalization);
+    const fit = sphericalKMeans(keys, d.keySeq, D, { clusters, iterations: config.kmeansIterations, seed: headSeed(config.seed, slot), sampleSize: resolveSampleSize(config.kmeansSampleSize, clusters) });
+    if (fit.sampleCount !== gpu.sampleCount) throw new Error(`sample ${gpu.sampleCount}, CPU ${fit.sampleCount}`);
+    const slice = gpu.centroids.subarray(slot * clusters * D, (slot + 1) * clusters * D);
+    expectClose(`head ${slot} centroids`, slice, fit.centroids);
+    compareTop(`head ${slot} key`, keys, d.keySeq, fit.centroids, gpu.keyClusters, gpu.keyTop, slot * d.keySeq * gpu.keyClusters);
+    for (let g = 0; g < d.groupSize; g++) {
+      const h = kvh * d.groupSize + g;
+      normalizeRows(input.q.data, rowOffset(d.qDims, b, h, 0), queries, 0, d.querySeq, D, config.normalization);
+      compareTop(`query head ${h}`, queries, d.querySeq, fit.centroids, gpu.queryClusters, gpu.queryTop, (b * d.queryHeads + h) * d.querySeq * gpu.queryClusters);
+    }
+  }
+  if (nearTies > 0.01 * compared) throw new Error(`${nearTies} of ${compared} top-r picks differ at near-ties (over 1%)`);
+}

@@ -1,0 +1,140 @@
+/**
+ * The `routing` method's k-means and nearest-centroid membership on the GPU (spec routing.md §3–4):
+ * normalisation of keys and queries, the seeded subsample, every Lloyd iteration (assignment and
+ * centroid update), and each key's top-`keyClusters` / each query's top-`queryClusters`
+ * centroids. The k-means++ seeding stays on the CPU: it draws from the seeded `Rng` with weights
+ * that depend on the data, and the CPU has the prompt in prefill; its centroids are uploaded
+ * (no readback). This is what `routing` needs from the GPU before its selection; the balanced
+ * top-w membership, the union selection and attention are not ported yet (see the README).
+ */
+import { ConfigError, Rng, rowOffset, validateAttentionInput, type AttentionDims, type AttentionInput } from '@sparse-attn/core';
+import { dispatchGrid, type GpuBackend } from '@sparse-attn/backend-gpu';
+import { headSeed } from '../balanced-routing-attention.js';
+import { normalizeRows } from '../normalize-rows.js';
+import { resolveClusters, resolveSampleSize, type RoutingConfig } from '../routing-config.js';
+import { sphericalKMeans } from '../spherical-kmeans.js';
+import { KMEANS_PARAMS, KMEANS_THREADS, kmeansAssignWgsl, kmeansNormalizeWgsl, kmeansSampleWgsl, kmeansSumWgsl, normalizeRowsWgsl, topCentroidsWgsl } from './spherical-kmeans-wgsl.js';
+
+const STORAGE = 0x80;
+const COPY_SRC = 0x04;
+const COPY_DST = 0x08;
+
+/**
+ * The rows the CPU's `sphericalKMeans` fits on for `count` rows: all of them when `count ≤
+ * sampleSize`, else the first `sampleSize` entries of its seeded partial Fisher–Yates permutation,
+ * sorted (the same `Rng` draws, in the same order, as the CPU).
+ */
+export function kmeansSampleIndices(count: number, sampleSize: number, seed: number): Uint32Array {
+  const n = Math.min(count, sampleSize);
+  if (n === count) return Uint32Array.from({ length: count }, (_, i) => i);
+  const rng = new Rng(seed);
+  const order = new Int32Array(count);
+  for (let i = 0; i < count; i++) order[i] = i;
+  for (let i = 0; i < n; i++) {
+    const j = i + rng.int(count - i);
+    const t = order[i]!;
+    order[i] = order[j]!;
+    order[j] = t;
+  }
+  return Uint32Array.from(order.subarray(0, n).sort());
+}
+
+/** What {@link fitRoutingGpu} read back: per routing head (batch · KV head) and per token. */
+export interface GpuRoutingFit {
+  readonly clusters: number;
+  /** Rows each head's k-means fitted on. */
+  readonly sampleCount: number;
+  /** `[batch·kvHeads][clusters][headDim]` unit centroids after the Lloyd iterations. */
+  readonly centroids: Float32Array;
+  /** `[batch·kvHeads][keySeq][rk]`: each key's top-rk centroids, most similar first (rk = min(keyClusters, C)). */
+  readonly keyTop: Uint32Array;
+  readonly keyClusters: number;
+  /** `[batch·queryHeads][querySeq][rq]`: each query's top-rq centroids of its KV head (rq = min(queryClusters, C)). */
+  readonly queryTop: Uint32Array;
+  readonly queryClusters: number;
+}
+
+/** The CPU's k-means++ seeding of each routing head (Lloyd iterations 0), `[slot][clusters][dim]`. */
+export function seedCentroids(input: AttentionInput, d: AttentionDims, config: RoutingConfig, clusters: number): Float32Array {
+  const out = new Float32Array(d.batch * d.kvHeads * clusters * d.headDim);
+  const keys = new Float32Array(d.keySeq * d.headDim);
+  for (let slot = 0; slot < d.batch * d.kvHeads; slot++) {
+    normalizeRows(input.k.data, rowOffset(d.kDims, Math.floor(slot / d.kvHeads), slot % d.kvHeads, 0), keys, 0, d.keySeq, d.headDim, config.normalization);
+    const fit = sphericalKMeans(keys, d.keySeq, d.headDim, { clusters, iterations: 0, seed: headSeed(config.seed, slot), sampleSize: resolveSampleSize(config.kmeansSampleSize, clusters) });
+    out.set(fit.centroids, slot * clusters * d.headDim);
+  }
+  return out;
+}
+
+/**
+ * Runs the routing k-means (seeded on the CPU, iterated on the GPU) and the nearest-centroid
+ * memberships of every key and query on the GPU, and reads them back.
+ */
+export async function fitRoutingGpu(backend: GpuBackend, input: AttentionInput, config: RoutingConfig): Promise<GpuRoutingFit> {
+  const d = validateAttentionInput(input);
+  if (config.sharedQK) throw new ConfigError('routing: sharedQK is not on the GPU path yet');
+  const clusters = resolveClusters(config.clusters, d.keySeq, config.window);
+  const sampleSize = resolveSampleSize(config.kmeansSampleSize, clusters);
+  const n = Math.min(d.keySeq, sampleSize);
+  const slots = d.batch * d.kvHeads;
+  const D = d.headDim;
+  const rk = Math.min(config.keyClusters, clusters);
+  const rq = Math.min(config.queryClusters, clusters);
+  const picked = new Uint32Array(slots * n);
+  for (let s = 0; s < slots; s++) picked.set(kmeansSampleIndices(d.keySeq, sampleSize, headSeed(config.seed, s)), s * n);
+  const initial = seedCentroids(input, d, config, clusters);
+  const device = backend.context.device;
+  const make = (bytes: number) => device.createBuffer({ size: Math.max(16, Math.ceil(bytes / 4) * 4), usage: STORAGE | COPY_SRC | COPY_DST });
+  const centroids = make(initial.byteLength);
+  const pickedBuffer = make(picked.byteLength);
+  const keyTop = make(4 * slots * d.keySeq * rk);
+  const queryTop = make(4 * slots * d.groupSize * d.querySeq * rq);
+  device.queue.writeBuffer(centroids, 0, initial);
+  device.queue.writeBuffer(pickedBuffer, 0, picked);
+  const resident = backend.upload(input, d);
+  try {
+    await backend.runKernels(resident, async (encoder) => {
+      const { chunk } = encoder;
+      const run = async (code: string, buffers: readonly GpuBufferOf<typeof chunk>[], threads: number, values: Readonly<Record<string, number>>) => {
+        const [x, y] = dispatchGrid(Math.ceil(threads / KMEANS_THREADS));
+        const params = encoder.uniform(KMEANS_PARAMS, { dim: D, clusters, sample: n, slotBase: chunk.slot0, ...values, tilesX: x }, []);
+        encoder.dispatch(await encoder.pipeline(code), [params, ...buffers], x, y);
+      };
+      const keyRows = chunk.slots * d.keySeq;
+      const queryRows = chunk.slots * d.groupSize * d.querySeq;
+      const mode = config.normalization === 'l2' ? 0 : 1;
+      const normKeys = encoder.scratch(4 * keyRows * D);
+      const normQueries = encoder.scratch(4 * queryRows * D);
+      await run(normalizeRowsWgsl(), [chunk.k, normKeys], keyRows, { rows: keyRows, mode });
+      await run(normalizeRowsWgsl(), [chunk.q, normQueries], queryRows, { rows: queryRows, mode });
+      const sampleRows = encoder.scratch(4 * chunk.slots * n * D);
+      const assignment = encoder.scratch(4 * chunk.slots * n);
+      const sums = encoder.scratch(4 * chunk.slots * clusters * D);
+      const counts = encoder.scratch(4 * chunk.slots * clusters);
+      const common = { slots: chunk.slots, count: d.keySeq };
+      await run(kmeansSampleWgsl(), [normKeys, pickedBuffer, sampleRows], chunk.slots * n, common);
+      for (let iteration = 0; iteration < config.kmeansIterations; iteration++) {
+        await run(kmeansAssignWgsl(), [sampleRows, centroids, assignment], chunk.slots * n, common);
+        await run(kmeansSumWgsl(), [sampleRows, assignment, sums, counts], chunk.slots * clusters * D, common);
+        await run(kmeansNormalizeWgsl(), [sums, counts, centroids], chunk.slots * clusters, common);
+      }
+      await run(topCentroidsWgsl(rk), [normKeys, centroids, keyTop], keyRows, { rows: keyRows, count: d.keySeq, groupSize: 1, rowBase: chunk.slot0 * d.keySeq });
+      await run(topCentroidsWgsl(rq), [normQueries, centroids, queryTop], queryRows, { rows: queryRows, count: d.querySeq, groupSize: d.groupSize, rowBase: chunk.slot0 * d.groupSize * d.querySeq });
+    });
+    const u32 = async (buffer: typeof centroids, count: number) => new Uint32Array((await backend.read(buffer, 4 * count)).buffer, 0, count);
+    return {
+      clusters,
+      sampleCount: n,
+      centroids: (await backend.read(centroids, initial.byteLength)).slice(0, initial.length),
+      keyTop: await u32(keyTop, slots * d.keySeq * rk),
+      keyClusters: rk,
+      queryTop: await u32(queryTop, slots * d.groupSize * d.querySeq * rq),
+      queryClusters: rq,
+    };
+  } finally {
+    backend.release(resident);
+    for (const b of [centroids, pickedBuffer, keyTop, queryTop]) b.destroy();
+  }
+}
+
+type GpuBufferOf<C> = C extends { readonly k: infer B } ? B : never;

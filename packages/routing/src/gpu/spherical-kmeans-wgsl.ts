@@ -1,0 +1,197 @@
+/**
+ * Spherical k-means for routing in WGSL (spec routing.md §3–4; CPU: `spherical-kmeans.ts`,
+ * `normalize-rows.ts`, `balanced-routing.ts#withNearestMembership`). Five kernels, each one
+ * thread per output element, over rows laid out `[slot][row][dim]`:
+ *
+ *   normalise:  x̂ = x / max(‖x‖₂, ε)   or   (x − mean) / sqrt(var + ε)      (`normalizeRowsWgsl`)
+ *   sample:     s_i = x̂_{idx_i} / ‖x̂_{idx_i}‖ (the seeded subsample the CPU fits on) (`kmeansSampleWgsl`)
+ *   assign:     a(i) = argmax_c s_i · μ_c            (ties → lower c)          (`kmeansAssignWgsl`)
+ *   update:     Σ_c = Σ_{a(i)=c} s_i,  n_c = |{i : a(i) = c}|                 (`kmeansSumWgsl`)
+ *               μ_c = Σ_c / ‖Σ_c‖ when n_c > 0 (empty clusters keep μ_c)     (`kmeansNormalizeWgsl`)
+ *   top-r:      the r centroids most similar to each routing vector, most similar first,
+ *               ties → lower c (nearest-centroid membership)                  (`topCentroidsWgsl`)
+ *
+ * Centroids and subsample indices live in call-wide buffers (`slotBase` = the chunk's first
+ * slot), top-r results in call-wide `[row][r]` buffers (`rowBase` = the chunk's first row).
+ * The GPU accumulates in f32 where the CPU sums centroid updates in f64; see the README.
+ */
+
+/** Uniform parameter block shared by the k-means kernels (unused fields are 0). */
+export const KMEANS_PARAMS = ['rows', 'dim', 'mode', 'tilesX', 'slots', 'count', 'sample', 'clusters', 'groupSize', 'slotBase', 'rowBase', 'pad0'] as const;
+
+/** Threads per workgroup of every k-means kernel. */
+export const KMEANS_THREADS = 64;
+
+const header = /* wgsl */ `
+struct Params { rows: u32, dim: u32, mode: u32, tilesX: u32, slots: u32, count: u32, sample: u32, clusters: u32, groupSize: u32, slotBase: u32, rowBase: u32, pad0: u32 }
+@group(0) @binding(0) var<uniform> P: Params;
+`;
+
+const threadId = `let id = (wid.x + wid.y * P.tilesX) * ${KMEANS_THREADS}u + lid;`;
+const entry = `@compute @workgroup_size(${KMEANS_THREADS})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32)`;
+
+/** Row normalisation (`mode` 0 = l2 with ε = 1e-12, 1 = layernorm without scale, ε = 1e-6); `P.rows` rows. */
+export function normalizeRowsWgsl(): string {
+  return /* wgsl */ `${header}
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> y: array<f32>;
+
+${entry} {
+  ${threadId}
+  if (id >= P.rows) { return; }
+  let o = id * P.dim;
+  if (P.mode == 0u) {
+    var sum = 0.0;
+    for (var c = 0u; c < P.dim; c++) { sum += x[o + c] * x[o + c]; }
+    let inv = 1.0 / max(sqrt(sum), 1e-12);
+    for (var c = 0u; c < P.dim; c++) { y[o + c] = x[o + c] * inv; }
+  } else {
+    var mean = 0.0;
+    for (var c = 0u; c < P.dim; c++) { mean += x[o + c]; }
+    mean = mean / f32(P.dim);
+    var variance = 0.0;
+    for (var c = 0u; c < P.dim; c++) { let t = x[o + c] - mean; variance += t * t; }
+    let inv = 1.0 / sqrt(variance / f32(P.dim) + 1e-6);
+    for (var c = 0u; c < P.dim; c++) { y[o + c] = (x[o + c] - mean) * inv; }
+  }
+}
+`;
+}
+
+/** Gathers each slot's subsample (`P.sample` row indices per slot) from `[slot][P.count][dim]` and renormalises it (as the CPU does). */
+export function kmeansSampleWgsl(): string {
+  return /* wgsl */ `${header}
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> picked: array<u32>;
+@group(0) @binding(3) var<storage, read_write> sample: array<f32>;
+
+${entry} {
+  ${threadId}
+  if (id >= P.slots * P.sample) { return; }
+  let slot = id / P.sample;
+  let src = (slot * P.count + picked[P.slotBase * P.sample + id]) * P.dim;
+  let dst = id * P.dim;
+  var sum = 0.0;
+  for (var c = 0u; c < P.dim; c++) { sum += x[src + c] * x[src + c]; }
+  let norm = sqrt(sum);
+  let inv = select(1.0, 1.0 / norm, norm > 1e-12);
+  for (var c = 0u; c < P.dim; c++) { sample[dst + c] = x[src + c] * inv; }
+}
+`;
+}
+
+/** Nearest centroid of every sample row (ties → lower index). */
+export function kmeansAssignWgsl(): string {
+  return /* wgsl */ `${header}
+@group(0) @binding(1) var<storage, read> sample: array<f32>;
+@group(0) @binding(2) var<storage, read> centroids: array<f32>;
+@group(0) @binding(3) var<storage, read_write> assignment: array<u32>;
+
+${entry} {
+  ${threadId}
+  if (id >= P.slots * P.sample) { return; }
+  let slot = id / P.sample;
+  let o = id * P.dim;
+  var best = 0u;
+  var bestValue = 0.0;
+  for (var k = 0u; k < P.clusters; k++) {
+    let m = ((P.slotBase + slot) * P.clusters + k) * P.dim;
+    var s = 0.0;
+    for (var c = 0u; c < P.dim; c++) { s += sample[o + c] * centroids[m + c]; }
+    if (k == 0u || s > bestValue) { best = k; bestValue = s; }
+  }
+  assignment[id] = best;
+}
+`;
+}
+
+/** Per (slot, cluster, channel): the sum of the cluster's assigned sample rows; channel 0 also writes the count. */
+export function kmeansSumWgsl(): string {
+  return /* wgsl */ `${header}
+@group(0) @binding(1) var<storage, read> sample: array<f32>;
+@group(0) @binding(2) var<storage, read> assignment: array<u32>;
+@group(0) @binding(3) var<storage, read_write> sums: array<f32>;
+@group(0) @binding(4) var<storage, read_write> counts: array<u32>;
+
+${entry} {
+  ${threadId}
+  if (id >= P.slots * P.clusters * P.dim) { return; }
+  let c = id % P.dim;
+  let k = (id / P.dim) % P.clusters;
+  let slot = id / (P.dim * P.clusters);
+  var sum = 0.0;
+  var n = 0u;
+  for (var i = 0u; i < P.sample; i++) {
+    if (assignment[slot * P.sample + i] == k) {
+      sum += sample[(slot * P.sample + i) * P.dim + c];
+      n++;
+    }
+  }
+  sums[id] = sum;
+  if (c == 0u) { counts[slot * P.clusters + k] = n; }
+}
+`;
+}
+
+/** Moves every non-empty centroid to its normalised sum (a sum of norm ≤ 1e-12 is copied as is, like the CPU). */
+export function kmeansNormalizeWgsl(): string {
+  return /* wgsl */ `${header}
+@group(0) @binding(1) var<storage, read> sums: array<f32>;
+@group(0) @binding(2) var<storage, read> counts: array<u32>;
+@group(0) @binding(3) var<storage, read_write> centroids: array<f32>;
+
+${entry} {
+  ${threadId}
+  if (id >= P.slots * P.clusters) { return; }
+  if (counts[id] == 0u) { return; }
+  let o = id * P.dim;
+  let m = (P.slotBase * P.clusters + id) * P.dim;
+  var total = 0.0;
+  for (var c = 0u; c < P.dim; c++) { total += sums[o + c] * sums[o + c]; }
+  let norm = sqrt(total);
+  let inv = select(1.0, 1.0 / norm, norm > 1e-12);
+  for (var c = 0u; c < P.dim; c++) { centroids[m + c] = sums[o + c] * inv; }
+}
+`;
+}
+
+/**
+ * The `r` most similar centroids of each of `P.rows` routing vectors (`[slot][P.count][dim]`;
+ * vector slot s reads the centroids of slot ⌊s / P.groupSize⌋), most similar first, ties → lower
+ * index: `top[row·r + t]`.
+ */
+export function topCentroidsWgsl(r: number): string {
+  return /* wgsl */ `${header}
+const R: u32 = ${r}u;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> centroids: array<f32>;
+@group(0) @binding(3) var<storage, read_write> top: array<u32>;
+
+${entry} {
+  ${threadId}
+  if (id >= P.rows) { return; }
+  let slot = (id / P.count) / P.groupSize;
+  let o = id * P.dim;
+  var best: array<u32, ${r}>;
+  var bestValue: array<f32, ${r}>;
+  var filled = 0u;
+  for (var k = 0u; k < P.clusters; k++) {
+    let m = ((P.slotBase + slot) * P.clusters + k) * P.dim;
+    var s = 0.0;
+    for (var c = 0u; c < P.dim; c++) { s += x[o + c] * centroids[m + c]; }
+    if (filled == R && !(s > bestValue[R - 1u])) { continue; }
+    var at = min(filled, R - 1u);
+    if (filled < R) { filled++; }
+    while (at > 0u && s > bestValue[at - 1u]) {
+      bestValue[at] = bestValue[at - 1u];
+      best[at] = best[at - 1u];
+      at--;
+    }
+    bestValue[at] = s;
+    best[at] = k;
+  }
+  for (var t = 0u; t < R; t++) { top[(P.rowBase + id) * R + t] = select(0xffffffffu, best[t], t < filled); }
+}
+`;
+}
