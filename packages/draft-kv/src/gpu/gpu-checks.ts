@@ -1,0 +1,232 @@
+/**
+ * GPU-vs-CPU checks of the draft-kv methods on the GPU (run in headless Chromium's WebGPU by
+ * `gpu-checks.test.ts`, and by the backend's device program where Dawn loads): each GPU method
+ * keeps the CPU method's entries and its output and log-sum-exp agree with the CPU's to 1e-4
+ * relative; decoders agree step by step; bad input throws the CPU's typed errors first.
+ *
+ * Selection equality: the GPU scores in float32 (the CPU reduces in float64), so two keys whose
+ * pooled scores differ by less than float32 rounding may rank the other way. Where a kept set
+ * differs from the CPU's, the check accepts it only if every swapped pair is such a near-tie
+ * under the CPU's own scores (1e-5 relative) and then compares the output with core's exact
+ * `sparseAttention` over the GPU's selection; anything else fails.
+ */
+import {
+  ConfigError,
+  ShapeError,
+  createWorkload,
+  densePairCount,
+  relativeL2Error,
+  sliceSeq,
+  sparseAttention,
+  tensor,
+  validateAttentionInput,
+  type AttentionInput,
+  type Selection,
+} from '@sparse-attn/core';
+import { GPU_TOLERANCE, GpuBackend, countPairs, type GpuCheck, type GpuMethodDefinition } from '@sparse-attn/backend-gpu';
+import { compressLayer } from '../compress-layer.js';
+import type { EvictingDecoder } from '../compressed-attention.js';
+import { compressionScratchBytesPerSlot, type GpuCompressionPlanner } from './gpu-compression.js';
+import { gpuKeyNormMethod, gpuPyramidKvMethod, gpuSnapKvMethod, gpuSpecKvLayerMethod, gpuTovaMethod, planners } from './gpu-kv-methods.js';
+
+interface Shape {
+  readonly batch: number;
+  readonly queryHeads: number;
+  readonly kvHeads: number;
+  readonly seq: number;
+  readonly headDim: number;
+  readonly valueDim?: number;
+  readonly querySeq?: number;
+}
+
+function makeInput(s: Shape, seed: number, kind: 'gaussian' | 'structured' = 'structured'): AttentionInput {
+  const w = createWorkload(kind, { batch: s.batch, queryHeads: s.queryHeads, kvHeads: s.kvHeads, seqLength: s.seq, headDim: s.headDim, valueDim: s.valueDim ?? s.headDim, seed });
+  const q = s.querySeq === undefined ? w.input.q : sliceSeq(w.input.q, s.seq - s.querySeq, s.seq);
+  return { ...w.input, q, causal: true };
+}
+
+function describeShape(s: Shape): string {
+  return `B${s.batch} Hq${s.queryHeads} Hkv${s.kvHeads} S${s.seq} D${s.headDim}${s.valueDim ? ` Dv${s.valueDim}` : ''}${s.querySeq ? ` Sq${s.querySeq}` : ''}`;
+}
+
+function expectClose(what: string, actual: Float32Array, expected: Float32Array): void {
+  const error = relativeL2Error(tensor([actual.length], actual), tensor([expected.length], expected));
+  if (!(error <= GPU_TOLERANCE)) throw new Error(`${what}: relative L2 error ${error.toExponential(3)} above ${GPU_TOLERANCE}`);
+}
+
+function expectLseClose(what: string, actual: Float32Array, expected: ArrayLike<number>): void {
+  for (let i = 0; i < actual.length; i++) {
+    const a = actual[i]!;
+    const e = expected[i]!;
+    if (a === e) continue;
+    if (!(Math.abs(a - e) <= GPU_TOLERANCE * Math.max(1, Math.abs(e)))) throw new Error(`${what}: lse[${i}] = ${a}, expected ${e}`);
+  }
+}
+
+function sameLayout(gpu: Selection, cpu: Selection): void {
+  for (const field of ['kind', 'blockSize', 'headScope', 'batch', 'heads', 'rows', 'queryBlockSize', 'keySeq'] as const) {
+    if (gpu[field] !== cpu[field]) throw new Error(`selection ${field}: GPU ${String(gpu[field])}, CPU ${String(cpu[field])}`);
+  }
+  if (gpu.offsets.length !== cpu.offsets.length || gpu.offsets.some((x, i) => x !== cpu.offsets[i])) throw new Error('selection offsets differ (kept counts per head)');
+}
+
+/**
+ * Whether the GPU kept the CPU's entries; where not, checks that every difference is a float32
+ * near-tie of the CPU's pooled scores (throws otherwise) and returns false.
+ */
+function sameKeptEntries(input: AttentionInput, gpu: Selection, cpu: Selection, planner: GpuCompressionPlanner): boolean {
+  sameLayout(gpu, cpu);
+  if (gpu.indices.length === cpu.indices.length && gpu.indices.every((x, i) => x === cpu.indices[i])) return true;
+  const d = validateAttentionInput(input);
+  const plan = planner(d.keySeq, d.querySeq);
+  const observers = Int32Array.from({ length: plan.observerCount }, (_, i) => plan.observerFirst + i);
+  const { scores } = compressLayer(input.q, input.k, d.scale, { ...plan, scorer: plan.scorer, observers });
+  const scored = d.keySeq - Math.min(plan.window, d.keySeq);
+  for (let row = 0; row < gpu.offsets.length - 1; row++) {
+    const picked = new Set(gpu.indices.subarray(gpu.offsets[row]!, gpu.offsets[row + 1]!));
+    const wanted = new Set(cpu.indices.subarray(cpu.offsets[row]!, cpu.offsets[row + 1]!));
+    let minPicked = Infinity;
+    let maxDropped = -Infinity;
+    for (let j = 0; j < d.keySeq; j++) {
+      if (picked.has(j) === wanted.has(j)) continue;
+      if (j >= scored) throw new Error(`row ${row}: window entry ${j} ${picked.has(j) ? 'kept' : 'dropped'} unlike the CPU`);
+      const s = scores[row * scored + j]!;
+      if (picked.has(j)) minPicked = Math.min(minPicked, s);
+      else maxDropped = Math.max(maxDropped, s);
+    }
+    if (maxDropped > minPicked + 1e-5 * Math.max(Math.abs(minPicked), Math.abs(maxDropped))) {
+      throw new Error(`row ${row}: GPU kept an entry scoring ${minPicked} (CPU score) over one scoring ${maxDropped}: not a float32 near-tie`);
+    }
+  }
+  return false;
+}
+
+/** Runs a GPU method and its CPU definition on one input and compares kept entries, output and lse. */
+async function compareWithCpu(backend: GpuBackend, method: GpuMethodDefinition, config: Record<string, unknown>, input: AttentionInput): Promise<void> {
+  const cpu = method.cpu.create(config).prefill(input);
+  const gpu = await method.create(backend, config).prefill(input);
+  const cpuSelection = cpu.selection!;
+  const gpuSelection = (gpu as { selection: Selection }).selection;
+  const exact = sameKeptEntries(input, gpuSelection, cpuSelection, planners[method.id]!(config));
+  const reference = exact ? cpu.output.data : sparseAttention(input, gpuSelection).output.data;
+  expectClose('output', gpu.output.data, reference);
+  expectLseClose('lse', (gpu as unknown as { lse: Float32Array }).lse, sparseAttention(input, exact ? cpuSelection : gpuSelection).lse);
+  if (gpu.backend.backend !== 'gpu') throw new Error(`backend recorded as ${JSON.stringify(gpu.backend)}`);
+  const kept = (cpu.diagnostics as { keptPerHead: number }).keptPerHead;
+  if ((gpu.diagnostics as { keptPerHead?: number } | undefined)?.keptPerHead !== kept) throw new Error(`keptPerHead ${JSON.stringify(gpu.diagnostics)}, CPU ${kept}`);
+}
+
+interface Case {
+  readonly method: GpuMethodDefinition;
+  readonly config: Record<string, unknown>;
+  readonly shape: Shape;
+  readonly kind?: 'gaussian' | 'structured';
+}
+
+const cases: readonly Case[] = [
+  { method: gpuSnapKvMethod, config: { capacity: 48, window: 8 }, shape: { batch: 1, queryHeads: 2, kvHeads: 2, seq: 203, headDim: 32 } },
+  { method: gpuSnapKvMethod, config: { capacity: 40, window: 8, kernel: 5, pooling: 'avg', reduction: 'max' }, shape: { batch: 2, queryHeads: 4, kvHeads: 2, seq: 150, headDim: 16 } },
+  { method: gpuSnapKvMethod, config: { capacity: 30, window: 12, pooling: 'none', kernel: 1, reduction: 'sum' }, shape: { batch: 1, queryHeads: 4, kvHeads: 1, seq: 97, headDim: 16, valueDim: 24 }, kind: 'gaussian' },
+  { method: gpuSnapKvMethod, config: { capacity: 20, window: 8 }, shape: { batch: 1, queryHeads: 4, kvHeads: 2, seq: 77, headDim: 16, querySeq: 5 } },
+  { method: gpuSnapKvMethod, config: { keepRatio: 0.3, window: 16 }, shape: { batch: 1, queryHeads: 2, kvHeads: 2, seq: 300, headDim: 64 } },
+  { method: gpuSnapKvMethod, config: { capacity: 64, window: 8 }, shape: { batch: 1, queryHeads: 2, kvHeads: 2, seq: 1, headDim: 16 } },
+  { method: gpuSnapKvMethod, config: { capacity: 256, window: 8 }, shape: { batch: 1, queryHeads: 4, kvHeads: 2, seq: 200, headDim: 16 } },
+  { method: gpuSnapKvMethod, config: {}, shape: { batch: 1, queryHeads: 2, kvHeads: 1, seq: 2048, headDim: 64 } },
+  { method: gpuPyramidKvMethod, config: { capacity: 100, window: 8, layers: 4, layer: 0, beta: 2 }, shape: { batch: 1, queryHeads: 4, kvHeads: 2, seq: 300, headDim: 32 } },
+  { method: gpuPyramidKvMethod, config: { capacity: 100, window: 8, layers: 4, layer: 3, beta: 2 }, shape: { batch: 2, queryHeads: 2, kvHeads: 2, seq: 300, headDim: 32 } },
+  { method: gpuSpecKvLayerMethod, config: { capacity: 40, window: 8, lookahead: 4 }, shape: { batch: 1, queryHeads: 4, kvHeads: 2, seq: 181, headDim: 32 } },
+  { method: gpuTovaMethod, config: { capacity: 50 }, shape: { batch: 2, queryHeads: 4, kvHeads: 2, seq: 130, headDim: 16 } },
+  { method: gpuKeyNormMethod, config: { capacity: 50 }, shape: { batch: 1, queryHeads: 4, kvHeads: 2, seq: 130, headDim: 16 }, kind: 'gaussian' },
+  { method: gpuKeyNormMethod, config: { capacity: 60, window: 4, pooling: 'max', kernel: 3 }, shape: { batch: 1, queryHeads: 2, kvHeads: 1, seq: 111, headDim: 20 }, kind: 'gaussian' },
+];
+
+/** Steps a CPU and a GPU decoder through the same chunks and compares every step. */
+async function compareDecoders(backend: GpuBackend, method: GpuMethodDefinition, config: Record<string, unknown>, shape: Shape, chunks: readonly number[]): Promise<void> {
+  const total = chunks.reduce((a, b) => a + b, 0);
+  const input = makeInput({ ...shape, seq: total }, 7);
+  const decoderShape = { batch: shape.batch, queryHeads: shape.queryHeads, kvHeads: shape.kvHeads, headDim: shape.headDim };
+  const cpu = method.cpu.create(config).createDecoder(decoderShape) as EvictingDecoder;
+  const gpu = method.create(backend, config).createDecoder!(decoderShape) as ReturnType<NonNullable<ReturnType<GpuMethodDefinition['create']>['createDecoder']>> & { cachedEntries: number };
+  try {
+    let at = 0;
+    for (const [i, n] of chunks.entries()) {
+      const step = { q: sliceSeq(input.q, at, at + n), k: sliceSeq(input.k, at, at + n), v: sliceSeq(input.v, at, at + n) };
+      at += n;
+      const c = cpu.step(step);
+      const g = await gpu.step(step);
+      expectClose(`step ${i} (${n} tokens) output`, g.output.data, c.output.data);
+      if (gpu.length !== cpu.length || gpu.cachedEntries !== cpu.cachedEntries) throw new Error(`step ${i}: GPU length ${gpu.length}/${gpu.cachedEntries} cached, CPU ${cpu.length}/${cpu.cachedEntries}`);
+    }
+  } finally {
+    gpu.destroy();
+  }
+}
+
+async function expectThrows(what: string, kind: typeof ConfigError | typeof ShapeError, run: () => unknown): Promise<string> {
+  try {
+    await run();
+  } catch (error) {
+    if (!(error instanceof kind)) throw new Error(`${what}: threw ${(error as Error).name}: ${(error as Error).message}, expected ${kind.name}`);
+    return (error as Error).message;
+  }
+  throw new Error(`${what}: did not throw`);
+}
+
+/** Every draft-kv GPU check, in the order they run. */
+export const gpuChecks: GpuCheck[] = [
+  ...cases.map(({ method, config, shape, kind }, i): GpuCheck => ({
+    name: `${method.id} on the GPU keeps the CPU's entries, output and lse agree: ${JSON.stringify(config)} ${describeShape(shape)}`,
+    run: (backend) => compareWithCpu(backend, method, config, makeInput(shape, 100 + i, kind)),
+  })),
+  {
+    name: 'snapkv decoder on the GPU equals the CPU decoder (compressing prefill chunk, single tokens, a second chunk)',
+    run: (backend) => compareDecoders(backend, gpuSnapKvMethod, { capacity: 40, window: 8 }, { batch: 1, queryHeads: 4, kvHeads: 2, seq: 0, headDim: 16 }, [90, 1, 1, 1, 30, 1]),
+  },
+  {
+    name: 'speckv decoder on the GPU equals the CPU decoder',
+    run: (backend) => compareDecoders(backend, gpuSpecKvLayerMethod, { capacity: 40, window: 8, lookahead: 3 }, { batch: 2, queryHeads: 2, kvHeads: 2, seq: 0, headDim: 16 }, [70, 1, 1, 20]),
+  },
+  {
+    name: 'snapkv runResident: selection and attention on resident buffers equal the CPU prefill, density from the kept entries',
+    async run(backend) {
+      const config = { capacity: 48, window: 8 };
+      const input = makeInput({ batch: 1, queryHeads: 4, kvHeads: 2, seq: 150, headDim: 32 }, 31);
+      const d = validateAttentionInput(input);
+      const planner = planners['snapkv']!(config);
+      const resident = backend.upload(input, d, compressionScratchBytesPerSlot(planner(d.keySeq, d.querySeq), d));
+      try {
+        const run = await gpuSnapKvMethod.create(backend, config).runResident!(resident);
+        const cpu = gpuSnapKvMethod.cpu.create(config).prefill(input);
+        const { output } = await backend.readOutput(resident);
+        expectClose('output', output.data, cpu.output.data);
+        const density = countPairs(cpu.selection!, d) / densePairCount(d);
+        if (!(Math.abs((run.density ?? NaN) - density) < 1e-12)) throw new Error(`density ${run.density}, CPU selection's ${density}`);
+        if (!(run.selectionMs >= 0 && run.attentionMs >= 0)) throw new Error(`timings ${JSON.stringify(run)}`);
+      } finally {
+        backend.release(resident);
+      }
+    },
+  },
+  {
+    name: 'calls split into several chunks (small binding limit) keep the same entries',
+    async run(backend) {
+      const small = new GpuBackend({ ...backend.context, maxBinding: 2 * 90 * 16 * 4 }, { reason: 'test' });
+      await compareWithCpu(small, gpuSnapKvMethod, { capacity: 30, window: 6 }, makeInput({ batch: 2, queryHeads: 6, kvHeads: 3, seq: 90, headDim: 16 }, 41));
+      await compareWithCpu(small, gpuKeyNormMethod, { capacity: 30 }, makeInput({ batch: 2, queryHeads: 6, kvHeads: 3, seq: 90, headDim: 16 }, 42, 'gaussian'));
+    },
+  },
+  {
+    name: "bad input throws the CPU method's typed errors before any GPU work",
+    async run(backend) {
+      const input = makeInput({ batch: 1, queryHeads: 2, kvHeads: 2, seq: 40, headDim: 16 }, 5);
+      for (const method of [gpuSnapKvMethod, gpuPyramidKvMethod, gpuSpecKvLayerMethod, gpuTovaMethod, gpuKeyNormMethod]) {
+        const expected = await expectThrows(`${method.id} CPU non-causal`, ConfigError, () => method.cpu.create({}).prefill({ ...input, causal: false }));
+        const got = await expectThrows(`${method.id} GPU non-causal`, ConfigError, () => method.create(backend, {}).prefill({ ...input, causal: false }));
+        if (got !== expected) throw new Error(`${method.id}: GPU says '${got}', CPU '${expected}'`);
+        await expectThrows(`${method.id} GPU bad shape`, ShapeError, () => method.create(backend, {}).prefill({ ...input, k: sliceSeq(input.k, 0, 39) }));
+        await expectThrows(`${method.id} GPU bad config`, ConfigError, () => method.create(backend, { capacity: 4, window: 8 }));
+      }
+      await expectThrows('pyramidkv layer past layers', ConfigError, () => gpuPyramidKvMethod.create(backend, { layer: 4, layers: 4 }));
+    },
+  },
+];
