@@ -3,11 +3,14 @@
  * peer dependency). See the README's "GPU" section for what runs there and what stays on the CPU.
  */
 import type { GpuMethodDefinition } from '@sparse-attn/backend-gpu';
+import { gpuHipMethod } from './gpu/gpu-hip.js';
 import { gpuLandmarkRetrievalMethod } from './gpu/gpu-landmark-retrieval.js';
 
 export * from './gpu/retrieval-select-wgsl.js';
 export * from './gpu/gpu-landmark-retrieval.js';
+export * from './gpu/hip-search-wgsl.js';
+export * from './gpu/gpu-hip.js';
 export { gpuChecks } from './gpu/gpu-checks.js';
 
 /** Every method of this package that runs on the GPU, for `bench --backend gpu`. */
-export const gpuMethods: readonly GpuMethodDefinition[] = [gpuLandmarkRetrievalMethod];
+export const gpuMethods: readonly GpuMethodDefinition[] = [gpuLandmarkRetrievalMethod, gpuHipMethod];

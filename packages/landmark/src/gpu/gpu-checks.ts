@@ -30,6 +30,8 @@ import {
 import { GpuBackend, countPairs, type GpuCheck } from '@sparse-attn/backend-gpu';
 import { BlockRepresentatives } from '../block-representatives.js';
 import { landmarkRetrievalConfigSchema, landmarkRetrievalMethod, type LandmarkRetrievalConfig } from '../landmark-retrieval.js';
+import { hipMethod } from '../hip-attention.js';
+import { gpuHipMethod } from './gpu-hip.js';
 import { gpuLandmarkRetrievalMethod } from './gpu-landmark-retrieval.js';
 
 /** Relative tolerance of outputs, lse and near-tied scores (the issue's bar). */
@@ -156,12 +158,19 @@ function compareRetrieval(input: AttentionInput, config: LandmarkRetrievalConfig
   if (gpu.stats.pairs !== cpu.stats.pairs && swapped === 0) throw new Error(`pairs: GPU ${gpu.stats.pairs}, CPU ${cpu.stats.pairs}`);
 }
 
-/** A backend that fails the check if anything touches it (bad input must throw before GPU work). */
-const untouchable = new Proxy({} as GpuBackend, {
-  get(_target, key) {
-    throw new Error(`the GPU backend was used (${String(key)}) before the input was rejected`);
-  },
-});
+/**
+ * A backend that fails the check if anything but its limits is touched (bad input must throw
+ * before any GPU work): `context` answers with the real device's limits only.
+ */
+function untouchable(real: GpuBackend): GpuBackend {
+  const context = { maxBinding: real.context.maxBinding, maxWorkgroupBytes: real.context.maxWorkgroupBytes };
+  return new Proxy({} as GpuBackend, {
+    get(_target, key) {
+      if (key === 'context') return context;
+      throw new Error(`the GPU backend was used (${String(key)}) before the input was rejected`);
+    },
+  });
+}
 
 async function expectThrows(what: string, kind: typeof ConfigError | typeof ShapeError, run: () => unknown): Promise<void> {
   try {
@@ -183,6 +192,15 @@ const retrievalCases: readonly { config: Partial<LandmarkRetrievalConfig>; shape
   { label: 'length 1, defaults', config: {}, shape: { batch: 1, queryHeads: 2, kvHeads: 1, seq: 1, headDim: 16 } },
   { label: 'defaults (block 64, top 8), S 300, D 64', config: {}, shape: { batch: 1, queryHeads: 2, kvHeads: 2, seq: 300, headDim: 64 } },
   { label: 'S 2048, D 64, block 32, top 4', config: { blockSize: 32, topK: 4 }, shape: { batch: 1, queryHeads: 2, kvHeads: 1, seq: 2048, headDim: 64 }, kind: 'structured' },
+];
+
+const hipCases: readonly { config: Record<string, unknown>; shape: Shape; kind?: 'structured'; label: string }[] = [
+  { label: 'chunk 2, query block 8 / stride 2, S not a multiple of the blocks', config: { topK: 16, chunkSize: 2, queryBlockSize: 8, queryStride: 2, sinkTokens: 2, windowTokens: 8 }, shape: { batch: 1, queryHeads: 2, kvHeads: 2, seq: 150, headDim: 32 }, kind: 'structured' },
+  { label: 'GQA Hq4/Hkv2, batch 2, chunk 1', config: { topK: 8, chunkSize: 1, queryBlockSize: 4, queryStride: 1, sinkTokens: 1, windowTokens: 4 }, shape: { batch: 2, queryHeads: 4, kvHeads: 2, seq: 100, headDim: 16 } },
+  { label: 'chunk 3 (kept chunks overshoot topK), no sinks', config: { topK: 10, chunkSize: 3, queryBlockSize: 5, queryStride: 3, sinkTokens: 0, windowTokens: 6 }, shape: { batch: 1, queryHeads: 2, kvHeads: 1, seq: 131, headDim: 16 } },
+  { label: '5 queries at the end of 77 keys, Dv ≠ D', config: { topK: 12, chunkSize: 2, queryBlockSize: 4, queryStride: 2, windowTokens: 4 }, shape: { batch: 1, queryHeads: 2, kvHeads: 1, seq: 77, headDim: 16, valueDim: 12, querySeq: 5 } },
+  { label: 'length 1, defaults', config: {}, shape: { batch: 1, queryHeads: 2, kvHeads: 1, seq: 1, headDim: 16 } },
+  { label: 'defaults but topK 64, S 300, D 64', config: { topK: 64 }, shape: { batch: 1, queryHeads: 2, kvHeads: 2, seq: 300, headDim: 64 } },
 ];
 
 /** Every GPU check of this package, in the order they run. */
@@ -227,17 +245,18 @@ export const gpuChecks: GpuCheck[] = [
   },
   {
     name: 'landmark-retrieval rejects bad input with the CPU method\'s typed errors before any GPU work',
-    async run() {
+    async run(backend) {
+      const untouched = untouchable(backend);
       const input = makeInput({ batch: 1, queryHeads: 2, kvHeads: 1, seq: 20, headDim: 16 }, 3);
-      const method = gpuLandmarkRetrievalMethod.create(untouchable, { blockSize: 4, topK: 1 });
+      const method = gpuLandmarkRetrievalMethod.create(untouched, { blockSize: 4, topK: 1 });
       const cpu = landmarkRetrievalMethod.create({ blockSize: 4, topK: 1 });
       await expectThrows('CPU, non-causal', ConfigError, () => cpu.prefill({ ...input, causal: false }));
       await expectThrows('GPU, non-causal', ConfigError, () => method.prefill({ ...input, causal: false }));
       const badHeads = { ...input, k: tensor([1, 3, 20, 16]), v: tensor([1, 3, 20, 16]) };
       await expectThrows('CPU, 2 query heads over 3 KV heads', ShapeError, () => cpu.prefill(badHeads));
       await expectThrows('GPU, 2 query heads over 3 KV heads', ShapeError, () => method.prefill(badHeads));
-      await expectThrows('GPU, invalid config', ConfigError, () => gpuLandmarkRetrievalMethod.create(untouchable, { blockSize: 0 }));
-      await expectThrows('GPU, unknown config key', ConfigError, () => gpuLandmarkRetrievalMethod.create(untouchable, { budget: 3 }));
+      await expectThrows('GPU, invalid config', ConfigError, () => gpuLandmarkRetrievalMethod.create(untouched, { blockSize: 0 }));
+      await expectThrows('GPU, unknown config key', ConfigError, () => gpuLandmarkRetrievalMethod.create(untouched, { budget: 3 }));
       const decoder = method.createDecoder!({ batch: 1, queryHeads: 2, kvHeads: 1, headDim: 16 });
       const step = { q: sliceSeq(input.q, 0, 1), k: sliceSeq(input.k, 0, 2), v: sliceSeq(input.v, 0, 2) };
       await expectThrows('GPU decoder, q and k token counts differ', ShapeError, () => decoder.step(step));
@@ -278,4 +297,112 @@ export const gpuChecks: GpuCheck[] = [
       }
     },
   },
+  ...hipCases.map(({ label, config, shape, kind }, n): GpuCheck => ({
+    name: `hip prefill equals the CPU method: ${label}`,
+    async run(backend) {
+      const input = makeInput(shape, 200 + n, kind);
+      const gpu = await gpuHipMethod.create(backend, config).prefill(input);
+      const cpu = hipMethod.create(config).prefill(input);
+      compareHip(input, gpu, cpu);
+    },
+  })),
+  {
+    name: 'hip decode steps equal the CPU decoder (prompt, then single tokens; masks refreshed every 3 steps; GQA)',
+    async run(backend) {
+      const config = { topK: 8, chunkSize: 2, queryBlockSize: 4, queryStride: 2, sinkTokens: 2, windowTokens: 4, refreshInterval: 3 };
+      const shape = { batch: 1, queryHeads: 4, kvHeads: 2, headDim: 16 };
+      const full = makeInput({ ...shape, seq: 52 }, 8);
+      const gpuDecoder = gpuHipMethod.create(backend, config).createDecoder!(shape);
+      const cpuDecoder = hipMethod.create(config).createDecoder(shape);
+      const steps: [number, number][] = [[0, 37]];
+      for (let t = 37; t < 52; t++) steps.push([t, t + 1]);
+      let refreshes = 0;
+      for (const [from, to] of steps) {
+        const step = { q: sliceSeq(full.q, from, to), k: sliceSeq(full.k, from, to), v: sliceSeq(full.v, from, to) };
+        const gpu = await gpuDecoder.step(step);
+        const cpu = cpuDecoder.step(step);
+        refreshes += gpu.diagnostics?.['maskRefreshed'] ?? 0;
+        const seen = { q: step.q, k: sliceSeq(full.k, 0, to), v: sliceSeq(full.v, 0, to), causal: true };
+        try {
+          compareHip(seen, gpu, cpu);
+        } catch (error) {
+          throw new Error(`decode step at ${from}..${to}: ${(error as Error).message}`);
+        }
+      }
+      if (refreshes !== 6) throw new Error(`${refreshes} mask refreshes in 16 steps, expected 6`);
+      gpuDecoder.reset();
+      if ((gpuDecoder.length as number) !== 0) throw new Error('reset kept tokens');
+    },
+  },
+  {
+    name: "hip rejects bad input with the CPU method's typed errors before any GPU work (and the CPU-only 'bound' representative)",
+    async run(backend) {
+      const untouched = untouchable(backend);
+      const input = makeInput({ batch: 1, queryHeads: 2, kvHeads: 1, seq: 20, headDim: 16 }, 3);
+      const config = { topK: 4, queryBlockSize: 4, windowTokens: 4 };
+      const method = gpuHipMethod.create(untouched, config);
+      const cpu = hipMethod.create(config);
+      await expectThrows('CPU, non-causal', ConfigError, () => cpu.prefill({ ...input, causal: false }));
+      await expectThrows('GPU, non-causal', ConfigError, () => method.prefill({ ...input, causal: false }));
+      const badHeads = { ...input, k: tensor([1, 3, 20, 16]), v: tensor([1, 3, 20, 16]) };
+      await expectThrows('CPU, 2 query heads over 3 KV heads', ShapeError, () => cpu.prefill(badHeads));
+      await expectThrows('GPU, 2 query heads over 3 KV heads', ShapeError, () => method.prefill(badHeads));
+      await expectThrows('GPU, invalid config', ConfigError, () => gpuHipMethod.create(untouched, { topK: 0 }));
+      await expectThrows("GPU, 'bound' representative", ConfigError, () => gpuHipMethod.create(untouched, { representative: 'bound' }));
+      const decoder = method.createDecoder!({ batch: 1, queryHeads: 2, kvHeads: 1, headDim: 16 });
+      await expectThrows('GPU decoder, q and k token counts differ', ShapeError, () => decoder.step({ q: sliceSeq(input.q, 0, 1), k: sliceSeq(input.k, 0, 2), v: sliceSeq(input.v, 0, 2) }));
+    },
+  },
+  {
+    name: 'hip split into chunks (small device bindings) keeps the same tokens and output',
+    async run(backend) {
+      const input = makeInput({ batch: 2, queryHeads: 6, kvHeads: 3, seq: 64, headDim: 16 }, 91);
+      const small = new GpuBackend({ ...backend.context, maxBinding: 2 * 2 * 64 * 16 * 4 });
+      const config = { topK: 8, chunkSize: 2, queryBlockSize: 8, queryStride: 2, sinkTokens: 2, windowTokens: 8 };
+      compareHip(input, await gpuHipMethod.create(small, config).prefill(input), hipMethod.create(config).prefill(input));
+    },
+  },
+  {
+    name: "hip runResident writes the CPU method's output and reports its density",
+    async run(backend) {
+      const config = { topK: 16, chunkSize: 2, queryBlockSize: 8, queryStride: 2, sinkTokens: 2, windowTokens: 8 };
+      const input = makeInput({ batch: 1, queryHeads: 4, kvHeads: 2, seq: 200, headDim: 32 }, 45, 'structured');
+      const d = validateAttentionInput(input);
+      const cpu = hipMethod.create(config).prefill(input);
+      const resident = backend.upload(input, d);
+      try {
+        const timings = await gpuHipMethod.create(backend, config).runResident!(resident);
+        const { output } = await backend.readOutput(resident);
+        const density = countPairs(selectionOf(cpu, 'CPU'), d) / densePairCount(d);
+        if (Math.abs((timings.density ?? NaN) - density) > 1e-12) throw new Error(`density ${timings.density}, CPU selection has ${density}`);
+        if (!(timings.selectionMs >= 0 && timings.attentionMs >= 0)) throw new Error(`timings ${JSON.stringify(timings)}`);
+        expectClose('resident output vs the CPU method', output, cpu.output);
+      } finally {
+        backend.release(resident);
+      }
+    },
+  },
 ];
+
+/** HiP: the GPU keeps exactly the CPU's tokens per row, and output and lse agree. */
+function compareHip(input: AttentionInput, gpu: AttentionResult, cpu: AttentionResult): void {
+  if (gpu.backend.backend !== 'gpu') throw new Error(`backend recorded as ${JSON.stringify(gpu.backend)}`);
+  const g = selectionOf(gpu, 'GPU');
+  const c = selectionOf(cpu, 'CPU');
+  for (const key of ['kind', 'blockSize', 'headScope', 'batch', 'heads', 'rows', 'queryBlockSize', 'keySeq'] as const) {
+    if (g[key] !== c[key]) throw new Error(`selection ${key}: GPU ${String(g[key])}, CPU ${String(c[key])}`);
+  }
+  for (let r = 0; r < c.offsets.length - 1; r++) {
+    const a = rowOf(g, r);
+    const b = rowOf(c, r);
+    if (a.length !== b.length || a.some((x, t) => x !== b[t])) throw new Error(`row ${r}: GPU [${a.join(', ')}], CPU [${b.join(', ')}]`);
+  }
+  const d = validateAttentionInput(input);
+  const lseShape = [d.batch * d.queryHeads * d.querySeq];
+  expectClose('output vs the CPU method', gpu.output, cpu.output);
+  expectClose('lse vs the CPU method', tensor(lseShape, lseOf(gpu, 'GPU')), tensor(lseShape, lseOf(cpu, 'CPU')));
+  for (const key of ['meanSelectedKeys', 'maskRefreshed', 'boundTreeBytes']) {
+    if (gpu.diagnostics?.[key] !== cpu.diagnostics?.[key]) throw new Error(`diagnostic ${key}: GPU ${gpu.diagnostics?.[key]}, CPU ${cpu.diagnostics?.[key]}`);
+  }
+  if (gpu.stats.pairs !== cpu.stats.pairs) throw new Error(`pairs: GPU ${gpu.stats.pairs}, CPU ${cpu.stats.pairs}`);
+}

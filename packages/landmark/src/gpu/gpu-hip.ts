@@ -1,0 +1,258 @@
+/**
+ * `hip` on the GPU: the hierarchical key search ({@link hipSearchWgsl}, one workgroup per
+ * (query head, query block)) writes sinks ∪ searched chunks ∪ window as token CSR rows, and
+ * backend-gpu's exact sparse executor attends to them, on resident buffers. Same selection as
+ * the CPU method (`center` representative) up to float32 rounding of near-tied scores.
+ */
+import {
+  ConfigError,
+  KVCache,
+  SelectionBuilder,
+  ShapeError,
+  assertFinite,
+  densePairCount,
+  parseConfig,
+  validateAttentionInput,
+  validateDecoderStep,
+  type AttentionDims,
+  type AttentionInput,
+  type AttentionResult,
+  type DecoderShape,
+  type Selection,
+  type Tensor,
+} from '@sparse-attn/core';
+import {
+  dispatchGrid,
+  type GpuAttentionDecoder,
+  type GpuAttentionMethod,
+  type GpuBackend,
+  type GpuMethodDefinition,
+  type GpuSelection,
+  type GpuSelectionStep,
+  type ResidentAttention,
+} from '@sparse-attn/backend-gpu';
+import { hipConfigSchema, hipMethod, type HipConfig } from '../hip-attention.js';
+import { HIP_SEARCH_PARAMS, hipSearchWgsl, hipSearchWorkgroupBytes } from './hip-search-wgsl.js';
+
+/** Chunks kept per level of the tree search. */
+function keepOf(config: HipConfig): number {
+  return Math.ceil(config.topK / config.chunkSize);
+}
+
+/** Largest number of tokens of one selection row. */
+export function hipRowStride(config: HipConfig): number {
+  return config.sinkTokens + Math.max(config.topK, keepOf(config) * config.chunkSize) + config.windowTokens + config.queryBlockSize;
+}
+
+/** Throws the configs the GPU search does not run (before any GPU work). */
+function checkRunsOnGpu(backend: GpuBackend, config: HipConfig): void {
+  if (config.representative !== 'center') {
+    throw new ConfigError("hip: the 'bound' representative (range-bound tree) runs on the CPU only; the GPU search scores ranges by their middle chunk ('center')");
+  }
+  const bytes = hipSearchWorkgroupBytes(keepOf(config));
+  if (bytes > backend.context.maxWorkgroupBytes) {
+    throw new ConfigError(`hip: topK / chunkSize = ${keepOf(config)} kept chunks need ${bytes} bytes of workgroup memory, above the device's ${backend.context.maxWorkgroupBytes}`);
+  }
+}
+
+/** The selection step: one search kernel dispatch per chunk (one workgroup per query head and query block). */
+export function hipSelectionStep(config: HipConfig, d: AttentionDims): GpuSelectionStep {
+  const rows = Math.ceil(d.querySeq / config.queryBlockSize);
+  const stride = hipRowStride(config);
+  return {
+    layout: { kind: 'token', blockSize: 1, headScope: 'query', rows, queryBlockSize: config.queryBlockSize },
+    stride,
+    async encodeChunk(encoder) {
+      const { chunk, target } = encoder;
+      const search = await encoder.pipeline(hipSearchWgsl({ headDim: d.headDim, keep: keepOf(config) }));
+      const [x, y] = dispatchGrid(chunk.slots * d.groupSize * rows);
+      const params = encoder.uniform(HIP_SEARCH_PARAMS, {
+        querySeq: d.querySeq,
+        queryOffset: d.queryOffset,
+        keySeq: d.keySeq,
+        tilesX: x,
+        rows,
+        queryBlockSize: config.queryBlockSize,
+        queryStride: config.queryStride,
+        groupSize: d.groupSize,
+        topK: config.topK,
+        chunkSize: config.chunkSize,
+        keep: keepOf(config),
+        sinkTokens: config.sinkTokens,
+        windowTokens: config.windowTokens,
+        stride,
+        slots: chunk.slots,
+      });
+      encoder.dispatch(search, [params, chunk.q, chunk.k, target.bounds, target.indices], x, y);
+    },
+  };
+}
+
+/** `[lo, hi)`: the range the tree search covers for query block `r` (sinks before it, window after). */
+function searchRange(d: Pick<AttentionDims, 'querySeq' | 'queryOffset'>, config: HipConfig, r: number): { lo: number; hi: number; end: number; i0: number; i1: number } {
+  const i0 = r * config.queryBlockSize;
+  const i1 = Math.min(d.querySeq, i0 + config.queryBlockSize);
+  const end = d.queryOffset + i1;
+  const lo = Math.min(config.sinkTokens, end);
+  const hi = Math.max(lo, d.queryOffset + i0 - config.windowTokens);
+  return { lo, hi, end, i0, i1 };
+}
+
+function meanRowLength(selection: Selection): number {
+  const rows = selection.offsets.length - 1;
+  return rows === 0 ? 0 : selection.indices.length / rows;
+}
+
+/**
+ * Causal pairs of a GPU selection from its row bounds only (a few bytes per row are read back):
+ * the keys at or after a block's first query are its window tail `[queryOffset + i0, end)`, so
+ * query i of the block drops `i1 − 1 − i` of its row's keys.
+ */
+async function pairsFromBounds(backend: GpuBackend, selection: GpuSelection, d: AttentionDims, config: HipConfig): Promise<number> {
+  let pairs = 0;
+  const rows = selection.layout.rows;
+  for (const chunk of selection.chunks) {
+    const bounds = new Uint32Array((await backend.read(chunk.bounds, chunk.rows * 8)).buffer);
+    for (let row = 0; row < chunk.rows; row++) {
+      const length = bounds[2 * row + 1]! - bounds[2 * row]!;
+      const { i0, i1 } = searchRange(d, config, row % rows);
+      const n = i1 - i0;
+      pairs += n * length - (n * (n - 1)) / 2;
+    }
+  }
+  return pairs;
+}
+
+/** GPU search + GPU attention of one validated, causal call. */
+async function hipAttend(backend: GpuBackend, config: HipConfig, input: AttentionInput, refreshed = true): Promise<AttentionResult & { selection: Selection }> {
+  const d = validateAttentionInput(input);
+  const result = await backend.selectionAttention(input, hipSelectionStep(config, d), { extraBytesPerSlot: 0 });
+  return { ...result, diagnostics: { meanSelectedKeys: meanRowLength(result.selection), maskRefreshed: refreshed ? 1 : 0, boundTreeBytes: 0 } };
+}
+
+/** Per (batch, query head) state the decoder keeps between mask refreshes (as the CPU decoder). */
+interface CachedMasks {
+  masks: (Int32Array | undefined)[];
+  searchedUpTo: Int32Array;
+  stepsSinceRefresh: number;
+}
+
+/**
+ * The GPU decoder: the KV cache stays on the host and is uploaded each step. On refresh steps
+ * (every `refreshInterval`, as the CPU decoder) the search runs on the GPU and each head's kept
+ * keys are read back with the selection; between refreshes the CPU decoder's rule (cached mask ∩
+ * range, plus keys that left the window since the search) builds the rows on the host and the
+ * GPU sparse executor attends to them.
+ */
+function createHipDecoder(backend: GpuBackend, config: HipConfig, shape: DecoderShape): GpuAttentionDecoder & { appendContext(k: Tensor, v: Tensor): void } {
+  const valueDim = shape.valueDim ?? shape.headDim;
+  const cache = new KVCache({ batch: shape.batch, kvHeads: shape.kvHeads, headDim: shape.headDim, valueDim });
+  const slots = shape.batch * shape.queryHeads;
+  const cached: CachedMasks = { masks: new Array<Int32Array | undefined>(slots).fill(undefined), searchedUpTo: new Int32Array(slots), stepsSinceRefresh: 0 };
+  return {
+    get length() {
+      return cache.length;
+    },
+    async step(input) {
+      validateDecoderStep(shape, input, cache.length);
+      cache.append(input.k, input.v);
+      const call: AttentionInput = { q: input.q, k: cache.keys(), v: cache.values(), causal: true, ...(shape.scale === undefined ? {} : { scale: shape.scale }) };
+      const d = validateAttentionInput(call);
+      const rows = Math.ceil(d.querySeq / config.queryBlockSize);
+      const refresh = cached.stepsSinceRefresh >= config.refreshInterval || cached.masks.some((m) => m === undefined);
+      let result: AttentionResult & { selection: Selection };
+      if (refresh) {
+        result = await hipAttend(backend, config, call, true);
+        const s = result.selection;
+        for (let slot = 0; slot < slots; slot++) {
+          // The CPU decoder keeps the last query block's search.
+          const { lo, hi } = searchRange(d, config, rows - 1);
+          const row = slot * rows + rows - 1;
+          const tokens = s.indices.subarray(s.offsets[row]!, s.offsets[row + 1]!).filter((t) => t >= lo && t < hi);
+          cached.masks[slot] = Int32Array.from(tokens);
+          cached.searchedUpTo[slot] = hi;
+        }
+      } else {
+        const builder = new SelectionBuilder({ kind: 'token', headScope: 'query', batch: d.batch, heads: d.queryHeads, rows, queryBlockSize: config.queryBlockSize, keySeq: d.keySeq });
+        const tokens: number[] = [];
+        for (let slot = 0; slot < slots; slot++) {
+          for (let r = 0; r < rows; r++) {
+            const { lo, hi, end } = searchRange(d, config, r);
+            tokens.length = 0;
+            for (let j = 0; j < lo; j++) tokens.push(j);
+            for (const j of cached.masks[slot]!) if (j >= lo && j < hi) tokens.push(j);
+            for (let j = Math.max(lo, cached.searchedUpTo[slot]!); j < hi; j++) tokens.push(j);
+            for (let j = hi; j < end; j++) tokens.push(j);
+            builder.pushRow(tokens);
+          }
+        }
+        const selection = builder.finish();
+        const sparse = await backend.sparseAttention(call, selection);
+        result = { ...sparse, diagnostics: { meanSelectedKeys: meanRowLength(selection), maskRefreshed: 0, boundTreeBytes: 0 } };
+      }
+      cached.stepsSinceRefresh = refresh ? 1 : cached.stepsSinceRefresh + 1;
+      return result;
+    },
+    appendContext(k, v) {
+      const expect = (name: string, t: Tensor, dim: number) => {
+        const s = t.shape;
+        if (s.length !== 4 || s[0] !== shape.batch || s[1] !== shape.kvHeads || s[3] !== dim) {
+          throw new ShapeError(`appendContext: ${name} must be [${shape.batch}, ${shape.kvHeads}, T, ${dim}], got [${s.join(', ')}]`);
+        }
+      };
+      expect('k', k, shape.headDim);
+      expect('v', v, valueDim);
+      assertFinite(k, 'k');
+      assertFinite(v, 'v');
+      cache.append(k, v);
+    },
+    reset() {
+      cache.reset();
+      cached.masks.fill(undefined);
+      cached.stepsSinceRefresh = 0;
+    },
+    destroy() {
+      // Nothing stays on the GPU between steps.
+    },
+  };
+}
+
+function requireCausal(causal: boolean): void {
+  if (!causal) throw new ConfigError('hip: causal must be true, got false');
+}
+
+/**
+ * `hip` with the tree search and attention on the GPU (same id and config schema as
+ * {@link hipMethod}; the `bound` representative is CPU-only and rejected with a `ConfigError`).
+ * Prefill, decode (mask refreshes searched on the GPU) and `runResident` (search → sparse
+ * attention on resident buffers; density from the rows' bounds, the only readback).
+ */
+export const gpuHipMethod: GpuMethodDefinition = {
+  id: hipMethod.id,
+  family: hipMethod.family,
+  cpu: hipMethod,
+  create(backend, rawConfig): GpuAttentionMethod {
+    const config = parseConfig(hipMethod.id, hipConfigSchema, rawConfig);
+    checkRunsOnGpu(backend, config);
+    return {
+      methodId: hipMethod.id,
+      async prefill(input) {
+        const d = validateAttentionInput(input);
+        requireCausal(d.causal);
+        return hipAttend(backend, config, input);
+      },
+      createDecoder: (shape) => createHipDecoder(backend, config, shape),
+      async runResident(resident: ResidentAttention) {
+        const d = resident.dims;
+        requireCausal(d.causal);
+        const { selection, ms: selectionMs } = await backend.runSelection(resident, hipSelectionStep(config, d));
+        try {
+          const attentionMs = await backend.runSparse(resident, selection);
+          return { selectionMs, attentionMs, density: (await pairsFromBounds(backend, selection, d, config)) / densePairCount(d) };
+        } finally {
+          backend.releaseSelection(selection);
+        }
+      },
+    };
+  },
+};

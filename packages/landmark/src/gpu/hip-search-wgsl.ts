@@ -1,0 +1,187 @@
+/**
+ * HiP's hierarchical key search in WGSL, one workgroup per (query head, query block) selection
+ * row, exactly the CPU `selectHip` / `searchKeys` (`hip-attention.ts`, `center` representative):
+ *
+ *   end = queryOffset + i1 (keys visible to the block's last query),  lo = min(sinks, end),
+ *   hi = max(lo, queryOffset + i0 − window),  row = [0, lo) ∪ search(lo, hi) ∪ [hi, end)
+ *   search(lo, hi) = [lo, hi) when hi − lo ≤ topK, else, over key chunks c = ⌊t / cs⌋ ∈ [⌊lo/cs⌋, ⌈hi/cs⌉):
+ *     frontier ← {root of level L = ⌈log2 max(2, ⌈hi/cs⌉)⌉};  per level: children of the frontier
+ *     that overlap the chunk range; if more than keep = ⌈topK / cs⌉, score each child by its
+ *     middle chunk, s = max_{t ∈ middle chunk ∩ [lo, hi), query i ∈ block, every queryStride-th from the last} q_i · k_t,
+ *     and keep the `keep` best (ties toward the earlier child, order kept);  tokens of the final chunks ∩ [lo, hi)
+ *
+ * The frontier (≤ keep), the children (≤ 2·keep) and their scores live in workgroup memory:
+ * 20·keep bytes. Children are scored one per thread; the keep best are found by rank
+ * (|{y : s_y > s_x or (s_y = s_x and y < x)}| < keep), which is the CPU `topKIndices` order.
+ * Scores are float32 dot products (the CPU sums in float64), so a near-tie may order differently.
+ */
+
+/** Uniform parameter block of the HiP search kernel. */
+export const HIP_SEARCH_PARAMS = [
+  'querySeq', 'queryOffset', 'keySeq', 'tilesX',
+  'rows', 'queryBlockSize', 'queryStride', 'groupSize',
+  'topK', 'chunkSize', 'keep', 'sinkTokens',
+  'windowTokens', 'stride', 'slots', 'pad0',
+] as const;
+
+/** Threads per workgroup of the HiP search kernel. */
+export const HIP_SEARCH_THREADS = 256;
+
+/** Workgroup memory of the search kernel at `keep` kept chunks per level. */
+export function hipSearchWorkgroupBytes(keep: number): number {
+  return 4 * (5 * keep + 4);
+}
+
+/** Generates the WGSL of the HiP search kernel for `keep` = ⌈topK / chunkSize⌉ and head dim `headDim`. */
+export function hipSearchWgsl(o: { readonly headDim: number; readonly keep: number }): string {
+  const NT = HIP_SEARCH_THREADS;
+  return /* wgsl */ `
+struct Params {
+  querySeq: u32, queryOffset: u32, keySeq: u32, tilesX: u32,
+  rows: u32, queryBlockSize: u32, queryStride: u32, groupSize: u32,
+  topK: u32, chunkSize: u32, keep: u32, sinkTokens: u32,
+  windowTokens: u32, stride: u32, slots: u32, pad0: u32,
+}
+
+const NT: u32 = ${NT}u;
+const D: u32 = ${o.headDim}u;
+const KEEP: u32 = ${o.keep}u;
+
+@group(0) @binding(0) var<uniform> P: Params;
+@group(0) @binding(1) var<storage, read> q: array<f32>;
+@group(0) @binding(2) var<storage, read> k: array<f32>;
+@group(0) @binding(3) var<storage, read_write> bounds: array<u32>;
+@group(0) @binding(4) var<storage, read_write> indices: array<u32>;
+
+var<workgroup> frontier: array<u32, KEEP>;
+var<workgroup> children: array<u32, ${2 * o.keep}>;
+var<workgroup> score: array<f32, ${2 * o.keep}>;
+var<workgroup> frontierSize: u32;
+var<workgroup> childCount: u32;
+var<workgroup> searched: u32;
+
+@compute @workgroup_size(${NT})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let row = wid.x + wid.y * P.tilesX;
+  if (row >= P.slots * P.groupSize * P.rows) { return; }
+  let querySlot = row / P.rows;
+  let kvSlot = querySlot / P.groupSize;
+  let r = row % P.rows;
+  let i0 = r * P.queryBlockSize;
+  let i1 = min(P.querySeq, i0 + P.queryBlockSize);
+  let end = P.queryOffset + i1;
+  let lo = min(P.sinkTokens, end);
+  let hi = max(lo, select(0u, P.queryOffset + i0 - P.windowTokens, P.queryOffset + i0 >= P.windowTokens));
+  let start = row * P.stride;
+  let kBase = kvSlot * P.keySeq;
+  let qBase = querySlot * P.querySeq;
+  let queries = (i1 - 1u - i0) / P.queryStride + 1u;
+  let cs = P.chunkSize;
+  let cLo = lo / cs;
+  let cHi = (hi + cs - 1u) / cs;
+  if (hi - lo > P.topK) {
+    var level = 1u;
+    while ((1u << level) < max(2u, cHi)) { level++; }
+    if (lid == 0u) {
+      frontier[0] = 0u;
+      frontierSize = 1u;
+    }
+    while (level > 0u) {
+      let child = level - 1u;
+      let width = 1u << child;
+      workgroupBarrier();
+      if (lid == 0u) {
+        var n = 0u;
+        for (var f = 0u; f < frontierSize; f++) {
+          let node = frontier[f];
+          for (var side = 0u; side < 2u; side++) {
+            let j = 2u * node + side;
+            if (j * width < cHi && (j + 1u) * width > cLo) {
+              children[n] = j;
+              n++;
+            }
+          }
+        }
+        childCount = n;
+      }
+      let n = workgroupUniformLoad(&childCount);
+      if (n > P.keep) {
+        for (var x = lid; x < n; x += NT) {
+          let j = children[x];
+          let a = max(cLo, j * width);
+          let b = min(cHi, (j + 1u) * width);
+          let middle = (a + b - 1u) >> 1u;
+          let kFrom = max(lo, middle * cs);
+          let kTo = min(hi, (middle + 1u) * cs);
+          var best = -3.4e38;
+          for (var t = kFrom; t < kTo; t++) {
+            let kRow = (kBase + t) * D;
+            for (var u = 0u; u < queries; u++) {
+              let qRow = (qBase + i1 - 1u - u * P.queryStride) * D;
+              var s = 0.0;
+              for (var c = 0u; c < D; c++) { s += q[qRow + c] * k[kRow + c]; }
+              best = max(best, s);
+            }
+          }
+          score[x] = best;
+        }
+        workgroupBarrier();
+        var keptFlags = 0u;
+        for (var x = lid; x < n; x += NT) {
+          let sx = score[x];
+          var rank = 0u;
+          for (var y = 0u; y < n; y++) {
+            let sy = score[y];
+            if (sy > sx || (sy == sx && y < x)) { rank++; }
+          }
+          if (rank < P.keep) { keptFlags |= 1u << ((x - lid) / NT); }
+        }
+        workgroupBarrier();
+        for (var x = lid; x < n; x += NT) {
+          score[x] = select(0.0, 1.0, (keptFlags & (1u << ((x - lid) / NT))) != 0u);
+        }
+        workgroupBarrier();
+        if (lid == 0u) {
+          var m = 0u;
+          for (var x = 0u; x < n; x++) {
+            if (score[x] > 0.5) {
+              frontier[m] = children[x];
+              m++;
+            }
+          }
+          frontierSize = m;
+        }
+      } else {
+        if (lid == 0u) {
+          for (var x = 0u; x < n; x++) { frontier[x] = children[x]; }
+          frontierSize = n;
+        }
+      }
+      level = child;
+    }
+    workgroupBarrier();
+    if (lid == 0u) {
+      var m = start + lo;
+      for (var f = 0u; f < frontierSize; f++) {
+        let c = frontier[f];
+        for (var t = max(lo, c * cs); t < min(hi, (c + 1u) * cs); t++) {
+          indices[m] = t;
+          m++;
+        }
+      }
+      searched = m - start - lo;
+    }
+  } else {
+    for (var t = lo + lid; t < hi; t += NT) { indices[start + t] = t; }
+    if (lid == 0u) { searched = hi - lo; }
+  }
+  let found = workgroupUniformLoad(&searched);
+  for (var t = lid; t < lo; t += NT) { indices[start + t] = t; }
+  for (var t = hi + lid; t < end; t += NT) { indices[start + lo + found + t - hi] = t; }
+  if (lid == 0u) {
+    bounds[2u * row] = start;
+    bounds[2u * row + 1u] = start + lo + found + end - hi;
+  }
+}
+`;
+}
