@@ -5,10 +5,12 @@
  */
 import type { GpuMethodDefinition } from '@sparse-attn/backend-gpu';
 import { gpuKeyNormMethod, gpuPyramidKvMethod, gpuSnapKvMethod, gpuSpecKvLayerMethod, gpuTovaMethod } from './gpu/gpu-kv-methods.js';
+import { gpuStreamingLlmMethod } from './gpu/gpu-streaming-llm.js';
 
 export * from './gpu/gpu-compression.js';
 export * from './gpu/gpu-compressing-decoder.js';
 export * from './gpu/gpu-kv-methods.js';
+export * from './gpu/gpu-streaming-llm.js';
 export { gpuChecks } from './gpu/gpu-checks.js';
 export { OBSERVER_PARAMS, OBSERVER_ROWS, OBSERVER_TILE, observerPartialsWgsl } from './gpu/observer-partials-wgsl.js';
 export { observerLseWgsl } from './gpu/observer-lse-wgsl.js';
@@ -16,6 +18,8 @@ export { REDUCTION_CODES, observerScoresWgsl } from './gpu/observer-scores-wgsl.
 export { POOL_SCORE_PARAMS, poolScoresWgsl } from './gpu/pool-scores-wgsl.js';
 export { KEY_NORM_PARAMS, keyNormScoresWgsl } from './gpu/key-norm-scores-wgsl.js';
 export { SELECT_PARAMS, selectKeptEntriesWgsl } from './gpu/select-kept-entries-wgsl.js';
+export { SINK_RECENT_BLOCK, SINK_RECENT_PARAMS, sinkRecentRowsWgsl } from './gpu/sink-recent-rows-wgsl.js';
+export { MERGE_PARAMS, mergeAttentionWgsl } from './gpu/merge-attention-wgsl.js';
 
 /** Every draft-kv method that runs on the GPU, for `bench --backend gpu`. */
-export const gpuMethods: readonly GpuMethodDefinition[] = [gpuSnapKvMethod, gpuPyramidKvMethod, gpuSpecKvLayerMethod, gpuTovaMethod, gpuKeyNormMethod];
+export const gpuMethods: readonly GpuMethodDefinition[] = [gpuSnapKvMethod, gpuPyramidKvMethod, gpuSpecKvLayerMethod, gpuTovaMethod, gpuKeyNormMethod, gpuStreamingLlmMethod];

@@ -28,6 +28,7 @@ import { compressLayer } from '../compress-layer.js';
 import type { EvictingDecoder } from '../compressed-attention.js';
 import { compressionScratchBytesPerSlot, type GpuCompressionPlanner } from './gpu-compression.js';
 import { gpuKeyNormMethod, gpuPyramidKvMethod, gpuSnapKvMethod, gpuSpecKvLayerMethod, gpuTovaMethod, planners } from './gpu-kv-methods.js';
+import { gpuStreamingLlmMethod, sinkRecentBytesPerSlot } from './gpu-streaming-llm.js';
 
 interface Shape {
   readonly batch: number;
@@ -116,6 +117,26 @@ async function compareWithCpu(backend: GpuBackend, method: GpuMethodDefinition, 
   if ((gpu.diagnostics as { keptPerHead?: number } | undefined)?.keptPerHead !== kept) throw new Error(`keptPerHead ${JSON.stringify(gpu.diagnostics)}, CPU ${kept}`);
 }
 
+/** StreamingLLM: the selection is a closed form, so it must equal the CPU's entry for entry. */
+async function compareStreamingWithCpu(backend: GpuBackend, config: Record<string, unknown>, input: AttentionInput): Promise<void> {
+  const cpu = gpuStreamingLlmMethod.cpu.create(config).prefill(input);
+  const gpu = (await gpuStreamingLlmMethod.create(backend, config).prefill(input)) as unknown as { output: { data: Float32Array }; lse: Float32Array; selection: Selection; diagnostics: { keptPerHead: number } };
+  sameLayout(gpu.selection, cpu.selection!);
+  if (gpu.selection.indices.length !== cpu.selection!.indices.length || gpu.selection.indices.some((x, i) => x !== cpu.selection!.indices[i])) throw new Error('kept entries differ from the CPU tracker');
+  expectClose('output', gpu.output.data, cpu.output.data);
+  expectLseClose('lse', gpu.lse, sparseAttention(input, cpu.selection!).lse);
+  const kept = (cpu.diagnostics as { keptPerHead: number }).keptPerHead;
+  if (gpu.diagnostics.keptPerHead !== kept) throw new Error(`keptPerHead ${gpu.diagnostics.keptPerHead}, CPU ${kept}`);
+}
+
+const streamingCases: readonly { config: Record<string, unknown>; shape: Shape }[] = [
+  { config: { sinks: 4, recent: 20 }, shape: { batch: 1, queryHeads: 4, kvHeads: 2, seq: 150, headDim: 16 } },
+  { config: { sinks: 2, recent: 100 }, shape: { batch: 2, queryHeads: 2, kvHeads: 2, seq: 203, headDim: 32 } },
+  { config: { sinks: 0, recent: 30 }, shape: { batch: 1, queryHeads: 4, kvHeads: 1, seq: 97, headDim: 16, valueDim: 24, querySeq: 40 } },
+  { config: {}, shape: { batch: 1, queryHeads: 2, kvHeads: 2, seq: 130, headDim: 16 } },
+  { config: { sinks: 4, recent: 8 }, shape: { batch: 1, queryHeads: 2, kvHeads: 1, seq: 1, headDim: 16 } },
+];
+
 interface Case {
   readonly method: GpuMethodDefinition;
   readonly config: Record<string, unknown>;
@@ -178,6 +199,33 @@ export const gpuChecks: GpuCheck[] = [
     name: `${method.id} on the GPU keeps the CPU's entries, output and lse agree: ${JSON.stringify(config)} ${describeShape(shape)}`,
     run: (backend) => compareWithCpu(backend, method, config, makeInput(shape, 100 + i, kind)),
   })),
+  ...streamingCases.map(({ config, shape }, i): GpuCheck => ({
+    name: `streaming-llm on the GPU keeps the CPU tracker's entries per query, output and lse agree: ${JSON.stringify(config)} ${describeShape(shape)}`,
+    run: (backend) => compareStreamingWithCpu(backend, config, makeInput(shape, 200 + i)),
+  })),
+  {
+    name: 'streaming-llm decoder on the GPU equals the CPU decoder (prefill chunk, single tokens, a chunk past the window)',
+    run: (backend) => compareDecoders(backend, gpuStreamingLlmMethod, { sinks: 2, recent: 10 }, { batch: 1, queryHeads: 4, kvHeads: 2, seq: 0, headDim: 16 }, [30, 1, 1, 1, 12, 1]),
+  },
+  {
+    name: 'streaming-llm runResident: both selections, both attentions and the merge on resident buffers equal the CPU prefill',
+    async run(backend) {
+      const config = { sinks: 3, recent: 40 };
+      const input = makeInput({ batch: 1, queryHeads: 4, kvHeads: 2, seq: 170, headDim: 32 }, 33);
+      const d = validateAttentionInput(input);
+      const resident = backend.upload(input, d, sinkRecentBytesPerSlot({ sinks: 3, recent: 40 }, d));
+      try {
+        const run = await gpuStreamingLlmMethod.create(backend, config).runResident!(resident);
+        const cpu = gpuStreamingLlmMethod.cpu.create(config).prefill(input);
+        const { output } = await backend.readOutput(resident);
+        expectClose('output', output.data, cpu.output.data);
+        const density = countPairs(cpu.selection!, d) / densePairCount(d);
+        if (!(Math.abs((run.density ?? NaN) - density) < 1e-12)) throw new Error(`density ${run.density}, CPU selection's ${density}`);
+      } finally {
+        backend.release(resident);
+      }
+    },
+  },
   {
     name: 'snapkv decoder on the GPU equals the CPU decoder (compressing prefill chunk, single tokens, a second chunk)',
     run: (backend) => compareDecoders(backend, gpuSnapKvMethod, { capacity: 40, window: 8 }, { batch: 1, queryHeads: 4, kvHeads: 2, seq: 0, headDim: 16 }, [90, 1, 1, 1, 30, 1]),
@@ -213,6 +261,7 @@ export const gpuChecks: GpuCheck[] = [
       const small = new GpuBackend({ ...backend.context, maxBinding: 2 * 90 * 16 * 4 }, { reason: 'test' });
       await compareWithCpu(small, gpuSnapKvMethod, { capacity: 30, window: 6 }, makeInput({ batch: 2, queryHeads: 6, kvHeads: 3, seq: 90, headDim: 16 }, 41));
       await compareWithCpu(small, gpuKeyNormMethod, { capacity: 30 }, makeInput({ batch: 2, queryHeads: 6, kvHeads: 3, seq: 90, headDim: 16 }, 42, 'gaussian'));
+      await compareStreamingWithCpu(small, { sinks: 2, recent: 20 }, makeInput({ batch: 2, queryHeads: 6, kvHeads: 3, seq: 90, headDim: 16 }, 43));
     },
   },
   {
@@ -226,6 +275,11 @@ export const gpuChecks: GpuCheck[] = [
         await expectThrows(`${method.id} GPU bad shape`, ShapeError, () => method.create(backend, {}).prefill({ ...input, k: sliceSeq(input.k, 0, 39) }));
         await expectThrows(`${method.id} GPU bad config`, ConfigError, () => method.create(backend, { capacity: 4, window: 8 }));
       }
+      const streamingExpected = await expectThrows('streaming-llm CPU non-causal', ConfigError, () => gpuStreamingLlmMethod.cpu.create({}).prefill({ ...input, causal: false }));
+      const streamingGot = await expectThrows('streaming-llm GPU non-causal', ConfigError, () => gpuStreamingLlmMethod.create(backend, {}).prefill({ ...input, causal: false }));
+      if (streamingGot !== streamingExpected) throw new Error(`streaming-llm: GPU says '${streamingGot}', CPU '${streamingExpected}'`);
+      await expectThrows('streaming-llm GPU bad shape', ShapeError, () => gpuStreamingLlmMethod.create(backend, {}).prefill({ ...input, k: sliceSeq(input.k, 0, 39) }));
+      await expectThrows('streaming-llm GPU bad config', ConfigError, () => gpuStreamingLlmMethod.create(backend, { recent: 0 }));
       await expectThrows('pyramidkv layer past layers', ConfigError, () => gpuPyramidKvMethod.create(backend, { layer: 4, layers: 4 }));
     },
   },

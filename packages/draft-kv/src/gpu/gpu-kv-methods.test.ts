@@ -3,7 +3,10 @@ import { createWorkload, densePairCount, sliceSeq, validateAttentionInput } from
 import { countPairs } from '@sparse-attn/backend-gpu';
 import { keptLists, keptPairs, planGeometry } from './gpu-compression.js';
 import { planners } from './gpu-kv-methods.js';
-import { gpuMethods } from '../gpu.js';
+import { gpuStreamingLlmMethod, sinkRecentPairs } from './gpu-streaming-llm.js';
+import { gpuMethods as allGpuMethods } from '../gpu.js';
+
+const gpuMethods = allGpuMethods.filter((m) => m !== gpuStreamingLlmMethod);
 import { observerPartialsWgsl } from './observer-partials-wgsl.js';
 import { observerScoresWgsl } from './observer-scores-wgsl.js';
 import { selectKeptEntriesWgsl } from './select-kept-entries-wgsl.js';
@@ -41,6 +44,18 @@ describe('the GPU planners restate the CPU planners', () => {
 });
 
 describe('host-side helpers', () => {
+  it("StreamingLLM's closed-form pair count equals the CPU tracker's selection (queries before, at and past the budget)", () => {
+    for (const [sinks, recent] of [[4, 20], [0, 5], [2, 100], [3, 1]] as const) {
+      for (const [seq, querySeq] of [[1, 1], [30, 30], [150, 150], [150, 17]] as const) {
+        const w = createWorkload('gaussian', { batch: 1, queryHeads: 2, kvHeads: 1, seqLength: seq, headDim: 8, seed: 1 }).input;
+        const input = { ...w, q: sliceSeq(w.q, seq - querySeq, seq) };
+        const selection = gpuStreamingLlmMethod.cpu.create({ sinks, recent }).prefill(input).selection!;
+        const d = validateAttentionInput(input);
+        expect(sinkRecentPairs({ sinks, recent }, d), `sinks ${sinks} recent ${recent} S${seq} Sq${querySeq}`).toBe(countPairs(selection, d));
+      }
+    }
+  });
+
   it('keptPairs equals the backend countPairs on a CPU selection (prefill and a query tail)', () => {
     for (const querySeq of [undefined, 5]) {
       const w = createWorkload('gaussian', { batch: 2, queryHeads: 4, kvHeads: 2, seqLength: 77, headDim: 8, seed: 3 }).input;

@@ -1,0 +1,234 @@
+/**
+ * StreamingLLM (`streaming-llm`, sinks + recent) on the GPU. The CPU method evicts per query
+ * through `EvictionTracker`; its kept set has the closed form of `sink-recent-rows-wgsl.ts`
+ * (query at position p keeps [0, sinks) ∪ [max(sinks, p + 1 − recent), p + 1)), which the GPU
+ * writes as two compact selections — one row per 64-query block plus a band of < 64 entries
+ * per query — runs the exact sparse executor over each (the band into separate output buffers)
+ * and merges the two by log-sum-exp. The prefill's reported selection is the union of both, read
+ * back and cut to each query's causal prefix: core's one-row-per-query layout of the CPU method,
+ * compared entry for entry by the checks.
+ */
+import {
+  ConfigError,
+  KVCache,
+  SelectionBuilder,
+  densePairCount,
+  parseConfig,
+  sparseStats,
+  validateAttentionInput,
+  validateDecoderStep,
+  type AttentionDims,
+  type AttentionInput,
+  type AttentionResult,
+  type DecoderShape,
+  type MethodDefinition,
+  type Selection,
+  type SparseAttentionResult,
+} from '@sparse-attn/core';
+import { countPairs, dispatchGrid, type GpuBackend, type GpuMethodDefinition, type GpuSelection, type GpuSelectionStep, type GpuTimings, type ResidentAttention } from '@sparse-attn/backend-gpu';
+import { streamingLlmMethod } from '../eviction-methods.js';
+import type { GpuEvictingDecoder } from './gpu-compressing-decoder.js';
+import { MERGE_PARAMS, MERGE_THREADS, mergeAttentionWgsl } from './merge-attention-wgsl.js';
+import { SINK_RECENT_BLOCK, SINK_RECENT_PARAMS, SINK_RECENT_THREADS, sinkRecentRowsWgsl } from './sink-recent-rows-wgsl.js';
+
+/** StreamingLLM's budget: the first `sinks` tokens and the last `recent`. */
+export interface SinkRecentPolicy {
+  readonly sinks: number;
+  readonly recent: number;
+}
+
+// WebGPU buffer usage flags (no GPUBufferUsage global in Node).
+const STORAGE = 0x80;
+const COPY_SRC = 0x04;
+
+/** The first kept entry of the recent window of a query at position p. */
+function lowest(p: number, policy: SinkRecentPolicy): number {
+  return Math.max(policy.sinks, p + 1 - policy.recent);
+}
+
+function rowsStep(policy: SinkRecentPolicy, d: AttentionDims, band: boolean): GpuSelectionStep {
+  const rows = band ? d.querySeq : Math.ceil(d.querySeq / SINK_RECENT_BLOCK);
+  const stride = band ? SINK_RECENT_BLOCK - 1 : Math.min(policy.sinks, d.keySeq) + Math.min(policy.recent, d.keySeq);
+  return {
+    layout: { kind: 'token', blockSize: 1, headScope: 'kv', rows, queryBlockSize: band ? 1 : SINK_RECENT_BLOCK },
+    stride,
+    async encodeChunk(e) {
+      const pipeline = await e.pipeline(sinkRecentRowsWgsl());
+      const [x, y] = dispatchGrid(Math.ceil((e.chunk.slots * rows) / SINK_RECENT_THREADS));
+      const params = e.uniform(SINK_RECENT_PARAMS, { querySeq: d.querySeq, keySeq: d.keySeq, queryOffset: d.queryOffset, slots: e.chunk.slots, sinks: policy.sinks, recent: policy.recent, rows, stride, band: band ? 1 : 0, tilesX: x });
+      e.dispatch(pipeline, [params, e.target.bounds, e.target.indices], x, y);
+    },
+  };
+}
+
+/** Bytes per KV slot of the larger of the two selections (for chunking an upload). */
+export function sinkRecentBytesPerSlot(policy: SinkRecentPolicy, d: Pick<AttentionDims, 'querySeq' | 'keySeq'>): number {
+  const blocks = Math.ceil(d.querySeq / SINK_RECENT_BLOCK) * (Math.min(policy.sinks, d.keySeq) + Math.min(policy.recent, d.keySeq));
+  return 4 * Math.max(blocks, d.querySeq * (SINK_RECENT_BLOCK - 1));
+}
+
+/**
+ * Both selections, both attentions and the merge on a resident call; the output lands in the
+ * chunks' `out`/`lse`. The caller releases the two selections.
+ */
+async function runSinkRecent(backend: GpuBackend, resident: ResidentAttention, policy: SinkRecentPolicy): Promise<GpuTimings & { blocks: GpuSelection; bands: GpuSelection }> {
+  const d = resident.dims;
+  const blocks = await backend.runSelection(resident, rowsStep(policy, d, false));
+  let bands: { selection: GpuSelection; ms: number };
+  try {
+    bands = await backend.runSelection(resident, rowsStep(policy, d, true));
+  } catch (error) {
+    backend.releaseSelection(blocks.selection);
+    throw error;
+  }
+  // The band's attention needs output buffers that outlive one pass (the backend's scratch does not).
+  const device = backend.context.device;
+  const targets = resident.chunks.map((c) => ({
+    out: device.createBuffer({ size: Math.max(16, c.slots * d.groupSize * d.querySeq * d.valueDim * 4), usage: STORAGE | COPY_SRC }),
+    lse: device.createBuffer({ size: Math.max(16, c.slots * d.groupSize * d.querySeq * 4), usage: STORAGE | COPY_SRC }),
+  }));
+  try {
+    const blockMs = await backend.runSparse(resident, blocks.selection);
+    const bandMs = await backend.runSparse(resident, bands.selection, targets);
+    const mergeMs = await backend.runKernels(resident, async (e) => {
+      const rows = e.chunk.slots * d.groupSize * d.querySeq;
+      const [x, y] = dispatchGrid(Math.ceil(rows / MERGE_THREADS));
+      const t = targets[e.index]!;
+      e.dispatch(await e.pipeline(mergeAttentionWgsl()), [e.uniform(MERGE_PARAMS, { rows, valueDim: d.valueDim, tilesX: x }), e.chunk.out, e.chunk.lse, t.out, t.lse], x, y);
+    });
+    return { selectionMs: blocks.ms + bands.ms, attentionMs: blockMs + bandMs + mergeMs, blocks: blocks.selection, bands: bands.selection };
+  } catch (error) {
+    backend.releaseSelection(blocks.selection);
+    backend.releaseSelection(bands.selection);
+    throw error;
+  } finally {
+    for (const t of targets) {
+      t.out.destroy();
+      t.lse.destroy();
+    }
+  }
+}
+
+/** The union of the block and band rows, cut to each query's causal prefix: one row per query, as the CPU method reports. */
+function perQuerySelection(blocks: Selection, bands: Selection, d: AttentionDims): Selection {
+  const builder = new SelectionBuilder({ kind: 'token', headScope: 'kv', batch: d.batch, heads: d.kvHeads, rows: d.querySeq, keySeq: d.keySeq });
+  const row: number[] = [];
+  for (let slot = 0; slot < d.batch * d.kvHeads; slot++) {
+    for (let i = 0; i < d.querySeq; i++) {
+      const p = d.queryOffset + i;
+      row.length = 0;
+      for (const [s, r] of [[blocks, slot * blocks.rows + Math.floor(i / SINK_RECENT_BLOCK)], [bands, slot * bands.rows + i]] as const) {
+        for (let at = s.offsets[r]!; at < s.offsets[r + 1]!; at++) if (s.indices[at]! <= p) row.push(s.indices[at]!);
+      }
+      row.sort((a, b) => a - b);
+      builder.pushRow(row);
+    }
+  }
+  return builder.finish();
+}
+
+/** The CPU method's non-causal error, thrown before any GPU work. */
+function checkCausal(input: AttentionInput): AttentionDims {
+  const d = validateAttentionInput(input);
+  if (!d.causal) throw new ConfigError(`${streamingLlmMethod.id} evicts as tokens arrive: causal: false is not supported`);
+  return d;
+}
+
+/** StreamingLLM's prefill on the GPU (selection, attention and merge), with the per-query selection read back. */
+export async function streamingAttentionGpu(backend: GpuBackend, input: AttentionInput, policy: SinkRecentPolicy): Promise<SparseAttentionResult> {
+  const d = checkCausal(input);
+  const resident = backend.upload(input, d, sinkRecentBytesPerSlot(policy, d));
+  try {
+    const run = await runSinkRecent(backend, resident, policy);
+    try {
+      const { output, lse } = await backend.readOutput(resident);
+      const selection = perQuerySelection(await backend.readSelection(run.blocks), await backend.readSelection(run.bands), d);
+      return {
+        output,
+        lse,
+        selection,
+        stats: sparseStats(d, countPairs(selection, d), true, run.selectionMs, run.attentionMs),
+        backend: backend.info,
+        diagnostics: { keptPerHead: Math.min(policy.sinks + policy.recent, d.keySeq) },
+      };
+    } finally {
+      backend.releaseSelection(run.blocks);
+      backend.releaseSelection(run.bands);
+    }
+  } finally {
+    backend.release(resident);
+  }
+}
+
+/** Causal pairs StreamingLLM scores, from the closed form (no selection read back). */
+export function sinkRecentPairs(policy: SinkRecentPolicy, d: AttentionDims): number {
+  let pairs = 0;
+  for (let i = 0; i < d.querySeq; i++) {
+    const p = d.queryOffset + i;
+    pairs += Math.min(policy.sinks, p + 1) + Math.max(0, p + 1 - lowest(p, policy));
+  }
+  return pairs * d.batch * d.queryHeads;
+}
+
+/**
+ * The CPU decoder of `streaming-llm` on the GPU: the host cache (uploaded again each step) holds
+ * the sinks and the most recent entries in order, so in cache indices a step's queries keep the
+ * same closed form; after the step the cache keeps `[0, sinks) ∪ [L − recent, L)` once it holds
+ * more than `sinks + recent` entries — the trackers' final slots.
+ */
+export function createGpuStreamingDecoder(backend: GpuBackend, shape: DecoderShape, policy: SinkRecentPolicy): GpuEvictingDecoder {
+  const cache = new KVCache({ batch: shape.batch, kvHeads: shape.kvHeads, headDim: shape.headDim, valueDim: shape.valueDim ?? shape.headDim });
+  const scale = shape.scale ?? 1 / Math.sqrt(shape.headDim);
+  const capacity = policy.sinks + policy.recent;
+  let seen = 0;
+  return {
+    get length() {
+      return seen;
+    },
+    get cachedEntries() {
+      return cache.length;
+    },
+    async step(input: AttentionInput): Promise<AttentionResult> {
+      validateDecoderStep(shape, input, cache.length);
+      cache.append(input.k, input.v);
+      seen += input.q.shape[2]!;
+      const result = await streamingAttentionGpu(backend, { q: input.q, k: cache.keys(), v: cache.values(), causal: true, scale }, policy);
+      const length = cache.length;
+      if (length > capacity) {
+        const keep = Int32Array.from({ length: capacity }, (_, i) => (i < policy.sinks ? i : length - capacity + i));
+        cache.retain(Array.from({ length: shape.batch * shape.kvHeads }, () => keep));
+      }
+      return result;
+    },
+    reset() {
+      cache.reset();
+      seen = 0;
+    },
+    destroy() {
+      cache.reset();
+    },
+  };
+}
+
+/** StreamingLLM on the GPU. */
+export const gpuStreamingLlmMethod: GpuMethodDefinition = {
+  id: streamingLlmMethod.id,
+  family: streamingLlmMethod.family,
+  cpu: streamingLlmMethod as unknown as MethodDefinition,
+  create(backend, config) {
+    const policy: SinkRecentPolicy = parseConfig(streamingLlmMethod.id, streamingLlmMethod.configSchema, config);
+    return {
+      methodId: streamingLlmMethod.id,
+      prefill: (input) => streamingAttentionGpu(backend, input, policy),
+      createDecoder: (shape) => createGpuStreamingDecoder(backend, shape, policy),
+      async runResident(resident) {
+        const d = resident.dims;
+        if (!d.causal) throw new ConfigError(`${streamingLlmMethod.id} evicts as tokens arrive: causal: false is not supported`);
+        const run = await runSinkRecent(backend, resident, policy);
+        backend.releaseSelection(run.blocks);
+        backend.releaseSelection(run.bands);
+        return { selectionMs: run.selectionMs, attentionMs: run.attentionMs, density: sinkRecentPairs(policy, d) / densePairCount(d) };
+      },
+    };
+  },
+};
