@@ -4,13 +4,17 @@
  */
 import type { GpuMethodDefinition } from '@sparse-attn/backend-gpu';
 import { gpuHipMethod } from './gpu/gpu-hip.js';
+import { gpuLandmarkMethod } from './gpu/gpu-landmark.js';
 import { gpuLandmarkRetrievalMethod } from './gpu/gpu-landmark-retrieval.js';
 
 export * from './gpu/retrieval-select-wgsl.js';
 export * from './gpu/gpu-landmark-retrieval.js';
 export * from './gpu/hip-search-wgsl.js';
 export * from './gpu/gpu-hip.js';
+export * from './gpu/landmark-select-wgsl.js';
+export * from './gpu/grouped-softmax-wgsl.js';
+export * from './gpu/gpu-landmark.js';
 export { gpuChecks } from './gpu/gpu-checks.js';
 
 /** Every method of this package that runs on the GPU, for `bench --backend gpu`. */
-export const gpuMethods: readonly GpuMethodDefinition[] = [gpuLandmarkRetrievalMethod, gpuHipMethod];
+export const gpuMethods: readonly GpuMethodDefinition[] = [gpuLandmarkRetrievalMethod, gpuHipMethod, gpuLandmarkMethod];

@@ -31,6 +31,8 @@ import { GpuBackend, countPairs, type GpuCheck } from '@sparse-attn/backend-gpu'
 import { BlockRepresentatives } from '../block-representatives.js';
 import { landmarkRetrievalConfigSchema, landmarkRetrievalMethod, type LandmarkRetrievalConfig } from '../landmark-retrieval.js';
 import { hipMethod } from '../hip-attention.js';
+import { landmarkConfigSchema, landmarkMethod, type LandmarkConfig } from '../landmark-attention.js';
+import { gpuLandmarkMethod } from './gpu-landmark.js';
 import { gpuHipMethod } from './gpu-hip.js';
 import { gpuLandmarkRetrievalMethod } from './gpu-landmark-retrieval.js';
 
@@ -201,6 +203,15 @@ const hipCases: readonly { config: Record<string, unknown>; shape: Shape; kind?:
   { label: '5 queries at the end of 77 keys, Dv ≠ D', config: { topK: 12, chunkSize: 2, queryBlockSize: 4, queryStride: 2, windowTokens: 4 }, shape: { batch: 1, queryHeads: 2, kvHeads: 1, seq: 77, headDim: 16, valueDim: 12, querySeq: 5 } },
   { label: 'length 1, defaults', config: {}, shape: { batch: 1, queryHeads: 2, kvHeads: 1, seq: 1, headDim: 16 } },
   { label: 'defaults but topK 64, S 300, D 64', config: { topK: 64 }, shape: { batch: 1, queryHeads: 2, kvHeads: 2, seq: 300, headDim: 64 } },
+];
+
+const landmarkCases: readonly { config: Record<string, unknown>; shape: Shape; kind?: 'structured'; label: string }[] = [
+  { label: 'defaults (ℓ 50, top 4), S 300', config: {}, shape: { batch: 1, queryHeads: 2, kvHeads: 2, seq: 300, headDim: 32 } },
+  { label: 'GQA Hq4/Hkv2, batch 2, ℓ 7, top 2', config: { blockLength: 7, topK: 2 }, shape: { batch: 2, queryHeads: 4, kvHeads: 2, seq: 100, headDim: 16 } },
+  { label: 'topK 0 (every earlier block, the training-time form), Dv ≠ D', config: { blockLength: 5, topK: 0 }, shape: { batch: 1, queryHeads: 2, kvHeads: 1, seq: 77, headDim: 16, valueDim: 12 } },
+  { label: '5 queries at the end of 120 keys', config: { blockLength: 9, topK: 3 }, shape: { batch: 1, queryHeads: 2, kvHeads: 1, seq: 120, headDim: 16, querySeq: 5 } },
+  { label: 'length 1, defaults', config: {}, shape: { batch: 1, queryHeads: 2, kvHeads: 1, seq: 1, headDim: 16 } },
+  { label: 'ℓ 15, top 3, S 250, D 64 (structured)', config: { blockLength: 15, topK: 3 }, shape: { batch: 1, queryHeads: 2, kvHeads: 1, seq: 250, headDim: 64 }, kind: 'structured' },
 ];
 
 /** Every GPU check of this package, in the order they run. */
@@ -382,7 +393,138 @@ export const gpuChecks: GpuCheck[] = [
       }
     },
   },
+  ...landmarkCases.map(({ label, config, shape, kind }, n): GpuCheck => ({
+    name: `landmark (grouped softmax) prefill equals the CPU method: ${label}`,
+    async run(backend) {
+      const input = makeInput(shape, 300 + n, kind);
+      const gpu = await gpuLandmarkMethod.create(backend, config).prefill(input);
+      const cpu = landmarkMethod.create(config).prefill(input);
+      compareLandmark(input, landmarkConfigSchema.parse(config), gpu, cpu);
+    },
+  })),
+  {
+    name: 'landmark decode steps equal the CPU decoder (prompt, then single tokens across landmark positions; GQA)',
+    async run(backend) {
+      const config = { blockLength: 6, topK: 2 };
+      const resolved = landmarkConfigSchema.parse(config);
+      const shape = { batch: 1, queryHeads: 4, kvHeads: 2, headDim: 16 };
+      const full = makeInput({ ...shape, seq: 45 }, 9);
+      const gpuDecoder = gpuLandmarkMethod.create(backend, config).createDecoder!(shape);
+      const cpuDecoder = landmarkMethod.create(config).createDecoder(shape);
+      const steps: [number, number][] = [[0, 30]];
+      for (let t = 30; t < 45; t++) steps.push([t, t + 1]);
+      for (const [from, to] of steps) {
+        const step = { q: sliceSeq(full.q, from, to), k: sliceSeq(full.k, from, to), v: sliceSeq(full.v, from, to) };
+        const gpu = await gpuDecoder.step(step);
+        const cpu = cpuDecoder.step(step);
+        try {
+          compareLandmark({ q: step.q, k: sliceSeq(full.k, 0, to), v: sliceSeq(full.v, 0, to), causal: true }, resolved, gpu, cpu);
+        } catch (error) {
+          throw new Error(`decode step at ${from}..${to}: ${(error as Error).message}`);
+        }
+      }
+    },
+  },
+  {
+    name: "landmark rejects bad input with the CPU method's typed errors before any GPU work (and the CPU-only positions 'slot')",
+    async run(backend) {
+      const untouched = untouchable(backend);
+      const input = makeInput({ batch: 1, queryHeads: 2, kvHeads: 1, seq: 20, headDim: 16 }, 3);
+      const config = { blockLength: 4, topK: 1 };
+      const method = gpuLandmarkMethod.create(untouched, config);
+      const cpu = landmarkMethod.create(config);
+      await expectThrows('CPU, non-causal', ConfigError, () => cpu.prefill({ ...input, causal: false }));
+      await expectThrows('GPU, non-causal', ConfigError, () => method.prefill({ ...input, causal: false }));
+      const badHeads = { ...input, k: tensor([1, 3, 20, 16]), v: tensor([1, 3, 20, 16]) };
+      await expectThrows('CPU, 2 query heads over 3 KV heads', ShapeError, () => cpu.prefill(badHeads));
+      await expectThrows('GPU, 2 query heads over 3 KV heads', ShapeError, () => method.prefill(badHeads));
+      await expectThrows('GPU, invalid config', ConfigError, () => gpuLandmarkMethod.create(untouched, { blockLength: 0 }));
+      await expectThrows("GPU, positions 'slot'", ConfigError, () => gpuLandmarkMethod.create(untouched, { positions: 'slot' }));
+      const decoder = method.createDecoder!({ batch: 1, queryHeads: 2, kvHeads: 1, headDim: 16 });
+      await expectThrows('GPU decoder, q and k token counts differ', ShapeError, () => decoder.step({ q: sliceSeq(input.q, 0, 1), k: sliceSeq(input.k, 0, 2), v: sliceSeq(input.v, 0, 2) }));
+    },
+  },
+  {
+    name: 'landmark split into chunks (small device bindings) reads the same blocks and gives the same output',
+    async run(backend) {
+      const input = makeInput({ batch: 2, queryHeads: 6, kvHeads: 3, seq: 64, headDim: 16 }, 92);
+      const small = new GpuBackend({ ...backend.context, maxBinding: 2 * 2 * 64 * 16 * 4 });
+      const config = { blockLength: 5, topK: 2 };
+      compareLandmark(input, landmarkConfigSchema.parse(config), await gpuLandmarkMethod.create(small, config).prefill(input), landmarkMethod.create(config).prefill(input));
+    },
+  },
+  {
+    name: "landmark runResident writes the CPU method's output and reports its density",
+    async run(backend) {
+      const config = { blockLength: 9, topK: 3 };
+      const input = makeInput({ batch: 1, queryHeads: 4, kvHeads: 2, seq: 200, headDim: 32 }, 46);
+      const d = validateAttentionInput(input);
+      const cpu = landmarkMethod.create(config).prefill(input);
+      const resident = backend.upload(input, d);
+      try {
+        const timings = await gpuLandmarkMethod.create(backend, config).runResident!(resident);
+        const { output } = await backend.readOutput(resident);
+        if (Math.abs((timings.density ?? NaN) - cpu.stats.density) > 1e-12) throw new Error(`density ${timings.density}, the CPU method reports ${cpu.stats.density}`);
+        if (!(timings.selectionMs >= 0 && timings.attentionMs >= 0)) throw new Error(`timings ${JSON.stringify(timings)}`);
+        expectClose('resident output vs the CPU method', output, cpu.output);
+      } finally {
+        backend.release(resident);
+      }
+    },
+  },
 ];
+
+/**
+ * Landmark: the GPU reads exactly the CPU's blocks, its output agrees, and its lse equals the
+ * grouped softmax's log-normaliser computed here in float64 (the CPU method returns no lse):
+ * lse = log(Σ_{own block, j ≤ p} e^{s_j} + Σ_{b retrieved} e^{s_{L_b}}).
+ */
+function compareLandmark(input: AttentionInput, config: LandmarkConfig, gpu: AttentionResult, cpu: AttentionResult): void {
+  if (gpu.backend.backend !== 'gpu') throw new Error(`backend recorded as ${JSON.stringify(gpu.backend)}`);
+  const g = selectionOf(gpu, 'GPU');
+  const c = selectionOf(cpu, 'CPU');
+  for (const key of ['kind', 'blockSize', 'headScope', 'batch', 'heads', 'rows', 'queryBlockSize', 'keySeq'] as const) {
+    if (g[key] !== c[key]) throw new Error(`selection ${key}: GPU ${String(g[key])}, CPU ${String(c[key])}`);
+  }
+  for (let r = 0; r < c.offsets.length - 1; r++) {
+    const a = rowOf(g, r);
+    const b = rowOf(c, r);
+    if (a.length !== b.length || a.some((x, t) => x !== b[t])) throw new Error(`row ${r}: GPU [${a.join(', ')}], CPU [${b.join(', ')}]`);
+  }
+  expectClose('output vs the CPU method', gpu.output, cpu.output);
+  const d = validateAttentionInput(input);
+  const qDims = dims4(input.q, 'q');
+  const span = config.blockLength + 1;
+  const expected = new Float32Array(d.batch * d.queryHeads * d.querySeq);
+  const dot = (qo: number, b: number, kvh: number, t: number) => {
+    const ko = rowOffset(d.kDims, b, kvh, t);
+    let s = 0;
+    for (let x = 0; x < d.headDim; x++) s += input.q.data[qo + x]! * input.k.data[ko + x]!;
+    return s * d.scale;
+  };
+  for (let b = 0; b < d.batch; b++) {
+    for (let h = 0; h < d.queryHeads; h++) {
+      const kvh = Math.floor(h / d.groupSize);
+      for (let i = 0; i < d.querySeq; i++) {
+        const row = (b * d.queryHeads + h) * d.querySeq + i;
+        const qo = rowOffset(qDims, b, h, i);
+        const p = d.queryOffset + i;
+        const own = Math.floor(p / span) * span;
+        const terms: number[] = [];
+        for (let t = own; t < Math.min(p + 1, own + config.blockLength); t++) terms.push(dot(qo, b, kvh, t));
+        for (const block of rowOf(c, row).slice(0, -1)) terms.push(dot(qo, b, kvh, block * span + config.blockLength));
+        const m = Math.max(...terms);
+        expected[row] = m + Math.log(terms.reduce((sum, s) => sum + Math.exp(s - m), 0));
+      }
+    }
+  }
+  const lseShape = [expected.length];
+  expectClose('lse vs the float64 grouped softmax', tensor(lseShape, lseOf(gpu, 'GPU')), tensor(lseShape, expected));
+  for (const key of ['meanRetrievedBlocks', 'landmarksScored']) {
+    if (gpu.diagnostics?.[key] !== cpu.diagnostics?.[key]) throw new Error(`diagnostic ${key}: GPU ${gpu.diagnostics?.[key]}, CPU ${cpu.diagnostics?.[key]}`);
+  }
+  if (gpu.stats.pairs !== cpu.stats.pairs) throw new Error(`pairs: GPU ${gpu.stats.pairs}, CPU ${cpu.stats.pairs}`);
+}
 
 /** HiP: the GPU keeps exactly the CPU's tokens per row, and output and lse agree. */
 function compareHip(input: AttentionInput, gpu: AttentionResult, cpu: AttentionResult): void {

@@ -1,0 +1,252 @@
+/**
+ * `landmark` (the paper's grouped softmax, `positions: 'absolute'`) on the GPU: landmark scoring
+ * and top-k retrieval ({@link landmarkSelectWgsl}) write each query's attended blocks as CSR
+ * rows, and the grouped softmax kernel ({@link groupedSoftmaxWgsl}) attends over them; its
+ * weighting is not one softmax over the selection, so backend-gpu's sparse executor is not used.
+ */
+import {
+  ConfigError,
+  KVCache,
+  ShapeError,
+  assertFinite,
+  densePairCount,
+  parseConfig,
+  sparseStats,
+  validateAttentionInput,
+  validateDecoderStep,
+  type AttentionDims,
+  type AttentionInput,
+  type AttentionResult,
+  type DecoderShape,
+  type Tensor,
+} from '@sparse-attn/core';
+import {
+  dispatchGrid,
+  type GpuAttentionDecoder,
+  type GpuAttentionMethod,
+  type GpuBackend,
+  type GpuMethodDefinition,
+  type GpuSelection,
+  type GpuSelectionStep,
+  type ResidentAttention,
+} from '@sparse-attn/backend-gpu';
+import { landmarkConfigSchema, landmarkMethod, type LandmarkConfig } from '../landmark-attention.js';
+import { retrievedBlockCount } from '../landmark-slot-positions.js';
+import { GROUPED_SOFTMAX_PARAMS, groupedSoftmaxWgsl, groupedSoftmaxWorkgroupBytes } from './grouped-softmax-wgsl.js';
+import { LANDMARK_SELECT_PARAMS, landmarkSelectWgsl } from './landmark-select-wgsl.js';
+import { SCORE_SCRATCH_FLOATS } from './gpu-landmark-retrieval.js';
+
+/** Earlier blocks of the last query (the most any row retrieves). */
+function maxBlocksOf(d: Pick<AttentionDims, 'keySeq'>, span: number): number {
+  return Math.floor(Math.max(0, d.keySeq - 1) / span);
+}
+
+/** Largest number of blocks of one row: the retrieved ones plus the query's own. */
+export function landmarkRowStride(config: Pick<LandmarkConfig, 'topK' | 'blockLength'>, d: Pick<AttentionDims, 'keySeq'>): number {
+  const maxBlocks = maxBlocksOf(d, config.blockLength + 1);
+  return (config.topK === 0 ? maxBlocks : Math.min(config.topK, maxBlocks)) + 1;
+}
+
+/** Query rows (per query head) the selection kernel scores per dispatch. */
+function rowsPerDispatch(querySeq: number, maxBlocks: number): number {
+  return Math.max(1, Math.min(querySeq, Math.floor(SCORE_SCRATCH_FLOATS / Math.max(1, maxBlocks))));
+}
+
+/** Bytes per KV slot of the largest scratch buffer the selection allocates (for chunking). */
+export function landmarkScratchBytesPerSlot(d: AttentionDims, config: LandmarkConfig): number {
+  const maxBlocks = Math.max(1, maxBlocksOf(d, config.blockLength + 1));
+  return 4 * d.groupSize * rowsPerDispatch(d.querySeq, maxBlocks) * maxBlocks;
+}
+
+/** The selection step: landmark scores and top-k per (query head, query), rows in batches. */
+export function landmarkSelectionStep(config: LandmarkConfig, d: AttentionDims, maxBinding = Infinity): GpuSelectionStep {
+  const span = config.blockLength + 1;
+  const maxBlocks = Math.max(1, maxBlocksOf(d, span));
+  const stride = landmarkRowStride(config, d);
+  const rowsPerSlot = rowsPerDispatch(d.querySeq, maxBlocks);
+  return {
+    layout: { kind: 'block', blockSize: span, headScope: 'query', rows: d.querySeq, queryBlockSize: 1 },
+    stride,
+    async encodeChunk(encoder) {
+      const { chunk, target } = encoder;
+      const querySlots = chunk.slots * d.groupSize;
+      const select = await encoder.pipeline(landmarkSelectWgsl({ headDim: d.headDim, maxPicks: config.topK }));
+      const rowCount = Math.max(1, Math.min(rowsPerSlot, Math.floor(maxBinding / (4 * querySlots * maxBlocks))));
+      const scores = encoder.scratch(querySlots * rowCount * maxBlocks * 4);
+      for (let rowStart = 0; rowStart < d.querySeq; rowStart += rowCount) {
+        const count = Math.min(rowCount, d.querySeq - rowStart);
+        const [x, y] = dispatchGrid(querySlots * count);
+        const params = encoder.uniform(LANDMARK_SELECT_PARAMS, {
+          querySeq: d.querySeq,
+          queryOffset: d.queryOffset,
+          querySlots,
+          tilesX: x,
+          rowStart,
+          rowCount: count,
+          span,
+          blockLength: config.blockLength,
+          maxBlocks,
+          topK: config.topK,
+          stride,
+          groupSize: d.groupSize,
+          keySeq: d.keySeq,
+          scale: d.scale,
+        });
+        encoder.dispatch(select, [params, chunk.q, chunk.k, scores, target.bounds, target.indices], x, y);
+      }
+    },
+  };
+}
+
+/** Runs the grouped softmax over a GPU selection on a resident call (writes the chunks' out and lse). */
+export async function runGroupedSoftmax(backend: GpuBackend, resident: ResidentAttention, selection: GpuSelection, config: LandmarkConfig): Promise<number> {
+  const d = resident.dims;
+  return backend.runKernels(resident, async (encoder) => {
+    const { chunk, index } = encoder;
+    const pipeline = await encoder.pipeline(groupedSoftmaxWgsl({ headDim: d.headDim, valueDim: d.valueDim, blockLength: config.blockLength }));
+    const querySlots = chunk.slots * d.groupSize;
+    const [x, y] = dispatchGrid(querySlots * d.querySeq);
+    const params = encoder.uniform(GROUPED_SOFTMAX_PARAMS, {
+      querySeq: d.querySeq,
+      queryOffset: d.queryOffset,
+      querySlots,
+      tilesX: x,
+      groupSize: d.groupSize,
+      keySeq: d.keySeq,
+      span: config.blockLength + 1,
+      blockLength: config.blockLength,
+      scale: d.scale,
+    });
+    const rows = selection.chunks[index]!;
+    encoder.dispatch(pipeline, [params, chunk.q, chunk.k, chunk.v, chunk.out, chunk.lse, rows.bounds, rows.indices], x, y);
+  });
+}
+
+/**
+ * Pairs the CPU method counts, from the geometry: per query head and query, its own block's
+ * tokens up to the query, one landmark score per earlier block, and ℓ tokens per retrieved block.
+ */
+export function landmarkPairCount(d: AttentionDims, config: LandmarkConfig): { pairs: number; retrieved: number; landmarks: number } {
+  const span = config.blockLength + 1;
+  let pairs = 0;
+  let retrieved = 0;
+  let landmarks = 0;
+  for (let i = 0; i < d.querySeq; i++) {
+    const p = d.queryOffset + i;
+    const blocks = Math.floor(p / span);
+    const keep = retrievedBlockCount(blocks, config.topK);
+    pairs += Math.min(p + 1, blocks * span + config.blockLength) - blocks * span + blocks + keep * config.blockLength;
+    retrieved += keep;
+    landmarks += blocks;
+  }
+  const heads = d.batch * d.queryHeads;
+  return { pairs: pairs * heads, retrieved: retrieved * heads, landmarks: landmarks * heads };
+}
+
+function checkRunsOnGpu(backend: GpuBackend, config: LandmarkConfig, headDim?: number): void {
+  if (config.positions !== 'absolute') {
+    throw new ConfigError("landmark: positions 'slot' (RoPE at the reference's slot positions) runs on the CPU only; the GPU kernels take q/k with their encoding applied ('absolute')");
+  }
+  const bytes = groupedSoftmaxWorkgroupBytes({ headDim: headDim ?? 0, blockLength: config.blockLength });
+  if (bytes > backend.context.maxWorkgroupBytes) {
+    throw new ConfigError(`landmark: blockLength ${config.blockLength} needs ${bytes} bytes of workgroup memory on the GPU, above the device's ${backend.context.maxWorkgroupBytes}`);
+  }
+}
+
+/** Selection + grouped softmax of one validated, causal call; reads back output, lse and selection. */
+async function landmarkAttend(backend: GpuBackend, config: LandmarkConfig, input: AttentionInput): Promise<AttentionResult> {
+  const d = validateAttentionInput(input);
+  if (!d.causal) throw new ConfigError('landmark: causal must be true (the grouped softmax is defined for causal attention), got false');
+  checkRunsOnGpu(backend, config, d.headDim);
+  const resident = backend.upload(input, d, landmarkScratchBytesPerSlot(d, config));
+  try {
+    const { selection: gpuSelection, ms: selectionMs } = await backend.runSelection(resident, landmarkSelectionStep(config, d, backend.context.maxBinding));
+    try {
+      const attentionMs = await runGroupedSoftmax(backend, resident, gpuSelection, config);
+      const { output, lse } = await backend.readOutput(resident);
+      const selection = await backend.readSelection(gpuSelection);
+      const { pairs, retrieved, landmarks } = landmarkPairCount(d, config);
+      const rows = d.batch * d.queryHeads * d.querySeq;
+      return {
+        output,
+        lse,
+        selection,
+        stats: sparseStats(d, pairs, false, selectionMs, attentionMs),
+        backend: { ...backend.info, kernel: `${backend.info.kernel}+landmark-grouped-softmax` },
+        diagnostics: { meanRetrievedBlocks: rows === 0 ? 0 : retrieved / rows, landmarksScored: landmarks },
+      } as AttentionResult;
+    } finally {
+      backend.releaseSelection(gpuSelection);
+    }
+  } finally {
+    backend.release(resident);
+  }
+}
+
+/** The GPU decoder: host KV cache, re-uploaded every step (decode equals prefill, as on the CPU). */
+function createLandmarkDecoder(backend: GpuBackend, config: LandmarkConfig, shape: DecoderShape): GpuAttentionDecoder & { appendContext(k: Tensor, v: Tensor): void } {
+  const valueDim = shape.valueDim ?? shape.headDim;
+  const cache = new KVCache({ batch: shape.batch, kvHeads: shape.kvHeads, headDim: shape.headDim, valueDim });
+  return {
+    get length() {
+      return cache.length;
+    },
+    async step(input) {
+      validateDecoderStep(shape, input, cache.length);
+      cache.append(input.k, input.v);
+      return landmarkAttend(backend, config, { q: input.q, k: cache.keys(), v: cache.values(), causal: true, ...(shape.scale === undefined ? {} : { scale: shape.scale }) });
+    },
+    appendContext(k, v) {
+      const expect = (name: string, t: Tensor, dim: number) => {
+        const s = t.shape;
+        if (s.length !== 4 || s[0] !== shape.batch || s[1] !== shape.kvHeads || s[3] !== dim) {
+          throw new ShapeError(`appendContext: ${name} must be [${shape.batch}, ${shape.kvHeads}, T, ${dim}], got [${s.join(', ')}]`);
+        }
+      };
+      expect('k', k, shape.headDim);
+      expect('v', v, valueDim);
+      assertFinite(k, 'k');
+      assertFinite(v, 'v');
+      cache.append(k, v);
+    },
+    reset() {
+      cache.reset();
+    },
+    destroy() {
+      // Nothing stays on the GPU between steps.
+    },
+  };
+}
+
+/**
+ * `landmark` on the GPU (same id and config schema as {@link landmarkMethod}; `positions: 'slot'`
+ * is CPU-only and rejected with a `ConfigError`). Prefill, decode (host cache re-uploaded per
+ * step) and `runResident` (landmark selection → grouped softmax on resident buffers; density from
+ * the geometry).
+ */
+export const gpuLandmarkMethod: GpuMethodDefinition = {
+  id: landmarkMethod.id,
+  family: landmarkMethod.family,
+  cpu: landmarkMethod,
+  create(backend, rawConfig): GpuAttentionMethod {
+    const config = parseConfig(landmarkMethod.id, landmarkConfigSchema, rawConfig);
+    checkRunsOnGpu(backend, config);
+    return {
+      methodId: landmarkMethod.id,
+      prefill: (input) => landmarkAttend(backend, config, input),
+      createDecoder: (shape) => createLandmarkDecoder(backend, config, shape),
+      async runResident(resident: ResidentAttention) {
+        const d = resident.dims;
+        if (!d.causal) throw new ConfigError('landmark: causal must be true (the grouped softmax is defined for causal attention), got false');
+        checkRunsOnGpu(backend, config, d.headDim);
+        const { selection, ms: selectionMs } = await backend.runSelection(resident, landmarkSelectionStep(config, d, backend.context.maxBinding));
+        try {
+          const attentionMs = await runGroupedSoftmax(backend, resident, selection, config);
+          return { selectionMs, attentionMs, density: landmarkPairCount(d, config).pairs / densePairCount(d) };
+        } finally {
+          backend.releaseSelection(selection);
+        }
+      },
+    };
+  },
+};
