@@ -39,19 +39,24 @@ function keepOf(config: HipConfig): number {
   return Math.ceil(config.topK / config.chunkSize);
 }
 
+/** Queries that score the tree per query block. */
+function scoringQueriesOf(config: HipConfig): number {
+  return Math.ceil(config.queryBlockSize / config.queryStride);
+}
+
 /** Largest number of tokens of one selection row. */
 export function hipRowStride(config: HipConfig): number {
   return config.sinkTokens + Math.max(config.topK, keepOf(config) * config.chunkSize) + config.windowTokens + config.queryBlockSize;
 }
 
 /** Throws the configs the GPU search does not run (before any GPU work). */
-function checkRunsOnGpu(backend: GpuBackend, config: HipConfig): void {
+function checkRunsOnGpu(backend: GpuBackend, config: HipConfig, headDim?: number): void {
   if (config.representative !== 'center') {
     throw new ConfigError("hip: the 'bound' representative (range-bound tree) runs on the CPU only; the GPU search scores ranges by their middle chunk ('center')");
   }
-  const bytes = hipSearchWorkgroupBytes(keepOf(config));
+  const bytes = hipSearchWorkgroupBytes({ keep: keepOf(config), scoringQueries: scoringQueriesOf(config), headDim: headDim ?? 0 });
   if (bytes > backend.context.maxWorkgroupBytes) {
-    throw new ConfigError(`hip: topK / chunkSize = ${keepOf(config)} kept chunks need ${bytes} bytes of workgroup memory, above the device's ${backend.context.maxWorkgroupBytes}`);
+    throw new ConfigError(`hip: ${keepOf(config)} kept chunks (topK / chunkSize) and ${scoringQueriesOf(config)} scoring queries${headDim ? ` of ${headDim} channels` : ''} need ${bytes} bytes of workgroup memory on the GPU, above the device's ${backend.context.maxWorkgroupBytes}`);
   }
 }
 
@@ -64,7 +69,7 @@ export function hipSelectionStep(config: HipConfig, d: AttentionDims): GpuSelect
     stride,
     async encodeChunk(encoder) {
       const { chunk, target } = encoder;
-      const search = await encoder.pipeline(hipSearchWgsl({ headDim: d.headDim, keep: keepOf(config) }));
+      const search = await encoder.pipeline(hipSearchWgsl({ headDim: d.headDim, keep: keepOf(config), scoringQueries: scoringQueriesOf(config) }));
       const [x, y] = dispatchGrid(chunk.slots * d.groupSize * rows);
       const params = encoder.uniform(HIP_SEARCH_PARAMS, {
         querySeq: d.querySeq,
@@ -126,6 +131,7 @@ async function pairsFromBounds(backend: GpuBackend, selection: GpuSelection, d: 
 /** GPU search + GPU attention of one validated, causal call. */
 async function hipAttend(backend: GpuBackend, config: HipConfig, input: AttentionInput, refreshed = true): Promise<AttentionResult & { selection: Selection }> {
   const d = validateAttentionInput(input);
+  checkRunsOnGpu(backend, config, d.headDim);
   const result = await backend.selectionAttention(input, hipSelectionStep(config, d), { extraBytesPerSlot: 0 });
   return { ...result, diagnostics: { meanSelectedKeys: meanRowLength(result.selection), maskRefreshed: refreshed ? 1 : 0, boundTreeBytes: 0 } };
 }
@@ -245,6 +251,7 @@ export const gpuHipMethod: GpuMethodDefinition = {
       async runResident(resident: ResidentAttention) {
         const d = resident.dims;
         requireCausal(d.causal);
+        checkRunsOnGpu(backend, config, d.headDim);
         const { selection, ms: selectionMs } = await backend.runSelection(resident, hipSelectionStep(config, d));
         try {
           const attentionMs = await backend.runSparse(resident, selection);

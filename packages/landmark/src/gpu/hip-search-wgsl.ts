@@ -27,13 +27,22 @@ export const HIP_SEARCH_PARAMS = [
 /** Threads per workgroup of the HiP search kernel. */
 export const HIP_SEARCH_THREADS = 256;
 
-/** Workgroup memory of the search kernel at `keep` kept chunks per level. */
-export function hipSearchWorkgroupBytes(keep: number): number {
-  return 4 * (5 * keep + 4);
+/** What the search kernel is specialised on. */
+export interface HipSearchKernelOptions {
+  readonly headDim: number;
+  /** ⌈topK / chunkSize⌉: chunks kept per level. */
+  readonly keep: number;
+  /** ⌈queryBlockSize / queryStride⌉: the most queries that score a block (staged in workgroup memory). */
+  readonly scoringQueries: number;
 }
 
-/** Generates the WGSL of the HiP search kernel for `keep` = ⌈topK / chunkSize⌉ and head dim `headDim`. */
-export function hipSearchWgsl(o: { readonly headDim: number; readonly keep: number }): string {
+/** Workgroup memory of the search kernel: frontier, children and scores, plus the scoring queries. */
+export function hipSearchWorkgroupBytes(o: Pick<HipSearchKernelOptions, 'keep' | 'scoringQueries' | 'headDim'>): number {
+  return 4 * (5 * o.keep + o.scoringQueries * o.headDim + 4);
+}
+
+/** Generates the WGSL of the HiP search kernel. */
+export function hipSearchWgsl(o: HipSearchKernelOptions): string {
   const NT = HIP_SEARCH_THREADS;
   return /* wgsl */ `
 struct Params {
@@ -53,6 +62,7 @@ const KEEP: u32 = ${o.keep}u;
 @group(0) @binding(3) var<storage, read_write> bounds: array<u32>;
 @group(0) @binding(4) var<storage, read_write> indices: array<u32>;
 
+var<workgroup> qs: array<f32, ${o.scoringQueries * o.headDim}>;
 var<workgroup> frontier: array<u32, KEEP>;
 var<workgroup> children: array<u32, ${2 * o.keep}>;
 var<workgroup> score: array<f32, ${2 * o.keep}>;
@@ -80,6 +90,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let cLo = lo / cs;
   let cHi = (hi + cs - 1u) / cs;
   if (hi - lo > P.topK) {
+    // The scoring queries (every queryStride-th from the block's last), staged once.
+    for (var e = lid; e < queries * D; e += NT) {
+      qs[e] = q[(qBase + i1 - 1u - (e / D) * P.queryStride) * D + e % D];
+    }
     var level = 1u;
     while ((1u << level) < max(2u, cHi)) { level++; }
     if (lid == 0u) {
@@ -117,9 +131,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
           for (var t = kFrom; t < kTo; t++) {
             let kRow = (kBase + t) * D;
             for (var u = 0u; u < queries; u++) {
-              let qRow = (qBase + i1 - 1u - u * P.queryStride) * D;
               var s = 0.0;
-              for (var c = 0u; c < D; c++) { s += q[qRow + c] * k[kRow + c]; }
+              for (var c = 0u; c < D; c++) { s += qs[u * D + c] * k[kRow + c]; }
               best = max(best, s);
             }
           }
