@@ -15,4 +15,8 @@ const code = await main(process.argv.slice(2), {
   progress: true,
   cliPath: fileURLToPath(import.meta.url),
 });
-process.exitCode = code;
+// Exit once the command is done, after stdout/stderr have drained: a WebGPU instance (Dawn's Node
+// binding) keeps the event loop alive after its devices are destroyed, which would leave
+// `bench gpu-check`, `--backend gpu` and their suite child processes running forever.
+await Promise.all([process.stdout, process.stderr].map((stream) => new Promise((resolve) => stream.write('', resolve))));
+process.exit(code);

@@ -2,6 +2,7 @@ import { SparseAttnError } from '@sparse-attn/core';
 import type { CommandIo } from './command-io.js';
 import { denseCommand } from './dense-command.js';
 import { gpuCheckCommand } from './gpu-check-command.js';
+import { reportCommand } from './report-command.js';
 import { listCommand } from './list-command.js';
 import { runCommand } from './run-command.js';
 import { suiteCommand } from './suite-command.js';
@@ -15,7 +16,8 @@ export const USAGE = `usage:
   bench run --method ID [--config JSON] --in q_k_v.safetensors --out result.safetensors [--non-causal]
   bench list [--json]
   bench dense [--seq 1k,4k,16k] [--repeats N] [--heads N] [--quick]
-  bench gpu-check [--only TEXT] [--json FILE]   (every package's GPU-vs-CPU checks on this machine's WebGPU)`;
+  bench gpu-check [--only TEXT] [--json FILE]   (every package's GPU-vs-CPU checks on this machine's WebGPU)
+  bench report --in RESULTS.json [--suite-rows ROWS.json …] [--out DIR]   (re-render a report, joining separate suite runs)`;
 
 /** Exit code for bad flags, unknown methods, invalid configs and malformed files. */
 export const EXIT_USAGE = 2;
@@ -49,8 +51,9 @@ export async function main(argv: readonly string[], io: CommandIo): Promise<numb
     if (first === 'dense') return await denseCommand(rest, io);
     if (first === 'suite') return await suiteCommand(rest, io);
     if (first === 'gpu-check') return await gpuCheckCommand(rest, io);
+    if (first === 'report') return await reportCommand(rest, io);
     if (first !== undefined && !first.startsWith('-')) {
-      io.stderr(`error: unknown command '${first}'; expected run, list, dense, gpu-check or flags of the default sweep (see --help)`);
+      io.stderr(`error: unknown command '${first}'; expected run, list, dense, gpu-check, report or flags of the default sweep (see --help)`);
       return EXIT_USAGE;
     }
     return await sweepCommand(argv, io);

@@ -12,13 +12,17 @@ OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
 SEQS=${1:-4096,16384,65536}
 REPEATS=${2:-5}
-STEPS=${STEPS:-checks sweep robust torch}
+STEPS=${STEPS:-checks suite torch robust sweep}
+CONTEXT="{\"quick\":false,\"seqLengths\":[$SEQS],\"repeats\":$REPEATS,\"seed\":1,\"backend\":\"gpu\"}"
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem --format=csv,noheader || true
 for step in $STEPS; do
   case $step in
     checks) timeout ${CHECK_TIMEOUT:-240} $N .node-bin/bench/bench.js gpu-check --json "$OUT/gpu-checks.json" 2>&1 | tee "$OUT/gpu-checks.log" ;;
-    sweep) timeout ${SWEEP_TIMEOUT:-330} $N .node-bin/bench/bench.js --backend gpu --no-ort --no-progress --seq ${SWEEP_SEQS:-1024,4096} --workloads ${SWEEP_WORKLOADS:-needle,structured} \
-             --suite-seq "$SEQS" --full-suites --suites gpu-attention --repeats "$REPEATS" --time-budget 0 --out "$OUT/results" 2>&1 | tee "$OUT/bench.log" ;;
+    # The gpu-attention suite (dense WGSL vs every GPU method, resident inputs, H=32 D=128) on its own,
+    # rows streamed to the log as they come; then the sweep's GPU cells (host workloads, quality vs CPU dense).
+    suite) timeout ${SUITE_TIMEOUT:-240} $N .node-bin/bench/bench.js suite --id gpu-attention --context "$CONTEXT" > "$OUT/gpu-attention.json" 2> "$OUT/gpu-attention.log"; tail -c 6000 "$OUT/gpu-attention.log" ;;
+    sweep) timeout ${SWEEP_TIMEOUT:-200} $N .node-bin/bench/bench.js --backend gpu --no-ort --no-progress --seq ${SWEEP_SEQS:-1024,4096} --workloads ${SWEEP_WORKLOADS:-needle,structured} \
+             --suites '' --budgets 1 --repeats 3 --time-budget 0 --out "$OUT/results" > "$OUT/bench.log" 2>&1; tail -c 3000 "$OUT/bench.log" ;;
     robust) (cd .node-bin/bundle && timeout ${ROBUST_TIMEOUT:-120} $N gpu-check.js --robust --no-checks --bench "$SEQS" --repeats 3 --out "$OUT/gpu-bench-robust.json") 2>&1 | tee "$OUT/robust.log" ;;
     torch) PYTHONUNBUFFERED=1 timeout 120 python3 packages/backend-gpu/bench/torch_sdpa.py "$SEQS" 2>&1 | tee "$OUT/torch-sdpa.log" ;;
   esac

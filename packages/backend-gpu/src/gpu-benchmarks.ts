@@ -129,7 +129,9 @@ export function createGpuAttentionSuite(methods?: readonly GpuBenchMethod[]): Be
       if (context.backend !== 'gpu') return [];
       const backend = await createGpuBackend();
       try {
-        return await runGpuBenchmark(backend, context, undefined, methods ? { methods } : {});
+        // Each row also goes out as a progress line, so a long device run shows figures as they come.
+        const onRow = (row: BenchmarkRow) => context.progress?.(`row ${JSON.stringify(row)}`);
+        return await runGpuBenchmark(backend, context, undefined, methods ? { methods, onRow } : { onRow });
       } finally {
         backend.destroy();
       }
