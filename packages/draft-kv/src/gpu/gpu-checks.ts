@@ -27,7 +27,7 @@ import { GPU_TOLERANCE, GpuBackend, countPairs, type GpuCheck, type GpuMethodDef
 import { compressLayer } from '../compress-layer.js';
 import type { EvictingDecoder } from '../compressed-attention.js';
 import { compressionScratchBytesPerSlot, type GpuCompressionPlanner } from './gpu-compression.js';
-import { gpuKeyNormMethod, gpuPyramidKvMethod, gpuSnapKvMethod, gpuSpecKvLayerMethod, gpuTovaMethod, planners } from './gpu-kv-methods.js';
+import { gpuKeyNormMethod, gpuPyramidKvMethod, gpuRandomKvMethod, gpuSnapKvMethod, gpuSpecKvLayerMethod, gpuTovaMethod, planners } from './gpu-kv-methods.js';
 import { gpuStreamingLlmMethod, sinkRecentBytesPerSlot } from './gpu-streaming-llm.js';
 
 interface Shape {
@@ -159,6 +159,8 @@ const cases: readonly Case[] = [
   { method: gpuTovaMethod, config: { capacity: 50 }, shape: { batch: 2, queryHeads: 4, kvHeads: 2, seq: 130, headDim: 16 } },
   { method: gpuKeyNormMethod, config: { capacity: 50 }, shape: { batch: 1, queryHeads: 4, kvHeads: 2, seq: 130, headDim: 16 }, kind: 'gaussian' },
   { method: gpuKeyNormMethod, config: { capacity: 60, window: 4, pooling: 'max', kernel: 3 }, shape: { batch: 1, queryHeads: 2, kvHeads: 1, seq: 111, headDim: 20 }, kind: 'gaussian' },
+  { method: gpuRandomKvMethod, config: { capacity: 40, seed: 7 }, shape: { batch: 2, queryHeads: 4, kvHeads: 2, seq: 150, headDim: 16 } },
+  { method: gpuRandomKvMethod, config: { capacity: 300, window: 8, seed: 4294967295 }, shape: { batch: 1, queryHeads: 2, kvHeads: 2, seq: 2000, headDim: 16 } },
 ];
 
 /** Steps a CPU and a GPU decoder through the same chunks and compares every step. */
@@ -261,14 +263,17 @@ export const gpuChecks: GpuCheck[] = [
       const small = new GpuBackend({ ...backend.context, maxBinding: 2 * 90 * 16 * 4 }, { reason: 'test' });
       await compareWithCpu(small, gpuSnapKvMethod, { capacity: 30, window: 6 }, makeInput({ batch: 2, queryHeads: 6, kvHeads: 3, seq: 90, headDim: 16 }, 41));
       await compareWithCpu(small, gpuKeyNormMethod, { capacity: 30 }, makeInput({ batch: 2, queryHeads: 6, kvHeads: 3, seq: 90, headDim: 16 }, 42, 'gaussian'));
-      await compareStreamingWithCpu(small, { sinks: 2, recent: 20 }, makeInput({ batch: 2, queryHeads: 6, kvHeads: 3, seq: 90, headDim: 16 }, 43));
+      await compareWithCpu(small, gpuRandomKvMethod, { capacity: 30, seed: 3 }, makeInput({ batch: 2, queryHeads: 6, kvHeads: 3, seq: 90, headDim: 16 }, 44));
+      // StreamingLLM's band rows (90 × 63 indices per KV slot) need a larger binding: two slots per chunk, three chunks.
+      const streaming = new GpuBackend({ ...backend.context, maxBinding: 2 * 90 * 63 * 4 }, { reason: 'test' });
+      await compareStreamingWithCpu(streaming, { sinks: 2, recent: 20 }, makeInput({ batch: 2, queryHeads: 6, kvHeads: 3, seq: 90, headDim: 16 }, 43));
     },
   },
   {
     name: "bad input throws the CPU method's typed errors before any GPU work",
     async run(backend) {
       const input = makeInput({ batch: 1, queryHeads: 2, kvHeads: 2, seq: 40, headDim: 16 }, 5);
-      for (const method of [gpuSnapKvMethod, gpuPyramidKvMethod, gpuSpecKvLayerMethod, gpuTovaMethod, gpuKeyNormMethod]) {
+      for (const method of [gpuSnapKvMethod, gpuPyramidKvMethod, gpuSpecKvLayerMethod, gpuTovaMethod, gpuKeyNormMethod, gpuRandomKvMethod]) {
         const expected = await expectThrows(`${method.id} CPU non-causal`, ConfigError, () => method.cpu.create({}).prefill({ ...input, causal: false }));
         const got = await expectThrows(`${method.id} GPU non-causal`, ConfigError, () => method.create(backend, {}).prefill({ ...input, causal: false }));
         if (got !== expected) throw new Error(`${method.id}: GPU says '${got}', CPU '${expected}'`);

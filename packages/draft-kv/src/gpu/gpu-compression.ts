@@ -15,11 +15,12 @@ import { KEY_NORM_PARAMS, KEY_NORM_THREADS, keyNormScoresWgsl } from './key-norm
 import { observerLseWgsl } from './observer-lse-wgsl.js';
 import { OBSERVER_FLOATS, OBSERVER_PARAMS, OBSERVER_TILE, observerPartialsWgsl } from './observer-partials-wgsl.js';
 import { REDUCTION_CODES, observerScoresWgsl } from './observer-scores-wgsl.js';
+import { RANDOM_PARAMS, RANDOM_THREADS, randomScoresWgsl } from './random-scores-wgsl.js';
 import { POOL_SCORE_PARAMS, POOL_SCORE_THREADS, poolScoresWgsl } from './pool-scores-wgsl.js';
 import { SELECT_PARAMS, selectKeptEntriesWgsl } from './select-kept-entries-wgsl.js';
 
 /** The scorers that run on the GPU. */
-export type GpuKvScorer = 'observed-attention' | 'key-norm';
+export type GpuKvScorer = 'observed-attention' | 'key-norm' | 'random';
 
 /**
  * One call's compression, as the CPU method's planner resolves it (`LayerCompression` with the
@@ -40,6 +41,8 @@ export interface GpuCompressionPlan {
   readonly observerFirst: number;
   /** Observers: rows `observerFirst .. observerFirst + observerCount` of the call's queries. */
   readonly observerCount: number;
+  /** Seed of the `random` scorer. */
+  readonly seed?: number;
 }
 
 /** A method's plan as a function of the call's key and query counts (the CPU `CompressionPlanner`). */
@@ -83,7 +86,11 @@ async function encodeCompression(e: ChunkEncoder & { readonly target: GpuSelecti
   let scores = e.scratch(16);
   if (!g.all) {
     scores = e.scratch(slots * g.scored * 4);
-    if (plan.scorer === 'key-norm') {
+    if (plan.scorer === 'random') {
+      const pipeline = await e.pipeline(randomScoresWgsl());
+      const [x, y] = dispatchGrid(Math.ceil((slots * g.scored) / RANDOM_THREADS));
+      e.dispatch(pipeline, [e.uniform(RANDOM_PARAMS, { slots, scored: g.scored, slot0: e.chunk.slot0, seed: (plan.seed ?? 0) >>> 0, tilesX: x }), scores], x, y);
+    } else if (plan.scorer === 'key-norm') {
       const pipeline = await e.pipeline(keyNormScoresWgsl({ headDim: d.headDim }));
       const [x, y] = dispatchGrid(Math.ceil((slots * g.scored) / KEY_NORM_THREADS));
       e.dispatch(pipeline, [e.uniform(KEY_NORM_PARAMS, { slots, keySeq: d.keySeq, scored: g.scored, tilesX: x }), e.chunk.k, scores], x, y);

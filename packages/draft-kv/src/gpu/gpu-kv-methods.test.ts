@@ -17,6 +17,7 @@ const configs: Record<string, Record<string, unknown>[]> = {
   speckv: [{ capacity: 40, window: 8, lookahead: 4 }, { capacity: 40, window: 8 }],
   tova: [{ capacity: 50 }, { capacity: 9, window: 3 }],
   'key-norm': [{ capacity: 50 }, { capacity: 60, window: 4 }],
+  'random-kv': [{ capacity: 40, seed: 7 }, { keepRatio: 0.5 }],
 };
 
 describe('the GPU planners restate the CPU planners', () => {

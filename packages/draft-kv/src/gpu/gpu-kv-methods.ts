@@ -1,6 +1,6 @@
 /**
  * The compress-once KV-dropping methods on the GPU: SnapKV, PyramidKV, SpecKV's per-layer
- * compression, TOVA and key-norm. Each plans a call exactly as its CPU definition in
+ * compression, TOVA, key-norm and random. Each plans a call exactly as its CPU definition in
  * `kv-methods.ts` does (the planners there are module-private, so they are restated here from
  * the same exported pieces — `resolveCapacity`, `pyramidBudgets`, `lastQueries` — and the GPU
  * checks compare every method's selection with the CPU method's), then runs
@@ -8,7 +8,7 @@
  */
 import { parseConfig, type MethodDefinition } from '@sparse-attn/core';
 import type { GpuMethodDefinition } from '@sparse-attn/backend-gpu';
-import { keyNormMethod, lastQueries, pyramidKvMethod, snapKvMethod, specKvLayerMethod, tovaMethod } from '../kv-methods.js';
+import { keyNormMethod, lastQueries, pyramidKvMethod, randomKvMethod, snapKvMethod, specKvLayerMethod, tovaMethod } from '../kv-methods.js';
 import type { ScoreReduction } from '../observer-scores.js';
 import type { PoolingKind } from '../pool-scores.js';
 import { pyramidBudgets, resolveCapacity } from '../select-kept-entries.js';
@@ -100,3 +100,10 @@ export const gpuTovaMethod = gpuCompressOnceMethod(tovaMethod as unknown as Meth
 
 /** Key-norm on the GPU: −‖k_j‖ scores, no observer pass. */
 export const gpuKeyNormMethod = gpuCompressOnceMethod(keyNormMethod as unknown as MethodDefinition, (c) => windowPlan('key-norm', c as unknown as Budgeted));
+
+/** Random KV dropping on the GPU: core's mulberry32 draws, computed per entry from its counter. */
+export const gpuRandomKvMethod = gpuCompressOnceMethod(randomKvMethod as unknown as MethodDefinition, (c) => {
+  const base = windowPlan('random', c as unknown as Budgeted);
+  const seed = (c as { seed: number }).seed;
+  return (keySeq, querySeq) => ({ ...base(keySeq, querySeq), seed });
+});
