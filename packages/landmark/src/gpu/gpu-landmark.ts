@@ -53,7 +53,7 @@ function rowsPerDispatch(querySeq: number, maxBlocks: number): number {
 }
 
 /** Bytes per KV slot of the largest scratch buffer the selection allocates (for chunking). */
-export function landmarkScratchBytesPerSlot(d: AttentionDims, config: LandmarkConfig): number {
+export function landmarkScratchBytesPerSlot(d: Pick<AttentionDims, 'keySeq' | 'querySeq' | 'groupSize'>, config: Pick<LandmarkConfig, 'blockLength'>): number {
   const maxBlocks = Math.max(1, maxBlocksOf(d, config.blockLength + 1));
   return 4 * d.groupSize * rowsPerDispatch(d.querySeq, maxBlocks) * maxBlocks;
 }

@@ -1,0 +1,85 @@
+import { describe, expect, it } from 'vitest';
+import { createWorkload, sliceSeq, validateAttentionInput, type AttentionInput } from '@sparse-attn/core';
+import { hipConfigSchema, hipMethod } from '../hip-attention.js';
+import { landmarkConfigSchema, landmarkMethod } from '../landmark-attention.js';
+import { landmarkRetrievalConfigSchema, landmarkRetrievalMethod } from '../landmark-retrieval.js';
+import { hipRowStride } from './gpu-hip.js';
+import { landmarkPairCount, landmarkRowStride, landmarkScratchBytesPerSlot } from './gpu-landmark.js';
+import { retrievalPairCount, retrievalScratchBytesPerSlot } from './gpu-landmark-retrieval.js';
+import { groupedSoftmaxWgsl } from './grouped-softmax-wgsl.js';
+import { hipSearchWgsl } from './hip-search-wgsl.js';
+import { landmarkSelectWgsl } from './landmark-select-wgsl.js';
+import { retrievalSelectWgsl } from './retrieval-select-wgsl.js';
+
+// CPU-side parts of the GPU path: the geometry the GPU methods compute without reading the
+// selection back (pairs, densities, row strides, scratch sizes) against the CPU methods.
+
+function input(seq: number, querySeq?: number): AttentionInput {
+  const w = createWorkload('gaussian', { batch: 1, queryHeads: 4, kvHeads: 2, seqLength: seq, headDim: 8, seed: seq });
+  return { ...w.input, q: querySeq === undefined ? w.input.q : sliceSeq(w.input.q, seq - querySeq, seq), causal: true };
+}
+
+describe('GPU geometry agrees with the CPU methods', () => {
+  it.each([
+    [{ blockSize: 8, topK: 2 }, 100, undefined],
+    [{ blockSize: 16, topK: 0 }, 77, 5],
+    [{ blockSize: 4, topK: 30 }, 60, undefined],
+  ])('landmark-retrieval pairs and row lengths %j, S %i', (config, seq, querySeq) => {
+    const x = input(seq, querySeq);
+    const cpu = landmarkRetrievalMethod.create(config).prefill(x);
+    const resolved = landmarkRetrievalConfigSchema.parse(config);
+    expect(retrievalPairCount(validateAttentionInput(x), resolved)).toBe(cpu.stats.pairs);
+    const s = cpu.selection!;
+    for (let r = 0; r + 1 < s.offsets.length; r++) expect(s.offsets[r + 1]! - s.offsets[r]!).toBeLessThanOrEqual(resolved.topK + 2);
+  });
+
+  it.each([
+    [{ blockLength: 7, topK: 2 }, 100, undefined],
+    [{ blockLength: 5, topK: 0 }, 77, 5],
+    [{}, 1, undefined],
+  ])('landmark pairs, diagnostics and row stride %j, S %i', (config, seq, querySeq) => {
+    const x = input(seq, querySeq);
+    const cpu = landmarkMethod.create(config).prefill(x);
+    const resolved = landmarkConfigSchema.parse(config);
+    const d = validateAttentionInput(x);
+    const counted = landmarkPairCount(d, resolved);
+    expect(counted.pairs).toBe(cpu.stats.pairs);
+    expect(counted.landmarks).toBe(cpu.diagnostics!['landmarksScored']);
+    const s = cpu.selection!;
+    for (let r = 0; r + 1 < s.offsets.length; r++) expect(s.offsets[r + 1]! - s.offsets[r]!).toBeLessThanOrEqual(landmarkRowStride(resolved, d));
+  });
+
+  it.each([
+    [{ topK: 16, chunkSize: 2, queryBlockSize: 8, queryStride: 2, sinkTokens: 2, windowTokens: 8 }, 150],
+    [{ topK: 10, chunkSize: 3, queryBlockSize: 5, queryStride: 3, sinkTokens: 0, windowTokens: 6 }, 131],
+    [{}, 300],
+  ])('hip rows fit the GPU row stride %j, S %i', (config, seq) => {
+    const s = hipMethod.create(config).prefill(input(seq)).selection!;
+    const stride = hipRowStride(hipConfigSchema.parse(config));
+    for (let r = 0; r + 1 < s.offsets.length; r++) expect(s.offsets[r + 1]! - s.offsets[r]!).toBeLessThanOrEqual(stride);
+  });
+
+  it('scratch per KV slot stays a few MiB at S = 64k, D = 128 (never rows × keys)', () => {
+    const d = { querySeq: 65536, keySeq: 65536, headDim: 128, groupSize: 1 };
+    expect(retrievalScratchBytesPerSlot(d, landmarkRetrievalConfigSchema.parse({}))).toBeLessThanOrEqual(4 << 20);
+    expect(landmarkScratchBytesPerSlot(d, landmarkConfigSchema.parse({}))).toBeLessThanOrEqual(4 << 20);
+  });
+});
+
+describe('WGSL generators', () => {
+  it('emit one compute entry point without infinity literals for every variant', () => {
+    const sources = [
+      ...(['quest', 'mean'] as const).flatMap((representative) =>
+        (['sum-probability', 'max-score'] as const).map((groupReduce) => retrievalSelectWgsl({ headDim: 16, representative, groupReduce, maxPicks: 0 })),
+      ),
+      hipSearchWgsl({ headDim: 16, keep: 8, scoringQueries: 4 }),
+      landmarkSelectWgsl({ headDim: 16, maxPicks: 4 }),
+      groupedSoftmaxWgsl({ headDim: 16, valueDim: 130, blockLength: 50 }),
+    ];
+    for (const code of sources) {
+      expect(code.match(/@compute/g)).toHaveLength(1);
+      expect(code).toContain('fn main(');
+      expect(code).not.toMatch(/\binf\b|Infinity|undefined|NaN/);
+    }
+  });
+});
