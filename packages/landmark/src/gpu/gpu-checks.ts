@@ -453,10 +453,9 @@ export const gpuChecks: GpuCheck[] = [
       compareLandmark(input, landmarkConfigSchema.parse(config), await gpuLandmarkMethod.create(small, config).prefill(input), landmarkMethod.create(config).prefill(input));
     },
   },
-  {
-    name: "landmark runResident writes the CPU method's output and reports its density",
+  ...[{ blockLength: 9, topK: 3 }, { blockLength: 9, topK: 0 }].map((config): GpuCheck => ({
+    name: `landmark runResident writes the CPU method's output and reports its density: ${JSON.stringify(config)}`,
     async run(backend) {
-      const config = { blockLength: 9, topK: 3 };
       const input = makeInput({ batch: 1, queryHeads: 4, kvHeads: 2, seq: 200, headDim: 32 }, 46);
       const d = validateAttentionInput(input);
       const cpu = landmarkMethod.create(config).prefill(input);
@@ -471,7 +470,7 @@ export const gpuChecks: GpuCheck[] = [
         backend.release(resident);
       }
     },
-  },
+  })),
 ];
 
 /**

@@ -98,8 +98,11 @@ export function landmarkSelectionStep(config: LandmarkConfig, d: AttentionDims, 
   };
 }
 
-/** Runs the grouped softmax over a GPU selection on a resident call (writes the chunks' out and lse). */
-export async function runGroupedSoftmax(backend: GpuBackend, resident: ResidentAttention, selection: GpuSelection, config: LandmarkConfig): Promise<number> {
+/**
+ * Runs the grouped softmax over a GPU selection on a resident call (writes the chunks' out and
+ * lse). Without a selection (`topK = 0`) every earlier block is read and no rows are needed.
+ */
+export async function runGroupedSoftmax(backend: GpuBackend, resident: ResidentAttention, selection: GpuSelection | undefined, config: LandmarkConfig): Promise<number> {
   const d = resident.dims;
   return backend.runKernels(resident, async (encoder) => {
     const { chunk, index } = encoder;
@@ -116,8 +119,9 @@ export async function runGroupedSoftmax(backend: GpuBackend, resident: ResidentA
       span: config.blockLength + 1,
       blockLength: config.blockLength,
       scale: d.scale,
+      allBlocks: selection ? 0 : 1,
     });
-    const rows = selection.chunks[index]!;
+    const rows = selection ? selection.chunks[index]! : { bounds: encoder.scratch(16), indices: encoder.scratch(16) };
     encoder.dispatch(pipeline, [params, chunk.q, chunk.k, chunk.v, chunk.out, chunk.lse, rows.bounds, rows.indices], x, y);
   });
 }
@@ -239,10 +243,15 @@ export const gpuLandmarkMethod: GpuMethodDefinition = {
         const d = resident.dims;
         if (!d.causal) throw new ConfigError('landmark: causal must be true (the grouped softmax is defined for causal attention), got false');
         checkRunsOnGpu(backend, config, d.headDim);
+        const density = landmarkPairCount(d, config).pairs / densePairCount(d);
+        if (config.topK === 0) {
+          // Every earlier block is read: no selection rows (they would be rows × S / (ℓ+1) indices); gates are scored in attention.
+          return { selectionMs: 0, attentionMs: await runGroupedSoftmax(backend, resident, undefined, config), density };
+        }
         const { selection, ms: selectionMs } = await backend.runSelection(resident, landmarkSelectionStep(config, d, backend.context.maxBinding));
         try {
           const attentionMs = await runGroupedSoftmax(backend, resident, selection, config);
-          return { selectionMs, attentionMs, density: landmarkPairCount(d, config).pairs / densePairCount(d) };
+          return { selectionMs, attentionMs, density };
         } finally {
           backend.releaseSelection(selection);
         }

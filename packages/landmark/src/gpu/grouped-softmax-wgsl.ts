@@ -1,7 +1,8 @@
 /**
  * Landmark Attention's grouped softmax in WGSL (arXiv:2305.16300 §3.2; spec landmark.md §3.2),
  * one workgroup per (query head, query) row over the row written by {@link landmarkSelectWgsl}
- * (retrieved blocks R ascending, then the query's own block c), the same closed form the CPU
+ * (retrieved blocks R ascending, then the query's own block c; with `allBlocks`, `topK = 0`, R is
+ * every earlier block and no rows are read), the same closed form the CPU
  * `landmarkGroupedAttention` evaluates as a log-sum-exp merge of exact partial attentions:
  *
  *   own part:     m_c, l_c, a_c = Σ_{j ∈ c, j ≤ p, j not a landmark} e^{s_j − m_c} v_j     (s_j = scale · q·k_j)
@@ -17,7 +18,7 @@
 export const GROUPED_SOFTMAX_PARAMS = [
   'querySeq', 'queryOffset', 'querySlots', 'tilesX',
   'groupSize', 'keySeq', 'span', 'blockLength',
-  'scale', 'pad0', 'pad1', 'pad2',
+  'scale', 'allBlocks', 'pad1', 'pad2',
 ] as const;
 
 /** Threads per workgroup of the grouped softmax kernel. */
@@ -36,7 +37,7 @@ export function groupedSoftmaxWgsl(o: { readonly headDim: number; readonly value
 struct Params {
   querySeq: u32, queryOffset: u32, querySlots: u32, tilesX: u32,
   groupSize: u32, keySeq: u32, span: u32, blockLength: u32,
-  scale: f32, pad0: u32, pad1: u32, pad2: u32,
+  scale: f32, allBlocks: u32, pad1: u32, pad2: u32,
 }
 
 const NT: u32 = ${NT}u;
@@ -123,9 +124,13 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   kvSlot = querySlot / P.groupSize;
   let p = P.queryOffset + i;
   for (var c = lid; c < D; c += NT) { qs[c] = q[(querySlot * P.querySeq + i) * D + c]; }
-  if (lid == 0u) { retrieved = bounds[2u * row + 1u] - bounds[2u * row] - 1u; }
+  // allBlocks (topK = 0): every earlier block, without selection rows; else the row's retrieved blocks.
+  var first = 0u;
+  if (P.allBlocks == 0u) { first = bounds[2u * row]; }
+  if (lid == 0u) {
+    if (P.allBlocks == 1u) { retrieved = p / P.span; } else { retrieved = bounds[2u * row + 1u] - first - 1u; }
+  }
   let n = workgroupUniformLoad(&retrieved);
-  let first = bounds[2u * row];
   // The own block: its ordinary tokens up to the query.
   let own = (p / P.span) * P.span;
   part(own, min(p + 1u, own + P.blockLength) - own);
@@ -134,7 +139,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   var acc: array<f32, ${perThread}>;
   for (var u = 0u; u < VPT; u++) { acc[u] = partAcc[u]; }
   for (var x = 0u; x < n; x++) {
-    let start = indices[first + x] * P.span;
+    var blockIndex = x;
+    if (P.allBlocks == 0u) { blockIndex = indices[first + x]; }
+    let start = blockIndex * P.span;
     let gate = P.scale * dotKey(start + P.blockLength);
     part(start, P.blockLength);
     let mNew = max(m, gate);
