@@ -153,6 +153,8 @@ const cases: readonly Case[] = [
   { method: gpuSnapKvMethod, config: { capacity: 64, window: 8 }, shape: { batch: 1, queryHeads: 2, kvHeads: 2, seq: 1, headDim: 16 } },
   { method: gpuSnapKvMethod, config: { capacity: 256, window: 8 }, shape: { batch: 1, queryHeads: 4, kvHeads: 2, seq: 200, headDim: 16 } },
   { method: gpuSnapKvMethod, config: {}, shape: { batch: 1, queryHeads: 2, kvHeads: 1, seq: 2048, headDim: 64 } },
+  { method: gpuSnapKvMethod, config: { capacity: 8, window: 8 }, shape: { batch: 1, queryHeads: 2, kvHeads: 1, seq: 100, headDim: 16 } },
+  { method: gpuSnapKvMethod, config: { capacity: 30, window: 0, kernel: 3 }, shape: { batch: 1, queryHeads: 2, kvHeads: 1, seq: 100, headDim: 16 } },
   { method: gpuPyramidKvMethod, config: { capacity: 100, window: 8, layers: 4, layer: 0, beta: 2 }, shape: { batch: 1, queryHeads: 4, kvHeads: 2, seq: 300, headDim: 32 } },
   { method: gpuPyramidKvMethod, config: { capacity: 100, window: 8, layers: 4, layer: 3, beta: 2 }, shape: { batch: 2, queryHeads: 2, kvHeads: 2, seq: 300, headDim: 32 } },
   { method: gpuSpecKvLayerMethod, config: { capacity: 40, window: 8, lookahead: 4 }, shape: { batch: 1, queryHeads: 4, kvHeads: 2, seq: 181, headDim: 32 } },
