@@ -5,12 +5,26 @@
  */
 import type { GpuMethodDefinition } from '@sparse-attn/backend-gpu';
 import { gpuBiformerMethod } from './gpu/gpu-biformer.js';
+import { gpuRoutingMethod } from './gpu/gpu-routing.js';
 
 export { gpuChecks } from './gpu/gpu-checks.js';
 export { biformerGeometry, biformerScratchBytesPerSlot, gpuBiformerAttention, gpuBiformerMethod, runBiformer, type BiformerGeometry, type BiformerRun } from './gpu/gpu-biformer.js';
+export {
+  gpuRoutingAttention,
+  gpuRoutingMethod,
+  routingPlan,
+  routingScratchBytesPerSlot,
+  runRouting,
+  runRoutingResident,
+  seedFromResident,
+  sortSelectionRows,
+  type RoutingPlan,
+  type RoutingRun,
+} from './gpu/gpu-routing.js';
+export { fitRoutingGpu, kmeansSampleIndices, routingFitPlan, seedCentroids, type GpuRoutingFit, type RoutingFitPlan } from './gpu/gpu-routing-kmeans.js';
 export { REGION_MEAN_PARAMS, REGION_MEAN_THREADS, regionMeanWgsl } from './gpu/region-mean-wgsl.js';
 export { REGION_AFFINITY_PARAMS, REGION_AFFINITY_THREADS, regionAffinityWgsl } from './gpu/region-affinity-wgsl.js';
 export { REGION_TOP_K_PARAMS, REGION_TOP_K_THREADS, regionTopKWgsl } from './gpu/region-top-k-wgsl.js';
 
-/** The routing family's methods that run on the GPU. */
-export const gpuMethods: readonly GpuMethodDefinition[] = [gpuBiformerMethod];
+/** The routing family's methods that run on the GPU (`routing-causal` stays on the CPU). */
+export const gpuMethods: readonly GpuMethodDefinition[] = [gpuBiformerMethod, gpuRoutingMethod];

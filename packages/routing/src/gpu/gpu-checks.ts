@@ -26,6 +26,8 @@ import { normalizeRows } from '../normalize-rows.js';
 import { resolveClusters, resolveSampleSize, routingConfigSchema } from '../routing-config.js';
 import { assignTopClusters, dotRows, sphericalKMeans } from '../spherical-kmeans.js';
 import { fitRoutingGpu } from './gpu-routing-kmeans.js';
+import { gpuRoutingMethod, runRoutingResident } from './gpu-routing.js';
+import { routingMethod } from '../routing-method.js';
 
 interface Shape {
   readonly batch: number;
@@ -67,6 +69,17 @@ function expectClose(what: string, actual: Float32Array, expected: Float32Array)
   if (!(error <= GPU_TOLERANCE)) throw new Error(`${what}: relative L2 error ${error.toExponential(3)} above ${GPU_TOLERANCE}`);
 }
 
+/** Log-sum-exps element by element: equal (−∞ for rows with no visible key) or within `GPU_TOLERANCE` relative. */
+function expectLseClose(actual: Float32Array, expected: ArrayLike<number>): void {
+  if (actual.length !== expected.length) throw new Error(`lse has ${actual.length} entries, CPU ${expected.length}`);
+  for (let i = 0; i < actual.length; i++) {
+    const a = actual[i]!;
+    const e = expected[i]!;
+    if (a === e) continue;
+    if (!(Math.abs(a - e) <= GPU_TOLERANCE * Math.max(1, Math.abs(e)))) throw new Error(`lse[${i}] = ${a}, CPU ${e}`);
+  }
+}
+
 /**
  * The GPU result against the CPU method's: same selection, output and lse within tolerance (the
  * CPU method does not return lse, so its lse is core's executor over the CPU selection), same
@@ -78,7 +91,7 @@ export function expectMatchesCpu(input: AttentionInput, gpu: AttentionResult & {
   expectClose('output', gpu.output.data, cpu.output.data);
   const exact = sparseAttention(input, cpu.selection);
   if (!gpu.lse) throw new Error('GPU result has no lse');
-  expectClose('lse', gpu.lse, exact.lse!);
+  expectLseClose(gpu.lse, exact.lse!);
   if (gpu.stats.pairs !== cpu.stats.pairs) throw new Error(`pairs: GPU ${gpu.stats.pairs}, CPU ${cpu.stats.pairs}`);
   if (gpu.backend.backend !== 'gpu') throw new Error(`backend recorded as ${JSON.stringify(gpu.backend)}`);
 }
@@ -128,6 +141,23 @@ const kmeansCases: readonly { readonly config: Record<string, unknown>; readonly
   // Defaults (C = round(√S) = 32, sample 512 of 1000 keys), a query chunk, length 1.
   { config: {}, shape: { batch: 1, queryHeads: 2, kvHeads: 2, seq: 1000, headDim: 64, querySeq: 200 } },
   { config: {}, shape: { batch: 1, queryHeads: 1, kvHeads: 1, seq: 1, headDim: 16 } },
+];
+
+const routingCases: readonly { readonly config: Record<string, unknown>; readonly shape: Shape; readonly kind?: 'structured' }[] = [
+  // Length not a multiple of the window, defaults otherwise (balanced+nearest, sinks 4, local always).
+  { config: { clusters: 6 }, shape: { batch: 1, queryHeads: 2, kvHeads: 2, seq: 150, headDim: 16 } },
+  // GQA, batch 2.
+  { config: { clusters: 5 }, shape: { batch: 2, queryHeads: 4, kvHeads: 2, seq: 130, headDim: 16, valueDim: 24 } },
+  // Length 1.
+  { config: {}, shape: { batch: 1, queryHeads: 2, kvHeads: 1, seq: 1, headDim: 16 } },
+  // Non-causal, local window only for uncovered queries.
+  { config: { clusters: 4, local: 'uncovered' }, shape: { batch: 1, queryHeads: 2, kvHeads: 2, seq: 100, headDim: 16, causal: false } },
+  // Reference semantics: balanced top-w only, no sinks, no local window (uncovered queries output 0).
+  { config: { clusters: 6, membership: 'balanced', local: 'never', sinkTokens: 0 }, shape: { batch: 1, queryHeads: 2, kvHeads: 1, seq: 120, headDim: 16 } },
+  // A query chunk, layernorm, r_k 3 / r_q 1, a configured window (clusters overlap: C·w > S), a subsample.
+  { config: { clusters: 8, window: 40, keyClusters: 3, queryClusters: 1, normalization: 'layernorm', local: 'uncovered', kmeansSampleSize: 120 }, shape: { batch: 1, queryHeads: 4, kvHeads: 2, seq: 200, headDim: 20, querySeq: 40 } },
+  // The defaults (C = round(√S) = 32, sample 512) at S = 1000 on the structured workload.
+  { config: {}, shape: { batch: 1, queryHeads: 2, kvHeads: 1, seq: 1000, headDim: 64 }, kind: 'structured' },
 ];
 
 /** Every GPU check of the routing family, in the order they run. */
@@ -206,6 +236,93 @@ export const gpuChecks: readonly GpuCheck[] = [
       expectRoutingFitMatchesCpu(input, config, await fitRoutingGpu(backend, input, routingConfigSchema.parse(config)));
     },
   })),
+  ...routingCases.map(({ config, shape, kind }, i): GpuCheck => ({
+    name: `routing on the GPU selects the CPU's keys and equals its output: ${JSON.stringify(config)} ${shapeName(shape)}`,
+    async run(backend) {
+      const input = makeInput(shape, 170 + i, kind);
+      const gpu = await gpuRoutingMethod.create(backend, config).prefill(input);
+      const cpu = routingMethod.create(config).prefill(input);
+      expectMatchesCpu(input, gpu, cpu);
+      for (const key of Object.keys(gpu.diagnostics ?? {})) {
+        if (gpu.diagnostics?.[key] !== cpu.diagnostics?.[key]) throw new Error(`diagnostics.${key}: GPU ${gpu.diagnostics?.[key]}, CPU ${cpu.diagnostics?.[key]}`);
+      }
+    },
+  })),
+  {
+    name: 'routing on the GPU split into chunks (one KV slot each) equals the CPU method',
+    async run(backend) {
+      const input = makeInput({ batch: 2, queryHeads: 4, kvHeads: 2, seq: 64, headDim: 64 }, 190);
+      // One KV slot's queries fill a binding; its selection (≈ 40 keys per row) fits in one.
+      const small = new GpuBackend({ ...backend.context, maxBinding: 2 * 64 * 64 * 4 }, { reason: 'not needed' });
+      const config = { clusters: 4 };
+      expectMatchesCpu(input, await gpuRoutingMethod.create(small, config).prefill(input), routingMethod.create(config).prefill(input));
+      // A selection that outgrows the binding is refused with a ConfigError, not truncated.
+      const tiny = new GpuBackend({ ...backend.context, maxBinding: 2 * 64 * 16 * 4 }, { reason: 'not needed' });
+      const narrow = makeInput({ batch: 1, queryHeads: 2, kvHeads: 1, seq: 64, headDim: 16 }, 193);
+      let thrown: unknown;
+      try {
+        await gpuRoutingMethod.create(tiny, config).prefill(narrow);
+      } catch (error) {
+        thrown = error;
+      }
+      if (!(thrown instanceof ConfigError) || !thrown.message.includes('largest buffer binding')) throw new Error(`expected the binding ConfigError, got ${String(thrown)}`);
+    },
+  },
+  {
+    name: 'routing runResident (seeding from the GPU-gathered subsample; whole and streamed by KV slot) writes the CPU output and reports its density',
+    async run(backend) {
+      const input = makeInput({ batch: 1, queryHeads: 4, kvHeads: 2, seq: 300, headDim: 32 }, 191);
+      const d = validateAttentionInput(input);
+      const config = { clusters: 10, kmeansSampleSize: 150 };
+      const method = gpuRoutingMethod.create(backend, config);
+      const cpu = routingMethod.create(config).prefill(input);
+      const uploaded = backend.upload(input, d);
+      try {
+        const result = await method.runResident!(uploaded);
+        if (Math.abs(result.density! - cpu.stats.density) > 1e-12) throw new Error(`density ${result.density}, CPU ${cpu.stats.density}`);
+        expectClose('output', (await backend.readOutput(uploaded)).output.data, cpu.output.data);
+      } finally {
+        backend.release(uploaded);
+      }
+      // Streamed one KV slot at a time (copies in and out), as at long lengths.
+      const streamed = backend.upload(input, d);
+      try {
+        const result = await runRoutingResident(backend, streamed, routingConfigSchema.parse(config), { slotsPerGroup: 1 });
+        if (Math.abs(result.density - cpu.stats.density) > 1e-12) throw new Error(`streamed density ${result.density}, CPU ${cpu.stats.density}`);
+        expectClose('streamed output', (await backend.readOutput(streamed)).output.data, cpu.output.data);
+      } finally {
+        backend.release(streamed);
+      }
+      const seeded = await backend.randomResident(d, 9);
+      try {
+        const result = await method.runResident!(seeded);
+        if (!(result.density! > 0 && result.density! <= 1)) throw new Error(`seeded density ${result.density}`);
+        const { output } = await backend.readOutput(seeded);
+        if (!output.data.every(Number.isFinite) || output.data.every((x) => x === 0)) throw new Error('seeded run wrote no finite output');
+      } finally {
+        backend.release(seeded);
+      }
+    },
+  },
+  {
+    name: "routing on the GPU throws the CPU method's typed errors, and ConfigError for the CPU-only modes, before any GPU work",
+    async run(backend) {
+      const input = makeInput({ batch: 1, queryHeads: 2, kvHeads: 2, seq: 20, headDim: 16 }, 192);
+      await expectSameError('clusters -1', async () => gpuRoutingMethod.create(backend, { clusters: -1 }), () => routingMethod.create({ clusters: -1 }), ConfigError);
+      await expectSameError('membership nearest', async () => gpuRoutingMethod.create(backend, { membership: 'nearest' }), () => routingMethod.create({ membership: 'nearest' } as never), ConfigError);
+      const bad: AttentionInput = { ...input, k: sliceSeq(input.k, 0, 10) };
+      await expectSameError('keys shorter than values', () => gpuRoutingMethod.create(backend, {}).prefill(bad), () => routingMethod.create({}).prefill(bad), ShapeError);
+      for (const config of [{ sharedQK: true }, { combine: 'mean' }]) {
+        let thrown: unknown;
+        try {
+          gpuRoutingMethod.create(backend, config);
+        } catch (error) {
+          thrown = error;
+        }
+        if (!(thrown instanceof ConfigError)) throw new Error(`${JSON.stringify(config)}: expected a ConfigError, got ${String(thrown)}`);
+      }
+    },
+  },
 ];
 
 /** Similarities within this of each other count as a tie float rounding may order either way. */

@@ -8,7 +8,7 @@
  * top-w membership, the union selection and attention are not ported yet (see the README).
  */
 import { ConfigError, Rng, rowOffset, validateAttentionInput, type AttentionDims, type AttentionInput } from '@sparse-attn/core';
-import { dispatchGrid, type GpuBackend } from '@sparse-attn/backend-gpu';
+import { dispatchGrid, type ChunkEncoder, type GpuBackend } from '@sparse-attn/backend-gpu';
 import { headSeed } from '../balanced-routing-attention.js';
 import { normalizeRows } from '../normalize-rows.js';
 import { resolveClusters, resolveSampleSize, type RoutingConfig } from '../routing-config.js';
@@ -66,65 +66,121 @@ export function seedCentroids(input: AttentionInput, d: AttentionDims, config: R
   return out;
 }
 
+/** Sizes of a routing call's k-means, shared by its kernels and the CPU checks. */
+export interface RoutingFitPlan {
+  readonly clusters: number;
+  /** Rows each head's k-means fits on. */
+  readonly sample: number;
+  /** Seeded subsample row indices, `[batch·kvHeads][sample]`. */
+  readonly picked: Uint32Array;
+  readonly iterations: number;
+  readonly normalization: RoutingConfig['normalization'];
+}
+
+/** The k-means plan of a call (the CPU's C, subsample and seeds). */
+export function routingFitPlan(d: AttentionDims, config: RoutingConfig): RoutingFitPlan {
+  if (config.sharedQK) throw new ConfigError('routing: sharedQK is not on the GPU path (the GPU routes separate queries and keys only)');
+  const clusters = resolveClusters(config.clusters, d.keySeq, config.window);
+  const sampleSize = resolveSampleSize(config.kmeansSampleSize, clusters);
+  const sample = Math.min(d.keySeq, sampleSize);
+  const slots = d.batch * d.kvHeads;
+  const picked = new Uint32Array(slots * sample);
+  for (let s = 0; s < slots; s++) picked.set(kmeansSampleIndices(d.keySeq, sampleSize, headSeed(config.seed, s)), s * sample);
+  return { clusters, sample, picked, iterations: config.kmeansIterations, normalization: config.normalization };
+}
+
+/** Dispatches one k-means-family kernel over `threads` threads with the chunk's parameters. */
+type Run = (code: string, buffers: readonly GPUBufferLike[], threads: number, values: Readonly<Record<string, number>>) => Promise<void>;
+type GPUBufferLike = ReturnType<ChunkEncoder['scratch']>;
+
+/**
+ * Records, for one chunk: normalisation of its keys and queries (returned as scratch buffers),
+ * the subsample, every Lloyd iteration on the call-wide `centroids` (`[slot][C][D]`, holding the
+ * seeding on entry), and each key's / query's top-r centroids into `keyTop` / `queryTop` at row
+ * `keyRowBase` / `queryRowBase`.
+ */
+export async function encodeRoutingFit(
+  encoder: ChunkEncoder,
+  plan: RoutingFitPlan,
+  buffers: { readonly centroids: GPUBufferLike; readonly picked: GPUBufferLike },
+  top: { readonly keyTop?: GPUBufferLike; readonly keyR: number; readonly keyRowBase: number; readonly queryTop?: GPUBufferLike; readonly queryR: number; readonly queryRowBase: number },
+): Promise<{ normKeys: GPUBufferLike; normQueries: GPUBufferLike }> {
+  const { chunk, dims: d } = encoder;
+  const D = d.headDim;
+  const { clusters, sample: n } = plan;
+  const run: Run = async (code, list, threads, values) => {
+    const [x, y] = dispatchGrid(Math.ceil(threads / KMEANS_THREADS));
+    const params = encoder.uniform(KMEANS_PARAMS, { dim: D, clusters, sample: n, slotBase: chunk.slot0, ...values, tilesX: x }, []);
+    encoder.dispatch(await encoder.pipeline(code), [params, ...list], x, y);
+  };
+  const keyRows = chunk.slots * d.keySeq;
+  const queryRows = chunk.slots * d.groupSize * d.querySeq;
+  const mode = plan.normalization === 'l2' ? 0 : 1;
+  const normKeys = encoder.scratch(4 * keyRows * D);
+  const normQueries = encoder.scratch(4 * queryRows * D);
+  await run(normalizeRowsWgsl(), [chunk.k, normKeys], keyRows, { rows: keyRows, mode });
+  await run(normalizeRowsWgsl(), [chunk.q, normQueries], queryRows, { rows: queryRows, mode });
+  const sampleRows = encoder.scratch(4 * chunk.slots * n * D);
+  const assignment = encoder.scratch(4 * chunk.slots * n);
+  const sums = encoder.scratch(4 * chunk.slots * clusters * D);
+  const counts = encoder.scratch(4 * chunk.slots * clusters);
+  const common = { slots: chunk.slots, count: d.keySeq };
+  await run(kmeansSampleWgsl(), [normKeys, buffers.picked, sampleRows], chunk.slots * n, common);
+  // The CPU stops at a fixed point; iterating on from one reproduces the same centroids.
+  for (let iteration = 0; iteration < plan.iterations; iteration++) {
+    await run(kmeansAssignWgsl(), [sampleRows, buffers.centroids, assignment], chunk.slots * n, common);
+    await run(kmeansSumWgsl(), [sampleRows, assignment, sums, counts], chunk.slots * clusters * D, common);
+    await run(kmeansNormalizeWgsl(), [sums, counts, buffers.centroids], chunk.slots * clusters, common);
+  }
+  if (top.keyTop) await run(topCentroidsWgsl(top.keyR), [normKeys, buffers.centroids, top.keyTop], keyRows, { rows: keyRows, count: d.keySeq, groupSize: 1, rowBase: top.keyRowBase });
+  if (top.queryTop) await run(topCentroidsWgsl(top.queryR), [normQueries, buffers.centroids, top.queryTop], queryRows, { rows: queryRows, count: d.querySeq, groupSize: d.groupSize, rowBase: top.queryRowBase });
+  return { normKeys, normQueries };
+}
+
+/** Records, for one chunk: its keys normalised, and its subsample rows gathered (renormalised) into `out` (`[slot][sample][D]`). */
+export async function encodeRoutingSample(encoder: ChunkEncoder, plan: RoutingFitPlan, picked: GPUBufferLike, out: GPUBufferLike): Promise<void> {
+  const { chunk, dims: d } = encoder;
+  const keyRows = chunk.slots * d.keySeq;
+  const normKeys = encoder.scratch(4 * keyRows * d.headDim);
+  const run = async (code: string, list: readonly GPUBufferLike[], threads: number, values: Readonly<Record<string, number>>) => {
+    const [x, y] = dispatchGrid(Math.ceil(threads / KMEANS_THREADS));
+    const params = encoder.uniform(KMEANS_PARAMS, { dim: d.headDim, clusters: plan.clusters, sample: plan.sample, slotBase: chunk.slot0, ...values, tilesX: x }, []);
+    encoder.dispatch(await encoder.pipeline(code), [params, ...list], x, y);
+  };
+  await run(normalizeRowsWgsl(), [chunk.k, normKeys], keyRows, { rows: keyRows, mode: plan.normalization === 'l2' ? 0 : 1 });
+  await run(kmeansSampleWgsl(), [normKeys, picked, out], chunk.slots * plan.sample, { slots: chunk.slots, count: d.keySeq });
+}
+
 /**
  * Runs the routing k-means (seeded on the CPU, iterated on the GPU) and the nearest-centroid
- * memberships of every key and query on the GPU, and reads them back.
+ * memberships of every key and query on the GPU, and reads them back (for the checks).
  */
 export async function fitRoutingGpu(backend: GpuBackend, input: AttentionInput, config: RoutingConfig): Promise<GpuRoutingFit> {
   const d = validateAttentionInput(input);
-  if (config.sharedQK) throw new ConfigError('routing: sharedQK is not on the GPU path yet');
-  const clusters = resolveClusters(config.clusters, d.keySeq, config.window);
-  const sampleSize = resolveSampleSize(config.kmeansSampleSize, clusters);
-  const n = Math.min(d.keySeq, sampleSize);
+  const plan = routingFitPlan(d, config);
+  const { clusters } = plan;
   const slots = d.batch * d.kvHeads;
-  const D = d.headDim;
   const rk = Math.min(config.keyClusters, clusters);
   const rq = Math.min(config.queryClusters, clusters);
-  const picked = new Uint32Array(slots * n);
-  for (let s = 0; s < slots; s++) picked.set(kmeansSampleIndices(d.keySeq, sampleSize, headSeed(config.seed, s)), s * n);
   const initial = seedCentroids(input, d, config, clusters);
   const device = backend.context.device;
   const make = (bytes: number) => device.createBuffer({ size: Math.max(16, Math.ceil(bytes / 4) * 4), usage: STORAGE | COPY_SRC | COPY_DST });
   const centroids = make(initial.byteLength);
-  const pickedBuffer = make(picked.byteLength);
+  const picked = make(plan.picked.byteLength);
   const keyTop = make(4 * slots * d.keySeq * rk);
   const queryTop = make(4 * slots * d.groupSize * d.querySeq * rq);
   device.queue.writeBuffer(centroids, 0, initial);
-  device.queue.writeBuffer(pickedBuffer, 0, picked);
+  device.queue.writeBuffer(picked, 0, plan.picked);
   const resident = backend.upload(input, d);
   try {
     await backend.runKernels(resident, async (encoder) => {
       const { chunk } = encoder;
-      const run = async (code: string, buffers: readonly GpuBufferOf<typeof chunk>[], threads: number, values: Readonly<Record<string, number>>) => {
-        const [x, y] = dispatchGrid(Math.ceil(threads / KMEANS_THREADS));
-        const params = encoder.uniform(KMEANS_PARAMS, { dim: D, clusters, sample: n, slotBase: chunk.slot0, ...values, tilesX: x }, []);
-        encoder.dispatch(await encoder.pipeline(code), [params, ...buffers], x, y);
-      };
-      const keyRows = chunk.slots * d.keySeq;
-      const queryRows = chunk.slots * d.groupSize * d.querySeq;
-      const mode = config.normalization === 'l2' ? 0 : 1;
-      const normKeys = encoder.scratch(4 * keyRows * D);
-      const normQueries = encoder.scratch(4 * queryRows * D);
-      await run(normalizeRowsWgsl(), [chunk.k, normKeys], keyRows, { rows: keyRows, mode });
-      await run(normalizeRowsWgsl(), [chunk.q, normQueries], queryRows, { rows: queryRows, mode });
-      const sampleRows = encoder.scratch(4 * chunk.slots * n * D);
-      const assignment = encoder.scratch(4 * chunk.slots * n);
-      const sums = encoder.scratch(4 * chunk.slots * clusters * D);
-      const counts = encoder.scratch(4 * chunk.slots * clusters);
-      const common = { slots: chunk.slots, count: d.keySeq };
-      await run(kmeansSampleWgsl(), [normKeys, pickedBuffer, sampleRows], chunk.slots * n, common);
-      for (let iteration = 0; iteration < config.kmeansIterations; iteration++) {
-        await run(kmeansAssignWgsl(), [sampleRows, centroids, assignment], chunk.slots * n, common);
-        await run(kmeansSumWgsl(), [sampleRows, assignment, sums, counts], chunk.slots * clusters * D, common);
-        await run(kmeansNormalizeWgsl(), [sums, counts, centroids], chunk.slots * clusters, common);
-      }
-      await run(topCentroidsWgsl(rk), [normKeys, centroids, keyTop], keyRows, { rows: keyRows, count: d.keySeq, groupSize: 1, rowBase: chunk.slot0 * d.keySeq });
-      await run(topCentroidsWgsl(rq), [normQueries, centroids, queryTop], queryRows, { rows: queryRows, count: d.querySeq, groupSize: d.groupSize, rowBase: chunk.slot0 * d.groupSize * d.querySeq });
+      await encodeRoutingFit(encoder, plan, { centroids, picked }, { keyTop, keyR: rk, keyRowBase: chunk.slot0 * d.keySeq, queryTop, queryR: rq, queryRowBase: chunk.slot0 * d.groupSize * d.querySeq });
     });
-    const u32 = async (buffer: typeof centroids, count: number) => new Uint32Array((await backend.read(buffer, 4 * count)).buffer, 0, count);
+    const u32 = async (buffer: GPUBufferLike, count: number) => new Uint32Array((await backend.read(buffer, 4 * count)).buffer, 0, count);
     return {
       clusters,
-      sampleCount: n,
+      sampleCount: plan.sample,
       centroids: (await backend.read(centroids, initial.byteLength)).slice(0, initial.length),
       keyTop: await u32(keyTop, slots * d.keySeq * rk),
       keyClusters: rk,
@@ -133,8 +189,6 @@ export async function fitRoutingGpu(backend: GpuBackend, input: AttentionInput, 
     };
   } finally {
     backend.release(resident);
-    for (const b of [centroids, pickedBuffer, keyTop, queryTop]) b.destroy();
+    for (const b of [centroids, picked, keyTop, queryTop]) b.destroy();
   }
 }
-
-type GpuBufferOf<C> = C extends { readonly k: infer B } ? B : never;

@@ -1,0 +1,360 @@
+/**
+ * The Routing Transformer's balanced routing (`routing`, spec routing.md §3; CPU:
+ * `balancedRoutingPrefill`) on the GPU, on resident buffers:
+ *
+ *   1. k-means: keys and queries normalised, Lloyd iterations on the seeded subsample from the
+ *      CPU's k-means++ seeding (uploaded; `gpu-routing-kmeans.ts`);
+ *   2. membership: key and query similarities to the centroids, balanced top-w per cluster, plus
+ *      each key's top-`keyClusters` and each query's top-`queryClusters` centroids
+ *      (`balanced+nearest`);
+ *   3. selection: per query row, the visible keys of its clusters ∪ sinks ∪ local window, counted,
+ *      scanned into offsets, then written as compact CSR rows (`routing-selection-wgsl.ts`);
+ *   4. the backend's exact sparse executor over the token selection (`combine: 'union'`).
+ *
+ * Only the per-chunk entry totals (one u32 per chunk) are read back between the count and the
+ * write, to size the selection buffer: it holds exactly the selected pairs, never rows × S.
+ */
+import { ConfigError, densePairCount, parseConfig, sparseStats, validateAttentionInput, type AttentionDims, type AttentionInput, type Selection, type SparseAttentionResult } from '@sparse-attn/core';
+import { countPairs, dispatchGrid, type ChunkEncoder, type GpuAttentionMethod, type GpuBackend, type GpuMethodDefinition, type GpuSelection, type ResidentAttention } from '@sparse-attn/backend-gpu';
+import { routingConfigSchema, type RoutingConfig } from '../routing-config.js';
+import { routingMethod } from '../routing-method.js';
+import { headSeed } from '../balanced-routing-attention.js';
+import { COPY_PARAMS, COPY_THREADS, copyFloatsWgsl } from './copy-slots-wgsl.js';
+import { resolveSampleSize } from '../routing-config.js';
+import { sphericalKMeans } from '../spherical-kmeans.js';
+import { encodeRoutingFit, encodeRoutingSample, routingFitPlan, seedCentroids, type RoutingFitPlan } from './gpu-routing-kmeans.js';
+import {
+  ROUTING_PARAMS,
+  ROUTING_THREADS,
+  balancedTopWWgsl,
+  clusterCountWgsl,
+  clusterListWgsl,
+  clusterOffsetsWgsl,
+  headScanWgsl,
+  nearestFlagsWgsl,
+  routedRowsWgsl,
+  rowScanWgsl,
+  similaritiesWgsl,
+} from './routing-selection-wgsl.js';
+
+const STORAGE = 0x80;
+const COPY_SRC = 0x04;
+const COPY_DST = 0x08;
+
+type Buffer = ReturnType<ChunkEncoder['scratch']>;
+
+/** The CPU method's sizes for a call. */
+export interface RoutingPlan extends RoutingFitPlan {
+  /** Keys per cluster (balanced top-w). */
+  readonly window: number;
+  /** Queries per cluster (balanced top-w of the queries). */
+  readonly queryWindow: number;
+  /** Nearest clusters each key / query joins (0 with `membership: 'balanced'`). */
+  readonly keyClusters: number;
+  readonly queryClusters: number;
+  /** Entries of one KV slot's cluster lists (an upper bound of Σ_c |K_c|). */
+  readonly listCapacity: number;
+}
+
+/** The plan of a routing call; throws the GPU path's `ConfigError`s (sharedQK, combine 'mean'). */
+export function routingPlan(d: AttentionDims, config: RoutingConfig): RoutingPlan {
+  if (config.combine !== 'union') throw new ConfigError("routing: combine 'mean' is not on the GPU path (the GPU runs the union)");
+  const fit = routingFitPlan(d, config);
+  const C = fit.clusters;
+  const window = Math.min(d.keySeq, config.window > 0 ? config.window : Math.ceil(d.keySeq / C));
+  const queryWindow = Math.min(d.querySeq, Math.max(1, Math.ceil((window * d.querySeq) / d.keySeq)));
+  const nearest = config.membership === 'balanced+nearest';
+  const keyClusters = nearest ? Math.min(config.keyClusters, C) : 0;
+  return {
+    ...fit,
+    window,
+    queryWindow,
+    keyClusters,
+    queryClusters: nearest ? Math.min(config.queryClusters, C) : 0,
+    listCapacity: Math.min(C * d.keySeq, C * window + keyClusters * d.keySeq),
+  };
+}
+
+/**
+ * Bytes per KV slot of the largest per-chunk buffer (the query similarities / flags,
+ * `groupSize · C · querySeq` floats), for the backend's chunking.
+ */
+export function routingScratchBytesPerSlot(d: AttentionDims, plan: Pick<RoutingPlan, 'clusters'>): number {
+  return 4 * plan.clusters * Math.max(d.keySeq, d.groupSize * d.querySeq);
+}
+
+/** A routing run's selection (on the GPU) and timings. */
+export interface RoutingRun {
+  readonly selection: GpuSelection;
+  readonly selectionMs: number;
+  readonly attentionMs: number;
+  readonly plan: RoutingPlan;
+  /** Query–key pairs selected (every entry is a visible key, without repeats). */
+  readonly pairs: number;
+}
+
+/**
+ * Runs `routing` on a resident call from the given seeding (`[batch·kvHeads][C][D]`); the output
+ * lands in the chunks' `out`/`lse`. The caller frees `selection` with `backend.releaseSelection`.
+ */
+export async function runRouting(backend: GpuBackend, resident: ResidentAttention, config: RoutingConfig, seeding: Float32Array): Promise<RoutingRun> {
+  const d = resident.dims;
+  const plan = routingPlan(d, config);
+  const C = plan.clusters;
+  const device = backend.context.device;
+  const owned: Buffer[] = [];
+  const make = (bytes: number) => {
+    const buffer = device.createBuffer({ size: Math.max(16, Math.ceil(bytes / 4) * 4), usage: STORAGE | COPY_SRC | COPY_DST });
+    owned.push(buffer);
+    return buffer;
+  };
+  try {
+    const centroids = make(seeding.byteLength);
+    const picked = make(plan.picked.byteLength);
+    device.queue.writeBuffer(centroids, 0, seeding);
+    device.queue.writeBuffer(picked, 0, plan.picked);
+    const totals = make(4 * resident.chunks.length);
+    // Per chunk, what the write pass reads: flags, cluster lists, row offsets.
+    const kept = resident.chunks.map((chunk) => {
+      const querySlots = chunk.slots * d.groupSize;
+      return {
+        keyFlags: make(4 * chunk.slots * C * d.keySeq),
+        queryFlags: make(4 * querySlots * C * d.querySeq),
+        lists: make(4 * chunk.slots * plan.listCapacity),
+        listOffsets: make(4 * chunk.slots * (C + 1)),
+        rowOffsets: make(4 * querySlots * d.querySeq),
+        headBase: make(4 * querySlots),
+      };
+    });
+    const base = {
+      clusters: C,
+      groupSize: d.groupSize,
+      keySeq: d.keySeq,
+      querySeq: d.querySeq,
+      queryOffset: d.queryOffset,
+      causal: d.causal ? 1 : 0,
+      sinkTokens: config.sinkTokens,
+      localMode: config.local === 'always' ? 1 : config.local === 'uncovered' ? 2 : 0,
+      localWindow: config.localWindow,
+      capacity: plan.listCapacity,
+    };
+    const selectMs = await backend.runKernels(resident, async (encoder) => {
+      const { chunk, index } = encoder;
+      const b = kept[index]!;
+      const querySlots = chunk.slots * d.groupSize;
+      const keyTop = plan.keyClusters > 0 ? encoder.scratch(4 * chunk.slots * d.keySeq * plan.keyClusters) : undefined;
+      const queryTop = plan.queryClusters > 0 ? encoder.scratch(4 * querySlots * d.querySeq * plan.queryClusters) : undefined;
+      const { normKeys, normQueries } = await encodeRoutingFit(encoder, plan, { centroids, picked }, {
+        ...(keyTop ? { keyTop } : {}),
+        keyR: plan.keyClusters,
+        keyRowBase: 0,
+        ...(queryTop ? { queryTop } : {}),
+        queryR: plan.queryClusters,
+        queryRowBase: 0,
+      });
+      const run = async (code: string, list: readonly Buffer[], threads: number, values: Readonly<Record<string, number>>, perWorkgroup = false) => {
+        const [x, y] = dispatchGrid(perWorkgroup ? threads : Math.ceil(threads / ROUTING_THREADS));
+        const params = encoder.uniform(ROUTING_PARAMS, { ...base, slotBase: chunk.slot0, chunkIndex: index, ...values, tilesX: x }, []);
+        encoder.dispatch(await encoder.pipeline(code), [params, ...list], x, y);
+      };
+      // Membership of keys, then of queries: similarities → balanced top-w flags → nearest flags.
+      const sides = [
+        { rows: normKeys, flags: b.keyFlags, slots: chunk.slots, count: d.keySeq, groupSize: 1, window: plan.window, top: keyTop, r: plan.keyClusters },
+        { rows: normQueries, flags: b.queryFlags, slots: querySlots, count: d.querySeq, groupSize: d.groupSize, window: plan.queryWindow, top: queryTop, r: plan.queryClusters },
+      ];
+      for (const side of sides) {
+        const values = { slots: side.slots, count: side.count, groupSize: side.groupSize, window: side.window, r: side.r };
+        await run(similaritiesWgsl(d.headDim), [side.rows, centroids, side.flags], side.slots * C * side.count, values);
+        await run(balancedTopWWgsl(), [side.flags], side.slots * C, values, true);
+        if (side.top) await run(nearestFlagsWgsl(), [side.top, side.flags], side.slots * side.count, values);
+      }
+      const keyValues = { slots: chunk.slots, count: d.keySeq };
+      const counts = encoder.scratch(4 * chunk.slots * C);
+      await run(clusterCountWgsl(), [b.keyFlags, counts], chunk.slots * C, keyValues, true);
+      await run(clusterOffsetsWgsl(), [counts, b.listOffsets], chunk.slots, keyValues);
+      await run(clusterListWgsl(), [b.keyFlags, b.listOffsets, b.lists], chunk.slots * C, keyValues, true);
+      const sizes = encoder.scratch(4 * querySlots * d.querySeq);
+      const headTotals = encoder.scratch(4 * querySlots);
+      const queryValues = { slots: querySlots };
+      await run(routedRowsWgsl(false), [b.queryFlags, b.keyFlags, b.lists, b.listOffsets, sizes], querySlots * d.querySeq, queryValues);
+      await run(rowScanWgsl(), [sizes, b.rowOffsets, headTotals], querySlots, queryValues, true);
+      await run(headScanWgsl(), [headTotals, b.headBase, totals], 1, queryValues);
+    });
+    const chunkTotals = new Uint32Array((await backend.read(totals, 4 * resident.chunks.length)).buffer, 0, resident.chunks.length);
+    let stride = 1;
+    resident.chunks.forEach((chunk, i) => {
+      const rows = chunk.slots * d.groupSize * d.querySeq;
+      stride = Math.max(stride, Math.ceil(chunkTotals[i]! / rows));
+      if (4 * rows * stride > backend.context.maxBinding) {
+        throw new ConfigError(`routing: the selection of KV slots ${chunk.slot0}..${chunk.slot0 + chunk.slots - 1} holds ${chunkTotals[i]} pairs, above the device's largest buffer binding (${backend.context.maxBinding} bytes); use more clusters`);
+      }
+    });
+    const { selection, ms: writeMs } = await backend.runSelection(resident, {
+      layout: { kind: 'token', blockSize: 1, headScope: 'query', rows: d.querySeq, queryBlockSize: 1 },
+      stride,
+      async encodeChunk(encoder) {
+        const { chunk, index, target } = encoder;
+        const b = kept[index]!;
+        const querySlots = chunk.slots * d.groupSize;
+        const [x, y] = dispatchGrid(Math.ceil((querySlots * d.querySeq) / ROUTING_THREADS));
+        const params = encoder.uniform(ROUTING_PARAMS, { ...base, slots: querySlots, slotBase: chunk.slot0, tilesX: x }, []);
+        encoder.dispatch(await encoder.pipeline(routedRowsWgsl(true)), [params, b.queryFlags, b.keyFlags, b.lists, b.listOffsets, b.rowOffsets, b.headBase, target.bounds, target.indices], x, y);
+      },
+    });
+    try {
+      const attentionMs = await backend.runSparse(resident, selection);
+      return { selection, selectionMs: selectMs + writeMs, attentionMs, plan, pairs: chunkTotals.reduce((a, b) => a + b, 0) };
+    } catch (error) {
+      backend.releaseSelection(selection);
+      throw error;
+    }
+  } finally {
+    for (const buffer of owned) buffer.destroy();
+  }
+}
+
+/** Sorts every row of a selection read back from the GPU (rows come in cluster order). */
+export function sortSelectionRows(selection: Selection): Selection {
+  for (let r = 0; r + 1 < selection.offsets.length; r++) selection.indices.subarray(selection.offsets[r]!, selection.offsets[r + 1]!).sort();
+  return selection;
+}
+
+/** `routing` prefill on the GPU: the CPU's seeding, {@link runRouting}, readback of output, lse and selection. */
+export async function gpuRoutingAttention(backend: GpuBackend, input: AttentionInput, config: RoutingConfig): Promise<SparseAttentionResult> {
+  const d = validateAttentionInput(input);
+  const plan = routingPlan(d, config);
+  const seeding = seedCentroids(input, d, config, plan.clusters);
+  const resident = backend.upload(input, d, routingScratchBytesPerSlot(d, plan));
+  try {
+    const run = await runRouting(backend, resident, config, seeding);
+    let selection: Selection;
+    try {
+      selection = sortSelectionRows(await backend.readSelection(run.selection));
+    } finally {
+      backend.releaseSelection(run.selection);
+    }
+    const { output, lse } = await backend.readOutput(resident);
+    const pairs = countPairs(selection, d);
+    return {
+      output,
+      lse,
+      selection,
+      stats: sparseStats(d, pairs, false, run.selectionMs, run.attentionMs),
+      backend: backend.info,
+      diagnostics: { clusters: plan.clusters, window: plan.window, keysPerQuery: pairs / (d.batch * d.queryHeads * d.querySeq) },
+    };
+  } finally {
+    backend.release(resident);
+  }
+}
+
+/**
+ * `routing` on the GPU: same id and config schema as the CPU method; `combine: 'union'` with
+ * separate queries and keys (the defaults). `sharedQK` and `combine: 'mean'` throw a
+ * `ConfigError` at `create` (they stay on the CPU method). Decode stays on the CPU.
+ */
+export const gpuRoutingMethod: GpuMethodDefinition = {
+  id: routingMethod.id,
+  family: routingMethod.family,
+  cpu: routingMethod,
+  create: (backend, config): GpuAttentionMethod => {
+    const resolved = parseConfig(routingMethod.id, routingConfigSchema, config);
+    if (resolved.sharedQK) throw new ConfigError('routing: sharedQK is not on the GPU path (the GPU routes separate queries and keys only)');
+    if (resolved.combine !== 'union') throw new ConfigError("routing: combine 'mean' is not on the GPU path (the GPU runs the union)");
+    return {
+      methodId: routingMethod.id,
+      prefill: (input) => gpuRoutingAttention(backend, input, resolved),
+      runResident: (resident) => runRoutingResident(backend, resident, resolved),
+    };
+  },
+};
+
+/**
+ * The CPU's k-means++ seeding for a resident call: the normalised subsample rows are gathered on
+ * the GPU and read back (`sample × headDim` floats per KV slot, not the keys), then seeded on the
+ * CPU with the same draws as `sphericalKMeans` (the rows sit at their positions in a zero-filled
+ * key array, so its seeded subsample picks exactly them).
+ */
+export async function seedFromResident(backend: GpuBackend, resident: ResidentAttention, config: RoutingConfig): Promise<Float32Array> {
+  const d = resident.dims;
+  const plan = routingPlan(d, config);
+  const { clusters, sample: n } = plan;
+  const D = d.headDim;
+  const device = backend.context.device;
+  const picked = device.createBuffer({ size: Math.max(16, plan.picked.byteLength), usage: STORAGE | COPY_DST });
+  device.queue.writeBuffer(picked, 0, plan.picked);
+  const samples = resident.chunks.map((chunk) => device.createBuffer({ size: Math.max(16, 4 * chunk.slots * n * D), usage: STORAGE | COPY_SRC }));
+  try {
+    await backend.runKernels(resident, async (encoder) => {
+      await encodeRoutingSample(encoder, plan, picked, samples[encoder.index]!);
+    });
+    const out = new Float32Array(d.batch * d.kvHeads * clusters * D);
+    const keys = new Float32Array(d.keySeq * D);
+    for (const [i, chunk] of resident.chunks.entries()) {
+      const rows = await backend.read(samples[i]!, 4 * chunk.slots * n * D);
+      for (let s = 0; s < chunk.slots; s++) {
+        const slot = chunk.slot0 + s;
+        keys.fill(0);
+        for (let r = 0; r < n; r++) keys.set(rows.subarray((s * n + r) * D, (s * n + r + 1) * D), plan.picked[slot * n + r]! * D);
+        const fit = sphericalKMeans(keys, d.keySeq, D, { clusters, iterations: 0, seed: headSeed(config.seed, slot), sampleSize: resolveSampleSize(config.kmeansSampleSize, clusters) });
+        out.set(fit.centroids, slot * clusters * D);
+      }
+    }
+    return out;
+  } finally {
+    picked.destroy();
+    for (const b of samples) b.destroy();
+  }
+}
+
+/**
+ * `routing` on a resident call of any size, KV-slot group by group: each group's q, k, v are
+ * copied into buffers of their own, routed and attended (its token selection must fit one
+ * binding), and its out / lse copied back. `slotsPerGroup` defaults to the most KV slots whose
+ * selection fits one binding even if every causal pair were selected. Resolves with the summed
+ * selection time (CPU seeding and the copy kernels included), attention time and the density.
+ */
+export async function runRoutingResident(backend: GpuBackend, resident: ResidentAttention, config: RoutingConfig, options: { readonly slotsPerGroup?: number } = {}): Promise<{ selectionMs: number; attentionMs: number; density: number }> {
+  const d = resident.dims;
+  const started = performance.now();
+  const seeding = await seedFromResident(backend, resident, config);
+  let selectionMs = performance.now() - started;
+  let attentionMs = 0;
+  let pairs = 0;
+  const worstPerSlot = 4 * d.groupSize * densePairCount({ ...d, batch: 1, queryHeads: 1 });
+  const perGroup = options.slotsPerGroup ?? Math.max(1, Math.floor(backend.context.maxBinding / Math.max(1, worstPerSlot)));
+  const device = backend.context.device;
+  const sizes = { q: d.groupSize * d.querySeq * d.headDim, k: d.keySeq * d.headDim, v: d.keySeq * d.valueDim, out: d.groupSize * d.querySeq * d.valueDim, lse: d.groupSize * d.querySeq };
+  for (const chunk of resident.chunks) {
+    for (let first = 0; first < chunk.slots; first += perGroup) {
+      const slots = Math.min(perGroup, chunk.slots - first);
+      const whole = first === 0 && slots === chunk.slots;
+      const make = (floats: number) => device.createBuffer({ size: Math.max(16, 4 * floats * slots), usage: STORAGE | COPY_SRC | COPY_DST });
+      const part = whole ? chunk : { slot0: chunk.slot0 + first, slots, q: make(sizes.q), k: make(sizes.k), v: make(sizes.v), out: make(sizes.out), lse: make(sizes.lse) };
+      // Copies through a kernel: the resident's buffers are storage-only.
+      const copy = async (list: readonly (readonly [Buffer, Buffer, number])[], toPart: boolean) => {
+        selectionMs += await backend.runKernels({ dims: d, chunks: [part] }, async (encoder) => {
+          const pipeline = await encoder.pipeline(copyFloatsWgsl());
+          for (const [from, to, floats] of list) {
+            const count = floats * slots;
+            const [x, y] = dispatchGrid(Math.ceil(count / COPY_THREADS));
+            const params = encoder.uniform(COPY_PARAMS, { count, srcOffset: toPart ? floats * first : 0, dstOffset: toPart ? 0 : floats * first, tilesX: x }, []);
+            encoder.dispatch(pipeline, [params, from, to], x, y);
+          }
+        });
+      };
+      try {
+        if (!whole) await copy([[chunk.q, part.q, sizes.q], [chunk.k, part.k, sizes.k], [chunk.v, part.v, sizes.v]], true);
+        const run = await runRouting(backend, { dims: d, chunks: [part] }, config, seeding);
+        backend.releaseSelection(run.selection);
+        selectionMs += run.selectionMs;
+        attentionMs += run.attentionMs;
+        pairs += run.pairs;
+        if (!whole) await copy([[part.out, chunk.out, sizes.out], [part.lse, chunk.lse, sizes.lse]], false);
+      } finally {
+        if (!whole) for (const b of [part.q, part.k, part.v, part.out, part.lse]) b.destroy();
+      }
+    }
+  }
+  return { selectionMs, attentionMs, density: pairs / densePairCount(d) };
+}

@@ -1,0 +1,380 @@
+/**
+ * The `routing` method's membership and selection in WGSL (spec routing.md §3; CPU:
+ * `balanced-routing.ts`, `balanced-routing-attention.ts`, `row-parts.ts`), over per-chunk buffers:
+ *
+ *   similarities  sim[c][i] = x̂_i · μ_c                    cluster-major, per slot (`similaritiesWgsl`)
+ *   balanced      I_c = top-w_i sim[c][i], ties → lower i   in place: sim becomes a 0/1 flag (`balancedTopWWgsl`)
+ *   nearest       I_c ∪= { i : c ∈ top-r(i) }               (`nearestFlagsWgsl`)
+ *   key lists     K_c = the flagged keys of c, ascending    (`clusterCountWgsl`, `clusterOffsetsWgsl`, `clusterListWgsl`)
+ *   query rows    row(i) = sinks ∪ local ∪ ⋃_{c : i ∈ I_c} (K_c ∩ [0, limit_i))   (`routedRowsWgsl`, count then write)
+ *   row offsets   exclusive scan of the row sizes, per head then over heads    (`rowScanWgsl`, `headScanWgsl`)
+ *
+ * The top-w threshold is found by bisection on the float's order-preserving u32 key (32 counting
+ * passes per cluster column), so no sort and no S × S buffer. Row entries are written cluster by
+ * cluster without repeats (a key is written by the first of the query's clusters that holds it,
+ * unless the sinks or the local window already hold it), so a row is the CPU's union as a set, in
+ * cluster order rather than ascending: the executor masks per key, and readers sort on readback.
+ */
+
+/** Uniform parameter block of the routing selection kernels (unused fields are 0). */
+export const ROUTING_PARAMS = [
+  'slots', 'clusters', 'count', 'window',
+  'tilesX', 'groupSize', 'r', 'keySeq',
+  'querySeq', 'queryOffset', 'causal', 'sinkTokens',
+  'localMode', 'localWindow', 'capacity', 'chunkIndex',
+  'slotBase', 'pad0', 'pad1', 'pad2',
+] as const;
+
+/** Threads per workgroup of the routing selection kernels. */
+export const ROUTING_THREADS = 256;
+
+/** Most clusters of one query kept in registers for de-duplication (more fall back to scanning every cluster). */
+export const ROUTED_CLUSTERS_IN_REGISTERS = 16;
+
+const header = /* wgsl */ `
+struct Params {
+  slots: u32, clusters: u32, count: u32, window: u32,
+  tilesX: u32, groupSize: u32, r: u32, keySeq: u32,
+  querySeq: u32, queryOffset: u32, causal: u32, sinkTokens: u32,
+  localMode: u32, localWindow: u32, capacity: u32, chunkIndex: u32,
+  slotBase: u32, pad0: u32, pad1: u32, pad2: u32,
+}
+@group(0) @binding(0) var<uniform> P: Params;
+const NT: u32 = ${ROUTING_THREADS}u;
+`;
+
+const entry = `@compute @workgroup_size(${ROUTING_THREADS})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32)`;
+const linear = 'let linear = wid.x + wid.y * P.tilesX;';
+const threadId = `let id = (wid.x + wid.y * P.tilesX) * ${ROUTING_THREADS}u + lid;`;
+
+/** `sim[(slot·C + c)·count + i] = x[slot][i] · μ[slot / groupSize][c]`; centroids of KV slot `P.slotBase + slot / groupSize` (call-wide buffer). */
+export function similaritiesWgsl(dim: number): string {
+  return /* wgsl */ `${header}
+const D: u32 = ${dim}u;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> centroids: array<f32>;
+@group(0) @binding(3) var<storage, read_write> sim: array<f32>;
+
+${entry} {
+  ${threadId}
+  if (id >= P.slots * P.clusters * P.count) { return; }
+  let i = id % P.count;
+  let c = (id / P.count) % P.clusters;
+  let slot = id / (P.count * P.clusters);
+  let o = (slot * P.count + i) * D;
+  let m = ((P.slotBase + slot / P.groupSize) * P.clusters + c) * D;
+  var s = 0.0;
+  for (var e = 0u; e < D; e++) { s += x[o + e] * centroids[m + e]; }
+  sim[id] = s;
+}
+`;
+}
+
+/**
+ * One workgroup per (slot, cluster) column of \`P.count\` similarities: the column becomes 1.0
+ * for its top-\`P.window\` entries (ties → lower position, like core's \`selectTopK\`) and 0.0 elsewhere.
+ */
+export function balancedTopWWgsl(): string {
+  return /* wgsl */ `${header}
+@group(0) @binding(1) var<storage, read_write> sim: array<f32>;
+
+var<workgroup> partial: array<u32, ${ROUTING_THREADS}>;
+var<workgroup> total: u32;
+
+// Order-preserving map of a float to u32 (larger float, larger key).
+fn orderKey(v: f32) -> u32 {
+  let b = bitcast<u32>(v);
+  return select(b ^ 0x80000000u, ~b, (b >> 31u) == 1u);
+}
+
+fn workgroupSum(v: u32, lid: u32) -> u32 {
+  partial[lid] = v;
+  workgroupBarrier();
+  for (var width = NT / 2u; width > 0u; width = width / 2u) {
+    if (lid < width) { partial[lid] += partial[lid + width]; }
+    workgroupBarrier();
+  }
+  let s = partial[0];
+  workgroupBarrier();
+  return s;
+}
+
+${entry} {
+  ${linear}
+  if (linear >= P.slots * P.clusters) { return; }
+  let base = linear * P.count;
+  let w = min(P.window, P.count);
+  if (w >= P.count) {
+    for (var i = lid; i < P.count; i += NT) { sim[base + i] = 1.0; }
+    return;
+  }
+  // Largest t with |{i : key_i >= t}| >= w: the key of the w-th largest value.
+  var t = 0u;
+  for (var bit = 31i; bit >= 0i; bit--) {
+    let candidate = t | (1u << u32(bit));
+    var n = 0u;
+    for (var i = lid; i < P.count; i += NT) { n += select(0u, 1u, orderKey(sim[base + i]) >= candidate); }
+    if (workgroupSum(n, lid) >= w) { t = candidate; }
+  }
+  var above = 0u;
+  for (var i = lid; i < P.count; i += NT) { above += select(0u, 1u, orderKey(sim[base + i]) > t); }
+  let ties = w - workgroupSum(above, lid);
+  // Mark in tiles of NT positions; ties go to the lowest positions (exclusive scan of tie flags).
+  var tiesBefore = 0u;
+  for (var start = 0u; start < P.count; start += NT) {
+    let i = start + lid;
+    var key = 0u;
+    if (i < P.count) { key = orderKey(sim[base + i]); }
+    let tie = i < P.count && key == t;
+    partial[lid] = select(0u, 1u, tie);
+    workgroupBarrier();
+    // Inclusive Hillis–Steele scan.
+    for (var offset = 1u; offset < NT; offset = offset * 2u) {
+      var add = 0u;
+      if (lid >= offset) { add = partial[lid - offset]; }
+      workgroupBarrier();
+      partial[lid] += add;
+      workgroupBarrier();
+    }
+    let rank = tiesBefore + partial[lid] - select(0u, 1u, tie);
+    if (i < P.count) { sim[base + i] = select(0.0, 1.0, key > t || (tie && rank < ties)); }
+    let tileTies = partial[NT - 1u];
+    workgroupBarrier();
+    tiesBefore += tileTies;
+  }
+}
+`;
+}
+
+/** Flags every row's top-\`P.r\` clusters (\`top[row·r + t]\`, chunk-local rows) in \`flags[(slot·C + c)·count + i]\`. */
+export function nearestFlagsWgsl(): string {
+  return /* wgsl */ `${header}
+@group(0) @binding(1) var<storage, read> top: array<u32>;
+@group(0) @binding(2) var<storage, read_write> flags: array<f32>;
+
+${entry} {
+  ${threadId}
+  if (id >= P.slots * P.count) { return; }
+  let slot = id / P.count;
+  let i = id % P.count;
+  for (var t = 0u; t < P.r; t++) {
+    let c = top[id * P.r + t];
+    if (c < P.clusters) { flags[(slot * P.clusters + c) * P.count + i] = 1.0; }
+  }
+}
+`;
+}
+
+/** Members of every (slot, cluster) flag column: \`counts[slot·C + c]\`. */
+export function clusterCountWgsl(): string {
+  return /* wgsl */ `${header}
+@group(0) @binding(1) var<storage, read> flags: array<f32>;
+@group(0) @binding(2) var<storage, read_write> counts: array<u32>;
+var<workgroup> partial: array<u32, ${ROUTING_THREADS}>;
+
+${entry} {
+  ${linear}
+  if (linear >= P.slots * P.clusters) { return; }
+  var n = 0u;
+  for (var i = lid; i < P.count; i += NT) { n += select(0u, 1u, flags[linear * P.count + i] > 0.5); }
+  partial[lid] = n;
+  workgroupBarrier();
+  for (var width = NT / 2u; width > 0u; width = width / 2u) {
+    if (lid < width) { partial[lid] += partial[lid + width]; }
+    workgroupBarrier();
+  }
+  if (lid == 0u) { counts[linear] = partial[0]; }
+}
+`;
+}
+
+/** Per slot (one thread): \`offsets[slot·(C + 1) + c]\` = slot·capacity + Σ_{c' < c} counts (lists of a slot share \`P.capacity\` entries). */
+export function clusterOffsetsWgsl(): string {
+  return /* wgsl */ `${header}
+@group(0) @binding(1) var<storage, read> counts: array<u32>;
+@group(0) @binding(2) var<storage, read_write> offsets: array<u32>;
+
+${entry} {
+  ${threadId}
+  if (id >= P.slots) { return; }
+  var at = id * P.capacity;
+  for (var c = 0u; c < P.clusters; c++) {
+    offsets[id * (P.clusters + 1u) + c] = at;
+    at += counts[id * P.clusters + c];
+  }
+  offsets[id * (P.clusters + 1u) + P.clusters] = at;
+}
+`;
+}
+
+/** One workgroup per (slot, cluster): writes the flagged positions ascending at the cluster's offset. */
+export function clusterListWgsl(): string {
+  return /* wgsl */ `${header}
+@group(0) @binding(1) var<storage, read> flags: array<f32>;
+@group(0) @binding(2) var<storage, read> offsets: array<u32>;
+@group(0) @binding(3) var<storage, read_write> lists: array<u32>;
+var<workgroup> partial: array<u32, ${ROUTING_THREADS}>;
+
+${entry} {
+  ${linear}
+  if (linear >= P.slots * P.clusters) { return; }
+  let slot = linear / P.clusters;
+  let c = linear % P.clusters;
+  var at = offsets[slot * (P.clusters + 1u) + c];
+  for (var start = 0u; start < P.count; start += NT) {
+    let i = start + lid;
+    let member = i < P.count && flags[linear * P.count + i] > 0.5;
+    partial[lid] = select(0u, 1u, member);
+    workgroupBarrier();
+    for (var offset = 1u; offset < NT; offset = offset * 2u) {
+      var add = 0u;
+      if (lid >= offset) { add = partial[lid - offset]; }
+      workgroupBarrier();
+      partial[lid] += add;
+      workgroupBarrier();
+    }
+    if (member) { lists[at + partial[lid] - 1u] = i; }
+    let tile = partial[NT - 1u];
+    workgroupBarrier();
+    at += tile;
+  }
+}
+`;
+}
+
+/**
+ * One thread per query row (query slot, i): the row's keys — sinks, local window (per \`P.localMode\`:
+ * 0 never, 1 always, 2 only when no routed key is visible) and the visible keys of each of its
+ * clusters, without repeats. \`write\` = false counts them into \`sizes[row]\`; true writes them at
+ * \`rowOffsets[row] + headBase[query slot]\` and the row's \`bounds\`.
+ */
+export function routedRowsWgsl(write: boolean): string {
+  const M = ROUTED_CLUSTERS_IN_REGISTERS;
+  return /* wgsl */ `${header}
+const M: u32 = ${M}u;
+@group(0) @binding(1) var<storage, read> queryFlags: array<f32>;
+@group(0) @binding(2) var<storage, read> keyFlags: array<f32>;
+@group(0) @binding(3) var<storage, read> lists: array<u32>;
+@group(0) @binding(4) var<storage, read> listOffsets: array<u32>;
+${write
+    ? `@group(0) @binding(5) var<storage, read> rowOffsets: array<u32>;
+@group(0) @binding(6) var<storage, read> headBase: array<u32>;
+@group(0) @binding(7) var<storage, read_write> bounds: array<u32>;
+@group(0) @binding(8) var<storage, read_write> indices: array<u32>;`
+    : '@group(0) @binding(5) var<storage, read_write> sizes: array<u32>;'}
+
+${entry} {
+  ${threadId}
+  if (id >= P.slots * P.querySeq) { return; }
+  let qslot = id / P.querySeq;
+  let i = id % P.querySeq;
+  let kslot = qslot / P.groupSize;
+  let position = P.queryOffset + i;
+  let limit = select(P.keySeq, position + 1u, P.causal == 1u);
+  var mine: array<u32, ${M}>;
+  var n = 0u;
+  var routed = 0u;
+  for (var c = 0u; c < P.clusters; c++) {
+    if (queryFlags[(qslot * P.clusters + c) * P.querySeq + i] > 0.5) {
+      if (n < M) { mine[n] = c; }
+      n++;
+      let first = listOffsets[kslot * (P.clusters + 1u) + c];
+      if (listOffsets[kslot * (P.clusters + 1u) + c + 1u] > first && lists[first] < limit) { routed++; }
+    }
+  }
+  let sinkEnd = min(P.sinkTokens, limit);
+  var localStart = 0u;
+  var localEnd = 0u;
+  if (P.localMode == 1u || (P.localMode == 2u && routed == 0u)) {
+    localStart = max(position + 1u, P.localWindow) - P.localWindow;
+    localEnd = min(position + 1u, P.keySeq);
+  }
+${write ? `  var at = rowOffsets[id] + headBase[qslot];
+  let rowStart = at;
+  for (var j = 0u; j < sinkEnd; j++) { indices[at] = j; at++; }
+  for (var j = max(localStart, sinkEnd); j < localEnd; j++) { indices[at] = j; at++; }` : `  var total = sinkEnd + (localEnd - min(localEnd, max(localStart, sinkEnd)));`}
+  var seen = 0u;
+  for (var c = 0u; c < P.clusters; c++) {
+    if (!(queryFlags[(qslot * P.clusters + c) * P.querySeq + i] > 0.5)) { continue; }
+    let first = listOffsets[kslot * (P.clusters + 1u) + c];
+    let last = listOffsets[kslot * (P.clusters + 1u) + c + 1u];
+    for (var m = first; m < last; m++) {
+      let j = lists[m];
+      if (j >= limit) { break; }
+      if (j < sinkEnd || (j >= localStart && j < localEnd)) { continue; }
+      // Written already by an earlier cluster of this query?
+      var earlier = false;
+      if (n <= M) {
+        for (var t = 0u; t < seen; t++) {
+          if (keyFlags[(kslot * P.clusters + mine[t]) * P.keySeq + j] > 0.5) { earlier = true; break; }
+        }
+      } else {
+        for (var e = 0u; e < c; e++) {
+          if (queryFlags[(qslot * P.clusters + e) * P.querySeq + i] > 0.5 && keyFlags[(kslot * P.clusters + e) * P.keySeq + j] > 0.5) { earlier = true; break; }
+        }
+      }
+      if (earlier) { continue; }
+${write ? '      indices[at] = j;\n      at++;' : '      total++;'}
+    }
+    seen++;
+  }
+${write ? '  bounds[2u * id] = rowStart;\n  bounds[2u * id + 1u] = at;' : '  sizes[id] = total;'}
+}
+`;
+}
+
+/** One workgroup per query slot: exclusive scan of its \`P.querySeq\` row sizes into \`rowOffsets\`, its total into \`headTotals\`. */
+export function rowScanWgsl(): string {
+  return /* wgsl */ `${header}
+@group(0) @binding(1) var<storage, read> sizes: array<u32>;
+@group(0) @binding(2) var<storage, read_write> rowOffsets: array<u32>;
+@group(0) @binding(3) var<storage, read_write> headTotals: array<u32>;
+var<workgroup> partial: array<u32, ${ROUTING_THREADS}>;
+
+${entry} {
+  ${linear}
+  if (linear >= P.slots) { return; }
+  var before = 0u;
+  for (var start = 0u; start < P.querySeq; start += NT) {
+    let i = start + lid;
+    var size = 0u;
+    if (i < P.querySeq) { size = sizes[linear * P.querySeq + i]; }
+    partial[lid] = size;
+    workgroupBarrier();
+    for (var offset = 1u; offset < NT; offset = offset * 2u) {
+      var add = 0u;
+      if (lid >= offset) { add = partial[lid - offset]; }
+      workgroupBarrier();
+      partial[lid] += add;
+      workgroupBarrier();
+    }
+    if (i < P.querySeq) { rowOffsets[linear * P.querySeq + i] = before + partial[lid] - size; }
+    let tile = partial[NT - 1u];
+    workgroupBarrier();
+    before += tile;
+  }
+  if (lid == 0u) { headTotals[linear] = before; }
+}
+`;
+}
+
+/** One thread: \`headBase\` = exclusive scan of the chunk's head totals; \`totals[P.chunkIndex]\` = the chunk's entries. */
+export function headScanWgsl(): string {
+  return /* wgsl */ `${header}
+@group(0) @binding(1) var<storage, read> headTotals: array<u32>;
+@group(0) @binding(2) var<storage, read_write> headBase: array<u32>;
+@group(0) @binding(3) var<storage, read_write> totals: array<u32>;
+
+${entry} {
+  ${threadId}
+  if (id != 0u) { return; }
+  var at = 0u;
+  for (var s = 0u; s < P.slots; s++) {
+    headBase[s] = at;
+    at += headTotals[s];
+  }
+  totals[P.chunkIndex] = at;
+}
+`;
+}
