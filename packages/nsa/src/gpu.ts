@@ -1,0 +1,15 @@
+/**
+ * `@sparse-attn/nsa/gpu`: this package's methods on the WebGPU backend (`@sparse-attn/backend-gpu`,
+ * an optional peer). Each definition has the CPU method's id and config schema and reproduces its
+ * selection; `gpuChecks` compares them with the CPU methods (run in headless Chromium by the tests).
+ */
+import type { GpuMethodDefinition } from '@sparse-attn/backend-gpu';
+import { gpuMobaMethod } from './gpu/moba-gpu.js';
+
+export { gpuMobaMethod, mobaPlan, mobaSelectionStep, type MobaPlan } from './gpu/moba-gpu.js';
+export { gpuChecks } from './gpu/gpu-checks.js';
+export { windowPoolWgsl, WINDOW_POOL_PARAMS, WINDOW_POOL_THREADS } from './gpu/window-pool-wgsl.js';
+export { mobaSelectWgsl, MOBA_SELECT_PARAMS, MOBA_SELECT_THREADS } from './gpu/moba-select-wgsl.js';
+
+/** Every method of this package that runs on the GPU, for `bench --backend gpu`. */
+export const gpuMethods: readonly GpuMethodDefinition[] = [gpuMobaMethod];

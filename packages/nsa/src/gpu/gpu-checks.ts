@@ -1,0 +1,180 @@
+/**
+ * GPU-vs-CPU checks of this package's GPU methods (run in headless Chromium's WebGPU by
+ * `gpu-checks.test.ts`, and by the device program where Dawn loads). Each check runs the GPU
+ * method and the CPU method on the same input and requires
+ *
+ *   - the same selection, entry for entry (layout, offsets and indices);
+ *   - output within 1e-4 relative L2 of the CPU method's, and lse within 1e-4 of core's
+ *     `sparseAttention` over that selection (the CPU method's attention);
+ *   - bad input rejected with the CPU method's typed error before any GPU work.
+ *
+ * Selections are required to be identical: the inputs are Gaussian, where the gaps between the
+ * scores that decide a pick are many orders of magnitude above the float32 rounding that
+ * separates the GPU's scores from the CPU's (see the README's GPU section on ties).
+ */
+import {
+  ConfigError,
+  NumericError,
+  ShapeError,
+  createWorkload,
+  relativeL2Error,
+  sliceSeq,
+  sparseAttention,
+  tensor,
+  type AttentionInput,
+  type AttentionResult,
+  type MethodDefinition,
+  type Selection,
+} from '@sparse-attn/core';
+import type { GpuBackend, GpuCheck, GpuMethodDefinition } from '@sparse-attn/backend-gpu';
+import { gpuMobaMethod } from './moba-gpu.js';
+
+/** Relative tolerance of every output and lse comparison (the issue's bar). */
+const TOLERANCE = 1e-4;
+
+/** The shape of a check's input. */
+interface Shape {
+  readonly batch: number;
+  readonly queryHeads: number;
+  readonly kvHeads: number;
+  readonly seq: number;
+  readonly headDim: number;
+  readonly valueDim?: number;
+  /** Queries are the last `querySeq` positions (default: all). */
+  readonly querySeq?: number;
+}
+
+function makeInput(s: Shape, seed: number): AttentionInput {
+  const w = createWorkload('gaussian', { batch: s.batch, queryHeads: s.queryHeads, kvHeads: s.kvHeads, seqLength: s.seq, headDim: s.headDim, valueDim: s.valueDim ?? s.headDim, seed });
+  const q = s.querySeq === undefined ? w.input.q : sliceSeq(w.input.q, s.seq - s.querySeq, s.seq);
+  return { ...w.input, q, causal: true };
+}
+
+function describeShape(s: Shape): string {
+  return `B${s.batch} Hq${s.queryHeads} Hkv${s.kvHeads} S${s.seq} D${s.headDim}${s.valueDim ? ` Dv${s.valueDim}` : ''}${s.querySeq ? ` Sq${s.querySeq}` : ''}`;
+}
+
+/** Throws unless two selections are identical (layout and every row). */
+export function expectSameSelection(gpu: Selection | undefined, cpu: Selection | undefined): void {
+  if (!gpu || !cpu) throw new Error(`selection missing: GPU ${gpu ? 'has one' : 'none'}, CPU ${cpu ? 'has one' : 'none'}`);
+  for (const key of ['kind', 'blockSize', 'headScope', 'batch', 'heads', 'rows', 'queryBlockSize', 'keySeq'] as const) {
+    if (gpu[key] !== cpu[key]) throw new Error(`selection ${key}: GPU ${String(gpu[key])}, CPU ${String(cpu[key])}`);
+  }
+  const rows = cpu.offsets.length - 1;
+  for (let r = 0; r < rows; r++) {
+    const a = Array.from(gpu.indices.subarray(gpu.offsets[r]!, gpu.offsets[r + 1]!));
+    const b = Array.from(cpu.indices.subarray(cpu.offsets[r]!, cpu.offsets[r + 1]!));
+    if (a.length !== b.length || a.some((x, i) => x !== b[i])) throw new Error(`selection row ${r}: GPU [${a.join(', ')}], CPU [${b.join(', ')}]`);
+  }
+}
+
+function expectClose(what: string, actual: Float32Array, expected: Float32Array, shape: readonly number[]): void {
+  const error = relativeL2Error(tensor(shape, actual), tensor(shape, expected));
+  if (!(error <= TOLERANCE)) throw new Error(`${what}: relative L2 error ${error.toExponential(3)} above ${TOLERANCE}`);
+}
+
+function expectLseClose(actual: Float32Array, expected: ArrayLike<number>): void {
+  if (actual.length !== expected.length) throw new Error(`lse has ${actual.length} entries, expected ${expected.length}`);
+  for (let i = 0; i < actual.length; i++) {
+    const a = actual[i]!;
+    const e = expected[i]!;
+    if (a === e) continue;
+    if (!(Math.abs(a - e) <= TOLERANCE * Math.max(1, Math.abs(e)))) throw new Error(`lse[${i}] = ${a}, expected ${e}`);
+  }
+}
+
+/**
+ * Runs the GPU and the CPU method on one input and compares selection, output and lse. Returns
+ * both results for method-specific extra checks.
+ */
+export async function compareWithCpu(backend: GpuBackend, gpuMethod: GpuMethodDefinition, config: Record<string, unknown>, input: AttentionInput): Promise<{ gpu: AttentionResult; cpu: AttentionResult }> {
+  const gpu = await gpuMethod.create(backend, config).prefill(input);
+  const cpu = (gpuMethod.cpu as MethodDefinition).create(config).prefill(input);
+  expectSameSelection(gpu.selection, cpu.selection);
+  expectClose('output', gpu.output.data, cpu.output.data, cpu.output.shape);
+  const lse = (gpu as { lse?: Float32Array }).lse;
+  if (!lse) throw new Error('GPU result carries no lse');
+  expectLseClose(lse, sparseAttention(input, cpu.selection!).lse);
+  if (gpu.backend.backend !== 'gpu' || gpu.backend.device !== backend.info.device) throw new Error(`backend recorded as ${JSON.stringify(gpu.backend)}`);
+  if (gpu.stats.pairs !== cpu.stats.pairs) throw new Error(`pairs: GPU ${gpu.stats.pairs}, CPU ${cpu.stats.pairs}`);
+  return { gpu, cpu };
+}
+
+/** A backend that fails the check as soon as any GPU work (upload, kernels, attention) is started. */
+function untouchable(backend: GpuBackend): GpuBackend {
+  const gpuWork = new Set(['upload', 'selectionAttention', 'runSelection', 'runKernels', 'runSparse', 'sparseAttention', 'denseAttention', 'randomResident']);
+  return new Proxy(backend, {
+    get(target, property, receiver) {
+      if (typeof property === 'string' && gpuWork.has(property)) throw new Error(`GPU work (${property}) started before the input was rejected`);
+      return Reflect.get(target, property, receiver) as unknown;
+    },
+  });
+}
+
+async function expectRejects(what: string, run: () => Promise<unknown> | unknown, type: new (...args: never[]) => Error, cpu: () => unknown): Promise<void> {
+  let cpuError: unknown;
+  try {
+    cpu();
+  } catch (error) {
+    cpuError = error;
+  }
+  if (!(cpuError instanceof type)) throw new Error(`${what}: the CPU method threw ${String(cpuError)}, expected a ${type.name}`);
+  try {
+    await run();
+  } catch (error) {
+    if (!(error instanceof type)) throw new Error(`${what}: the GPU method threw ${String(error)}, expected a ${type.name}`);
+    if ((error as Error).message !== (cpuError as Error).message) throw new Error(`${what}: GPU says "${(error as Error).message}", CPU says "${(cpuError as Error).message}"`);
+    return;
+  }
+  throw new Error(`${what}: the GPU method did not throw`);
+}
+
+/** Bad input and bad config: the CPU method's typed errors (same messages), before any GPU work. */
+function badInputCheck(gpuMethod: GpuMethodDefinition, config: Record<string, unknown>, badConfig: Record<string, unknown>): GpuCheck {
+  return {
+    name: `${gpuMethod.id}: bad input and config throw the CPU method's typed errors before any GPU work`,
+    async run(backend) {
+      const guarded = untouchable(backend);
+      const cpu = (gpuMethod.cpu as MethodDefinition).create(config);
+      const input = makeInput({ batch: 1, queryHeads: 2, kvHeads: 1, seq: 40, headDim: 8 }, 3);
+      const nonCausal = { ...input, causal: false };
+      await expectRejects('non-causal', () => gpuMethod.create(guarded, config).prefill(nonCausal), ConfigError, () => cpu.prefill(nonCausal));
+      const nan = { ...input, k: tensor(input.k.shape, Float32Array.from(input.k.data, (x, i) => (i === 17 ? Number.NaN : x))) };
+      await expectRejects('NaN in k', () => gpuMethod.create(guarded, config).prefill(nan), NumericError, () => cpu.prefill(nan));
+      const badShape = { ...input, v: tensor([1, 1, 39, 8]) };
+      await expectRejects('v shorter than k', () => gpuMethod.create(guarded, config).prefill(badShape), ShapeError, () => cpu.prefill(badShape));
+      await expectRejects('bad config', () => gpuMethod.create(guarded, badConfig), ConfigError, () => (gpuMethod.cpu as MethodDefinition).create(badConfig));
+    },
+  };
+}
+
+/** A prefill comparison over one shape and config. */
+function prefillCheck(gpuMethod: GpuMethodDefinition, config: Record<string, unknown>, shape: Shape, seed: number, extra?: (r: { gpu: AttentionResult; cpu: AttentionResult }) => void): GpuCheck {
+  return {
+    name: `${gpuMethod.id} ${JSON.stringify(config)} ${describeShape(shape)}: GPU selection, output and lse equal the CPU method's`,
+    async run(backend) {
+      const results = await compareWithCpu(backend, gpuMethod, config, makeInput(shape, seed));
+      extra?.(results);
+    },
+  };
+}
+
+const mobaChecks: GpuCheck[] = [
+  // Length not a multiple of the block, GQA (Hq 4 / Hkv 2), batch 2.
+  prefillCheck(gpuMobaMethod, { blockSize: 16, topK: 3 }, { batch: 2, queryHeads: 4, kvHeads: 2, seq: 150, headDim: 32 }, 1, ({ gpu, cpu }) => {
+    if (gpu.diagnostics?.['meanSelectedBlocks'] !== cpu.diagnostics?.['meanSelectedBlocks']) {
+      throw new Error(`meanSelectedBlocks: GPU ${gpu.diagnostics?.['meanSelectedBlocks']}, CPU ${cpu.diagnostics?.['meanSelectedBlocks']}`);
+    }
+  }),
+  prefillCheck(gpuMobaMethod, { blockSize: 8, topK: 2 }, { batch: 1, queryHeads: 1, kvHeads: 1, seq: 1, headDim: 16 }, 2),
+  // Queries aligned to the end of the keys (a chunk after a prompt), value dim ≠ head dim, group 4.
+  prefillCheck(gpuMobaMethod, { blockSize: 8, topK: 4 }, { batch: 1, queryHeads: 4, kvHeads: 1, seq: 77, headDim: 16, valueDim: 24, querySeq: 5 }, 3),
+  prefillCheck(gpuMobaMethod, { blockSize: 32, topK: 4 }, { batch: 1, queryHeads: 2, kvHeads: 2, seq: 300, headDim: 64 }, 4),
+  // Every block selected (full budget). Head dims that are not a multiple of 4 are left out: the
+  // backend's sparse executor loses the device on SwiftShader at D = 18 (reported to the lead).
+  prefillCheck(gpuMobaMethod, { blockSize: 10, topK: 20 }, { batch: 1, queryHeads: 2, kvHeads: 1, seq: 123, headDim: 16 }, 5),
+  badInputCheck(gpuMobaMethod, { blockSize: 8, topK: 2 }, { blockSize: 0 }),
+];
+
+/** Every GPU check of this package, in the order they run. */
+export const gpuChecks: readonly GpuCheck[] = [...mobaChecks];
