@@ -156,6 +156,8 @@ const routingCases: readonly { readonly config: Record<string, unknown>; readonl
   { config: { clusters: 6, membership: 'balanced', local: 'never', sinkTokens: 0 }, shape: { batch: 1, queryHeads: 2, kvHeads: 1, seq: 120, headDim: 16 } },
   // A query chunk, layernorm, r_k 3 / r_q 1, a configured window (clusters overlap: C·w > S), a subsample.
   { config: { clusters: 8, window: 40, keyClusters: 3, queryClusters: 1, normalization: 'layernorm', local: 'uncovered', kmeansSampleSize: 120 }, shape: { batch: 1, queryHeads: 4, kvHeads: 2, seq: 200, headDim: 20, querySeq: 40 } },
+  // Every query in all 40 clusters (past the 16 kept in registers for de-duplication), keys in two or three.
+  { config: { clusters: 40, window: 1, queryClusters: 40, keyClusters: 2, local: 'never', sinkTokens: 0 }, shape: { batch: 1, queryHeads: 2, kvHeads: 2, seq: 90, headDim: 16 } },
   // The defaults (C = round(√S) = 32, sample 512) at S = 1000 on the structured workload.
   { config: {}, shape: { batch: 1, queryHeads: 2, kvHeads: 1, seq: 1000, headDim: 64 }, kind: 'structured' },
 ];
