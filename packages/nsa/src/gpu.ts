@@ -5,11 +5,14 @@
  */
 import type { GpuMethodDefinition } from '@sparse-attn/backend-gpu';
 import { gpuMobaMethod } from './gpu/moba-gpu.js';
+import { gpuNsaMethod } from './gpu/nsa-gpu.js';
 
 export { gpuMobaMethod, mobaPlan, mobaSelectionStep, type MobaPlan } from './gpu/moba-gpu.js';
+export { gpuNsaMethod, nsaPlan, nsaSelectionStep, type NsaPlan } from './gpu/nsa-gpu.js';
 export { gpuChecks } from './gpu/gpu-checks.js';
+export { nsaSelectWgsl, nsaSelectWorkgroupBytes, NSA_SELECT_PARAMS, NSA_SELECT_THREADS, type NsaSelectKernelOptions } from './gpu/nsa-select-wgsl.js';
 export { windowPoolWgsl, WINDOW_POOL_PARAMS, WINDOW_POOL_THREADS } from './gpu/window-pool-wgsl.js';
 export { mobaSelectWgsl, MOBA_SELECT_PARAMS, MOBA_SELECT_THREADS } from './gpu/moba-select-wgsl.js';
 
 /** Every method of this package that runs on the GPU, for `bench --backend gpu`. */
-export const gpuMethods: readonly GpuMethodDefinition[] = [gpuMobaMethod];
+export const gpuMethods: readonly GpuMethodDefinition[] = [gpuMobaMethod, gpuNsaMethod];

@@ -28,6 +28,7 @@ import {
 } from '@sparse-attn/core';
 import type { GpuBackend, GpuCheck, GpuMethodDefinition } from '@sparse-attn/backend-gpu';
 import { gpuMobaMethod } from './moba-gpu.js';
+import { gpuNsaMethod } from './nsa-gpu.js';
 
 /** Relative tolerance of every output and lse comparison (the issue's bar). */
 const TOLERANCE = 1e-4;
@@ -176,5 +177,22 @@ const mobaChecks: GpuCheck[] = [
   badInputCheck(gpuMobaMethod, { blockSize: 8, topK: 2 }, { blockSize: 0 }),
 ];
 
+const nsaChecks: GpuCheck[] = [
+  // Small geometry (l = l' = d = 16, n = 4, w = 32): length not a multiple of the blocks, GQA, batch 2.
+  prefillCheck(gpuNsaMethod, { compressionBlock: 16, compressionStride: 16, selectionBlock: 16, selectedBlocks: 4, window: 32 }, { batch: 2, queryHeads: 4, kvHeads: 2, seq: 150, headDim: 32 }, 11, ({ gpu, cpu }) => {
+    for (const key of ['meanVisibleCompressed', 'meanSelectedBlocks', 'compressedKvBytesRead']) {
+      if (gpu.diagnostics?.[key] !== cpu.diagnostics?.[key]) throw new Error(`${key}: GPU ${gpu.diagnostics?.[key]}, CPU ${cpu.diagnostics?.[key]}`);
+    }
+  }),
+  prefillCheck(gpuNsaMethod, { compressionBlock: 8, compressionStride: 8, selectionBlock: 8, selectedBlocks: 3, window: 8 }, { batch: 1, queryHeads: 2, kvHeads: 1, seq: 1, headDim: 16 }, 12),
+  // Overlapping windows (l = 16, d = 8, l' = 32), no initial block, window 0, group of 4, Sq 40 of 120.
+  prefillCheck(gpuNsaMethod, { compressionBlock: 16, compressionStride: 8, selectionBlock: 32, selectedBlocks: 2, window: 0, forceInitial: false, forceLocal: 1 }, { batch: 1, queryHeads: 4, kvHeads: 1, seq: 120, headDim: 16, valueDim: 24, querySeq: 40 }, 13),
+  // 'quest' compression scores, window not a multiple of the block.
+  prefillCheck(gpuNsaMethod, { compressionBlock: 16, compressionStride: 16, selectionBlock: 16, selectedBlocks: 5, window: 20, compressionScore: 'quest' }, { batch: 1, queryHeads: 2, kvHeads: 2, seq: 200, headDim: 32 }, 14),
+  // The paper's defaults (l = l' = d = 64, n = 16, w = 512) at S = 2048, D = 64.
+  prefillCheck(gpuNsaMethod, {}, { batch: 1, queryHeads: 2, kvHeads: 1, seq: 2048, headDim: 64 }, 15),
+  badInputCheck(gpuNsaMethod, { compressionBlock: 16, compressionStride: 16, selectionBlock: 16, selectedBlocks: 4, window: 16 }, { compressionStride: 3, compressionBlock: 16 }),
+];
+
 /** Every GPU check of this package, in the order they run. */
-export const gpuChecks: readonly GpuCheck[] = [...mobaChecks];
+export const gpuChecks: readonly GpuCheck[] = [...mobaChecks, ...nsaChecks];
