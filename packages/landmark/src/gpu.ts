@@ -10,6 +10,7 @@ import { gpuLandmarkRetrievalMethod } from './gpu/gpu-landmark-retrieval.js';
 export * from './gpu/retrieval-select-wgsl.js';
 export * from './gpu/gpu-landmark-retrieval.js';
 export * from './gpu/hip-search-wgsl.js';
+export * from './gpu/hip-bound-tree-wgsl.js';
 export * from './gpu/gpu-hip.js';
 export * from './gpu/landmark-select-wgsl.js';
 export * from './gpu/grouped-softmax-wgsl.js';

@@ -3,10 +3,11 @@ import { createWorkload, sliceSeq, validateAttentionInput, type AttentionInput }
 import { hipConfigSchema, hipMethod } from '../hip-attention.js';
 import { landmarkConfigSchema, landmarkMethod } from '../landmark-attention.js';
 import { landmarkRetrievalConfigSchema, landmarkRetrievalMethod } from '../landmark-retrieval.js';
-import { hipRowStride } from './gpu-hip.js';
+import { hipRowStride, hipTreeBytesPerSlot } from './gpu-hip.js';
 import { landmarkPairCount, landmarkRowStride, landmarkScratchBytesPerSlot } from './gpu-landmark.js';
 import { retrievalPairCount, retrievalScratchBytesPerSlot } from './gpu-landmark-retrieval.js';
 import { groupedSoftmaxWgsl } from './grouped-softmax-wgsl.js';
+import { hipBoundTreeWgsl } from './hip-bound-tree-wgsl.js';
 import { hipSearchWgsl } from './hip-search-wgsl.js';
 import { landmarkSelectWgsl } from './landmark-select-wgsl.js';
 import { retrievalSelectWgsl } from './retrieval-select-wgsl.js';
@@ -63,6 +64,9 @@ describe('GPU geometry agrees with the CPU methods', () => {
     const d = { querySeq: 65536, keySeq: 65536, headDim: 128, groupSize: 1 };
     expect(retrievalScratchBytesPerSlot(d, landmarkRetrievalConfigSchema.parse({}))).toBeLessThanOrEqual(4 << 20);
     expect(landmarkScratchBytesPerSlot(d, landmarkConfigSchema.parse({}))).toBeLessThanOrEqual(4 << 20);
+    expect(hipTreeBytesPerSlot(hipConfigSchema.parse({}), d)).toBe(0);
+    // 'bound': the whole range-bound tree, 2 · chunks nodes of 2 · D floats (64 MiB at chunk 2).
+    expect(hipTreeBytesPerSlot(hipConfigSchema.parse({ representative: 'bound' }), d)).toBe((2 * 32768 - 1) * 2 * 128 * 4);
   });
 });
 
@@ -73,6 +77,8 @@ describe('WGSL generators', () => {
         (['sum-probability', 'max-score'] as const).map((groupReduce) => retrievalSelectWgsl({ headDim: 16, representative, groupReduce, maxPicks: 0 })),
       ),
       hipSearchWgsl({ headDim: 16, keep: 8, scoringQueries: 4 }),
+      hipSearchWgsl({ headDim: 16, keep: 8, scoringQueries: 4, representative: 'bound' }),
+      hipBoundTreeWgsl({ headDim: 16 }),
       landmarkSelectWgsl({ headDim: 16, maxPicks: 4 }),
       groupedSoftmaxWgsl({ headDim: 16, valueDim: 130, blockLength: 50 }),
     ];

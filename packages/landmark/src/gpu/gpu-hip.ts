@@ -1,8 +1,9 @@
 /**
  * `hip` on the GPU: the hierarchical key search ({@link hipSearchWgsl}, one workgroup per
  * (query head, query block)) writes sinks ∪ searched chunks ∪ window as token CSR rows, and
- * backend-gpu's exact sparse executor attends to them, on resident buffers. Same selection as
- * the CPU method (`center` representative) up to float32 rounding of near-tied scores.
+ * backend-gpu's exact sparse executor attends to them, on resident buffers; the `bound`
+ * representative first builds the range-bound tree on the GPU ({@link hipBoundTreeWgsl}). Same
+ * selection as the CPU method up to float32 rounding of near-tied scores.
  */
 import {
   ConfigError,
@@ -32,6 +33,7 @@ import {
   type ResidentAttention,
 } from '@sparse-attn/backend-gpu';
 import { hipConfigSchema, hipMethod, type HipConfig } from '../hip-attention.js';
+import { HIP_BOUND_TREE_PARAMS, HIP_BOUND_TREE_THREADS, boundTreeLevels, hipBoundTreeWgsl } from './hip-bound-tree-wgsl.js';
 import { HIP_SEARCH_PARAMS, hipSearchWgsl, hipSearchWorkgroupBytes } from './hip-search-wgsl.js';
 
 /** Chunks kept per level of the tree search. */
@@ -49,11 +51,24 @@ export function hipRowStride(config: HipConfig): number {
   return config.sinkTokens + Math.max(config.topK, keepOf(config) * config.chunkSize) + config.windowTokens + config.queryBlockSize;
 }
 
+/**
+ * Levels (node counts, from level 0) of the range-bound tree the search can reach: a search over
+ * keys below `keySeq` starts at level ⌈log2 max(2, chunks)⌉ and scores its children, so levels
+ * 0 … that − 1 are built.
+ */
+export function hipTreeLevels(config: Pick<HipConfig, 'chunkSize'>, keySeq: number): number[] {
+  const chunks = Math.max(1, Math.ceil(keySeq / config.chunkSize));
+  return boundTreeLevels(chunks, Math.ceil(Math.log2(Math.max(2, chunks))));
+}
+
+/** Bytes per KV slot of the GPU range-bound tree (`bound` representative; 0 for `center`). */
+export function hipTreeBytesPerSlot(config: Pick<HipConfig, 'chunkSize' | 'representative'>, d: Pick<AttentionDims, 'keySeq' | 'headDim'>): number {
+  if (config.representative !== 'bound') return 0;
+  return hipTreeLevels(config, d.keySeq).reduce((a, b) => a + b, 0) * 2 * d.headDim * 4;
+}
+
 /** Throws the configs the GPU search does not run (before any GPU work). */
 function checkRunsOnGpu(backend: GpuBackend, config: HipConfig, headDim?: number): void {
-  if (config.representative !== 'center') {
-    throw new ConfigError("hip: the 'bound' representative (range-bound tree) runs on the CPU only; the GPU search scores ranges by their middle chunk ('center')");
-  }
   const bytes = hipSearchWorkgroupBytes({ keep: keepOf(config), scoringQueries: scoringQueriesOf(config), headDim: headDim ?? 0 });
   if (bytes > backend.context.maxWorkgroupBytes) {
     throw new ConfigError(`hip: ${keepOf(config)} kept chunks (topK / chunkSize) and ${scoringQueriesOf(config)} scoring queries${headDim ? ` of ${headDim} channels` : ''} need ${bytes} bytes of workgroup memory on the GPU, above the device's ${backend.context.maxWorkgroupBytes}`);
@@ -61,7 +76,7 @@ function checkRunsOnGpu(backend: GpuBackend, config: HipConfig, headDim?: number
 }
 
 /** The selection step: one search kernel dispatch per chunk (one workgroup per query head and query block). */
-export function hipSelectionStep(config: HipConfig, d: AttentionDims): GpuSelectionStep {
+export function hipSelectionStep(config: HipConfig, d: AttentionDims, maxBinding = Infinity): GpuSelectionStep {
   const rows = Math.ceil(d.querySeq / config.queryBlockSize);
   const stride = hipRowStride(config);
   return {
@@ -69,7 +84,35 @@ export function hipSelectionStep(config: HipConfig, d: AttentionDims): GpuSelect
     stride,
     async encodeChunk(encoder) {
       const { chunk, target } = encoder;
-      const search = await encoder.pipeline(hipSearchWgsl({ headDim: d.headDim, keep: keepOf(config), scoringQueries: scoringQueriesOf(config) }));
+      const bound = config.representative === 'bound';
+      const search = await encoder.pipeline(hipSearchWgsl({ headDim: d.headDim, keep: keepOf(config), scoringQueries: scoringQueriesOf(config), representative: config.representative }));
+      const levels = hipTreeLevels(config, d.keySeq);
+      const treeNodes = levels.reduce((a, b) => a + b, 0);
+      let tree: ReturnType<typeof encoder.scratch> | undefined;
+      if (bound) {
+        const bytes = chunk.slots * treeNodes * 2 * d.headDim * 4;
+        if (bytes > maxBinding) throw new ConfigError(`hip: the range-bound tree of ${chunk.slots} KV slots needs ${bytes} bytes, above the device's largest binding (${maxBinding})`);
+        const build = await encoder.pipeline(hipBoundTreeWgsl({ headDim: d.headDim }));
+        tree = encoder.scratch(chunk.slots * treeNodes * 2 * d.headDim * 4);
+        let offset = 0;
+        levels.forEach((nodes, level) => {
+          const [bx, by] = dispatchGrid(Math.ceil((chunk.slots * nodes * d.headDim) / HIP_BOUND_TREE_THREADS));
+          const params = encoder.uniform(HIP_BOUND_TREE_PARAMS, {
+            keySeq: d.keySeq,
+            chunkSize: config.chunkSize,
+            slots: chunk.slots,
+            tilesX: bx,
+            level,
+            nodes,
+            childNodes: level > 0 ? levels[level - 1]! : 0,
+            totalNodes: treeNodes,
+            offset,
+            childOffset: level > 0 ? offset - levels[level - 1]! : 0,
+          });
+          encoder.dispatch(build, [params, chunk.k, tree], bx, by);
+          offset += nodes;
+        });
+      }
       const [x, y] = dispatchGrid(chunk.slots * d.groupSize * rows);
       const params = encoder.uniform(HIP_SEARCH_PARAMS, {
         querySeq: d.querySeq,
@@ -87,8 +130,10 @@ export function hipSelectionStep(config: HipConfig, d: AttentionDims): GpuSelect
         windowTokens: config.windowTokens,
         stride,
         slots: chunk.slots,
+        chunks: levels[0]!,
+        treeNodes,
       });
-      encoder.dispatch(search, [params, chunk.q, chunk.k, target.bounds, target.indices], x, y);
+      encoder.dispatch(search, [params, chunk.q, bound ? undefined : chunk.k, target.bounds, target.indices, tree], x, y);
     },
   };
 }
@@ -132,8 +177,10 @@ async function pairsFromBounds(backend: GpuBackend, selection: GpuSelection, d: 
 async function hipAttend(backend: GpuBackend, config: HipConfig, input: AttentionInput, refreshed = true): Promise<AttentionResult & { selection: Selection }> {
   const d = validateAttentionInput(input);
   checkRunsOnGpu(backend, config, d.headDim);
-  const result = await backend.selectionAttention(input, hipSelectionStep(config, d), { extraBytesPerSlot: 0 });
-  return { ...result, diagnostics: { meanSelectedKeys: meanRowLength(result.selection), maskRefreshed: refreshed ? 1 : 0, boundTreeBytes: 0 } };
+  const treeBytes = hipTreeBytesPerSlot(config, d);
+  const result = await backend.selectionAttention(input, hipSelectionStep(config, d, backend.context.maxBinding), { extraBytesPerSlot: treeBytes });
+  // boundTreeBytes: the GPU tree's size (the CPU reports its growable tree's capacity).
+  return { ...result, diagnostics: { meanSelectedKeys: meanRowLength(result.selection), maskRefreshed: refreshed ? 1 : 0, boundTreeBytes: treeBytes * d.batch * d.kvHeads } };
 }
 
 /** Per (batch, query head) state the decoder keeps between mask refreshes (as the CPU decoder). */
@@ -194,7 +241,7 @@ function createHipDecoder(backend: GpuBackend, config: HipConfig, shape: Decoder
         }
         const selection = builder.finish();
         const sparse = await backend.sparseAttention(call, selection);
-        result = { ...sparse, diagnostics: { meanSelectedKeys: meanRowLength(selection), maskRefreshed: 0, boundTreeBytes: 0 } };
+        result = { ...sparse, diagnostics: { meanSelectedKeys: meanRowLength(selection), maskRefreshed: 0, boundTreeBytes: hipTreeBytesPerSlot(config, d) * d.batch * d.kvHeads } };
       }
       cached.stepsSinceRefresh = refresh ? 1 : cached.stepsSinceRefresh + 1;
       return result;
@@ -229,7 +276,8 @@ function requireCausal(causal: boolean): void {
 
 /**
  * `hip` with the tree search and attention on the GPU (same id and config schema as
- * {@link hipMethod}; the `bound` representative is CPU-only and rejected with a `ConfigError`).
+ * {@link hipMethod}; configs whose search does not fit the device's workgroup memory are rejected
+ * with a `ConfigError`).
  * Prefill, decode (mask refreshes searched on the GPU) and `runResident` (search → sparse
  * attention on resident buffers; density from the rows' bounds, the only readback).
  */
@@ -252,7 +300,7 @@ export const gpuHipMethod: GpuMethodDefinition = {
         const d = resident.dims;
         requireCausal(d.causal);
         checkRunsOnGpu(backend, config, d.headDim);
-        const { selection, ms: selectionMs } = await backend.runSelection(resident, hipSelectionStep(config, d));
+        const { selection, ms: selectionMs } = await backend.runSelection(resident, hipSelectionStep(config, d, backend.context.maxBinding));
         try {
           const attentionMs = await backend.runSparse(resident, selection);
           return { selectionMs, attentionMs, density: (await pairsFromBounds(backend, selection, d, config)) / densePairCount(d) };

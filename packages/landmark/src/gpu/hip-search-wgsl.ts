@@ -10,6 +10,10 @@
  *     middle chunk, s = max_{t ∈ middle chunk ∩ [lo, hi), query i ∈ block, every queryStride-th from the last} q_i · k_t,
  *     and keep the `keep` best (ties toward the earlier child, order kept);  tokens of the final chunks ∩ [lo, hi)
  *
+ * With the `bound` representative a child scores by its range-bound tree node instead (the CPU
+ * `RangeBoundTree.bound`, max over the scoring queries of Σ_c max(q_c·lo_c, q_c·hi_c); tree built by
+ * {@link hipBoundTreeWgsl}).
+ *
  * The frontier (≤ keep), the children (≤ 2·keep) and their scores live in workgroup memory:
  * 20·keep bytes. Children are scored one per thread; the keep best are found by rank
  * (|{y : s_y > s_x or (s_y = s_x and y < x)}| < keep), which is the CPU `topKIndices` order.
@@ -21,7 +25,8 @@ export const HIP_SEARCH_PARAMS = [
   'querySeq', 'queryOffset', 'keySeq', 'tilesX',
   'rows', 'queryBlockSize', 'queryStride', 'groupSize',
   'topK', 'chunkSize', 'keep', 'sinkTokens',
-  'windowTokens', 'stride', 'slots', 'pad0',
+  'windowTokens', 'stride', 'slots', 'chunks',
+  'treeNodes', 'pad0', 'pad1', 'pad2',
 ] as const;
 
 /** Threads per workgroup of the HiP search kernel. */
@@ -34,6 +39,11 @@ export interface HipSearchKernelOptions {
   readonly keep: number;
   /** ⌈queryBlockSize / queryStride⌉: the most queries that score a block (staged in workgroup memory). */
   readonly scoringQueries: number;
+  /**
+   * `center` (HiP): a range scores by the middle chunk's keys; `bound`: by the range-bound tree's
+   * node (binding 5, {@link hipBoundTreeWgsl}), Σ_c q_c ≥ 0 ? q_c·hi_c : q_c·lo_c (default `center`).
+   */
+  readonly representative?: 'center' | 'bound';
 }
 
 /** Workgroup memory of the search kernel: frontier, children and scores, plus the scoring queries. */
@@ -44,12 +54,45 @@ export function hipSearchWorkgroupBytes(o: Pick<HipSearchKernelOptions, 'keep' |
 /** Generates the WGSL of the HiP search kernel. */
 export function hipSearchWgsl(o: HipSearchKernelOptions): string {
   const NT = HIP_SEARCH_THREADS;
+  const bound = o.representative === 'bound';
+  const scoreChild = bound
+    ? `          var nodeAt = 0u;
+          var levelNodes = P.chunks;
+          for (var l = 0u; l < child; l++) {
+            nodeAt += levelNodes;
+            levelNodes = (levelNodes + 1u) / 2u;
+          }
+          nodeAt = (kvSlot * P.treeNodes + nodeAt + j) * 2u * D;
+          var best = -3.4e38;
+          for (var u = 0u; u < queries; u++) {
+            var s = 0.0;
+            for (var c = 0u; c < D; c++) {
+              let x = qs[u * D + c];
+              s += select(x * tree[nodeAt + c], x * tree[nodeAt + D + c], x >= 0.0);
+            }
+            best = max(best, s);
+          }`
+    : `          let a = max(cLo, j * width);
+          let b = min(cHi, (j + 1u) * width);
+          let middle = (a + b - 1u) >> 1u;
+          let kFrom = max(lo, middle * cs);
+          let kTo = min(hi, (middle + 1u) * cs);
+          var best = -3.4e38;
+          for (var t = kFrom; t < kTo; t++) {
+            let kRow = (kBase + t) * D;
+            for (var u = 0u; u < queries; u++) {
+              var s = 0.0;
+              for (var c = 0u; c < D; c++) { s += qs[u * D + c] * k[kRow + c]; }
+              best = max(best, s);
+            }
+          }`;
   return /* wgsl */ `
 struct Params {
   querySeq: u32, queryOffset: u32, keySeq: u32, tilesX: u32,
   rows: u32, queryBlockSize: u32, queryStride: u32, groupSize: u32,
   topK: u32, chunkSize: u32, keep: u32, sinkTokens: u32,
-  windowTokens: u32, stride: u32, slots: u32, pad0: u32,
+  windowTokens: u32, stride: u32, slots: u32, chunks: u32,
+  treeNodes: u32, pad0: u32, pad1: u32, pad2: u32,
 }
 
 const NT: u32 = ${NT}u;
@@ -61,6 +104,7 @@ const KEEP: u32 = ${o.keep}u;
 @group(0) @binding(2) var<storage, read> k: array<f32>;
 @group(0) @binding(3) var<storage, read_write> bounds: array<u32>;
 @group(0) @binding(4) var<storage, read_write> indices: array<u32>;
+${bound ? '@group(0) @binding(5) var<storage, read> tree: array<f32>;' : ''}
 
 var<workgroup> qs: array<f32, ${o.scoringQueries * o.headDim}>;
 var<workgroup> frontier: array<u32, KEEP>;
@@ -122,20 +166,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       if (n > P.keep) {
         for (var x = lid; x < n; x += NT) {
           let j = children[x];
-          let a = max(cLo, j * width);
-          let b = min(cHi, (j + 1u) * width);
-          let middle = (a + b - 1u) >> 1u;
-          let kFrom = max(lo, middle * cs);
-          let kTo = min(hi, (middle + 1u) * cs);
-          var best = -3.4e38;
-          for (var t = kFrom; t < kTo; t++) {
-            let kRow = (kBase + t) * D;
-            for (var u = 0u; u < queries; u++) {
-              var s = 0.0;
-              for (var c = 0u; c < D; c++) { s += qs[u * D + c] * k[kRow + c]; }
-              best = max(best, s);
-            }
-          }
+${scoreChild}
           score[x] = best;
         }
         workgroupBarrier();
