@@ -65,8 +65,8 @@ describe('GPU geometry agrees with the CPU methods', () => {
     expect(retrievalScratchBytesPerSlot(d, landmarkRetrievalConfigSchema.parse({}))).toBeLessThanOrEqual(4 << 20);
     expect(landmarkScratchBytesPerSlot(d, landmarkConfigSchema.parse({}))).toBeLessThanOrEqual(4 << 20);
     expect(hipTreeBytesPerSlot(hipConfigSchema.parse({}), d)).toBe(0);
-    // 'bound': the whole range-bound tree, 2 · chunks nodes of 2 · D floats (64 MiB at chunk 2).
-    expect(hipTreeBytesPerSlot(hipConfigSchema.parse({ representative: 'bound' }), d)).toBe((2 * 32768 - 1) * 2 * 128 * 4);
+    // 'bound': the range-bound tree below the root, 2 · chunks − 2 nodes of 2 · D floats (64 MiB at chunk 2).
+    expect(hipTreeBytesPerSlot(hipConfigSchema.parse({ representative: 'bound' }), d)).toBe((2 * 32768 - 2) * 2 * 128 * 4);
   });
 });
 
