@@ -25,8 +25,9 @@ import {
   type AttentionResult,
   type MethodDefinition,
   type Selection,
+  validateAttentionInput,
 } from '@sparse-attn/core';
-import type { GpuBackend, GpuCheck, GpuMethodDefinition } from '@sparse-attn/backend-gpu';
+import { GpuBackend, type GpuCheck, type GpuMethodDefinition } from '@sparse-attn/backend-gpu';
 import { gpuMobaMethod } from './moba-gpu.js';
 import { gpuNsaMethod } from './nsa-gpu.js';
 
@@ -160,6 +161,37 @@ function prefillCheck(gpuMethod: GpuMethodDefinition, config: Record<string, unk
   };
 }
 
+/**
+ * `runResident` (the H100 benchmark's entry) on an uploaded call: the output it leaves in the
+ * resident buffers equals the CPU method's, and its density (entries counted on the GPU, never
+ * read back) equals the CPU's pairs / dense pairs. Runs on a backend whose largest binding is
+ * tiny, so the call is split into several chunks (one KV slot each).
+ */
+function residentCheck(gpuMethod: GpuMethodDefinition, config: Record<string, unknown>, shape: Shape, seed: number): GpuCheck {
+  return {
+    name: `${gpuMethod.id} ${JSON.stringify(config)} ${describeShape(shape)}: runResident over several chunks leaves the CPU method's output and reports its density`,
+    async run(backend) {
+      const input = makeInput(shape, seed);
+      const d = validateAttentionInput(input);
+      const slotBytes = 4 * Math.max(d.groupSize * d.querySeq * Math.max(d.headDim, d.valueDim), d.keySeq * Math.max(d.headDim, d.valueDim));
+      const small = new GpuBackend({ ...backend.context, maxBinding: slotBytes });
+      const resident = small.upload(input, d);
+      try {
+        if (resident.chunks.length !== d.batch * d.kvHeads) throw new Error(`expected ${d.batch * d.kvHeads} chunks, got ${resident.chunks.length}`);
+        const method = gpuMethod.create(small, config);
+        const timings = await method.runResident!(resident);
+        const cpu = (gpuMethod.cpu as MethodDefinition).create(config).prefill(input);
+        const { output } = await small.readOutput(resident);
+        expectClose('resident output', output.data, cpu.output.data, cpu.output.shape);
+        if (timings.density === undefined || Math.abs(timings.density - cpu.stats.density) > 1e-12) throw new Error(`density: GPU ${timings.density}, CPU ${cpu.stats.density}`);
+        if (!(timings.selectionMs >= 0 && timings.attentionMs >= 0)) throw new Error(`timings ${JSON.stringify(timings)}`);
+      } finally {
+        small.release(resident);
+      }
+    },
+  };
+}
+
 const mobaChecks: GpuCheck[] = [
   // Length not a multiple of the block, GQA (Hq 4 / Hkv 2), batch 2.
   prefillCheck(gpuMobaMethod, { blockSize: 16, topK: 3 }, { batch: 2, queryHeads: 4, kvHeads: 2, seq: 150, headDim: 32 }, 1, ({ gpu, cpu }) => {
@@ -175,6 +207,7 @@ const mobaChecks: GpuCheck[] = [
   // backend's sparse executor loses the device on SwiftShader at D = 18 (reported to the lead).
   prefillCheck(gpuMobaMethod, { blockSize: 10, topK: 20 }, { batch: 1, queryHeads: 2, kvHeads: 1, seq: 123, headDim: 16 }, 5),
   badInputCheck(gpuMobaMethod, { blockSize: 8, topK: 2 }, { blockSize: 0 }),
+  residentCheck(gpuMobaMethod, { blockSize: 16, topK: 2 }, { batch: 2, queryHeads: 4, kvHeads: 2, seq: 100, headDim: 16 }, 6),
 ];
 
 const nsaChecks: GpuCheck[] = [
@@ -191,6 +224,7 @@ const nsaChecks: GpuCheck[] = [
   prefillCheck(gpuNsaMethod, { compressionBlock: 16, compressionStride: 16, selectionBlock: 16, selectedBlocks: 5, window: 20, compressionScore: 'quest' }, { batch: 1, queryHeads: 2, kvHeads: 2, seq: 200, headDim: 32 }, 14),
   // The paper's defaults (l = l' = d = 64, n = 16, w = 512) at S = 2048, D = 64.
   prefillCheck(gpuNsaMethod, {}, { batch: 1, queryHeads: 2, kvHeads: 1, seq: 2048, headDim: 64 }, 15),
+  residentCheck(gpuNsaMethod, { compressionBlock: 16, compressionStride: 8, selectionBlock: 16, selectedBlocks: 3, window: 24 }, { batch: 2, queryHeads: 4, kvHeads: 2, seq: 110, headDim: 16 }, 16),
   badInputCheck(gpuNsaMethod, { compressionBlock: 16, compressionStride: 16, selectionBlock: 16, selectedBlocks: 4, window: 16 }, { compressionStride: 3, compressionBlock: 16 }),
 ];
 
