@@ -238,6 +238,13 @@ export const gpuChecks: readonly GpuCheck[] = [
       expectRoutingFitMatchesCpu(input, config, await fitRoutingGpu(backend, input, routingConfigSchema.parse(config)));
     },
   })),
+  ...[...kmeansCases.map((c) => ({ ...c, config: { ...c.config, kmeansIterations: 0 } })), ...kmeansCases].map(({ config, shape }, i): GpuCheck => ({
+    name: `routing k-means++ seeding on the GPU (the CPU's draws) then k-means equal the CPU's: ${JSON.stringify(config)} ${shapeName(shape)}`,
+    async run(backend) {
+      const input = makeInput(shape, 150 + (i % kmeansCases.length), 'structured');
+      expectRoutingFitMatchesCpu(input, config, await fitRoutingGpu(backend, input, routingConfigSchema.parse(config), 'gpu'));
+    },
+  })),
   ...routingCases.map(({ config, shape, kind }, i): GpuCheck => ({
     name: `routing on the GPU selects the CPU's keys and equals its output: ${JSON.stringify(config)} ${shapeName(shape)}`,
     async run(backend) {
@@ -271,7 +278,7 @@ export const gpuChecks: readonly GpuCheck[] = [
     },
   },
   {
-    name: 'routing runResident (seeding from the GPU-gathered subsample; whole and streamed by KV slot) writes the CPU output and reports its density',
+    name: 'routing runResident (seeding on the GPU; and on the host from the read-back subsample, streamed by KV slot) writes the CPU output and reports its density',
     async run(backend) {
       const input = makeInput({ batch: 1, queryHeads: 4, kvHeads: 2, seq: 300, headDim: 32 }, 191);
       const d = validateAttentionInput(input);
@@ -289,7 +296,7 @@ export const gpuChecks: readonly GpuCheck[] = [
       // Streamed one KV slot at a time (copies in and out), as at long lengths.
       const streamed = backend.upload(input, d);
       try {
-        const result = await runRoutingResident(backend, streamed, routingConfigSchema.parse(config), { slotsPerGroup: 1 });
+        const result = await runRoutingResident(backend, streamed, routingConfigSchema.parse(config), { slotsPerGroup: 1, seeding: 'cpu' });
         if (Math.abs(result.density - cpu.stats.density) > 1e-12) throw new Error(`streamed density ${result.density}, CPU ${cpu.stats.density}`);
         expectClose('streamed output', (await backend.readOutput(streamed)).output.data, cpu.output.data);
       } finally {

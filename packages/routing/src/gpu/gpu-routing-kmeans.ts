@@ -13,6 +13,7 @@ import { headSeed } from '../balanced-routing-attention.js';
 import { normalizeRows } from '../normalize-rows.js';
 import { resolveClusters, resolveSampleSize, type RoutingConfig } from '../routing-config.js';
 import { sphericalKMeans } from '../spherical-kmeans.js';
+import { SEED_PARAMS, kmeansSeedWgsl } from './kmeans-seed-wgsl.js';
 import { KMEANS_PARAMS, KMEANS_THREADS, kmeansAssignWgsl, kmeansNormalizeWgsl, kmeansSampleWgsl, kmeansSumWgsl, normalizeRowsWgsl, topCentroidsWgsl } from './spherical-kmeans-wgsl.js';
 
 const STORAGE = 0x80;
@@ -37,6 +38,25 @@ export function kmeansSampleIndices(count: number, sampleSize: number, seed: num
     order[j] = t;
   }
   return Uint32Array.from(order.subarray(0, n).sort());
+}
+
+/**
+ * The draws the CPU's k-means++ seeding makes after its subsample: one `Rng.next()` per centroid
+ * (used as ⌊u·n⌋ for the first pick and when every distance is 0, else as the fraction u of the
+ * summed squared distances), from the seed alone.
+ */
+export function seedingDraws(count: number, sampleSize: number, clusters: number, seed: number): { index: Uint32Array; value: Float32Array } {
+  const n = Math.min(count, sampleSize);
+  const rng = new Rng(seed);
+  if (n < count) for (let i = 0; i < n; i++) rng.int(count - i);
+  const index = new Uint32Array(clusters);
+  const value = new Float32Array(clusters);
+  for (let c = 0; c < clusters; c++) {
+    const u = rng.next();
+    index[c] = Math.floor(u * n);
+    value[c] = u;
+  }
+  return { index, value };
 }
 
 /** What {@link fitRoutingGpu} read back: per routing head (batch · KV head) and per token. */
@@ -75,6 +95,9 @@ export interface RoutingFitPlan {
   readonly picked: Uint32Array;
   readonly iterations: number;
   readonly normalization: RoutingConfig['normalization'];
+  /** The seeding's draws per head, `[batch·kvHeads][clusters]`: ⌊u·sample⌋ and u (see `kmeansSeedWgsl`). */
+  readonly drawIndex: Uint32Array;
+  readonly drawValue: Float32Array;
 }
 
 /** The k-means plan of a call (the CPU's C, subsample and seeds). */
@@ -85,8 +108,15 @@ export function routingFitPlan(d: AttentionDims, config: RoutingConfig): Routing
   const sample = Math.min(d.keySeq, sampleSize);
   const slots = d.batch * d.kvHeads;
   const picked = new Uint32Array(slots * sample);
-  for (let s = 0; s < slots; s++) picked.set(kmeansSampleIndices(d.keySeq, sampleSize, headSeed(config.seed, s)), s * sample);
-  return { clusters, sample, picked, iterations: config.kmeansIterations, normalization: config.normalization };
+  const drawIndex = new Uint32Array(slots * clusters);
+  const drawValue = new Float32Array(slots * clusters);
+  for (let s = 0; s < slots; s++) {
+    picked.set(kmeansSampleIndices(d.keySeq, sampleSize, headSeed(config.seed, s)), s * sample);
+    const draws = seedingDraws(d.keySeq, sampleSize, clusters, headSeed(config.seed, s));
+    drawIndex.set(draws.index, s * clusters);
+    drawValue.set(draws.value, s * clusters);
+  }
+  return { clusters, sample, picked, iterations: config.kmeansIterations, normalization: config.normalization, drawIndex, drawValue };
 }
 
 /** Dispatches one k-means-family kernel over `threads` threads with the chunk's parameters. */
@@ -95,14 +125,14 @@ type GPUBufferLike = ReturnType<ChunkEncoder['scratch']>;
 
 /**
  * Records, for one chunk: normalisation of its keys and queries (returned as scratch buffers),
- * the subsample, every Lloyd iteration on the call-wide `centroids` (`[slot][C][D]`, holding the
- * seeding on entry), and each key's / query's top-r centroids into `keyTop` / `queryTop` at row
+ * the subsample, the k-means++ seeding when `draws` are given (else `centroids` holds the CPU's
+ * seeding on entry), every Lloyd iteration on the call-wide `centroids` (`[slot][C][D]`), and each key's / query's top-r centroids into `keyTop` / `queryTop` at row
  * `keyRowBase` / `queryRowBase`.
  */
 export async function encodeRoutingFit(
   encoder: ChunkEncoder,
   plan: RoutingFitPlan,
-  buffers: { readonly centroids: GPUBufferLike; readonly picked: GPUBufferLike },
+  buffers: { readonly centroids: GPUBufferLike; readonly picked: GPUBufferLike; readonly draws?: { readonly index: GPUBufferLike; readonly value: GPUBufferLike } },
   top: { readonly keyTop?: GPUBufferLike; readonly keyR: number; readonly keyRowBase: number; readonly queryTop?: GPUBufferLike; readonly queryR: number; readonly queryRowBase: number },
 ): Promise<{ normKeys: GPUBufferLike; normQueries: GPUBufferLike }> {
   const { chunk, dims: d } = encoder;
@@ -126,6 +156,12 @@ export async function encodeRoutingFit(
   const counts = encoder.scratch(4 * chunk.slots * clusters);
   const common = { slots: chunk.slots, count: d.keySeq };
   await run(kmeansSampleWgsl(), [normKeys, buffers.picked, sampleRows], chunk.slots * n, common);
+  if (buffers.draws) {
+    // k-means++ seeding on the GPU with the CPU's draws (else `centroids` holds the CPU's seeding).
+    const distance = encoder.scratch(4 * chunk.slots * n);
+    const params = encoder.uniform(SEED_PARAMS, { slots: chunk.slots, sample: n, clusters, slotBase: chunk.slot0 }, []);
+    encoder.dispatch(await encoder.pipeline(kmeansSeedWgsl(D)), [params, sampleRows, buffers.draws.index, buffers.draws.value, distance, buffers.centroids], chunk.slots, 1);
+  }
   // The CPU stops at a fixed point; iterating on from one reproduces the same centroids.
   for (let iteration = 0; iteration < plan.iterations; iteration++) {
     await run(kmeansAssignWgsl(), [sampleRows, buffers.centroids, assignment], chunk.slots * n, common);
@@ -155,14 +191,14 @@ export async function encodeRoutingSample(encoder: ChunkEncoder, plan: RoutingFi
  * Runs the routing k-means (seeded on the CPU, iterated on the GPU) and the nearest-centroid
  * memberships of every key and query on the GPU, and reads them back (for the checks).
  */
-export async function fitRoutingGpu(backend: GpuBackend, input: AttentionInput, config: RoutingConfig): Promise<GpuRoutingFit> {
+export async function fitRoutingGpu(backend: GpuBackend, input: AttentionInput, config: RoutingConfig, seeding: 'cpu' | 'gpu' = 'cpu'): Promise<GpuRoutingFit> {
   const d = validateAttentionInput(input);
   const plan = routingFitPlan(d, config);
   const { clusters } = plan;
   const slots = d.batch * d.kvHeads;
   const rk = Math.min(config.keyClusters, clusters);
   const rq = Math.min(config.queryClusters, clusters);
-  const initial = seedCentroids(input, d, config, clusters);
+  const initial = seeding === 'cpu' ? seedCentroids(input, d, config, clusters) : new Float32Array(slots * clusters * d.headDim);
   const device = backend.context.device;
   const make = (bytes: number) => device.createBuffer({ size: Math.max(16, Math.ceil(bytes / 4) * 4), usage: STORAGE | COPY_SRC | COPY_DST });
   const centroids = make(initial.byteLength);
@@ -171,11 +207,16 @@ export async function fitRoutingGpu(backend: GpuBackend, input: AttentionInput, 
   const queryTop = make(4 * slots * d.groupSize * d.querySeq * rq);
   device.queue.writeBuffer(centroids, 0, initial);
   device.queue.writeBuffer(picked, 0, plan.picked);
+  const drawIndex = make(plan.drawIndex.byteLength);
+  const drawValue = make(plan.drawValue.byteLength);
+  device.queue.writeBuffer(drawIndex, 0, plan.drawIndex);
+  device.queue.writeBuffer(drawValue, 0, plan.drawValue);
+  const draws = seeding === 'gpu' ? { index: drawIndex, value: drawValue } : undefined;
   const resident = backend.upload(input, d);
   try {
     await backend.runKernels(resident, async (encoder) => {
       const { chunk } = encoder;
-      await encodeRoutingFit(encoder, plan, { centroids, picked }, { keyTop, keyR: rk, keyRowBase: chunk.slot0 * d.keySeq, queryTop, queryR: rq, queryRowBase: chunk.slot0 * d.groupSize * d.querySeq });
+      await encodeRoutingFit(encoder, plan, { centroids, picked, ...(draws ? { draws } : {}) }, { keyTop, keyR: rk, keyRowBase: chunk.slot0 * d.keySeq, queryTop, queryR: rq, queryRowBase: chunk.slot0 * d.groupSize * d.querySeq });
     });
     const u32 = async (buffer: GPUBufferLike, count: number) => new Uint32Array((await backend.read(buffer, 4 * count)).buffer, 0, count);
     return {
@@ -189,6 +230,6 @@ export async function fitRoutingGpu(backend: GpuBackend, input: AttentionInput, 
     };
   } finally {
     backend.release(resident);
-    for (const b of [centroids, picked, keyTop, queryTop]) b.destroy();
+    for (const b of [centroids, picked, keyTop, queryTop, drawIndex, drawValue]) b.destroy();
   }
 }

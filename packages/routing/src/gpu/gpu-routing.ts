@@ -94,10 +94,11 @@ export interface RoutingRun {
 }
 
 /**
- * Runs `routing` on a resident call from the given seeding (`[batch·kvHeads][C][D]`); the output
+ * Runs `routing` on a resident call from the given k-means++ seeding (`[batch·kvHeads][C][D]`, the
+ * CPU's) or with the seeding on the GPU (`'gpu'`, the CPU's draws in f32); the output
  * lands in the chunks' `out`/`lse`. The caller frees `selection` with `backend.releaseSelection`.
  */
-export async function runRouting(backend: GpuBackend, resident: ResidentAttention, config: RoutingConfig, seeding: Float32Array): Promise<RoutingRun> {
+export async function runRouting(backend: GpuBackend, resident: ResidentAttention, config: RoutingConfig, seeding: Float32Array | 'gpu'): Promise<RoutingRun> {
   const d = resident.dims;
   const plan = routingPlan(d, config);
   const C = plan.clusters;
@@ -109,10 +110,16 @@ export async function runRouting(backend: GpuBackend, resident: ResidentAttentio
     return buffer;
   };
   try {
-    const centroids = make(seeding.byteLength);
+    const centroids = make(4 * d.batch * d.kvHeads * C * d.headDim);
     const picked = make(plan.picked.byteLength);
-    device.queue.writeBuffer(centroids, 0, seeding);
+    if (seeding !== 'gpu') device.queue.writeBuffer(centroids, 0, seeding);
     device.queue.writeBuffer(picked, 0, plan.picked);
+    let draws: { index: Buffer; value: Buffer } | undefined;
+    if (seeding === 'gpu') {
+      draws = { index: make(plan.drawIndex.byteLength), value: make(plan.drawValue.byteLength) };
+      device.queue.writeBuffer(draws.index, 0, plan.drawIndex);
+      device.queue.writeBuffer(draws.value, 0, plan.drawValue);
+    }
     const totals = make(4 * resident.chunks.length);
     // Per chunk, what the write pass reads: flags, cluster lists, row offsets.
     const kept = resident.chunks.map((chunk) => {
@@ -144,7 +151,7 @@ export async function runRouting(backend: GpuBackend, resident: ResidentAttentio
       const querySlots = chunk.slots * d.groupSize;
       const keyTop = plan.keyClusters > 0 ? encoder.scratch(4 * chunk.slots * d.keySeq * plan.keyClusters) : undefined;
       const queryTop = plan.queryClusters > 0 ? encoder.scratch(4 * querySlots * d.querySeq * plan.queryClusters) : undefined;
-      const { normKeys, normQueries } = await encodeRoutingFit(encoder, plan, { centroids, picked }, {
+      const { normKeys, normQueries } = await encodeRoutingFit(encoder, plan, { centroids, picked, ...(draws ? { draws } : {}) }, {
         ...(keyTop ? { keyTop } : {}),
         keyR: plan.keyClusters,
         keyRowBase: 0,
@@ -311,13 +318,19 @@ export async function seedFromResident(backend: GpuBackend, resident: ResidentAt
  * `routing` on a resident call of any size, KV-slot group by group: each group's q, k, v are
  * copied into buffers of their own, routed and attended (its token selection must fit one
  * binding), and its out / lse copied back. `slotsPerGroup` defaults to the most KV slots whose
- * selection fits one binding even if every causal pair were selected. Resolves with the summed
- * selection time (CPU seeding and the copy kernels included), attention time and the density.
+ * selection fits one binding even if every causal pair were selected. The k-means++ seeding runs
+ * on the GPU (`seeding: 'cpu'`: on the host from the read-back subsample, {@link seedFromResident}).
+ * Resolves with the summed selection time (seeding and the copy kernels included), attention time and the density.
  */
-export async function runRoutingResident(backend: GpuBackend, resident: ResidentAttention, config: RoutingConfig, options: { readonly slotsPerGroup?: number } = {}): Promise<{ selectionMs: number; attentionMs: number; density: number }> {
+export async function runRoutingResident(
+  backend: GpuBackend,
+  resident: ResidentAttention,
+  config: RoutingConfig,
+  options: { readonly slotsPerGroup?: number; readonly seeding?: 'gpu' | 'cpu' } = {},
+): Promise<{ selectionMs: number; attentionMs: number; density: number }> {
   const d = resident.dims;
   const started = performance.now();
-  const seeding = await seedFromResident(backend, resident, config);
+  const seeding = options.seeding === 'cpu' ? await seedFromResident(backend, resident, config) : 'gpu';
   let selectionMs = performance.now() - started;
   let attentionMs = 0;
   let pairs = 0;
