@@ -224,6 +224,22 @@ const nsaChecks: GpuCheck[] = [
   prefillCheck(gpuNsaMethod, { compressionBlock: 16, compressionStride: 16, selectionBlock: 16, selectedBlocks: 5, window: 20, compressionScore: 'quest' }, { batch: 1, queryHeads: 2, kvHeads: 2, seq: 200, headDim: 32 }, 14),
   // The paper's defaults (l = l' = d = 64, n = 16, w = 512) at S = 2048, D = 64.
   prefillCheck(gpuNsaMethod, {}, { batch: 1, queryHeads: 2, kvHeads: 1, seq: 2048, headDim: 64 }, 15),
+  // 'gated': selected, window and compressed branches mixed by per-head gates (GQA, batch 2, S not a multiple of the blocks).
+  prefillCheck(gpuNsaMethod, { compressionBlock: 16, compressionStride: 16, selectionBlock: 16, selectedBlocks: 3, window: 24, combine: 'gated', gates: { compression: [0.3, 0.1, 0.2, 0.5], selection: 0.4, window: [0.3, 0.6, 0.2, 0.1] } }, { batch: 2, queryHeads: 4, kvHeads: 2, seq: 130, headDim: 16, valueDim: 24 }, 17, ({ gpu, cpu }) => {
+    if (gpu.diagnostics?.['compressedPairs'] !== cpu.diagnostics?.['compressedPairs']) throw new Error(`compressedPairs: GPU ${gpu.diagnostics?.['compressedPairs']}, CPU ${cpu.diagnostics?.['compressedPairs']}`);
+  }),
+  // 'gated' with overlapping windows, no window branch, Sq 30 of 100, length-1 call below.
+  prefillCheck(gpuNsaMethod, { compressionBlock: 16, compressionStride: 8, selectionBlock: 16, selectedBlocks: 3, window: 0, combine: 'gated', gates: { compression: 0.5, selection: 0.5, window: 0 } }, { batch: 1, queryHeads: 2, kvHeads: 1, seq: 100, headDim: 32, querySeq: 30 }, 18),
+  prefillCheck(gpuNsaMethod, { compressionBlock: 8, compressionStride: 8, selectionBlock: 8, selectedBlocks: 3, window: 4, combine: 'gated', gates: { compression: 0.2, selection: 0.3, window: 0.5 } }, { batch: 1, queryHeads: 1, kvHeads: 1, seq: 1, headDim: 16 }, 19),
+  residentCheck(gpuNsaMethod, { compressionBlock: 16, compressionStride: 16, selectionBlock: 16, selectedBlocks: 3, window: 20, combine: 'gated', gates: { compression: 0.2, selection: 0.5, window: 0.3 } }, { batch: 1, queryHeads: 4, kvHeads: 2, seq: 90, headDim: 16 }, 20),
+  {
+    name: "nsa 'gated': a per-head gate list of the wrong length throws the CPU method's ConfigError before any GPU work",
+    async run(backend) {
+      const config = { compressionBlock: 8, compressionStride: 8, selectionBlock: 8, selectedBlocks: 3, window: 8, combine: 'gated', gates: { selection: [0.5, 0.5, 0.5] } };
+      const input = makeInput({ batch: 1, queryHeads: 2, kvHeads: 1, seq: 30, headDim: 8 }, 21);
+      await expectRejects('gates.selection of 3 for 2 heads', () => gpuNsaMethod.create(untouchable(backend), config).prefill(input), ConfigError, () => (gpuNsaMethod.cpu as MethodDefinition).create(config).prefill(input));
+    },
+  },
   residentCheck(gpuNsaMethod, { compressionBlock: 16, compressionStride: 8, selectionBlock: 16, selectedBlocks: 3, window: 24 }, { batch: 2, queryHeads: 4, kvHeads: 2, seq: 110, headDim: 16 }, 16),
   badInputCheck(gpuNsaMethod, { compressionBlock: 16, compressionStride: 16, selectionBlock: 16, selectedBlocks: 4, window: 16 }, { compressionStride: 3, compressionBlock: 16 }),
 ];

@@ -7,17 +7,20 @@
  *   select   p_slc summed over the GQA group → top-n' ∪ window blocks     (`nsa-select-wgsl.ts`)
  *   attend   one causal softmax over the row's blocks                      (backend's sparse executor)
  *
- * `combine: 'union'` (the default and the training-free setting) runs end to end on the GPU.
- * `combine: 'gated'` is not ported: its GPU method throws a `ConfigError` naming the CPU method.
- * Scratch per KV slot: the pooled windows, NC · D floats (2 · NC · D for 'quest').
+ * `combine: 'union'` (the default and the training-free setting) attends the selection ∪ window
+ * blocks in one softmax; `combine: 'gated'` runs the selected, window and compressed branches and
+ * mixes them with the config's per-head gates (`nsa-gated-gpu.ts`). Per-token gate tensors (a
+ * `nsaAttention` / decoder option, not part of the method's prefill) stay on the CPU.
+ * Scratch per KV slot (union): the pooled windows, NC · D floats (2 · NC · D for 'quest').
  */
-import { ConfigError, densePairCount, parseConfig, validateAttentionInput, type AttentionDims } from '@sparse-attn/core';
-import { dispatchGrid, type GpuBackend, type GpuMethodDefinition, type GpuSelectionStep } from '@sparse-attn/backend-gpu';
+import { ConfigError, NumericError, densePairCount, parseConfig, sparseStats, validateAttentionInput, type AttentionDims, type AttentionInput, type AttentionResult } from '@sparse-attn/core';
+import { countPairs, dispatchGrid, type GpuBackend, type GpuMethodDefinition, type GpuSelectionStep } from '@sparse-attn/backend-gpu';
 import { completeWindows } from '../block-means.js';
 import { selectionShare } from '../method-helpers.js';
 import { visibleWindows } from '../nsa-block-selector.js';
 import { nsaConfigSchema, nsaMethod, type NsaConfig } from '../nsa.js';
 import { assertWorkgroupFits, countSelectionEntries, currentBlockShortfall } from './gpu-helpers.js';
+import { gatedScratchBytesPerSlot, runGatedBranches } from './nsa-gated-gpu.js';
 import { NSA_SELECT_PARAMS, nsaSelectWgsl, nsaSelectWorkgroupBytes, type NsaSelectKernelOptions } from './nsa-select-wgsl.js';
 import { WINDOW_POOL_PARAMS, WINDOW_POOL_THREADS, windowPoolWgsl } from './window-pool-wgsl.js';
 
@@ -30,6 +33,21 @@ export interface NsaPlan {
   readonly stride: number;
   /** Bytes of the largest scratch buffer per KV slot (the pooled windows). */
   readonly scratchBytesPerSlot: number;
+  /** (g_cmp, g_slc, g_win) per query head under 'gated'. */
+  readonly gates: Float32Array | undefined;
+}
+
+/** The config's gates as (g_cmp, g_slc, g_win) per query head; the CPU method's `ConfigError` for a wrong count. */
+function gatesPerHead(config: NsaConfig, queryHeads: number): Float32Array {
+  const out = new Float32Array(3 * queryHeads);
+  (['compression', 'selection', 'window'] as const).forEach((name, k) => {
+    const value = config.gates[name];
+    if (typeof value !== 'number' && value.length !== queryHeads) {
+      throw new ConfigError(`nsa: gates.${name} has ${value.length} values, the input has ${queryHeads} query heads (give one constant or one per head)`);
+    }
+    for (let h = 0; h < queryHeads; h++) out[3 * h + k] = typeof value === 'number' ? value : value[h]!;
+  });
+  return out;
 }
 
 /**
@@ -37,17 +55,16 @@ export interface NsaPlan {
  * sizes its buffers (throws `ConfigError` before any GPU work).
  */
 export function nsaPlan(backend: GpuBackend, d: AttentionDims, config: NsaConfig): NsaPlan {
-  if (config.combine !== 'union') {
-    throw new ConfigError("nsa: combine 'gated' is not ported to the GPU (its compression and window branches run on the CPU method only); use combine 'union' or the CPU method");
-  }
   const windows = completeWindows(d.keySeq, config.compressionBlock, config.compressionStride);
   const maxBlocks = Math.max(1, Math.ceil(d.keySeq / config.selectionBlock));
   const maxPicks = Math.min(config.selectedBlocks, maxBlocks);
-  const stride = Math.min(maxBlocks, config.selectedBlocks + (config.window > 0 ? Math.ceil(config.window / config.selectionBlock) + 1 : 0));
+  const union = config.combine === 'union';
+  const stride = union ? Math.min(maxBlocks, config.selectedBlocks + (config.window > 0 ? Math.ceil(config.window / config.selectionBlock) + 1 : 0)) : maxPicks;
   const quest = config.compressionScore === 'quest';
   const kernel: NsaSelectKernelOptions = { headDim: d.headDim, groupSize: d.groupSize, maxWindows: Math.max(1, windows), maxBlocks, maxPicks, quest };
   assertWorkgroupFits('nsa', backend, nsaSelectWorkgroupBytes(kernel), `${windows} compression windows and ${maxBlocks} selection blocks per row`);
-  return { kernel, windows, stride, scratchBytesPerSlot: 4 * windows * d.headDim * (quest ? 2 : 1) };
+  const scratchBytesPerSlot = union ? 4 * windows * d.headDim * (quest ? 2 : 1) : gatedScratchBytesPerSlot(d, config, windows);
+  return { kernel, windows, stride, scratchBytesPerSlot, gates: union ? undefined : gatesPerHead(config, d.queryHeads) };
 }
 
 /** NSA's selection as a GPU step: pools each chunk's compression windows, then selects every (KV slot, query) row. */
@@ -82,7 +99,7 @@ export function nsaSelectionStep(d: AttentionDims, config: NsaConfig, p: NsaPlan
         forceInitial: config.forceInitial ? 1 : 0,
         forceLocal: config.forceLocal,
         stride: p.stride,
-        unionWindow: 1,
+        unionWindow: config.combine === 'union' ? 1 : 0,
         scale: d.scale,
       });
       e.dispatch(select, [params, e.chunk.q, quest ? bounds : means, e.target.bounds, e.target.indices], x, y);
@@ -100,7 +117,20 @@ function diagnostics(d: AttentionDims, config: NsaConfig, windows: number): Reco
     selected += Math.min(config.selectedBlocks, Math.floor(t / config.selectionBlock) + 1);
   }
   const rows = Math.max(1, d.querySeq);
-  return { meanVisibleCompressed: visible / rows, meanSelectedBlocks: selected / rows, compressedKvBytesRead: d.batch * d.kvHeads * visible * 4 * d.headDim };
+  const union = config.combine === 'union';
+  return {
+    meanVisibleCompressed: visible / rows,
+    meanSelectedBlocks: selected / rows,
+    compressedKvBytesRead: d.batch * d.kvHeads * visible * 4 * (d.headDim + (union ? 0 : d.valueDim)),
+    ...(union ? {} : { compressedPairs: d.batch * d.queryHeads * visible }),
+  };
+}
+
+/** Pairs of the sliding-window branch: each query head's query t attends min(w, t + 1) keys. */
+function windowPairs(d: AttentionDims, window: number): number {
+  let pairs = 0;
+  if (window > 0) for (let i = 0; i < d.querySeq; i++) pairs += Math.min(window, d.queryOffset + i + 1);
+  return d.batch * d.queryHeads * pairs;
 }
 
 /** NSA (union combination) with compression, selection and attention on the GPU; same id, config schema and selection as the CPU method. */
@@ -116,6 +146,7 @@ export const gpuNsaMethod: GpuMethodDefinition = {
         const d = validateAttentionInput(input);
         if (!d.causal) throw new ConfigError('nsa: causal must be true (the method selects among past keys only), got causal: false');
         const p = nsaPlan(backend, d, config);
+        if (p.gates) return gatedPrefill(backend, input, d, config, p, p.gates);
         const result = await backend.selectionAttention(input, nsaSelectionStep(d, config, p), { extraBytesPerSlot: p.scratchBytesPerSlot });
         return { ...result, diagnostics: { ...diagnostics(d, config, p.windows), selectionShare: selectionShare(result.stats.selectionMs, result.stats.attentionMs) } };
       },
@@ -123,12 +154,17 @@ export const gpuNsaMethod: GpuMethodDefinition = {
         const d = resident.dims;
         if (!d.causal) throw new ConfigError('nsa: causal must be true (the method selects among past keys only), got causal: false');
         const p = nsaPlan(backend, d, config);
-        const { selection, ms: selectionMs } = await backend.runSelection(resident, nsaSelectionStep(d, config, p));
+        const step = nsaSelectionStep(d, config, p);
+        const { selection, selectionMs, attentionMs } = p.gates
+          ? await runGatedBranches(backend, resident, config, step, p.windows, p.gates)
+          : await backend.runSelection(resident, step).then(async ({ selection, ms }) => ({ selection, selectionMs: ms, attentionMs: await backend.runSparse(resident, selection) }));
         try {
-          const attentionMs = await backend.runSparse(resident, selection);
+          // KV-head rows serve the G query heads of their group. Every union row holds its current
+          // block; a gated selection does when forceLocal ≥ 1 (otherwise its pairs need the picks: no density).
+          if (config.combine === 'gated' && config.forceLocal === 0) return { selectionMs, attentionMs };
           const entries = await countSelectionEntries(backend, resident, selection);
-          // KV-head rows serve the G query heads of their group; under 'union' every row holds its current block.
-          const pairs = d.groupSize * entries * config.selectionBlock - d.batch * d.queryHeads * currentBlockShortfall(d, config.selectionBlock);
+          const selected = d.groupSize * entries * config.selectionBlock - d.batch * d.queryHeads * currentBlockShortfall(d, config.selectionBlock);
+          const pairs = selected + (config.combine === 'gated' ? windowPairs(d, config.window) : 0);
           return { selectionMs, attentionMs, density: pairs / densePairCount(d) };
         } finally {
           backend.releaseSelection(selection);
@@ -137,3 +173,30 @@ export const gpuNsaMethod: GpuMethodDefinition = {
     };
   },
 };
+
+/** The gated prefill: upload, branches and merge on the GPU, read the output and the selected branch's selection. */
+async function gatedPrefill(backend: GpuBackend, input: AttentionInput, d: AttentionDims, config: NsaConfig, p: NsaPlan, gates: Float32Array): Promise<AttentionResult> {
+  const resident = backend.upload(input, d, p.scratchBytesPerSlot);
+  try {
+    const run = await runGatedBranches(backend, resident, config, nsaSelectionStep(d, config, p), p.windows, gates);
+    try {
+      const { output, lse } = await backend.readOutput(resident);
+      for (const x of output.data) if (!Number.isFinite(x)) throw new NumericError('nsa: gated output is not finite (check the gates)');
+      const selection = await backend.readSelection(run.selection);
+      const pairs = countPairs(selection, d) + windowPairs(d, config.window);
+      const stats = sparseStats(d, pairs, true, run.selectionMs, run.attentionMs);
+      return {
+        output,
+        lse,
+        selection,
+        stats,
+        backend: backend.info,
+        diagnostics: { ...diagnostics(d, config, p.windows), selectionShare: selectionShare(run.selectionMs, run.attentionMs) },
+      } as AttentionResult;
+    } finally {
+      backend.releaseSelection(run.selection);
+    }
+  } finally {
+    backend.release(resident);
+  }
+}
