@@ -13,7 +13,7 @@
  * compressed rows (Sq · NC u32); never Sq × S.
  */
 import { dispatchGrid, type GpuBackend, type GpuSelection, type GpuSelectionStep, type ResidentAttention, type ResidentChunk } from '@sparse-attn/backend-gpu';
-import type { AttentionDims } from '@sparse-attn/core';
+import { ConfigError, type AttentionDims } from '@sparse-attn/core';
 import type { NsaConfig } from '../nsa.js';
 import { GATED_MERGE_PARAMS, GATED_MERGE_THREADS, gatedMergeWgsl } from './gated-merge-wgsl.js';
 import { RANGE_ROWS_PARAMS, RANGE_ROWS_THREADS, rangeRowsWgsl } from './range-rows-wgsl.js';
@@ -71,6 +71,13 @@ export async function runGatedBranches(
 ): Promise<{ selection: GpuSelection; selectionMs: number; attentionMs: number }> {
   const d = resident.dims;
   const { device } = backend.context;
+  const perSlot = gatedScratchBytesPerSlot(d, config, windows);
+  const widest = Math.max(...resident.chunks.map((c) => c.slots)) * perSlot;
+  if (widest > backend.context.maxBinding) {
+    throw new ConfigError(
+      `nsa: the gated branches need ${widest} bytes per chunk (${perSlot} per KV slot: pooled k/v, window and compressed rows), above the device's largest binding (${backend.context.maxBinding}); allocate the resident with extraBytesPerSlot = nsaPlan(...).scratchBytesPerSlot`,
+    );
+  }
   const owned: Buffer[] = [];
   const make = (bytes: number, usage = STORAGE | COPY_SRC): Buffer => {
     const buffer = device.createBuffer({ size: Math.max(16, Math.ceil(bytes / 4) * 4), usage });
