@@ -6,13 +6,21 @@
 import type { GpuMethodDefinition } from '@sparse-attn/backend-gpu';
 import { gpuMobaMethod } from './gpu/moba-gpu.js';
 import { gpuNsaMethod } from './gpu/nsa-gpu.js';
+import { gpuHierarchicalIndexerMethod } from './gpu/indexer-gpu.js';
 
 export { gpuMobaMethod, mobaPlan, mobaSelectionStep, type MobaPlan } from './gpu/moba-gpu.js';
 export { gpuNsaMethod, nsaPlan, nsaSelectionStep, type NsaPlan } from './gpu/nsa-gpu.js';
+export { gpuHierarchicalIndexerMethod, indexerPlan, indexerSelectionStep, type IndexerPlan } from './gpu/indexer-gpu.js';
+export { gatedScratchBytesPerSlot, runGatedBranches } from './gpu/nsa-gated-gpu.js';
 export { gpuChecks } from './gpu/gpu-checks.js';
+export { indexerSelectWgsl, indexerSelectWorkgroupBytes, INDEXER_SELECT_PARAMS, INDEXER_SELECT_THREADS, type IndexerSelectKernelOptions } from './gpu/indexer-select-wgsl.js';
+export { rangeRowsWgsl, RANGE_ROWS_PARAMS, RANGE_ROWS_THREADS } from './gpu/range-rows-wgsl.js';
+export { gatedMergeWgsl, GATED_MERGE_PARAMS, GATED_MERGE_THREADS } from './gpu/gated-merge-wgsl.js';
+export { countEntriesWgsl, COUNT_ENTRIES_PARAMS, COUNT_ENTRIES_THREADS } from './gpu/count-entries-wgsl.js';
+export { TOP_K_PASSES_WGSL, SORT_PICKS_WGSL } from './gpu/top-k-passes-wgsl.js';
 export { nsaSelectWgsl, nsaSelectWorkgroupBytes, NSA_SELECT_PARAMS, NSA_SELECT_THREADS, type NsaSelectKernelOptions } from './gpu/nsa-select-wgsl.js';
 export { windowPoolWgsl, WINDOW_POOL_PARAMS, WINDOW_POOL_THREADS } from './gpu/window-pool-wgsl.js';
 export { mobaSelectWgsl, MOBA_SELECT_PARAMS, MOBA_SELECT_THREADS } from './gpu/moba-select-wgsl.js';
 
 /** Every method of this package that runs on the GPU, for `bench --backend gpu`. */
-export const gpuMethods: readonly GpuMethodDefinition[] = [gpuMobaMethod, gpuNsaMethod];
+export const gpuMethods: readonly GpuMethodDefinition[] = [gpuMobaMethod, gpuNsaMethod, gpuHierarchicalIndexerMethod];

@@ -18,6 +18,7 @@ import {
   ShapeError,
   createWorkload,
   relativeL2Error,
+  rowOffset,
   sliceSeq,
   sparseAttention,
   tensor,
@@ -30,6 +31,8 @@ import {
 import { GpuBackend, type GpuCheck, type GpuMethodDefinition } from '@sparse-attn/backend-gpu';
 import { gpuMobaMethod } from './moba-gpu.js';
 import { gpuNsaMethod } from './nsa-gpu.js';
+import { hierarchicalIndexerMethod } from '../hierarchical-indexer.js';
+import { gpuHierarchicalIndexerMethod } from './indexer-gpu.js';
 
 /** Relative tolerance of every output and lse comparison (the issue's bar). */
 const TOLERANCE = 1e-4;
@@ -244,5 +247,73 @@ const nsaChecks: GpuCheck[] = [
   badInputCheck(gpuNsaMethod, { compressionBlock: 16, compressionStride: 16, selectionBlock: 16, selectedBlocks: 4, window: 16 }, { compressionStride: 3, compressionBlock: 16 }),
 ];
 
+/**
+ * The indexer's stage-2 scores are float32 on the GPU and float64 on the CPU, and a row keeps K of
+ * up to c · B candidate tokens, so a candidate can tie the K-th score within float32 rounding.
+ * Rows must be identical except for such near-ties: the same count, and every token in one set but
+ * not the other scores (group query · key, float64) within 1e-4 relative of the CPU's K-th score.
+ * At most 2% of the rows may differ; output and lse are compared with core's executor over the
+ * GPU's selection, and with the CPU method's output when no row differs.
+ */
+function indexerCheck(config: Record<string, unknown>, shape: Shape, seed: number): GpuCheck {
+  return {
+    name: `hierarchical-indexer ${JSON.stringify(config)} ${describeShape(shape)}: GPU token sets equal the CPU's up to float32 near-ties at the K-th score; output and lse equal core's over them`,
+    async run(backend) {
+      const input = makeInput(shape, seed);
+      const d = validateAttentionInput(input);
+      const gpu = await gpuHierarchicalIndexerMethod.create(backend, config).prefill(input);
+      const cpu = hierarchicalIndexerMethod.create(config).prefill(input);
+      const g = gpu.selection!;
+      const c = cpu.selection!;
+      let differing = 0;
+      for (let r = 0; r < c.offsets.length - 1; r++) {
+        const a = Array.from(g.indices.subarray(g.offsets[r]!, g.offsets[r + 1]!));
+        const b = Array.from(c.indices.subarray(c.offsets[r]!, c.offsets[r + 1]!));
+        if (a.length === b.length && a.every((x, i) => x === b[i])) continue;
+        differing++;
+        if (a.length !== b.length) throw new Error(`row ${r}: GPU keeps ${a.length} tokens, CPU ${b.length}`);
+        const slot = Math.floor(r / d.querySeq);
+        const i = r % d.querySeq;
+        const bb = Math.floor(slot / d.kvHeads);
+        const h = slot % d.kvHeads;
+        const gq = new Float32Array(d.headDim);
+        for (let gg = 0; gg < d.groupSize; gg++) {
+          const qo = rowOffset(d.qDims, bb, h * d.groupSize + gg, i);
+          for (let x = 0; x < d.headDim; x++) gq[x]! += input.q.data[qo + x]!;
+        }
+        const score = (token: number) => {
+          const ko = rowOffset(d.kDims, bb, h, token);
+          let s = 0;
+          for (let x = 0; x < d.headDim; x++) s += gq[x]! * input.k.data[ko + x]!;
+          return s;
+        };
+        const kth = Math.min(...b.map(score));
+        const only = [...a.filter((x) => !b.includes(x)), ...b.filter((x) => !a.includes(x))];
+        for (const token of only) {
+          if (Math.abs(score(token) - kth) > 1e-4 * Math.max(1, Math.abs(kth))) throw new Error(`row ${r}: token ${token} (score ${score(token)}) differs from the CPU's set, whose K-th score is ${kth}: not a near-tie`);
+        }
+      }
+      if (differing > 0.02 * (c.offsets.length - 1)) throw new Error(`${differing} of ${c.offsets.length - 1} rows differ`);
+      const exact = sparseAttention(input, g);
+      expectClose('output vs core over the GPU selection', gpu.output.data, exact.output.data, exact.output.shape);
+      expectLseClose((gpu as { lse?: Float32Array }).lse!, exact.lse);
+      if (differing === 0) {
+        expectClose('output vs the CPU method', gpu.output.data, cpu.output.data, cpu.output.shape);
+        if (gpu.stats.pairs !== cpu.stats.pairs) throw new Error(`pairs: GPU ${gpu.stats.pairs}, CPU ${cpu.stats.pairs}`);
+      }
+      if (gpu.diagnostics?.['scannedShare'] !== cpu.diagnostics?.['scannedShare']) throw new Error(`scannedShare: GPU ${gpu.diagnostics?.['scannedShare']}, CPU ${cpu.diagnostics?.['scannedShare']}`);
+    },
+  };
+}
+
+const indexerChecks: GpuCheck[] = [
+  indexerCheck({ blockSize: 16, candidateBlocks: 4, topK: 24 }, { batch: 2, queryHeads: 4, kvHeads: 2, seq: 150, headDim: 32 }, 31),
+  indexerCheck({ blockSize: 8, candidateBlocks: 2, topK: 8 }, { batch: 1, queryHeads: 1, kvHeads: 1, seq: 1, headDim: 16 }, 32),
+  indexerCheck({ blockSize: 16, candidateBlocks: 3, topK: 40 }, { batch: 1, queryHeads: 4, kvHeads: 1, seq: 200, headDim: 16, valueDim: 24, querySeq: 20 }, 33),
+  indexerCheck({}, { batch: 1, queryHeads: 2, kvHeads: 1, seq: 700, headDim: 64 }, 34),
+  residentCheck(gpuHierarchicalIndexerMethod, { blockSize: 16, candidateBlocks: 3, topK: 20 }, { batch: 2, queryHeads: 4, kvHeads: 2, seq: 100, headDim: 16 }, 35),
+  badInputCheck(gpuHierarchicalIndexerMethod, { blockSize: 8, candidateBlocks: 2, topK: 8 }, { blockSize: 8, candidateBlocks: 1, topK: 16 }),
+];
+
 /** Every GPU check of this package, in the order they run. */
-export const gpuChecks: readonly GpuCheck[] = [...mobaChecks, ...nsaChecks];
+export const gpuChecks: readonly GpuCheck[] = [...mobaChecks, ...nsaChecks, ...indexerChecks];

@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { ConfigError, validateAttentionInput, createWorkload, type AttentionInput } from '@sparse-attn/core';
 import type { GpuBackend } from '@sparse-attn/backend-gpu';
 import { gpuMethods } from '../gpu.js';
-import { hierarchicalIndexerMethod } from '../hierarchical-indexer.js';
+import { hierarchicalIndexerConfigSchema, hierarchicalIndexerMethod } from '../hierarchical-indexer.js';
+import { indexerPlan } from './indexer-gpu.js';
 import { methods } from '../index.js';
 import { mobaConfigSchema } from '../moba.js';
 import { nsaConfigSchema } from '../nsa.js';
@@ -28,14 +29,14 @@ describe('GPU entry (no GPU needed)', () => {
       expect(cpu).toBe(m.cpu);
       expect(m.family).toBe(cpu!.family);
     }
-    expect(gpuMethods.map((m) => m.id)).toEqual(['moba', 'nsa']);
-    expect(gpuMethods.some((m) => m.id === hierarchicalIndexerMethod.id)).toBe(false);
+    expect(gpuMethods.map((m) => m.id)).toEqual(['moba', 'nsa', hierarchicalIndexerMethod.id]);
   });
 
   it('bad configs throw the CPU ConfigError from create, before a backend is touched', () => {
     const touched = new Proxy({}, { get: () => { throw new Error('backend touched'); } }) as GpuBackend;
     expect(() => gpuMethods[0]!.create(touched, { topK: 0 })).toThrow(ConfigError);
     expect(() => gpuMethods[1]!.create(touched, { compressionStride: 3 })).toThrow(ConfigError);
+    expect(() => gpuMethods[2]!.create(touched, { blockSize: 8, candidateBlocks: 1, topK: 16 })).toThrow(ConfigError);
   });
 
   it('plans: CSR strides, scratch per KV slot and the workgroup-memory guard', () => {
@@ -49,6 +50,10 @@ describe('GPU entry (no GPU needed)', () => {
     expect(nsaPlan(fakeBackend(16384), dims(5000), nsaConfigSchema.parse({})).stride).toBe(25);
     // Stride-1 windows at S = 5000 need ~40 KiB of workgroup memory: a typed error, not a GPU failure.
     expect(() => nsaPlan(fakeBackend(16384), dims(5000), nsaConfigSchema.parse({ compressionBlock: 1, compressionStride: 1, selectionBlock: 1, selectedBlocks: 3 }))).toThrow(ConfigError);
+    const indexer = indexerPlan(fakeBackend(16384), dims(1000), hierarchicalIndexerConfigSchema.parse({}));
+    expect(indexer.stride).toBe(512);
+    expect(indexer.kernel.maxCandidates).toBe(16 * 64);
+    expect(indexer.scratchBytesPerSlot).toBe(4 * 1000 * 512);
     expect(() => mobaPlan('moba', fakeBackend(1024), dims(5000), mobaConfigSchema.parse({ blockSize: 1, topK: 3 }))).toThrow(ConfigError);
   });
 

@@ -1,0 +1,170 @@
+/**
+ * Kernel: the hierarchical (HISA-style) token indexer's two-stage search on the GPU (spec §13;
+ * the WGSL twin of `hierarchical-indexer.ts`).
+ *
+ *   group query     q̄_t = Σ_{h ∈ group} q_t^h                      (float32, heads in order, as the CPU)
+ *   stage 1 (block) Î_t[j] = q̄_t · mean(K_j) for complete blocks j; block 0 and the blocks
+ *                   from the first incomplete one to IC forced (BIG); keep the top-c (arg-max passes)
+ *   stage 2 (token) S_t = top-K { q̄_t · k_s : s ≤ t in the kept blocks },  ties toward the later token
+ *   short rows      t + 1 ≤ K: every key 0..t
+ *
+ * One workgroup per (KV slot, query) row. Stage 2 finds the K-th largest candidate score with a
+ * 32-step radix search on order-preserving u32 keys (count of keys ≥ a trial prefix per step),
+ * then keeps every key above it and, of the keys equal to it, the latest ones — the CPU's
+ * `TopKSelector` set — and thread 0 writes them in ascending token order as one CSR row.
+ * Scores live in workgroup memory only (c · B floats); nothing of size rows × S exists.
+ */
+import { SORT_PICKS_WGSL, TOP_K_PASSES_WGSL } from './top-k-passes-wgsl.js';
+
+/** Uniform parameter block of the indexer kernel (u32 fields). */
+export const INDEXER_SELECT_PARAMS = ['querySeq', 'queryOffset', 'slots', 'tilesX', 'blockSize', 'pooled', 'candidateBlocks', 'topK', 'stride', 'keySeq', 'pad0', 'pad1'] as const;
+
+/** Threads per workgroup of the indexer kernel. */
+export const INDEXER_SELECT_THREADS = 128;
+
+/** Compile-time shape of the indexer kernel. */
+export interface IndexerSelectKernelOptions {
+  readonly headDim: number;
+  readonly groupSize: number;
+  /** Blocks of the call, ceil(keySeq / B). */
+  readonly maxBlocks: number;
+  /** Most kept blocks, min(c, maxBlocks). */
+  readonly maxKept: number;
+  /** Most stage-2 candidates, maxKept · B. */
+  readonly maxCandidates: number;
+}
+
+/** Bytes of workgroup memory the kernel declares. */
+export function indexerSelectWorkgroupBytes(o: IndexerSelectKernelOptions): number {
+  return 4 * (o.headDim + Math.max(1, o.maxBlocks) + Math.max(1, o.maxCandidates) + 2 * INDEXER_SELECT_THREADS + Math.max(1, o.maxKept) + 4);
+}
+
+/** Generates the indexer kernel. */
+export function indexerSelectWgsl(o: IndexerSelectKernelOptions): string {
+  return /* wgsl */ `
+const NT: u32 = ${INDEXER_SELECT_THREADS}u;
+const D: u32 = ${o.headDim}u;
+const G: u32 = ${o.groupSize}u;
+const BIG: f32 = 3.0e38;
+
+struct Params {
+  querySeq: u32, queryOffset: u32, slots: u32, tilesX: u32,
+  blockSize: u32, pooled: u32, candidateBlocks: u32, topK: u32,
+  stride: u32, keySeq: u32, pad0: u32, pad1: u32,
+}
+
+@group(0) @binding(0) var<uniform> P: Params;
+@group(0) @binding(1) var<storage, read> q: array<f32>;
+@group(0) @binding(2) var<storage, read> k: array<f32>;
+@group(0) @binding(3) var<storage, read> means: array<f32>;
+@group(0) @binding(4) var<storage, read_write> bounds: array<u32>;
+@group(0) @binding(5) var<storage, read_write> indices: array<u32>;
+
+var<workgroup> gq: array<f32, ${o.headDim}>;
+var<workgroup> cand: array<f32, ${Math.max(1, o.maxBlocks)}>;
+var<workgroup> tokenKey: array<u32, ${Math.max(1, o.maxCandidates)}>;
+var<workgroup> bestKey: array<f32, ${INDEXER_SELECT_THREADS}>;
+var<workgroup> bestIndex: array<u32, ${INDEXER_SELECT_THREADS}>;
+var<workgroup> picks: array<u32, ${Math.max(1, o.maxKept)}>;
+var<workgroup> counter: atomic<u32>;
+
+/** Order-preserving map of a float32 onto u32 (larger float, larger key). */
+fn sortable(x: f32) -> u32 {
+  let bits = bitcast<u32>(x);
+  return select(bits | 0x80000000u, ~bits, (bits & 0x80000000u) != 0u);
+}
+
+/** Keys of kept candidate u (candidates enumerate the kept blocks' tokens in ascending order). */
+fn tokenOf(u: u32) -> u32 {
+  return picks[u / P.blockSize] * P.blockSize + u % P.blockSize;
+}
+
+@compute @workgroup_size(${INDEXER_SELECT_THREADS})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let row = wid.x + wid.y * P.tilesX;
+  if (row >= P.slots * P.querySeq) { return; }
+  let kvSlot = row / P.querySeq;
+  let i = row % P.querySeq;
+  let t = P.queryOffset + i;
+  let start = row * P.stride;
+  if (t + 1u <= P.topK) {
+    for (var a = lid; a <= t; a += NT) { indices[start + a] = a; }
+    if (lid == 0u) {
+      bounds[2u * row] = start;
+      bounds[2u * row + 1u] = start + t + 1u;
+    }
+    return;
+  }
+  for (var c = lid; c < D; c += NT) {
+    var s = 0.0;
+    for (var g = 0u; g < G; g++) { s += q[((kvSlot * G + g) * P.querySeq + i) * D + c]; }
+    gq[c] = s;
+  }
+  workgroupBarrier();
+  // Stage 1: complete blocks by their mean key; block 0 and the incomplete tail up to IC forced.
+  let bs = P.blockSize;
+  let current = t / bs;
+  let count = current + 1u;
+  let complete = min(P.pooled, (t + 1u) / bs);
+  for (var j = lid; j < count; j += NT) {
+    var v = BIG;
+    if (j != 0u && j < complete) {
+      let m = (kvSlot * P.pooled + j) * D;
+      v = 0.0;
+      for (var c = 0u; c < D; c++) { v += gq[c] * means[m + c]; }
+    }
+    cand[j] = v;
+  }
+  workgroupBarrier();
+  let n = min(P.candidateBlocks, count);
+${TOP_K_PASSES_WGSL}
+  if (lid == 0u) {
+${SORT_PICKS_WGSL}
+  }
+  workgroupBarrier();
+  // Stage 2: every visible token of the kept blocks (all full but the last, the current block).
+  let m = (n - 1u) * bs + (t + 1u - current * bs);
+  for (var u = lid; u < m; u += NT) {
+    let base = (kvSlot * P.keySeq + tokenOf(u)) * D;
+    var s = 0.0;
+    for (var c = 0u; c < D; c++) { s += gq[c] * k[base + c]; }
+    tokenKey[u] = sortable(s);
+  }
+  let want = min(P.topK, m);
+  // Radix search for T = the want-th largest key: the largest T with |{u : key ≥ T}| ≥ want.
+  var threshold = 0u;
+  for (var b = 0u; b < 32u; b++) {
+    let trial = threshold | (1u << (31u - b));
+    if (lid == 0u) { atomicStore(&counter, 0u); }
+    workgroupBarrier();
+    var hits = 0u;
+    for (var u = lid; u < m; u += NT) { if (tokenKey[u] >= trial) { hits++; } }
+    atomicAdd(&counter, hits);
+    workgroupBarrier();
+    if (atomicLoad(&counter) >= want) { threshold = trial; }
+    workgroupBarrier();
+  }
+  if (lid == 0u) { atomicStore(&counter, 0u); }
+  workgroupBarrier();
+  var above = 0u;
+  for (var u = lid; u < m; u += NT) { if (tokenKey[u] > threshold) { above++; } }
+  atomicAdd(&counter, above);
+  workgroupBarrier();
+  if (lid == 0u) {
+    // Of the keys equal to T, the latest (want − above) are kept, as the CPU's ties toward the higher index.
+    var ties = want - atomicLoad(&counter);
+    var cut = m;
+    for (var u = m; u > 0u && ties > 0u; u--) {
+      if (tokenKey[u - 1u] == threshold) { cut = u - 1u; ties--; }
+    }
+    var w = 0u;
+    for (var u = 0u; u < m; u++) {
+      let key = tokenKey[u];
+      if (key > threshold || (key == threshold && u >= cut)) { indices[start + w] = tokenOf(u); w++; }
+    }
+    bounds[2u * row] = start;
+    bounds[2u * row + 1u] = start + w;
+  }
+}
+`;
+}
