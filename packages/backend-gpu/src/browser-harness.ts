@@ -10,9 +10,10 @@
  * and driven with playwright-core. Node-only: this file is the `./testing` entry, never imported
  * by the library itself.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
-import { basename, dirname } from 'node:path';
+import { tmpdir } from 'node:os';
+import { basename, dirname, join } from 'node:path';
 
 /** One check's outcome in the page. */
 export interface BrowserCheckResult {
@@ -60,11 +61,25 @@ export function findChromium(path = process.env['CHROMIUM_PATH'] ?? '/usr/bin/ch
   return existsSync(path) ? { path } : { reason: `no Chromium at ${path} (install it, e.g. apt-get install chromium, or set CHROMIUM_PATH)` };
 }
 
-/** Bundles the check module for the browser and runs its checks in headless Chromium's WebGPU. */
+/**
+ * Bundles the check module for the browser and runs its checks in headless Chromium's WebGPU.
+ * One Chromium at a time per machine (a lock in the temp folder): SwiftShader uses every core and
+ * several GiB for the larger checks, and turbo runs the packages' tests in parallel.
+ */
 export async function runChecksInBrowser(options: BrowserCheckOptions): Promise<BrowserCheckRun> {
   const found = findChromium(options.chromium);
   if ('reason' in found) throw new Error(found.reason);
   const bundle = await bundleForBrowser(options);
+  const unlock = await machineLock('sparse-attn-webgpu-chromium', 45 * 60_000);
+  try {
+    return await runBundle(found.path, bundle, options);
+  } finally {
+    unlock();
+  }
+}
+
+async function runBundle(chromiumPath: string, bundle: string, options: BrowserCheckOptions): Promise<BrowserCheckRun> {
+  const found = { path: chromiumPath };
   const html = '<!doctype html><html><head><meta charset="utf-8"><title>sparse-attn GPU checks</title><link rel="icon" href="data:,"></head><body><script type="module" src="/checks.js"></script></body></html>';
   const server = await serve({ '/': ['text/html', html], '/checks.js': ['text/javascript', bundle] });
   const { chromium } = await import('playwright-core');
@@ -135,6 +150,42 @@ async function bundleForBrowser(options: BrowserCheckOptions): Promise<string> {
     // means a kernel or the backend imported one.
   });
   return result.outputFiles[0]!.text;
+}
+
+/**
+ * A machine-wide lock: an atomically created folder holding the owner's pid. A lock whose owner
+ * process is gone is taken over. Resolves with the release function; rejects after `timeoutMs`.
+ */
+async function machineLock(name: string, timeoutMs: number): Promise<() => void> {
+  const dir = join(tmpdir(), `${name}.lock`);
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      mkdirSync(dir);
+      writeFileSync(join(dir, 'pid'), String(process.pid));
+      return () => rmSync(dir, { recursive: true, force: true });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    }
+    let owner = Number.NaN;
+    try {
+      owner = Number(readFileSync(join(dir, 'pid'), 'utf8'));
+    } catch {
+      // Being created or removed right now: look again shortly.
+    }
+    if (Number.isInteger(owner) && !processAlive(owner)) rmSync(dir, { recursive: true, force: true });
+    else if (Date.now() > deadline) throw new Error(`waited ${Math.round(timeoutMs / 1000)} s for another headless Chromium run (lock ${dir})`);
+    else await new Promise((resolve) => setTimeout(resolve, 500));
+  }
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 function serve(files: Record<string, [string, string]>): Promise<Server> {

@@ -59,7 +59,7 @@ export function gpuCheckSuites(allChecks: readonly GpuCheck[], options: GpuCheck
     beforeAll(async () => {
       if (missing) return;
       run = await runChecksInBrowser({ ...options, names: checks.map((c) => c.name) });
-    }, 30 * 60_000);
+    }, 70 * 60_000);
 
     it('runs on a WebGPU adapter without page errors', (context) => {
       if (missing) {
