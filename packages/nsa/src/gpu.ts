@@ -12,6 +12,7 @@ export { gpuMobaMethod, mobaPlan, mobaSelectionStep, type MobaPlan } from './gpu
 export { gpuNsaMethod, nsaPlan, nsaSelectionStep, type NsaPlan } from './gpu/nsa-gpu.js';
 export { gpuHierarchicalIndexerMethod, indexerPlan, indexerSelectionStep, type IndexerPlan } from './gpu/indexer-gpu.js';
 export { gatedScratchBytesPerSlot, runGatedBranches } from './gpu/nsa-gated-gpu.js';
+export { createGpuCachedDecoder, type DecodeStepPlan } from './gpu/gpu-cached-decoder.js';
 export { gpuChecks } from './gpu/gpu-checks.js';
 export { indexerSelectWgsl, indexerSelectWorkgroupBytes, INDEXER_SELECT_PARAMS, INDEXER_SELECT_THREADS, type IndexerSelectKernelOptions } from './gpu/indexer-select-wgsl.js';
 export { rangeRowsWgsl, RANGE_ROWS_PARAMS, RANGE_ROWS_THREADS } from './gpu/range-rows-wgsl.js';

@@ -195,6 +195,51 @@ function residentCheck(gpuMethod: GpuMethodDefinition, config: Record<string, un
   };
 }
 
+/**
+ * The GPU decoder against the CPU decoder over the same steps (a chunked prompt, then single
+ * tokens and a short chunk): every step's selection identical, output within 1e-4 of the CPU
+ * decoder's, lse within 1e-4 of core's executor over cache + new tokens and that selection.
+ * Also: a step of the wrong shape throws the CPU decoder's ShapeError without GPU work, and
+ * `reset` empties the cache.
+ */
+function decodeCheck(gpuMethod: GpuMethodDefinition, config: Record<string, unknown>, shape: Omit<Shape, 'seq' | 'querySeq'>, steps: readonly number[], seed: number): GpuCheck {
+  const total = steps.reduce((a, b) => a + b, 0);
+  return {
+    name: `${gpuMethod.id} ${JSON.stringify(config)} B${shape.batch} Hq${shape.queryHeads} Hkv${shape.kvHeads} D${shape.headDim}: GPU decoder steps [${steps.join(', ')}] equal the CPU decoder's`,
+    async run(backend) {
+      const input = makeInput({ ...shape, seq: total }, seed);
+      const decoderShape = { batch: shape.batch, queryHeads: shape.queryHeads, kvHeads: shape.kvHeads, headDim: shape.headDim, valueDim: shape.valueDim ?? shape.headDim };
+      const gpu = gpuMethod.create(backend, config).createDecoder!(decoderShape);
+      const cpu = (gpuMethod.cpu as MethodDefinition).create(config).createDecoder(decoderShape);
+      try {
+        let at = 0;
+        for (const [n, count] of steps.entries()) {
+          const stepInput = { q: sliceSeq(input.q, at, at + count), k: sliceSeq(input.k, at, at + count), v: sliceSeq(input.v, at, at + count) };
+          const g = await gpu.step(stepInput);
+          const c = cpu.step(stepInput);
+          at += count;
+          try {
+            expectSameSelection(g.selection, c.selection);
+            expectClose('output', g.output.data, c.output.data, c.output.shape);
+            const exact = sparseAttention({ q: stepInput.q, k: sliceSeq(input.k, 0, at), v: sliceSeq(input.v, 0, at), causal: true }, c.selection!);
+            expectLseClose((g as { lse?: Float32Array }).lse!, exact.lse);
+            if (gpu.length !== at) throw new Error(`length ${gpu.length}, expected ${at}`);
+          } catch (error) {
+            throw new Error(`step ${n} (${count} tokens, cache ${at}): ${(error as Error).message}`);
+          }
+        }
+        const wrong = { q: sliceSeq(input.q, 0, 1), k: sliceSeq(input.k, 0, 2), v: sliceSeq(input.v, 0, 2) };
+        const guarded = gpuMethod.create(untouchable(backend), config).createDecoder!(decoderShape);
+        await expectRejects('q and k of different lengths', () => guarded.step(wrong), ShapeError, () => cpu.step(wrong));
+        gpu.reset();
+        if (gpu.length !== 0) throw new Error(`length ${gpu.length} after reset`);
+      } finally {
+        gpu.destroy();
+      }
+    },
+  };
+}
+
 const mobaChecks: GpuCheck[] = [
   // Length not a multiple of the block, GQA (Hq 4 / Hkv 2), batch 2.
   prefillCheck(gpuMobaMethod, { blockSize: 16, topK: 3 }, { batch: 2, queryHeads: 4, kvHeads: 2, seq: 150, headDim: 32 }, 1, ({ gpu, cpu }) => {
@@ -210,6 +255,7 @@ const mobaChecks: GpuCheck[] = [
   // backend's sparse executor loses the device on SwiftShader at D = 18 (reported to the lead).
   prefillCheck(gpuMobaMethod, { blockSize: 10, topK: 20 }, { batch: 1, queryHeads: 2, kvHeads: 1, seq: 123, headDim: 16 }, 5),
   badInputCheck(gpuMobaMethod, { blockSize: 8, topK: 2 }, { blockSize: 0 }),
+  decodeCheck(gpuMobaMethod, { blockSize: 8, topK: 2 }, { batch: 2, queryHeads: 4, kvHeads: 2, headDim: 16 }, [21, 1, 1, 3, 1], 7),
   residentCheck(gpuMobaMethod, { blockSize: 16, topK: 2 }, { batch: 2, queryHeads: 4, kvHeads: 2, seq: 100, headDim: 16 }, 6),
 ];
 
@@ -243,6 +289,8 @@ const nsaChecks: GpuCheck[] = [
       await expectRejects('gates.selection of 3 for 2 heads', () => gpuNsaMethod.create(untouchable(backend), config).prefill(input), ConfigError, () => (gpuNsaMethod.cpu as MethodDefinition).create(config).prefill(input));
     },
   },
+  decodeCheck(gpuNsaMethod, { compressionBlock: 8, compressionStride: 4, selectionBlock: 8, selectedBlocks: 3, window: 10 }, { batch: 1, queryHeads: 4, kvHeads: 2, headDim: 16 }, [30, 1, 2, 1, 5], 22),
+  decodeCheck(gpuNsaMethod, { compressionBlock: 8, compressionStride: 8, selectionBlock: 8, selectedBlocks: 3, window: 6, combine: 'gated', gates: { compression: 0.3, selection: 0.4, window: 0.3 } }, { batch: 1, queryHeads: 2, kvHeads: 1, headDim: 16 }, [17, 1, 1, 4], 23),
   residentCheck(gpuNsaMethod, { compressionBlock: 16, compressionStride: 8, selectionBlock: 16, selectedBlocks: 3, window: 24 }, { batch: 2, queryHeads: 4, kvHeads: 2, seq: 110, headDim: 16 }, 16),
   badInputCheck(gpuNsaMethod, { compressionBlock: 16, compressionStride: 16, selectionBlock: 16, selectedBlocks: 4, window: 16 }, { compressionStride: 3, compressionBlock: 16 }),
 ];
@@ -311,6 +359,7 @@ const indexerChecks: GpuCheck[] = [
   indexerCheck({ blockSize: 8, candidateBlocks: 2, topK: 8 }, { batch: 1, queryHeads: 1, kvHeads: 1, seq: 1, headDim: 16 }, 32),
   indexerCheck({ blockSize: 16, candidateBlocks: 3, topK: 40 }, { batch: 1, queryHeads: 4, kvHeads: 1, seq: 200, headDim: 16, valueDim: 24, querySeq: 20 }, 33),
   indexerCheck({}, { batch: 1, queryHeads: 2, kvHeads: 1, seq: 700, headDim: 64 }, 34),
+  decodeCheck(gpuHierarchicalIndexerMethod, { blockSize: 8, candidateBlocks: 2, topK: 10 }, { batch: 1, queryHeads: 2, kvHeads: 1, headDim: 16 }, [25, 1, 1, 3], 36),
   residentCheck(gpuHierarchicalIndexerMethod, { blockSize: 16, candidateBlocks: 3, topK: 20 }, { batch: 2, queryHeads: 4, kvHeads: 2, seq: 100, headDim: 16 }, 35),
   badInputCheck(gpuHierarchicalIndexerMethod, { blockSize: 8, candidateBlocks: 2, topK: 8 }, { blockSize: 8, candidateBlocks: 1, topK: 16 }),
 ];

@@ -4,7 +4,7 @@
  * use. Nothing here touches `node:*`: the checks run in the browser too.
  */
 import { ConfigError, type AttentionDims } from '@sparse-attn/core';
-import { dispatchGrid, type GpuBackend, type GpuSelection, type ResidentAttention } from '@sparse-attn/backend-gpu';
+import { dispatchGrid, type GpuBackend, type GpuSelection, type GpuSelectionStep, type ResidentAttention } from '@sparse-attn/backend-gpu';
 import { COUNT_ENTRIES_PARAMS, COUNT_ENTRIES_THREADS, countEntriesWgsl } from './count-entries-wgsl.js';
 
 // WebGPU buffer usage flags (no GPUBufferUsage global in Node).
@@ -46,5 +46,16 @@ export async function countSelectionEntries(backend: GpuBackend, resident: Resid
     return total;
   } finally {
     for (const buffer of totals) buffer.destroy();
+  }
+}
+
+/** Runs a selection step then the exact sparse executor on a resident call (the selection is freed on failure). */
+export async function selectThenAttend(backend: GpuBackend, resident: ResidentAttention, step: GpuSelectionStep): Promise<{ selection: GpuSelection; selectionMs: number; attentionMs: number }> {
+  const { selection, ms: selectionMs } = await backend.runSelection(resident, step);
+  try {
+    return { selection, selectionMs, attentionMs: await backend.runSparse(resident, selection) };
+  } catch (error) {
+    backend.releaseSelection(selection);
+    throw error;
   }
 }

@@ -15,7 +15,8 @@ import { dispatchGrid, type GpuBackend, type GpuMethodDefinition, type GpuSelect
 import { completeWindows } from '../block-means.js';
 import { hierarchicalIndexerConfigSchema, hierarchicalIndexerMethod, type HierarchicalIndexerConfig } from '../hierarchical-indexer.js';
 import { selectionShare } from '../method-helpers.js';
-import { assertWorkgroupFits, countSelectionEntries } from './gpu-helpers.js';
+import { createGpuCachedDecoder } from './gpu-cached-decoder.js';
+import { assertWorkgroupFits, countSelectionEntries, selectThenAttend } from './gpu-helpers.js';
 import { INDEXER_SELECT_PARAMS, indexerSelectWgsl, indexerSelectWorkgroupBytes, type IndexerSelectKernelOptions } from './indexer-select-wgsl.js';
 import { WINDOW_POOL_PARAMS, WINDOW_POOL_THREADS, windowPoolWgsl } from './window-pool-wgsl.js';
 
@@ -113,6 +114,15 @@ export const gpuHierarchicalIndexerMethod: GpuMethodDefinition = {
         const result = await backend.selectionAttention(input, indexerSelectionStep(d, config, p), { extraBytesPerSlot: p.scratchBytesPerSlot });
         return { ...result, diagnostics: { scannedShare: scannedShare(d, config), selectionShare: selectionShare(result.stats.selectionMs, result.stats.attentionMs) } };
       },
+      createDecoder: (shape) =>
+        createGpuCachedDecoder(backend, shape, (d) => {
+          const p = indexerPlan(backend, d, config);
+          return {
+            extraBytesPerSlot: p.scratchBytesPerSlot,
+            run: (resident) => selectThenAttend(backend, resident, indexerSelectionStep(d, config, p)),
+            diagnostics: { scannedShare: scannedShare(d, config) },
+          };
+        }),
       async runResident(resident) {
         const d = resident.dims;
         if (!d.causal) throw new ConfigError('hierarchical-indexer: causal must be true (the method selects among past keys only), got causal: false');

@@ -13,7 +13,8 @@ import { dispatchGrid, type GpuBackend, type GpuMethodDefinition, type GpuSelect
 import { completeWindows } from '../block-means.js';
 import { selectionShare } from '../method-helpers.js';
 import { mobaConfigSchema, mobaMethod, type MobaConfig } from '../moba.js';
-import { assertWorkgroupFits, countSelectionEntries, currentBlockShortfall } from './gpu-helpers.js';
+import { createGpuCachedDecoder } from './gpu-cached-decoder.js';
+import { assertWorkgroupFits, countSelectionEntries, currentBlockShortfall, selectThenAttend } from './gpu-helpers.js';
 import { MOBA_SELECT_PARAMS, MOBA_SELECT_THREADS, mobaSelectWgsl } from './moba-select-wgsl.js';
 import { WINDOW_POOL_PARAMS, WINDOW_POOL_THREADS, windowPoolWgsl } from './window-pool-wgsl.js';
 
@@ -86,6 +87,15 @@ export const gpuMobaMethod: GpuMethodDefinition = {
           diagnostics: { meanSelectedBlocks: meanSelectedBlocks(d, config), selectionShare: selectionShare(result.stats.selectionMs, result.stats.attentionMs) },
         };
       },
+      createDecoder: (shape) =>
+        createGpuCachedDecoder(backend, shape, (d) => {
+          const p = mobaPlan('moba', backend, d, config);
+          return {
+            extraBytesPerSlot: p.scratchBytesPerSlot,
+            run: (resident) => selectThenAttend(backend, resident, mobaSelectionStep(d, config, p)),
+            diagnostics: { meanSelectedBlocks: meanSelectedBlocks(d, config) },
+          };
+        }),
       async runResident(resident) {
         const d = resident.dims;
         if (!d.causal) throw new ConfigError('moba: causal must be true (the method selects among past keys only), got causal: false');

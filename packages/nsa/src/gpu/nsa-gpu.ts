@@ -19,7 +19,8 @@ import { completeWindows } from '../block-means.js';
 import { selectionShare } from '../method-helpers.js';
 import { visibleWindows } from '../nsa-block-selector.js';
 import { nsaConfigSchema, nsaMethod, type NsaConfig } from '../nsa.js';
-import { assertWorkgroupFits, countSelectionEntries, currentBlockShortfall } from './gpu-helpers.js';
+import { createGpuCachedDecoder } from './gpu-cached-decoder.js';
+import { assertWorkgroupFits, countSelectionEntries, currentBlockShortfall, selectThenAttend } from './gpu-helpers.js';
 import { gatedScratchBytesPerSlot, runGatedBranches } from './nsa-gated-gpu.js';
 import { NSA_SELECT_PARAMS, nsaSelectWgsl, nsaSelectWorkgroupBytes, type NsaSelectKernelOptions } from './nsa-select-wgsl.js';
 import { WINDOW_POOL_PARAMS, WINDOW_POOL_THREADS, windowPoolWgsl } from './window-pool-wgsl.js';
@@ -150,6 +151,18 @@ export const gpuNsaMethod: GpuMethodDefinition = {
         const result = await backend.selectionAttention(input, nsaSelectionStep(d, config, p), { extraBytesPerSlot: p.scratchBytesPerSlot });
         return { ...result, diagnostics: { ...diagnostics(d, config, p.windows), selectionShare: selectionShare(result.stats.selectionMs, result.stats.attentionMs) } };
       },
+      createDecoder: (shape) =>
+        createGpuCachedDecoder(backend, shape, (d) => {
+          const p = nsaPlan(backend, d, config);
+          const step = nsaSelectionStep(d, config, p);
+          const gates = p.gates;
+          return {
+            extraBytesPerSlot: p.scratchBytesPerSlot,
+            run: (resident) => (gates ? runGatedBranches(backend, resident, config, step, p.windows, gates) : selectThenAttend(backend, resident, step)),
+            extraPairs: gates ? windowPairs(d, config.window) : 0,
+            diagnostics: diagnostics(d, config, p.windows),
+          };
+        }),
       async runResident(resident) {
         const d = resident.dims;
         if (!d.causal) throw new ConfigError('nsa: causal must be true (the method selects among past keys only), got causal: false');
