@@ -1,6 +1,7 @@
 import { densePairCount, denseMethod, parseConfig, type AttentionInput, type AttentionResult, type BackendName, type DecoderShape, type MethodDefinition } from '@sparse-attn/core';
 import { blockTopKConfigSchema, blockTopKMethod } from './block-top-k.js';
 import { countPairs, type GpuBackend, type GpuTimings, type ResidentAttention } from './gpu-backend.js';
+import { gpuBlockTopKDecoder, gpuDenseDecoder } from './gpu-decode.js';
 
 /** A method bound to a GPU backend: core's `prefill`, asynchronous because readback is. */
 export interface GpuAttentionMethod {
@@ -15,9 +16,11 @@ export interface GpuAttentionMethod {
    * Prefill on a resident call (q, k, v already on the GPU, e.g. from `backend.randomResident`;
    * the output goes to its chunks' `out`/`lse`), for benchmarks at sizes the host should not
    * build. Resolves with the time of the selection kernels and of attention, and the selection's
-   * density (pairs scored / causal pairs) where the method knows it.
+   * density (pairs scored / causal pairs) where the method knows it. Decode-time methods time one
+   * decode step of the last query over the resident keys and say `phase: 'decode'` (the benchmark
+   * then compares them with a dense decode step).
    */
-  runResident?(resident: ResidentAttention): Promise<GpuTimings & { readonly density?: number }>;
+  runResident?(resident: ResidentAttention): Promise<GpuTimings & { readonly density?: number; readonly phase?: 'prefill' | 'decode' }>;
 }
 
 /** Core's `AttentionDecoder` on the GPU: asynchronous steps, and `destroy` frees its buffers. */
@@ -47,7 +50,10 @@ export interface GpuMethodDefinition {
   create(backend: GpuBackend, config?: Record<string, unknown>): GpuAttentionMethod;
 }
 
-/** Dense attention on the GPU (flash-style WGSL): the GPU baseline. */
+/**
+ * Dense attention on the GPU (flash-style WGSL): the GPU baseline. Its decoder keeps the KV cache
+ * on the device and decodes through the split-K kernel (`gpu-decode.ts`).
+ */
 export const gpuDenseMethod: GpuMethodDefinition = {
   id: 'dense',
   family: 'core',
@@ -55,11 +61,15 @@ export const gpuDenseMethod: GpuMethodDefinition = {
   create: (backend) => ({
     methodId: 'dense',
     prefill: (input) => backend.denseAttention(input),
+    createDecoder: (shape) => gpuDenseDecoder(backend, shape),
     runResident: async (resident) => ({ selectionMs: 0, attentionMs: await backend.runDense(resident), density: 1 }),
   }),
 };
 
-/** The pooled-block top-k method with pooling, scoring, top-k and attention on the GPU. */
+/**
+ * The pooled-block top-k method with pooling, scoring, top-k and attention on the GPU; its decoder
+ * keeps the KV cache on the device (`gpu-decode.ts`).
+ */
 export const gpuBlockTopKMethod: GpuMethodDefinition = {
   id: blockTopKMethod.id,
   family: blockTopKMethod.family,
@@ -69,6 +79,7 @@ export const gpuBlockTopKMethod: GpuMethodDefinition = {
     return {
       methodId: blockTopKMethod.id,
       prefill: (input) => backend.blockTopKAttention(input, resolved),
+      createDecoder: (shape) => gpuBlockTopKDecoder(backend, shape, resolved),
       runResident: async (resident) => {
         const { selection, timings } = await backend.runBlockTopK(resident, resolved);
         return { ...timings, density: countPairs(selection, resident.dims) / densePairCount(resident.dims) };

@@ -11,6 +11,9 @@ export * from './incremental-key-pool.js';
 export * from './gpu-backend.js';
 export * from './gpu-device.js';
 export * from './gpu-methods.js';
+export * from './gpu-kv-cache.js';
+export * from './gpu-decode.js';
+export * from './gpu-decode-checks.js';
 export * from './gpu-benchmarks.js';
 export * from './gpu-checks.js';
 export * from './measure-async.js';
@@ -18,6 +21,9 @@ export { ATTENTION_PARAMS, flashAttentionWgsl, flashAttentionWorkgroupBytes, typ
 export { POOL_PARAMS, POOL_THREADS, blockPoolWgsl } from './kernels/block-pool-wgsl.js';
 export { SCORE_PARAMS, blockScoreWgsl, type BlockScoring } from './kernels/block-score-wgsl.js';
 export { TOP_K_PARAMS, TOP_K_THREADS, blockTopKWgsl } from './kernels/block-top-k-wgsl.js';
+export { DECODE_PARTIAL_PARAMS, DECODE_THREADS, decodePartialRecord, decodePartialWgsl, type DecodeKernelOptions } from './kernels/decode-split-k-wgsl.js';
+export { DECODE_MERGE_PARAMS, decodeMergeWgsl } from './kernels/decode-merge-wgsl.js';
+export { DECODE_GATHER_PARAMS, DECODE_GATHER_THREADS, decodeGatherWgsl } from './kernels/decode-gather-wgsl.js';
 export { fillNormalWgsl } from './kernels/fill-normal-wgsl.js';
 export { dispatchGrid, type TileShape } from './kernels/score-tile-wgsl.js';
 

@@ -1,0 +1,270 @@
+import {
+  ShapeError,
+  createWorkload,
+  denseMethod,
+  referenceAttention,
+  relativeL2Error,
+  sliceSeq,
+  sparseAttention,
+  tensor,
+  validateAttentionInput,
+  type AttentionInput,
+  type AttentionResult,
+  type Selection,
+} from '@sparse-attn/core';
+import { blockTopKConfigSchema, blockTopKMethod } from './block-top-k.js';
+import type { GpuBackend } from './gpu-backend.js';
+import { GPU_TOLERANCE, type GpuCheck } from './gpu-checks.js';
+import { lastQueryView, runDecodeAttention, splitKPlan } from './gpu-decode.js';
+import { GpuKVCache } from './gpu-kv-cache.js';
+import { gpuBlockTopKMethod, gpuDenseMethod, type GpuAttentionDecoder } from './gpu-methods.js';
+
+/** A decode workload: the whole sequence's q, k, v (a causal prompt followed by decode steps). */
+export interface DecodeCase {
+  readonly batch: number;
+  readonly queryHeads: number;
+  readonly kvHeads: number;
+  readonly headDim: number;
+  readonly valueDim?: number;
+  /** Tokens per step; the first is the prompt (chunked prefill), the sum is the sequence length. */
+  readonly steps: readonly number[];
+  readonly seed: number;
+}
+
+/** The full q/k/v of a decode case (gaussian, or structured keys with salient blocks). */
+export function decodeCaseInput(c: DecodeCase, kind: 'gaussian' | 'structured' = 'gaussian'): AttentionInput {
+  const seq = c.steps.reduce((a, b) => a + b, 0);
+  return createWorkload(kind, { batch: c.batch, queryHeads: c.queryHeads, kvHeads: c.kvHeads, seqLength: seq, headDim: c.headDim, valueDim: c.valueDim ?? c.headDim, seed: c.seed }).input;
+}
+
+/** The step inputs of a decode case: q, k, v of each step's new tokens. */
+export function decodeStepInputs(input: AttentionInput, steps: readonly number[]): AttentionInput[] {
+  const out: AttentionInput[] = [];
+  let at = 0;
+  for (const t of steps) {
+    out.push({ q: sliceSeq(input.q, at, at + t), k: sliceSeq(input.k, at, at + t), v: sliceSeq(input.v, at, at + t), causal: true });
+    at += t;
+  }
+  return out;
+}
+
+/** The attention call a decoder's step `index` computes: its queries over every key cached so far. */
+export function decodeStepCall(input: AttentionInput, steps: readonly number[], index: number): AttentionInput {
+  const end = steps.slice(0, index + 1).reduce((a, b) => a + b, 0);
+  return { q: sliceSeq(input.q, end - steps[index]!, end), k: sliceSeq(input.k, 0, end), v: sliceSeq(input.v, 0, end), causal: true };
+}
+
+/** Throws when `actual` is off `expected` by more than the GPU tolerance (relative L2). */
+export function expectOutputClose(what: string, actual: AttentionResult, expected: { output: AttentionResult['output'] }): void {
+  const error = relativeL2Error(actual.output, expected.output);
+  if (!(error <= GPU_TOLERANCE)) throw new Error(`${what}: output relative L2 error ${error.toExponential(3)} above ${GPU_TOLERANCE}`);
+}
+
+/** Throws when two log-sum-exp arrays differ by more than the GPU tolerance (relative, −∞ must match). */
+export function expectLseClose(what: string, actual: ArrayLike<number> | undefined, expected: ArrayLike<number>): void {
+  if (!actual || actual.length !== expected.length) throw new Error(`${what}: lse has ${actual?.length ?? 'no'} entries, expected ${expected.length}`);
+  for (let i = 0; i < actual.length; i++) {
+    const a = actual[i]!;
+    const e = expected[i]!;
+    if (a === e) continue;
+    if (!(Math.abs(a - e) <= GPU_TOLERANCE * Math.max(1, Math.abs(e)))) throw new Error(`${what}: lse[${i}] = ${a}, expected ${e}`);
+  }
+}
+
+/** Throws unless two selections are identical (layout, offsets and indices). */
+export function expectSameSelection(what: string, actual: Selection | undefined, expected: Selection | undefined): void {
+  if (!actual || !expected) throw new Error(`${what}: selection missing (GPU ${actual ? 'has one' : 'none'}, CPU ${expected ? 'has one' : 'none'})`);
+  for (const key of ['kind', 'blockSize', 'headScope', 'batch', 'heads', 'rows', 'queryBlockSize', 'keySeq'] as const) {
+    if (actual[key] !== expected[key]) throw new Error(`${what}: selection ${key} ${String(actual[key])}, CPU ${String(expected[key])}`);
+  }
+  if (actual.offsets.length !== expected.offsets.length || actual.offsets.some((x, i) => x !== expected.offsets[i])) throw new Error(`${what}: selection row lengths differ from the CPU's`);
+  for (let i = 0; i < expected.indices.length; i++) {
+    if (actual.indices[i] !== expected.indices[i]) {
+      const row = expected.offsets.findIndex((o) => o > i) - 1;
+      throw new Error(`${what}: selection row ${row} differs: GPU [${Array.from(actual.indices.subarray(actual.offsets[row]!, actual.offsets[row + 1]!)).join(', ')}], CPU [${Array.from(expected.indices.subarray(expected.offsets[row]!, expected.offsets[row + 1]!)).join(', ')}]`);
+    }
+  }
+}
+
+const caseName = (c: DecodeCase) => `B${c.batch} Hq${c.queryHeads} Hkv${c.kvHeads} D${c.headDim}${c.valueDim ? ` Dv${c.valueDim}` : ''} steps ${c.steps.join('+')}`;
+
+const denseCases: readonly DecodeCase[] = [
+  { batch: 1, queryHeads: 1, kvHeads: 1, headDim: 16, steps: [1, 1, 1], seed: 1 },
+  { batch: 2, queryHeads: 4, kvHeads: 2, headDim: 32, steps: [37, 1, 3, 1], seed: 2 },
+  // Crosses the cache's initial 256 rows: the capacity doubles and the rows are copied on the GPU.
+  { batch: 1, queryHeads: 4, kvHeads: 2, headDim: 16, valueDim: 24, steps: [250, 5, 1, 16, 1], seed: 3 },
+  // Head dims that are not multiples of 4 take the scalar-load kernel; a prompt of 40 takes the prefill kernel.
+  { batch: 1, queryHeads: 2, kvHeads: 1, headDim: 18, valueDim: 10, steps: [40, 1, 2], seed: 4 },
+];
+
+/** Runs a GPU decoder and core's CPU decoder side by side over a case; `compare` checks each step. */
+async function compareDecoders(decoder: GpuAttentionDecoder, cpuStep: (input: AttentionInput) => AttentionResult, c: DecodeCase, compare: (gpu: AttentionResult & { lse?: Float32Array }, cpu: AttentionResult, call: AttentionInput, index: number) => void, kind: 'gaussian' | 'structured' = 'gaussian'): Promise<void> {
+  const input = decodeCaseInput(c, kind);
+  const steps = decodeStepInputs(input, c.steps);
+  let first: AttentionResult | undefined;
+  try {
+    for (const [i, step] of steps.entries()) {
+      const gpu = await decoder.step(step);
+      first ??= gpu;
+      const cpu = cpuStep(step);
+      if (decoder.length !== c.steps.slice(0, i + 1).reduce((a, b) => a + b, 0)) throw new Error(`step ${i}: decoder length ${decoder.length}`);
+      compare(gpu, cpu, decodeStepCall(input, c.steps, i), i);
+    }
+    decoder.reset();
+    if (decoder.length !== 0) throw new Error('reset left tokens in the cache');
+    // After a reset the same sequence decodes to the same first step.
+    expectOutputClose('first step after reset', await decoder.step(steps[0]!), first!);
+  } finally {
+    decoder.destroy();
+  }
+}
+
+/** GPU decode checks: the KV cache, the split-K kernel and the dense / block top-k decoders. */
+export const gpuDecodeChecks: readonly GpuCheck[] = [
+  ...denseCases.map((c): GpuCheck => ({
+    name: `dense decoder (GPU KV cache, split-K) equals core's dense decoder and referenceAttention: ${caseName(c)}`,
+    async run(backend) {
+      const shape = { batch: c.batch, queryHeads: c.queryHeads, kvHeads: c.kvHeads, headDim: c.headDim, valueDim: c.valueDim ?? c.headDim };
+      const cpu = denseMethod.create().createDecoder(shape);
+      await compareDecoders(gpuDenseMethod.create(backend).createDecoder!(shape), (s) => cpu.step(s), c, (gpu, cpuResult, call, i) => {
+        const ref = referenceAttention(call);
+        expectOutputClose(`step ${i} vs referenceAttention`, gpu, ref);
+        expectOutputClose(`step ${i} vs core's dense decoder`, gpu, cpuResult);
+        expectLseClose(`step ${i}`, gpu.lse, ref.lse);
+        if (gpu.backend.backend !== 'gpu') throw new Error(`backend recorded as ${JSON.stringify(gpu.backend)}`);
+      });
+    },
+  })),
+  {
+    name: 'split-K decode on an uploaded call (several slots per chunk, Sq 5, causal and non-causal) equals referenceAttention',
+    async run(backend) {
+      for (const causal of [true, false]) {
+        const full = createWorkload('gaussian', { batch: 2, queryHeads: 6, kvHeads: 3, seqLength: 203, headDim: 24, valueDim: 20, seed: 7 }).input;
+        const input = { ...full, q: sliceSeq(full.q, 198, 203), causal };
+        const resident = backend.upload(input);
+        try {
+          if (resident.chunks[0]!.slots < 2) throw new Error('expected several slots per chunk');
+          await runDecodeAttention(backend, resident);
+          const { output, lse } = await backend.readOutput(resident);
+          const ref = referenceAttention(input);
+          expectOutputClose(`causal ${causal}`, { output } as AttentionResult, ref);
+          expectLseClose(`causal ${causal}`, lse, ref.lse);
+        } finally {
+          backend.release(resident);
+        }
+      }
+    },
+  },
+  {
+    name: 'split-K decode at S=2048, D=128 (many partitions) equals referenceAttention',
+    async run(backend) {
+      const full = createWorkload('structured', { batch: 1, queryHeads: 4, kvHeads: 2, seqLength: 2048, headDim: 128, seed: 8 }).input;
+      const input = { ...full, q: sliceSeq(full.q, 2047, 2048) };
+      const d = validateAttentionInput(input);
+      if (splitKPlan(d).partitions < 8) throw new Error(`expected many partitions, plan ${JSON.stringify(splitKPlan(d))}`);
+      const resident = backend.upload(input);
+      try {
+        await runDecodeAttention(backend, resident);
+        const { output, lse } = await backend.readOutput(resident);
+        const ref = referenceAttention(input);
+        expectOutputClose('output', { output } as AttentionResult, ref);
+        expectLseClose('lse', lse, ref.lse);
+      } finally {
+        backend.release(resident);
+      }
+    },
+  },
+  {
+    name: 'lastQueryView: one decode step of the last query over a resident prefill call equals referenceAttention',
+    async run(backend) {
+      const input = createWorkload('gaussian', { batch: 1, queryHeads: 4, kvHeads: 2, seqLength: 150, headDim: 32, seed: 9 }).input;
+      const resident = backend.upload(input);
+      const { view, release } = await lastQueryView(backend, resident);
+      try {
+        await runDecodeAttention(backend, view);
+        const { output, lse } = await backend.readOutput(view);
+        const ref = referenceAttention({ ...input, q: sliceSeq(input.q, 149, 150) });
+        expectOutputClose('output', { output } as AttentionResult, ref);
+        expectLseClose('lse', lse, ref.lse);
+      } finally {
+        release();
+        backend.release(resident);
+      }
+    },
+  },
+  {
+    name: 'GpuKVCache: appending KV-cache views, growth and the resident view equal the host tensors',
+    async run(backend) {
+      const input = createWorkload('gaussian', { batch: 2, queryHeads: 2, kvHeads: 2, seqLength: 40, headDim: 8, seed: 10 }).input;
+      const cache = new GpuKVCache(backend, { batch: 2, kvHeads: 2, queryHeads: 2, headDim: 8, valueDim: 8, initialCapacity: 4 });
+      try {
+        for (const [a, b] of [[0, 3], [3, 4], [4, 17], [17, 40]] as const) cache.append(sliceSeq(input.k, a, b), sliceSeq(input.v, a, b));
+        if (cache.length !== 40 || cache.capacity !== 64) throw new Error(`length ${cache.length}, capacity ${cache.capacity}`);
+        const view = cache.attend(sliceSeq(input.q, 38, 40));
+        for (const [slot, chunk] of view.chunks.entries()) {
+          const keys = await backend.read(chunk.k, 40 * 8 * 4);
+          const expected = input.k.data.subarray(slot * 40 * 8, (slot + 1) * 40 * 8);
+          if (keys.some((x, i) => x !== expected[i])) throw new Error(`slot ${slot}: cached keys differ from the appended ones`);
+        }
+        let threw = false;
+        try {
+          cache.append(tensor([2, 1, 1, 8]), tensor([2, 1, 1, 8]));
+        } catch (error) {
+          threw = error instanceof ShapeError;
+        }
+        if (!threw || cache.length !== 40) throw new Error('a mis-shaped append must throw ShapeError and leave the cache as it was');
+      } finally {
+        cache.destroy();
+      }
+    },
+  },
+  {
+    name: 'bad decoder input throws core\'s typed error before any GPU work (cache unchanged)',
+    async run(backend) {
+      const decoder = gpuDenseMethod.create(backend).createDecoder!({ batch: 1, queryHeads: 2, kvHeads: 1, headDim: 8 });
+      try {
+        const bad: AttentionInput = { q: tensor([1, 2, 1, 4]), k: tensor([1, 1, 1, 8]), v: tensor([1, 1, 1, 8]) };
+        const nan = tensor([1, 1, 1, 8], new Float32Array(8).fill(Number.NaN));
+        for (const [what, input] of [['wrong head dim', bad], ['NaN key', { q: tensor([1, 2, 1, 8]), k: nan, v: tensor([1, 1, 1, 8]) }]] as const) {
+          let error: unknown;
+          try {
+            await decoder.step(input);
+          } catch (e) {
+            error = e;
+          }
+          const cpuDecoder = denseMethod.create().createDecoder({ batch: 1, queryHeads: 2, kvHeads: 1, headDim: 8 });
+          let cpuError: unknown;
+          try {
+            cpuDecoder.step(input);
+          } catch (e) {
+            cpuError = e;
+          }
+          if (!(error instanceof Error) || !(cpuError instanceof Error) || error.constructor !== cpuError.constructor) throw new Error(`${what}: GPU threw ${String(error)}, CPU ${String(cpuError)}`);
+          if (decoder.length !== 0) throw new Error(`${what}: the cache grew`);
+        }
+      } finally {
+        decoder.destroy();
+      }
+    },
+  },
+  ...([
+    { config: { blockSize: 16, queryBlockSize: 16, topK: 2 }, c: { batch: 2, queryHeads: 4, kvHeads: 2, headDim: 32, steps: [70, 1, 1, 3, 1], seed: 11 } },
+    // Not covered: a second configuration ({ blockSize 16, queryBlockSize 16, topK 1, sinkBlocks 0,
+    // mean } over steps 20+1+30+1, and 8-key blocks) made Chromium's SwiftShader adapter lose the
+    // device during a decoder step (runBlockTopK on the cache view; a plain block top-k prefill
+    // with 8-key blocks crashed the adapter too, so the cause is likely not the cache). Open.
+  ] as const).map(({ config, c }): GpuCheck => ({
+    name: `block top-k decoder (GPU KV cache) picks the CPU decoder's blocks and equals core sparseAttention over them: ${JSON.stringify(config)} ${caseName(c)}`,
+    async run(backend: GpuBackend) {
+      const shape = { batch: c.batch, queryHeads: c.queryHeads, kvHeads: c.kvHeads, headDim: c.headDim };
+      const cpu = blockTopKMethod.create(blockTopKConfigSchema.parse(config)).createDecoder(shape);
+      await compareDecoders(gpuBlockTopKMethod.create(backend, config).createDecoder!(shape), (s) => cpu.step(s), c, (gpu, cpuResult, call, i) => {
+        expectSameSelection(`step ${i}`, gpu.selection, cpuResult.selection);
+        const exact = sparseAttention(call, gpu.selection!);
+        expectOutputClose(`step ${i} vs core sparseAttention`, gpu, exact);
+        expectOutputClose(`step ${i} vs the CPU decoder`, gpu, cpuResult);
+        expectLseClose(`step ${i}`, gpu.lse, exact.lse);
+      }, 'structured');
+    },
+  })),
+];

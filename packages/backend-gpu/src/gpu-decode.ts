@@ -1,0 +1,207 @@
+/**
+ * Decode on the GPU: the split-K dense decode kernel over a resident call (a {@link GpuKVCache}
+ * view or any resident call), the dense and block top-k decoders whose KV cache stays on the
+ * device, and {@link lastQueryView} (one decode step of the last query over a prefill-shaped
+ * resident call, for decode benchmarks).
+ */
+import {
+  densePairCount,
+  sparseStats,
+  validateDecoderStep,
+  type AttentionDims,
+  type AttentionInput,
+  type DecoderShape,
+} from '@sparse-attn/core';
+import type { BlockTopKConfig } from './block-top-k.js';
+import { countPairs, type GpuBackend, type ResidentAttention, type ResidentChunk } from './gpu-backend.js';
+import { GpuKVCache } from './gpu-kv-cache.js';
+import type { GpuAttentionDecoder } from './gpu-methods.js';
+import { DECODE_GATHER_PARAMS, DECODE_GATHER_THREADS, decodeGatherWgsl } from './kernels/decode-gather-wgsl.js';
+import { DECODE_MERGE_PARAMS, decodeMergeWgsl } from './kernels/decode-merge-wgsl.js';
+import { DECODE_PARTIAL_PARAMS, DECODE_THREADS, decodePartialRecord, decodePartialWgsl } from './kernels/decode-split-k-wgsl.js';
+import { dispatchGrid } from './kernels/score-tile-wgsl.js';
+
+const STORAGE = 0x80;
+const COPY_SRC = 0x04;
+
+/**
+ * Queries per step up to which decoders use the split-K kernel; longer steps (a prompt given as
+ * the first step) take the tiled prefill kernel, which fills the GPU on its own.
+ */
+export const SPLIT_K_MAX_QUERIES = 16;
+
+/**
+ * Workgroups the split-K kernel aims for over the whole call (an H100 holds ~4 k workgroups of
+ * 64 threads at once); each partition is at least one 64-key tile.
+ */
+const SPLIT_K_TARGET_WORKGROUPS = 4096;
+
+/** How a call's keys are split: `partitions` of `partitionSize` keys (a multiple of 64). */
+export interface SplitKPlan {
+  readonly partitions: number;
+  readonly partitionSize: number;
+}
+
+/** The key partitions of a split-K decode call: enough workgroups to fill a large GPU. */
+export function splitKPlan(d: Pick<AttentionDims, 'batch' | 'queryHeads' | 'querySeq' | 'keySeq'>): SplitKPlan {
+  const rows = d.batch * d.queryHeads * d.querySeq;
+  const tiles = Math.max(1, Math.ceil(d.keySeq / DECODE_THREADS));
+  const wanted = Math.min(tiles, Math.max(1, Math.ceil(SPLIT_K_TARGET_WORKGROUPS / rows)));
+  const partitionSize = Math.ceil(tiles / wanted) * DECODE_THREADS;
+  return { partitions: Math.max(1, Math.ceil(d.keySeq / partitionSize)), partitionSize };
+}
+
+/** Scratch bytes per KV slot of {@link runDecodeAttention} (the partial records). */
+export function decodeScratchBytesPerSlot(d: AttentionDims): number {
+  return 4 * d.groupSize * d.querySeq * splitKPlan(d).partitions * decodePartialRecord(d.valueDim);
+}
+
+/**
+ * Dense attention of a resident call's queries (typically 1–16 per head) by split-K decoding
+ * (flash-decoding): every chunk's keys are split into partitions scored by separate workgroups
+ * (`decode-split-k-wgsl.ts`), then merged (`decode-merge-wgsl.ts`) into the chunk's `out` and
+ * `lse`. Causal or not, GQA, any head dims. Resolves with the GPU time (see `runKernels`).
+ */
+export async function runDecodeAttention(backend: GpuBackend, resident: ResidentAttention): Promise<number> {
+  const d = resident.dims;
+  const plan = splitKPlan(d);
+  const record = decodePartialRecord(d.valueDim);
+  return backend.runKernels(resident, async (encoder) => {
+    const [partialKernel, merge] = await Promise.all([encoder.pipeline(decodePartialWgsl({ headDim: d.headDim, valueDim: d.valueDim })), encoder.pipeline(decodeMergeWgsl(d.valueDim))]);
+    const chunk = encoder.chunk;
+    const slots = chunk.slots * d.groupSize;
+    const rows = slots * d.querySeq;
+    const partial = encoder.scratch(rows * plan.partitions * record * 4);
+    const [px, py] = dispatchGrid(rows * plan.partitions);
+    const params = encoder.uniform(DECODE_PARTIAL_PARAMS, {
+      querySeq: d.querySeq,
+      keySeq: d.keySeq,
+      queryOffset: d.queryOffset,
+      causal: d.causal ? 1 : 0,
+      slots,
+      groupSize: d.groupSize,
+      partitions: plan.partitions,
+      partitionSize: plan.partitionSize,
+      tilesX: px,
+      scale: d.scale,
+    });
+    encoder.dispatch(partialKernel, [params, chunk.q, chunk.k, chunk.v, partial], px, py);
+    const [mx, my] = dispatchGrid(rows);
+    const mergeParams = encoder.uniform(DECODE_MERGE_PARAMS, { rows, partitions: plan.partitions, tilesX: mx });
+    encoder.dispatch(merge, [mergeParams, partial, chunk.out, chunk.lse], mx, my);
+  });
+}
+
+/** A resident call with its own query/output buffers over another call's keys and values. */
+export interface ResidentView {
+  readonly view: ResidentAttention;
+  /** Frees the view's own buffers (not the keys and values it shares). */
+  release(): void;
+}
+
+/**
+ * One decode step's call over a prefill-shaped resident call: the last query row of every head
+ * (gathered on the GPU) over all `keySeq` resident keys, with new `out`/`lse` buffers. What the
+ * decode-time methods' `runResident` measure: nothing is read back, and the scratch is one
+ * query row and one output row per query head.
+ */
+export async function lastQueryView(backend: GpuBackend, resident: ResidentAttention): Promise<ResidentView> {
+  const d = resident.dims;
+  const { device } = backend.context;
+  const buffer = (bytes: number, usage: number) => device.createBuffer({ size: Math.max(16, Math.ceil(bytes / 16) * 16), usage });
+  const chunks: ResidentChunk[] = resident.chunks.map((chunk) => {
+    const slots = chunk.slots * d.groupSize;
+    return {
+      ...chunk,
+      q: buffer(slots * d.headDim * 4, STORAGE),
+      out: buffer(slots * d.valueDim * 4, STORAGE | COPY_SRC),
+      lse: buffer(slots * 4, STORAGE | COPY_SRC),
+    };
+  });
+  const release = () => {
+    for (const c of chunks) for (const b of [c.q, c.out, c.lse]) b.destroy();
+  };
+  try {
+    await backend.runKernels(resident, async (encoder) => {
+      const gather = await encoder.pipeline(decodeGatherWgsl());
+      const count = encoder.chunk.slots * d.groupSize * d.headDim;
+      const [x, y] = dispatchGrid(Math.ceil(count / DECODE_GATHER_THREADS));
+      const params = encoder.uniform(DECODE_GATHER_PARAMS, { count, querySeq: d.querySeq, dim: d.headDim, tilesX: x });
+      encoder.dispatch(gather, [params, encoder.chunk.q, chunks[encoder.index]!.q], x, y);
+    });
+  } catch (error) {
+    release();
+    throw error;
+  }
+  const dims: AttentionDims = {
+    ...d,
+    querySeq: 1,
+    queryOffset: d.keySeq - 1,
+    causal: true,
+    qDims: { ...d.qDims, seq: 1, capacity: 1 },
+  };
+  return { view: { dims, chunks }, release };
+}
+
+/** The GPU KV cache a decoder of `shape` needs. */
+export function decoderCache(backend: GpuBackend, shape: DecoderShape): GpuKVCache {
+  return new GpuKVCache(backend, { batch: shape.batch, kvHeads: shape.kvHeads, queryHeads: shape.queryHeads, headDim: shape.headDim, valueDim: shape.valueDim ?? shape.headDim });
+}
+
+/**
+ * The dense decoder on the GPU: K/V in a {@link GpuKVCache} (each step uploads only its T new
+ * tokens), steps of up to {@link SPLIT_K_MAX_QUERIES} queries through the split-K decode kernel,
+ * longer ones through the tiled prefill kernel. Equals core's dense decoder (and
+ * `referenceAttention` over the cache) to float32 rounding; results carry `lse`.
+ */
+export function gpuDenseDecoder(backend: GpuBackend, shape: DecoderShape): GpuAttentionDecoder {
+  const cache = decoderCache(backend, shape);
+  return {
+    get length() {
+      return cache.length;
+    },
+    async step(input: AttentionInput) {
+      validateDecoderStep(shape, input, cache.length);
+      cache.append(input.k, input.v);
+      const view = cache.attend(input.q, shape.scale);
+      const d = view.dims;
+      const ms = d.querySeq <= SPLIT_K_MAX_QUERIES ? await runDecodeAttention(backend, view) : await backend.runDense(view);
+      const { output, lse } = await backend.readOutput(view);
+      return { output, lse, stats: sparseStats(d, densePairCount(d), true, 0, ms), backend: backend.info };
+    },
+    reset: () => cache.reset(),
+    destroy: () => cache.destroy(),
+  };
+}
+
+/**
+ * The block top-k decoder on the GPU: K/V in a {@link GpuKVCache}; each step pools, scores and
+ * selects over the whole cache (`backend.runBlockTopK` on the cache view: pooling is recomputed
+ * from the resident keys rather than updated incrementally like the CPU decoder's pool, which
+ * gives the same pooled values) and runs the sparse executor. Same blocks as the CPU decoder.
+ */
+export function gpuBlockTopKDecoder(backend: GpuBackend, shape: DecoderShape, config: BlockTopKConfig): GpuAttentionDecoder {
+  const cache = decoderCache(backend, shape);
+  return {
+    get length() {
+      return cache.length;
+    },
+    async step(input: AttentionInput) {
+      validateDecoderStep(shape, input, cache.length);
+      const view = (cache.append(input.k, input.v), cache.attend(input.q, shape.scale));
+      const { selection, timings } = await backend.runBlockTopK(view, config);
+      const { output, lse } = await backend.readOutput(view);
+      const d = view.dims;
+      return {
+        output,
+        lse,
+        selection,
+        stats: sparseStats(d, countPairs(selection, d), true, timings.selectionMs, timings.attentionMs),
+        backend: backend.blockInfo,
+        diagnostics: { blocksPerRow: selection.indices.length / Math.max(1, selection.offsets.length - 1), keyBlocks: Math.ceil(d.keySeq / config.blockSize) },
+      };
+    },
+    reset: () => cache.reset(),
+    destroy: () => cache.destroy(),
+  };
+}
