@@ -1,6 +1,7 @@
 import { densePairCount, type AttentionDims, type BackendInfo, type BenchmarkContext, type BenchmarkRow, type BenchmarkSuite } from '@sparse-attn/core';
 import { blockTopKConfigSchema } from './block-top-k.js';
 import { blockScratchBytesPerSlot, createGpuBackend, type GpuBackend } from './gpu-backend.js';
+import { lastQueryView, runDecodeAttention } from './gpu-decode.js';
 import { gpuBlockTopKMethod, type GpuMethodDefinition } from './gpu-methods.js';
 import { measureAsync } from './measure-async.js';
 
@@ -32,7 +33,9 @@ export interface GpuBenchOptions {
 /**
  * Dense WGSL attention and each GPU method on seeded N(0, 1) inputs generated on the GPU, timed
  * from submission to queue completion (data resident, no transfers), with each method's speedup
- * over our dense kernel measured in the same run. PyTorch's SDPA reference is timed by
+ * over our dense kernel measured in the same run: prefill methods against dense prefill, decode-time
+ * methods (`phase: 'decode'`) against a dense split-K decode step of the last query, which gets its
+ * own row (`workload: gaussian-gpu-decode`). PyTorch's SDPA reference is timed by
  * `bench/torch_sdpa.py`. A method that throws gets a row with `failed: 1` (the message goes to
  * `progress`), and the run goes on.
  */
@@ -65,6 +68,22 @@ export async function runGpuBenchmark(backend: GpuBackend, context: BenchmarkCon
         metrics: { ms: dense.medianMs, madMs: dense.madMs, tflops: flops / dense.medianMs / 1e9, heads, headDim },
       });
       if (options.denseOnly) continue;
+      // Dense decode: one step of the last query over all resident keys (split-K), the baseline of
+      // decode-time methods (`phase: 'decode'`) and the GPU decode figure itself.
+      let denseDecodeMs: number | undefined;
+      const denseDecode = async (): Promise<number> => {
+        if (denseDecodeMs === undefined) {
+          const { view, release } = await lastQueryView(backend, resident);
+          try {
+            denseDecodeMs = (await measureAsync(() => runDecodeAttention(backend, view), { warmup: 2, repeats: Math.max(repeats, 5) })).medianMs;
+          } finally {
+            release();
+          }
+          push({ suite: 'gpu-attention', method: 'dense', workload: 'gaussian-gpu-decode', seqLength: seq, backend: label, metrics: { ms: denseDecodeMs, heads, headDim } });
+        }
+        return denseDecodeMs;
+      };
+      if (!options.denseOnly) await denseDecode();
       // Dense is the baseline row above; a `dense` entry in `methods` (the GPU family's list) is not timed twice.
       for (const { definition, config, budget } of methods.filter((m) => m.definition.id !== 'dense')) {
         const base = { suite: 'gpu-attention', method: definition.id, workload: 'gaussian-gpu', seqLength: seq, ...(budget ? { budget } : {}) };
@@ -79,6 +98,7 @@ export async function runGpuBenchmark(backend: GpuBackend, context: BenchmarkCon
         const selectionSamples: number[] = [];
         const attentionSamples: number[] = [];
         let density = Number.NaN;
+        let phase = 'prefill' as 'prefill' | 'decode';
         try {
           const sparse = await measureAsync(
             async () => {
@@ -86,13 +106,16 @@ export async function runGpuBenchmark(backend: GpuBackend, context: BenchmarkCon
               selectionSamples.push(run.selectionMs);
               attentionSamples.push(run.attentionMs);
               density = run.density ?? Number.NaN;
+              phase = run.phase ?? 'prefill';
               return run.selectionMs + run.attentionMs;
             },
             { warmup: 1, repeats },
           );
           // The warm-up sample is the first of each list; medians use the timed ones.
+          const baseline = phase === 'decode' ? await denseDecode() : dense.medianMs;
           push({
             ...base,
+            ...(phase === 'decode' ? { workload: 'gaussian-gpu-decode' } : {}),
             backend: definition.id === gpuBlockTopKMethod.id ? describeBackend(backend.blockInfo) : label,
             metrics: {
               ms: sparse.medianMs,
@@ -100,7 +123,7 @@ export async function runGpuBenchmark(backend: GpuBackend, context: BenchmarkCon
               selectionMs: median(selectionSamples.slice(1)),
               attentionMs: median(attentionSamples.slice(1)),
               density,
-              speedupVsDense: dense.medianMs / sparse.medianMs,
+              speedupVsDense: baseline / sparse.medianMs,
               heads,
               headDim,
             },
