@@ -241,7 +241,8 @@ function selfSelectedGpuMethod(backend: GpuBackend, methodId: string, selector: 
     /**
      * A decode benchmark: ONE decode step of the last query of every head over all resident keys
      * (the method is decode-time; its prefill is dense), selection kernels then sparse attention.
-     * Only the (small) selection is read back, for the density.
+     * Only the (small) selection is read back, for the density. Reports `phase: 'decode'`, so the
+     * benchmark compares it with a dense split-K decode step.
      */
     async runResident(resident: ResidentAttention) {
       const { view, release } = await lastQueryView(backend, resident);
@@ -251,7 +252,7 @@ function selfSelectedGpuMethod(backend: GpuBackend, methodId: string, selector: 
         try {
           const attentionMs = await backend.runSparse(view, gpuSelection);
           const selection = await backend.readSelection(gpuSelection);
-          return { selectionMs, attentionMs, density: countPairs(selection, d) / densePairCount(d) };
+          return { selectionMs, attentionMs, density: countPairs(selection, d) / densePairCount(d), phase: 'decode' as const };
         } finally {
           backend.releaseSelection(gpuSelection);
         }
