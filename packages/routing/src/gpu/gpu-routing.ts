@@ -35,6 +35,7 @@ import {
   routedRowsWgsl,
   rowScanWgsl,
   similaritiesWgsl,
+  topFromSimilaritiesWgsl,
 } from './routing-selection-wgsl.js';
 
 const STORAGE = 0x80;
@@ -151,14 +152,8 @@ export async function runRouting(backend: GpuBackend, resident: ResidentAttentio
       const querySlots = chunk.slots * d.groupSize;
       const keyTop = plan.keyClusters > 0 ? encoder.scratch(4 * chunk.slots * d.keySeq * plan.keyClusters) : undefined;
       const queryTop = plan.queryClusters > 0 ? encoder.scratch(4 * querySlots * d.querySeq * plan.queryClusters) : undefined;
-      const { normKeys, normQueries } = await encodeRoutingFit(encoder, plan, { centroids, picked, ...(draws ? { draws } : {}) }, {
-        ...(keyTop ? { keyTop } : {}),
-        keyR: plan.keyClusters,
-        keyRowBase: 0,
-        ...(queryTop ? { queryTop } : {}),
-        queryR: plan.queryClusters,
-        queryRowBase: 0,
-      });
+      // Top-r clusters come from the similarity columns below (not recomputed by the fit).
+      const { normKeys, normQueries } = await encodeRoutingFit(encoder, plan, { centroids, picked, ...(draws ? { draws } : {}) }, { keyR: 0, keyRowBase: 0, queryR: 0, queryRowBase: 0 });
       const run = async (code: string, list: readonly Buffer[], threads: number, values: Readonly<Record<string, number>>, perWorkgroup = false) => {
         const [x, y] = dispatchGrid(perWorkgroup ? threads : Math.ceil(threads / ROUTING_THREADS));
         const params = encoder.uniform(ROUTING_PARAMS, { ...base, slotBase: chunk.slot0, chunkIndex: index, ...values, tilesX: x }, []);
@@ -172,6 +167,7 @@ export async function runRouting(backend: GpuBackend, resident: ResidentAttentio
       for (const side of sides) {
         const values = { slots: side.slots, count: side.count, groupSize: side.groupSize, window: side.window, r: side.r };
         await run(similaritiesWgsl(d.headDim), [side.rows, centroids, side.flags], side.slots * C * side.count, values);
+        if (side.top) await run(topFromSimilaritiesWgsl(side.r), [side.flags, side.top], side.slots * side.count, values);
         await run(balancedTopWWgsl(), [side.flags], side.slots * C, values, true);
         if (side.top) await run(nearestFlagsWgsl(), [side.top, side.flags], side.slots * side.count, values);
       }

@@ -48,12 +48,18 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 const linear = 'let linear = wid.x + wid.y * P.tilesX;';
 const threadId = `let id = (wid.x + wid.y * P.tilesX) * ${ROUTING_THREADS}u + lid;`;
 
-/** `sim[(slot·C + c)·count + i] = x[slot][i] · μ[slot / groupSize][c]`; centroids of KV slot `P.slotBase + slot / groupSize` (call-wide buffer). */
+/**
+ * `sim[(slot·C + c)·count + i] = x[slot][i] · μ[P.slotBase + slot / groupSize][c]` (centroids in a
+ * call-wide buffer); vec4 loads when `dim` is a multiple of 4.
+ */
 export function similaritiesWgsl(dim: number): string {
+  const vec = dim % 4 === 0;
+  const type = vec ? 'vec4<f32>' : 'f32';
+  const width = vec ? dim / 4 : dim;
   return /* wgsl */ `${header}
-const D: u32 = ${dim}u;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read> centroids: array<f32>;
+const W: u32 = ${width}u;
+@group(0) @binding(1) var<storage, read> x: array<${type}>;
+@group(0) @binding(2) var<storage, read> centroids: array<${type}>;
 @group(0) @binding(3) var<storage, read_write> sim: array<f32>;
 
 ${entry} {
@@ -62,18 +68,54 @@ ${entry} {
   let i = id % P.count;
   let c = (id / P.count) % P.clusters;
   let slot = id / (P.count * P.clusters);
-  let o = (slot * P.count + i) * D;
-  let m = ((P.slotBase + slot / P.groupSize) * P.clusters + c) * D;
-  var s = 0.0;
-  for (var e = 0u; e < D; e++) { s += x[o + e] * centroids[m + e]; }
-  sim[id] = s;
+  let o = (slot * P.count + i) * W;
+  let m = ((P.slotBase + slot / P.groupSize) * P.clusters + c) * W;
+  var s = ${vec ? 'vec4<f32>(0.0)' : '0.0'};
+  for (var e = 0u; e < W; e++) { s += x[o + e] * centroids[m + e]; }
+  sim[id] = ${vec ? 's.x + s.y + s.z + s.w' : 's'};
 }
 `;
 }
 
 /**
- * One workgroup per (slot, cluster) column of \`P.count\` similarities: the column becomes 1.0
- * for its top-\`P.window\` entries (ties → lower position, like core's \`selectTopK\`) and 0.0 elsewhere.
+ * The `P.r` most similar clusters of each of `P.slots · P.count` rows from the similarity columns
+ * (before they become flags), most similar first, ties → lower cluster: `top[row·r + t]`.
+ */
+export function topFromSimilaritiesWgsl(r: number): string {
+  return /* wgsl */ `${header}
+const R: u32 = ${r}u;
+@group(0) @binding(1) var<storage, read> sim: array<f32>;
+@group(0) @binding(2) var<storage, read_write> top: array<u32>;
+
+${entry} {
+  ${threadId}
+  if (id >= P.slots * P.count) { return; }
+  let slot = id / P.count;
+  let i = id % P.count;
+  var best: array<u32, ${r}>;
+  var bestValue: array<f32, ${r}>;
+  var filled = 0u;
+  for (var k = 0u; k < P.clusters; k++) {
+    let s = sim[(slot * P.clusters + k) * P.count + i];
+    if (filled == R && !(s > bestValue[R - 1u])) { continue; }
+    var at = min(filled, R - 1u);
+    if (filled < R) { filled++; }
+    while (at > 0u && s > bestValue[at - 1u]) {
+      bestValue[at] = bestValue[at - 1u];
+      best[at] = best[at - 1u];
+      at--;
+    }
+    bestValue[at] = s;
+    best[at] = k;
+  }
+  for (var t = 0u; t < R; t++) { top[id * R + t] = select(0xffffffffu, best[t], t < filled); }
+}
+`;
+}
+
+/**
+ * One workgroup per (slot, cluster) column of `P.count` similarities: the column becomes 1.0
+ * for its top-`P.window` entries (ties → lower position, like core's `selectTopK`) and 0.0 elsewhere.
  */
 export function balancedTopWWgsl(): string {
   return /* wgsl */ `${header}
@@ -147,7 +189,7 @@ ${entry} {
 `;
 }
 
-/** Flags every row's top-\`P.r\` clusters (\`top[row·r + t]\`, chunk-local rows) in \`flags[(slot·C + c)·count + i]\`. */
+/** Flags every row's top-`P.r` clusters (`top[row·r + t]`, chunk-local rows) in `flags[(slot·C + c)·count + i]`. */
 export function nearestFlagsWgsl(): string {
   return /* wgsl */ `${header}
 @group(0) @binding(1) var<storage, read> top: array<u32>;
@@ -166,7 +208,7 @@ ${entry} {
 `;
 }
 
-/** Members of every (slot, cluster) flag column: \`counts[slot·C + c]\`. */
+/** Members of every (slot, cluster) flag column: `counts[slot·C + c]`. */
 export function clusterCountWgsl(): string {
   return /* wgsl */ `${header}
 @group(0) @binding(1) var<storage, read> flags: array<f32>;
@@ -189,7 +231,7 @@ ${entry} {
 `;
 }
 
-/** Per slot (one thread): \`offsets[slot·(C + 1) + c]\` = slot·capacity + Σ_{c' < c} counts (lists of a slot share \`P.capacity\` entries). */
+/** Per slot (one thread): `offsets[slot·(C + 1) + c]` = slot·capacity + Σ_{c' < c} counts (lists of a slot share `P.capacity` entries). */
 export function clusterOffsetsWgsl(): string {
   return /* wgsl */ `${header}
 @group(0) @binding(1) var<storage, read> counts: array<u32>;
@@ -244,10 +286,10 @@ ${entry} {
 }
 
 /**
- * One thread per query row (query slot, i): the row's keys — sinks, local window (per \`P.localMode\`:
+ * One thread per query row (query slot, i): the row's keys — sinks, local window (per `P.localMode`:
  * 0 never, 1 always, 2 only when no routed key is visible) and the visible keys of each of its
- * clusters, without repeats. \`write\` = false counts them into \`sizes[row]\`; true writes them at
- * \`rowOffsets[row] + headBase[query slot]\` and the row's \`bounds\`.
+ * clusters, without repeats. `write` = false counts them into `sizes[row]`; true writes them at
+ * `rowOffsets[row] + headBase[query slot]` and the row's `bounds`.
  */
 export function routedRowsWgsl(write: boolean): string {
   const M = ROUTED_CLUSTERS_IN_REGISTERS;
@@ -324,7 +366,7 @@ ${write ? '  bounds[2u * id] = rowStart;\n  bounds[2u * id + 1u] = at;' : '  siz
 `;
 }
 
-/** One workgroup per query slot: exclusive scan of its \`P.querySeq\` row sizes into \`rowOffsets\`, its total into \`headTotals\`. */
+/** One workgroup per query slot: exclusive scan of its `P.querySeq` row sizes into `rowOffsets`, its total into `headTotals`. */
 export function rowScanWgsl(): string {
   return /* wgsl */ `${header}
 @group(0) @binding(1) var<storage, read> sizes: array<u32>;
@@ -359,7 +401,7 @@ ${entry} {
 `;
 }
 
-/** One thread: \`headBase\` = exclusive scan of the chunk's head totals; \`totals[P.chunkIndex]\` = the chunk's entries. */
+/** One thread: `headBase` = exclusive scan of the chunk's head totals; `totals[P.chunkIndex]` = the chunk's entries. */
 export function headScanWgsl(): string {
   return /* wgsl */ `${header}
 @group(0) @binding(1) var<storage, read> headTotals: array<u32>;
