@@ -471,7 +471,12 @@ export class GpuBackend {
   }
 
   private attentionKernel(mode: 'dense' | 'csr', d: AttentionDims, rowsNeeded: number): { code: string; tile: TileShape } {
-    for (const rows of rowsNeeded > 16 ? ([64, 16] as const) : ([16] as const)) {
+    // Head dims that are not multiples of 4 take the scalar-load kernel, whose 16-row variant
+    // stalls SwiftShader until Chromium drops the device (a 1-query-row block selection at D = 18
+    // ran 170 s); they always use 64-row tiles, whose scalar variant runs everywhere (idle rows
+    // are masked), at some cost for short calls.
+    const scalar = d.headDim % 4 !== 0 || d.valueDim % 4 !== 0;
+    for (const rows of rowsNeeded > 16 || scalar ? ([64, 16] as const) : ([16] as const)) {
       for (const { chunk, valueChunk } of [this.tuning, SMALL_TUNING]) {
         const options: FlashAttentionKernelOptions = { mode, headDim: d.headDim, valueDim: d.valueDim, tile: { rows, chunk }, valueChunk };
         if (flashAttentionWorkgroupBytes(options) <= this.context.maxWorkgroupBytes) return { code: flashAttentionWgsl(options), tile: options.tile };

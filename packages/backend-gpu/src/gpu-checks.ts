@@ -146,6 +146,20 @@ export const gpuChecks: readonly GpuCheck[] = [
       if (gpu.stats.pairs !== cpu.stats.pairs) throw new Error(`pairs ${gpu.stats.pairs}, core counts ${cpu.stats.pairs}`);
     },
   },
+  {
+    // Head dims that are not multiples of 4 take the scalar-load kernel; with one query row per
+    // selection row this once chose its 16-row variant, which stalls SwiftShader.
+    name: 'sparse executor at head dims not multiples of 4 (D 18, Dv 10; token and block rows of one query) equals core sparseAttention',
+    async run(backend) {
+      const input = makeInput({ batch: 1, queryHeads: 2, kvHeads: 1, seq: 100, headDim: 18, valueDim: 10 }, 23);
+      for (const selection of [randomTokenSelection(1, 2, 100, 100, 5), randomBlockSelection(1, 1, 100, 100, 16, 1, 6)]) {
+        const gpu = await backend.sparseAttention(input, selection);
+        const cpu = sparseAttention(input, selection);
+        expectClose(`${selection.kind} output`, gpu.output.data, cpu.output.data, cpu.output.shape);
+        expectLseClose(`${selection.kind} lse`, gpu.lse, cpu.lse);
+      }
+    },
+  },
   ...([[16, 16, 2], [64, 64, 1], [7, 1, 4], [10, 33, 2]] as const).map(([blockSize, queryBlockSize, group], i): GpuCheck => ({
     name: `sparse executor, block selection per KV head (block ${blockSize}, query block ${queryBlockSize}, group ${group}) equals core sparseAttention`,
     async run(backend) {
