@@ -42,13 +42,13 @@ export interface FamilyPackage {
 
 /** Every family package the bench registers, in report order (each is a workspace dependency). */
 export const FAMILY_PACKAGES: readonly FamilyPackage[] = [
-  { name: '@sparse-attn/nsa' },
-  { name: '@sparse-attn/landmark' },
-  { name: '@sparse-attn/routing' },
+  { name: '@sparse-attn/nsa', gpuEntry: true },
+  { name: '@sparse-attn/landmark', gpuEntry: true },
+  { name: '@sparse-attn/routing', gpuEntry: true },
   { name: '@sparse-attn/backend-gpu', gpu: true },
   { name: '@sparse-attn/model' },
   { name: '@sparse-attn/delta' },
-  { name: '@sparse-attn/draft-kv' },
+  { name: '@sparse-attn/draft-kv', gpuEntry: true },
 ];
 
 /** Core's own contribution: the fast dense baseline, which every speedup is measured against. */
