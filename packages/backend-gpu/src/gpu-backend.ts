@@ -537,7 +537,10 @@ export class GpuBackend {
     const blocks = Math.ceil(d.keySeq / config.blockSize);
     const rows = Math.ceil(d.querySeq / config.queryBlockSize);
     const stride = maxPicksPerRow(config, blocks);
-    const scoreTile: TileShape = { rows: d.groupSize * config.queryBlockSize > 16 ? 64 : 16, chunk: 16 };
+    // Always 64 rows: the scoring kernel loads scalars, and the scalar 16-row tile (64 threads)
+    // stalls SwiftShader until Chromium drops the device (block top-k with groupSize ·
+    // queryBlockSize ≤ 16 did); idle rows are masked.
+    const scoreTile: TileShape = { rows: 64, chunk: 16 };
     const bridge = this.gpuJs.bridge;
     const quest = config.scoring === 'quest';
     // gpu.js submits its pooling kernels to the shared queue now, ahead of the pass encoded below.

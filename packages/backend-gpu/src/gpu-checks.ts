@@ -177,6 +177,9 @@ export const gpuChecks: readonly GpuCheck[] = [
     { config: { blockSize: 16, queryBlockSize: 16, topK: 3, scoring: 'mean' }, shape: { batch: 2, queryHeads: 4, kvHeads: 2, seq: 150, headDim: 32 } },
     { config: { blockSize: 32, queryBlockSize: 8, topK: 2, sinkBlocks: 0 }, shape: { batch: 1, queryHeads: 8, kvHeads: 1, seq: 200, headDim: 16 } },
     { config: { blockSize: 64, queryBlockSize: 64, topK: 4 }, shape: { batch: 1, queryHeads: 2, kvHeads: 2, seq: 2000, headDim: 128 } },
+    // groupSize · queryBlockSize ≤ 16 (a scoring tile this small once stalled SwiftShader).
+    { config: { blockSize: 16, queryBlockSize: 16, topK: 1, sinkBlocks: 0, scoring: 'mean' }, shape: { batch: 1, queryHeads: 2, kvHeads: 2, seq: 52, headDim: 16 } },
+    { config: { blockSize: 8, queryBlockSize: 4, topK: 2 }, shape: { batch: 1, queryHeads: 2, kvHeads: 1, seq: 37, headDim: 16 } },
   ] as const).map(({ config, shape }, i): GpuCheck => ({
     name: `block top-k on the GPU picks the CPU's blocks and equals core sparseAttention over them: ${JSON.stringify(config)} S${shape.seq} D${shape.headDim}`,
     async run(backend) {
