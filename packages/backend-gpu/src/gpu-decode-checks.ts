@@ -249,12 +249,9 @@ export const gpuDecodeChecks: readonly GpuCheck[] = [
   },
   ...([
     { config: { blockSize: 16, queryBlockSize: 16, topK: 2 }, c: { batch: 2, queryHeads: 4, kvHeads: 2, headDim: 32, steps: [70, 1, 1, 3, 1], seed: 11 } },
-    // Not covered: a second configuration ({ blockSize 16, queryBlockSize 16, topK 1, sinkBlocks 0,
-    // mean } over steps 20+1+30+1, and 8-key blocks) made Chromium's SwiftShader adapter lose the
-    // device during a decoder step (runBlockTopK on the cache view). Plain block top-k prefills
-    // with groupSize · queryBlockSize ≤ 16 (B1 Hq2 Hkv2 D16, S 32 or 52) crashed the page too, so
-    // the likely trigger is the scoring kernel's 16-row tile, which no other check reaches (every
-    // passing configuration has groupSize · queryBlockSize > 16). Not isolated further; open.
+    // groupSize · queryBlockSize ≤ 16: the block scoring kernel's 16-row tile lost the SwiftShader
+    // device here; scoring now always runs 64-row tiles.
+    { config: { blockSize: 16, queryBlockSize: 16, topK: 1, sinkBlocks: 0, scoring: 'mean' }, c: { batch: 1, queryHeads: 2, kvHeads: 2, headDim: 16, steps: [20, 1, 30, 1], seed: 12 } },
   ] as const).map(({ config, c }): GpuCheck => ({
     name: `block top-k decoder (GPU KV cache) picks the CPU decoder's blocks and equals core sparseAttention over them: ${JSON.stringify(config)} ${caseName(c)}`,
     async run(backend: GpuBackend) {
