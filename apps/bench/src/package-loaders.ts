@@ -13,6 +13,7 @@ const LOADERS: Readonly<Record<string, () => Promise<object>>> = {
   '@sparse-attn/backend-gpu': () => import('@sparse-attn/backend-gpu'),
   '@sparse-attn/model': () => import('@sparse-attn/model'),
   '@sparse-attn/delta': () => import('@sparse-attn/delta'),
+  '@sparse-attn/delta/gpu': () => import('@sparse-attn/delta/gpu'),
   '@sparse-attn/draft-kv': () => import('@sparse-attn/draft-kv'),
   '@sparse-attn/draft-kv/gpu': () => import('@sparse-attn/draft-kv/gpu'),
 };

@@ -47,7 +47,7 @@ export const FAMILY_PACKAGES: readonly FamilyPackage[] = [
   { name: '@sparse-attn/routing', gpuEntry: true },
   { name: '@sparse-attn/backend-gpu', gpu: true },
   { name: '@sparse-attn/model' },
-  { name: '@sparse-attn/delta' },
+  { name: '@sparse-attn/delta', gpuEntry: true },
   { name: '@sparse-attn/draft-kv', gpuEntry: true },
 ];
 
