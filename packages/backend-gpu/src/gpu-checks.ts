@@ -12,9 +12,12 @@ import {
   validateAttentionInput,
   type AttentionInput,
   type Selection,
+  type WorkloadKind,
 } from '@sparse-attn/core';
 import { blockTopKConfigSchema, poolKeyBlocks, rowGeometry, scoreKeyBlocks, type BlockTopKConfig } from './block-top-k.js';
 import { GpuBackend } from './gpu-backend.js';
+// `expectLseClose` and `expectSameSelection` (the shared ones) live with the decode checks.
+import { expectLseClose } from './gpu-decode-checks.js';
 import { poolKeyBlocksGpuJs } from './kernels/block-pool-gpu-js.js';
 
 /**
@@ -31,35 +34,47 @@ export interface GpuCheck {
 /** Relative L2 tolerance of every GPU-vs-CPU comparison (the issue's bar). */
 export const GPU_TOLERANCE = 1e-4;
 
-interface Shape {
+/**
+ * The shape of a check's input: `[batch, queryHeads, kvHeads, seq, headDim]`, optionally a value
+ * dim, a query tail (`querySeq`: the queries are the last `querySeq` positions) and non-causal.
+ */
+export interface CheckShape {
   readonly batch: number;
   readonly queryHeads: number;
   readonly kvHeads: number;
   readonly seq: number;
   readonly headDim: number;
+  /** Default `headDim`. */
   readonly valueDim?: number;
+  /** Queries are the last `querySeq` positions (default: all `seq`). */
   readonly querySeq?: number;
+  /** Default true. */
   readonly causal?: boolean;
 }
 
-function makeInput(s: Shape, seed: number, kind: 'gaussian' | 'structured' = 'gaussian'): AttentionInput {
+/** A check's input: core's `createWorkload(kind)` at `shape` and `seed`, with the query tail and causality `shape` asks for. */
+export function checkInput(shape: CheckShape, seed: number, kind: WorkloadKind = 'gaussian'): AttentionInput {
+  const s = shape;
   const w = createWorkload(kind, { batch: s.batch, queryHeads: s.queryHeads, kvHeads: s.kvHeads, seqLength: s.seq, headDim: s.headDim, valueDim: s.valueDim ?? s.headDim, seed });
   const q = s.querySeq === undefined ? w.input.q : sliceSeq(w.input.q, s.seq - s.querySeq, s.seq);
   return { ...w.input, q, causal: s.causal ?? true };
 }
 
-function expectClose(what: string, actual: Float32Array, expected: Float32Array, shape: readonly number[]): void {
-  const error = relativeL2Error(tensor(shape, actual), tensor(shape, expected));
-  if (!(error <= GPU_TOLERANCE)) throw new Error(`${what}: relative L2 error ${error.toExponential(3)} above ${GPU_TOLERANCE}`);
+/** A check shape as a name: `B1 Hq4 Hkv2 S130 D32`, then ` Dv24`, ` Sq5`, ` non-causal` where set. */
+export function describeCheckShape(s: CheckShape): string {
+  return `B${s.batch} Hq${s.queryHeads} Hkv${s.kvHeads} S${s.seq} D${s.headDim}${s.valueDim ? ` Dv${s.valueDim}` : ''}${s.querySeq !== undefined ? ` Sq${s.querySeq}` : ''}${s.causal === false ? ' non-causal' : ''}`;
 }
 
-function expectLseClose(what: string, actual: Float32Array, expected: ArrayLike<number>): void {
-  for (let i = 0; i < actual.length; i++) {
-    const a = actual[i]!;
-    const e = expected[i]!;
-    if (a === e) continue;
-    if (!(Math.abs(a - e) <= GPU_TOLERANCE * Math.max(1, Math.abs(e)))) throw new Error(`${what}: lse[${i}] = ${a}, expected ${e}`);
-  }
+/**
+ * Throws unless `actual` is within `GPU_TOLERANCE` relative L2 of `expected` (core's
+ * `relativeL2Error`, `expected` the reference) over their elements in order. Callers holding
+ * compact tensors pass `.data`; non-float32 arrays are rounded to float32 first (as `tensor` does).
+ */
+export function expectClose(what: string, actual: ArrayLike<number>, expected: ArrayLike<number>): void {
+  if (actual.length !== expected.length) throw new Error(`${what}: ${actual.length} elements, expected ${expected.length}`);
+  const flat = (x: ArrayLike<number>) => tensor([x.length], x instanceof Float32Array ? x : Float32Array.from(x));
+  const error = relativeL2Error(flat(actual), flat(expected));
+  if (!(error <= GPU_TOLERANCE)) throw new Error(`${what}: relative L2 error ${error.toExponential(3)} above ${GPU_TOLERANCE}`);
 }
 
 /** A random token selection (per query head, one row per query), some rows empty. */
@@ -90,7 +105,7 @@ function randomBlockSelection(batch: number, heads: number, seq: number, keySeq:
   return builder.finish();
 }
 
-const denseShapes: readonly Shape[] = [
+const denseShapes: readonly CheckShape[] = [
   { batch: 1, queryHeads: 1, kvHeads: 1, seq: 1, headDim: 16 },
   { batch: 1, queryHeads: 2, kvHeads: 2, seq: 37, headDim: 16 },
   { batch: 2, queryHeads: 4, kvHeads: 2, seq: 130, headDim: 32 },
@@ -105,12 +120,12 @@ const denseShapes: readonly Shape[] = [
 /** Every GPU check, in the order they run. */
 export const gpuChecks: readonly GpuCheck[] = [
   ...denseShapes.map((s, i): GpuCheck => ({
-    name: `dense equals referenceAttention: B${s.batch} Hq${s.queryHeads} Hkv${s.kvHeads} S${s.seq} D${s.headDim}${s.valueDim ? ` Dv${s.valueDim}` : ''}${s.querySeq ? ` Sq${s.querySeq}` : ''}${s.causal === false ? ' non-causal' : ''}`,
+    name: `dense equals referenceAttention: ${describeCheckShape(s)}`,
     async run(backend) {
-      const input = makeInput(s, 10 + i);
+      const input = checkInput(s, 10 + i);
       const gpu = await backend.denseAttention(input);
       const ref = referenceAttention(input);
-      expectClose('output', gpu.output.data, ref.output.data, ref.output.shape);
+      expectClose('output', gpu.output.data, ref.output.data);
       expectLseClose('lse', gpu.lse, ref.lse);
       if (gpu.backend.backend !== 'gpu' || !gpu.backend.kernel.startsWith('webgpu-wgsl')) throw new Error(`backend recorded as ${JSON.stringify(gpu.backend)}`);
     },
@@ -118,30 +133,30 @@ export const gpuChecks: readonly GpuCheck[] = [
   {
     name: 'dense at S=2048, D=128 (many 64×64 tiles) equals core denseAttention',
     async run(backend) {
-      const input = makeInput({ batch: 1, queryHeads: 2, kvHeads: 1, seq: 2048, headDim: 128 }, 77, 'structured');
+      const input = checkInput({ batch: 1, queryHeads: 2, kvHeads: 1, seq: 2048, headDim: 128 }, 77, 'structured');
       const gpu = await backend.denseAttention(input);
-      expectClose('output', gpu.output.data, denseAttention(input).output.data, gpu.output.shape);
+      expectClose('output', gpu.output.data, denseAttention(input).output.data);
     },
   },
   {
     name: 'dense over a KV-cache view (seqCapacity > seq) equals referenceAttention',
     async run(backend) {
-      const input = makeInput({ batch: 1, queryHeads: 4, kvHeads: 2, seq: 45, headDim: 16 }, 5);
+      const input = checkInput({ batch: 1, queryHeads: 4, kvHeads: 2, seq: 45, headDim: 16 }, 5);
       const cache = new KVCache({ batch: 1, kvHeads: 2, headDim: 16, valueDim: 16, initialCapacity: 64 });
       cache.append(input.k, input.v);
       const viewInput = { q: input.q, k: cache.keys(), v: cache.values(), causal: true };
       const gpu = await backend.denseAttention(viewInput);
-      expectClose('output', gpu.output.data, referenceAttention(input).output.data, gpu.output.shape);
+      expectClose('output', gpu.output.data, referenceAttention(input).output.data);
     },
   },
   {
     name: 'sparse executor, token selection per query head (empty rows, GQA) equals core sparseAttention',
     async run(backend) {
-      const input = makeInput({ batch: 2, queryHeads: 4, kvHeads: 2, seq: 41, headDim: 16 }, 21);
+      const input = checkInput({ batch: 2, queryHeads: 4, kvHeads: 2, seq: 41, headDim: 16 }, 21);
       const selection = randomTokenSelection(2, 4, 41, 41, 3);
       const gpu = await backend.sparseAttention(input, selection);
       const cpu = sparseAttention(input, selection);
-      expectClose('output', gpu.output.data, cpu.output.data, cpu.output.shape);
+      expectClose('output', gpu.output.data, cpu.output.data);
       expectLseClose('lse', gpu.lse, cpu.lse);
       if (gpu.stats.pairs !== cpu.stats.pairs) throw new Error(`pairs ${gpu.stats.pairs}, core counts ${cpu.stats.pairs}`);
     },
@@ -151,11 +166,11 @@ export const gpuChecks: readonly GpuCheck[] = [
     // selection row this once chose its 16-row variant, which stalls SwiftShader.
     name: 'sparse executor at head dims not multiples of 4 (D 18, Dv 10; token and block rows of one query) equals core sparseAttention',
     async run(backend) {
-      const input = makeInput({ batch: 1, queryHeads: 2, kvHeads: 1, seq: 100, headDim: 18, valueDim: 10 }, 23);
+      const input = checkInput({ batch: 1, queryHeads: 2, kvHeads: 1, seq: 100, headDim: 18, valueDim: 10 }, 23);
       for (const selection of [randomTokenSelection(1, 2, 100, 100, 5), randomBlockSelection(1, 1, 100, 100, 16, 1, 6)]) {
         const gpu = await backend.sparseAttention(input, selection);
         const cpu = sparseAttention(input, selection);
-        expectClose(`${selection.kind} output`, gpu.output.data, cpu.output.data, cpu.output.shape);
+        expectClose(`${selection.kind} output`, gpu.output.data, cpu.output.data);
         expectLseClose(`${selection.kind} lse`, gpu.lse, cpu.lse);
       }
     },
@@ -164,11 +179,11 @@ export const gpuChecks: readonly GpuCheck[] = [
     name: `sparse executor, block selection per KV head (block ${blockSize}, query block ${queryBlockSize}, group ${group}) equals core sparseAttention`,
     async run(backend) {
       const seq = 150;
-      const input = makeInput({ batch: 1, queryHeads: 2 * group, kvHeads: 2, seq, headDim: 32, valueDim: 24 }, 30 + i);
+      const input = checkInput({ batch: 1, queryHeads: 2 * group, kvHeads: 2, seq, headDim: 32, valueDim: 24 }, 30 + i);
       const selection = randomBlockSelection(1, 2, seq, seq, blockSize, queryBlockSize, 40 + i);
       const gpu = await backend.sparseAttention(input, selection);
       const cpu = sparseAttention(input, selection);
-      expectClose('output', gpu.output.data, cpu.output.data, cpu.output.shape);
+      expectClose('output', gpu.output.data, cpu.output.data);
       expectLseClose('lse', gpu.lse, cpu.lse);
     },
   })),
@@ -184,11 +199,11 @@ export const gpuChecks: readonly GpuCheck[] = [
     name: `block top-k on the GPU picks the CPU's blocks and equals core sparseAttention over them: ${JSON.stringify(config)} S${shape.seq} D${shape.headDim}`,
     async run(backend) {
       const resolved = blockTopKConfigSchema.parse(config);
-      const input = makeInput(shape, 60 + i, 'structured');
+      const input = checkInput(shape, 60 + i, 'structured');
       const gpu = await backend.blockTopKAttention(input, resolved);
       checkTopKAgainstCpu(input, gpu.selection, resolved);
       const exact = sparseAttention(input, gpu.selection);
-      expectClose('output', gpu.output.data, exact.output.data, exact.output.shape);
+      expectClose('output', gpu.output.data, exact.output.data);
     },
   })),
   {
@@ -196,7 +211,7 @@ export const gpuChecks: readonly GpuCheck[] = [
     async run(backend) {
       const bridge = backend.gpuJs.bridge;
       if (!bridge) throw new Error(`gpu.js not attached: ${backend.gpuJs.reason}`);
-      const input = makeInput({ batch: 2, queryHeads: 6, kvHeads: 3, seq: 203, headDim: 24 }, 95);
+      const input = checkInput({ batch: 2, queryHeads: 6, kvHeads: 3, seq: 203, headDim: 24 }, 95);
       const d = validateAttentionInput(input);
       const resident = backend.upload(input, d);
       try {
@@ -207,31 +222,30 @@ export const gpuChecks: readonly GpuCheck[] = [
         const pooled = await poolKeyBlocksGpuJs(bridge, chunk.k, { slots: chunk.slots, keySeq: 203, blockSize, blocks, dim: 24 }, true);
         const cpu = poolKeyBlocks(input, blockSize);
         const bytes = cpu.mean.length * 4;
-        const shape = [cpu.mean.length];
-        expectClose('mean', await backend.read(pooled.mean.buffer, bytes), cpu.mean, shape);
-        expectClose('max', await backend.read(pooled.max!.buffer, bytes), cpu.max, shape);
-        expectClose('min', await backend.read(pooled.min!.buffer, bytes), cpu.min, shape);
+        expectClose('mean', await backend.read(pooled.mean.buffer, bytes), cpu.mean);
+        expectClose('max', await backend.read(pooled.max!.buffer, bytes), cpu.max);
+        expectClose('min', await backend.read(pooled.min!.buffer, bytes), cpu.min);
         for (const p of [pooled.mean, pooled.max!, pooled.min!]) p.delete();
       } finally {
         backend.release(resident);
       }
-      const result = await backend.blockTopKAttention(makeInput({ batch: 1, queryHeads: 2, kvHeads: 1, seq: 100, headDim: 16 }, 96), { blockSize: 16, queryBlockSize: 16, topK: 2 });
+      const result = await backend.blockTopKAttention(checkInput({ batch: 1, queryHeads: 2, kvHeads: 1, seq: 100, headDim: 16 }, 96), { blockSize: 16, queryBlockSize: 16, topK: 2 });
       if (!result.backend.kernel.includes('gpu.js')) throw new Error(`block top-k recorded ${JSON.stringify(result.backend)}`);
     },
   },
   {
     name: 'calls larger than one binding are split into chunks with the same results',
     async run(backend) {
-      const input = makeInput({ batch: 2, queryHeads: 6, kvHeads: 3, seq: 64, headDim: 16 }, 90);
+      const input = checkInput({ batch: 2, queryHeads: 6, kvHeads: 3, seq: 64, headDim: 16 }, 90);
       // No gpu.js on this one: the WGSL pooling fallback runs, and results say so.
       const small = new GpuBackend({ ...backend.context, maxBinding: 2 * 2 * 64 * 16 * 4 });
       const gpu = await small.denseAttention(input);
-      expectClose('dense output', gpu.output.data, referenceAttention(input).output.data, gpu.output.shape);
+      expectClose('dense output', gpu.output.data, referenceAttention(input).output.data);
       for (const scoring of ['quest', 'mean'] as const) {
         const config = blockTopKConfigSchema.parse({ blockSize: 16, queryBlockSize: 16, topK: 1, scoring });
         const blocks = await small.blockTopKAttention(input, config);
         checkTopKAgainstCpu(input, blocks.selection, config);
-        expectClose('block top-k output', blocks.output.data, sparseAttention(input, blocks.selection).output.data, blocks.output.shape);
+        expectClose('block top-k output', blocks.output.data, sparseAttention(input, blocks.selection).output.data);
         if (!blocks.backend.fallbackReason?.includes('WGSL')) throw new Error(`fallback not recorded: ${JSON.stringify(blocks.backend)}`);
       }
     },
