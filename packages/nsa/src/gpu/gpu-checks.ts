@@ -16,8 +16,6 @@ import {
   ConfigError,
   NumericError,
   ShapeError,
-  createWorkload,
-  relativeL2Error,
   rowOffset,
   sliceSeq,
   sparseAttention,
@@ -25,68 +23,13 @@ import {
   type AttentionInput,
   type AttentionResult,
   type MethodDefinition,
-  type Selection,
   validateAttentionInput,
 } from '@sparse-attn/core';
-import { GpuBackend, type GpuCheck, type GpuMethodDefinition } from '@sparse-attn/backend-gpu';
+import { GpuBackend, checkInput, describeCheckShape, expectClose, expectLseClose, expectSameSelection, type CheckShape, type GpuCheck, type GpuMethodDefinition } from '@sparse-attn/backend-gpu';
 import { gpuMobaMethod } from './moba-gpu.js';
 import { gpuNsaMethod } from './nsa-gpu.js';
 import { hierarchicalIndexerMethod } from '../hierarchical-indexer.js';
 import { gpuHierarchicalIndexerMethod } from './indexer-gpu.js';
-
-/** Relative tolerance of every output and lse comparison (the issue's bar). */
-const TOLERANCE = 1e-4;
-
-/** The shape of a check's input. */
-interface Shape {
-  readonly batch: number;
-  readonly queryHeads: number;
-  readonly kvHeads: number;
-  readonly seq: number;
-  readonly headDim: number;
-  readonly valueDim?: number;
-  /** Queries are the last `querySeq` positions (default: all). */
-  readonly querySeq?: number;
-}
-
-function makeInput(s: Shape, seed: number): AttentionInput {
-  const w = createWorkload('gaussian', { batch: s.batch, queryHeads: s.queryHeads, kvHeads: s.kvHeads, seqLength: s.seq, headDim: s.headDim, valueDim: s.valueDim ?? s.headDim, seed });
-  const q = s.querySeq === undefined ? w.input.q : sliceSeq(w.input.q, s.seq - s.querySeq, s.seq);
-  return { ...w.input, q, causal: true };
-}
-
-function describeShape(s: Shape): string {
-  return `B${s.batch} Hq${s.queryHeads} Hkv${s.kvHeads} S${s.seq} D${s.headDim}${s.valueDim ? ` Dv${s.valueDim}` : ''}${s.querySeq ? ` Sq${s.querySeq}` : ''}`;
-}
-
-/** Throws unless two selections are identical (layout and every row). */
-export function expectSameSelection(gpu: Selection | undefined, cpu: Selection | undefined): void {
-  if (!gpu || !cpu) throw new Error(`selection missing: GPU ${gpu ? 'has one' : 'none'}, CPU ${cpu ? 'has one' : 'none'}`);
-  for (const key of ['kind', 'blockSize', 'headScope', 'batch', 'heads', 'rows', 'queryBlockSize', 'keySeq'] as const) {
-    if (gpu[key] !== cpu[key]) throw new Error(`selection ${key}: GPU ${String(gpu[key])}, CPU ${String(cpu[key])}`);
-  }
-  const rows = cpu.offsets.length - 1;
-  for (let r = 0; r < rows; r++) {
-    const a = Array.from(gpu.indices.subarray(gpu.offsets[r]!, gpu.offsets[r + 1]!));
-    const b = Array.from(cpu.indices.subarray(cpu.offsets[r]!, cpu.offsets[r + 1]!));
-    if (a.length !== b.length || a.some((x, i) => x !== b[i])) throw new Error(`selection row ${r}: GPU [${a.join(', ')}], CPU [${b.join(', ')}]`);
-  }
-}
-
-function expectClose(what: string, actual: Float32Array, expected: Float32Array, shape: readonly number[]): void {
-  const error = relativeL2Error(tensor(shape, actual), tensor(shape, expected));
-  if (!(error <= TOLERANCE)) throw new Error(`${what}: relative L2 error ${error.toExponential(3)} above ${TOLERANCE}`);
-}
-
-function expectLseClose(actual: Float32Array, expected: ArrayLike<number>): void {
-  if (actual.length !== expected.length) throw new Error(`lse has ${actual.length} entries, expected ${expected.length}`);
-  for (let i = 0; i < actual.length; i++) {
-    const a = actual[i]!;
-    const e = expected[i]!;
-    if (a === e) continue;
-    if (!(Math.abs(a - e) <= TOLERANCE * Math.max(1, Math.abs(e)))) throw new Error(`lse[${i}] = ${a}, expected ${e}`);
-  }
-}
 
 /**
  * Runs the GPU and the CPU method on one input and compares selection, output and lse. Returns
@@ -95,11 +38,11 @@ function expectLseClose(actual: Float32Array, expected: ArrayLike<number>): void
 export async function compareWithCpu(backend: GpuBackend, gpuMethod: GpuMethodDefinition, config: Record<string, unknown>, input: AttentionInput): Promise<{ gpu: AttentionResult; cpu: AttentionResult }> {
   const gpu = await gpuMethod.create(backend, config).prefill(input);
   const cpu = (gpuMethod.cpu as MethodDefinition).create(config).prefill(input);
-  expectSameSelection(gpu.selection, cpu.selection);
-  expectClose('output', gpu.output.data, cpu.output.data, cpu.output.shape);
+  expectSameSelection('prefill', gpu.selection, cpu.selection);
+  expectClose('output', gpu.output.data, cpu.output.data);
   const lse = (gpu as { lse?: Float32Array }).lse;
   if (!lse) throw new Error('GPU result carries no lse');
-  expectLseClose(lse, sparseAttention(input, cpu.selection!).lse);
+  expectLseClose('lse', lse, sparseAttention(input, cpu.selection!).lse);
   if (gpu.backend.backend !== 'gpu' || gpu.backend.device !== backend.info.device) throw new Error(`backend recorded as ${JSON.stringify(gpu.backend)}`);
   if (gpu.stats.pairs !== cpu.stats.pairs) throw new Error(`pairs: GPU ${gpu.stats.pairs}, CPU ${cpu.stats.pairs}`);
   return { gpu, cpu };
@@ -141,7 +84,7 @@ function badInputCheck(gpuMethod: GpuMethodDefinition, config: Record<string, un
     async run(backend) {
       const guarded = untouchable(backend);
       const cpu = (gpuMethod.cpu as MethodDefinition).create(config);
-      const input = makeInput({ batch: 1, queryHeads: 2, kvHeads: 1, seq: 40, headDim: 8 }, 3);
+      const input = checkInput({ batch: 1, queryHeads: 2, kvHeads: 1, seq: 40, headDim: 8 }, 3);
       const nonCausal = { ...input, causal: false };
       await expectRejects('non-causal', () => gpuMethod.create(guarded, config).prefill(nonCausal), ConfigError, () => cpu.prefill(nonCausal));
       const nan = { ...input, k: tensor(input.k.shape, Float32Array.from(input.k.data, (x, i) => (i === 17 ? Number.NaN : x))) };
@@ -154,11 +97,11 @@ function badInputCheck(gpuMethod: GpuMethodDefinition, config: Record<string, un
 }
 
 /** A prefill comparison over one shape and config. */
-function prefillCheck(gpuMethod: GpuMethodDefinition, config: Record<string, unknown>, shape: Shape, seed: number, extra?: (r: { gpu: AttentionResult; cpu: AttentionResult }) => void): GpuCheck {
+function prefillCheck(gpuMethod: GpuMethodDefinition, config: Record<string, unknown>, shape: CheckShape, seed: number, extra?: (r: { gpu: AttentionResult; cpu: AttentionResult }) => void): GpuCheck {
   return {
-    name: `${gpuMethod.id} ${JSON.stringify(config)} ${describeShape(shape)}: GPU selection, output and lse equal the CPU method's`,
+    name: `${gpuMethod.id} ${JSON.stringify(config)} ${describeCheckShape(shape)}: GPU selection, output and lse equal the CPU method's`,
     async run(backend) {
-      const results = await compareWithCpu(backend, gpuMethod, config, makeInput(shape, seed));
+      const results = await compareWithCpu(backend, gpuMethod, config, checkInput(shape, seed));
       extra?.(results);
     },
   };
@@ -170,11 +113,11 @@ function prefillCheck(gpuMethod: GpuMethodDefinition, config: Record<string, unk
  * read back) equals the CPU's pairs / dense pairs. Runs on a backend whose largest binding is
  * tiny, so the call is split into several chunks (one KV slot each).
  */
-function residentCheck(gpuMethod: GpuMethodDefinition, config: Record<string, unknown>, shape: Shape, seed: number): GpuCheck {
+function residentCheck(gpuMethod: GpuMethodDefinition, config: Record<string, unknown>, shape: CheckShape, seed: number): GpuCheck {
   return {
-    name: `${gpuMethod.id} ${JSON.stringify(config)} ${describeShape(shape)}: runResident over several chunks leaves the CPU method's output and reports its density`,
+    name: `${gpuMethod.id} ${JSON.stringify(config)} ${describeCheckShape(shape)}: runResident over several chunks leaves the CPU method's output and reports its density`,
     async run(backend) {
-      const input = makeInput(shape, seed);
+      const input = checkInput(shape, seed);
       const d = validateAttentionInput(input);
       const slotBytes = 4 * Math.max(d.groupSize * d.querySeq * Math.max(d.headDim, d.valueDim), d.keySeq * Math.max(d.headDim, d.valueDim));
       const small = new GpuBackend({ ...backend.context, maxBinding: slotBytes });
@@ -185,7 +128,7 @@ function residentCheck(gpuMethod: GpuMethodDefinition, config: Record<string, un
         const timings = await method.runResident!(resident);
         const cpu = (gpuMethod.cpu as MethodDefinition).create(config).prefill(input);
         const { output } = await small.readOutput(resident);
-        expectClose('resident output', output.data, cpu.output.data, cpu.output.shape);
+        expectClose('resident output', output.data, cpu.output.data);
         if (timings.density === undefined || Math.abs(timings.density - cpu.stats.density) > 1e-12) throw new Error(`density: GPU ${timings.density}, CPU ${cpu.stats.density}`);
         if (!(timings.selectionMs >= 0 && timings.attentionMs >= 0)) throw new Error(`timings ${JSON.stringify(timings)}`);
       } finally {
@@ -202,12 +145,12 @@ function residentCheck(gpuMethod: GpuMethodDefinition, config: Record<string, un
  * Also: a step of the wrong shape throws the CPU decoder's ShapeError without GPU work, and
  * `reset` empties the cache.
  */
-function decodeCheck(gpuMethod: GpuMethodDefinition, config: Record<string, unknown>, shape: Omit<Shape, 'seq' | 'querySeq'>, steps: readonly number[], seed: number): GpuCheck {
+function decodeCheck(gpuMethod: GpuMethodDefinition, config: Record<string, unknown>, shape: Omit<CheckShape, 'seq' | 'querySeq'>, steps: readonly number[], seed: number): GpuCheck {
   const total = steps.reduce((a, b) => a + b, 0);
   return {
     name: `${gpuMethod.id} ${JSON.stringify(config)} B${shape.batch} Hq${shape.queryHeads} Hkv${shape.kvHeads} D${shape.headDim}: GPU decoder steps [${steps.join(', ')}] equal the CPU decoder's`,
     async run(backend) {
-      const input = makeInput({ ...shape, seq: total }, seed);
+      const input = checkInput({ ...shape, seq: total }, seed);
       const decoderShape = { batch: shape.batch, queryHeads: shape.queryHeads, kvHeads: shape.kvHeads, headDim: shape.headDim, valueDim: shape.valueDim ?? shape.headDim };
       const gpu = gpuMethod.create(backend, config).createDecoder!(decoderShape);
       const cpu = (gpuMethod.cpu as MethodDefinition).create(config).createDecoder(decoderShape);
@@ -219,10 +162,10 @@ function decodeCheck(gpuMethod: GpuMethodDefinition, config: Record<string, unkn
           const c = cpu.step(stepInput);
           at += count;
           try {
-            expectSameSelection(g.selection, c.selection);
-            expectClose('output', g.output.data, c.output.data, c.output.shape);
+            expectSameSelection('decode', g.selection, c.selection);
+            expectClose('output', g.output.data, c.output.data);
             const exact = sparseAttention({ q: stepInput.q, k: sliceSeq(input.k, 0, at), v: sliceSeq(input.v, 0, at), causal: true }, c.selection!);
-            expectLseClose((g as { lse?: Float32Array }).lse!, exact.lse);
+            expectLseClose('lse', (g as { lse?: Float32Array }).lse!, exact.lse);
             if (gpu.length !== at) throw new Error(`length ${gpu.length}, expected ${at}`);
           } catch (error) {
             throw new Error(`step ${n} (${count} tokens, cache ${at}): ${(error as Error).message}`);
@@ -285,7 +228,7 @@ const nsaChecks: GpuCheck[] = [
     name: "nsa 'gated': a per-head gate list of the wrong length throws the CPU method's ConfigError before any GPU work",
     async run(backend) {
       const config = { compressionBlock: 8, compressionStride: 8, selectionBlock: 8, selectedBlocks: 3, window: 8, combine: 'gated', gates: { selection: [0.5, 0.5, 0.5] } };
-      const input = makeInput({ batch: 1, queryHeads: 2, kvHeads: 1, seq: 30, headDim: 8 }, 21);
+      const input = checkInput({ batch: 1, queryHeads: 2, kvHeads: 1, seq: 30, headDim: 8 }, 21);
       await expectRejects('gates.selection of 3 for 2 heads', () => gpuNsaMethod.create(untouchable(backend), config).prefill(input), ConfigError, () => (gpuNsaMethod.cpu as MethodDefinition).create(config).prefill(input));
     },
   },
@@ -303,11 +246,11 @@ const nsaChecks: GpuCheck[] = [
  * At most 2% of the rows may differ; output and lse are compared with core's executor over the
  * GPU's selection, and with the CPU method's output when no row differs.
  */
-function indexerCheck(config: Record<string, unknown>, shape: Shape, seed: number): GpuCheck {
+function indexerCheck(config: Record<string, unknown>, shape: CheckShape, seed: number): GpuCheck {
   return {
-    name: `hierarchical-indexer ${JSON.stringify(config)} ${describeShape(shape)}: GPU token sets equal the CPU's up to float32 near-ties at the K-th score; output and lse equal core's over them`,
+    name: `hierarchical-indexer ${JSON.stringify(config)} ${describeCheckShape(shape)}: GPU token sets equal the CPU's up to float32 near-ties at the K-th score; output and lse equal core's over them`,
     async run(backend) {
-      const input = makeInput(shape, seed);
+      const input = checkInput(shape, seed);
       const d = validateAttentionInput(input);
       const gpu = await gpuHierarchicalIndexerMethod.create(backend, config).prefill(input);
       const cpu = hierarchicalIndexerMethod.create(config).prefill(input);
@@ -343,10 +286,10 @@ function indexerCheck(config: Record<string, unknown>, shape: Shape, seed: numbe
       }
       if (differing > 0.02 * (c.offsets.length - 1)) throw new Error(`${differing} of ${c.offsets.length - 1} rows differ`);
       const exact = sparseAttention(input, g);
-      expectClose('output vs core over the GPU selection', gpu.output.data, exact.output.data, exact.output.shape);
-      expectLseClose((gpu as { lse?: Float32Array }).lse!, exact.lse);
+      expectClose('output vs core over the GPU selection', gpu.output.data, exact.output.data);
+      expectLseClose('lse', (gpu as { lse?: Float32Array }).lse!, exact.lse);
       if (differing === 0) {
-        expectClose('output vs the CPU method', gpu.output.data, cpu.output.data, cpu.output.shape);
+        expectClose('output vs the CPU method', gpu.output.data, cpu.output.data);
         if (gpu.stats.pairs !== cpu.stats.pairs) throw new Error(`pairs: GPU ${gpu.stats.pairs}, CPU ${cpu.stats.pairs}`);
       }
       if (gpu.diagnostics?.['scannedShare'] !== cpu.diagnostics?.['scannedShare']) throw new Error(`scannedShare: GPU ${gpu.diagnostics?.['scannedShare']}, CPU ${cpu.diagnostics?.['scannedShare']}`);
