@@ -8,17 +8,13 @@ import {
   ConfigError,
   rowOffset,
   ShapeError,
-  createWorkload,
-  relativeL2Error,
   sliceSeq,
   sparseAttention,
-  tensor,
   validateAttentionInput,
   type AttentionInput,
   type AttentionResult,
-  type Selection,
 } from '@sparse-attn/core';
-import { GPU_TOLERANCE, GpuBackend, type GpuCheck } from '@sparse-attn/backend-gpu';
+import { GpuBackend, checkInput, describeCheckShape, expectClose, expectLseClose, expectSameSelection, type CheckShape, type GpuCheck } from '@sparse-attn/backend-gpu';
 import { biformerConfigSchema, biformerMethod } from '../biformer-attention.js';
 import { gpuBiformerMethod } from './gpu-biformer.js';
 import { headSeed } from '../balanced-routing-attention.js';
@@ -29,57 +25,6 @@ import { fitRoutingGpu } from './gpu-routing-kmeans.js';
 import { gpuRoutingMethod, runRoutingResident } from './gpu-routing.js';
 import { routingMethod } from '../routing-method.js';
 
-interface Shape {
-  readonly batch: number;
-  readonly queryHeads: number;
-  readonly kvHeads: number;
-  readonly seq: number;
-  readonly headDim: number;
-  readonly valueDim?: number;
-  readonly querySeq?: number;
-  readonly causal?: boolean;
-}
-
-function makeInput(s: Shape, seed: number, kind: 'gaussian' | 'structured' = 'gaussian'): AttentionInput {
-  const w = createWorkload(kind, { batch: s.batch, queryHeads: s.queryHeads, kvHeads: s.kvHeads, seqLength: s.seq, headDim: s.headDim, valueDim: s.valueDim ?? s.headDim, seed });
-  const q = s.querySeq === undefined ? w.input.q : sliceSeq(w.input.q, s.seq - s.querySeq, s.seq);
-  return { ...w.input, q, causal: s.causal ?? true };
-}
-
-function shapeName(s: Shape): string {
-  return `B${s.batch} Hq${s.queryHeads} Hkv${s.kvHeads} S${s.seq} D${s.headDim}${s.valueDim ? ` Dv${s.valueDim}` : ''}${s.querySeq !== undefined ? ` Sq${s.querySeq}` : ''}${s.causal === false ? ' non-causal' : ''}`;
-}
-
-/** Throws unless two selections have the same layout and the same rows, entry for entry. */
-export function expectSameSelection(gpu: Selection, cpu: Selection): void {
-  for (const field of ['kind', 'blockSize', 'headScope', 'batch', 'heads', 'rows', 'queryBlockSize', 'keySeq'] as const) {
-    if (gpu[field] !== cpu[field]) throw new Error(`selection ${field}: GPU ${String(gpu[field])}, CPU ${String(cpu[field])}`);
-  }
-  const rows = cpu.offsets.length - 1;
-  if (gpu.offsets.length !== cpu.offsets.length) throw new Error(`selection has ${gpu.offsets.length - 1} rows, CPU ${rows}`);
-  for (let r = 0; r < rows; r++) {
-    const a = Array.from(gpu.indices.subarray(gpu.offsets[r]!, gpu.offsets[r + 1]!));
-    const b = Array.from(cpu.indices.subarray(cpu.offsets[r]!, cpu.offsets[r + 1]!));
-    if (a.join(',') !== b.join(',')) throw new Error(`selection row ${r}: GPU [${a.join(', ')}], CPU [${b.join(', ')}]`);
-  }
-}
-
-function expectClose(what: string, actual: Float32Array, expected: Float32Array): void {
-  const error = relativeL2Error(tensor([actual.length], actual), tensor([expected.length], expected));
-  if (!(error <= GPU_TOLERANCE)) throw new Error(`${what}: relative L2 error ${error.toExponential(3)} above ${GPU_TOLERANCE}`);
-}
-
-/** Log-sum-exps element by element: equal (−∞ for rows with no visible key) or within `GPU_TOLERANCE` relative. */
-function expectLseClose(actual: Float32Array, expected: ArrayLike<number>): void {
-  if (actual.length !== expected.length) throw new Error(`lse has ${actual.length} entries, CPU ${expected.length}`);
-  for (let i = 0; i < actual.length; i++) {
-    const a = actual[i]!;
-    const e = expected[i]!;
-    if (a === e) continue;
-    if (!(Math.abs(a - e) <= GPU_TOLERANCE * Math.max(1, Math.abs(e)))) throw new Error(`lse[${i}] = ${a}, CPU ${e}`);
-  }
-}
-
 /**
  * The GPU result against the CPU method's: same selection, output and lse within tolerance (the
  * CPU method does not return lse, so its lse is core's executor over the CPU selection), same
@@ -87,11 +32,11 @@ function expectLseClose(actual: Float32Array, expected: ArrayLike<number>): void
  */
 export function expectMatchesCpu(input: AttentionInput, gpu: AttentionResult & { readonly lse?: Float32Array }, cpu: AttentionResult): void {
   if (!gpu.selection || !cpu.selection) throw new Error('both results must carry their selection');
-  expectSameSelection(gpu.selection, cpu.selection);
+  expectSameSelection('prefill', gpu.selection, cpu.selection);
   expectClose('output', gpu.output.data, cpu.output.data);
   const exact = sparseAttention(input, cpu.selection);
   if (!gpu.lse) throw new Error('GPU result has no lse');
-  expectLseClose(gpu.lse, exact.lse!);
+  expectLseClose('lse', gpu.lse, exact.lse!);
   if (gpu.stats.pairs !== cpu.stats.pairs) throw new Error(`pairs: GPU ${gpu.stats.pairs}, CPU ${cpu.stats.pairs}`);
   if (gpu.backend.backend !== 'gpu') throw new Error(`backend recorded as ${JSON.stringify(gpu.backend)}`);
 }
@@ -114,7 +59,7 @@ async function expectSameError(what: string, gpu: () => Promise<unknown>, cpu: (
   throw new Error(`${what}: the GPU method did not throw`);
 }
 
-const biformerCases: readonly { readonly config: Record<string, unknown>; readonly shape: Shape; readonly kind?: 'structured' }[] = [
+const biformerCases: readonly { readonly config: Record<string, unknown>; readonly shape: CheckShape; readonly kind?: 'structured' }[] = [
   // Length not a multiple of the region size.
   { config: { regionSize: 16, topK: 3 }, shape: { batch: 1, queryHeads: 2, kvHeads: 2, seq: 203, headDim: 32 } },
   // GQA, batch 2, per-head routing and the shared routing graph.
@@ -133,7 +78,7 @@ const biformerCases: readonly { readonly config: Record<string, unknown>; readon
   { config: {}, shape: { batch: 1, queryHeads: 2, kvHeads: 1, seq: 1000, headDim: 64 }, kind: 'structured' },
 ];
 
-const kmeansCases: readonly { readonly config: Record<string, unknown>; readonly shape: Shape }[] = [
+const kmeansCases: readonly { readonly config: Record<string, unknown>; readonly shape: CheckShape }[] = [
   // Every key in the fit (S ≤ sample), GQA, batch 2.
   { config: { clusters: 6 }, shape: { batch: 2, queryHeads: 4, kvHeads: 2, seq: 150, headDim: 16 } },
   // A seeded subsample, layernorm, three clusters per key and query.
@@ -143,7 +88,7 @@ const kmeansCases: readonly { readonly config: Record<string, unknown>; readonly
   { config: {}, shape: { batch: 1, queryHeads: 1, kvHeads: 1, seq: 1, headDim: 16 } },
 ];
 
-const routingCases: readonly { readonly config: Record<string, unknown>; readonly shape: Shape; readonly kind?: 'structured' }[] = [
+const routingCases: readonly { readonly config: Record<string, unknown>; readonly shape: CheckShape; readonly kind?: 'structured' }[] = [
   // Length not a multiple of the window, defaults otherwise (balanced+nearest, sinks 4, local always).
   // (Head dims that are not multiples of 4 are left out: the backend's CSR executor loses the device
   // on them in Chromium/SwiftShader, whatever the selection; see the README.)
@@ -167,9 +112,9 @@ const routingCases: readonly { readonly config: Record<string, unknown>; readonl
 /** Every GPU check of the routing family, in the order they run. */
 export const gpuChecks: readonly GpuCheck[] = [
   ...biformerCases.map(({ config, shape, kind }, i): GpuCheck => ({
-    name: `biformer on the GPU routes the CPU's regions and equals its output: ${JSON.stringify(config)} ${shapeName(shape)}`,
+    name: `biformer on the GPU routes the CPU's regions and equals its output: ${JSON.stringify(config)} ${describeCheckShape(shape)}`,
     async run(backend) {
-      const input = makeInput(shape, 100 + i, kind);
+      const input = checkInput(shape, 100 + i, kind);
       const gpu = await gpuBiformerMethod.create(backend, config).prefill(input);
       const cpu = biformerMethod.create(config).prefill(input);
       expectMatchesCpu(input, gpu, cpu);
@@ -181,8 +126,8 @@ export const gpuChecks: readonly GpuCheck[] = [
   {
     name: 'biformer on the GPU split into chunks (a batch across chunks, shared graph) equals the CPU method',
     async run(backend) {
-      const shape: Shape = { batch: 2, queryHeads: 6, kvHeads: 3, seq: 64, headDim: 16 };
-      const input = makeInput(shape, 130);
+      const shape: CheckShape = { batch: 2, queryHeads: 6, kvHeads: 3, seq: 64, headDim: 16 };
+      const input = checkInput(shape, 130);
       // One KV slot per chunk: the shared graph of a batch reads query means written by other chunks.
       const small = new GpuBackend({ ...backend.context, maxBinding: 2 * 64 * 16 * 4 }, { reason: 'not needed' });
       for (const routingScope of ['shared', 'head'] as const) {
@@ -195,7 +140,7 @@ export const gpuChecks: readonly GpuCheck[] = [
   {
     name: 'biformer runResident on resident inputs writes the CPU output and reports its density (uploaded and seeded GPU inputs)',
     async run(backend) {
-      const input = makeInput({ batch: 1, queryHeads: 4, kvHeads: 2, seq: 300, headDim: 32 }, 131);
+      const input = checkInput({ batch: 1, queryHeads: 4, kvHeads: 2, seq: 300, headDim: 32 }, 131);
       const d = validateAttentionInput(input);
       const config = { regionSize: 32, topK: 3 };
       const method = gpuBiformerMethod.create(backend, config);
@@ -225,7 +170,7 @@ export const gpuChecks: readonly GpuCheck[] = [
   {
     name: "biformer on the GPU throws the CPU method's typed errors on bad config and bad input",
     async run(backend) {
-      const input = makeInput({ batch: 1, queryHeads: 2, kvHeads: 2, seq: 20, headDim: 16 }, 140);
+      const input = checkInput({ batch: 1, queryHeads: 2, kvHeads: 2, seq: 20, headDim: 16 }, 140);
       await expectSameError('regionSize 0', async () => gpuBiformerMethod.create(backend, { regionSize: 0 }), () => biformerMethod.create({ regionSize: 0 }), ConfigError);
       await expectSameError('routingScope global', async () => gpuBiformerMethod.create(backend, { routingScope: 'global' }), () => biformerMethod.create({ routingScope: 'global' } as never), ConfigError);
       const bad: AttentionInput = { ...input, k: sliceSeq(input.k, 0, 10) };
@@ -234,23 +179,23 @@ export const gpuChecks: readonly GpuCheck[] = [
     },
   },
   ...kmeansCases.map(({ config, shape }, i): GpuCheck => ({
-    name: `routing k-means and nearest-centroid membership on the GPU equal the CPU's: ${JSON.stringify(config)} ${shapeName(shape)}`,
+    name: `routing k-means and nearest-centroid membership on the GPU equal the CPU's: ${JSON.stringify(config)} ${describeCheckShape(shape)}`,
     async run(backend) {
-      const input = makeInput(shape, 150 + i, 'structured');
+      const input = checkInput(shape, 150 + i, 'structured');
       expectRoutingFitMatchesCpu(input, config, await fitRoutingGpu(backend, input, routingConfigSchema.parse(config)));
     },
   })),
   ...[...kmeansCases.map((c) => ({ ...c, config: { ...c.config, kmeansIterations: 0 } })), ...kmeansCases].map(({ config, shape }, i): GpuCheck => ({
-    name: `routing k-means++ seeding on the GPU (the CPU's draws) then k-means equal the CPU's: ${JSON.stringify(config)} ${shapeName(shape)}`,
+    name: `routing k-means++ seeding on the GPU (the CPU's draws) then k-means equal the CPU's: ${JSON.stringify(config)} ${describeCheckShape(shape)}`,
     async run(backend) {
-      const input = makeInput(shape, 150 + (i % kmeansCases.length), 'structured');
+      const input = checkInput(shape, 150 + (i % kmeansCases.length), 'structured');
       expectRoutingFitMatchesCpu(input, config, await fitRoutingGpu(backend, input, routingConfigSchema.parse(config), 'gpu'));
     },
   })),
   ...routingCases.map(({ config, shape, kind }, i): GpuCheck => ({
-    name: `routing on the GPU selects the CPU's keys and equals its output: ${JSON.stringify(config)} ${shapeName(shape)}`,
+    name: `routing on the GPU selects the CPU's keys and equals its output: ${JSON.stringify(config)} ${describeCheckShape(shape)}`,
     async run(backend) {
-      const input = makeInput(shape, 170 + i, kind);
+      const input = checkInput(shape, 170 + i, kind);
       const gpu = await gpuRoutingMethod.create(backend, config).prefill(input);
       const cpu = routingMethod.create(config).prefill(input);
       expectMatchesCpu(input, gpu, cpu);
@@ -262,14 +207,14 @@ export const gpuChecks: readonly GpuCheck[] = [
   {
     name: 'routing on the GPU split into chunks (one KV slot each) equals the CPU method',
     async run(backend) {
-      const input = makeInput({ batch: 2, queryHeads: 4, kvHeads: 2, seq: 64, headDim: 64 }, 190);
+      const input = checkInput({ batch: 2, queryHeads: 4, kvHeads: 2, seq: 64, headDim: 64 }, 190);
       // One KV slot's queries fill a binding; its selection (≈ 40 keys per row) fits in one.
       const small = new GpuBackend({ ...backend.context, maxBinding: 2 * 64 * 64 * 4 }, { reason: 'not needed' });
       const config = { clusters: 4 };
       expectMatchesCpu(input, await gpuRoutingMethod.create(small, config).prefill(input), routingMethod.create(config).prefill(input));
       // A selection that outgrows the binding is refused with a ConfigError, not truncated.
       const tiny = new GpuBackend({ ...backend.context, maxBinding: 2 * 64 * 16 * 4 }, { reason: 'not needed' });
-      const narrow = makeInput({ batch: 1, queryHeads: 2, kvHeads: 1, seq: 64, headDim: 16 }, 193);
+      const narrow = checkInput({ batch: 1, queryHeads: 2, kvHeads: 1, seq: 64, headDim: 16 }, 193);
       let thrown: unknown;
       try {
         await gpuRoutingMethod.create(tiny, config).prefill(narrow);
@@ -282,7 +227,7 @@ export const gpuChecks: readonly GpuCheck[] = [
   {
     name: 'routing runResident (seeding on the GPU; and on the host from the read-back subsample, streamed by KV slot) writes the CPU output and reports its density',
     async run(backend) {
-      const input = makeInput({ batch: 1, queryHeads: 4, kvHeads: 2, seq: 300, headDim: 32 }, 191);
+      const input = checkInput({ batch: 1, queryHeads: 4, kvHeads: 2, seq: 300, headDim: 32 }, 191);
       const d = validateAttentionInput(input);
       const config = { clusters: 10, kmeansSampleSize: 150 };
       const method = gpuRoutingMethod.create(backend, config);
@@ -318,7 +263,7 @@ export const gpuChecks: readonly GpuCheck[] = [
   {
     name: "routing on the GPU throws the CPU method's typed errors, and ConfigError for the CPU-only modes, before any GPU work",
     async run(backend) {
-      const input = makeInput({ batch: 1, queryHeads: 2, kvHeads: 2, seq: 20, headDim: 16 }, 192);
+      const input = checkInput({ batch: 1, queryHeads: 2, kvHeads: 2, seq: 20, headDim: 16 }, 192);
       await expectSameError('clusters -1', async () => gpuRoutingMethod.create(backend, { clusters: -1 }), () => routingMethod.create({ clusters: -1 }), ConfigError);
       await expectSameError('membership nearest', async () => gpuRoutingMethod.create(backend, { membership: 'nearest' }), () => routingMethod.create({ membership: 'nearest' } as never), ConfigError);
       const bad: AttentionInput = { ...input, k: sliceSeq(input.k, 0, 10) };
