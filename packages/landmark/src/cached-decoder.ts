@@ -33,6 +33,25 @@ export interface DecoderState {
 }
 
 /**
+ * Checks `appendContext`'s keys `[B, Hkv, T, D]` and values `[B, Hkv, T, Dv]` against the
+ * decoder's shape (a `ShapeError` naming the tensor) and that they are finite. Shared by the CPU
+ * decoders and the GPU ones (`gpu/host-cache-decoder.ts`), which take the same context.
+ */
+export function validateContext(shape: DecoderShape, k: Tensor, v: Tensor): void {
+  const valueDim = shape.valueDim ?? shape.headDim;
+  const expect = (name: string, t: Tensor, dim: number) => {
+    const s = t.shape;
+    if (s.length !== 4 || s[0] !== shape.batch || s[1] !== shape.kvHeads || s[3] !== dim) {
+      throw new ShapeError(`appendContext: ${name} must be [${shape.batch}, ${shape.kvHeads}, T, ${dim}], got [${s.join(', ')}]`);
+    }
+  };
+  expect('k', k, shape.headDim);
+  expect('v', v, valueDim);
+  assertFinite(k, 'k');
+  assertFinite(v, 'v');
+}
+
+/**
  * Wires validation, the KV cache and a method's state into a decoder: `step` validates the new
  * tokens (only them: the cache was checked when it was appended), appends, updates state, attends.
  */
@@ -51,16 +70,7 @@ export function createCachedDecoder(shape: DecoderShape, state: DecoderState): C
       return state.attend(input.q, cache);
     },
     appendContext(k, v) {
-      const expect = (name: string, t: Tensor, dim: number) => {
-        const s = t.shape;
-        if (s.length !== 4 || s[0] !== shape.batch || s[1] !== shape.kvHeads || s[3] !== dim) {
-          throw new ShapeError(`appendContext: ${name} must be [${shape.batch}, ${shape.kvHeads}, T, ${dim}], got [${s.join(', ')}]`);
-        }
-      };
-      expect('k', k, shape.headDim);
-      expect('v', v, valueDim);
-      assertFinite(k, 'k');
-      assertFinite(v, 'v');
+      validateContext(shape, k, v);
       const previous = cache.length;
       cache.append(k, v);
       state.afterAppend(cache, previous);

@@ -7,24 +7,18 @@
  */
 import {
   ConfigError,
-  KVCache,
   SelectionBuilder,
-  ShapeError,
-  assertFinite,
   densePairCount,
   parseConfig,
   validateAttentionInput,
-  validateDecoderStep,
   type AttentionDims,
   type AttentionInput,
   type AttentionResult,
   type DecoderShape,
   type Selection,
-  type Tensor,
 } from '@sparse-attn/core';
 import {
   dispatchGrid,
-  type GpuAttentionDecoder,
   type GpuAttentionMethod,
   type GpuBackend,
   type GpuMethodDefinition,
@@ -35,6 +29,7 @@ import {
 import { hipConfigSchema, hipMethod, type HipConfig } from '../hip-attention.js';
 import { HIP_BOUND_TREE_PARAMS, HIP_BOUND_TREE_THREADS, boundTreeLevels, hipBoundTreeWgsl } from './hip-bound-tree-wgsl.js';
 import { HIP_SEARCH_PARAMS, hipSearchWgsl, hipSearchWorkgroupBytes } from './hip-search-wgsl.js';
+import { createHostCacheDecoder, requireCausal, withGpuSelection, type HostCacheDecoder } from './host-cache-decoder.js';
 
 /** Chunks kept per level of the tree search. */
 function keepOf(config: HipConfig): number {
@@ -197,81 +192,50 @@ interface CachedMasks {
  * range, plus keys that left the window since the search) builds the rows on the host and the
  * GPU sparse executor attends to them.
  */
-function createHipDecoder(backend: GpuBackend, config: HipConfig, shape: DecoderShape): GpuAttentionDecoder & { appendContext(k: Tensor, v: Tensor): void } {
-  const valueDim = shape.valueDim ?? shape.headDim;
-  const cache = new KVCache({ batch: shape.batch, kvHeads: shape.kvHeads, headDim: shape.headDim, valueDim });
+function createHipDecoder(backend: GpuBackend, config: HipConfig, shape: DecoderShape): HostCacheDecoder {
   const slots = shape.batch * shape.queryHeads;
   const cached: CachedMasks = { masks: new Array<Int32Array | undefined>(slots).fill(undefined), searchedUpTo: new Int32Array(slots), stepsSinceRefresh: 0 };
-  return {
-    get length() {
-      return cache.length;
-    },
-    async step(input) {
-      validateDecoderStep(shape, input, cache.length);
-      cache.append(input.k, input.v);
-      const call: AttentionInput = { q: input.q, k: cache.keys(), v: cache.values(), causal: true, ...(shape.scale === undefined ? {} : { scale: shape.scale }) };
-      const d = validateAttentionInput(call);
-      const rows = Math.ceil(d.querySeq / config.queryBlockSize);
-      const refresh = cached.stepsSinceRefresh >= config.refreshInterval || cached.masks.some((m) => m === undefined);
-      let result: AttentionResult & { selection: Selection };
-      if (refresh) {
-        result = await hipAttend(backend, config, call, true);
-        const s = result.selection;
-        for (let slot = 0; slot < slots; slot++) {
-          // The CPU decoder keeps the last query block's search.
-          const { lo, hi } = searchRange(d, config, rows - 1);
-          const row = slot * rows + rows - 1;
-          const tokens = s.indices.subarray(s.offsets[row]!, s.offsets[row + 1]!).filter((t) => t >= lo && t < hi);
-          cached.masks[slot] = Int32Array.from(tokens);
-          cached.searchedUpTo[slot] = hi;
-        }
-      } else {
-        const builder = new SelectionBuilder({ kind: 'token', headScope: 'query', batch: d.batch, heads: d.queryHeads, rows, queryBlockSize: config.queryBlockSize, keySeq: d.keySeq });
-        const tokens: number[] = [];
-        for (let slot = 0; slot < slots; slot++) {
-          for (let r = 0; r < rows; r++) {
-            const { lo, hi, end } = searchRange(d, config, r);
-            tokens.length = 0;
-            for (let j = 0; j < lo; j++) tokens.push(j);
-            for (const j of cached.masks[slot]!) if (j >= lo && j < hi) tokens.push(j);
-            for (let j = Math.max(lo, cached.searchedUpTo[slot]!); j < hi; j++) tokens.push(j);
-            for (let j = hi; j < end; j++) tokens.push(j);
-            builder.pushRow(tokens);
-          }
-        }
-        const selection = builder.finish();
-        const sparse = await backend.sparseAttention(call, selection);
-        result = { ...sparse, diagnostics: { meanSelectedKeys: meanRowLength(selection), maskRefreshed: 0, boundTreeBytes: hipTreeBytesPerSlot(config, d) * d.batch * d.kvHeads } };
+  const attend = async (call: AttentionInput): Promise<AttentionResult> => {
+    const d = validateAttentionInput(call);
+    const rows = Math.ceil(d.querySeq / config.queryBlockSize);
+    const refresh = cached.stepsSinceRefresh >= config.refreshInterval || cached.masks.some((m) => m === undefined);
+    let result: AttentionResult & { selection: Selection };
+    if (refresh) {
+      result = await hipAttend(backend, config, call, true);
+      const s = result.selection;
+      for (let slot = 0; slot < slots; slot++) {
+        // The CPU decoder keeps the last query block's search.
+        const { lo, hi } = searchRange(d, config, rows - 1);
+        const row = slot * rows + rows - 1;
+        const tokens = s.indices.subarray(s.offsets[row]!, s.offsets[row + 1]!).filter((t) => t >= lo && t < hi);
+        cached.masks[slot] = Int32Array.from(tokens);
+        cached.searchedUpTo[slot] = hi;
       }
-      cached.stepsSinceRefresh = refresh ? 1 : cached.stepsSinceRefresh + 1;
-      return result;
-    },
-    appendContext(k, v) {
-      const expect = (name: string, t: Tensor, dim: number) => {
-        const s = t.shape;
-        if (s.length !== 4 || s[0] !== shape.batch || s[1] !== shape.kvHeads || s[3] !== dim) {
-          throw new ShapeError(`appendContext: ${name} must be [${shape.batch}, ${shape.kvHeads}, T, ${dim}], got [${s.join(', ')}]`);
+    } else {
+      const builder = new SelectionBuilder({ kind: 'token', headScope: 'query', batch: d.batch, heads: d.queryHeads, rows, queryBlockSize: config.queryBlockSize, keySeq: d.keySeq });
+      const tokens: number[] = [];
+      for (let slot = 0; slot < slots; slot++) {
+        for (let r = 0; r < rows; r++) {
+          const { lo, hi, end } = searchRange(d, config, r);
+          tokens.length = 0;
+          for (let j = 0; j < lo; j++) tokens.push(j);
+          for (const j of cached.masks[slot]!) if (j >= lo && j < hi) tokens.push(j);
+          for (let j = Math.max(lo, cached.searchedUpTo[slot]!); j < hi; j++) tokens.push(j);
+          for (let j = hi; j < end; j++) tokens.push(j);
+          builder.pushRow(tokens);
         }
-      };
-      expect('k', k, shape.headDim);
-      expect('v', v, valueDim);
-      assertFinite(k, 'k');
-      assertFinite(v, 'v');
-      cache.append(k, v);
-    },
-    reset() {
-      cache.reset();
-      cached.masks.fill(undefined);
-      cached.stepsSinceRefresh = 0;
-    },
-    destroy() {
-      // Nothing stays on the GPU between steps.
-    },
+      }
+      const selection = builder.finish();
+      const sparse = await backend.sparseAttention(call, selection);
+      result = { ...sparse, diagnostics: { meanSelectedKeys: meanRowLength(selection), maskRefreshed: 0, boundTreeBytes: hipTreeBytesPerSlot(config, d) * d.batch * d.kvHeads } };
+    }
+    cached.stepsSinceRefresh = refresh ? 1 : cached.stepsSinceRefresh + 1;
+    return result;
   };
-}
-
-function requireCausal(causal: boolean): void {
-  if (!causal) throw new ConfigError('hip: causal must be true, got false');
+  return createHostCacheDecoder(shape, attend, () => {
+    cached.masks.fill(undefined);
+    cached.stepsSinceRefresh = 0;
+  });
 }
 
 /**
@@ -292,21 +256,19 @@ export const gpuHipMethod: GpuMethodDefinition = {
       methodId: hipMethod.id,
       async prefill(input) {
         const d = validateAttentionInput(input);
-        requireCausal(d.causal);
+        requireCausal(hipMethod.id, d.causal);
         return hipAttend(backend, config, input);
       },
       createDecoder: (shape) => createHipDecoder(backend, config, shape),
       async runResident(resident: ResidentAttention) {
         const d = resident.dims;
-        requireCausal(d.causal);
+        requireCausal(hipMethod.id, d.causal);
         checkRunsOnGpu(backend, config, d.headDim);
-        const { selection, ms: selectionMs } = await backend.runSelection(resident, hipSelectionStep(config, d, backend.context.maxBinding));
-        try {
-          const attentionMs = await backend.runSparse(resident, selection);
-          return { selectionMs, attentionMs, density: (await pairsFromBounds(backend, selection, d, config)) / densePairCount(d) };
-        } finally {
-          backend.releaseSelection(selection);
-        }
+        return withGpuSelection(backend, resident, hipSelectionStep(config, d, backend.context.maxBinding), async (selection, selectionMs) => ({
+          selectionMs,
+          attentionMs: await backend.runSparse(resident, selection),
+          density: (await pairsFromBounds(backend, selection, d, config)) / densePairCount(d),
+        }));
       },
     };
   },

@@ -6,25 +6,18 @@
  */
 import {
   ConfigError,
-  KVCache,
-  ShapeError,
-  assertFinite,
   densePairCount,
   parseConfig,
   validateAttentionInput,
-  validateDecoderStep,
   type AttentionDims,
   type AttentionInput,
   type AttentionResult,
-  type DecoderShape,
-  type Tensor,
 } from '@sparse-attn/core';
 import {
   POOL_PARAMS,
   POOL_THREADS,
   blockPoolWgsl,
   dispatchGrid,
-  type GpuAttentionDecoder,
   type GpuAttentionMethod,
   type GpuBackend,
   type GpuMethodDefinition,
@@ -32,6 +25,7 @@ import {
   type ResidentAttention,
 } from '@sparse-attn/backend-gpu';
 import { landmarkRetrievalConfigSchema, landmarkRetrievalMethod, type LandmarkRetrievalConfig } from '../landmark-retrieval.js';
+import { createHostCacheDecoder, requireCausal, withGpuSelection } from './host-cache-decoder.js';
 import { RETRIEVAL_SELECT_PARAMS, retrievalSelectWgsl } from './retrieval-select-wgsl.js';
 
 /**
@@ -150,49 +144,7 @@ async function retrievalAttend(backend: GpuBackend, config: LandmarkRetrievalCon
   });
 }
 
-/**
- * The GPU decoder: the KV cache stays on the host (core's `KVCache`, as the CPU decoder keeps
- * it) and every step re-uploads it through `selectionAttention`, recomputing the representatives
- * of all complete blocks on the GPU (the CPU decoder appends them incrementally; the values are
- * the same up to float32 summation order of the `mean` representative).
- */
-function createRetrievalDecoder(backend: GpuBackend, config: LandmarkRetrievalConfig, shape: DecoderShape): GpuAttentionDecoder & { appendContext(k: Tensor, v: Tensor): void } {
-  const valueDim = shape.valueDim ?? shape.headDim;
-  const cache = new KVCache({ batch: shape.batch, kvHeads: shape.kvHeads, headDim: shape.headDim, valueDim });
-  return {
-    get length() {
-      return cache.length;
-    },
-    async step(input) {
-      validateDecoderStep(shape, input, cache.length);
-      cache.append(input.k, input.v);
-      return retrievalAttend(backend, config, { q: input.q, k: cache.keys(), v: cache.values(), causal: true, ...(shape.scale === undefined ? {} : { scale: shape.scale }) });
-    },
-    appendContext(k, v) {
-      const expect = (name: string, t: Tensor, dim: number) => {
-        const s = t.shape;
-        if (s.length !== 4 || s[0] !== shape.batch || s[1] !== shape.kvHeads || s[3] !== dim) {
-          throw new ShapeError(`appendContext: ${name} must be [${shape.batch}, ${shape.kvHeads}, T, ${dim}], got [${s.join(', ')}]`);
-        }
-      };
-      expect('k', k, shape.headDim);
-      expect('v', v, valueDim);
-      assertFinite(k, 'k');
-      assertFinite(v, 'v');
-      cache.append(k, v);
-    },
-    reset() {
-      cache.reset();
-    },
-    destroy() {
-      // Nothing stays on the GPU between steps.
-    },
-  };
-}
-
-function requireCausal(causal: boolean): void {
-  if (!causal) throw new ConfigError('landmark-retrieval: causal must be true (retrieval ranks blocks before each query), got false');
-}
+const CAUSAL_REASON = 'retrieval ranks blocks before each query';
 
 /**
  * `landmark-retrieval` with selection and attention on the GPU (same id, config schema and
@@ -210,22 +162,24 @@ export const gpuLandmarkRetrievalMethod: GpuMethodDefinition = {
       methodId: landmarkRetrievalMethod.id,
       async prefill(input) {
         const d = validateAttentionInput(input);
-        requireCausal(d.causal);
+        requireCausal(landmarkRetrievalMethod.id, d.causal, CAUSAL_REASON);
         return retrievalAttend(backend, config, input);
       },
-      createDecoder: (shape) => createRetrievalDecoder(backend, config, shape),
+      // The GPU decoder: the KV cache stays on the host (core's `KVCache`, as the CPU decoder keeps
+      // it) and every step re-uploads it through `selectionAttention`, recomputing the representatives
+      // of all complete blocks on the GPU (the CPU decoder appends them incrementally; the values are
+      // the same up to float32 summation order of the `mean` representative).
+      createDecoder: (shape) => createHostCacheDecoder(shape, (call) => retrievalAttend(backend, config, call)),
       async runResident(resident: ResidentAttention) {
         const d = resident.dims;
-        requireCausal(d.causal);
+        requireCausal(landmarkRetrievalMethod.id, d.causal, CAUSAL_REASON);
         const largest = retrievalScratchBytesPerSlot(d, config);
         if (largest > backend.context.maxBinding) throw new ConfigError(`landmark-retrieval: ${largest} bytes of scratch per KV slot exceed the device's largest binding`);
-        const { selection, ms: selectionMs } = await backend.runSelection(resident, retrievalSelectionStep(config, d, backend.context.maxBinding));
-        try {
-          const attentionMs = await backend.runSparse(resident, selection);
-          return { selectionMs, attentionMs, density: retrievalPairCount(d, config) / densePairCount(d) };
-        } finally {
-          backend.releaseSelection(selection);
-        }
+        return withGpuSelection(backend, resident, retrievalSelectionStep(config, d, backend.context.maxBinding), async (selection, selectionMs) => ({
+          selectionMs,
+          attentionMs: await backend.runSparse(resident, selection),
+          density: retrievalPairCount(d, config) / densePairCount(d),
+        }));
       },
     };
   },

@@ -6,23 +6,16 @@
  */
 import {
   ConfigError,
-  KVCache,
-  ShapeError,
-  assertFinite,
   densePairCount,
   parseConfig,
   sparseStats,
   validateAttentionInput,
-  validateDecoderStep,
   type AttentionDims,
   type AttentionInput,
   type AttentionResult,
-  type DecoderShape,
-  type Tensor,
 } from '@sparse-attn/core';
 import {
   dispatchGrid,
-  type GpuAttentionDecoder,
   type GpuAttentionMethod,
   type GpuBackend,
   type GpuMethodDefinition,
@@ -35,6 +28,7 @@ import { retrievedBlockCount } from '../landmark-slot-positions.js';
 import { GROUPED_SOFTMAX_PARAMS, groupedSoftmaxWgsl, groupedSoftmaxWorkgroupBytes } from './grouped-softmax-wgsl.js';
 import { LANDMARK_SELECT_PARAMS, landmarkSelectWgsl } from './landmark-select-wgsl.js';
 import { SCORE_SCRATCH_FLOATS } from './gpu-landmark-retrieval.js';
+import { createHostCacheDecoder, requireCausal, withGpuSelection } from './host-cache-decoder.js';
 
 /** Earlier blocks of the last query (the most any row retrieves). */
 function maxBlocksOf(d: Pick<AttentionDims, 'keySeq'>, span: number): number {
@@ -157,15 +151,16 @@ function checkRunsOnGpu(backend: GpuBackend, config: LandmarkConfig, headDim?: n
   }
 }
 
+const CAUSAL_REASON = 'the grouped softmax is defined for causal attention';
+
 /** Selection + grouped softmax of one validated, causal call; reads back output, lse and selection. */
 async function landmarkAttend(backend: GpuBackend, config: LandmarkConfig, input: AttentionInput): Promise<AttentionResult> {
   const d = validateAttentionInput(input);
-  if (!d.causal) throw new ConfigError('landmark: causal must be true (the grouped softmax is defined for causal attention), got false');
+  requireCausal(landmarkMethod.id, d.causal, CAUSAL_REASON);
   checkRunsOnGpu(backend, config, d.headDim);
   const resident = backend.upload(input, d, landmarkScratchBytesPerSlot(d, config));
   try {
-    const { selection: gpuSelection, ms: selectionMs } = await backend.runSelection(resident, landmarkSelectionStep(config, d, backend.context.maxBinding));
-    try {
+    return await withGpuSelection(backend, resident, landmarkSelectionStep(config, d, backend.context.maxBinding), async (gpuSelection, selectionMs) => {
       const attentionMs = await runGroupedSoftmax(backend, resident, gpuSelection, config);
       const { output, lse } = await backend.readOutput(resident);
       const selection = await backend.readSelection(gpuSelection);
@@ -179,47 +174,10 @@ async function landmarkAttend(backend: GpuBackend, config: LandmarkConfig, input
         backend: { ...backend.info, kernel: `${backend.info.kernel}+landmark-grouped-softmax` },
         diagnostics: { meanRetrievedBlocks: rows === 0 ? 0 : retrieved / rows, landmarksScored: landmarks },
       } as AttentionResult;
-    } finally {
-      backend.releaseSelection(gpuSelection);
-    }
+    });
   } finally {
     backend.release(resident);
   }
-}
-
-/** The GPU decoder: host KV cache, re-uploaded every step (decode equals prefill, as on the CPU). */
-function createLandmarkDecoder(backend: GpuBackend, config: LandmarkConfig, shape: DecoderShape): GpuAttentionDecoder & { appendContext(k: Tensor, v: Tensor): void } {
-  const valueDim = shape.valueDim ?? shape.headDim;
-  const cache = new KVCache({ batch: shape.batch, kvHeads: shape.kvHeads, headDim: shape.headDim, valueDim });
-  return {
-    get length() {
-      return cache.length;
-    },
-    async step(input) {
-      validateDecoderStep(shape, input, cache.length);
-      cache.append(input.k, input.v);
-      return landmarkAttend(backend, config, { q: input.q, k: cache.keys(), v: cache.values(), causal: true, ...(shape.scale === undefined ? {} : { scale: shape.scale }) });
-    },
-    appendContext(k, v) {
-      const expect = (name: string, t: Tensor, dim: number) => {
-        const s = t.shape;
-        if (s.length !== 4 || s[0] !== shape.batch || s[1] !== shape.kvHeads || s[3] !== dim) {
-          throw new ShapeError(`appendContext: ${name} must be [${shape.batch}, ${shape.kvHeads}, T, ${dim}], got [${s.join(', ')}]`);
-        }
-      };
-      expect('k', k, shape.headDim);
-      expect('v', v, valueDim);
-      assertFinite(k, 'k');
-      assertFinite(v, 'v');
-      cache.append(k, v);
-    },
-    reset() {
-      cache.reset();
-    },
-    destroy() {
-      // Nothing stays on the GPU between steps.
-    },
-  };
 }
 
 /**
@@ -238,23 +196,22 @@ export const gpuLandmarkMethod: GpuMethodDefinition = {
     return {
       methodId: landmarkMethod.id,
       prefill: (input) => landmarkAttend(backend, config, input),
-      createDecoder: (shape) => createLandmarkDecoder(backend, config, shape),
+      // The GPU decoder: host KV cache, re-uploaded every step (decode equals prefill, as on the CPU).
+      createDecoder: (shape) => createHostCacheDecoder(shape, (call) => landmarkAttend(backend, config, call)),
       async runResident(resident: ResidentAttention) {
         const d = resident.dims;
-        if (!d.causal) throw new ConfigError('landmark: causal must be true (the grouped softmax is defined for causal attention), got false');
+        requireCausal(landmarkMethod.id, d.causal, CAUSAL_REASON);
         checkRunsOnGpu(backend, config, d.headDim);
         const density = landmarkPairCount(d, config).pairs / densePairCount(d);
         if (config.topK === 0) {
           // Every earlier block is read: no selection rows (they would be rows × S / (ℓ+1) indices); gates are scored in attention.
           return { selectionMs: 0, attentionMs: await runGroupedSoftmax(backend, resident, undefined, config), density };
         }
-        const { selection, ms: selectionMs } = await backend.runSelection(resident, landmarkSelectionStep(config, d, backend.context.maxBinding));
-        try {
-          const attentionMs = await runGroupedSoftmax(backend, resident, selection, config);
-          return { selectionMs, attentionMs, density };
-        } finally {
-          backend.releaseSelection(selection);
-        }
+        return withGpuSelection(backend, resident, landmarkSelectionStep(config, d, backend.context.maxBinding), async (selection, selectionMs) => ({
+          selectionMs,
+          attentionMs: await runGroupedSoftmax(backend, resident, selection, config),
+          density,
+        }));
       },
     };
   },
