@@ -14,6 +14,8 @@
  * ⌈Dv / 64⌉ output channels. A landmark's value is never read (its weight is 0).
  */
 
+import { paramsStructWgsl, workgroupReduceWgsl } from './wgsl-snippets.js';
+
 /** Uniform parameter block of the grouped softmax kernel. */
 export const GROUPED_SOFTMAX_PARAMS = [
   'querySeq', 'queryOffset', 'querySlots', 'tilesX',
@@ -34,11 +36,7 @@ export function groupedSoftmaxWgsl(o: { readonly headDim: number; readonly value
   const NT = GROUPED_SOFTMAX_THREADS;
   const perThread = Math.max(1, Math.ceil(o.valueDim / NT));
   return /* wgsl */ `
-struct Params {
-  querySeq: u32, queryOffset: u32, querySlots: u32, tilesX: u32,
-  groupSize: u32, keySeq: u32, span: u32, blockLength: u32,
-  scale: f32, allBlocks: u32, pad1: u32, pad2: u32,
-}
+${paramsStructWgsl(GROUPED_SOFTMAX_PARAMS)}
 
 const NT: u32 = ${NT}u;
 const D: u32 = ${o.headDim}u;
@@ -83,10 +81,7 @@ fn part(start: u32, len: u32) {
   }
   red[lid] = m;
   workgroupBarrier();
-  for (var width = NT / 2u; width > 0u; width = width / 2u) {
-    if (lid < width) { red[lid] = max(red[lid], red[lid + width]); }
-    workgroupBarrier();
-  }
+${workgroupReduceWgsl('red', 'max', '  ')}
   let rowMax = red[0];
   workgroupBarrier();
   var l = 0.0;
@@ -97,10 +92,7 @@ fn part(start: u32, len: u32) {
   }
   red[lid] = l;
   workgroupBarrier();
-  for (var width = NT / 2u; width > 0u; width = width / 2u) {
-    if (lid < width) { red[lid] = red[lid] + red[lid + width]; }
-    workgroupBarrier();
-  }
+${workgroupReduceWgsl('red', 'sum', '  ')}
   partMax = rowMax;
   partSum = red[0];
   for (var u = 0u; u < VPT; u++) {

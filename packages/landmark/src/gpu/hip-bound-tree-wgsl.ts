@@ -11,6 +11,8 @@
  * ⌈chunks / 2^l⌉ nodes after the levels below it.
  */
 
+import { paramsStructWgsl } from './wgsl-snippets.js';
+
 /** Uniform parameter block of the bound-tree kernel. */
 export const HIP_BOUND_TREE_PARAMS = [
   'keySeq', 'chunkSize', 'slots', 'tilesX',
@@ -36,11 +38,7 @@ export function boundTreeLevels(chunks: number, levels: number): number[] {
 export function hipBoundTreeWgsl(o: { readonly headDim: number }): string {
   const NT = HIP_BOUND_TREE_THREADS;
   return /* wgsl */ `
-struct Params {
-  keySeq: u32, chunkSize: u32, slots: u32, tilesX: u32,
-  level: u32, nodes: u32, childNodes: u32, totalNodes: u32,
-  offset: u32, childOffset: u32, pad0: u32, pad1: u32,
-}
+${paramsStructWgsl(HIP_BOUND_TREE_PARAMS)}
 
 const D: u32 = ${o.headDim}u;
 

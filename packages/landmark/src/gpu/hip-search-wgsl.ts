@@ -20,6 +20,8 @@
  * Scores are float32 dot products (the CPU sums in float64), so a near-tie may order differently.
  */
 
+import { paramsStructWgsl } from './wgsl-snippets.js';
+
 /** Uniform parameter block of the HiP search kernel. */
 export const HIP_SEARCH_PARAMS = [
   'querySeq', 'queryOffset', 'keySeq', 'tilesX',
@@ -87,13 +89,7 @@ export function hipSearchWgsl(o: HipSearchKernelOptions): string {
             }
           }`;
   return /* wgsl */ `
-struct Params {
-  querySeq: u32, queryOffset: u32, keySeq: u32, tilesX: u32,
-  rows: u32, queryBlockSize: u32, queryStride: u32, groupSize: u32,
-  topK: u32, chunkSize: u32, keep: u32, sinkTokens: u32,
-  windowTokens: u32, stride: u32, slots: u32, chunks: u32,
-  treeNodes: u32, pad0: u32, pad1: u32, pad2: u32,
-}
+${paramsStructWgsl(HIP_SEARCH_PARAMS)}
 
 const NT: u32 = ${NT}u;
 const D: u32 = ${o.headDim}u;

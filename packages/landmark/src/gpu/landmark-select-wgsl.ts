@@ -13,6 +13,8 @@
  * top-k is the arg-max-pass selection of backend-gpu's `blockTopKWgsl`.
  */
 
+import { argMaxPickWgsl, everyBlockRowWgsl, paramsStructWgsl, sortPicksWgsl } from './wgsl-snippets.js';
+
 /** Uniform parameter block of the landmark selection kernel. */
 export const LANDMARK_SELECT_PARAMS = [
   'querySeq', 'queryOffset', 'querySlots', 'tilesX',
@@ -28,12 +30,7 @@ export const LANDMARK_SELECT_THREADS = 256;
 export function landmarkSelectWgsl(o: { readonly headDim: number; readonly maxPicks: number }): string {
   const NT = LANDMARK_SELECT_THREADS;
   return /* wgsl */ `
-struct Params {
-  querySeq: u32, queryOffset: u32, querySlots: u32, tilesX: u32,
-  rowStart: u32, rowCount: u32, span: u32, blockLength: u32,
-  maxBlocks: u32, topK: u32, stride: u32, groupSize: u32,
-  keySeq: u32, scale: f32, pad0: u32, pad1: u32,
-}
+${paramsStructWgsl(LANDMARK_SELECT_PARAMS)}
 
 const NT: u32 = ${NT}u;
 const D: u32 = ${o.headDim}u;
@@ -63,12 +60,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let row = querySlot * P.querySeq + i;
   let start = row * P.stride;
   if (P.topK == 0u || blocks <= P.topK) {
-    for (var j = lid; j <= blocks; j += NT) { indices[start + j] = j; }
-    if (lid == 0u) {
-      bounds[2u * row] = start;
-      bounds[2u * row + 1u] = start + blocks + 1u;
-    }
-    return;
+${everyBlockRowWgsl('blocks', '    ')}
   }
   for (var c = lid; c < D; c += NT) { qs[c] = q[(querySlot * P.querySeq + i) * D + c]; }
   workgroupBarrier();
@@ -90,32 +82,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       let after = kj < prevKey || (kj == prevKey && j > prevIndex);
       if (after && kj > key) { key = kj; index = j; }
     }
-    workgroupBarrier();
-    bestKey[lid] = key;
-    bestIndex[lid] = index;
-    workgroupBarrier();
-    for (var width = NT / 2u; width > 0u; width = width / 2u) {
-      if (lid < width) {
-        let ok = bestKey[lid + width];
-        let oi = bestIndex[lid + width];
-        if (ok > bestKey[lid] || (ok == bestKey[lid] && oi < bestIndex[lid])) {
-          bestKey[lid] = ok;
-          bestIndex[lid] = oi;
-        }
-      }
-      workgroupBarrier();
-    }
-    prevKey = bestKey[0];
-    prevIndex = bestIndex[0];
-    if (lid == 0u) { picks[p] = prevIndex; }
+${argMaxPickWgsl('bestKey', 'bestIndex', '    ')}
   }
   if (lid == 0u) {
-    for (var a = 1u; a < P.topK; a++) {
-      let x = picks[a];
-      var b = a;
-      while (b > 0u && picks[b - 1u] > x) { picks[b] = picks[b - 1u]; b--; }
-      picks[b] = x;
-    }
+${sortPicksWgsl('    ')}
     for (var a = 0u; a < P.topK; a++) { indices[start + a] = picks[a]; }
     indices[start + P.topK] = blocks;
     bounds[2u * row] = start;

@@ -18,6 +18,8 @@
  * `rowStart`, so the score scratch is `slots × rowCount × blocks` floats, never rows × keys.
  */
 
+import { argMaxPickWgsl, everyBlockRowWgsl, paramsStructWgsl, sortPicksWgsl, workgroupReduceWgsl } from './wgsl-snippets.js';
+
 /** Uniform parameter block of the retrieval selection kernel. */
 export const RETRIEVAL_SELECT_PARAMS = [
   'querySeq', 'queryOffset', 'slots', 'tilesX',
@@ -52,11 +54,7 @@ export function retrievalSelectWgsl(o: RetrievalSelectKernelOptions): string {
     s += select(x * repLo[at + c], x * repHi[at + c], x >= 0.0);`
     : `    s += qs[c] * repHi[at + c];`;
   return /* wgsl */ `
-struct Params {
-  querySeq: u32, queryOffset: u32, slots: u32, tilesX: u32,
-  rowStart: u32, rowCount: u32, blockSize: u32, blocks: u32,
-  topK: u32, stride: u32, groupSize: u32, scale: f32,
-}
+${paramsStructWgsl(RETRIEVAL_SELECT_PARAMS)}
 
 const NT: u32 = ${NT}u;
 const D: u32 = ${o.headDim}u;
@@ -98,12 +96,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let start = row * P.stride;
   if (current <= P.topK + 1u) {
     // At most topK candidates: the row keeps every block up to its own.
-    for (var j = lid; j <= current; j += NT) { indices[start + j] = j; }
-    if (lid == 0u) {
-      bounds[2u * row] = start;
-      bounds[2u * row + 1u] = start + current + 1u;
-    }
-    return;
+${everyBlockRowWgsl('current', '    ')}
   }
   let base = (slot * P.rowCount + localRow) * P.blocks;
   for (var g = 0u; g < P.groupSize; g++) {
@@ -123,17 +116,11 @@ ${sumProbability ? `    // Online (max, sum of exp) over this thread's candidate
     }
     redA[lid] = m;
     workgroupBarrier();
-    for (var width = NT / 2u; width > 0u; width = width / 2u) {
-      if (lid < width) { redA[lid] = max(redA[lid], redA[lid + width]); }
-      workgroupBarrier();
-    }
+${workgroupReduceWgsl('redA', 'max', '    ')}
     let rowMax = redA[0];
     redB[lid] = select(0.0, l * exp(P.scale * (m - rowMax)), l > 0.0);
     workgroupBarrier();
-    for (var width = NT / 2u; width > 0u; width = width / 2u) {
-      if (lid < width) { redB[lid] = redB[lid] + redB[lid + width]; }
-      workgroupBarrier();
-    }
+${workgroupReduceWgsl('redB', 'sum', '    ')}
     let total = redB[0];
     for (var j = 1u + lid; j < current; j += NT) {
       let p = exp(P.scale * (raw[base + j] - rowMax)) / total;
@@ -154,32 +141,10 @@ ${sumProbability ? `    // Online (max, sum of exp) over this thread's candidate
       let after = kj < prevKey || (kj == prevKey && j > prevIndex);
       if (after && (kj > key || (kj == key && j < index))) { key = kj; index = j; }
     }
-    workgroupBarrier();
-    redA[lid] = key;
-    bestIndex[lid] = index;
-    workgroupBarrier();
-    for (var width = NT / 2u; width > 0u; width = width / 2u) {
-      if (lid < width) {
-        let ok = redA[lid + width];
-        let oi = bestIndex[lid + width];
-        if (ok > redA[lid] || (ok == redA[lid] && oi < bestIndex[lid])) {
-          redA[lid] = ok;
-          bestIndex[lid] = oi;
-        }
-      }
-      workgroupBarrier();
-    }
-    prevKey = redA[0];
-    prevIndex = bestIndex[0];
-    if (lid == 0u) { picks[p] = prevIndex; }
+${argMaxPickWgsl('redA', 'bestIndex', '    ')}
   }
   if (lid == 0u) {
-    for (var a = 1u; a < P.topK; a++) {
-      let x = picks[a];
-      var b = a;
-      while (b > 0u && picks[b - 1u] > x) { picks[b] = picks[b - 1u]; b--; }
-      picks[b] = x;
-    }
+${sortPicksWgsl('    ')}
     indices[start] = 0u;
     for (var a = 0u; a < P.topK; a++) { indices[start + 1u + a] = picks[a]; }
     indices[start + P.topK + 1u] = current;
