@@ -35,7 +35,7 @@ import { RETRIEVAL_SELECT_PARAMS, retrievalSelectWgsl } from './retrieval-select
  */
 export const SCORE_SCRATCH_FLOATS = 1 << 20;
 
-/** Query rows the selection kernel scores per dispatch at `blocks` complete blocks. */
+/** Query rows the selection kernel scores per dispatch at `blocks` complete blocks (also landmark's rows per query head). */
 export function retrievalRowsPerDispatch(querySeq: number, blocks: number): number {
   return Math.max(1, Math.min(querySeq, Math.floor(SCORE_SCRATCH_FLOATS / Math.max(1, blocks))));
 }

@@ -27,7 +27,7 @@ import { landmarkConfigSchema, landmarkMethod, type LandmarkConfig } from '../la
 import { retrievedBlockCount } from '../landmark-slot-positions.js';
 import { GROUPED_SOFTMAX_PARAMS, groupedSoftmaxWgsl, groupedSoftmaxWorkgroupBytes } from './grouped-softmax-wgsl.js';
 import { LANDMARK_SELECT_PARAMS, landmarkSelectWgsl } from './landmark-select-wgsl.js';
-import { SCORE_SCRATCH_FLOATS } from './gpu-landmark-retrieval.js';
+import { retrievalRowsPerDispatch } from './gpu-landmark-retrieval.js';
 import { createHostCacheDecoder, requireCausal, withGpuSelection } from './host-cache-decoder.js';
 
 /** Earlier blocks of the last query (the most any row retrieves). */
@@ -41,15 +41,10 @@ export function landmarkRowStride(config: Pick<LandmarkConfig, 'topK' | 'blockLe
   return (config.topK === 0 ? maxBlocks : Math.min(config.topK, maxBlocks)) + 1;
 }
 
-/** Query rows (per query head) the selection kernel scores per dispatch. */
-function rowsPerDispatch(querySeq: number, maxBlocks: number): number {
-  return Math.max(1, Math.min(querySeq, Math.floor(SCORE_SCRATCH_FLOATS / Math.max(1, maxBlocks))));
-}
-
 /** Bytes per KV slot of the largest scratch buffer the selection allocates (for chunking). */
 export function landmarkScratchBytesPerSlot(d: Pick<AttentionDims, 'keySeq' | 'querySeq' | 'groupSize'>, config: Pick<LandmarkConfig, 'blockLength'>): number {
   const maxBlocks = Math.max(1, maxBlocksOf(d, config.blockLength + 1));
-  return 4 * d.groupSize * rowsPerDispatch(d.querySeq, maxBlocks) * maxBlocks;
+  return 4 * d.groupSize * retrievalRowsPerDispatch(d.querySeq, maxBlocks) * maxBlocks;
 }
 
 /** The selection step: landmark scores and top-k per (query head, query), rows in batches. */
@@ -57,7 +52,7 @@ export function landmarkSelectionStep(config: LandmarkConfig, d: AttentionDims, 
   const span = config.blockLength + 1;
   const maxBlocks = Math.max(1, maxBlocksOf(d, span));
   const stride = landmarkRowStride(config, d);
-  const rowsPerSlot = rowsPerDispatch(d.querySeq, maxBlocks);
+  const rowsPerSlot = retrievalRowsPerDispatch(d.querySeq, maxBlocks);
   return {
     layout: { kind: 'block', blockSize: span, headScope: 'query', rows: d.querySeq, queryBlockSize: 1 },
     stride,
