@@ -9,60 +9,25 @@
  * differs from the CPU's, the check accepts it only if every swapped pair is such a near-tie
  * under the CPU's own scores (1e-5 relative) and then compares the output with core's exact
  * `sparseAttention` over the GPU's selection; anything else fails.
+ *
+ * Inputs are core's 'structured' workload (salient key blocks) unless a case says 'gaussian'.
  */
 import {
   ConfigError,
   ShapeError,
-  createWorkload,
   densePairCount,
-  relativeL2Error,
   sliceSeq,
   sparseAttention,
-  tensor,
   validateAttentionInput,
   type AttentionInput,
   type Selection,
 } from '@sparse-attn/core';
-import { GPU_TOLERANCE, GpuBackend, countPairs, type GpuCheck, type GpuMethodDefinition } from '@sparse-attn/backend-gpu';
+import { GpuBackend, checkInput, countPairs, describeCheckShape, expectClose, expectLseClose, type CheckShape, type GpuCheck, type GpuMethodDefinition } from '@sparse-attn/backend-gpu';
 import { compressLayer } from '../compress-layer.js';
 import type { EvictingDecoder } from '../compressed-attention.js';
 import { compressionScratchBytesPerSlot, type GpuCompressionPlanner } from './gpu-compression.js';
 import { gpuKeyNormMethod, gpuPyramidKvMethod, gpuRandomKvMethod, gpuSnapKvMethod, gpuSpecKvLayerMethod, gpuTovaMethod, planners } from './gpu-kv-methods.js';
 import { gpuStreamingLlmMethod, sinkRecentBytesPerSlot } from './gpu-streaming-llm.js';
-
-interface Shape {
-  readonly batch: number;
-  readonly queryHeads: number;
-  readonly kvHeads: number;
-  readonly seq: number;
-  readonly headDim: number;
-  readonly valueDim?: number;
-  readonly querySeq?: number;
-}
-
-function makeInput(s: Shape, seed: number, kind: 'gaussian' | 'structured' = 'structured'): AttentionInput {
-  const w = createWorkload(kind, { batch: s.batch, queryHeads: s.queryHeads, kvHeads: s.kvHeads, seqLength: s.seq, headDim: s.headDim, valueDim: s.valueDim ?? s.headDim, seed });
-  const q = s.querySeq === undefined ? w.input.q : sliceSeq(w.input.q, s.seq - s.querySeq, s.seq);
-  return { ...w.input, q, causal: true };
-}
-
-function describeShape(s: Shape): string {
-  return `B${s.batch} Hq${s.queryHeads} Hkv${s.kvHeads} S${s.seq} D${s.headDim}${s.valueDim ? ` Dv${s.valueDim}` : ''}${s.querySeq ? ` Sq${s.querySeq}` : ''}`;
-}
-
-function expectClose(what: string, actual: Float32Array, expected: Float32Array): void {
-  const error = relativeL2Error(tensor([actual.length], actual), tensor([expected.length], expected));
-  if (!(error <= GPU_TOLERANCE)) throw new Error(`${what}: relative L2 error ${error.toExponential(3)} above ${GPU_TOLERANCE}`);
-}
-
-function expectLseClose(what: string, actual: Float32Array, expected: ArrayLike<number>): void {
-  for (let i = 0; i < actual.length; i++) {
-    const a = actual[i]!;
-    const e = expected[i]!;
-    if (a === e) continue;
-    if (!(Math.abs(a - e) <= GPU_TOLERANCE * Math.max(1, Math.abs(e)))) throw new Error(`${what}: lse[${i}] = ${a}, expected ${e}`);
-  }
-}
 
 function sameLayout(gpu: Selection, cpu: Selection): void {
   for (const field of ['kind', 'blockSize', 'headScope', 'batch', 'heads', 'rows', 'queryBlockSize', 'keySeq'] as const) {
@@ -129,7 +94,7 @@ async function compareStreamingWithCpu(backend: GpuBackend, config: Record<strin
   if (gpu.diagnostics.keptPerHead !== kept) throw new Error(`keptPerHead ${gpu.diagnostics.keptPerHead}, CPU ${kept}`);
 }
 
-const streamingCases: readonly { config: Record<string, unknown>; shape: Shape }[] = [
+const streamingCases: readonly { config: Record<string, unknown>; shape: CheckShape }[] = [
   { config: { sinks: 4, recent: 20 }, shape: { batch: 1, queryHeads: 4, kvHeads: 2, seq: 150, headDim: 16 } },
   { config: { sinks: 2, recent: 100 }, shape: { batch: 2, queryHeads: 2, kvHeads: 2, seq: 203, headDim: 32 } },
   { config: { sinks: 0, recent: 30 }, shape: { batch: 1, queryHeads: 4, kvHeads: 1, seq: 97, headDim: 16, valueDim: 24, querySeq: 40 } },
@@ -140,7 +105,7 @@ const streamingCases: readonly { config: Record<string, unknown>; shape: Shape }
 interface Case {
   readonly method: GpuMethodDefinition;
   readonly config: Record<string, unknown>;
-  readonly shape: Shape;
+  readonly shape: CheckShape;
   readonly kind?: 'gaussian' | 'structured';
 }
 
@@ -166,9 +131,9 @@ const cases: readonly Case[] = [
 ];
 
 /** Steps a CPU and a GPU decoder through the same chunks and compares every step. */
-async function compareDecoders(backend: GpuBackend, method: GpuMethodDefinition, config: Record<string, unknown>, shape: Shape, chunks: readonly number[]): Promise<void> {
+async function compareDecoders(backend: GpuBackend, method: GpuMethodDefinition, config: Record<string, unknown>, shape: CheckShape, chunks: readonly number[]): Promise<void> {
   const total = chunks.reduce((a, b) => a + b, 0);
-  const input = makeInput({ ...shape, seq: total }, 7);
+  const input = checkInput({ ...shape, seq: total }, 7, 'structured');
   const decoderShape = { batch: shape.batch, queryHeads: shape.queryHeads, kvHeads: shape.kvHeads, headDim: shape.headDim };
   const cpu = method.cpu.create(config).createDecoder(decoderShape) as EvictingDecoder;
   const gpu = method.create(backend, config).createDecoder!(decoderShape) as ReturnType<NonNullable<ReturnType<GpuMethodDefinition['create']>['createDecoder']>> & { cachedEntries: number };
@@ -200,12 +165,12 @@ async function expectThrows(what: string, kind: typeof ConfigError | typeof Shap
 /** Every draft-kv GPU check, in the order they run. */
 export const gpuChecks: GpuCheck[] = [
   ...cases.map(({ method, config, shape, kind }, i): GpuCheck => ({
-    name: `${method.id} on the GPU keeps the CPU's entries, output and lse agree: ${JSON.stringify(config)} ${describeShape(shape)}`,
-    run: (backend) => compareWithCpu(backend, method, config, makeInput(shape, 100 + i, kind)),
+    name: `${method.id} on the GPU keeps the CPU's entries, output and lse agree: ${JSON.stringify(config)} ${describeCheckShape(shape)}`,
+    run: (backend) => compareWithCpu(backend, method, config, checkInput(shape, 100 + i, kind ?? 'structured')),
   })),
   ...streamingCases.map(({ config, shape }, i): GpuCheck => ({
-    name: `streaming-llm on the GPU keeps the CPU tracker's entries per query, output and lse agree: ${JSON.stringify(config)} ${describeShape(shape)}`,
-    run: (backend) => compareStreamingWithCpu(backend, config, makeInput(shape, 200 + i)),
+    name: `streaming-llm on the GPU keeps the CPU tracker's entries per query, output and lse agree: ${JSON.stringify(config)} ${describeCheckShape(shape)}`,
+    run: (backend) => compareStreamingWithCpu(backend, config, checkInput(shape, 200 + i, 'structured')),
   })),
   {
     name: 'streaming-llm decoder on the GPU equals the CPU decoder (prefill chunk, single tokens, a chunk past the window)',
@@ -215,7 +180,7 @@ export const gpuChecks: GpuCheck[] = [
     name: 'streaming-llm runResident: both selections, both attentions and the merge on resident buffers equal the CPU prefill',
     async run(backend) {
       const config = { sinks: 3, recent: 40 };
-      const input = makeInput({ batch: 1, queryHeads: 4, kvHeads: 2, seq: 170, headDim: 32 }, 33);
+      const input = checkInput({ batch: 1, queryHeads: 4, kvHeads: 2, seq: 170, headDim: 32 }, 33, 'structured');
       const d = validateAttentionInput(input);
       const resident = backend.upload(input, d, sinkRecentBytesPerSlot({ sinks: 3, recent: 40 }, d));
       try {
@@ -242,7 +207,7 @@ export const gpuChecks: GpuCheck[] = [
     name: 'snapkv runResident: selection and attention on resident buffers equal the CPU prefill, density from the kept entries',
     async run(backend) {
       const config = { capacity: 48, window: 8 };
-      const input = makeInput({ batch: 1, queryHeads: 4, kvHeads: 2, seq: 150, headDim: 32 }, 31);
+      const input = checkInput({ batch: 1, queryHeads: 4, kvHeads: 2, seq: 150, headDim: 32 }, 31, 'structured');
       const d = validateAttentionInput(input);
       const planner = planners['snapkv']!(config);
       const resident = backend.upload(input, d, compressionScratchBytesPerSlot(planner(d.keySeq, d.querySeq), d));
@@ -263,18 +228,18 @@ export const gpuChecks: GpuCheck[] = [
     name: 'calls split into several chunks (small binding limit) keep the same entries',
     async run(backend) {
       const small = new GpuBackend({ ...backend.context, maxBinding: 2 * 90 * 16 * 4 }, { reason: 'test' });
-      await compareWithCpu(small, gpuSnapKvMethod, { capacity: 30, window: 6 }, makeInput({ batch: 2, queryHeads: 6, kvHeads: 3, seq: 90, headDim: 16 }, 41));
-      await compareWithCpu(small, gpuKeyNormMethod, { capacity: 30 }, makeInput({ batch: 2, queryHeads: 6, kvHeads: 3, seq: 90, headDim: 16 }, 42, 'gaussian'));
-      await compareWithCpu(small, gpuRandomKvMethod, { capacity: 30, seed: 3 }, makeInput({ batch: 2, queryHeads: 6, kvHeads: 3, seq: 90, headDim: 16 }, 44));
+      await compareWithCpu(small, gpuSnapKvMethod, { capacity: 30, window: 6 }, checkInput({ batch: 2, queryHeads: 6, kvHeads: 3, seq: 90, headDim: 16 }, 41, 'structured'));
+      await compareWithCpu(small, gpuKeyNormMethod, { capacity: 30 }, checkInput({ batch: 2, queryHeads: 6, kvHeads: 3, seq: 90, headDim: 16 }, 42, 'gaussian'));
+      await compareWithCpu(small, gpuRandomKvMethod, { capacity: 30, seed: 3 }, checkInput({ batch: 2, queryHeads: 6, kvHeads: 3, seq: 90, headDim: 16 }, 44, 'structured'));
       // StreamingLLM's band rows (90 × 63 indices per KV slot) need a larger binding: two slots per chunk, three chunks.
       const streaming = new GpuBackend({ ...backend.context, maxBinding: 2 * 90 * 63 * 4 }, { reason: 'test' });
-      await compareStreamingWithCpu(streaming, { sinks: 2, recent: 20 }, makeInput({ batch: 2, queryHeads: 6, kvHeads: 3, seq: 90, headDim: 16 }, 43));
+      await compareStreamingWithCpu(streaming, { sinks: 2, recent: 20 }, checkInput({ batch: 2, queryHeads: 6, kvHeads: 3, seq: 90, headDim: 16 }, 43, 'structured'));
     },
   },
   {
     name: "bad input throws the CPU method's typed errors before any GPU work",
     async run(backend) {
-      const input = makeInput({ batch: 1, queryHeads: 2, kvHeads: 2, seq: 40, headDim: 16 }, 5);
+      const input = checkInput({ batch: 1, queryHeads: 2, kvHeads: 2, seq: 40, headDim: 16 }, 5, 'structured');
       for (const method of [gpuSnapKvMethod, gpuPyramidKvMethod, gpuSpecKvLayerMethod, gpuTovaMethod, gpuKeyNormMethod, gpuRandomKvMethod]) {
         const expected = await expectThrows(`${method.id} CPU non-causal`, ConfigError, () => method.cpu.create({}).prefill({ ...input, causal: false }));
         const got = await expectThrows(`${method.id} GPU non-causal`, ConfigError, () => method.create(backend, {}).prefill({ ...input, causal: false }));
