@@ -27,14 +27,9 @@ import { TOP_K_PARAMS, TOP_K_THREADS, blockTopKWgsl } from './kernels/block-top-
 import { FILL_PARAMS, FILL_THREADS, fillNormalWgsl } from './kernels/fill-normal-wgsl.js';
 import { ATTENTION_PARAMS, flashAttentionWgsl, flashAttentionWorkgroupBytes, type FlashAttentionKernelOptions } from './kernels/flash-attention-wgsl.js';
 import { dispatchGrid, type TileShape } from './kernels/score-tile-wgsl.js';
+import { WEBGPU_FLAGS } from './webgpu-flags.js';
 
-// WebGPU flag values, spelled out so the code needs no GPUBufferUsage global (absent in Node).
-const STORAGE = 0x80;
-const UNIFORM = 0x40;
-const COPY_DST = 0x08;
-const COPY_SRC = 0x04;
-const MAP_READ = 0x01;
-const MAP_MODE_READ = 0x01;
+const { STORAGE, UNIFORM, COPY_DST, COPY_SRC, MAP_READ, MAP_MODE_READ } = WEBGPU_FLAGS;
 
 /**
  * One GPU-resident slice of an attention call: a run of consecutive (batch, KV head) slots with

@@ -20,9 +20,9 @@ import { DECODE_GATHER_PARAMS, DECODE_GATHER_THREADS, decodeGatherWgsl } from '.
 import { DECODE_MERGE_PARAMS, decodeMergeWgsl } from './kernels/decode-merge-wgsl.js';
 import { DECODE_PARTIAL_PARAMS, DECODE_THREADS, decodePartialRecord, decodePartialWgsl } from './kernels/decode-split-k-wgsl.js';
 import { dispatchGrid } from './kernels/score-tile-wgsl.js';
+import { WEBGPU_FLAGS } from './webgpu-flags.js';
 
-const STORAGE = 0x80;
-const COPY_SRC = 0x04;
+const { STORAGE, COPY_SRC } = WEBGPU_FLAGS;
 
 /**
  * Queries per step up to which decoders use the split-K kernel; longer steps (a prompt given as

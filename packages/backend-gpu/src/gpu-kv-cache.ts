@@ -1,10 +1,8 @@
 import { ConfigError, ShapeError, dims4, rowOffset, type AttentionDims, type Tensor } from '@sparse-attn/core';
 import type { GpuBackend, ResidentAttention, ResidentChunk } from './gpu-backend.js';
+import { WEBGPU_FLAGS } from './webgpu-flags.js';
 
-// WebGPU flag values, spelled out so the code needs no GPUBufferUsage global (absent in Node).
-const STORAGE = 0x80;
-const COPY_DST = 0x08;
-const COPY_SRC = 0x04;
+const { STORAGE, COPY_DST, COPY_SRC } = WEBGPU_FLAGS;
 
 /** Shape of a {@link GpuKVCache}. */
 export interface GpuKVCacheShape {

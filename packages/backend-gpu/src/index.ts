@@ -17,6 +17,7 @@ export * from './gpu-decode-checks.js';
 export * from './gpu-benchmarks.js';
 export * from './gpu-checks.js';
 export * from './measure-async.js';
+export * from './webgpu-flags.js';
 export { ATTENTION_PARAMS, flashAttentionWgsl, flashAttentionWorkgroupBytes, type FlashAttentionKernelOptions } from './kernels/flash-attention-wgsl.js';
 export { POOL_PARAMS, POOL_THREADS, blockPoolWgsl } from './kernels/block-pool-wgsl.js';
 export { SCORE_PARAMS, blockScoreWgsl, type BlockScoring } from './kernels/block-score-wgsl.js';

@@ -25,7 +25,7 @@ import {
   type Selection,
   type SparseAttentionResult,
 } from '@sparse-attn/core';
-import { countPairs, dispatchGrid, type GpuBackend, type GpuMethodDefinition, type GpuSelection, type GpuSelectionStep, type GpuTimings, type ResidentAttention } from '@sparse-attn/backend-gpu';
+import { countPairs, dispatchGrid, type GpuBackend, type GpuMethodDefinition, type GpuSelection, type GpuSelectionStep, type GpuTimings, type ResidentAttention, WEBGPU_FLAGS } from '@sparse-attn/backend-gpu';
 import { streamingLlmMethod } from '../eviction-methods.js';
 import type { GpuEvictingDecoder } from './gpu-compressing-decoder.js';
 import { MERGE_PARAMS, MERGE_THREADS, mergeAttentionWgsl } from './merge-attention-wgsl.js';
@@ -37,9 +37,7 @@ export interface SinkRecentPolicy {
   readonly recent: number;
 }
 
-// WebGPU buffer usage flags (no GPUBufferUsage global in Node).
-const STORAGE = 0x80;
-const COPY_SRC = 0x04;
+const { STORAGE, COPY_SRC } = WEBGPU_FLAGS;
 
 /** The first kept entry of the recent window of a query at position p. */
 function lowest(p: number, policy: SinkRecentPolicy): number {

@@ -20,12 +20,9 @@ import {
   type Dims4,
   type Tensor,
 } from '@sparse-attn/core';
-import { countPairs, type GpuAttentionDecoder, type GpuBackend, type GpuSelection, type ResidentAttention, type ResidentChunk } from '@sparse-attn/backend-gpu';
+import { countPairs, type GpuAttentionDecoder, type GpuBackend, type GpuSelection, type ResidentAttention, type ResidentChunk, WEBGPU_FLAGS } from '@sparse-attn/backend-gpu';
 
-// WebGPU buffer usage flags (no GPUBufferUsage global in Node).
-const STORAGE = 0x80;
-const COPY_DST = 0x08;
-const COPY_SRC = 0x04;
+const { STORAGE, COPY_DST, COPY_SRC } = WEBGPU_FLAGS;
 
 type Buffer = ResidentChunk['out'];
 

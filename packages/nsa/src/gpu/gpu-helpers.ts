@@ -4,12 +4,10 @@
  * use. Nothing here touches `node:*`: the checks run in the browser too.
  */
 import { ConfigError, type AttentionDims } from '@sparse-attn/core';
-import { dispatchGrid, type GpuBackend, type GpuSelection, type GpuSelectionStep, type ResidentAttention } from '@sparse-attn/backend-gpu';
+import { dispatchGrid, type GpuBackend, type GpuSelection, type GpuSelectionStep, type ResidentAttention, WEBGPU_FLAGS } from '@sparse-attn/backend-gpu';
 import { COUNT_ENTRIES_PARAMS, COUNT_ENTRIES_THREADS, countEntriesWgsl } from './count-entries-wgsl.js';
 
-// WebGPU buffer usage flags (no GPUBufferUsage global in Node).
-const STORAGE = 0x80;
-const COPY_SRC = 0x04;
+const { STORAGE, COPY_SRC } = WEBGPU_FLAGS;
 
 /** Throws the typed error a kernel whose workgroup arrays exceed the device's workgroup memory would otherwise fail with. */
 export function assertWorkgroupFits(methodId: string, backend: GpuBackend, bytes: number, what: string): void {

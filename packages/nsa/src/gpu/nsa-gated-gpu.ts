@@ -12,17 +12,14 @@
  * KV slot: pooled keys and values (NC · (D + Dv) floats), the window rows (Sq · w u32) and the
  * compressed rows (Sq · NC u32); never Sq × S.
  */
-import { dispatchGrid, type GpuBackend, type GpuSelection, type GpuSelectionStep, type ResidentAttention, type ResidentChunk } from '@sparse-attn/backend-gpu';
+import { dispatchGrid, type GpuBackend, type GpuSelection, type GpuSelectionStep, type ResidentAttention, type ResidentChunk, WEBGPU_FLAGS } from '@sparse-attn/backend-gpu';
 import { ConfigError, type AttentionDims } from '@sparse-attn/core';
 import type { NsaConfig } from '../nsa.js';
 import { GATED_MERGE_PARAMS, GATED_MERGE_THREADS, gatedMergeWgsl } from './gated-merge-wgsl.js';
 import { RANGE_ROWS_PARAMS, RANGE_ROWS_THREADS, rangeRowsWgsl } from './range-rows-wgsl.js';
 import { WINDOW_POOL_PARAMS, WINDOW_POOL_THREADS, windowPoolWgsl } from './window-pool-wgsl.js';
 
-// WebGPU buffer usage flags (no GPUBufferUsage global in Node).
-const STORAGE = 0x80;
-const COPY_DST = 0x08;
-const COPY_SRC = 0x04;
+const { STORAGE, COPY_DST, COPY_SRC } = WEBGPU_FLAGS;
 
 type Buffer = ResidentChunk['out'];
 

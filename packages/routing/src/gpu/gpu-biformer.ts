@@ -12,15 +12,14 @@
  * a batch and a chunk boundary may split a batch.
  */
 import { densePairCount, sparseStats, validateAttentionInput, type AttentionDims, type AttentionInput, type Selection, type SparseAttentionResult } from '@sparse-attn/core';
-import { countPairs, dispatchGrid, type GpuAttentionMethod, type GpuBackend, type GpuMethodDefinition, type GpuSelection, type GpuSelectionStep, type ResidentAttention } from '@sparse-attn/backend-gpu';
+import { countPairs, dispatchGrid, type GpuAttentionMethod, type GpuBackend, type GpuMethodDefinition, type GpuSelection, type GpuSelectionStep, type ResidentAttention, WEBGPU_FLAGS } from '@sparse-attn/backend-gpu';
 import { biformerConfigSchema, biformerMethod, type BiformerConfig } from '../biformer-attention.js';
 import { parseConfig } from '@sparse-attn/core';
 import { REGION_AFFINITY_PARAMS, REGION_AFFINITY_THREADS, regionAffinityWgsl } from './region-affinity-wgsl.js';
 import { REGION_MEAN_PARAMS, REGION_MEAN_THREADS, regionMeanWgsl } from './region-mean-wgsl.js';
 import { REGION_TOP_K_PARAMS, regionTopKWgsl } from './region-top-k-wgsl.js';
 
-const STORAGE = 0x80;
-const COPY_SRC = 0x04;
+const { STORAGE, COPY_SRC } = WEBGPU_FLAGS;
 
 /** The region geometry of a call, computed exactly as the CPU method does. */
 export interface BiformerGeometry {

@@ -8,7 +8,7 @@
  * top-w membership, the union selection and attention are not ported yet (see the README).
  */
 import { ConfigError, Rng, rowOffset, validateAttentionInput, type AttentionDims, type AttentionInput } from '@sparse-attn/core';
-import { dispatchGrid, type ChunkEncoder, type GpuBackend } from '@sparse-attn/backend-gpu';
+import { dispatchGrid, type ChunkEncoder, type GpuBackend, WEBGPU_FLAGS } from '@sparse-attn/backend-gpu';
 import { headSeed } from '../balanced-routing-attention.js';
 import { normalizeRows } from '../normalize-rows.js';
 import { resolveClusters, resolveSampleSize, type RoutingConfig } from '../routing-config.js';
@@ -16,9 +16,7 @@ import { sphericalKMeans } from '../spherical-kmeans.js';
 import { SEED_PARAMS, kmeansSeedWgsl } from './kmeans-seed-wgsl.js';
 import { KMEANS_PARAMS, KMEANS_THREADS, kmeansAssignWgsl, kmeansNormalizeWgsl, kmeansSampleWgsl, kmeansSumWgsl, normalizeRowsWgsl, topCentroidsWgsl } from './spherical-kmeans-wgsl.js';
 
-const STORAGE = 0x80;
-const COPY_SRC = 0x04;
-const COPY_DST = 0x08;
+const { STORAGE, COPY_SRC, COPY_DST } = WEBGPU_FLAGS;
 
 /**
  * The rows the CPU's `sphericalKMeans` fits on for `count` rows: all of them when `count ≤

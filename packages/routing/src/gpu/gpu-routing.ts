@@ -15,7 +15,7 @@
  * write, to size the selection buffer: it holds exactly the selected pairs, never rows × S.
  */
 import { ConfigError, densePairCount, parseConfig, sparseStats, validateAttentionInput, type AttentionDims, type AttentionInput, type Selection, type SparseAttentionResult } from '@sparse-attn/core';
-import { countPairs, dispatchGrid, type ChunkEncoder, type GpuAttentionMethod, type GpuBackend, type GpuMethodDefinition, type GpuSelection, type ResidentAttention } from '@sparse-attn/backend-gpu';
+import { countPairs, dispatchGrid, type ChunkEncoder, type GpuAttentionMethod, type GpuBackend, type GpuMethodDefinition, type GpuSelection, type ResidentAttention, WEBGPU_FLAGS } from '@sparse-attn/backend-gpu';
 import { routingConfigSchema, type RoutingConfig } from '../routing-config.js';
 import { routingMethod } from '../routing-method.js';
 import { headSeed } from '../balanced-routing-attention.js';
@@ -38,9 +38,7 @@ import {
   topFromSimilaritiesWgsl,
 } from './routing-selection-wgsl.js';
 
-const STORAGE = 0x80;
-const COPY_SRC = 0x04;
-const COPY_DST = 0x08;
+const { STORAGE, COPY_SRC, COPY_DST } = WEBGPU_FLAGS;
 
 type Buffer = ReturnType<ChunkEncoder['scratch']>;
 
