@@ -9,6 +9,8 @@ import { measureAsync } from './measure-async.js';
 export interface GpuBenchShape {
   readonly heads: number;
   readonly headDim: number;
+  /** KV heads (default `heads`: MHA); fewer give GQA, whose groups share per-KV-head selections. */
+  readonly kvHeads?: number;
 }
 
 /** One GPU method the benchmark times against dense: a definition with `runResident`, and its config. */
@@ -40,7 +42,9 @@ export interface GpuBenchOptions {
  * `progress`), and the run goes on.
  */
 export async function runGpuBenchmark(backend: GpuBackend, context: BenchmarkContext, shape?: GpuBenchShape, options: GpuBenchOptions = {}): Promise<BenchmarkRow[]> {
-  const { heads, headDim } = shape ?? (context.quick ? { heads: 4, headDim: 64 } : { heads: 32, headDim: 128 });
+  const { heads, headDim, kvHeads = heads } = shape ?? (context.quick ? { heads: 4, headDim: 64 } : { heads: 32, headDim: 128 });
+  // MHA rows keep the plain workload names; GQA rows say their group (e.g. gaussian-gpu-gqa4).
+  const gqa = kvHeads === heads ? '' : `-gqa${heads / kvHeads}`;
   const methods = options.methods ?? [{ definition: gpuBlockTopKMethod, budget: `K=${blockTopKConfigSchema.parse({}).topK}` }];
   const rows: BenchmarkRow[] = [];
   const push = (row: BenchmarkRow) => {
@@ -50,7 +54,7 @@ export async function runGpuBenchmark(backend: GpuBackend, context: BenchmarkCon
   const label = describeBackend(backend.info);
   for (const seq of context.quick ? [512] : context.seqLengths) {
     context.progress?.(`gpu: causal B=1 H=${heads} D=${headDim} S=${seq}`);
-    const d = causalDims(heads, seq, headDim);
+    const d = causalDims(heads, seq, headDim, kvHeads);
     const resident = await backend.randomResident(d, context.seed + seq, blockScratchBytesPerSlot(d, blockTopKConfigSchema.parse({})));
     try {
       const repeats = seq >= 65536 ? Math.min(context.repeats, 3) : context.repeats;
@@ -62,10 +66,10 @@ export async function runGpuBenchmark(backend: GpuBackend, context: BenchmarkCon
       push({
         suite: 'gpu-attention',
         method: 'dense',
-        workload: 'gaussian-gpu',
+        workload: `gaussian-gpu${gqa}`,
         seqLength: seq,
         backend: label,
-        metrics: { ms: dense.medianMs, madMs: dense.madMs, tflops: flops / dense.medianMs / 1e9, heads, headDim },
+        metrics: { ms: dense.medianMs, madMs: dense.madMs, tflops: flops / dense.medianMs / 1e9, heads, kvHeads, headDim },
       });
       if (options.denseOnly) continue;
       // Dense decode: one step of the last query over all resident keys (split-K), the baseline of
@@ -79,14 +83,14 @@ export async function runGpuBenchmark(backend: GpuBackend, context: BenchmarkCon
           } finally {
             release();
           }
-          push({ suite: 'gpu-attention', method: 'dense', workload: 'gaussian-gpu-decode', seqLength: seq, backend: label, metrics: { ms: denseDecodeMs, heads, headDim } });
+          push({ suite: 'gpu-attention', method: 'dense', workload: `gaussian-gpu${gqa}-decode`, seqLength: seq, backend: label, metrics: { ms: denseDecodeMs, heads, kvHeads, headDim } });
         }
         return denseDecodeMs;
       };
       if (!options.denseOnly) await denseDecode();
       // Dense is the baseline row above; a `dense` entry in `methods` (the GPU family's list) is not timed twice.
       for (const { definition, config, budget } of methods.filter((m) => m.definition.id !== 'dense')) {
-        const base = { suite: 'gpu-attention', method: definition.id, workload: 'gaussian-gpu', seqLength: seq, ...(budget ? { budget } : {}) };
+        const base = { suite: 'gpu-attention', method: definition.id, workload: `gaussian-gpu${gqa}`, seqLength: seq, ...(budget ? { budget } : {}) };
         const method = definition.create(backend, config);
         if (!method.runResident) {
           push({ ...base, backend: label, metrics: { skipped: 1 } });
@@ -115,7 +119,7 @@ export async function runGpuBenchmark(backend: GpuBackend, context: BenchmarkCon
           const baseline = phase === 'decode' ? await denseDecode() : dense.medianMs;
           push({
             ...base,
-            ...(phase === 'decode' ? { workload: 'gaussian-gpu-decode' } : {}),
+            ...(phase === 'decode' ? { workload: `gaussian-gpu${gqa}-decode` } : {}),
             backend: definition.id === gpuBlockTopKMethod.id ? describeBackend(backend.blockInfo) : label,
             metrics: {
               ms: sparse.medianMs,
@@ -125,6 +129,7 @@ export async function runGpuBenchmark(backend: GpuBackend, context: BenchmarkCon
               density,
               speedupVsDense: baseline / sparse.medianMs,
               heads,
+              kvHeads,
               headDim,
             },
           });
@@ -151,14 +156,18 @@ export function createGpuAttentionSuite(methods?: readonly GpuBenchMethod[]): Be
   return {
     id: 'gpu-attention',
     family: 'backend-gpu',
-    description: `WebGPU dense flash-style attention vs ${ids.join(', ')} on the GPU (causal, B=1, H=32, D=128).`,
+    description: `WebGPU dense flash-style attention vs ${ids.join(', ')} on the GPU (causal, B=1, H=32, D=128; MHA, then GQA with 8 KV heads).`,
     async run(context) {
       if (context.backend !== 'gpu') return [];
       const backend = await createGpuBackend();
       try {
         // Each row also goes out as a progress line, so a long device run shows figures as they come.
         const onRow = (row: BenchmarkRow) => context.progress?.(`row ${JSON.stringify(row)}`);
-        return await runGpuBenchmark(backend, context, undefined, methods ? { methods, onRow } : { onRow });
+        const options = methods ? { methods, onRow } : { onRow };
+        const rows = await runGpuBenchmark(backend, context, undefined, options);
+        if (context.quick) return rows;
+        // The same methods with GQA 32/8: per-KV-head selections are then shared by 4 query heads.
+        return [...rows, ...(await runGpuBenchmark(backend, context, { heads: 32, headDim: 128, kvHeads: 8 }, options))];
       } finally {
         backend.destroy();
       }
@@ -183,11 +192,12 @@ export function describeBackend(info: BackendInfo): string {
   return `gpu: ${info.kernel} on ${info.device ?? 'unknown adapter'}${info.fallbackReason ? ` (fallback: ${info.fallbackReason})` : ''}`;
 }
 
-/** Dims of a causal self-attention call (B = 1, MHA) whose data lives only on the GPU. */
-function causalDims(heads: number, seq: number, dim: number): AttentionDims {
-  const dims = { batch: 1, heads, seq, dim, capacity: seq };
+/** Dims of a causal self-attention call (B = 1, MHA or GQA) whose data lives only on the GPU. */
+function causalDims(heads: number, seq: number, dim: number, kvHeads = heads): AttentionDims {
+  const qDims = { batch: 1, heads, seq, dim, capacity: seq };
+  const kvDims = { ...qDims, heads: kvHeads };
   return {
-    batch: 1, queryHeads: heads, kvHeads: heads, groupSize: 1, querySeq: seq, keySeq: seq, headDim: dim, valueDim: dim,
-    causal: true, scale: 1 / Math.sqrt(dim), queryOffset: 0, qDims: dims, kDims: dims, vDims: dims,
+    batch: 1, queryHeads: heads, kvHeads, groupSize: heads / kvHeads, querySeq: seq, keySeq: seq, headDim: dim, valueDim: dim,
+    causal: true, scale: 1 / Math.sqrt(dim), queryOffset: 0, qDims, kDims: kvDims, vDims: kvDims,
   };
 }
