@@ -1,12 +1,20 @@
+import type { MethodDefinition } from '@sparse-attn/core';
 import { z } from 'zod';
 import { parseListArgs } from './cli-options.js';
 import type { CommandIo } from './command-io.js';
 import { loadRegistry, type BenchRegistry } from './registry.js';
 
-/** One method as `bench list` reports it: its zod schema as JSON Schema, and its defaults. */
-export function describeMethods(registry: BenchRegistry['registry'], backend: 'cpu' | 'gpu' = 'cpu') {
-  return registry
-    .list(backend)
+/**
+ * One method as `bench list` reports it: its zod schema as JSON Schema, and its defaults. On
+ * `gpu`, the GPU methods of the loaded GPU backend (every family's `./gpu` twins), described by
+ * the CPU definitions they mirror.
+ */
+export function describeMethods(loaded: Pick<BenchRegistry, 'registry' | 'families'>, backend: 'cpu' | 'gpu' = 'cpu') {
+  const definitions: MethodDefinition[] =
+    backend === 'gpu'
+      ? (loaded.families.find((f) => f.gpuProvider)?.gpuProvider?.methods ?? []).map((m) => ({ ...m.cpu, id: m.id, family: m.family }) as MethodDefinition)
+      : loaded.registry.list(backend);
+  return definitions
     .map((d) => ({
       id: d.id,
       family: d.family,
@@ -21,7 +29,7 @@ export function describeMethods(registry: BenchRegistry['registry'], backend: 'c
 export async function listCommand(args: readonly string[], io: CommandIo): Promise<number> {
   const options = parseListArgs(args);
   const loaded = await loadRegistry();
-  const methods = describeMethods(loaded.registry, options.backend);
+  const methods = describeMethods(loaded, options.backend);
   const suites = loaded.suites.map((s) => ({ id: s.id, family: s.family, description: s.description }));
   if (options.json) {
     io.stdout(JSON.stringify({ methods, suites, familyFailures: loaded.failures }, null, 2));

@@ -88,4 +88,14 @@ describe('--backend gpu dispatch', () => {
       expect(r.code).toBe(0);
     }
   });
+
+  it('bench list --backend gpu lists the GPU methods of every family, described by their CPU twins', async () => {
+    const r = await runCli(['list', '--backend', 'gpu', '--json']);
+    expect(r.code, r.stderr.join('\n')).toBe(0);
+    const { methods } = JSON.parse(r.stdout.join('\n')) as { methods: { id: string; family: string; defaults: object }[] };
+    const ids = methods.map((m) => m.id);
+    for (const id of ['dense', 'block-top-k', 'nsa', 'moba', 'landmark-retrieval', 'hip', 'biformer', 'routing', 'delta', 'tidal-decode', 'snapkv', 'streaming-llm']) expect(ids).toContain(id);
+    expect(ids).not.toContain('h2o');
+    expect(methods.find((m) => m.id === 'nsa')!.family).toBe('nsa');
+  });
 });
