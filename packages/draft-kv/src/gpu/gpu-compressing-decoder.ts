@@ -16,8 +16,12 @@ export interface GpuEvictingDecoder extends GpuAttentionDecoder {
   readonly cachedEntries: number;
 }
 
-/** The GPU counterpart of the CPU `createCompressingDecoder` for a compress-once method's planner. */
-export function createGpuCompressingDecoder(backend: GpuBackend, shape: DecoderShape, planner: GpuCompressionPlanner): GpuEvictingDecoder {
+/**
+ * The plumbing both host-cache GPU decoders share: core's `KVCache` on the host, step validation,
+ * appending the step's keys and values, the count of tokens fed, reset. `attend` runs the step's
+ * queries over the call `{ q, k: every cached key, v, causal, scale }` and may evict (`cache.retain`).
+ */
+export function hostCacheDecoder(shape: DecoderShape, attend: (call: AttentionInput, cache: KVCache) => Promise<AttentionResult>): GpuEvictingDecoder {
   const cache = new KVCache({ batch: shape.batch, kvHeads: shape.kvHeads, headDim: shape.headDim, valueDim: shape.valueDim ?? shape.headDim });
   const scale = shape.scale ?? 1 / Math.sqrt(shape.headDim);
   let seen = 0;
@@ -32,14 +36,7 @@ export function createGpuCompressingDecoder(backend: GpuBackend, shape: DecoderS
       validateDecoderStep(shape, input, cache.length);
       cache.append(input.k, input.v);
       seen += input.q.shape[2]!;
-      const querySeq = input.q.shape[2]!;
-      const call = { q: input.q, k: cache.keys(), v: cache.values(), causal: true, scale };
-      if (querySeq > 1 && planner(cache.length, querySeq).capacity < cache.length) {
-        const result = await compressedAttentionGpu(backend, call, planner);
-        cache.retain(keptLists(result.selection));
-        return result;
-      }
-      return backend.denseAttention(call);
+      return attend({ q: input.q, k: cache.keys(), v: cache.values(), causal: true, scale }, cache);
     },
     reset() {
       cache.reset();
@@ -49,4 +46,17 @@ export function createGpuCompressingDecoder(backend: GpuBackend, shape: DecoderS
       cache.reset();
     },
   };
+}
+
+/** The GPU counterpart of the CPU `createCompressingDecoder` for a compress-once method's planner. */
+export function createGpuCompressingDecoder(backend: GpuBackend, shape: DecoderShape, planner: GpuCompressionPlanner): GpuEvictingDecoder {
+  return hostCacheDecoder(shape, async (call, cache) => {
+    const querySeq = call.q.shape[2]!;
+    if (querySeq > 1 && planner(cache.length, querySeq).capacity < cache.length) {
+      const result = await compressedAttentionGpu(backend, call, planner);
+      cache.retain(keptLists(result.selection));
+      return result;
+    }
+    return backend.denseAttention(call);
+  });
 }

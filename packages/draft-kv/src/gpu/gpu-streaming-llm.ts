@@ -10,16 +10,13 @@
  */
 import {
   ConfigError,
-  KVCache,
   SelectionBuilder,
   densePairCount,
   parseConfig,
   sparseStats,
   validateAttentionInput,
-  validateDecoderStep,
   type AttentionDims,
   type AttentionInput,
-  type AttentionResult,
   type DecoderShape,
   type MethodDefinition,
   type Selection,
@@ -27,7 +24,7 @@ import {
 } from '@sparse-attn/core';
 import { countPairs, dispatchGrid, type GpuBackend, type GpuMethodDefinition, type GpuSelection, type GpuSelectionStep, type GpuTimings, type ResidentAttention, WEBGPU_FLAGS } from '@sparse-attn/backend-gpu';
 import { streamingLlmMethod } from '../eviction-methods.js';
-import type { GpuEvictingDecoder } from './gpu-compressing-decoder.js';
+import { hostCacheDecoder, type GpuEvictingDecoder } from './gpu-compressing-decoder.js';
 import { MERGE_PARAMS, MERGE_THREADS, mergeAttentionWgsl } from './merge-attention-wgsl.js';
 import { SINK_RECENT_BLOCK, SINK_RECENT_PARAMS, SINK_RECENT_THREADS, sinkRecentRowsWgsl } from './sink-recent-rows-wgsl.js';
 
@@ -175,37 +172,16 @@ export function sinkRecentPairs(policy: SinkRecentPolicy, d: AttentionDims): num
  * more than `sinks + recent` entries — the trackers' final slots.
  */
 export function createGpuStreamingDecoder(backend: GpuBackend, shape: DecoderShape, policy: SinkRecentPolicy): GpuEvictingDecoder {
-  const cache = new KVCache({ batch: shape.batch, kvHeads: shape.kvHeads, headDim: shape.headDim, valueDim: shape.valueDim ?? shape.headDim });
-  const scale = shape.scale ?? 1 / Math.sqrt(shape.headDim);
   const capacity = policy.sinks + policy.recent;
-  let seen = 0;
-  return {
-    get length() {
-      return seen;
-    },
-    get cachedEntries() {
-      return cache.length;
-    },
-    async step(input: AttentionInput): Promise<AttentionResult> {
-      validateDecoderStep(shape, input, cache.length);
-      cache.append(input.k, input.v);
-      seen += input.q.shape[2]!;
-      const result = await streamingAttentionGpu(backend, { q: input.q, k: cache.keys(), v: cache.values(), causal: true, scale }, policy);
-      const length = cache.length;
-      if (length > capacity) {
-        const keep = Int32Array.from({ length: capacity }, (_, i) => (i < policy.sinks ? i : length - capacity + i));
-        cache.retain(Array.from({ length: shape.batch * shape.kvHeads }, () => keep));
-      }
-      return result;
-    },
-    reset() {
-      cache.reset();
-      seen = 0;
-    },
-    destroy() {
-      cache.reset();
-    },
-  };
+  return hostCacheDecoder(shape, async (call, cache) => {
+    const result = await streamingAttentionGpu(backend, call, policy);
+    const length = cache.length;
+    if (length > capacity) {
+      const keep = Int32Array.from({ length: capacity }, (_, i) => (i < policy.sinks ? i : length - capacity + i));
+      cache.retain(Array.from({ length: shape.batch * shape.kvHeads }, () => keep));
+    }
+    return result;
+  });
 }
 
 /** StreamingLLM on the GPU. */
