@@ -15,6 +15,7 @@
  * unless the sinks or the local window already hold it), so a row is the CPU's union as a set, in
  * cluster order rather than ascending: the executor masks per key, and readers sort on readback.
  */
+import { inclusiveScanU32, insertTopR } from './wgsl-snippets.js';
 
 /** Uniform parameter block of the routing selection kernels (unused fields are 0). */
 export const ROUTING_PARAMS = [
@@ -97,16 +98,7 @@ ${entry} {
   var filled = 0u;
   for (var k = 0u; k < P.clusters; k++) {
     let s = sim[(slot * P.clusters + k) * P.count + i];
-    if (filled == R && !(s > bestValue[R - 1u])) { continue; }
-    var at = min(filled, R - 1u);
-    if (filled < R) { filled++; }
-    while (at > 0u && s > bestValue[at - 1u]) {
-      bestValue[at] = bestValue[at - 1u];
-      best[at] = best[at - 1u];
-      at--;
-    }
-    bestValue[at] = s;
-    best[at] = k;
+${insertTopR('    ')}
   }
   for (var t = 0u; t < R; t++) { top[id * R + t] = select(0xffffffffu, best[t], t < filled); }
 }
@@ -172,13 +164,7 @@ ${entry} {
     partial[lid] = select(0u, 1u, tie);
     workgroupBarrier();
     // Inclusive Hillis–Steele scan.
-    for (var offset = 1u; offset < NT; offset = offset * 2u) {
-      var add = 0u;
-      if (lid >= offset) { add = partial[lid - offset]; }
-      workgroupBarrier();
-      partial[lid] += add;
-      workgroupBarrier();
-    }
+${inclusiveScanU32('    ')}
     let rank = tiesBefore + partial[lid] - select(0u, 1u, tie);
     if (i < P.count) { sim[base + i] = select(0.0, 1.0, key > t || (tie && rank < ties)); }
     let tileTies = partial[NT - 1u];
@@ -269,13 +255,7 @@ ${entry} {
     let member = i < P.count && flags[linear * P.count + i] > 0.5;
     partial[lid] = select(0u, 1u, member);
     workgroupBarrier();
-    for (var offset = 1u; offset < NT; offset = offset * 2u) {
-      var add = 0u;
-      if (lid >= offset) { add = partial[lid - offset]; }
-      workgroupBarrier();
-      partial[lid] += add;
-      workgroupBarrier();
-    }
+${inclusiveScanU32('    ')}
     if (member) { lists[at + partial[lid] - 1u] = i; }
     let tile = partial[NT - 1u];
     workgroupBarrier();
@@ -384,13 +364,7 @@ ${entry} {
     if (i < P.querySeq) { size = sizes[linear * P.querySeq + i]; }
     partial[lid] = size;
     workgroupBarrier();
-    for (var offset = 1u; offset < NT; offset = offset * 2u) {
-      var add = 0u;
-      if (lid >= offset) { add = partial[lid - offset]; }
-      workgroupBarrier();
-      partial[lid] += add;
-      workgroupBarrier();
-    }
+${inclusiveScanU32('    ')}
     if (i < P.querySeq) { rowOffsets[linear * P.querySeq + i] = before + partial[lid] - size; }
     let tile = partial[NT - 1u];
     workgroupBarrier();

@@ -15,6 +15,7 @@
  * slot), top-r results in call-wide `[row][r]` buffers (`rowBase` = the chunk's first row).
  * The GPU accumulates in f32 where the CPU sums centroid updates in f64; see the README.
  */
+import { insertTopR } from './wgsl-snippets.js';
 
 /** Uniform parameter block shared by the k-means kernels (unused fields are 0). */
 export const KMEANS_PARAMS = ['rows', 'dim', 'mode', 'tilesX', 'slots', 'count', 'sample', 'clusters', 'groupSize', 'slotBase', 'rowBase', 'pad0'] as const;
@@ -180,16 +181,7 @@ ${entry} {
     let m = ((P.slotBase + slot) * P.clusters + k) * P.dim;
     var s = 0.0;
     for (var c = 0u; c < P.dim; c++) { s += x[o + c] * centroids[m + c]; }
-    if (filled == R && !(s > bestValue[R - 1u])) { continue; }
-    var at = min(filled, R - 1u);
-    if (filled < R) { filled++; }
-    while (at > 0u && s > bestValue[at - 1u]) {
-      bestValue[at] = bestValue[at - 1u];
-      best[at] = best[at - 1u];
-      at--;
-    }
-    bestValue[at] = s;
-    best[at] = k;
+${insertTopR('    ')}
   }
   for (var t = 0u; t < R; t++) { top[(P.rowBase + id) * R + t] = select(0xffffffffu, best[t], t < filled); }
 }
