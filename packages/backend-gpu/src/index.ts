@@ -26,7 +26,18 @@ export { DECODE_PARTIAL_PARAMS, DECODE_THREADS, decodePartialRecord, decodeParti
 export { DECODE_MERGE_PARAMS, decodeMergeWgsl } from './kernels/decode-merge-wgsl.js';
 export { DECODE_GATHER_PARAMS, DECODE_GATHER_THREADS, decodeGatherWgsl } from './kernels/decode-gather-wgsl.js';
 export { fillNormalWgsl } from './kernels/fill-normal-wgsl.js';
-export { dispatchGrid, type TileShape } from './kernels/score-tile-wgsl.js';
+export {
+  THREAD_COLUMNS,
+  TILE_COLUMNS,
+  dispatchGrid,
+  forRows,
+  linearWorkgroup,
+  operandScratchVec4,
+  scoreTileWgsl,
+  tileConstants,
+  tileThreads,
+  type TileShape,
+} from './kernels/score-tile-wgsl.js';
 
 /** Registrable (CPU) methods of this package; their GPU counterparts are in `gpuMethods`. */
 export const methods: MethodDefinition[] = [blockTopKMethod as unknown as MethodDefinition];
