@@ -25,7 +25,8 @@ import { POOL_PARAMS, POOL_THREADS, blockPoolWgsl } from './kernels/block-pool-w
 import { SCORE_PARAMS, blockScoreWgsl } from './kernels/block-score-wgsl.js';
 import { TOP_K_PARAMS, TOP_K_THREADS, blockTopKWgsl } from './kernels/block-top-k-wgsl.js';
 import { FILL_PARAMS, FILL_THREADS, fillNormalWgsl } from './kernels/fill-normal-wgsl.js';
-import { ATTENTION_PARAMS, flashAttentionWgsl, flashAttentionWorkgroupBytes, type FlashAttentionKernelOptions } from './kernels/flash-attention-wgsl.js';
+import { GATHER_LIST_PARAMS, GATHER_THREADS, gatherListsWgsl, gatherMergeWgsl, gatherScanWgsl } from './kernels/gather-lists-wgsl.js';
+import { ATTENTION_PARAMS, GATHER_ATTENTION_PARAMS, flashAttentionWgsl, flashAttentionWorkgroupBytes, type FlashAttentionKernelOptions } from './kernels/flash-attention-wgsl.js';
 import { dispatchGrid, type TileShape } from './kernels/score-tile-wgsl.js';
 import { WEBGPU_FLAGS } from './webgpu-flags.js';
 
@@ -170,6 +171,15 @@ export class GpuBackend {
    * memory; where the device lacks the memory 16 × 16 is used.
    */
   tuning: AttentionTuning = DEFAULT_TUNING;
+  /**
+   * How the sparse executor runs a block selection whose rows hold few query vectors (one query,
+   * or a GQA group of one query): `'rows'` gives each row its own workgroup, which re-reads the
+   * row's blocks for every query; `'key-blocks'` gathers, per selected key block, the rows that
+   * chose it into 64-query tiles and merges the per-block partials (see `gather-lists-wgsl.ts`);
+   * `'auto'` (default) takes `'key-blocks'` for block selections of at least 64 rows, blocks of
+   * at least 16 keys and at most 16 query vectors per row, `'rows'` otherwise.
+   */
+  sparseExecutor: SparseExecutorMode = 'auto';
 
   constructor(context: GpuContext, gpuJs: GpuJsAttachment = { reason: 'gpu.js not attached' }) {
     this.context = context;
@@ -211,7 +221,8 @@ export class GpuBackend {
     const resident = this.upload(input, d);
     const buffers = resident.chunks.map((chunk) => this.uploadSelection(selection, d, chunk));
     try {
-      const ms = await this.timed(() => this.encodeSparse(resident, selection, buffers));
+      const stride = maxRowLength(selection);
+      const ms = await this.timed(() => this.encodeSparse(resident, selection, buffers, stride));
       const { output, lse } = await this.readOutput(resident);
       return { output, lse, selection, stats: sparseStats(d, countPairs(selection, d), selection.headScope === 'kv', options.selectionMs ?? 0, ms), backend: this.info };
     } finally {
@@ -303,7 +314,7 @@ export class GpuBackend {
     try {
       const selectionMs = await this.timed(() => this.encodeBlockSelection(resident, config, buffers));
       const selection = blockSelectionLayout(d, config, rows);
-      const attentionMs = await this.timed(() => this.encodeSparse(resident, selection, buffers));
+      const attentionMs = await this.timed(() => this.encodeSparse(resident, selection, buffers, stride));
       return { selection: await this.readSelectionRows(selection, buffers, rows), timings: { selectionMs, attentionMs } };
     } finally {
       for (const b of buffers) destroyAll(b.bounds, b.indices);
@@ -401,7 +412,7 @@ export class GpuBackend {
    */
   async runSparse(resident: ResidentAttention, selection: GpuSelection, targets?: readonly { out: GPUBuffer; lse: GPUBuffer }[]): Promise<number> {
     checkSelectionFits(selection.layout, resident.dims);
-    return this.timed(() => this.encodeSparse(resident, selection.layout, selection.chunks, targets));
+    return this.timed(() => this.encodeSparse(resident, selection.layout, selection.chunks, selection.stride, targets));
   }
 
   /** Reads a GPU selection back as core's `Selection` (CSR). */
@@ -465,7 +476,7 @@ export class GpuBackend {
     return { dims: d, chunks };
   }
 
-  private attentionKernel(mode: 'dense' | 'csr', d: AttentionDims, rowsNeeded: number): { code: string; tile: TileShape } {
+  private attentionKernel(mode: FlashAttentionKernelOptions['mode'], d: AttentionDims, rowsNeeded: number): { code: string; tile: TileShape } {
     // Head dims that are not multiples of 4 take the scalar-load kernel, whose 16-row variant
     // stalls SwiftShader until Chromium drops the device (a 1-query-row block selection at D = 18
     // ran 170 s); they always use 64-row tiles, whose scalar variant runs everywhere (idle rows
@@ -494,8 +505,17 @@ export class GpuBackend {
     });
   }
 
-  private async encodeSparse(resident: ResidentAttention, selection: Selection, buffers: readonly SelectionBuffers[], targets?: readonly { out: GPUBuffer; lse: GPUBuffer }[]): Promise<Encoded> {
+  /** Which executor runs a selection of this layout (see {@link sparseExecutor}). */
+  executorFor(selection: Pick<Selection, 'kind' | 'blockSize' | 'headScope' | 'rows' | 'queryBlockSize'>, d: AttentionDims): 'rows' | 'key-blocks' {
+    const vectors = (selection.headScope === 'kv' ? d.groupSize : 1) * selection.queryBlockSize;
+    if (selection.kind !== 'block' || vectors > 16 || this.sparseExecutor === 'rows') return 'rows';
+    if (this.sparseExecutor === 'key-blocks') return 'key-blocks';
+    return selection.rows >= 64 && selection.blockSize >= 16 && vectors <= 16 ? 'key-blocks' : 'rows';
+  }
+
+  private async encodeSparse(resident: ResidentAttention, selection: Selection, buffers: readonly SelectionBuffers[], stride: number, targets?: readonly { out: GPUBuffer; lse: GPUBuffer }[]): Promise<Encoded> {
     const d = resident.dims;
+    if (this.executorFor(selection, d) === 'key-blocks') return this.encodeKeyBlocks(resident, selection, buffers, stride, targets);
     const scopeKv = selection.headScope === 'kv';
     const tileRows = (scopeKv ? d.groupSize : 1) * selection.queryBlockSize;
     const { code, tile } = this.attentionKernel('csr', d, tileRows);
@@ -523,6 +543,68 @@ export class GpuBackend {
         const b = buffers[i]!;
         const target = targets?.[i] ?? chunk;
         this.dispatch(pass, pipeline, [params, chunk.q, chunk.k, chunk.v, target.out, target.lse, b.bounds, b.indices], x, y);
+      }
+    });
+  }
+
+  /**
+   * The key-block-major executor (`gather-lists-wgsl.ts`): per window of selection rows whose
+   * partials fit one binding, count → scan → scatter the (row, entry) items into per-(slot, block)
+   * lists, attend each list's 64-query tiles over its block, merge each query's partials.
+   */
+  private async encodeKeyBlocks(resident: ResidentAttention, selection: Selection, buffers: readonly SelectionBuffers[], stride: number, targets?: readonly { out: GPUBuffer; lse: GPUBuffer }[]): Promise<Encoded> {
+    const d = resident.dims;
+    const scopeKv = selection.headScope === 'kv';
+    const vectors = (scopeKv ? d.groupSize : 1) * selection.queryBlockSize;
+    const blocks = Math.ceil(d.keySeq / selection.blockSize);
+    const width = Math.max(1, stride);
+    const { code, tile } = this.attentionKernel('gather', d, 64);
+    const itemsPerTile = Math.max(1, Math.floor(tile.rows / vectors));
+    const [attend, count, scan, scatter, merge] = await Promise.all([
+      this.pipeline(code),
+      this.pipeline(gatherListsWgsl({ scatter: false })),
+      this.pipeline(gatherScanWgsl()),
+      this.pipeline(gatherListsWgsl({ scatter: true })),
+      this.pipeline(gatherMergeWgsl(d.valueDim)),
+    ]);
+    // Partials (out + lse) of one row: stride entries × vectors; a window's must fit one binding.
+    const rowBytes = 4 * width * vectors * (d.valueDim + 1);
+    const cap = Math.min(this.context.maxBinding, KEY_BLOCK_PARTIAL_BYTES);
+    return this.encode(async (pass, transient) => {
+      const scratch = (bytes: number) => {
+        const buffer = this.buffer(bytes, STORAGE);
+        transient.push(buffer);
+        return buffer;
+      };
+      for (const [i, chunk] of resident.chunks.entries()) {
+        const selSlots = chunk.slots * (scopeKv ? 1 : d.groupSize);
+        const chunkRows = selSlots * selection.rows;
+        const windowRows = Math.max(1, Math.min(chunkRows, Math.floor(cap / rowBytes)));
+        const items = scratch(windowRows * width * 4);
+        const partOut = scratch(windowRows * width * vectors * d.valueDim * 4);
+        const partLse = scratch(windowRows * width * vectors * 4);
+        const b = buffers[i]!;
+        const target = targets?.[i] ?? chunk;
+        for (let rowStart = 0; rowStart < chunkRows; rowStart += windowRows) {
+          const rows = Math.min(windowRows, chunkRows - rowStart);
+          const slotFirst = Math.floor(rowStart / selection.rows);
+          const lists = (Math.floor((rowStart + rows - 1) / selection.rows) - slotFirst + 1) * blocks;
+          const counts = scratch(lists * 4);
+          const cursors = scratch(lists * 4);
+          const listMeta = scratch((2 * lists + 2) * 4);
+          const common = { rowStart, rows, stride: width, selRows: selection.rows, slotFirst, blocks, lists, itemsPerTile, vectors, queryBlockSize: selection.queryBlockSize, querySeq: d.querySeq, groupSize: d.groupSize, scopeKv: scopeKv ? 1 : 0 };
+          const [ix, iy] = dispatchGrid(Math.ceil((rows * width) / GATHER_THREADS));
+          const listParams = this.uniform(GATHER_LIST_PARAMS, { ...common, tilesX: ix }, transient);
+          this.dispatch(pass, count, [listParams, b.bounds, b.indices, counts], ix, iy);
+          this.dispatch(pass, scan, [listParams, counts, listMeta], 1, 1);
+          this.dispatch(pass, scatter, [listParams, b.bounds, b.indices, cursors, listMeta, items], ix, iy);
+          const [ax, ay] = dispatchGrid(Math.ceil((rows * width) / itemsPerTile) + lists);
+          const attendParams = this.uniform(GATHER_ATTENTION_PARAMS, { ...attentionParams(d), ...common, blockSize: selection.blockSize, tilesX: ax }, transient);
+          this.dispatch(pass, attend, [attendParams, chunk.q, chunk.k, chunk.v, partOut, partLse, listMeta, items], ax, ay);
+          const [mx, my] = dispatchGrid(rows * vectors);
+          const mergeParams = this.uniform(GATHER_LIST_PARAMS, { ...common, tilesX: mx }, transient);
+          this.dispatch(pass, merge, [mergeParams, b.bounds, partOut, partLse, target.out, target.lse], mx, my);
+        }
       }
     });
   }
@@ -743,6 +825,19 @@ export interface AttentionTuning {
  * Fastest measured on the H100 with vec4 loads (bench/results): 16-wide q·k chunks and 16-key value
  * chunks (≈ 31 KiB of workgroup memory at D = 128); 32 × 16 was 5% slower, 32 × 32 7%.
  */
+/** How the sparse executor runs block selections (see {@link GpuBackend.sparseExecutor}). */
+export type SparseExecutorMode = 'auto' | 'rows' | 'key-blocks';
+
+/** Largest partial (out + lse) buffer of one window of the key-block executor. */
+const KEY_BLOCK_PARTIAL_BYTES = 1 << 30;
+
+/** Largest entry count of a CSR selection's rows. */
+function maxRowLength(s: Selection): number {
+  let most = 0;
+  for (let r = 0; r + 1 < s.offsets.length; r++) most = Math.max(most, s.offsets[r + 1]! - s.offsets[r]!);
+  return most;
+}
+
 const DEFAULT_TUNING: AttentionTuning = { chunk: 16, valueChunk: 16 };
 /** What devices with WebGPU's 16 KiB default of workgroup memory get (16-row tiles). */
 const SMALL_TUNING: AttentionTuning = { chunk: 16, valueChunk: 16 };

@@ -90,16 +90,16 @@ function randomTokenSelection(batch: number, heads: number, seq: number, keySeq:
   return builder.finish();
 }
 
-/** A random block selection per KV head with query blocks of `queryBlockSize`. */
-function randomBlockSelection(batch: number, heads: number, seq: number, keySeq: number, blockSize: number, queryBlockSize: number, seed: number): Selection {
+/** A random block selection (per KV head unless `headScope` says otherwise) with query blocks of `queryBlockSize`. */
+function randomBlockSelection(batch: number, heads: number, seq: number, keySeq: number, blockSize: number, queryBlockSize: number, seed: number, headScope: 'kv' | 'query' = 'kv', density = 0.5): Selection {
   const rng = new Rng(seed);
   const rows = Math.ceil(seq / queryBlockSize);
   const blocks = Math.ceil(keySeq / blockSize);
-  const builder = new SelectionBuilder({ kind: 'block', blockSize, headScope: 'kv', batch, heads, rows, queryBlockSize, keySeq });
+  const builder = new SelectionBuilder({ kind: 'block', blockSize, headScope, batch, heads, rows, queryBlockSize, keySeq });
   const row: number[] = [];
   for (let r = 0; r < batch * heads * rows; r++) {
     row.length = 0;
-    for (let j = 0; j < blocks; j++) if (rng.next() < 0.5) row.push(j);
+    for (let j = 0; j < blocks; j++) if (rng.next() < density) row.push(j);
     builder.pushRow(row);
   }
   return builder.finish();
@@ -115,6 +115,16 @@ const denseShapes: readonly CheckShape[] = [
   { batch: 1, queryHeads: 2, kvHeads: 2, seq: 300, headDim: 128 },
   // Head dims that are not multiples of 4 take the scalar-load kernel.
   { batch: 1, queryHeads: 2, kvHeads: 1, seq: 90, headDim: 18, valueDim: 10 },
+];
+
+/** Block selections the key-block executor must run like core: scopes, GQA, query blocks, ragged blocks, length 1, offsets, windows. */
+const keyBlockCases: readonly { label: string; shape: CheckShape; blockSize: number; queryBlockSize: number; scope: 'kv' | 'query'; maxBinding?: number }[] = [
+  { label: 'per query head, block 16', shape: { batch: 1, queryHeads: 4, kvHeads: 2, seq: 150, headDim: 32, valueDim: 24 }, blockSize: 16, queryBlockSize: 1, scope: 'query' },
+  { label: 'per KV head (4 query heads a row), block 7', shape: { batch: 1, queryHeads: 8, kvHeads: 2, seq: 131, headDim: 16 }, blockSize: 7, queryBlockSize: 1, scope: 'kv' },
+  { label: 'per KV head, query blocks of 3', shape: { batch: 2, queryHeads: 4, kvHeads: 2, seq: 97, headDim: 16, querySeq: 5 }, blockSize: 10, queryBlockSize: 3, scope: 'kv' },
+  { label: 'length 1', shape: { batch: 1, queryHeads: 2, kvHeads: 1, seq: 1, headDim: 16 }, blockSize: 16, queryBlockSize: 1, scope: 'query' },
+  { label: 'non-causal, scalar head dims', shape: { batch: 1, queryHeads: 2, kvHeads: 2, seq: 70, headDim: 18, valueDim: 10, causal: false }, blockSize: 16, queryBlockSize: 1, scope: 'query' },
+  { label: 'row windows and chunks of a small binding', shape: { batch: 2, queryHeads: 4, kvHeads: 2, seq: 90, headDim: 16 }, blockSize: 8, queryBlockSize: 1, scope: 'query', maxBinding: 90 * 16 * 4 * 2 },
 ];
 
 /** Every GPU check, in the order they run. */
@@ -187,6 +197,39 @@ export const gpuChecks: readonly GpuCheck[] = [
       expectLseClose('lse', gpu.lse, cpu.lse);
     },
   })),
+  ...keyBlockCases.map(({ label, shape, blockSize, queryBlockSize, scope, maxBinding }, i): GpuCheck => ({
+    name: `key-block executor (block selections gathered per key block, partials merged) equals core sparseAttention: ${label}, ${describeCheckShape(shape)}`,
+    async run(backend) {
+      const input = checkInput(shape, 110 + i);
+      const d = validateAttentionInput(input);
+      const heads = scope === 'kv' ? shape.kvHeads : shape.queryHeads;
+      const selection = randomBlockSelection(shape.batch, heads, d.querySeq, shape.seq, blockSize, queryBlockSize, 120 + i, scope, 0.4);
+      const cpu = sparseAttention(input, selection);
+      // A backend of its own: the mode is per backend, and a small binding forces several row windows and chunks.
+      const gpuBackend = new GpuBackend(maxBinding ? { ...backend.context, maxBinding } : backend.context);
+      for (const mode of ['key-blocks', 'rows'] as const) {
+        gpuBackend.sparseExecutor = mode;
+        if (gpuBackend.executorFor(selection, d) !== mode) throw new Error(`executorFor chose ${gpuBackend.executorFor(selection, d)}, forced ${mode}`);
+        const gpu = await gpuBackend.sparseAttention(input, selection);
+        expectClose(`${mode} output`, gpu.output.data, cpu.output.data);
+        expectLseClose(`${mode} lse`, gpu.lse, cpu.lse);
+      }
+    },
+  })),
+  {
+    name: "key-block executor: 'auto' takes it for per-query block rows (S 300, one query per row) and the result equals core sparseAttention",
+    async run(backend) {
+      const input = checkInput({ batch: 1, queryHeads: 2, kvHeads: 1, seq: 300, headDim: 64 }, 131, 'structured');
+      const d = validateAttentionInput(input);
+      const selection = randomBlockSelection(1, 2, 300, 300, 32, 1, 132, 'query', 0.3);
+      if (backend.sparseExecutor !== 'auto' || backend.executorFor(selection, d) !== 'key-blocks') throw new Error(`auto chose ${backend.executorFor(selection, d)}`);
+      if (backend.executorFor({ ...selection, rows: 8 }, d) !== 'rows') throw new Error('auto should keep per-row execution for a handful of rows');
+      const gpu = await backend.sparseAttention(input, selection);
+      const cpu = sparseAttention(input, selection);
+      expectClose('output', gpu.output.data, cpu.output.data);
+      expectLseClose('lse', gpu.lse, cpu.lse);
+    },
+  },
   ...([
     { config: {}, shape: { batch: 1, queryHeads: 2, kvHeads: 2, seq: 700, headDim: 64 } },
     { config: { blockSize: 16, queryBlockSize: 16, topK: 3, scoring: 'mean' }, shape: { batch: 2, queryHeads: 4, kvHeads: 2, seq: 150, headDim: 32 } },

@@ -17,6 +17,11 @@
  *   the query heads of the GQA group when the selection is per KV head); keys are the row's
  *   token indices, or its blocks expanded to tokens, gathered per tile. Rows come from a
  *   `bounds` buffer (start, end per row) into `indices`, the CSR layout of core's `Selection`.
+ * - `gather`: key-block-major execution of a block selection (`gather-lists-wgsl.ts`): a
+ *   workgroup owns one key block of one selection slot and up to 64 query vectors of rows that
+ *   selected it, gathered from a per-block list; it writes each (row, entry) pair's partial
+ *   (out, lse) over that block, which a merge pass combines per query. Each block is then read
+ *   once per 64 queries that chose it, instead of once per query.
  *
  * Per-row partial sums `l` stay per thread (the rescale factor is shared by the row), so only
  * the running maximum needs a cross-thread reduction per tile.
@@ -25,7 +30,7 @@ import { forRows, linearWorkgroup, operandScratchVec4, scoreTileWgsl, tileConsta
 
 /** Options of {@link flashAttentionWgsl}. */
 export interface FlashAttentionKernelOptions {
-  readonly mode: 'dense' | 'csr';
+  readonly mode: 'dense' | 'csr' | 'gather';
   readonly headDim: number;
   readonly valueDim: number;
   readonly tile: TileShape;
@@ -43,12 +48,26 @@ export const ATTENTION_PARAMS = [
 // pad0 must stay 0: the kernel builds −∞ for empty rows as bitcast(pad0 | 0xff800000) at run time,
 // because WGSL rejects an infinite value in a constant expression.
 
+/**
+ * Uniform parameter block of the `gather` mode (20 × 4 bytes, order matters): the selection's
+ * geometry, the window of selection rows (`rowStart`, from selection slot `slotFirst`) whose
+ * lists were built, and the lists' shape (`lists` = slots of the window × `blocks`).
+ */
+export const GATHER_ATTENTION_PARAMS = [
+  'querySeq', 'keySeq', 'queryOffset', 'causal',
+  'groupSize', 'selRows', 'blockSize', 'scopeKv',
+  'queryBlockSize', 'stride', 'lists', 'blocks',
+  'rowStart', 'slotFirst', 'itemsPerTile', 'vectors',
+  'tilesX', 'scale', 'pad0', 'pad1',
+] as const;
+
 /** Bytes of workgroup memory the kernel declares, to check against the device limit. */
 export function flashAttentionWorkgroupBytes(o: FlashAttentionKernelOptions): number {
   const dvp = Math.ceil(o.valueDim / 64) * 64;
   const tr = o.tile.rows / 4;
   const scratch = Math.max(operandScratchVec4(o.tile), (o.valueChunk * dvp) / 4);
-  return scratch * 16 + 64 * (tr + 1) * 16 + o.tile.rows * 17 * 4 + 64 * 4 + o.tile.rows * 8 + 16;
+  const gatherRows = o.mode === 'gather' ? o.tile.rows * 4 + 4 : 0;
+  return scratch * 16 + 64 * (tr + 1) * 16 + o.tile.rows * 17 * 4 + 64 * 4 + o.tile.rows * 8 + 16 + gatherRows;
 }
 
 /** Generates the WGSL source of the dense or CSR attention kernel. */
@@ -57,6 +76,7 @@ export function flashAttentionWgsl(o: FlashAttentionKernelOptions): string {
   const vc4 = dvp / 64;
   const scratchVec4 = Math.max(operandScratchVec4(o.tile), (o.valueChunk * dvp) / 4);
   const csr = o.mode === 'csr';
+  const gather = o.mode === 'gather';
   const oVars = (i: number) => Array.from({ length: vc4 }, (_, c) => `o${i}_${c}`);
   const vectorized = usesVectorLoads(o);
   const { prefetchFirst, storeValues, prefetchNext } = valueStaging(o, dvp, vectorized);
@@ -68,11 +88,21 @@ const DV: u32 = ${o.valueDim}u;
 const DVP: u32 = ${dvp}u;
 const VJ: u32 = ${o.valueChunk}u;
 
-struct Params {
+${
+  gather
+    ? `struct Params {
+  querySeq: u32, keySeq: u32, queryOffset: u32, causal: u32,
+  groupSize: u32, selRows: u32, blockSize: u32, scopeKv: u32,
+  queryBlockSize: u32, stride: u32, lists: u32, blocks: u32,
+  rowStart: u32, slotFirst: u32, itemsPerTile: u32, vectors: u32,
+  tilesX: u32, scale: f32, pad0: u32, pad1: u32,
+}`
+    : `struct Params {
   querySeq: u32, keySeq: u32, queryOffset: u32, causal: u32,
   groupSize: u32, slots: u32, tilesX: u32, scale: f32,
   selRows: u32, queryBlockSize: u32, blockSize: u32, scopeKv: u32,
   kindBlock: u32, subTiles: u32, pad0: u32, pad1: u32,
+}`
 }
 
 @group(0) @binding(0) var<uniform> P: Params;
@@ -82,7 +112,8 @@ struct Params {
 @group(0) @binding(4) var<storage, read_write> out: array<f32>;
 @group(0) @binding(5) var<storage, read_write> lse: array<f32>;
 ${csr ? `@group(0) @binding(6) var<storage, read> bounds: array<u32>;
-@group(0) @binding(7) var<storage, read> indices: array<u32>;` : ''}
+@group(0) @binding(7) var<storage, read> indices: array<u32>;` : ''}${gather ? `@group(0) @binding(6) var<storage, read> listMeta: array<u32>;
+@group(0) @binding(7) var<storage, read> items: array<u32>;` : ''}
 
 var<workgroup> scratch: array<vec4<f32>, ${scratchVec4}>;
 var<workgroup> ps: array<vec4<f32>, ${64 * (o.tile.rows / 4 + 1)}>;
@@ -95,6 +126,8 @@ var<workgroup> rowPos: array<u32, ${o.tile.rows}>;
 var<workgroup> wgStart: u32;
 var<workgroup> wgEnd: u32;
 var<workgroup> wgFirst: u32;
+${gather ? `var<workgroup> rowOut: array<u32, ${o.tile.rows}>;
+var<workgroup> wgList: u32;` : ''}
 
 ${
   vectorized
@@ -136,7 +169,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   ${linearWorkgroup}
   let tx = lid % TC;
   let ty = lid / TC;
-${csr ? csrPrologue() : densePrologue()}
+${csr ? csrPrologue() : gather ? gatherPrologue() : densePrologue()}
   var m = vec4<f32>(NEG);
   var l = vec4<f32>(0.0);
 ${forRows((i) => oVars(i).map((name) => `  var ${name} = vec4<f32>(0.0);`).join('\n'))}
@@ -152,7 +185,7 @@ ${csr ? `    if (lid < BC) {
     let first = workgroupUniformLoad(&wgFirst);
     if (P.causal == 1u && first != INVALID && first > lastPos) { break; }` : `    if (lid < BC) {
       let s = k0 + lid;
-      keyIdx[lid] = select(INVALID, s, s < slotCount);
+      keyIdx[lid] = select(INVALID, keyBase + s, s < slotCount);
     }
     workgroupBarrier();`}
     var s0 = vec4<f32>(0.0);
@@ -199,7 +232,7 @@ ${forRows((i) => `        o${i}_${c} = fma(vec4<f32>(pv[${i}]), v${c}, o${i}_${c
     total += red[ty * 17u + j];
   }
 ${forRows((i) => `  if (live[${i}]) {
-    let row = rowQ[4u * ty + ${i}u];
+    let row = ${gather ? 'rowOut' : 'rowQ'}[4u * ty + ${i}u];
     let inv = select(0.0, 1.0 / total[${i}], total[${i}] > 0.0);
 ${oVars(i).map((name, c) => `    for (var e = 0u; e < 4u; e++) {
       let col = ${c * 64}u + 4u * tx + e;
@@ -284,6 +317,62 @@ function densePrologue(): string {
   }
   let lastQuery = min(qt * BR + BR, P.querySeq);
   let slotCount = select(P.keySeq, min(P.keySeq, P.queryOffset + lastQuery), P.causal == 1u);
+  let keyBase = 0u;
+  workgroupBarrier();`;
+}
+
+/**
+ * The `gather` mode's workgroup → (list, tile) map: `listMeta` holds each list's first tile
+ * (exclusive prefix, `lists + 1` entries, the last one the total) and then each list's first item
+ * (`lists + 1` entries). A list is one (selection slot of the window, key block) and its items
+ * are `(row − rowStart) · stride + entry` of the rows that selected the block; a tile is up to
+ * `itemsPerTile` of them, each expanded to its `vectors` query vectors (GQA heads × query-block
+ * queries), which write their partials at `item · vectors + vector`.
+ */
+function gatherPrologue(): string {
+  return /* wgsl */ `
+  if (lid == 0u) {
+    var found = INVALID;
+    if (linear < listMeta[P.lists]) {
+      // Largest list whose first tile is ≤ linear (lists without tiles are skipped over).
+      var lo = 0u;
+      var hi = P.lists;
+      while (hi - lo > 1u) {
+        let mid = (lo + hi) / 2u;
+        if (listMeta[mid] <= linear) { lo = mid; } else { hi = mid; }
+      }
+      found = lo;
+    }
+    wgList = found;
+  }
+  let listId = workgroupUniformLoad(&wgList);
+  if (listId == INVALID) { return; }
+  let first = listMeta[P.lists + 1u + listId] + (linear - listMeta[listId]) * P.itemsPerTile;
+  let count = min(P.itemsPerTile, listMeta[P.lists + 2u + listId] - first);
+  let selSlot = P.slotFirst + listId / P.blocks;
+  let keyBlock = listId % P.blocks;
+  let kvSlot = select(selSlot / P.groupSize, selSlot, P.scopeKv == 1u);
+  let kvBase = kvSlot * P.keySeq;
+  let keyBase = keyBlock * P.blockSize;
+  let slotCount = min(P.blockSize, P.keySeq - keyBase);
+  if (lid < BR) {
+    let j = lid / P.vectors;
+    let t = lid % P.vectors;
+    rowQ[lid] = INVALID;
+    rowOut[lid] = INVALID;
+    rowPos[lid] = 0u;
+    if (j < count) {
+      let item = items[first + j];
+      let r = (P.rowStart + item / P.stride) % P.selRows;
+      let i = r * P.queryBlockSize + t % P.queryBlockSize;
+      let querySlot = select(selSlot, selSlot * P.groupSize + t / P.queryBlockSize, P.scopeKv == 1u);
+      if (i < P.querySeq) {
+        rowQ[lid] = querySlot * P.querySeq + i;
+        rowOut[lid] = item * P.vectors + t;
+        rowPos[lid] = P.queryOffset + i;
+      }
+    }
+  }
   workgroupBarrier();`;
 }
 

@@ -4,7 +4,8 @@ import { POOL_PARAMS, blockPoolWgsl } from './block-pool-wgsl.js';
 import { SCORE_PARAMS, blockScoreWgsl } from './block-score-wgsl.js';
 import { TOP_K_PARAMS, blockTopKWgsl } from './block-top-k-wgsl.js';
 import { FILL_PARAMS, fillNormalWgsl } from './fill-normal-wgsl.js';
-import { ATTENTION_PARAMS, flashAttentionWgsl, flashAttentionWorkgroupBytes, usesVectorLoads, type FlashAttentionKernelOptions } from './flash-attention-wgsl.js';
+import { GATHER_LIST_PARAMS, gatherListsWgsl, gatherMergeWgsl, gatherScanWgsl } from './gather-lists-wgsl.js';
+import { ATTENTION_PARAMS, GATHER_ATTENTION_PARAMS, flashAttentionWgsl, flashAttentionWorkgroupBytes, usesVectorLoads, type FlashAttentionKernelOptions } from './flash-attention-wgsl.js';
 import { dispatchGrid } from './score-tile-wgsl.js';
 
 /** Bytes of every `var<workgroup>` the source declares (f32/u32 scalars and arrays of f32, u32, vec4<f32>). */
@@ -41,7 +42,25 @@ const attentionOptions: FlashAttentionKernelOptions[] = [
   { mode: 'csr', headDim: 128, valueDim: 128, tile: { rows: 64, chunk: 16 }, valueChunk: 16 },
   { mode: 'dense', headDim: 20, valueDim: 24, tile: { rows: 16, chunk: 16 }, valueChunk: 16 },
   { mode: 'csr', headDim: 16, valueDim: 200, tile: { rows: 16, chunk: 16 }, valueChunk: 16 },
+  { mode: 'gather', headDim: 128, valueDim: 128, tile: { rows: 64, chunk: 16 }, valueChunk: 16 },
+  { mode: 'gather', headDim: 18, valueDim: 10, tile: { rows: 64, chunk: 16 }, valueChunk: 16 },
 ];
+
+describe('key-block executor passes (WGSL)', () => {
+  it('count, scan, scatter and merge parse, share the uniform layout and bind what the backend passes', () => {
+    const kernels: Array<[string, Array<[string, number, string]>]> = [
+      [gatherListsWgsl({ scatter: false }), [['bounds', 1, 'read'], ['indices', 2, 'read'], ['counter', 3, 'read_write']]],
+      [gatherScanWgsl(), [['counts', 1, 'read'], ['listMeta', 2, 'read_write']]],
+      [gatherListsWgsl({ scatter: true }), [['bounds', 1, 'read'], ['indices', 2, 'read'], ['counter', 3, 'read_write'], ['listMeta', 4, 'read'], ['items', 5, 'read_write']]],
+      [gatherMergeWgsl(24), [['bounds', 1, 'read'], ['partOut', 2, 'read'], ['partLse', 3, 'read'], ['out', 4, 'read_write'], ['lse', 5, 'read_write']]],
+    ];
+    for (const [code, expected] of kernels) {
+      const r = reflect(code);
+      expect(uniformFields(r)).toEqual([...GATHER_LIST_PARAMS]);
+      expect(bindings(r)).toEqual(expected);
+    }
+  });
+});
 
 describe('flash attention WGSL', () => {
   for (const o of attentionOptions) {
@@ -58,8 +77,9 @@ describe('flash attention WGSL', () => {
         ['lse', 5, 'read_write'],
       ];
       if (o.mode === 'csr') expected.push(['bounds', 6, 'read'], ['indices', 7, 'read']);
+      if (o.mode === 'gather') expected.push(['listMeta', 6, 'read'], ['items', 7, 'read']);
       expect(bindings(r)).toEqual(expected);
-      expect(uniformFields(r)).toEqual([...ATTENTION_PARAMS]);
+      expect(uniformFields(r)).toEqual(o.mode === 'gather' ? [...GATHER_ATTENTION_PARAMS] : [...ATTENTION_PARAMS]);
       expect(code).toContain(`const D: u32 = ${o.headDim}u;`);
       expect(code).toContain(`const DV: u32 = ${o.valueDim}u;`);
       expect(code).toContain(`@compute @workgroup_size(NT)`);
