@@ -24,6 +24,7 @@ const contextSchema = z
     repeats: z.number().int().positive(),
     seed: z.number().int(),
     backend: z.enum(['cpu', 'gpu']),
+    methods: z.array(z.string()).optional(),
   })
   .strict();
 

@@ -13,7 +13,10 @@ mkdir -p "$OUT"
 SEQS=${1:-4096,16384,65536}
 REPEATS=${2:-5}
 STEPS=${STEPS:-checks suite torch robust sweep}
-CONTEXT="{\"quick\":false,\"seqLengths\":[$SEQS],\"repeats\":$REPEATS,\"seed\":1,\"backend\":\"gpu\"}"
+# GPU_METHODS=moba,nsa restricts the gpu-attention suite to those methods (dense always runs).
+METHODS=""
+[ -n "$GPU_METHODS" ] && METHODS=",\"methods\":[$(echo "$GPU_METHODS" | sed 's/[^,][^,]*/"&"/g')]"
+CONTEXT="{\"quick\":false,\"seqLengths\":[$SEQS],\"repeats\":$REPEATS,\"seed\":1,\"backend\":\"gpu\"$METHODS}"
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem --format=csv,noheader || true
 for step in $STEPS; do
   case $step in

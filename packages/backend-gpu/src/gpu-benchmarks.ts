@@ -89,7 +89,8 @@ export async function runGpuBenchmark(backend: GpuBackend, context: BenchmarkCon
       };
       if (!options.denseOnly) await denseDecode();
       // Dense is the baseline row above; a `dense` entry in `methods` (the GPU family's list) is not timed twice.
-      for (const { definition, config, budget } of methods.filter((m) => m.definition.id !== 'dense')) {
+      const wanted = (id: string) => id !== 'dense' && (!context.methods || context.methods.includes(id));
+      for (const { definition, config, budget } of methods.filter((m) => wanted(m.definition.id))) {
         const base = { suite: 'gpu-attention', method: definition.id, workload: `gaussian-gpu${gqa}`, seqLength: seq, ...(budget ? { budget } : {}) };
         const method = definition.create(backend, config);
         if (!method.runResident) {

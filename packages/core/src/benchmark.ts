@@ -64,6 +64,8 @@ export interface BenchmarkContext {
   readonly seed: number;
   /** Requested backend. */
   readonly backend: 'cpu' | 'gpu';
+  /** Method ids a suite that times several methods restricts itself to (default: all of them). */
+  readonly methods?: readonly string[];
   /** Progress callback: a short line describing the step that just started. */
   readonly progress?: (message: string) => void;
 }
