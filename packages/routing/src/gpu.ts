@@ -10,6 +10,7 @@ import { gpuRoutingMethod } from './gpu/gpu-routing.js';
 export { gpuChecks } from './gpu/gpu-checks.js';
 export { biformerGeometry, biformerScratchBytesPerSlot, gpuBiformerAttention, gpuBiformerMethod, runBiformer, type BiformerGeometry, type BiformerRun } from './gpu/gpu-biformer.js';
 export {
+  fitRoutingCentroids,
   gpuRoutingAttention,
   gpuRoutingMethod,
   routingPlan,
@@ -18,10 +19,12 @@ export {
   runRoutingResident,
   seedFromResident,
   sortSelectionRows,
+  type RoutingPhases,
   type RoutingPlan,
   type RoutingRun,
 } from './gpu/gpu-routing.js';
 export { fitRoutingGpu, kmeansSampleIndices, routingFitPlan, seedCentroids, type GpuRoutingFit, type RoutingFitPlan } from './gpu/gpu-routing-kmeans.js';
+export { CENTROID_TILE, CENTROID_TILE_PARAMS, CENTROID_TILE_THREADS, centroidTileWgsl, type CentroidTileMode } from './gpu/centroid-tile-wgsl.js';
 export { REGION_MEAN_PARAMS, REGION_MEAN_THREADS, regionMeanWgsl } from './gpu/region-mean-wgsl.js';
 export { REGION_AFFINITY_PARAMS, REGION_AFFINITY_THREADS, regionAffinityWgsl } from './gpu/region-affinity-wgsl.js';
 export { REGION_TOP_K_PARAMS, REGION_TOP_K_THREADS, regionTopKWgsl } from './gpu/region-top-k-wgsl.js';

@@ -14,7 +14,8 @@ import { normalizeRows } from '../normalize-rows.js';
 import { resolveClusters, resolveSampleSize, type RoutingConfig } from '../routing-config.js';
 import { sphericalKMeans } from '../spherical-kmeans.js';
 import { SEED_PARAMS, kmeansSeedWgsl } from './kmeans-seed-wgsl.js';
-import { KMEANS_PARAMS, KMEANS_THREADS, kmeansAssignWgsl, kmeansNormalizeWgsl, kmeansSampleWgsl, kmeansSumWgsl, normalizeRowsWgsl, topCentroidsWgsl } from './spherical-kmeans-wgsl.js';
+import { KMEANS_PARAMS, KMEANS_THREADS, kmeansGatherWgsl, kmeansNormalizeWgsl, kmeansSumWgsl, normalizeRowsWgsl } from './spherical-kmeans-wgsl.js';
+import { CENTROID_TILE_PARAMS, CENTROID_TILE_THREADS, centroidTileWgsl, type CentroidTileMode } from './centroid-tile-wgsl.js';
 
 const { STORAGE, COPY_SRC, COPY_DST } = WEBGPU_FLAGS;
 
@@ -121,11 +122,92 @@ export function routingFitPlan(d: AttentionDims, config: RoutingConfig): Routing
 type Run = (code: string, buffers: readonly GPUBufferLike[], threads: number, values: Readonly<Record<string, number>>) => Promise<void>;
 type GPUBufferLike = ReturnType<ChunkEncoder['scratch']>;
 
+function kmeansRunner(encoder: ChunkEncoder, plan: RoutingFitPlan): Run {
+  return async (code, list, threads, values) => {
+    const [x, y] = dispatchGrid(Math.ceil(threads / KMEANS_THREADS));
+    const params = encoder.uniform(KMEANS_PARAMS, { dim: encoder.dims.headDim, clusters: plan.clusters, sample: plan.sample, slotBase: encoder.chunk.slot0, ...values, tilesX: x }, []);
+    encoder.dispatch(await encoder.pipeline(code), [params, ...list], x, y);
+  };
+}
+
+/**
+ * Dispatches the tiled rows × centroids kernel (`centroidTileWgsl`) over `slots` slots of `count`
+ * rows each: `rows` `[slot][count][D]`, centroids of slot `chunk.slot0 + ⌊slot / groupSize⌋`, then
+ * the mode's outputs.
+ */
+export async function dispatchCentroidTile(
+  encoder: ChunkEncoder,
+  mode: CentroidTileMode,
+  r: number,
+  buffers: readonly GPUBufferLike[],
+  shape: { readonly slots: number; readonly count: number; readonly clusters: number; readonly groupSize: number; readonly rowBase?: number },
+): Promise<void> {
+  const blocks = Math.ceil(shape.count / CENTROID_TILE_THREADS);
+  const [x, y] = dispatchGrid(shape.slots * blocks);
+  const params = encoder.uniform(
+    CENTROID_TILE_PARAMS,
+    { slots: shape.slots, count: shape.count, clusters: shape.clusters, slotBase: encoder.chunk.slot0, groupSize: shape.groupSize, rowBase: shape.rowBase ?? 0, blocks, tilesX: x },
+    [],
+  );
+  encoder.dispatch(await encoder.pipeline(centroidTileWgsl(encoder.dims.headDim, mode, r)), [params, ...buffers], x, y);
+}
+
+/**
+ * Records, for one chunk: the subsample gathered from the raw keys (normalised and renormalised in
+ * one pass), the k-means++ seeding when `draws` are given (else `centroids` holds the CPU's seeding
+ * on entry), and every Lloyd iteration on the call-wide `centroids` (`[slot][C][D]`). Scratch per KV
+ * slot: the subsample twice (row- and channel-major) plus its distances and assignment, C·D sums
+ * and C counts, `4·(2·sample·D + 2·sample + C·D + C)` bytes; nothing of size S.
+ */
+export async function encodeRoutingCentroids(
+  encoder: ChunkEncoder,
+  plan: RoutingFitPlan,
+  buffers: { readonly centroids: GPUBufferLike; readonly picked: GPUBufferLike; readonly draws?: { readonly index: GPUBufferLike; readonly value: GPUBufferLike } },
+): Promise<void> {
+  const { chunk, dims: d } = encoder;
+  const D = d.headDim;
+  const { clusters, sample: n } = plan;
+  const run = kmeansRunner(encoder, plan);
+  const sampleRows = encoder.scratch(4 * chunk.slots * n * D);
+  const sampleColumns = encoder.scratch(4 * chunk.slots * n * D);
+  const common = { slots: chunk.slots, count: d.keySeq };
+  await run(kmeansGatherWgsl(), [chunk.k, buffers.picked, sampleRows, sampleColumns], chunk.slots * n, { ...common, mode: plan.normalization === 'l2' ? 0 : 1 });
+  if (buffers.draws) {
+    // k-means++ seeding on the GPU with the CPU's draws (else `centroids` holds the CPU's seeding).
+    const distance = encoder.scratch(4 * chunk.slots * n);
+    const params = encoder.uniform(SEED_PARAMS, { slots: chunk.slots, sample: n, clusters, slotBase: chunk.slot0 }, []);
+    encoder.dispatch(await encoder.pipeline(kmeansSeedWgsl(D)), [params, sampleRows, buffers.draws.index, buffers.draws.value, distance, buffers.centroids, sampleColumns], chunk.slots, 1);
+  }
+  if (plan.iterations === 0) return;
+  const assignment = encoder.scratch(4 * chunk.slots * n);
+  const sums = encoder.scratch(4 * chunk.slots * clusters * D);
+  const counts = encoder.scratch(4 * chunk.slots * clusters);
+  // The CPU stops at a fixed point; iterating on from one reproduces the same centroids.
+  for (let iteration = 0; iteration < plan.iterations; iteration++) {
+    await dispatchCentroidTile(encoder, 'assign', 0, [sampleRows, buffers.centroids, assignment], { slots: chunk.slots, count: n, clusters, groupSize: 1 });
+    await run(kmeansSumWgsl(), [sampleRows, assignment, sums, counts], chunk.slots * clusters * D, common);
+    await run(kmeansNormalizeWgsl(), [sums, counts, buffers.centroids], chunk.slots * clusters, common);
+  }
+}
+
+/** Records, for one chunk: its keys and queries normalised into scratch buffers (`[slot][row][D]`). */
+export async function encodeRoutingNormalize(encoder: ChunkEncoder, plan: RoutingFitPlan): Promise<{ normKeys: GPUBufferLike; normQueries: GPUBufferLike }> {
+  const { chunk, dims: d } = encoder;
+  const run = kmeansRunner(encoder, plan);
+  const keyRows = chunk.slots * d.keySeq;
+  const queryRows = chunk.slots * d.groupSize * d.querySeq;
+  const mode = plan.normalization === 'l2' ? 0 : 1;
+  const normKeys = encoder.scratch(4 * keyRows * d.headDim);
+  const normQueries = encoder.scratch(4 * queryRows * d.headDim);
+  await run(normalizeRowsWgsl(), [chunk.k, normKeys], keyRows, { rows: keyRows, mode });
+  await run(normalizeRowsWgsl(), [chunk.q, normQueries], queryRows, { rows: queryRows, mode });
+  return { normKeys, normQueries };
+}
+
 /**
  * Records, for one chunk: normalisation of its keys and queries (returned as scratch buffers),
- * the subsample, the k-means++ seeding when `draws` are given (else `centroids` holds the CPU's
- * seeding on entry), every Lloyd iteration on the call-wide `centroids` (`[slot][C][D]`), and each key's / query's top-r centroids into `keyTop` / `queryTop` at row
- * `keyRowBase` / `queryRowBase`.
+ * the k-means ({@link encodeRoutingCentroids}) on the call-wide `centroids`, and each key's /
+ * query's top-r centroids into `keyTop` / `queryTop` at row `keyRowBase` / `queryRowBase`.
  */
 export async function encodeRoutingFit(
   encoder: ChunkEncoder,
@@ -134,55 +216,25 @@ export async function encodeRoutingFit(
   top: { readonly keyTop?: GPUBufferLike; readonly keyR: number; readonly keyRowBase: number; readonly queryTop?: GPUBufferLike; readonly queryR: number; readonly queryRowBase: number },
 ): Promise<{ normKeys: GPUBufferLike; normQueries: GPUBufferLike }> {
   const { chunk, dims: d } = encoder;
-  const D = d.headDim;
-  const { clusters, sample: n } = plan;
-  const run: Run = async (code, list, threads, values) => {
-    const [x, y] = dispatchGrid(Math.ceil(threads / KMEANS_THREADS));
-    const params = encoder.uniform(KMEANS_PARAMS, { dim: D, clusters, sample: n, slotBase: chunk.slot0, ...values, tilesX: x }, []);
-    encoder.dispatch(await encoder.pipeline(code), [params, ...list], x, y);
-  };
-  const keyRows = chunk.slots * d.keySeq;
-  const queryRows = chunk.slots * d.groupSize * d.querySeq;
-  const mode = plan.normalization === 'l2' ? 0 : 1;
-  const normKeys = encoder.scratch(4 * keyRows * D);
-  const normQueries = encoder.scratch(4 * queryRows * D);
-  await run(normalizeRowsWgsl(), [chunk.k, normKeys], keyRows, { rows: keyRows, mode });
-  await run(normalizeRowsWgsl(), [chunk.q, normQueries], queryRows, { rows: queryRows, mode });
-  const sampleRows = encoder.scratch(4 * chunk.slots * n * D);
-  const assignment = encoder.scratch(4 * chunk.slots * n);
-  const sums = encoder.scratch(4 * chunk.slots * clusters * D);
-  const counts = encoder.scratch(4 * chunk.slots * clusters);
-  const common = { slots: chunk.slots, count: d.keySeq };
-  await run(kmeansSampleWgsl(), [normKeys, buffers.picked, sampleRows], chunk.slots * n, common);
-  if (buffers.draws) {
-    // k-means++ seeding on the GPU with the CPU's draws (else `centroids` holds the CPU's seeding).
-    const distance = encoder.scratch(4 * chunk.slots * n);
-    const params = encoder.uniform(SEED_PARAMS, { slots: chunk.slots, sample: n, clusters, slotBase: chunk.slot0 }, []);
-    encoder.dispatch(await encoder.pipeline(kmeansSeedWgsl(D)), [params, sampleRows, buffers.draws.index, buffers.draws.value, distance, buffers.centroids], chunk.slots, 1);
+  const { normKeys, normQueries } = await encodeRoutingNormalize(encoder, plan);
+  await encodeRoutingCentroids(encoder, plan, buffers);
+  const { clusters } = plan;
+  if (top.keyTop) await dispatchCentroidTile(encoder, 'top', top.keyR, [normKeys, buffers.centroids, top.keyTop], { slots: chunk.slots, count: d.keySeq, clusters, groupSize: 1, rowBase: top.keyRowBase });
+  if (top.queryTop) {
+    await dispatchCentroidTile(encoder, 'top', top.queryR, [normQueries, buffers.centroids, top.queryTop], { slots: chunk.slots * d.groupSize, count: d.querySeq, clusters, groupSize: d.groupSize, rowBase: top.queryRowBase });
   }
-  // The CPU stops at a fixed point; iterating on from one reproduces the same centroids.
-  for (let iteration = 0; iteration < plan.iterations; iteration++) {
-    await run(kmeansAssignWgsl(), [sampleRows, buffers.centroids, assignment], chunk.slots * n, common);
-    await run(kmeansSumWgsl(), [sampleRows, assignment, sums, counts], chunk.slots * clusters * D, common);
-    await run(kmeansNormalizeWgsl(), [sums, counts, buffers.centroids], chunk.slots * clusters, common);
-  }
-  if (top.keyTop) await run(topCentroidsWgsl(top.keyR), [normKeys, buffers.centroids, top.keyTop], keyRows, { rows: keyRows, count: d.keySeq, groupSize: 1, rowBase: top.keyRowBase });
-  if (top.queryTop) await run(topCentroidsWgsl(top.queryR), [normQueries, buffers.centroids, top.queryTop], queryRows, { rows: queryRows, count: d.querySeq, groupSize: d.groupSize, rowBase: top.queryRowBase });
   return { normKeys, normQueries };
 }
 
-/** Records, for one chunk: its keys normalised, and its subsample rows gathered (renormalised) into `out` (`[slot][sample][D]`). */
+/** Records, for one chunk: its subsample rows gathered from the raw keys (normalised, renormalised) into `out` (`[slot][sample][D]`). */
 export async function encodeRoutingSample(encoder: ChunkEncoder, plan: RoutingFitPlan, picked: GPUBufferLike, out: GPUBufferLike): Promise<void> {
   const { chunk, dims: d } = encoder;
-  const keyRows = chunk.slots * d.keySeq;
-  const normKeys = encoder.scratch(4 * keyRows * d.headDim);
-  const run = async (code: string, list: readonly GPUBufferLike[], threads: number, values: Readonly<Record<string, number>>) => {
-    const [x, y] = dispatchGrid(Math.ceil(threads / KMEANS_THREADS));
-    const params = encoder.uniform(KMEANS_PARAMS, { dim: d.headDim, clusters: plan.clusters, sample: plan.sample, slotBase: chunk.slot0, ...values, tilesX: x }, []);
-    encoder.dispatch(await encoder.pipeline(code), [params, ...list], x, y);
-  };
-  await run(normalizeRowsWgsl(), [chunk.k, normKeys], keyRows, { rows: keyRows, mode: plan.normalization === 'l2' ? 0 : 1 });
-  await run(kmeansSampleWgsl(), [normKeys, picked, out], chunk.slots * plan.sample, { slots: chunk.slots, count: d.keySeq });
+  const columns = encoder.scratch(4 * chunk.slots * plan.sample * d.headDim);
+  await kmeansRunner(encoder, plan)(kmeansGatherWgsl(), [chunk.k, picked, out, columns], chunk.slots * plan.sample, {
+    slots: chunk.slots,
+    count: d.keySeq,
+    mode: plan.normalization === 'l2' ? 0 : 1,
+  });
 }
 
 /**

@@ -22,7 +22,7 @@ import { headSeed } from '../balanced-routing-attention.js';
 import { COPY_PARAMS, COPY_THREADS, copyFloatsWgsl } from './copy-slots-wgsl.js';
 import { resolveSampleSize } from '../routing-config.js';
 import { sphericalKMeans } from '../spherical-kmeans.js';
-import { encodeRoutingFit, encodeRoutingSample, routingFitPlan, seedCentroids, type RoutingFitPlan } from './gpu-routing-kmeans.js';
+import { dispatchCentroidTile, encodeRoutingCentroids, encodeRoutingFit, encodeRoutingNormalize, encodeRoutingSample, routingFitPlan, seedCentroids, type RoutingFitPlan } from './gpu-routing-kmeans.js';
 import {
   ROUTING_PARAMS,
   ROUTING_THREADS,
@@ -34,8 +34,6 @@ import {
   nearestFlagsWgsl,
   routedRowsWgsl,
   rowScanWgsl,
-  similaritiesWgsl,
-  topFromSimilaritiesWgsl,
 } from './routing-selection-wgsl.js';
 
 const { STORAGE, COPY_SRC, COPY_DST } = WEBGPU_FLAGS;
@@ -90,14 +88,37 @@ export interface RoutingRun {
   readonly plan: RoutingPlan;
   /** Query–key pairs selected (every entry is a visible key, without repeats). */
   readonly pairs: number;
+  /**
+   * `selectionMs` split: `membershipMs` = normalisation, similarities, balanced top-w and nearest
+   * flags (and the k-means when it ran inside this call); `selectionMs` = cluster lists, row
+   * counts, offsets and the CSR write.
+   */
+  readonly phases: { readonly membershipMs: number; readonly selectionMs: number };
+}
+
+/** Dispatches one routing selection kernel with the call's parameters (`perWorkgroup`: one workgroup per thread count). */
+function routingRunner(encoder: ChunkEncoder, base: Readonly<Record<string, number>>) {
+  const { chunk, index } = encoder;
+  return async (code: string, list: readonly Buffer[], threads: number, values: Readonly<Record<string, number>>, perWorkgroup = false): Promise<void> => {
+    const [x, y] = dispatchGrid(perWorkgroup ? threads : Math.ceil(threads / ROUTING_THREADS));
+    const params = encoder.uniform(ROUTING_PARAMS, { ...base, slotBase: chunk.slot0, chunkIndex: index, ...values, tilesX: x }, []);
+    encoder.dispatch(await encoder.pipeline(code), [params, ...list], x, y);
+  };
 }
 
 /**
  * Runs `routing` on a resident call from the given k-means++ seeding (`[batch·kvHeads][C][D]`, the
- * CPU's) or with the seeding on the GPU (`'gpu'`, the CPU's draws in f32); the output
- * lands in the chunks' `out`/`lse`. The caller frees `selection` with `backend.releaseSelection`.
+ * CPU's), with the seeding on the GPU (`'gpu'`, the CPU's draws in f32), or from centroids fitted
+ * already (`{ centroids }`: a call-wide `[batch·kvHeads][C][D]` buffer, see
+ * {@link fitRoutingCentroids}); the output lands in the chunks' `out`/`lse`. The caller frees
+ * `selection` with `backend.releaseSelection`.
  */
-export async function runRouting(backend: GpuBackend, resident: ResidentAttention, config: RoutingConfig, seeding: Float32Array | 'gpu'): Promise<RoutingRun> {
+export async function runRouting(
+  backend: GpuBackend,
+  resident: ResidentAttention,
+  config: RoutingConfig,
+  seeding: Float32Array | 'gpu' | { readonly centroids: Buffer },
+): Promise<RoutingRun> {
   const d = resident.dims;
   const plan = routingPlan(d, config);
   const C = plan.clusters;
@@ -109,10 +130,11 @@ export async function runRouting(backend: GpuBackend, resident: ResidentAttentio
     return buffer;
   };
   try {
-    const centroids = make(4 * d.batch * d.kvHeads * C * d.headDim);
-    const picked = make(plan.picked.byteLength);
-    if (seeding !== 'gpu') device.queue.writeBuffer(centroids, 0, seeding);
-    device.queue.writeBuffer(picked, 0, plan.picked);
+    const fitted = typeof seeding === 'object' && !(seeding instanceof Float32Array);
+    const centroids = fitted ? seeding.centroids : make(4 * d.batch * d.kvHeads * C * d.headDim);
+    const picked = make(fitted ? 4 : plan.picked.byteLength);
+    if (seeding instanceof Float32Array) device.queue.writeBuffer(centroids, 0, seeding);
+    if (!fitted) device.queue.writeBuffer(picked, 0, plan.picked);
     let draws: { index: Buffer; value: Buffer } | undefined;
     if (seeding === 'gpu') {
       draws = { index: make(plan.drawIndex.byteLength), value: make(plan.drawValue.byteLength) };
@@ -144,31 +166,37 @@ export async function runRouting(backend: GpuBackend, resident: ResidentAttentio
       localWindow: config.localWindow,
       capacity: plan.listCapacity,
     };
-    const selectMs = await backend.runKernels(resident, async (encoder) => {
+    // Membership (with the k-means first unless the centroids come fitted): key and query
+    // similarities (tiled, the top-r clusters fused), balanced top-w flags, nearest flags.
+    const membershipMs = await backend.runKernels(resident, async (encoder) => {
       const { chunk, index } = encoder;
       const b = kept[index]!;
       const querySlots = chunk.slots * d.groupSize;
       const keyTop = plan.keyClusters > 0 ? encoder.scratch(4 * chunk.slots * d.keySeq * plan.keyClusters) : undefined;
       const queryTop = plan.queryClusters > 0 ? encoder.scratch(4 * querySlots * d.querySeq * plan.queryClusters) : undefined;
-      // Top-r clusters come from the similarity columns below (not recomputed by the fit).
-      const { normKeys, normQueries } = await encodeRoutingFit(encoder, plan, { centroids, picked, ...(draws ? { draws } : {}) }, { keyR: 0, keyRowBase: 0, queryR: 0, queryRowBase: 0 });
-      const run = async (code: string, list: readonly Buffer[], threads: number, values: Readonly<Record<string, number>>, perWorkgroup = false) => {
-        const [x, y] = dispatchGrid(perWorkgroup ? threads : Math.ceil(threads / ROUTING_THREADS));
-        const params = encoder.uniform(ROUTING_PARAMS, { ...base, slotBase: chunk.slot0, chunkIndex: index, ...values, tilesX: x }, []);
-        encoder.dispatch(await encoder.pipeline(code), [params, ...list], x, y);
-      };
-      // Membership of keys, then of queries: similarities → balanced top-w flags → nearest flags.
+      // Top-r clusters come from the similarity pass below (not recomputed by the fit).
+      const { normKeys, normQueries } = fitted
+        ? await encodeRoutingNormalize(encoder, plan)
+        : await encodeRoutingFit(encoder, plan, { centroids, picked, ...(draws ? { draws } : {}) }, { keyR: 0, keyRowBase: 0, queryR: 0, queryRowBase: 0 });
+      const run = routingRunner(encoder, base);
       const sides = [
         { rows: normKeys, flags: b.keyFlags, slots: chunk.slots, count: d.keySeq, groupSize: 1, window: plan.window, top: keyTop, r: plan.keyClusters },
         { rows: normQueries, flags: b.queryFlags, slots: querySlots, count: d.querySeq, groupSize: d.groupSize, window: plan.queryWindow, top: queryTop, r: plan.queryClusters },
       ];
       for (const side of sides) {
         const values = { slots: side.slots, count: side.count, groupSize: side.groupSize, window: side.window, r: side.r };
-        await run(similaritiesWgsl(d.headDim), [side.rows, centroids, side.flags], side.slots * C * side.count, values);
-        if (side.top) await run(topFromSimilaritiesWgsl(side.r), [side.flags, side.top], side.slots * side.count, values);
+        const r = side.top ? side.r : 0;
+        await dispatchCentroidTile(encoder, 'sim', r, [side.rows, centroids, side.flags, ...(side.top ? [side.top] : [])], { slots: side.slots, count: side.count, clusters: C, groupSize: side.groupSize });
         await run(balancedTopWWgsl(), [side.flags], side.slots * C, values, true);
         if (side.top) await run(nearestFlagsWgsl(), [side.top, side.flags], side.slots * side.count, values);
       }
+    });
+    // Selection: cluster key lists, row sizes, row offsets and the chunk totals.
+    const countMs = await backend.runKernels(resident, async (encoder) => {
+      const { chunk, index } = encoder;
+      const b = kept[index]!;
+      const querySlots = chunk.slots * d.groupSize;
+      const run = routingRunner(encoder, base);
       const keyValues = { slots: chunk.slots, count: d.keySeq };
       const counts = encoder.scratch(4 * chunk.slots * C);
       await run(clusterCountWgsl(), [b.keyFlags, counts], chunk.slots * C, keyValues, true);
@@ -204,7 +232,14 @@ export async function runRouting(backend: GpuBackend, resident: ResidentAttentio
     });
     try {
       const attentionMs = await backend.runSparse(resident, selection);
-      return { selection, selectionMs: selectMs + writeMs, attentionMs, plan, pairs: chunkTotals.reduce((a, b) => a + b, 0) };
+      return {
+        selection,
+        selectionMs: membershipMs + countMs + writeMs,
+        attentionMs,
+        phases: { membershipMs, selectionMs: countMs + writeMs },
+        plan,
+        pairs: chunkTotals.reduce((a, b) => a + b, 0),
+      };
     } catch (error) {
       backend.releaseSelection(selection);
       throw error;
@@ -309,59 +344,129 @@ export async function seedFromResident(backend: GpuBackend, resident: ResidentAt
 }
 
 /**
- * `routing` on a resident call of any size, KV-slot group by group: each group's q, k, v are
- * copied into buffers of their own, routed and attended (its token selection must fit one
- * binding), and its out / lse copied back. `slotsPerGroup` defaults to the most KV slots whose
- * selection fits one binding even if every causal pair were selected. The k-means++ seeding runs
- * on the GPU (`seeding: 'cpu'`: on the host from the read-back subsample, {@link seedFromResident}).
- * Resolves with the summed selection time (seeding and the copy kernels included), attention time and the density.
+ * Fits the routing k-means of every KV slot of a resident call in one pass (subsample gather,
+ * k-means++ seeding on the GPU with the CPU's draws, or from a given seeding such as
+ * {@link seedFromResident}'s, then the Lloyd iterations), into a new call-wide `[batch·kvHeads][C][D]`
+ * buffer the caller destroys. All slots' fits run side by side (one workgroup per slot for the
+ * seeding, every slot's rows for the tiled assignment), instead of one group of slots after
+ * another. Scratch per KV slot: `4·(2·sample·D + 2·sample + C·D + C)` bytes (see
+ * `encodeRoutingCentroids`); nothing of size S.
+ */
+export async function fitRoutingCentroids(
+  backend: GpuBackend,
+  resident: ResidentAttention,
+  config: RoutingConfig,
+  seeding: Float32Array | 'gpu' = 'gpu',
+): Promise<{ readonly centroids: Buffer; readonly ms: number }> {
+  const d = resident.dims;
+  const plan = routingPlan(d, config);
+  const device = backend.context.device;
+  const make = (bytes: number) => device.createBuffer({ size: Math.max(16, Math.ceil(bytes / 4) * 4), usage: STORAGE | COPY_SRC | COPY_DST });
+  const centroids = make(4 * d.batch * d.kvHeads * plan.clusters * d.headDim);
+  const picked = make(plan.picked.byteLength);
+  const draws = seeding === 'gpu' ? { index: make(plan.drawIndex.byteLength), value: make(plan.drawValue.byteLength) } : undefined;
+  try {
+    device.queue.writeBuffer(picked, 0, plan.picked);
+    if (draws) {
+      device.queue.writeBuffer(draws.index, 0, plan.drawIndex);
+      device.queue.writeBuffer(draws.value, 0, plan.drawValue);
+    } else {
+      device.queue.writeBuffer(centroids, 0, seeding as Float32Array);
+    }
+    const ms = await backend.runKernels(resident, async (encoder) => {
+      await encodeRoutingCentroids(encoder, plan, { centroids, picked, ...(draws ? { draws } : {}) });
+    });
+    return { centroids, ms };
+  } catch (error) {
+    centroids.destroy();
+    throw error;
+  } finally {
+    picked.destroy();
+    draws?.index.destroy();
+    draws?.value.destroy();
+  }
+}
+
+/** Milliseconds of each phase of {@link runRoutingResident} (summed over the KV-slot groups). */
+export interface RoutingPhases {
+  /** Subsample gather, k-means++ seeding and Lloyd iterations of every KV slot (and the host seeding with `seeding: 'cpu'`). */
+  readonly kmeansMs: number;
+  /** Normalisation, key and query similarities to the centroids, balanced top-w and nearest flags. */
+  readonly membershipMs: number;
+  /** Cluster key lists, row counts and offsets, the CSR write. */
+  readonly selectionMs: number;
+  /** Copies of q, k, v into and out, v and lse out of a KV-slot group's own buffers (long calls). */
+  readonly copyMs: number;
+}
+
+/**
+ * `routing` on a resident call of any size: the k-means of every KV slot at once
+ * ({@link fitRoutingCentroids}), then membership, selection and attention KV-slot group by group:
+ * each group's q, k, v are copied into buffers of their own, routed and attended (its token
+ * selection must fit one binding), and its out / lse copied back. `slotsPerGroup` defaults to the
+ * most KV slots whose selection fits one binding even if every causal pair were selected. The
+ * k-means++ seeding runs on the GPU (`seeding: 'cpu'`: on the host from the read-back subsample,
+ * {@link seedFromResident}). Resolves with the summed selection time (k-means, membership,
+ * selection and the copy kernels), attention time, the density and `phases`, the selection time
+ * split by phase ({@link RoutingPhases}; `selectionMs` is their sum).
  */
 export async function runRoutingResident(
   backend: GpuBackend,
   resident: ResidentAttention,
   config: RoutingConfig,
   options: { readonly slotsPerGroup?: number; readonly seeding?: 'gpu' | 'cpu' } = {},
-): Promise<{ selectionMs: number; attentionMs: number; density: number }> {
+): Promise<{ selectionMs: number; attentionMs: number; density: number; phases: RoutingPhases }> {
   const d = resident.dims;
   const started = performance.now();
   const seeding = options.seeding === 'cpu' ? await seedFromResident(backend, resident, config) : 'gpu';
-  let selectionMs = performance.now() - started;
+  const hostMs = performance.now() - started;
+  const fit = await fitRoutingCentroids(backend, resident, config, seeding);
+  const kmeansMs = hostMs + fit.ms;
+  let membershipMs = 0;
+  let routedMs = 0;
+  let copyMs = 0;
   let attentionMs = 0;
   let pairs = 0;
   const worstPerSlot = 4 * d.groupSize * densePairCount({ ...d, batch: 1, queryHeads: 1 });
   const perGroup = options.slotsPerGroup ?? Math.max(1, Math.floor(backend.context.maxBinding / Math.max(1, worstPerSlot)));
   const device = backend.context.device;
   const sizes = { q: d.groupSize * d.querySeq * d.headDim, k: d.keySeq * d.headDim, v: d.keySeq * d.valueDim, out: d.groupSize * d.querySeq * d.valueDim, lse: d.groupSize * d.querySeq };
-  for (const chunk of resident.chunks) {
-    for (let first = 0; first < chunk.slots; first += perGroup) {
-      const slots = Math.min(perGroup, chunk.slots - first);
-      const whole = first === 0 && slots === chunk.slots;
-      const make = (floats: number) => device.createBuffer({ size: Math.max(16, 4 * floats * slots), usage: STORAGE | COPY_SRC | COPY_DST });
-      const part = whole ? chunk : { slot0: chunk.slot0 + first, slots, q: make(sizes.q), k: make(sizes.k), v: make(sizes.v), out: make(sizes.out), lse: make(sizes.lse) };
-      // Copies through a kernel: the resident's buffers are storage-only.
-      const copy = async (list: readonly (readonly [Buffer, Buffer, number])[], toPart: boolean) => {
-        selectionMs += await backend.runKernels({ dims: d, chunks: [part] }, async (encoder) => {
-          const pipeline = await encoder.pipeline(copyFloatsWgsl());
-          for (const [from, to, floats] of list) {
-            const count = floats * slots;
-            const [x, y] = dispatchGrid(Math.ceil(count / COPY_THREADS));
-            const params = encoder.uniform(COPY_PARAMS, { count, srcOffset: toPart ? floats * first : 0, dstOffset: toPart ? 0 : floats * first, tilesX: x }, []);
-            encoder.dispatch(pipeline, [params, from, to], x, y);
-          }
-        });
-      };
-      try {
-        if (!whole) await copy([[chunk.q, part.q, sizes.q], [chunk.k, part.k, sizes.k], [chunk.v, part.v, sizes.v]], true);
-        const run = await runRouting(backend, { dims: d, chunks: [part] }, config, seeding);
-        backend.releaseSelection(run.selection);
-        selectionMs += run.selectionMs;
-        attentionMs += run.attentionMs;
-        pairs += run.pairs;
-        if (!whole) await copy([[part.out, chunk.out, sizes.out], [part.lse, chunk.lse, sizes.lse]], false);
-      } finally {
-        if (!whole) for (const b of [part.q, part.k, part.v, part.out, part.lse]) b.destroy();
+  try {
+    for (const chunk of resident.chunks) {
+      for (let first = 0; first < chunk.slots; first += perGroup) {
+        const slots = Math.min(perGroup, chunk.slots - first);
+        const whole = first === 0 && slots === chunk.slots;
+        const make = (floats: number) => device.createBuffer({ size: Math.max(16, 4 * floats * slots), usage: STORAGE | COPY_SRC | COPY_DST });
+        const part = whole ? chunk : { slot0: chunk.slot0 + first, slots, q: make(sizes.q), k: make(sizes.k), v: make(sizes.v), out: make(sizes.out), lse: make(sizes.lse) };
+        // Copies through a kernel: the resident's buffers are storage-only.
+        const copy = async (list: readonly (readonly [Buffer, Buffer, number])[], toPart: boolean) => {
+          copyMs += await backend.runKernels({ dims: d, chunks: [part] }, async (encoder) => {
+            const pipeline = await encoder.pipeline(copyFloatsWgsl());
+            for (const [from, to, floats] of list) {
+              const count = floats * slots;
+              const [x, y] = dispatchGrid(Math.ceil(count / COPY_THREADS));
+              const params = encoder.uniform(COPY_PARAMS, { count, srcOffset: toPart ? floats * first : 0, dstOffset: toPart ? 0 : floats * first, tilesX: x }, []);
+              encoder.dispatch(pipeline, [params, from, to], x, y);
+            }
+          });
+        };
+        try {
+          if (!whole) await copy([[chunk.q, part.q, sizes.q], [chunk.k, part.k, sizes.k], [chunk.v, part.v, sizes.v]], true);
+          const run = await runRouting(backend, { dims: d, chunks: [part] }, config, { centroids: fit.centroids });
+          backend.releaseSelection(run.selection);
+          membershipMs += run.phases.membershipMs;
+          routedMs += run.phases.selectionMs;
+          attentionMs += run.attentionMs;
+          pairs += run.pairs;
+          if (!whole) await copy([[part.out, chunk.out, sizes.out], [part.lse, chunk.lse, sizes.lse]], false);
+        } finally {
+          if (!whole) for (const b of [part.q, part.k, part.v, part.out, part.lse]) b.destroy();
+        }
       }
     }
+  } finally {
+    fit.centroids.destroy();
   }
-  return { selectionMs, attentionMs, density: pairs / densePairCount(d) };
+  const phases = { kmeansMs, membershipMs, selectionMs: routedMs, copyMs };
+  return { selectionMs: kmeansMs + membershipMs + routedMs + copyMs, attentionMs, density: pairs / densePairCount(d), phases };
 }

@@ -1,6 +1,7 @@
 /**
  * k-means++ seeding on unit rows in WGSL (CPU: `spherical-kmeans.ts#seedPlusPlus`), one
- * workgroup per slot over its normalised subsample s_0 … s_{n−1}:
+ * workgroup per slot (every slot of the chunk in one dispatch) over its normalised subsample
+ * s_0 … s_{n−1}:
  *
  *   pick_0 = ⌊u_0·n⌋;   for c ≥ 1 with δ_i = min_{c' < c} max(0, 1 − s_i·μ_c'):
  *   pick_c = the first i with Σ_{i' ≤ i} δ_i'² > u_c · Σ_i δ_i²   (⌊u_c·n⌋ when that sum is 0)
@@ -10,6 +11,12 @@
  * alone: `⌊u·n⌋` as u32 and u as f32), so the GPU makes the CPU's draws; the distances and sums
  * are f32 here (f64 on the CPU), so a draw that lands within rounding of a boundary between two
  * rows may pick the neighbour (see the README).
+ *
+ * Cost per slot: C sequential steps, each a pass over the n distances (sum, then a tiled scan up
+ * to the pick) and n·D multiply-adds for the new centroid's distances. The subsample is read
+ * channel-major (`sampleT`), so the 256 threads' row reads of one channel are one contiguous
+ * run (the row-major read put consecutive threads D floats apart); the accumulation order is
+ * unchanged (channel 0 … D−1), so are the distances and picks.
  */
 
 /** Uniform parameter block of the seeding kernel. */
@@ -28,6 +35,8 @@ struct Params { slots: u32, sample: u32, clusters: u32, slotBase: u32 }
 @group(0) @binding(3) var<storage, read> drawValue: array<f32>;
 @group(0) @binding(4) var<storage, read_write> distance: array<f32>;
 @group(0) @binding(5) var<storage, read_write> centroids: array<f32>;
+// The subsample channel-major, \`[slot][D][sample]\`: thread i's reads of its rows are coalesced.
+@group(0) @binding(6) var<storage, read> sampleT: array<f32>;
 
 const NT: u32 = ${SEED_THREADS}u;
 const D: u32 = ${dim}u;
@@ -114,7 +123,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     workgroupBarrier();
     for (var i = lid; i < n; i += NT) {
       var dotValue = 0.0;
-      for (var e = 0u; e < D; e++) { dotValue += sample[(rows + i) * D + e] * current[e]; }
+      for (var e = 0u; e < D; e++) { dotValue += sampleT[(slot * D + e) * n + i] * current[e]; }
       let d = max(0.0, 1.0 - dotValue);
       if (c == 0u || d < distance[rows + i]) { distance[rows + i] = d; }
     }

@@ -9,8 +9,8 @@
  *   query rows    row(i) = sinks ∪ local ∪ ⋃_{c : i ∈ I_c} (K_c ∩ [0, limit_i))   (`routedRowsWgsl`, count then write)
  *   row offsets   exclusive scan of the row sizes, per head then over heads    (`rowScanWgsl`, `headScanWgsl`)
  *
- * The top-w threshold is found by bisection on the float's order-preserving u32 key (32 counting
- * passes per cluster column), so no sort and no S × S buffer. Row entries are written cluster by
+ * The top-w threshold is found by a radix select on the float's order-preserving u32 key (four
+ * 8-bit histogram passes per cluster column, then one marking pass), so no sort and no S × S buffer. Row entries are written cluster by
  * cluster without repeats (a key is written by the first of the query's clusters that holds it,
  * unless the sinks or the local window already hold it), so a row is the CPU's union as a set, in
  * cluster order rather than ascending: the executor masks per key, and readers sort on readback.
@@ -114,24 +114,13 @@ export function balancedTopWWgsl(): string {
 @group(0) @binding(1) var<storage, read_write> sim: array<f32>;
 
 var<workgroup> partial: array<u32, ${ROUTING_THREADS}>;
-var<workgroup> total: u32;
+var<workgroup> histogram: array<atomic<u32>, 256>;
+var<workgroup> found: vec2<u32>;
 
 // Order-preserving map of a float to u32 (larger float, larger key).
 fn orderKey(v: f32) -> u32 {
   let b = bitcast<u32>(v);
   return select(b ^ 0x80000000u, ~b, (b >> 31u) == 1u);
-}
-
-fn workgroupSum(v: u32, lid: u32) -> u32 {
-  partial[lid] = v;
-  workgroupBarrier();
-  for (var width = NT / 2u; width > 0u; width = width / 2u) {
-    if (lid < width) { partial[lid] += partial[lid + width]; }
-    workgroupBarrier();
-  }
-  let s = partial[0];
-  workgroupBarrier();
-  return s;
 }
 
 ${entry} {
@@ -143,17 +132,48 @@ ${entry} {
     for (var i = lid; i < P.count; i += NT) { sim[base + i] = 1.0; }
     return;
   }
-  // Largest t with |{i : key_i >= t}| >= w: the key of the w-th largest value.
+  // Radix select of t = the key of the w-th largest value, 8 bits per pass from the top: each pass
+  // histograms the digit of the keys that share the bits fixed so far, and fixes the digit where
+  // the count from the top reaches the rank still needed. \`above\` counts the keys > t.
   var t = 0u;
-  for (var bit = 31i; bit >= 0i; bit--) {
-    let candidate = t | (1u << u32(bit));
-    var n = 0u;
-    for (var i = lid; i < P.count; i += NT) { n += select(0u, 1u, orderKey(sim[base + i]) >= candidate); }
-    if (workgroupSum(n, lid) >= w) { t = candidate; }
-  }
+  var mask = 0u;
+  var need = w;
   var above = 0u;
-  for (var i = lid; i < P.count; i += NT) { above += select(0u, 1u, orderKey(sim[base + i]) > t); }
-  let ties = w - workgroupSum(above, lid);
+  for (var shift = 24i; shift >= 0i; shift -= 8i) {
+    atomicStore(&histogram[lid], 0u);
+    workgroupBarrier();
+    // Runs of one digit are counted in a register and added once (the top digits of similarities
+    // are nearly all equal, and 256 threads adding to one bin would serialise).
+    var runDigit = 0xffffffffu;
+    var run = 0u;
+    for (var i = lid; i < P.count; i += NT) {
+      let key = orderKey(sim[base + i]);
+      if ((key & mask) != t) { continue; }
+      let digit = (key >> u32(shift)) & 255u;
+      if (digit != runDigit) {
+        if (run > 0u) { atomicAdd(&histogram[runDigit], run); }
+        runDigit = digit;
+        run = 0u;
+      }
+      run++;
+    }
+    if (run > 0u) { atomicAdd(&histogram[runDigit], run); }
+    workgroupBarrier();
+    // Thread j holds bin 255 − j; an inclusive scan gives the count of digits ≥ 255 − j.
+    let own = atomicLoad(&histogram[255u - lid]);
+    partial[lid] = own;
+    workgroupBarrier();
+${inclusiveScanU32('    ')}
+    let atLeast = partial[lid];
+    if (atLeast >= need && atLeast - own < need) { found = vec2<u32>(255u - lid, atLeast - own); }
+    workgroupBarrier();
+    let pick = workgroupUniformLoad(&found);
+    t = t | (pick.x << u32(shift));
+    mask = mask | (255u << u32(shift));
+    need -= pick.y;
+    above += pick.y;
+  }
+  let ties = w - above;
   // Mark in tiles of NT positions; ties go to the lowest positions (exclusive scan of tie flags).
   var tiesBefore = 0u;
   for (var start = 0u; start < P.count; start += NT) {

@@ -82,6 +82,60 @@ ${entry} {
 `;
 }
 
+/**
+ * The normalisation and the subsample gather in one pass over the raw keys (`[slot][P.count][dim]`):
+ * each picked row is normalised (`P.mode` as in {@link normalizeRowsWgsl}) and renormalised (as
+ * {@link kmeansSampleWgsl}) with the same operations in the same order, so it writes the same
+ * floats without the S × D normalised-keys buffer. Writes the subsample row-major (`sample`,
+ * `[slot][sample][dim]`) and channel-major (`sampleT`, `[slot][dim][sample]`, for the seeding).
+ */
+export function kmeansGatherWgsl(): string {
+  return /* wgsl */ `${header}
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> picked: array<u32>;
+@group(0) @binding(3) var<storage, read_write> sample: array<f32>;
+@group(0) @binding(4) var<storage, read_write> sampleT: array<f32>;
+
+fn normalized(src: u32, c: u32, shift: f32, inv: f32) -> f32 {
+  if (P.mode == 0u) { return x[src + c] * inv; }
+  return (x[src + c] - shift) * inv;
+}
+
+${entry} {
+  ${threadId}
+  if (id >= P.slots * P.sample) { return; }
+  let slot = id / P.sample;
+  let row = id % P.sample;
+  let src = (slot * P.count + picked[P.slotBase * P.sample + id]) * P.dim;
+  var shift = 0.0;
+  var inv = 0.0;
+  if (P.mode == 0u) {
+    var sum = 0.0;
+    for (var c = 0u; c < P.dim; c++) { sum += x[src + c] * x[src + c]; }
+    inv = 1.0 / max(sqrt(sum), 1e-12);
+  } else {
+    var mean = 0.0;
+    for (var c = 0u; c < P.dim; c++) { mean += x[src + c]; }
+    mean = mean / f32(P.dim);
+    var variance = 0.0;
+    for (var c = 0u; c < P.dim; c++) { let t = x[src + c] - mean; variance += t * t; }
+    inv = 1.0 / sqrt(variance / f32(P.dim) + 1e-6);
+    shift = mean;
+  }
+  var sum = 0.0;
+  for (var c = 0u; c < P.dim; c++) { let y = normalized(src, c, shift, inv); sum += y * y; }
+  let norm = sqrt(sum);
+  let inv2 = select(1.0, 1.0 / norm, norm > 1e-12);
+  let dst = id * P.dim;
+  for (var c = 0u; c < P.dim; c++) {
+    let v = normalized(src, c, shift, inv) * inv2;
+    sample[dst + c] = v;
+    sampleT[(slot * P.dim + c) * P.sample + row] = v;
+  }
+}
+`;
+}
+
 /** Nearest centroid of every sample row (ties → lower index). */
 export function kmeansAssignWgsl(): string {
   return /* wgsl */ `${header}

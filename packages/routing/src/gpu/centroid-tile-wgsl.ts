@@ -1,0 +1,108 @@
+/**
+ * Rows × centroids dot products in WGSL, tiled through workgroup memory (spec routing.md §3–4):
+ *
+ *   s(i, c) = x_i · μ_c        for the rows i of one slot and every centroid c of its routing head
+ *
+ * One workgroup takes `CENTROID_TILE_THREADS` rows of one slot (one thread per row) and walks the
+ * C centroids in tiles of `CENTROID_TILE` vectors, staged cooperatively in workgroup memory; each
+ * thread streams its own row once per tile and updates `CENTROID_TILE` accumulators, so a centroid
+ * is read from global memory once per workgroup instead of once per row, and a row element feeds
+ * `CENTROID_TILE` multiply-adds. What a thread does with s(i, c), visiting c in ascending order:
+ *
+ *   'assign'   a(i) = argmax_c s(i, c), ties → lower c (Lloyd's assignment, `kmeansAssignWgsl`)
+ *   'top'      the `r` largest, most similar first, ties → lower c (`topCentroidsWgsl`)
+ *   'sim'      sim[(slot·C + c)·count + i] = s(i, c) (cluster-major columns, `similaritiesWgsl`),
+ *              plus the top-`r` when r > 0 (`topFromSimilaritiesWgsl`, fused)
+ *
+ * Each dot product is accumulated in the order of the untiled kernel it replaces (scalar,
+ * ascending channel, for 'assign' / 'top'; vec4 lanes summed x + y + z + w at the end for 'sim'
+ * when the dimension is a multiple of 4), so it yields the same floats, and the picks the same
+ * centroids.
+ */
+import { insertTopR } from './wgsl-snippets.js';
+
+/** Uniform parameter block of the tiled kernel. */
+export const CENTROID_TILE_PARAMS = ['slots', 'count', 'clusters', 'slotBase', 'groupSize', 'rowBase', 'blocks', 'tilesX'] as const;
+
+/** Rows (threads) per workgroup. */
+export const CENTROID_TILE_THREADS = 64;
+
+/** Centroids staged per tile. */
+export const CENTROID_TILE = 16;
+
+/** What the tiled kernel does with each row's similarities (see the file comment). */
+export type CentroidTileMode = 'assign' | 'top' | 'sim';
+
+/**
+ * Generates the tiled kernel for rows of `dim` floats. Bindings: 1 = rows `[slot][P.count][dim]`,
+ * 2 = centroids (call-wide, `[P.slotBase + slot / P.groupSize][C][dim]`), then per mode:
+ * 'assign' 3 = `assignment[slot·count + i]`; 'top' 3 = `top[(P.rowBase + row)·r + t]`;
+ * 'sim' 3 = `sim`, and 4 = `top[row·r + t]` (chunk-local rows) when r > 0. `P.blocks` =
+ * ⌈count / threads⌉ workgroups per slot.
+ */
+export function centroidTileWgsl(dim: number, mode: CentroidTileMode, r = 0): string {
+  const vec = mode === 'sim' && dim % 4 === 0;
+  const type = vec ? 'vec4<f32>' : 'f32';
+  const width = vec ? dim / 4 : dim;
+  const top = mode === 'top' || (mode === 'sim' && r > 0);
+  const zero = vec ? 'vec4<f32>(0.0)' : '0.0';
+  const bindings = [`@group(0) @binding(1) var<storage, read> x: array<${type}>;`, `@group(0) @binding(2) var<storage, read> centroids: array<${type}>;`];
+  if (mode === 'assign') bindings.push('@group(0) @binding(3) var<storage, read_write> assignment: array<u32>;');
+  if (mode === 'top') bindings.push('@group(0) @binding(3) var<storage, read_write> top: array<u32>;');
+  if (mode === 'sim') {
+    bindings.push('@group(0) @binding(3) var<storage, read_write> sim: array<f32>;');
+    if (r > 0) bindings.push('@group(0) @binding(4) var<storage, read_write> top: array<u32>;');
+  }
+  let visit: string;
+  if (mode === 'assign') visit = '      if (k == 0u || s > bestValue) { best = k; bestValue = s; }';
+  else if (mode === 'top') visit = insertTopR('      ');
+  else visit = `      if (valid) { sim[(slot * P.clusters + k) * P.count + i] = s; }${r > 0 ? `\n${insertTopR('      ')}` : ''}`;
+  let finish = '';
+  if (mode === 'assign') finish = 'assignment[slot * P.count + i] = best;';
+  if (mode === 'top') finish = 'for (var t = 0u; t < R; t++) { top[(P.rowBase + slot * P.count + i) * R + t] = select(0xffffffffu, best[t], t < filled); }';
+  if (mode === 'sim' && r > 0) finish = 'for (var t = 0u; t < R; t++) { top[(slot * P.count + i) * R + t] = select(0xffffffffu, best[t], t < filled); }';
+  return /* wgsl */ `
+struct Params { slots: u32, count: u32, clusters: u32, slotBase: u32, groupSize: u32, rowBase: u32, blocks: u32, tilesX: u32 }
+@group(0) @binding(0) var<uniform> P: Params;
+${bindings.join('\n')}
+
+const NT: u32 = ${CENTROID_TILE_THREADS}u;
+const T: u32 = ${CENTROID_TILE}u;
+const W: u32 = ${width}u;
+${top ? `const R: u32 = ${Math.max(1, r)}u;` : ''}
+
+var<workgroup> tile: array<${type}, ${CENTROID_TILE * width}>;
+
+@compute @workgroup_size(${CENTROID_TILE_THREADS})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let linear = wid.x + wid.y * P.tilesX;
+  let slot = linear / P.blocks;
+  if (slot >= P.slots) { return; }
+  let i = (linear % P.blocks) * NT + lid;
+  let valid = i < P.count;
+  // Rows past the slot's end read row 0 and write nothing (every thread must reach the barriers).
+  let o = select(0u, (slot * P.count + i) * W, valid);
+  let m0 = (P.slotBase + slot / P.groupSize) * P.clusters * W;
+${mode === 'assign' ? '  var best = 0u;\n  var bestValue = 0.0;' : ''}${top ? `  var best: array<u32, ${Math.max(1, r)}>;\n  var bestValue: array<f32, ${Math.max(1, r)}>;\n  var filled = 0u;` : ''}
+  for (var c0 = 0u; c0 < P.clusters; c0 += T) {
+    let n = min(T, P.clusters - c0);
+    for (var e = lid; e < n * W; e += NT) { tile[e] = centroids[m0 + c0 * W + e]; }
+    workgroupBarrier();
+    var acc: array<${type}, ${CENTROID_TILE}>;
+    for (var t = 0u; t < T; t++) { acc[t] = ${zero}; }
+    for (var e = 0u; e < W; e++) {
+      let xe = x[o + e];
+      for (var t = 0u; t < T; t++) { acc[t] += xe * tile[t * W + e]; }
+    }
+    for (var t = 0u; t < n; t++) {
+      let k = c0 + t;
+      let s = ${vec ? 'acc[t].x + acc[t].y + acc[t].z + acc[t].w' : 'acc[t]'};
+${visit}
+    }
+    workgroupBarrier();
+  }
+  if (!valid) { return; }
+  ${finish}
+}
+`;
+}
