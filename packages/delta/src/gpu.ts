@@ -1,13 +1,30 @@
 /**
  * `@sparse-attn/delta/gpu`: DELTA and TidalDecode at the attention level on the WebGPU backend
  * (`@sparse-attn/backend-gpu`, an optional peer): KV cache, scoring, top-k and sparse attention
- * on the device. `gpuChecks` compares them with the CPU methods.
+ * on the device; and DELTA's model-level layer reuse as a GPU layer stack
+ * (`createGpuDeltaStack`, the benchmark `runDeltaStackDecode`). `gpuChecks` compares them with
+ * the CPU methods and policy.
  */
 import type { GpuMethodDefinition } from '@sparse-attn/backend-gpu';
 import { gpuDeltaMethod, gpuTidalDecodeMethod } from './gpu/gpu-delta.js';
 
 export { gpuDeltaMethod, gpuTidalDecodeMethod } from './gpu/gpu-delta.js';
 export { gpuChecks } from './gpu/gpu-checks.js';
+export {
+  createGpuDeltaStack,
+  decodeStackDims,
+  resolveDeltaStackPlan,
+  runDeltaStackDecode,
+  type DeltaStackBenchOptions,
+  type DeltaStackBenchResult,
+  type GpuDeltaStack,
+  type GpuDeltaStackOptions,
+  type StackMode,
+  type StackRunOptions,
+  type StackTiming,
+} from './gpu/gpu-delta-stack.js';
+export { DUMP_PARAMS, decodeMergeLseWgsl, decodePartialDumpWgsl } from './gpu/dump-decode-wgsl.js';
+export { PAGE_DECODE_PARAMS, PAGE_DECODE_THREADS, pageDecodeWgsl, type PageDecodeKernelOptions } from './gpu/page-decode-wgsl.js';
 export { ROW_LOGITS_PARAMS, rowLogitsWgsl } from './gpu/row-logits-wgsl.js';
 export { ROW_LSE_PARAMS, rowLseWgsl } from './gpu/row-lse-wgsl.js';
 export { PAGE_SCORES_PARAMS, pageScoresWgsl } from './gpu/page-scores-wgsl.js';

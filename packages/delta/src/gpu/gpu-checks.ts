@@ -13,6 +13,7 @@ import {
 } from '@sparse-attn/backend-gpu';
 import { deltaMethod } from '../delta.js';
 import { tidalDecodeMethod } from '../tidal-decode.js';
+import { deltaStackChecks } from './delta-stack-checks.js';
 import { gpuDeltaMethod, gpuTidalDecodeMethod } from './gpu-delta.js';
 
 const caseName = (c: DecodeCase) => `B${c.batch} Hq${c.queryHeads} Hkv${c.kvHeads} D${c.headDim} steps ${c.steps.join('+')}`;
@@ -59,7 +60,7 @@ const tidalDecodes: readonly { config: Record<string, unknown>; c: DecodeCase }[
   { config: { tokenBudget: 256 }, c: { batch: 1, queryHeads: 2, kvHeads: 1, headDim: 64, steps: [699, 1, 1], seed: 33 } },
 ];
 
-/** DELTA / TidalDecode on the GPU against their CPU methods. */
+/** DELTA / TidalDecode on the GPU against their CPU methods, and DELTA's layer-stack decode against the CPU policy. */
 export const gpuChecks: readonly GpuCheck[] = [
   ...deltaDecodes.map(({ config, c }): GpuCheck => ({
     name: `delta decoder on the GPU picks the CPU decoder's pages and equals it: ${JSON.stringify(config)} ${caseName(c)}`,
@@ -137,4 +138,5 @@ export const gpuChecks: readonly GpuCheck[] = [
       await expectThrows('delta recentPages > pageBudget', ConfigError, () => gpuDeltaMethod.create(backend, { pageBudget: 2, recentPages: 3 }));
     },
   },
+  ...deltaStackChecks,
 ];
