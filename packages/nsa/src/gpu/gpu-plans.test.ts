@@ -9,7 +9,8 @@ import { mobaConfigSchema } from '../moba.js';
 import { nsaConfigSchema } from '../nsa.js';
 import { mobaPlan } from './moba-gpu.js';
 import { mobaSelectWgsl } from './moba-select-wgsl.js';
-import { nsaPlan } from './nsa-gpu.js';
+import { nsaPlan, rangeRowsFor } from './nsa-gpu.js';
+import { nsaScoreWgsl } from './nsa-score-tile-wgsl.js';
 import { nsaSelectWgsl } from './nsa-select-wgsl.js';
 
 /** Enough of a backend for the planning code, which must run (and throw) before any GPU work. */
@@ -40,30 +41,40 @@ describe('GPU entry (no GPU needed)', () => {
   });
 
   it('plans: CSR strides, scratch per KV slot and the workgroup-memory guard', () => {
-    const moba = mobaPlan('moba', fakeBackend(16384), dims(1000), mobaConfigSchema.parse({ blockSize: 64, topK: 3 }));
-    expect(moba).toEqual({ pooled: 15, maxBlocks: 16, stride: 3, scratchBytesPerSlot: 4 * 15 * 16 });
-    const nsa = nsaPlan(fakeBackend(16384), dims(1000), nsaConfigSchema.parse({}));
+    const moba = mobaPlan(dims(1000), mobaConfigSchema.parse({ blockSize: 64, topK: 3 }));
+    // The larger scratch is the gate scores: 2 query heads × 1000 queries × 15 complete blocks.
+    expect(moba).toEqual({ pooled: 15, maxBlocks: 16, stride: 3, scratchBytesPerSlot: 4 * 15 * 2 * 1000 });
+    const nsa = nsaPlan(fakeBackend(32768), dims(1000), nsaConfigSchema.parse({}));
     // n = 16 plus ceil(512 / 64) + 1 window blocks, capped by the 16 blocks of the call.
     expect(nsa.stride).toBe(16);
     expect(nsa.windows).toBe(15);
     expect(nsa.scratchBytesPerSlot).toBe(4 * 15 * 16);
-    expect(nsaPlan(fakeBackend(16384), dims(5000), nsaConfigSchema.parse({})).stride).toBe(25);
-    // Stride-1 windows at S = 5000 need ~40 KiB of workgroup memory: a typed error, not a GPU failure.
-    expect(() => nsaPlan(fakeBackend(16384), dims(5000), nsaConfigSchema.parse({ compressionBlock: 1, compressionStride: 1, selectionBlock: 1, selectedBlocks: 3 }))).toThrow(ConfigError);
+    expect(nsaPlan(fakeBackend(32768), dims(5000), nsaConfigSchema.parse({})).stride).toBe(25);
+    // The tiled scoring kernel needs ~25 KiB of workgroup memory, and 1-key selection blocks at
+    // S = 9000 ~37 KiB in the top-n kernel: typed errors, not GPU failures.
+    expect(() => nsaPlan(fakeBackend(16384), dims(1000), nsaConfigSchema.parse({}))).toThrow(ConfigError);
+    expect(() => nsaPlan(fakeBackend(32768), dims(9000), nsaConfigSchema.parse({ compressionBlock: 1, compressionStride: 1, selectionBlock: 1, selectedBlocks: 3 }))).toThrow(ConfigError);
+    // Row ranges: at S = 64k (1024 blocks), 32 KV slots take 2048 queries per 256 MiB range.
+    const wide = { ...dims(1000), querySeq: 65536, keySeq: 65536 };
+    expect(rangeRowsFor(wide, nsaPlan({ context: { maxWorkgroupBytes: 32768, maxBinding: 2 ** 31 } } as unknown as GpuBackend, wide, nsaConfigSchema.parse({})), 32)).toBe(2048);
+    expect(rangeRowsFor(dims(1000), nsaPlan(fakeBackend(32768), dims(1000), nsaConfigSchema.parse({}), 64 * 16 * 4 * 2), 1)).toBe(128);
     const indexer = indexerPlan(fakeBackend(16384), dims(1000), hierarchicalIndexerConfigSchema.parse({}));
     expect(indexer.stride).toBe(512);
     expect(indexer.kernel.maxCandidates).toBe(16 * 64);
     expect(indexer.scratchBytesPerSlot).toBe(4 * 1000 * 512);
-    expect(() => mobaPlan('moba', fakeBackend(1024), dims(5000), mobaConfigSchema.parse({ blockSize: 1, topK: 3 }))).toThrow(ConfigError);
+    // MoBA's kernels keep no per-block workgroup memory: 5000 blocks of one key plan without a limit.
+    expect(mobaPlan(dims(5000), mobaConfigSchema.parse({ blockSize: 1, topK: 3 }))).toMatchObject({ pooled: 5000, stride: 3 });
   });
 
   it('generates kernels whose sizes follow the call', () => {
-    const code = nsaSelectWgsl({ headDim: 128, groupSize: 4, maxWindows: 1024, maxBlocks: 1024, maxPicks: 16, quest: false });
-    expect(code).toContain('const D: u32 = 128u;');
-    expect(code).toContain('const G: u32 = 4u;');
-    expect(code).toContain('const PER: u32 = 8u;');
-    expect(code).toContain('var<workgroup> prob: array<f32, 1024>;');
-    expect(nsaSelectWgsl({ headDim: 8, groupSize: 1, maxWindows: 1, maxBlocks: 1, maxPicks: 1, quest: true })).toContain('const E: u32 = 16u;');
-    expect(mobaSelectWgsl({ headDim: 64, maxBlocks: 128, maxPicks: 3 })).toContain('var<workgroup> picks: array<u32, 3>;');
+    const code = nsaSelectWgsl({ maxBlocks: 1024, maxPicks: 16 });
+    expect(code).toContain('var<workgroup> cand: array<f32, 1024>;');
+    expect(code).toContain('var<workgroup> picks: array<u32, 16>;');
+    const score = nsaScoreWgsl({ headDim: 128, groupSize: 4, quest: false, tile: { rows: 64, chunk: 16 } });
+    expect(score).toContain('const D: u32 = 128u;');
+    expect(score).toContain('const G: u32 = 4u;');
+    expect(score).toContain('var<workgroup> rowLse: array<f32, 256>;');
+    expect(nsaScoreWgsl({ headDim: 8, groupSize: 1, quest: true, tile: { rows: 64, chunk: 16 } })).toContain('const E: u32 = 16u;');
+    expect(mobaSelectWgsl({ maxPicks: 3 })).toContain('var keys: array<f32, 3>;');
   });
 });

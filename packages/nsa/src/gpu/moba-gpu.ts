@@ -3,10 +3,12 @@
  * on the device (arXiv:2502.13189; the CPU method is `moba.ts`, whose selection this reproduces).
  *
  *   pool    mean(K[j·B, (j+1)·B)) for every complete block            (`window-pool-wgsl.ts`, l = d = B)
- *   route   top-k' of q_t^h · mean_j over j < IC, plus the current block (`moba-select-wgsl.ts`)
+ *   gate    q_t^h · mean_j, 64 queries × 64 blocks per tile             (`moba-scores-wgsl.ts`)
+ *   route   top-k' of the gates over j < IC, plus the current block      (`moba-select-wgsl.ts`)
  *   attend  one causal softmax over the union of the routed blocks       (backend's sparse executor)
  *
- * Scratch per KV slot: the pooled means, floor(S / B) · D floats; scores live in workgroup memory.
+ * Scratch per KV slot: the pooled means, floor(S / B) · D floats, and the gate scores,
+ * G · Sq · floor(S / B) floats (32 MiB at S = 64k, B = 512, G = 1).
  */
 import { ConfigError, densePairCount, parseConfig, validateAttentionInput, type AttentionDims } from '@sparse-attn/core';
 import { dispatchGrid, type GpuBackend, type GpuMethodDefinition, type GpuSelectionStep } from '@sparse-attn/backend-gpu';
@@ -14,7 +16,8 @@ import { completeWindows } from '../block-means.js';
 import { selectionShare } from '../method-helpers.js';
 import { mobaConfigSchema, mobaMethod, type MobaConfig } from '../moba.js';
 import { createGpuCachedDecoder } from './gpu-cached-decoder.js';
-import { assertWorkgroupFits, countSelectionEntries, currentBlockShortfall, selectThenAttend } from './gpu-helpers.js';
+import { countSelectionEntries, currentBlockShortfall, selectThenAttend } from './gpu-helpers.js';
+import { MOBA_SCORES_PARAMS, MOBA_SCORES_ROWS, mobaScoresWgsl } from './moba-scores-wgsl.js';
 import { MOBA_SELECT_PARAMS, MOBA_SELECT_THREADS, mobaSelectWgsl } from './moba-select-wgsl.js';
 import { WINDOW_POOL_PARAMS, WINDOW_POOL_THREADS, windowPoolWgsl } from './window-pool-wgsl.js';
 
@@ -23,17 +26,16 @@ export interface MobaPlan {
   readonly pooled: number;
   readonly maxBlocks: number;
   readonly stride: number;
-  /** Bytes of the largest scratch buffer per KV slot (the pooled means). */
+  /** Bytes of the largest scratch buffer per KV slot (the pooled means or the gate scores). */
   readonly scratchBytesPerSlot: number;
 }
 
-/** Checks that the routing kernel fits the device and sizes its buffers (throws `ConfigError` before any GPU work). */
-export function mobaPlan(methodId: string, backend: GpuBackend, d: AttentionDims, config: MobaConfig): MobaPlan {
+/** Sizes MoBA's buffers on the GPU (the kernels use a fixed 8.5 KiB of workgroup memory). */
+export function mobaPlan(d: AttentionDims, config: MobaConfig): MobaPlan {
   const maxBlocks = Math.max(1, Math.ceil(d.keySeq / config.blockSize));
   const stride = Math.min(config.topK, maxBlocks);
-  assertWorkgroupFits(methodId, backend, 4 * (maxBlocks + 2 * MOBA_SELECT_THREADS + stride), `${maxBlocks} key blocks per row`);
   const pooled = completeWindows(d.keySeq, config.blockSize, config.blockSize);
-  return { pooled, maxBlocks, stride, scratchBytesPerSlot: 4 * pooled * d.headDim };
+  return { pooled, maxBlocks, stride, scratchBytesPerSlot: 4 * pooled * Math.max(d.headDim, d.groupSize * d.querySeq) };
 }
 
 /** MoBA's selection as a GPU step: pools the block means of each chunk, then routes every (query head, query) row. */
@@ -43,20 +45,26 @@ export function mobaSelectionStep(d: AttentionDims, config: MobaConfig, p: MobaP
     layout: { kind: 'block', blockSize: B, headScope: 'query', rows: d.querySeq, queryBlockSize: 1 },
     stride: p.stride,
     async encodeChunk(e) {
-      const [pool, route] = await Promise.all([
+      const [pool, gate, route] = await Promise.all([
         e.pipeline(windowPoolWgsl({ bounds: false })),
-        e.pipeline(mobaSelectWgsl({ headDim: d.headDim, maxBlocks: p.maxBlocks, maxPicks: p.stride })),
+        e.pipeline(mobaScoresWgsl(d.headDim)),
+        e.pipeline(mobaSelectWgsl({ maxPicks: p.stride })),
       ]);
       const slots = e.chunk.slots;
+      const rows = slots * d.groupSize * d.querySeq;
       const means = e.scratch(4 * Math.max(1, slots * p.pooled * d.headDim));
+      const scores = e.scratch(4 * Math.max(1, rows * p.pooled));
       if (p.pooled > 0) {
         const [px, py] = dispatchGrid(Math.ceil((slots * p.pooled * d.headDim) / WINDOW_POOL_THREADS));
         const params = e.uniform(WINDOW_POOL_PARAMS, { keySeq: d.keySeq, length: B, stride: B, windows: p.pooled, slots, tilesX: px, dim: d.headDim });
         e.dispatch(pool, [params, e.chunk.k, means], px, py);
+        const [gx, gy] = dispatchGrid(slots * d.groupSize * Math.ceil(d.querySeq / MOBA_SCORES_ROWS));
+        const gateParams = e.uniform(MOBA_SCORES_PARAMS, { querySeq: d.querySeq, queryOffset: d.queryOffset, groupSize: d.groupSize, slots, tilesX: gx, blockSize: B, pooled: p.pooled });
+        e.dispatch(gate, [gateParams, e.chunk.q, means, scores], gx, gy);
       }
-      const [x, y] = dispatchGrid(slots * d.groupSize * d.querySeq);
+      const [x, y] = dispatchGrid(Math.ceil(rows / MOBA_SELECT_THREADS));
       const params = e.uniform(MOBA_SELECT_PARAMS, { querySeq: d.querySeq, queryOffset: d.queryOffset, groupSize: d.groupSize, slots, tilesX: x, blockSize: B, pooled: p.pooled, topK: config.topK, stride: p.stride });
-      e.dispatch(route, [params, e.chunk.q, means, e.target.bounds, e.target.indices], x, y);
+      e.dispatch(route, [params, scores, e.target.bounds, e.target.indices], x, y);
     },
   };
 }
@@ -80,7 +88,7 @@ export const gpuMobaMethod: GpuMethodDefinition = {
       async prefill(input) {
         const d = validateAttentionInput(input);
         if (!d.causal) throw new ConfigError('moba: causal must be true (the method selects among past keys only), got causal: false');
-        const p = mobaPlan('moba', backend, d, config);
+        const p = mobaPlan(d, config);
         const result = await backend.selectionAttention(input, mobaSelectionStep(d, config, p), { extraBytesPerSlot: p.scratchBytesPerSlot });
         return {
           ...result,
@@ -89,7 +97,7 @@ export const gpuMobaMethod: GpuMethodDefinition = {
       },
       createDecoder: (shape) =>
         createGpuCachedDecoder(backend, shape, (d) => {
-          const p = mobaPlan('moba', backend, d, config);
+          const p = mobaPlan(d, config);
           return {
             extraBytesPerSlot: p.scratchBytesPerSlot,
             run: (resident) => selectThenAttend(backend, resident, mobaSelectionStep(d, config, p)),
@@ -99,7 +107,7 @@ export const gpuMobaMethod: GpuMethodDefinition = {
       async runResident(resident) {
         const d = resident.dims;
         if (!d.causal) throw new ConfigError('moba: causal must be true (the method selects among past keys only), got causal: false');
-        const p = mobaPlan('moba', backend, d, config);
+        const p = mobaPlan(d, config);
         const { selection, ms: selectionMs } = await backend.runSelection(resident, mobaSelectionStep(d, config, p));
         try {
           const attentionMs = await backend.runSparse(resident, selection);
