@@ -27,7 +27,8 @@ import {
 } from '@sparse-attn/core';
 import { GpuBackend, checkInput, describeCheckShape, expectClose, expectLseClose, expectSameSelection, type CheckShape, type GpuCheck, type GpuMethodDefinition } from '@sparse-attn/backend-gpu';
 import { gpuMobaMethod } from './moba-gpu.js';
-import { gpuNsaMethod } from './nsa-gpu.js';
+import { gpuNsaMethod, nsaPlan, nsaSelectionStep, rangeRowsFor } from './nsa-gpu.js';
+import { nsaConfigSchema, nsaMethod } from '../nsa.js';
 import { hierarchicalIndexerMethod } from '../hierarchical-indexer.js';
 import { gpuHierarchicalIndexerMethod } from './indexer-gpu.js';
 
@@ -236,7 +237,34 @@ const nsaChecks: GpuCheck[] = [
   decodeCheck(gpuNsaMethod, { compressionBlock: 8, compressionStride: 8, selectionBlock: 8, selectedBlocks: 3, window: 6, combine: 'gated', gates: { compression: 0.3, selection: 0.4, window: 0.3 } }, { batch: 1, queryHeads: 2, kvHeads: 1, headDim: 16 }, [17, 1, 1, 4], 23),
   residentCheck(gpuNsaMethod, { compressionBlock: 16, compressionStride: 8, selectionBlock: 16, selectedBlocks: 3, window: 24 }, { batch: 2, queryHeads: 4, kvHeads: 2, seq: 110, headDim: 16 }, 16),
   badInputCheck(gpuNsaMethod, { compressionBlock: 16, compressionStride: 16, selectionBlock: 16, selectedBlocks: 4, window: 16 }, { compressionStride: 3, compressionBlock: 16 }),
+  nsaRangesCheck(),
 ];
+
+/**
+ * The tiled scoring in several row ranges of 64 queries (an importance budget of 64 rows), with
+ * 74 overlapping windows (l = 8, d = 4, l' = 8): two window tiles per query tile, blocks whose
+ * windows straddle the tile boundary, GQA 4/2 and batch 2 in one chunk. Same selection as the CPU.
+ */
+function nsaRangesCheck(): GpuCheck {
+  const config = { compressionBlock: 8, compressionStride: 4, selectionBlock: 8, selectedBlocks: 4, window: 16 };
+  const shape = { batch: 2, queryHeads: 4, kvHeads: 2, seq: 300, headDim: 32 };
+  return {
+    name: `nsa ${JSON.stringify(config)} ${describeCheckShape(shape)}: row ranges of 64 queries select what the CPU method selects`,
+    async run(backend) {
+      const input = checkInput(shape, 24);
+      const d = validateAttentionInput(input);
+      const parsed = nsaConfigSchema.parse(config);
+      const blocks = Math.ceil(d.keySeq / parsed.selectionBlock);
+      const p = nsaPlan(backend, d, parsed, 4 * d.batch * d.kvHeads * blocks * 64);
+      const rangeRows = rangeRowsFor(d, p, d.batch * d.kvHeads);
+      if (rangeRows !== 64) throw new Error(`expected ranges of 64 queries, got ${rangeRows}`);
+      const gpu = await backend.selectionAttention(input, nsaSelectionStep(d, parsed, p), { extraBytesPerSlot: p.scratchBytesPerSlot });
+      const cpu = nsaMethod.create(config).prefill(input);
+      expectSameSelection('prefill', gpu.selection, cpu.selection);
+      expectClose('output', gpu.output.data, cpu.output.data);
+    },
+  };
+}
 
 /**
  * The indexer's stage-2 scores are float32 on the GPU and float64 on the CPU, and a row keeps K of

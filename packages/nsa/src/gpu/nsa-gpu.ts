@@ -4,17 +4,20 @@
  * executor attends (arXiv:2502.11089; the CPU method is `nsa.ts`, whose selection this reproduces).
  *
  *   pool     k̃_i = mean(K[i·d, i·d + l)) (or [max | min] for 'quest')     (`window-pool-wgsl.ts`)
- *   select   p_slc summed over the GQA group → top-n' ∪ window blocks     (`nsa-select-wgsl.ts`)
+ *   score    p_slc summed over the GQA group, tiled 64 queries × 64 windows (`nsa-score-tile-wgsl.ts`)
+ *   select   forced blocks, top-n' ∪ window blocks                         (`nsa-select-wgsl.ts`)
  *   attend   one causal softmax over the row's blocks                      (backend's sparse executor)
  *
  * `combine: 'union'` (the default and the training-free setting) attends the selection ∪ window
  * blocks in one softmax; `combine: 'gated'` runs the selected, window and compressed branches and
  * mixes them with the config's per-head gates (`nsa-gated-gpu.ts`). Per-token gate tensors (a
  * `nsaAttention` / decoder option, not part of the method's prefill) stay on the CPU.
- * Scratch per KV slot (union): the pooled windows, NC · D floats (2 · NC · D for 'quest').
+ * Scratch per KV slot (union): the pooled windows, NC · D floats (2 · NC · D for 'quest'), plus
+ * the block importance of one row range (rows × ceil(S / l′) floats, the range sized to stay
+ * within {@link NSA_RANGE_BYTES} for the whole chunk).
  */
 import { ConfigError, NumericError, densePairCount, parseConfig, sparseStats, validateAttentionInput, type AttentionDims, type AttentionInput, type AttentionResult } from '@sparse-attn/core';
-import { countPairs, dispatchGrid, type GpuBackend, type GpuMethodDefinition, type GpuSelectionStep } from '@sparse-attn/backend-gpu';
+import { countPairs, dispatchGrid, type GpuBackend, type GpuMethodDefinition, type GpuSelectionStep, type TileShape } from '@sparse-attn/backend-gpu';
 import { completeWindows } from '../block-means.js';
 import { selectionShare } from '../method-helpers.js';
 import { visibleWindows } from '../nsa-block-selector.js';
@@ -22,21 +25,34 @@ import { nsaConfigSchema, nsaMethod, type NsaConfig } from '../nsa.js';
 import { createGpuCachedDecoder } from './gpu-cached-decoder.js';
 import { assertWorkgroupFits, countSelectionEntries, currentBlockShortfall, selectThenAttend } from './gpu-helpers.js';
 import { gatedScratchBytesPerSlot, runGatedBranches } from './nsa-gated-gpu.js';
+import { NSA_SCORE_PARAMS, nsaScoreWgsl, nsaScoreWorkgroupBytes, type NsaScoreKernelOptions } from './nsa-score-tile-wgsl.js';
 import { NSA_SELECT_PARAMS, nsaSelectWgsl, nsaSelectWorkgroupBytes, type NsaSelectKernelOptions } from './nsa-select-wgsl.js';
 import { WINDOW_POOL_PARAMS, WINDOW_POOL_THREADS, windowPoolWgsl } from './window-pool-wgsl.js';
 
 /** Geometry of one NSA call on the GPU. */
 export interface NsaPlan {
   readonly kernel: NsaSelectKernelOptions;
+  readonly score: NsaScoreKernelOptions;
   /** Complete compression windows of the call. */
   readonly windows: number;
+  /** Selection blocks of the call, ceil(keySeq / l′). */
+  readonly blocks: number;
   /** Entries per CSR row (top-n, plus the window's blocks under 'union'). */
   readonly stride: number;
-  /** Bytes of the largest scratch buffer per KV slot (the pooled windows). */
+  /** Bytes of the largest scratch buffer per KV slot the call's chunking has to account for (the pooled windows). */
   readonly scratchBytesPerSlot: number;
+  /** Most bytes of the block-importance scratch of one row range (all slots of a chunk); see {@link rangeRowsFor}. */
+  readonly rangeBytes: number;
   /** (g_cmp, g_slc, g_win) per query head under 'gated'. */
   readonly gates: Float32Array | undefined;
 }
+
+/**
+ * Default cap on the block-importance scratch of one row range: 256 MiB holds 2048 rows of 32 KV
+ * slots × 1024 blocks (S = 64k, l′ = 64), so a 64k call takes 32 ranges and never allocates
+ * rows × blocks for the whole call (8 GiB there).
+ */
+export const NSA_RANGE_BYTES = 256 * 1024 * 1024;
 
 /** The config's gates as (g_cmp, g_slc, g_win) per query head; the CPU method's `ConfigError` for a wrong count. */
 function gatesPerHead(config: NsaConfig, queryHeads: number): Float32Array {
@@ -52,30 +68,58 @@ function gatesPerHead(config: NsaConfig, queryHeads: number): Float32Array {
 }
 
 /**
- * Checks that the configuration runs on the GPU and the selection kernel fits the device, and
- * sizes its buffers (throws `ConfigError` before any GPU work).
+ * The query tile of the scoring kernel: 64 rows (256 threads), also for decode steps (one query
+ * computes a padded 64-row tile: 63 wasted rows, but one workgroup per KV slot either way). The
+ * 16-row variant of backend-gpu's scalar micro-tile loses the device on SwiftShader (as the
+ * backend notes for its own 16-row kernels), so it is not used.
  */
-export function nsaPlan(backend: GpuBackend, d: AttentionDims, config: NsaConfig): NsaPlan {
+const SCORE_TILE: TileShape = { rows: 64, chunk: 16 };
+
+/**
+ * Checks that the configuration runs on the GPU and the selection kernels fit the device, and
+ * sizes its buffers (throws `ConfigError` before any GPU work). `rangeBytes` caps the block
+ * importance scratch of one row range (default {@link NSA_RANGE_BYTES}, and never above a binding).
+ */
+export function nsaPlan(backend: GpuBackend, d: AttentionDims, config: NsaConfig, rangeBytes = NSA_RANGE_BYTES): NsaPlan {
   const windows = completeWindows(d.keySeq, config.compressionBlock, config.compressionStride);
-  const maxBlocks = Math.max(1, Math.ceil(d.keySeq / config.selectionBlock));
-  const maxPicks = Math.min(config.selectedBlocks, maxBlocks);
+  const blocks = Math.max(1, Math.ceil(d.keySeq / config.selectionBlock));
+  const maxPicks = Math.min(config.selectedBlocks, blocks);
   const union = config.combine === 'union';
-  const stride = union ? Math.min(maxBlocks, config.selectedBlocks + (config.window > 0 ? Math.ceil(config.window / config.selectionBlock) + 1 : 0)) : maxPicks;
+  const stride = union ? Math.min(blocks, config.selectedBlocks + (config.window > 0 ? Math.ceil(config.window / config.selectionBlock) + 1 : 0)) : maxPicks;
   const quest = config.compressionScore === 'quest';
-  const kernel: NsaSelectKernelOptions = { headDim: d.headDim, groupSize: d.groupSize, maxWindows: Math.max(1, windows), maxBlocks, maxPicks, quest };
-  assertWorkgroupFits('nsa', backend, nsaSelectWorkgroupBytes(kernel), `${windows} compression windows and ${maxBlocks} selection blocks per row`);
+  const kernel: NsaSelectKernelOptions = { maxBlocks: blocks, maxPicks };
+  assertWorkgroupFits('nsa', backend, nsaSelectWorkgroupBytes(kernel), `${blocks} selection blocks per row`);
+  const score: NsaScoreKernelOptions = { headDim: d.headDim, groupSize: d.groupSize, quest, tile: SCORE_TILE };
+  assertWorkgroupFits('nsa', backend, nsaScoreWorkgroupBytes(score), `the scoring tile of ${score.tile.rows} queries × 64 windows (group of ${d.groupSize} query heads)`);
   const scratchBytesPerSlot = union ? 4 * windows * d.headDim * (quest ? 2 : 1) : gatedScratchBytesPerSlot(d, config, windows);
-  return { kernel, windows, stride, scratchBytesPerSlot, gates: union ? undefined : gatesPerHead(config, d.queryHeads) };
+  const range = Math.min(rangeBytes, backend.context.maxBinding);
+  if (4 * score.tile.rows * blocks > range) {
+    throw new ConfigError(`nsa: one tile of ${score.tile.rows} queries × ${blocks} selection blocks needs ${4 * score.tile.rows * blocks} bytes of block importance, above ${range} (use larger selection blocks)`);
+  }
+  return { kernel, score, windows, blocks, stride, scratchBytesPerSlot, rangeBytes: range, gates: union ? undefined : gatesPerHead(config, d.queryHeads) };
 }
 
-/** NSA's selection as a GPU step: pools each chunk's compression windows, then selects every (KV slot, query) row. */
+/**
+ * Queries per row range of a chunk of `slots` KV slots: as many whole scoring tiles as keep the
+ * range's block importance (slots × rows × blocks floats) within `p.rangeBytes`, at least one tile.
+ */
+export function rangeRowsFor(d: AttentionDims, p: NsaPlan, slots: number): number {
+  const tile = p.score.tile.rows;
+  const rows = Math.max(tile, Math.floor(p.rangeBytes / (4 * slots * p.blocks * tile)) * tile);
+  return Math.max(1, Math.min(rows, d.querySeq));
+}
+
+/**
+ * NSA's selection as a GPU step: pools each chunk's compression windows, then, one row range at a
+ * time, scores the range's queries against the windows (tiled) and selects each (KV slot, query) row.
+ */
 export function nsaSelectionStep(d: AttentionDims, config: NsaConfig, p: NsaPlan): GpuSelectionStep {
-  const quest = p.kernel.quest;
+  const quest = p.score.quest;
   return {
     layout: { kind: 'block', blockSize: config.selectionBlock, headScope: 'kv', rows: d.querySeq, queryBlockSize: 1 },
     stride: p.stride,
     async encodeChunk(e) {
-      const [pool, select] = await Promise.all([e.pipeline(windowPoolWgsl({ bounds: quest })), e.pipeline(nsaSelectWgsl(p.kernel))]);
+      const [pool, score, select] = await Promise.all([e.pipeline(windowPoolWgsl({ bounds: quest })), e.pipeline(nsaScoreWgsl(p.score)), e.pipeline(nsaSelectWgsl(p.kernel))]);
       const slots = e.chunk.slots;
       const pooledFloats = Math.max(1, slots * p.windows * d.headDim);
       const means = e.scratch(4 * pooledFloats);
@@ -85,25 +129,41 @@ export function nsaSelectionStep(d: AttentionDims, config: NsaConfig, p: NsaPlan
         const params = e.uniform(WINDOW_POOL_PARAMS, { keySeq: d.keySeq, length: config.compressionBlock, stride: config.compressionStride, windows: p.windows, slots, tilesX: px, dim: d.headDim });
         e.dispatch(pool, [params, e.chunk.k, means, bounds], px, py);
       }
-      const [x, y] = dispatchGrid(slots * d.querySeq);
-      const params = e.uniform(NSA_SELECT_PARAMS, {
+      const rangeRows = rangeRowsFor(d, p, slots);
+      const importance = e.scratch(4 * Math.max(1, slots * rangeRows * p.blocks));
+      const geometry = {
         querySeq: d.querySeq,
         queryOffset: d.queryOffset,
         slots,
-        tilesX: x,
+        windows: p.windows,
         compressionBlock: config.compressionBlock,
         compressionStride: config.compressionStride,
         selectionBlock: config.selectionBlock,
-        windows: p.windows,
-        selectedBlocks: config.selectedBlocks,
-        window: config.window,
-        forceInitial: config.forceInitial ? 1 : 0,
-        forceLocal: config.forceLocal,
-        stride: p.stride,
-        unionWindow: config.combine === 'union' ? 1 : 0,
-        scale: d.scale,
-      });
-      e.dispatch(select, [params, e.chunk.q, quest ? bounds : means, e.target.bounds, e.target.indices], x, y);
+        blocks: p.blocks,
+      };
+      for (let rowStart = 0; rowStart < d.querySeq; rowStart += rangeRows) {
+        const rows = Math.min(rangeRows, d.querySeq - rowStart);
+        if (p.windows > 0) {
+          const rowTiles = Math.ceil(rows / p.score.tile.rows);
+          const [sx, sy] = dispatchGrid(slots * rowTiles);
+          const params = e.uniform(NSA_SCORE_PARAMS, { ...geometry, tilesX: sx, rowStart, rangeRows: rows, rowTiles, scale: d.scale });
+          e.dispatch(score, [params, e.chunk.q, quest ? bounds : means, importance], sx, sy);
+        }
+        const [x, y] = dispatchGrid(slots * rows);
+        const params = e.uniform(NSA_SELECT_PARAMS, {
+          ...geometry,
+          tilesX: x,
+          rowStart,
+          rangeRows: rows,
+          selectedBlocks: config.selectedBlocks,
+          window: config.window,
+          forceInitial: config.forceInitial ? 1 : 0,
+          forceLocal: config.forceLocal,
+          stride: p.stride,
+          unionWindow: config.combine === 'union' ? 1 : 0,
+        });
+        e.dispatch(select, [params, importance, e.target.bounds, e.target.indices], x, y);
+      }
     },
   };
 }
