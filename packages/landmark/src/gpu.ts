@@ -7,12 +7,13 @@ import { gpuHipMethod } from './gpu/gpu-hip.js';
 import { gpuLandmarkMethod } from './gpu/gpu-landmark.js';
 import { gpuLandmarkRetrievalMethod } from './gpu/gpu-landmark-retrieval.js';
 
-export * from './gpu/retrieval-select-wgsl.js';
+export * from './gpu/candidate-score-wgsl.js';
+export * from './gpu/retrieval-top-k-wgsl.js';
 export * from './gpu/gpu-landmark-retrieval.js';
 export * from './gpu/hip-search-wgsl.js';
 export * from './gpu/hip-bound-tree-wgsl.js';
 export * from './gpu/gpu-hip.js';
-export * from './gpu/landmark-select-wgsl.js';
+export * from './gpu/landmark-top-k-wgsl.js';
 export * from './gpu/grouped-softmax-wgsl.js';
 export * from './gpu/gpu-landmark.js';
 export { gpuChecks } from './gpu/gpu-checks.js';

@@ -9,8 +9,9 @@ import { retrievalPairCount, retrievalScratchBytesPerSlot } from './gpu-landmark
 import { groupedSoftmaxWgsl } from './grouped-softmax-wgsl.js';
 import { hipBoundTreeWgsl } from './hip-bound-tree-wgsl.js';
 import { hipSearchWgsl } from './hip-search-wgsl.js';
-import { landmarkSelectWgsl } from './landmark-select-wgsl.js';
-import { retrievalSelectWgsl } from './retrieval-select-wgsl.js';
+import { candidateScoreWgsl } from './candidate-score-wgsl.js';
+import { landmarkTopKWgsl } from './landmark-top-k-wgsl.js';
+import { retrievalTopKWgsl } from './retrieval-top-k-wgsl.js';
 
 // CPU-side parts of the GPU path: the geometry the GPU methods compute without reading the
 // selection back (pairs, densities, row strides, scratch sizes) against the CPU methods.
@@ -74,12 +75,14 @@ describe('WGSL generators', () => {
   it('emit one compute entry point without infinity literals for every variant', () => {
     const sources = [
       ...(['quest', 'mean'] as const).flatMap((representative) =>
-        (['sum-probability', 'max-score'] as const).map((groupReduce) => retrievalSelectWgsl({ headDim: 16, representative, groupReduce, maxPicks: 0 })),
+        (['sum-probability', 'max-score'] as const).map((groupReduce) => retrievalTopKWgsl({ groupReduce, maxPicks: representative === 'quest' ? 0 : 3 })),
       ),
+      candidateScoreWgsl({ headDim: 16, operand: 'quest' }),
+      candidateScoreWgsl({ headDim: 24, operand: 'dot' }),
       hipSearchWgsl({ headDim: 16, keep: 8, scoringQueries: 4 }),
       hipSearchWgsl({ headDim: 16, keep: 8, scoringQueries: 4, representative: 'bound' }),
       hipBoundTreeWgsl({ headDim: 16 }),
-      landmarkSelectWgsl({ headDim: 16, maxPicks: 4 }),
+      landmarkTopKWgsl({ maxPicks: 4 }),
       groupedSoftmaxWgsl({ headDim: 16, valueDim: 130, blockLength: 50 }),
     ];
     for (const code of sources) {

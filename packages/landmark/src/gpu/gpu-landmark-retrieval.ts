@@ -1,6 +1,7 @@
 /**
  * `landmark-retrieval` on the GPU: block representatives (backend-gpu's pooling kernel), the
- * fused per-query scoring + GQA reduction + top-k kernel ({@link retrievalSelectWgsl}) and
+ * tiled candidate scoring ({@link candidateScoreWgsl}), the per-query GQA reduction + top-k
+ * kernel ({@link retrievalTopKWgsl}) and
  * backend-gpu's exact sparse executor, on resident buffers. Picks the CPU method's blocks (up to
  * float32 rounding of near-tied scores) and attends to them exactly like core's `sparseAttention`.
  */
@@ -16,6 +17,7 @@ import {
 import {
   POOL_PARAMS,
   POOL_THREADS,
+  TILE_COLUMNS,
   blockPoolWgsl,
   dispatchGrid,
   type GpuAttentionMethod,
@@ -26,30 +28,44 @@ import {
 } from '@sparse-attn/backend-gpu';
 import { landmarkRetrievalConfigSchema, landmarkRetrievalMethod, type LandmarkRetrievalConfig } from '../landmark-retrieval.js';
 import { createHostCacheDecoder, requireCausal, withGpuSelection } from './host-cache-decoder.js';
-import { RETRIEVAL_SELECT_PARAMS, retrievalSelectWgsl } from './retrieval-select-wgsl.js';
+import { CANDIDATE_SCORE_PARAMS, CANDIDATE_TILE_ROWS, candidateScoreWgsl } from './candidate-score-wgsl.js';
+import { RETRIEVAL_TOP_K_PARAMS, retrievalTopKWgsl } from './retrieval-top-k-wgsl.js';
 
 /**
- * Floats per KV slot of one score scratch buffer: query rows are scored this many block scores
- * at a time (`rowCount = ⌊SCORE_SCRATCH_FLOATS / blocks⌋` rows per dispatch), so the scratch is
- * 4 MiB per slot and buffer whatever the sequence length.
+ * Floats per query slot (query head) of the score scratch: query rows are scored this many block
+ * scores at a time (`rowCount ≈ SCORE_SCRATCH_FLOATS / blocks` rows per dispatch), so the scratch
+ * is 4 MiB per query head whatever the sequence length.
  */
 export const SCORE_SCRATCH_FLOATS = 1 << 20;
 
-/** Query rows the selection kernel scores per dispatch at `blocks` complete blocks (also landmark's rows per query head). */
-export function retrievalRowsPerDispatch(querySeq: number, blocks: number): number {
-  return Math.max(1, Math.min(querySeq, Math.floor(SCORE_SCRATCH_FLOATS / Math.max(1, blocks))));
+/**
+ * Query rows scored per dispatch at `blocks` candidate blocks (landmark-retrieval and landmark):
+ * a multiple of the scoring tile's 64 rows where the budget allows, at least 1, at most `querySeq`.
+ */
+export function retrievalRowsPerDispatch(querySeq: number, blocks: number, floats = SCORE_SCRATCH_FLOATS): number {
+  const rows = Math.floor(floats / Math.max(1, blocks));
+  const tiled = rows >= CANDIDATE_TILE_ROWS ? rows - (rows % CANDIDATE_TILE_ROWS) : rows;
+  return Math.max(1, Math.min(querySeq, tiled));
+}
+
+/** `rows`, or fewer (a multiple of the tile's rows where possible, at least 1) when only `fit` fit a binding. */
+export function rowsWithin(rows: number, fit: number): number {
+  if (fit >= rows) return rows;
+  return Math.max(1, fit >= CANDIDATE_TILE_ROWS ? fit - (fit % CANDIDATE_TILE_ROWS) : fit);
 }
 
 /** Bytes per KV slot of the largest scratch buffer the selection step allocates (for chunking). */
-export function retrievalScratchBytesPerSlot(d: Pick<AttentionDims, 'querySeq' | 'keySeq' | 'headDim'>, config: Pick<LandmarkRetrievalConfig, 'blockSize'>): number {
+export function retrievalScratchBytesPerSlot(d: Pick<AttentionDims, 'querySeq' | 'keySeq' | 'headDim' | 'groupSize'>, config: Pick<LandmarkRetrievalConfig, 'blockSize'>): number {
   const blocks = Math.max(1, Math.floor(d.keySeq / config.blockSize));
-  return 4 * Math.max(retrievalRowsPerDispatch(d.querySeq, blocks) * blocks, blocks * d.headDim);
+  return 4 * Math.max(d.groupSize * retrievalRowsPerDispatch(d.querySeq, blocks) * blocks, blocks * d.headDim);
 }
 
 /**
  * The selection step: per chunk, pool the complete key blocks (mean, max, min per channel), then
- * run the selection kernel over the query rows in batches, writing one CSR row per (KV head,
- * query) of `topK + 2` blocks at most.
+ * per range of query rows: the tiled scoring kernel ({@link candidateScoreWgsl}, 64 rows × 64
+ * blocks per workgroup, every query head of the chunk) writes the raw scores, and the top-k kernel
+ * ({@link retrievalTopKWgsl}, one workgroup per (KV head, query)) reduces the group and writes one
+ * CSR row of `topK + 2` blocks at most.
  */
 export function retrievalSelectionStep(config: LandmarkRetrievalConfig, d: AttentionDims, maxBinding = Infinity): GpuSelectionStep {
   const bs = config.blockSize;
@@ -57,18 +73,19 @@ export function retrievalSelectionStep(config: LandmarkRetrievalConfig, d: Atten
   const blocks = Math.max(1, complete);
   const stride = config.topK + 2;
   const quest = config.representative === 'quest';
-  const sumProbability = config.groupReduce === 'sum-probability';
-  const rowsPerSlot = retrievalRowsPerDispatch(d.querySeq, blocks);
+  const rowsPerDispatch = retrievalRowsPerDispatch(d.querySeq, blocks);
   return {
     layout: { kind: 'block', blockSize: bs, headScope: 'kv', rows: d.querySeq, queryBlockSize: 1 },
     stride,
     async encodeChunk(encoder) {
       const { chunk, target } = encoder;
+      const querySlots = chunk.slots * d.groupSize;
       // A chunk of many slots scores fewer rows per dispatch so its scratch fits one binding.
-      const rowCount = Math.max(1, Math.min(rowsPerSlot, Math.floor(maxBinding / (4 * chunk.slots * blocks))));
-      const [pool, select] = await Promise.all([
+      const rowCount = rowsWithin(rowsPerDispatch, Math.floor(maxBinding / (4 * querySlots * blocks)));
+      const [pool, score, topK] = await Promise.all([
         encoder.pipeline(blockPoolWgsl()),
-        encoder.pipeline(retrievalSelectWgsl({ headDim: d.headDim, representative: config.representative, groupReduce: config.groupReduce, maxPicks: config.topK })),
+        encoder.pipeline(candidateScoreWgsl({ headDim: d.headDim, operand: quest ? 'quest' : 'dot' })),
+        encoder.pipeline(retrievalTopKWgsl({ groupReduce: config.groupReduce, maxPicks: config.topK })),
       ]);
       const pooledBytes = chunk.slots * blocks * d.headDim * 4;
       const mean = encoder.scratch(pooledBytes);
@@ -79,12 +96,38 @@ export function retrievalSelectionStep(config: LandmarkRetrievalConfig, d: Atten
         const poolParams = encoder.uniform(POOL_PARAMS, { keySeq: d.keySeq, blockSize: bs, blocks: complete, slots: chunk.slots, tilesX: px, dim: d.headDim });
         encoder.dispatch(pool, [poolParams, chunk.k, mean, max, min], px, py);
       }
-      const acc = encoder.scratch(chunk.slots * rowCount * blocks * 4);
-      const raw = sumProbability ? encoder.scratch(chunk.slots * rowCount * blocks * 4) : undefined;
+      const scores = encoder.scratch(querySlots * rowCount * blocks * 4);
+      const blockTiles = Math.ceil(blocks / TILE_COLUMNS);
       for (let rowStart = 0; rowStart < d.querySeq; rowStart += rowCount) {
         const count = Math.min(rowCount, d.querySeq - rowStart);
+        const rowTiles = Math.ceil(count / CANDIDATE_TILE_ROWS);
+        const [sx, sy] = dispatchGrid(querySlots * rowTiles * blockTiles);
+        const scoreParams = encoder.uniform(
+          CANDIDATE_SCORE_PARAMS,
+          {
+            querySeq: d.querySeq,
+            queryOffset: d.queryOffset,
+            querySlots,
+            tilesX: sx,
+            rowStart,
+            rowCount: count,
+            rowTiles,
+            blockTiles,
+            blocks,
+            blockSize: bs,
+            first: 1,
+            topK: config.topK,
+            groupSize: d.groupSize,
+            keyRows: blocks,
+            keyStride: 1,
+            keyOffset: 0,
+            outScale: 1,
+          },
+          ['outScale'],
+        );
+        encoder.dispatch(score, [scoreParams, chunk.q, quest ? max : mean, quest ? min : undefined, scores], sx, sy);
         const [x, y] = dispatchGrid(chunk.slots * count);
-        const params = encoder.uniform(RETRIEVAL_SELECT_PARAMS, {
+        const params = encoder.uniform(RETRIEVAL_TOP_K_PARAMS, {
           querySeq: d.querySeq,
           queryOffset: d.queryOffset,
           slots: chunk.slots,
@@ -98,7 +141,7 @@ export function retrievalSelectionStep(config: LandmarkRetrievalConfig, d: Atten
           groupSize: d.groupSize,
           scale: d.scale,
         });
-        encoder.dispatch(select, [params, chunk.q, quest ? max : mean, quest ? min : undefined, acc, raw, target.bounds, target.indices], x, y);
+        encoder.dispatch(topK, [params, scores, target.bounds, target.indices], x, y);
       }
     },
   };

@@ -1,6 +1,6 @@
 /**
- * `landmark` (the paper's grouped softmax, `positions: 'absolute'`) on the GPU: landmark scoring
- * and top-k retrieval ({@link landmarkSelectWgsl}) write each query's attended blocks as CSR
+ * `landmark` (the paper's grouped softmax, `positions: 'absolute'`) on the GPU: tiled landmark
+ * scoring ({@link candidateScoreWgsl}) and per-query top-k retrieval ({@link landmarkTopKWgsl}) write each query's attended blocks as CSR
  * rows, and the grouped softmax kernel ({@link groupedSoftmaxWgsl}) attends over them; its
  * weighting is not one softmax over the selection, so backend-gpu's sparse executor is not used.
  */
@@ -15,6 +15,7 @@ import {
   type AttentionResult,
 } from '@sparse-attn/core';
 import {
+  TILE_COLUMNS,
   dispatchGrid,
   type GpuAttentionMethod,
   type GpuBackend,
@@ -26,8 +27,9 @@ import {
 import { landmarkConfigSchema, landmarkMethod, type LandmarkConfig } from '../landmark-attention.js';
 import { retrievedBlockCount } from '../landmark-slot-positions.js';
 import { GROUPED_SOFTMAX_PARAMS, groupedSoftmaxWgsl, groupedSoftmaxWorkgroupBytes } from './grouped-softmax-wgsl.js';
-import { LANDMARK_SELECT_PARAMS, landmarkSelectWgsl } from './landmark-select-wgsl.js';
-import { retrievalRowsPerDispatch } from './gpu-landmark-retrieval.js';
+import { CANDIDATE_SCORE_PARAMS, CANDIDATE_TILE_ROWS, candidateScoreWgsl } from './candidate-score-wgsl.js';
+import { LANDMARK_TOP_K_PARAMS, landmarkTopKWgsl } from './landmark-top-k-wgsl.js';
+import { retrievalRowsPerDispatch, rowsWithin } from './gpu-landmark-retrieval.js';
 import { createHostCacheDecoder, requireCausal, withGpuSelection } from './host-cache-decoder.js';
 
 /** Earlier blocks of the last query (the most any row retrieves). */
@@ -47,25 +49,59 @@ export function landmarkScratchBytesPerSlot(d: Pick<AttentionDims, 'keySeq' | 'q
   return 4 * d.groupSize * retrievalRowsPerDispatch(d.querySeq, maxBlocks) * maxBlocks;
 }
 
-/** The selection step: landmark scores and top-k per (query head, query), rows in batches. */
+/**
+ * The selection step, per range of query rows: the tiled scoring kernel ({@link candidateScoreWgsl},
+ * q · landmark key, 64 rows × 64 blocks per workgroup) writes every (query head, query)'s landmark
+ * scores, then the top-k kernel ({@link landmarkTopKWgsl}, one workgroup per row) writes its CSR row.
+ */
 export function landmarkSelectionStep(config: LandmarkConfig, d: AttentionDims, maxBinding = Infinity): GpuSelectionStep {
   const span = config.blockLength + 1;
   const maxBlocks = Math.max(1, maxBlocksOf(d, span));
   const stride = landmarkRowStride(config, d);
-  const rowsPerSlot = retrievalRowsPerDispatch(d.querySeq, maxBlocks);
+  const rowsPerDispatch = retrievalRowsPerDispatch(d.querySeq, maxBlocks);
   return {
     layout: { kind: 'block', blockSize: span, headScope: 'query', rows: d.querySeq, queryBlockSize: 1 },
     stride,
     async encodeChunk(encoder) {
       const { chunk, target } = encoder;
       const querySlots = chunk.slots * d.groupSize;
-      const select = await encoder.pipeline(landmarkSelectWgsl({ headDim: d.headDim, maxPicks: config.topK }));
-      const rowCount = Math.max(1, Math.min(rowsPerSlot, Math.floor(maxBinding / (4 * querySlots * maxBlocks))));
+      const [score, topK] = await Promise.all([
+        encoder.pipeline(candidateScoreWgsl({ headDim: d.headDim, operand: 'dot' })),
+        encoder.pipeline(landmarkTopKWgsl({ maxPicks: config.topK })),
+      ]);
+      const rowCount = rowsWithin(rowsPerDispatch, Math.floor(maxBinding / (4 * querySlots * maxBlocks)));
       const scores = encoder.scratch(querySlots * rowCount * maxBlocks * 4);
+      const blockTiles = Math.ceil(maxBlocks / TILE_COLUMNS);
       for (let rowStart = 0; rowStart < d.querySeq; rowStart += rowCount) {
         const count = Math.min(rowCount, d.querySeq - rowStart);
+        const rowTiles = Math.ceil(count / CANDIDATE_TILE_ROWS);
+        const [sx, sy] = dispatchGrid(querySlots * rowTiles * blockTiles);
+        const scoreParams = encoder.uniform(
+          CANDIDATE_SCORE_PARAMS,
+          {
+            querySeq: d.querySeq,
+            queryOffset: d.queryOffset,
+            querySlots,
+            tilesX: sx,
+            rowStart,
+            rowCount: count,
+            rowTiles,
+            blockTiles,
+            blocks: maxBlocks,
+            blockSize: span,
+            first: 0,
+            topK: config.topK,
+            groupSize: d.groupSize,
+            keyRows: d.keySeq,
+            keyStride: span,
+            keyOffset: config.blockLength,
+            outScale: d.scale,
+          },
+          ['outScale'],
+        );
+        encoder.dispatch(score, [scoreParams, chunk.q, chunk.k, undefined, scores], sx, sy);
         const [x, y] = dispatchGrid(querySlots * count);
-        const params = encoder.uniform(LANDMARK_SELECT_PARAMS, {
+        const params = encoder.uniform(LANDMARK_TOP_K_PARAMS, {
           querySeq: d.querySeq,
           queryOffset: d.queryOffset,
           querySlots,
@@ -73,15 +109,11 @@ export function landmarkSelectionStep(config: LandmarkConfig, d: AttentionDims, 
           rowStart,
           rowCount: count,
           span,
-          blockLength: config.blockLength,
           maxBlocks,
           topK: config.topK,
           stride,
-          groupSize: d.groupSize,
-          keySeq: d.keySeq,
-          scale: d.scale,
         });
-        encoder.dispatch(select, [params, chunk.q, chunk.k, scores, target.bounds, target.indices], x, y);
+        encoder.dispatch(topK, [params, scores, target.bounds, target.indices], x, y);
       }
     },
   };

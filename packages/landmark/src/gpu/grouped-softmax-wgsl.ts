@@ -1,6 +1,6 @@
 /**
  * Landmark Attention's grouped softmax in WGSL (arXiv:2305.16300 §3.2; spec landmark.md §3.2),
- * one workgroup per (query head, query) row over the row written by {@link landmarkSelectWgsl}
+ * one workgroup per (query head, query) row over the row written by {@link landmarkTopKWgsl}
  * (retrieved blocks R ascending, then the query's own block c; with `allBlocks`, `topK = 0`, R is
  * every earlier block and no rows are read), the same closed form the CPU
  * `landmarkGroupedAttention` evaluates as a log-sum-exp merge of exact partial attentions:
