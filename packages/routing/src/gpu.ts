@@ -16,6 +16,7 @@ export {
   routingPlan,
   routingScratchBytesPerSlot,
   runRouting,
+  routingSlotsPerGroup,
   runRoutingResident,
   seedFromResident,
   sortSelectionRows,

@@ -15,7 +15,7 @@
  *              plus the top-`r` when r > 0 (`topFromSimilaritiesWgsl`, fused)
  *
  * Each dot product is accumulated in the order of the untiled kernel it replaces (scalar,
- * ascending channel, for 'assign' / 'top'; vec4 lanes summed x + y + z + w at the end for 'sim'
+ * ascending channel, for 'assign' / 'top', from vec4 loads when the dimension allows; vec4 lanes summed x + y + z + w at the end for 'sim'
  * when the dimension is a multiple of 4), so it yields the same floats, and the picks the same
  * centroids.
  */
@@ -41,9 +41,12 @@ export type CentroidTileMode = 'assign' | 'top' | 'sim';
  * ⌈count / threads⌉ workgroups per slot.
  */
 export function centroidTileWgsl(dim: number, mode: CentroidTileMode, r = 0): string {
+  // 'sim' sums vec4 lanes (as `similaritiesWgsl`); the others load vec4 but add lane by lane in
+  // channel order (as their scalar kernels).
   const vec = mode === 'sim' && dim % 4 === 0;
-  const type = vec ? 'vec4<f32>' : 'f32';
-  const width = vec ? dim / 4 : dim;
+  const lanes = mode !== 'sim' && dim % 4 === 0;
+  const type = vec || lanes ? 'vec4<f32>' : 'f32';
+  const width = vec || lanes ? dim / 4 : dim;
   const top = mode === 'top' || (mode === 'sim' && r > 0);
   const zero = vec ? 'vec4<f32>(0.0)' : '0.0';
   const bindings = [`@group(0) @binding(1) var<storage, read> x: array<${type}>;`, `@group(0) @binding(2) var<storage, read> centroids: array<${type}>;`];
@@ -88,11 +91,13 @@ ${mode === 'assign' ? '  var best = 0u;\n  var bestValue = 0.0;' : ''}${top ? ` 
     let n = min(T, P.clusters - c0);
     for (var e = lid; e < n * W; e += NT) { tile[e] = centroids[m0 + c0 * W + e]; }
     workgroupBarrier();
-    var acc: array<${type}, ${CENTROID_TILE}>;
+    var acc: array<${vec ? 'vec4<f32>' : 'f32'}, ${CENTROID_TILE}>;
     for (var t = 0u; t < T; t++) { acc[t] = ${zero}; }
     for (var e = 0u; e < W; e++) {
       let xe = x[o + e];
-      for (var t = 0u; t < T; t++) { acc[t] += xe * tile[t * W + e]; }
+      for (var t = 0u; t < T; t++) {
+${lanes ? '        let ce = tile[t * W + e];\n        acc[t] += xe.x * ce.x;\n        acc[t] += xe.y * ce.y;\n        acc[t] += xe.z * ce.z;\n        acc[t] += xe.w * ce.w;' : '        acc[t] += xe * tile[t * W + e];'}
+      }
     }
     for (var t = 0u; t < n; t++) {
       let k = c0 + t;

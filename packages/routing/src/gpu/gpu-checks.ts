@@ -261,6 +261,30 @@ export const gpuChecks: readonly GpuCheck[] = [
     },
   },
   {
+    name: 'routing runResident routes a KV-slot group whose selection outgrows one binding as two halves, and writes the CPU output',
+    async run(backend) {
+      const input = checkInput({ batch: 2, queryHeads: 4, kvHeads: 2, seq: 64, headDim: 16 }, 194);
+      const d = validateAttentionInput(input);
+      // One chunk holds all four KV slots (8 KiB of queries each), but one slot's selection
+      // (≈ 40 keys per row, ≈ 20 KiB) fits a 32 KiB binding only on its own.
+      const small = new GpuBackend({ ...backend.context, maxBinding: 32 * 1024 }, { reason: 'not needed' });
+      const config = { clusters: 4 };
+      const cpu = routingMethod.create(config).prefill(input);
+      const resident = small.upload(input, d);
+      try {
+        if (resident.chunks.length !== 1) throw new Error(`expected one chunk, got ${resident.chunks.length}`);
+        const result = await runRoutingResident(small, resident, routingConfigSchema.parse(config), { slotsPerGroup: 4 });
+        if (!(result.phases.retryMs > 0)) throw new Error('the group was not split');
+        if (Math.abs(result.density - cpu.stats.density) > 1e-12) throw new Error(`density ${result.density}, CPU ${cpu.stats.density}`);
+        expectClose('output', (await small.readOutput(resident)).output.data, cpu.output.data);
+        const { kmeansMs, membershipMs, selectionMs, copyMs, retryMs } = result.phases;
+        if (Math.abs(kmeansMs + membershipMs + selectionMs + copyMs + retryMs - result.selectionMs) > 1e-6) throw new Error('phases do not sum to selectionMs');
+      } finally {
+        small.release(resident);
+      }
+    },
+  },
+  {
     name: "routing on the GPU throws the CPU method's typed errors, and ConfigError for the CPU-only modes, before any GPU work",
     async run(backend) {
       const input = checkInput({ batch: 1, queryHeads: 2, kvHeads: 2, seq: 20, headDim: 16 }, 192);

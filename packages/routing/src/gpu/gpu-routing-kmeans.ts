@@ -1,11 +1,14 @@
 /**
  * The `routing` method's k-means and nearest-centroid membership on the GPU (spec routing.md §3–4):
- * normalisation of keys and queries, the seeded subsample, every Lloyd iteration (assignment and
- * centroid update), and each key's top-`keyClusters` / each query's top-`queryClusters`
- * centroids. The k-means++ seeding stays on the CPU: it draws from the seeded `Rng` with weights
- * that depend on the data, and the CPU has the prompt in prefill; its centroids are uploaded
- * (no readback). This is what `routing` needs from the GPU before its selection; the balanced
- * top-w membership, the union selection and attention are not ported yet (see the README).
+ * normalisation of keys and queries, the seeded subsample (gathered and normalised in one pass),
+ * the k-means++ seeding (on the GPU with the CPU's draws, or the CPU's seeding uploaded), every
+ * Lloyd iteration (tiled nearest-centroid assignment, centroid update), and each key's
+ * top-`keyClusters` / each query's top-`queryClusters` centroids (for the checks). The balanced
+ * top-w membership, the union selection and attention are in `gpu-routing.ts`.
+ *
+ * Work per KV slot (n = sample, C clusters, D = headDim): gather n·D; seeding C sequential steps of
+ * n·D multiply-adds (one workgroup per slot, all slots side by side); per Lloyd iteration n·C·D
+ * multiply-adds (64 rows × 16 centroids per workgroup tile) plus C·D sums over n assignments.
  */
 import { ConfigError, Rng, rowOffset, validateAttentionInput, type AttentionDims, type AttentionInput } from '@sparse-attn/core';
 import { dispatchGrid, type ChunkEncoder, type GpuBackend, WEBGPU_FLAGS } from '@sparse-attn/backend-gpu';

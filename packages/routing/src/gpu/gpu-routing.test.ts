@@ -7,9 +7,13 @@ import { centroidSimilarities, sphericalKMeans } from '../spherical-kmeans.js';
 import { normalizeRows } from '../normalize-rows.js';
 import { kmeansSampleIndices } from './gpu-routing-kmeans.js';
 import { routingPlan } from './gpu-routing.js';
-import { balancedTopWWgsl, clusterCountWgsl, clusterListWgsl, clusterOffsetsWgsl, headScanWgsl, nearestFlagsWgsl, routedRowsWgsl, rowScanWgsl, similaritiesWgsl } from './routing-selection-wgsl.js';
-import { kmeansAssignWgsl, kmeansNormalizeWgsl, kmeansSampleWgsl, kmeansSumWgsl, normalizeRowsWgsl, topCentroidsWgsl } from './spherical-kmeans-wgsl.js';
+import { balancedTopWWgsl, clusterCountWgsl, clusterListWgsl, clusterOffsetsWgsl, headScanWgsl, nearestFlagsWgsl, routedRowsWgsl, packFlagsWgsl, rowScanWgsl, similaritiesWgsl } from './routing-selection-wgsl.js';
+import { kmeansAssignWgsl, kmeansGatherWgsl, kmeansNormalizeWgsl, kmeansSampleWgsl, kmeansSumWgsl, normalizeRowsWgsl, topCentroidsWgsl } from './spherical-kmeans-wgsl.js';
 import { copyFloatsWgsl } from './copy-slots-wgsl.js';
+import { centroidTileWgsl } from './centroid-tile-wgsl.js';
+import { kmeansSeedWgsl } from './kmeans-seed-wgsl.js';
+import { routingSlotsPerGroup } from './gpu-routing.js';
+import type { GpuBackend } from '@sparse-attn/backend-gpu';
 
 function input(seq: number, seed = 1) {
   return createWorkload('gaussian', { batch: 1, queryHeads: 2, kvHeads: 1, seqLength: seq, headDim: 16, seed }).input;
@@ -63,10 +67,23 @@ describe('routing GPU plan (no GPU needed)', () => {
     const kernels = [
       similaritiesWgsl(16), balancedTopWWgsl(), nearestFlagsWgsl(), clusterCountWgsl(), clusterOffsetsWgsl(), clusterListWgsl(), routedRowsWgsl(false), routedRowsWgsl(true), rowScanWgsl(), headScanWgsl(),
       normalizeRowsWgsl(), kmeansSampleWgsl(), kmeansAssignWgsl(), kmeansSumWgsl(), kmeansNormalizeWgsl(), topCentroidsWgsl(2), copyFloatsWgsl(),
+      kmeansGatherWgsl(), kmeansSeedWgsl(128), packFlagsWgsl(), centroidTileWgsl(128, 'assign'), centroidTileWgsl(20, 'top', 3), centroidTileWgsl(128, 'sim', 2), centroidTileWgsl(18, 'sim'),
     ];
     for (const code of kernels) {
       expect(code).toContain('fn main(');
       expect(code).not.toMatch(/\b(shared|local)\b/);
     }
+  });
+
+  it('groups KV slots by the expected selection size at long lengths (the benchmark shapes)', () => {
+    const dims = (seq: number, kvHeads: number) => ({ batch: 1, queryHeads: 32, kvHeads, groupSize: 32 / kvHeads, querySeq: seq, keySeq: seq, queryOffset: 0, headDim: 128, valueDim: 128, causal: true }) as never;
+    const backend = { context: { maxBinding: 2 ** 31 } } as GpuBackend;
+    const config = routingConfigSchema.parse({});
+    // 64k MHA: ≈ 1.5k keys per query row expected (C = w = 256), ≈ 390 MB per slot.
+    expect(routingSlotsPerGroup(backend, dims(65536, 32), config)).toBe(5);
+    // GQA 32/8 at 64k: four query heads per slot, one slot per group.
+    expect(routingSlotsPerGroup(backend, dims(65536, 8), config)).toBe(1);
+    // 4k MHA: every slot in one group.
+    expect(routingSlotsPerGroup(backend, dims(4096, 32), config)).toBeGreaterThanOrEqual(32);
   });
 });

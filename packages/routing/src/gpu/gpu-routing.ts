@@ -32,6 +32,7 @@ import {
   clusterOffsetsWgsl,
   headScanWgsl,
   nearestFlagsWgsl,
+  packFlagsWgsl,
   routedRowsWgsl,
   rowScanWgsl,
 } from './routing-selection-wgsl.js';
@@ -147,6 +148,7 @@ export async function runRouting(
       const querySlots = chunk.slots * d.groupSize;
       return {
         keyFlags: make(4 * chunk.slots * C * d.keySeq),
+        keyBits: make(4 * chunk.slots * C * Math.ceil(d.keySeq / 32)),
         queryFlags: make(4 * querySlots * C * d.querySeq),
         lists: make(4 * chunk.slots * plan.listCapacity),
         listOffsets: make(4 * chunk.slots * (C + 1)),
@@ -198,6 +200,7 @@ export async function runRouting(
       const querySlots = chunk.slots * d.groupSize;
       const run = routingRunner(encoder, base);
       const keyValues = { slots: chunk.slots, count: d.keySeq };
+      await run(packFlagsWgsl(), [b.keyFlags, b.keyBits], chunk.slots * C * Math.ceil(d.keySeq / 32), keyValues);
       const counts = encoder.scratch(4 * chunk.slots * C);
       await run(clusterCountWgsl(), [b.keyFlags, counts], chunk.slots * C, keyValues, true);
       await run(clusterOffsetsWgsl(), [counts, b.listOffsets], chunk.slots, keyValues);
@@ -205,7 +208,7 @@ export async function runRouting(
       const sizes = encoder.scratch(4 * querySlots * d.querySeq);
       const headTotals = encoder.scratch(4 * querySlots);
       const queryValues = { slots: querySlots };
-      await run(routedRowsWgsl(false), [b.queryFlags, b.keyFlags, b.lists, b.listOffsets, sizes], querySlots * d.querySeq, queryValues);
+      await run(routedRowsWgsl(false), [b.queryFlags, b.keyBits, b.lists, b.listOffsets, sizes], querySlots * d.querySeq, queryValues);
       await run(rowScanWgsl(), [sizes, b.rowOffsets, headTotals], querySlots, queryValues, true);
       await run(headScanWgsl(), [headTotals, b.headBase, totals], 1, queryValues);
     });
@@ -227,7 +230,7 @@ export async function runRouting(
         const querySlots = chunk.slots * d.groupSize;
         const [x, y] = dispatchGrid(Math.ceil((querySlots * d.querySeq) / ROUTING_THREADS));
         const params = encoder.uniform(ROUTING_PARAMS, { ...base, slots: querySlots, slotBase: chunk.slot0, tilesX: x }, []);
-        encoder.dispatch(await encoder.pipeline(routedRowsWgsl(true)), [params, b.queryFlags, b.keyFlags, b.lists, b.listOffsets, b.rowOffsets, b.headBase, target.bounds, target.indices], x, y);
+        encoder.dispatch(await encoder.pipeline(routedRowsWgsl(true)), [params, b.queryFlags, b.keyBits, b.lists, b.listOffsets, b.rowOffsets, b.headBase, target.bounds, target.indices], x, y);
       },
     });
     try {
@@ -395,8 +398,32 @@ export interface RoutingPhases {
   readonly membershipMs: number;
   /** Cluster key lists, row counts and offsets, the CSR write. */
   readonly selectionMs: number;
-  /** Copies of q, k, v into and out, v and lse out of a KV-slot group's own buffers (long calls). */
+  /** Copies of q, k, v into, and out, lse out of, a KV-slot group's own buffers (long calls). */
   readonly copyMs: number;
+  /** Wall time of group attempts whose selection outgrew one binding (then routed as two halves); 0 when the estimate held. */
+  readonly retryMs: number;
+}
+
+/**
+ * KV slots routed together by {@link runRoutingResident}: as many as fit one binding with the
+ * selection's expected size, 1.25 × (sinks + local window + q̄·k̄·f) keys per query row, where q̄ =
+ * queryWindow·C / querySeq + queryClusters clusters per query, k̄ = window + keyClusters·keySeq / C
+ * keys per cluster, f the visible fraction (causal: (queryOffset + querySeq / 2) / keySeq); and
+ * as many as their per-slot flag columns fit one binding. A group whose selection turns out larger
+ * is split in two and routed again (counted in `retryMs`), so the estimate only costs time.
+ */
+export function routingSlotsPerGroup(backend: GpuBackend, d: AttentionDims, config: RoutingConfig): number {
+  const plan = routingPlan(d, config);
+  const C = plan.clusters;
+  const perQuery = (plan.queryWindow * C) / d.querySeq + plan.queryClusters;
+  const perCluster = Math.min(d.keySeq, plan.window + (plan.keyClusters * d.keySeq) / C);
+  const visible = d.causal ? Math.min(1, (d.queryOffset + d.querySeq / 2) / d.keySeq) : 1;
+  const local = config.local === 'never' ? 0 : config.localWindow;
+  const keys = Math.min(d.keySeq, 1.25 * (config.sinkTokens + local + perQuery * perCluster * visible));
+  const selectionBytes = 4 * d.groupSize * d.querySeq * Math.max(1, Math.ceil(keys));
+  const bySelection = Math.floor(backend.context.maxBinding / selectionBytes);
+  const byScratch = Math.floor(backend.context.maxBinding / routingScratchBytesPerSlot(d, plan));
+  return Math.max(1, Math.min(bySelection, byScratch));
 }
 
 /**
@@ -425,48 +452,65 @@ export async function runRoutingResident(
   let membershipMs = 0;
   let routedMs = 0;
   let copyMs = 0;
+  let retryMs = 0;
   let attentionMs = 0;
   let pairs = 0;
-  const worstPerSlot = 4 * d.groupSize * densePairCount({ ...d, batch: 1, queryHeads: 1 });
-  const perGroup = options.slotsPerGroup ?? Math.max(1, Math.floor(backend.context.maxBinding / Math.max(1, worstPerSlot)));
+  const perGroup = options.slotsPerGroup ?? routingSlotsPerGroup(backend, d, config);
   const device = backend.context.device;
   const sizes = { q: d.groupSize * d.querySeq * d.headDim, k: d.keySeq * d.headDim, v: d.keySeq * d.valueDim, out: d.groupSize * d.querySeq * d.valueDim, lse: d.groupSize * d.querySeq };
+  // Routes KV slots first … first + slots − 1 of a chunk; a group whose selection outgrows one
+  // binding (the group size is an estimate) is routed again as two halves.
+  const routeSlots = async (chunk: ResidentAttention['chunks'][number], first: number, slots: number): Promise<void> => {
+    const whole = first === 0 && slots === chunk.slots;
+    const make = (floats: number) => device.createBuffer({ size: Math.max(16, 4 * floats * slots), usage: STORAGE | COPY_SRC | COPY_DST });
+    const part = whole ? chunk : { slot0: chunk.slot0 + first, slots, q: make(sizes.q), k: make(sizes.k), v: make(sizes.v), out: make(sizes.out), lse: make(sizes.lse) };
+    // Copies through a kernel: the resident's buffers are storage-only.
+    const copy = async (list: readonly (readonly [Buffer, Buffer, number])[], toPart: boolean) => {
+      copyMs += await backend.runKernels({ dims: d, chunks: [part] }, async (encoder) => {
+        const pipeline = await encoder.pipeline(copyFloatsWgsl());
+        for (const [from, to, floats] of list) {
+          const count = floats * slots;
+          const [x, y] = dispatchGrid(Math.ceil(count / COPY_THREADS));
+          const params = encoder.uniform(COPY_PARAMS, { count, srcOffset: toPart ? floats * first : 0, dstOffset: toPart ? 0 : floats * first, tilesX: x }, []);
+          encoder.dispatch(pipeline, [params, from, to], x, y);
+        }
+      });
+    };
+    let split = false;
+    try {
+      if (!whole) await copy([[chunk.q, part.q, sizes.q], [chunk.k, part.k, sizes.k], [chunk.v, part.v, sizes.v]], true);
+      const attempt = performance.now();
+      let run: RoutingRun;
+      try {
+        run = await runRouting(backend, { dims: d, chunks: [part] }, config, { centroids: fit.centroids });
+      } catch (error) {
+        if (!(slots > 1 && error instanceof ConfigError && error.message.includes('largest buffer binding'))) throw error;
+        retryMs += performance.now() - attempt;
+        split = true;
+        return;
+      }
+      backend.releaseSelection(run.selection);
+      membershipMs += run.phases.membershipMs;
+      routedMs += run.phases.selectionMs;
+      attentionMs += run.attentionMs;
+      pairs += run.pairs;
+      if (!whole) await copy([[part.out, chunk.out, sizes.out], [part.lse, chunk.lse, sizes.lse]], false);
+    } finally {
+      if (!whole) for (const b of [part.q, part.k, part.v, part.out, part.lse]) b.destroy();
+      if (split) {
+        const half = Math.ceil(slots / 2);
+        await routeSlots(chunk, first, half);
+        await routeSlots(chunk, first + half, slots - half);
+      }
+    }
+  };
   try {
     for (const chunk of resident.chunks) {
-      for (let first = 0; first < chunk.slots; first += perGroup) {
-        const slots = Math.min(perGroup, chunk.slots - first);
-        const whole = first === 0 && slots === chunk.slots;
-        const make = (floats: number) => device.createBuffer({ size: Math.max(16, 4 * floats * slots), usage: STORAGE | COPY_SRC | COPY_DST });
-        const part = whole ? chunk : { slot0: chunk.slot0 + first, slots, q: make(sizes.q), k: make(sizes.k), v: make(sizes.v), out: make(sizes.out), lse: make(sizes.lse) };
-        // Copies through a kernel: the resident's buffers are storage-only.
-        const copy = async (list: readonly (readonly [Buffer, Buffer, number])[], toPart: boolean) => {
-          copyMs += await backend.runKernels({ dims: d, chunks: [part] }, async (encoder) => {
-            const pipeline = await encoder.pipeline(copyFloatsWgsl());
-            for (const [from, to, floats] of list) {
-              const count = floats * slots;
-              const [x, y] = dispatchGrid(Math.ceil(count / COPY_THREADS));
-              const params = encoder.uniform(COPY_PARAMS, { count, srcOffset: toPart ? floats * first : 0, dstOffset: toPart ? 0 : floats * first, tilesX: x }, []);
-              encoder.dispatch(pipeline, [params, from, to], x, y);
-            }
-          });
-        };
-        try {
-          if (!whole) await copy([[chunk.q, part.q, sizes.q], [chunk.k, part.k, sizes.k], [chunk.v, part.v, sizes.v]], true);
-          const run = await runRouting(backend, { dims: d, chunks: [part] }, config, { centroids: fit.centroids });
-          backend.releaseSelection(run.selection);
-          membershipMs += run.phases.membershipMs;
-          routedMs += run.phases.selectionMs;
-          attentionMs += run.attentionMs;
-          pairs += run.pairs;
-          if (!whole) await copy([[part.out, chunk.out, sizes.out], [part.lse, chunk.lse, sizes.lse]], false);
-        } finally {
-          if (!whole) for (const b of [part.q, part.k, part.v, part.out, part.lse]) b.destroy();
-        }
-      }
+      for (let first = 0; first < chunk.slots; first += perGroup) await routeSlots(chunk, first, Math.min(perGroup, chunk.slots - first));
     }
   } finally {
     fit.centroids.destroy();
   }
-  const phases = { kmeansMs, membershipMs, selectionMs: routedMs, copyMs };
-  return { selectionMs: kmeansMs + membershipMs + routedMs + copyMs, attentionMs, density: pairs / densePairCount(d), phases };
+  const phases = { kmeansMs, membershipMs, selectionMs: routedMs, copyMs, retryMs };
+  return { selectionMs: kmeansMs + membershipMs + routedMs + copyMs + retryMs, attentionMs, density: pairs / densePairCount(d), phases };
 }

@@ -25,6 +25,9 @@ export const SEED_PARAMS = ['slots', 'sample', 'clusters', 'slotBase'] as const;
 /** Threads per workgroup of the seeding kernel. */
 export const SEED_THREADS = 256;
 
+/** Rows whose distances one thread updates together (independent loads in flight). */
+export const SEED_ROWS_PER_THREAD = 8;
+
 /** Generates the WGSL of the seeding kernel for rows of `dim` floats. */
 export function kmeansSeedWgsl(dim: number): string {
   return /* wgsl */ `
@@ -41,6 +44,7 @@ struct Params { slots: u32, sample: u32, clusters: u32, slotBase: u32 }
 const NT: u32 = ${SEED_THREADS}u;
 const D: u32 = ${dim}u;
 const NONE: u32 = 0xffffffffu;
+const ROWS: u32 = ${SEED_ROWS_PER_THREAD}u;
 
 var<workgroup> partial: array<f32, ${SEED_THREADS}>;
 var<workgroup> picks: array<u32, ${SEED_THREADS}>;
@@ -121,11 +125,22 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       centroids[((P.slotBase + slot) * P.clusters + c) * D + e] = current[e];
     }
     workgroupBarrier();
-    for (var i = lid; i < n; i += NT) {
-      var dotValue = 0.0;
-      for (var e = 0u; e < D; e++) { dotValue += sampleT[(slot * D + e) * n + i] * current[e]; }
-      let d = max(0.0, 1.0 - dotValue);
-      if (c == 0u || d < distance[rows + i]) { distance[rows + i] = d; }
+    // ROWS rows per thread at once (i = start + k·NT + lid): ROWS independent coalesced loads per
+    // channel keep the memory system busy; each row's sum still runs over channels 0 … D−1.
+    for (var start = 0u; start < n; start += NT * ROWS) {
+      var dots: array<f32, ROWS>;
+      for (var k = 0u; k < ROWS; k++) { dots[k] = 0.0; }
+      for (var e = 0u; e < D; e++) {
+        let ce = current[e];
+        let column = (slot * D + e) * n;
+        for (var k = 0u; k < ROWS; k++) { dots[k] += sampleT[column + min(start + k * NT + lid, n - 1u)] * ce; }
+      }
+      for (var k = 0u; k < ROWS; k++) {
+        let i = start + k * NT + lid;
+        if (i >= n) { break; }
+        let d = max(0.0, 1.0 - dots[k]);
+        if (c == 0u || d < distance[rows + i]) { distance[rows + i] = d; }
+      }
     }
     workgroupBarrier();
   }

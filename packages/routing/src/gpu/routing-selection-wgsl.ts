@@ -6,6 +6,7 @@
  *   balanced      I_c = top-w_i sim[c][i], ties → lower i   in place: sim becomes a 0/1 flag (`balancedTopWWgsl`)
  *   nearest       I_c ∪= { i : c ∈ top-r(i) }               (`nearestFlagsWgsl`)
  *   key lists     K_c = the flagged keys of c, ascending    (`clusterCountWgsl`, `clusterOffsetsWgsl`, `clusterListWgsl`)
+ *   key bits      the key flags packed 32 to a word (`packFlagsWgsl`), for the de-duplication below
  *   query rows    row(i) = sinks ∪ local ∪ ⋃_{c : i ∈ I_c} (K_c ∩ [0, limit_i))   (`routedRowsWgsl`, count then write)
  *   row offsets   exclusive scan of the row sizes, per head then over heads    (`rowScanWgsl`, `headScanWgsl`)
  *
@@ -214,6 +215,32 @@ ${entry} {
 `;
 }
 
+/**
+ * Packs the key flag columns into bits, `bits[(slot·C + c)·⌈P.count / 32⌉ + j / 32]` bit j % 32,
+ * one thread per word: the routed-rows kernels test a key's clusters there (C·S/8 bytes per slot,
+ * which stays in cache, where the float flags take C·S·4).
+ */
+export function packFlagsWgsl(): string {
+  return /* wgsl */ `${header}
+@group(0) @binding(1) var<storage, read> flags: array<f32>;
+@group(0) @binding(2) var<storage, read_write> bits: array<u32>;
+
+${entry} {
+  ${threadId}
+  let words = (P.count + 31u) / 32u;
+  if (id >= P.slots * P.clusters * words) { return; }
+  let column = id / words;
+  let first = (id % words) * 32u;
+  var word = 0u;
+  for (var b = 0u; b < 32u; b++) {
+    let j = first + b;
+    if (j < P.count && flags[column * P.count + j] > 0.5) { word = word | (1u << b); }
+  }
+  bits[id] = word;
+}
+`;
+}
+
 /** Members of every (slot, cluster) flag column: `counts[slot·C + c]`. */
 export function clusterCountWgsl(): string {
   return /* wgsl */ `${header}
@@ -296,7 +323,7 @@ export function routedRowsWgsl(write: boolean): string {
   return /* wgsl */ `${header}
 const M: u32 = ${M}u;
 @group(0) @binding(1) var<storage, read> queryFlags: array<f32>;
-@group(0) @binding(2) var<storage, read> keyFlags: array<f32>;
+@group(0) @binding(2) var<storage, read> keyBits: array<u32>;
 @group(0) @binding(3) var<storage, read> lists: array<u32>;
 @group(0) @binding(4) var<storage, read> listOffsets: array<u32>;
 ${write
@@ -305,6 +332,11 @@ ${write
 @group(0) @binding(7) var<storage, read_write> bounds: array<u32>;
 @group(0) @binding(8) var<storage, read_write> indices: array<u32>;`
     : '@group(0) @binding(5) var<storage, read_write> sizes: array<u32>;'}
+
+// Is key j in the cluster column \`column\` (slot·C + c)? (\`packFlagsWgsl\`'s bits)
+fn hasKey(column: u32, j: u32) -> bool {
+  return ((keyBits[column * ((P.keySeq + 31u) / 32u) + j / 32u] >> (j % 32u)) & 1u) == 1u;
+}
 
 ${entry} {
   ${threadId}
@@ -349,11 +381,11 @@ ${write ? `  var at = rowOffsets[id] + headBase[qslot];
       var earlier = false;
       if (n <= M) {
         for (var t = 0u; t < seen; t++) {
-          if (keyFlags[(kslot * P.clusters + mine[t]) * P.keySeq + j] > 0.5) { earlier = true; break; }
+          if (hasKey(kslot * P.clusters + mine[t], j)) { earlier = true; break; }
         }
       } else {
         for (var e = 0u; e < c; e++) {
-          if (queryFlags[(qslot * P.clusters + e) * P.querySeq + i] > 0.5 && keyFlags[(kslot * P.clusters + e) * P.keySeq + j] > 0.5) { earlier = true; break; }
+          if (queryFlags[(qslot * P.clusters + e) * P.querySeq + i] > 0.5 && hasKey(kslot * P.clusters + e, j)) { earlier = true; break; }
         }
       }
       if (earlier) { continue; }
