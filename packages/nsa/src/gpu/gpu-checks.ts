@@ -112,19 +112,20 @@ function prefillCheck(gpuMethod: GpuMethodDefinition, config: Record<string, unk
  * `runResident` (the H100 benchmark's entry) on an uploaded call: the output it leaves in the
  * resident buffers equals the CPU method's, and its density (entries counted on the GPU, never
  * read back) equals the CPU's pairs / dense pairs. Runs on a backend whose largest binding is
- * tiny, so the call is split into several chunks (one KV slot each).
+ * tiny, so the call is split into several chunks (`chunkSlots` KV slots each).
  */
-function residentCheck(gpuMethod: GpuMethodDefinition, config: Record<string, unknown>, shape: CheckShape, seed: number): GpuCheck {
+function residentCheck(gpuMethod: GpuMethodDefinition, config: Record<string, unknown>, shape: CheckShape, seed: number, chunkSlots = 1): GpuCheck {
   return {
-    name: `${gpuMethod.id} ${JSON.stringify(config)} ${describeCheckShape(shape)}: runResident over several chunks leaves the CPU method's output and reports its density`,
+    name: `${gpuMethod.id} ${JSON.stringify(config)} ${describeCheckShape(shape)}: runResident over several chunks${chunkSlots > 1 ? ` of ${chunkSlots} slots` : ''} leaves the CPU method's output and reports its density`,
     async run(backend) {
       const input = checkInput(shape, seed);
       const d = validateAttentionInput(input);
       const slotBytes = 4 * Math.max(d.groupSize * d.querySeq * Math.max(d.headDim, d.valueDim), d.keySeq * Math.max(d.headDim, d.valueDim));
-      const small = new GpuBackend({ ...backend.context, maxBinding: slotBytes });
+      const small = new GpuBackend({ ...backend.context, maxBinding: chunkSlots * slotBytes });
       const resident = small.upload(input, d);
       try {
-        if (resident.chunks.length !== d.batch * d.kvHeads) throw new Error(`expected ${d.batch * d.kvHeads} chunks, got ${resident.chunks.length}`);
+        const chunks = Math.ceil((d.batch * d.kvHeads) / chunkSlots);
+        if (resident.chunks.length !== chunks) throw new Error(`expected ${chunks} chunks, got ${resident.chunks.length}`);
         const method = gpuMethod.create(small, config);
         const timings = await method.runResident!(resident);
         const cpu = (gpuMethod.cpu as MethodDefinition).create(config).prefill(input);
@@ -332,6 +333,9 @@ const indexerChecks: GpuCheck[] = [
   indexerCheck({}, { batch: 1, queryHeads: 2, kvHeads: 1, seq: 700, headDim: 64 }, 34),
   decodeCheck(gpuHierarchicalIndexerMethod, { blockSize: 8, candidateBlocks: 2, topK: 10 }, { batch: 1, queryHeads: 2, kvHeads: 1, headDim: 16 }, [25, 1, 1, 3], 36),
   residentCheck(gpuHierarchicalIndexerMethod, { blockSize: 16, candidateBlocks: 3, topK: 20 }, { batch: 2, queryHeads: 4, kvHeads: 2, seq: 100, headDim: 16 }, 35),
+  // Chunks of 2 KV slots whose token rows (2 × 120 × 40 u32) exceed the binding: runResident copies
+  // one slot at a time into its own buffers (the 64k MHA benchmark case, scaled down).
+  residentCheck(gpuHierarchicalIndexerMethod, { blockSize: 8, candidateBlocks: 6, topK: 40 }, { batch: 2, queryHeads: 4, kvHeads: 2, seq: 120, headDim: 16 }, 37, 2),
   badInputCheck(gpuHierarchicalIndexerMethod, { blockSize: 8, candidateBlocks: 2, topK: 8 }, { blockSize: 8, candidateBlocks: 1, topK: 16 }),
 ];
 

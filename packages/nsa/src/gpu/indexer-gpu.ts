@@ -3,7 +3,8 @@
  * the exact sparse executor on the device (spec §13; the CPU method is `hierarchical-indexer.ts`).
  *
  *   pool    mean(K_j) for every complete block                   (`window-pool-wgsl.ts`, l = d = B)
- *   search  top-c blocks by q̄ · mean_j, then top-K tokens         (`indexer-select-wgsl.ts`)
+ *   stage 1 q̄ · mean_j, 64 queries × 64 blocks per tile            (`indexer-score-tile-wgsl.ts`)
+ *   search  top-c blocks, then top-K tokens                      (`indexer-select-wgsl.ts`)
  *   attend  softmax over the row's K tokens, per query head       (backend's sparse executor)
  *
  * Differences from the CPU method: scores are float32 (the CPU's dot products sum in float64), so
@@ -11,43 +12,68 @@
  * `indexerIoU` diagnostic (a flat scan of every visible key for sampled queries) is not computed.
  */
 import { ConfigError, densePairCount, parseConfig, validateAttentionInput, type AttentionDims } from '@sparse-attn/core';
-import { dispatchGrid, type GpuBackend, type GpuMethodDefinition, type GpuSelectionStep, type ResidentAttention } from '@sparse-attn/backend-gpu';
+import { dispatchGrid, type GpuBackend, type GpuMethodDefinition, type GpuSelectionStep, type TileShape } from '@sparse-attn/backend-gpu';
 import { completeWindows } from '../block-means.js';
 import { hierarchicalIndexerConfigSchema, hierarchicalIndexerMethod, type HierarchicalIndexerConfig } from '../hierarchical-indexer.js';
 import { selectionShare } from '../method-helpers.js';
 import { createGpuCachedDecoder } from './gpu-cached-decoder.js';
+import { forSlotGroups } from './slot-groups.js';
 import { assertWorkgroupFits, countSelectionEntries, selectThenAttend } from './gpu-helpers.js';
+import { INDEXER_SCORE_PARAMS, indexerScoreWgsl, indexerScoreWorkgroupBytes, type IndexerScoreKernelOptions } from './indexer-score-tile-wgsl.js';
 import { INDEXER_SELECT_PARAMS, indexerSelectWgsl, indexerSelectWorkgroupBytes, type IndexerSelectKernelOptions } from './indexer-select-wgsl.js';
 import { WINDOW_POOL_PARAMS, WINDOW_POOL_THREADS, windowPoolWgsl } from './window-pool-wgsl.js';
 
 /** Geometry of one indexer call on the GPU. */
 export interface IndexerPlan {
   readonly kernel: IndexerSelectKernelOptions;
+  readonly score: IndexerScoreKernelOptions;
   readonly pooled: number;
+  /** Blocks of the call, ceil(keySeq / B). */
+  readonly blocks: number;
   /** Tokens per CSR row, min(K, keySeq). */
   readonly stride: number;
   /** Bytes of the largest per-KV-slot buffer: the CSR rows (Sq · stride u32) or the pooled means. */
   readonly scratchBytesPerSlot: number;
+  /** Most bytes of the stage-1 block scores of one row range (all slots of a chunk). */
+  readonly rangeBytes: number;
 }
 
-/** Checks that the kernel fits the device and sizes the buffers (throws `ConfigError` before any GPU work). */
-export function indexerPlan(backend: GpuBackend, d: AttentionDims, config: HierarchicalIndexerConfig): IndexerPlan {
+/** Default cap on the stage-1 scores of one row range (as NSA's: 2048 queries of 32 slots × 1024 blocks). */
+export const INDEXER_RANGE_BYTES = 256 * 1024 * 1024;
+
+const SCORE_TILE: TileShape = { rows: 64, chunk: 16 };
+
+/** Checks that the kernels fit the device and sizes the buffers (throws `ConfigError` before any GPU work). */
+export function indexerPlan(backend: GpuBackend, d: AttentionDims, config: HierarchicalIndexerConfig, rangeBytes = INDEXER_RANGE_BYTES): IndexerPlan {
   const maxBlocks = Math.max(1, Math.ceil(d.keySeq / config.blockSize));
   const maxKept = Math.min(config.candidateBlocks, maxBlocks);
   const kernel: IndexerSelectKernelOptions = { headDim: d.headDim, groupSize: d.groupSize, maxBlocks, maxKept, maxCandidates: maxKept * config.blockSize };
   assertWorkgroupFits('hierarchical-indexer', backend, indexerSelectWorkgroupBytes(kernel), `${maxKept} candidate blocks of ${config.blockSize} keys and ${maxBlocks} blocks per row`);
+  const score: IndexerScoreKernelOptions = { headDim: d.headDim, groupSize: d.groupSize, tile: SCORE_TILE };
+  assertWorkgroupFits('hierarchical-indexer', backend, indexerScoreWorkgroupBytes(score), 'the stage-1 tile of 64 queries × 64 blocks');
   const pooled = completeWindows(d.keySeq, config.blockSize, config.blockSize);
   const stride = Math.max(1, Math.min(config.topK, d.keySeq));
-  return { kernel, pooled, stride, scratchBytesPerSlot: 4 * Math.max(pooled * d.headDim, d.querySeq * stride) };
+  const range = Math.min(rangeBytes, backend.context.maxBinding);
+  if (4 * SCORE_TILE.rows * maxBlocks > range) {
+    throw new ConfigError(`hierarchical-indexer: one tile of ${SCORE_TILE.rows} queries × ${maxBlocks} blocks needs ${4 * SCORE_TILE.rows * maxBlocks} bytes of block scores, above ${range} (use larger blocks)`);
+  }
+  return { kernel, score, pooled, blocks: maxBlocks, stride, scratchBytesPerSlot: 4 * Math.max(pooled * d.headDim, d.querySeq * stride), rangeBytes: range };
 }
 
-/** The indexer's selection as a GPU step (token rows per KV slot and query). */
+/** Queries per row range of a chunk of `slots` KV slots: whole 64-query tiles whose block scores fit `p.rangeBytes`. */
+export function indexerRangeRows(d: AttentionDims, p: IndexerPlan, slots: number): number {
+  const tile = SCORE_TILE.rows;
+  const rows = Math.max(tile, Math.floor(p.rangeBytes / (4 * slots * p.blocks * tile)) * tile);
+  return Math.max(1, Math.min(rows, d.querySeq));
+}
+
+/** The indexer's selection as a GPU step (token rows per KV slot and query), one row range at a time. */
 export function indexerSelectionStep(d: AttentionDims, config: HierarchicalIndexerConfig, p: IndexerPlan): GpuSelectionStep {
   return {
     layout: { kind: 'token', blockSize: 1, headScope: 'kv', rows: d.querySeq, queryBlockSize: 1 },
     stride: p.stride,
     async encodeChunk(e) {
-      const [pool, select] = await Promise.all([e.pipeline(windowPoolWgsl({ bounds: false })), e.pipeline(indexerSelectWgsl(p.kernel))]);
+      const [pool, score, select] = await Promise.all([e.pipeline(windowPoolWgsl({ bounds: false })), e.pipeline(indexerScoreWgsl(p.score)), e.pipeline(indexerSelectWgsl(p.kernel))]);
       const slots = e.chunk.slots;
       const means = e.scratch(4 * Math.max(1, slots * p.pooled * d.headDim));
       if (p.pooled > 0) {
@@ -55,20 +81,20 @@ export function indexerSelectionStep(d: AttentionDims, config: HierarchicalIndex
         const params = e.uniform(WINDOW_POOL_PARAMS, { keySeq: d.keySeq, length: config.blockSize, stride: config.blockSize, windows: p.pooled, slots, tilesX: px, dim: d.headDim });
         e.dispatch(pool, [params, e.chunk.k, means], px, py);
       }
-      const [x, y] = dispatchGrid(slots * d.querySeq);
-      const params = e.uniform(INDEXER_SELECT_PARAMS, {
-        querySeq: d.querySeq,
-        queryOffset: d.queryOffset,
-        slots,
-        tilesX: x,
-        blockSize: config.blockSize,
-        pooled: p.pooled,
-        candidateBlocks: config.candidateBlocks,
-        topK: config.topK,
-        stride: p.stride,
-        keySeq: d.keySeq,
-      });
-      e.dispatch(select, [params, e.chunk.q, e.chunk.k, means, e.target.bounds, e.target.indices], x, y);
+      const rangeRows = indexerRangeRows(d, p, slots);
+      const blockScores = e.scratch(4 * Math.max(1, slots * rangeRows * p.blocks));
+      const geometry = { querySeq: d.querySeq, queryOffset: d.queryOffset, slots, pooled: p.pooled, blockSize: config.blockSize, blocks: p.blocks, topK: config.topK };
+      for (let rowStart = 0; rowStart < d.querySeq; rowStart += rangeRows) {
+        const rows = Math.min(rangeRows, d.querySeq - rowStart);
+        if (p.pooled > 0) {
+          const rowTiles = Math.ceil(rows / SCORE_TILE.rows);
+          const [sx, sy] = dispatchGrid(slots * rowTiles);
+          e.dispatch(score, [e.uniform(INDEXER_SCORE_PARAMS, { ...geometry, tilesX: sx, rowStart, rangeRows: rows, rowTiles }), e.chunk.q, means, blockScores], sx, sy);
+        }
+        const [x, y] = dispatchGrid(slots * rows);
+        const params = e.uniform(INDEXER_SELECT_PARAMS, { ...geometry, tilesX: x, candidateBlocks: config.candidateBlocks, stride: p.stride, keySeq: d.keySeq, rowStart, rangeRows: rows });
+        e.dispatch(select, [params, e.chunk.q, e.chunk.k, blockScores, e.target.bounds, e.target.indices], x, y);
+      }
     },
   };
 }
@@ -91,11 +117,16 @@ function scannedShare(d: AttentionDims, config: HierarchicalIndexerConfig): numb
   return visible > 0 ? scanned / visible : 0;
 }
 
-function assertChunksBind(backend: GpuBackend, resident: ResidentAttention, p: IndexerPlan): void {
-  const widest = Math.max(...resident.chunks.map((c) => c.slots)) * resident.dims.querySeq * p.stride * 4;
-  if (widest > backend.context.maxBinding) {
-    throw new ConfigError(`hierarchical-indexer: a chunk's token rows need ${widest} bytes, above the device's largest binding (${backend.context.maxBinding}); allocate the resident with extraBytesPerSlot = indexerPlan(...).scratchBytesPerSlot`);
+/**
+ * KV slots whose token rows (Sq · stride u32 each) fit one binding; `runResident` works through
+ * larger chunks that many slots at a time (`slot-groups.ts`). Throws when one slot alone does not fit.
+ */
+export function indexerSlotsPerGroup(backend: GpuBackend, d: AttentionDims, p: IndexerPlan): number {
+  const perSlot = 4 * d.querySeq * p.stride;
+  if (perSlot > backend.context.maxBinding) {
+    throw new ConfigError(`hierarchical-indexer: one KV slot's token rows need ${perSlot} bytes, above the device's largest binding (${backend.context.maxBinding}); use a smaller topK or fewer queries per call`);
   }
+  return Math.max(1, Math.floor(backend.context.maxBinding / perSlot));
 }
 
 /** The hierarchical indexer with pooling, both search stages and attention on the GPU. */
@@ -127,16 +158,20 @@ export const gpuHierarchicalIndexerMethod: GpuMethodDefinition = {
         const d = resident.dims;
         if (!d.causal) throw new ConfigError('hierarchical-indexer: causal must be true (the method selects among past keys only), got causal: false');
         const p = indexerPlan(backend, d, config);
-        assertChunksBind(backend, resident, p);
-        const { selection, ms: selectionMs } = await backend.runSelection(resident, indexerSelectionStep(d, config, p));
-        try {
-          const attentionMs = await backend.runSparse(resident, selection);
-          // Every token of a row is ≤ t, and a KV row serves its group's G query heads.
-          const pairs = d.groupSize * (await countSelectionEntries(backend, resident, selection));
-          return { selectionMs, attentionMs, density: pairs / densePairCount(d) };
-        } finally {
-          backend.releaseSelection(selection);
-        }
+        const step = indexerSelectionStep(d, config, p);
+        // A chunk whose token rows exceed one binding (32 slots × 64k × 512 u32 = 4 GiB) runs a group of slots at a time.
+        const groups = await forSlotGroups(backend, resident, indexerSlotsPerGroup(backend, d, p), async (group) => {
+          const { selection, ms: selectionMs } = await backend.runSelection(group, step);
+          try {
+            const attentionMs = await backend.runSparse(group, selection);
+            return { selectionMs, attentionMs, entries: await countSelectionEntries(backend, group, selection) };
+          } finally {
+            backend.releaseSelection(selection);
+          }
+        });
+        const sum = (key: 'selectionMs' | 'attentionMs' | 'entries') => groups.reduce((total, g) => total + g[key], 0);
+        // Every token of a row is ≤ t, and a KV row serves its group's G query heads.
+        return { selectionMs: sum('selectionMs'), attentionMs: sum('attentionMs'), density: (d.groupSize * sum('entries')) / densePairCount(d) };
       },
     };
   },

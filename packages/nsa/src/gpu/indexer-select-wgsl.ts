@@ -8,7 +8,10 @@
  *   stage 2 (token) S_t = top-K { q̄_t · k_s : s ≤ t in the kept blocks },  ties toward the later token
  *   short rows      t + 1 ≤ K: every key 0..t
  *
- * One workgroup per (KV slot, query) row. Stage 2 finds the K-th largest candidate score with a
+ * Stage 1's scores come from the tiled kernel (`indexer-score-tile-wgsl.ts`, one row range at a
+ * time). One workgroup per (KV slot, query) row of the range: it reads the row's block scores,
+ * forces block 0 and the incomplete blocks, keeps the top-c (arg-max passes) and scores the kept
+ * blocks' tokens (vec4 loads where D is a multiple of 4). Stage 2 finds the K-th largest candidate score with a
  * 32-step radix search on order-preserving u32 keys (count of keys ≥ a trial prefix per step),
  * then keeps every key above it and, of the keys equal to it, the latest ones — the CPU's
  * `TopKSelector` set — and thread 0 writes them in ascending token order as one CSR row.
@@ -17,7 +20,12 @@
 import { SORT_PICKS_WGSL, TOP_K_PASSES_WGSL } from './top-k-passes-wgsl.js';
 
 /** Uniform parameter block of the indexer kernel (u32 fields). */
-export const INDEXER_SELECT_PARAMS = ['querySeq', 'queryOffset', 'slots', 'tilesX', 'blockSize', 'pooled', 'candidateBlocks', 'topK', 'stride', 'keySeq', 'pad0', 'pad1'] as const;
+export const INDEXER_SELECT_PARAMS = [
+  'querySeq', 'queryOffset', 'slots', 'tilesX',
+  'blockSize', 'pooled', 'candidateBlocks', 'topK',
+  'stride', 'keySeq', 'rowStart', 'rangeRows',
+  'blocks', 'pad0', 'pad1', 'pad2',
+] as const;
 
 /** Threads per workgroup of the indexer kernel. */
 export const INDEXER_SELECT_THREADS = 128;
@@ -36,11 +44,20 @@ export interface IndexerSelectKernelOptions {
 
 /** Bytes of workgroup memory the kernel declares. */
 export function indexerSelectWorkgroupBytes(o: IndexerSelectKernelOptions): number {
-  return 4 * (o.headDim + Math.max(1, o.maxBlocks) + Math.max(1, o.maxCandidates) + 2 * INDEXER_SELECT_THREADS + Math.max(1, o.maxKept) + 4);
+  return 4 * (2 * o.headDim + Math.max(1, o.maxBlocks) + Math.max(1, o.maxCandidates) + 2 * INDEXER_SELECT_THREADS + Math.max(1, o.maxKept) + 4);
 }
 
 /** Generates the indexer kernel. */
 export function indexerSelectWgsl(o: IndexerSelectKernelOptions): string {
+  const vec = o.headDim % 4 === 0;
+  const tokenScore = vec
+    ? `    let base = (kvSlot * P.keySeq + tokenOf(u)) * (D / 4u);
+    var s4 = vec4<f32>(0.0);
+    for (var c = 0u; c < D / 4u; c++) { s4 = fma(gq4[c], k[base + c], s4); }
+    let s = (s4.x + s4.y) + (s4.z + s4.w);`
+    : `    let base = (kvSlot * P.keySeq + tokenOf(u)) * D;
+    var s = 0.0;
+    for (var c = 0u; c < D; c++) { s += gq[c] * k[base + c]; }`;
   return /* wgsl */ `
 const NT: u32 = ${INDEXER_SELECT_THREADS}u;
 const D: u32 = ${o.headDim}u;
@@ -50,17 +67,19 @@ const BIG: f32 = 3.0e38;
 struct Params {
   querySeq: u32, queryOffset: u32, slots: u32, tilesX: u32,
   blockSize: u32, pooled: u32, candidateBlocks: u32, topK: u32,
-  stride: u32, keySeq: u32, pad0: u32, pad1: u32,
+  stride: u32, keySeq: u32, rowStart: u32, rangeRows: u32,
+  blocks: u32, pad0: u32, pad1: u32, pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> P: Params;
 @group(0) @binding(1) var<storage, read> q: array<f32>;
-@group(0) @binding(2) var<storage, read> k: array<f32>;
-@group(0) @binding(3) var<storage, read> means: array<f32>;
+@group(0) @binding(2) var<storage, read> k: array<${vec ? 'vec4<f32>' : 'f32'}>;
+@group(0) @binding(3) var<storage, read> blockScores: array<f32>;
 @group(0) @binding(4) var<storage, read_write> bounds: array<u32>;
 @group(0) @binding(5) var<storage, read_write> indices: array<u32>;
 
 var<workgroup> gq: array<f32, ${o.headDim}>;
+${vec ? `var<workgroup> gq4: array<vec4<f32>, ${o.headDim / 4}>;` : ''}
 var<workgroup> cand: array<f32, ${Math.max(1, o.maxBlocks)}>;
 var<workgroup> tokenKey: array<u32, ${Math.max(1, o.maxCandidates)}>;
 var<workgroup> bestKey: array<f32, ${INDEXER_SELECT_THREADS}>;
@@ -81,10 +100,12 @@ fn tokenOf(u: u32) -> u32 {
 
 @compute @workgroup_size(${INDEXER_SELECT_THREADS})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let row = wid.x + wid.y * P.tilesX;
-  if (row >= P.slots * P.querySeq) { return; }
-  let kvSlot = row / P.querySeq;
-  let i = row % P.querySeq;
+  let linear = wid.x + wid.y * P.tilesX;
+  if (linear >= P.slots * P.rangeRows) { return; }
+  let kvSlot = linear / P.rangeRows;
+  let rangeRow = linear % P.rangeRows;
+  let i = P.rowStart + rangeRow;
+  let row = kvSlot * P.querySeq + i;
   let t = P.queryOffset + i;
   let start = row * P.stride;
   if (t + 1u <= P.topK) {
@@ -101,18 +122,16 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     gq[c] = s;
   }
   workgroupBarrier();
-  // Stage 1: complete blocks by their mean key; block 0 and the incomplete tail up to IC forced.
+${vec ? `  for (var c = lid; c < D / 4u; c += NT) { gq4[c] = vec4<f32>(gq[4u * c], gq[4u * c + 1u], gq[4u * c + 2u], gq[4u * c + 3u]); }
+  workgroupBarrier();` : ''}
+  // Stage 1 (scored by the tiled kernel): block 0 and the incomplete tail up to IC forced.
   let bs = P.blockSize;
   let current = t / bs;
   let count = current + 1u;
   let complete = min(P.pooled, (t + 1u) / bs);
   for (var j = lid; j < count; j += NT) {
     var v = BIG;
-    if (j != 0u && j < complete) {
-      let m = (kvSlot * P.pooled + j) * D;
-      v = 0.0;
-      for (var c = 0u; c < D; c++) { v += gq[c] * means[m + c]; }
-    }
+    if (j != 0u && j < complete) { v = blockScores[(kvSlot * P.rangeRows + rangeRow) * P.blocks + j]; }
     cand[j] = v;
   }
   workgroupBarrier();
@@ -125,9 +144,7 @@ ${SORT_PICKS_WGSL}
   // Stage 2: every visible token of the kept blocks (all full but the last, the current block).
   let m = (n - 1u) * bs + (t + 1u - current * bs);
   for (var u = lid; u < m; u += NT) {
-    let base = (kvSlot * P.keySeq + tokenOf(u)) * D;
-    var s = 0.0;
-    for (var c = 0u; c < D; c++) { s += gq[c] * k[base + c]; }
+${tokenScore}
     tokenKey[u] = sortable(s);
   }
   let want = min(P.topK, m);

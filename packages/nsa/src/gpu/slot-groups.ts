@@ -1,0 +1,71 @@
+/**
+ * Runs GPU work over a resident call a few KV slots at a time, for outputs that cannot fit one
+ * binding per chunk: the indexer's token rows are Sq · K u32 per KV slot (128 MiB at 64k × 512),
+ * so a benchmark resident holding 32 slots in one chunk needs 4 GiB of CSR rows. A chunk with more
+ * slots than a group takes is split: each group's q, k, v are copied (a contiguous run of every
+ * per-slot tensor) into group-sized buffers with `copy-range-wgsl.ts`, the work runs on a resident
+ * made of that one group, and its out / lse are copied back into the chunk. Chunks that already fit
+ * run in place. The copies are not part of the timings the callers report.
+ */
+import type { AttentionDims } from '@sparse-attn/core';
+import { dispatchGrid, type GpuBackend, type ResidentAttention, type ResidentChunk, WEBGPU_FLAGS } from '@sparse-attn/backend-gpu';
+import { COPY_RANGE_PARAMS, COPY_RANGE_THREADS, copyRangeWgsl } from './copy-range-wgsl.js';
+
+const { STORAGE, COPY_SRC, COPY_DST } = WEBGPU_FLAGS;
+
+type Buffer = ResidentChunk['q'];
+type Tensors = 'q' | 'k' | 'v' | 'out' | 'lse';
+
+/** 32-bit words per KV slot of each resident tensor. */
+function wordsPerSlot(d: AttentionDims): Record<Tensors, number> {
+  const g = d.groupSize;
+  return { q: g * d.querySeq * d.headDim, k: d.keySeq * d.headDim, v: d.keySeq * d.valueDim, out: g * d.querySeq * d.valueDim, lse: g * d.querySeq };
+}
+
+/** Copies word ranges between buffers on the GPU (one timed pass of the copy kernel). */
+async function copyWords(backend: GpuBackend, on: ResidentAttention, copies: readonly { src: Buffer; dst: Buffer; srcOffset: number; dstOffset: number; count: number }[]): Promise<void> {
+  await backend.runKernels(on, async (e) => {
+    const pipeline = await e.pipeline(copyRangeWgsl());
+    for (const c of copies) {
+      if (c.count === 0) continue;
+      const [x, y] = dispatchGrid(Math.ceil(c.count / COPY_RANGE_THREADS));
+      e.dispatch(pipeline, [e.uniform(COPY_RANGE_PARAMS, { count: c.count, srcOffset: c.srcOffset, dstOffset: c.dstOffset, tilesX: x }), c.src, c.dst], x, y);
+    }
+  });
+}
+
+/**
+ * Calls `run` on every group of at most `slotsPerGroup` KV slots of `resident` (each a resident
+ * of one chunk; its output lands in `resident`'s out / lse) and returns the results in slot order.
+ */
+export async function forSlotGroups<T>(backend: GpuBackend, resident: ResidentAttention, slotsPerGroup: number, run: (group: ResidentAttention) => Promise<T>): Promise<T[]> {
+  const d = resident.dims;
+  const words = wordsPerSlot(d);
+  const results: T[] = [];
+  for (const chunk of resident.chunks) {
+    if (chunk.slots <= slotsPerGroup) {
+      results.push(await run({ dims: d, chunks: [chunk] }));
+      continue;
+    }
+    const only: ResidentAttention = { dims: d, chunks: [chunk] };
+    const names: readonly Tensors[] = ['q', 'k', 'v', 'out', 'lse'];
+    const created: Buffer[] = [];
+    try {
+      const buffers = {} as Record<Tensors, Buffer>;
+      for (const name of names) {
+        const buffer = backend.context.device.createBuffer({ size: 4 * Math.max(4, slotsPerGroup * words[name]), usage: STORAGE | COPY_SRC | COPY_DST });
+        created.push(buffer);
+        buffers[name] = buffer;
+      }
+      for (let first = 0; first < chunk.slots; first += slotsPerGroup) {
+        const slots = Math.min(slotsPerGroup, chunk.slots - first);
+        await copyWords(backend, only, (['q', 'k', 'v'] as const).map((name) => ({ src: chunk[name], dst: buffers[name], srcOffset: first * words[name], dstOffset: 0, count: slots * words[name] })));
+        results.push(await run({ dims: d, chunks: [{ slot0: chunk.slot0 + first, slots, ...buffers }] }));
+        await copyWords(backend, only, (['out', 'lse'] as const).map((name) => ({ src: buffers[name], dst: chunk[name], srcOffset: 0, dstOffset: first * words[name], count: slots * words[name] })));
+      }
+    } finally {
+      for (const buffer of created) buffer.destroy();
+    }
+  }
+  return results;
+}
