@@ -17,7 +17,7 @@ import { normalizeRows } from '../normalize-rows.js';
 import { resolveClusters, resolveSampleSize, type RoutingConfig } from '../routing-config.js';
 import { sphericalKMeans } from '../spherical-kmeans.js';
 import { SEED_PARAMS, kmeansSeedWgsl } from './kmeans-seed-wgsl.js';
-import { KMEANS_PARAMS, KMEANS_THREADS, kmeansGatherWgsl, kmeansNormalizeWgsl, kmeansSumWgsl, normalizeRowsWgsl } from './spherical-kmeans-wgsl.js';
+import { KMEANS_PARAMS, KMEANS_THREADS, kmeansGatherWgsl, kmeansNormalizeWgsl, kmeansSumVec4Wgsl, kmeansSumWgsl, normalizeRowsWgsl } from './spherical-kmeans-wgsl.js';
 import { CENTROID_TILE_PARAMS, CENTROID_TILE_THREADS, centroidTileWgsl, type CentroidTileMode } from './centroid-tile-wgsl.js';
 
 const { STORAGE, COPY_SRC, COPY_DST } = WEBGPU_FLAGS;
@@ -188,7 +188,8 @@ export async function encodeRoutingCentroids(
   // The CPU stops at a fixed point; iterating on from one reproduces the same centroids.
   for (let iteration = 0; iteration < plan.iterations; iteration++) {
     await dispatchCentroidTile(encoder, 'assign', 0, [sampleRows, buffers.centroids, assignment], { slots: chunk.slots, count: n, clusters, groupSize: 1 });
-    await run(kmeansSumWgsl(), [sampleRows, assignment, sums, counts], chunk.slots * clusters * D, common);
+    if (D % 4 === 0) await run(kmeansSumVec4Wgsl(), [sampleRows, assignment, sums, counts], (chunk.slots * clusters * D) / 4, common);
+    else await run(kmeansSumWgsl(), [sampleRows, assignment, sums, counts], chunk.slots * clusters * D, common);
     await run(kmeansNormalizeWgsl(), [sums, counts, buffers.centroids], chunk.slots * clusters, common);
   }
 }

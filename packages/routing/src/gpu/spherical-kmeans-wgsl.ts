@@ -189,6 +189,40 @@ ${entry} {
 `;
 }
 
+/**
+ * {@link kmeansSumWgsl} four channels per thread (`dim` a multiple of 4): per (slot, cluster,
+ * channel quad), the vec4 sum of the cluster's assigned rows; quad 0 also writes the count. Each
+ * lane adds the same values in the same order (ascending row) as the one-channel kernel, with a
+ * quarter of its threads reading the assignment.
+ */
+export function kmeansSumVec4Wgsl(): string {
+  return /* wgsl */ `${header}
+@group(0) @binding(1) var<storage, read> sample: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> assignment: array<u32>;
+@group(0) @binding(3) var<storage, read_write> sums: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read_write> counts: array<u32>;
+
+${entry} {
+  ${threadId}
+  let quads = P.dim / 4u;
+  if (id >= P.slots * P.clusters * quads) { return; }
+  let c = id % quads;
+  let k = (id / quads) % P.clusters;
+  let slot = id / (quads * P.clusters);
+  var sum = vec4<f32>(0.0);
+  var n = 0u;
+  for (var i = 0u; i < P.sample; i++) {
+    if (assignment[slot * P.sample + i] == k) {
+      sum += sample[(slot * P.sample + i) * quads + c];
+      n++;
+    }
+  }
+  sums[id] = sum;
+  if (c == 0u) { counts[slot * P.clusters + k] = n; }
+}
+`;
+}
+
 /** Moves every non-empty centroid to its normalised sum (a sum of norm ≤ 1e-12 is copied as is, like the CPU). */
 export function kmeansNormalizeWgsl(): string {
   return /* wgsl */ `${header}
