@@ -9,8 +9,12 @@ import { gpuNsaMethod } from './gpu/nsa-gpu.js';
 import { gpuHierarchicalIndexerMethod } from './gpu/indexer-gpu.js';
 
 export { gpuMobaMethod, mobaPlan, mobaSelectionStep, type MobaPlan } from './gpu/moba-gpu.js';
-export { gpuNsaMethod, nsaPlan, nsaSelectionStep, type NsaPlan } from './gpu/nsa-gpu.js';
-export { gpuHierarchicalIndexerMethod, indexerPlan, indexerSelectionStep, type IndexerPlan } from './gpu/indexer-gpu.js';
+export { gpuNsaMethod, nsaPlan, nsaSelectionStep, rangeRowsFor, NSA_RANGE_BYTES, type NsaPlan } from './gpu/nsa-gpu.js';
+export { nsaScoreWgsl, nsaScoreWorkgroupBytes, NSA_SCORE_PARAMS, type NsaScoreKernelOptions } from './gpu/nsa-score-tile-wgsl.js';
+export { gpuHierarchicalIndexerMethod, indexerPlan, indexerRangeRows, indexerSelectionStep, indexerSlotsPerGroup, INDEXER_RANGE_BYTES, type IndexerPlan } from './gpu/indexer-gpu.js';
+export { indexerScoreWgsl, indexerScoreWorkgroupBytes, INDEXER_SCORE_PARAMS, type IndexerScoreKernelOptions } from './gpu/indexer-score-tile-wgsl.js';
+export { forSlotGroups } from './gpu/slot-groups.js';
+export { copyRangeWgsl, COPY_RANGE_PARAMS, COPY_RANGE_THREADS } from './gpu/copy-range-wgsl.js';
 export { gatedScratchBytesPerSlot, runGatedBranches } from './gpu/nsa-gated-gpu.js';
 export { createGpuCachedDecoder, type DecodeStepPlan } from './gpu/gpu-cached-decoder.js';
 export { gpuChecks } from './gpu/gpu-checks.js';
