@@ -29,9 +29,9 @@ import { BlockRepresentatives } from '../block-representatives.js';
 import { landmarkRetrievalConfigSchema, landmarkRetrievalMethod, type LandmarkRetrievalConfig } from '../landmark-retrieval.js';
 import { hipMethod } from '../hip-attention.js';
 import { landmarkConfigSchema, landmarkMethod, type LandmarkConfig } from '../landmark-attention.js';
-import { gpuLandmarkMethod } from './gpu-landmark.js';
+import { gpuLandmarkMethod, landmarkAttend } from './gpu-landmark.js';
 import { gpuHipMethod } from './gpu-hip.js';
-import { gpuLandmarkRetrievalMethod } from './gpu-landmark-retrieval.js';
+import { gpuLandmarkRetrievalMethod, retrievalAttend } from './gpu-landmark-retrieval.js';
 
 function lseOf(result: AttentionResult, what: string): Float32Array {
   const lse = (result as { lse?: Float32Array }).lse;
@@ -258,6 +258,24 @@ export const gpuChecks: GpuCheck[] = [
     },
   },
   {
+    name: 'landmark-retrieval scored in many row ranges (64 rows, then 40: a range not a multiple of the 64-row tile) picks the same blocks and output',
+    async run(backend) {
+      const input = checkInput({ batch: 1, queryHeads: 4, kvHeads: 2, seq: 300, headDim: 32 }, 93, 'structured');
+      for (const config of [{ blockSize: 16, topK: 3 }, { blockSize: 16, topK: 2, representative: 'mean' as const, groupReduce: 'max-score' as const }]) {
+        const resolved = landmarkRetrievalConfigSchema.parse(config);
+        const cpu = landmarkRetrievalMethod.create(config).prefill(input);
+        for (const rows of [64, 40]) {
+          const gpu = await retrievalAttend(backend, resolved, input, rows * Math.floor(300 / 16));
+          try {
+            compareRetrieval(input, resolved, gpu, cpu);
+          } catch (error) {
+            throw new Error(`${JSON.stringify(config)}, ${rows} rows per range: ${(error as Error).message}`);
+          }
+        }
+      }
+    },
+  },
+  {
     name: 'landmark-retrieval runResident writes the CPU method\'s output and reports its density',
     async run(backend) {
       const config = { blockSize: 16, topK: 3 };
@@ -423,6 +441,21 @@ export const gpuChecks: GpuCheck[] = [
       const small = new GpuBackend({ ...backend.context, maxBinding: 2 * 2 * 64 * 16 * 4 });
       const config = { blockLength: 5, topK: 2 };
       compareLandmark(input, landmarkConfigSchema.parse(config), await gpuLandmarkMethod.create(small, config).prefill(input), landmarkMethod.create(config).prefill(input));
+    },
+  },
+  {
+    name: 'landmark scored in many row ranges (64 rows, then 40: a range not a multiple of the 64-row tile) reads the same blocks and gives the same output',
+    async run(backend) {
+      const input = checkInput({ batch: 1, queryHeads: 4, kvHeads: 2, seq: 250, headDim: 32 }, 94, 'structured');
+      const config = landmarkConfigSchema.parse({ blockLength: 9, topK: 3 });
+      const cpu = landmarkMethod.create(config).prefill(input);
+      for (const rows of [64, 40]) {
+        try {
+          compareLandmark(input, config, await landmarkAttend(backend, config, input, rows * Math.floor(249 / 10)), cpu);
+        } catch (error) {
+          throw new Error(`${rows} rows per range: ${(error as Error).message}`);
+        }
+      }
     },
   },
   ...[{ blockLength: 9, topK: 3 }, { blockLength: 9, topK: 0 }].map((config): GpuCheck => ({

@@ -67,13 +67,13 @@ export function retrievalScratchBytesPerSlot(d: Pick<AttentionDims, 'querySeq' |
  * ({@link retrievalTopKWgsl}, one workgroup per (KV head, query)) reduces the group and writes one
  * CSR row of `topK + 2` blocks at most.
  */
-export function retrievalSelectionStep(config: LandmarkRetrievalConfig, d: AttentionDims, maxBinding = Infinity): GpuSelectionStep {
+export function retrievalSelectionStep(config: LandmarkRetrievalConfig, d: AttentionDims, maxBinding = Infinity, scratchFloats = SCORE_SCRATCH_FLOATS): GpuSelectionStep {
   const bs = config.blockSize;
   const complete = Math.floor(d.keySeq / bs);
   const blocks = Math.max(1, complete);
   const stride = config.topK + 2;
   const quest = config.representative === 'quest';
-  const rowsPerDispatch = retrievalRowsPerDispatch(d.querySeq, blocks);
+  const rowsPerDispatch = retrievalRowsPerDispatch(d.querySeq, blocks, scratchFloats);
   return {
     layout: { kind: 'block', blockSize: bs, headScope: 'kv', rows: d.querySeq, queryBlockSize: 1 },
     stride,
@@ -178,10 +178,13 @@ function retrievalDiagnostics(d: AttentionDims, config: LandmarkRetrievalConfig)
   };
 }
 
-/** Selection + attention of one (validated, causal) call on the GPU. */
-async function retrievalAttend(backend: GpuBackend, config: LandmarkRetrievalConfig, input: AttentionInput): Promise<AttentionResult> {
+/**
+ * Selection + attention of one (validated, causal) call on the GPU; `scratchFloats` (score floats
+ * per query head and row range) is lowered only by the checks, to run many row ranges at small S.
+ */
+export async function retrievalAttend(backend: GpuBackend, config: LandmarkRetrievalConfig, input: AttentionInput, scratchFloats = SCORE_SCRATCH_FLOATS): Promise<AttentionResult> {
   const d = validateAttentionInput(input);
-  return backend.selectionAttention(input, retrievalSelectionStep(config, d, backend.context.maxBinding), {
+  return backend.selectionAttention(input, retrievalSelectionStep(config, d, backend.context.maxBinding, scratchFloats), {
     extraBytesPerSlot: retrievalScratchBytesPerSlot(d, config),
     diagnostics: retrievalDiagnostics(d, config),
   });

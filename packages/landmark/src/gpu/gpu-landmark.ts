@@ -29,7 +29,7 @@ import { retrievedBlockCount } from '../landmark-slot-positions.js';
 import { GROUPED_SOFTMAX_PARAMS, groupedSoftmaxWgsl, groupedSoftmaxWorkgroupBytes } from './grouped-softmax-wgsl.js';
 import { CANDIDATE_SCORE_PARAMS, CANDIDATE_TILE_ROWS, candidateScoreWgsl } from './candidate-score-wgsl.js';
 import { LANDMARK_TOP_K_PARAMS, landmarkTopKWgsl } from './landmark-top-k-wgsl.js';
-import { retrievalRowsPerDispatch, rowsWithin } from './gpu-landmark-retrieval.js';
+import { SCORE_SCRATCH_FLOATS, retrievalRowsPerDispatch, rowsWithin } from './gpu-landmark-retrieval.js';
 import { createHostCacheDecoder, requireCausal, withGpuSelection } from './host-cache-decoder.js';
 
 /** Earlier blocks of the last query (the most any row retrieves). */
@@ -54,11 +54,11 @@ export function landmarkScratchBytesPerSlot(d: Pick<AttentionDims, 'keySeq' | 'q
  * q · landmark key, 64 rows × 64 blocks per workgroup) writes every (query head, query)'s landmark
  * scores, then the top-k kernel ({@link landmarkTopKWgsl}, one workgroup per row) writes its CSR row.
  */
-export function landmarkSelectionStep(config: LandmarkConfig, d: AttentionDims, maxBinding = Infinity): GpuSelectionStep {
+export function landmarkSelectionStep(config: LandmarkConfig, d: AttentionDims, maxBinding = Infinity, scratchFloats = SCORE_SCRATCH_FLOATS): GpuSelectionStep {
   const span = config.blockLength + 1;
   const maxBlocks = Math.max(1, maxBlocksOf(d, span));
   const stride = landmarkRowStride(config, d);
-  const rowsPerDispatch = retrievalRowsPerDispatch(d.querySeq, maxBlocks);
+  const rowsPerDispatch = retrievalRowsPerDispatch(d.querySeq, maxBlocks, scratchFloats);
   return {
     layout: { kind: 'block', blockSize: span, headScope: 'query', rows: d.querySeq, queryBlockSize: 1 },
     stride,
@@ -180,14 +180,17 @@ function checkRunsOnGpu(backend: GpuBackend, config: LandmarkConfig, headDim?: n
 
 const CAUSAL_REASON = 'the grouped softmax is defined for causal attention';
 
-/** Selection + grouped softmax of one validated, causal call; reads back output, lse and selection. */
-async function landmarkAttend(backend: GpuBackend, config: LandmarkConfig, input: AttentionInput): Promise<AttentionResult> {
+/**
+ * Selection + grouped softmax of one validated, causal call; reads back output, lse and selection.
+ * `scratchFloats` (score floats per query head and row range) is lowered only by the checks.
+ */
+export async function landmarkAttend(backend: GpuBackend, config: LandmarkConfig, input: AttentionInput, scratchFloats = SCORE_SCRATCH_FLOATS): Promise<AttentionResult> {
   const d = validateAttentionInput(input);
   requireCausal(landmarkMethod.id, d.causal, CAUSAL_REASON);
   checkRunsOnGpu(backend, config, d.headDim);
   const resident = backend.upload(input, d, landmarkScratchBytesPerSlot(d, config));
   try {
-    return await withGpuSelection(backend, resident, landmarkSelectionStep(config, d, backend.context.maxBinding), async (gpuSelection, selectionMs) => {
+    return await withGpuSelection(backend, resident, landmarkSelectionStep(config, d, backend.context.maxBinding, scratchFloats), async (gpuSelection, selectionMs) => {
       const attentionMs = await runGroupedSoftmax(backend, resident, gpuSelection, config);
       const { output, lse } = await backend.readOutput(resident);
       const selection = await backend.readSelection(gpuSelection);
