@@ -127,7 +127,10 @@ export async function loadFamilies(packages: readonly FamilyPackage[] = FAMILY_P
     if (p.gpuEntry) {
       try {
         const gpuModule = await load(`${p.name}/gpu`);
-        family = { ...family, gpuMethods: gpuMethodsOf(`${p.name}/gpu`, gpuModule), ...checksOf(gpuModule) };
+        // GPU-only suites (e.g. DELTA's layer-stack decode) join the family's suites.
+        const gpuSuites = familyFromModule(`${p.name}/gpu`, { benchmarks: (gpuModule as { benchmarks?: unknown }).benchmarks }).benchmarks ?? [];
+        const benchmarks = [...(family.benchmarks ?? []), ...gpuSuites];
+        family = { ...family, gpuMethods: gpuMethodsOf(`${p.name}/gpu`, gpuModule), ...checksOf(gpuModule), ...(benchmarks.length ? { benchmarks } : {}) };
       } catch (error) {
         failures.push({ family: `${p.name}/gpu`, error: `could not load: ${firstLine(error)}` });
       }

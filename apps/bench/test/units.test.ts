@@ -153,7 +153,7 @@ describe('family loading', () => {
     const suiteFor = (methods: readonly { definition: { id: string } }[]) => ({ ...suite('gpu-attention'), description: methods.map((m) => m.definition.id).join(',') });
     const gpuModules: Record<string, object> = {
       fam: { methods: [method('fam-a')] },
-      'fam/gpu': { gpuMethods: [twin('fam-a')] },
+      'fam/gpu': { gpuMethods: [twin('fam-a')], benchmarks: [suite('fam-gpu-only')] },
       other: { methods: [method('other-a')] },
       'gpu-family': { gpuMethods: [twin('gpu-dense')], createGpuBackend: async () => ({}), createGpuAttentionSuite: suiteFor, benchmarks: [suite('gpu-attention')] },
     };
@@ -167,6 +167,8 @@ describe('family loading', () => {
     const provider = loaded.families.find((f) => f.gpuProvider)!.gpuProvider!;
     expect(provider.methods.map((m) => m.id)).toEqual(['gpu-dense', 'fam-a']);
     expect(loaded.suites.find((s) => s.id === 'gpu-attention')!.description).toBe('gpu-dense,fam-a');
+    // A ./gpu entry's own suites (GPU-only benchmarks) join the family's.
+    expect(loaded.suites.map((s) => s.id)).toContain('fam-gpu-only');
   });
 
   it('the real families all load', async () => {
