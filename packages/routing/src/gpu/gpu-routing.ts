@@ -33,6 +33,7 @@ import {
   headScanWgsl,
   nearestFlagsWgsl,
   packFlagsWgsl,
+  packRowFlagsWgsl,
   routedRowsWgsl,
   rowScanWgsl,
 } from './routing-selection-wgsl.js';
@@ -149,6 +150,7 @@ export async function runRouting(
       return {
         keyFlags: make(4 * chunk.slots * C * d.keySeq),
         keyBits: make(4 * chunk.slots * C * Math.ceil(d.keySeq / 32)),
+        queryBits: make(4 * querySlots * d.querySeq * Math.ceil(C / 32)),
         queryFlags: make(4 * querySlots * C * d.querySeq),
         lists: make(4 * chunk.slots * plan.listCapacity),
         listOffsets: make(4 * chunk.slots * (C + 1)),
@@ -201,6 +203,7 @@ export async function runRouting(
       const run = routingRunner(encoder, base);
       const keyValues = { slots: chunk.slots, count: d.keySeq };
       await run(packFlagsWgsl(), [b.keyFlags, b.keyBits], chunk.slots * C * Math.ceil(d.keySeq / 32), keyValues);
+      await run(packRowFlagsWgsl(), [b.queryFlags, b.queryBits], querySlots * Math.ceil(C / 32) * d.querySeq, { slots: querySlots, count: d.querySeq });
       const counts = encoder.scratch(4 * chunk.slots * C);
       await run(clusterCountWgsl(), [b.keyFlags, counts], chunk.slots * C, keyValues, true);
       await run(clusterOffsetsWgsl(), [counts, b.listOffsets], chunk.slots, keyValues);
@@ -208,7 +211,7 @@ export async function runRouting(
       const sizes = encoder.scratch(4 * querySlots * d.querySeq);
       const headTotals = encoder.scratch(4 * querySlots);
       const queryValues = { slots: querySlots };
-      await run(routedRowsWgsl(false), [b.queryFlags, b.keyBits, b.lists, b.listOffsets, sizes], querySlots * d.querySeq, queryValues);
+      await run(routedRowsWgsl(false), [b.queryBits, b.keyBits, b.lists, b.listOffsets, sizes], querySlots * d.querySeq, queryValues);
       await run(rowScanWgsl(), [sizes, b.rowOffsets, headTotals], querySlots, queryValues, true);
       await run(headScanWgsl(), [headTotals, b.headBase, totals], 1, queryValues);
     });
@@ -230,7 +233,7 @@ export async function runRouting(
         const querySlots = chunk.slots * d.groupSize;
         const [x, y] = dispatchGrid(Math.ceil((querySlots * d.querySeq) / ROUTING_THREADS));
         const params = encoder.uniform(ROUTING_PARAMS, { ...base, slots: querySlots, slotBase: chunk.slot0, tilesX: x }, []);
-        encoder.dispatch(await encoder.pipeline(routedRowsWgsl(true)), [params, b.queryFlags, b.keyBits, b.lists, b.listOffsets, b.rowOffsets, b.headBase, target.bounds, target.indices], x, y);
+        encoder.dispatch(await encoder.pipeline(routedRowsWgsl(true)), [params, b.queryBits, b.keyBits, b.lists, b.listOffsets, b.rowOffsets, b.headBase, target.bounds, target.indices], x, y);
       },
     });
     try {

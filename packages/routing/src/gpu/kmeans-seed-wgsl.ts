@@ -26,7 +26,7 @@ export const SEED_PARAMS = ['slots', 'sample', 'clusters', 'slotBase'] as const;
 export const SEED_THREADS = 256;
 
 /** Rows whose distances one thread updates together (independent loads in flight). */
-export const SEED_ROWS_PER_THREAD = 8;
+export const SEED_ROWS_PER_THREAD = 16;
 
 /** Generates the WGSL of the seeding kernel for rows of `dim` floats. */
 export function kmeansSeedWgsl(dim: number): string {

@@ -6,7 +6,8 @@
  *   balanced      I_c = top-w_i sim[c][i], ties → lower i   in place: sim becomes a 0/1 flag (`balancedTopWWgsl`)
  *   nearest       I_c ∪= { i : c ∈ top-r(i) }               (`nearestFlagsWgsl`)
  *   key lists     K_c = the flagged keys of c, ascending    (`clusterCountWgsl`, `clusterOffsetsWgsl`, `clusterListWgsl`)
- *   key bits      the key flags packed 32 to a word (`packFlagsWgsl`), for the de-duplication below
+ *   bits          the key flags packed 32 keys to a word (`packFlagsWgsl`), for the de-duplication
+ *                 below; each query's cluster flags packed 32 clusters to a word (`packRowFlagsWgsl`)
  *   query rows    row(i) = sinks ∪ local ∪ ⋃_{c : i ∈ I_c} (K_c ∩ [0, limit_i))   (`routedRowsWgsl`, count then write)
  *   row offsets   exclusive scan of the row sizes, per head then over heads    (`rowScanWgsl`, `headScanWgsl`)
  *
@@ -241,6 +242,33 @@ ${entry} {
 `;
 }
 
+/**
+ * Packs per-row cluster flags (`flags[(slot·C + c)·count + i]`) into ⌈C / 32⌉ words per row,
+ * `bits[(slot·count + i)·words + c / 32]` bit c % 32, one thread per (slot, word, row): the
+ * routed-rows kernels walk a query's clusters from these instead of testing all C flags.
+ */
+export function packRowFlagsWgsl(): string {
+  return /* wgsl */ `${header}
+@group(0) @binding(1) var<storage, read> flags: array<f32>;
+@group(0) @binding(2) var<storage, read_write> bits: array<u32>;
+
+${entry} {
+  ${threadId}
+  let words = (P.clusters + 31u) / 32u;
+  if (id >= P.slots * words * P.count) { return; }
+  let i = id % P.count;
+  let word = (id / P.count) % words;
+  let slot = id / (P.count * words);
+  var value = 0u;
+  for (var b = 0u; b < 32u; b++) {
+    let c = word * 32u + b;
+    if (c < P.clusters && flags[(slot * P.clusters + c) * P.count + i] > 0.5) { value = value | (1u << b); }
+  }
+  bits[(slot * P.count + i) * words + word] = value;
+}
+`;
+}
+
 /** Members of every (slot, cluster) flag column: `counts[slot·C + c]`. */
 export function clusterCountWgsl(): string {
   return /* wgsl */ `${header}
@@ -322,7 +350,7 @@ export function routedRowsWgsl(write: boolean): string {
   const M = ROUTED_CLUSTERS_IN_REGISTERS;
   return /* wgsl */ `${header}
 const M: u32 = ${M}u;
-@group(0) @binding(1) var<storage, read> queryFlags: array<f32>;
+@group(0) @binding(1) var<storage, read> queryBits: array<u32>;
 @group(0) @binding(2) var<storage, read> keyBits: array<u32>;
 @group(0) @binding(3) var<storage, read> lists: array<u32>;
 @group(0) @binding(4) var<storage, read> listOffsets: array<u32>;
@@ -338,6 +366,11 @@ fn hasKey(column: u32, j: u32) -> bool {
   return ((keyBits[column * ((P.keySeq + 31u) / 32u) + j / 32u] >> (j % 32u)) & 1u) == 1u;
 }
 
+// Is query row \`row\` in cluster c? (\`packRowFlagsWgsl\`'s bits, one run of ⌈C / 32⌉ words per row)
+fn inCluster(row: u32, c: u32) -> bool {
+  return ((queryBits[row * ((P.clusters + 31u) / 32u) + c / 32u] >> (c % 32u)) & 1u) == 1u;
+}
+
 ${entry} {
   ${threadId}
   if (id >= P.slots * P.querySeq) { return; }
@@ -349,8 +382,12 @@ ${entry} {
   var mine: array<u32, ${M}>;
   var n = 0u;
   var routed = 0u;
-  for (var c = 0u; c < P.clusters; c++) {
-    if (queryFlags[(qslot * P.clusters + c) * P.querySeq + i] > 0.5) {
+  let words = (P.clusters + 31u) / 32u;
+  for (var word = 0u; word < words; word++) {
+    var left = queryBits[id * words + word];
+    while (left != 0u) {
+      let c = word * 32u + countTrailingZeros(left);
+      left = left & (left - 1u);
       if (n < M) { mine[n] = c; }
       n++;
       let first = listOffsets[kslot * (P.clusters + 1u) + c];
@@ -369,8 +406,13 @@ ${write ? `  var at = rowOffsets[id] + headBase[qslot];
   for (var j = 0u; j < sinkEnd; j++) { indices[at] = j; at++; }
   for (var j = max(localStart, sinkEnd); j < localEnd; j++) { indices[at] = j; at++; }` : `  var total = sinkEnd + (localEnd - min(localEnd, max(localStart, sinkEnd)));`}
   var seen = 0u;
-  for (var c = 0u; c < P.clusters; c++) {
-    if (!(queryFlags[(qslot * P.clusters + c) * P.querySeq + i] > 0.5)) { continue; }
+  // The query's clusters in ascending order (from its bits).
+  var word = 0u;
+  var left = 0u;
+  for (var visited = 0u; visited < n; visited++) {
+    while (left == 0u) { left = queryBits[id * words + word]; word++; }
+    let c = (word - 1u) * 32u + countTrailingZeros(left);
+    left = left & (left - 1u);
     let first = listOffsets[kslot * (P.clusters + 1u) + c];
     let last = listOffsets[kslot * (P.clusters + 1u) + c + 1u];
     for (var m = first; m < last; m++) {
@@ -385,7 +427,7 @@ ${write ? `  var at = rowOffsets[id] + headBase[qslot];
         }
       } else {
         for (var e = 0u; e < c; e++) {
-          if (queryFlags[(qslot * P.clusters + e) * P.querySeq + i] > 0.5 && hasKey(kslot * P.clusters + e, j)) { earlier = true; break; }
+          if (inCluster(id, e) && hasKey(kslot * P.clusters + e, j)) { earlier = true; break; }
         }
       }
       if (earlier) { continue; }
