@@ -13,6 +13,7 @@ export { gpuChecks } from './gpu/gpu-checks.js';
 export {
   createGpuDeltaStack,
   decodeStackDims,
+  deltaStackRows,
   resolveDeltaStackPlan,
   runDeltaStackDecode,
   type DeltaStackBenchOptions,
@@ -27,7 +28,7 @@ export { DUMP_PARAMS, decodeMergeLseWgsl, decodePartialDumpWgsl } from './gpu/du
 export { PAGE_DECODE_PARAMS, PAGE_DECODE_THREADS, pageDecodeWgsl, type PageDecodeKernelOptions } from './gpu/page-decode-wgsl.js';
 export { ROW_LOGITS_PARAMS, rowLogitsWgsl } from './gpu/row-logits-wgsl.js';
 export { ROW_LSE_PARAMS, rowLseWgsl } from './gpu/row-lse-wgsl.js';
-export { PAGE_SCORES_PARAMS, pageScoresWgsl } from './gpu/page-scores-wgsl.js';
+export { PAGE_SCORES_PARAMS, PAGE_SCORES_THREADS, pageScoreGroups, pageScoresWgsl, pagesPerScoreGroup } from './gpu/page-scores-wgsl.js';
 export { TOP_K_ROWS_PARAMS, TOP_K_ROWS_THREADS, topKRowsWgsl } from './gpu/top-k-rows-wgsl.js';
 
 /** Every method of this package that runs on the GPU. */

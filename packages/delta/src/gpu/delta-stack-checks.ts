@@ -13,7 +13,7 @@ import { createDeltaPolicy, deltaSelector, type DeltaConfigInput } from '../delt
 import { layerPlanFromFullCacheLayers } from '../layer-plan.js';
 import { pageSelection, recentPages } from '../select-pages.js';
 import type { LayerReusePolicy } from '../layer-reuse-policy.js';
-import { createGpuDeltaStack, runDeltaStackDecode } from './gpu-delta-stack.js';
+import { createGpuDeltaStack, deltaStackRows, runDeltaStackDecode } from './gpu-delta-stack.js';
 
 type WithLse = AttentionResult & { lse?: Float32Array };
 
@@ -259,6 +259,8 @@ export const deltaStackChecks: readonly GpuCheck[] = [
       const finite = [result.deltaMs, result.denseMs, result.speedup, result.pairedSpeedup, result.breakdown?.deltaLayerMs, result.breakdown?.sparseLayerMs, result.breakdown?.fullLayerMs];
       if (!finite.every((x) => typeof x === 'number' && Number.isFinite(x) && x > 0)) throw new Error(`timings ${JSON.stringify(finite)}`);
       if (result.delta.samplesMs.length !== 2 || result.dense.samplesMs.length !== 2 || result.backend.backend !== 'gpu') throw new Error(`samples/backend ${JSON.stringify(result)}`);
+      const rows = deltaStackRows(result);
+      if (rows.length !== 2 || rows[1]!.metrics['speedupVsDense'] !== result.speedup || rows[0]!.metrics['ms'] !== result.denseMs || rows[1]!.seqLength !== 300) throw new Error(`rows ${JSON.stringify(rows)}`);
       // Layers beyond the memory cap share caches (two apart).
       const shared = await runDeltaStackDecode(backend, { layers: 6, queryHeads: 4, kvHeads: 2, headDim: 16, keySeq: 300, config, warmup: 1, warmupMs: 0, repeats: 1, breakdown: false, maxKvBytes: 1 });
       if (shared.physicalLayers !== 2 || shared.breakdown !== undefined || shared.pagesSelected !== 6) throw new Error(`shared caches: ${JSON.stringify({ physical: shared.physicalLayers, pages: shared.pagesSelected })}`);

@@ -25,7 +25,7 @@
  *
  * @see arXiv:2510.09883 §3 (DELTA: Δ-layers, unified head selection, stable recency window)
  */
-import { ConfigError, ShapeError, parseConfig, type AttentionDims, type BackendInfo } from '@sparse-attn/core';
+import { ConfigError, ShapeError, parseConfig, type AttentionDims, type BackendInfo, type BenchmarkRow } from '@sparse-attn/core';
 import {
   DECODE_MERGE_PARAMS,
   DECODE_PARTIAL_PARAMS,
@@ -33,6 +33,7 @@ import {
   decodeMergeWgsl,
   decodePartialRecord,
   decodePartialWgsl,
+  describeBackend,
   dispatchGrid,
   splitKPlan,
   type GpuBackend,
@@ -44,7 +45,7 @@ import { defaultFullCacheLayers, layerPlanFromFullCacheLayers, roleCounts, valid
 import { recentPages } from '../select-pages.js';
 import { DUMP_PARAMS, decodeMergeLseWgsl, decodePartialDumpWgsl } from './dump-decode-wgsl.js';
 import { PAGE_DECODE_PARAMS, PAGE_DECODE_THREADS, pageDecodeWgsl } from './page-decode-wgsl.js';
-import { PAGE_SCORES_PARAMS, PAGE_SCORES_THREADS, pageScoresWgsl } from './page-scores-wgsl.js';
+import { PAGE_SCORES_PARAMS, pageScoreGroups, pageScoresWgsl } from './page-scores-wgsl.js';
 import { TOP_K_ROWS_PARAMS, topKRowsWgsl } from './top-k-rows-wgsl.js';
 
 const { STORAGE, UNIFORM, COPY_DST, COPY_SRC } = WEBGPU_FLAGS;
@@ -258,8 +259,9 @@ export async function createGpuDeltaStack(backend: GpuBackend, layers: readonly 
       });
 
     const selectOps = (target: SelectionBuffers): Op[] => {
-      const [sx, sy] = dispatchGrid(Math.ceil((d.batch * pages) / PAGE_SCORES_THREADS));
-      const scoreParams = uniform(PAGE_SCORES_PARAMS, { batches: d.batch, heads: d.queryHeads, rows: 1, rowStart: 0, queryOffset: d.queryOffset, keySeq: d.keySeq, pageSize, pages, tilesX: sx });
+      const { pageGroups, workgroups } = pageScoreGroups(d.batch, 1, pages, pageSize);
+      const [sx, sy] = dispatchGrid(workgroups);
+      const scoreParams = uniform(PAGE_SCORES_PARAMS, { batches: d.batch, heads: d.queryHeads, rows: 1, rowStart: 0, queryOffset: d.queryOffset, keySeq: d.keySeq, pageSize, pages, tilesX: sx, pageGroups });
       const [tx, ty] = dispatchGrid(d.batch);
       const topKParams = uniform(TOP_K_ROWS_PARAMS, {
         slots: d.batch,
@@ -637,4 +639,44 @@ export async function runDeltaStackDecode(backend: GpuBackend, options: DeltaSta
   } finally {
     for (const c of caches) backend.release(c);
   }
+}
+
+/**
+ * The benchmark rows of a {@link runDeltaStackDecode} result (suite `gpu-delta-stack`): the dense
+ * step and DELTA's step, ms per decode step (all layers), DELTA's with its speedups, density,
+ * pages and per-role breakdown.
+ */
+export function deltaStackRows(result: DeltaStackBenchResult): BenchmarkRow[] {
+  const r = result;
+  const base = {
+    suite: 'gpu-delta-stack',
+    workload: `gaussian-gpu-stack-${r.layers}l${r.queryHeads === r.kvHeads ? '' : `-gqa${r.queryHeads / r.kvHeads}`}`,
+    seqLength: r.keySeq,
+    backend: describeBackend(r.backend),
+  };
+  const shape = { layers: r.layers, physicalLayers: r.physicalLayers, batch: r.batch, heads: r.queryHeads, kvHeads: r.kvHeads, headDim: r.headDim, stepsPerSample: r.stepsPerSample };
+  return [
+    { ...base, method: 'dense', metrics: { ms: r.denseMs, minMs: r.dense.minMs, kvBytes: r.kvBytesDense, ...shape } },
+    {
+      ...base,
+      method: 'delta',
+      budget: `K=${r.pageBudget}`,
+      metrics: {
+        ms: r.deltaMs,
+        minMs: r.delta.minMs,
+        speedupVsDense: r.speedup,
+        pairedSpeedup: r.pairedSpeedup,
+        density: r.density,
+        active: r.active ? 1 : 0,
+        pagesSelected: r.pagesSelected,
+        selectedKeys: r.selectedKeys,
+        kvBytes: r.kvBytesDelta,
+        fullLayers: r.roles.full,
+        deltaLayers: r.roles.delta,
+        sparseLayers: r.roles.sparse,
+        ...(r.breakdown ?? {}),
+        ...shape,
+      },
+    },
+  ];
 }

@@ -47,7 +47,7 @@ import {
 import { deltaConfigSchema, deltaMethod, type DeltaConfig } from '../delta.js';
 import { denseSelection } from '../self-selected-attention.js';
 import { tidalDecodeConfigSchema, tidalDecodeMethod, type TidalDecodeConfig } from '../tidal-decode.js';
-import { PAGE_SCORES_PARAMS, PAGE_SCORES_THREADS, pageScoresWgsl } from './page-scores-wgsl.js';
+import { PAGE_SCORES_PARAMS, pageScoreGroups, pageScoresWgsl } from './page-scores-wgsl.js';
 import { ROW_LOGITS_KEYS, ROW_LOGITS_PARAMS, rowLogitsWgsl } from './row-logits-wgsl.js';
 import { ROW_LSE_PARAMS, rowLseWgsl } from './row-lse-wgsl.js';
 import { TOP_K_ROWS_PARAMS, topKRowsWgsl } from './top-k-rows-wgsl.js';
@@ -132,8 +132,9 @@ function deltaGpuSelector(config: DeltaConfig): GpuRowSelector {
             const lseRows = d.batch * d.queryHeads * count;
             const [lx, ly] = dispatchGrid(lseRows);
             encoder.dispatch(lsePipeline, [encoder.uniform(ROW_LSE_PARAMS, { count: lseRows, rows: count, rowStart, queryOffset: d.queryOffset, keySeq: d.keySeq, tilesX: lx }), logits, lse], lx, ly);
-            const [sx, sy] = dispatchGrid(Math.ceil((d.batch * count * pages) / PAGE_SCORES_THREADS));
-            const scoreParams = encoder.uniform(PAGE_SCORES_PARAMS, { batches: d.batch, heads: d.queryHeads, rows: count, rowStart, queryOffset: d.queryOffset, keySeq: d.keySeq, pageSize, pages, tilesX: sx });
+            const { pageGroups, workgroups } = pageScoreGroups(d.batch, count, pages, pageSize);
+            const [sx, sy] = dispatchGrid(workgroups);
+            const scoreParams = encoder.uniform(PAGE_SCORES_PARAMS, { batches: d.batch, heads: d.queryHeads, rows: count, rowStart, queryOffset: d.queryOffset, keySeq: d.keySeq, pageSize, pages, tilesX: sx, pageGroups });
             encoder.dispatch(scorePipeline, [scoreParams, logits, lse, scores], sx, sy);
             for (const { chunk, target } of seen) {
               await encodeTopK(encoder, target, scores, {

@@ -10,10 +10,13 @@
  *
  * Ties go to the lower index and NaN ranks as −∞, as core's `selectTopK` with `'lower'`. θ is
  * found by a radix select on the scores' order-preserving u32 keys (four 8-bit digits, a 256-bin
- * workgroup histogram per digit), so a row costs five passes over its scores whatever the budget
- * (DELTA's 64 of 4096 pages, TidalDecode's 4096 of 65536 tokens). The picks are then compacted in
- * index order with two workgroup prefix sums per 256-unit tile (tie ranks, output positions), so
- * the row comes out sorted without a sort. One workgroup of 256 threads per row.
+ * workgroup histogram per digit, the digit holding the rank found by a prefix sum over the bins
+ * in descending order), so a row costs six passes over its scores whatever the budget (DELTA's 64
+ * of 4096 pages, TidalDecode's 4096 of 65536 tokens). The picks are then compacted in index
+ * order: each thread owns a contiguous run of units, counts its ties and picks, and two workgroup
+ * prefix sums over the threads (tie ranks, output positions) place every pick, so the row comes
+ * out sorted without a sort and with a fixed number of barriers (a row is latency-bound: DELTA's
+ * Δ-layer has one row per sequence). One workgroup of 256 threads per row.
  */
 
 /** Uniform parameter block of the top-k kernel (16 × 4 bytes). */
@@ -105,22 +108,15 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         if ((key & mask) == prefix) { atomicAdd(&hist[(key >> shift) & 255u], 1u); }
       }
       workgroupBarrier();
-      if (lid == 0u) {
-        var above = 0u;
-        var digit = 0u;
-        var left = rank;
-        for (var j = 0u; j < 256u; j++) {
-          let bin = 255u - j;
-          let h = atomicLoad(&hist[bin]);
-          if (above + h >= rank) {
-            digit = bin;
-            left = rank - above;
-            break;
-          }
-          above += h;
-        }
-        chosenDigit = digit;
-        chosenRank = left;
+      // Bins in descending order, thread j owning bin 255 − j: the digit is the bin where the
+      // running count first reaches the rank (exactly one thread).
+      let h = atomicLoad(&hist[255u - lid]);
+      scan[lid] = h;
+      workgroupBarrier();
+      prefixSum(lid);
+      if (scan[lid] >= rank && scan[lid] - h < rank) {
+        chosenDigit = 255u - lid;
+        chosenRank = rank - (scan[lid] - h);
       }
       workgroupBarrier();
       prefix = prefix | (chosenDigit << shift);
@@ -132,32 +128,37 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     ties = rank;
   }
 
-  var written = 0u;
-  var tieBase = 0u;
-  for (var t0 = 0u; t0 < older; t0 += NT) {
-    let t = t0 + lid;
-    var above = false;
-    var tie = false;
-    if (t < older) {
-      let key = sortable(values[vBase + t]);
-      above = key > theta;
-      tie = key == theta;
+  // Thread lid owns units [lo, hi): count its units above θ and equal to θ.
+  let span = (older + NT - 1u) / NT;
+  let lo = min(lid * span, older);
+  let hi = min(lo + span, older);
+  var myAbove = 0u;
+  var myTies = 0u;
+  for (var t = lo; t < hi; t++) {
+    let key = sortable(values[vBase + t]);
+    myAbove += select(0u, 1u, key > theta);
+    myTies += select(0u, 1u, key == theta);
+  }
+  workgroupBarrier();
+  scan[lid] = myTies;
+  workgroupBarrier();
+  prefixSum(lid);
+  // Ties are taken in index order until \`ties\`: this thread's first tie has rank tieBase.
+  let tieBase = scan[lid] - myTies;
+  let myTaken = select(0u, min(myTies, ties - tieBase), ties > tieBase);
+  workgroupBarrier();
+  scan[lid] = myAbove + myTaken;
+  workgroupBarrier();
+  prefixSum(lid);
+  var at = outStart + scan[lid] - myAbove - myTaken;
+  var tieRank = tieBase;
+  for (var t = lo; t < hi; t++) {
+    let key = sortable(values[vBase + t]);
+    if (key > theta || (key == theta && tieRank < ties)) {
+      indices[at] = t;
+      at++;
     }
-    scan[lid] = select(0u, 1u, tie);
-    workgroupBarrier();
-    prefixSum(lid);
-    let tieRank = tieBase + scan[lid] - select(0u, 1u, tie);
-    let tieTotal = scan[NT - 1u];
-    let picked = above || (tie && tieRank < ties);
-    workgroupBarrier();
-    scan[lid] = select(0u, 1u, picked);
-    workgroupBarrier();
-    prefixSum(lid);
-    if (picked) { indices[outStart + written + scan[lid] - 1u] = t; }
-    let pickedTotal = scan[NT - 1u];
-    workgroupBarrier();
-    written += pickedTotal;
-    tieBase += tieTotal;
+    tieRank += select(0u, 1u, key == theta);
   }
   for (var j = lid; j < recent; j += NT) { indices[outStart + kTop + j] = older + j; }
   if (lid == 0u) {
