@@ -261,6 +261,22 @@ export const gpuChecks: readonly GpuCheck[] = [
     },
   },
   {
+    name: 'routing runResident at S = 2048 with the defaults (C = 45, a partial centroid tile; sample 720; GQA) writes the CPU output and density',
+    async run(backend) {
+      const input = checkInput({ batch: 1, queryHeads: 4, kvHeads: 2, seq: 2048, headDim: 64 }, 195, 'structured');
+      const d = validateAttentionInput(input);
+      const cpu = routingMethod.create({}).prefill(input);
+      const resident = backend.upload(input, d);
+      try {
+        const result = await gpuRoutingMethod.create(backend, {}).runResident!(resident);
+        if (Math.abs(result.density! - cpu.stats.density) > 1e-12) throw new Error(`density ${result.density}, CPU ${cpu.stats.density}`);
+        expectClose('output', (await backend.readOutput(resident)).output.data, cpu.output.data);
+      } finally {
+        backend.release(resident);
+      }
+    },
+  },
+  {
     name: 'routing runResident routes a KV-slot group whose selection outgrows one binding as two halves, and writes the CPU output',
     async run(backend) {
       const input = checkInput({ batch: 2, queryHeads: 4, kvHeads: 2, seq: 64, headDim: 16 }, 194);
