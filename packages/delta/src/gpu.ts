@@ -5,7 +5,9 @@
  * (`createGpuDeltaStack`, the benchmark `runDeltaStackDecode`). `gpuChecks` compares them with
  * the CPU methods and policy.
  */
+import type { BenchmarkSuite } from '@sparse-attn/core';
 import type { GpuMethodDefinition } from '@sparse-attn/backend-gpu';
+import { deltaStackSuite } from './gpu/delta-stack-suite.js';
 import { gpuDeltaMethod, gpuTidalDecodeMethod } from './gpu/gpu-delta.js';
 
 export { gpuDeltaMethod, gpuTidalDecodeMethod } from './gpu/gpu-delta.js';
@@ -24,6 +26,7 @@ export {
   type StackRunOptions,
   type StackTiming,
 } from './gpu/gpu-delta-stack.js';
+export { deltaStackSuite } from './gpu/delta-stack-suite.js';
 export { DUMP_PARAMS, decodeMergeLseWgsl, decodePartialDumpWgsl } from './gpu/dump-decode-wgsl.js';
 export { PAGE_DECODE_PARAMS, PAGE_DECODE_THREADS, pageDecodeWgsl, type PageDecodeKernelOptions } from './gpu/page-decode-wgsl.js';
 export { ROW_LOGITS_PARAMS, rowLogitsWgsl } from './gpu/row-logits-wgsl.js';
@@ -33,3 +36,6 @@ export { TOP_K_ROWS_PARAMS, TOP_K_ROWS_THREADS, topKRowsWgsl } from './gpu/top-k
 
 /** Every method of this package that runs on the GPU. */
 export const gpuMethods: readonly GpuMethodDefinition[] = [gpuDeltaMethod, gpuTidalDecodeMethod];
+
+/** GPU-only benchmark suites (the bench adds them to the family's): DELTA's layer-stack decode. */
+export const benchmarks: readonly BenchmarkSuite[] = [deltaStackSuite];
