@@ -25,7 +25,7 @@ import { POOL_PARAMS, POOL_THREADS, blockPoolWgsl } from './kernels/block-pool-w
 import { SCORE_PARAMS, blockScoreWgsl } from './kernels/block-score-wgsl.js';
 import { TOP_K_PARAMS, TOP_K_THREADS, blockTopKWgsl } from './kernels/block-top-k-wgsl.js';
 import { FILL_PARAMS, FILL_THREADS, fillNormalWgsl } from './kernels/fill-normal-wgsl.js';
-import { GATHER_LIST_PARAMS, GATHER_THREADS, gatherListsWgsl, gatherMergeWgsl, gatherScanWgsl } from './kernels/gather-lists-wgsl.js';
+import { GATHER_LIST_PARAMS, GATHER_THREADS, gatherListsWgsl, gatherMergeWgsl, gatherScanWgsl, gatherTileMapWgsl } from './kernels/gather-lists-wgsl.js';
 import { ATTENTION_PARAMS, GATHER_ATTENTION_PARAMS, flashAttentionWgsl, flashAttentionWorkgroupBytes, type FlashAttentionKernelOptions } from './kernels/flash-attention-wgsl.js';
 import { dispatchGrid, type TileShape } from './kernels/score-tile-wgsl.js';
 import { WEBGPU_FLAGS } from './webgpu-flags.js';
@@ -560,10 +560,11 @@ export class GpuBackend {
     const width = Math.max(1, stride);
     const { code, tile } = this.attentionKernel('gather', d, 64);
     const itemsPerTile = Math.max(1, Math.floor(tile.rows / vectors));
-    const [attend, count, scan, scatter, merge] = await Promise.all([
+    const [attend, count, scan, tileMap, scatter, merge] = await Promise.all([
       this.pipeline(code),
       this.pipeline(gatherListsWgsl({ scatter: false })),
       this.pipeline(gatherScanWgsl()),
+      this.pipeline(gatherTileMapWgsl()),
       this.pipeline(gatherListsWgsl({ scatter: true })),
       this.pipeline(gatherMergeWgsl(d.valueDim)),
     ]);
@@ -591,14 +592,18 @@ export class GpuBackend {
           const lists = (Math.floor((rowStart + rows - 1) / selection.rows) - slotFirst + 1) * blocks;
           const counts = scratch(lists * 4);
           const cursors = scratch(lists * 4);
-          const listMeta = scratch((2 * lists + 2) * 4);
+          // Upper bound of the tiles: Σ ⌈n / itemsPerTile⌉ ≤ items / itemsPerTile + lists.
+          const maxTiles = Math.ceil((rows * width) / itemsPerTile) + lists;
+          const listMeta = scratch((2 * lists + 2 + maxTiles) * 4);
           const common = { rowStart, rows, stride: width, selRows: selection.rows, slotFirst, blocks, lists, itemsPerTile, vectors, queryBlockSize: selection.queryBlockSize, querySeq: d.querySeq, groupSize: d.groupSize, scopeKv: scopeKv ? 1 : 0 };
           const [ix, iy] = dispatchGrid(Math.ceil((rows * width) / GATHER_THREADS));
           const listParams = this.uniform(GATHER_LIST_PARAMS, { ...common, tilesX: ix }, transient);
           this.dispatch(pass, count, [listParams, b.bounds, b.indices, counts], ix, iy);
           this.dispatch(pass, scan, [listParams, counts, listMeta], 1, 1);
+          const [lx, ly] = dispatchGrid(Math.ceil(lists / GATHER_THREADS));
+          this.dispatch(pass, tileMap, [this.uniform(GATHER_LIST_PARAMS, { ...common, tilesX: lx }, transient), listMeta], lx, ly);
           this.dispatch(pass, scatter, [listParams, b.bounds, b.indices, cursors, listMeta, items], ix, iy);
-          const [ax, ay] = dispatchGrid(Math.ceil((rows * width) / itemsPerTile) + lists);
+          const [ax, ay] = dispatchGrid(maxTiles);
           const attendParams = this.uniform(GATHER_ATTENTION_PARAMS, { ...attentionParams(d), ...common, blockSize: selection.blockSize, tilesX: ax }, transient);
           this.dispatch(pass, attend, [attendParams, chunk.q, chunk.k, chunk.v, partOut, partLse, listMeta, items], ax, ay);
           const [mx, my] = dispatchGrid(rows * vectors);

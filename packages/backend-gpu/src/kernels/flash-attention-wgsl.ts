@@ -323,8 +323,8 @@ function densePrologue(): string {
 
 /**
  * The `gather` mode's workgroup → (list, tile) map: `listMeta` holds each list's first tile
- * (exclusive prefix, `lists + 1` entries, the last one the total) and then each list's first item
- * (`lists + 1` entries). A list is one (selection slot of the window, key block) and its items
+ * (exclusive prefix, `lists + 1` entries, the last one the total), each list's first item
+ * (`lists + 1` entries), then the list of every tile. A list is one (selection slot of the window, key block) and its items
  * are `(row − rowStart) · stride + entry` of the rows that selected the block; a tile is up to
  * `itemsPerTile` of them, each expanded to its `vectors` query vectors (GQA heads × query-block
  * queries), which write their partials at `item · vectors + vector`.
@@ -332,18 +332,8 @@ function densePrologue(): string {
 function gatherPrologue(): string {
   return /* wgsl */ `
   if (lid == 0u) {
-    var found = INVALID;
-    if (linear < listMeta[P.lists]) {
-      // Largest list whose first tile is ≤ linear (lists without tiles are skipped over).
-      var lo = 0u;
-      var hi = P.lists;
-      while (hi - lo > 1u) {
-        let mid = (lo + hi) / 2u;
-        if (listMeta[mid] <= linear) { lo = mid; } else { hi = mid; }
-      }
-      found = lo;
-    }
-    wgList = found;
+    // The tile → list map follows the two prefix arrays; workgroups past the last tile idle.
+    wgList = select(INVALID, listMeta[2u * P.lists + 2u + linear], linear < listMeta[P.lists]);
   }
   let listId = workgroupUniformLoad(&wgList);
   if (listId == INVALID) { return; }

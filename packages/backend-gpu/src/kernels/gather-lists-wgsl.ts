@@ -4,6 +4,7 @@
  *
  *   count    n[L] += 1 for every (row, entry) whose block is b, L = (slot(row) − slotFirst) · blocks + b
  *   scan     tiles[L] = Σ_{L' < L} ⌈n[L'] / itemsPerTile⌉,  start[L] = Σ_{L' < L} n[L']   (one workgroup)
+ *   map      list[t] = L for the tiles t of every list L (so a workgroup finds its list in one read)
  *   scatter  items[start[L] + atomicAdd(cursor[L], 1)] = (row − rowStart) · stride + entry
  *   attend   flash kernel, `gather` mode: one workgroup per tile of a list → partial (out, lse) per item
  *   merge    out_i = Σ_e e^{lse_e − LSE} out_e,  LSE = log Σ_e e^{lse_e}   over the row's entries
@@ -121,6 +122,25 @@ fn main(@builtin(local_invocation_index) lid: u32) {
     listMeta[P.lists] = tileSums[lid];
     listMeta[2u * P.lists + 1u] = itemSums[lid];
   }
+}
+`;
+}
+
+/**
+ * Map pass: one thread per list writes the list's id at each of its tiles, after the two prefix
+ * arrays of the list meta. Bindings: 0 params, 1 list meta (`[tiles | items | tile → list]`).
+ */
+export function gatherTileMapWgsl(): string {
+  return /* wgsl */ `
+${PARAMS_STRUCT}
+@group(0) @binding(1) var<storage, read_write> listMeta: array<u32>;
+
+@compute @workgroup_size(${GATHER_THREADS})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let list = (wid.x + wid.y * P.tilesX) * ${GATHER_THREADS}u + lid;
+  if (list >= P.lists) { return; }
+  let base = 2u * P.lists + 2u;
+  for (var t = listMeta[list]; t < listMeta[list + 1u]; t++) { listMeta[base + t] = list; }
 }
 `;
 }
