@@ -261,9 +261,9 @@ export const gpuChecks: readonly GpuCheck[] = [
     },
   },
   {
-    name: 'routing runResident at S = 2048 with the defaults (C = 45, a partial centroid tile; sample 720; GQA) writes the CPU output and density',
+    name: 'routing runResident at S = 2048, D = 128 (the benchmark head dim) with the defaults (C = 45, a partial centroid tile; sample 720; GQA) writes the CPU output and density',
     async run(backend) {
-      const input = checkInput({ batch: 1, queryHeads: 4, kvHeads: 2, seq: 2048, headDim: 64 }, 195, 'structured');
+      const input = checkInput({ batch: 1, queryHeads: 4, kvHeads: 2, seq: 2048, headDim: 128 }, 195, 'structured');
       const d = validateAttentionInput(input);
       const cpu = routingMethod.create({}).prefill(input);
       const resident = backend.upload(input, d);
