@@ -258,6 +258,7 @@ export const deltaStackChecks: readonly GpuCheck[] = [
       if (JSON.stringify(result.plan.roles) !== JSON.stringify(roles)) throw new Error(`plan ${JSON.stringify(result.plan.roles)}`);
       const finite = [result.deltaMs, result.denseMs, result.speedup, result.pairedSpeedup, result.breakdown?.deltaLayerMs, result.breakdown?.sparseLayerMs, result.breakdown?.fullLayerMs];
       if (!finite.every((x) => typeof x === 'number' && Number.isFinite(x) && x > 0)) throw new Error(`timings ${JSON.stringify(finite)}`);
+      if (!(result.encodeMs.delta >= 0 && result.encodeMs.dense >= 0)) throw new Error(`encodeMs ${JSON.stringify(result.encodeMs)}`);
       if (result.delta.samplesMs.length !== 2 || result.dense.samplesMs.length !== 2 || result.backend.backend !== 'gpu') throw new Error(`samples/backend ${JSON.stringify(result)}`);
       const rows = deltaStackRows(result);
       if (rows.length !== 2 || rows[1]!.metrics['speedupVsDense'] !== result.speedup || rows[0]!.metrics['ms'] !== result.denseMs || rows[1]!.seqLength !== 300) throw new Error(`rows ${JSON.stringify(rows)}`);

@@ -86,11 +86,14 @@ export interface GpuDeltaStack {
   readonly stride: number;
   /**
    * Records one step (`'delta'`: the plan's roles; `'dense'`: dense split-K decode in every layer)
-   * into one compute pass, submits it and resolves with the milliseconds per step from the start
-   * of encoding until the queue drained. Every layer's output and lse land in its resident's
-   * `out` / `lse` (read them with `backend.readOutput(layer)`).
+   * into one compute pass, submits it and resolves with the milliseconds per step from the
+   * submission until the queue drained (GPU time plus one completion round trip, shared by the
+   * `steps`); the host's encoding time per step is {@link lastEncodeMs}. Every layer's output and
+   * lse land in its resident's `out` / `lse` (read them with `backend.readOutput(layer)`).
    */
   run(mode: StackMode, options?: StackRunOptions): Promise<number>;
+  /** Host milliseconds per step the last {@link run} spent recording its commands (bind groups are prebuilt). */
+  readonly lastEncodeMs: number;
   /**
    * The page lists of the last delta step, per layer: for Δ-layers the list they selected, for
    * sparse layers the list they attended to (their source's, or the placeholder), per batch;
@@ -338,6 +341,7 @@ export async function createGpuDeltaStack(backend: GpuBackend, layers: readonly 
       return { role, dense, delta: sparseOps(layer, source) };
     });
 
+    let lastEncodeMs = 0;
     return {
       plan,
       config,
@@ -349,7 +353,7 @@ export async function createGpuDeltaStack(backend: GpuBackend, layers: readonly 
         const roles = runOptions.roles;
         const ops = layerOps.filter((x) => !roles || roles.includes(x.role)).flatMap((x) => (mode === 'delta' ? x.delta : x.dense));
         device.pushErrorScope('validation');
-        const started = performance.now();
+        const encodeStarted = performance.now();
         const encoder = device.createCommandEncoder();
         const pass = encoder.beginComputePass();
         for (let s = 0; s < steps; s++) {
@@ -360,12 +364,18 @@ export async function createGpuDeltaStack(backend: GpuBackend, layers: readonly 
           }
         }
         pass.end();
-        device.queue.submit([encoder.finish()]);
+        const commands = encoder.finish();
+        const submitted = performance.now();
+        device.queue.submit([commands]);
         await device.queue.onSubmittedWorkDone();
-        const ms = performance.now() - started;
+        const ms = performance.now() - submitted;
+        lastEncodeMs = (submitted - encodeStarted) / steps;
         const error = await device.popErrorScope();
         if (error) throw new Error(`WebGPU validation error: ${error.message}`);
         return ms / steps;
+      },
+      get lastEncodeMs() {
+        return lastEncodeMs;
       },
       async readSelections() {
         const read = new Map<SelectionBuffers, Int32Array[]>();
@@ -466,7 +476,11 @@ export interface DeltaStackBenchResult {
   /** K/V bytes the attention kernels read per step. */
   readonly kvBytesDense: number;
   readonly kvBytesDelta: number;
-  /** Per-step medians (ms) of DELTA's step and the dense step. */
+  /**
+   * Per-step medians (ms) of DELTA's step and the dense step: from submission to queue completion
+   * (the GPU's work plus one completion round trip per `stepsPerSample` steps), without the
+   * host's command recording (in {@link encodeMs}).
+   */
   readonly deltaMs: number;
   readonly denseMs: number;
   /** denseMs / deltaMs. */
@@ -475,6 +489,8 @@ export interface DeltaStackBenchResult {
   readonly pairedSpeedup: number;
   readonly delta: StackTiming;
   readonly dense: StackTiming;
+  /** Host milliseconds per step spent recording the commands (medians; not in the timings above). */
+  readonly encodeMs: { readonly delta: number; readonly dense: number };
   /** Per-layer medians of each role's part of DELTA's step, each timed alone (a full layer = a dense layer). */
   readonly breakdown?: { readonly fullLayerMs: number; readonly deltaLayerMs: number; readonly sparseLayerMs: number };
   readonly stepsPerSample: number;
@@ -523,7 +539,8 @@ function pageKeys(list: ArrayLike<number>, pageSize: number, keySeq: number): nu
  * CPU `delta-trace-stack` suite's: `layers` caches of seeded N(0, 1) K/V generated on the device
  * (q too: one decode query per head per layer), DELTA's step (see the module comment) and the
  * dense step (split-K decode in every layer) each recorded `stepsPerSample` times into one
- * submission, timed alternately after a warm-up; per-step medians, their ratio and the median of
+ * submission, timed (submission to queue completion; the host's recording apart) alternately
+ * after a warm-up; per-step medians, their ratio and the median of
  * the per-pair ratios. The selections are read back once, after timing, for the density.
  * Scratch: one `[B·Hq][keySeq]` logits buffer (8 MiB at Hq 32, 64k) shared by the Δ-layers, the
  * split-K partial records, and `K` pages per batch per Δ-layer; nothing S × S.
@@ -562,14 +579,15 @@ export async function runDeltaStackDecode(backend: GpuBackend, options: DeltaSta
       }
       const dense: number[] = [];
       const delta: number[] = [];
+      const denseEncode: number[] = [];
+      const deltaEncode: number[] = [];
+      const time = async (mode: StackMode) => {
+        const ms = await stack.run(mode, { steps: stepsPerSample });
+        (mode === 'dense' ? dense : delta).push(ms);
+        (mode === 'dense' ? denseEncode : deltaEncode).push(stack.lastEncodeMs);
+      };
       for (let i = 0; i < repeats; i++) {
-        if (i % 2 === 0) {
-          dense.push(await stack.run('dense', { steps: stepsPerSample }));
-          delta.push(await stack.run('delta', { steps: stepsPerSample }));
-        } else {
-          delta.push(await stack.run('delta', { steps: stepsPerSample }));
-          dense.push(await stack.run('dense', { steps: stepsPerSample }));
-        }
+        for (const mode of i % 2 === 0 ? (['dense', 'delta'] as const) : (['delta', 'dense'] as const)) await time(mode);
       }
       const counts = roleCounts(plan);
       let breakdown: DeltaStackBenchResult['breakdown'];
@@ -630,6 +648,7 @@ export async function runDeltaStackDecode(backend: GpuBackend, options: DeltaSta
         pairedSpeedup: median(dense.map((x, i) => x / delta[i]!)),
         delta: deltaTiming,
         dense: denseTiming,
+        encodeMs: { delta: median(deltaEncode), dense: median(denseEncode) },
         ...(breakdown ? { breakdown } : {}),
         stepsPerSample,
       };
@@ -656,7 +675,7 @@ export function deltaStackRows(result: DeltaStackBenchResult): BenchmarkRow[] {
   };
   const shape = { layers: r.layers, physicalLayers: r.physicalLayers, batch: r.batch, heads: r.queryHeads, kvHeads: r.kvHeads, headDim: r.headDim, stepsPerSample: r.stepsPerSample };
   return [
-    { ...base, method: 'dense', metrics: { ms: r.denseMs, minMs: r.dense.minMs, kvBytes: r.kvBytesDense, ...shape } },
+    { ...base, method: 'dense', metrics: { ms: r.denseMs, minMs: r.dense.minMs, encodeMs: r.encodeMs.dense, kvBytes: r.kvBytesDense, ...shape } },
     {
       ...base,
       method: 'delta',
@@ -664,6 +683,7 @@ export function deltaStackRows(result: DeltaStackBenchResult): BenchmarkRow[] {
       metrics: {
         ms: r.deltaMs,
         minMs: r.delta.minMs,
+        encodeMs: r.encodeMs.delta,
         speedupVsDense: r.speedup,
         pairedSpeedup: r.pairedSpeedup,
         density: r.density,
