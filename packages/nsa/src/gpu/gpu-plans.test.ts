@@ -73,7 +73,7 @@ describe('GPU entry (no GPU needed)', () => {
     const score = nsaScoreWgsl({ headDim: 128, groupSize: 4, quest: false, tile: { rows: 64, chunk: 16 } });
     expect(score).toContain('const D: u32 = 128u;');
     expect(score).toContain('const G: u32 = 4u;');
-    expect(score).toContain('var<workgroup> rowLse: array<f32, 256>;');
+    expect(score).toContain('var lseRows: array<vec4<f32>, G>;');
     expect(nsaScoreWgsl({ headDim: 8, groupSize: 1, quest: true, tile: { rows: 64, chunk: 16 } })).toContain('const E: u32 = 16u;');
     expect(mobaSelectWgsl({ maxPicks: 3 })).toContain('var keys: array<f32, 3>;');
   });

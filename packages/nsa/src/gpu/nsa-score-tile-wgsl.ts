@@ -46,7 +46,7 @@ const PROB_STRIDE = 65;
 
 /** Bytes of workgroup memory the kernel declares. */
 export function nsaScoreWorkgroupBytes(o: NsaScoreKernelOptions): number {
-  return 16 * operandScratchVec4(o.tile) + 4 * (o.tile.rows * PROB_STRIDE + o.groupSize * o.tile.rows);
+  return 16 * operandScratchVec4(o.tile) + 4 * (o.tile.rows * PROB_STRIDE + o.tile.rows);
 }
 
 /** Generates the scoring kernel. */
@@ -80,7 +80,7 @@ struct Params {
 var<workgroup> scratch: array<vec4<f32>, ${operandScratchVec4(o.tile)}>;
 // Row reductions of pass 1 (stride 17), then the BR × 64 probability tile of pass 2 (stride PS).
 var<workgroup> red: array<f32, ${rows * PROB_STRIDE}>;
-var<workgroup> rowLse: array<f32, ${o.groupSize * rows}>;
+var<workgroup> rowLse: array<f32, ${rows}>;
 
 /** Visible complete windows of the query at absolute position t. */
 fn visible(t: u32) -> u32 {
@@ -120,7 +120,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let rows4 = vec4<u32>(4u * ty, 4u * ty + 1u, 4u * ty + 2u, 4u * ty + 3u);
   let live = rows4 < vec4<u32>(tileRows);
   let nc = vec4<u32>(visible(P.queryOffset + i0 + rows4.x), visible(P.queryOffset + i0 + rows4.y), visible(P.queryOffset + i0 + rows4.z), visible(P.queryOffset + i0 + rows4.w));
-  // Pass 1: each head's log-sum-exp over the row's visible windows (online across window tiles).
+  // Pass 1: each head's log-sum-exp over the row's visible windows (online across window tiles),
+  // kept per thread for its 4 rows (registers, so workgroup memory does not grow with G).
+  var lseRows: array<vec4<f32>, G>;
   for (var g = 0u; g < G; g++) {
     var m = vec4<f32>(NEG);
     var l = vec4<f32>(0.0);
@@ -145,8 +147,10 @@ ${forRows((i) => `    red[(4u * ty + ${i}u) * 17u + tx] = l[${i}] * exp(m[${i}] 
     if (tx == 0u) {
 ${forRows((i) => `      var sum${i} = 0.0;
       for (var j = 0u; j < TC; j++) { sum${i} += red[(4u * ty + ${i}u) * 17u + j]; }
-      rowLse[g * BR + 4u * ty + ${i}u] = select(-NEG, rowMax[${i}] + log(sum${i}), sum${i} > 0.0);`)}
+      rowLse[4u * ty + ${i}u] = select(-NEG, rowMax[${i}] + log(sum${i}), sum${i} > 0.0);`)}
     }
+    workgroupBarrier();
+    lseRows[g] = vec4<f32>(rowLse[4u * ty], rowLse[4u * ty + 1u], rowLse[4u * ty + 2u], rowLse[4u * ty + 3u]);
     workgroupBarrier();
   }
   // Pass 2: group-summed probabilities of 64 windows at a time, mapped onto the blocks they overlap.
@@ -161,7 +165,7 @@ ${zero}
 ${tile}
         let cols = vec4<u32>(w0 + tx, w0 + tx + 16u, w0 + tx + 32u, w0 + tx + 48u);
 ${mask}
-${forRows((i) => `        p${i} += select(vec4<f32>(0.0), exp(s${i} - vec4<f32>(rowLse[g * BR + 4u * ty + ${i}u])), ok${i});`)}
+${forRows((i) => `        p${i} += select(vec4<f32>(0.0), exp(s${i} - vec4<f32>(lseRows[g][${i}])), ok${i});`)}
     }
 ${forRows((i) => [0, 1, 2, 3].map((c) => `    red[(4u * ty + ${i}u) * PS + tx + ${16 * c}u] = p${i}[${c}];`).join('\n'))}
     workgroupBarrier();
