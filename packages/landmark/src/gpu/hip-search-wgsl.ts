@@ -15,8 +15,12 @@
  * {@link hipBoundTreeWgsl}).
  *
  * The frontier (≤ keep), the children (≤ 2·keep) and their scores live in workgroup memory:
- * 20·keep bytes. Children are scored one per thread; the keep best are found by rank
- * (|{y : s_y > s_x or (s_y = s_x and y < x)}| < keep), which is the CPU `topKIndices` order.
+ * 20·keep bytes. Children are scored one per thread (`center`: the middle chunk's key rows are
+ * read once per 8 scoring queries, whose dot products accumulate in registers); the keep best are
+ * found by rank (|{y : s_y > s_x or (s_y = s_x and y < x)}| < keep), which is the CPU
+ * `topKIndices` order. Building the children, compacting the kept ones into the next frontier and
+ * writing the final chunks' tokens are parallel: each thread takes a contiguous run and writes at
+ * its offset from a workgroup prefix sum (`exclusiveScan`), so no level has a one-thread loop.
  * Scores are float32 dot products (the CPU sums in float64), so a near-tie may order differently.
  */
 
@@ -50,7 +54,19 @@ export interface HipSearchKernelOptions {
 
 /** Workgroup memory of the search kernel: frontier, children and scores, plus the scoring queries. */
 export function hipSearchWorkgroupBytes(o: Pick<HipSearchKernelOptions, 'keep' | 'scoringQueries' | 'headDim'>): number {
-  return 4 * (5 * o.keep + o.scoringQueries * o.headDim + 4);
+  return 4 * (5 * o.keep + paddedQueries(o.scoringQueries) * o.headDim + HIP_SEARCH_THREADS + 4);
+}
+
+/** Scoring queries a key row is read for at once (their dot products accumulate in registers). */
+const QUERY_GROUP = 8;
+
+/** The scoring queries rounded up to whole groups of {@link QUERY_GROUP} (qs rows past them stay zero). */
+function paddedQueries(scoringQueries: number): number {
+  return Math.ceil(scoringQueries / QUERY_GROUP) * QUERY_GROUP;
+}
+
+function range(n: number): number[] {
+  return Array.from({ length: n }, (_, i) => i);
 }
 
 /** Generates the WGSL of the HiP search kernel. */
@@ -82,10 +98,14 @@ export function hipSearchWgsl(o: HipSearchKernelOptions): string {
           var best = -3.4e38;
           for (var t = kFrom; t < kTo; t++) {
             let kRow = (kBase + t) * D;
-            for (var u = 0u; u < queries; u++) {
-              var s = 0.0;
-              for (var c = 0u; c < D; c++) { s += qs[u * D + c] * k[kRow + c]; }
-              best = max(best, s);
+            // Up to ${QUERY_GROUP} scoring queries per read of the key row, each dot product summed over c in order.
+            for (var u0 = 0u; u0 < queries; u0 += ${QUERY_GROUP}u) {
+${range(QUERY_GROUP).map((u) => `              var s${u} = 0.0;`).join('\n')}
+              for (var c = 0u; c < D; c++) {
+                let kc = k[kRow + c];
+${range(QUERY_GROUP).map((u) => `                s${u} += qs[(u0 + ${u}u) * D + c] * kc;`).join('\n')}
+              }
+${range(QUERY_GROUP).map((u) => `              if (u0 + ${u}u < queries) { best = max(best, s${u}); }`).join('\n')}
             }
           }`;
   return /* wgsl */ `
@@ -102,13 +122,29 @@ const KEEP: u32 = ${o.keep}u;
 @group(0) @binding(4) var<storage, read_write> indices: array<u32>;
 ${bound ? '@group(0) @binding(5) var<storage, read> tree: array<f32>;' : ''}
 
-var<workgroup> qs: array<f32, ${o.scoringQueries * o.headDim}>;
+var<workgroup> qs: array<f32, ${paddedQueries(o.scoringQueries) * o.headDim}>;
+var<workgroup> scan: array<u32, ${NT}>;
 var<workgroup> frontier: array<u32, KEEP>;
 var<workgroup> children: array<u32, ${2 * o.keep}>;
 var<workgroup> score: array<f32, ${2 * o.keep}>;
 var<workgroup> frontierSize: u32;
 var<workgroup> childCount: u32;
 var<workgroup> searched: u32;
+
+// Exclusive prefix sum of the threads' counts in thread order; the total is left in scan[NT − 1].
+fn exclusiveScan(lid: u32, count: u32) -> u32 {
+  workgroupBarrier();
+  scan[lid] = count;
+  workgroupBarrier();
+  for (var offset = 1u; offset < NT; offset = offset << 1u) {
+    var add = 0u;
+    if (lid >= offset) { add = scan[lid - offset]; }
+    workgroupBarrier();
+    scan[lid] += add;
+    workgroupBarrier();
+  }
+  return scan[lid] - count;
+}
 
 @compute @workgroup_size(${NT})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
@@ -143,21 +179,32 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     while (level > 0u) {
       let child = level - 1u;
       let width = 1u << child;
-      workgroupBarrier();
-      if (lid == 0u) {
-        var n = 0u;
-        for (var f = 0u; f < frontierSize; f++) {
-          let node = frontier[f];
-          for (var side = 0u; side < 2u; side++) {
-            let j = 2u * node + side;
-            if (j * width < cHi && (j + 1u) * width > cLo) {
-              children[n] = j;
-              n++;
-            }
+      // Children of the frontier that overlap the chunk range, in order: each thread takes a
+      // contiguous run of the frontier and writes its children at its prefix-sum offset.
+      let frontierCount = workgroupUniformLoad(&frontierSize);
+      let perNode = (frontierCount + NT - 1u) / NT;
+      let f0 = min(frontierCount, lid * perNode);
+      let f1 = min(frontierCount, f0 + perNode);
+      var mine = 0u;
+      for (var f = f0; f < f1; f++) {
+        let node = frontier[f];
+        for (var side = 0u; side < 2u; side++) {
+          let j = 2u * node + side;
+          if (j * width < cHi && (j + 1u) * width > cLo) { mine++; }
+        }
+      }
+      var at = exclusiveScan(lid, mine);
+      for (var f = f0; f < f1; f++) {
+        let node = frontier[f];
+        for (var side = 0u; side < 2u; side++) {
+          let j = 2u * node + side;
+          if (j * width < cHi && (j + 1u) * width > cLo) {
+            children[at] = j;
+            at++;
           }
         }
-        childCount = n;
       }
+      if (lid == NT - 1u) { childCount = scan[NT - 1u]; }
       let n = workgroupUniformLoad(&childCount);
       if (n > P.keep) {
         for (var x = lid; x < n; x += NT) {
@@ -166,51 +213,58 @@ ${scoreChild}
           score[x] = best;
         }
         workgroupBarrier();
+        // Rank of each child (|{y : s_y > s_x or (s_y = s_x and y < x)}|, the CPU tie order); the
+        // kept ones are compacted into the frontier in child order, each thread a contiguous run.
+        let perChild = (n + NT - 1u) / NT;
+        let x0 = min(n, lid * perChild);
+        let x1 = min(n, x0 + perChild);
         var keptFlags = 0u;
-        for (var x = lid; x < n; x += NT) {
+        var kept = 0u;
+        for (var x = x0; x < x1; x++) {
           let sx = score[x];
           var rank = 0u;
           for (var y = 0u; y < n; y++) {
             let sy = score[y];
             if (sy > sx || (sy == sx && y < x)) { rank++; }
           }
-          if (rank < P.keep) { keptFlags |= 1u << ((x - lid) / NT); }
-        }
-        workgroupBarrier();
-        for (var x = lid; x < n; x += NT) {
-          score[x] = select(0.0, 1.0, (keptFlags & (1u << ((x - lid) / NT))) != 0u);
-        }
-        workgroupBarrier();
-        if (lid == 0u) {
-          var m = 0u;
-          for (var x = 0u; x < n; x++) {
-            if (score[x] > 0.5) {
-              frontier[m] = children[x];
-              m++;
-            }
+          if (rank < P.keep) {
+            keptFlags |= 1u << (x - x0);
+            kept++;
           }
-          frontierSize = m;
         }
+        var out = exclusiveScan(lid, kept);
+        for (var x = x0; x < x1; x++) {
+          if ((keptFlags & (1u << (x - x0))) != 0u) {
+            frontier[out] = children[x];
+            out++;
+          }
+        }
+        if (lid == NT - 1u) { frontierSize = scan[NT - 1u]; }
       } else {
-        if (lid == 0u) {
-          for (var x = 0u; x < n; x++) { frontier[x] = children[x]; }
-          frontierSize = n;
-        }
+        for (var x = lid; x < n; x += NT) { frontier[x] = children[x]; }
+        if (lid == 0u) { frontierSize = n; }
       }
       level = child;
     }
-    workgroupBarrier();
-    if (lid == 0u) {
-      var m = start + lo;
-      for (var f = 0u; f < frontierSize; f++) {
-        let c = frontier[f];
-        for (var t = max(lo, c * cs); t < min(hi, (c + 1u) * cs); t++) {
-          indices[m] = t;
-          m++;
-        }
-      }
-      searched = m - start - lo;
+    // Tokens of the final chunks ∩ [lo, hi), in order: each thread a contiguous run of chunks.
+    let chunkCount = workgroupUniformLoad(&frontierSize);
+    let perChunk = (chunkCount + NT - 1u) / NT;
+    let c0 = min(chunkCount, lid * perChunk);
+    let c1 = min(chunkCount, c0 + perChunk);
+    var tokens = 0u;
+    for (var f = c0; f < c1; f++) {
+      let c = frontier[f];
+      tokens += min(hi, (c + 1u) * cs) - max(lo, c * cs);
     }
+    var m = start + lo + exclusiveScan(lid, tokens);
+    for (var f = c0; f < c1; f++) {
+      let c = frontier[f];
+      for (var t = max(lo, c * cs); t < min(hi, (c + 1u) * cs); t++) {
+        indices[m] = t;
+        m++;
+      }
+    }
+    if (lid == NT - 1u) { searched = scan[NT - 1u]; }
   } else {
     for (var t = lo + lid; t < hi; t += NT) { indices[start + t] = t; }
     if (lid == 0u) { searched = hi - lo; }
