@@ -135,7 +135,7 @@ function kmeansRunner(encoder: ChunkEncoder, plan: RoutingFitPlan): Run {
 
 /**
  * Dispatches the tiled rows × centroids kernel (`centroidTileWgsl`) over `slots` slots of `count`
- * rows each: `rows` `[slot][count][D]`, centroids of slot `chunk.slot0 + ⌊slot / groupSize⌋`, then
+ * rows each: rows channel-major `[slot][D][count]`, centroids of slot `chunk.slot0 + ⌊slot / groupSize⌋`, then
  * the mode's outputs.
  */
 export async function dispatchCentroidTile(
@@ -187,14 +187,14 @@ export async function encodeRoutingCentroids(
   const counts = encoder.scratch(4 * chunk.slots * clusters);
   // The CPU stops at a fixed point; iterating on from one reproduces the same centroids.
   for (let iteration = 0; iteration < plan.iterations; iteration++) {
-    await dispatchCentroidTile(encoder, 'assign', 0, [sampleRows, buffers.centroids, assignment], { slots: chunk.slots, count: n, clusters, groupSize: 1 });
+    await dispatchCentroidTile(encoder, 'assign', 0, [sampleColumns, buffers.centroids, assignment], { slots: chunk.slots, count: n, clusters, groupSize: 1 });
     if (D % 4 === 0) await run(kmeansSumVec4Wgsl(), [sampleRows, assignment, sums, counts], (chunk.slots * clusters * D) / 4, common);
     else await run(kmeansSumWgsl(), [sampleRows, assignment, sums, counts], chunk.slots * clusters * D, common);
     await run(kmeansNormalizeWgsl(), [sums, counts, buffers.centroids], chunk.slots * clusters, common);
   }
 }
 
-/** Records, for one chunk: its keys and queries normalised into scratch buffers (`[slot][row][D]`). */
+/** Records, for one chunk: its keys and queries normalised into scratch buffers, channel-major (`[slot][D][row]`). */
 export async function encodeRoutingNormalize(encoder: ChunkEncoder, plan: RoutingFitPlan): Promise<{ normKeys: GPUBufferLike; normQueries: GPUBufferLike }> {
   const { chunk, dims: d } = encoder;
   const run = kmeansRunner(encoder, plan);
@@ -203,8 +203,8 @@ export async function encodeRoutingNormalize(encoder: ChunkEncoder, plan: Routin
   const mode = plan.normalization === 'l2' ? 0 : 1;
   const normKeys = encoder.scratch(4 * keyRows * d.headDim);
   const normQueries = encoder.scratch(4 * queryRows * d.headDim);
-  await run(normalizeRowsWgsl(), [chunk.k, normKeys], keyRows, { rows: keyRows, mode });
-  await run(normalizeRowsWgsl(), [chunk.q, normQueries], queryRows, { rows: queryRows, mode });
+  await run(normalizeRowsWgsl(true), [chunk.k, normKeys], keyRows, { rows: keyRows, count: d.keySeq, mode });
+  await run(normalizeRowsWgsl(true), [chunk.q, normQueries], queryRows, { rows: queryRows, count: d.querySeq, mode });
   return { normKeys, normQueries };
 }
 

@@ -66,7 +66,7 @@ describe('routing GPU plan (no GPU needed)', () => {
   it('generates kernels with a main entry point and no reserved identifiers', () => {
     const kernels = [
       similaritiesWgsl(16), balancedTopWWgsl(), nearestFlagsWgsl(), clusterCountWgsl(), clusterOffsetsWgsl(), clusterListWgsl(), routedRowsWgsl(false), routedRowsWgsl(true), rowScanWgsl(), headScanWgsl(),
-      normalizeRowsWgsl(), kmeansSampleWgsl(), kmeansAssignWgsl(), kmeansSumWgsl(), kmeansNormalizeWgsl(), topCentroidsWgsl(2), copyFloatsWgsl(),
+      normalizeRowsWgsl(), normalizeRowsWgsl(true), kmeansSampleWgsl(), kmeansAssignWgsl(), kmeansSumWgsl(), kmeansNormalizeWgsl(), topCentroidsWgsl(2), copyFloatsWgsl(),
       kmeansGatherWgsl(), kmeansSumVec4Wgsl(), kmeansSeedWgsl(128), packFlagsWgsl(), packRowFlagsWgsl(), centroidTileWgsl(128, 'assign'), centroidTileWgsl(20, 'top', 3), centroidTileWgsl(128, 'sim', 2), centroidTileWgsl(18, 'sim'),
     ];
     for (const code of kernels) {

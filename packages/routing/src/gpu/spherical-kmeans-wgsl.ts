@@ -32,8 +32,13 @@ const threadId = `let id = (wid.x + wid.y * P.tilesX) * ${KMEANS_THREADS}u + lid
 const entry = `@compute @workgroup_size(${KMEANS_THREADS})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32)`;
 
-/** Row normalisation (`mode` 0 = l2 with ε = 1e-12, 1 = layernorm without scale, ε = 1e-6); `P.rows` rows. */
-export function normalizeRowsWgsl(): string {
+/**
+ * Row normalisation (`mode` 0 = l2 with ε = 1e-12, 1 = layernorm without scale, ε = 1e-6); `P.rows`
+ * rows. `columns`: written channel-major per slot of `P.count` rows (`y[(slot·dim + c)·count + i]`,
+ * for the tiled centroid kernels' coalesced reads) instead of row-major.
+ */
+export function normalizeRowsWgsl(columns = false): string {
+  const at = columns ? '((id / P.count) * P.dim + c) * P.count + id % P.count' : 'o + c';
   return /* wgsl */ `${header}
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;
@@ -46,7 +51,7 @@ ${entry} {
     var sum = 0.0;
     for (var c = 0u; c < P.dim; c++) { sum += x[o + c] * x[o + c]; }
     let inv = 1.0 / max(sqrt(sum), 1e-12);
-    for (var c = 0u; c < P.dim; c++) { y[o + c] = x[o + c] * inv; }
+    for (var c = 0u; c < P.dim; c++) { y[${at}] = x[o + c] * inv; }
   } else {
     var mean = 0.0;
     for (var c = 0u; c < P.dim; c++) { mean += x[o + c]; }
@@ -54,7 +59,7 @@ ${entry} {
     var variance = 0.0;
     for (var c = 0u; c < P.dim; c++) { let t = x[o + c] - mean; variance += t * t; }
     let inv = 1.0 / sqrt(variance / f32(P.dim) + 1e-6);
-    for (var c = 0u; c < P.dim; c++) { y[o + c] = (x[o + c] - mean) * inv; }
+    for (var c = 0u; c < P.dim; c++) { y[${at}] = (x[o + c] - mean) * inv; }
   }
 }
 `;
