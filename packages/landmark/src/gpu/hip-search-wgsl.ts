@@ -16,7 +16,8 @@
  *
  * The frontier (≤ keep), the children (≤ 2·keep) and their scores live in workgroup memory:
  * 20·keep bytes. Children are scored one per thread (`center`: the middle chunk's key rows are
- * read once per 8 scoring queries, whose dot products accumulate in registers); the keep best are
+ * read once per 8 scoring queries, whose dot products accumulate in registers, as vec4 when
+ * D % 4 = 0); the keep best are
  * found by rank (|{y : s_y > s_x or (s_y = s_x and y < x)}| < keep), which is the CPU
  * `topKIndices` order. Building the children, compacting the kept ones into the next frontier and
  * writing the final chunks' tokens are parallel: each thread takes a contiguous run and writes at
@@ -73,6 +74,8 @@ function range(n: number): number[] {
 export function hipSearchWgsl(o: HipSearchKernelOptions): string {
   const NT = HIP_SEARCH_THREADS;
   const bound = o.representative === 'bound';
+  // 'center' with D a multiple of 4 reads q and k as vec4 (the sums stay channel by channel, in order).
+  const vec4 = !bound && o.headDim % 4 === 0;
   const scoreChild = bound
     ? `          var nodeAt = 0u;
           var levelNodes = P.chunks;
@@ -101,10 +104,13 @@ export function hipSearchWgsl(o: HipSearchKernelOptions): string {
             // Up to ${QUERY_GROUP} scoring queries per read of the key row, each dot product summed over c in order.
             for (var u0 = 0u; u0 < queries; u0 += ${QUERY_GROUP}u) {
 ${range(QUERY_GROUP).map((u) => `              var s${u} = 0.0;`).join('\n')}
-              for (var c = 0u; c < D; c++) {
+${vec4 ? `              for (var c4 = 0u; c4 < D / 4u; c4++) {
+                let kc = k[kRow / 4u + c4];
+${range(QUERY_GROUP).map((u) => `                { let qc = qs[(u0 + ${u}u) * (D / 4u) + c4]; s${u} += qc.x * kc.x; s${u} += qc.y * kc.y; s${u} += qc.z * kc.z; s${u} += qc.w * kc.w; }`).join('\n')}
+              }` : `              for (var c = 0u; c < D; c++) {
                 let kc = k[kRow + c];
 ${range(QUERY_GROUP).map((u) => `                s${u} += qs[(u0 + ${u}u) * D + c] * kc;`).join('\n')}
-              }
+              }`}
 ${range(QUERY_GROUP).map((u) => `              if (u0 + ${u}u < queries) { best = max(best, s${u}); }`).join('\n')}
             }
           }`;
@@ -117,12 +123,12 @@ const KEEP: u32 = ${o.keep}u;
 
 @group(0) @binding(0) var<uniform> P: Params;
 @group(0) @binding(1) var<storage, read> q: array<f32>;
-@group(0) @binding(2) var<storage, read> k: array<f32>;
+@group(0) @binding(2) var<storage, read> k: array<${vec4 ? 'vec4<f32>' : 'f32'}>;
 @group(0) @binding(3) var<storage, read_write> bounds: array<u32>;
 @group(0) @binding(4) var<storage, read_write> indices: array<u32>;
 ${bound ? '@group(0) @binding(5) var<storage, read> tree: array<f32>;' : ''}
 
-var<workgroup> qs: array<f32, ${paddedQueries(o.scoringQueries) * o.headDim}>;
+var<workgroup> qs: array<${vec4 ? `vec4<f32>, ${(paddedQueries(o.scoringQueries) * o.headDim) / 4}` : `f32, ${paddedQueries(o.scoringQueries) * o.headDim}`}>;
 var<workgroup> scan: array<u32, ${NT}>;
 var<workgroup> frontier: array<u32, KEEP>;
 var<workgroup> children: array<u32, ${2 * o.keep}>;
@@ -167,9 +173,12 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let cHi = (hi + cs - 1u) / cs;
   if (hi - lo > P.topK) {
     // The scoring queries (every queryStride-th from the block's last), staged once.
-    for (var e = lid; e < queries * D; e += NT) {
+${vec4 ? `    for (var e4 = lid; e4 < queries * D / 4u; e4 += NT) {
+      let at = (qBase + i1 - 1u - (e4 / (D / 4u)) * P.queryStride) * D + 4u * (e4 % (D / 4u));
+      qs[e4] = vec4<f32>(q[at], q[at + 1u], q[at + 2u], q[at + 3u]);
+    }` : `    for (var e = lid; e < queries * D; e += NT) {
       qs[e] = q[(qBase + i1 - 1u - (e / D) * P.queryStride) * D + e % D];
-    }
+    }`}
     var level = 1u;
     while ((1u << level) < max(2u, cHi)) { level++; }
     if (lid == 0u) {
