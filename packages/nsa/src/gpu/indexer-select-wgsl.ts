@@ -11,7 +11,8 @@
  * Stage 1's scores come from the tiled kernel (`indexer-score-tile-wgsl.ts`, one row range at a
  * time). One workgroup per (KV slot, query) row of the range: it reads the row's block scores,
  * forces block 0 and the incomplete blocks, keeps the top-c (arg-max passes) and scores the kept
- * blocks' tokens (vec4 loads where D is a multiple of 4). Stage 2 finds the K-th largest candidate score with a
+ * blocks' tokens (where D is a multiple of 32, 8 threads per key with coalesced vec4 loads; else
+ * one thread per key). Stage 2 finds the K-th largest candidate score with a
  * 32-step radix search on order-preserving u32 keys (count of keys ≥ a trial prefix per step),
  * then keeps every key above it and, of the keys equal to it, the latest ones — the CPU's
  * `TopKSelector` set — and thread 0 writes them in ascending token order as one CSR row.
@@ -44,12 +45,50 @@ export interface IndexerSelectKernelOptions {
 
 /** Bytes of workgroup memory the kernel declares. */
 export function indexerSelectWorkgroupBytes(o: IndexerSelectKernelOptions): number {
-  return 4 * (2 * o.headDim + Math.max(1, o.maxBlocks) + Math.max(1, o.maxCandidates) + 2 * INDEXER_SELECT_THREADS + Math.max(1, o.maxKept) + 4);
+  return 4 * (2 * o.headDim + INDEXER_SELECT_THREADS * KEYS_PER_GROUP + Math.max(1, o.maxBlocks) + Math.max(1, o.maxCandidates) + 2 * INDEXER_SELECT_THREADS + Math.max(1, o.maxKept) + 4);
 }
+
+/** Threads that share one key's dot product in the coalesced stage 2 (8 × vec4 = 128 contiguous bytes per load). */
+const LANES = 8;
+/** Keys each group of {@link LANES} threads scores per round of the coalesced stage 2. */
+const KEYS_PER_GROUP = 4;
+
+/**
+ * Stage 2 where D is a multiple of 32: LANES consecutive threads read one key (each a strided
+ * quarter of its vec4s, so a group's loads are 128 contiguous bytes: every fetched sector is used,
+ * unlike one thread per key, whose 16-byte reads touch a new sector per key), 64 keys per round;
+ * the LANES partial sums meet in workgroup memory and one thread per key stores its sortable score.
+ */
+const COALESCED_STAGE_2 = /* wgsl */ `
+  let lane = lid % ${LANES}u;
+  let keyGroup = lid / ${LANES}u;
+  let roundKeys = (NT / ${LANES}u) * ${KEYS_PER_GROUP}u;
+  for (var u0 = 0u; u0 < m; u0 += roundKeys) {
+    for (var kk = 0u; kk < ${KEYS_PER_GROUP}u; kk++) {
+      let u = u0 + kk * (NT / ${LANES}u) + keyGroup;
+      var s4 = vec4<f32>(0.0);
+      if (u < m) {
+        let base = (kvSlot * P.keySeq + tokenOf(u)) * (D / 4u);
+        for (var c = lane; c < D / 4u; c += ${LANES}u) { s4 = fma(gq4[c], k[base + c], s4); }
+      }
+      partial[kk * NT + lid] = (s4.x + s4.y) + (s4.z + s4.w);
+    }
+    workgroupBarrier();
+    if (lid < roundKeys && u0 + lid < m) {
+      // Key u0 + lid was scored by group (lid mod NT/LANES) in round slot (lid / (NT/LANES)).
+      let at = (lid / (NT / ${LANES}u)) * NT + (lid % (NT / ${LANES}u)) * ${LANES}u;
+      var s = 0.0;
+      for (var x = 0u; x < ${LANES}u; x++) { s += partial[at + x]; }
+      tokenKey[u0 + lid] = sortable(s);
+    }
+    workgroupBarrier();
+  }
+`;
 
 /** Generates the indexer kernel. */
 export function indexerSelectWgsl(o: IndexerSelectKernelOptions): string {
   const vec = o.headDim % 4 === 0;
+  const coalesced = o.headDim % (4 * LANES) === 0;
   const tokenScore = vec
     ? `    let base = (kvSlot * P.keySeq + tokenOf(u)) * (D / 4u);
     var s4 = vec4<f32>(0.0);
@@ -86,6 +125,7 @@ var<workgroup> bestKey: array<f32, ${INDEXER_SELECT_THREADS}>;
 var<workgroup> bestIndex: array<u32, ${INDEXER_SELECT_THREADS}>;
 var<workgroup> picks: array<u32, ${Math.max(1, o.maxKept)}>;
 var<workgroup> counter: atomic<u32>;
+${coalesced ? `var<workgroup> partial: array<f32, ${INDEXER_SELECT_THREADS * KEYS_PER_GROUP}>;` : ''}
 
 /** Order-preserving map of a float32 onto u32 (larger float, larger key). */
 fn sortable(x: f32) -> u32 {
@@ -143,10 +183,10 @@ ${SORT_PICKS_WGSL}
   workgroupBarrier();
   // Stage 2: every visible token of the kept blocks (all full but the last, the current block).
   let m = (n - 1u) * bs + (t + 1u - current * bs);
-  for (var u = lid; u < m; u += NT) {
+${coalesced ? COALESCED_STAGE_2 : `  for (var u = lid; u < m; u += NT) {
 ${tokenScore}
     tokenKey[u] = sortable(s);
-  }
+  }`}
   let want = min(P.topK, m);
   // Radix search for T = the want-th largest key: the largest T with |{u : key ≥ T}| ≥ want.
   var threshold = 0u;
