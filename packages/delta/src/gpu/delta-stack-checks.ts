@@ -10,7 +10,7 @@ import { ConfigError, ShapeError, createWorkload, denseAttention, sliceSeq, spar
 import type { LayerContext, LayerRecord, LayerSummary, StepInfo } from '@sparse-attn/model';
 import { GpuKVCache, expectLseClose, expectOutputClose, type GpuBackend, type GpuCheck, type ResidentAttention } from '@sparse-attn/backend-gpu';
 import { createDeltaPolicy, deltaSelector, type DeltaConfigInput } from '../delta.js';
-import { layerPlanFromFullCacheLayers } from '../layer-plan.js';
+import { layerPlanFromFullCacheLayers, type LayerPlan } from '../layer-plan.js';
 import { pageSelection, recentPages } from '../select-pages.js';
 import type { LayerReusePolicy } from '../layer-reuse-policy.js';
 import { createGpuDeltaStack, deltaStackRows, runDeltaStackDecode } from './gpu-delta-stack.js';
@@ -58,6 +58,8 @@ async function expectLayersClose(backend: GpuBackend, what: string, residents: r
 interface PolicyCase {
   readonly layers: number;
   readonly fullCacheLayers: readonly number[];
+  /** A plan to run instead of the one `fullCacheLayers` gives (HyLRA-style: any earlier Δ-layer as a source). */
+  readonly plan?: LayerPlan;
   readonly config: DeltaConfigInput;
   /** Tokens cached before the first decode step. */
   readonly context: number;
@@ -103,7 +105,7 @@ async function policyStackCheck(backend: GpuBackend, c: PolicyCase): Promise<voi
   const total = c.context + c.steps;
   const data = Array.from({ length: c.layers }, (_, l) => createWorkload('structured', { batch: 1, queryHeads: 4, kvHeads: 2, seqLength: total, headDim: 16, seed: c.seed + 31 * l }).input);
   const config = { ...c.config, fullCacheLayers: [...c.fullCacheLayers] };
-  const policy = createDeltaPolicy({ layers: c.layers, config });
+  const policy = createDeltaPolicy({ layers: c.layers, config, ...(c.plan ? { plan: c.plan } : {}) });
   const scale = 1 / Math.sqrt(16);
   const caches =
     c.source === 'kv-cache'
@@ -126,7 +128,7 @@ async function policyStackCheck(backend: GpuBackend, c: PolicyCase): Promise<voi
         }
         return backend.upload(call);
       });
-      const gpuStack = await createGpuDeltaStack(backend, residents, { config });
+      const gpuStack = await createGpuDeltaStack(backend, residents, { config, ...(c.plan ? { plan: c.plan } : {}) });
       try {
         if (gpuStack.active !== report.active) throw new Error(`step ${step}: GPU subset active ${gpuStack.active}, CPU ${report.active}`);
         await gpuStack.run('delta');
@@ -208,6 +210,8 @@ const policyCases: readonly PolicyCase[] = [
   { layers: 6, fullCacheLayers: [0, 1, 3], config: { pageSize: 8, pageBudget: 6, recentPages: 2 }, context: 300, steps: 3, source: 'kv-cache', seed: 3 },
   // Sparse layers before the first Δ-layer attend to the last K pages (placeholder); no recency window.
   { layers: 6, fullCacheLayers: [2, 4], config: { pageSize: 8, pageBudget: 5, recentPages: 0 }, context: 300, steps: 1, source: 'upload', seed: 4 },
+  // A HyLRA-style plan: layer 4 reuses Δ-layer 0's pages although Δ-layer 2 ran after it.
+  { layers: 5, fullCacheLayers: [], plan: { roles: ['delta', 'full', 'delta', 'sparse', 'sparse'], sources: [-1, -1, -1, 2, 0] }, config: { pageSize: 8, pageBudget: 6, recentPages: 2 }, context: 250, steps: 2, source: 'upload', seed: 9 },
 ];
 
 const randomCases: readonly RandomCase[] = [
@@ -235,7 +239,7 @@ async function expectThrows(what: string, type: typeof ConfigError | typeof Shap
 /** DELTA's layer-stack decode on the GPU against the CPU. */
 export const deltaStackChecks: readonly GpuCheck[] = [
   ...policyCases.map((c): GpuCheck => ({
-    name: `delta stack: GPU layer-stack decode picks the CPU model policy's pages and equals its layers (${c.source}): fullCacheLayers ${JSON.stringify(c.fullCacheLayers)} ${JSON.stringify(c.config)} ${c.layers} layers B1 Hq4 Hkv2 S${c.context}+${c.steps} D16`,
+    name: `delta stack: GPU layer-stack decode picks the CPU model policy's pages and equals its layers (${c.source}): ${c.plan ? `plan ${JSON.stringify(c.plan)}` : `fullCacheLayers ${JSON.stringify(c.fullCacheLayers)}`} ${JSON.stringify(c.config)} ${c.layers} layers B1 Hq4 Hkv2 S${c.context}+${c.steps} D16`,
     run: (backend) => policyStackCheck(backend, c),
   })),
   ...randomCases.map((c): GpuCheck => ({
