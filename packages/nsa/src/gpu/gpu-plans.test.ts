@@ -3,7 +3,7 @@ import { ConfigError, validateAttentionInput, createWorkload, type AttentionInpu
 import type { GpuBackend } from '@sparse-attn/backend-gpu';
 import { gpuMethods } from '../gpu.js';
 import { hierarchicalIndexerConfigSchema, hierarchicalIndexerMethod } from '../hierarchical-indexer.js';
-import { indexerPlan } from './indexer-gpu.js';
+import { indexerPlan, indexerRangeRows, indexerSlotsPerGroup } from './indexer-gpu.js';
 import { methods } from '../index.js';
 import { mobaConfigSchema } from '../moba.js';
 import { nsaConfigSchema } from '../nsa.js';
@@ -58,6 +58,12 @@ describe('GPU entry (no GPU needed)', () => {
     const wide = { ...dims(1000), querySeq: 65536, keySeq: 65536 };
     expect(rangeRowsFor(wide, nsaPlan({ context: { maxWorkgroupBytes: 32768, maxBinding: 2 ** 31 } } as unknown as GpuBackend, wide, nsaConfigSchema.parse({})), 32)).toBe(2048);
     expect(rangeRowsFor(dims(1000), nsaPlan(fakeBackend(32768), dims(1000), nsaConfigSchema.parse({}), 64 * 16 * 4 * 2), 1)).toBe(128);
+    // The indexer at S = 64k, K = 512: 128 MiB of token rows per KV slot, so a 2 GiB binding takes 16 slots per group.
+    const big = { context: { maxWorkgroupBytes: 32768, maxBinding: 2 ** 31 } } as unknown as GpuBackend;
+    const wideIndexer = indexerPlan(big, wide, hierarchicalIndexerConfigSchema.parse({}));
+    expect(indexerSlotsPerGroup(big, wide, wideIndexer)).toBe(16);
+    expect(indexerRangeRows(wide, wideIndexer, 32)).toBe(2048);
+    expect(() => indexerSlotsPerGroup({ context: { maxWorkgroupBytes: 32768, maxBinding: 2 ** 27 - 4 } } as unknown as GpuBackend, wide, wideIndexer)).toThrow(ConfigError);
     const indexer = indexerPlan(fakeBackend(16384), dims(1000), hierarchicalIndexerConfigSchema.parse({}));
     expect(indexer.stride).toBe(512);
     expect(indexer.kernel.maxCandidates).toBe(16 * 64);
