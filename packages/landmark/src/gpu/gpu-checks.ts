@@ -175,6 +175,7 @@ const hipCases: readonly { config: Record<string, unknown>; shape: CheckShape; k
   { label: 'length 1, defaults', config: {}, shape: { batch: 1, queryHeads: 2, kvHeads: 1, seq: 1, headDim: 16 } },
   { label: 'defaults but topK 64, S 300, D 64', config: { topK: 64 }, shape: { batch: 1, queryHeads: 2, kvHeads: 2, seq: 300, headDim: 64 } },
   { label: "'bound' representative (GPU range-bound tree), GQA", config: { topK: 16, chunkSize: 2, queryBlockSize: 8, queryStride: 2, sinkTokens: 2, windowTokens: 8, representative: 'bound' }, shape: { batch: 1, queryHeads: 4, kvHeads: 2, seq: 150, headDim: 32 }, kind: 'structured' },
+  { label: 'D 18 (scalar key loads: D not a multiple of 4)', config: { topK: 8, chunkSize: 2, queryBlockSize: 4, queryStride: 1, sinkTokens: 1, windowTokens: 4 }, shape: { batch: 1, queryHeads: 2, kvHeads: 1, seq: 90, headDim: 18 } },
   { label: "'bound', chunk 3, batch 2, 5 queries at the end of 97 keys", config: { topK: 9, chunkSize: 3, queryBlockSize: 4, queryStride: 1, sinkTokens: 1, windowTokens: 4, representative: 'bound' }, shape: { batch: 2, queryHeads: 2, kvHeads: 2, seq: 97, headDim: 16, querySeq: 5 } },
 ];
 

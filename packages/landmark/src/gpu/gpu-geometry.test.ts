@@ -80,6 +80,7 @@ describe('WGSL generators', () => {
       candidateScoreWgsl({ headDim: 16, operand: 'quest' }),
       candidateScoreWgsl({ headDim: 24, operand: 'dot' }),
       hipSearchWgsl({ headDim: 16, keep: 8, scoringQueries: 4 }),
+      hipSearchWgsl({ headDim: 18, keep: 8, scoringQueries: 9 }),
       hipSearchWgsl({ headDim: 16, keep: 8, scoringQueries: 4, representative: 'bound' }),
       hipBoundTreeWgsl({ headDim: 16 }),
       landmarkTopKWgsl({ maxPicks: 4 }),

@@ -227,17 +227,26 @@ ${scoreChild}
         let perChild = (n + NT - 1u) / NT;
         let x0 = min(n, lid * perChild);
         let x1 = min(n, x0 + perChild);
+        // Two children per scan of the scores (the second repeats the first at the run's odd end).
         var keptFlags = 0u;
         var kept = 0u;
-        for (var x = x0; x < x1; x++) {
-          let sx = score[x];
-          var rank = 0u;
+        for (var x = x0; x < x1; x += 2u) {
+          let xb = min(x + 1u, x1 - 1u);
+          let sa = score[x];
+          let sb = score[xb];
+          var rankA = 0u;
+          var rankB = 0u;
           for (var y = 0u; y < n; y++) {
             let sy = score[y];
-            if (sy > sx || (sy == sx && y < x)) { rank++; }
+            if (sy > sa || (sy == sa && y < x)) { rankA++; }
+            if (sy > sb || (sy == sb && y < xb)) { rankB++; }
           }
-          if (rank < P.keep) {
+          if (rankA < P.keep) {
             keptFlags |= 1u << (x - x0);
+            kept++;
+          }
+          if (xb != x && rankB < P.keep) {
+            keptFlags |= 1u << (xb - x0);
             kept++;
           }
         }
