@@ -9,15 +9,16 @@
  * is read from global memory once per workgroup instead of once per row, and a row element feeds
  * `CENTROID_TILE` multiply-adds. What a thread does with s(i, c), visiting c in ascending order:
  *
- *   'assign'   a(i) = argmax_c s(i, c), ties → lower c (Lloyd's assignment, `kmeansAssignWgsl`)
- *   'top'      the `r` largest, most similar first, ties → lower c (`topCentroidsWgsl`)
- *   'sim'      sim[(slot·C + c)·count + i] = s(i, c) (cluster-major columns, `similaritiesWgsl`),
- *              plus the top-`r` when r > 0 (`topFromSimilaritiesWgsl`, fused)
+ *   'assign'   a(i) = argmax_c s(i, c), ties → lower c (Lloyd's assignment)
+ *   'top'      the `r` largest, most similar first, ties → lower c (nearest-centroid membership)
+ *   'sim'      sim[(slot·C + c)·count + i] = s(i, c) (cluster-major columns for the balanced
+ *              top-w), plus the top-`r` when r > 0
  *
- * Each dot product is accumulated in the order of the untiled kernel it replaces (scalar,
- * ascending channel, for 'assign' / 'top', from vec4 loads when the dimension allows; vec4 lanes summed x + y + z + w at the end for 'sim'
- * when the dimension is a multiple of 4), so it yields the same floats, and the picks the same
- * centroids.
+ * Each dot product is accumulated in the order of the one-thread-per-output kernel it replaced
+ * (`kmeansAssignWgsl`, `topCentroidsWgsl`, `similaritiesWgsl` + `topFromSimilaritiesWgsl`, since
+ * removed): scalar in ascending channel order for 'assign' / 'top' (from vec4 loads when the
+ * dimension allows), vec4 lanes summed x + y + z + w at the end for 'sim' when the dimension is a
+ * multiple of 4; so it yields the same floats, and the same picks.
  */
 import { insertTopR } from './wgsl-snippets.js';
 
@@ -48,7 +49,7 @@ export type CentroidTileMode = 'assign' | 'top' | 'sim';
  * ⌈count / threads⌉ workgroups per slot.
  */
 export function centroidTileWgsl(dim: number, mode: CentroidTileMode, r = 0, layout: CentroidTileLayout = 'columns'): string {
-  // 'sim' sums vec4 lanes (as `similaritiesWgsl`); the others load vec4 but add lane by lane in
+  // 'sim' sums vec4 lanes (as `similaritiesWgsl` did); the others load vec4 but add lane by lane in
   // channel order (as their scalar kernels).
   const vec = mode === 'sim' && dim % 4 === 0;
   const lanes = mode !== 'sim' && dim % 4 === 0;

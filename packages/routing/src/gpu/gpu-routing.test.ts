@@ -7,8 +7,8 @@ import { centroidSimilarities, sphericalKMeans } from '../spherical-kmeans.js';
 import { normalizeRows } from '../normalize-rows.js';
 import { kmeansSampleIndices } from './gpu-routing-kmeans.js';
 import { routingPlan } from './gpu-routing.js';
-import { balancedTopWWgsl, clusterCountWgsl, clusterListWgsl, clusterOffsetsWgsl, headScanWgsl, nearestFlagsWgsl, routedRowsWgsl, packFlagsWgsl, packRowFlagsWgsl, rowScanWgsl, similaritiesWgsl } from './routing-selection-wgsl.js';
-import { kmeansAssignWgsl, kmeansGatherWgsl, kmeansNormalizeWgsl, kmeansSumVec4Wgsl, kmeansSampleWgsl, kmeansSumWgsl, normalizeRowsWgsl, topCentroidsWgsl } from './spherical-kmeans-wgsl.js';
+import { balancedTopWWgsl, clusterCountWgsl, clusterListWgsl, clusterOffsetsWgsl, headScanWgsl, nearestFlagsWgsl, routedRowsWgsl, packFlagsWgsl, packRowFlagsWgsl, rowScanWgsl } from './routing-selection-wgsl.js';
+import { kmeansGatherWgsl, kmeansNormalizeWgsl, kmeansSumVec4Wgsl, kmeansSumWgsl, normalizeRowsWgsl } from './spherical-kmeans-wgsl.js';
 import { copyFloatsWgsl } from './copy-slots-wgsl.js';
 import { centroidTileWgsl } from './centroid-tile-wgsl.js';
 import { kmeansSeedWgsl } from './kmeans-seed-wgsl.js';
@@ -65,8 +65,8 @@ describe('routing GPU plan (no GPU needed)', () => {
 
   it('generates kernels with a main entry point and no reserved identifiers', () => {
     const kernels = [
-      similaritiesWgsl(16), balancedTopWWgsl(), nearestFlagsWgsl(), clusterCountWgsl(), clusterOffsetsWgsl(), clusterListWgsl(), routedRowsWgsl(false), routedRowsWgsl(true), rowScanWgsl(), headScanWgsl(),
-      normalizeRowsWgsl(), normalizeRowsWgsl(true), kmeansSampleWgsl(), kmeansAssignWgsl(), kmeansSumWgsl(), kmeansNormalizeWgsl(), topCentroidsWgsl(2), copyFloatsWgsl(),
+      balancedTopWWgsl(), nearestFlagsWgsl(), clusterCountWgsl(), clusterOffsetsWgsl(), clusterListWgsl(), routedRowsWgsl(false), routedRowsWgsl(true), rowScanWgsl(), headScanWgsl(),
+      normalizeRowsWgsl(), normalizeRowsWgsl(true), kmeansSumWgsl(), kmeansNormalizeWgsl(), copyFloatsWgsl(),
       kmeansGatherWgsl(), kmeansSumVec4Wgsl(), kmeansSeedWgsl(128), packFlagsWgsl(), packRowFlagsWgsl(), centroidTileWgsl(128, 'assign'), centroidTileWgsl(20, 'top', 3), centroidTileWgsl(128, 'sim', 2), centroidTileWgsl(18, 'sim'),
     ];
     for (const code of kernels) {

@@ -2,7 +2,7 @@
  * The `routing` method's membership and selection in WGSL (spec routing.md §3; CPU:
  * `balanced-routing.ts`, `balanced-routing-attention.ts`, `row-parts.ts`), over per-chunk buffers:
  *
- *   similarities  sim[c][i] = x̂_i · μ_c                    cluster-major, per slot (`similaritiesWgsl`)
+ *   similarities  sim[c][i] = x̂_i · μ_c                    cluster-major, per slot (`centroidTileWgsl(…, 'sim')`)
  *   balanced      I_c = top-w_i sim[c][i], ties → lower i   in place: sim becomes a 0/1 flag (`balancedTopWWgsl`)
  *   nearest       I_c ∪= { i : c ∈ top-r(i) }               (`nearestFlagsWgsl`)
  *   key lists     K_c = the flagged keys of c, ascending    (`clusterCountWgsl`, `clusterOffsetsWgsl`, `clusterListWgsl`)
@@ -17,7 +17,7 @@
  * unless the sinks or the local window already hold it), so a row is the CPU's union as a set, in
  * cluster order rather than ascending: the executor masks per key, and readers sort on readback.
  */
-import { inclusiveScanU32, insertTopR } from './wgsl-snippets.js';
+import { inclusiveScanU32 } from './wgsl-snippets.js';
 
 /** Uniform parameter block of the routing selection kernels (unused fields are 0). */
 export const ROUTING_PARAMS = [
@@ -50,62 +50,6 @@ const entry = `@compute @workgroup_size(${ROUTING_THREADS})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32)`;
 const linear = 'let linear = wid.x + wid.y * P.tilesX;';
 const threadId = `let id = (wid.x + wid.y * P.tilesX) * ${ROUTING_THREADS}u + lid;`;
-
-/**
- * `sim[(slot·C + c)·count + i] = x[slot][i] · μ[P.slotBase + slot / groupSize][c]` (centroids in a
- * call-wide buffer); vec4 loads when `dim` is a multiple of 4.
- */
-export function similaritiesWgsl(dim: number): string {
-  const vec = dim % 4 === 0;
-  const type = vec ? 'vec4<f32>' : 'f32';
-  const width = vec ? dim / 4 : dim;
-  return /* wgsl */ `${header}
-const W: u32 = ${width}u;
-@group(0) @binding(1) var<storage, read> x: array<${type}>;
-@group(0) @binding(2) var<storage, read> centroids: array<${type}>;
-@group(0) @binding(3) var<storage, read_write> sim: array<f32>;
-
-${entry} {
-  ${threadId}
-  if (id >= P.slots * P.clusters * P.count) { return; }
-  let i = id % P.count;
-  let c = (id / P.count) % P.clusters;
-  let slot = id / (P.count * P.clusters);
-  let o = (slot * P.count + i) * W;
-  let m = ((P.slotBase + slot / P.groupSize) * P.clusters + c) * W;
-  var s = ${vec ? 'vec4<f32>(0.0)' : '0.0'};
-  for (var e = 0u; e < W; e++) { s += x[o + e] * centroids[m + e]; }
-  sim[id] = ${vec ? 's.x + s.y + s.z + s.w' : 's'};
-}
-`;
-}
-
-/**
- * The `P.r` most similar clusters of each of `P.slots · P.count` rows from the similarity columns
- * (before they become flags), most similar first, ties → lower cluster: `top[row·r + t]`.
- */
-export function topFromSimilaritiesWgsl(r: number): string {
-  return /* wgsl */ `${header}
-const R: u32 = ${r}u;
-@group(0) @binding(1) var<storage, read> sim: array<f32>;
-@group(0) @binding(2) var<storage, read_write> top: array<u32>;
-
-${entry} {
-  ${threadId}
-  if (id >= P.slots * P.count) { return; }
-  let slot = id / P.count;
-  let i = id % P.count;
-  var best: array<u32, ${r}>;
-  var bestValue: array<f32, ${r}>;
-  var filled = 0u;
-  for (var k = 0u; k < P.clusters; k++) {
-    let s = sim[(slot * P.clusters + k) * P.count + i];
-${insertTopR('    ')}
-  }
-  for (var t = 0u; t < R; t++) { top[id * R + t] = select(0xffffffffu, best[t], t < filled); }
-}
-`;
-}
 
 /**
  * One workgroup per (slot, cluster) column of `P.count` similarities: the column becomes 1.0

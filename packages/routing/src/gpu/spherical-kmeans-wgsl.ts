@@ -1,22 +1,19 @@
 /**
  * Spherical k-means for routing in WGSL (spec routing.md §3–4; CPU: `spherical-kmeans.ts`,
- * `normalize-rows.ts`, `balanced-routing.ts#withNearestMembership`). Five kernels, each one
- * thread per output element, over rows laid out `[slot][row][dim]`:
+ * `normalize-rows.ts`). Kernels one thread per output element:
  *
- *   normalise:  x̂ = x / max(‖x‖₂, ε)   or   (x − mean) / sqrt(var + ε)      (`normalizeRowsWgsl`)
- *   sample:     s_i = x̂_{idx_i} / ‖x̂_{idx_i}‖ (the seeded subsample the CPU fits on) (`kmeansSampleWgsl`)
- *   assign:     a(i) = argmax_c s_i · μ_c            (ties → lower c)          (`kmeansAssignWgsl`)
- *   update:     Σ_c = Σ_{a(i)=c} s_i,  n_c = |{i : a(i) = c}|                 (`kmeansSumWgsl`)
+ *   normalise:  x̂ = x / max(‖x‖₂, ε)   or   (x − mean) / sqrt(var + ε)      (`normalizeRowsWgsl`,
+ *               row- or channel-major output)
+ *   sample:     s_i = x̂_{idx_i} / ‖x̂_{idx_i}‖ (the seeded subsample the CPU fits on), gathered
+ *               from the raw keys, row- and channel-major                     (`kmeansGatherWgsl`)
+ *   update:     Σ_c = Σ_{a(i)=c} s_i,  n_c = |{i : a(i) = c}|  (`kmeansSumWgsl`, `kmeansSumVec4Wgsl`)
  *               μ_c = Σ_c / ‖Σ_c‖ when n_c > 0 (empty clusters keep μ_c)     (`kmeansNormalizeWgsl`)
- *   top-r:      the r centroids most similar to each routing vector, most similar first,
- *               ties → lower c (nearest-centroid membership)                  (`topCentroidsWgsl`)
  *
- * Centroids and subsample indices live in call-wide buffers (`slotBase` = the chunk's first
- * slot), top-r results in call-wide `[row][r]` buffers (`rowBase` = the chunk's first row).
+ * The assignment a(i) = argmax_c s_i · μ_c and the top-r centroids of each routing vector are
+ * tiled rows × centroids products (`centroid-tile-wgsl.ts`); the seeding is `kmeans-seed-wgsl.ts`.
+ * Centroids and subsample indices live in call-wide buffers (`slotBase` = the chunk's first slot).
  * The GPU accumulates in f32 where the CPU sums centroid updates in f64; see the README.
  */
-import { insertTopR } from './wgsl-snippets.js';
-
 /** Uniform parameter block shared by the k-means kernels (unused fields are 0). */
 export const KMEANS_PARAMS = ['rows', 'dim', 'mode', 'tilesX', 'slots', 'count', 'sample', 'clusters', 'groupSize', 'slotBase', 'rowBase', 'pad0'] as const;
 
@@ -65,33 +62,12 @@ ${entry} {
 `;
 }
 
-/** Gathers each slot's subsample (`P.sample` row indices per slot) from `[slot][P.count][dim]` and renormalises it (as the CPU does). */
-export function kmeansSampleWgsl(): string {
-  return /* wgsl */ `${header}
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read> picked: array<u32>;
-@group(0) @binding(3) var<storage, read_write> sample: array<f32>;
-
-${entry} {
-  ${threadId}
-  if (id >= P.slots * P.sample) { return; }
-  let slot = id / P.sample;
-  let src = (slot * P.count + picked[P.slotBase * P.sample + id]) * P.dim;
-  let dst = id * P.dim;
-  var sum = 0.0;
-  for (var c = 0u; c < P.dim; c++) { sum += x[src + c] * x[src + c]; }
-  let norm = sqrt(sum);
-  let inv = select(1.0, 1.0 / norm, norm > 1e-12);
-  for (var c = 0u; c < P.dim; c++) { sample[dst + c] = x[src + c] * inv; }
-}
-`;
-}
-
 /**
  * The normalisation and the subsample gather in one pass over the raw keys (`[slot][P.count][dim]`):
- * each picked row is normalised (`P.mode` as in {@link normalizeRowsWgsl}) and renormalised (as
- * {@link kmeansSampleWgsl}) with the same operations in the same order, so it writes the same
- * floats without the S × D normalised-keys buffer. Writes the subsample row-major (`sample`,
+ * each picked row is normalised (`P.mode` as in {@link normalizeRowsWgsl}) and renormalised (as the
+ * CPU does to its subsample) with the same operations in the same order as normalising every key
+ * and then gathering (the two kernels this replaced), so it writes the same floats without the
+ * S × D normalised-keys buffer. Writes the subsample row-major (`sample`,
  * `[slot][sample][dim]`) and channel-major (`sampleT`, `[slot][dim][sample]`, for the seeding).
  */
 export function kmeansGatherWgsl(): string {
@@ -137,31 +113,6 @@ ${entry} {
     sample[dst + c] = v;
     sampleT[(slot * P.dim + c) * P.sample + row] = v;
   }
-}
-`;
-}
-
-/** Nearest centroid of every sample row (ties → lower index). */
-export function kmeansAssignWgsl(): string {
-  return /* wgsl */ `${header}
-@group(0) @binding(1) var<storage, read> sample: array<f32>;
-@group(0) @binding(2) var<storage, read> centroids: array<f32>;
-@group(0) @binding(3) var<storage, read_write> assignment: array<u32>;
-
-${entry} {
-  ${threadId}
-  if (id >= P.slots * P.sample) { return; }
-  let slot = id / P.sample;
-  let o = id * P.dim;
-  var best = 0u;
-  var bestValue = 0.0;
-  for (var k = 0u; k < P.clusters; k++) {
-    let m = ((P.slotBase + slot) * P.clusters + k) * P.dim;
-    var s = 0.0;
-    for (var c = 0u; c < P.dim; c++) { s += sample[o + c] * centroids[m + c]; }
-    if (k == 0u || s > bestValue) { best = k; bestValue = s; }
-  }
-  assignment[id] = best;
 }
 `;
 }
@@ -250,33 +201,3 @@ ${entry} {
 `;
 }
 
-/**
- * The `r` most similar centroids of each of `P.rows` routing vectors (`[slot][P.count][dim]`;
- * vector slot s reads the centroids of slot ⌊s / P.groupSize⌋), most similar first, ties → lower
- * index: `top[row·r + t]`.
- */
-export function topCentroidsWgsl(r: number): string {
-  return /* wgsl */ `${header}
-const R: u32 = ${r}u;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read> centroids: array<f32>;
-@group(0) @binding(3) var<storage, read_write> top: array<u32>;
-
-${entry} {
-  ${threadId}
-  if (id >= P.rows) { return; }
-  let slot = (id / P.count) / P.groupSize;
-  let o = id * P.dim;
-  var best: array<u32, ${r}>;
-  var bestValue: array<f32, ${r}>;
-  var filled = 0u;
-  for (var k = 0u; k < P.clusters; k++) {
-    let m = ((P.slotBase + slot) * P.clusters + k) * P.dim;
-    var s = 0.0;
-    for (var c = 0u; c < P.dim; c++) { s += x[o + c] * centroids[m + c]; }
-${insertTopR('    ')}
-  }
-  for (var t = 0u; t < R; t++) { top[(P.rowBase + id) * R + t] = select(0xffffffffu, best[t], t < filled); }
-}
-`;
-}
