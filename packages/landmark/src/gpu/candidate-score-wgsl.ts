@@ -115,10 +115,7 @@ ${forRows((i) => `  {
     let limit = limitOf(local0 + r);
     if (r < liveRows && limit > P.first + P.topK) {
       let base = (querySlot * P.rowCount + local0 + r) * P.blocks;
-      for (var c = 0u; c < 4u; c++) {
-        let j = js[c];
-        if (j >= P.first && j < limit) { scores[base + j] = s${i}[c] * P.outScale; }
-      }
+${['x', 'y', 'z', 'w'].map((c) => `      if (js.${c} >= P.first && js.${c} < limit) { scores[base + js.${c}] = s${i}.${c} * P.outScale; }`).join('\n')}
     }
   }`)}
 }
