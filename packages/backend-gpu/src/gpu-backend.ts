@@ -483,8 +483,8 @@ export class GpuBackend {
     // are masked), at some cost for short calls.
     const scalar = d.headDim % 4 !== 0 || d.valueDim % 4 !== 0;
     for (const rows of rowsNeeded > 16 || scalar ? ([64, 16] as const) : ([16] as const)) {
-      for (const { chunk, valueChunk, unroll } of [this.tuning, SMALL_TUNING]) {
-        const options: FlashAttentionKernelOptions = { mode, headDim: d.headDim, valueDim: d.valueDim, tile: { rows, chunk }, valueChunk, ...(unroll ? { unroll } : {}) };
+      for (const { chunk, valueChunk } of [this.tuning, SMALL_TUNING]) {
+        const options: FlashAttentionKernelOptions = { mode, headDim: d.headDim, valueDim: d.valueDim, tile: { rows, chunk }, valueChunk };
         if (flashAttentionWorkgroupBytes(options) <= this.context.maxWorkgroupBytes) return { code: flashAttentionWgsl(options), tile: options.tile };
       }
     }
@@ -824,8 +824,6 @@ export class GpuBackend {
 export interface AttentionTuning {
   readonly chunk: number;
   readonly valueChunk: number;
-  /** Unroll the kernels' inner multiply loops. */
-  readonly unroll?: boolean;
 }
 
 /**

@@ -23,10 +23,9 @@ async function main(): Promise<number> {
   console.log(`Dawn toggles: ${backend.context.toggles?.join(', ') || 'none (robust)'}`);
   console.log(`adapter: ${backend.info.device}; max binding ${backend.context.maxBinding} B; workgroup memory ${backend.context.maxWorkgroupBytes} B`);
   console.log(`gpu.js: ${backend.gpuJs.bridge ? `attached (${backend.gpuJs.bridge.version}), block pooling runs through it` : `not attached: ${backend.gpuJs.reason}`}`);
-  // `16x16`, or `16x16u` for unrolled inner loops.
   const parseTuning = (spec: string) => {
-    const [chunk, valueChunk] = spec.replace(/u$/, '').split('x').map(Number) as [number, number];
-    return { chunk, valueChunk, unroll: spec.endsWith('u') };
+    const [chunk, valueChunk] = spec.split('x').map(Number) as [number, number];
+    return { chunk, valueChunk };
   };
   const tunings = flag('--tuning');
   // Checks and the benchmark run with the last tuning listed (the variants are timed in between).

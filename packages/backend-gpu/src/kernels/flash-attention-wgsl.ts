@@ -36,8 +36,6 @@ export interface FlashAttentionKernelOptions {
   readonly tile: TileShape;
   /** Keys per value chunk staged in workgroup memory for o += p·v. */
   readonly valueChunk: number;
-  /** Unroll the q·k and p·v inner loops (constant workgroup-memory offsets). */
-  readonly unroll?: boolean;
 }
 
 /** Uniform parameter block of the attention kernel (16 × 4 bytes, order matters). */
@@ -194,7 +192,7 @@ ${csr ? `    if (lid < BC) {
     var s1 = vec4<f32>(0.0);
     var s2 = vec4<f32>(0.0);
     var s3 = vec4<f32>(0.0);
-${scoreTileWgsl(o.tile, 'D', (r, e) => `qAt(${r}, ${e})`, (c, e) => `kAt(${c}, ${e}, kvBase)`, vectorized, o.unroll)}
+${scoreTileWgsl(o.tile, 'D', (r, e) => `qAt(${r}, ${e})`, (c, e) => `kAt(${c}, ${e}, kvBase)`, vectorized)}
 ${prefetchFirst}
     let keys = vec4<u32>(keyIdx[tx], keyIdx[tx + 16u], keyIdx[tx + 32u], keyIdx[tx + 48u]);
     let keyLive = keys != vec4<u32>(INVALID);
@@ -218,7 +216,11 @@ ${[0, 1, 2, 3].map((c) => `    ps[(tx + ${16 * c}u) * (TR + 1u) + ty] = vec4<f32
 ${storeValues}
       workgroupBarrier();
 ${prefetchNext}
-${pvLoop(o, vc4)}
+      for (var jj = 0u; jj < VJ; jj++) {
+        let pv = ps[(j0 + jj) * (TR + 1u) + ty];
+${Array.from({ length: vc4 }, (_, c) => `        let v${c} = scratch[jj * (DVP / 4u) + ${c * 16}u + tx];
+${forRows((i) => `        o${i}_${c} = fma(vec4<f32>(pv[${i}]), v${c}, o${i}_${c});`)}`).join('\n')}
+      }
     }
   }
 
@@ -240,15 +242,6 @@ ${oVars(i).map((name, c) => `    for (var e = 0u; e < 4u; e++) {
   }`)}
 }
 `;
-}
-
-/** The o += p·v loop over a staged value chunk (unrolled with `o.unroll`). */
-function pvLoop(o: FlashAttentionKernelOptions, vc4: number): string {
-  const body = (jj: string) => `        let pv = ps[(j0 + ${jj}) * (TR + 1u) + ty];
-${Array.from({ length: vc4 }, (_, c) => `        let v${c} = scratch[${jj} * (DVP / 4u) + ${c * 16}u + tx];
-${forRows((i) => `        o${i}_${c} = fma(vec4<f32>(pv[${i}]), v${c}, o${i}_${c});`)}`).join('\n')}`;
-  if (!o.unroll) return `      for (var jj = 0u; jj < VJ; jj++) {\n${body('jj')}\n      }`;
-  return Array.from({ length: o.valueChunk }, (_, jj) => `      {\n${body(`${jj}u`)}\n      }`).join('\n');
 }
 
 /**

@@ -72,11 +72,10 @@ export function scoreTileWgsl(
   loadA: (r: string, e: string) => string,
   loadB: (c: string, e: string) => string,
   vectorized = false,
-  unroll = false,
 ): string {
   const threads = tileThreads(shape);
   const range = (n: number) => Array.from({ length: n }, (_, i) => i);
-  if (vectorized) return vectorScoreTile(shape, width, loadA, loadB, threads, range, unroll);
+  if (vectorized) return vectorScoreTile(shape, width, loadA, loadB, threads, range);
   const perThreadA = (shape.rows * shape.chunk) / threads;
   const perThreadB = (TILE_COLUMNS * shape.chunk) / threads;
   const fetch = (e0: string) =>
@@ -89,7 +88,7 @@ export function scoreTileWgsl(
     ...range(perThreadA).map((i) => `      { let x = lid + ${i * threads}u; let rr = x / DK; scratch[(x % DK) * A_STRIDE + rr / 4u][rr % 4u] = ra${i}; }`),
     ...range(perThreadB).map((i) => `      { let x = lid + ${i * threads}u; let cc = x / DK; scratch[B_OFF + (x % DK) * B_STRIDE + cc % 16u][cc / 16u] = rb${i}; }`),
   ];
-  return pipelinedTile(width, declarations, fetch, stores, unroll ? shape.chunk : 0);
+  return pipelinedTile(width, declarations, fetch, stores);
 }
 
 /**
@@ -97,17 +96,7 @@ export function scoreTileWgsl(
  * workgroup memory, barrier, registers ← next chunk (in flight during the multiply), multiply
  * the chunk out of workgroup memory into `s0..s3`, barrier.
  */
-function pipelinedTile(width: string, declarations: readonly string[], fetch: (e0: string) => string, stores: readonly string[], unrolled = 0): string {
-  const step = (ee: string) => `        let a = scratch[${ee} * A_STRIDE + ty];
-        let b = scratch[B_OFF + ${ee} * B_STRIDE + tx];
-        s0 = fma(vec4<f32>(a.x), b, s0);
-        s1 = fma(vec4<f32>(a.y), b, s1);
-        s2 = fma(vec4<f32>(a.z), b, s2);
-        s3 = fma(vec4<f32>(a.w), b, s3);`;
-  // Unrolled: constant offsets (no loop counter, and robustness clamps on a constant-plus-lane index).
-  const multiply = unrolled
-    ? Array.from({ length: unrolled }, (_, ee) => `      {\n${step(`${ee}u`)}\n      }`).join('\n')
-    : `      for (var ee = 0u; ee < DK; ee++) {\n${step('ee')}\n      }`;
+function pipelinedTile(width: string, declarations: readonly string[], fetch: (e0: string) => string, stores: readonly string[]): string {
   return /* wgsl */ `
     {
 ${declarations.join('\n')}
@@ -118,7 +107,14 @@ ${stores.join('\n')}
       if (e0 + DK < ${width}) {
   ${fetch('e0 + DK')}
       }
-${multiply}
+      for (var ee = 0u; ee < DK; ee++) {
+        let a = scratch[ee * A_STRIDE + ty];
+        let b = scratch[B_OFF + ee * B_STRIDE + tx];
+        s0 = fma(vec4<f32>(a.x), b, s0);
+        s1 = fma(vec4<f32>(a.y), b, s1);
+        s2 = fma(vec4<f32>(a.z), b, s2);
+        s3 = fma(vec4<f32>(a.w), b, s3);
+      }
       workgroupBarrier();
     }
     }
@@ -137,7 +133,6 @@ function vectorScoreTile(
   loadB: (c: string, e: string) => string,
   threads: number,
   range: (n: number) => number[],
-  unroll: boolean,
 ): string {
   const perThreadA = (shape.rows * shape.chunk) / 4 / threads;
   const perThreadB = (TILE_COLUMNS * shape.chunk) / 4 / threads;
@@ -154,7 +149,7 @@ function vectorScoreTile(
     ...range(perThreadA).map((i) => scatter('ra', i, (e, row) => `scratch[(${e}) * A_STRIDE + ${row} / 4u][${row} % 4u]`)),
     ...range(perThreadB).map((i) => scatter('rb', i, (e, col) => `scratch[B_OFF + (${e}) * B_STRIDE + ${col} % 16u][${col} / 16u]`)),
   ];
-  return pipelinedTile(width, declarations, fetch, stores, unroll ? shape.chunk : 0);
+  return pipelinedTile(width, declarations, fetch, stores);
 }
 
 /** Emits `body(i)` for the four rows a thread owns (WGSL has no compile-time loops). */
