@@ -23,7 +23,10 @@ for step in $STEPS; do
     checks) timeout ${CHECK_TIMEOUT:-240} $N .node-bin/bench/bench.js gpu-check --json "$OUT/gpu-checks.json" 2>&1 | tee "$OUT/gpu-checks.log" ;;
     # The gpu-attention suite (dense WGSL vs every GPU method, resident inputs, H=32 D=128) on its own,
     # rows streamed to the log as they come; then the sweep's GPU cells (host workloads, quality vs CPU dense).
-    suite) timeout ${SUITE_TIMEOUT:-240} $N .node-bin/bench/bench.js suite --id gpu-attention --context "$CONTEXT" > "$OUT/gpu-attention.json" 2> "$OUT/gpu-attention.log"; tail -c 6000 "$OUT/gpu-attention.log" ;;
+    # SUITES (default: gpu-attention gpu-delta-stack) picks the GPU suites, each to $OUT/<id>.json.
+    suite) for id in ${SUITES:-gpu-attention gpu-delta-stack}; do
+             timeout ${SUITE_TIMEOUT:-240} $N .node-bin/bench/bench.js suite --id $id --context "$CONTEXT" > "$OUT/$id.json" 2> "$OUT/$id.log"; tail -c 3000 "$OUT/$id.log"
+           done ;;
     sweep) timeout ${SWEEP_TIMEOUT:-200} $N .node-bin/bench/bench.js --backend gpu --no-ort --no-progress --seq ${SWEEP_SEQS:-1024,4096} --workloads ${SWEEP_WORKLOADS:-needle,structured} \
              --suites '' --budgets 1 --repeats 3 --time-budget 0 --out "$OUT/results" > "$OUT/bench.log" 2>&1; tail -c 3000 "$OUT/bench.log" ;;
     robust) (cd .node-bin/bundle && timeout ${ROBUST_TIMEOUT:-120} $N gpu-check.js --robust --no-checks --bench "$SEQS" --repeats 3 --out "$OUT/gpu-bench-robust.json") 2>&1 | tee "$OUT/robust.log" ;;
