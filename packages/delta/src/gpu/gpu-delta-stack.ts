@@ -669,7 +669,8 @@ export function deltaStackRows(result: DeltaStackBenchResult): BenchmarkRow[] {
   const r = result;
   const base = {
     suite: 'gpu-delta-stack',
-    workload: `gaussian-gpu-stack-${r.layers}l${r.queryHeads === r.kvHeads ? '' : `-gqa${r.queryHeads / r.kvHeads}`}`,
+    // The head shape is part of the name: the suite runs Hq 8 / Hkv 2 and Hq 32 / Hkv 8, both GQA 4.
+    workload: `gaussian-gpu-stack-${r.layers}l-h${r.queryHeads}kv${r.kvHeads}d${r.headDim}`,
     seqLength: r.keySeq,
     backend: describeBackend(r.backend),
   };
