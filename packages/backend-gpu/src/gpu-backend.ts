@@ -25,7 +25,7 @@ import { POOL_PARAMS, POOL_THREADS, blockPoolWgsl } from './kernels/block-pool-w
 import { SCORE_PARAMS, blockScoreWgsl } from './kernels/block-score-wgsl.js';
 import { TOP_K_PARAMS, TOP_K_THREADS, blockTopKWgsl } from './kernels/block-top-k-wgsl.js';
 import { FILL_PARAMS, FILL_THREADS, fillNormalWgsl } from './kernels/fill-normal-wgsl.js';
-import { GATHER_LIST_PARAMS, GATHER_THREADS, gatherListsWgsl, gatherMergeWgsl, gatherScanWgsl, gatherTileMapWgsl } from './kernels/gather-lists-wgsl.js';
+import { GATHER_LIST_PARAMS, GATHER_THREADS, gatherListsWgsl, gatherMergeWgsl, gatherScanWgsl, gatherSortWgsl, gatherTileMapWgsl } from './kernels/gather-lists-wgsl.js';
 import { ATTENTION_PARAMS, GATHER_ATTENTION_PARAMS, flashAttentionWgsl, flashAttentionWorkgroupBytes, type FlashAttentionKernelOptions } from './kernels/flash-attention-wgsl.js';
 import { dispatchGrid, type TileShape } from './kernels/score-tile-wgsl.js';
 import { WEBGPU_FLAGS } from './webgpu-flags.js';
@@ -560,12 +560,13 @@ export class GpuBackend {
     const width = Math.max(1, stride);
     const { code, tile } = this.attentionKernel('gather', d, 64);
     const itemsPerTile = Math.max(1, Math.floor(tile.rows / vectors));
-    const [attend, count, scan, tileMap, scatter, merge] = await Promise.all([
+    const [attend, count, scan, tileMap, scatter, sort, merge] = await Promise.all([
       this.pipeline(code),
       this.pipeline(gatherListsWgsl({ scatter: false })),
       this.pipeline(gatherScanWgsl()),
       this.pipeline(gatherTileMapWgsl()),
       this.pipeline(gatherListsWgsl({ scatter: true })),
+      this.pipeline(gatherSortWgsl()),
       this.pipeline(gatherMergeWgsl(d.valueDim)),
     ]);
     // Partials (out + lse) of one row: stride entries × vectors; a window's must fit one binding.
@@ -603,6 +604,8 @@ export class GpuBackend {
           const [lx, ly] = dispatchGrid(Math.ceil(lists / GATHER_THREADS));
           this.dispatch(pass, tileMap, [this.uniform(GATHER_LIST_PARAMS, { ...common, tilesX: lx }, transient), listMeta], lx, ly);
           this.dispatch(pass, scatter, [listParams, b.bounds, b.indices, cursors, listMeta, items], ix, iy);
+          const [sx, sy] = dispatchGrid(lists);
+          this.dispatch(pass, sort, [this.uniform(GATHER_LIST_PARAMS, { ...common, tilesX: sx }, transient), listMeta, items], sx, sy);
           const [ax, ay] = dispatchGrid(maxTiles);
           const attendParams = this.uniform(GATHER_ATTENTION_PARAMS, { ...attentionParams(d), ...common, blockSize: selection.blockSize, tilesX: ax }, transient);
           this.dispatch(pass, attend, [attendParams, chunk.q, chunk.k, chunk.v, partOut, partLse, listMeta, items], ax, ay);

@@ -104,6 +104,8 @@ export async function runGpuBenchmark(backend: GpuBackend, context: BenchmarkCon
         const attentionSamples: number[] = [];
         let density = Number.NaN;
         let phase = 'prefill' as 'prefill' | 'decode';
+        // A method's own breakdown of its selection (e.g. routing's k-means / membership), per sample.
+        const phaseSamples = new Map<string, number[]>();
         try {
           const sparse = await measureAsync(
             async () => {
@@ -112,6 +114,7 @@ export async function runGpuBenchmark(backend: GpuBackend, context: BenchmarkCon
               attentionSamples.push(run.attentionMs);
               density = run.density ?? Number.NaN;
               phase = run.phase ?? 'prefill';
+              for (const [name, ms] of Object.entries(run.phases ?? {})) phaseSamples.set(name, [...(phaseSamples.get(name) ?? []), ms]);
               return run.selectionMs + run.attentionMs;
             },
             { warmup: 1, repeats },
@@ -129,6 +132,7 @@ export async function runGpuBenchmark(backend: GpuBackend, context: BenchmarkCon
               attentionMs: median(attentionSamples.slice(1)),
               density,
               speedupVsDense: baseline / sparse.medianMs,
+              ...Object.fromEntries([...phaseSamples].map(([name, samples]) => [`phase.${name}`, median(samples.slice(1))])),
               heads,
               kvHeads,
               headDim,

@@ -20,7 +20,7 @@ export interface GpuAttentionMethod {
    * decode step of the last query over the resident keys and say `phase: 'decode'` (the benchmark
    * then compares them with a dense decode step).
    */
-  runResident?(resident: ResidentAttention): Promise<GpuTimings & { readonly density?: number; readonly phase?: 'prefill' | 'decode' }>;
+  runResident?(resident: ResidentAttention): Promise<GpuTimings & { readonly density?: number; readonly phase?: 'prefill' | 'decode'; readonly phases?: Readonly<Record<string, number>> }>;
 }
 
 /** Core's `AttentionDecoder` on the GPU: asynchronous steps, and `destroy` frees its buffers. */

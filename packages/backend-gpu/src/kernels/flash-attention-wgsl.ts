@@ -66,7 +66,7 @@ export function flashAttentionWorkgroupBytes(o: FlashAttentionKernelOptions): nu
   const dvp = Math.ceil(o.valueDim / 64) * 64;
   const tr = o.tile.rows / 4;
   const scratch = Math.max(operandScratchVec4(o.tile), (o.valueChunk * dvp) / 4);
-  const gatherRows = o.mode === 'gather' ? o.tile.rows * 4 + 4 : 0;
+  const gatherRows = o.mode === 'gather' ? o.tile.rows * 4 + 8 : 0;
   return scratch * 16 + 64 * (tr + 1) * 16 + o.tile.rows * 17 * 4 + 64 * 4 + o.tile.rows * 8 + 16 + gatherRows;
 }
 
@@ -127,7 +127,8 @@ var<workgroup> wgStart: u32;
 var<workgroup> wgEnd: u32;
 var<workgroup> wgFirst: u32;
 ${gather ? `var<workgroup> rowOut: array<u32, ${o.tile.rows}>;
-var<workgroup> wgList: u32;` : ''}
+var<workgroup> wgList: u32;
+var<workgroup> wgLast: u32;` : ''}
 
 ${
   vectorized
@@ -183,7 +184,7 @@ ${csr ? `    if (lid < BC) {
     }
     if (lid == 0u) { wgFirst = keyOfSlot(k0, start); }
     let first = workgroupUniformLoad(&wgFirst);
-    if (P.causal == 1u && first != INVALID && first > lastPos) { break; }` : `    if (lid < BC) {
+    if (P.causal == 1u && first != INVALID && first > lastPos) { break; }` : `${gather ? '    if (P.causal == 1u && keyBase + k0 > lastPos) { break; }\n' : ''}    if (lid < BC) {
       let s = k0 + lid;
       keyIdx[lid] = select(INVALID, keyBase + s, s < slotCount);
     }
@@ -363,7 +364,17 @@ function gatherPrologue(): string {
       }
     }
   }
-  workgroupBarrier();`;
+  workgroupBarrier();
+  // The tile's last query position: key tiles past it are masked for every row (sorted lists
+  // make tiles of consecutive queries, so the diagonal block stops early).
+  if (lid == 0u) {
+    var last = 0u;
+    for (var r = 0u; r < BR; r++) {
+      if (rowQ[r] != INVALID) { last = max(last, rowPos[r]); }
+    }
+    wgLast = last;
+  }
+  let lastPos = workgroupUniformLoad(&wgLast);`;
 }
 
 function csrPrologue(): string {

@@ -6,6 +6,8 @@
  *   scan     tiles[L] = Σ_{L' < L} ⌈n[L'] / itemsPerTile⌉,  start[L] = Σ_{L' < L} n[L']   (one workgroup)
  *   map      list[t] = L for the tiles t of every list L (so a workgroup finds its list in one read)
  *   scatter  items[start[L] + atomicAdd(cursor[L], 1)] = (row − rowStart) · stride + entry
+ *   sort     each list of at most 2048 items ascending (one workgroup, bitonic), so a tile holds
+ *            consecutive queries and stops at its last query's position under causal masking
  *   attend   flash kernel, `gather` mode: one workgroup per tile of a list → partial (out, lse) per item
  *   merge    out_i = Σ_e e^{lse_e − LSE} out_e,  LSE = log Σ_e e^{lse_e}   over the row's entries
  *
@@ -141,6 +143,58 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   if (list >= P.lists) { return; }
   let base = 2u * P.lists + 2u;
   for (var t = listMeta[list]; t < listMeta[list + 1u]; t++) { listMeta[base + t] = list; }
+}
+`;
+}
+
+/** Longest list the sort pass orders (longer lists stay in atomic order: still exact, less causal skipping). */
+export const GATHER_SORT_CAPACITY = 2048;
+
+/**
+ * Sort pass: one workgroup per list sorts its items ascending (bitonic, in workgroup memory).
+ * Items of one list come from distinct rows, so ascending items are ascending query positions.
+ * Bindings: 0 params, 1 list meta, 2 items.
+ */
+export function gatherSortWgsl(): string {
+  const NT = GATHER_THREADS;
+  const CAP = GATHER_SORT_CAPACITY;
+  return /* wgsl */ `
+${PARAMS_STRUCT}
+@group(0) @binding(1) var<storage, read> listMeta: array<u32>;
+@group(0) @binding(2) var<storage, read_write> items: array<u32>;
+
+var<workgroup> keys: array<u32, ${CAP}>;
+var<workgroup> wgCount: u32;
+
+@compute @workgroup_size(${NT})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let list = wid.x + wid.y * P.tilesX;
+  if (list >= P.lists) { return; }
+  let first = listMeta[P.lists + 1u + list];
+  if (lid == 0u) { wgCount = listMeta[P.lists + 2u + list] - first; }
+  let n = workgroupUniformLoad(&wgCount);
+  if (n <= 1u || n > ${CAP}u) { return; }
+  var m = 2u;
+  while (m < n) { m *= 2u; }
+  for (var i = lid; i < m; i += ${NT}u) { keys[i] = select(0xffffffffu, items[first + i], i < n); }
+  workgroupBarrier();
+  for (var k = 2u; k <= m; k *= 2u) {
+    for (var j = k / 2u; j > 0u; j /= 2u) {
+      for (var i = lid; i < m; i += ${NT}u) {
+        let other = i ^ j;
+        if (other > i) {
+          let a = keys[i];
+          let b = keys[other];
+          if ((a > b) == ((i & k) == 0u)) {
+            keys[i] = b;
+            keys[other] = a;
+          }
+        }
+      }
+      workgroupBarrier();
+    }
+  }
+  for (var i = lid; i < n; i += ${NT}u) { items[first + i] = keys[i]; }
 }
 `;
 }

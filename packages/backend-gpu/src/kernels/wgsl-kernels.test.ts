@@ -4,7 +4,7 @@ import { POOL_PARAMS, blockPoolWgsl } from './block-pool-wgsl.js';
 import { SCORE_PARAMS, blockScoreWgsl } from './block-score-wgsl.js';
 import { TOP_K_PARAMS, blockTopKWgsl } from './block-top-k-wgsl.js';
 import { FILL_PARAMS, fillNormalWgsl } from './fill-normal-wgsl.js';
-import { GATHER_LIST_PARAMS, gatherListsWgsl, gatherMergeWgsl, gatherScanWgsl, gatherTileMapWgsl } from './gather-lists-wgsl.js';
+import { GATHER_LIST_PARAMS, gatherListsWgsl, gatherMergeWgsl, gatherScanWgsl, gatherSortWgsl, gatherTileMapWgsl } from './gather-lists-wgsl.js';
 import { ATTENTION_PARAMS, GATHER_ATTENTION_PARAMS, flashAttentionWgsl, flashAttentionWorkgroupBytes, usesVectorLoads, type FlashAttentionKernelOptions } from './flash-attention-wgsl.js';
 import { dispatchGrid } from './score-tile-wgsl.js';
 
@@ -52,6 +52,7 @@ describe('key-block executor passes (WGSL)', () => {
       [gatherListsWgsl({ scatter: false }), [['bounds', 1, 'read'], ['indices', 2, 'read'], ['counter', 3, 'read_write']]],
       [gatherScanWgsl(), [['counts', 1, 'read'], ['listMeta', 2, 'read_write']]],
       [gatherTileMapWgsl(), [['listMeta', 1, 'read_write']]],
+      [gatherSortWgsl(), [['listMeta', 1, 'read'], ['items', 2, 'read_write']]],
       [gatherListsWgsl({ scatter: true }), [['bounds', 1, 'read'], ['indices', 2, 'read'], ['counter', 3, 'read_write'], ['listMeta', 4, 'read'], ['items', 5, 'read_write']]],
       [gatherMergeWgsl(24), [['bounds', 1, 'read'], ['partOut', 2, 'read'], ['partLse', 3, 'read'], ['out', 4, 'read_write'], ['lse', 5, 'read_write']]],
     ];
