@@ -393,8 +393,8 @@ export async function fitRoutingCentroids(
   }
 }
 
-/** Milliseconds of each phase of {@link runRoutingResident} (summed over the KV-slot groups). */
-export interface RoutingPhases {
+/** Milliseconds of each phase of {@link runRoutingResident} (summed over the KV-slot groups); a type alias so it is a `phases` record of `runResident`. */
+export type RoutingPhases = {
   /** Subsample gather, k-means++ seeding and Lloyd iterations of every KV slot (and the host seeding with `seeding: 'cpu'`). */
   readonly kmeansMs: number;
   /** Normalisation, key and query similarities to the centroids, balanced top-w and nearest flags. */
@@ -405,7 +405,7 @@ export interface RoutingPhases {
   readonly copyMs: number;
   /** Wall time of group attempts whose selection outgrew one binding (then routed as two halves); 0 when the estimate held. */
   readonly retryMs: number;
-}
+};
 
 /**
  * KV slots routed together by {@link runRoutingResident}: as many as fit one binding with the
