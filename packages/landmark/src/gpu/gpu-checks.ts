@@ -32,6 +32,7 @@ import { landmarkConfigSchema, landmarkMethod, type LandmarkConfig } from '../la
 import { gpuLandmarkMethod, landmarkAttend } from './gpu-landmark.js';
 import { gpuHipMethod } from './gpu-hip.js';
 import { gpuLandmarkRetrievalMethod, retrievalAttend } from './gpu-landmark-retrieval.js';
+import { scoreRowStride } from './retrieval-top-k-wgsl.js';
 
 function lseOf(result: AttentionResult, what: string): Float32Array {
   const lse = (result as { lse?: Float32Array }).lse;
@@ -266,7 +267,7 @@ export const gpuChecks: GpuCheck[] = [
         const resolved = landmarkRetrievalConfigSchema.parse(config);
         const cpu = landmarkRetrievalMethod.create(config).prefill(input);
         for (const rows of [64, 40]) {
-          const gpu = await retrievalAttend(backend, resolved, input, rows * Math.floor(300 / 16));
+          const gpu = await retrievalAttend(backend, resolved, input, rows * scoreRowStride(Math.floor(300 / 16)));
           try {
             compareRetrieval(input, resolved, gpu, cpu);
           } catch (error) {

@@ -29,14 +29,15 @@ import {
 import { landmarkRetrievalConfigSchema, landmarkRetrievalMethod, type LandmarkRetrievalConfig } from '../landmark-retrieval.js';
 import { createHostCacheDecoder, requireCausal, withGpuSelection } from './host-cache-decoder.js';
 import { CANDIDATE_SCORE_PARAMS, CANDIDATE_TILE_ROWS, candidateScoreWgsl } from './candidate-score-wgsl.js';
-import { RETRIEVAL_TOP_K_PARAMS, retrievalTopKWgsl } from './retrieval-top-k-wgsl.js';
+import { RETRIEVAL_TOP_K_PARAMS, RETRIEVAL_TOP_K_THREADS, retrievalTopKWgsl, scoreRowStride } from './retrieval-top-k-wgsl.js';
 
 /**
  * Floats per query slot (query head) of the score scratch: query rows are scored this many block
  * scores at a time (`rowCount ≈ SCORE_SCRATCH_FLOATS / blocks` rows per dispatch), so the scratch
- * is 4 MiB per query head whatever the sequence length.
+ * is 16 MiB per query head whatever the sequence length. Large enough that a ranking dispatch
+ * (one thread per KV head and row) fills the GPU: 4096 rows × 32 heads at 64k keys in blocks of 64.
  */
-export const SCORE_SCRATCH_FLOATS = 1 << 20;
+export const SCORE_SCRATCH_FLOATS = 1 << 22;
 
 /**
  * Query rows scored per dispatch at `blocks` candidate blocks (landmark-retrieval and landmark):
@@ -57,15 +58,16 @@ export function rowsWithin(rows: number, fit: number): number {
 /** Bytes per KV slot of the largest scratch buffer the selection step allocates (for chunking). */
 export function retrievalScratchBytesPerSlot(d: Pick<AttentionDims, 'querySeq' | 'keySeq' | 'headDim' | 'groupSize'>, config: Pick<LandmarkRetrievalConfig, 'blockSize'>): number {
   const blocks = Math.max(1, Math.floor(d.keySeq / config.blockSize));
-  return 4 * Math.max(d.groupSize * retrievalRowsPerDispatch(d.querySeq, blocks) * blocks, blocks * d.headDim);
+  const rowFloats = scoreRowStride(blocks);
+  return 4 * Math.max(d.groupSize * retrievalRowsPerDispatch(d.querySeq, rowFloats) * rowFloats, blocks * d.headDim);
 }
 
 /**
  * The selection step: per chunk, pool the complete key blocks (mean, max, min per channel), then
  * per range of query rows: the tiled scoring kernel ({@link candidateScoreWgsl}, 64 rows × 64
- * blocks per workgroup, every query head of the chunk) writes the raw scores, and the top-k kernel
- * ({@link retrievalTopKWgsl}, one workgroup per (KV head, query)) reduces the group and writes one
- * CSR row of `topK + 2` blocks at most.
+ * blocks per workgroup, every query head of the chunk) writes the raw scores (rows padded to a
+ * multiple of 4 floats), and the top-k kernel ({@link retrievalTopKWgsl}, one thread per (KV head,
+ * query)) reduces the group and writes one CSR row of `topK + 2` blocks at most.
  */
 export function retrievalSelectionStep(config: LandmarkRetrievalConfig, d: AttentionDims, maxBinding = Infinity, scratchFloats = SCORE_SCRATCH_FLOATS): GpuSelectionStep {
   const bs = config.blockSize;
@@ -73,7 +75,8 @@ export function retrievalSelectionStep(config: LandmarkRetrievalConfig, d: Atten
   const blocks = Math.max(1, complete);
   const stride = config.topK + 2;
   const quest = config.representative === 'quest';
-  const rowsPerDispatch = retrievalRowsPerDispatch(d.querySeq, blocks, scratchFloats);
+  const rowFloats = scoreRowStride(blocks);
+  const rowsPerDispatch = retrievalRowsPerDispatch(d.querySeq, rowFloats, scratchFloats);
   return {
     layout: { kind: 'block', blockSize: bs, headScope: 'kv', rows: d.querySeq, queryBlockSize: 1 },
     stride,
@@ -81,11 +84,11 @@ export function retrievalSelectionStep(config: LandmarkRetrievalConfig, d: Atten
       const { chunk, target } = encoder;
       const querySlots = chunk.slots * d.groupSize;
       // A chunk of many slots scores fewer rows per dispatch so its scratch fits one binding.
-      const rowCount = rowsWithin(rowsPerDispatch, Math.floor(maxBinding / (4 * querySlots * blocks)));
+      const rowCount = rowsWithin(rowsPerDispatch, Math.floor(maxBinding / (4 * querySlots * rowFloats)));
       const [pool, score, topK] = await Promise.all([
         encoder.pipeline(blockPoolWgsl()),
         encoder.pipeline(candidateScoreWgsl({ headDim: d.headDim, operand: quest ? 'quest' : 'dot' })),
-        encoder.pipeline(retrievalTopKWgsl({ groupReduce: config.groupReduce, maxPicks: config.topK })),
+        encoder.pipeline(retrievalTopKWgsl({ groupReduce: config.groupReduce, maxPicks: config.topK, groupSize: d.groupSize })),
       ]);
       const pooledBytes = chunk.slots * blocks * d.headDim * 4;
       const mean = encoder.scratch(pooledBytes);
@@ -96,7 +99,7 @@ export function retrievalSelectionStep(config: LandmarkRetrievalConfig, d: Atten
         const poolParams = encoder.uniform(POOL_PARAMS, { keySeq: d.keySeq, blockSize: bs, blocks: complete, slots: chunk.slots, tilesX: px, dim: d.headDim });
         encoder.dispatch(pool, [poolParams, chunk.k, mean, max, min], px, py);
       }
-      const scores = encoder.scratch(querySlots * rowCount * blocks * 4);
+      const scores = encoder.scratch(querySlots * rowCount * rowFloats * 4);
       const blockTiles = Math.ceil(blocks / TILE_COLUMNS);
       for (let rowStart = 0; rowStart < d.querySeq; rowStart += rowCount) {
         const count = Math.min(rowCount, d.querySeq - rowStart);
@@ -113,7 +116,8 @@ export function retrievalSelectionStep(config: LandmarkRetrievalConfig, d: Atten
             rowCount: count,
             rowTiles,
             blockTiles,
-            blocks,
+            // The row stride (padded); candidates stay below each row's limit ≤ blocks.
+            blocks: rowFloats,
             blockSize: bs,
             first: 1,
             topK: config.topK,
@@ -126,7 +130,7 @@ export function retrievalSelectionStep(config: LandmarkRetrievalConfig, d: Atten
           ['outScale'],
         );
         encoder.dispatch(score, [scoreParams, chunk.q, quest ? max : mean, quest ? min : undefined, scores], sx, sy);
-        const [x, y] = dispatchGrid(chunk.slots * count);
+        const [x, y] = dispatchGrid(Math.ceil((chunk.slots * count) / RETRIEVAL_TOP_K_THREADS));
         const params = encoder.uniform(RETRIEVAL_TOP_K_PARAMS, {
           querySeq: d.querySeq,
           queryOffset: d.queryOffset,
@@ -135,10 +139,10 @@ export function retrievalSelectionStep(config: LandmarkRetrievalConfig, d: Atten
           rowStart,
           rowCount: count,
           blockSize: bs,
-          blocks,
+          rowVec4s: rowFloats / 4,
           topK: config.topK,
           stride,
-          groupSize: d.groupSize,
+          pad0: 0,
           scale: d.scale,
         });
         encoder.dispatch(topK, [params, scores, target.bounds, target.indices], x, y);
