@@ -26,7 +26,7 @@ import { createGpuCachedDecoder } from './gpu-cached-decoder.js';
 import { assertWorkgroupFits, countSelectionEntries, currentBlockShortfall, selectThenAttend } from './gpu-helpers.js';
 import { gatedScratchBytesPerSlot, runGatedBranches } from './nsa-gated-gpu.js';
 import { NSA_SCORE_PARAMS, nsaScoreWgsl, nsaScoreWorkgroupBytes, type NsaScoreKernelOptions } from './nsa-score-tile-wgsl.js';
-import { NSA_SELECT_PARAMS, nsaSelectWgsl, nsaSelectWorkgroupBytes, type NsaSelectKernelOptions } from './nsa-select-wgsl.js';
+import { NSA_SELECT_PARAMS, NSA_SELECT_THREADS, nsaSelectWgsl, type NsaSelectKernelOptions } from './nsa-select-wgsl.js';
 import { WINDOW_POOL_PARAMS, WINDOW_POOL_THREADS, windowPoolWgsl } from './window-pool-wgsl.js';
 
 /** Geometry of one NSA call on the GPU. */
@@ -88,7 +88,6 @@ export function nsaPlan(backend: GpuBackend, d: AttentionDims, config: NsaConfig
   const stride = union ? Math.min(blocks, config.selectedBlocks + (config.window > 0 ? Math.ceil(config.window / config.selectionBlock) + 1 : 0)) : maxPicks;
   const quest = config.compressionScore === 'quest';
   const kernel: NsaSelectKernelOptions = { maxBlocks: blocks, maxPicks };
-  assertWorkgroupFits('nsa', backend, nsaSelectWorkgroupBytes(kernel), `${blocks} selection blocks per row`);
   const score: NsaScoreKernelOptions = { headDim: d.headDim, groupSize: d.groupSize, quest, tile: SCORE_TILE };
   assertWorkgroupFits('nsa', backend, nsaScoreWorkgroupBytes(score), `the scoring tile of ${score.tile.rows} queries × 64 windows (group of ${d.groupSize} query heads)`);
   const scratchBytesPerSlot = union ? 4 * windows * d.headDim * (quest ? 2 : 1) : gatedScratchBytesPerSlot(d, config, windows);
@@ -149,7 +148,7 @@ export function nsaSelectionStep(d: AttentionDims, config: NsaConfig, p: NsaPlan
           const params = e.uniform(NSA_SCORE_PARAMS, { ...geometry, tilesX: sx, rowStart, rangeRows: rows, rowTiles, scale: d.scale });
           e.dispatch(score, [params, e.chunk.q, quest ? bounds : means, importance], sx, sy);
         }
-        const [x, y] = dispatchGrid(slots * rows);
+        const [x, y] = dispatchGrid(Math.ceil((slots * rows) / NSA_SELECT_THREADS));
         const params = e.uniform(NSA_SELECT_PARAMS, {
           ...geometry,
           tilesX: x,

@@ -15,7 +15,8 @@
  * BR queries × 64 windows, each pooled window read once per BR queries instead of once per query);
  * pass 2 recomputes the logits instead of storing them. The tile's group-summed probabilities go
  * through workgroup memory (BR × 64) and are mapped onto the selection blocks they overlap:
- * `importance[slot][row of the range][block]` is assigned by the window tile holding a block's first
+ * `importance[slot][block][row of the range]` (block-major, so the one-thread-per-row top-n reads
+ * consecutive rows of a block coalesced, and this kernel's consecutive threads write them) is assigned by the window tile holding a block's first
  * overlapping window and added to by later ones, so each block's sum runs in window order. Blocks
  * whose first window is not visible to a row are never written for it: the top-n kernel
  * (`nsa-select-wgsl.ts`) reads them as 0. The caller sizes the row range so that the importance
@@ -173,8 +174,8 @@ ${forRows((i) => [0, 1, 2, 3].map((c) => `    red[(4u * ty + ${i}u) * PS + tx + 
     let jLow = (w0 * P.compressionStride) / lp;
     let blockSpan = (wLast * P.compressionStride + P.compressionBlock - 1u) / lp - jLow + 1u;
     for (var x = lid; x < tileRows * blockSpan; x += NT) {
-      let r = x / blockSpan;
-      let j = jLow + x % blockSpan;
+      let r = x % tileRows;
+      let j = jLow + x / tileRows;
       var first = 0u;
       if (j * lp >= P.compressionBlock) { first = (j * lp - P.compressionBlock) / P.compressionStride + 1u; }
       let last = min(((j + 1u) * lp - 1u) / P.compressionStride, wLast);
@@ -182,7 +183,7 @@ ${forRows((i) => [0, 1, 2, 3].map((c) => `    red[(4u * ty + ${i}u) * PS + tx + 
       if (low <= last) {
         var v = 0.0;
         for (var c = low; c <= last; c++) { v += red[r * PS + c - w0]; }
-        let at = (slot * P.rangeRows + r0 + r) * P.blocks + j;
+        let at = (slot * P.blocks + j) * P.rangeRows + r0 + r;
         if (first >= w0) { importance[at] = v; } else { importance[at] += v; }
       }
     }
