@@ -27,7 +27,8 @@ export {
 export { fitRoutingGpu, kmeansSampleIndices, routingFitPlan, seedCentroids, type GpuRoutingFit, type RoutingFitPlan } from './gpu/gpu-routing-kmeans.js';
 export { CENTROID_TILE, CENTROID_TILE_PARAMS, CENTROID_TILE_THREADS, centroidTileWgsl, type CentroidTileMode } from './gpu/centroid-tile-wgsl.js';
 export { REGION_MEAN_PARAMS, REGION_MEAN_THREADS, regionMeanWgsl } from './gpu/region-mean-wgsl.js';
-export { REGION_AFFINITY_PARAMS, REGION_AFFINITY_THREADS, regionAffinityWgsl } from './gpu/region-affinity-wgsl.js';
+export { REGION_AFFINITY_PARAMS, REGION_AFFINITY_TILE, regionAffinityWgsl } from './gpu/region-affinity-wgsl.js';
+export { REGION_TOP_K_ROWS_MAX, REGION_TOP_K_ROWS_PARAMS, REGION_TOP_K_ROWS_THREADS, regionTopKRowsWgsl } from './gpu/region-top-k-rows-wgsl.js';
 export { REGION_TOP_K_PARAMS, REGION_TOP_K_THREADS, regionTopKWgsl } from './gpu/region-top-k-wgsl.js';
 
 /** The routing family's methods that run on the GPU (`routing-causal` stays on the CPU). */

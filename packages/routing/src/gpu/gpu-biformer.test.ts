@@ -6,6 +6,7 @@ import { biformerGeometry, biformerScratchBytesPerSlot } from './gpu-biformer.js
 import { regionAffinityWgsl } from './region-affinity-wgsl.js';
 import { regionMeanWgsl } from './region-mean-wgsl.js';
 import { regionTopKWgsl } from './region-top-k-wgsl.js';
+import { regionTopKRowsWgsl } from './region-top-k-rows-wgsl.js';
 
 describe('biformer GPU geometry (no GPU needed)', () => {
   it.each([
@@ -34,7 +35,7 @@ describe('biformer GPU geometry (no GPU needed)', () => {
   });
 
   it('kernels are generated with a main entry point and no reserved identifiers', () => {
-    for (const code of [regionMeanWgsl(), regionAffinityWgsl(), regionTopKWgsl()]) {
+    for (const code of [regionMeanWgsl(), regionAffinityWgsl(128), regionAffinityWgsl(18), regionTopKWgsl(), regionTopKRowsWgsl(4), regionTopKRowsWgsl(16)]) {
       expect(code).toContain('fn main(');
       expect(code).not.toMatch(/\b(shared|local)\b/);
     }

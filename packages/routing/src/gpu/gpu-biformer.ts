@@ -3,8 +3,11 @@
  * `biformer-attention.ts`) with every step on resident buffers.
  *
  *   1. region means of the keys and of the queries        (`regionMeanWgsl`, call-wide buffers)
- *   2. region-to-region affinity per routing head          (`regionAffinityWgsl`, (S/R)² per head)
- *   3. top-k key regions per query region, diagonal forced (`regionTopKWgsl`, CSR rows)
+ *   2. region-to-region affinity per routing head          (`regionAffinityWgsl`, 64×64-region
+ *                                                           register tiles, (S/R)² per head)
+ *   3. top-k key regions per query region, diagonal forced (`regionTopKRowsWgsl`: one thread per
+ *                                                           query region, k ≤ 16 in registers;
+ *                                                           `regionTopKWgsl` above that; CSR rows)
  *   4. the backend's exact sparse executor over the block selection (block = region)
  *
  * Steps 1–3 are timed as selection, step 4 as attention. The region means go to buffers that span
@@ -15,8 +18,9 @@ import { densePairCount, sparseStats, validateAttentionInput, type AttentionDims
 import { countPairs, dispatchGrid, type GpuAttentionMethod, type GpuBackend, type GpuMethodDefinition, type GpuSelection, type GpuSelectionStep, type ResidentAttention, WEBGPU_FLAGS } from '@sparse-attn/backend-gpu';
 import { biformerConfigSchema, biformerMethod, type BiformerConfig } from '../biformer-attention.js';
 import { parseConfig } from '@sparse-attn/core';
-import { REGION_AFFINITY_PARAMS, REGION_AFFINITY_THREADS, regionAffinityWgsl } from './region-affinity-wgsl.js';
+import { REGION_AFFINITY_PARAMS, REGION_AFFINITY_TILE, regionAffinityWgsl } from './region-affinity-wgsl.js';
 import { REGION_MEAN_PARAMS, REGION_MEAN_THREADS, regionMeanWgsl } from './region-mean-wgsl.js';
+import { REGION_TOP_K_ROWS_MAX, REGION_TOP_K_ROWS_PARAMS, REGION_TOP_K_ROWS_THREADS, regionTopKRowsWgsl } from './region-top-k-rows-wgsl.js';
 import { REGION_TOP_K_PARAMS, regionTopKWgsl } from './region-top-k-wgsl.js';
 
 const { STORAGE, COPY_SRC } = WEBGPU_FLAGS;
@@ -99,12 +103,18 @@ export async function runBiformer(backend: GpuBackend, resident: ResidentAttenti
       layout: { kind: 'block', blockSize: R, headScope: g.shared ? 'kv' : 'query', rows: g.rowsPerHead, queryBlockSize: g.aligned ? R : 1 },
       stride: g.stride,
       async encodeChunk(encoder) {
-        const [affinity, topK] = await Promise.all([encoder.pipeline(regionAffinityWgsl()), encoder.pipeline(regionTopKWgsl())]);
+        const registerTopK = g.stride <= REGION_TOP_K_ROWS_MAX;
+        const [affinity, topK] = await Promise.all([
+          encoder.pipeline(regionAffinityWgsl(d.headDim)),
+          encoder.pipeline(registerTopK ? regionTopKRowsWgsl(g.stride) : regionTopKWgsl()),
+        ]);
         const { chunk, target } = encoder;
         const perSlot = g.shared ? 1 : d.groupSize;
         const selSlots = chunk.slots * perSlot;
         const scores = encoder.scratch(4 * selSlots * g.queryRegions * g.keyRegions);
-        const [ax, ay] = dispatchGrid(Math.ceil((selSlots * g.queryRegions * g.keyRegions) / REGION_AFFINITY_THREADS));
+        const rowTiles = Math.ceil(g.queryRegions / REGION_AFFINITY_TILE);
+        const columnTiles = Math.ceil(g.keyRegions / REGION_AFFINITY_TILE);
+        const [ax, ay] = dispatchGrid(selSlots * rowTiles * columnTiles);
         const common = { selSlots, queryRegions: g.queryRegions, keyRegions: g.keyRegions, firstRegion: g.firstRegion, causal: d.causal ? 1 : 0 };
         const affinityParams = encoder.uniform(REGION_AFFINITY_PARAMS, {
           ...common,
@@ -112,13 +122,14 @@ export async function runBiformer(backend: GpuBackend, resident: ResidentAttenti
           sharedGraph: g.shared ? 1 : 0,
           groupSize: d.groupSize,
           queryHeads: d.queryHeads,
-          kvHeads: d.kvHeads,
-          dim: d.headDim,
+          width: (g.shared ? d.queryHeads : 1) * d.headDim,
+          rowTiles,
+          columnTiles,
           tilesX: ax,
         });
         encoder.dispatch(affinity, [affinityParams, queryMeans, keyMeans, scores], ax, ay);
-        const [tx, ty] = dispatchGrid(selSlots * g.queryRegions);
-        const topKParams = encoder.uniform(REGION_TOP_K_PARAMS, {
+        const [tx, ty] = dispatchGrid(registerTopK ? Math.ceil((selSlots * g.queryRegions) / REGION_TOP_K_ROWS_THREADS) : selSlots * g.queryRegions);
+        const topKParams = encoder.uniform(registerTopK ? REGION_TOP_K_ROWS_PARAMS : REGION_TOP_K_PARAMS, {
           ...common,
           includeDiagonal: config.includeDiagonal ? 1 : 0,
           topK: config.topK,

@@ -76,6 +76,10 @@ const biformerCases: readonly { readonly config: Record<string, unknown>; readon
   // Every region routed (dense), and the defaults at a longer length on the structured workload.
   { config: { regionSize: 8, topK: 100 }, shape: { batch: 1, queryHeads: 2, kvHeads: 1, seq: 60, headDim: 16 } },
   { config: {}, shape: { batch: 1, queryHeads: 2, kvHeads: 1, seq: 1000, headDim: 64 }, kind: 'structured' },
+  // More than 64 regions (several 64×64 affinity tiles, the one above the diagonal skipped), shared
+  // graph; then k = 20 > 16, the workgroup top-k kernel instead of the register one.
+  { config: { regionSize: 4, topK: 5, routingScope: 'shared' }, shape: { batch: 1, queryHeads: 4, kvHeads: 2, seq: 290, headDim: 16 } },
+  { config: { regionSize: 4, topK: 20 }, shape: { batch: 1, queryHeads: 2, kvHeads: 1, seq: 300, headDim: 16 } },
 ];
 
 const kmeansCases: readonly { readonly config: Record<string, unknown>; readonly shape: CheckShape }[] = [
