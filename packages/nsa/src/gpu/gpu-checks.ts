@@ -216,6 +216,10 @@ const nsaChecks: GpuCheck[] = [
   prefillCheck(gpuNsaMethod, { compressionBlock: 16, compressionStride: 8, selectionBlock: 32, selectedBlocks: 2, window: 0, forceInitial: false, forceLocal: 1 }, { batch: 1, queryHeads: 4, kvHeads: 1, seq: 120, headDim: 16, valueDim: 24, querySeq: 40 }, 13),
   // 'quest' compression scores, window not a multiple of the block.
   prefillCheck(gpuNsaMethod, { compressionBlock: 16, compressionStride: 16, selectionBlock: 16, selectedBlocks: 5, window: 20, compressionScore: 'quest' }, { batch: 1, queryHeads: 2, kvHeads: 2, seq: 200, headDim: 32 }, 14),
+  // Union rows split into window blocks shared by 64 queries + a per-query rest, merged by lse: a
+  // query chunk at offset 201 (query blocks straddle selection blocks), window not a multiple of
+  // the block, GQA 4/2, batch 2, 70 queries (a ragged second query block).
+  prefillCheck(gpuNsaMethod, { compressionBlock: 16, compressionStride: 8, selectionBlock: 16, selectedBlocks: 4, window: 40 }, { batch: 2, queryHeads: 4, kvHeads: 2, seq: 271, headDim: 16, querySeq: 70 }, 25),
   // The paper's defaults (l = l' = d = 64, n = 16, w = 512) at S = 2048, D = 64.
   prefillCheck(gpuNsaMethod, {}, { batch: 1, queryHeads: 2, kvHeads: 1, seq: 2048, headDim: 64 }, 15),
   // 'gated': selected, window and compressed branches mixed by per-head gates (GQA, batch 2, S not a multiple of the blocks).

@@ -6,7 +6,9 @@
  *   pool     k̃_i = mean(K[i·d, i·d + l)) (or [max | min] for 'quest')     (`window-pool-wgsl.ts`)
  *   score    p_slc summed over the GQA group, tiled 64 queries × 64 windows (`nsa-score-tile-wgsl.ts`)
  *   select   forced blocks, top-n' ∪ window blocks                         (`nsa-select-wgsl.ts`)
- *   attend   one causal softmax over the row's blocks                      (backend's sparse executor)
+ *   split    union row = per-query rest ⊎ window blocks shared by 64 queries (`window-split-wgsl.ts`)
+ *   attend   the rest per query (key-block executor), the shared part per 64-query row (rows
+ *            executor), merged by lse into the row's one causal softmax    (`branch-merge-wgsl.ts`)
  *
  * `combine: 'union'` (the default and the training-free setting) attends the selection ∪ window
  * blocks in one softmax; `combine: 'gated'` runs the selected, window and compressed branches and
@@ -17,7 +19,7 @@
  * within {@link NSA_RANGE_BYTES} for the whole chunk).
  */
 import { ConfigError, NumericError, densePairCount, parseConfig, sparseStats, validateAttentionInput, type AttentionDims, type AttentionInput, type AttentionResult } from '@sparse-attn/core';
-import { countPairs, dispatchGrid, type GpuBackend, type GpuMethodDefinition, type GpuSelectionStep, type TileShape } from '@sparse-attn/backend-gpu';
+import { countPairs, dispatchGrid, type GpuBackend, type GpuMethodDefinition, type GpuSelection, type GpuSelectionStep, type ResidentAttention, type ResidentChunk, type TileShape, WEBGPU_FLAGS } from '@sparse-attn/backend-gpu';
 import { completeWindows } from '../block-means.js';
 import { selectionShare } from '../method-helpers.js';
 import { visibleWindows } from '../nsa-block-selector.js';
@@ -28,6 +30,10 @@ import { gatedScratchBytesPerSlot, runGatedBranches } from './nsa-gated-gpu.js';
 import { NSA_SCORE_PARAMS, nsaScoreWgsl, nsaScoreWorkgroupBytes, type NsaScoreKernelOptions } from './nsa-score-tile-wgsl.js';
 import { NSA_SELECT_PARAMS, NSA_SELECT_THREADS, nsaSelectWgsl, type NsaSelectKernelOptions } from './nsa-select-wgsl.js';
 import { WINDOW_POOL_PARAMS, WINDOW_POOL_THREADS, windowPoolWgsl } from './window-pool-wgsl.js';
+import { BRANCH_MERGE_PARAMS, BRANCH_MERGE_THREADS, branchMergeWgsl } from './branch-merge-wgsl.js';
+import { WINDOW_SPLIT_PARAMS, WINDOW_SPLIT_THREADS, windowSplitWgsl } from './window-split-wgsl.js';
+
+const { STORAGE, COPY_SRC } = WEBGPU_FLAGS;
 
 /** Geometry of one NSA call on the GPU. */
 export interface NsaPlan {
@@ -167,6 +173,86 @@ export function nsaSelectionStep(d: AttentionDims, config: NsaConfig, p: NsaPlan
   };
 }
 
+/** Queries per shared window row: one tile of the backend's rows executor. */
+export const SHARED_QUERY_BLOCK = 64;
+
+/** A step that derives a selection from the union rows (`window-split-wgsl.ts`; mode 0: rest, 1: shared). */
+function splitStep(d: AttentionDims, config: NsaConfig, p: NsaPlan, union: GpuSelection, mode: 0 | 1): GpuSelectionStep {
+  const shared = mode === 1;
+  const rowsPerSlot = shared ? Math.ceil(d.querySeq / SHARED_QUERY_BLOCK) : d.querySeq;
+  const stride = shared ? Math.min(p.blocks, Math.ceil(config.window / config.selectionBlock) + 1) : p.stride;
+  return {
+    layout: { kind: 'block', blockSize: config.selectionBlock, headScope: 'kv', rows: rowsPerSlot, queryBlockSize: shared ? SHARED_QUERY_BLOCK : 1 },
+    stride,
+    async encodeChunk(e) {
+      const pipeline = await e.pipeline(windowSplitWgsl());
+      const rows = e.chunk.slots * rowsPerSlot;
+      const [x, y] = dispatchGrid(Math.ceil(rows / WINDOW_SPLIT_THREADS));
+      const params = e.uniform(WINDOW_SPLIT_PARAMS, {
+        rows,
+        querySeq: d.querySeq,
+        queryOffset: d.queryOffset,
+        tilesX: x,
+        selectionBlock: config.selectionBlock,
+        window: config.window,
+        queryBlock: SHARED_QUERY_BLOCK,
+        mode,
+        strideIn: p.stride,
+        strideOut: stride,
+      });
+      const source = union.chunks[e.index]!;
+      e.dispatch(pipeline, [params, source.bounds, source.indices, e.target.bounds, e.target.indices], x, y);
+    },
+  };
+}
+
+/**
+ * NSA's union rows on a resident call: the selection step writes each query's union row (the
+ * method's selection, returned for readback and density); the split kernel divides it into the
+ * per-query rest and the window blocks shared by each block of 64 queries; the backend's executor
+ * attends the rest into the resident's out / lse (key-block mode: one query per row) and the shared
+ * rows into a branch buffer (rows mode: 64 queries × G per workgroup); the merge combines the two
+ * softmaxes in place. Without a window the union rows are attended directly. The caller frees the
+ * returned selection.
+ */
+export async function runUnionRows(backend: GpuBackend, resident: ResidentAttention, config: NsaConfig, p: NsaPlan, step: GpuSelectionStep): Promise<{ selection: GpuSelection; selectionMs: number; attentionMs: number }> {
+  if (config.window === 0) return selectThenAttend(backend, resident, step);
+  const d = resident.dims;
+  const { selection, ms } = await backend.runSelection(resident, step);
+  const parts: GpuSelection[] = [];
+  const owned: ResidentChunk['out'][] = [];
+  try {
+    const rest = await backend.runSelection(resident, splitStep(d, config, p, selection, 0));
+    parts.push(rest.selection);
+    const shared = await backend.runSelection(resident, splitStep(d, config, p, selection, 1));
+    parts.push(shared.selection);
+    const make = (bytes: number) => {
+      const buffer = backend.context.device.createBuffer({ size: Math.max(16, bytes), usage: STORAGE | COPY_SRC });
+      owned.push(buffer);
+      return buffer;
+    };
+    const targets = resident.chunks.map((c) => ({ out: make(4 * c.slots * d.groupSize * d.querySeq * d.valueDim), lse: make(4 * c.slots * d.groupSize * d.querySeq) }));
+    const restMs = await backend.runSparse(resident, rest.selection);
+    const sharedMs = await backend.runSparse(resident, shared.selection, targets);
+    const mergeMs = await backend.runKernels(resident, async (e) => {
+      const pipeline = await e.pipeline(branchMergeWgsl());
+      const rows = e.chunk.slots * d.groupSize * d.querySeq;
+      for (const [mode, count] of [[0, rows * d.valueDim], [1, rows]] as const) {
+        const [x, y] = dispatchGrid(Math.ceil(count / BRANCH_MERGE_THREADS));
+        const params = e.uniform(BRANCH_MERGE_PARAMS, { count, rowFloats: d.valueDim, tilesX: x, mode });
+        e.dispatch(pipeline, [params, e.chunk.out, e.chunk.lse, targets[e.index]!.out, targets[e.index]!.lse], x, y);
+      }
+    });
+    return { selection, selectionMs: ms + rest.ms + shared.ms, attentionMs: restMs + sharedMs + mergeMs };
+  } catch (error) {
+    backend.releaseSelection(selection);
+    throw error;
+  } finally {
+    for (const part of parts) backend.releaseSelection(part);
+    for (const buffer of owned) buffer.destroy();
+  }
+}
+
 /** The CPU method's diagnostics, which depend on the geometry only (not on the picks). */
 function diagnostics(d: AttentionDims, config: NsaConfig, windows: number): Record<string, number> {
   let visible = 0;
@@ -206,9 +292,9 @@ export const gpuNsaMethod: GpuMethodDefinition = {
         const d = validateAttentionInput(input);
         if (!d.causal) throw new ConfigError('nsa: causal must be true (the method selects among past keys only), got causal: false');
         const p = nsaPlan(backend, d, config);
-        if (p.gates) return gatedPrefill(backend, input, d, config, p, p.gates);
-        const result = await backend.selectionAttention(input, nsaSelectionStep(d, config, p), { extraBytesPerSlot: p.scratchBytesPerSlot });
-        return { ...result, diagnostics: { ...diagnostics(d, config, p.windows), selectionShare: selectionShare(result.stats.selectionMs, result.stats.attentionMs) } };
+        const gates = p.gates;
+        const step = nsaSelectionStep(d, config, p);
+        return residentPrefill(backend, input, d, config, p, (resident) => (gates ? runGatedBranches(backend, resident, config, step, p.windows, gates) : runUnionRows(backend, resident, config, p, step)));
       },
       createDecoder: (shape) =>
         createGpuCachedDecoder(backend, shape, (d) => {
@@ -217,7 +303,7 @@ export const gpuNsaMethod: GpuMethodDefinition = {
           const gates = p.gates;
           return {
             extraBytesPerSlot: p.scratchBytesPerSlot,
-            run: (resident) => (gates ? runGatedBranches(backend, resident, config, step, p.windows, gates) : selectThenAttend(backend, resident, step)),
+            run: (resident) => (gates ? runGatedBranches(backend, resident, config, step, p.windows, gates) : runUnionRows(backend, resident, config, p, step)),
             extraPairs: gates ? windowPairs(d, config.window) : 0,
             diagnostics: diagnostics(d, config, p.windows),
           };
@@ -229,7 +315,7 @@ export const gpuNsaMethod: GpuMethodDefinition = {
         const step = nsaSelectionStep(d, config, p);
         const { selection, selectionMs, attentionMs } = p.gates
           ? await runGatedBranches(backend, resident, config, step, p.windows, p.gates)
-          : await backend.runSelection(resident, step).then(async ({ selection, ms }) => ({ selection, selectionMs: ms, attentionMs: await backend.runSparse(resident, selection) }));
+          : await runUnionRows(backend, resident, config, p, step);
         try {
           // KV-head rows serve the G query heads of their group. Every union row holds its current
           // block; a gated selection does when forceLocal ≥ 1 (otherwise its pairs need the picks: no density).
@@ -246,27 +332,37 @@ export const gpuNsaMethod: GpuMethodDefinition = {
   },
 };
 
-/** The gated prefill: upload, branches and merge on the GPU, read the output and the selected branch's selection. */
-async function gatedPrefill(backend: GpuBackend, input: AttentionInput, d: AttentionDims, config: NsaConfig, p: NsaPlan, gates: Float32Array): Promise<AttentionResult> {
+/**
+ * A prefill on the GPU: upload, `run` (selection, attention and merges on the device), read the
+ * output, lse and the selection (the union rows, or the gated selected branch's rows).
+ */
+async function residentPrefill(
+  backend: GpuBackend,
+  input: AttentionInput,
+  d: AttentionDims,
+  config: NsaConfig,
+  p: NsaPlan,
+  run: (resident: ResidentAttention) => Promise<{ selection: GpuSelection; selectionMs: number; attentionMs: number }>,
+): Promise<AttentionResult> {
   const resident = backend.upload(input, d, p.scratchBytesPerSlot);
   try {
-    const run = await runGatedBranches(backend, resident, config, nsaSelectionStep(d, config, p), p.windows, gates);
+    const result = await run(resident);
     try {
       const { output, lse } = await backend.readOutput(resident);
-      for (const x of output.data) if (!Number.isFinite(x)) throw new NumericError('nsa: gated output is not finite (check the gates)');
-      const selection = await backend.readSelection(run.selection);
-      const pairs = countPairs(selection, d) + windowPairs(d, config.window);
-      const stats = sparseStats(d, pairs, true, run.selectionMs, run.attentionMs);
+      if (p.gates) for (const x of output.data) if (!Number.isFinite(x)) throw new NumericError('nsa: gated output is not finite (check the gates)');
+      const selection = await backend.readSelection(result.selection);
+      const pairs = countPairs(selection, d) + (p.gates ? windowPairs(d, config.window) : 0);
+      const stats = sparseStats(d, pairs, true, result.selectionMs, result.attentionMs);
       return {
         output,
         lse,
         selection,
         stats,
         backend: backend.info,
-        diagnostics: { ...diagnostics(d, config, p.windows), selectionShare: selectionShare(run.selectionMs, run.attentionMs) },
+        diagnostics: { ...diagnostics(d, config, p.windows), selectionShare: selectionShare(result.selectionMs, result.attentionMs) },
       } as AttentionResult;
     } finally {
-      backend.releaseSelection(run.selection);
+      backend.releaseSelection(result.selection);
     }
   } finally {
     backend.release(resident);
