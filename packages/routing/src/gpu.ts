@@ -16,6 +16,7 @@ export {
   routingPlan,
   routingScratchBytesPerSlot,
   runRouting,
+  RoutingBufferPool,
   routingSlotsPerGroup,
   runRoutingResident,
   seedFromResident,

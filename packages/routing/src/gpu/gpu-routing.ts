@@ -42,6 +42,43 @@ const { STORAGE, COPY_SRC, COPY_DST } = WEBGPU_FLAGS;
 
 type Buffer = ReturnType<ChunkEncoder['scratch']>;
 
+/**
+ * Device buffers reused across the KV-slot groups of {@link runRoutingResident}: `take(name, bytes)`
+ * hands back the buffer last taken under `name` when it is large enough (else replaces it), so the
+ * groups after the first allocate nothing. Contents are NOT zeroed between takes: every buffer
+ * taken is fully written by its producer kernel before any kernel reads it (the checks route
+ * several groups through one pool, each reading buffers the previous group left dirty).
+ */
+export class RoutingBufferPool {
+  private readonly buffers = new Map<string, Buffer>();
+
+  constructor(private readonly device: GpuBackend['context']['device']) {}
+
+  /** A storage (+ copy) buffer of at least `bytes` bytes, reused under `name`. */
+  take(name: string, bytes: number): Buffer {
+    const size = Math.max(16, Math.ceil(bytes / 4) * 4);
+    const found = this.buffers.get(name);
+    if (found && found.size >= size) return found;
+    found?.destroy();
+    const buffer = this.device.createBuffer({ size, usage: STORAGE | COPY_SRC | COPY_DST });
+    this.buffers.set(name, buffer);
+    return buffer;
+  }
+
+  /** Frees every buffer of the pool. */
+  destroy(): void {
+    for (const buffer of this.buffers.values()) buffer.destroy();
+    this.buffers.clear();
+  }
+}
+
+/** `encoder` whose `scratch` takes pooled buffers (named by the order of the calls in the pass). */
+function pooledEncoder<E extends ChunkEncoder>(encoder: E, pool: RoutingBufferPool | undefined, pass: string): E {
+  if (!pool) return encoder;
+  let n = 0;
+  return { ...encoder, scratch: (bytes: number) => pool.take(`${pass}:${encoder.index}:${n++}`, bytes) };
+}
+
 /** The CPU method's sizes for a call. */
 export interface RoutingPlan extends RoutingFitPlan {
   /** Keys per cluster (balanced top-w). */
@@ -120,13 +157,16 @@ export async function runRouting(
   resident: ResidentAttention,
   config: RoutingConfig,
   seeding: Float32Array | 'gpu' | { readonly centroids: Buffer },
+  pool?: RoutingBufferPool,
 ): Promise<RoutingRun> {
   const d = resident.dims;
   const plan = routingPlan(d, config);
   const C = plan.clusters;
   const device = backend.context.device;
   const owned: Buffer[] = [];
+  let made = 0;
   const make = (bytes: number) => {
+    if (pool) return pool.take(`run:${made++}`, bytes);
     const buffer = device.createBuffer({ size: Math.max(16, Math.ceil(bytes / 4) * 4), usage: STORAGE | COPY_SRC | COPY_DST });
     owned.push(buffer);
     return buffer;
@@ -172,7 +212,8 @@ export async function runRouting(
     };
     // Membership (with the k-means first unless the centroids come fitted): key and query
     // similarities (tiled, the top-r clusters fused), balanced top-w flags, nearest flags.
-    const membershipMs = await backend.runKernels(resident, async (encoder) => {
+    const membershipMs = await backend.runKernels(resident, async (plain) => {
+      const encoder = pooledEncoder(plain, fitted ? pool : undefined, 'membership');
       const { chunk, index } = encoder;
       const b = kept[index]!;
       const querySlots = chunk.slots * d.groupSize;
@@ -196,7 +237,8 @@ export async function runRouting(
       }
     });
     // Selection: cluster key lists, row sizes, row offsets and the chunk totals.
-    const countMs = await backend.runKernels(resident, async (encoder) => {
+    const countMs = await backend.runKernels(resident, async (plain) => {
+      const encoder = pooledEncoder(plain, pool, 'count');
       const { chunk, index } = encoder;
       const b = kept[index]!;
       const querySlots = chunk.slots * d.groupSize;
@@ -459,53 +501,59 @@ export async function runRoutingResident(
   let attentionMs = 0;
   let pairs = 0;
   const perGroup = options.slotsPerGroup ?? routingSlotsPerGroup(backend, d, config);
-  const device = backend.context.device;
   const sizes = { q: d.groupSize * d.querySeq * d.headDim, k: d.keySeq * d.headDim, v: d.keySeq * d.valueDim, out: d.groupSize * d.querySeq * d.valueDim, lse: d.groupSize * d.querySeq };
+  // Every group's buffers (its q, k, v, out, lse when copied, and runRouting's flags, lists and
+  // scratch) come from one pool: allocated by the first group, reused by the others.
+  const pool = new RoutingBufferPool(backend.context.device);
   // Routes KV slots first … first + slots − 1 of a chunk; a group whose selection outgrows one
   // binding (the group size is an estimate) is routed again as two halves.
   const routeSlots = async (chunk: ResidentAttention['chunks'][number], first: number, slots: number): Promise<void> => {
-    const whole = first === 0 && slots === chunk.slots;
-    const make = (floats: number) => device.createBuffer({ size: Math.max(16, 4 * floats * slots), usage: STORAGE | COPY_SRC | COPY_DST });
-    const part = whole ? chunk : { slot0: chunk.slot0 + first, slots, q: make(sizes.q), k: make(sizes.k), v: make(sizes.v), out: make(sizes.out), lse: make(sizes.lse) };
-    // Copies through a kernel: the resident's buffers are storage-only.
+    // A group that starts at the chunk's first slot reads and writes the chunk's own buffers (the
+    // kernels address slot s at s × its size from the start of a buffer, so a prefix of the
+    // slots is a view); any other group works on copies, since a binding always starts at the
+    // buffer's start and the resident's buffers are storage-only (no copyBufferToBuffer).
+    const prefix = first === 0;
+    const take = (name: string, floats: number) => pool.take(`part:${name}`, 4 * floats * Math.min(perGroup, chunk.slots));
+    const part = prefix
+      ? { ...chunk, slots }
+      : { slot0: chunk.slot0 + first, slots, q: take('q', sizes.q), k: take('k', sizes.k), v: take('v', sizes.v), out: take('out', sizes.out), lse: take('lse', sizes.lse) };
+    // Copies through a kernel (vec4 where the offsets and lengths allow).
     const copy = async (list: readonly (readonly [Buffer, Buffer, number])[], toPart: boolean) => {
       copyMs += await backend.runKernels({ dims: d, chunks: [part] }, async (encoder) => {
-        const pipeline = await encoder.pipeline(copyFloatsWgsl());
         for (const [from, to, floats] of list) {
-          const count = floats * slots;
+          const lanes = floats % 4 === 0 ? 4 : 1;
+          const count = (floats * slots) / lanes;
+          const offset = (floats * first) / lanes;
+          const pipeline = await encoder.pipeline(copyFloatsWgsl(lanes));
           const [x, y] = dispatchGrid(Math.ceil(count / COPY_THREADS));
-          const params = encoder.uniform(COPY_PARAMS, { count, srcOffset: toPart ? floats * first : 0, dstOffset: toPart ? 0 : floats * first, tilesX: x }, []);
+          const params = encoder.uniform(COPY_PARAMS, { count, srcOffset: toPart ? offset : 0, dstOffset: toPart ? 0 : offset, tilesX: x }, []);
           encoder.dispatch(pipeline, [params, from, to], x, y);
         }
       });
     };
     let split = false;
+    if (!prefix) await copy([[chunk.q, part.q, sizes.q], [chunk.k, part.k, sizes.k], [chunk.v, part.v, sizes.v]], true);
+    const attempt = performance.now();
+    let run: RoutingRun;
     try {
-      if (!whole) await copy([[chunk.q, part.q, sizes.q], [chunk.k, part.k, sizes.k], [chunk.v, part.v, sizes.v]], true);
-      const attempt = performance.now();
-      let run: RoutingRun;
-      try {
-        run = await runRouting(backend, { dims: d, chunks: [part] }, config, { centroids: fit.centroids });
-      } catch (error) {
-        if (!(slots > 1 && error instanceof ConfigError && error.message.includes('largest buffer binding'))) throw error;
-        retryMs += performance.now() - attempt;
-        split = true;
-        return;
-      }
-      backend.releaseSelection(run.selection);
-      membershipMs += run.phases.membershipMs;
-      routedMs += run.phases.selectionMs;
-      attentionMs += run.attentionMs;
-      pairs += run.pairs;
-      if (!whole) await copy([[part.out, chunk.out, sizes.out], [part.lse, chunk.lse, sizes.lse]], false);
-    } finally {
-      if (!whole) for (const b of [part.q, part.k, part.v, part.out, part.lse]) b.destroy();
-      if (split) {
-        const half = Math.ceil(slots / 2);
-        await routeSlots(chunk, first, half);
-        await routeSlots(chunk, first + half, slots - half);
-      }
+      run = await runRouting(backend, { dims: d, chunks: [part] }, config, { centroids: fit.centroids }, pool);
+    } catch (error) {
+      if (!(slots > 1 && error instanceof ConfigError && error.message.includes('largest buffer binding'))) throw error;
+      retryMs += performance.now() - attempt;
+      split = true;
     }
+    if (split) {
+      const half = Math.ceil(slots / 2);
+      await routeSlots(chunk, first, half);
+      await routeSlots(chunk, first + half, slots - half);
+      return;
+    }
+    backend.releaseSelection(run!.selection);
+    membershipMs += run!.phases.membershipMs;
+    routedMs += run!.phases.selectionMs;
+    attentionMs += run!.attentionMs;
+    pairs += run!.pairs;
+    if (!prefix) await copy([[part.out, chunk.out, sizes.out], [part.lse, chunk.lse, sizes.lse]], false);
   };
   try {
     for (const chunk of resident.chunks) {
@@ -513,6 +561,7 @@ export async function runRoutingResident(
     }
   } finally {
     fit.centroids.destroy();
+    pool.destroy();
   }
   const phases = { kmeansMs, membershipMs, selectionMs: routedMs, copyMs, retryMs };
   return { selectionMs: kmeansMs + membershipMs + routedMs + copyMs + retryMs, attentionMs, density: pairs / densePairCount(d), phases };
