@@ -15,7 +15,8 @@
  * one thread per key). Stage 2 finds the K-th largest candidate score with a
  * 32-step radix search on order-preserving u32 keys (count of keys ≥ a trial prefix per step),
  * then keeps every key above it and, of the keys equal to it, the latest ones — the CPU's
- * `TopKSelector` set — and thread 0 writes them in ascending token order as one CSR row.
+ * `TopKSelector` set — and the threads write them in ascending token order as one CSR row, each
+ * its own contiguous run of candidates at an offset summed from the runs before it.
  * Scores live in workgroup memory only (c · B floats); nothing of size rows × S exists.
  */
 import { SORT_PICKS_WGSL, TOP_K_PASSES_WGSL } from './top-k-passes-wgsl.js';
@@ -207,18 +208,48 @@ ${tokenScore}
   for (var u = lid; u < m; u += NT) { if (tokenKey[u] > threshold) { above++; } }
   atomicAdd(&counter, above);
   workgroupBarrier();
-  if (lid == 0u) {
-    // Of the keys equal to T, the latest (want − above) are kept, as the CPU's ties toward the higher index.
-    var ties = want - atomicLoad(&counter);
-    var cut = m;
-    for (var u = m; u > 0u && ties > 0u; u--) {
-      if (tokenKey[u - 1u] == threshold) { cut = u - 1u; ties--; }
+  // Of the keys equal to T, the latest (want − above) are kept, as the CPU's ties toward the
+  // higher index: an equal key at u is kept iff fewer than that many equal keys follow it. Each
+  // thread owns a contiguous run of candidates; the runs' equal-key and kept counts are summed
+  // through workgroup memory (bestIndex, free after stage 1), so every thread writes its kept
+  // tokens at its offset in ascending order (no single-thread pass over the m candidates).
+  let ties = want - atomicLoad(&counter);
+  let per = (m + NT - 1u) / NT;
+  let u0 = min(lid * per, m);
+  let u1 = min(u0 + per, m);
+  var equal = 0u;
+  for (var u = u0; u < u1; u++) { if (tokenKey[u] == threshold) { equal++; } }
+  bestIndex[lid] = equal;
+  workgroupBarrier();
+  var equalAfter = 0u;
+  for (var l = lid + 1u; l < NT; l++) { equalAfter += bestIndex[l]; }
+  var keep = 0u;
+  var seen = 0u;
+  for (var u = u0; u < u1; u++) {
+    let key = tokenKey[u];
+    if (key == threshold) {
+      seen++;
+      if (equalAfter + equal - seen < ties) { keep++; }
+    } else if (key > threshold) {
+      keep++;
     }
-    var w = 0u;
-    for (var u = 0u; u < m; u++) {
-      let key = tokenKey[u];
-      if (key > threshold || (key == threshold && u >= cut)) { indices[start + w] = tokenOf(u); w++; }
+  }
+  workgroupBarrier();
+  bestIndex[lid] = keep;
+  workgroupBarrier();
+  var w = 0u;
+  for (var l = 0u; l < lid; l++) { w += bestIndex[l]; }
+  seen = 0u;
+  for (var u = u0; u < u1; u++) {
+    let key = tokenKey[u];
+    var kept = key > threshold;
+    if (key == threshold) {
+      seen++;
+      kept = equalAfter + equal - seen < ties;
     }
+    if (kept) { indices[start + w] = tokenOf(u); w++; }
+  }
+  if (lid == NT - 1u) {
     bounds[2u * row] = start;
     bounds[2u * row + 1u] = start + w;
   }
