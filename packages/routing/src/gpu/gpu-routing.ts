@@ -473,9 +473,10 @@ export function routingSlotsPerGroup(backend: GpuBackend, d: AttentionDims, conf
 
 /**
  * `routing` on a resident call of any size: the k-means of every KV slot at once
- * ({@link fitRoutingCentroids}), then membership, selection and attention KV-slot group by group:
- * each group's q, k, v are copied into buffers of their own, routed and attended (its token
- * selection must fit one binding), and its out / lse copied back. `slotsPerGroup` defaults to the
+ * ({@link fitRoutingCentroids}), then membership, selection and attention KV-slot group by group
+ * (a group's token selection must fit one binding): a group at a chunk's first slot runs on the
+ * chunk's own buffers, any other group's q, k, v are copied into buffers of their own and its
+ * out / lse copied back; every group's buffers come from one {@link RoutingBufferPool}. `slotsPerGroup` defaults to the
  * most KV slots whose selection fits one binding even if every causal pair were selected. The
  * k-means++ seeding runs on the GPU (`seeding: 'cpu'`: on the host from the read-back subsample,
  * {@link seedFromResident}). Resolves with the summed selection time (k-means, membership,
