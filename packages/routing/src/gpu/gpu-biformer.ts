@@ -10,9 +10,10 @@
  *                                                           `regionTopKWgsl` above that; CSR rows)
  *   4. the backend's exact sparse executor over the block selection (block = region)
  *
- * Steps 1–3 are timed as selection, step 4 as attention. The region means go to buffers that span
- * the whole call (not the chunk), because the `shared` routing graph sums over every query head of
- * a batch and a chunk boundary may split a batch.
+ * Steps 1–3 run in one pass, timed as selection; step 4 as attention. The region means go to
+ * buffers that span the whole call (not the chunk), because the `shared` routing graph sums over
+ * every query head of a batch and a chunk boundary may split a batch: the first chunk's encoding
+ * dispatches the means of every chunk, ahead of every chunk's affinity.
  */
 import { densePairCount, sparseStats, validateAttentionInput, type AttentionDims, type AttentionInput, type Selection, type SparseAttentionResult } from '@sparse-attn/core';
 import { countPairs, dispatchGrid, type GpuAttentionMethod, type GpuBackend, type GpuMethodDefinition, type GpuSelection, type GpuSelectionStep, type ResidentAttention, WEBGPU_FLAGS } from '@sparse-attn/backend-gpu';
@@ -86,23 +87,27 @@ export async function runBiformer(backend: GpuBackend, resident: ResidentAttenti
   const queryMeans = device.createBuffer({ size: Math.max(16, 4 * d.batch * d.queryHeads * g.queryRegions * d.headDim), usage: STORAGE | COPY_SRC });
   const keyMeans = device.createBuffer({ size: Math.max(16, 4 * d.batch * d.kvHeads * g.keyRegions * d.headDim), usage: STORAGE | COPY_SRC });
   try {
-    const poolMs = await backend.runKernels(resident, async (encoder) => {
-      const pipeline = await encoder.pipeline(regionMeanWgsl());
-      const { chunk } = encoder;
-      const pools = [
-        { x: chunk.k, out: keyMeans, slots: chunk.slots, rowsPerSlot: d.keySeq, regions: g.keyRegions, first: 0, lo: 0, outSlot0: chunk.slot0 },
-        { x: chunk.q, out: queryMeans, slots: chunk.slots * d.groupSize, rowsPerSlot: d.querySeq, regions: g.queryRegions, first: g.firstRegion, lo: d.queryOffset, outSlot0: chunk.slot0 * d.groupSize },
-      ];
-      for (const p of pools) {
-        const [x, y] = dispatchGrid(Math.ceil((p.slots * p.regions * d.headDim) / REGION_MEAN_THREADS));
-        const params = encoder.uniform(REGION_MEAN_PARAMS, { ...p, dim: d.headDim, regionSize: R, hi: d.keySeq, tilesX: x });
-        encoder.dispatch(pipeline, [params, p.x, p.out], x, y);
-      }
-    });
     const step: GpuSelectionStep = {
       layout: { kind: 'block', blockSize: R, headScope: g.shared ? 'kv' : 'query', rows: g.rowsPerHead, queryBlockSize: g.aligned ? R : 1 },
       stride: g.stride,
       async encodeChunk(encoder) {
+        // The region means of every chunk first, in the same pass (dispatches in one pass run in
+        // order, each seeing the previous ones' writes): the shared graph of a batch reads query
+        // means of other chunks.
+        if (encoder.index === 0) {
+          const pipeline = await encoder.pipeline(regionMeanWgsl());
+          for (const chunk of resident.chunks) {
+            const pools = [
+              { x: chunk.k, out: keyMeans, slots: chunk.slots, rowsPerSlot: d.keySeq, regions: g.keyRegions, first: 0, lo: 0, outSlot0: chunk.slot0 },
+              { x: chunk.q, out: queryMeans, slots: chunk.slots * d.groupSize, rowsPerSlot: d.querySeq, regions: g.queryRegions, first: g.firstRegion, lo: d.queryOffset, outSlot0: chunk.slot0 * d.groupSize },
+            ];
+            for (const p of pools) {
+              const [x, y] = dispatchGrid(Math.ceil((p.slots * p.regions * d.headDim) / REGION_MEAN_THREADS));
+              const params = encoder.uniform(REGION_MEAN_PARAMS, { ...p, dim: d.headDim, regionSize: R, hi: d.keySeq, tilesX: x });
+              encoder.dispatch(pipeline, [params, p.x, p.out], x, y);
+            }
+          }
+        }
         const registerTopK = g.stride <= REGION_TOP_K_ROWS_MAX;
         const [affinity, topK] = await Promise.all([
           encoder.pipeline(regionAffinityWgsl(d.headDim)),
@@ -147,7 +152,7 @@ export async function runBiformer(backend: GpuBackend, resident: ResidentAttenti
     const { selection, ms: routeMs } = await backend.runSelection(resident, step);
     try {
       const attentionMs = await backend.runSparse(resident, selection);
-      return { selection, selectionMs: poolMs + routeMs, attentionMs };
+      return { selection, selectionMs: routeMs, attentionMs };
     } catch (error) {
       backend.releaseSelection(selection);
       throw error;
