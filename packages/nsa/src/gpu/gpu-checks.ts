@@ -242,6 +242,7 @@ const nsaChecks: GpuCheck[] = [
   decodeCheck(gpuNsaMethod, { compressionBlock: 8, compressionStride: 8, selectionBlock: 8, selectedBlocks: 3, window: 6, combine: 'gated', gates: { compression: 0.3, selection: 0.4, window: 0.3 } }, { batch: 1, queryHeads: 2, kvHeads: 1, headDim: 16 }, [17, 1, 1, 4], 23),
   residentCheck(gpuNsaMethod, { compressionBlock: 16, compressionStride: 8, selectionBlock: 16, selectedBlocks: 3, window: 24 }, { batch: 2, queryHeads: 4, kvHeads: 2, seq: 110, headDim: 16 }, 16),
   badInputCheck(gpuNsaMethod, { compressionBlock: 16, compressionStride: 16, selectionBlock: 16, selectedBlocks: 4, window: 16 }, { compressionStride: 3, compressionBlock: 16 }),
+  tieCheck(gpuNsaMethod, { compressionBlock: 16, compressionStride: 16, selectionBlock: 16, selectedBlocks: 5, window: 20 }, { batch: 1, queryHeads: 4, kvHeads: 2, seq: 150, headDim: 16 }, 26, 'constant-keys'),
   nsaRangesCheck(),
 ];
 
@@ -341,7 +342,41 @@ const indexerChecks: GpuCheck[] = [
   // one slot at a time into its own buffers (the 64k MHA benchmark case, scaled down).
   residentCheck(gpuHierarchicalIndexerMethod, { blockSize: 8, candidateBlocks: 6, topK: 40 }, { batch: 2, queryHeads: 4, kvHeads: 2, seq: 120, headDim: 16 }, 37, 2),
   badInputCheck(gpuHierarchicalIndexerMethod, { blockSize: 8, candidateBlocks: 2, topK: 8 }, { blockSize: 8, candidateBlocks: 1, topK: 16 }),
+  tieCheck(gpuHierarchicalIndexerMethod, { blockSize: 16, candidateBlocks: 4, topK: 24 }, { batch: 1, queryHeads: 4, kvHeads: 2, seq: 160, headDim: 32 }, 38, 'integers'),
 ];
+
+/**
+ * Exact ties on both sides, so the tie order itself is compared: `nsa` with every key of a head
+ * equal to its first (every block's importance equal: the picks must be the CPU's latest blocks),
+ * the indexer with q and k rounded to integers (block and token scores are exact small multiples
+ * of 1/B in float32 and float64, so many tie at the c-th block and the K-th token). Selections must
+ * be identical, entry for entry.
+ */
+function tieCheck(gpuMethod: GpuMethodDefinition, config: Record<string, unknown>, shape: CheckShape, seed: number, mode: 'constant-keys' | 'integers'): GpuCheck {
+  return {
+    name: `${gpuMethod.id} ${JSON.stringify(config)} ${describeCheckShape(shape)}: exact score ties (${mode}) break like the CPU's`,
+    async run(backend) {
+      const input = checkInput(shape, seed);
+      const d = validateAttentionInput(input);
+      let q = input.q;
+      let k = input.k;
+      if (mode === 'integers') {
+        q = tensor(q.shape, Float32Array.from(q.data, (x) => Math.round(x)));
+        k = tensor(k.shape, Float32Array.from(k.data, (x) => Math.round(x)));
+      } else {
+        const data = Float32Array.from(k.data);
+        for (let b = 0; b < d.batch; b++) {
+          for (let h = 0; h < d.kvHeads; h++) {
+            const first = rowOffset(d.kDims, b, h, 0);
+            for (let t = 1; t < d.keySeq; t++) data.copyWithin(rowOffset(d.kDims, b, h, t), first, first + d.headDim);
+          }
+        }
+        k = tensor(k.shape, data);
+      }
+      await compareWithCpu(backend, gpuMethod, config, { ...input, q, k });
+    },
+  };
+}
 
 /** Every GPU check of this package, in the order they run. */
 export const gpuChecks: readonly GpuCheck[] = [...mobaChecks, ...nsaChecks, ...indexerChecks];
