@@ -180,6 +180,19 @@ export class GpuBackend {
    * at least 16 keys and at most 16 query vectors per row, `'rows'` otherwise.
    */
   sparseExecutor: SparseExecutorMode = 'auto';
+  /**
+   * Diagnosis only: when set, the key-block executor submits each of its passes separately and
+   * adds each pass's milliseconds here under its name (count, scan, tile map, scatter, sort,
+   * attend, merge); the call gets slower by one round trip per pass.
+   */
+  keyBlockProfile: Record<string, number> | undefined;
+  /**
+   * The key-block executor's large scratch (items, partial outputs and lse of one row window,
+   * up to ~1 GiB on a big device), kept between calls: allocating and first touching a fresh
+   * 1 GiB buffer cost ~30 ms per call on the H100. A call that finds it in use allocates its own.
+   * `releaseScratch()` frees it.
+   */
+  private keyBlockScratch: { items: GPUBuffer; partOut: GPUBuffer; partLse: GPUBuffer; busy: boolean } | undefined;
 
   constructor(context: GpuContext, gpuJs: GpuJsAttachment = { reason: 'gpu.js not attached' }) {
     this.context = context;
@@ -444,8 +457,17 @@ export class GpuBackend {
     for (const c of resident.chunks) destroyAll(c.q, c.k, c.v, c.out, c.lse);
   }
 
+  /** Frees the scratch the key-block executor keeps between calls (it is allocated again when needed). */
+  releaseScratch(): void {
+    const kept = this.keyBlockScratch;
+    if (!kept || kept.busy) return;
+    destroyAll(kept.items, kept.partOut, kept.partLse);
+    this.keyBlockScratch = undefined;
+  }
+
   /** Frees the device. */
   destroy(): void {
+    this.releaseScratch();
     this.context.device.destroy();
   }
 
@@ -572,49 +594,94 @@ export class GpuBackend {
     // Partials (out + lse) of one row: stride entries × vectors; a window's must fit one binding.
     const rowBytes = 4 * width * vectors * (d.valueDim + 1);
     const cap = Math.min(this.context.maxBinding, KEY_BLOCK_PARTIAL_BYTES);
-    return this.encode(async (pass, transient) => {
-      const scratch = (bytes: number) => {
-        const buffer = this.buffer(bytes, STORAGE);
-        transient.push(buffer);
-        return buffer;
-      };
-      for (const [i, chunk] of resident.chunks.entries()) {
-        const selSlots = chunk.slots * (scopeKv ? 1 : d.groupSize);
-        const chunkRows = selSlots * selection.rows;
-        const windowRows = Math.max(1, Math.min(chunkRows, Math.floor(cap / rowBytes)));
-        const items = scratch(windowRows * width * 4);
-        const partOut = scratch(windowRows * width * vectors * d.valueDim * 4);
-        const partLse = scratch(windowRows * width * vectors * 4);
-        const b = buffers[i]!;
-        const target = targets?.[i] ?? chunk;
-        for (let rowStart = 0; rowStart < chunkRows; rowStart += windowRows) {
-          const rows = Math.min(windowRows, chunkRows - rowStart);
-          const slotFirst = Math.floor(rowStart / selection.rows);
-          const lists = (Math.floor((rowStart + rows - 1) / selection.rows) - slotFirst + 1) * blocks;
-          const counts = scratch(lists * 4);
-          const cursors = scratch(lists * 4);
-          // Upper bound of the tiles: Σ ⌈n / itemsPerTile⌉ ≤ items / itemsPerTile + lists.
-          const maxTiles = Math.ceil((rows * width) / itemsPerTile) + lists;
-          const listMeta = scratch((2 * lists + 2 + maxTiles) * 4);
-          const common = { rowStart, rows, stride: width, selRows: selection.rows, slotFirst, blocks, lists, itemsPerTile, vectors, queryBlockSize: selection.queryBlockSize, querySeq: d.querySeq, groupSize: d.groupSize, scopeKv: scopeKv ? 1 : 0 };
-          const [ix, iy] = dispatchGrid(Math.ceil((rows * width) / GATHER_THREADS));
-          const listParams = this.uniform(GATHER_LIST_PARAMS, { ...common, tilesX: ix }, transient);
-          this.dispatch(pass, count, [listParams, b.bounds, b.indices, counts], ix, iy);
-          this.dispatch(pass, scan, [listParams, counts, listMeta], 1, 1);
-          const [lx, ly] = dispatchGrid(Math.ceil(lists / GATHER_THREADS));
-          this.dispatch(pass, tileMap, [this.uniform(GATHER_LIST_PARAMS, { ...common, tilesX: lx }, transient), listMeta], lx, ly);
-          this.dispatch(pass, scatter, [listParams, b.bounds, b.indices, cursors, listMeta, items], ix, iy);
-          const [sx, sy] = dispatchGrid(lists);
-          this.dispatch(pass, sort, [this.uniform(GATHER_LIST_PARAMS, { ...common, tilesX: sx }, transient), listMeta, items], sx, sy);
-          const [ax, ay] = dispatchGrid(maxTiles);
-          const attendParams = this.uniform(GATHER_ATTENTION_PARAMS, { ...attentionParams(d), ...common, blockSize: selection.blockSize, tilesX: ax }, transient);
-          this.dispatch(pass, attend, [attendParams, chunk.q, chunk.k, chunk.v, partOut, partLse, listMeta, items], ax, ay);
-          const [mx, my] = dispatchGrid(rows * vectors);
-          const mergeParams = this.uniform(GATHER_LIST_PARAMS, { ...common, tilesX: mx }, transient);
-          this.dispatch(pass, merge, [mergeParams, b.bounds, partOut, partLse, target.out, target.lse], mx, my);
-        }
+    // The passes are recorded as steps so that `keyBlockProfile` can time each one on its own.
+    const owned: GPUBuffer[] = [];
+    const scratch = (bytes: number) => {
+      const buffer = this.buffer(bytes, STORAGE);
+      owned.push(buffer);
+      return buffer;
+    };
+    // The window buffers, sized for the largest chunk's window, from the kept scratch when free.
+    const largestWindow = Math.max(...resident.chunks.map((c) => Math.min(c.slots * (scopeKv ? 1 : d.groupSize) * selection.rows, Math.floor(cap / rowBytes), 1 << 22)), 1);
+    const sizes = { items: largestWindow * width * 4, partOut: largestWindow * width * vectors * d.valueDim * 4, partLse: largestWindow * width * vectors * 4 };
+    let pooled = false;
+    let windowBuffers: { items: GPUBuffer; partOut: GPUBuffer; partLse: GPUBuffer };
+    const kept = this.keyBlockScratch;
+    if (kept && !kept.busy && kept.items.size >= sizes.items && kept.partOut.size >= sizes.partOut && kept.partLse.size >= sizes.partLse) {
+      windowBuffers = kept;
+      pooled = true;
+    } else if (!kept?.busy) {
+      if (kept) destroyAll(kept.items, kept.partOut, kept.partLse);
+      windowBuffers = { items: this.buffer(sizes.items, STORAGE), partOut: this.buffer(sizes.partOut, STORAGE), partLse: this.buffer(sizes.partLse, STORAGE) };
+      this.keyBlockScratch = { ...windowBuffers, busy: false };
+      pooled = true;
+    } else {
+      windowBuffers = { items: scratch(sizes.items), partOut: scratch(sizes.partOut), partLse: scratch(sizes.partLse) };
+    }
+    if (pooled) this.keyBlockScratch!.busy = true;
+    const release = () => {
+      if (pooled && this.keyBlockScratch) this.keyBlockScratch.busy = false;
+    };
+    const steps: { readonly name: string; readonly record: (pass: GPUComputePassEncoder) => void }[] = [];
+    const step = (name: string, pipeline: GPUComputePipeline, bindings: readonly (GPUBuffer | undefined)[], [x, y]: readonly [number, number]) => {
+      steps.push({ name, record: (pass) => this.dispatch(pass, pipeline, bindings, x, y) });
+    };
+    for (const [i, chunk] of resident.chunks.entries()) {
+      const selSlots = chunk.slots * (scopeKv ? 1 : d.groupSize);
+      const chunkRows = selSlots * selection.rows;
+      // At most 2²² rows a window, so the count/scatter permutation (rows · spread) fits a u32.
+      const windowRows = Math.max(1, Math.min(chunkRows, Math.floor(cap / rowBytes), 1 << 22));
+      const { items, partOut, partLse } = windowBuffers;
+      const b = buffers[i]!;
+      const target = targets?.[i] ?? chunk;
+      for (let rowStart = 0; rowStart < chunkRows; rowStart += windowRows) {
+        const rows = Math.min(windowRows, chunkRows - rowStart);
+        const slotFirst = Math.floor(rowStart / selection.rows);
+        const lists = (Math.floor((rowStart + rows - 1) / selection.rows) - slotFirst + 1) * blocks;
+        const counts = scratch(lists * 4);
+        const cursors = scratch(lists * 4);
+        // Upper bound of the tiles: Σ ⌈n / itemsPerTile⌉ ≤ items / itemsPerTile + lists.
+        const maxTiles = Math.ceil((rows * width) / itemsPerTile) + lists;
+        const listMeta = scratch((2 * lists + 2 + maxTiles) * 4);
+        const spread = SPREAD_PRIMES.find((p) => rows % p !== 0)!;
+        const common = { rowStart, rows, stride: width, selRows: selection.rows, slotFirst, blocks, lists, itemsPerTile, vectors, queryBlockSize: selection.queryBlockSize, querySeq: d.querySeq, groupSize: d.groupSize, scopeKv: scopeKv ? 1 : 0, spread };
+        const params = (grid: readonly [number, number], fields: readonly string[] = GATHER_LIST_PARAMS, extra: Readonly<Record<string, number>> = {}) =>
+          this.uniform(fields, { ...extra, ...common, tilesX: grid[0] }, owned);
+        const perItem = dispatchGrid(Math.ceil((rows * width) / GATHER_THREADS));
+        const listParams = params(perItem);
+        step('count', count, [listParams, b.bounds, b.indices, counts], perItem);
+        step('scan', scan, [listParams, counts, listMeta], [1, 1]);
+        const perList = dispatchGrid(Math.ceil(lists / GATHER_THREADS));
+        step('tile map', tileMap, [params(perList), listMeta], perList);
+        step('scatter', scatter, [listParams, b.bounds, b.indices, cursors, listMeta, items], perItem);
+        const listGrid = dispatchGrid(lists);
+        step('sort', sort, [params(listGrid), listMeta, items], listGrid);
+        const tileGrid = dispatchGrid(maxTiles);
+        const attendParams = params(tileGrid, GATHER_ATTENTION_PARAMS, { ...attentionParams(d), blockSize: selection.blockSize });
+        step('attend', attend, [attendParams, chunk.q, chunk.k, chunk.v, partOut, partLse, listMeta, items], tileGrid);
+        const vectorGrid = dispatchGrid(rows * vectors);
+        step('merge', merge, [params(vectorGrid), b.bounds, partOut, partLse, target.out, target.lse], vectorGrid);
       }
-    });
+    }
+    if (!this.keyBlockProfile) {
+      const encoded = await this.encode(async (pass, transient) => {
+        for (const s of steps) s.record(pass);
+        transient.push(...owned);
+      });
+      return { ...encoded, release };
+    }
+    // Profiling: every pass in its own timed submission (slower overall; for diagnosis only).
+    const profile = this.keyBlockProfile;
+    try {
+      for (const s of steps) {
+        const ms = await this.timed(async () => this.encode(async (pass) => s.record(pass)));
+        profile[s.name] = (profile[s.name] ?? 0) + ms;
+      }
+    } catch (error) {
+      release();
+      throw error;
+    }
+    return { commands: [], transient: owned, release };
   }
 
   private async encodeBlockSelection(resident: ResidentAttention, config: BlockTopKConfig, buffers: readonly SelectionBuffers[]): Promise<Encoded> {
@@ -838,6 +905,12 @@ export type SparseExecutorMode = 'auto' | 'rows' | 'key-blocks';
 
 /** Largest partial (out + lse) buffer of one window of the key-block executor. */
 const KEY_BLOCK_PARTIAL_BYTES = 1 << 30;
+
+/**
+ * Strides of the count/scatter passes' row permutation (primes, so one of them is coprime with
+ * any window's row count); rows · stride stays below 2³² for the ≤ 2²² rows of a window.
+ */
+const SPREAD_PRIMES = [1009, 1013, 1019, 1021] as const;
 
 /** Largest entry count of a CSR selection's rows. */
 function maxRowLength(s: Selection): number {

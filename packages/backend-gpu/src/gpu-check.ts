@@ -7,6 +7,7 @@
 import { writeFileSync } from 'node:fs';
 import { gpuChecks } from './gpu-checks.js';
 import { runGpuBenchmark } from './gpu-benchmarks.js';
+import { EXECUTOR_VARIANTS, syntheticSelection } from './executor-profile.js';
 import { createNodeGpuBackend } from './node.js';
 
 async function main(): Promise<number> {
@@ -56,6 +57,39 @@ async function main(): Promise<number> {
       for (const row of rows) console.log(JSON.stringify({ ...row, tuning: spec, dawnToggles: backend.context.toggles ?? [] }));
     }
     backend.tuning = last;
+  }
+  const executorSeq = flag('--executor');
+  if (executorSeq) {
+    // `--executor 65536`: the sparse executor on synthetic per-query block rows, both modes, vs dense.
+    const seq = Number(executorSeq);
+    const qDims = { batch: 1, heads: 32, seq, dim: 128, capacity: seq };
+    const d = { batch: 1, queryHeads: 32, kvHeads: 32, groupSize: 1, querySeq: seq, keySeq: seq, headDim: 128, valueDim: 128, causal: true, scale: 1 / Math.sqrt(128), queryOffset: 0, qDims, kDims: qDims, vDims: qDims };
+    const resident = await backend.randomResident(d, 7);
+    const time = async (run: () => Promise<number>) => {
+      await run();
+      const samples = [await run(), await run(), await run()].sort((a, b) => a - b);
+      return samples[1]!;
+    };
+    console.log(JSON.stringify({ executor: 'dense', seq, ms: await time(() => backend.runDense(resident)) }));
+    for (const variant of EXECUTOR_VARIANTS) {
+      const selection = syntheticSelection(backend, resident, variant);
+      for (const mode of ['key-blocks', 'rows'] as const) {
+        if (mode === 'rows' && seq > 16384) continue;
+        backend.sparseExecutor = mode;
+        const ms = await time(() => backend.runSparse(resident, selection));
+        // One more run with each pass submitted on its own: where the time goes.
+        const passes: Record<string, number> = {};
+        if (mode === 'key-blocks') {
+          backend.keyBlockProfile = passes;
+          await backend.runSparse(resident, selection);
+          backend.keyBlockProfile = undefined;
+        }
+        console.log(JSON.stringify({ executor: mode, variant: variant.name, seq, ms, passes }));
+      }
+      backend.releaseSelection(selection);
+    }
+    backend.sparseExecutor = 'auto';
+    backend.release(resident);
   }
   const bench = flag('--bench');
   if (bench) {

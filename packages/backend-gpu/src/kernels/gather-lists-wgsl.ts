@@ -24,7 +24,7 @@ export const GATHER_LIST_PARAMS = [
   'rowStart', 'rows', 'stride', 'selRows',
   'slotFirst', 'blocks', 'lists', 'itemsPerTile',
   'vectors', 'queryBlockSize', 'querySeq', 'groupSize',
-  'scopeKv', 'tilesX', 'pad0', 'pad1',
+  'scopeKv', 'tilesX', 'spread', 'pad0',
 ] as const;
 // pad0 must stay 0: the merge builds −∞ for an empty row as bitcast(pad0 | 0xff800000) at run
 // time, because WGSL rejects an infinite value in a constant expression.
@@ -34,7 +34,7 @@ struct Params {
   rowStart: u32, rows: u32, stride: u32, selRows: u32,
   slotFirst: u32, blocks: u32, lists: u32, itemsPerTile: u32,
   vectors: u32, queryBlockSize: u32, querySeq: u32, groupSize: u32,
-  scopeKv: u32, tilesX: u32, pad0: u32, pad1: u32,
+  scopeKv: u32, tilesX: u32, spread: u32, pad0: u32,
 }
 @group(0) @binding(0) var<uniform> P: Params;`;
 
@@ -54,10 +54,14 @@ ${o.scatter ? `@group(0) @binding(4) var<storage, read> listMeta: array<u32>;
 
 @compute @workgroup_size(${GATHER_THREADS})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let id = (wid.x + wid.y * P.tilesX) * ${GATHER_THREADS}u + lid;
-  if (id >= P.rows * P.stride) { return; }
-  let rowLocal = id / P.stride;
-  let entry = id % P.stride;
+  let thread = (wid.x + wid.y * P.tilesX) * ${GATHER_THREADS}u + lid;
+  if (thread >= P.rows * P.stride) { return; }
+  // Neighbouring threads take rows \`spread\` apart (a permutation: spread is coprime with rows),
+  // so a warp's atomics hit different lists instead of one hot counter (consecutive rows
+  // mostly select the same blocks).
+  let rowLocal = ((thread / P.stride) * P.spread) % P.rows;
+  let entry = thread % P.stride;
+  let id = rowLocal * P.stride + entry;
   let row = P.rowStart + rowLocal;
   let start = bounds[2u * row];
   if (start + entry >= bounds[2u * row + 1u]) { return; }
