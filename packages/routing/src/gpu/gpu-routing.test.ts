@@ -6,7 +6,7 @@ import { routingMethod } from '../routing-method.js';
 import { centroidSimilarities, sphericalKMeans } from '../spherical-kmeans.js';
 import { normalizeRows } from '../normalize-rows.js';
 import { kmeansSampleIndices } from './gpu-routing-kmeans.js';
-import { routingPlan } from './gpu-routing.js';
+import { RoutingBufferPool, routingPlan } from './gpu-routing.js';
 import { balancedTopWWgsl, clusterCountWgsl, clusterListWgsl, clusterOffsetsWgsl, headScanWgsl, nearestFlagsWgsl, routedRowsWgsl, packFlagsWgsl, packRowFlagsWgsl, rowScanWgsl } from './routing-selection-wgsl.js';
 import { kmeansGatherWgsl, kmeansNormalizeWgsl, kmeansSumVec4Wgsl, kmeansSumWgsl, normalizeRowsWgsl } from './spherical-kmeans-wgsl.js';
 import { copyFloatsWgsl } from './copy-slots-wgsl.js';
@@ -85,5 +85,35 @@ describe('routing GPU plan (no GPU needed)', () => {
     expect(routingSlotsPerGroup(backend, dims(65536, 8), config)).toBe(1);
     // 4k MHA: every slot in one group.
     expect(routingSlotsPerGroup(backend, dims(4096, 32), config)).toBeGreaterThanOrEqual(32);
+  });
+});
+
+describe('RoutingBufferPool (no GPU needed)', () => {
+  it('hands back the buffer taken under a name while it is large enough, replaces it when not, frees all', () => {
+    const created: { size: number; destroyed: boolean }[] = [];
+    const device = {
+      createBuffer: ({ size }: { size: number }) => {
+        const buffer = { size, destroyed: false, destroy() { this.destroyed = true; } };
+        created.push(buffer);
+        return buffer;
+      },
+    } as unknown as ConstructorParameters<typeof RoutingBufferPool>[0];
+    const pool = new RoutingBufferPool(device);
+    const a = pool.take('q', 100);
+    expect(pool.take('q', 64)).toBe(a);
+    expect(pool.take('q', 100)).toBe(a);
+    const b = pool.take('k', 100);
+    expect(b).not.toBe(a);
+    const bigger = pool.take('q', 200);
+    expect(bigger).not.toBe(a);
+    expect(created[0]!.destroyed).toBe(true);
+    expect(bigger.size).toBe(200);
+    pool.destroy();
+    expect(created.every((c) => c.destroyed)).toBe(true);
+  });
+
+  it('the copy kernel is generated for floats and for vec4', () => {
+    expect(copyFloatsWgsl(1)).toContain('array<f32>');
+    expect(copyFloatsWgsl(4)).toContain('array<vec4<f32>>');
   });
 });
