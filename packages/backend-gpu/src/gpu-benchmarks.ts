@@ -1,6 +1,6 @@
 import { densePairCount, type AttentionDims, type BackendInfo, type BenchmarkContext, type BenchmarkRow, type BenchmarkSuite } from '@sparse-attn/core';
 import { blockTopKConfigSchema } from './block-top-k.js';
-import { blockScratchBytesPerSlot, createGpuBackend, type GpuBackend } from './gpu-backend.js';
+import { blockScratchBytesPerSlot, createGpuBackend, type GpuBackend, type ResidentAttention } from './gpu-backend.js';
 import { lastQueryView, runDecodeAttention } from './gpu-decode.js';
 import { gpuBlockTopKMethod, type GpuMethodDefinition } from './gpu-methods.js';
 import { measureAsync } from './measure-async.js';
@@ -37,7 +37,10 @@ export interface GpuBenchOptions {
  * from submission to queue completion (data resident, no transfers), with each method's speedup
  * over our dense kernel measured in the same run: prefill methods against dense prefill, decode-time
  * methods (`phase: 'decode'`) against a dense split-K decode step of the last query, which gets its
- * own row (`workload: gaussian-gpu-decode`). PyTorch's SDPA reference is timed by
+ * own row (`workload: gaussian-gpu-decode`). A prefill method whose CPU twin is causally
+ * consistent (a decode step equals its prefill row) and that has a GPU decoder also gets a decode
+ * row: its `runResident` on the last query over every resident key, against that dense decode
+ * step (e.g. landmark-retrieval, whose headline on the CPU is decode). PyTorch's SDPA reference is timed by
  * `bench/torch_sdpa.py`. A method that throws gets a row with `failed: 1` (the message goes to
  * `progress`), and the run goes on.
  */
@@ -98,28 +101,29 @@ export async function runGpuBenchmark(backend: GpuBackend, context: BenchmarkCon
           continue;
         }
         context.progress?.(`gpu: ${definition.id}${budget ? ` ${budget}` : ''} S=${seq}`);
-        // Selection and attention are timed separately in every sample; their medians are reported
-        // beside the median of the sums (the three medians need not add up exactly).
-        const selectionSamples: number[] = [];
-        const attentionSamples: number[] = [];
-        let density = Number.NaN;
-        let phase = 'prefill' as 'prefill' | 'decode';
-        // A method's own breakdown of its selection (e.g. routing's k-means / membership), per sample.
-        const phaseSamples = new Map<string, number[]>();
-        try {
+        const timeMethod = async (call: ResidentAttention, decodeStep: boolean) => {
+          // Selection and attention are timed separately in every sample; their medians are
+          // reported beside the median of the sums (the three medians need not add up exactly).
+          const selectionSamples: number[] = [];
+          const attentionSamples: number[] = [];
+          let density = Number.NaN;
+          let phase = decodeStep ? 'decode' : ('prefill' as 'prefill' | 'decode');
+          // A method's own breakdown of its selection (e.g. routing's k-means / membership), per sample.
+          const phaseSamples = new Map<string, number[]>();
           const sparse = await measureAsync(
             async () => {
-              const run = await method.runResident!(resident);
+              const run = await method.runResident!(call);
               selectionSamples.push(run.selectionMs);
               attentionSamples.push(run.attentionMs);
               density = run.density ?? Number.NaN;
-              phase = run.phase ?? 'prefill';
+              if (!decodeStep) phase = run.phase ?? 'prefill';
               for (const [name, ms] of Object.entries(run.phases ?? {})) phaseSamples.set(name, [...(phaseSamples.get(name) ?? []), ms]);
               return run.selectionMs + run.attentionMs;
             },
-            { warmup: 1, repeats },
+            { warmup: decodeStep ? 2 : 1, repeats: decodeStep ? Math.max(repeats, 5) : repeats },
           );
-          // The warm-up sample is the first of each list; medians use the timed ones.
+          // The warm-up samples come first in each list; medians use the timed ones.
+          const timed = (samples: readonly number[]) => median(samples.slice(decodeStep ? 2 : 1));
           const baseline = phase === 'decode' ? await denseDecode() : dense.medianMs;
           push({
             ...base,
@@ -128,19 +132,38 @@ export async function runGpuBenchmark(backend: GpuBackend, context: BenchmarkCon
             metrics: {
               ms: sparse.medianMs,
               madMs: sparse.madMs,
-              selectionMs: median(selectionSamples.slice(1)),
-              attentionMs: median(attentionSamples.slice(1)),
+              selectionMs: timed(selectionSamples),
+              attentionMs: timed(attentionSamples),
               density,
               speedupVsDense: baseline / sparse.medianMs,
-              ...Object.fromEntries([...phaseSamples].map(([name, samples]) => [`phase.${name}`, median(samples.slice(1))])),
+              ...Object.fromEntries([...phaseSamples].map(([name, samples]) => [`phase.${name}`, timed(samples)])),
               heads,
               kvHeads,
               headDim,
             },
           });
+          return phase;
+        };
+        let phase: 'prefill' | 'decode';
+        try {
+          phase = await timeMethod(resident, false);
         } catch (error) {
           context.progress?.(`gpu: ${definition.id} S=${seq} failed: ${(error as Error).message.split('\n')[0]}`);
           push({ ...base, backend: label, metrics: { failed: 1 } });
+          continue;
+        }
+        // A causally consistent method's decode step is its prefill kernels over the cache for the
+        // one new query: timed on the last query against a dense split-K decode step.
+        if (phase === 'prefill' && method.createDecoder && definition.cpu.create(config).capabilities.causalConsistent) {
+          const { view, release } = await lastQueryView(backend, resident);
+          try {
+            await timeMethod(view, true);
+          } catch (error) {
+            context.progress?.(`gpu: ${definition.id} decode S=${seq} failed: ${(error as Error).message.split('\n')[0]}`);
+            push({ ...base, workload: `gaussian-gpu${gqa}-decode`, backend: label, metrics: { failed: 1 } });
+          } finally {
+            release();
+          }
         }
       }
     } finally {
