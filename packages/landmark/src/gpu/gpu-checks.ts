@@ -436,6 +436,21 @@ export const gpuChecks: GpuCheck[] = [
       await expectThrows('GPU decoder, q and k token counts differ', ShapeError, () => decoder.step({ q: sliceSeq(input.q, 0, 1), k: sliceSeq(input.k, 0, 2), v: sliceSeq(input.v, 0, 2) }));
     },
   },
+  ...(['rows', 'key-blocks'] as const).map((executor): GpuCheck => ({
+    name: `landmark's retrieved-block partials through the ${executor} executor (GQA Hq4/Hkv2, batch 2, ℓ 7 and ℓ 20, ragged last block) equal the CPU method`,
+    async run(backend) {
+      const forced = new GpuBackend(backend.context);
+      forced.sparseExecutor = executor;
+      const input = checkInput({ batch: 2, queryHeads: 4, kvHeads: 2, seq: 137, headDim: 16 }, 95);
+      for (const config of [{ blockLength: 7, topK: 3 }, { blockLength: 20, topK: 2 }]) {
+        try {
+          compareLandmark(input, landmarkConfigSchema.parse(config), await gpuLandmarkMethod.create(forced, config).prefill(input), landmarkMethod.create(config).prefill(input));
+        } catch (error) {
+          throw new Error(`${JSON.stringify(config)}: ${(error as Error).message}`);
+        }
+      }
+    },
+  })),
   {
     name: 'landmark split into chunks (small device bindings) reads the same blocks and gives the same output',
     async run(backend) {
@@ -460,7 +475,7 @@ export const gpuChecks: GpuCheck[] = [
       }
     },
   },
-  ...[{ blockLength: 9, topK: 3 }, { blockLength: 9, topK: 0 }].map((config): GpuCheck => ({
+  ...[{ blockLength: 9, topK: 3 }, { blockLength: 9, topK: 0 }, { blockLength: 20, topK: 2 }].map((config): GpuCheck => ({
     name: `landmark runResident writes the CPU method's output and reports its density: ${JSON.stringify(config)}`,
     async run(backend) {
       const input = checkInput({ batch: 1, queryHeads: 4, kvHeads: 2, seq: 200, headDim: 32 }, 46);

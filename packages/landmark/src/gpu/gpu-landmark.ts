@@ -23,12 +23,21 @@ import {
   type GpuSelection,
   type GpuSelectionStep,
   type ResidentAttention,
+  type ResidentChunk,
 } from '@sparse-attn/backend-gpu';
 import { landmarkConfigSchema, landmarkMethod, type LandmarkConfig } from '../landmark-attention.js';
 import { retrievedBlockCount } from '../landmark-slot-positions.js';
 import { GROUPED_SOFTMAX_PARAMS, groupedSoftmaxWgsl, groupedSoftmaxWorkgroupBytes } from './grouped-softmax-wgsl.js';
 import { CANDIDATE_SCORE_PARAMS, CANDIDATE_TILE_ROWS, candidateScoreWgsl } from './candidate-score-wgsl.js';
 import { LANDMARK_TOP_K_PARAMS, landmarkTopKWgsl } from './landmark-top-k-wgsl.js';
+import {
+  LANDMARK_ENTRY_PARAMS,
+  LANDMARK_FREE_COPY_PARAMS,
+  LANDMARK_MERGE_THREADS,
+  landmarkEntryRowsWgsl,
+  landmarkFreeCopyWgsl,
+  landmarkGateFoldWgsl,
+} from './landmark-block-merge-wgsl.js';
 import { SCORE_SCRATCH_FLOATS, retrievalRowsPerDispatch, rowsWithin } from './gpu-landmark-retrieval.js';
 import { createHostCacheDecoder, requireCausal, withGpuSelection } from './host-cache-decoder.js';
 
@@ -123,7 +132,7 @@ export function landmarkSelectionStep(config: LandmarkConfig, d: AttentionDims, 
  * Runs the grouped softmax over a GPU selection on a resident call (writes the chunks' out and
  * lse). Without a selection (`topK = 0`) every earlier block is read and no rows are needed.
  */
-export async function runGroupedSoftmax(backend: GpuBackend, resident: ResidentAttention, selection: GpuSelection | undefined, config: LandmarkConfig): Promise<number> {
+export async function runGroupedSoftmax(backend: GpuBackend, resident: ResidentAttention, selection: GpuSelection | undefined, config: LandmarkConfig, options: { ownOnly?: boolean } = {}): Promise<number> {
   const d = resident.dims;
   return backend.runKernels(resident, async (encoder) => {
     const { chunk, index } = encoder;
@@ -141,10 +150,114 @@ export async function runGroupedSoftmax(backend: GpuBackend, resident: ResidentA
       blockLength: config.blockLength,
       scale: d.scale,
       allBlocks: selection ? 0 : 1,
+      ownOnly: options.ownOnly ? 1 : 0,
     });
     const rows = selection ? selection.chunks[index]! : { bounds: encoder.scratch(16), indices: encoder.scratch(16) };
     encoder.dispatch(pipeline, [params, chunk.q, chunk.k, chunk.v, chunk.out, chunk.lse, rows.bounds, rows.indices], x, y);
   });
+}
+
+/** WebGPU buffer usage flags (numeric: the `GPUBufferUsage` global is not defined under every binding). */
+const STORAGE_COPY = 0x80 | 0x08 | 0x04;
+
+/**
+ * The grouped softmax over a GPU selection, key-block-major (see `landmark-block-merge-wgsl.ts`):
+ * the own part per row (the grouped softmax kernel with no retrieved block), then for every entry
+ * x < topK of the rows, the x-th retrieved block's exact partial by backend-gpu's sparse executor
+ * over landmark-free copies K' / V' (block b of K' = block b's ℓ ordinary tokens; each block is
+ * read once per 64 queries that chose it, instead of once per query), folded into the running
+ * output and lse with the landmark gate. Extra memory per chunk: K' and V' (≤ the chunk's k and v)
+ * and one partial out + lse (the size of the chunk's out and lse); freed before returning.
+ */
+export async function runGroupedSoftmaxByBlocks(backend: GpuBackend, resident: ResidentAttention, selection: GpuSelection, config: LandmarkConfig): Promise<number> {
+  const d = resident.dims;
+  const span = config.blockLength + 1;
+  const blocks = maxBlocksOf(d, span);
+  let ms = await runGroupedSoftmax(backend, resident, undefined, config, { ownOnly: true });
+  // The longest row's retrieved blocks (topK, or every earlier block when topK = 0).
+  const entries = landmarkRowStride(config, d) - 1;
+  if (entries === 0) return ms;
+  const { device } = backend.context;
+  // K' keeps at least querySeq rows, so the executor's queryOffset (keySeq' − querySeq) is ≥ 0; it runs non-causally (every retrieved block precedes the query's own).
+  const freeSeq = Math.max(blocks * config.blockLength, d.querySeq, 1);
+  const created: ResidentChunk['k'][] = [];
+  const buffer = (bytes: number): ResidentChunk['k'] => {
+    const b = device.createBuffer({ size: Math.max(16, Math.ceil(bytes / 4) * 4), usage: STORAGE_COPY });
+    created.push(b);
+    return b;
+  };
+  try {
+    const free = resident.chunks.map((chunk) => ({
+      k: buffer(chunk.slots * freeSeq * d.headDim * 4),
+      v: buffer(chunk.slots * freeSeq * d.valueDim * 4),
+      out: buffer(chunk.slots * d.groupSize * d.querySeq * d.valueDim * 4),
+      lse: buffer(chunk.slots * d.groupSize * d.querySeq * 4),
+    }));
+    const freeDims: AttentionDims = {
+      ...d,
+      keySeq: freeSeq,
+      causal: false,
+      queryOffset: freeSeq - d.querySeq,
+      kDims: { ...d.kDims, seq: freeSeq },
+      vDims: { ...d.vDims, seq: freeSeq },
+    };
+    const freeResident: ResidentAttention = { dims: freeDims, chunks: resident.chunks.map((chunk, i) => ({ ...chunk, k: free[i]!.k, v: free[i]!.v })) };
+    ms += await backend.runKernels(resident, async (encoder) => {
+      const { chunk, index } = encoder;
+      const pipeline = await encoder.pipeline(landmarkFreeCopyWgsl());
+      for (const [source, target, dim] of [[chunk.k, free[index]!.k, d.headDim], [chunk.v, free[index]!.v, d.valueDim]] as const) {
+        const [x, y] = dispatchGrid(Math.ceil((chunk.slots * blocks * config.blockLength * dim) / LANDMARK_MERGE_THREADS));
+        const params = encoder.uniform(LANDMARK_FREE_COPY_PARAMS, { slots: chunk.slots, keySeq: d.keySeq, freeSeq, blocks, blockLength: config.blockLength, span, dim, tilesX: x });
+        encoder.dispatch(pipeline, [params, source, target], x, y);
+      }
+    });
+    const entryParams = (rows: number, entry: number, tilesX: number) => ({
+      rows,
+      entry,
+      tilesX,
+      keySeq: d.keySeq,
+      querySeq: d.querySeq,
+      groupSize: d.groupSize,
+      span,
+      blockLength: config.blockLength,
+      scale: d.scale,
+      pad0: 0,
+      pad1: 0,
+      pad2: 0,
+    });
+    for (let entry = 0; entry < entries; entry++) {
+      const step: GpuSelectionStep = {
+        layout: { kind: 'block', blockSize: config.blockLength, headScope: 'query', rows: d.querySeq, queryBlockSize: 1 },
+        stride: 1,
+        async encodeChunk(encoder) {
+          const rows = encoder.chunk.slots * d.groupSize * d.querySeq;
+          const [x, y] = dispatchGrid(Math.ceil(rows / LANDMARK_MERGE_THREADS));
+          const source = selection.chunks[encoder.index]!;
+          const params = encoder.uniform(LANDMARK_ENTRY_PARAMS, entryParams(rows, entry, x));
+          encoder.dispatch(await encoder.pipeline(landmarkEntryRowsWgsl()), [params, source.bounds, source.indices, encoder.target.bounds, encoder.target.indices], x, y);
+        },
+      };
+      const { selection: rowsOfEntry, ms: entryMs } = await backend.runSelection(freeResident, step);
+      try {
+        ms += entryMs;
+        ms += await backend.runSparse(freeResident, rowsOfEntry, free);
+      } finally {
+        backend.releaseSelection(rowsOfEntry);
+      }
+      ms += await backend.runKernels(resident, async (encoder) => {
+        const { chunk, index } = encoder;
+        const rows = chunk.slots * d.groupSize * d.querySeq;
+        const [x, y] = dispatchGrid(Math.ceil(rows / LANDMARK_MERGE_THREADS));
+        const source = selection.chunks[index]!;
+        const params = encoder.uniform(LANDMARK_ENTRY_PARAMS, entryParams(rows, entry, x));
+        const pipeline = await encoder.pipeline(landmarkGateFoldWgsl({ headDim: d.headDim, valueDim: d.valueDim }));
+        encoder.dispatch(pipeline, [params, chunk.q, chunk.k, source.bounds, source.indices, free[index]!.out, chunk.out, chunk.lse], x, y);
+      });
+    }
+    return ms;
+  } finally {
+    for (const b of created) b.destroy();
+  }
 }
 
 /**
@@ -191,7 +304,7 @@ export async function landmarkAttend(backend: GpuBackend, config: LandmarkConfig
   const resident = backend.upload(input, d, landmarkScratchBytesPerSlot(d, config));
   try {
     return await withGpuSelection(backend, resident, landmarkSelectionStep(config, d, backend.context.maxBinding, scratchFloats), async (gpuSelection, selectionMs) => {
-      const attentionMs = await runGroupedSoftmax(backend, resident, gpuSelection, config);
+      const attentionMs = await runGroupedSoftmaxByBlocks(backend, resident, gpuSelection, config);
       const { output, lse } = await backend.readOutput(resident);
       const selection = await backend.readSelection(gpuSelection);
       const { pairs, retrieved, landmarks } = landmarkPairCount(d, config);
@@ -239,7 +352,7 @@ export const gpuLandmarkMethod: GpuMethodDefinition = {
         }
         return withGpuSelection(backend, resident, landmarkSelectionStep(config, d, backend.context.maxBinding), async (selection, selectionMs) => ({
           selectionMs,
-          attentionMs: await runGroupedSoftmax(backend, resident, selection, config),
+          attentionMs: await runGroupedSoftmaxByBlocks(backend, resident, selection, config),
           density,
         }));
       },

@@ -12,6 +12,10 @@
  * merged online (running max of the log-weights), so no partial ever over- or underflows. Scores
  * of a block's ℓ tokens are staged in workgroup memory (4·ℓ bytes); each thread owns
  * ⌈Dv / 64⌉ output channels. A landmark's value is never read (its weight is 0).
+ *
+ * With `ownOnly` the kernel writes the own part alone (o = a_c / l_c, lse = m_c + log l_c): the
+ * start of `landmark-block-merge-wgsl.ts`'s fold, where the retrieved blocks' partials come from
+ * backend-gpu's key-block-major sparse executor instead of one row re-reading its blocks here.
  */
 
 import { paramsStructWgsl, workgroupReduceWgsl } from './wgsl-snippets.js';
@@ -20,7 +24,7 @@ import { paramsStructWgsl, workgroupReduceWgsl } from './wgsl-snippets.js';
 export const GROUPED_SOFTMAX_PARAMS = [
   'querySeq', 'queryOffset', 'querySlots', 'tilesX',
   'groupSize', 'keySeq', 'span', 'blockLength',
-  'scale', 'allBlocks', 'pad1', 'pad2',
+  'scale', 'allBlocks', 'ownOnly', 'pad2',
 ] as const;
 
 /** Threads per workgroup of the grouped softmax kernel. */
@@ -120,7 +124,13 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   var first = 0u;
   if (P.allBlocks == 0u) { first = bounds[2u * row]; }
   if (lid == 0u) {
-    if (P.allBlocks == 1u) { retrieved = p / P.span; } else { retrieved = bounds[2u * row + 1u] - first - 1u; }
+    if (P.ownOnly == 1u) {
+      retrieved = 0u;
+    } else if (P.allBlocks == 1u) {
+      retrieved = p / P.span;
+    } else {
+      retrieved = bounds[2u * row + 1u] - first - 1u;
+    }
   }
   let n = workgroupUniformLoad(&retrieved);
   // The own block: its ordinary tokens up to the query.

@@ -1,0 +1,146 @@
+/**
+ * The paper landmark's grouped softmax as block partials merged by landmark gates
+ * (arXiv:2305.16300 §3.2; spec landmark.md §3.2), the kernels around backend-gpu's sparse
+ * executor. The grouped softmax of query p (own block c, retrieved blocks R)
+ *
+ *   o = (e^{m_c} a_c + Σ_{b ∈ R} e^{w_b} o_b) / (e^{m_c} l_c + Σ_{b ∈ R} e^{w_b}),   w_b = scale · q·k_{L_b}
+ *
+ * needs per retrieved block b only o_b = softmax_{j ∈ b \ L_b}(s) · v — an ordinary attention over
+ * the block's ℓ ordinary tokens. So:
+ *
+ * - {@link landmarkFreeCopyWgsl}: K' / V' = K / V without the landmark tokens (token b·(ℓ+1) + u of
+ *   a complete block b, u < ℓ, goes to b·ℓ + u), so block b of K' with block size ℓ is exactly
+ *   b \ L_b, and backend-gpu's exact sparse executor (key-block-major: each block read once per
+ *   64 queries that chose it) computes o_b with its lse for a one-block-per-row selection;
+ * - {@link landmarkEntryRowsWgsl}: that selection for entry x of every row (the x-th retrieved
+ *   block, or an empty row when the row has fewer);
+ * - {@link landmarkGateFoldWgsl}: folds (o_b, w_b) into the running result, starting from the own
+ *   part (o = a_c / l_c, lse = m_c + log l_c, the grouped softmax kernel with no retrieved block):
+ *
+ *     lse' = log(e^{lse} + e^{w_b}),   o' = o · e^{lse − lse'} + o_b · e^{w_b − lse'}
+ *
+ *   so after the last entry o and lse are the grouped softmax's output and log-denominator.
+ */
+
+/** Uniform parameter block of the landmark-free copy. */
+export const LANDMARK_FREE_COPY_PARAMS = ['slots', 'keySeq', 'freeSeq', 'blocks', 'blockLength', 'span', 'dim', 'tilesX'] as const;
+
+/** Uniform parameter block of the entry-row and fold kernels. */
+export const LANDMARK_ENTRY_PARAMS = [
+  'rows', 'entry', 'tilesX', 'keySeq',
+  'querySeq', 'groupSize', 'span', 'blockLength',
+  'scale', 'pad0', 'pad1', 'pad2',
+] as const;
+
+/** Threads per workgroup of the three kernels (one element, or one selection row, each). */
+export const LANDMARK_MERGE_THREADS = 64;
+
+/**
+ * Copy of one tensor without its landmark tokens. Bindings: 0 params, 1 source `[slots][keySeq][dim]`,
+ * 2 destination `[slots][freeSeq][dim]` (only the first `blocks · blockLength` rows are written;
+ * the rest stay zero and are never selected).
+ */
+export function landmarkFreeCopyWgsl(): string {
+  return /* wgsl */ `
+struct Params { slots: u32, keySeq: u32, freeSeq: u32, blocks: u32, blockLength: u32, span: u32, dim: u32, tilesX: u32, }
+@group(0) @binding(0) var<uniform> P: Params;
+@group(0) @binding(1) var<storage, read> src: array<f32>;
+@group(0) @binding(2) var<storage, read_write> dst: array<f32>;
+
+@compute @workgroup_size(${LANDMARK_MERGE_THREADS})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let id = (wid.x + wid.y * P.tilesX) * ${LANDMARK_MERGE_THREADS}u + lid;
+  let perSlot = P.blocks * P.blockLength * P.dim;
+  if (id >= P.slots * perSlot) { return; }
+  let slot = id / perSlot;
+  let within = id % perSlot;
+  let t = within / P.dim;
+  let c = within % P.dim;
+  let b = t / P.blockLength;
+  let u = t % P.blockLength;
+  dst[(slot * P.freeSeq + t) * P.dim + c] = src[(slot * P.keySeq + b * P.span + u) * P.dim + c];
+}
+`;
+}
+
+/**
+ * Entry `entry` of every landmark selection row as a one-block row (same row order, stride 1).
+ * Bindings: 0 params, 1 / 2 the landmark selection's bounds and indices (retrieved blocks, then
+ * the own block), 3 / 4 the target's bounds and indices.
+ */
+export function landmarkEntryRowsWgsl(): string {
+  return /* wgsl */ `
+${paramsStruct()}
+@group(0) @binding(0) var<uniform> P: Params;
+@group(0) @binding(1) var<storage, read> rowBounds: array<u32>;
+@group(0) @binding(2) var<storage, read> rowIndices: array<u32>;
+@group(0) @binding(3) var<storage, read_write> bounds: array<u32>;
+@group(0) @binding(4) var<storage, read_write> indices: array<u32>;
+
+@compute @workgroup_size(${LANDMARK_MERGE_THREADS})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let row = (wid.x + wid.y * P.tilesX) * ${LANDMARK_MERGE_THREADS}u + lid;
+  if (row >= P.rows) { return; }
+  let first = rowBounds[2u * row];
+  let retrieved = rowBounds[2u * row + 1u] - first - 1u;
+  let live = P.entry < retrieved;
+  indices[row] = select(0u, rowIndices[first + P.entry], live);
+  bounds[2u * row] = row;
+  bounds[2u * row + 1u] = row + select(0u, 1u, live);
+}
+`;
+}
+
+/**
+ * Folds entry `entry`'s block partial into the running output and lse (see the file comment).
+ * Bindings: 0 params, 1 q `[querySlots][querySeq][D]`, 2 k `[kvSlots][keySeq][D]` (the original
+ * keys: the gate is the landmark key's score), 3 / 4 the landmark selection's bounds and indices,
+ * 5 the block partial's (normalised) out, 6 / 7 the running out and lse. One thread per row. The
+ * partial's lse is not needed: the grouped softmax weighs a block by its gate, not by its mass.
+ */
+export function landmarkGateFoldWgsl(o: { readonly headDim: number; readonly valueDim: number }): string {
+  return /* wgsl */ `
+${paramsStruct()}
+const D: u32 = ${o.headDim}u;
+const DV: u32 = ${o.valueDim}u;
+@group(0) @binding(0) var<uniform> P: Params;
+@group(0) @binding(1) var<storage, read> q: array<f32>;
+@group(0) @binding(2) var<storage, read> k: array<f32>;
+@group(0) @binding(3) var<storage, read> rowBounds: array<u32>;
+@group(0) @binding(4) var<storage, read> rowIndices: array<u32>;
+@group(0) @binding(5) var<storage, read> partOut: array<f32>;
+@group(0) @binding(6) var<storage, read_write> out: array<f32>;
+@group(0) @binding(7) var<storage, read_write> lse: array<f32>;
+
+@compute @workgroup_size(${LANDMARK_MERGE_THREADS})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let row = (wid.x + wid.y * P.tilesX) * ${LANDMARK_MERGE_THREADS}u + lid;
+  if (row >= P.rows) { return; }
+  let first = rowBounds[2u * row];
+  if (P.entry >= rowBounds[2u * row + 1u] - first - 1u) { return; }
+  let block = rowIndices[first + P.entry];
+  let kvSlot = (row / P.querySeq) / P.groupSize;
+  let kRow = (kvSlot * P.keySeq + block * P.span + P.blockLength) * D;
+  var s = 0.0;
+  for (var c = 0u; c < D; c++) { s += q[row * D + c] * k[kRow + c]; }
+  let gate = P.scale * s;
+  let old = lse[row];
+  let top = max(old, gate);
+  let next = top + log(exp(old - top) + exp(gate - top));
+  let keepOld = exp(old - next);
+  let weight = exp(gate - next);
+  for (var c = 0u; c < DV; c++) {
+    out[row * DV + c] = out[row * DV + c] * keepOld + partOut[row * DV + c] * weight;
+  }
+  lse[row] = next;
+}
+`;
+}
+
+function paramsStruct(): string {
+  return `struct Params {
+  rows: u32, entry: u32, tilesX: u32, keySeq: u32,
+  querySeq: u32, groupSize: u32, span: u32, blockLength: u32,
+  scale: f32, pad0: u32, pad1: u32, pad2: u32,
+}`;
+}
