@@ -22,7 +22,7 @@ export { indexerSelectWgsl, indexerSelectWorkgroupBytes, INDEXER_SELECT_PARAMS, 
 export { rangeRowsWgsl, RANGE_ROWS_PARAMS, RANGE_ROWS_THREADS } from './gpu/range-rows-wgsl.js';
 export { gatedMergeWgsl, GATED_MERGE_PARAMS, GATED_MERGE_THREADS } from './gpu/gated-merge-wgsl.js';
 export { countEntriesWgsl, COUNT_ENTRIES_PARAMS, COUNT_ENTRIES_THREADS } from './gpu/count-entries-wgsl.js';
-export { TOP_K_PASSES_WGSL, SORT_PICKS_WGSL } from './gpu/top-k-passes-wgsl.js';
+export { radixTopKWgsl } from './gpu/radix-top-k-wgsl.js';
 export { nsaSelectWgsl, NSA_SELECT_PARAMS, NSA_SELECT_THREADS, type NsaSelectKernelOptions } from './gpu/nsa-select-wgsl.js';
 export { windowPoolWgsl, WINDOW_POOL_PARAMS, WINDOW_POOL_THREADS } from './gpu/window-pool-wgsl.js';
 export { mobaSelectWgsl, MOBA_SELECT_PARAMS, MOBA_SELECT_THREADS } from './gpu/moba-select-wgsl.js';

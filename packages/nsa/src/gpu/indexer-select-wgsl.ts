@@ -4,22 +4,21 @@
  *
  *   group query     q̄_t = Σ_{h ∈ group} q_t^h                      (float32, heads in order, as the CPU)
  *   stage 1 (block) Î_t[j] = q̄_t · mean(K_j) for complete blocks j; block 0 and the blocks
- *                   from the first incomplete one to IC forced (BIG); keep the top-c (arg-max passes)
+ *                   from the first incomplete one to IC forced (BIG); keep the top-c
  *   stage 2 (token) S_t = top-K { q̄_t · k_s : s ≤ t in the kept blocks },  ties toward the later token
  *   short rows      t + 1 ≤ K: every key 0..t
  *
  * Stage 1's scores come from the tiled kernel (`indexer-score-tile-wgsl.ts`, one row range at a
  * time). One workgroup per (KV slot, query) row of the range: it reads the row's block scores,
- * forces block 0 and the incomplete blocks, keeps the top-c (arg-max passes) and scores the kept
- * blocks' tokens (where D is a multiple of 32, 8 threads per key with coalesced vec4 loads; else
- * one thread per key). Stage 2 finds the K-th largest candidate score with a
- * 32-step radix search on order-preserving u32 keys (count of keys ≥ a trial prefix per step),
- * then keeps every key above it and, of the keys equal to it, the latest ones — the CPU's
- * `TopKSelector` set — and the threads write them in ascending token order as one CSR row, each
- * its own contiguous run of candidates at an offset summed from the runs before it.
+ * forces block 0 and the incomplete blocks, keeps the top-c and scores the kept blocks' tokens
+ * (where D is a multiple of 32, 8 threads per key with coalesced vec4 loads; else one thread per
+ * key). Both top-k steps are `radix-top-k-wgsl.ts` over order-preserving u32 keys: the k-th
+ * largest key found 4 bits per round from 16-bin histograms, then every key above it and, of the
+ * keys equal to it, the latest ones — the CPU's `TopKSelector` set — written in ascending order
+ * by all threads (each its own run of positions at an offset summed from the runs before it).
  * Scores live in workgroup memory only (c · B floats); nothing of size rows × S exists.
  */
-import { SORT_PICKS_WGSL, TOP_K_PASSES_WGSL } from './top-k-passes-wgsl.js';
+import { radixTopKWgsl } from './radix-top-k-wgsl.js';
 
 /** Uniform parameter block of the indexer kernel (u32 fields). */
 export const INDEXER_SELECT_PARAMS = [
@@ -46,7 +45,7 @@ export interface IndexerSelectKernelOptions {
 
 /** Bytes of workgroup memory the kernel declares. */
 export function indexerSelectWorkgroupBytes(o: IndexerSelectKernelOptions): number {
-  return 4 * (2 * o.headDim + INDEXER_SELECT_THREADS * KEYS_PER_GROUP + Math.max(1, o.maxBlocks) + Math.max(1, o.maxCandidates) + 2 * INDEXER_SELECT_THREADS + Math.max(1, o.maxKept) + 4);
+  return 4 * (2 * o.headDim + INDEXER_SELECT_THREADS * KEYS_PER_GROUP + Math.max(1, o.maxBlocks) + Math.max(1, o.maxCandidates) + INDEXER_SELECT_THREADS + Math.max(1, o.maxKept) + 16);
 }
 
 /** Threads that share one key's dot product in the coalesced stage 2 (8 × vec4 = 128 contiguous bytes per load). */
@@ -120,12 +119,11 @@ struct Params {
 
 var<workgroup> gq: array<f32, ${o.headDim}>;
 ${vec ? `var<workgroup> gq4: array<vec4<f32>, ${o.headDim / 4}>;` : ''}
-var<workgroup> cand: array<f32, ${Math.max(1, o.maxBlocks)}>;
+var<workgroup> blockKey: array<u32, ${Math.max(1, o.maxBlocks)}>;
 var<workgroup> tokenKey: array<u32, ${Math.max(1, o.maxCandidates)}>;
-var<workgroup> bestKey: array<f32, ${INDEXER_SELECT_THREADS}>;
-var<workgroup> bestIndex: array<u32, ${INDEXER_SELECT_THREADS}>;
+var<workgroup> runs: array<u32, ${INDEXER_SELECT_THREADS}>;
 var<workgroup> picks: array<u32, ${Math.max(1, o.maxKept)}>;
-var<workgroup> counter: atomic<u32>;
+var<workgroup> hist: array<atomic<u32>, 16>;
 ${coalesced ? `var<workgroup> partial: array<f32, ${INDEXER_SELECT_THREADS * KEYS_PER_GROUP}>;` : ''}
 
 /** Order-preserving map of a float32 onto u32 (larger float, larger key). */
@@ -173,15 +171,12 @@ ${vec ? `  for (var c = lid; c < D / 4u; c += NT) { gq4[c] = vec4<f32>(gq[4u * c
   for (var j = lid; j < count; j += NT) {
     var v = BIG;
     if (j != 0u && j < complete) { v = blockScores[(kvSlot * P.rangeRows + rangeRow) * P.blocks + j]; }
-    cand[j] = v;
+    blockKey[j] = sortable(v);
   }
   workgroupBarrier();
   let n = min(P.candidateBlocks, count);
-${TOP_K_PASSES_WGSL}
-  if (lid == 0u) {
-${SORT_PICKS_WGSL}
-  }
-  workgroupBarrier();
+  // The top-n blocks (forced ones carry BIG), written to picks in ascending block order.
+${radixTopKWgsl('block', 'blockKey', 'count', 'n', (u, rank) => `picks[${rank}] = ${u};`)}
   // Stage 2: every visible token of the kept blocks (all full but the last, the current block).
   let m = (n - 1u) * bs + (t + 1u - current * bs);
 ${coalesced ? COALESCED_STAGE_2 : `  for (var u = lid; u < m; u += NT) {
@@ -189,69 +184,11 @@ ${tokenScore}
     tokenKey[u] = sortable(s);
   }`}
   let want = min(P.topK, m);
-  // Radix search for T = the want-th largest key: the largest T with |{u : key ≥ T}| ≥ want.
-  var threshold = 0u;
-  for (var b = 0u; b < 32u; b++) {
-    let trial = threshold | (1u << (31u - b));
-    if (lid == 0u) { atomicStore(&counter, 0u); }
-    workgroupBarrier();
-    var hits = 0u;
-    for (var u = lid; u < m; u += NT) { if (tokenKey[u] >= trial) { hits++; } }
-    atomicAdd(&counter, hits);
-    workgroupBarrier();
-    if (atomicLoad(&counter) >= want) { threshold = trial; }
-    workgroupBarrier();
-  }
-  if (lid == 0u) { atomicStore(&counter, 0u); }
-  workgroupBarrier();
-  var above = 0u;
-  for (var u = lid; u < m; u += NT) { if (tokenKey[u] > threshold) { above++; } }
-  atomicAdd(&counter, above);
-  workgroupBarrier();
-  // Of the keys equal to T, the latest (want − above) are kept, as the CPU's ties toward the
-  // higher index: an equal key at u is kept iff fewer than that many equal keys follow it. Each
-  // thread owns a contiguous run of candidates; the runs' equal-key and kept counts are summed
-  // through workgroup memory (bestIndex, free after stage 1), so every thread writes its kept
-  // tokens at its offset in ascending order (no single-thread pass over the m candidates).
-  let ties = want - atomicLoad(&counter);
-  let per = (m + NT - 1u) / NT;
-  let u0 = min(lid * per, m);
-  let u1 = min(u0 + per, m);
-  var equal = 0u;
-  for (var u = u0; u < u1; u++) { if (tokenKey[u] == threshold) { equal++; } }
-  bestIndex[lid] = equal;
-  workgroupBarrier();
-  var equalAfter = 0u;
-  for (var l = lid + 1u; l < NT; l++) { equalAfter += bestIndex[l]; }
-  var keep = 0u;
-  var seen = 0u;
-  for (var u = u0; u < u1; u++) {
-    let key = tokenKey[u];
-    if (key == threshold) {
-      seen++;
-      if (equalAfter + equal - seen < ties) { keep++; }
-    } else if (key > threshold) {
-      keep++;
-    }
-  }
-  workgroupBarrier();
-  bestIndex[lid] = keep;
-  workgroupBarrier();
-  var w = 0u;
-  for (var l = 0u; l < lid; l++) { w += bestIndex[l]; }
-  seen = 0u;
-  for (var u = u0; u < u1; u++) {
-    let key = tokenKey[u];
-    var kept = key > threshold;
-    if (key == threshold) {
-      seen++;
-      kept = equalAfter + equal - seen < ties;
-    }
-    if (kept) { indices[start + w] = tokenOf(u); w++; }
-  }
-  if (lid == NT - 1u) {
+  // The top-K tokens, ties toward the later token, written in ascending token order.
+${radixTopKWgsl('token', 'tokenKey', 'm', 'want', (u, rank) => `indices[start + ${rank}] = tokenOf(${u});`)}
+  if (lid == 0u) {
     bounds[2u * row] = start;
-    bounds[2u * row + 1u] = start + w;
+    bounds[2u * row + 1u] = start + want;
   }
 }
 `;
