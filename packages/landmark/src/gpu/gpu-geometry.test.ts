@@ -7,6 +7,7 @@ import { hipRowStride, hipTreeBytesPerSlot } from './gpu-hip.js';
 import { landmarkPairCount, landmarkRowStride, landmarkScratchBytesPerSlot } from './gpu-landmark.js';
 import { retrievalPairCount, retrievalScratchBytesPerSlot } from './gpu-landmark-retrieval.js';
 import { groupedSoftmaxWgsl } from './grouped-softmax-wgsl.js';
+import { landmarkEntryRowsWgsl, landmarkFreeCopyWgsl, landmarkGateFoldWgsl } from './landmark-block-merge-wgsl.js';
 import { hipBoundTreeWgsl } from './hip-bound-tree-wgsl.js';
 import { hipSearchWgsl } from './hip-search-wgsl.js';
 import { candidateScoreWgsl } from './candidate-score-wgsl.js';
@@ -85,6 +86,9 @@ describe('WGSL generators', () => {
       hipBoundTreeWgsl({ headDim: 16 }),
       landmarkTopKWgsl({ maxPicks: 4 }),
       groupedSoftmaxWgsl({ headDim: 16, valueDim: 130, blockLength: 50 }),
+      landmarkFreeCopyWgsl(),
+      landmarkEntryRowsWgsl(),
+      landmarkGateFoldWgsl({ headDim: 16, valueDim: 12 }),
     ];
     for (const code of sources) {
       expect(code.match(/@compute/g)).toHaveLength(1);
