@@ -468,7 +468,7 @@ export const gpuChecks: GpuCheck[] = [
       const cpu = landmarkMethod.create(config).prefill(input);
       for (const rows of [64, 40]) {
         try {
-          compareLandmark(input, config, await landmarkAttend(backend, config, input, rows * Math.floor(249 / 10)), cpu);
+          compareLandmark(input, config, await landmarkAttend(backend, config, input, rows * scoreRowStride(Math.floor(249 / 10))), cpu);
         } catch (error) {
           throw new Error(`${rows} rows per range: ${(error as Error).message}`);
         }

@@ -29,7 +29,8 @@ import { landmarkConfigSchema, landmarkMethod, type LandmarkConfig } from '../la
 import { retrievedBlockCount } from '../landmark-slot-positions.js';
 import { GROUPED_SOFTMAX_PARAMS, groupedSoftmaxWgsl, groupedSoftmaxWorkgroupBytes } from './grouped-softmax-wgsl.js';
 import { CANDIDATE_SCORE_PARAMS, CANDIDATE_TILE_ROWS, candidateScoreWgsl } from './candidate-score-wgsl.js';
-import { LANDMARK_TOP_K_PARAMS, landmarkTopKWgsl } from './landmark-top-k-wgsl.js';
+import { LANDMARK_TOP_K_PARAMS, LANDMARK_TOP_K_THREADS, landmarkTopKWgsl } from './landmark-top-k-wgsl.js';
+import { scoreRowStride } from './retrieval-top-k-wgsl.js';
 import {
   LANDMARK_ENTRY_PARAMS,
   LANDMARK_FREE_COPY_PARAMS,
@@ -54,20 +55,22 @@ export function landmarkRowStride(config: Pick<LandmarkConfig, 'topK' | 'blockLe
 
 /** Bytes per KV slot of the largest scratch buffer the selection allocates (for chunking). */
 export function landmarkScratchBytesPerSlot(d: Pick<AttentionDims, 'keySeq' | 'querySeq' | 'groupSize'>, config: Pick<LandmarkConfig, 'blockLength'>): number {
-  const maxBlocks = Math.max(1, maxBlocksOf(d, config.blockLength + 1));
-  return 4 * d.groupSize * retrievalRowsPerDispatch(d.querySeq, maxBlocks) * maxBlocks;
+  const rowFloats = scoreRowStride(maxBlocksOf(d, config.blockLength + 1));
+  return 4 * d.groupSize * retrievalRowsPerDispatch(d.querySeq, rowFloats) * rowFloats;
 }
 
 /**
  * The selection step, per range of query rows: the tiled scoring kernel ({@link candidateScoreWgsl},
  * q · landmark key, 64 rows × 64 blocks per workgroup) writes every (query head, query)'s landmark
- * scores, then the top-k kernel ({@link landmarkTopKWgsl}, one workgroup per row) writes its CSR row.
+ * scores, then the top-k kernel ({@link landmarkTopKWgsl}, one thread per row) writes its CSR row.
  */
 export function landmarkSelectionStep(config: LandmarkConfig, d: AttentionDims, maxBinding = Infinity, scratchFloats = SCORE_SCRATCH_FLOATS): GpuSelectionStep {
   const span = config.blockLength + 1;
   const maxBlocks = Math.max(1, maxBlocksOf(d, span));
   const stride = landmarkRowStride(config, d);
-  const rowsPerDispatch = retrievalRowsPerDispatch(d.querySeq, maxBlocks, scratchFloats);
+  // Score rows padded to a multiple of 4 floats (the top-k reads them as vec4).
+  const rowFloats = scoreRowStride(maxBlocks);
+  const rowsPerDispatch = retrievalRowsPerDispatch(d.querySeq, rowFloats, scratchFloats);
   return {
     layout: { kind: 'block', blockSize: span, headScope: 'query', rows: d.querySeq, queryBlockSize: 1 },
     stride,
@@ -78,8 +81,8 @@ export function landmarkSelectionStep(config: LandmarkConfig, d: AttentionDims, 
         encoder.pipeline(candidateScoreWgsl({ headDim: d.headDim, operand: 'dot' })),
         encoder.pipeline(landmarkTopKWgsl({ maxPicks: config.topK })),
       ]);
-      const rowCount = rowsWithin(rowsPerDispatch, Math.floor(maxBinding / (4 * querySlots * maxBlocks)));
-      const scores = encoder.scratch(querySlots * rowCount * maxBlocks * 4);
+      const rowCount = rowsWithin(rowsPerDispatch, Math.floor(maxBinding / (4 * querySlots * rowFloats)));
+      const scores = encoder.scratch(querySlots * rowCount * rowFloats * 4);
       const blockTiles = Math.ceil(maxBlocks / TILE_COLUMNS);
       for (let rowStart = 0; rowStart < d.querySeq; rowStart += rowCount) {
         const count = Math.min(rowCount, d.querySeq - rowStart);
@@ -96,7 +99,7 @@ export function landmarkSelectionStep(config: LandmarkConfig, d: AttentionDims, 
             rowCount: count,
             rowTiles,
             blockTiles,
-            blocks: maxBlocks,
+            blocks: rowFloats,
             blockSize: span,
             first: 0,
             topK: config.topK,
@@ -109,7 +112,7 @@ export function landmarkSelectionStep(config: LandmarkConfig, d: AttentionDims, 
           ['outScale'],
         );
         encoder.dispatch(score, [scoreParams, chunk.q, chunk.k, undefined, scores], sx, sy);
-        const [x, y] = dispatchGrid(querySlots * count);
+        const [x, y] = dispatchGrid(Math.ceil((querySlots * count) / LANDMARK_TOP_K_THREADS));
         const params = encoder.uniform(LANDMARK_TOP_K_PARAMS, {
           querySeq: d.querySeq,
           queryOffset: d.queryOffset,
@@ -118,7 +121,7 @@ export function landmarkSelectionStep(config: LandmarkConfig, d: AttentionDims, 
           rowStart,
           rowCount: count,
           span,
-          maxBlocks,
+          rowVec4s: rowFloats / 4,
           topK: config.topK,
           stride,
         });

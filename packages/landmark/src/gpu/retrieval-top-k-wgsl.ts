@@ -36,9 +36,6 @@ export const RETRIEVAL_TOP_K_PARAMS = [
 /** Threads per workgroup of the retrieval top-k kernel (one query row each). */
 export const RETRIEVAL_TOP_K_THREADS = 64;
 
-/** Candidates whose scores the landmark top-k kernel keeps in workgroup memory (6 KiB per array: every candidate of 64k keys in spans of 51). */
-export const RETRIEVAL_TOP_K_CACHE = 1536;
-
 /** Floats per score row for `blocks` candidate blocks: rounded up to a multiple of 4, so rows start on 16-byte vec4 boundaries. */
 export function scoreRowStride(blocks: number): number {
   return Math.ceil(Math.max(1, blocks) / 4) * 4;
@@ -49,7 +46,7 @@ export function scoreRowStride(blocks: number): number {
  * score \`score\`, taken when \`live\` holds (an expression of \`j\` and \`current\`). Inserts it into the
  * sorted picks when it beats the weakest kept one (strictly: equal scores keep the lower index).
  */
-function insertWgsl(score: string, j: string, live: string): string {
+export function insertPickWgsl(score: string, j: string, live: string): string {
   return `    {
       let j = ${j};
       let s = ${score};
@@ -170,7 +167,7 @@ ${sumProbability
     }`
     : `    var acc = scores[base + c];
     for (var g = 1u; g < G; g++) { acc = max(acc, scores[base + g * headStep + c]); }`}
-${(['x', 'y', 'z', 'w'] as const).map((e, k) => insertWgsl(`acc.${e}`, `4u * c + ${k}u`, k === 0 ? `j >= 1u` : `j < current`)).join('\n')}
+${(['x', 'y', 'z', 'w'] as const).map((e, k) => insertPickWgsl(`acc.${e}`, `4u * c + ${k}u`, k === 0 ? `j >= 1u` : `j < current`)).join('\n')}
   }
   // Ascending block order for the CSR row.
   for (var a = 1u; a < n; a++) {
