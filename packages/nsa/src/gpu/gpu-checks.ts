@@ -220,6 +220,8 @@ const nsaChecks: GpuCheck[] = [
   // query chunk at offset 201 (query blocks straddle selection blocks), window not a multiple of
   // the block, GQA 4/2, batch 2, 70 queries (a ragged second query block).
   prefillCheck(gpuNsaMethod, { compressionBlock: 16, compressionStride: 8, selectionBlock: 16, selectedBlocks: 4, window: 40 }, { batch: 2, queryHeads: 4, kvHeads: 2, seq: 271, headDim: 16, querySeq: 70 }, 25),
+  // The split with a group of 4 query heads per shared row (256 query vectors per rows-executor row), 2 query blocks.
+  residentCheck(gpuNsaMethod, { compressionBlock: 16, compressionStride: 16, selectionBlock: 16, selectedBlocks: 3, window: 48 }, { batch: 1, queryHeads: 4, kvHeads: 1, seq: 130, headDim: 16 }, 27),
   // The paper's defaults (l = l' = d = 64, n = 16, w = 512) at S = 2048, D = 64.
   prefillCheck(gpuNsaMethod, {}, { batch: 1, queryHeads: 2, kvHeads: 1, seq: 2048, headDim: 64 }, 15),
   // 'gated': selected, window and compressed branches mixed by per-head gates (GQA, batch 2, S not a multiple of the blocks).
