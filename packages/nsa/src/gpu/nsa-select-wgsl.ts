@@ -94,25 +94,34 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   var kept = 0u;
   if (room > 0u) {
     let base = kvSlot * P.blocks * P.rangeRows + rangeRow;
-    for (var j = low; j < localLow; j++) {
-      var first = 0u;
-      if (j * lp >= P.compressionBlock) { first = (j * lp - P.compressionBlock) / P.compressionStride + 1u; }
-      var s = 0.0;
-      if (first < nc) { s = importance[base + j * P.rangeRows]; }
-      var p = kept;
-      if (kept == room) {
-        if (s < keys[room - 1u]) { continue; }
-        p = room - 1u;
-      } else {
-        kept++;
+    // Four blocks' scores are loaded before they are ranked, so four independent loads are in
+    // flight per step of this serial walk.
+    for (var j0 = low; j0 < localLow; j0 += 4u) {
+      var batch = vec4<f32>(0.0);
+      for (var c = 0u; c < 4u; c++) {
+        let j = j0 + c;
+        var first = 0u;
+        if (j * lp >= P.compressionBlock) { first = (j * lp - P.compressionBlock) / P.compressionStride + 1u; }
+        if (j < localLow && first < nc) { batch[c] = importance[base + j * P.rangeRows]; }
       }
-      while (p > 0u && s >= keys[p - 1u]) {
-        keys[p] = keys[p - 1u];
-        picked[m + p] = picked[m + p - 1u];
-        p--;
+      for (var c = 0u; c < 4u && j0 + c < localLow; c++) {
+        let j = j0 + c;
+        let s = batch[c];
+        var p = kept;
+        if (kept == room) {
+          if (s < keys[room - 1u]) { continue; }
+          p = room - 1u;
+        } else {
+          kept++;
+        }
+        while (p > 0u && s >= keys[p - 1u]) {
+          keys[p] = keys[p - 1u];
+          picked[m + p] = picked[m + p - 1u];
+          p--;
+        }
+        keys[p] = s;
+        picked[m + p] = j;
       }
-      keys[p] = s;
-      picked[m + p] = j;
     }
   }
   let count = m + kept;
