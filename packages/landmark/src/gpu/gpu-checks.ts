@@ -187,6 +187,7 @@ const landmarkCases: readonly { config: Record<string, unknown>; shape: CheckSha
   { label: '5 queries at the end of 120 keys', config: { blockLength: 9, topK: 3 }, shape: { batch: 1, queryHeads: 2, kvHeads: 1, seq: 120, headDim: 16, querySeq: 5 } },
   { label: 'length 1, defaults', config: {}, shape: { batch: 1, queryHeads: 2, kvHeads: 1, seq: 1, headDim: 16 } },
   { label: 'ℓ 15, top 3, S 250, D 64 (structured)', config: { blockLength: 15, topK: 3 }, shape: { batch: 1, queryHeads: 2, kvHeads: 1, seq: 250, headDim: 64 }, kind: 'structured' },
+  { label: 'ℓ 70 (own block larger than the own-block kernel: the per-row own part), top 2, GQA, Dv ≠ D', config: { blockLength: 70, topK: 2 }, shape: { batch: 1, queryHeads: 4, kvHeads: 2, seq: 300, headDim: 16, valueDim: 12 } },
 ];
 
 /** Every GPU check of this package, in the order they run. */

@@ -7,6 +7,7 @@ import { hipRowStride, hipTreeBytesPerSlot } from './gpu-hip.js';
 import { landmarkPairCount, landmarkRowStride, landmarkScratchBytesPerSlot } from './gpu-landmark.js';
 import { retrievalPairCount, retrievalScratchBytesPerSlot } from './gpu-landmark-retrieval.js';
 import { groupedSoftmaxWgsl } from './grouped-softmax-wgsl.js';
+import { landmarkOwnBlockWgsl } from './landmark-own-block-wgsl.js';
 import { landmarkEntryRowsWgsl, landmarkFreeCopyWgsl, landmarkGateFoldWgsl } from './landmark-block-merge-wgsl.js';
 import { hipBoundTreeWgsl } from './hip-bound-tree-wgsl.js';
 import { hipSearchWgsl } from './hip-search-wgsl.js';
@@ -87,6 +88,7 @@ describe('WGSL generators', () => {
       landmarkTopKWgsl({ maxPicks: 4 }),
       groupedSoftmaxWgsl({ headDim: 16, valueDim: 130, blockLength: 50 }),
       landmarkFreeCopyWgsl(),
+      landmarkOwnBlockWgsl({ headDim: 16, valueDim: 130, blockLength: 50 }),
       landmarkEntryRowsWgsl(),
       landmarkGateFoldWgsl({ headDim: 16, valueDim: 12 }),
     ];

@@ -31,6 +31,7 @@ import { GROUPED_SOFTMAX_PARAMS, groupedSoftmaxWgsl, groupedSoftmaxWorkgroupByte
 import { CANDIDATE_SCORE_PARAMS, CANDIDATE_TILE_ROWS, candidateScoreWgsl } from './candidate-score-wgsl.js';
 import { LANDMARK_TOP_K_PARAMS, LANDMARK_TOP_K_THREADS, landmarkTopKWgsl } from './landmark-top-k-wgsl.js';
 import { scoreRowStride } from './retrieval-top-k-wgsl.js';
+import { LANDMARK_OWN_BLOCK_PARAMS, landmarkOwnBlockWgsl, landmarkOwnBlockWorkgroupBytes } from './landmark-own-block-wgsl.js';
 import {
   LANDMARK_ENTRY_PARAMS,
   LANDMARK_FREE_COPY_PARAMS,
@@ -160,6 +161,42 @@ export async function runGroupedSoftmax(backend: GpuBackend, resident: ResidentA
   });
 }
 
+/**
+ * The own-block part of every row (output a_c / l_c and lse m_c + log l_c): one workgroup per
+ * (query head, own block) where the block fits ({@link landmarkOwnBlockWgsl}), else the grouped
+ * softmax kernel per row with no retrieved block.
+ */
+export async function runOwnBlocks(backend: GpuBackend, resident: ResidentAttention, config: LandmarkConfig): Promise<number> {
+  const d = resident.dims;
+  if (landmarkOwnBlockWorkgroupBytes(config.blockLength) > backend.context.maxWorkgroupBytes) {
+    return runGroupedSoftmax(backend, resident, undefined, config, { ownOnly: true });
+  }
+  const span = config.blockLength + 1;
+  const firstBlock = Math.floor(d.queryOffset / span);
+  const ownBlocks = Math.floor((d.keySeq - 1) / span) - firstBlock + 1;
+  return backend.runKernels(resident, async (encoder) => {
+    const { chunk } = encoder;
+    const pipeline = await encoder.pipeline(landmarkOwnBlockWgsl({ headDim: d.headDim, valueDim: d.valueDim, blockLength: config.blockLength }));
+    const querySlots = chunk.slots * d.groupSize;
+    const [x, y] = dispatchGrid(querySlots * ownBlocks);
+    const params = encoder.uniform(LANDMARK_OWN_BLOCK_PARAMS, {
+      querySeq: d.querySeq,
+      queryOffset: d.queryOffset,
+      querySlots,
+      tilesX: x,
+      groupSize: d.groupSize,
+      keySeq: d.keySeq,
+      firstBlock,
+      ownBlocks,
+      scale: d.scale,
+      pad0: 0,
+      pad1: 0,
+      pad2: 0,
+    });
+    encoder.dispatch(pipeline, [params, chunk.q, chunk.k, chunk.v, chunk.out, chunk.lse], x, y);
+  });
+}
+
 /** WebGPU buffer usage flags (numeric: the `GPUBufferUsage` global is not defined under every binding). */
 const STORAGE_COPY = 0x80 | 0x08 | 0x04;
 
@@ -176,7 +213,7 @@ export async function runGroupedSoftmaxByBlocks(backend: GpuBackend, resident: R
   const d = resident.dims;
   const span = config.blockLength + 1;
   const blocks = maxBlocksOf(d, span);
-  let ms = await runGroupedSoftmax(backend, resident, undefined, config, { ownOnly: true });
+  let ms = await runOwnBlocks(backend, resident, config);
   // The longest row's retrieved blocks (topK, or every earlier block when topK = 0).
   const entries = landmarkRowStride(config, d) - 1;
   if (entries === 0) return ms;
