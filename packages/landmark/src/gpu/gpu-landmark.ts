@@ -34,6 +34,7 @@ import { scoreRowStride } from './retrieval-top-k-wgsl.js';
 import { LANDMARK_OWN_BLOCK_PARAMS, landmarkOwnBlockWgsl, landmarkOwnBlockWorkgroupBytes } from './landmark-own-block-wgsl.js';
 import {
   LANDMARK_ENTRY_PARAMS,
+  LANDMARK_FOLD_ROWS,
   LANDMARK_FREE_COPY_PARAMS,
   LANDMARK_MERGE_THREADS,
   landmarkEntryRowsWgsl,
@@ -287,7 +288,7 @@ export async function runGroupedSoftmaxByBlocks(backend: GpuBackend, resident: R
       ms += await backend.runKernels(resident, async (encoder) => {
         const { chunk, index } = encoder;
         const rows = chunk.slots * d.groupSize * d.querySeq;
-        const [x, y] = dispatchGrid(Math.ceil(rows / LANDMARK_MERGE_THREADS));
+        const [x, y] = dispatchGrid(Math.ceil(rows / LANDMARK_FOLD_ROWS));
         const source = selection.chunks[index]!;
         const params = encoder.uniform(LANDMARK_ENTRY_PARAMS, entryParams(rows, entry, x));
         const pipeline = await encoder.pipeline(landmarkGateFoldWgsl({ headDim: d.headDim, valueDim: d.valueDim }));

@@ -91,18 +91,26 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 `;
 }
 
+/** Selection rows per workgroup of the fold (their gates first, then their channels, coalesced). */
+export const LANDMARK_FOLD_ROWS = 8;
+
 /**
  * Folds entry `entry`'s block partial into the running output and lse (see the file comment).
  * Bindings: 0 params, 1 q `[querySlots][querySeq][D]`, 2 k `[kvSlots][keySeq][D]` (the original
  * keys: the gate is the landmark key's score), 3 / 4 the landmark selection's bounds and indices,
- * 5 the block partial's (normalised) out, 6 / 7 the running out and lse. One thread per row. The
- * partial's lse is not needed: the grouped softmax weighs a block by its gate, not by its mass.
+ * 5 the block partial's (normalised) out, 6 / 7 the running out and lse. A workgroup folds
+ * {@link LANDMARK_FOLD_ROWS} rows: one thread per row computes its gate and new lse, then all
+ * threads rescale the rows' channels (consecutive threads, consecutive channels). The partial's
+ * lse is not needed: the grouped softmax weighs a block by its gate, not by its mass.
  */
 export function landmarkGateFoldWgsl(o: { readonly headDim: number; readonly valueDim: number }): string {
+  const R = LANDMARK_FOLD_ROWS;
   return /* wgsl */ `
 ${paramsStruct()}
 const D: u32 = ${o.headDim}u;
 const DV: u32 = ${o.valueDim}u;
+const R: u32 = ${R}u;
+const NT: u32 = ${LANDMARK_MERGE_THREADS}u;
 @group(0) @binding(0) var<uniform> P: Params;
 @group(0) @binding(1) var<storage, read> q: array<f32>;
 @group(0) @binding(2) var<storage, read> k: array<f32>;
@@ -112,27 +120,48 @@ const DV: u32 = ${o.valueDim}u;
 @group(0) @binding(6) var<storage, read_write> out: array<f32>;
 @group(0) @binding(7) var<storage, read_write> lse: array<f32>;
 
+// Per row of the workgroup: the old result's factor and the block partial's (0 when the row has no such entry).
+var<workgroup> keepOld: array<f32, ${R}>;
+var<workgroup> weight: array<f32, ${R}>;
+
 @compute @workgroup_size(${LANDMARK_MERGE_THREADS})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let row = (wid.x + wid.y * P.tilesX) * ${LANDMARK_MERGE_THREADS}u + lid;
-  if (row >= P.rows) { return; }
-  let first = rowBounds[2u * row];
-  if (P.entry >= rowBounds[2u * row + 1u] - first - 1u) { return; }
-  let block = rowIndices[first + P.entry];
-  let kvSlot = (row / P.querySeq) / P.groupSize;
-  let kRow = (kvSlot * P.keySeq + block * P.span + P.blockLength) * D;
-  var s = 0.0;
-  for (var c = 0u; c < D; c++) { s += q[row * D + c] * k[kRow + c]; }
-  let gate = P.scale * s;
-  let old = lse[row];
-  let top = max(old, gate);
-  let next = top + log(exp(old - top) + exp(gate - top));
-  let keepOld = exp(old - next);
-  let weight = exp(gate - next);
-  for (var c = 0u; c < DV; c++) {
-    out[row * DV + c] = out[row * DV + c] * keepOld + partOut[row * DV + c] * weight;
+  let row0 = (wid.x + wid.y * P.tilesX) * R;
+  if (row0 >= P.rows) { return; }
+  if (lid < R) {
+    let row = row0 + lid;
+    var keep = 1.0;
+    var w = 0.0;
+    if (row < P.rows) {
+      let first = rowBounds[2u * row];
+      if (P.entry < rowBounds[2u * row + 1u] - first - 1u) {
+        let block = rowIndices[first + P.entry];
+        let kvSlot = (row / P.querySeq) / P.groupSize;
+        let kRow = (kvSlot * P.keySeq + block * P.span + P.blockLength) * D;
+        var s = 0.0;
+        for (var c = 0u; c < D; c++) { s += q[row * D + c] * k[kRow + c]; }
+        let gate = P.scale * s;
+        let old = lse[row];
+        let top = max(old, gate);
+        let next = top + log(exp(old - top) + exp(gate - top));
+        keep = exp(old - next);
+        w = exp(gate - next);
+        lse[row] = next;
+      }
+    }
+    keepOld[lid] = keep;
+    weight[lid] = w;
   }
-  lse[row] = next;
+  workgroupBarrier();
+  for (var r = 0u; r < R; r++) {
+    let row = row0 + r;
+    let w = weight[r];
+    if (row >= P.rows || w == 0.0) { continue; }
+    let keep = keepOld[r];
+    for (var c = lid; c < DV; c += NT) {
+      out[row * DV + c] = out[row * DV + c] * keep + partOut[row * DV + c] * w;
+    }
+  }
 }
 `;
 }
