@@ -17,7 +17,8 @@
  * Used by `landmark-retrieval` (`retrievalTopKWgsl` reduces and ranks the scores) and `landmark`
  * (`landmarkTopKWgsl`).
  */
-import { forRows, linearWorkgroup, operandScratchVec4, scoreTileWgsl, tileConstants, type TileShape } from '@sparse-attn/backend-gpu';
+import { TILE_COLUMNS, dispatchGrid, forRows, linearWorkgroup, operandScratchVec4, scoreTileWgsl, tileConstants, type ChunkEncoder, type TileShape } from '@sparse-attn/backend-gpu';
+import type { AttentionDims } from '@sparse-attn/core';
 import { paramsStructWgsl } from './wgsl-snippets.js';
 
 /** Uniform parameter block of the candidate scoring kernel. */
@@ -34,6 +35,59 @@ export const CANDIDATE_TILE: TileShape = { rows: 64, chunk: 16 };
 
 /** Query rows per tile (the row count of a dispatch is best a multiple of it). */
 export const CANDIDATE_TILE_ROWS = CANDIDATE_TILE.rows;
+
+/** What one scoring dispatch covers besides the call's dims: the row range and the candidate geometry (see the kernel). */
+export interface CandidateScoreDispatch {
+  readonly querySlots: number;
+  readonly rowStart: number;
+  readonly rowCount: number;
+  /** Candidate blocks of the longest row (tiles of 64 along the score row). */
+  readonly candidates: number;
+  /** Padded row stride of the score scratch. */
+  readonly rowFloats: number;
+  readonly blockSize: number;
+  readonly first: number;
+  readonly topK: number;
+  readonly keyRows: number;
+  readonly keyStride: number;
+  readonly keyOffset: number;
+  readonly outScale: number;
+}
+
+/**
+ * Records one dispatch of the scoring kernel for rows `rowStart .. rowStart + rowCount` of every
+ * query slot; `bindings` are the kernel's bindings 1–4 (q, key-side vectors, min vectors or
+ * `undefined`, scores).
+ */
+export function dispatchCandidateScores(encoder: ChunkEncoder, pipeline: Parameters<ChunkEncoder['dispatch']>[0], d: AttentionDims, o: CandidateScoreDispatch, bindings: Parameters<ChunkEncoder['dispatch']>[1]): void {
+  const rowTiles = Math.ceil(o.rowCount / CANDIDATE_TILE_ROWS);
+  const blockTiles = Math.ceil(o.candidates / TILE_COLUMNS);
+  const [x, y] = dispatchGrid(o.querySlots * rowTiles * blockTiles);
+  const params = encoder.uniform(
+    CANDIDATE_SCORE_PARAMS,
+    {
+      querySeq: d.querySeq,
+      queryOffset: d.queryOffset,
+      querySlots: o.querySlots,
+      tilesX: x,
+      rowStart: o.rowStart,
+      rowCount: o.rowCount,
+      rowTiles,
+      blockTiles,
+      blocks: o.rowFloats,
+      blockSize: o.blockSize,
+      first: o.first,
+      topK: o.topK,
+      groupSize: d.groupSize,
+      keyRows: o.keyRows,
+      keyStride: o.keyStride,
+      keyOffset: o.keyOffset,
+      outScale: o.outScale,
+    },
+    ['outScale'],
+  );
+  encoder.dispatch(pipeline, [params, ...bindings], x, y);
+}
 
 /** What the scoring kernel is specialised on. */
 export interface CandidateScoreKernelOptions {

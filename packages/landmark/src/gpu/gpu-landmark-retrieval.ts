@@ -17,7 +17,6 @@ import {
 import {
   POOL_PARAMS,
   POOL_THREADS,
-  TILE_COLUMNS,
   blockPoolWgsl,
   dispatchGrid,
   type GpuAttentionMethod,
@@ -28,7 +27,7 @@ import {
 } from '@sparse-attn/backend-gpu';
 import { landmarkRetrievalConfigSchema, landmarkRetrievalMethod, type LandmarkRetrievalConfig } from '../landmark-retrieval.js';
 import { createHostCacheDecoder, requireCausal, withGpuSelection } from './host-cache-decoder.js';
-import { CANDIDATE_SCORE_PARAMS, CANDIDATE_TILE_ROWS, candidateScoreWgsl } from './candidate-score-wgsl.js';
+import { CANDIDATE_TILE_ROWS, candidateScoreWgsl, dispatchCandidateScores } from './candidate-score-wgsl.js';
 import { RETRIEVAL_TOP_K_PARAMS, RETRIEVAL_TOP_K_THREADS, retrievalTopKWgsl, scoreRowStride } from './retrieval-top-k-wgsl.js';
 
 /**
@@ -100,36 +99,11 @@ export function retrievalSelectionStep(config: LandmarkRetrievalConfig, d: Atten
         encoder.dispatch(pool, [poolParams, chunk.k, mean, max, min], px, py);
       }
       const scores = encoder.scratch(querySlots * rowCount * rowFloats * 4);
-      const blockTiles = Math.ceil(blocks / TILE_COLUMNS);
       for (let rowStart = 0; rowStart < d.querySeq; rowStart += rowCount) {
         const count = Math.min(rowCount, d.querySeq - rowStart);
-        const rowTiles = Math.ceil(count / CANDIDATE_TILE_ROWS);
-        const [sx, sy] = dispatchGrid(querySlots * rowTiles * blockTiles);
-        const scoreParams = encoder.uniform(
-          CANDIDATE_SCORE_PARAMS,
-          {
-            querySeq: d.querySeq,
-            queryOffset: d.queryOffset,
-            querySlots,
-            tilesX: sx,
-            rowStart,
-            rowCount: count,
-            rowTiles,
-            blockTiles,
-            // The row stride (padded); candidates stay below each row's limit ≤ blocks.
-            blocks: rowFloats,
-            blockSize: bs,
-            first: 1,
-            topK: config.topK,
-            groupSize: d.groupSize,
-            keyRows: blocks,
-            keyStride: 1,
-            keyOffset: 0,
-            outScale: 1,
-          },
-          ['outScale'],
-        );
-        encoder.dispatch(score, [scoreParams, chunk.q, quest ? max : mean, quest ? min : undefined, scores], sx, sy);
+        // Candidates are blocks 1 .. current − 1 (the row stride is padded; rows stay below it).
+        const geometry = { querySlots, rowStart, rowCount: count, candidates: blocks, rowFloats, blockSize: bs, first: 1, topK: config.topK, keyRows: blocks, keyStride: 1, keyOffset: 0, outScale: 1 };
+        dispatchCandidateScores(encoder, score, d, geometry, [chunk.q, quest ? max : mean, quest ? min : undefined, scores]);
         const [x, y] = dispatchGrid(Math.ceil((chunk.slots * count) / RETRIEVAL_TOP_K_THREADS));
         const params = encoder.uniform(RETRIEVAL_TOP_K_PARAMS, {
           querySeq: d.querySeq,

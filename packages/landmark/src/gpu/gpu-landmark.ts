@@ -15,7 +15,6 @@ import {
   type AttentionResult,
 } from '@sparse-attn/core';
 import {
-  TILE_COLUMNS,
   dispatchGrid,
   type GpuAttentionMethod,
   type GpuBackend,
@@ -28,7 +27,7 @@ import {
 import { landmarkConfigSchema, landmarkMethod, type LandmarkConfig } from '../landmark-attention.js';
 import { retrievedBlockCount } from '../landmark-slot-positions.js';
 import { GROUPED_SOFTMAX_PARAMS, groupedSoftmaxWgsl, groupedSoftmaxWorkgroupBytes } from './grouped-softmax-wgsl.js';
-import { CANDIDATE_SCORE_PARAMS, CANDIDATE_TILE_ROWS, candidateScoreWgsl } from './candidate-score-wgsl.js';
+import { candidateScoreWgsl, dispatchCandidateScores } from './candidate-score-wgsl.js';
 import { LANDMARK_TOP_K_PARAMS, LANDMARK_TOP_K_THREADS, landmarkTopKWgsl } from './landmark-top-k-wgsl.js';
 import { scoreRowStride } from './retrieval-top-k-wgsl.js';
 import { LANDMARK_OWN_BLOCK_PARAMS, landmarkOwnBlockWgsl, landmarkOwnBlockWorkgroupBytes } from './landmark-own-block-wgsl.js';
@@ -85,35 +84,11 @@ export function landmarkSelectionStep(config: LandmarkConfig, d: AttentionDims, 
       ]);
       const rowCount = rowsWithin(rowsPerDispatch, Math.floor(maxBinding / (4 * querySlots * rowFloats)));
       const scores = encoder.scratch(querySlots * rowCount * rowFloats * 4);
-      const blockTiles = Math.ceil(maxBlocks / TILE_COLUMNS);
       for (let rowStart = 0; rowStart < d.querySeq; rowStart += rowCount) {
         const count = Math.min(rowCount, d.querySeq - rowStart);
-        const rowTiles = Math.ceil(count / CANDIDATE_TILE_ROWS);
-        const [sx, sy] = dispatchGrid(querySlots * rowTiles * blockTiles);
-        const scoreParams = encoder.uniform(
-          CANDIDATE_SCORE_PARAMS,
-          {
-            querySeq: d.querySeq,
-            queryOffset: d.queryOffset,
-            querySlots,
-            tilesX: sx,
-            rowStart,
-            rowCount: count,
-            rowTiles,
-            blockTiles,
-            blocks: rowFloats,
-            blockSize: span,
-            first: 0,
-            topK: config.topK,
-            groupSize: d.groupSize,
-            keyRows: d.keySeq,
-            keyStride: span,
-            keyOffset: config.blockLength,
-            outScale: d.scale,
-          },
-          ['outScale'],
-        );
-        encoder.dispatch(score, [scoreParams, chunk.q, chunk.k, undefined, scores], sx, sy);
+        // q · k at each landmark: row `blockLength + j·span` of the keys, scaled like a logit.
+        const geometry = { querySlots, rowStart, rowCount: count, candidates: maxBlocks, rowFloats, blockSize: span, first: 0, topK: config.topK, keyRows: d.keySeq, keyStride: span, keyOffset: config.blockLength, outScale: d.scale };
+        dispatchCandidateScores(encoder, score, d, geometry, [chunk.q, chunk.k, undefined, scores]);
         const [x, y] = dispatchGrid(Math.ceil((querySlots * count) / LANDMARK_TOP_K_THREADS));
         const params = encoder.uniform(LANDMARK_TOP_K_PARAMS, {
           querySeq: d.querySeq,
