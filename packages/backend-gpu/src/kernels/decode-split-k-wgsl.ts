@@ -18,6 +18,25 @@
  *
  * An empty partition (past the row's last visible key) writes m = −3e38 (finite, so the merge
  * needs no infinity) and l = 0.
+ *
+ * Modes ({@link DecodeKernelOptions}; the default is the kernel above, bindings 0 params
+ * ({@link DECODE_PARTIAL_PARAMS}), 1 q, 2 k, 3 v, 4 partial):
+ *
+ * - `keys: 'pages'` — the keys of a row come from a page list instead of a contiguous range (a
+ *   sparse decode over selected pages, DELTA's sparse layers): the list of batch b is
+ *   `pages[bounds[2b] .. bounds[2b + 1])` (logical page indices, as a top-k kernel writes them),
+ *   shared by every KV head of the batch. Partition p holds the list's entries `[p·PP, (p+1)·PP)`
+ *   (PP = `pagesPerPartition`), flattened to keys x → page[x / P]·P + x mod P (P = `pageSize`;
+ *   keys past `keySeq` in a last, partial page are dropped). One decode query per query slot at
+ *   the last position, so every listed key up to `keySeq` is visible (no causal mask). Params
+ *   {@link DECODE_PAGES_PARAMS}; bindings 0 params, 1 q `[slots][D]`, 2 k, 3 v (the chunk's),
+ *   4 bounds, 5 pages, 6 partial. The partial records and the merge are the default mode's.
+ * - `dumpScores: true` (range keys only) — also writes every logit the partition scores,
+ *   `logits[((querySlotBase + slot)·querySeq + i)·keySeq + j] = s_j`, into a call-wide
+ *   `[B·Hq·querySeq][keySeq]` buffer (querySlotBase: the chunk's first query slot in the call), so
+ *   a selection that needs the dense decode's scores (DELTA's Δ-layers, the reference's fused
+ *   FlashInfer dump) takes them from the attention pass instead of a second pass over the keys.
+ *   Bindings 0–4 as the default, 5 the logits, 6 the {@link DECODE_DUMP_PARAMS} uniform.
  */
 
 /** Uniform parameter block of the split-K partial kernel (12 × 4 bytes, order matters). */
@@ -30,10 +49,27 @@ export const DECODE_PARTIAL_PARAMS = [
 /** Threads per workgroup (and keys per tile) of the partial kernel. */
 export const DECODE_THREADS = 64;
 
+/** Uniform parameter block of the page-list mode (`keys: 'pages'`; 12 × 4 bytes, order matters). */
+export const DECODE_PAGES_PARAMS = [
+  'keySeq', 'slots', 'groupSize', 'kvHeads',
+  'slot0', 'pageSize', 'partitions', 'pagesPerPartition',
+  'tilesX', 'scale', 'pad0', 'pad1',
+] as const;
+
+/** Uniform block of the score dump (`dumpScores: true`; 4 × 4 bytes), binding 6. */
+export const DECODE_DUMP_PARAMS = ['querySlotBase', 'pad0', 'pad1', 'pad2'] as const;
+
+/** Where the partial kernel's keys come from: a contiguous range (default) or a page list. */
+export type DecodeKeySource = 'range' | 'pages';
+
 /** Options of {@link decodePartialWgsl}. */
 export interface DecodeKernelOptions {
   readonly headDim: number;
   readonly valueDim: number;
+  /** `'range'` (default): keys `[0, visible)`; `'pages'`: a page list per batch (see the module comment). */
+  readonly keys?: DecodeKeySource;
+  /** Also write every scored logit into a call-wide buffer (range keys only; see the module comment). */
+  readonly dumpScores?: boolean;
 }
 
 /** Floats of one partial record: m, l and the Dv unnormalised output columns. */
@@ -41,11 +77,32 @@ export function decodePartialRecord(valueDim: number): number {
   return 2 + valueDim;
 }
 
-/** Generates the WGSL of the split-K partial kernel (vec4 key loads when the head dim allows). */
+/** The page-list mode's workgroup → (query slot, partition, positions in the list) mapping. */
+const PAGES_PROLOGUE = `  let linear = wid.x + wid.y * P.tilesX;
+  if (linear >= P.slots * P.partitions) { return; }
+  let part = linear % P.partitions;
+  let row = linear / P.partitions;
+  let kvLocal = row / P.groupSize;
+  let batch = (P.slot0 + kvLocal) / P.kvHeads;
+  let begin = bounds[2u * batch];
+  let listed = bounds[2u * batch + 1u] - begin;
+  let kvBase = kvLocal * P.keySeq;
+  let start = min(part * P.pagesPerPartition, listed) * P.pageSize;
+  let end = min((part + 1u) * P.pagesPerPartition, listed) * P.pageSize;
+`;
+
+/**
+ * Generates the WGSL of the split-K partial kernel (vec4 key loads when the head dim allows) in
+ * the mode `o` asks for (see the module comment).
+ */
 export function decodePartialWgsl(o: DecodeKernelOptions): string {
   const vec = o.headDim % 4 === 0;
   const columns = Math.ceil(o.valueDim / DECODE_THREADS);
   const range = Array.from({ length: columns }, (_, c) => c);
+  const pages = (o.keys ?? 'range') === 'pages';
+  if (o.keys !== undefined && o.keys !== 'range' && o.keys !== 'pages') throw new Error(`decodePartialWgsl: unknown key source ${String(o.keys)}`);
+  if (pages && o.dumpScores) throw new Error('decodePartialWgsl: dumpScores needs range keys (the page-list mode has no dump)');
+  const dump = o.dumpScores === true;
   return /* wgsl */ `
 const D: u32 = ${o.headDim}u;
 const DV: u32 = ${o.valueDim}u;
@@ -54,24 +111,38 @@ const REC: u32 = ${decodePartialRecord(o.valueDim)}u;
 const NEG: f32 = -3.0e38;
 
 struct Params {
-  querySeq: u32, keySeq: u32, queryOffset: u32, causal: u32,
-  slots: u32, groupSize: u32, partitions: u32, partitionSize: u32,
+${
+  pages
+    ? `  keySeq: u32, slots: u32, groupSize: u32, kvHeads: u32,
+  slot0: u32, pageSize: u32, partitions: u32, pagesPerPartition: u32,`
+    : `  querySeq: u32, keySeq: u32, queryOffset: u32, causal: u32,
+  slots: u32, groupSize: u32, partitions: u32, partitionSize: u32,`
+}
   tilesX: u32, scale: f32, pad0: u32, pad1: u32,
 }
-
+${dump ? 'struct DumpParams { querySlotBase: u32, pad0: u32, pad1: u32, pad2: u32 }\n' : ''}
 @group(0) @binding(0) var<uniform> P: Params;
 @group(0) @binding(1) var<storage, read> q: array<f32>;
 @group(0) @binding(2) var<storage, read> k: array<${vec ? 'vec4<f32>' : 'f32'}>;
 @group(0) @binding(3) var<storage, read> v: array<f32>;
-@group(0) @binding(4) var<storage, read_write> partial: array<f32>;
-
+${
+  pages
+    ? `@group(0) @binding(4) var<storage, read> bounds: array<u32>;
+@group(0) @binding(5) var<storage, read> pages: array<u32>;
+@group(0) @binding(6) var<storage, read_write> partial: array<f32>;`
+    : '@group(0) @binding(4) var<storage, read_write> partial: array<f32>;'
+}
+${dump ? '@group(0) @binding(5) var<storage, read_write> dumpLogits: array<f32>;\n@group(0) @binding(6) var<uniform> dump: DumpParams;\n' : ''}
 var<workgroup> qs: array<${vec ? 'vec4<f32>' : 'f32'}, ${vec ? o.headDim / 4 : o.headDim}>;
 var<workgroup> ps: array<f32, ${DECODE_THREADS}>;
-var<workgroup> red: array<f32, ${DECODE_THREADS}>;
+${pages ? `var<workgroup> keys: array<u32, ${DECODE_THREADS}>;\n` : ''}var<workgroup> red: array<f32, ${DECODE_THREADS}>;
 
 @compute @workgroup_size(${DECODE_THREADS})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let linear = wid.x + wid.y * P.tilesX;
+${
+  pages
+    ? PAGES_PROLOGUE
+    : `  let linear = wid.x + wid.y * P.tilesX;
   if (linear >= P.slots * P.querySeq * P.partitions) { return; }
   let part = linear % P.partitions;
   let row = linear / P.partitions;
@@ -81,7 +152,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let visible = select(P.keySeq, min(P.keySeq, P.queryOffset + i + 1u), P.causal == 1u);
   let start = part * P.partitionSize;
   let end = min(start + P.partitionSize, visible);
-${
+`
+}${
   vec
     ? `  for (var e = lid; e < D / 4u; e += NT) {
     let at = (row * D) + 4u * e;
@@ -94,8 +166,18 @@ ${
   var l = 0.0;
 ${range.map((c) => `  var o${c} = 0.0;`).join('\n')}
   for (var k0 = start; k0 < end; k0 += NT) {
-    let key = k0 + lid;
-    let live = key < end;
+${
+  pages
+    ? `    let x = k0 + lid;
+    var key = 0u;
+    var live = false;
+    if (x < end) {
+      key = pages[begin + x / P.pageSize] * P.pageSize + x % P.pageSize;
+      live = key < P.keySeq;
+    }`
+    : `    let key = k0 + lid;
+    let live = key < end;`
+}
     var s = NEG;
     if (live) {
 ${
@@ -109,7 +191,7 @@ ${
       for (var e = 0u; e < D; e++) { acc = fma(qs[e], k[at + e], acc); }
       s = acc * P.scale;`
 }
-    }
+${dump ? '      dumpLogits[((dump.querySlotBase + slot) * P.querySeq + i) * P.keySeq + key] = s;\n' : ''}    }
     red[lid] = s;
     workgroupBarrier();
     for (var w = NT / 2u; w > 0u; w = w / 2u) {
@@ -122,12 +204,12 @@ ${
     m = mNew;
     l = l * alpha + p;
     ps[lid] = p;
-    workgroupBarrier();
+${pages ? '    keys[lid] = select(0u, key, live);\n' : ''}    workgroupBarrier();
     let count = min(NT, end - k0);
 ${range.map((c) => `    o${c} = o${c} * alpha;`).join('\n')}
     for (var j = 0u; j < count; j++) {
       let pj = ps[j];
-      let vBase = (kvBase + k0 + j) * DV;
+      let vBase = (kvBase + ${pages ? 'keys[j]' : 'k0 + j'}) * DV;
 ${range.map((c) => `      if (lid + ${c * DECODE_THREADS}u < DV) { o${c} = fma(pj, v[vBase + lid + ${c * DECODE_THREADS}u], o${c}); }`).join('\n')}
     }
     workgroupBarrier();

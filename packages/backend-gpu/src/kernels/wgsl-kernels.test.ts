@@ -6,6 +6,7 @@ import { TOP_K_PARAMS, blockTopKWgsl } from './block-top-k-wgsl.js';
 import { FILL_PARAMS, fillNormalWgsl } from './fill-normal-wgsl.js';
 import { GATHER_LIST_PARAMS, gatherListsWgsl, gatherMergeWgsl, gatherScanWgsl, gatherSortWgsl, gatherTileMapWgsl } from './gather-lists-wgsl.js';
 import { ATTENTION_PARAMS, GATHER_ATTENTION_PARAMS, flashAttentionWgsl, flashAttentionWorkgroupBytes, usesVectorLoads, type FlashAttentionKernelOptions } from './flash-attention-wgsl.js';
+import { DECODE_DUMP_PARAMS, DECODE_PAGES_PARAMS, DECODE_PARTIAL_PARAMS, decodePartialWgsl } from './decode-split-k-wgsl.js';
 import { dispatchGrid } from './score-tile-wgsl.js';
 
 /** Bytes of every `var<workgroup>` the source declares (f32/u32 scalars and arrays of f32, u32, vec4<f32>). */
@@ -172,6 +173,38 @@ describe('block pipeline WGSL', () => {
 
   it('every uniform block is a whole number of 16-byte rows', () => {
     for (const fields of [ATTENTION_PARAMS, POOL_PARAMS, SCORE_PARAMS, TOP_K_PARAMS, FILL_PARAMS]) expect((fields.length * 4) % 16).toBe(0);
+  });
+});
+
+describe('split-K decode partial WGSL: range keys, the page-list mode and the score dump', () => {
+  for (const [headDim, valueDim] of [[128, 128], [18, 10], [64, 160]] as const) {
+    it(`D${headDim} Dv${valueDim}: every mode parses and binds what its host passes`, () => {
+      const kernel = { headDim, valueDim };
+      const head: Array<[string, number, string]> = [['q', 1, 'read'], ['k', 2, 'read'], ['v', 3, 'read']];
+      const range = reflect(decodePartialWgsl(kernel));
+      expect(uniformFields(range)).toEqual([...DECODE_PARTIAL_PARAMS]);
+      expect(bindings(range)).toEqual([...head, ['partial', 4, 'read_write']]);
+      expect(decodePartialWgsl({ ...kernel, keys: 'range', dumpScores: false })).toBe(decodePartialWgsl(kernel));
+
+      const pages = reflect(decodePartialWgsl({ ...kernel, keys: 'pages' }));
+      expect(uniformFields(pages)).toEqual([...DECODE_PAGES_PARAMS]);
+      expect(bindings(pages)).toEqual([...head, ['bounds', 4, 'read'], ['pages', 5, 'read'], ['partial', 6, 'read_write']]);
+
+      const dumpCode = decodePartialWgsl({ ...kernel, dumpScores: true });
+      const dump = reflect(dumpCode);
+      expect(uniformFields(dump)).toEqual([...DECODE_PARTIAL_PARAMS]);
+      expect(bindings(dump)).toEqual([...head, ['partial', 4, 'read_write'], ['dumpLogits', 5, 'read_write']]);
+      expect(dump.uniforms.map((u) => [u.name, u.binding])).toEqual([['P', 0], ['dump', 6]]);
+      expect((dump.structs.find((x) => x.name === 'DumpParams')?.members ?? []).map((m) => m.name)).toEqual([...DECODE_DUMP_PARAMS]);
+      // The logit is stored once it is scored, before the tile reduction reads it.
+      expect(dumpCode.indexOf('dumpLogits[(')).toBeGreaterThan(dumpCode.indexOf('s = '));
+      expect(dumpCode.indexOf('dumpLogits[(')).toBeLessThan(dumpCode.indexOf('red[lid] = s;'));
+    });
+  }
+
+  it('rejects a dump in the page-list mode and unknown key sources', () => {
+    expect(() => decodePartialWgsl({ headDim: 64, valueDim: 64, keys: 'pages', dumpScores: true })).toThrow(/range keys/);
+    expect(() => decodePartialWgsl({ headDim: 64, valueDim: 64, keys: 'tokens' as never })).toThrow(/key source/);
   });
 });
 
