@@ -8,13 +8,15 @@
  *
  * - `full`: dense split-K decode (the backend's `decodePartialWgsl` + `decodeMergeWgsl`, the kernels
  *   of `runDecodeAttention`).
- * - `delta` (Δ-layer): the same dense decode with the score dump (`dump-decode-wgsl.ts`: every
- *   logit and each head's lse land in call-wide buffers), then DELTA's page scores
+ * - `delta` (Δ-layer): the same dense decode with the score dump (the backend's
+ *   `decodePartialWgsl({ dumpScores: true })` writes every logit into a call-wide buffer, and
+ *   `lse-gather-wgsl.ts` copies each chunk's merged lse beside them), then DELTA's page scores
  *   `Σ_page exp(max_h (logit − lse_h))` over every query head of the batch (`page-scores-wgsl.ts`)
  *   and its selection, the last `L` pages plus the top `K − L` older ones, ascending, ties to the
  *   lower page (`top-k-rows-wgsl.ts`): one page list per batch, in this layer's selection buffers.
  * - `sparse`: exact decode attention over its source Δ-layer's page list in its own cache, split-K
- *   over the list (`page-decode-wgsl.ts`) and the backend's merge. A sparse layer without a source
+ *   over the list (the backend's page-list mode, `decodePartialWgsl({ keys: 'pages' })`) and the
+ *   backend's merge. A sparse layer without a source
  *   attends to the last `K` pages (the reference's placeholder, as on the CPU).
  *
  * As on the CPU, the subset is active only when the cache holds more than `K` pages; otherwise
@@ -27,8 +29,11 @@
  */
 import { ConfigError, ShapeError, parseConfig, type AttentionDims, type BackendInfo, type BenchmarkRow } from '@sparse-attn/core';
 import {
+  DECODE_DUMP_PARAMS,
   DECODE_MERGE_PARAMS,
+  DECODE_PAGES_PARAMS,
   DECODE_PARTIAL_PARAMS,
+  DECODE_THREADS,
   WEBGPU_FLAGS,
   decodeMergeWgsl,
   decodePartialRecord,
@@ -43,8 +48,7 @@ import {
 import { deltaConfigSchema, type DeltaConfig, type DeltaConfigInput } from '../delta.js';
 import { defaultFullCacheLayers, layerPlanFromFullCacheLayers, roleCounts, validateLayerPlan, type LayerPlan, type LayerRole } from '../layer-plan.js';
 import { recentPages } from '../select-pages.js';
-import { DUMP_PARAMS, decodeMergeLseWgsl, decodePartialDumpWgsl } from './dump-decode-wgsl.js';
-import { PAGE_DECODE_PARAMS, PAGE_DECODE_THREADS, pageDecodeWgsl } from './page-decode-wgsl.js';
+import { LSE_GATHER_PARAMS, LSE_GATHER_THREADS, lseGatherWgsl } from './lse-gather-wgsl.js';
 import { PAGE_SCORES_PARAMS, pageScoreGroups, pageScoresWgsl } from './page-scores-wgsl.js';
 import { TOP_K_ROWS_PARAMS, topKRowsWgsl } from './top-k-rows-wgsl.js';
 
@@ -159,7 +163,7 @@ export function resolveDeltaStackPlan(layers: number, options: GpuDeltaStackOpti
 }
 
 /** Keys per partition the sparse layers aim for (one 64-key tile per workgroup). */
-const SPARSE_PARTITION_KEYS = PAGE_DECODE_THREADS;
+const SPARSE_PARTITION_KEYS = DECODE_THREADS;
 
 interface Op {
   readonly pipeline: Pipeline;
@@ -213,14 +217,14 @@ export async function createGpuDeltaStack(backend: GpuBackend, layers: readonly 
   });
   try {
     const kernel = { headDim: d.headDim, valueDim: d.valueDim };
-    const [densePartial, merge, dumpPartial, dumpMerge, pageScores, topK, pageDecode] = await Promise.all([
+    const [densePartial, merge, dumpPartial, lseGather, pageScores, topK, pageDecode] = await Promise.all([
       pipeline(backend, decodePartialWgsl(kernel)),
       pipeline(backend, decodeMergeWgsl(d.valueDim)),
-      pipeline(backend, decodePartialDumpWgsl(kernel)),
-      pipeline(backend, decodeMergeLseWgsl(d.valueDim)),
+      pipeline(backend, decodePartialWgsl({ ...kernel, dumpScores: true })),
+      pipeline(backend, lseGatherWgsl()),
       pipeline(backend, pageScoresWgsl()),
       pipeline(backend, topKRowsWgsl()),
-      pipeline(backend, pageDecodeWgsl(kernel)),
+      pipeline(backend, decodePartialWgsl({ ...kernel, keys: 'pages' })),
     ]);
     const record = decodePartialRecord(d.valueDim);
     const split = splitKPlan(d);
@@ -235,7 +239,7 @@ export async function createGpuDeltaStack(backend: GpuBackend, layers: readonly 
     const lseAll = buffer(d.batch * d.queryHeads * 4, STORAGE);
     const scores = buffer(d.batch * pages * 4, STORAGE);
 
-    const denseOps = (layer: ResidentAttention, partialPipeline: Pipeline, mergePipeline: Pipeline, dump: boolean): Op[] =>
+    const denseOps = (layer: ResidentAttention, dump: boolean): Op[] =>
       layer.chunks.flatMap((chunk) => {
         const rows = chunk.slots * d.groupSize;
         const [px, py] = dispatchGrid(rows * split.partitions);
@@ -253,11 +257,15 @@ export async function createGpuDeltaStack(backend: GpuBackend, layers: readonly 
         });
         const [mx, my] = dispatchGrid(rows);
         const mergeParams = uniform(DECODE_MERGE_PARAMS, { rows, partitions: split.partitions, tilesX: mx });
-        if (!dump) return [op(partialPipeline, [params, chunk.q, chunk.k, chunk.v, denseScratch], px, py), op(mergePipeline, [mergeParams, denseScratch, chunk.out, chunk.lse], mx, my)];
-        const dumpParams = uniform(DUMP_PARAMS, { querySlotBase: chunk.slot0 * d.groupSize, querySeq: 1 });
+        const mergeOp = op(merge, [mergeParams, denseScratch, chunk.out, chunk.lse], mx, my);
+        if (!dump) return [op(densePartial, [params, chunk.q, chunk.k, chunk.v, denseScratch], px, py), mergeOp];
+        const dumpParams = uniform(DECODE_DUMP_PARAMS, { querySlotBase: chunk.slot0 * d.groupSize });
+        const [gx, gy] = dispatchGrid(Math.ceil(rows / LSE_GATHER_THREADS));
+        const gatherParams = uniform(LSE_GATHER_PARAMS, { count: rows, base: chunk.slot0 * d.groupSize, tilesX: gx });
         return [
-          op(partialPipeline, [params, chunk.q, chunk.k, chunk.v, denseScratch, logits, dumpParams], px, py),
-          op(mergePipeline, [mergeParams, denseScratch, chunk.out, chunk.lse, lseAll, dumpParams], mx, my),
+          op(dumpPartial, [params, chunk.q, chunk.k, chunk.v, denseScratch, logits, dumpParams], px, py),
+          mergeOp,
+          op(lseGather, [gatherParams, chunk.lse, lseAll], gx, gy),
         ];
       });
 
@@ -288,7 +296,7 @@ export async function createGpuDeltaStack(backend: GpuBackend, layers: readonly 
       layer.chunks.flatMap((chunk) => {
         const rows = chunk.slots * d.groupSize;
         const [px, py] = dispatchGrid(rows * sparsePartitions);
-        const params = uniform(PAGE_DECODE_PARAMS, {
+        const params = uniform(DECODE_PAGES_PARAMS, {
           keySeq: d.keySeq,
           slots: rows,
           groupSize: d.groupSize,
@@ -324,7 +332,7 @@ export async function createGpuDeltaStack(backend: GpuBackend, layers: readonly 
       return placeholder;
     };
     const layerOps = layers.map((layer, l) => {
-      const dense = denseOps(layer, densePartial, merge, false);
+      const dense = denseOps(layer, false);
       const role = plan.roles[l]!;
       if (!active || role === 'full') {
         selections.push(undefined);
@@ -333,7 +341,7 @@ export async function createGpuDeltaStack(backend: GpuBackend, layers: readonly 
       if (role === 'delta') {
         const target: SelectionBuffers = { bounds: buffer(2 * d.batch * 4, STORAGE | COPY_SRC), pages: buffer(d.batch * stride * 4, STORAGE | COPY_SRC) };
         selections.push(target);
-        return { role, dense, delta: [...denseOps(layer, dumpPartial, dumpMerge, true), ...selectOps(target)] };
+        return { role, dense, delta: [...denseOps(layer, true), ...selectOps(target)] };
       }
       const sourceLayer = plan.sources[l]!;
       const source = sourceLayer === -1 ? placeholderBuffers() : selections[sourceLayer]!;
