@@ -16,7 +16,7 @@ import { dispatchGrid, type GpuBackend, type GpuMethodDefinition, type GpuSelect
 import { completeWindows } from '../block-means.js';
 import { hierarchicalIndexerConfigSchema, hierarchicalIndexerMethod, type HierarchicalIndexerConfig } from '../hierarchical-indexer.js';
 import { selectionShare } from '../method-helpers.js';
-import { createGpuCachedDecoder } from './gpu-cached-decoder.js';
+import { createGpuCachedDecoder, type DecoderPool, type GpuDecoderOptions } from './gpu-cached-decoder.js';
 import { forSlotGroups } from './slot-groups.js';
 import { assertWorkgroupFits, countSelectionEntries, selectThenAttend } from './gpu-helpers.js';
 import { INDEXER_SCORE_PARAMS, indexerScoreWgsl, indexerScoreWorkgroupBytes, type IndexerScoreKernelOptions } from './indexer-score-tile-wgsl.js';
@@ -67,19 +67,24 @@ export function indexerRangeRows(d: AttentionDims, p: IndexerPlan, slots: number
   return Math.max(1, Math.min(rows, d.querySeq));
 }
 
-/** The indexer's selection as a GPU step (token rows per KV slot and query), one row range at a time. */
-export function indexerSelectionStep(d: AttentionDims, config: HierarchicalIndexerConfig, p: IndexerPlan): GpuSelectionStep {
+/**
+ * The indexer's selection as a GPU step (token rows per KV slot and query), one row range at a
+ * time. With a decoder's `pool` the block means are kept across steps: only blocks `pool.first …`
+ * are pooled (into the pool's buffers).
+ */
+export function indexerSelectionStep(d: AttentionDims, config: HierarchicalIndexerConfig, p: IndexerPlan, pool?: DecoderPool): GpuSelectionStep {
   return {
     layout: { kind: 'token', blockSize: 1, headScope: 'kv', rows: d.querySeq, queryBlockSize: 1 },
     stride: p.stride,
     async encodeChunk(e) {
-      const [pool, score, select] = await Promise.all([e.pipeline(windowPoolWgsl({ bounds: false })), e.pipeline(indexerScoreWgsl(p.score)), e.pipeline(indexerSelectWgsl(p.kernel))]);
+      const [poolKernel, score, select] = await Promise.all([e.pipeline(windowPoolWgsl({ bounds: false })), e.pipeline(indexerScoreWgsl(p.score)), e.pipeline(indexerSelectWgsl(p.kernel))]);
       const slots = e.chunk.slots;
-      const means = e.scratch(4 * Math.max(1, slots * p.pooled * d.headDim));
-      if (p.pooled > 0) {
-        const [px, py] = dispatchGrid(Math.ceil((slots * p.pooled * d.headDim) / WINDOW_POOL_THREADS));
-        const params = e.uniform(WINDOW_POOL_PARAMS, { keySeq: d.keySeq, length: config.blockSize, stride: config.blockSize, windows: p.pooled, slots, tilesX: px, dim: d.headDim });
-        e.dispatch(pool, [params, e.chunk.k, means], px, py);
+      const means = pool ? pool.means[e.index]! : e.scratch(4 * Math.max(1, slots * p.pooled * d.headDim));
+      const first = Math.min(pool?.first ?? 0, p.pooled);
+      if (p.pooled > first) {
+        const [px, py] = dispatchGrid(Math.ceil((slots * (p.pooled - first) * d.headDim) / WINDOW_POOL_THREADS));
+        const params = e.uniform(WINDOW_POOL_PARAMS, { keySeq: d.keySeq, length: config.blockSize, stride: config.blockSize, windows: p.pooled - first, first, slots, tilesX: px, dim: d.headDim });
+        e.dispatch(poolKernel, [params, e.chunk.k, means], px, py);
       }
       const rangeRows = indexerRangeRows(d, p, slots);
       const blockScores = e.scratch(4 * Math.max(1, slots * rangeRows * p.blocks));
@@ -145,15 +150,21 @@ export const gpuHierarchicalIndexerMethod: GpuMethodDefinition = {
         const result = await backend.selectionAttention(input, indexerSelectionStep(d, config, p), { extraBytesPerSlot: p.scratchBytesPerSlot });
         return { ...result, diagnostics: { scannedShare: scannedShare(d, config), selectionShare: selectionShare(result.stats.selectionMs, result.stats.attentionMs) } };
       },
-      createDecoder: (shape) =>
-        createGpuCachedDecoder(backend, shape, (d) => {
-          const p = indexerPlan(backend, d, config);
-          return {
-            extraBytesPerSlot: p.scratchBytesPerSlot,
-            run: (resident) => selectThenAttend(backend, resident, indexerSelectionStep(d, config, p)),
-            diagnostics: { scannedShare: scannedShare(d, config) },
-          };
-        }),
+      createDecoder: (shape, options?: GpuDecoderOptions) =>
+        createGpuCachedDecoder(
+          backend,
+          shape,
+          { length: config.blockSize, stride: config.blockSize, values: false },
+          (d) => {
+            const p = indexerPlan(backend, d, config);
+            return {
+              extraBytesPerSlot: p.scratchBytesPerSlot,
+              run: (resident, pool) => selectThenAttend(backend, resident, indexerSelectionStep(d, config, p, pool)),
+              diagnostics: { scannedShare: scannedShare(d, config) },
+            };
+          },
+          options,
+        ),
       async runResident(resident) {
         const d = resident.dims;
         if (!d.causal) throw new ConfigError('hierarchical-indexer: causal must be true (the method selects among past keys only), got causal: false');

@@ -15,7 +15,7 @@ import { dispatchGrid, type GpuBackend, type GpuMethodDefinition, type GpuSelect
 import { completeWindows } from '../block-means.js';
 import { selectionShare } from '../method-helpers.js';
 import { mobaConfigSchema, mobaMethod, type MobaConfig } from '../moba.js';
-import { createGpuCachedDecoder } from './gpu-cached-decoder.js';
+import { createGpuCachedDecoder, type DecoderPool, type GpuDecoderOptions } from './gpu-cached-decoder.js';
 import { countSelectionEntries, currentBlockShortfall, selectThenAttend } from './gpu-helpers.js';
 import { MOBA_SCORES_PARAMS, MOBA_SCORES_ROWS, mobaScoresWgsl } from './moba-scores-wgsl.js';
 import { MOBA_SELECT_PARAMS, MOBA_SELECT_THREADS, mobaSelectWgsl } from './moba-select-wgsl.js';
@@ -38,26 +38,33 @@ export function mobaPlan(d: AttentionDims, config: MobaConfig): MobaPlan {
   return { pooled, maxBlocks, stride, scratchBytesPerSlot: 4 * pooled * Math.max(d.headDim, d.groupSize * d.querySeq) };
 }
 
-/** MoBA's selection as a GPU step: pools the block means of each chunk, then routes every (query head, query) row. */
-export function mobaSelectionStep(d: AttentionDims, config: MobaConfig, p: MobaPlan): GpuSelectionStep {
+/**
+ * MoBA's selection as a GPU step: pools the block means of each chunk, then routes every (query
+ * head, query) row. With a decoder's `pool` the means are kept across steps: only blocks
+ * `pool.first …` are pooled (into the pool's buffers).
+ */
+export function mobaSelectionStep(d: AttentionDims, config: MobaConfig, p: MobaPlan, pool?: DecoderPool): GpuSelectionStep {
   const B = config.blockSize;
   return {
     layout: { kind: 'block', blockSize: B, headScope: 'query', rows: d.querySeq, queryBlockSize: 1 },
     stride: p.stride,
     async encodeChunk(e) {
-      const [pool, gate, route] = await Promise.all([
+      const [poolKernel, gate, route] = await Promise.all([
         e.pipeline(windowPoolWgsl({ bounds: false })),
         e.pipeline(mobaScoresWgsl(d.headDim)),
         e.pipeline(mobaSelectWgsl({ maxPicks: p.stride })),
       ]);
       const slots = e.chunk.slots;
       const rows = slots * d.groupSize * d.querySeq;
-      const means = e.scratch(4 * Math.max(1, slots * p.pooled * d.headDim));
+      const means = pool ? pool.means[e.index]! : e.scratch(4 * Math.max(1, slots * p.pooled * d.headDim));
       const scores = e.scratch(4 * Math.max(1, rows * p.pooled));
       if (p.pooled > 0) {
-        const [px, py] = dispatchGrid(Math.ceil((slots * p.pooled * d.headDim) / WINDOW_POOL_THREADS));
-        const params = e.uniform(WINDOW_POOL_PARAMS, { keySeq: d.keySeq, length: B, stride: B, windows: p.pooled, slots, tilesX: px, dim: d.headDim });
-        e.dispatch(pool, [params, e.chunk.k, means], px, py);
+        const first = Math.min(pool?.first ?? 0, p.pooled);
+        if (p.pooled > first) {
+          const [px, py] = dispatchGrid(Math.ceil((slots * (p.pooled - first) * d.headDim) / WINDOW_POOL_THREADS));
+          const params = e.uniform(WINDOW_POOL_PARAMS, { keySeq: d.keySeq, length: B, stride: B, windows: p.pooled - first, first, slots, tilesX: px, dim: d.headDim });
+          e.dispatch(poolKernel, [params, e.chunk.k, means], px, py);
+        }
         const [gx, gy] = dispatchGrid(slots * d.groupSize * Math.ceil(d.querySeq / MOBA_SCORES_ROWS));
         const gateParams = e.uniform(MOBA_SCORES_PARAMS, { querySeq: d.querySeq, queryOffset: d.queryOffset, groupSize: d.groupSize, slots, tilesX: gx, blockSize: B, pooled: p.pooled });
         e.dispatch(gate, [gateParams, e.chunk.q, means, scores], gx, gy);
@@ -95,15 +102,21 @@ export const gpuMobaMethod: GpuMethodDefinition = {
           diagnostics: { meanSelectedBlocks: meanSelectedBlocks(d, config), selectionShare: selectionShare(result.stats.selectionMs, result.stats.attentionMs) },
         };
       },
-      createDecoder: (shape) =>
-        createGpuCachedDecoder(backend, shape, (d) => {
-          const p = mobaPlan(d, config);
-          return {
-            extraBytesPerSlot: p.scratchBytesPerSlot,
-            run: (resident) => selectThenAttend(backend, resident, mobaSelectionStep(d, config, p)),
-            diagnostics: { meanSelectedBlocks: meanSelectedBlocks(d, config) },
-          };
-        }),
+      createDecoder: (shape, options?: GpuDecoderOptions) =>
+        createGpuCachedDecoder(
+          backend,
+          shape,
+          { length: config.blockSize, stride: config.blockSize, values: false },
+          (d) => {
+            const p = mobaPlan(d, config);
+            return {
+              extraBytesPerSlot: p.scratchBytesPerSlot,
+              run: (resident, pool) => selectThenAttend(backend, resident, mobaSelectionStep(d, config, p, pool)),
+              diagnostics: { meanSelectedBlocks: meanSelectedBlocks(d, config) },
+            };
+          },
+          options,
+        ),
       async runResident(resident) {
         const d = resident.dims;
         if (!d.causal) throw new ConfigError('moba: causal must be true (the method selects among past keys only), got causal: false');

@@ -15,6 +15,7 @@
 import { dispatchGrid, type GpuBackend, type GpuSelection, type GpuSelectionStep, type ResidentAttention, type ResidentChunk, WEBGPU_FLAGS } from '@sparse-attn/backend-gpu';
 import { ConfigError, type AttentionDims } from '@sparse-attn/core';
 import type { NsaConfig } from '../nsa.js';
+import type { DecoderPool } from './gpu-cached-decoder.js';
 import { GATED_MERGE_PARAMS, GATED_MERGE_THREADS, gatedMergeWgsl } from './gated-merge-wgsl.js';
 import { RANGE_ROWS_PARAMS, RANGE_ROWS_THREADS, rangeRowsWgsl } from './range-rows-wgsl.js';
 import { WINDOW_POOL_PARAMS, WINDOW_POOL_THREADS, windowPoolWgsl } from './window-pool-wgsl.js';
@@ -56,7 +57,9 @@ export function gatedScratchBytesPerSlot(d: AttentionDims, config: NsaConfig, wi
 
 /**
  * Runs the three branches and the gated merge on a resident call, given the (non-union) selection
- * step. `gates` holds (g_cmp, g_slc, g_win) per query head. The caller frees the returned selection.
+ * step. `gates` holds (g_cmp, g_slc, g_win) per query head. With a decoder's `pool` (the selection
+ * step given the same pool), the compressed branch reads the pooled keys and values kept across
+ * steps and pools only the values' new windows. The caller frees the returned selection.
  */
 export async function runGatedBranches(
   backend: GpuBackend,
@@ -65,7 +68,9 @@ export async function runGatedBranches(
   selectionStep: GpuSelectionStep,
   windows: number,
   gates: Float32Array,
+  pool?: DecoderPool,
 ): Promise<{ selection: GpuSelection; selectionMs: number; attentionMs: number }> {
+  if (pool && !pool.values) throw new Error('nsa: a gated decoder needs pooled values');
   const d = resident.dims;
   const { device } = backend.context;
   const perSlot = gatedScratchBytesPerSlot(d, config, windows);
@@ -85,14 +90,18 @@ export async function runGatedBranches(
   const { selection, ms: selectionMs } = await backend.runSelection(resident, selectionStep);
   try {
     const pooledRows = Math.max(1, windows);
-    const pooledK = resident.chunks.map((c) => make(4 * c.slots * pooledRows * d.headDim));
-    const pooledV = resident.chunks.map((c) => make(4 * c.slots * pooledRows * d.valueDim));
-    const pool = await backend.runKernels(resident, async (e) => {
-      if (windows === 0) return;
+    // A decoder's pool holds the keys' windows (pooled by the selection step just run) and the
+    // values' windows below pool.first: only the values' new windows are pooled here.
+    const pooledK = pool ? pool.means : resident.chunks.map((c) => make(4 * c.slots * pooledRows * d.headDim));
+    const pooledV = pool ? pool.values! : resident.chunks.map((c) => make(4 * c.slots * pooledRows * d.valueDim));
+    const first = Math.min(pool?.first ?? 0, windows);
+    const pooling = await backend.runKernels(resident, async (e) => {
+      if (windows === first) return;
       const pipeline = await e.pipeline(windowPoolWgsl({ bounds: false }));
-      for (const [src, dst, dim] of [[e.chunk.k, pooledK[e.index]!, d.headDim], [e.chunk.v, pooledV[e.index]!, d.valueDim]] as const) {
-        const [x, y] = dispatchGrid(Math.ceil((e.chunk.slots * windows * dim) / WINDOW_POOL_THREADS));
-        const params = e.uniform(WINDOW_POOL_PARAMS, { keySeq: d.keySeq, length: config.compressionBlock, stride: config.compressionStride, windows, slots: e.chunk.slots, tilesX: x, dim });
+      const tensors = pool ? ([[e.chunk.v, pooledV[e.index]!, d.valueDim]] as const) : ([[e.chunk.k, pooledK[e.index]!, d.headDim], [e.chunk.v, pooledV[e.index]!, d.valueDim]] as const);
+      for (const [src, dst, dim] of tensors) {
+        const [x, y] = dispatchGrid(Math.ceil((e.chunk.slots * (windows - first) * dim) / WINDOW_POOL_THREADS));
+        const params = e.uniform(WINDOW_POOL_PARAMS, { keySeq: d.keySeq, length: config.compressionBlock, stride: config.compressionStride, windows: windows - first, first, slots: e.chunk.slots, tilesX: x, dim });
         e.dispatch(pipeline, [params, src, dst], x, y);
       }
     });
@@ -128,7 +137,7 @@ export async function runGatedBranches(
     });
     return {
       selection,
-      selectionMs: selectionMs + pool + windowRows.ms + compressedRows.ms,
+      selectionMs: selectionMs + pooling + windowRows.ms + compressedRows.ms,
       attentionMs: selected + windowMs + compressedMs + merge,
     };
   } catch (error) {

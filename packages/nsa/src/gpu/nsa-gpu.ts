@@ -21,10 +21,11 @@
 import { ConfigError, NumericError, densePairCount, parseConfig, sparseStats, validateAttentionInput, type AttentionDims, type AttentionInput, type AttentionResult } from '@sparse-attn/core';
 import { countPairs, dispatchGrid, type GpuBackend, type GpuMethodDefinition, type GpuSelection, type GpuSelectionStep, type ResidentAttention, type ResidentChunk, type TileShape, WEBGPU_FLAGS } from '@sparse-attn/backend-gpu';
 import { completeWindows } from '../block-means.js';
+import type { PoolingSpec } from '../cached-decoder.js';
 import { selectionShare } from '../method-helpers.js';
 import { visibleWindows } from '../nsa-block-selector.js';
 import { nsaConfigSchema, nsaMethod, type NsaConfig } from '../nsa.js';
-import { createGpuCachedDecoder } from './gpu-cached-decoder.js';
+import { createGpuCachedDecoder, type DecoderPool, type GpuDecoderOptions } from './gpu-cached-decoder.js';
 import { assertWorkgroupFits, countSelectionEntries, currentBlockShortfall, selectThenAttend } from './gpu-helpers.js';
 import { gatedScratchBytesPerSlot, runGatedBranches } from './nsa-gated-gpu.js';
 import { NSA_SCORE_PARAMS, nsaScoreWgsl, nsaScoreWorkgroupBytes, type NsaScoreKernelOptions } from './nsa-score-tile-wgsl.js';
@@ -117,22 +118,26 @@ export function rangeRowsFor(d: AttentionDims, p: NsaPlan, slots: number): numbe
 /**
  * NSA's selection as a GPU step: pools each chunk's compression windows, then, one row range at a
  * time, scores the range's queries against the windows (tiled) and selects each (KV slot, query) row.
+ * With a decoder's `pool` the windows are kept across steps: only windows `pool.first …` are
+ * pooled (into the pool's buffers), the earlier ones are read as they are.
  */
-export function nsaSelectionStep(d: AttentionDims, config: NsaConfig, p: NsaPlan): GpuSelectionStep {
+export function nsaSelectionStep(d: AttentionDims, config: NsaConfig, p: NsaPlan, pool?: DecoderPool): GpuSelectionStep {
   const quest = p.score.quest;
+  if (pool && quest && !pool.bounds) throw new Error('nsa: a Quest-scored decoder needs pooled key bounds');
   return {
     layout: { kind: 'block', blockSize: config.selectionBlock, headScope: 'kv', rows: d.querySeq, queryBlockSize: 1 },
     stride: p.stride,
     async encodeChunk(e) {
-      const [pool, score, select] = await Promise.all([e.pipeline(windowPoolWgsl({ bounds: quest })), e.pipeline(nsaScoreWgsl(p.score)), e.pipeline(nsaSelectWgsl(p.kernel))]);
+      const [poolKernel, score, select] = await Promise.all([e.pipeline(windowPoolWgsl({ bounds: quest })), e.pipeline(nsaScoreWgsl(p.score)), e.pipeline(nsaSelectWgsl(p.kernel))]);
       const slots = e.chunk.slots;
       const pooledFloats = Math.max(1, slots * p.windows * d.headDim);
-      const means = e.scratch(4 * pooledFloats);
-      const bounds = quest ? e.scratch(8 * pooledFloats) : undefined;
-      if (p.windows > 0) {
-        const [px, py] = dispatchGrid(Math.ceil((slots * p.windows * d.headDim) / WINDOW_POOL_THREADS));
-        const params = e.uniform(WINDOW_POOL_PARAMS, { keySeq: d.keySeq, length: config.compressionBlock, stride: config.compressionStride, windows: p.windows, slots, tilesX: px, dim: d.headDim });
-        e.dispatch(pool, [params, e.chunk.k, means, bounds], px, py);
+      const means = pool ? pool.means[e.index]! : e.scratch(4 * pooledFloats);
+      const bounds = quest ? (pool ? pool.bounds![e.index]! : e.scratch(8 * pooledFloats)) : undefined;
+      const first = Math.min(pool?.first ?? 0, p.windows);
+      if (p.windows > first) {
+        const [px, py] = dispatchGrid(Math.ceil((slots * (p.windows - first) * d.headDim) / WINDOW_POOL_THREADS));
+        const params = e.uniform(WINDOW_POOL_PARAMS, { keySeq: d.keySeq, length: config.compressionBlock, stride: config.compressionStride, windows: p.windows - first, first, slots, tilesX: px, dim: d.headDim });
+        e.dispatch(poolKernel, [params, e.chunk.k, means, bounds], px, py);
       }
       const rangeRows = rangeRowsFor(d, p, slots);
       const importance = e.scratch(4 * Math.max(1, slots * rangeRows * p.blocks));
@@ -279,6 +284,11 @@ function windowPairs(d: AttentionDims, window: number): number {
   return d.batch * d.queryHeads * pairs;
 }
 
+/** The windows NSA's decoder keeps pooled (the CPU decoder's): keys, Quest bounds, and values for 'gated'. */
+export function nsaPooling(config: NsaConfig): PoolingSpec {
+  return { length: config.compressionBlock, stride: config.compressionStride, values: config.combine === 'gated', bounds: config.compressionScore === 'quest' };
+}
+
 /** NSA (union combination) with compression, selection and attention on the GPU; same id, config schema and selection as the CPU method. */
 export const gpuNsaMethod: GpuMethodDefinition = {
   id: nsaMethod.id,
@@ -296,18 +306,26 @@ export const gpuNsaMethod: GpuMethodDefinition = {
         const step = nsaSelectionStep(d, config, p);
         return residentPrefill(backend, input, d, config, p, (resident) => (gates ? runGatedBranches(backend, resident, config, step, p.windows, gates) : runUnionRows(backend, resident, config, p, step)));
       },
-      createDecoder: (shape) =>
-        createGpuCachedDecoder(backend, shape, (d) => {
-          const p = nsaPlan(backend, d, config);
-          const step = nsaSelectionStep(d, config, p);
-          const gates = p.gates;
-          return {
-            extraBytesPerSlot: p.scratchBytesPerSlot,
-            run: (resident) => (gates ? runGatedBranches(backend, resident, config, step, p.windows, gates) : runUnionRows(backend, resident, config, p, step)),
-            extraPairs: gates ? windowPairs(d, config.window) : 0,
-            diagnostics: diagnostics(d, config, p.windows),
-          };
-        }),
+      createDecoder: (shape, options?: GpuDecoderOptions) =>
+        createGpuCachedDecoder(
+          backend,
+          shape,
+          nsaPooling(config),
+          (d) => {
+            const p = nsaPlan(backend, d, config);
+            const gates = p.gates;
+            return {
+              extraBytesPerSlot: p.scratchBytesPerSlot,
+              run: (resident, pool) => {
+                const step = nsaSelectionStep(d, config, p, pool);
+                return gates ? runGatedBranches(backend, resident, config, step, p.windows, gates, pool) : runUnionRows(backend, resident, config, p, step);
+              },
+              extraPairs: gates ? windowPairs(d, config.window) : 0,
+              diagnostics: diagnostics(d, config, p.windows),
+            };
+          },
+          options,
+        ),
       async runResident(resident) {
         const d = resident.dims;
         if (!d.causal) throw new ConfigError('nsa: causal must be true (the method selects among past keys only), got causal: false');

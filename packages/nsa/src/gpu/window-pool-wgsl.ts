@@ -10,10 +10,15 @@
  * sums in float32 (a few ulps apart, which is why selections are compared up to score ties).
  * Only complete windows are pooled, exactly as on the CPU: the partial last block is never a
  * candidate of either method (MoBA forces the current block, NSA scores complete windows only).
+ *
+ * `first` pools only windows `first … first + windows − 1` (a decode step's newly complete
+ * windows, appended to a store kept on the device: a complete window never changes, so the
+ * earlier ones are not recomputed). Each slot's output holds `first + windows` windows, so
+ * window i of slot s is at `(s · (first + windows) + i) · dim` (`first = 0`: the whole call).
  */
 
 /** Uniform parameter block of the pooling kernel (4-byte u32 fields). */
-export const WINDOW_POOL_PARAMS = ['keySeq', 'length', 'stride', 'windows', 'slots', 'tilesX', 'dim', 'pad0'] as const;
+export const WINDOW_POOL_PARAMS = ['keySeq', 'length', 'stride', 'windows', 'slots', 'tilesX', 'dim', 'first'] as const;
 
 /** Threads per workgroup of the pooling kernel. */
 export const WINDOW_POOL_THREADS = 256;
@@ -21,7 +26,7 @@ export const WINDOW_POOL_THREADS = 256;
 /** Generates the WGSL of the pooling kernel; `bounds` also writes `[max | min]` per window (2·dim floats). */
 export function windowPoolWgsl(options: { bounds: boolean }): string {
   return /* wgsl */ `
-struct Params { keySeq: u32, length: u32, stride: u32, windows: u32, slots: u32, tilesX: u32, dim: u32, pad0: u32 }
+struct Params { keySeq: u32, length: u32, stride: u32, windows: u32, slots: u32, tilesX: u32, dim: u32, first: u32 }
 
 @group(0) @binding(0) var<uniform> P: Params;
 @group(0) @binding(1) var<storage, read> src: array<f32>;
@@ -33,8 +38,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let id = (wid.x + wid.y * P.tilesX) * ${WINDOW_POOL_THREADS}u + lid;
   if (id >= P.slots * P.windows * P.dim) { return; }
   let c = id % P.dim;
-  let w = (id / P.dim) % P.windows;
+  let w = P.first + (id / P.dim) % P.windows;
   let slot = id / (P.dim * P.windows);
+  let stored = slot * (P.first + P.windows) + w;
   let start = w * P.stride;
   var sum = 0.0;
   var hi = -3.0e38;
@@ -45,8 +51,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     hi = max(hi, x);
     lo = min(lo, x);
   }
-  meanOut[id] = sum * (1.0 / f32(P.length));
-${options.bounds ? `  let b = (slot * P.windows + w) * 2u * P.dim;
+  meanOut[stored * P.dim + c] = sum * (1.0 / f32(P.length));
+${options.bounds ? `  let b = stored * 2u * P.dim;
   boundsOut[b + c] = hi;
   boundsOut[b + P.dim + c] = lo;` : '  _ = hi + lo;'}
 }
