@@ -25,7 +25,8 @@ import {
   type MethodDefinition,
   validateAttentionInput,
 } from '@sparse-attn/core';
-import { GpuBackend, checkInput, describeCheckShape, expectClose, expectLseClose, expectSameSelection, type CheckShape, type GpuCheck, type GpuMethodDefinition } from '@sparse-attn/backend-gpu';
+import { GpuBackend, checkInput, describeCheckShape, expectClose, expectLseClose, expectSameSelection, type CheckShape, type GpuAttentionDecoder, type GpuCheck, type GpuMethodDefinition } from '@sparse-attn/backend-gpu';
+import type { GpuDecoderOptions } from './gpu-cached-decoder.js';
 import { gpuMobaMethod } from './moba-gpu.js';
 import { gpuNsaMethod, nsaPlan, nsaSelectionStep, rangeRowsFor } from './nsa-gpu.js';
 import { nsaConfigSchema, nsaMethod } from '../nsa.js';
@@ -140,29 +141,87 @@ function residentCheck(gpuMethod: GpuMethodDefinition, config: Record<string, un
   };
 }
 
+/** Options of {@link decodeCheck}. */
+interface DecodeCheckOptions {
+  /** Rows per KV head the decoder's cache starts with (small: the cache and the pooled windows double during the run). */
+  readonly initialCapacity?: number;
+  /**
+   * Also require that the decoder does not allocate per step what the cache holds: buffers at
+   * least as large as one KV slot's keys (4 · length · D bytes) are created only in steps where
+   * the cache or the pooled-window store doubles, O(log steps) of them over the run.
+   */
+  readonly allocations?: boolean;
+}
+
+/** `[13, 1, 1, 1, 3]` as `[13, 1 ×3, 3]`. */
+function describeSteps(steps: readonly number[]): string {
+  const runs: string[] = [];
+  for (let i = 0; i < steps.length; ) {
+    let j = i;
+    while (j < steps.length && steps[j] === steps[i]) j++;
+    runs.push(j - i > 2 ? `${steps[i]} ×${j - i}` : steps.slice(i, j).join(', '));
+    i = j;
+  }
+  return runs.join(', ');
+}
+
+/**
+ * Records the size of every buffer the backend's device creates while `run` runs (the device's
+ * `createBuffer` is wrapped in place, so the backend keeps its compiled pipelines).
+ */
+async function recordingBuffers<T>(backend: GpuBackend, sizes: number[], run: () => Promise<T>): Promise<T> {
+  const device = backend.context.device as unknown as { createBuffer(descriptor: { readonly size: number }): unknown };
+  const own = Object.prototype.hasOwnProperty.call(device, 'createBuffer');
+  const original = device.createBuffer;
+  device.createBuffer = (descriptor) => {
+    sizes.push(descriptor.size);
+    return original.call(device, descriptor);
+  };
+  try {
+    return await run();
+  } finally {
+    if (own) device.createBuffer = original;
+    else delete (device as { createBuffer?: unknown }).createBuffer;
+  }
+}
+
 /**
  * The GPU decoder against the CPU decoder over the same steps (a chunked prompt, then single
  * tokens and a short chunk): every step's selection identical, output within 1e-4 of the CPU
  * decoder's, lse within 1e-4 of core's executor over cache + new tokens and that selection.
  * Also: a step of the wrong shape throws the CPU decoder's ShapeError without GPU work, and
- * `reset` empties the cache.
+ * `reset` empties the cache (a step after it equals a fresh CPU decoder's).
  */
-function decodeCheck(gpuMethod: GpuMethodDefinition, config: Record<string, unknown>, shape: Omit<CheckShape, 'seq' | 'querySeq'>, steps: readonly number[], seed: number): GpuCheck {
+function decodeCheck(gpuMethod: GpuMethodDefinition, config: Record<string, unknown>, shape: Omit<CheckShape, 'seq' | 'querySeq'>, steps: readonly number[], seed: number, options: DecodeCheckOptions = {}): GpuCheck {
   const total = steps.reduce((a, b) => a + b, 0);
+  const extras = [options.initialCapacity ? `, cache from ${options.initialCapacity} rows` : '', options.allocations ? ', no per-step allocation of the cache' : ''].join('');
   return {
-    name: `${gpuMethod.id} ${JSON.stringify(config)} B${shape.batch} Hq${shape.queryHeads} Hkv${shape.kvHeads} D${shape.headDim}: GPU decoder steps [${steps.join(', ')}] equal the CPU decoder's`,
+    name: `${gpuMethod.id} ${JSON.stringify(config)} B${shape.batch} Hq${shape.queryHeads} Hkv${shape.kvHeads} D${shape.headDim}: GPU decoder steps [${describeSteps(steps)}] equal the CPU decoder's${extras}`,
     async run(backend) {
       const input = checkInput({ ...shape, seq: total }, seed);
       const decoderShape = { batch: shape.batch, queryHeads: shape.queryHeads, kvHeads: shape.kvHeads, headDim: shape.headDim, valueDim: shape.valueDim ?? shape.headDim };
-      const gpu = gpuMethod.create(backend, config).createDecoder!(decoderShape);
+      const create = gpuMethod.create(backend, config).createDecoder as (shape: typeof decoderShape, options?: GpuDecoderOptions) => GpuAttentionDecoder;
+      const gpu = create(decoderShape, options.initialCapacity ? { initialCapacity: options.initialCapacity } : undefined);
       const cpu = (gpuMethod.cpu as MethodDefinition).create(config).createDecoder(decoderShape);
+      const slots = shape.batch * shape.kvHeads;
+      // Per step: buffers created of at least one KV slot's keys, and whether a capacity doubled.
+      const big: { at: number; sizes: number[] }[] = [];
+      let growths = 0;
       try {
         let at = 0;
+        let capacity = options.initialCapacity ?? 256;
         for (const [n, count] of steps.entries()) {
           const stepInput = { q: sliceSeq(input.q, at, at + count), k: sliceSeq(input.k, at, at + count), v: sliceSeq(input.v, at, at + count) };
-          const g = await gpu.step(stepInput);
+          const sizes: number[] = [];
+          const g = options.allocations ? await recordingBuffers(backend, sizes, () => gpu.step(stepInput)) : await gpu.step(stepInput);
           const c = cpu.step(stepInput);
           at += count;
+          while (capacity < at) {
+            capacity *= 2;
+            growths++;
+          }
+          const slotKeys = 4 * at * shape.headDim;
+          if (sizes.some((size) => size >= slotKeys)) big.push({ at, sizes: sizes.filter((size) => size >= slotKeys) });
           try {
             expectSameSelection('decode', g.selection, c.selection);
             expectClose('output', g.output.data, c.output.data);
@@ -173,11 +232,26 @@ function decodeCheck(gpuMethod: GpuMethodDefinition, config: Record<string, unkn
             throw new Error(`step ${n} (${count} tokens, cache ${at}): ${(error as Error).message}`);
           }
         }
+        if (options.allocations) {
+          // The cache doubles `growths` times (2 · slots buffers each) and the pooled-window store
+          // about as often (up to 3 · slots: means, bounds, values); nothing else is that large.
+          const bigSteps = big.length;
+          const buffers = big.reduce((sum, b) => sum + b.sizes.length, 0);
+          const detail = big.map((b) => `cache ${b.at}: ${b.sizes.join(', ')} B`).join('; ');
+          if (bigSteps > 2 * (growths + 1)) throw new Error(`${bigSteps} of ${steps.length} steps allocated a buffer of one KV slot's keys or more (the cache doubled ${growths} times): ${detail}`);
+          if (buffers > 5 * slots * (growths + 1)) throw new Error(`${buffers} buffers of one KV slot's keys or more over ${steps.length} steps (the cache doubled ${growths} times): ${detail}`);
+        }
         const wrong = { q: sliceSeq(input.q, 0, 1), k: sliceSeq(input.k, 0, 2), v: sliceSeq(input.v, 0, 2) };
         const guarded = gpuMethod.create(untouchable(backend), config).createDecoder!(decoderShape);
         await expectRejects('q and k of different lengths', () => guarded.step(wrong), ShapeError, () => cpu.step(wrong));
         gpu.reset();
         if (gpu.length !== 0) throw new Error(`length ${gpu.length} after reset`);
+        // After reset the decoder starts over (kept buffers, no stale pooled windows): equal to a fresh CPU decoder.
+        const again = { q: sliceSeq(input.q, 0, steps[0]!), k: sliceSeq(input.k, 0, steps[0]!), v: sliceSeq(input.v, 0, steps[0]!) };
+        const g = await gpu.step(again);
+        const c = (gpuMethod.cpu as MethodDefinition).create(config).createDecoder(decoderShape).step(again);
+        expectSameSelection('decode after reset', g.selection, c.selection);
+        expectClose('output after reset', g.output.data, c.output.data);
       } finally {
         gpu.destroy();
       }
@@ -202,6 +276,8 @@ const mobaChecks: GpuCheck[] = [
   badInputCheck(gpuMobaMethod, { blockSize: 8, topK: 2 }, { blockSize: 0 }),
   decodeCheck(gpuMobaMethod, { blockSize: 8, topK: 2 }, { batch: 2, queryHeads: 4, kvHeads: 2, headDim: 16 }, [21, 1, 1, 3, 1], 7),
   residentCheck(gpuMobaMethod, { blockSize: 16, topK: 2 }, { batch: 2, queryHeads: 4, kvHeads: 2, seq: 100, headDim: 16 }, 6),
+  // A long run from a cache of 8 rows (K/V and pooled blocks doubling 3 times), crossing 4 block boundaries.
+  decodeCheck(gpuMobaMethod, { blockSize: 8, topK: 3 }, { batch: 1, queryHeads: 4, kvHeads: 2, headDim: 16 }, [11, ...Array<number>(30).fill(1), 3], 8, { initialCapacity: 8, allocations: true }),
 ];
 
 const nsaChecks: GpuCheck[] = [
@@ -242,6 +318,13 @@ const nsaChecks: GpuCheck[] = [
   },
   decodeCheck(gpuNsaMethod, { compressionBlock: 8, compressionStride: 4, selectionBlock: 8, selectedBlocks: 3, window: 10 }, { batch: 1, queryHeads: 4, kvHeads: 2, headDim: 16 }, [30, 1, 2, 1, 5], 22),
   decodeCheck(gpuNsaMethod, { compressionBlock: 8, compressionStride: 8, selectionBlock: 8, selectedBlocks: 3, window: 6, combine: 'gated', gates: { compression: 0.3, selection: 0.4, window: 0.3 } }, { batch: 1, queryHeads: 2, kvHeads: 1, headDim: 16 }, [17, 1, 1, 4], 23),
+  // 40 single tokens after a 13-token prompt from a cache of 8 rows: K/V, pooled keys and Quest
+  // bounds double 3 times, 10 new overlapping windows (l = 8, d = 4) and 5 selection blocks appear
+  // one step at a time (56 = 7 · 8 + 0, the last step a ragged 3), GQA 4/2, batch 2; and no step
+  // allocates a buffer the size of the cache except where it doubles.
+  decodeCheck(gpuNsaMethod, { compressionBlock: 8, compressionStride: 4, selectionBlock: 8, selectedBlocks: 3, window: 10, compressionScore: 'quest' }, { batch: 2, queryHeads: 4, kvHeads: 2, headDim: 16 }, [13, ...Array<number>(40).fill(1), 3], 28, { initialCapacity: 8, allocations: true }),
+  // Gated: pooled keys and values kept across steps (the compressed branch reads them), Dv ≠ D, from 4 rows.
+  decodeCheck(gpuNsaMethod, { compressionBlock: 8, compressionStride: 4, selectionBlock: 8, selectedBlocks: 3, window: 6, combine: 'gated', gates: { compression: 0.3, selection: 0.4, window: 0.3 } }, { batch: 1, queryHeads: 2, kvHeads: 1, headDim: 16, valueDim: 24 }, [9, ...Array<number>(24).fill(1), 5], 29, { initialCapacity: 4, allocations: true }),
   residentCheck(gpuNsaMethod, { compressionBlock: 16, compressionStride: 8, selectionBlock: 16, selectedBlocks: 3, window: 24 }, { batch: 2, queryHeads: 4, kvHeads: 2, seq: 110, headDim: 16 }, 16),
   badInputCheck(gpuNsaMethod, { compressionBlock: 16, compressionStride: 16, selectionBlock: 16, selectedBlocks: 4, window: 16 }, { compressionStride: 3, compressionBlock: 16 }),
   tieCheck(gpuNsaMethod, { compressionBlock: 16, compressionStride: 16, selectionBlock: 16, selectedBlocks: 5, window: 20 }, { batch: 1, queryHeads: 4, kvHeads: 2, seq: 150, headDim: 16 }, 26, 'constant-keys'),
@@ -339,6 +422,7 @@ const indexerChecks: GpuCheck[] = [
   indexerCheck({ blockSize: 16, candidateBlocks: 3, topK: 40 }, { batch: 1, queryHeads: 4, kvHeads: 1, seq: 200, headDim: 16, valueDim: 24, querySeq: 20 }, 33),
   indexerCheck({}, { batch: 1, queryHeads: 2, kvHeads: 1, seq: 700, headDim: 64 }, 34),
   decodeCheck(gpuHierarchicalIndexerMethod, { blockSize: 8, candidateBlocks: 2, topK: 10 }, { batch: 1, queryHeads: 2, kvHeads: 1, headDim: 16 }, [25, 1, 1, 3], 36),
+  decodeCheck(gpuHierarchicalIndexerMethod, { blockSize: 8, candidateBlocks: 2, topK: 10 }, { batch: 1, queryHeads: 4, kvHeads: 2, headDim: 16 }, [9, ...Array<number>(24).fill(1), 3], 39, { initialCapacity: 8, allocations: true }),
   residentCheck(gpuHierarchicalIndexerMethod, { blockSize: 16, candidateBlocks: 3, topK: 20 }, { batch: 2, queryHeads: 4, kvHeads: 2, seq: 100, headDim: 16 }, 35),
   // Chunks of 2 KV slots whose token rows (2 × 120 × 40 u32) exceed the binding: runResident copies
   // one slot at a time into its own buffers (the 64k MHA benchmark case, scaled down).
