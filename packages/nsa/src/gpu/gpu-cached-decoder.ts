@@ -58,6 +58,7 @@ export interface DecodeStepPlan {
   run(resident: ResidentAttention, pool: DecoderPool): Promise<{ selection: GpuSelection; selectionMs: number; attentionMs: number }>;
   /** Extra pairs the output attends beyond the selection (NSA gated's window branch). */
   readonly extraPairs?: number;
+  /** The CPU decoder's diagnostics of the step (they depend on the geometry only). */
   readonly diagnostics?: Readonly<Record<string, number>>;
 }
 
@@ -146,6 +147,7 @@ export class PooledWindowStore {
     this.pooled = 0;
   }
 
+  /** Frees every buffer; the store cannot be used afterwards. */
   destroy(): void {
     this.destroyBuffers();
     this.buffers = { means: [], bounds: [], values: [] };
