@@ -26,7 +26,7 @@ import { SCORE_PARAMS, blockScoreWgsl } from './kernels/block-score-wgsl.js';
 import { TOP_K_PARAMS, TOP_K_THREADS, blockTopKWgsl } from './kernels/block-top-k-wgsl.js';
 import { FILL_PARAMS, FILL_THREADS, fillNormalWgsl } from './kernels/fill-normal-wgsl.js';
 import { GATHER_LIST_PARAMS, GATHER_THREADS, gatherListsWgsl, gatherMergeWgsl, gatherScanWgsl, gatherSortWgsl, gatherTileMapWgsl } from './kernels/gather-lists-wgsl.js';
-import { ATTENTION_PARAMS, GATHER_ATTENTION_PARAMS, flashAttentionWgsl, flashAttentionWorkgroupBytes, type FlashAttentionKernelOptions } from './kernels/flash-attention-wgsl.js';
+import { ATTENTION_PARAMS, GATHER_ATTENTION_PARAMS, flashAttentionWgsl, flashAttentionWorkgroupBytes, type FlashAttentionKernelOptions, type FlashAttentionListHooks } from './kernels/flash-attention-wgsl.js';
 import { dispatchGrid, type TileShape } from './kernels/score-tile-wgsl.js';
 import { WEBGPU_FLAGS } from './webgpu-flags.js';
 
@@ -97,8 +97,8 @@ export interface ChunkEncoder {
   uniform(fields: readonly string[], values: Readonly<Record<string, number>>, floats?: readonly string[]): GPUBuffer;
   /** A zero-initialised storage buffer (also copyable), freed after the pass. */
   scratch(bytes: number): GPUBuffer;
-  /** Binds `buffers[i]` at binding i (`undefined` leaves it out) and dispatches `x × y` workgroups. */
-  dispatch(pipeline: GPUComputePipeline, buffers: readonly (GPUBuffer | undefined)[], x: number, y: number): void;
+  /** Binds `buffers[i]` (a buffer, or a range of one: offset a multiple of 256 B) at binding i (`undefined` leaves it out) and dispatches `x × y` workgroups. */
+  dispatch(pipeline: GPUComputePipeline, buffers: readonly (GPUBuffer | GPUBufferBinding | undefined)[], x: number, y: number): void;
 }
 
 /**
@@ -498,7 +498,16 @@ export class GpuBackend {
     return { dims: d, chunks };
   }
 
-  private attentionKernel(mode: FlashAttentionKernelOptions['mode'], d: AttentionDims, rowsNeeded: number): { code: string; tile: TileShape } {
+  /**
+   * The flash-attention kernel in `lists` mode with a family's hooks (its own tiling of queries
+   * and keys, see `FlashAttentionListHooks`), at the tile shape and value chunk this backend uses
+   * for its own executors, checked against the device's workgroup memory.
+   */
+  listAttentionKernel(d: AttentionDims, hooks: FlashAttentionListHooks): { code: string; tile: TileShape } {
+    return this.attentionKernel('lists', d, 64, hooks);
+  }
+
+  private attentionKernel(mode: FlashAttentionKernelOptions['mode'], d: AttentionDims, rowsNeeded: number, hooks?: FlashAttentionListHooks): { code: string; tile: TileShape } {
     // Head dims that are not multiples of 4 take the scalar-load kernel, whose 16-row variant
     // stalls SwiftShader until Chromium drops the device (a 1-query-row block selection at D = 18
     // ran 170 s); they always use 64-row tiles, whose scalar variant runs everywhere (idle rows
@@ -506,7 +515,7 @@ export class GpuBackend {
     const scalar = d.headDim % 4 !== 0 || d.valueDim % 4 !== 0;
     for (const rows of rowsNeeded > 16 || scalar ? ([64, 16] as const) : ([16] as const)) {
       for (const { chunk, valueChunk } of [this.tuning, SMALL_TUNING]) {
-        const options: FlashAttentionKernelOptions = { mode, headDim: d.headDim, valueDim: d.valueDim, tile: { rows, chunk }, valueChunk };
+        const options: FlashAttentionKernelOptions = { mode, headDim: d.headDim, valueDim: d.valueDim, tile: { rows, chunk }, valueChunk, ...(hooks ? { hooks } : {}) };
         if (flashAttentionWorkgroupBytes(options) <= this.context.maxWorkgroupBytes) return { code: flashAttentionWgsl(options), tile: options.tile };
       }
     }
@@ -844,10 +853,11 @@ export class GpuBackend {
   }
 
   /** Binds `buffers[i]` at binding i (`undefined` leaves a binding out: the kernel does not use it) and dispatches. */
-  private dispatch(pass: GPUComputePassEncoder, pipeline: GPUComputePipeline, buffers: readonly (GPUBuffer | undefined)[], x: number, y: number): void {
+  private dispatch(pass: GPUComputePassEncoder, pipeline: GPUComputePipeline, buffers: readonly (GPUBuffer | GPUBufferBinding | undefined)[], x: number, y: number): void {
     const entries: GPUBindGroupEntry[] = [];
     buffers.forEach((buffer, binding) => {
-      if (buffer) entries.push({ binding, resource: { buffer } });
+      // A buffer, or a range of one (offset a multiple of the device's storage offset alignment, 256 B by default).
+      if (buffer) entries.push({ binding, resource: 'buffer' in buffer ? buffer : { buffer } });
     });
     const group = this.context.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
     pass.setPipeline(pipeline);

@@ -18,7 +18,7 @@ export * from './gpu-benchmarks.js';
 export * from './gpu-checks.js';
 export * from './measure-async.js';
 export * from './webgpu-flags.js';
-export { ATTENTION_PARAMS, flashAttentionWgsl, flashAttentionWorkgroupBytes, type FlashAttentionKernelOptions } from './kernels/flash-attention-wgsl.js';
+export { ATTENTION_PARAMS, flashAttentionWgsl, flashAttentionWorkgroupBytes, type FlashAttentionKernelOptions, type FlashAttentionListHooks } from './kernels/flash-attention-wgsl.js';
 export { POOL_PARAMS, POOL_THREADS, blockPoolWgsl } from './kernels/block-pool-wgsl.js';
 export { SCORE_PARAMS, blockScoreWgsl, type BlockScoring } from './kernels/block-score-wgsl.js';
 export { TOP_K_PARAMS, TOP_K_THREADS, blockTopKWgsl } from './kernels/block-top-k-wgsl.js';

@@ -22,6 +22,10 @@
  *   selected it, gathered from a per-block list; it writes each (row, entry) pair's partial
  *   (out, lse) over that block, which a merge pass combines per query. Each block is then read
  *   once per 64 queries that chose it, instead of once per query.
+ * - `lists`: a family's own tiling ({@link FlashAttentionListHooks}): its prologue picks the
+ *   tile's query rows and where their partial (out, lse) goes, its key list gives the keys
+ *   (ascending), and an extra mask may drop (row, key) pairs; the loop, softmax and value
+ *   staging are this kernel's. Routing's cluster-major executor is one (`@sparse-attn/routing`).
  *
  * Per-row partial sums `l` stay per thread (the rescale factor is shared by the row), so only
  * the running maximum needs a cross-thread reduction per tile.
@@ -30,12 +34,45 @@ import { forRows, linearWorkgroup, operandScratchVec4, scoreTileWgsl, tileConsta
 
 /** Options of {@link flashAttentionWgsl}. */
 export interface FlashAttentionKernelOptions {
-  readonly mode: 'dense' | 'csr' | 'gather';
+  readonly mode: 'dense' | 'csr' | 'gather' | 'lists';
   readonly headDim: number;
   readonly valueDim: number;
   readonly tile: TileShape;
   /** Keys per value chunk staged in workgroup memory for o += p·v. */
   readonly valueChunk: number;
+  /** The `lists` mode's hooks (required there, ignored otherwise). */
+  readonly hooks?: FlashAttentionListHooks;
+}
+
+/**
+ * What a family supplies for the `lists` mode. Bindings 0–5 are the kernel's (`P`, q, k, v, and
+ * `out` / `lse`, which receive each row's result at `rowOut[r]`: a partial to merge, or the final
+ * row); the hooks add everything else. Names the kernel defines and the hooks may use: `BR` (tile
+ * rows), `INVALID`, `NEG`, `linear` (the workgroup's index), `lid`, `tx`, `ty`, and the workgroup
+ * arrays `rowQ` (q row of tile row r, `INVALID` when idle), `rowPos` (its key position),
+ * `rowOut`.
+ */
+export interface FlashAttentionListHooks {
+  /** Fields of the uniform struct `Params`; must include `tilesX: u32`, `causal: u32`, `scale: f32` and `pad0: u32` (kept 0). */
+  readonly params: string;
+  /** Module-scope WGSL: bindings 6 and up, workgroup arrays, functions. */
+  readonly declarations: string;
+  /**
+   * Statements run by every thread before the key loop: set `rowQ`, `rowPos` and `rowOut` for
+   * `lid < BR`, and define `kvBase` (first key row of the KV slot), `slotCount` (length of the key
+   * list) and `lastPos` (the tile's last query position, for the causal cut of the ascending key
+   * list); may `return` (workgroup-uniformly) for an idle workgroup. Must end with a barrier
+   * (e.g. a `workgroupUniformLoad`) after its workgroup writes.
+   */
+  readonly prologue: string;
+  /** WGSL expression (u32) of the key at list slot `s` (< `slotCount`); keys ascend with s. */
+  readonly keyAt: (s: string) => string;
+  /** WGSL expression (vec4<bool>): which of the thread's keys `keys` (vec4<u32>) tile row `4u * ty + i` may attend, beyond causality. */
+  readonly allow?: (i: number) => string;
+  /** With it, the kernel counts the pairs it attends; this statement (run by thread 0 at the end) receives the workgroup's count as `pairs` (u32). */
+  readonly onPairs?: string;
+  /** Workgroup memory bytes the declarations add. */
+  readonly workgroupBytes: number;
 }
 
 /** Uniform parameter block of the attention kernel (16 × 4 bytes, order matters). */
@@ -66,8 +103,9 @@ export function flashAttentionWorkgroupBytes(o: FlashAttentionKernelOptions): nu
   const dvp = Math.ceil(o.valueDim / 64) * 64;
   const tr = o.tile.rows / 4;
   const scratch = Math.max(operandScratchVec4(o.tile), (o.valueChunk * dvp) / 4);
-  const gatherRows = o.mode === 'gather' ? o.tile.rows * 4 + 8 : 0;
-  return scratch * 16 + 64 * (tr + 1) * 16 + o.tile.rows * 17 * 4 + 64 * 4 + o.tile.rows * 8 + 16 + gatherRows;
+  const gatherRows = o.mode === 'gather' || o.mode === 'lists' ? o.tile.rows * 4 + 8 : 0;
+  const hooks = o.mode === 'lists' ? listHooks(o).workgroupBytes + 4 : 0;
+  return hooks + scratch * 16 + 64 * (tr + 1) * 16 + o.tile.rows * 17 * 4 + 64 * 4 + o.tile.rows * 8 + 16 + gatherRows;
 }
 
 /** Generates the WGSL source of the dense or CSR attention kernel. */
@@ -77,6 +115,8 @@ export function flashAttentionWgsl(o: FlashAttentionKernelOptions): string {
   const scratchVec4 = Math.max(operandScratchVec4(o.tile), (o.valueChunk * dvp) / 4);
   const csr = o.mode === 'csr';
   const gather = o.mode === 'gather';
+  const lists = o.mode === 'lists';
+  const hooks = lists ? listHooks(o) : undefined;
   const oVars = (i: number) => Array.from({ length: vc4 }, (_, c) => `o${i}_${c}`);
   const vectorized = usesVectorLoads(o);
   const { prefetchFirst, storeValues, prefetchNext } = valueStaging(o, dvp, vectorized);
@@ -89,7 +129,11 @@ const DVP: u32 = ${dvp}u;
 const VJ: u32 = ${o.valueChunk}u;
 
 ${
-  gather
+  hooks
+    ? `struct Params {
+${hooks.params}
+}`
+    : gather
     ? `struct Params {
   querySeq: u32, keySeq: u32, queryOffset: u32, causal: u32,
   groupSize: u32, selRows: u32, blockSize: u32, scopeKv: u32,
@@ -113,7 +157,7 @@ ${
 @group(0) @binding(5) var<storage, read_write> lse: array<f32>;
 ${csr ? `@group(0) @binding(6) var<storage, read> bounds: array<u32>;
 @group(0) @binding(7) var<storage, read> indices: array<u32>;` : ''}${gather ? `@group(0) @binding(6) var<storage, read> listMeta: array<u32>;
-@group(0) @binding(7) var<storage, read> items: array<u32>;` : ''}
+@group(0) @binding(7) var<storage, read> items: array<u32>;` : ''}${hooks ? hooks.declarations : ''}
 
 var<workgroup> scratch: array<vec4<f32>, ${scratchVec4}>;
 var<workgroup> ps: array<vec4<f32>, ${64 * (o.tile.rows / 4 + 1)}>;
@@ -126,9 +170,9 @@ var<workgroup> rowPos: array<u32, ${o.tile.rows}>;
 var<workgroup> wgStart: u32;
 var<workgroup> wgEnd: u32;
 var<workgroup> wgFirst: u32;
-${gather ? `var<workgroup> rowOut: array<u32, ${o.tile.rows}>;
+${gather || lists ? `var<workgroup> rowOut: array<u32, ${o.tile.rows}>;
 var<workgroup> wgList: u32;
-var<workgroup> wgLast: u32;` : ''}
+var<workgroup> wgLast: u32;` : ''}${hooks?.onPairs ? '\nvar<workgroup> wgPairs: atomic<u32>;' : ''}
 
 ${
   vectorized
@@ -170,13 +214,13 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   ${linearWorkgroup}
   let tx = lid % TC;
   let ty = lid / TC;
-${csr ? csrPrologue() : gather ? gatherPrologue() : densePrologue()}
+${hooks ? hooks.prologue : csr ? csrPrologue() : gather ? gatherPrologue() : densePrologue()}
   var m = vec4<f32>(NEG);
   var l = vec4<f32>(0.0);
 ${forRows((i) => oVars(i).map((name) => `  var ${name} = vec4<f32>(0.0);`).join('\n'))}
   let pos = vec4<u32>(rowPos[4u * ty], rowPos[4u * ty + 1u], rowPos[4u * ty + 2u], rowPos[4u * ty + 3u]);
   let live = vec4<bool>(rowQ[4u * ty] != INVALID, rowQ[4u * ty + 1u] != INVALID, rowQ[4u * ty + 2u] != INVALID, rowQ[4u * ty + 3u] != INVALID);
-
+${hooks?.onPairs ? '  var pairs = 0u;\n' : ''}
   for (var k0 = 0u; k0 < slotCount; k0 += BC) {
 ${csr ? `    if (lid < BC) {
       let s = k0 + lid;
@@ -184,7 +228,15 @@ ${csr ? `    if (lid < BC) {
     }
     if (lid == 0u) { wgFirst = keyOfSlot(k0, start); }
     let first = workgroupUniformLoad(&wgFirst);
-    if (P.causal == 1u && first != INVALID && first > lastPos) { break; }` : `${gather ? '    if (P.causal == 1u && keyBase + k0 > lastPos) { break; }\n' : ''}    if (lid < BC) {
+    if (P.causal == 1u && first != INVALID && first > lastPos) { break; }` : hooks ? `    if (lid < BC) {
+      let s = k0 + lid;
+      var key = INVALID;
+      if (s < slotCount) { key = ${hooks.keyAt('s')}; }
+      keyIdx[lid] = key;
+    }
+    if (lid == 0u) { wgFirst = ${hooks.keyAt('k0')}; }
+    let first = workgroupUniformLoad(&wgFirst);
+    if (P.causal == 1u && first > lastPos) { break; }` : `${gather ? '    if (P.causal == 1u && keyBase + k0 > lastPos) { break; }\n' : ''}    if (lid < BC) {
       let s = k0 + lid;
       keyIdx[lid] = select(INVALID, keyBase + s, s < slotCount);
     }
@@ -197,8 +249,9 @@ ${scoreTileWgsl(o.tile, 'D', (r, e) => `qAt(${r}, ${e})`, (c, e) => `kAt(${c}, $
 ${prefetchFirst}
     let keys = vec4<u32>(keyIdx[tx], keyIdx[tx + 16u], keyIdx[tx + 32u], keyIdx[tx + 48u]);
     let keyLive = keys != vec4<u32>(INVALID);
-${forRows((i) => `    let ok${i} = keyLive & vec4<bool>(live[${i}]) & ((keys <= vec4<u32>(pos[${i}])) | vec4<bool>(P.causal == 0u));
-    s${i} = select(vec4<f32>(NEG), s${i} * P.scale, ok${i});`)}
+${forRows((i) => `    let ok${i} = keyLive & vec4<bool>(live[${i}]) & ((keys <= vec4<u32>(pos[${i}])) | vec4<bool>(P.causal == 0u))${hooks?.allow ? ` & (${hooks.allow(i)})` : ''};
+    s${i} = select(vec4<f32>(NEG), s${i} * P.scale, ok${i});${hooks?.onPairs ? `
+    pairs += dot(select(vec4<u32>(0u), vec4<u32>(1u), ok${i}), vec4<u32>(1u));` : ''}`)}
     red[ty * 17u + tx] = vec4<f32>(max(max(s0.x, s0.y), max(s0.z, s0.w)), max(max(s1.x, s1.y), max(s1.z, s1.w)), max(max(s2.x, s2.y), max(s2.z, s2.w)), max(max(s3.x, s3.y), max(s3.z, s3.w)));
     workgroupBarrier();
     var tileMax = vec4<f32>(NEG);
@@ -227,22 +280,31 @@ ${forRows((i) => `        o${i}_${c} = fma(vec4<f32>(pv[${i}]), v${c}, o${i}_${c
 
   workgroupBarrier();
   red[ty * 17u + tx] = l;
-  workgroupBarrier();
+${hooks?.onPairs ? '  atomicAdd(&wgPairs, pairs);\n' : ''}  workgroupBarrier();
   var total = vec4<f32>(0.0);
   for (var j = 0u; j < TC; j++) {
     total += red[ty * 17u + j];
   }
 ${forRows((i) => `  if (live[${i}]) {
-    let row = ${gather ? 'rowOut' : 'rowQ'}[4u * ty + ${i}u];
+    let row = ${gather || lists ? 'rowOut' : 'rowQ'}[4u * ty + ${i}u];
     let inv = select(0.0, 1.0 / total[${i}], total[${i}] > 0.0);
 ${oVars(i).map((name, c) => `    for (var e = 0u; e < 4u; e++) {
       let col = ${c * 64}u + 4u * tx + e;
       if (col < DV) { out[row * DV + col] = ${name}[e] * inv; }
     }`).join('\n')}
     if (tx == 0u) { lse[row] = select(bitcast<f32>(P.pad0 | 0xff800000u), m[${i}] + log(total[${i}]), total[${i}] > 0.0); }
-  }`)}
+  }`)}${hooks?.onPairs ? `
+  if (lid == 0u) {
+    let pairs = atomicLoad(&wgPairs);
+    ${hooks.onPairs}
+  }` : ''}
 }
 `;
+}
+
+function listHooks(o: FlashAttentionKernelOptions): FlashAttentionListHooks {
+  if (!o.hooks) throw new Error("flashAttentionWgsl: the 'lists' mode needs hooks");
+  return o.hooks;
 }
 
 /**
