@@ -195,7 +195,7 @@ export async function encodeRoutingCentroids(
 }
 
 /** Records, for one chunk: its keys and queries normalised into scratch buffers, channel-major (`[slot][D][row]`). */
-export async function encodeRoutingNormalize(encoder: ChunkEncoder, plan: RoutingFitPlan): Promise<{ normKeys: GPUBufferLike; normQueries: GPUBufferLike }> {
+export async function encodeRoutingNormalize(encoder: ChunkEncoder, plan: RoutingFitPlan, slotOffset = 0): Promise<{ normKeys: GPUBufferLike; normQueries: GPUBufferLike }> {
   const { chunk, dims: d } = encoder;
   const run = kmeansRunner(encoder, plan);
   const keyRows = chunk.slots * d.keySeq;
@@ -203,8 +203,8 @@ export async function encodeRoutingNormalize(encoder: ChunkEncoder, plan: Routin
   const mode = plan.normalization === 'l2' ? 0 : 1;
   const normKeys = encoder.scratch(4 * keyRows * d.headDim);
   const normQueries = encoder.scratch(4 * queryRows * d.headDim);
-  await run(normalizeRowsWgsl(true), [chunk.k, normKeys], keyRows, { rows: keyRows, count: d.keySeq, mode });
-  await run(normalizeRowsWgsl(true), [chunk.q, normQueries], queryRows, { rows: queryRows, count: d.querySeq, mode });
+  await run(normalizeRowsWgsl(true), [chunk.k, normKeys], keyRows, { rows: keyRows, count: d.keySeq, mode, rowBase: slotOffset * d.keySeq });
+  await run(normalizeRowsWgsl(true), [chunk.q, normQueries], queryRows, { rows: queryRows, count: d.querySeq, mode, rowBase: slotOffset * d.groupSize * d.querySeq });
   return { normKeys, normQueries };
 }
 

@@ -9,11 +9,11 @@ import { kmeansSampleIndices } from './gpu-routing-kmeans.js';
 import { RoutingBufferPool, routingPlan } from './gpu-routing.js';
 import { balancedTopWWgsl, clusterCountWgsl, clusterListWgsl, clusterOffsetsWgsl, headScanWgsl, nearestFlagsWgsl, routedRowsWgsl, packFlagsWgsl, packRowFlagsWgsl, rowScanWgsl } from './routing-selection-wgsl.js';
 import { kmeansGatherWgsl, kmeansNormalizeWgsl, kmeansSumVec4Wgsl, kmeansSumWgsl, normalizeRowsWgsl } from './spherical-kmeans-wgsl.js';
-import { copyFloatsWgsl } from './copy-slots-wgsl.js';
+import { clusterAttentionHooks, clusterMergeWgsl, clusterTileOffsetsWgsl, windowAttentionHooks } from './cluster-attention-wgsl.js';
 import { centroidTileWgsl } from './centroid-tile-wgsl.js';
 import { kmeansSeedWgsl } from './kmeans-seed-wgsl.js';
 import { routingSlotsPerGroup } from './gpu-routing.js';
-import type { GpuBackend } from '@sparse-attn/backend-gpu';
+import { flashAttentionWgsl, type GpuBackend } from '@sparse-attn/backend-gpu';
 
 function input(seq: number, seed = 1) {
   return createWorkload('gaussian', { batch: 1, queryHeads: 2, kvHeads: 1, seqLength: seq, headDim: 16, seed }).input;
@@ -66,7 +66,8 @@ describe('routing GPU plan (no GPU needed)', () => {
   it('generates kernels with a main entry point and no reserved identifiers', () => {
     const kernels = [
       balancedTopWWgsl(), nearestFlagsWgsl(), clusterCountWgsl(), clusterOffsetsWgsl(), clusterListWgsl(), routedRowsWgsl(false), routedRowsWgsl(true), rowScanWgsl(), headScanWgsl(),
-      normalizeRowsWgsl(), normalizeRowsWgsl(true), kmeansSumWgsl(), kmeansNormalizeWgsl(), copyFloatsWgsl(),
+      normalizeRowsWgsl(), normalizeRowsWgsl(true), kmeansSumWgsl(), kmeansNormalizeWgsl(), clusterTileOffsetsWgsl(), clusterMergeWgsl(128), clusterMergeWgsl(24),
+      ...[clusterAttentionHooks(), windowAttentionHooks()].map((hooks) => flashAttentionWgsl({ mode: 'lists', headDim: 128, valueDim: 128, tile: { rows: 64, chunk: 16 }, valueChunk: 16, hooks })),
       kmeansGatherWgsl(), kmeansSumVec4Wgsl(), kmeansSeedWgsl(128), packFlagsWgsl(), packRowFlagsWgsl(), centroidTileWgsl(128, 'assign'), centroidTileWgsl(20, 'top', 3), centroidTileWgsl(128, 'sim', 2), centroidTileWgsl(18, 'sim'),
     ];
     for (const code of kernels) {
@@ -75,14 +76,14 @@ describe('routing GPU plan (no GPU needed)', () => {
     }
   });
 
-  it('groups KV slots by the expected selection size at long lengths (the benchmark shapes)', () => {
+  it('groups KV slots by their flag columns and cluster-executor partials at long lengths (the benchmark shapes)', () => {
     const dims = (seq: number, kvHeads: number) => ({ batch: 1, queryHeads: 32, kvHeads, groupSize: 32 / kvHeads, querySeq: seq, keySeq: seq, queryOffset: 0, headDim: 128, valueDim: 128, causal: true }) as never;
     const backend = { context: { maxBinding: 2 ** 31 } } as GpuBackend;
     const config = routingConfigSchema.parse({});
-    // 64k MHA: ≈ 1.5k keys per query row expected (C = w = 256), ≈ 390 MB per slot.
-    expect(routingSlotsPerGroup(backend, dims(65536, 32), config)).toBe(5);
-    // GQA 32/8 at 64k: four query heads per slot, one slot per group.
-    expect(routingSlotsPerGroup(backend, dims(65536, 8), config)).toBe(1);
+    // 64k MHA (C = w = 256): partials of (C·w + 2·S + S) rows × 128 floats ≈ 134 MB per query head.
+    expect(routingSlotsPerGroup(backend, dims(65536, 32), config)).toBe(16);
+    // GQA 32/8 at 64k: four query heads per slot.
+    expect(routingSlotsPerGroup(backend, dims(65536, 8), config)).toBe(4);
     // 4k MHA: every slot in one group.
     expect(routingSlotsPerGroup(backend, dims(4096, 32), config)).toBeGreaterThanOrEqual(32);
   });
@@ -112,8 +113,4 @@ describe('RoutingBufferPool (no GPU needed)', () => {
     expect(created.every((c) => c.destroyed)).toBe(true);
   });
 
-  it('the copy kernel is generated for floats and for vec4', () => {
-    expect(copyFloatsWgsl(1)).toContain('array<f32>');
-    expect(copyFloatsWgsl(4)).toContain('array<vec4<f32>>');
-  });
 });

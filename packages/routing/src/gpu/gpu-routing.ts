@@ -19,9 +19,9 @@ import { countPairs, dispatchGrid, type ChunkEncoder, type GpuAttentionMethod, t
 import { routingConfigSchema, type RoutingConfig } from '../routing-config.js';
 import { routingMethod } from '../routing-method.js';
 import { headSeed } from '../balanced-routing-attention.js';
-import { COPY_PARAMS, COPY_THREADS, copyFloatsWgsl } from './copy-slots-wgsl.js';
 import { resolveSampleSize } from '../routing-config.js';
 import { sphericalKMeans } from '../spherical-kmeans.js';
+import { runClusterExecutor } from './gpu-routing-clusters.js';
 import { dispatchCentroidTile, encodeRoutingCentroids, encodeRoutingFit, encodeRoutingNormalize, encodeRoutingSample, routingFitPlan, seedCentroids, type RoutingFitPlan } from './gpu-routing-kmeans.js';
 import {
   ROUTING_PARAMS,
@@ -90,6 +90,8 @@ export interface RoutingPlan extends RoutingFitPlan {
   readonly queryClusters: number;
   /** Entries of one KV slot's cluster lists (an upper bound of Σ_c |K_c|). */
   readonly listCapacity: number;
+  /** Entries of one query slot's cluster query lists (an upper bound of Σ_c |Q_c|). */
+  readonly queryListCapacity: number;
 }
 
 /** The plan of a routing call; throws the GPU path's `ConfigError`s (sharedQK, combine 'mean'). */
@@ -108,6 +110,7 @@ export function routingPlan(d: AttentionDims, config: RoutingConfig): RoutingPla
     keyClusters,
     queryClusters: nearest ? Math.min(config.queryClusters, C) : 0,
     listCapacity: Math.min(C * d.keySeq, C * window + keyClusters * d.keySeq),
+    queryListCapacity: Math.min(C * d.querySeq, C * queryWindow + (nearest ? Math.min(config.queryClusters, C) : 0) * d.querySeq),
   };
 }
 
@@ -119,9 +122,9 @@ export function routingScratchBytesPerSlot(d: AttentionDims, plan: Pick<RoutingP
   return 4 * plan.clusters * Math.max(d.keySeq, d.groupSize * d.querySeq);
 }
 
-/** A routing run's selection (on the GPU) and timings. */
+/** A routing run's selection (on the GPU; none from the cluster executor) and timings. */
 export interface RoutingRun {
-  readonly selection: GpuSelection;
+  readonly selection?: GpuSelection;
   readonly selectionMs: number;
   readonly attentionMs: number;
   readonly plan: RoutingPlan;
@@ -145,6 +148,18 @@ function routingRunner(encoder: ChunkEncoder, base: Readonly<Record<string, numb
   };
 }
 
+/** Options of {@link runRouting}. */
+export interface RoutingRunOptions {
+  /**
+   * `rows` (default): the CSR token selection, then the backend's exact sparse executor (the
+   * selection is returned); `clusters`: the cluster-major executor (`gpu-routing-clusters.ts`),
+   * no selection materialised.
+   */
+  readonly executor?: 'rows' | 'clusters';
+  /** KV slot of the chunks' q, k, v, out, lse buffers where this call's slots start (needs fitted centroids). */
+  readonly slotOffset?: number;
+}
+
 /**
  * Runs `routing` on a resident call from the given k-means++ seeding (`[batch·kvHeads][C][D]`, the
  * CPU's), with the seeding on the GPU (`'gpu'`, the CPU's draws in f32), or from centroids fitted
@@ -158,6 +173,7 @@ export async function runRouting(
   config: RoutingConfig,
   seeding: Float32Array | 'gpu' | { readonly centroids: Buffer },
   pool?: RoutingBufferPool,
+  options: RoutingRunOptions = {},
 ): Promise<RoutingRun> {
   const d = resident.dims;
   const plan = routingPlan(d, config);
@@ -173,6 +189,8 @@ export async function runRouting(
   };
   try {
     const fitted = typeof seeding === 'object' && !(seeding instanceof Float32Array);
+    const { executor = 'rows', slotOffset = 0 } = options;
+    if (slotOffset > 0 && !fitted) throw new Error('runRouting: a slot offset needs fitted centroids');
     const centroids = fitted ? seeding.centroids : make(4 * d.batch * d.kvHeads * C * d.headDim);
     const picked = make(fitted ? 4 : plan.picked.byteLength);
     if (seeding instanceof Float32Array) device.queue.writeBuffer(centroids, 0, seeding);
@@ -221,7 +239,7 @@ export async function runRouting(
       const queryTop = plan.queryClusters > 0 ? encoder.scratch(4 * querySlots * d.querySeq * plan.queryClusters) : undefined;
       // Top-r clusters come from the similarity pass below (not recomputed by the fit).
       const { normKeys, normQueries } = fitted
-        ? await encodeRoutingNormalize(encoder, plan)
+        ? await encodeRoutingNormalize(encoder, plan, slotOffset)
         : await encodeRoutingFit(encoder, plan, { centroids, picked, ...(draws ? { draws } : {}) }, { keyR: 0, keyRowBase: 0, queryR: 0, queryRowBase: 0 });
       const run = routingRunner(encoder, base);
       const sides = [
@@ -236,6 +254,16 @@ export async function runRouting(
         if (side.top) await run(nearestFlagsWgsl(), [side.top, side.flags], side.slots * side.count, values);
       }
     });
+    if (executor === 'clusters') {
+      const run = await runClusterExecutor(backend, resident, config, plan, kept, make, slotOffset);
+      return {
+        selectionMs: membershipMs + run.listMs,
+        attentionMs: run.attentionMs,
+        phases: { membershipMs, selectionMs: run.listMs },
+        plan,
+        pairs: run.pairs,
+      };
+    }
     // Selection: cluster key lists, row sizes, row offsets and the chunk totals.
     const countMs = await backend.runKernels(resident, async (plain) => {
       const encoder = pooledEncoder(plain, pool, 'count');
@@ -311,11 +339,13 @@ export async function gpuRoutingAttention(backend: GpuBackend, input: AttentionI
   const resident = backend.upload(input, d, routingScratchBytesPerSlot(d, plan));
   try {
     const run = await runRouting(backend, resident, config, seeding);
+    const rows = run.selection;
+    if (!rows) throw new Error('runRouting: the rows executor returns its selection');
     let selection: Selection;
     try {
-      selection = sortSelectionRows(await backend.readSelection(run.selection));
+      selection = sortSelectionRows(await backend.readSelection(rows));
     } finally {
-      backend.releaseSelection(run.selection);
+      backend.releaseSelection(rows);
     }
     const { output, lse } = await backend.readOutput(resident);
     const pairs = countPairs(selection, d);
@@ -441,47 +471,33 @@ export type RoutingPhases = {
   readonly kmeansMs: number;
   /** Normalisation, key and query similarities to the centroids, balanced top-w and nearest flags. */
   readonly membershipMs: number;
-  /** Cluster key lists, row counts and offsets, the CSR write. */
+  /** The clusters' key and query lists and the attention tiles' map (the cluster executor's selection). */
   readonly selectionMs: number;
-  /** Copies of q, k, v into, and out, lse out of, a KV-slot group's own buffers (long calls). */
-  readonly copyMs: number;
-  /** Wall time of group attempts whose selection outgrew one binding (then routed as two halves); 0 when the estimate held. */
-  readonly retryMs: number;
 };
 
 /**
- * KV slots routed together by {@link runRoutingResident}: as many as fit one binding with the
- * selection's expected size, 1.25 × (sinks + local window + q̄·k̄·f) keys per query row, where q̄ =
- * queryWindow·C / querySeq + queryClusters clusters per query, k̄ = window + keyClusters·keySeq / C
- * keys per cluster, f the visible fraction (causal: (queryOffset + querySeq / 2) / keySeq); and
- * as many as their per-slot flag columns fit one binding. A group whose selection turns out larger
- * is split in two and routed again (counted in `retryMs`), so the estimate only costs time.
+ * KV slots routed together by {@link runRoutingResident}: as many as fit one binding with their
+ * largest per-group buffers, the similarity / flag columns (`routingScratchBytesPerSlot`) and
+ * the cluster executor's partials (`clusterExecutorBytesPerQuerySlot` per query head).
  */
 export function routingSlotsPerGroup(backend: GpuBackend, d: AttentionDims, config: RoutingConfig): number {
   const plan = routingPlan(d, config);
-  const C = plan.clusters;
-  const perQuery = (plan.queryWindow * C) / d.querySeq + plan.queryClusters;
-  const perCluster = Math.min(d.keySeq, plan.window + (plan.keyClusters * d.keySeq) / C);
-  const visible = d.causal ? Math.min(1, (d.queryOffset + d.querySeq / 2) / d.keySeq) : 1;
-  const local = config.local === 'never' ? 0 : config.localWindow;
-  const keys = Math.min(d.keySeq, 1.25 * (config.sinkTokens + local + perQuery * perCluster * visible));
-  const selectionBytes = 4 * d.groupSize * d.querySeq * Math.max(1, Math.ceil(keys));
-  const bySelection = Math.floor(backend.context.maxBinding / selectionBytes);
   const byScratch = Math.floor(backend.context.maxBinding / routingScratchBytesPerSlot(d, plan));
-  return Math.max(1, Math.min(bySelection, byScratch));
+  const partials = 4 * d.groupSize * (plan.queryListCapacity + d.querySeq) * d.valueDim;
+  const byPartials = Math.floor(backend.context.maxBinding / partials);
+  return Math.max(1, Math.min(byScratch, byPartials));
 }
 
 /**
  * `routing` on a resident call of any size: the k-means of every KV slot at once
- * ({@link fitRoutingCentroids}), then membership, selection and attention KV-slot group by group
- * (a group's token selection must fit one binding): a group at a chunk's first slot runs on the
- * chunk's own buffers, any other group's q, k, v are copied into buffers of their own and its
- * out / lse copied back; every group's buffers come from one {@link RoutingBufferPool}. `slotsPerGroup` defaults to the
- * most KV slots whose selection fits one binding even if every causal pair were selected. The
+ * ({@link fitRoutingCentroids}), then membership and the cluster-major executor
+ * (`gpu-routing-clusters.ts`) KV-slot group by group, each group working on its slots of the
+ * chunk's own buffers (a slot offset in the kernels, no copies); every group's buffers come from
+ * one {@link RoutingBufferPool}. `slotsPerGroup` defaults to {@link routingSlotsPerGroup}. The
  * k-means++ seeding runs on the GPU (`seeding: 'cpu'`: on the host from the read-back subsample,
- * {@link seedFromResident}). Resolves with the summed selection time (k-means, membership,
- * selection and the copy kernels), attention time, the density and `phases`, the selection time
- * split by phase ({@link RoutingPhases}; `selectionMs` is their sum).
+ * {@link seedFromResident}). Resolves with the summed selection time (k-means, membership, lists),
+ * attention time, the density (the pairs the attention kernels counted) and `phases`, the
+ * selection time split by phase ({@link RoutingPhases}; `selectionMs` is their sum).
  */
 export async function runRoutingResident(
   backend: GpuBackend,
@@ -496,74 +512,27 @@ export async function runRoutingResident(
   const fit = await fitRoutingCentroids(backend, resident, config, seeding);
   const kmeansMs = hostMs + fit.ms;
   let membershipMs = 0;
-  let routedMs = 0;
-  let copyMs = 0;
-  let retryMs = 0;
+  let listMs = 0;
   let attentionMs = 0;
   let pairs = 0;
   const perGroup = options.slotsPerGroup ?? routingSlotsPerGroup(backend, d, config);
-  const sizes = { q: d.groupSize * d.querySeq * d.headDim, k: d.keySeq * d.headDim, v: d.keySeq * d.valueDim, out: d.groupSize * d.querySeq * d.valueDim, lse: d.groupSize * d.querySeq };
-  // Every group's buffers (its q, k, v, out, lse when copied, and runRouting's flags, lists and
-  // scratch) come from one pool: allocated by the first group, reused by the others.
   const pool = new RoutingBufferPool(backend.context.device);
-  // Routes KV slots first … first + slots − 1 of a chunk; a group whose selection outgrows one
-  // binding (the group size is an estimate) is routed again as two halves.
-  const routeSlots = async (chunk: ResidentAttention['chunks'][number], first: number, slots: number): Promise<void> => {
-    // A group that starts at the chunk's first slot reads and writes the chunk's own buffers (the
-    // kernels address slot s at s × its size from the start of a buffer, so a prefix of the
-    // slots is a view); any other group works on copies, since a binding always starts at the
-    // buffer's start and the resident's buffers are storage-only (no copyBufferToBuffer).
-    const prefix = first === 0;
-    const take = (name: string, floats: number) => pool.take(`part:${name}`, 4 * floats * Math.min(perGroup, chunk.slots));
-    const part = prefix
-      ? { ...chunk, slots }
-      : { slot0: chunk.slot0 + first, slots, q: take('q', sizes.q), k: take('k', sizes.k), v: take('v', sizes.v), out: take('out', sizes.out), lse: take('lse', sizes.lse) };
-    // Copies through a kernel (vec4 where the offsets and lengths allow).
-    const copy = async (list: readonly (readonly [Buffer, Buffer, number])[], toPart: boolean) => {
-      copyMs += await backend.runKernels({ dims: d, chunks: [part] }, async (encoder) => {
-        for (const [from, to, floats] of list) {
-          const lanes = floats % 4 === 0 ? 4 : 1;
-          const count = (floats * slots) / lanes;
-          const offset = (floats * first) / lanes;
-          const pipeline = await encoder.pipeline(copyFloatsWgsl(lanes));
-          const [x, y] = dispatchGrid(Math.ceil(count / COPY_THREADS));
-          const params = encoder.uniform(COPY_PARAMS, { count, srcOffset: toPart ? offset : 0, dstOffset: toPart ? 0 : offset, tilesX: x }, []);
-          encoder.dispatch(pipeline, [params, from, to], x, y);
-        }
-      });
-    };
-    let split = false;
-    if (!prefix) await copy([[chunk.q, part.q, sizes.q], [chunk.k, part.k, sizes.k], [chunk.v, part.v, sizes.v]], true);
-    const attempt = performance.now();
-    let run: RoutingRun;
-    try {
-      run = await runRouting(backend, { dims: d, chunks: [part] }, config, { centroids: fit.centroids }, pool);
-    } catch (error) {
-      if (!(slots > 1 && error instanceof ConfigError && error.message.includes('largest buffer binding'))) throw error;
-      retryMs += performance.now() - attempt;
-      split = true;
-    }
-    if (split) {
-      const half = Math.ceil(slots / 2);
-      await routeSlots(chunk, first, half);
-      await routeSlots(chunk, first + half, slots - half);
-      return;
-    }
-    backend.releaseSelection(run!.selection);
-    membershipMs += run!.phases.membershipMs;
-    routedMs += run!.phases.selectionMs;
-    attentionMs += run!.attentionMs;
-    pairs += run!.pairs;
-    if (!prefix) await copy([[part.out, chunk.out, sizes.out], [part.lse, chunk.lse, sizes.lse]], false);
-  };
   try {
     for (const chunk of resident.chunks) {
-      for (let first = 0; first < chunk.slots; first += perGroup) await routeSlots(chunk, first, Math.min(perGroup, chunk.slots - first));
+      for (let first = 0; first < chunk.slots; first += perGroup) {
+        const slots = Math.min(perGroup, chunk.slots - first);
+        const part = { ...chunk, slot0: chunk.slot0 + first, slots };
+        const run = await runRouting(backend, { dims: d, chunks: [part] }, config, { centroids: fit.centroids }, pool, { executor: 'clusters', slotOffset: first });
+        membershipMs += run.phases.membershipMs;
+        listMs += run.phases.selectionMs;
+        attentionMs += run.attentionMs;
+        pairs += run.pairs;
+      }
     }
   } finally {
     fit.centroids.destroy();
     pool.destroy();
   }
-  const phases = { kmeansMs, membershipMs, selectionMs: routedMs, copyMs, retryMs };
-  return { selectionMs: kmeansMs + membershipMs + routedMs + copyMs + retryMs, attentionMs, density: pairs / densePairCount(d), phases };
+  const phases = { kmeansMs, membershipMs, selectionMs: listMs };
+  return { selectionMs: kmeansMs + membershipMs + listMs, attentionMs, density: pairs / densePairCount(d), phases };
 }

@@ -44,19 +44,21 @@ ${entry} {
   ${threadId}
   if (id >= P.rows) { return; }
   let o = id * P.dim;
+  // Source rows start at row P.rowBase of x (a KV-slot group inside a larger chunk).
+  let src = (P.rowBase + id) * P.dim;
   if (P.mode == 0u) {
     var sum = 0.0;
-    for (var c = 0u; c < P.dim; c++) { sum += x[o + c] * x[o + c]; }
+    for (var c = 0u; c < P.dim; c++) { sum += x[src + c] * x[src + c]; }
     let inv = 1.0 / max(sqrt(sum), 1e-12);
-    for (var c = 0u; c < P.dim; c++) { y[${at}] = x[o + c] * inv; }
+    for (var c = 0u; c < P.dim; c++) { y[${at}] = x[src + c] * inv; }
   } else {
     var mean = 0.0;
-    for (var c = 0u; c < P.dim; c++) { mean += x[o + c]; }
+    for (var c = 0u; c < P.dim; c++) { mean += x[src + c]; }
     mean = mean / f32(P.dim);
     var variance = 0.0;
-    for (var c = 0u; c < P.dim; c++) { let t = x[o + c] - mean; variance += t * t; }
+    for (var c = 0u; c < P.dim; c++) { let t = x[src + c] - mean; variance += t * t; }
     let inv = 1.0 / sqrt(variance / f32(P.dim) + 1e-6);
-    for (var c = 0u; c < P.dim; c++) { y[${at}] = (x[o + c] - mean) * inv; }
+    for (var c = 0u; c < P.dim; c++) { y[${at}] = (x[src + c] - mean) * inv; }
   }
 }
 `;

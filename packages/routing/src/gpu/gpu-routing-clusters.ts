@@ -1,0 +1,167 @@
+/**
+ * `routing`'s cluster-major executor (`cluster-attention-wgsl.ts`): from the membership flags of
+ * a KV-slot group, the clusters' key and query lists, then the window parts, the cluster parts
+ * and the merge, writing the group's rows of `out` and `lse`. No selection is materialised: the
+ * selected pairs are counted by the attention kernels.
+ */
+import { dispatchGrid, type ChunkEncoder, type GpuBackend, type ResidentAttention } from '@sparse-attn/backend-gpu';
+import {
+  CLUSTER_ATTENTION_PARAMS,
+  clusterAttentionHooks,
+  clusterMergeWgsl,
+  clusterMetaLayout,
+  type ClusterMetaLayout,
+  clusterTileOffsetsWgsl,
+  windowAttentionHooks,
+} from './cluster-attention-wgsl.js';
+import { ROUTING_PARAMS, ROUTING_THREADS, clusterCountWgsl, clusterListWgsl, clusterOffsetsWgsl, packFlagsWgsl, packRowFlagsWgsl } from './routing-selection-wgsl.js';
+import type { RoutingConfig } from '../routing-config.js';
+import type { RoutingPlan } from './gpu-routing.js';
+
+type Buffer = ReturnType<ChunkEncoder['scratch']>;
+/** A buffer or a range of one, as `dispatch` binds it. */
+type Binding = NonNullable<Parameters<ChunkEncoder['dispatch']>[1][number]>;
+
+/** A chunk's membership, as `runRouting` leaves it: float 0/1 flags per (slot, cluster, token). */
+export interface ClusterMembership {
+  readonly keyFlags: Buffer;
+  readonly queryFlags: Buffer;
+}
+
+/** The lookup buffer's region starts, as the kernels' parameters. */
+function lookupBases(layout: ClusterMetaLayout): Record<string, number> {
+  return {
+    keyOffsetsAt: layout.keyOffsets[0],
+    queryOffsetsAt: layout.queryOffsets[0],
+    tileOffsetsAt: layout.tileOffsets[0],
+    keyBitsAt: layout.keyBits[0],
+    queryBitsAt: layout.queryBits[0],
+  };
+}
+
+/** Bytes per query slot of the cluster executor's partials and lists (for the KV-slot groups). */
+export function clusterExecutorBytesPerQuerySlot(d: ResidentAttention['dims'], plan: RoutingPlan): number {
+  return 4 * (plan.queryListCapacity + d.querySeq) * (d.valueDim + 1) + 4 * plan.queryListCapacity;
+}
+
+/**
+ * Runs the cluster-major executor on every chunk of `resident` (each a KV-slot group whose q, k,
+ * v, out, lse rows start at slot `slotOffset` of the chunk's buffers). `make` allocates the
+ * buffers (pooled or owned by the caller). Resolves with the list-building and attention times
+ * and the selected pairs (sinks, local windows and routed keys, each once).
+ */
+export async function runClusterExecutor(
+  backend: GpuBackend,
+  resident: ResidentAttention,
+  config: RoutingConfig,
+  plan: RoutingPlan,
+  membership: readonly ClusterMembership[],
+  make: (bytes: number) => Buffer,
+  slotOffset: number,
+): Promise<{ listMs: number; attentionMs: number; pairs: number }> {
+  const d = resident.dims;
+  const C = plan.clusters;
+  const cluster = backend.listAttentionKernel(d, clusterAttentionHooks());
+  const window = backend.listAttentionKernel(d, windowAttentionHooks());
+  const rows = cluster.tile.rows;
+  const buffers = resident.chunks.map((chunk) => {
+    const querySlots = chunk.slots * d.groupSize;
+    const layout = clusterMetaLayout(chunk.slots, querySlots, C, d.keySeq, d.querySeq);
+    const lookup = make(4 * layout.total);
+    // Each region of the lookup buffer, bound on its own for the kernel that writes it.
+    const region = ([start, length]: readonly [number, number]) => ({ buffer: lookup, offset: 4 * start, size: 4 * Math.max(1, length) });
+    return {
+      layout,
+      lookup,
+      keyBits: region(layout.keyBits),
+      queryBits: region(layout.queryBits),
+      keyOffsets: region(layout.keyOffsets),
+      queryOffsets: region(layout.queryOffsets),
+      keyLists: make(4 * chunk.slots * plan.listCapacity),
+      queryLists: make(4 * querySlots * plan.queryListCapacity),
+      partOut: make(4 * querySlots * (plan.queryListCapacity + d.querySeq) * d.valueDim),
+      partLse: make(4 * querySlots * (plan.queryListCapacity + d.querySeq)),
+      pairCounts: make(4 * querySlots * (C + 1)),
+    };
+  });
+  const selection = {
+    clusters: C,
+    groupSize: d.groupSize,
+    keySeq: d.keySeq,
+    querySeq: d.querySeq,
+  };
+  // Lists: key bits and lists per KV slot, query bits and lists per query slot, tile offsets.
+  const listMs = await backend.runKernels(resident, async (encoder) => {
+    const { chunk, index } = encoder;
+    const b = buffers[index]!;
+    const m = membership[index]!;
+    const querySlots = chunk.slots * d.groupSize;
+    const run = async (code: string, list: readonly Binding[], threads: number, values: Readonly<Record<string, number>>, perWorkgroup = false) => {
+      const [x, y] = dispatchGrid(perWorkgroup ? threads : Math.ceil(threads / ROUTING_THREADS));
+      const params = encoder.uniform(ROUTING_PARAMS, { ...selection, slotBase: chunk.slot0, chunkIndex: index, ...values, tilesX: x }, []);
+      encoder.dispatch(await encoder.pipeline(code), [params, ...list], x, y);
+    };
+    const keys = { slots: chunk.slots, count: d.keySeq, capacity: plan.listCapacity };
+    const queries = { slots: querySlots, count: d.querySeq, capacity: plan.queryListCapacity };
+    await run(packFlagsWgsl(), [m.keyFlags, b.keyBits], chunk.slots * C * Math.ceil(d.keySeq / 32), keys);
+    await run(packRowFlagsWgsl(), [m.queryFlags, b.queryBits], querySlots * Math.ceil(C / 32) * d.querySeq, queries);
+    for (const [flags, lists, offsets, values] of [
+      [m.keyFlags, b.keyLists, b.keyOffsets, keys],
+      [m.queryFlags, b.queryLists, b.queryOffsets, queries],
+    ] as const) {
+      const counts = encoder.scratch(4 * values.slots * C);
+      await run(clusterCountWgsl(), [flags, counts], values.slots * C, values, true);
+      await run(clusterOffsetsWgsl(), [counts, offsets], values.slots, values);
+      await run(clusterListWgsl(), [flags, offsets, lists], values.slots * C, values, true);
+    }
+    const params = encoder.uniform(CLUSTER_ATTENTION_PARAMS, { slots: querySlots, clusters: C, tileRows: rows, ...lookupBases(b.layout) }, []);
+    encoder.dispatch(await encoder.pipeline(clusterTileOffsetsWgsl()), [params, b.lookup], 1, 1);
+  });
+  // Attention: window parts, cluster parts, merge (the pair counters start at 0).
+  for (const [i, chunk] of resident.chunks.entries()) backend.context.device.queue.writeBuffer(buffers[i]!.pairCounts, 0, new Uint32Array(chunk.slots * d.groupSize * (C + 1)));
+  const attentionMs = await backend.runKernels(resident, async (encoder) => {
+    const { chunk, index } = encoder;
+    const b = buffers[index]!;
+    const querySlots = chunk.slots * d.groupSize;
+    const values = {
+      querySeq: d.querySeq,
+      keySeq: d.keySeq,
+      queryOffset: d.queryOffset,
+      causal: d.causal ? 1 : 0,
+      groupSize: d.groupSize,
+      slots: querySlots,
+      clusters: C,
+      slotOffset,
+      sinkTokens: config.sinkTokens,
+      localMode: config.local === 'always' ? 1 : config.local === 'uncovered' ? 2 : 0,
+      localWindow: config.localWindow,
+      windowBase: querySlots * plan.queryListCapacity,
+      scale: d.scale,
+      tileRows: rows,
+      ...lookupBases(b.layout),
+    };
+    const attend = [chunk.q, chunk.k, chunk.v, b.partOut, b.partLse];
+    {
+      const [x, y] = dispatchGrid(querySlots * Math.ceil(d.querySeq / window.tile.rows));
+      const params = encoder.uniform(CLUSTER_ATTENTION_PARAMS, { ...values, tilesX: x }, ['scale']);
+      encoder.dispatch(await encoder.pipeline(window.code), [params, ...attend, b.keyLists, b.lookup, b.pairCounts], x, y);
+    }
+    {
+      // At most ⌈Σ|Q_c| / BR⌉ + (one partial tile per cluster) workgroups; the rest idle.
+      const [x, y] = dispatchGrid(Math.ceil((querySlots * plan.queryListCapacity) / rows) + querySlots * C);
+      const params = encoder.uniform(CLUSTER_ATTENTION_PARAMS, { ...values, tilesX: x }, ['scale']);
+      encoder.dispatch(await encoder.pipeline(cluster.code), [params, ...attend, b.queryLists, b.keyLists, b.lookup, b.pairCounts], x, y);
+    }
+    {
+      const [x, y] = dispatchGrid(Math.ceil((querySlots * d.querySeq) / 4));
+      const params = encoder.uniform(CLUSTER_ATTENTION_PARAMS, { ...values, tilesX: x }, ['scale']);
+      encoder.dispatch(await encoder.pipeline(clusterMergeWgsl(d.valueDim)), [params, b.partOut, b.partLse, b.queryLists, b.lookup, chunk.out, chunk.lse], x, y);
+    }
+  });
+  let pairs = 0;
+  for (const [i, chunk] of resident.chunks.entries()) {
+    const counts = new Uint32Array((await backend.read(buffers[i]!.pairCounts, 4 * chunk.slots * d.groupSize * (C + 1))).buffer);
+    for (const n of counts) pairs += n;
+  }
+  return { listMs, attentionMs, pairs };
+}
