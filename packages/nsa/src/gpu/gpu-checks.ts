@@ -173,10 +173,12 @@ async function recordingBuffers<T>(backend: GpuBackend, sizes: number[], run: ()
   const device = backend.context.device as unknown as { createBuffer(descriptor: { readonly size: number }): unknown };
   const own = Object.prototype.hasOwnProperty.call(device, 'createBuffer');
   const original = device.createBuffer;
-  device.createBuffer = (descriptor) => {
+  const recording = (descriptor: { readonly size: number }) => {
     sizes.push(descriptor.size);
     return original.call(device, descriptor);
   };
+  device.createBuffer = recording;
+  if (device.createBuffer !== recording) throw new Error("this adapter's device does not let createBuffer be wrapped: allocations cannot be counted");
   try {
     return await run();
   } finally {
