@@ -28,6 +28,7 @@ import { FILL_PARAMS, FILL_THREADS, fillNormalWgsl } from './kernels/fill-normal
 import { GATHER_LIST_PARAMS, GATHER_THREADS, gatherListsWgsl, gatherMergeWgsl, gatherScanWgsl, gatherSortWgsl, gatherTileMapWgsl } from './kernels/gather-lists-wgsl.js';
 import { ATTENTION_PARAMS, GATHER_ATTENTION_PARAMS, flashAttentionWgsl, flashAttentionWorkgroupBytes, type FlashAttentionKernelOptions, type FlashAttentionListHooks } from './kernels/flash-attention-wgsl.js';
 import { dispatchGrid, type TileShape } from './kernels/score-tile-wgsl.js';
+import { GpuBufferPool } from './gpu-buffer-pool.js';
 import { WEBGPU_FLAGS } from './webgpu-flags.js';
 
 const { STORAGE, UNIFORM, COPY_DST, COPY_SRC, MAP_READ, MAP_MODE_READ } = WEBGPU_FLAGS;
@@ -193,6 +194,8 @@ export class GpuBackend {
    * `releaseScratch()` frees it.
    */
   private keyBlockScratch: { items: GPUBuffer; partOut: GPUBuffer; partLse: GPUBuffer; busy: boolean } | undefined;
+  /** Families' buffer pools kept between calls ({@link borrowPool}), by owner. */
+  private readonly keptPools = new Map<string, { pool: GpuBufferPool; busy: boolean }>();
 
   constructor(context: GpuContext, gpuJs: GpuJsAttachment = { reason: 'gpu.js not attached' }) {
     this.context = context;
@@ -457,8 +460,38 @@ export class GpuBackend {
     for (const c of resident.chunks) destroyAll(c.q, c.k, c.v, c.out, c.lse);
   }
 
-  /** Frees the scratch the key-block executor keeps between calls (it is allocated again when needed). */
+  /**
+   * The buffer pool `owner` (a method id) keeps between calls, for a call's large scratch: the
+   * next call of the same shape allocates nothing. A call that finds it borrowed (calls
+   * overlapping in time) gets a fresh pool, freed when returned. Pair with {@link returnPool};
+   * {@link releaseScratch} frees the kept pools.
+   */
+  borrowPool(owner: string): GpuBufferPool {
+    const kept = this.keptPools.get(owner);
+    if (kept?.busy) return new GpuBufferPool(this.context.device);
+    if (kept) {
+      kept.busy = true;
+      return kept.pool;
+    }
+    const pool = new GpuBufferPool(this.context.device);
+    this.keptPools.set(owner, { pool, busy: true });
+    return pool;
+  }
+
+  /** Gives back a pool from {@link borrowPool}: the kept one stays for the next call, a fresh one is freed. */
+  returnPool(owner: string, pool: GpuBufferPool): void {
+    const kept = this.keptPools.get(owner);
+    if (kept?.pool === pool) kept.busy = false;
+    else pool.destroy();
+  }
+
+  /** Frees the scratch kept between calls (the key-block executor's, families' pools not borrowed now); allocated again when needed. */
   releaseScratch(): void {
+    for (const [owner, kept] of this.keptPools) {
+      if (kept.busy) continue;
+      kept.pool.destroy();
+      this.keptPools.delete(owner);
+    }
     const kept = this.keyBlockScratch;
     if (!kept || kept.busy) return;
     destroyAll(kept.items, kept.partOut, kept.partLse);
