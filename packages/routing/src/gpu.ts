@@ -16,7 +16,6 @@ export {
   routingPlan,
   routingScratchBytesPerSlot,
   runRouting,
-  RoutingBufferPool,
   routingSlotsPerGroup,
   runRoutingResident,
   seedFromResident,

@@ -11,14 +11,12 @@
  *
  *   'assign'   a(i) = argmax_c s(i, c), ties → lower c (Lloyd's assignment)
  *   'top'      the `r` largest, most similar first, ties → lower c (nearest-centroid membership)
- *   'sim'      sim[(slot·C + c)·count + i] = s(i, c) (cluster-major columns for the balanced
- *              top-w), plus the top-`r` when r > 0
  *
  * Each dot product is accumulated in the order of the one-thread-per-output kernel it replaced
- * (`kmeansAssignWgsl`, `topCentroidsWgsl`, `similaritiesWgsl` + `topFromSimilaritiesWgsl`, since
- * removed): scalar in ascending channel order for 'assign' / 'top' (from vec4 loads when the
- * dimension allows), vec4 lanes summed x + y + z + w at the end for 'sim' when the dimension is a
- * multiple of 4; so it yields the same floats, and the same picks.
+ * (`kmeansAssignWgsl`, `topCentroidsWgsl`, since removed): scalar in ascending channel order
+ * (from vec4 loads when the dimension allows), so it yields the same floats, and the same picks.
+ * (The membership's similarity columns over all S rows take the register-tiled kernel of
+ * `similarity-tile-wgsl.ts`: this one re-reads each row once per 16 centroids.)
  */
 import { insertTopR } from './wgsl-snippets.js';
 
@@ -39,40 +37,29 @@ export const CENTROID_TILE = 16;
 export type CentroidTileLayout = 'columns' | 'rows';
 
 /** What the tiled kernel does with each row's similarities (see the file comment). */
-export type CentroidTileMode = 'assign' | 'top' | 'sim';
+export type CentroidTileMode = 'assign' | 'top';
 
 /**
  * Generates the tiled kernel for rows of `dim` floats. Bindings: 1 = rows (`layout`),
  * 2 = centroids (call-wide, `[P.slotBase + slot / P.groupSize][C][dim]`), then per mode:
- * 'assign' 3 = `assignment[slot·count + i]`; 'top' 3 = `top[(P.rowBase + row)·r + t]`;
- * 'sim' 3 = `sim`, and 4 = `top[row·r + t]` (chunk-local rows) when r > 0. `P.blocks` =
+ * 'assign' 3 = `assignment[slot·count + i]`; 'top' 3 = `top[(P.rowBase + row)·r + t]`. `P.blocks` =
  * ⌈count / threads⌉ workgroups per slot.
  */
 export function centroidTileWgsl(dim: number, mode: CentroidTileMode, r = 0, layout: CentroidTileLayout = 'columns'): string {
-  // 'sim' sums vec4 lanes (as `similaritiesWgsl` did); the others load vec4 but add lane by lane in
-  // channel order (as their scalar kernels).
-  const vec = mode === 'sim' && dim % 4 === 0;
-  const lanes = mode !== 'sim' && dim % 4 === 0;
-  const type = vec || lanes ? 'vec4<f32>' : 'f32';
-  const width = vec || lanes ? dim / 4 : dim;
-  const top = mode === 'top' || (mode === 'sim' && r > 0);
-  const zero = vec ? 'vec4<f32>(0.0)' : '0.0';
+  // vec4 loads, added lane by lane in channel order (as the scalar kernels they replaced).
+  const lanes = dim % 4 === 0;
+  const type = lanes ? 'vec4<f32>' : 'f32';
+  const width = lanes ? dim / 4 : dim;
+  const top = mode === 'top';
   const columns = layout === 'columns';
   const bindings = [`@group(0) @binding(1) var<storage, read> x: array<${columns ? 'f32' : type}>;`, `@group(0) @binding(2) var<storage, read> centroids: array<${type}>;`];
   if (mode === 'assign') bindings.push('@group(0) @binding(3) var<storage, read_write> assignment: array<u32>;');
   if (mode === 'top') bindings.push('@group(0) @binding(3) var<storage, read_write> top: array<u32>;');
-  if (mode === 'sim') {
-    bindings.push('@group(0) @binding(3) var<storage, read_write> sim: array<f32>;');
-    if (r > 0) bindings.push('@group(0) @binding(4) var<storage, read_write> top: array<u32>;');
-  }
-  let visit: string;
-  if (mode === 'assign') visit = '      if (k == 0u || s > bestValue) { best = k; bestValue = s; }';
-  else if (mode === 'top') visit = insertTopR('      ');
-  else visit = `      if (valid) { sim[(slot * P.clusters + k) * P.count + i] = s; }${r > 0 ? `\n${insertTopR('      ')}` : ''}`;
-  let finish = '';
-  if (mode === 'assign') finish = 'assignment[slot * P.count + i] = best;';
-  if (mode === 'top') finish = 'for (var t = 0u; t < R; t++) { top[(P.rowBase + slot * P.count + i) * R + t] = select(0xffffffffu, best[t], t < filled); }';
-  if (mode === 'sim' && r > 0) finish = 'for (var t = 0u; t < R; t++) { top[(slot * P.count + i) * R + t] = select(0xffffffffu, best[t], t < filled); }';
+  const visit = mode === 'assign' ? '      if (k == 0u || s > bestValue) { best = k; bestValue = s; }' : insertTopR('      ');
+  const finish =
+    mode === 'assign'
+      ? 'assignment[slot * P.count + i] = best;'
+      : 'for (var t = 0u; t < R; t++) { top[(P.rowBase + slot * P.count + i) * R + t] = select(0xffffffffu, best[t], t < filled); }';
   return /* wgsl */ `
 struct Params { slots: u32, count: u32, clusters: u32, slotBase: u32, groupSize: u32, rowBase: u32, blocks: u32, tilesX: u32 }
 @group(0) @binding(0) var<uniform> P: Params;
@@ -102,17 +89,17 @@ ${mode === 'assign' ? '  var best = 0u;\n  var bestValue = 0.0;' : ''}${top ? ` 
     let n = min(T, P.clusters - c0);
     for (var e = lid; e < n * W; e += NT) { tile[e] = centroids[m0 + c0 * W + e]; }
     workgroupBarrier();
-    var acc: array<${vec ? 'vec4<f32>' : 'f32'}, ${CENTROID_TILE}>;
-    for (var t = 0u; t < T; t++) { acc[t] = ${zero}; }
+    var acc: array<f32, ${CENTROID_TILE}>;
+    for (var t = 0u; t < T; t++) { acc[t] = 0.0; }
     for (var e = 0u; e < W; e++) {
-      let xe = ${columns ? (vec || lanes ? 'vec4<f32>(x[b + 4u * e * P.count], x[b + (4u * e + 1u) * P.count], x[b + (4u * e + 2u) * P.count], x[b + (4u * e + 3u) * P.count])' : 'x[b + e * P.count]') : 'x[o + e]'};
+      let xe = ${columns ? (lanes ? 'vec4<f32>(x[b + 4u * e * P.count], x[b + (4u * e + 1u) * P.count], x[b + (4u * e + 2u) * P.count], x[b + (4u * e + 3u) * P.count])' : 'x[b + e * P.count]') : 'x[o + e]'};
       for (var t = 0u; t < T; t++) {
 ${lanes ? '        let ce = tile[t * W + e];\n        acc[t] += xe.x * ce.x;\n        acc[t] += xe.y * ce.y;\n        acc[t] += xe.z * ce.z;\n        acc[t] += xe.w * ce.w;' : '        acc[t] += xe * tile[t * W + e];'}
       }
     }
     for (var t = 0u; t < n; t++) {
       let k = c0 + t;
-      let s = ${vec ? 'acc[t].x + acc[t].y + acc[t].z + acc[t].w' : 'acc[t]'};
+      let s = acc[t];
 ${visit}
     }
     workgroupBarrier();

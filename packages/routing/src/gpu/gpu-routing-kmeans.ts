@@ -18,7 +18,7 @@ import { resolveClusters, resolveSampleSize, type RoutingConfig } from '../routi
 import { sphericalKMeans } from '../spherical-kmeans.js';
 import { SEED_PARAMS, kmeansSeedWgsl } from './kmeans-seed-wgsl.js';
 import { KMEANS_PARAMS, KMEANS_THREADS, kmeansGatherWgsl, kmeansNormalizeWgsl, kmeansSumVec4Wgsl, kmeansSumWgsl, normalizeRowsWgsl } from './spherical-kmeans-wgsl.js';
-import { CENTROID_TILE_PARAMS, CENTROID_TILE_THREADS, centroidTileWgsl, type CentroidTileMode } from './centroid-tile-wgsl.js';
+import { CENTROID_TILE_PARAMS, CENTROID_TILE_THREADS, centroidTileWgsl, type CentroidTileLayout, type CentroidTileMode } from './centroid-tile-wgsl.js';
 
 const { STORAGE, COPY_SRC, COPY_DST } = WEBGPU_FLAGS;
 
@@ -144,6 +144,7 @@ export async function dispatchCentroidTile(
   r: number,
   buffers: readonly GPUBufferLike[],
   shape: { readonly slots: number; readonly count: number; readonly clusters: number; readonly groupSize: number; readonly rowBase?: number },
+  layout: CentroidTileLayout = 'columns',
 ): Promise<void> {
   const blocks = Math.ceil(shape.count / CENTROID_TILE_THREADS);
   const [x, y] = dispatchGrid(shape.slots * blocks);
@@ -152,7 +153,7 @@ export async function dispatchCentroidTile(
     { slots: shape.slots, count: shape.count, clusters: shape.clusters, slotBase: encoder.chunk.slot0, groupSize: shape.groupSize, rowBase: shape.rowBase ?? 0, blocks, tilesX: x },
     [],
   );
-  encoder.dispatch(await encoder.pipeline(centroidTileWgsl(encoder.dims.headDim, mode, r)), [params, ...buffers], x, y);
+  encoder.dispatch(await encoder.pipeline(centroidTileWgsl(encoder.dims.headDim, mode, r, layout)), [params, ...buffers], x, y);
 }
 
 /**
@@ -194,8 +195,12 @@ export async function encodeRoutingCentroids(
   }
 }
 
-/** Records, for one chunk: its keys and queries normalised into scratch buffers, channel-major (`[slot][D][row]`). */
-export async function encodeRoutingNormalize(encoder: ChunkEncoder, plan: RoutingFitPlan, slotOffset = 0): Promise<{ normKeys: GPUBufferLike; normQueries: GPUBufferLike }> {
+/**
+ * Records, for one chunk: its keys and queries (from KV slot `slotOffset` of its buffers)
+ * normalised into scratch buffers, channel-major (`[slot][D][row]`, `'columns'`) or row-major
+ * (`'rows'`, what the membership's similarity tile reads).
+ */
+export async function encodeRoutingNormalize(encoder: ChunkEncoder, plan: RoutingFitPlan, slotOffset = 0, layout: CentroidTileLayout = 'columns'): Promise<{ normKeys: GPUBufferLike; normQueries: GPUBufferLike }> {
   const { chunk, dims: d } = encoder;
   const run = kmeansRunner(encoder, plan);
   const keyRows = chunk.slots * d.keySeq;
@@ -203,8 +208,9 @@ export async function encodeRoutingNormalize(encoder: ChunkEncoder, plan: Routin
   const mode = plan.normalization === 'l2' ? 0 : 1;
   const normKeys = encoder.scratch(4 * keyRows * d.headDim);
   const normQueries = encoder.scratch(4 * queryRows * d.headDim);
-  await run(normalizeRowsWgsl(true), [chunk.k, normKeys], keyRows, { rows: keyRows, count: d.keySeq, mode, rowBase: slotOffset * d.keySeq });
-  await run(normalizeRowsWgsl(true), [chunk.q, normQueries], queryRows, { rows: queryRows, count: d.querySeq, mode, rowBase: slotOffset * d.groupSize * d.querySeq });
+  const columns = layout === 'columns';
+  await run(normalizeRowsWgsl(columns), [chunk.k, normKeys], keyRows, { rows: keyRows, count: d.keySeq, mode, rowBase: slotOffset * d.keySeq });
+  await run(normalizeRowsWgsl(columns), [chunk.q, normQueries], queryRows, { rows: queryRows, count: d.querySeq, mode, rowBase: slotOffset * d.groupSize * d.querySeq });
   return { normKeys, normQueries };
 }
 
@@ -218,14 +224,15 @@ export async function encodeRoutingFit(
   plan: RoutingFitPlan,
   buffers: { readonly centroids: GPUBufferLike; readonly picked: GPUBufferLike; readonly draws?: { readonly index: GPUBufferLike; readonly value: GPUBufferLike } },
   top: { readonly keyTop?: GPUBufferLike; readonly keyR: number; readonly keyRowBase: number; readonly queryTop?: GPUBufferLike; readonly queryR: number; readonly queryRowBase: number },
+  layout: CentroidTileLayout = 'columns',
 ): Promise<{ normKeys: GPUBufferLike; normQueries: GPUBufferLike }> {
   const { chunk, dims: d } = encoder;
-  const { normKeys, normQueries } = await encodeRoutingNormalize(encoder, plan);
+  const { normKeys, normQueries } = await encodeRoutingNormalize(encoder, plan, 0, layout);
   await encodeRoutingCentroids(encoder, plan, buffers);
   const { clusters } = plan;
-  if (top.keyTop) await dispatchCentroidTile(encoder, 'top', top.keyR, [normKeys, buffers.centroids, top.keyTop], { slots: chunk.slots, count: d.keySeq, clusters, groupSize: 1, rowBase: top.keyRowBase });
+  if (top.keyTop) await dispatchCentroidTile(encoder, 'top', top.keyR, [normKeys, buffers.centroids, top.keyTop], { slots: chunk.slots, count: d.keySeq, clusters, groupSize: 1, rowBase: top.keyRowBase }, layout);
   if (top.queryTop) {
-    await dispatchCentroidTile(encoder, 'top', top.queryR, [normQueries, buffers.centroids, top.queryTop], { slots: chunk.slots * d.groupSize, count: d.querySeq, clusters, groupSize: d.groupSize, rowBase: top.queryRowBase });
+    await dispatchCentroidTile(encoder, 'top', top.queryR, [normQueries, buffers.centroids, top.queryTop], { slots: chunk.slots * d.groupSize, count: d.querySeq, clusters, groupSize: d.groupSize, rowBase: top.queryRowBase }, layout);
   }
   return { normKeys, normQueries };
 }

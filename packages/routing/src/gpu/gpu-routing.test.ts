@@ -6,11 +6,12 @@ import { routingMethod } from '../routing-method.js';
 import { centroidSimilarities, sphericalKMeans } from '../spherical-kmeans.js';
 import { normalizeRows } from '../normalize-rows.js';
 import { kmeansSampleIndices } from './gpu-routing-kmeans.js';
-import { RoutingBufferPool, routingPlan } from './gpu-routing.js';
+import { routingPlan } from './gpu-routing.js';
 import { balancedTopWWgsl, clusterCountWgsl, clusterListWgsl, clusterOffsetsWgsl, headScanWgsl, nearestFlagsWgsl, routedRowsWgsl, packFlagsWgsl, packRowFlagsWgsl, rowScanWgsl } from './routing-selection-wgsl.js';
 import { kmeansGatherWgsl, kmeansNormalizeWgsl, kmeansSumVec4Wgsl, kmeansSumWgsl, normalizeRowsWgsl } from './spherical-kmeans-wgsl.js';
 import { clusterAttentionHooks, clusterMergeWgsl, clusterTileOffsetsWgsl, windowAttentionHooks } from './cluster-attention-wgsl.js';
 import { centroidTileWgsl } from './centroid-tile-wgsl.js';
+import { similarityTileWgsl, simTopWgsl } from './similarity-tile-wgsl.js';
 import { kmeansSeedWgsl } from './kmeans-seed-wgsl.js';
 import { routingSlotsPerGroup } from './gpu-routing.js';
 import { flashAttentionWgsl, type GpuBackend } from '@sparse-attn/backend-gpu';
@@ -68,7 +69,7 @@ describe('routing GPU plan (no GPU needed)', () => {
       balancedTopWWgsl(), nearestFlagsWgsl(), clusterCountWgsl(), clusterOffsetsWgsl(), clusterListWgsl(), routedRowsWgsl(false), routedRowsWgsl(true), rowScanWgsl(), headScanWgsl(),
       normalizeRowsWgsl(), normalizeRowsWgsl(true), kmeansSumWgsl(), kmeansNormalizeWgsl(), clusterTileOffsetsWgsl(), clusterMergeWgsl(128), clusterMergeWgsl(24),
       ...[clusterAttentionHooks(), windowAttentionHooks()].map((hooks) => flashAttentionWgsl({ mode: 'lists', headDim: 128, valueDim: 128, tile: { rows: 64, chunk: 16 }, valueChunk: 16, hooks })),
-      kmeansGatherWgsl(), kmeansSumVec4Wgsl(), kmeansSeedWgsl(128), packFlagsWgsl(), packRowFlagsWgsl(), centroidTileWgsl(128, 'assign'), centroidTileWgsl(20, 'top', 3), centroidTileWgsl(128, 'sim', 2), centroidTileWgsl(18, 'sim'),
+      kmeansGatherWgsl(), kmeansSumVec4Wgsl(), kmeansSeedWgsl(128), packFlagsWgsl(), packRowFlagsWgsl(), centroidTileWgsl(128, 'assign'), centroidTileWgsl(20, 'top', 3), similarityTileWgsl(128), similarityTileWgsl(18), simTopWgsl(2),
     ];
     for (const code of kernels) {
       expect(code).toContain('fn main(');
@@ -87,30 +88,4 @@ describe('routing GPU plan (no GPU needed)', () => {
     // 4k MHA: every slot in one group.
     expect(routingSlotsPerGroup(backend, dims(4096, 32), config)).toBeGreaterThanOrEqual(32);
   });
-});
-
-describe('RoutingBufferPool (no GPU needed)', () => {
-  it('hands back the buffer taken under a name while it is large enough, replaces it when not, frees all', () => {
-    const created: { size: number; destroyed: boolean }[] = [];
-    const device = {
-      createBuffer: ({ size }: { size: number }) => {
-        const buffer = { size, destroyed: false, destroy() { this.destroyed = true; } };
-        created.push(buffer);
-        return buffer;
-      },
-    } as unknown as ConstructorParameters<typeof RoutingBufferPool>[0];
-    const pool = new RoutingBufferPool(device);
-    const a = pool.take('q', 100);
-    expect(pool.take('q', 64)).toBe(a);
-    expect(pool.take('q', 100)).toBe(a);
-    const b = pool.take('k', 100);
-    expect(b).not.toBe(a);
-    const bigger = pool.take('q', 200);
-    expect(bigger).not.toBe(a);
-    expect(created[0]!.destroyed).toBe(true);
-    expect(bigger.size).toBe(200);
-    pool.destroy();
-    expect(created.every((c) => c.destroyed)).toBe(true);
-  });
-
 });

@@ -15,14 +15,15 @@
  * write, to size the selection buffer: it holds exactly the selected pairs, never rows × S.
  */
 import { ConfigError, densePairCount, parseConfig, sparseStats, validateAttentionInput, type AttentionDims, type AttentionInput, type Selection, type SparseAttentionResult } from '@sparse-attn/core';
-import { countPairs, dispatchGrid, type ChunkEncoder, type GpuAttentionMethod, type GpuBackend, type GpuMethodDefinition, type GpuSelection, type ResidentAttention, WEBGPU_FLAGS } from '@sparse-attn/backend-gpu';
+import { countPairs, dispatchGrid, GpuBufferPool, type ChunkEncoder, type GpuAttentionMethod, type GpuBackend, type GpuMethodDefinition, type GpuSelection, type ResidentAttention, WEBGPU_FLAGS } from '@sparse-attn/backend-gpu';
 import { routingConfigSchema, type RoutingConfig } from '../routing-config.js';
 import { routingMethod } from '../routing-method.js';
 import { headSeed } from '../balanced-routing-attention.js';
 import { resolveSampleSize } from '../routing-config.js';
 import { sphericalKMeans } from '../spherical-kmeans.js';
 import { runClusterExecutor } from './gpu-routing-clusters.js';
-import { dispatchCentroidTile, encodeRoutingCentroids, encodeRoutingFit, encodeRoutingNormalize, encodeRoutingSample, routingFitPlan, seedCentroids, type RoutingFitPlan } from './gpu-routing-kmeans.js';
+import { SIMILARITY_PARAMS, SIMILARITY_TILE, SIM_TOP_THREADS, similarityTileWgsl, simTopWgsl } from './similarity-tile-wgsl.js';
+import { encodeRoutingCentroids, encodeRoutingFit, encodeRoutingNormalize, encodeRoutingSample, routingFitPlan, seedCentroids, type RoutingFitPlan } from './gpu-routing-kmeans.js';
 import {
   ROUTING_PARAMS,
   ROUTING_THREADS,
@@ -42,38 +43,8 @@ const { STORAGE, COPY_SRC, COPY_DST } = WEBGPU_FLAGS;
 
 type Buffer = ReturnType<ChunkEncoder['scratch']>;
 
-/**
- * Device buffers reused across the KV-slot groups of {@link runRoutingResident}: `take(name, bytes)`
- * hands back the buffer last taken under `name` when it is large enough (else replaces it), so the
- * groups after the first allocate nothing. Contents are NOT zeroed between takes: every buffer
- * taken is fully written by its producer kernel before any kernel reads it (the checks route
- * several groups through one pool, each reading buffers the previous group left dirty).
- */
-export class RoutingBufferPool {
-  private readonly buffers = new Map<string, Buffer>();
-
-  constructor(private readonly device: GpuBackend['context']['device']) {}
-
-  /** A storage (+ copy) buffer of at least `bytes` bytes, reused under `name`. */
-  take(name: string, bytes: number): Buffer {
-    const size = Math.max(16, Math.ceil(bytes / 4) * 4);
-    const found = this.buffers.get(name);
-    if (found && found.size >= size) return found;
-    found?.destroy();
-    const buffer = this.device.createBuffer({ size, usage: STORAGE | COPY_SRC | COPY_DST });
-    this.buffers.set(name, buffer);
-    return buffer;
-  }
-
-  /** Frees every buffer of the pool. */
-  destroy(): void {
-    for (const buffer of this.buffers.values()) buffer.destroy();
-    this.buffers.clear();
-  }
-}
-
 /** `encoder` whose `scratch` takes pooled buffers (named by the order of the calls in the pass). */
-function pooledEncoder<E extends ChunkEncoder>(encoder: E, pool: RoutingBufferPool | undefined, pass: string): E {
+function pooledEncoder<E extends ChunkEncoder>(encoder: E, pool: GpuBufferPool | undefined, pass: string): E {
   if (!pool) return encoder;
   let n = 0;
   return { ...encoder, scratch: (bytes: number) => pool.take(`${pass}:${encoder.index}:${n++}`, bytes) };
@@ -138,6 +109,32 @@ export interface RoutingRun {
   readonly phases: { readonly membershipMs: number; readonly selectionMs: number };
 }
 
+/**
+ * Records the similarity columns of one side (keys or queries) to the centroids (the tiled
+ * kernel, `similarity-tile-wgsl.ts`), then, for `balanced+nearest`, every row's top-r centroids
+ * from them.
+ */
+async function dispatchSimilarities(
+  encoder: ChunkEncoder,
+  side: { readonly rows: Buffer; readonly flags: Buffer; readonly slots: number; readonly count: number; readonly groupSize: number; readonly top: Buffer | undefined; readonly r: number },
+  centroids: Buffer,
+  clusters: number,
+): Promise<void> {
+  const rowTiles = Math.ceil(side.count / 64);
+  const clusterTiles = Math.ceil(clusters / SIMILARITY_TILE.rows);
+  const values = { slots: side.slots, count: side.count, clusters, slotBase: encoder.chunk.slot0, groupSize: side.groupSize, rowTiles, clusterTiles };
+  {
+    const [x, y] = dispatchGrid(side.slots * rowTiles * clusterTiles);
+    const params = encoder.uniform(SIMILARITY_PARAMS, { ...values, tilesX: x }, []);
+    encoder.dispatch(await encoder.pipeline(similarityTileWgsl(encoder.dims.headDim)), [params, side.rows, centroids, side.flags], x, y);
+  }
+  if (side.top) {
+    const [x, y] = dispatchGrid(Math.ceil((side.slots * side.count) / SIM_TOP_THREADS));
+    const params = encoder.uniform(SIMILARITY_PARAMS, { ...values, tilesX: x }, []);
+    encoder.dispatch(await encoder.pipeline(simTopWgsl(side.r)), [params, side.flags, side.top], x, y);
+  }
+}
+
 /** Dispatches one routing selection kernel with the call's parameters (`perWorkgroup`: one workgroup per thread count). */
 function routingRunner(encoder: ChunkEncoder, base: Readonly<Record<string, number>>) {
   const { chunk, index } = encoder;
@@ -172,7 +169,7 @@ export async function runRouting(
   resident: ResidentAttention,
   config: RoutingConfig,
   seeding: Float32Array | 'gpu' | { readonly centroids: Buffer },
-  pool?: RoutingBufferPool,
+  pool?: GpuBufferPool,
   options: RoutingRunOptions = {},
 ): Promise<RoutingRun> {
   const d = resident.dims;
@@ -239,8 +236,8 @@ export async function runRouting(
       const queryTop = plan.queryClusters > 0 ? encoder.scratch(4 * querySlots * d.querySeq * plan.queryClusters) : undefined;
       // Top-r clusters come from the similarity pass below (not recomputed by the fit).
       const { normKeys, normQueries } = fitted
-        ? await encodeRoutingNormalize(encoder, plan, slotOffset)
-        : await encodeRoutingFit(encoder, plan, { centroids, picked, ...(draws ? { draws } : {}) }, { keyR: 0, keyRowBase: 0, queryR: 0, queryRowBase: 0 });
+        ? await encodeRoutingNormalize(encoder, plan, slotOffset, 'rows')
+        : await encodeRoutingFit(encoder, plan, { centroids, picked, ...(draws ? { draws } : {}) }, { keyR: 0, keyRowBase: 0, queryR: 0, queryRowBase: 0 }, 'rows');
       const run = routingRunner(encoder, base);
       const sides = [
         { rows: normKeys, flags: b.keyFlags, slots: chunk.slots, count: d.keySeq, groupSize: 1, window: plan.window, top: keyTop, r: plan.keyClusters },
@@ -248,8 +245,7 @@ export async function runRouting(
       ];
       for (const side of sides) {
         const values = { slots: side.slots, count: side.count, groupSize: side.groupSize, window: side.window, r: side.r };
-        const r = side.top ? side.r : 0;
-        await dispatchCentroidTile(encoder, 'sim', r, [side.rows, centroids, side.flags, ...(side.top ? [side.top] : [])], { slots: side.slots, count: side.count, clusters: C, groupSize: side.groupSize });
+        await dispatchSimilarities(encoder, side, centroids, C);
         await run(balancedTopWWgsl(), [side.flags], side.slots * C, values, true);
         if (side.top) await run(nearestFlagsWgsl(), [side.top, side.flags], side.slots * side.count, values);
       }
@@ -493,7 +489,8 @@ export function routingSlotsPerGroup(backend: GpuBackend, d: AttentionDims, conf
  * ({@link fitRoutingCentroids}), then membership and the cluster-major executor
  * (`gpu-routing-clusters.ts`) KV-slot group by group, each group working on its slots of the
  * chunk's own buffers (a slot offset in the kernels, no copies); every group's buffers come from
- * one {@link RoutingBufferPool}. `slotsPerGroup` defaults to {@link routingSlotsPerGroup}. The
+ * one `GpuBufferPool`, kept by the backend for the next call (`backend.borrowPool`; freed by
+ * `backend.releaseScratch()`). `slotsPerGroup` defaults to {@link routingSlotsPerGroup}. The
  * k-means++ seeding runs on the GPU (`seeding: 'cpu'`: on the host from the read-back subsample,
  * {@link seedFromResident}). Resolves with the summed selection time (k-means, membership, lists),
  * attention time, the density (the pairs the attention kernels counted) and `phases`, the
@@ -516,7 +513,8 @@ export async function runRoutingResident(
   let attentionMs = 0;
   let pairs = 0;
   const perGroup = options.slotsPerGroup ?? routingSlotsPerGroup(backend, d, config);
-  const pool = new RoutingBufferPool(backend.context.device);
+  // The pool stays with the backend for the next call (freed by backend.releaseScratch()).
+  const pool = backend.borrowPool(routingMethod.id);
   try {
     for (const chunk of resident.chunks) {
       for (let first = 0; first < chunk.slots; first += perGroup) {
@@ -531,7 +529,7 @@ export async function runRoutingResident(
     }
   } finally {
     fit.centroids.destroy();
-    pool.destroy();
+    backend.returnPool(routingMethod.id, pool);
   }
   const phases = { kmeansMs, membershipMs, selectionMs: listMs };
   return { selectionMs: kmeansMs + membershipMs + listMs, attentionMs, density: pairs / densePairCount(d), phases };

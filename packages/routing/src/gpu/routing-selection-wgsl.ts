@@ -2,7 +2,7 @@
  * The `routing` method's membership and selection in WGSL (spec routing.md §3; CPU:
  * `balanced-routing.ts`, `balanced-routing-attention.ts`, `row-parts.ts`), over per-chunk buffers:
  *
- *   similarities  sim[c][i] = x̂_i · μ_c                    cluster-major, per slot (`centroidTileWgsl(…, 'sim')`)
+ *   similarities  sim[c][i] = x̂_i · μ_c                    cluster-major, per slot (`similarityTileWgsl`)
  *   balanced      I_c = top-w_i sim[c][i], ties → lower i   in place: sim becomes a 0/1 flag (`balancedTopWWgsl`)
  *   nearest       I_c ∪= { i : c ∈ top-r(i) }               (`nearestFlagsWgsl`)
  *   key lists     K_c = the flagged keys of c, ascending    (`clusterCountWgsl`, `clusterOffsetsWgsl`, `clusterListWgsl`)
