@@ -100,6 +100,12 @@ export interface ChunkEncoder {
   scratch(bytes: number): GPUBuffer;
   /** Binds `buffers[i]` (a buffer, or a range of one: offset a multiple of 256 B) at binding i (`undefined` leaves it out) and dispatches `x × y` workgroups. */
   dispatch(pipeline: GPUComputePipeline, buffers: readonly (GPUBuffer | GPUBufferBinding | undefined)[], x: number, y: number): void;
+  /**
+   * The bind group `dispatch` would make, for a kernel dispatched many times in a row on the same
+   * buffers (`pass.setPipeline`, `pass.setBindGroup(0, group)`, `pass.dispatchWorkgroups`):
+   * creating one bind group per dispatch costs host time.
+   */
+  bind(pipeline: GPUComputePipeline, buffers: readonly (GPUBuffer | GPUBufferBinding | undefined)[]): GPUBindGroup;
 }
 
 /**
@@ -416,6 +422,7 @@ export class GpuBackend {
               return buffer;
             },
             dispatch: (pipeline, buffers, x, y) => this.dispatch(pass, pipeline, buffers, x, y),
+            bind: (pipeline, buffers) => this.bindGroup(pipeline, buffers),
           });
         }
       }),
@@ -887,15 +894,19 @@ export class GpuBackend {
 
   /** Binds `buffers[i]` at binding i (`undefined` leaves a binding out: the kernel does not use it) and dispatches. */
   private dispatch(pass: GPUComputePassEncoder, pipeline: GPUComputePipeline, buffers: readonly (GPUBuffer | GPUBufferBinding | undefined)[], x: number, y: number): void {
+    const group = this.bindGroup(pipeline, buffers);
+    pass.setPipeline(pipeline);
+    pass.setBindGroup(0, group);
+    pass.dispatchWorkgroups(x, y);
+  }
+
+  private bindGroup(pipeline: GPUComputePipeline, buffers: readonly (GPUBuffer | GPUBufferBinding | undefined)[]): GPUBindGroup {
     const entries: GPUBindGroupEntry[] = [];
     buffers.forEach((buffer, binding) => {
       // A buffer, or a range of one (offset a multiple of the device's storage offset alignment, 256 B by default).
       if (buffer) entries.push({ binding, resource: 'buffer' in buffer ? buffer : { buffer } });
     });
-    const group = this.context.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
-    pass.setPipeline(pipeline);
-    pass.setBindGroup(0, group);
-    pass.dispatchWorkgroups(x, y);
+    return this.context.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
   }
 
   private uniform(fields: readonly string[], values: Readonly<Record<string, number>>, keep: GPUBuffer[], floats: readonly string[] = ['scale']): GPUBuffer {
