@@ -16,7 +16,7 @@ import { headSeed } from '../balanced-routing-attention.js';
 import { normalizeRows } from '../normalize-rows.js';
 import { resolveClusters, resolveSampleSize, type RoutingConfig } from '../routing-config.js';
 import { sphericalKMeans } from '../spherical-kmeans.js';
-import { SEED_PARAMS, kmeansSeedWgsl } from './kmeans-seed-wgsl.js';
+import { SEED_PARAMS, SEED_THREADS, seedDistanceWgsl, seedPickWgsl } from './kmeans-seed-wgsl.js';
 import { KMEANS_PARAMS, KMEANS_THREADS, kmeansGatherWgsl, kmeansNormalizeWgsl, kmeansSumVec4Wgsl, kmeansSumWgsl, normalizeRowsWgsl } from './spherical-kmeans-wgsl.js';
 import { CENTROID_TILE_PARAMS, CENTROID_TILE_THREADS, centroidTileWgsl, type CentroidTileLayout, type CentroidTileMode } from './centroid-tile-wgsl.js';
 
@@ -97,7 +97,7 @@ export interface RoutingFitPlan {
   readonly picked: Uint32Array;
   readonly iterations: number;
   readonly normalization: RoutingConfig['normalization'];
-  /** The seeding's draws per head, `[batch·kvHeads][clusters]`: ⌊u·sample⌋ and u (see `kmeansSeedWgsl`). */
+  /** The seeding's draws per head, `[batch·kvHeads][clusters]`: ⌊u·sample⌋ and u (see `seedPickWgsl`). */
   readonly drawIndex: Uint32Array;
   readonly drawValue: Float32Array;
 }
@@ -178,9 +178,24 @@ export async function encodeRoutingCentroids(
   await run(kmeansGatherWgsl(), [chunk.k, buffers.picked, sampleRows, sampleColumns], chunk.slots * n, { ...common, mode: plan.normalization === 'l2' ? 0 : 1 });
   if (buffers.draws) {
     // k-means++ seeding on the GPU with the CPU's draws (else `centroids` holds the CPU's seeding).
+    // C steps of (pick, distances), each on the same two bind groups; the step counter starts at 0.
     const distance = encoder.scratch(4 * chunk.slots * n);
-    const params = encoder.uniform(SEED_PARAMS, { slots: chunk.slots, sample: n, clusters, slotBase: chunk.slot0 }, []);
-    encoder.dispatch(await encoder.pipeline(kmeansSeedWgsl(D)), [params, sampleRows, buffers.draws.index, buffers.draws.value, distance, buffers.centroids, sampleColumns], chunk.slots, 1);
+    const current = encoder.scratch(4 * chunk.slots * D);
+    const step = encoder.scratch(16);
+    const [x, y] = dispatchGrid(chunk.slots * Math.ceil(n / SEED_THREADS));
+    const params = encoder.uniform(SEED_PARAMS, { slots: chunk.slots, sample: n, clusters, slotBase: chunk.slot0, tilesX: x }, []);
+    const [pick, update] = await Promise.all([encoder.pipeline(seedPickWgsl(D)), encoder.pipeline(seedDistanceWgsl(D))]);
+    const pickGroup = encoder.bind(pick, [params, sampleRows, buffers.draws.index, buffers.draws.value, distance, buffers.centroids, current, step]);
+    const updateGroup = encoder.bind(update, [params, sampleColumns, current, distance, step]);
+    for (let c = 0; c < clusters; c++) {
+      encoder.pass.setPipeline(pick);
+      encoder.pass.setBindGroup(0, pickGroup);
+      encoder.pass.dispatchWorkgroups(chunk.slots);
+      if (c + 1 === clusters) break;
+      encoder.pass.setPipeline(update);
+      encoder.pass.setBindGroup(0, updateGroup);
+      encoder.pass.dispatchWorkgroups(x, y);
+    }
   }
   if (plan.iterations === 0) return;
   const assignment = encoder.scratch(4 * chunk.slots * n);

@@ -12,7 +12,7 @@ import { kmeansGatherWgsl, kmeansNormalizeWgsl, kmeansSumVec4Wgsl, kmeansSumWgsl
 import { clusterAttentionHooks, clusterMergeWgsl, clusterTileOffsetsWgsl, windowAttentionHooks } from './cluster-attention-wgsl.js';
 import { centroidTileWgsl } from './centroid-tile-wgsl.js';
 import { similarityTileWgsl, simTopWgsl } from './similarity-tile-wgsl.js';
-import { kmeansSeedWgsl } from './kmeans-seed-wgsl.js';
+import { seedDistanceWgsl, seedPickWgsl } from './kmeans-seed-wgsl.js';
 import { routingSlotsPerGroup } from './gpu-routing.js';
 import { flashAttentionWgsl, type GpuBackend } from '@sparse-attn/backend-gpu';
 
@@ -69,7 +69,7 @@ describe('routing GPU plan (no GPU needed)', () => {
       balancedTopWWgsl(), nearestFlagsWgsl(), clusterCountWgsl(), clusterOffsetsWgsl(), clusterListWgsl(), routedRowsWgsl(false), routedRowsWgsl(true), rowScanWgsl(), headScanWgsl(),
       normalizeRowsWgsl(), normalizeRowsWgsl(true), kmeansSumWgsl(), kmeansNormalizeWgsl(), clusterTileOffsetsWgsl(), clusterMergeWgsl(128), clusterMergeWgsl(24),
       ...[clusterAttentionHooks(), windowAttentionHooks()].map((hooks) => flashAttentionWgsl({ mode: 'lists', headDim: 128, valueDim: 128, tile: { rows: 64, chunk: 16 }, valueChunk: 16, hooks })),
-      kmeansGatherWgsl(), kmeansSumVec4Wgsl(), kmeansSeedWgsl(128), packFlagsWgsl(), packRowFlagsWgsl(), centroidTileWgsl(128, 'assign'), centroidTileWgsl(20, 'top', 3), similarityTileWgsl(128), similarityTileWgsl(18), simTopWgsl(2),
+      kmeansGatherWgsl(), kmeansSumVec4Wgsl(), seedPickWgsl(128), seedDistanceWgsl(128), packFlagsWgsl(), packRowFlagsWgsl(), centroidTileWgsl(128, 'assign'), centroidTileWgsl(20, 'top', 3), similarityTileWgsl(128), similarityTileWgsl(18), simTopWgsl(2),
     ];
     for (const code of kernels) {
       expect(code).toContain('fn main(');
