@@ -36,6 +36,7 @@ export {
   operandScratchVec4,
   scoreTileWgsl,
   tileConstants,
+  zeroScores,
   tileThreads,
   type TileShape,
 } from './kernels/score-tile-wgsl.js';

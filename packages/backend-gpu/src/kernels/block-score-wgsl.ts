@@ -12,7 +12,7 @@
  * Summing softmax mass (rather than taking a max over the row's queries) keeps one strongly
  * matching query, e.g. a needle lookup, from being drowned by the row's other queries.
  */
-import { forRows, linearWorkgroup, operandScratchVec4, scoreTileWgsl, tileConstants, type TileShape } from './score-tile-wgsl.js';
+import { forRows, linearWorkgroup, operandScratchVec4, scoreTileWgsl, tileConstants, type TileShape, zeroScores } from './score-tile-wgsl.js';
 
 /** How a query scores a key block. */
 export type BlockScoring = 'quest' | 'mean';
@@ -96,10 +96,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     var l = vec4<f32>(0.0);
     for (var phase = 0u; phase < 2u; phase++) {
       for (var block0 = 0u; block0 < visible; block0 += BC) {
-        var s0 = vec4<f32>(0.0);
-        var s1 = vec4<f32>(0.0);
-        var s2 = vec4<f32>(0.0);
-        var s3 = vec4<f32>(0.0);
+${zeroScores('        ')}
 ${scoreTileWgsl(o.tile, 'E', (r, e) => `aAt(${r}, ${e})`, (c, e) => `bAt(${c}, ${e}, blockBase, block0, visible)`)}
         let blocks = vec4<u32>(block0 + tx, block0 + tx + 16u, block0 + tx + 32u, block0 + tx + 48u);
         let starts = blocks * P.blockSize;

@@ -30,7 +30,7 @@
  * Per-row partial sums `l` stay per thread (the rescale factor is shared by the row), so only
  * the running maximum needs a cross-thread reduction per tile.
  */
-import { forRows, linearWorkgroup, operandScratchVec4, scoreTileWgsl, tileConstants, type TileShape } from './score-tile-wgsl.js';
+import { forRows, linearWorkgroup, operandScratchVec4, scoreTileWgsl, tileConstants, type TileShape, zeroScores } from './score-tile-wgsl.js';
 
 /** Options of {@link flashAttentionWgsl}. */
 export interface FlashAttentionKernelOptions {
@@ -241,10 +241,7 @@ ${csr ? `    if (lid < BC) {
       keyIdx[lid] = select(INVALID, keyBase + s, s < slotCount);
     }
     workgroupBarrier();`}
-    var s0 = vec4<f32>(0.0);
-    var s1 = vec4<f32>(0.0);
-    var s2 = vec4<f32>(0.0);
-    var s3 = vec4<f32>(0.0);
+${zeroScores('    ')}
 ${scoreTileWgsl(o.tile, 'D', (r, e) => `qAt(${r}, ${e})`, (c, e) => `kAt(${c}, ${e}, kvBase)`, vectorized)}
 ${prefetchFirst}
     let keys = vec4<u32>(keyIdx[tx], keyIdx[tx + 16u], keyIdx[tx + 32u], keyIdx[tx + 48u]);

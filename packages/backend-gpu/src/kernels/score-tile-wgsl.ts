@@ -152,6 +152,11 @@ function vectorScoreTile(
   return pipelinedTile(width, declarations, fetch, stores);
 }
 
+/** Declares the four zeroed score vectors `s0..s3` that {@link scoreTileWgsl} accumulates into. */
+export function zeroScores(indent: string): string {
+  return [0, 1, 2, 3].map((i) => `${indent}var s${i} = vec4<f32>(0.0);`).join('\n');
+}
+
 /** Emits `body(i)` for the four rows a thread owns (WGSL has no compile-time loops). */
 export function forRows(body: (i: number) => string): string {
   return [0, 1, 2, 3].map(body).join('\n');

@@ -17,7 +17,7 @@
  * Used by `landmark-retrieval` (`retrievalTopKWgsl` reduces and ranks the scores) and `landmark`
  * (`landmarkTopKWgsl`).
  */
-import { TILE_COLUMNS, dispatchGrid, forRows, linearWorkgroup, operandScratchVec4, scoreTileWgsl, tileConstants, type ChunkEncoder, type TileShape } from '@sparse-attn/backend-gpu';
+import { TILE_COLUMNS, dispatchGrid, forRows, linearWorkgroup, operandScratchVec4, scoreTileWgsl, tileConstants, type ChunkEncoder, type TileShape, zeroScores } from '@sparse-attn/backend-gpu';
 import type { AttentionDims } from '@sparse-attn/core';
 import { paramsStructWgsl } from './wgsl-snippets.js';
 
@@ -158,10 +158,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let keyBase = (querySlot / P.groupSize) * P.keyRows;
   let tx = lid % TC;
   let ty = lid / TC;
-  var s0 = vec4<f32>(0.0);
-  var s1 = vec4<f32>(0.0);
-  var s2 = vec4<f32>(0.0);
-  var s3 = vec4<f32>(0.0);
+${zeroScores('  ')}
 ${scoreTileWgsl(tile, 'E', (r, e) => `aAt(${r}, ${e}, qBase, liveRows)`, (c, e) => `bAt(${c}, ${e}, keyBase, block0, visible)`)}
   let js = vec4<u32>(block0 + tx, block0 + tx + 16u, block0 + tx + 32u, block0 + tx + 48u);
 ${forRows((i) => `  {

@@ -12,7 +12,7 @@
  * are; the selection kernel (`indexer-select-wgsl.ts`) never reads them (it forces block 0 and the
  * incomplete blocks, and skips rows with t + 1 ≤ K, which a tile made only of such rows skips too).
  */
-import { forRows, linearWorkgroup, operandScratchVec4, scoreTileWgsl, tileConstants, type TileShape } from '@sparse-attn/backend-gpu';
+import { forRows, linearWorkgroup, operandScratchVec4, scoreTileWgsl, tileConstants, type TileShape, zeroScores } from '@sparse-attn/backend-gpu';
 
 /** Uniform parameter block of the stage-1 kernel (u32 fields). */
 export const INDEXER_SCORE_PARAMS = [
@@ -85,10 +85,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let qRow0 = slot * G * P.querySeq + i0;
   let kRow0 = slot * P.pooled;
   for (var j0 = 0u; j0 < completeMax; j0 += BC) {
-    var s0 = vec4<f32>(0.0);
-    var s1 = vec4<f32>(0.0);
-    var s2 = vec4<f32>(0.0);
-    var s3 = vec4<f32>(0.0);
+${zeroScores('    ')}
 ${scoreTileWgsl(o.tile, 'D', (r, e) => `aAt(${r}, ${e}, qRow0, tileRows)`, (c, e) => `bAt(${c}, ${e}, kRow0, j0, completeMax)`)}
 ${forRows((i) => `    if (4u * ty + ${i}u < tileRows) {
       let at = (slot * P.rangeRows + r0 + 4u * ty + ${i}u) * P.blocks + j0;

@@ -9,7 +9,7 @@
  * the tile can route to them). Scores go to `scores[row · pooled + j]` (rows as core's Selection
  * with headScope 'query'); `moba-select-wgsl.ts` then routes each row from them.
  */
-import { forRows, linearWorkgroup, operandScratchVec4, scoreTileWgsl, tileConstants, type TileShape } from '@sparse-attn/backend-gpu';
+import { forRows, linearWorkgroup, operandScratchVec4, scoreTileWgsl, tileConstants, type TileShape, zeroScores } from '@sparse-attn/backend-gpu';
 
 /** Uniform parameter block of the scoring kernel (u32 fields). */
 export const MOBA_SCORES_PARAMS = ['querySeq', 'queryOffset', 'groupSize', 'slots', 'tilesX', 'blockSize', 'pooled', 'pad0'] as const;
@@ -65,10 +65,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   // Blocks before the last query's own block: the only ones any query of the tile scores.
   let reach = min(P.pooled, (P.queryOffset + lastRow) / P.blockSize);
   for (var j0 = 0u; j0 < reach; j0 += BC) {
-    var s0 = vec4<f32>(0.0);
-    var s1 = vec4<f32>(0.0);
-    var s2 = vec4<f32>(0.0);
-    var s3 = vec4<f32>(0.0);
+${zeroScores('    ')}
 ${scoreTileWgsl(TILE, 'D', (r, e) => `qAt(select(INVALID, querySlot * P.querySeq + i0 + (${r}), i0 + (${r}) < P.querySeq), ${e})`, (c, e) => `meanAt(j0 + ${c}, ${e}, meanBase)`, vectorized)}
 ${forRows(
   (i) => `    {

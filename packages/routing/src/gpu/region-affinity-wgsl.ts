@@ -16,7 +16,7 @@
  * Scores go to a per-chunk scratch `[routing head][queryRegions][keyRegions]`: (S/R)² per head,
  * never S²; entries above the causal diagonal are left unwritten (top-k never reads them).
  */
-import { linearWorkgroup, forRows, operandScratchVec4, scoreTileWgsl, tileConstants, type TileShape } from '@sparse-attn/backend-gpu';
+import { linearWorkgroup, forRows, operandScratchVec4, scoreTileWgsl, tileConstants, type TileShape, zeroScores } from '@sparse-attn/backend-gpu';
 
 /** Uniform parameter block of the affinity kernel. */
 export const REGION_AFFINITY_PARAMS = [
@@ -86,10 +86,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   // Key regions any query region of the tile may route to.
   let reach = select(P.keyRegions, min(P.keyRegions, P.firstRegion + lastRow + 1u), P.causal == 1u);
   if (j0 >= reach) { return; }
-  var s0 = vec4<f32>(0.0);
-  var s1 = vec4<f32>(0.0);
-  var s2 = vec4<f32>(0.0);
-  var s3 = vec4<f32>(0.0);
+${zeroScores('  ')}
 ${scoreTileWgsl(TILE, 'P.width', (r, e) => `aAt(r0 + (${r}), ${e}, qHead0)`, (c, e) => `bAt(j0 + (${c}), ${e}, qHead0, reach)`, vectorized)}
 ${forRows(
   (i) => `  {

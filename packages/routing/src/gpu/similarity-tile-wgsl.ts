@@ -12,7 +12,7 @@
  * channel order per lane of the tile, the CPU in f64: a near-tie between two centroids, or at a
  * cluster's w-th similarity, may be ordered differently (see the README).
  */
-import { forRows, linearWorkgroup, operandScratchVec4, scoreTileWgsl, tileConstants, type TileShape } from '@sparse-attn/backend-gpu';
+import { forRows, linearWorkgroup, operandScratchVec4, scoreTileWgsl, tileConstants, type TileShape, zeroScores } from '@sparse-attn/backend-gpu';
 import { insertTopR } from './wgsl-snippets.js';
 
 /** Uniform parameter block of {@link similarityTileWgsl} and {@link simTopWgsl}. */
@@ -69,10 +69,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let cslot = P.slotBase + slot / P.groupSize;
   let tx = lid % TC;
   let ty = lid / TC;
-  var s0 = vec4<f32>(0.0);
-  var s1 = vec4<f32>(0.0);
-  var s2 = vec4<f32>(0.0);
-  var s3 = vec4<f32>(0.0);
+${zeroScores('  ')}
 ${scoreTileWgsl(SIMILARITY_TILE, 'D', (r, e) => `centroidAt(cslot, c0 + ${r}, ${e})`, (c, e) => `rowAt(slot, i0 + ${c}, ${e})`, vectorized)}
 ${forRows((r) => `  {
     let c = c0 + 4u * ty + ${r}u;
