@@ -94,6 +94,9 @@ export async function runGpuBenchmark(backend: GpuBackend, context: BenchmarkCon
       // Dense is the baseline row above; a `dense` entry in `methods` (the GPU family's list) is not timed twice.
       const wanted = (id: string) => id !== 'dense' && (!context.methods || context.methods.includes(id));
       for (const { definition, config, budget } of methods.filter((m) => wanted(m.definition.id))) {
+        // Each method starts from the same device state: scratch the previous method kept for its
+        // next call (the key-block executor's window, families' pools) is freed first.
+        backend.releaseScratch();
         const base = { suite: 'gpu-attention', method: definition.id, workload: `gaussian-gpu${gqa}`, seqLength: seq, ...(budget ? { budget } : {}) };
         const method = definition.create(backend, config);
         if (!method.runResident) {
