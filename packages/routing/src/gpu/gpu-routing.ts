@@ -15,7 +15,7 @@
  * write, to size the selection buffer: it holds exactly the selected pairs, never rows × S.
  */
 import { ConfigError, densePairCount, parseConfig, sparseStats, validateAttentionInput, type AttentionDims, type AttentionInput, type Selection, type SparseAttentionResult } from '@sparse-attn/core';
-import { countPairs, dispatchGrid, GpuBufferPool, type ChunkEncoder, type GpuAttentionMethod, type GpuBackend, type GpuMethodDefinition, type GpuSelection, type ResidentAttention, WEBGPU_FLAGS } from '@sparse-attn/backend-gpu';
+import { countPairs, dispatchGrid, type ChunkEncoder, type GpuBufferPool, type GpuAttentionMethod, type GpuBackend, type GpuMethodDefinition, type GpuSelection, type ResidentAttention, WEBGPU_FLAGS } from '@sparse-attn/backend-gpu';
 import { routingConfigSchema, type RoutingConfig } from '../routing-config.js';
 import { routingMethod } from '../routing-method.js';
 import { headSeed } from '../balanced-routing-attention.js';
@@ -198,21 +198,11 @@ export async function runRouting(
       device.queue.writeBuffer(draws.index, 0, plan.drawIndex);
       device.queue.writeBuffer(draws.value, 0, plan.drawValue);
     }
-    const totals = make(4 * resident.chunks.length);
-    // Per chunk, what the write pass reads: flags, cluster lists, row offsets.
-    const kept = resident.chunks.map((chunk) => {
-      const querySlots = chunk.slots * d.groupSize;
-      return {
-        keyFlags: make(4 * chunk.slots * C * d.keySeq),
-        keyBits: make(4 * chunk.slots * C * Math.ceil(d.keySeq / 32)),
-        queryBits: make(4 * querySlots * d.querySeq * Math.ceil(C / 32)),
-        queryFlags: make(4 * querySlots * C * d.querySeq),
-        lists: make(4 * chunk.slots * plan.listCapacity),
-        listOffsets: make(4 * chunk.slots * (C + 1)),
-        rowOffsets: make(4 * querySlots * d.querySeq),
-        headBase: make(4 * querySlots),
-      };
-    });
+    // Per chunk, the membership flags both executors read.
+    const kept = resident.chunks.map((chunk) => ({
+      keyFlags: make(4 * chunk.slots * C * d.keySeq),
+      queryFlags: make(4 * chunk.slots * d.groupSize * C * d.querySeq),
+    }));
     const base = {
       clusters: C,
       groupSize: d.groupSize,
@@ -226,7 +216,7 @@ export async function runRouting(
       capacity: plan.listCapacity,
     };
     // Membership (with the k-means first unless the centroids come fitted): key and query
-    // similarities (tiled, the top-r clusters fused), balanced top-w flags, nearest flags.
+    // similarities (tiled) and their top-r clusters, balanced top-w flags, nearest flags.
     const membershipMs = await backend.runKernels(resident, async (plain) => {
       const encoder = pooledEncoder(plain, fitted ? pool : undefined, 'membership');
       const { chunk, index } = encoder;
@@ -260,11 +250,25 @@ export async function runRouting(
         pairs: run.pairs,
       };
     }
+    // Per chunk, what the rows executor's passes add: flag bits, cluster lists, row offsets.
+    const totals = make(4 * resident.chunks.length);
+    const rowBuffers = resident.chunks.map((chunk, i) => {
+      const querySlots = chunk.slots * d.groupSize;
+      return {
+        ...kept[i]!,
+        keyBits: make(4 * chunk.slots * C * Math.ceil(d.keySeq / 32)),
+        queryBits: make(4 * querySlots * d.querySeq * Math.ceil(C / 32)),
+        lists: make(4 * chunk.slots * plan.listCapacity),
+        listOffsets: make(4 * chunk.slots * (C + 1)),
+        rowOffsets: make(4 * querySlots * d.querySeq),
+        headBase: make(4 * querySlots),
+      };
+    });
     // Selection: cluster key lists, row sizes, row offsets and the chunk totals.
     const countMs = await backend.runKernels(resident, async (plain) => {
       const encoder = pooledEncoder(plain, pool, 'count');
       const { chunk, index } = encoder;
-      const b = kept[index]!;
+      const b = rowBuffers[index]!;
       const querySlots = chunk.slots * d.groupSize;
       const run = routingRunner(encoder, base);
       const keyValues = { slots: chunk.slots, count: d.keySeq };
@@ -295,7 +299,7 @@ export async function runRouting(
       stride,
       async encodeChunk(encoder) {
         const { chunk, index, target } = encoder;
-        const b = kept[index]!;
+        const b = rowBuffers[index]!;
         const querySlots = chunk.slots * d.groupSize;
         const [x, y] = dispatchGrid(Math.ceil((querySlots * d.querySeq) / ROUTING_THREADS));
         const params = encoder.uniform(ROUTING_PARAMS, { ...base, slots: querySlots, slotBase: chunk.slot0, tilesX: x }, []);
