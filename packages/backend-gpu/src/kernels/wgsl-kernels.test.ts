@@ -7,6 +7,7 @@ import { FILL_PARAMS, fillNormalWgsl } from './fill-normal-wgsl.js';
 import { GATHER_LIST_PARAMS, gatherListsWgsl, gatherMergeWgsl, gatherScanWgsl, gatherSortWgsl, gatherTileMapWgsl } from './gather-lists-wgsl.js';
 import { ATTENTION_PARAMS, GATHER_ATTENTION_PARAMS, flashAttentionWgsl, flashAttentionWorkgroupBytes, usesVectorLoads, type FlashAttentionKernelOptions } from './flash-attention-wgsl.js';
 import { DECODE_DUMP_PARAMS, DECODE_PAGES_PARAMS, DECODE_PARTIAL_PARAMS, decodePartialWgsl } from './decode-split-k-wgsl.js';
+import { DECODE_MERGE_COPY_PARAMS, DECODE_MERGE_PARAMS, decodeMergeWgsl } from './decode-merge-wgsl.js';
 import { dispatchGrid } from './score-tile-wgsl.js';
 
 /** Bytes of every `var<workgroup>` the source declares (f32/u32 scalars and arrays of f32, u32, vec4<f32>). */
@@ -201,6 +202,19 @@ describe('split-K decode partial WGSL: range keys, the page-list mode and the sc
       expect(dumpCode.indexOf('dumpLogits[(')).toBeLessThan(dumpCode.indexOf('red[lid] = s;'));
     });
   }
+
+  it('the merge parses with and without the lse copy, and binds what its hosts pass', () => {
+    for (const valueDim of [128, 10]) {
+      const plain = reflect(decodeMergeWgsl(valueDim));
+      expect(uniformFields(plain)).toEqual([...DECODE_MERGE_PARAMS]);
+      expect(bindings(plain)).toEqual([['partial', 1, 'read'], ['out', 2, 'read_write'], ['lse', 3, 'read_write']]);
+      expect(decodeMergeWgsl(valueDim, { copyLse: false })).toBe(decodeMergeWgsl(valueDim));
+      const copy = reflect(decodeMergeWgsl(valueDim, { copyLse: true }));
+      expect(uniformFields(copy)).toEqual([...DECODE_MERGE_COPY_PARAMS]);
+      expect(bindings(copy)).toEqual([['partial', 1, 'read'], ['out', 2, 'read_write'], ['lse', 3, 'read_write'], ['lseAll', 4, 'read_write']]);
+    }
+    expect((DECODE_MERGE_COPY_PARAMS.length * 4) % 16).toBe(0);
+  });
 
   it('rejects a dump in the page-list mode and unknown key sources', () => {
     expect(() => decodePartialWgsl({ headDim: 64, valueDim: 64, keys: 'pages', dumpScores: true })).toThrow(/range keys/);
