@@ -27,7 +27,6 @@ export {
   type StackTiming,
 } from './gpu/gpu-delta-stack.js';
 export { deltaStackSuite } from './gpu/delta-stack-suite.js';
-export { LSE_GATHER_PARAMS, LSE_GATHER_THREADS, lseGatherWgsl } from './gpu/lse-gather-wgsl.js';
 export { ROW_LOGITS_PARAMS, rowLogitsWgsl } from './gpu/row-logits-wgsl.js';
 export { ROW_LSE_PARAMS, rowLseWgsl } from './gpu/row-lse-wgsl.js';
 export { PAGE_SCORES_PARAMS, PAGE_SCORES_THREADS, pageScoreGroups, pageScoresWgsl, pagesPerScoreGroup } from './gpu/page-scores-wgsl.js';

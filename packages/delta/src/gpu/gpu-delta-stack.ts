@@ -10,7 +10,7 @@
  *   of `runDecodeAttention`).
  * - `delta` (Δ-layer): the same dense decode with the score dump (the backend's
  *   `decodePartialWgsl({ dumpScores: true })` writes every logit into a call-wide buffer, and
- *   `lse-gather-wgsl.ts` copies each chunk's merged lse beside them), then DELTA's page scores
+ *   its merge, `decodeMergeWgsl(…, { copyLse: true })`, writes each row's lse beside them), then DELTA's page scores
  *   `Σ_page exp(max_h (logit − lse_h))` over every query head of the batch (`page-scores-wgsl.ts`)
  *   and its selection, the last `L` pages plus the top `K − L` older ones, ascending, ties to the
  *   lower page (`top-k-rows-wgsl.ts`): one page list per batch, in this layer's selection buffers.
@@ -30,6 +30,7 @@
 import { ConfigError, ShapeError, parseConfig, type AttentionDims, type BackendInfo, type BenchmarkRow } from '@sparse-attn/core';
 import {
   DECODE_DUMP_PARAMS,
+  DECODE_MERGE_COPY_PARAMS,
   DECODE_MERGE_PARAMS,
   DECODE_PAGES_PARAMS,
   DECODE_PARTIAL_PARAMS,
@@ -48,7 +49,6 @@ import {
 import { deltaConfigSchema, type DeltaConfig, type DeltaConfigInput } from '../delta.js';
 import { defaultFullCacheLayers, layerPlanFromFullCacheLayers, roleCounts, validateLayerPlan, type LayerPlan, type LayerRole } from '../layer-plan.js';
 import { recentPages } from '../select-pages.js';
-import { LSE_GATHER_PARAMS, LSE_GATHER_THREADS, lseGatherWgsl } from './lse-gather-wgsl.js';
 import { PAGE_SCORES_PARAMS, pageScoreGroups, pageScoresWgsl } from './page-scores-wgsl.js';
 import { TOP_K_ROWS_PARAMS, topKRowsWgsl } from './top-k-rows-wgsl.js';
 
@@ -217,11 +217,11 @@ export async function createGpuDeltaStack(backend: GpuBackend, layers: readonly 
   });
   try {
     const kernel = { headDim: d.headDim, valueDim: d.valueDim };
-    const [densePartial, merge, dumpPartial, lseGather, pageScores, topK, pageDecode] = await Promise.all([
+    const [densePartial, merge, dumpPartial, mergeCopy, pageScores, topK, pageDecode] = await Promise.all([
       pipeline(backend, decodePartialWgsl(kernel)),
       pipeline(backend, decodeMergeWgsl(d.valueDim)),
       pipeline(backend, decodePartialWgsl({ ...kernel, dumpScores: true })),
-      pipeline(backend, lseGatherWgsl()),
+      pipeline(backend, decodeMergeWgsl(d.valueDim, { copyLse: true })),
       pipeline(backend, pageScoresWgsl()),
       pipeline(backend, topKRowsWgsl()),
       pipeline(backend, decodePartialWgsl({ ...kernel, keys: 'pages' })),
@@ -256,16 +256,16 @@ export async function createGpuDeltaStack(backend: GpuBackend, layers: readonly 
           scale: d.scale,
         });
         const [mx, my] = dispatchGrid(rows);
-        const mergeParams = uniform(DECODE_MERGE_PARAMS, { rows, partitions: split.partitions, tilesX: mx });
-        const mergeOp = op(merge, [mergeParams, denseScratch, chunk.out, chunk.lse], mx, my);
-        if (!dump) return [op(densePartial, [params, chunk.q, chunk.k, chunk.v, denseScratch], px, py), mergeOp];
+        if (!dump) {
+          const mergeParams = uniform(DECODE_MERGE_PARAMS, { rows, partitions: split.partitions, tilesX: mx });
+          return [op(densePartial, [params, chunk.q, chunk.k, chunk.v, denseScratch], px, py), op(merge, [mergeParams, denseScratch, chunk.out, chunk.lse], mx, my)];
+        }
+        // A Δ-layer: logits dumped by the partial pass, each row's lse copied beside them by the merge.
         const dumpParams = uniform(DECODE_DUMP_PARAMS, { querySlotBase: chunk.slot0 * d.groupSize });
-        const [gx, gy] = dispatchGrid(Math.ceil(rows / LSE_GATHER_THREADS));
-        const gatherParams = uniform(LSE_GATHER_PARAMS, { count: rows, base: chunk.slot0 * d.groupSize, tilesX: gx });
+        const mergeParams = uniform(DECODE_MERGE_COPY_PARAMS, { rows, partitions: split.partitions, tilesX: mx, lseBase: chunk.slot0 * d.groupSize });
         return [
           op(dumpPartial, [params, chunk.q, chunk.k, chunk.v, denseScratch, logits, dumpParams], px, py),
-          mergeOp,
-          op(lseGather, [gatherParams, chunk.lse, lseAll], gx, gy),
+          op(mergeCopy, [mergeParams, denseScratch, chunk.out, chunk.lse, lseAll], mx, my),
         ];
       });
 
