@@ -230,6 +230,19 @@ export const gpuChecks: readonly GpuCheck[] = [
     },
   })),
   {
+    name: 'routing on the GPU with keys repeated every 10 positions (similarity ties at every cluster\'s w-th key: ranked by position) selects the CPU\'s keys',
+    async run(backend) {
+      const input = checkInput({ batch: 1, queryHeads: 2, kvHeads: 1, seq: 100, headDim: 16 }, 196);
+      const k = input.k.data;
+      for (let i = 10; i < 100; i++) k.copyWithin(i * 16, (i % 10) * 16, (i % 10) * 16 + 16);
+      const config = { clusters: 4, window: 25, sinkTokens: 0, local: 'never' as const, membership: 'balanced' as const };
+      const gpu = await gpuRoutingMethod.create(backend, config).prefill(input);
+      const cpu = routingMethod.create(config).prefill(input);
+      expectMatchesCpu(input, gpu, cpu);
+      await expectClusterExecutorMatchesCpu(backend, input, config, cpu);
+    },
+  },
+  {
     name: 'routing on the GPU split into chunks (one KV slot each) equals the CPU method',
     async run(backend) {
       const input = checkInput({ batch: 2, queryHeads: 4, kvHeads: 2, seq: 64, headDim: 64 }, 190);

@@ -61,7 +61,7 @@ export function balancedTopWWgsl(): string {
 
 var<workgroup> partial: array<u32, ${ROUTING_THREADS}>;
 var<workgroup> histogram: array<atomic<u32>, 256>;
-var<workgroup> found: vec2<u32>;
+var<workgroup> found: vec3<u32>;
 
 // Order-preserving map of a float to u32 (larger float, larger key).
 fn orderKey(v: f32) -> u32 {
@@ -85,6 +85,7 @@ ${entry} {
   var mask = 0u;
   var need = w;
   var above = 0u;
+  var equal = 0u;
   for (var shift = 24i; shift >= 0i; shift -= 8i) {
     atomicStore(&histogram[lid], 0u);
     workgroupBarrier();
@@ -111,15 +112,21 @@ ${entry} {
     workgroupBarrier();
 ${inclusiveScanU32('    ')}
     let atLeast = partial[lid];
-    if (atLeast >= need && atLeast - own < need) { found = vec2<u32>(255u - lid, atLeast - own); }
+    if (atLeast >= need && atLeast - own < need) { found = vec3<u32>(255u - lid, atLeast - own, own); }
     workgroupBarrier();
     let pick = workgroupUniformLoad(&found);
     t = t | (pick.x << u32(shift));
     mask = mask | (255u << u32(shift));
     need -= pick.y;
     above += pick.y;
+    equal = pick.z;
   }
   let ties = w - above;
+  // Every key equal to t is among the top w (the usual case: one such key): no ranking of ties.
+  if (equal == ties) {
+    for (var i = lid; i < P.count; i += NT) { sim[base + i] = select(0.0, 1.0, orderKey(sim[base + i]) >= t); }
+    return;
+  }
   // Mark in tiles of NT positions; ties go to the lowest positions (exclusive scan of tie flags).
   var tiesBefore = 0u;
   for (var start = 0u; start < P.count; start += NT) {
