@@ -39,9 +39,9 @@ function lookupBases(layout: ClusterMetaLayout): Record<string, number> {
   };
 }
 
-/** Bytes per query slot of the cluster executor's partials and lists (for the KV-slot groups). */
-export function clusterExecutorBytesPerQuerySlot(d: ResidentAttention['dims'], plan: RoutingPlan): number {
-  return 4 * (plan.queryListCapacity + d.querySeq) * (d.valueDim + 1) + 4 * plan.queryListCapacity;
+/** Bytes per query slot of the cluster executor's largest buffer, the partial outputs (one binding per KV-slot group). */
+export function clusterPartialBytesPerQuerySlot(d: Pick<ResidentAttention['dims'], 'querySeq' | 'valueDim'>, plan: Pick<RoutingPlan, 'queryListCapacity'>): number {
+  return 4 * (plan.queryListCapacity + d.querySeq) * d.valueDim;
 }
 
 /**
@@ -79,12 +79,12 @@ export async function runClusterExecutor(
       queryOffsets: region(layout.queryOffsets),
       keyLists: make(4 * chunk.slots * plan.listCapacity),
       queryLists: make(4 * querySlots * plan.queryListCapacity),
-      partOut: make(4 * querySlots * (plan.queryListCapacity + d.querySeq) * d.valueDim),
+      partOut: make(querySlots * clusterPartialBytesPerQuerySlot(d, plan)),
       partLse: make(4 * querySlots * (plan.queryListCapacity + d.querySeq)),
       pairCounts: make(4 * querySlots * (C + 1)),
     };
   });
-  const selection = {
+  const shape = {
     clusters: C,
     groupSize: d.groupSize,
     keySeq: d.keySeq,
@@ -98,7 +98,7 @@ export async function runClusterExecutor(
     const querySlots = chunk.slots * d.groupSize;
     const run = async (code: string, list: readonly Binding[], threads: number, values: Readonly<Record<string, number>>, perWorkgroup = false) => {
       const [x, y] = dispatchGrid(perWorkgroup ? threads : Math.ceil(threads / ROUTING_THREADS));
-      const params = encoder.uniform(ROUTING_PARAMS, { ...selection, slotBase: chunk.slot0, chunkIndex: index, ...values, tilesX: x }, []);
+      const params = encoder.uniform(ROUTING_PARAMS, { ...shape, slotBase: chunk.slot0, chunkIndex: index, ...values, tilesX: x }, []);
       encoder.dispatch(await encoder.pipeline(code), [params, ...list], x, y);
     };
     const keys = { slots: chunk.slots, count: d.keySeq, capacity: plan.listCapacity };

@@ -21,7 +21,7 @@ import { routingMethod } from '../routing-method.js';
 import { headSeed } from '../balanced-routing-attention.js';
 import { resolveSampleSize } from '../routing-config.js';
 import { sphericalKMeans } from '../spherical-kmeans.js';
-import { runClusterExecutor } from './gpu-routing-clusters.js';
+import { clusterPartialBytesPerQuerySlot, runClusterExecutor } from './gpu-routing-clusters.js';
 import { SIMILARITY_PARAMS, SIMILARITY_TILE, SIM_TOP_THREADS, similarityTileWgsl, simTopWgsl } from './similarity-tile-wgsl.js';
 import { encodeRoutingCentroids, encodeRoutingFit, encodeRoutingNormalize, encodeRoutingSample, routingFitPlan, seedCentroids, type RoutingFitPlan } from './gpu-routing-kmeans.js';
 import {
@@ -478,13 +478,12 @@ export type RoutingPhases = {
 /**
  * KV slots routed together by {@link runRoutingResident}: as many as fit one binding with their
  * largest per-group buffers, the similarity / flag columns (`routingScratchBytesPerSlot`) and
- * the cluster executor's partials (`clusterExecutorBytesPerQuerySlot` per query head).
+ * the cluster executor's partials (`clusterPartialBytesPerQuerySlot` per query head).
  */
 export function routingSlotsPerGroup(backend: GpuBackend, d: AttentionDims, config: RoutingConfig): number {
   const plan = routingPlan(d, config);
   const byScratch = Math.floor(backend.context.maxBinding / routingScratchBytesPerSlot(d, plan));
-  const partials = 4 * d.groupSize * (plan.queryListCapacity + d.querySeq) * d.valueDim;
-  const byPartials = Math.floor(backend.context.maxBinding / partials);
+  const byPartials = Math.floor(backend.context.maxBinding / (d.groupSize * clusterPartialBytesPerQuerySlot(d, plan)));
   return Math.max(1, Math.min(byScratch, byPartials));
 }
 
