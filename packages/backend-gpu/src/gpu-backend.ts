@@ -28,6 +28,8 @@ import { FILL_PARAMS, FILL_THREADS, fillNormalWgsl } from './kernels/fill-normal
 import { GATHER_LIST_PARAMS, GATHER_THREADS, gatherListsWgsl, gatherMergeWgsl, gatherScanWgsl, gatherSortWgsl, gatherTileMapWgsl } from './kernels/gather-lists-wgsl.js';
 import { ATTENTION_PARAMS, GATHER_ATTENTION_PARAMS, flashAttentionWgsl, flashAttentionWorkgroupBytes, type FlashAttentionKernelOptions, type FlashAttentionListHooks } from './kernels/flash-attention-wgsl.js';
 import { dispatchGrid, type TileShape } from './kernels/score-tile-wgsl.js';
+import { DECODE_MERGE_PARAMS, decodeMergeWgsl } from './kernels/decode-merge-wgsl.js';
+import { DECODE_SELECTION_PARAMS, decodePartialRecord, decodePartialWgsl, SPLIT_K_MAX_QUERIES, splitKPartitions } from './kernels/decode-split-k-wgsl.js';
 import { GpuBufferPool } from './gpu-buffer-pool.js';
 import { WEBGPU_FLAGS } from './webgpu-flags.js';
 
@@ -179,12 +181,15 @@ export class GpuBackend {
    */
   tuning: AttentionTuning = DEFAULT_TUNING;
   /**
-   * How the sparse executor runs a block selection whose rows hold few query vectors (one query,
-   * or a GQA group of one query): `'rows'` gives each row its own workgroup, which re-reads the
-   * row's blocks for every query; `'key-blocks'` gathers, per selected key block, the rows that
-   * chose it into 64-query tiles and merges the per-block partials (see `gather-lists-wgsl.ts`);
-   * `'auto'` (default) takes `'key-blocks'` for block selections of at least 64 rows, blocks of
-   * at least 16 keys and at most 16 query vectors per row, `'rows'` otherwise.
+   * How the sparse executor runs a selection: `'rows'` gives each selection row its own
+   * workgroup, which re-reads the row's blocks for every query; `'key-blocks'` (block selections
+   * whose rows hold few query vectors: one query, or a GQA group of one query) gathers, per
+   * selected key block, the rows that chose it into 64-query tiles and merges the per-block
+   * partials (see `gather-lists-wgsl.ts`); `'split-k'` splits each query row's selected keys over
+   * many workgroups and merges their partials (a decode step: see `decode-split-k-wgsl.ts`).
+   * `'auto'` (default) takes `'split-k'` for calls of at most `SPLIT_K_MAX_QUERIES` (16) queries
+   * per head, then `'key-blocks'` for block selections of at least 64 rows, blocks of at least 16
+   * keys and at most 16 query vectors per row, `'rows'` otherwise.
    */
   sparseExecutor: SparseExecutorMode = 'auto';
   /**
@@ -577,7 +582,8 @@ export class GpuBackend {
   }
 
   /** Which executor runs a selection of this layout (see {@link sparseExecutor}). */
-  executorFor(selection: Pick<Selection, 'kind' | 'blockSize' | 'headScope' | 'rows' | 'queryBlockSize'>, d: AttentionDims): 'rows' | 'key-blocks' {
+  executorFor(selection: Pick<Selection, 'kind' | 'blockSize' | 'headScope' | 'rows' | 'queryBlockSize'>, d: AttentionDims): SparseExecutor {
+    if (this.sparseExecutor === 'split-k' || (this.sparseExecutor === 'auto' && d.querySeq <= SPLIT_K_MAX_QUERIES)) return 'split-k';
     const vectors = (selection.headScope === 'kv' ? d.groupSize : 1) * selection.queryBlockSize;
     if (selection.kind !== 'block' || vectors > 16 || this.sparseExecutor === 'rows') return 'rows';
     if (this.sparseExecutor === 'key-blocks') return 'key-blocks';
@@ -586,7 +592,9 @@ export class GpuBackend {
 
   private async encodeSparse(resident: ResidentAttention, selection: Selection, buffers: readonly SelectionBuffers[], stride: number, targets?: readonly { out: GPUBuffer; lse: GPUBuffer }[]): Promise<Encoded> {
     const d = resident.dims;
-    if (this.executorFor(selection, d) === 'key-blocks') return this.encodeKeyBlocks(resident, selection, buffers, stride, targets);
+    const executor = this.executorFor(selection, d);
+    if (executor === 'key-blocks') return this.encodeKeyBlocks(resident, selection, buffers, stride, targets);
+    if (executor === 'split-k') return this.encodeSplitK(resident, selection, buffers, stride, targets);
     const scopeKv = selection.headScope === 'kv';
     const tileRows = (scopeKv ? d.groupSize : 1) * selection.queryBlockSize;
     const { code, tile } = this.attentionKernel('csr', d, tileRows);
@@ -614,6 +622,52 @@ export class GpuBackend {
         const b = buffers[i]!;
         const target = targets?.[i] ?? chunk;
         this.dispatch(pass, pipeline, [params, chunk.q, chunk.k, chunk.v, target.out, target.lse, b.bounds, b.indices], x, y);
+      }
+    });
+  }
+
+  /**
+   * The split-K executor for a few queries per head (decode steps): every query row's selected
+   * keys are split into partitions scored by separate workgroups (`decode-split-k-wgsl.ts`,
+   * `keys: 'selection'`), then merged into the chunk's `out` and `lse`, so one decode query is
+   * spread over many workgroups where the rows executor would give it one.
+   */
+  private async encodeSplitK(resident: ResidentAttention, selection: Selection, buffers: readonly SelectionBuffers[], stride: number, targets?: readonly { out: GPUBuffer; lse: GPUBuffer }[]): Promise<Encoded> {
+    const d = resident.dims;
+    const block = selection.kind === 'block';
+    const plan = splitKPartitions(d.batch * d.queryHeads * d.querySeq, Math.max(1, stride) * (block ? selection.blockSize : 1));
+    const record = decodePartialRecord(d.valueDim);
+    const [partialKernel, merge] = await Promise.all([
+      this.pipeline(decodePartialWgsl({ headDim: d.headDim, valueDim: d.valueDim, keys: 'selection' })),
+      this.pipeline(decodeMergeWgsl(d.valueDim)),
+    ]);
+    return this.encode(async (pass, transient) => {
+      for (const [i, chunk] of resident.chunks.entries()) {
+        const rows = chunk.slots * d.groupSize * d.querySeq;
+        const partial = this.buffer(rows * plan.partitions * record * 4, STORAGE);
+        transient.push(partial);
+        const [px, py] = dispatchGrid(rows * plan.partitions);
+        const params = this.uniform(
+          DECODE_SELECTION_PARAMS,
+          {
+            ...attentionParams(d),
+            slots: chunk.slots * d.groupSize,
+            partitions: plan.partitions,
+            partitionSize: plan.partitionSize,
+            selRows: selection.rows,
+            queryBlockSize: selection.queryBlockSize,
+            scopeKv: selection.headScope === 'kv' ? 1 : 0,
+            kindBlock: block ? 1 : 0,
+            blockSize: selection.blockSize,
+            tilesX: px,
+          },
+          transient,
+        );
+        const b = buffers[i]!;
+        const target = targets?.[i] ?? chunk;
+        this.dispatch(pass, partialKernel, [params, chunk.q, chunk.k, chunk.v, b.bounds, b.indices, partial], px, py);
+        const [mx, my] = dispatchGrid(rows);
+        this.dispatch(pass, merge, [this.uniform(DECODE_MERGE_PARAMS, { rows, partitions: plan.partitions, tilesX: mx }, transient), partial, target.out, target.lse], mx, my);
       }
     });
   }
@@ -954,8 +1008,11 @@ export interface AttentionTuning {
  * Fastest measured on the H100 with vec4 loads (bench/results): 16-wide q·k chunks and 16-key value
  * chunks (≈ 31 KiB of workgroup memory at D = 128); 32 × 16 was 5% slower, 32 × 32 7%.
  */
-/** How the sparse executor runs block selections (see {@link GpuBackend.sparseExecutor}). */
-export type SparseExecutorMode = 'auto' | 'rows' | 'key-blocks';
+/** An executor of the sparse path (see {@link GpuBackend.sparseExecutor}). */
+export type SparseExecutor = 'rows' | 'key-blocks' | 'split-k';
+
+/** How the sparse executor runs selections (see {@link GpuBackend.sparseExecutor}). */
+export type SparseExecutorMode = 'auto' | SparseExecutor;
 
 /** Largest partial (out + lse) buffer of one window of the key-block executor. */
 const KEY_BLOCK_PARTIAL_BYTES = 1 << 30;

@@ -1,6 +1,6 @@
 /**
  * The GPU test and benchmark program for machines with an adapter but no pnpm/vitest (the H100
- * device): `node gpu-check.js [--bench 4096,16384,65536] [--out results.json]`. Runs every
+ * device): `node gpu-check.js [--bench 4096,16384,65536] [--out results.json] [--latency]`. Runs every
  * {@link gpuChecks} entry, then optionally the GPU benchmark, printing a table and exiting 1 on any
  * failure. Built into a self-contained bundle by `pnpm build:device`.
  */
@@ -8,7 +8,9 @@ import { writeFileSync } from 'node:fs';
 import { gpuChecks } from './gpu-checks.js';
 import { runGpuBenchmark } from './gpu-benchmarks.js';
 import { EXECUTOR_VARIANTS, syntheticSelection } from './executor-profile.js';
+import { measureAsync } from './measure-async.js';
 import { createNodeGpuBackend } from './node.js';
+import { WEBGPU_FLAGS } from './webgpu-flags.js';
 
 async function main(): Promise<number> {
   const args = process.argv.slice(2);
@@ -90,6 +92,35 @@ async function main(): Promise<number> {
     }
     backend.sparseExecutor = 'auto';
     backend.release(resident);
+  }
+  if (args.includes('--latency')) {
+    // The host round trip every timed GPU call pays (submit, then await the queue): an empty
+    // submission, and one dispatch of a single one-thread workgroup. A decode step timed from
+    // the host cannot be faster than this, whatever its kernels do.
+    const { device } = backend.context;
+    const module = device.createShaderModule({ code: '@group(0) @binding(0) var<storage, read_write> x: array<u32>;\n@compute @workgroup_size(1) fn main() { x[0] = x[0] + 1u; }' });
+    const pipeline = device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' } });
+    const buffer = device.createBuffer({ size: 16, usage: WEBGPU_FLAGS.STORAGE });
+    const group = device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries: [{ binding: 0, resource: { buffer } }] });
+    const roundTrip = async (dispatch: boolean) => {
+      const started = performance.now();
+      const encoder = device.createCommandEncoder();
+      if (dispatch) {
+        const pass = encoder.beginComputePass();
+        pass.setPipeline(pipeline);
+        pass.setBindGroup(0, group);
+        pass.dispatchWorkgroups(1);
+        pass.end();
+      }
+      device.queue.submit([encoder.finish()]);
+      await device.queue.onSubmittedWorkDone();
+      return performance.now() - started;
+    };
+    for (const dispatch of [false, true]) {
+      const t = await measureAsync(() => roundTrip(dispatch), { warmup: 20, repeats: 200 });
+      console.log(JSON.stringify({ latency: dispatch ? 'one 1-thread dispatch, submitted and awaited' : 'empty command buffer, submitted and awaited', medianMs: t.medianMs, minMs: t.minMs, madMs: t.madMs }));
+    }
+    buffer.destroy();
   }
   const bench = flag('--bench');
   if (bench) {

@@ -198,7 +198,7 @@ export const gpuChecks: readonly GpuCheck[] = [
     },
   })),
   ...keyBlockCases.map(({ label, shape, blockSize, queryBlockSize, scope, maxBinding }, i): GpuCheck => ({
-    name: `key-block executor (block selections gathered per key block, partials merged) equals core sparseAttention: ${label}, ${describeCheckShape(shape)}`,
+    name: `key-block, rows and split-K executors (block selections) equal core sparseAttention: ${label}, ${describeCheckShape(shape)}`,
     async run(backend) {
       const input = checkInput(shape, 110 + i);
       const d = validateAttentionInput(input);
@@ -207,7 +207,7 @@ export const gpuChecks: readonly GpuCheck[] = [
       const cpu = sparseAttention(input, selection);
       // A backend of its own: the mode is per backend, and a small binding forces several row windows and chunks.
       const gpuBackend = new GpuBackend(maxBinding ? { ...backend.context, maxBinding } : backend.context);
-      for (const mode of ['key-blocks', 'rows'] as const) {
+      for (const mode of ['key-blocks', 'rows', 'split-k'] as const) {
         gpuBackend.sparseExecutor = mode;
         if (gpuBackend.executorFor(selection, d) !== mode) throw new Error(`executorFor chose ${gpuBackend.executorFor(selection, d)}, forced ${mode}`);
         const gpu = await gpuBackend.sparseAttention(input, selection);
@@ -228,6 +228,29 @@ export const gpuChecks: readonly GpuCheck[] = [
       const cpu = sparseAttention(input, selection);
       expectClose('output', gpu.output.data, cpu.output.data);
       expectLseClose('lse', gpu.lse, cpu.lse);
+    },
+  },
+  {
+    // Decode-shaped calls: a few queries at the end of the keys, rows cut by causality inside a
+    // block, empty rows, token and block rows per query head and per KV head, keys split over
+    // several partitions (S 1500: up to ~24 partitions of 64 keys).
+    name: "split-K executor: 'auto' takes it for ≤ 16 queries per head (decode steps) and equals core sparseAttention (token and block rows, per query and per KV head, GQA)",
+    async run(backend) {
+      const shape = { batch: 2, queryHeads: 4, kvHeads: 2, seq: 1500, headDim: 32, valueDim: 24, querySeq: 3 };
+      const input = checkInput(shape, 141);
+      const d = validateAttentionInput(input);
+      const selections = [
+        randomTokenSelection(2, 4, 3, 1500, 142),
+        randomBlockSelection(2, 4, 3, 1500, 64, 1, 143, 'query', 0.5),
+        randomBlockSelection(2, 2, 3, 1500, 48, 3, 144, 'kv', 0.7),
+      ];
+      for (const selection of selections) {
+        if (backend.sparseExecutor !== 'auto' || backend.executorFor(selection, d) !== 'split-k') throw new Error(`auto chose ${backend.executorFor(selection, d)}`);
+        const gpu = await backend.sparseAttention(input, selection);
+        const cpu = sparseAttention(input, selection);
+        expectClose(`${selection.kind} ${selection.headScope} output`, gpu.output.data, cpu.output.data);
+        expectLseClose(`${selection.kind} ${selection.headScope} lse`, gpu.lse, cpu.lse);
+      }
     },
   },
   ...([

@@ -18,37 +18,17 @@ import { GpuKVCache } from './gpu-kv-cache.js';
 import type { GpuAttentionDecoder } from './gpu-methods.js';
 import { DECODE_GATHER_PARAMS, DECODE_GATHER_THREADS, decodeGatherWgsl } from './kernels/decode-gather-wgsl.js';
 import { DECODE_MERGE_PARAMS, decodeMergeWgsl } from './kernels/decode-merge-wgsl.js';
-import { DECODE_PARTIAL_PARAMS, DECODE_THREADS, decodePartialRecord, decodePartialWgsl } from './kernels/decode-split-k-wgsl.js';
+import { DECODE_PARTIAL_PARAMS, decodePartialRecord, decodePartialWgsl, SPLIT_K_MAX_QUERIES, splitKPartitions, type SplitKPlan } from './kernels/decode-split-k-wgsl.js';
 import { dispatchGrid } from './kernels/score-tile-wgsl.js';
 import { WEBGPU_FLAGS } from './webgpu-flags.js';
 
 const { STORAGE, COPY_SRC } = WEBGPU_FLAGS;
 
-/**
- * Queries per step up to which decoders use the split-K kernel; longer steps (a prompt given as
- * the first step) take the tiled prefill kernel, which fills the GPU on its own.
- */
-export const SPLIT_K_MAX_QUERIES = 16;
-
-/**
- * Workgroups the split-K kernel aims for over the whole call (an H100 holds ~4 k workgroups of
- * 64 threads at once); each partition is at least one 64-key tile.
- */
-const SPLIT_K_TARGET_WORKGROUPS = 4096;
-
-/** How a call's keys are split: `partitions` of `partitionSize` keys (a multiple of 64). */
-export interface SplitKPlan {
-  readonly partitions: number;
-  readonly partitionSize: number;
-}
+export { SPLIT_K_MAX_QUERIES, splitKPartitions, type SplitKPlan } from './kernels/decode-split-k-wgsl.js';
 
 /** The key partitions of a split-K decode call: enough workgroups to fill a large GPU. */
 export function splitKPlan(d: Pick<AttentionDims, 'batch' | 'queryHeads' | 'querySeq' | 'keySeq'>): SplitKPlan {
-  const rows = d.batch * d.queryHeads * d.querySeq;
-  const tiles = Math.max(1, Math.ceil(d.keySeq / DECODE_THREADS));
-  const wanted = Math.min(tiles, Math.max(1, Math.ceil(SPLIT_K_TARGET_WORKGROUPS / rows)));
-  const partitionSize = Math.ceil(tiles / wanted) * DECODE_THREADS;
-  return { partitions: Math.max(1, Math.ceil(d.keySeq / partitionSize)), partitionSize };
+  return splitKPartitions(d.batch * d.queryHeads * d.querySeq, d.keySeq);
 }
 
 /** Scratch bytes per KV slot of {@link runDecodeAttention} (the partial records). */

@@ -31,6 +31,14 @@
  *   the last position, so every listed key up to `keySeq` is visible (no causal mask). Params
  *   {@link DECODE_PAGES_PARAMS}; bindings 0 params, 1 q `[slots][D]`, 2 k, 3 v (the chunk's),
  *   4 bounds, 5 pages, 6 partial. The partial records and the merge are the default mode's.
+ * - `keys: 'selection'` — the keys of a query row are its row of a core `Selection` in the backend's
+ *   CSR layout (the sparse executor's decode path): query row i of query slot s reads selection row
+ *   `(scopeKv ? s / groupSize : s) · selRows + i / queryBlockSize`, entries
+ *   `indices[bounds[2r] .. bounds[2r + 1])`, token indices or blocks expanded to their tokens
+ *   (`kindBlock`), ascending. Partition p holds the row's flattened keys `[p·PS, (p+1)·PS)`, and a
+ *   key is attended when it is below `keySeq` and, under causal, at most the query's position.
+ *   Params {@link DECODE_SELECTION_PARAMS}; bindings 0 params, 1 q, 2 k, 3 v (the chunk's),
+ *   4 bounds, 5 indices, 6 partial; the partial records and the merge are the default mode's.
  * - `dumpScores: true` (range keys only) — also writes every logit the partition scores,
  *   `logits[((querySlotBase + slot)·querySeq + i)·keySeq + j] = s_j`, into a call-wide
  *   `[B·Hq·querySeq][keySeq]` buffer (querySlotBase: the chunk's first query slot in the call), so
@@ -56,17 +64,25 @@ export const DECODE_PAGES_PARAMS = [
   'tilesX', 'scale', 'pad0', 'pad1',
 ] as const;
 
+/** Uniform parameter block of the selection mode (`keys: 'selection'`; 16 × 4 bytes, order matters). */
+export const DECODE_SELECTION_PARAMS = [
+  'querySeq', 'keySeq', 'queryOffset', 'causal',
+  'slots', 'groupSize', 'partitions', 'partitionSize',
+  'selRows', 'queryBlockSize', 'scopeKv', 'kindBlock',
+  'blockSize', 'tilesX', 'scale', 'pad0',
+] as const;
+
 /** Uniform block of the score dump (`dumpScores: true`; 4 × 4 bytes), binding 6. */
 export const DECODE_DUMP_PARAMS = ['querySlotBase', 'pad0', 'pad1', 'pad2'] as const;
 
-/** Where the partial kernel's keys come from: a contiguous range (default) or a page list. */
-export type DecodeKeySource = 'range' | 'pages';
+/** Where the partial kernel's keys come from: a contiguous range (default), a page list, or a selection's rows. */
+export type DecodeKeySource = 'range' | 'pages' | 'selection';
 
 /** Options of {@link decodePartialWgsl}. */
 export interface DecodeKernelOptions {
   readonly headDim: number;
   readonly valueDim: number;
-  /** `'range'` (default): keys `[0, visible)`; `'pages'`: a page list per batch (see the module comment). */
+  /** `'range'` (default): keys `[0, visible)`; `'pages'`: a page list per batch; `'selection'`: a selection's rows (see the module comment). */
   readonly keys?: DecodeKeySource;
   /** Also write every scored logit into a call-wide buffer (range keys only; see the module comment). */
   readonly dumpScores?: boolean;
@@ -75,6 +91,33 @@ export interface DecodeKernelOptions {
 /** Floats of one partial record: m, l and the Dv unnormalised output columns. */
 export function decodePartialRecord(valueDim: number): number {
   return 2 + valueDim;
+}
+
+/**
+ * Queries per step up to which decoders use the split-K kernel, and the sparse executor its
+ * selection mode; longer steps (a prompt given as the first step) take the tiled prefill kernels,
+ * which fill the GPU on their own.
+ */
+export const SPLIT_K_MAX_QUERIES = 16;
+
+/**
+ * Workgroups the split-K kernel aims for over the whole call (an H100 holds ~4 k workgroups of
+ * 64 threads at once); each partition is at least one 64-key tile.
+ */
+const SPLIT_K_TARGET_WORKGROUPS = 4096;
+
+/** How a call's keys are split: `partitions` of `partitionSize` keys (a multiple of 64). */
+export interface SplitKPlan {
+  readonly partitions: number;
+  readonly partitionSize: number;
+}
+
+/** The key partitions of `rows` query rows (call-wide) of up to `keys` keys each: enough workgroups to fill a large GPU. */
+export function splitKPartitions(rows: number, keys: number): SplitKPlan {
+  const tiles = Math.max(1, Math.ceil(keys / DECODE_THREADS));
+  const wanted = Math.min(tiles, Math.max(1, Math.ceil(SPLIT_K_TARGET_WORKGROUPS / Math.max(1, rows))));
+  const partitionSize = Math.ceil(tiles / wanted) * DECODE_THREADS;
+  return { partitions: Math.max(1, Math.ceil(keys / partitionSize)), partitionSize };
 }
 
 /** The page-list mode's workgroup → (query slot, partition, positions in the list) mapping. */
@@ -91,6 +134,23 @@ const PAGES_PROLOGUE = `  let linear = wid.x + wid.y * P.tilesX;
   let end = min((part + 1u) * P.pagesPerPartition, listed) * P.pageSize;
 `;
 
+/** The selection mode's workgroup → (query row, partition, flattened keys of its selection row) mapping. */
+const SELECTION_PROLOGUE = `  let linear = wid.x + wid.y * P.tilesX;
+  if (linear >= P.slots * P.querySeq * P.partitions) { return; }
+  let part = linear % P.partitions;
+  let row = linear / P.partitions;
+  let slot = row / P.querySeq;
+  let i = row % P.querySeq;
+  let kvBase = (slot / P.groupSize) * P.keySeq;
+  let selRow = select(slot, slot / P.groupSize, P.scopeKv == 1u) * P.selRows + i / P.queryBlockSize;
+  let begin = bounds[2u * selRow];
+  let unit = select(1u, P.blockSize, P.kindBlock == 1u);
+  let listed = (bounds[2u * selRow + 1u] - begin) * unit;
+  let visible = select(P.keySeq, min(P.keySeq, P.queryOffset + i + 1u), P.causal == 1u);
+  let start = min(part * P.partitionSize, listed);
+  let end = min(start + P.partitionSize, listed);
+`;
+
 /**
  * Generates the WGSL of the split-K partial kernel (vec4 key loads when the head dim allows) in
  * the mode `o` asks for (see the module comment).
@@ -99,9 +159,11 @@ export function decodePartialWgsl(o: DecodeKernelOptions): string {
   const vec = o.headDim % 4 === 0;
   const columns = Math.ceil(o.valueDim / DECODE_THREADS);
   const range = Array.from({ length: columns }, (_, c) => c);
-  const pages = (o.keys ?? 'range') === 'pages';
-  if (o.keys !== undefined && o.keys !== 'range' && o.keys !== 'pages') throw new Error(`decodePartialWgsl: unknown key source ${String(o.keys)}`);
-  if (pages && o.dumpScores) throw new Error('decodePartialWgsl: dumpScores needs range keys (the page-list mode has no dump)');
+  const source = o.keys ?? 'range';
+  if (source !== 'range' && source !== 'pages' && source !== 'selection') throw new Error(`decodePartialWgsl: unknown key source ${String(o.keys)}`);
+  const pages = source === 'pages';
+  const listed = source !== 'range';
+  if (listed && o.dumpScores) throw new Error(`decodePartialWgsl: dumpScores needs range keys (the ${source} mode has no dump)`);
   const dump = o.dumpScores === true;
   return /* wgsl */ `
 const D: u32 = ${o.headDim}u;
@@ -114,11 +176,13 @@ struct Params {
 ${
   pages
     ? `  keySeq: u32, slots: u32, groupSize: u32, kvHeads: u32,
-  slot0: u32, pageSize: u32, partitions: u32, pagesPerPartition: u32,`
+  slot0: u32, pageSize: u32, partitions: u32, pagesPerPartition: u32,
+  tilesX: u32, scale: f32, pad0: u32, pad1: u32,`
     : `  querySeq: u32, keySeq: u32, queryOffset: u32, causal: u32,
-  slots: u32, groupSize: u32, partitions: u32, partitionSize: u32,`
+  slots: u32, groupSize: u32, partitions: u32, partitionSize: u32,
+${listed ? `  selRows: u32, queryBlockSize: u32, scopeKv: u32, kindBlock: u32,
+  blockSize: u32, tilesX: u32, scale: f32, pad0: u32,` : '  tilesX: u32, scale: f32, pad0: u32, pad1: u32,'}`
 }
-  tilesX: u32, scale: f32, pad0: u32, pad1: u32,
 }
 ${dump ? 'struct DumpParams { querySlotBase: u32, pad0: u32, pad1: u32, pad2: u32 }\n' : ''}
 @group(0) @binding(0) var<uniform> P: Params;
@@ -126,22 +190,22 @@ ${dump ? 'struct DumpParams { querySlotBase: u32, pad0: u32, pad1: u32, pad2: u3
 @group(0) @binding(2) var<storage, read> k: array<${vec ? 'vec4<f32>' : 'f32'}>;
 @group(0) @binding(3) var<storage, read> v: array<f32>;
 ${
-  pages
+  listed
     ? `@group(0) @binding(4) var<storage, read> bounds: array<u32>;
-@group(0) @binding(5) var<storage, read> pages: array<u32>;
+@group(0) @binding(5) var<storage, read> ${pages ? 'pages' : 'indices'}: array<u32>;
 @group(0) @binding(6) var<storage, read_write> partial: array<f32>;`
     : '@group(0) @binding(4) var<storage, read_write> partial: array<f32>;'
 }
 ${dump ? '@group(0) @binding(5) var<storage, read_write> dumpLogits: array<f32>;\n@group(0) @binding(6) var<uniform> dump: DumpParams;\n' : ''}
 var<workgroup> qs: array<${vec ? 'vec4<f32>' : 'f32'}, ${vec ? o.headDim / 4 : o.headDim}>;
 var<workgroup> ps: array<f32, ${DECODE_THREADS}>;
-${pages ? `var<workgroup> keys: array<u32, ${DECODE_THREADS}>;\n` : ''}var<workgroup> red: array<f32, ${DECODE_THREADS}>;
+${listed ? `var<workgroup> keys: array<u32, ${DECODE_THREADS}>;\n` : ''}var<workgroup> red: array<f32, ${DECODE_THREADS}>;
 
 @compute @workgroup_size(${DECODE_THREADS})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
 ${
-  pages
-    ? PAGES_PROLOGUE
+  listed
+    ? pages ? PAGES_PROLOGUE : SELECTION_PROLOGUE
     : `  let linear = wid.x + wid.y * P.tilesX;
   if (linear >= P.slots * P.querySeq * P.partitions) { return; }
   let part = linear % P.partitions;
@@ -175,6 +239,14 @@ ${
       key = pages[begin + x / P.pageSize] * P.pageSize + x % P.pageSize;
       live = key < P.keySeq;
     }`
+    : listed
+    ? `    let x = k0 + lid;
+    var key = 0u;
+    var live = false;
+    if (x < end) {
+      key = select(indices[begin + x], indices[begin + x / P.blockSize] * P.blockSize + x % P.blockSize, P.kindBlock == 1u);
+      live = key < visible;
+    }`
     : `    let key = k0 + lid;
     let live = key < end;`
 }
@@ -204,12 +276,12 @@ ${dump ? '      dumpLogits[((dump.querySlotBase + slot) * P.querySeq + i) * P.ke
     m = mNew;
     l = l * alpha + p;
     ps[lid] = p;
-${pages ? '    keys[lid] = select(0u, key, live);\n' : ''}    workgroupBarrier();
+${listed ? '    keys[lid] = select(0u, key, live);\n' : ''}    workgroupBarrier();
     let count = min(NT, end - k0);
 ${range.map((c) => `    o${c} = o${c} * alpha;`).join('\n')}
     for (var j = 0u; j < count; j++) {
       let pj = ps[j];
-      let vBase = (kvBase + ${pages ? 'keys[j]' : 'k0 + j'}) * DV;
+      let vBase = (kvBase + ${listed ? 'keys[j]' : 'k0 + j'}) * DV;
 ${range.map((c) => `      if (lid + ${c * DECODE_THREADS}u < DV) { o${c} = fma(pj, v[vBase + lid + ${c * DECODE_THREADS}u], o${c}); }`).join('\n')}
     }
     workgroupBarrier();

@@ -6,7 +6,7 @@ import { TOP_K_PARAMS, blockTopKWgsl } from './block-top-k-wgsl.js';
 import { FILL_PARAMS, fillNormalWgsl } from './fill-normal-wgsl.js';
 import { GATHER_LIST_PARAMS, gatherListsWgsl, gatherMergeWgsl, gatherScanWgsl, gatherSortWgsl, gatherTileMapWgsl } from './gather-lists-wgsl.js';
 import { ATTENTION_PARAMS, GATHER_ATTENTION_PARAMS, flashAttentionWgsl, flashAttentionWorkgroupBytes, usesVectorLoads, type FlashAttentionKernelOptions } from './flash-attention-wgsl.js';
-import { DECODE_DUMP_PARAMS, DECODE_PAGES_PARAMS, DECODE_PARTIAL_PARAMS, decodePartialWgsl } from './decode-split-k-wgsl.js';
+import { DECODE_DUMP_PARAMS, DECODE_PAGES_PARAMS, DECODE_PARTIAL_PARAMS, DECODE_SELECTION_PARAMS, decodePartialWgsl, splitKPartitions } from './decode-split-k-wgsl.js';
 import { DECODE_MERGE_COPY_PARAMS, DECODE_MERGE_PARAMS, decodeMergeWgsl } from './decode-merge-wgsl.js';
 import { dispatchGrid } from './score-tile-wgsl.js';
 
@@ -177,7 +177,7 @@ describe('block pipeline WGSL', () => {
   });
 });
 
-describe('split-K decode partial WGSL: range keys, the page-list mode and the score dump', () => {
+describe('split-K decode partial WGSL: range keys, the page-list and selection modes, the score dump', () => {
   for (const [headDim, valueDim] of [[128, 128], [18, 10], [64, 160]] as const) {
     it(`D${headDim} Dv${valueDim}: every mode parses and binds what its host passes`, () => {
       const kernel = { headDim, valueDim };
@@ -190,6 +190,10 @@ describe('split-K decode partial WGSL: range keys, the page-list mode and the sc
       const pages = reflect(decodePartialWgsl({ ...kernel, keys: 'pages' }));
       expect(uniformFields(pages)).toEqual([...DECODE_PAGES_PARAMS]);
       expect(bindings(pages)).toEqual([...head, ['bounds', 4, 'read'], ['pages', 5, 'read'], ['partial', 6, 'read_write']]);
+
+      const rows = reflect(decodePartialWgsl({ ...kernel, keys: 'selection' }));
+      expect(uniformFields(rows)).toEqual([...DECODE_SELECTION_PARAMS]);
+      expect(bindings(rows)).toEqual([...head, ['bounds', 4, 'read'], ['indices', 5, 'read'], ['partial', 6, 'read_write']]);
 
       const dumpCode = decodePartialWgsl({ ...kernel, dumpScores: true });
       const dump = reflect(dumpCode);
@@ -216,9 +220,27 @@ describe('split-K decode partial WGSL: range keys, the page-list mode and the sc
     expect((DECODE_MERGE_COPY_PARAMS.length * 4) % 16).toBe(0);
   });
 
-  it('rejects a dump in the page-list mode and unknown key sources', () => {
+  it('rejects a dump in the page-list and selection modes and unknown key sources', () => {
     expect(() => decodePartialWgsl({ headDim: 64, valueDim: 64, keys: 'pages', dumpScores: true })).toThrow(/range keys/);
+    expect(() => decodePartialWgsl({ headDim: 64, valueDim: 64, keys: 'selection', dumpScores: true })).toThrow(/range keys/);
     expect(() => decodePartialWgsl({ headDim: 64, valueDim: 64, keys: 'tokens' as never })).toThrow(/key source/);
+  });
+});
+
+describe('splitKPartitions', () => {
+  it('splits few rows over many 64-key partitions and gives many rows one partition, covering every key', () => {
+    // 32 decode rows of 1536 selected keys (MoBA at 64k): 24 partitions of one tile each.
+    expect(splitKPartitions(32, 1536)).toEqual({ partitions: 24, partitionSize: 64 });
+    // 32 rows of 64k keys: 128 partitions (4096 workgroups) of 512 keys.
+    expect(splitKPartitions(32, 65536)).toEqual({ partitions: 128, partitionSize: 512 });
+    expect(splitKPartitions(8192, 1000)).toEqual({ partitions: 1, partitionSize: 1024 });
+    expect(splitKPartitions(1, 0)).toEqual({ partitions: 1, partitionSize: 64 });
+    for (const [rows, keys] of [[1, 1], [3, 65], [100, 5000], [4096, 64], [7, 123457]] as const) {
+      const plan = splitKPartitions(rows, keys);
+      expect(plan.partitionSize % 64).toBe(0);
+      expect(plan.partitions * plan.partitionSize).toBeGreaterThanOrEqual(keys);
+      expect((plan.partitions - 1) * plan.partitionSize).toBeLessThan(Math.max(1, keys));
+    }
   });
 });
 
