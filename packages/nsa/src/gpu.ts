@@ -25,7 +25,7 @@ export { countEntriesWgsl, COUNT_ENTRIES_PARAMS, COUNT_ENTRIES_THREADS } from '.
 export { radixTopKWgsl } from './gpu/radix-top-k-wgsl.js';
 export { nsaSelectWgsl, NSA_SELECT_PARAMS, NSA_SELECT_THREADS, type NsaSelectKernelOptions } from './gpu/nsa-select-wgsl.js';
 export { windowPoolWgsl, WINDOW_POOL_PARAMS, WINDOW_POOL_THREADS } from './gpu/window-pool-wgsl.js';
-export { mobaSelectWgsl, MOBA_SELECT_PARAMS, MOBA_SELECT_THREADS } from './gpu/moba-select-wgsl.js';
+export { mobaRouteWgsl, MOBA_ROUTE_PARAMS, MOBA_ROUTE_ROWS, MOBA_ROUTE_WORKGROUP_BYTES, type MobaRouteKernelOptions } from './gpu/moba-route-wgsl.js';
 
 /** Every method of this package that runs on the GPU, for `bench --backend gpu`. */
 export const gpuMethods: readonly GpuMethodDefinition[] = [gpuMobaMethod, gpuNsaMethod, gpuHierarchicalIndexerMethod];

@@ -275,6 +275,25 @@ const mobaChecks: GpuCheck[] = [
   // Every block selected (full budget). Head dims that are not a multiple of 4 are left out: the
   // backend's sparse executor loses the device on SwiftShader at D = 18 (reported to the lead).
   prefillCheck(gpuMobaMethod, { blockSize: 10, topK: 20 }, { batch: 1, queryHeads: 2, kvHeads: 1, seq: 123, headDim: 16 }, 5),
+  // Routing over several 64-block column tiles (137 pooled blocks: the picks kept across three
+  // tiles), 1100 queries (a ragged last query tile), D = 32 (vec4 loads).
+  prefillCheck(gpuMobaMethod, { blockSize: 8, topK: 5 }, { batch: 1, queryHeads: 2, kvHeads: 1, seq: 1100, headDim: 32 }, 9),
+  // A query chunk at offset 330 whose queries see 82–99 past blocks (two column tiles), 70 queries
+  // (two query tiles, the second of 6), GQA 4/2, k = 12: picks of the first tile displaced by the second's.
+  prefillCheck(gpuMobaMethod, { blockSize: 4, topK: 12 }, { batch: 1, queryHeads: 4, kvHeads: 2, seq: 400, headDim: 16, querySeq: 70 }, 10),
+  {
+    // Block j's keys equal block j mod 3's, so the gates of blocks 3 apart tie exactly (on the CPU
+    // in float64 and on the GPU in float32 alike): the picks follow the tie rule (a later block
+    // ranks above an equal earlier one), across two 64-block column tiles (75 blocks).
+    name: 'moba {"blockSize":8,"topK":6} B1 Hq2 Hkv1 S600 D16 with keys repeating every 3 blocks (exact gate ties across column tiles): GPU selection, output and lse equal the CPU method\'s',
+    async run(backend) {
+      const input = checkInput({ batch: 1, queryHeads: 2, kvHeads: 1, seq: 600, headDim: 16 }, 30);
+      const period = 3 * 8 * 16;
+      const k = Float32Array.from(input.k.data);
+      for (let x = period; x < k.length; x++) k[x] = k[x - period]!;
+      await compareWithCpu(backend, gpuMobaMethod, { blockSize: 8, topK: 6 }, { ...input, k: tensor(input.k.shape, k) });
+    },
+  },
   badInputCheck(gpuMobaMethod, { blockSize: 8, topK: 2 }, { blockSize: 0 }),
   decodeCheck(gpuMobaMethod, { blockSize: 8, topK: 2 }, { batch: 2, queryHeads: 4, kvHeads: 2, headDim: 16 }, [21, 1, 1, 3, 1], 7),
   residentCheck(gpuMobaMethod, { blockSize: 16, topK: 2 }, { batch: 2, queryHeads: 4, kvHeads: 2, seq: 100, headDim: 16 }, 6),

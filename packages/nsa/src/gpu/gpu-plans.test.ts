@@ -8,7 +8,6 @@ import { methods } from '../index.js';
 import { mobaConfigSchema } from '../moba.js';
 import { nsaConfigSchema } from '../nsa.js';
 import { mobaPlan } from './moba-gpu.js';
-import { mobaSelectWgsl } from './moba-select-wgsl.js';
 import { nsaPlan, rangeRowsFor } from './nsa-gpu.js';
 import { nsaScoreWgsl } from './nsa-score-tile-wgsl.js';
 import { nsaSelectWgsl } from './nsa-select-wgsl.js';
@@ -42,8 +41,8 @@ describe('GPU entry (no GPU needed)', () => {
 
   it('plans: CSR strides, scratch per KV slot and the workgroup-memory guard', () => {
     const moba = mobaPlan(dims(1000), mobaConfigSchema.parse({ blockSize: 64, topK: 3 }));
-    // The larger scratch is the gate scores: 2 query heads × 1000 queries × 15 complete blocks.
-    expect(moba).toEqual({ pooled: 15, maxBlocks: 16, stride: 3, scratchBytesPerSlot: 4 * 15 * 2 * 1000 });
+    // The scratch is the pooled means: 15 complete blocks × D = 16 (the gates stay in the routing kernel).
+    expect(moba).toEqual({ pooled: 15, maxBlocks: 16, stride: 3, scratchBytesPerSlot: 4 * 15 * 16 });
     const nsa = nsaPlan(fakeBackend(32768), dims(1000), nsaConfigSchema.parse({}));
     // n = 16 plus ceil(512 / 64) + 1 window blocks, capped by the 16 blocks of the call.
     expect(nsa.stride).toBe(16);
@@ -81,6 +80,5 @@ describe('GPU entry (no GPU needed)', () => {
     expect(score).toContain('const G: u32 = 4u;');
     expect(score).toContain('var lseRows: array<vec4<f32>, G>;');
     expect(nsaScoreWgsl({ headDim: 8, groupSize: 1, quest: true, tile: { rows: 64, chunk: 16 } })).toContain('const E: u32 = 16u;');
-    expect(mobaSelectWgsl({ maxPicks: 3 })).toContain('var keys: array<f32, 3>;');
   });
 });

@@ -3,12 +3,14 @@
  * on the device (arXiv:2502.13189; the CPU method is `moba.ts`, whose selection this reproduces).
  *
  *   pool    mean(K[j·B, (j+1)·B)) for every complete block            (`window-pool-wgsl.ts`, l = d = B)
- *   gate    q_t^h · mean_j, 64 queries × 64 blocks per tile             (`moba-scores-wgsl.ts`)
- *   route   top-k' of the gates over j < IC, plus the current block      (`moba-select-wgsl.ts`)
+ *   route   q_t^h · mean_j, 64 queries × 64 blocks per tile, and the     (`moba-route-wgsl.ts`)
+ *           top-k' of the gates over j < IC plus the current block, kept
+ *           per query while the tiles go by (no gate-score buffer)
  *   attend  one causal softmax over the union of the routed blocks       (backend's sparse executor)
  *
- * Scratch per KV slot: the pooled means, floor(S / B) · D floats, and the gate scores,
- * G · Sq · floor(S / B) floats (32 MiB at S = 64k, B = 512, G = 1).
+ * Scratch per KV slot: the pooled means, floor(S / B) · D floats (256 KiB at S = 64k, B = 512,
+ * D = 128), besides the CSR rows the backend allocates. The routing kernel takes 25 344 B of
+ * workgroup memory (checked against the device before any GPU work).
  */
 import { ConfigError, densePairCount, parseConfig, validateAttentionInput, type AttentionDims } from '@sparse-attn/core';
 import { dispatchGrid, type GpuBackend, type GpuMethodDefinition, type GpuSelectionStep } from '@sparse-attn/backend-gpu';
@@ -16,9 +18,8 @@ import { completeWindows } from '../block-means.js';
 import { selectionShare } from '../method-helpers.js';
 import { mobaConfigSchema, mobaMethod, type MobaConfig } from '../moba.js';
 import { createGpuCachedDecoder, type DecoderPool, type GpuDecoderOptions } from './gpu-cached-decoder.js';
-import { countSelectionEntries, currentBlockShortfall, selectThenAttend } from './gpu-helpers.js';
-import { MOBA_SCORES_PARAMS, MOBA_SCORES_ROWS, mobaScoresWgsl } from './moba-scores-wgsl.js';
-import { MOBA_SELECT_PARAMS, MOBA_SELECT_THREADS, mobaSelectWgsl } from './moba-select-wgsl.js';
+import { assertWorkgroupFits, countSelectionEntries, currentBlockShortfall, selectThenAttend } from './gpu-helpers.js';
+import { MOBA_ROUTE_PARAMS, MOBA_ROUTE_ROWS, MOBA_ROUTE_WORKGROUP_BYTES, mobaRouteWgsl } from './moba-route-wgsl.js';
 import { WINDOW_POOL_PARAMS, WINDOW_POOL_THREADS, windowPoolWgsl } from './window-pool-wgsl.js';
 
 /** Geometry of one MoBA call on the GPU. */
@@ -26,16 +27,22 @@ export interface MobaPlan {
   readonly pooled: number;
   readonly maxBlocks: number;
   readonly stride: number;
-  /** Bytes of the largest scratch buffer per KV slot (the pooled means or the gate scores). */
+  /** Bytes of scratch per KV slot: the pooled means (the gates never leave the routing kernel). */
   readonly scratchBytesPerSlot: number;
 }
 
-/** Sizes MoBA's buffers on the GPU (the kernels use a fixed 8.5 KiB of workgroup memory). */
+/** Sizes MoBA's buffers on the GPU (the routing kernel uses a fixed 25 344 B of workgroup memory). */
 export function mobaPlan(d: AttentionDims, config: MobaConfig): MobaPlan {
   const maxBlocks = Math.max(1, Math.ceil(d.keySeq / config.blockSize));
   const stride = Math.min(config.topK, maxBlocks);
   const pooled = completeWindows(d.keySeq, config.blockSize, config.blockSize);
-  return { pooled, maxBlocks, stride, scratchBytesPerSlot: 4 * pooled * Math.max(d.headDim, d.groupSize * d.querySeq) };
+  return { pooled, maxBlocks, stride, scratchBytesPerSlot: 4 * pooled * d.headDim };
+}
+
+/** {@link mobaPlan} after checking that the device gives the routing kernel its workgroup memory (a `ConfigError` before any GPU work otherwise). */
+function devicePlan(backend: GpuBackend, d: AttentionDims, config: MobaConfig): MobaPlan {
+  assertWorkgroupFits('moba', backend, MOBA_ROUTE_WORKGROUP_BYTES, `the routing kernel's ${MOBA_ROUTE_ROWS} × 64 score tile and operand chunks`);
+  return mobaPlan(d, config);
 }
 
 /**
@@ -49,29 +56,19 @@ export function mobaSelectionStep(d: AttentionDims, config: MobaConfig, p: MobaP
     layout: { kind: 'block', blockSize: B, headScope: 'query', rows: d.querySeq, queryBlockSize: 1 },
     stride: p.stride,
     async encodeChunk(e) {
-      const [poolKernel, gate, route] = await Promise.all([
-        e.pipeline(windowPoolWgsl({ bounds: false })),
-        e.pipeline(mobaScoresWgsl(d.headDim)),
-        e.pipeline(mobaSelectWgsl({ maxPicks: p.stride })),
-      ]);
+      const [poolKernel, route] = await Promise.all([e.pipeline(windowPoolWgsl({ bounds: false })), e.pipeline(mobaRouteWgsl({ headDim: d.headDim, maxPicks: p.stride }))]);
       const slots = e.chunk.slots;
-      const rows = slots * d.groupSize * d.querySeq;
       const means = pool ? pool.means[e.index]! : e.scratch(4 * Math.max(1, slots * p.pooled * d.headDim));
-      const scores = e.scratch(4 * Math.max(1, rows * p.pooled));
-      if (p.pooled > 0) {
-        const first = Math.min(pool?.first ?? 0, p.pooled);
-        if (p.pooled > first) {
-          const [px, py] = dispatchGrid(Math.ceil((slots * (p.pooled - first) * d.headDim) / WINDOW_POOL_THREADS));
-          const params = e.uniform(WINDOW_POOL_PARAMS, { keySeq: d.keySeq, length: B, stride: B, windows: p.pooled - first, first, slots, tilesX: px, dim: d.headDim });
-          e.dispatch(poolKernel, [params, e.chunk.k, means], px, py);
-        }
-        const [gx, gy] = dispatchGrid(slots * d.groupSize * Math.ceil(d.querySeq / MOBA_SCORES_ROWS));
-        const gateParams = e.uniform(MOBA_SCORES_PARAMS, { querySeq: d.querySeq, queryOffset: d.queryOffset, groupSize: d.groupSize, slots, tilesX: gx, blockSize: B, pooled: p.pooled });
-        e.dispatch(gate, [gateParams, e.chunk.q, means, scores], gx, gy);
+      const first = Math.min(pool?.first ?? 0, p.pooled);
+      if (p.pooled > first) {
+        const [px, py] = dispatchGrid(Math.ceil((slots * (p.pooled - first) * d.headDim) / WINDOW_POOL_THREADS));
+        const params = e.uniform(WINDOW_POOL_PARAMS, { keySeq: d.keySeq, length: B, stride: B, windows: p.pooled - first, first, slots, tilesX: px, dim: d.headDim });
+        e.dispatch(poolKernel, [params, e.chunk.k, means], px, py);
       }
-      const [x, y] = dispatchGrid(Math.ceil(rows / MOBA_SELECT_THREADS));
-      const params = e.uniform(MOBA_SELECT_PARAMS, { querySeq: d.querySeq, queryOffset: d.queryOffset, groupSize: d.groupSize, slots, tilesX: x, blockSize: B, pooled: p.pooled, topK: config.topK, stride: p.stride });
-      e.dispatch(route, [params, scores, e.target.bounds, e.target.indices], x, y);
+      // Every row is written, also those of query tiles with no past block (the current block alone).
+      const [x, y] = dispatchGrid(slots * d.groupSize * Math.ceil(d.querySeq / MOBA_ROUTE_ROWS));
+      const params = e.uniform(MOBA_ROUTE_PARAMS, { querySeq: d.querySeq, queryOffset: d.queryOffset, groupSize: d.groupSize, slots, tilesX: x, blockSize: B, pooled: p.pooled, topK: config.topK, stride: p.stride });
+      e.dispatch(route, [params, e.chunk.q, means, e.target.bounds, e.target.indices], x, y);
     },
   };
 }
@@ -95,7 +92,7 @@ export const gpuMobaMethod: GpuMethodDefinition = {
       async prefill(input) {
         const d = validateAttentionInput(input);
         if (!d.causal) throw new ConfigError('moba: causal must be true (the method selects among past keys only), got causal: false');
-        const p = mobaPlan(d, config);
+        const p = devicePlan(backend, d, config);
         const result = await backend.selectionAttention(input, mobaSelectionStep(d, config, p), { extraBytesPerSlot: p.scratchBytesPerSlot });
         return {
           ...result,
@@ -108,7 +105,7 @@ export const gpuMobaMethod: GpuMethodDefinition = {
           shape,
           { length: config.blockSize, stride: config.blockSize, values: false },
           (d) => {
-            const p = mobaPlan(d, config);
+            const p = devicePlan(backend, d, config);
             return {
               extraBytesPerSlot: p.scratchBytesPerSlot,
               run: (resident, pool) => selectThenAttend(backend, resident, mobaSelectionStep(d, config, p, pool)),
@@ -120,7 +117,7 @@ export const gpuMobaMethod: GpuMethodDefinition = {
       async runResident(resident) {
         const d = resident.dims;
         if (!d.causal) throw new ConfigError('moba: causal must be true (the method selects among past keys only), got causal: false');
-        const p = mobaPlan(d, config);
+        const p = devicePlan(backend, d, config);
         const { selection, ms: selectionMs } = await backend.runSelection(resident, mobaSelectionStep(d, config, p));
         try {
           const attentionMs = await backend.runSparse(resident, selection);
