@@ -8,7 +8,7 @@
  *           per query while the tiles go by (no gate-score buffer)
  *   attend  one causal softmax over the union of the routed blocks       (backend's sparse executor)
  *
- * Scratch per KV slot: the pooled means, floor(S / B) · D floats (256 KiB at S = 64k, B = 512,
+ * Scratch per KV slot: the pooled means, floor(S / B) · D floats (64 KiB at S = 64k, B = 512,
  * D = 128), besides the CSR rows the backend allocates. The routing kernel takes 25 344 B of
  * workgroup memory (checked against the device before any GPU work).
  */

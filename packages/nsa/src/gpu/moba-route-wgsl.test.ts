@@ -50,7 +50,7 @@ describe('MoBA routing kernel (no GPU needed)', () => {
     await expect(small.runResident!(resident)).rejects.toThrow(ConfigError);
   });
 
-  it('plans the pooled means as its only scratch: 256 KiB per KV slot at S = 64k, B = 512, D = 128', () => {
+  it('plans the pooled means as its only scratch: 64 KiB per KV slot at S = 64k, B = 512, D = 128', () => {
     const d = { ...validateAttentionInput(input(100)), keySeq: 65536, querySeq: 65536, headDim: 128, groupSize: 1 };
     expect(mobaPlan(d, mobaConfigSchema.parse({}))).toEqual({ pooled: 128, maxBlocks: 128, stride: 3, scratchBytesPerSlot: 4 * 128 * 128 });
   });
