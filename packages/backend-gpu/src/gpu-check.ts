@@ -8,6 +8,7 @@ import { writeFileSync } from 'node:fs';
 import { gpuChecks } from './gpu-checks.js';
 import { runGpuBenchmark } from './gpu-benchmarks.js';
 import { EXECUTOR_VARIANTS, syntheticSelection } from './executor-profile.js';
+import { lastQueryView, runDecodeAttention } from './gpu-decode.js';
 import { measureAsync } from './measure-async.js';
 import { createNodeGpuBackend } from './node.js';
 import { WEBGPU_FLAGS } from './webgpu-flags.js';
@@ -102,25 +103,43 @@ async function main(): Promise<number> {
     const pipeline = device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' } });
     const buffer = device.createBuffer({ size: 16, usage: WEBGPU_FLAGS.STORAGE });
     const group = device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries: [{ binding: 0, resource: { buffer } }] });
-    const roundTrip = async (dispatch: boolean) => {
+    const roundTrip = async (o: { dispatch?: boolean; scope?: boolean; fresh?: boolean }) => {
       const started = performance.now();
+      if (o.scope) device.pushErrorScope('validation');
       const encoder = device.createCommandEncoder();
-      if (dispatch) {
+      const target = o.fresh ? device.createBuffer({ size: 1 << 20, usage: WEBGPU_FLAGS.STORAGE }) : buffer;
+      if (o.dispatch) {
         const pass = encoder.beginComputePass();
         pass.setPipeline(pipeline);
-        pass.setBindGroup(0, group);
+        pass.setBindGroup(0, o.fresh ? device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries: [{ binding: 0, resource: { buffer: target } }] }) : group);
         pass.dispatchWorkgroups(1);
         pass.end();
       }
       device.queue.submit([encoder.finish()]);
       await device.queue.onSubmittedWorkDone();
+      if (o.fresh) target.destroy();
+      if (o.scope && (await device.popErrorScope())) throw new Error('validation error');
       return performance.now() - started;
     };
-    for (const dispatch of [false, true]) {
-      const t = await measureAsync(() => roundTrip(dispatch), { warmup: 20, repeats: 200 });
-      console.log(JSON.stringify({ latency: dispatch ? 'one 1-thread dispatch, submitted and awaited' : 'empty command buffer, submitted and awaited', medianMs: t.medianMs, minMs: t.minMs, madMs: t.madMs }));
+    const variants = [
+      ['empty command buffer, submitted and awaited', {}],
+      ['one 1-thread dispatch, submitted and awaited', { dispatch: true }],
+      ['the same inside a validation error scope (as every backend call)', { dispatch: true, scope: true }],
+      ['the same on a fresh 1 MiB buffer, destroyed after', { dispatch: true, fresh: true }],
+    ] as const;
+    for (const [name, o] of variants) {
+      const t = await measureAsync(() => roundTrip(o), { warmup: 20, repeats: 200 });
+      console.log(JSON.stringify({ latency: name, medianMs: t.medianMs, minMs: t.minMs, madMs: t.madMs }));
     }
     buffer.destroy();
+    // A whole backend call with nothing to compute: split-K decode of one query over 64 keys.
+    const qDims = { batch: 1, heads: 1, seq: 64, dim: 128, capacity: 64 };
+    const tiny = await backend.randomResident({ batch: 1, queryHeads: 1, kvHeads: 1, groupSize: 1, querySeq: 64, keySeq: 64, headDim: 128, valueDim: 128, causal: true, scale: 1 / Math.sqrt(128), queryOffset: 0, qDims, kDims: qDims, vDims: qDims }, 3);
+    const { view, release } = await lastQueryView(backend, tiny);
+    const t = await measureAsync(() => runDecodeAttention(backend, view), { warmup: 20, repeats: 200 });
+    console.log(JSON.stringify({ latency: 'runDecodeAttention, one query over 64 keys (a whole backend call)', medianMs: t.medianMs, minMs: t.minMs, madMs: t.madMs }));
+    release();
+    backend.release(tiny);
   }
   const bench = flag('--bench');
   if (bench) {
