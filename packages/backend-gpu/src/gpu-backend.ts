@@ -25,7 +25,7 @@ import { POOL_PARAMS, POOL_THREADS, blockPoolWgsl } from './kernels/block-pool-w
 import { SCORE_PARAMS, blockScoreWgsl } from './kernels/block-score-wgsl.js';
 import { TOP_K_PARAMS, TOP_K_THREADS, blockTopKWgsl } from './kernels/block-top-k-wgsl.js';
 import { FILL_PARAMS, FILL_THREADS, fillNormalWgsl } from './kernels/fill-normal-wgsl.js';
-import { GATHER_LIST_PARAMS, GATHER_THREADS, gatherListsWgsl, gatherMergeWgsl, gatherScanWgsl, gatherSortWgsl, gatherTileMapWgsl } from './kernels/gather-lists-wgsl.js';
+import { GATHER_LIST_PARAMS, GATHER_MERGE_VECTORS, GATHER_THREADS, gatherListsWgsl, gatherMergeWgsl, gatherScanWgsl, gatherSortWgsl, gatherTileMapWgsl } from './kernels/gather-lists-wgsl.js';
 import { ATTENTION_PARAMS, GATHER_ATTENTION_PARAMS, flashAttentionWgsl, flashAttentionWorkgroupBytes, type FlashAttentionKernelOptions, type FlashAttentionListHooks } from './kernels/flash-attention-wgsl.js';
 import { dispatchGrid, type TileShape } from './kernels/score-tile-wgsl.js';
 import { DECODE_MERGE_PARAMS, decodeMergeWgsl } from './kernels/decode-merge-wgsl.js';
@@ -198,6 +198,12 @@ export class GpuBackend {
    * attend, merge); the call gets slower by one round trip per pass.
    */
   keyBlockProfile: Record<string, number> | undefined;
+  /**
+   * Largest partial (out + lse) buffer of one row window of the key-block executor (default
+   * 1 GiB, and never above the device's largest binding): a call whose partials need more runs
+   * in several windows. The buffer is kept between calls (see `releaseScratch()`).
+   */
+  keyBlockWindowBytes = KEY_BLOCK_PARTIAL_BYTES;
   /**
    * The key-block executor's large scratch (items, partial outputs and lse of one row window,
    * up to ~1 GiB on a big device), kept between calls: allocating and first touching a fresh
@@ -696,7 +702,7 @@ export class GpuBackend {
     ]);
     // Partials (out + lse) of one row: stride entries × vectors; a window's must fit one binding.
     const rowBytes = 4 * width * vectors * (d.valueDim + 1);
-    const cap = Math.min(this.context.maxBinding, KEY_BLOCK_PARTIAL_BYTES);
+    const cap = Math.min(this.context.maxBinding, this.keyBlockWindowBytes);
     // The passes are recorded as steps so that `keyBlockProfile` can time each one on its own.
     const owned: GPUBuffer[] = [];
     const scratch = (bytes: number) => {
@@ -762,7 +768,7 @@ export class GpuBackend {
         const tileGrid = dispatchGrid(maxTiles);
         const attendParams = params(tileGrid, GATHER_ATTENTION_PARAMS, { ...attentionParams(d), blockSize: selection.blockSize });
         step('attend', attend, [attendParams, chunk.q, chunk.k, chunk.v, partOut, partLse, listMeta, items], tileGrid);
-        const vectorGrid = dispatchGrid(rows * vectors);
+        const vectorGrid = dispatchGrid(Math.ceil((rows * vectors) / GATHER_MERGE_VECTORS));
         step('merge', merge, [params(vectorGrid), b.bounds, partOut, partLse, target.out, target.lse], vectorGrid);
       }
     }
@@ -1014,7 +1020,7 @@ export type SparseExecutor = 'rows' | 'key-blocks' | 'split-k';
 /** How the sparse executor runs selections (see {@link GpuBackend.sparseExecutor}). */
 export type SparseExecutorMode = 'auto' | SparseExecutor;
 
-/** Largest partial (out + lse) buffer of one window of the key-block executor. */
+/** Default of {@link GpuBackend.keyBlockWindowBytes}. */
 const KEY_BLOCK_PARTIAL_BYTES = 1 << 30;
 
 /**

@@ -74,7 +74,11 @@ async function main(): Promise<number> {
       return samples[1]!;
     };
     console.log(JSON.stringify({ executor: 'dense', seq, ms: await time(() => backend.runDense(resident)) }));
-    for (const variant of EXECUTOR_VARIANTS) {
+    // `--window-mib 256,1024`: the key-block executor's window cap, each value timed in turn (the last one stays).
+    const windows = (flag('--window-mib') ?? '').split(',').filter(Boolean).map((mib) => Number(mib) * 2 ** 20);
+    for (const [w, variant] of (windows.length > 0 ? windows : [backend.keyBlockWindowBytes]).flatMap((bytes) => EXECUTOR_VARIANTS.filter((v) => v.name.includes(flag('--variant') ?? '')).map((v) => [bytes, v] as const))) {
+      backend.keyBlockWindowBytes = w;
+      backend.releaseScratch();
       const selection = syntheticSelection(backend, resident, variant);
       for (const mode of ['key-blocks', 'rows'] as const) {
         if (mode === 'rows' && seq > 16384) continue;
@@ -87,7 +91,7 @@ async function main(): Promise<number> {
           await backend.runSparse(resident, selection);
           backend.keyBlockProfile = undefined;
         }
-        console.log(JSON.stringify({ executor: mode, variant: variant.name, seq, ms, passes }));
+        console.log(JSON.stringify({ executor: mode, variant: variant.name, seq, windowMiB: w / 2 ** 20, ms, passes }));
       }
       backend.releaseSelection(selection);
     }
