@@ -103,7 +103,7 @@ export function flashAttentionWorkgroupBytes(o: FlashAttentionKernelOptions): nu
   const dvp = Math.ceil(o.valueDim / 64) * 64;
   const tr = o.tile.rows / 4;
   const scratch = Math.max(operandScratchVec4(o.tile), (o.valueChunk * dvp) / 4);
-  const gatherRows = o.mode === 'gather' || o.mode === 'lists' ? o.tile.rows * 4 + 8 + (o.mode === 'gather' ? 4 : 0) : 0;
+  const gatherRows = o.mode === 'gather' || o.mode === 'lists' ? o.tile.rows * 4 + 8 : 0;
   const hooks = o.mode === 'lists' ? listHooks(o).workgroupBytes + 4 : 0;
   return hooks + scratch * 16 + 64 * (tr + 1) * 16 + o.tile.rows * 17 * 4 + 64 * 4 + o.tile.rows * 8 + 16 + gatherRows;
 }
@@ -172,7 +172,7 @@ var<workgroup> wgEnd: u32;
 var<workgroup> wgFirst: u32;
 ${gather || lists ? `var<workgroup> rowOut: array<u32, ${o.tile.rows}>;
 var<workgroup> wgList: u32;
-var<workgroup> wgLast: u32;` : ''}${gather ? '\nvar<workgroup> wgLastMax: atomic<u32>;' : ''}${hooks?.onPairs ? '\nvar<workgroup> wgPairs: atomic<u32>;' : ''}
+var<workgroup> wgLast: u32;` : ''}${hooks?.onPairs ? '\nvar<workgroup> wgPairs: atomic<u32>;' : ''}
 
 ${
   vectorized
@@ -394,7 +394,6 @@ function gatherPrologue(): string {
   if (lid == 0u) {
     // The tile → list map follows the two prefix arrays; workgroups past the last tile idle.
     wgList = select(INVALID, listMeta[2u * P.lists + 2u + linear], linear < listMeta[P.lists]);
-    atomicStore(&wgLastMax, 0u);
   }
   let listId = workgroupUniformLoad(&wgList);
   if (listId == INVALID) { return; }
@@ -421,14 +420,19 @@ function gatherPrologue(): string {
         rowQ[lid] = querySlot * P.querySeq + i;
         rowOut[lid] = item * P.vectors + t;
         rowPos[lid] = P.queryOffset + i;
-        // The tile's last query position: key tiles past it are masked for every row (sorted
-        // lists make tiles of consecutive queries, so the diagonal block stops early).
-        atomicMax(&wgLastMax, P.queryOffset + i);
       }
     }
   }
   workgroupBarrier();
-  if (lid == 0u) { wgLast = atomicLoad(&wgLastMax); }
+  // The tile's last query position: key tiles past it are masked for every row (sorted lists
+  // make tiles of consecutive queries, so the diagonal block stops early).
+  if (lid == 0u) {
+    var last = 0u;
+    for (var r = 0u; r < BR; r++) {
+      if (rowQ[r] != INVALID) { last = max(last, rowPos[r]); }
+    }
+    wgLast = last;
+  }
   let lastPos = workgroupUniformLoad(&wgLast);`;
 }
 

@@ -203,16 +203,13 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 `;
 }
 
-/** Threads per query vector of the merge pass (each merges every 64th output column). */
-const MERGE_LANES = 64;
-
-/** Query vectors per workgroup of the merge pass (a workgroup of 64 threads per vector was launch-bound at 64k). */
-export const GATHER_MERGE_VECTORS = 4;
+/** Threads per workgroup of the merge pass (one workgroup per query vector of the window). */
+export const GATHER_MERGE_THREADS = 64;
 
 /**
- * Merge pass: 64 threads per query vector of the window's rows, {@link GATHER_MERGE_VECTORS}
- * vectors per workgroup; combines the partials of the row's entries in selection order.
- * Bindings: 0 params, 1 bounds, 2 partial out, 3 partial lse, 4 out, 5 lse (the call's outputs).
+ * Merge pass: one workgroup per query vector of the window's rows; combines the partials of the
+ * row's entries in selection order. Bindings: 0 params, 1 bounds, 2 partial out, 3 partial lse,
+ * 4 out, 5 lse (the call's outputs).
  */
 export function gatherMergeWgsl(valueDim: number): string {
   return /* wgsl */ `
@@ -228,11 +225,9 @@ fn weight(l: f32, big: f32) -> f32 {
   return select(exp(l - big), 0.0, l < -1.0e38);
 }
 
-@compute @workgroup_size(${MERGE_LANES * GATHER_MERGE_VECTORS})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) local: u32) {
-  // No barriers below: threads of a vector past the window's last one may return early.
-  let vector = (wid.x + wid.y * P.tilesX) * ${GATHER_MERGE_VECTORS}u + local / ${MERGE_LANES}u;
-  let lid = local % ${MERGE_LANES}u;
+@compute @workgroup_size(${GATHER_MERGE_THREADS})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let vector = wid.x + wid.y * P.tilesX;
   if (vector >= P.rows * P.vectors) { return; }
   let rowLocal = vector / P.vectors;
   let t = vector % P.vectors;
@@ -250,7 +245,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   var total = 0.0;
   for (var e = 0u; e < entries; e++) { total += weight(partLse[(base + e) * P.vectors + t], big); }
   let inv = select(0.0, 1.0 / total, total > 0.0);
-  for (var c = lid; c < DV; c += ${MERGE_LANES}u) {
+  for (var c = lid; c < DV; c += ${GATHER_MERGE_THREADS}u) {
     var acc = 0.0;
     for (var e = 0u; e < entries; e++) {
       let at = (base + e) * P.vectors + t;

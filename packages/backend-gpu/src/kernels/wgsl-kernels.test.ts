@@ -17,7 +17,7 @@ function declaredWorkgroupBytes(code: string): number {
     const type = match[1]!.trim();
     const array = /^array<(vec4<f32>|f32|u32),\s*(\d+)>$/.exec(type);
     if (array) bytes += (array[1] === 'vec4<f32>' ? 16 : 4) * Number(array[2]);
-    else if (type === 'u32' || type === 'f32' || type === 'atomic<u32>') bytes += 4;
+    else if (type === 'u32' || type === 'f32') bytes += 4;
     else throw new Error(`unexpected workgroup type ${type}`);
   }
   return bytes;
