@@ -261,6 +261,25 @@ function decodeCheck(gpuMethod: GpuMethodDefinition, config: Record<string, unkn
   };
 }
 
+/**
+ * MoBA on keys where block j's keys equal block (j mod period)'s, so the gates of blocks a period
+ * apart tie exactly (on the CPU in float64 and on the GPU in float32 alike): the picks follow the
+ * tie rule (a later block ranks above an equal earlier one).
+ */
+function mobaRepeatingKeysCheck(what: string, config: { blockSize: number; topK: number }, shape: CheckShape, period: number, seed: number): GpuCheck {
+  return {
+    name: `moba ${JSON.stringify(config)} ${describeCheckShape(shape)} with ${what}: GPU selection, output and lse equal the CPU method's`,
+    async run(backend) {
+      const input = checkInput(shape, seed);
+      const span = period * config.blockSize * shape.headDim;
+      const k = Float32Array.from(input.k.data);
+      const perHead = shape.seq * shape.headDim;
+      for (let x = 0; x < k.length; x++) if (x % perHead >= span) k[x] = k[x - span]!;
+      await compareWithCpu(backend, gpuMobaMethod, config, { ...input, k: tensor(input.k.shape, k) });
+    },
+  };
+}
+
 const mobaChecks: GpuCheck[] = [
   // Length not a multiple of the block, GQA (Hq 4 / Hkv 2), batch 2.
   prefillCheck(gpuMobaMethod, { blockSize: 16, topK: 3 }, { batch: 2, queryHeads: 4, kvHeads: 2, seq: 150, headDim: 32 }, 1, ({ gpu, cpu }) => {
@@ -294,6 +313,22 @@ const mobaChecks: GpuCheck[] = [
       await compareWithCpu(backend, gpuMobaMethod, { blockSize: 8, topK: 6 }, { ...input, k: tensor(input.k.shape, k) });
     },
   },
+  // Top-k 1: no past block is ever picked (the routing kernel keeps no candidates), over two column tiles.
+  prefillCheck(gpuMobaMethod, { blockSize: 4, topK: 1 }, { batch: 1, queryHeads: 2, kvHeads: 1, seq: 300, headDim: 16 }, 11),
+  mobaRepeatingKeysCheck(
+    'every block\'s keys equal block 0\'s (all gates of a query tie exactly), 150 blocks over three column tiles: the picks are the latest past blocks, which each thread and the merge must rank above equal earlier ones',
+    { blockSize: 4, topK: 4 },
+    { batch: 1, queryHeads: 2, kvHeads: 1, seq: 600, headDim: 16 },
+    1,
+    31,
+  ),
+  mobaRepeatingKeysCheck(
+    'keys repeating every 2 blocks, top-k 24 (23 candidates per thread: the looped insertion, merged in two passes), 100 blocks over two column tiles',
+    { blockSize: 4, topK: 24 },
+    { batch: 1, queryHeads: 2, kvHeads: 1, seq: 400, headDim: 16 },
+    2,
+    32,
+  ),
   badInputCheck(gpuMobaMethod, { blockSize: 8, topK: 2 }, { blockSize: 0 }),
   decodeCheck(gpuMobaMethod, { blockSize: 8, topK: 2 }, { batch: 2, queryHeads: 4, kvHeads: 2, headDim: 16 }, [21, 1, 1, 3, 1], 7),
   residentCheck(gpuMobaMethod, { blockSize: 16, topK: 2 }, { batch: 2, queryHeads: 4, kvHeads: 2, seq: 100, headDim: 16 }, 6),

@@ -3,7 +3,7 @@ import { ConfigError, createWorkload, validateAttentionInput, type AttentionInpu
 import type { GpuBackend, ResidentAttention } from '@sparse-attn/backend-gpu';
 import { gpuMobaMethod, mobaPlan } from './moba-gpu.js';
 import { mobaConfigSchema } from '../moba.js';
-import { MOBA_ROUTE_WORKGROUP_BYTES, mobaRouteWgsl } from './moba-route-wgsl.js';
+import { MOBA_ROUTE_UNROLLED_CANDIDATES, MOBA_ROUTE_WORKGROUP_BYTES, mobaRouteWgsl, mobaRouteWorkgroupBytes } from './moba-route-wgsl.js';
 
 /** A backend with only a device limit: any GPU work (any other property) throws. */
 function limitedBackend(maxWorkgroupBytes: number): GpuBackend {
@@ -21,13 +21,22 @@ function input(seq: number): AttentionInput {
 }
 
 describe('MoBA routing kernel (no GPU needed)', () => {
-  it('sizes its registers and score tile from the call', () => {
+  it('keeps K = maxPicks − 1 candidates per row and thread in registers, with no score tile', () => {
     const code = mobaRouteWgsl({ headDim: 128, maxPicks: 3 });
     expect(code).toContain('const D: u32 = 128u;');
     expect(code).toContain('var keys: array<f32, 3>;');
     expect(code).toContain('var picked: array<u32, 3>;');
-    // 64 rows × (64 + 1) floats: one padding column against bank conflicts.
-    expect(code).toContain('var<workgroup> tile: array<f32, 4160>;');
+    // Two (score, block) scalar pairs for each of the thread's four rows, empty slots marked by the block.
+    for (const r of [0, 1, 2, 3]) {
+      for (const p of [0, 1]) expect(code).toContain(`var ck${r}_${p} = 0.0;\n  var cb${r}_${p} = INVALID;`);
+      expect(code).not.toContain(`ck${r}_2`);
+    }
+    // No per-tile score tile or scan: the only workgroup memory besides the operand chunks is the merge buffer.
+    expect(code).not.toContain('var<workgroup> tile');
+    expect(code).toContain('var<workgroup> candKey: array<f32, 128>;');
+    expect(code).toContain('var<workgroup> candBlock: array<u32, 128>;');
+    // Only constant indices into the candidates: no candidate arrays at all.
+    expect(code).not.toMatch(/var c[kb]\d: array/);
     expect(code).toContain('var<storage, read> means: array<vec4<f32>>;');
     // Scalar loads when D is not a multiple of 4; at least one pick slot for the forced block.
     expect(mobaRouteWgsl({ headDim: 18, maxPicks: 0 })).toContain('var<storage, read> means: array<f32>;');
@@ -37,17 +46,42 @@ describe('MoBA routing kernel (no GPU needed)', () => {
     expect(code).not.toContain('@binding(5)');
   });
 
-  it('needs 25 344 B of workgroup memory, under the 32 KiB of the H100 and SwiftShader', () => {
-    expect(MOBA_ROUTE_WORKGROUP_BYTES).toBe(8704 + 16640);
-    expect(MOBA_ROUTE_WORKGROUP_BYTES).toBeLessThanOrEqual(32768);
+  it('with top-k 1 keeps no candidates and merges nothing (the current block alone)', () => {
+    const code = mobaRouteWgsl({ headDim: 16, maxPicks: 1 });
+    expect(code).toContain('const K: u32 = 0u;');
+    expect(code).not.toContain('ck0');
+    expect(code).not.toContain('candKey');
+    expect(code).not.toContain('workgroupBarrier();\n    if (owner)');
+  });
+
+  it('writes the insertion out slot by slot up to K = 15, loops over private arrays above', () => {
+    const unrolled = mobaRouteWgsl({ headDim: 16, maxPicks: MOBA_ROUTE_UNROLLED_CANDIDATES + 1 });
+    expect(unrolled).toContain(`cb3_${MOBA_ROUTE_UNROLLED_CANDIDATES - 1}`);
+    expect(unrolled).not.toContain('for (var k0');
+    const looped = mobaRouteWgsl({ headDim: 16, maxPicks: MOBA_ROUTE_UNROLLED_CANDIDATES + 2 });
+    expect(looped).toContain(`var ck0: array<f32, ${MOBA_ROUTE_UNROLLED_CANDIDATES + 1}>;`);
+    expect(looped).toContain('for (var k0 = 0u; k0 < K; k0 += KW)');
+    expect(looped).toContain(`var<workgroup> candKey: array<f32, ${64 * MOBA_ROUTE_UNROLLED_CANDIDATES}>;`);
+  });
+
+  it('needs 8 704 B of operand chunks plus 512 B per candidate slot: 9 728 B at top-k 3, at most 16 KiB for any top-k', () => {
+    expect(mobaRouteWorkgroupBytes(1)).toBe(8704);
+    expect(mobaRouteWorkgroupBytes(3)).toBe(8704 + 64 * 2 * 8);
+    expect(mobaRouteWorkgroupBytes(16)).toBe(16384);
+    expect(mobaRouteWorkgroupBytes(1000)).toBe(16384);
+    expect(MOBA_ROUTE_WORKGROUP_BYTES).toBe(16384);
+    for (let picks = 1; picks < 40; picks++) expect(mobaRouteWorkgroupBytes(picks)).toBeLessThanOrEqual(MOBA_ROUTE_WORKGROUP_BYTES);
   });
 
   it('a device below that throws a ConfigError before any GPU work (prefill, runResident)', async () => {
-    const small = gpuMobaMethod.create(limitedBackend(16384), { blockSize: 16, topK: 3 });
+    const small = gpuMobaMethod.create(limitedBackend(12288), { blockSize: 16, topK: 3 });
     await expect(small.prefill(input(100))).rejects.toThrow(ConfigError);
-    await expect(small.prefill(input(100))).rejects.toThrow(/moba: the routing kernel's 64 × 64 score tile and operand chunks need 25344 bytes/);
+    await expect(small.prefill(input(100))).rejects.toThrow(/moba: .* need 16384 bytes/);
     const resident = { dims: validateAttentionInput(input(100)) } as unknown as ResidentAttention;
     await expect(small.runResident!(resident)).rejects.toThrow(ConfigError);
+    // WebGPU's minimum (16 KiB) is enough for any top-k.
+    const minimum = gpuMobaMethod.create(limitedBackend(16384), { blockSize: 16, topK: 1000 });
+    await expect(minimum.prefill(input(100))).rejects.toThrow(/GPU work/);
   });
 
   it('plans the pooled means as its only scratch: 64 KiB per KV slot at S = 64k, B = 512, D = 128', () => {
