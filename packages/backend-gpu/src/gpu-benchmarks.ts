@@ -2,7 +2,7 @@ import { densePairCount, type AttentionDims, type BackendInfo, type BenchmarkCon
 import { blockTopKConfigSchema } from './block-top-k.js';
 import { blockScratchBytesPerSlot, createGpuBackend, type GpuBackend, type ResidentAttention } from './gpu-backend.js';
 import { lastQueryView, runDecodeAttention } from './gpu-decode.js';
-import { gpuBlockTopKMethod, type GpuMethodDefinition } from './gpu-methods.js';
+import { gpuBlockTopKMethod, type GpuMethodDefinition, type ResidentRun } from './gpu-methods.js';
 import { measureAsync } from './measure-async.js';
 
 /** Shape of the GPU benchmark: the issue's causal B=1, H=32, D=128 (small in quick mode). */
@@ -39,8 +39,10 @@ export interface GpuBenchOptions {
  * methods (`phase: 'decode'`) against a dense split-K decode step of the last query, which gets its
  * own row (`workload: gaussian-gpu-decode`). A prefill method whose CPU twin is causally
  * consistent (a decode step equals its prefill row) and that has a GPU decoder also gets a decode
- * row: its `runResident` on the last query over every resident key, against that dense decode
- * step (e.g. landmark-retrieval, whose headline on the CPU is decode). PyTorch's SDPA reference is timed by
+ * row: a step of the last query over every resident key against that dense decode step (e.g.
+ * landmark-retrieval, whose headline on the CPU is decode), with the state its decoder keeps
+ * between steps where the method offers `decodeResident` (row metric `keptState: 1`), else its
+ * `runResident` on the one-query call, which rebuilds that state. PyTorch's SDPA reference is timed by
  * `bench/torch_sdpa.py`. A method that throws gets a row with `failed: 1` (the message goes to
  * `progress`), and the run goes on.
  */
@@ -104,7 +106,7 @@ export async function runGpuBenchmark(backend: GpuBackend, context: BenchmarkCon
           continue;
         }
         context.progress?.(`gpu: ${definition.id}${budget ? ` ${budget}` : ''} S=${seq}`);
-        const timeMethod = async (call: ResidentAttention, decodeStep: boolean) => {
+        const timeMethod = async (call: ResidentAttention, decodeStep: boolean, run: (call: ResidentAttention) => Promise<ResidentRun> = (c) => method.runResident!(c)) => {
           // Selection and attention are timed separately in every sample; their medians are
           // reported beside the median of the sums (the three medians need not add up exactly).
           const selectionSamples: number[] = [];
@@ -115,13 +117,13 @@ export async function runGpuBenchmark(backend: GpuBackend, context: BenchmarkCon
           const phaseSamples = new Map<string, number[]>();
           const sparse = await measureAsync(
             async () => {
-              const run = await method.runResident!(call);
-              selectionSamples.push(run.selectionMs);
-              attentionSamples.push(run.attentionMs);
-              density = run.density ?? Number.NaN;
-              if (!decodeStep) phase = run.phase ?? 'prefill';
-              for (const [name, ms] of Object.entries(run.phases ?? {})) phaseSamples.set(name, [...(phaseSamples.get(name) ?? []), ms]);
-              return run.selectionMs + run.attentionMs;
+              const result = await run(call);
+              selectionSamples.push(result.selectionMs);
+              attentionSamples.push(result.attentionMs);
+              density = result.density ?? Number.NaN;
+              if (!decodeStep) phase = result.phase ?? 'prefill';
+              for (const [name, ms] of Object.entries(result.phases ?? {})) phaseSamples.set(name, [...(phaseSamples.get(name) ?? []), ms]);
+              return result.selectionMs + result.attentionMs;
             },
             { warmup: decodeStep ? 2 : 1, repeats: decodeStep ? Math.max(repeats, 5) : repeats },
           );
@@ -139,6 +141,8 @@ export async function runGpuBenchmark(backend: GpuBackend, context: BenchmarkCon
               attentionMs: timed(attentionSamples),
               density,
               speedupVsDense: baseline / sparse.medianMs,
+              // 1: a decode step with the state the method's decoder keeps (`decodeResident`).
+              ...(decodeStep && method.decodeResident ? { keptState: 1 } : {}),
               ...Object.fromEntries([...phaseSamples].map(([name, samples]) => [`phase.${name}`, timed(samples)])),
               heads,
               kvHeads,
@@ -159,12 +163,18 @@ export async function runGpuBenchmark(backend: GpuBackend, context: BenchmarkCon
         // one new query: timed on the last query against a dense split-K decode step.
         if (phase === 'prefill' && method.createDecoder && definition.cpu.create(config).capabilities.causalConsistent) {
           const { view, release } = await lastQueryView(backend, resident);
+          // With the decoder's kept state where the method has it: its first (warm-up) step builds it.
+          const stepper = await method.decodeResident?.(view).catch((error: unknown) => {
+            release();
+            throw error;
+          });
           try {
-            await timeMethod(view, true);
+            await timeMethod(view, true, stepper ? () => stepper.step() : undefined);
           } catch (error) {
             context.progress?.(`gpu: ${definition.id} decode S=${seq} failed: ${(error as Error).message.split('\n')[0]}`);
             push({ ...base, workload: `gaussian-gpu${gqa}-decode`, backend: label, metrics: { failed: 1 } });
           } finally {
+            stepper?.release();
             release();
           }
         }

@@ -20,7 +20,27 @@ export interface GpuAttentionMethod {
    * decode step of the last query over the resident keys and say `phase: 'decode'` (the benchmark
    * then compares them with a dense decode step).
    */
-  runResident?(resident: ResidentAttention): Promise<GpuTimings & { readonly density?: number; readonly phase?: 'prefill' | 'decode'; readonly phases?: Readonly<Record<string, number>> }>;
+  runResident?(resident: ResidentAttention): Promise<ResidentRun>;
+  /**
+   * Decode steps with the state the method's GPU decoder keeps between steps (e.g. pooled
+   * windows), over a resident one-query call at the end of its keys (`lastQueryView`): the
+   * stepper's first `step()` builds the state as a decoder that has seen the prefix would hold
+   * it, later steps reuse it, so a step does what a decoder step does short of appending its
+   * token and reading the output back. The benchmark times decode rows with it where a method
+   * has one (otherwise with `runResident` on the one-query call, which rebuilds all state).
+   */
+  decodeResident?(view: ResidentAttention): Promise<ResidentDecodeStepper>;
+}
+
+/** What `runResident` resolves with. */
+export type ResidentRun = GpuTimings & { readonly density?: number; readonly phase?: 'prefill' | 'decode'; readonly phases?: Readonly<Record<string, number>> };
+
+/** Decode steps over a resident call with kept state (see {@link GpuAttentionMethod.decodeResident}). */
+export interface ResidentDecodeStepper {
+  /** One decode step of the call's query: selection and attention timed, the output in the call's `out`/`lse`. */
+  step(): Promise<ResidentRun>;
+  /** Frees the kept state. */
+  release(): void;
 }
 
 /** Core's `AttentionDecoder` on the GPU: asynchronous steps, and `destroy` frees its buffers. */

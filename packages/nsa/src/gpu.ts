@@ -16,7 +16,8 @@ export { indexerScoreWgsl, indexerScoreWorkgroupBytes, INDEXER_SCORE_PARAMS, typ
 export { forSlotGroups } from './gpu/slot-groups.js';
 export { copyRangeWgsl, COPY_RANGE_PARAMS, COPY_RANGE_THREADS } from './gpu/copy-range-wgsl.js';
 export { gatedScratchBytesPerSlot, runGatedBranches } from './gpu/nsa-gated-gpu.js';
-export { createGpuCachedDecoder, type DecodeStepPlan } from './gpu/gpu-cached-decoder.js';
+export { createGpuCachedDecoder, residentDecodeStepper, type DecodeStepPlan } from './gpu/gpu-cached-decoder.js';
+export { decodeResidentChecks } from './gpu/decode-resident-checks.js';
 export { gpuChecks } from './gpu/gpu-checks.js';
 export { indexerSelectWgsl, indexerSelectWorkgroupBytes, INDEXER_SELECT_PARAMS, INDEXER_SELECT_THREADS, type IndexerSelectKernelOptions } from './gpu/indexer-select-wgsl.js';
 export { rangeRowsWgsl, RANGE_ROWS_PARAMS, RANGE_ROWS_THREADS } from './gpu/range-rows-wgsl.js';
@@ -25,7 +26,7 @@ export { countEntriesWgsl, COUNT_ENTRIES_PARAMS, COUNT_ENTRIES_THREADS } from '.
 export { radixTopKWgsl } from './gpu/radix-top-k-wgsl.js';
 export { nsaSelectWgsl, NSA_SELECT_PARAMS, NSA_SELECT_THREADS, type NsaSelectKernelOptions } from './gpu/nsa-select-wgsl.js';
 export { windowPoolWgsl, WINDOW_POOL_PARAMS, WINDOW_POOL_THREADS } from './gpu/window-pool-wgsl.js';
-export { mobaRouteWgsl, MOBA_ROUTE_PARAMS, MOBA_ROUTE_ROWS, MOBA_ROUTE_WORKGROUP_BYTES, type MobaRouteKernelOptions } from './gpu/moba-route-wgsl.js';
+export { mobaRouteWgsl, mobaRouteWorkgroupBytes, MOBA_ROUTE_PARAMS, MOBA_ROUTE_ROWS, MOBA_ROUTE_UNROLLED_CANDIDATES, MOBA_ROUTE_WORKGROUP_BYTES, type MobaRouteKernelOptions } from './gpu/moba-route-wgsl.js';
 
 /** Every method of this package that runs on the GPU, for `bench --backend gpu`. */
 export const gpuMethods: readonly GpuMethodDefinition[] = [gpuMobaMethod, gpuNsaMethod, gpuHierarchicalIndexerMethod];

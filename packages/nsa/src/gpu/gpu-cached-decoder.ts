@@ -21,8 +21,8 @@
  * Steps validate with core's `validateDecoderStep` and plan (typed errors) before any GPU work.
  * As on the CPU, the cache keeps a step's tokens when its GPU work fails afterwards.
  */
-import { ConfigError, sparseStats, validateDecoderStep, type AttentionDims, type AttentionResult, type DecoderShape } from '@sparse-attn/core';
-import { countPairs, GpuKVCache, type GpuAttentionDecoder, type GpuBackend, type GpuSelection, type ResidentAttention, type ResidentChunk, WEBGPU_FLAGS } from '@sparse-attn/backend-gpu';
+import { ConfigError, densePairCount, sparseStats, validateDecoderStep, type AttentionDims, type AttentionResult, type DecoderShape } from '@sparse-attn/core';
+import { countPairs, GpuKVCache, type GpuAttentionDecoder, type GpuBackend, type GpuSelection, type ResidentAttention, type ResidentChunk, type ResidentDecodeStepper, WEBGPU_FLAGS } from '@sparse-attn/backend-gpu';
 import { completeWindows } from '../block-means.js';
 import type { PoolingSpec } from '../cached-decoder.js';
 
@@ -175,6 +175,40 @@ export class PooledWindowStore {
   private destroyBuffers(): void {
     for (const list of Object.values(this.buffers)) for (const b of list) b.destroy();
   }
+}
+
+/**
+ * Decode steps with a decoder's kept pooled windows over a resident one-query call at the end of
+ * its keys (the methods' `decodeResident`, what the benchmark's decode rows time): the first step
+ * pools every complete window into buffers kept here, as a decoder that has seen the prefix holds
+ * them; later steps pool none and read them. Each step's density comes from its selection (read
+ * back after the timed work, like the decoder's result).
+ */
+export async function residentDecodeStepper(backend: GpuBackend, view: ResidentAttention, pooling: PoolingSpec, plan: DecodeStepPlan): Promise<ResidentDecodeStepper> {
+  const d = view.dims;
+  if (!d.causal || d.queryOffset + d.querySeq !== d.keySeq) throw new ConfigError('decodeResident: the call must be causal queries at the end of its keys (a decode step)');
+  const windows = completeWindows(d.keySeq, pooling.length, pooling.stride);
+  const make = (floats: number) => (floats === 0 ? undefined : view.chunks.map((c) => backend.context.device.createBuffer({ size: Math.max(16, 4 * c.slots * windows * floats), usage: STORAGE | COPY_DST | COPY_SRC })));
+  const valueDim = d.valueDim;
+  const means = make(d.headDim)!;
+  const bounds = make(pooling.bounds ? 2 * d.headDim : 0);
+  const values = make(pooling.values ? valueDim : 0);
+  let first = 0;
+  return {
+    async step() {
+      const run = await plan.run(view, { first, means, bounds, values });
+      first = windows;
+      try {
+        const pairs = countPairs(await backend.readSelection(run.selection), d) + (plan.extraPairs ?? 0);
+        return { selectionMs: run.selectionMs, attentionMs: run.attentionMs, density: pairs / densePairCount(d), phase: 'decode' };
+      } finally {
+        backend.releaseSelection(run.selection);
+      }
+    },
+    release() {
+      for (const b of [...means, ...(bounds ?? []), ...(values ?? [])]) b.destroy();
+    },
+  };
 }
 
 /**

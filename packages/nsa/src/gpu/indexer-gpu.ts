@@ -16,7 +16,7 @@ import { dispatchGrid, type GpuBackend, type GpuMethodDefinition, type GpuSelect
 import { completeWindows } from '../block-means.js';
 import { hierarchicalIndexerConfigSchema, hierarchicalIndexerMethod, type HierarchicalIndexerConfig } from '../hierarchical-indexer.js';
 import { selectionShare } from '../method-helpers.js';
-import { createGpuCachedDecoder, type DecoderPool, type GpuDecoderOptions } from './gpu-cached-decoder.js';
+import { createGpuCachedDecoder, residentDecodeStepper, type DecodeStepPlan, type DecoderPool, type GpuDecoderOptions } from './gpu-cached-decoder.js';
 import { forSlotGroups } from './slot-groups.js';
 import { assertWorkgroupFits, countSelectionEntries, selectThenAttend } from './gpu-helpers.js';
 import { INDEXER_SCORE_PARAMS, indexerScoreWgsl, indexerScoreWorkgroupBytes, type IndexerScoreKernelOptions } from './indexer-score-tile-wgsl.js';
@@ -141,6 +141,15 @@ export const gpuHierarchicalIndexerMethod: GpuMethodDefinition = {
   cpu: hierarchicalIndexerMethod,
   create(backend, rawConfig) {
     const config = parseConfig(hierarchicalIndexerMethod.id, hierarchicalIndexerConfigSchema, rawConfig ?? {});
+    const pooling = { length: config.blockSize, stride: config.blockSize, values: false };
+    const decodePlan = (d: AttentionDims): DecodeStepPlan => {
+      const p = indexerPlan(backend, d, config);
+      return {
+        extraBytesPerSlot: p.scratchBytesPerSlot,
+        run: (resident, pool) => selectThenAttend(backend, resident, indexerSelectionStep(d, config, p, pool)),
+        diagnostics: { scannedShare: scannedShare(d, config) },
+      };
+    };
     return {
       methodId: hierarchicalIndexerMethod.id,
       async prefill(input) {
@@ -150,21 +159,8 @@ export const gpuHierarchicalIndexerMethod: GpuMethodDefinition = {
         const result = await backend.selectionAttention(input, indexerSelectionStep(d, config, p), { extraBytesPerSlot: p.scratchBytesPerSlot });
         return { ...result, diagnostics: { scannedShare: scannedShare(d, config), selectionShare: selectionShare(result.stats.selectionMs, result.stats.attentionMs) } };
       },
-      createDecoder: (shape, options?: GpuDecoderOptions) =>
-        createGpuCachedDecoder(
-          backend,
-          shape,
-          { length: config.blockSize, stride: config.blockSize, values: false },
-          (d) => {
-            const p = indexerPlan(backend, d, config);
-            return {
-              extraBytesPerSlot: p.scratchBytesPerSlot,
-              run: (resident, pool) => selectThenAttend(backend, resident, indexerSelectionStep(d, config, p, pool)),
-              diagnostics: { scannedShare: scannedShare(d, config) },
-            };
-          },
-          options,
-        ),
+      createDecoder: (shape, options?: GpuDecoderOptions) => createGpuCachedDecoder(backend, shape, pooling, decodePlan, options),
+      decodeResident: async (view) => residentDecodeStepper(backend, view, pooling, decodePlan(view.dims)),
       async runResident(resident) {
         const d = resident.dims;
         if (!d.causal) throw new ConfigError('hierarchical-indexer: causal must be true (the method selects among past keys only), got causal: false');

@@ -9,17 +9,18 @@
  *   attend  one causal softmax over the union of the routed blocks       (backend's sparse executor)
  *
  * Scratch per KV slot: the pooled means, floor(S / B) · D floats (64 KiB at S = 64k, B = 512,
- * D = 128), besides the CSR rows the backend allocates. The routing kernel takes 25 344 B of
- * workgroup memory (checked against the device before any GPU work).
+ * D = 128), besides the CSR rows the backend allocates. The routing kernel takes 8 704 B of
+ * workgroup memory plus 512 B per kept past block (9 728 B at topK 3; at most 16 384 B),
+ * checked against the device before any GPU work.
  */
 import { ConfigError, densePairCount, parseConfig, validateAttentionInput, type AttentionDims } from '@sparse-attn/core';
 import { dispatchGrid, type GpuBackend, type GpuMethodDefinition, type GpuSelectionStep } from '@sparse-attn/backend-gpu';
 import { completeWindows } from '../block-means.js';
 import { selectionShare } from '../method-helpers.js';
 import { mobaConfigSchema, mobaMethod, type MobaConfig } from '../moba.js';
-import { createGpuCachedDecoder, type DecoderPool, type GpuDecoderOptions } from './gpu-cached-decoder.js';
+import { createGpuCachedDecoder, residentDecodeStepper, type DecodeStepPlan, type DecoderPool, type GpuDecoderOptions } from './gpu-cached-decoder.js';
 import { assertWorkgroupFits, countSelectionEntries, currentBlockShortfall, selectThenAttend } from './gpu-helpers.js';
-import { MOBA_ROUTE_PARAMS, MOBA_ROUTE_ROWS, MOBA_ROUTE_WORKGROUP_BYTES, mobaRouteWgsl } from './moba-route-wgsl.js';
+import { MOBA_ROUTE_PARAMS, MOBA_ROUTE_ROWS, mobaRouteWgsl, mobaRouteWorkgroupBytes } from './moba-route-wgsl.js';
 import { WINDOW_POOL_PARAMS, WINDOW_POOL_THREADS, windowPoolWgsl } from './window-pool-wgsl.js';
 
 /** Geometry of one MoBA call on the GPU. */
@@ -31,7 +32,7 @@ export interface MobaPlan {
   readonly scratchBytesPerSlot: number;
 }
 
-/** Sizes MoBA's buffers on the GPU (the routing kernel uses a fixed 25 344 B of workgroup memory). */
+/** Sizes MoBA's buffers on the GPU. */
 export function mobaPlan(d: AttentionDims, config: MobaConfig): MobaPlan {
   const maxBlocks = Math.max(1, Math.ceil(d.keySeq / config.blockSize));
   const stride = Math.min(config.topK, maxBlocks);
@@ -41,8 +42,9 @@ export function mobaPlan(d: AttentionDims, config: MobaConfig): MobaPlan {
 
 /** {@link mobaPlan} after checking that the device gives the routing kernel its workgroup memory (a `ConfigError` before any GPU work otherwise). */
 function devicePlan(backend: GpuBackend, d: AttentionDims, config: MobaConfig): MobaPlan {
-  assertWorkgroupFits('moba', backend, MOBA_ROUTE_WORKGROUP_BYTES, `the routing kernel's ${MOBA_ROUTE_ROWS} × 64 score tile and operand chunks`);
-  return mobaPlan(d, config);
+  const p = mobaPlan(d, config);
+  assertWorkgroupFits('moba', backend, mobaRouteWorkgroupBytes(p.stride), `the routing kernel's operand chunks and the merge of its ${MOBA_ROUTE_ROWS} rows' candidates`);
+  return p;
 }
 
 /**
@@ -87,6 +89,15 @@ export const gpuMobaMethod: GpuMethodDefinition = {
   cpu: mobaMethod,
   create(backend, rawConfig) {
     const config = parseConfig(mobaMethod.id, mobaConfigSchema, rawConfig ?? {});
+    const pooling = { length: config.blockSize, stride: config.blockSize, values: false };
+    const decodePlan = (d: AttentionDims): DecodeStepPlan => {
+      const p = devicePlan(backend, d, config);
+      return {
+        extraBytesPerSlot: p.scratchBytesPerSlot,
+        run: (resident, pool) => selectThenAttend(backend, resident, mobaSelectionStep(d, config, p, pool)),
+        diagnostics: { meanSelectedBlocks: meanSelectedBlocks(d, config) },
+      };
+    };
     return {
       methodId: mobaMethod.id,
       async prefill(input) {
@@ -99,21 +110,8 @@ export const gpuMobaMethod: GpuMethodDefinition = {
           diagnostics: { meanSelectedBlocks: meanSelectedBlocks(d, config), selectionShare: selectionShare(result.stats.selectionMs, result.stats.attentionMs) },
         };
       },
-      createDecoder: (shape, options?: GpuDecoderOptions) =>
-        createGpuCachedDecoder(
-          backend,
-          shape,
-          { length: config.blockSize, stride: config.blockSize, values: false },
-          (d) => {
-            const p = devicePlan(backend, d, config);
-            return {
-              extraBytesPerSlot: p.scratchBytesPerSlot,
-              run: (resident, pool) => selectThenAttend(backend, resident, mobaSelectionStep(d, config, p, pool)),
-              diagnostics: { meanSelectedBlocks: meanSelectedBlocks(d, config) },
-            };
-          },
-          options,
-        ),
+      createDecoder: (shape, options?: GpuDecoderOptions) => createGpuCachedDecoder(backend, shape, pooling, decodePlan, options),
+      decodeResident: async (view) => residentDecodeStepper(backend, view, pooling, decodePlan(view.dims)),
       async runResident(resident) {
         const d = resident.dims;
         if (!d.causal) throw new ConfigError('moba: causal must be true (the method selects among past keys only), got causal: false');

@@ -25,7 +25,7 @@ import type { PoolingSpec } from '../cached-decoder.js';
 import { selectionShare } from '../method-helpers.js';
 import { visibleWindows } from '../nsa-block-selector.js';
 import { nsaConfigSchema, nsaMethod, type NsaConfig } from '../nsa.js';
-import { createGpuCachedDecoder, type DecoderPool, type GpuDecoderOptions } from './gpu-cached-decoder.js';
+import { createGpuCachedDecoder, residentDecodeStepper, type DecodeStepPlan, type DecoderPool, type GpuDecoderOptions } from './gpu-cached-decoder.js';
 import { assertWorkgroupFits, countSelectionEntries, currentBlockShortfall, selectThenAttend } from './gpu-helpers.js';
 import { gatedScratchBytesPerSlot, runGatedBranches } from './nsa-gated-gpu.js';
 import { NSA_SCORE_PARAMS, nsaScoreWgsl, nsaScoreWorkgroupBytes, type NsaScoreKernelOptions } from './nsa-score-tile-wgsl.js';
@@ -296,6 +296,19 @@ export const gpuNsaMethod: GpuMethodDefinition = {
   cpu: nsaMethod,
   create(backend, rawConfig) {
     const config = parseConfig(nsaMethod.id, nsaConfigSchema, rawConfig ?? {});
+    const decodePlan = (d: AttentionDims): DecodeStepPlan => {
+      const p = nsaPlan(backend, d, config);
+      const gates = p.gates;
+      return {
+        extraBytesPerSlot: p.scratchBytesPerSlot,
+        run: (resident, pool) => {
+          const step = nsaSelectionStep(d, config, p, pool);
+          return gates ? runGatedBranches(backend, resident, config, step, p.windows, gates, pool) : runUnionRows(backend, resident, config, p, step);
+        },
+        extraPairs: gates ? windowPairs(d, config.window) : 0,
+        diagnostics: diagnostics(d, config, p.windows),
+      };
+    };
     return {
       methodId: nsaMethod.id,
       async prefill(input) {
@@ -306,26 +319,8 @@ export const gpuNsaMethod: GpuMethodDefinition = {
         const step = nsaSelectionStep(d, config, p);
         return residentPrefill(backend, input, d, config, p, (resident) => (gates ? runGatedBranches(backend, resident, config, step, p.windows, gates) : runUnionRows(backend, resident, config, p, step)));
       },
-      createDecoder: (shape, options?: GpuDecoderOptions) =>
-        createGpuCachedDecoder(
-          backend,
-          shape,
-          nsaPooling(config),
-          (d) => {
-            const p = nsaPlan(backend, d, config);
-            const gates = p.gates;
-            return {
-              extraBytesPerSlot: p.scratchBytesPerSlot,
-              run: (resident, pool) => {
-                const step = nsaSelectionStep(d, config, p, pool);
-                return gates ? runGatedBranches(backend, resident, config, step, p.windows, gates, pool) : runUnionRows(backend, resident, config, p, step);
-              },
-              extraPairs: gates ? windowPairs(d, config.window) : 0,
-              diagnostics: diagnostics(d, config, p.windows),
-            };
-          },
-          options,
-        ),
+      createDecoder: (shape, options?: GpuDecoderOptions) => createGpuCachedDecoder(backend, shape, nsaPooling(config), decodePlan, options),
+      decodeResident: async (view) => residentDecodeStepper(backend, view, nsaPooling(config), decodePlan(view.dims)),
       async runResident(resident) {
         const d = resident.dims;
         if (!d.causal) throw new ConfigError('nsa: causal must be true (the method selects among past keys only), got causal: false');
