@@ -73,12 +73,14 @@ describe('MoBA routing kernel (no GPU needed)', () => {
     for (let picks = 1; picks < 40; picks++) expect(mobaRouteWorkgroupBytes(picks)).toBeLessThanOrEqual(MOBA_ROUTE_WORKGROUP_BYTES);
   });
 
-  it('a device below that throws a ConfigError before any GPU work (prefill, runResident)', async () => {
-    const small = gpuMobaMethod.create(limitedBackend(12288), { blockSize: 16, topK: 3 });
+  it("a device below what the call's top-k needs throws a ConfigError before any GPU work (prefill, runResident)", async () => {
+    const small = gpuMobaMethod.create(limitedBackend(9216), { blockSize: 16, topK: 3 });
     await expect(small.prefill(input(100))).rejects.toThrow(ConfigError);
-    await expect(small.prefill(input(100))).rejects.toThrow(/moba: .* need 16384 bytes/);
+    await expect(small.prefill(input(100))).rejects.toThrow(/moba: .* need 9728 bytes/);
     const resident = { dims: validateAttentionInput(input(100)) } as unknown as ResidentAttention;
     await expect(small.runResident!(resident)).rejects.toThrow(ConfigError);
+    // Top-k 1 keeps no candidates: the operand chunks (8 704 B) fit the same device.
+    await expect(gpuMobaMethod.create(limitedBackend(9216), { blockSize: 16, topK: 1 }).prefill(input(100))).rejects.toThrow(/GPU work/);
     // WebGPU's minimum (16 KiB) is enough for any top-k.
     const minimum = gpuMobaMethod.create(limitedBackend(16384), { blockSize: 16, topK: 1000 });
     await expect(minimum.prefill(input(100))).rejects.toThrow(/GPU work/);
