@@ -174,6 +174,8 @@ export class GpuBackend {
   /** gpu.js on this backend's device, when attached (dropped, with the reason, if a gpu.js kernel fails). */
   gpuJs: GpuJsAttachment;
   private readonly pipelines = new Map<string, Promise<GPUComputePipeline>>();
+  /** Attention kernel sources by shape (see `attentionKernel`). */
+  private readonly kernelSources = new Map<string, { code: string; tile: TileShape }>();
   /**
    * Attention kernel tuning: operand width per staged chunk of q·k and keys per staged value
    * chunk (both divide 64). Wider chunks mean fewer barriers per key tile but more workgroup
@@ -559,6 +561,17 @@ export class GpuBackend {
   }
 
   private attentionKernel(mode: FlashAttentionKernelOptions['mode'], d: AttentionDims, rowsNeeded: number, hooks?: FlashAttentionListHooks): { code: string; tile: TileShape } {
+    // Generating the source takes 30–50 µs, a good part of a decode step's host time: kept per
+    // shape (the `lists` mode's hooks are the caller's; it generates each time).
+    const key = hooks ? undefined : `${mode}:${d.headDim}:${d.valueDim}:${rowsNeeded > 16}:${this.tuning.chunk}x${this.tuning.valueChunk}`;
+    const known = key === undefined ? undefined : this.kernelSources.get(key);
+    if (known) return known;
+    const found = this.generateAttentionKernel(mode, d, rowsNeeded, hooks);
+    if (key !== undefined) this.kernelSources.set(key, found);
+    return found;
+  }
+
+  private generateAttentionKernel(mode: FlashAttentionKernelOptions['mode'], d: AttentionDims, rowsNeeded: number, hooks?: FlashAttentionListHooks): { code: string; tile: TileShape } {
     // Head dims that are not multiples of 4 take the scalar-load kernel, whose 16-row variant
     // stalls SwiftShader until Chromium drops the device (a 1-query-row block selection at D = 18
     // ran 170 s); they always use 64-row tiles, whose scalar variant runs everywhere (idle rows

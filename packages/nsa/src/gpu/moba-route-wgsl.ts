@@ -112,6 +112,17 @@ function loopInsert(r: number): string {
 
 /** Generates the fused gate + routing kernel for one head dim and pick bound. */
 export function mobaRouteWgsl(o: MobaRouteKernelOptions): string {
+  // The unrolled source takes ~0.1 ms to build, more than a decode step's routing on the GPU:
+  // built once per (head dim, picks). A cache of a pure function's output, not state.
+  const key = `${o.headDim}:${o.maxPicks}`;
+  let code = sources.get(key);
+  if (code === undefined) sources.set(key, (code = generateRoute(o)));
+  return code;
+}
+
+const sources = new Map<string, string>();
+
+function generateRoute(o: MobaRouteKernelOptions): string {
   const picks = Math.max(1, o.maxPicks);
   const K = picks - 1;
   const KW = mergeWidth(picks);
