@@ -3,7 +3,9 @@
  * an optional peer). Each definition has the CPU method's id and config schema and reproduces its
  * selection; `gpuChecks` compares them with the CPU methods (run in headless Chromium by the tests).
  */
-import type { GpuMethodDefinition } from '@sparse-attn/backend-gpu';
+import type { GpuCheck, GpuMethodDefinition } from '@sparse-attn/backend-gpu';
+import { decodeResidentChecks } from './gpu/decode-resident-checks.js';
+import { gpuChecks as methodChecks } from './gpu/gpu-checks.js';
 import { gpuMobaMethod } from './gpu/moba-gpu.js';
 import { gpuNsaMethod } from './gpu/nsa-gpu.js';
 import { gpuHierarchicalIndexerMethod } from './gpu/indexer-gpu.js';
@@ -18,7 +20,9 @@ export { copyRangeWgsl, COPY_RANGE_PARAMS, COPY_RANGE_THREADS } from './gpu/copy
 export { gatedScratchBytesPerSlot, runGatedBranches } from './gpu/nsa-gated-gpu.js';
 export { createGpuCachedDecoder, residentDecodeStepper, type DecodeStepPlan } from './gpu/gpu-cached-decoder.js';
 export { decodeResidentChecks } from './gpu/decode-resident-checks.js';
-export { gpuChecks } from './gpu/gpu-checks.js';
+
+/** Every GPU check of this package: the methods against the CPU, then the kept-state decode steps. */
+export const gpuChecks: readonly GpuCheck[] = [...methodChecks, ...decodeResidentChecks];
 export { indexerSelectWgsl, indexerSelectWorkgroupBytes, INDEXER_SELECT_PARAMS, INDEXER_SELECT_THREADS, type IndexerSelectKernelOptions } from './gpu/indexer-select-wgsl.js';
 export { rangeRowsWgsl, RANGE_ROWS_PARAMS, RANGE_ROWS_THREADS } from './gpu/range-rows-wgsl.js';
 export { gatedMergeWgsl, GATED_MERGE_PARAMS, GATED_MERGE_THREADS } from './gpu/gated-merge-wgsl.js';
