@@ -22,7 +22,6 @@ import {
   type GpuSelection,
   type GpuSelectionStep,
   type ResidentAttention,
-  type ResidentChunk,
 } from '@sparse-attn/backend-gpu';
 import { landmarkConfigSchema, landmarkMethod, type LandmarkConfig } from '../landmark-attention.js';
 import { retrievedBlockCount } from '../landmark-slot-positions.js';
@@ -173,8 +172,8 @@ export async function runOwnBlocks(backend: GpuBackend, resident: ResidentAttent
   });
 }
 
-/** WebGPU buffer usage flags (numeric: the `GPUBufferUsage` global is not defined under every binding). */
-const STORAGE_COPY = 0x80 | 0x08 | 0x04;
+/** Owner name of the landmark method's kept buffers in the backend (`borrowPool`). */
+const LANDMARK_POOL = 'landmark';
 
 /**
  * The grouped softmax over a GPU selection, key-block-major (see `landmark-block-merge-wgsl.ts`):
@@ -183,7 +182,8 @@ const STORAGE_COPY = 0x80 | 0x08 | 0x04;
  * over landmark-free copies K' / V' (block b of K' = block b's ℓ ordinary tokens; each block is
  * read once per 64 queries that chose it, instead of once per query), folded into the running
  * output and lse with the landmark gate. Extra memory per chunk: K' and V' (≤ the chunk's k and v)
- * and one partial out + lse (the size of the chunk's out and lse); freed before returning.
+ * and one partial out + lse (the size of the chunk's out and lse), kept in the backend's pool
+ * between calls (`releaseScratch()` frees them).
  */
 export async function runGroupedSoftmaxByBlocks(backend: GpuBackend, resident: ResidentAttention, selection: GpuSelection, config: LandmarkConfig): Promise<number> {
   const d = resident.dims;
@@ -193,21 +193,20 @@ export async function runGroupedSoftmaxByBlocks(backend: GpuBackend, resident: R
   // The longest row's retrieved blocks (topK, or every earlier block when topK = 0).
   const entries = landmarkRowStride(config, d) - 1;
   if (entries === 0) return ms;
-  const { device } = backend.context;
   // K' keeps at least querySeq rows, so the executor's queryOffset (keySeq' − querySeq) is ≥ 0; it runs non-causally (every retrieved block precedes the query's own).
   const freeSeq = Math.max(blocks * config.blockLength, d.querySeq, 1);
-  const created: ResidentChunk['k'][] = [];
-  const buffer = (bytes: number): ResidentChunk['k'] => {
-    const b = device.createBuffer({ size: Math.max(16, Math.ceil(bytes / 4) * 4), usage: STORAGE_COPY });
-    created.push(b);
-    return b;
-  };
+  // K′, V′ (up to the size of K and V) and the partial out / lse are kept between calls in the
+  // backend's pool (freed by `releaseScratch()`): allocating and first touching 2 GiB per call
+  // cost more than the copy into them, and the churn slowed the next method's gathers. Every
+  // row the executor reads is written first (K′/V′ rows of retrieved blocks by the copy, every
+  // query's partial by the executor), so reused contents are never read.
+  const pool = backend.borrowPool(LANDMARK_POOL);
   try {
-    const free = resident.chunks.map((chunk) => ({
-      k: buffer(chunk.slots * freeSeq * d.headDim * 4),
-      v: buffer(chunk.slots * freeSeq * d.valueDim * 4),
-      out: buffer(chunk.slots * d.groupSize * d.querySeq * d.valueDim * 4),
-      lse: buffer(chunk.slots * d.groupSize * d.querySeq * 4),
+    const free = resident.chunks.map((chunk, i) => ({
+      k: pool.take(`k${i}`, chunk.slots * freeSeq * d.headDim * 4),
+      v: pool.take(`v${i}`, chunk.slots * freeSeq * d.valueDim * 4),
+      out: pool.take(`out${i}`, chunk.slots * d.groupSize * d.querySeq * d.valueDim * 4),
+      lse: pool.take(`lse${i}`, chunk.slots * d.groupSize * d.querySeq * 4),
     }));
     const freeDims: AttentionDims = {
       ...d,
@@ -272,7 +271,7 @@ export async function runGroupedSoftmaxByBlocks(backend: GpuBackend, resident: R
     }
     return ms;
   } finally {
-    for (const b of created) b.destroy();
+    backend.returnPool(LANDMARK_POOL, pool);
   }
 }
 
