@@ -10,6 +10,7 @@
  * and written as one CSR row (`bounds` = start, end; `indices`), the layout the sparse executor
  * kernel reads, so selection and attention never leave the GPU.
  */
+import { csrRowWgsl } from './csr-row-wgsl.js';
 
 /** Uniform parameter block of the top-k kernel. */
 export const TOP_K_PARAMS = [
@@ -87,17 +88,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     workgroupBarrier();
   }
   if (lid == 0u) {
-    for (var a = 1u; a < n; a++) {
-      let x = picks[a];
-      var b = a;
-      while (b > 0u && picks[b - 1u] > x) { picks[b] = picks[b - 1u]; b--; }
-      picks[b] = x;
-    }
-    let row = slot * P.selRows + r;
-    let start = row * P.stride;
-    for (var a = 0u; a < n; a++) { indices[start + a] = picks[a]; }
-    bounds[2u * row] = start;
-    bounds[2u * row + 1u] = start + n;
+${csrRowWgsl({ picks: 'picks', count: 'n', row: 'slot * P.selRows + r', indent: '    ' })}
   }
 }
 `;

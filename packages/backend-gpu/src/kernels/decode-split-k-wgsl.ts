@@ -134,19 +134,27 @@ const PAGES_PROLOGUE = `  let linear = wid.x + wid.y * P.tilesX;
   let end = min((part + 1u) * P.pagesPerPartition, listed) * P.pageSize;
 `;
 
-/** The selection mode's workgroup → (query row, partition, flattened keys of its selection row) mapping. */
-const SELECTION_PROLOGUE = `  let linear = wid.x + wid.y * P.tilesX;
+/** Workgroup → (query slot, query row i, partition) and the row's visible keys: the range and selection modes' common start. */
+const QUERY_ROW_PROLOGUE = `  let linear = wid.x + wid.y * P.tilesX;
   if (linear >= P.slots * P.querySeq * P.partitions) { return; }
   let part = linear % P.partitions;
   let row = linear / P.partitions;
   let slot = row / P.querySeq;
   let i = row % P.querySeq;
   let kvBase = (slot / P.groupSize) * P.keySeq;
-  let selRow = select(slot, slot / P.groupSize, P.scopeKv == 1u) * P.selRows + i / P.queryBlockSize;
+  let visible = select(P.keySeq, min(P.keySeq, P.queryOffset + i + 1u), P.causal == 1u);
+`;
+
+/** The range mode's partition: keys [p·PS, (p+1)·PS) of the visible ones. */
+const RANGE_PROLOGUE = `${QUERY_ROW_PROLOGUE}  let start = part * P.partitionSize;
+  let end = min(start + P.partitionSize, visible);
+`;
+
+/** The selection mode's partition: flattened keys [p·PS, (p+1)·PS) of the query's selection row. */
+const SELECTION_PROLOGUE = `${QUERY_ROW_PROLOGUE}  let selRow = select(slot, slot / P.groupSize, P.scopeKv == 1u) * P.selRows + i / P.queryBlockSize;
   let begin = bounds[2u * selRow];
   let unit = select(1u, P.blockSize, P.kindBlock == 1u);
   let listed = (bounds[2u * selRow + 1u] - begin) * unit;
-  let visible = select(P.keySeq, min(P.keySeq, P.queryOffset + i + 1u), P.causal == 1u);
   let start = min(part * P.partitionSize, listed);
   let end = min(start + P.partitionSize, listed);
 `;
@@ -203,21 +211,7 @@ ${listed ? `var<workgroup> keys: array<u32, ${DECODE_THREADS}>;\n` : ''}var<work
 
 @compute @workgroup_size(${DECODE_THREADS})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-${
-  listed
-    ? pages ? PAGES_PROLOGUE : SELECTION_PROLOGUE
-    : `  let linear = wid.x + wid.y * P.tilesX;
-  if (linear >= P.slots * P.querySeq * P.partitions) { return; }
-  let part = linear % P.partitions;
-  let row = linear / P.partitions;
-  let slot = row / P.querySeq;
-  let i = row % P.querySeq;
-  let kvBase = (slot / P.groupSize) * P.keySeq;
-  let visible = select(P.keySeq, min(P.keySeq, P.queryOffset + i + 1u), P.causal == 1u);
-  let start = part * P.partitionSize;
-  let end = min(start + P.partitionSize, visible);
-`
-}${
+${pages ? PAGES_PROLOGUE : listed ? SELECTION_PROLOGUE : RANGE_PROLOGUE}${
   vec
     ? `  for (var e = lid; e < D / 4u; e += NT) {
     let at = (row * D) + 4u * e;

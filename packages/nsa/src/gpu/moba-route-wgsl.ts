@@ -34,7 +34,7 @@
  * A thread's K best hold every pick of its row: a block among the row's best n − 1 ≤ K has fewer
  * than K blocks ranked above it overall, so fewer than K in its own thread.
  */
-import { forRows, linearWorkgroup, operandScratchVec4, scoreTileWgsl, tileConstants, type TileShape, zeroScores } from '@sparse-attn/backend-gpu';
+import { csrRowWgsl, forRows, linearWorkgroup, operandScratchVec4, scoreTileWgsl, tileConstants, type TileShape, zeroScores } from '@sparse-attn/backend-gpu';
 
 /** Uniform parameter block of the routing kernel (u32 fields). */
 export const MOBA_ROUTE_PARAMS = ['querySeq', 'queryOffset', 'groupSize', 'slots', 'tilesX', 'blockSize', 'pooled', 'topK', 'stride', 'pad0', 'pad1', 'pad2'] as const;
@@ -264,17 +264,7 @@ ${update}
 ${merge}
   if (!owner) { return; }
   // Ascending block order for the CSR row.
-  for (var a = 1u; a < n; a++) {
-    let x = picked[a];
-    var b = a;
-    while (b > 0u && picked[b - 1u] > x) { picked[b] = picked[b - 1u]; b--; }
-    picked[b] = x;
-  }
-  let row = querySlot * P.querySeq + i;
-  let start = row * P.stride;
-  for (var a = 0u; a < n; a++) { indices[start + a] = picked[a]; }
-  bounds[2u * row] = start;
-  bounds[2u * row + 1u] = start + n;
+${csrRowWgsl({ picks: 'picked', count: 'n', row: 'querySlot * P.querySeq + i', indent: '  ' })}
 }
 `;
 }
