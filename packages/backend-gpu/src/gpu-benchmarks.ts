@@ -2,7 +2,7 @@ import { densePairCount, type AttentionDims, type BackendInfo, type BenchmarkCon
 import { blockTopKConfigSchema } from './block-top-k.js';
 import { blockScratchBytesPerSlot, createGpuBackend, type GpuBackend, type ResidentAttention } from './gpu-backend.js';
 import { lastQueryView, runDecodeAttention } from './gpu-decode.js';
-import { gpuBlockTopKMethod, type GpuMethodDefinition, type ResidentRun } from './gpu-methods.js';
+import { gpuBlockTopKMethod, type GpuMethodDefinition, type ResidentDecodeStepper, type ResidentRun } from './gpu-methods.js';
 import { measureAsync } from './measure-async.js';
 
 /** Shape of the GPU benchmark: the issue's causal B=1, H=32, D=128 (small in quick mode). */
@@ -159,17 +159,17 @@ export async function runGpuBenchmark(backend: GpuBackend, context: BenchmarkCon
           push({ ...base, backend: label, metrics: { failed: 1 } });
           continue;
         }
-        // A causally consistent method's decode step is its prefill kernels over the cache for the
-        // one new query: timed on the last query against a dense split-K decode step.
+        // A causally consistent method's decode step: the one new query over the cache, with the
+        // state its decoder keeps (`decodeResident`) or else its prefill kernels, timed on the last
+        // query against a dense split-K decode step.
         if (phase === 'prefill' && method.createDecoder && definition.cpu.create(config).capabilities.causalConsistent) {
           const { view, release } = await lastQueryView(backend, resident);
-          // With the decoder's kept state where the method has it: its first (warm-up) step builds it.
-          const stepper = await method.decodeResident?.(view).catch((error: unknown) => {
-            release();
-            throw error;
-          });
+          let stepper: ResidentDecodeStepper | undefined;
           try {
-            await timeMethod(view, true, stepper ? () => stepper.step() : undefined);
+            // With the decoder's kept state where the method has it: its first (warm-up) step builds it.
+            stepper = await method.decodeResident?.(view);
+            const kept = stepper;
+            await timeMethod(view, true, kept ? () => kept.step() : undefined);
           } catch (error) {
             context.progress?.(`gpu: ${definition.id} decode S=${seq} failed: ${(error as Error).message.split('\n')[0]}`);
             push({ ...base, workload: `gaussian-gpu${gqa}-decode`, backend: label, metrics: { failed: 1 } });
