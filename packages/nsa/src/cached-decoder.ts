@@ -32,6 +32,11 @@ export interface PoolingSpec {
   readonly bounds?: boolean;
 }
 
+/** Non-overlapping mean-pooled key blocks of `blockSize` (MoBA's and the hierarchical indexer's). */
+export function blockPooling(blockSize: number): PoolingSpec {
+  return { length: blockSize, stride: blockSize, values: false };
+}
+
 /**
  * A decoder over core's `KVCache` plus an incrementally pooled window store. Besides the
  * `AttentionDecoder` contract it can be primed with context whose outputs are not needed.

@@ -16,7 +16,7 @@
  */
 import { z } from 'zod';
 import { SelectionBuilder, defineMethod, rowOffset, sparseAttention, type AttentionResult, type DecoderShape } from '@sparse-attn/core';
-import { createCachedDecoder, runPrefill, type ForwardCall, type PoolingSpec } from './cached-decoder.js';
+import { blockPooling, createCachedDecoder, runPrefill, type ForwardCall } from './cached-decoder.js';
 import { dot } from './dot-product.js';
 import { selectionShare, sweep } from './method-helpers.js';
 import { TopKSelector } from './select-top-k.js';
@@ -40,7 +40,6 @@ export const hierarchicalIndexerConfigSchema = z
 /** Indexer options with defaults filled in. */
 export type HierarchicalIndexerConfig = z.output<typeof hierarchicalIndexerConfigSchema>;
 
-const pooling = (c: HierarchicalIndexerConfig): PoolingSpec => ({ length: c.blockSize, stride: c.blockSize, values: false });
 
 /** Scratch of one call, sized for its key length. */
 class IndexerScratch {
@@ -169,8 +168,8 @@ export const hierarchicalIndexerMethod = defineMethod({
   configSchema: hierarchicalIndexerConfigSchema,
   build: (config) => ({
     capabilities: { causalConsistent: true, supportsNonCausal: false, selection: 'token', sharesSelectionAcrossGroup: true },
-    prefill: (input) => runPrefill('hierarchical-indexer', input, pooling(config), (call) => indexerForward(config, call, true)),
-    createDecoder: (shape: DecoderShape) => createCachedDecoder(shape, pooling(config), (call) => indexerForward(config, call, config.decodeIou)),
+    prefill: (input) => runPrefill('hierarchical-indexer', input, blockPooling(config.blockSize), (call) => indexerForward(config, call, true)),
+    createDecoder: (shape: DecoderShape) => createCachedDecoder(shape, blockPooling(config.blockSize), (call) => indexerForward(config, call, config.decodeIou)),
   }),
   budgets: (sequenceLength) =>
     sweep(sequenceLength, 1, [64, 128, 256, 512, 1024, 2048], 'topK', 'K', 1, (x) => ({ candidateBlocks: Math.max(1, Math.ceil((4 * x) / 64)) })),

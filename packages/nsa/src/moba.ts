@@ -13,7 +13,7 @@
  */
 import { z } from 'zod';
 import { SelectionBuilder, defineMethod, rowOffset, sparseAttention, type AttentionResult, type DecoderShape } from '@sparse-attn/core';
-import { createCachedDecoder, runPrefill, type ForwardCall, type PoolingSpec } from './cached-decoder.js';
+import { blockPooling, createCachedDecoder, runPrefill, type ForwardCall } from './cached-decoder.js';
 import { dot } from './dot-product.js';
 import { selectionShare, sweep } from './method-helpers.js';
 import { TopKSelector } from './select-top-k.js';
@@ -29,7 +29,6 @@ export const mobaConfigSchema = z
 /** MoBA options with defaults filled in. */
 export type MobaConfig = z.output<typeof mobaConfigSchema>;
 
-const pooling = (c: MobaConfig): PoolingSpec => ({ length: c.blockSize, stride: c.blockSize, values: false });
 
 function mobaForward(config: MobaConfig, call: ForwardCall): AttentionResult {
   const { q, k, v, dims: d, means } = call;
@@ -87,8 +86,8 @@ export const mobaMethod = defineMethod({
   configSchema: mobaConfigSchema,
   build: (config) => ({
     capabilities: { causalConsistent: true, supportsNonCausal: false, selection: 'block', sharesSelectionAcrossGroup: false },
-    prefill: (input) => runPrefill('moba', input, pooling(config), (call) => mobaForward(config, call)),
-    createDecoder: (shape: DecoderShape) => createCachedDecoder(shape, pooling(config), (call) => mobaForward(config, call)),
+    prefill: (input) => runPrefill('moba', input, blockPooling(config.blockSize), (call) => mobaForward(config, call)),
+    createDecoder: (shape: DecoderShape) => createCachedDecoder(shape, blockPooling(config.blockSize), (call) => mobaForward(config, call)),
   }),
   budgets: (sequenceLength) => sweep(sequenceLength, 512, [2, 4, 8, 16], 'topK', 'k'),
 });

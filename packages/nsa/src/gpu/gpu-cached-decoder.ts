@@ -189,10 +189,9 @@ export async function residentDecodeStepper(backend: GpuBackend, view: ResidentA
   if (!d.causal || d.queryOffset + d.querySeq !== d.keySeq) throw new ConfigError('decodeResident: the call must be causal queries at the end of its keys (a decode step)');
   const windows = completeWindows(d.keySeq, pooling.length, pooling.stride);
   const make = (floats: number) => (floats === 0 ? undefined : view.chunks.map((c) => backend.context.device.createBuffer({ size: Math.max(16, 4 * c.slots * windows * floats), usage: STORAGE | COPY_DST | COPY_SRC })));
-  const valueDim = d.valueDim;
   const means = make(d.headDim)!;
   const bounds = make(pooling.bounds ? 2 * d.headDim : 0);
-  const values = make(pooling.values ? valueDim : 0);
+  const values = make(pooling.values ? d.valueDim : 0);
   let first = 0;
   let density: number | undefined;
   return {

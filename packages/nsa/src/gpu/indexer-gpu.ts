@@ -14,6 +14,7 @@
 import { ConfigError, densePairCount, parseConfig, validateAttentionInput, type AttentionDims } from '@sparse-attn/core';
 import { dispatchGrid, type GpuBackend, type GpuMethodDefinition, type GpuSelectionStep, type TileShape } from '@sparse-attn/backend-gpu';
 import { completeWindows } from '../block-means.js';
+import { blockPooling } from '../cached-decoder.js';
 import { hierarchicalIndexerConfigSchema, hierarchicalIndexerMethod, type HierarchicalIndexerConfig } from '../hierarchical-indexer.js';
 import { selectionShare } from '../method-helpers.js';
 import { createGpuCachedDecoder, residentDecodeStepper, type DecodeStepPlan, type DecoderPool, type GpuDecoderOptions } from './gpu-cached-decoder.js';
@@ -141,7 +142,7 @@ export const gpuHierarchicalIndexerMethod: GpuMethodDefinition = {
   cpu: hierarchicalIndexerMethod,
   create(backend, rawConfig) {
     const config = parseConfig(hierarchicalIndexerMethod.id, hierarchicalIndexerConfigSchema, rawConfig ?? {});
-    const pooling = { length: config.blockSize, stride: config.blockSize, values: false };
+    const pooling = blockPooling(config.blockSize);
     const decodePlan = (d: AttentionDims): DecodeStepPlan => {
       const p = indexerPlan(backend, d, config);
       return {

@@ -16,6 +16,7 @@
 import { ConfigError, densePairCount, parseConfig, validateAttentionInput, type AttentionDims } from '@sparse-attn/core';
 import { dispatchGrid, type GpuBackend, type GpuMethodDefinition, type GpuSelectionStep } from '@sparse-attn/backend-gpu';
 import { completeWindows } from '../block-means.js';
+import { blockPooling } from '../cached-decoder.js';
 import { selectionShare } from '../method-helpers.js';
 import { mobaConfigSchema, mobaMethod, type MobaConfig } from '../moba.js';
 import { createGpuCachedDecoder, residentDecodeStepper, type DecodeStepPlan, type DecoderPool, type GpuDecoderOptions } from './gpu-cached-decoder.js';
@@ -89,7 +90,7 @@ export const gpuMobaMethod: GpuMethodDefinition = {
   cpu: mobaMethod,
   create(backend, rawConfig) {
     const config = parseConfig(mobaMethod.id, mobaConfigSchema, rawConfig ?? {});
-    const pooling = { length: config.blockSize, stride: config.blockSize, values: false };
+    const pooling = blockPooling(config.blockSize);
     const decodePlan = (d: AttentionDims): DecodeStepPlan => {
       const p = devicePlan(backend, d, config);
       return {
