@@ -215,6 +215,27 @@ export class GpuBackend {
   private keyBlockScratch: { items: GPUBuffer; partOut: GPUBuffer; partLse: GPUBuffer; busy: boolean } | undefined;
   /** Families' buffer pools kept between calls ({@link borrowPool}), by owner. */
   private readonly keptPools = new Map<string, { pool: GpuBufferPool; busy: boolean }>();
+  /** What {@link oneSubmission} has recorded so far (undefined outside it). */
+  private recording: Recording | undefined;
+  /**
+   * Small per-call buffers (uniforms, CSR rows, split-K partials, list counters, up to
+   * {@link SPARE_BUFFER_BYTES} each) kept after their call for the next one of the same size and
+   * usage, instead of being destroyed: creating buffers and bind groups cost a decode step more
+   * host time than its kernels take on the GPU (~0.2 ms of ~0.3 ms for MoBA's step at 64k on the
+   * H100). A reused storage buffer is cleared on the GPU before the call that takes it, as a new
+   * one would be. At most {@link SPARE_TOTAL_BYTES} are kept; `releaseScratch()` frees them.
+   */
+  private readonly spares = new Map<string, GPUBuffer[]>();
+  private spareBytes = 0;
+  /** Buffers made to be kept as spares (small, per call). */
+  private readonly recyclable = new WeakSet<GPUBuffer>();
+  /** Reused storage buffers to clear before the next submission. */
+  private readonly dirty = new Set<GPUBuffer>();
+  /** Bind groups by pipeline and bound buffers (most recent last), and the ids they are keyed by. */
+  private readonly bindGroups = new Map<string, GPUBindGroup>();
+  private readonly objectIds = new WeakMap<object, number>();
+  private nextObjectId = 1;
+  private readonly layouts = new WeakMap<GPUComputePipeline, GPUBindGroupLayout>();
 
   constructor(context: GpuContext, gpuJs: GpuJsAttachment = { reason: 'gpu.js not attached' }) {
     this.context = context;
@@ -323,7 +344,7 @@ export class GpuBackend {
     pass.end();
     this.context.device.queue.submit([encoder.finish()]);
     await this.context.device.queue.onSubmittedWorkDone();
-    destroyAll(...uniforms);
+    this.recycle(uniforms);
     return resident;
   }
 
@@ -401,7 +422,7 @@ export class GpuBackend {
     const perKvSlot = step.layout.headScope === 'kv' ? 1 : d.groupSize;
     const chunks = resident.chunks.map((chunk) => {
       const rows = chunk.slots * perKvSlot * step.layout.rows;
-      return { rows, bounds: this.buffer(rows * 2 * 4, STORAGE | COPY_SRC), indices: this.buffer(rows * Math.max(1, step.stride) * 4, STORAGE | COPY_SRC) };
+      return { rows, bounds: this.perCall(rows * 2 * 4, STORAGE | COPY_SRC), indices: this.perCall(rows * Math.max(1, step.stride) * 4, STORAGE | COPY_SRC) };
     });
     const selection: GpuSelection = { layout, stride: step.stride, chunks };
     try {
@@ -430,7 +451,7 @@ export class GpuBackend {
             pipeline: (code) => this.pipeline(code),
             uniform: (fields, values, floats) => this.uniform(fields, values, transient, floats),
             scratch: (bytes) => {
-              const buffer = this.buffer(bytes, STORAGE | COPY_SRC | COPY_DST);
+              const buffer = this.perCall(bytes, STORAGE | COPY_SRC | COPY_DST);
               transient.push(buffer);
               return buffer;
             },
@@ -456,9 +477,19 @@ export class GpuBackend {
     return this.readSelectionRows(selection.layout, selection.chunks, selection.layout.rows);
   }
 
-  /** Frees a GPU selection's buffers. */
+  /** Frees a GPU selection's buffers (after the submission inside {@link oneSubmission}). */
   releaseSelection(selection: GpuSelection): void {
-    for (const b of selection.chunks) destroyAll(b.bounds, b.indices);
+    for (const b of selection.chunks) this.discard(b.bounds, b.indices);
+  }
+
+  /**
+   * Frees buffers once the work recorded with them has run: at once outside {@link oneSubmission}
+   * (every other call has waited for its work), after its submission inside it. Small per-call
+   * buffers of this backend are kept for reuse instead (see `spares`).
+   */
+  discard(...buffers: GPUBuffer[]): void {
+    if (this.recording) this.recording.transient.push(...buffers);
+    else this.recycle(buffers);
   }
 
   /** Reads a resident call's output `[B, Hq, Sq, Dv]` and log-sum-exp `[B, Hq, Sq]`. */
@@ -507,6 +538,10 @@ export class GpuBackend {
 
   /** Frees the scratch kept between calls (the key-block executor's, families' pools not borrowed now); allocated again when needed. */
   releaseScratch(): void {
+    for (const list of this.spares.values()) destroyAll(...list);
+    this.spares.clear();
+    this.spareBytes = 0;
+    this.bindGroups.clear();
     for (const [owner, kept] of this.keptPools) {
       if (kept.busy) continue;
       kept.pool.destroy();
@@ -663,7 +698,8 @@ export class GpuBackend {
     return this.encode(async (pass, transient) => {
       for (const [i, chunk] of resident.chunks.entries()) {
         const rows = chunk.slots * d.groupSize * d.querySeq;
-        const partial = this.buffer(rows * plan.partitions * record * 4, STORAGE);
+        // Every (row, partition) record is written by the partial kernel: no clear needed.
+        const partial = this.perCall(rows * plan.partitions * record * 4, STORAGE, { cleared: false });
         transient.push(partial);
         const [px, py] = dispatchGrid(rows * plan.partitions);
         const params = this.uniform(
@@ -719,7 +755,7 @@ export class GpuBackend {
     // The passes are recorded as steps so that `keyBlockProfile` can time each one on its own.
     const owned: GPUBuffer[] = [];
     const scratch = (bytes: number) => {
-      const buffer = this.buffer(bytes, STORAGE);
+      const buffer = this.perCall(bytes, STORAGE);
       owned.push(buffer);
       return buffer;
     };
@@ -915,6 +951,60 @@ export class GpuBackend {
     return { rows: rowCount, bounds: boundsBuffer, indices: indicesBuffer };
   }
 
+  /**
+   * Runs `body` with every call it makes on this backend (`runSelection`, `runSparse`,
+   * `runKernels`, `runDense`, ...) recorded for one queue submission at the end, instead of one
+   * submission and one wait per call: a decode step's selection and attention then cost one
+   * round trip to the GPU, not one per call (each costs ~0.03–0.06 ms of host latency on the
+   * H100, as much as a whole sparse decode step's kernels). Resolves with `body`'s value and
+   * `ms`, from the start of `body` until the queue has run everything it recorded.
+   *
+   * Inside `body`:
+   * - the calls resolve with 0 ms: only the whole is timed;
+   * - a read (`read`, `readOutput`, `readSelection`) first submits what was recorded so far;
+   * - `device.queue.writeBuffer` takes effect at once, before the recorded commands: write what
+   *   the recorded kernels read before recording them, and never rewrite a buffer a recorded
+   *   kernel reads (the backend's own uniforms are fresh buffers per call);
+   * - every call made on this backend is recorded, also by code that is not `body`'s: do not
+   *   overlap other work on the backend with it. Calls do not nest.
+   *
+   * Validation errors of the recorded work become one exception at the end; a throwing `body`
+   * submits nothing more, frees what it recorded and rethrows.
+   */
+  async oneSubmission<T>(body: () => Promise<T>): Promise<{ value: T; ms: number }> {
+    if (this.recording) throw new Error('oneSubmission: a submission is being recorded already (oneSubmission does not nest)');
+    const { device } = this.context;
+    const recording: Recording = { commands: [], transient: [], releases: [] };
+    this.recording = recording;
+    device.pushErrorScope('validation');
+    const started = performance.now();
+    let value: T;
+    let ms: number;
+    try {
+      value = await body();
+      this.recording = undefined;
+      device.queue.submit([...this.clears(), ...recording.commands.splice(0)]);
+      await device.queue.onSubmittedWorkDone();
+      ms = performance.now() - started;
+    } catch (error) {
+      await device.popErrorScope();
+      throw error;
+    } finally {
+      this.recording = undefined;
+      this.recycle(recording.transient);
+      for (const release of recording.releases) release();
+    }
+    const error = await device.popErrorScope();
+    if (error) throw new Error(`WebGPU validation error: ${error.message}`);
+    return { value, ms };
+  }
+
+  /** Submits what {@link oneSubmission} has recorded so far (before a read: the queue runs in order). */
+  private flushRecording(): void {
+    const commands = this.recording?.commands.splice(0);
+    if (commands?.length) this.context.device.queue.submit([...this.clears(), ...commands]);
+  }
+
   /** Records one compute pass; `transient` collects buffers to free once the queue has run it. */
   private async encode(body: (pass: GPUComputePassEncoder, transient: GPUBuffer[]) => Promise<void>): Promise<Encoded> {
     const encoder = this.context.device.createCommandEncoder();
@@ -932,14 +1022,25 @@ export class GpuBackend {
    */
   private async timed(encode: () => Promise<Encoded>): Promise<number> {
     const { device } = this.context;
+    const recording = this.recording;
+    if (recording) {
+      // Inside oneSubmission: recorded for its one submission, freed after it (only the whole is timed).
+      // Reused spares are cleared once, at the head of the submission (none is reused twice in it:
+      // what is freed inside oneSubmission comes back only after it).
+      const { commands, transient, release } = await encode();
+      recording.commands.push(...commands);
+      recording.transient.push(...transient);
+      if (release) recording.releases.push(release);
+      return 0;
+    }
     device.pushErrorScope('validation');
     // From before encoding: gpu.js kernels submit while a step is being encoded.
     const started = performance.now();
     const { commands, transient, release } = await encode();
-    device.queue.submit(commands);
+    device.queue.submit([...this.clears(), ...commands]);
     await device.queue.onSubmittedWorkDone();
     const ms = performance.now() - started;
-    destroyAll(...transient);
+    this.recycle(transient);
     release?.();
     const error = await device.popErrorScope();
     if (error) throw new Error(`WebGPU validation error: ${error.message}`);
@@ -973,13 +1074,89 @@ export class GpuBackend {
     pass.dispatchWorkgroups(x, y);
   }
 
+  /**
+   * The bind group of `buffers` for `pipeline`, made once and kept (the last
+   * {@link BIND_GROUP_CACHE} by use): calls on kept buffers (resident tensors, spares, a
+   * decoder's state) bind the same groups step after step. Keys are object ids, never reused, so a
+   * group of a destroyed buffer is never handed out again.
+   */
   private bindGroup(pipeline: GPUComputePipeline, buffers: readonly (GPUBuffer | GPUBufferBinding | undefined)[]): GPUBindGroup {
+    const key = [this.objectId(pipeline), ...buffers.map((b) => (!b ? '-' : 'buffer' in b ? `${this.objectId(b.buffer)}@${b.offset ?? 0}+${b.size ?? ''}` : this.objectId(b)))].join(',');
+    const kept = this.bindGroups.get(key);
+    if (kept) {
+      this.bindGroups.delete(key);
+      this.bindGroups.set(key, kept);
+      return kept;
+    }
     const entries: GPUBindGroupEntry[] = [];
     buffers.forEach((buffer, binding) => {
       // A buffer, or a range of one (offset a multiple of the device's storage offset alignment, 256 B by default).
       if (buffer) entries.push({ binding, resource: 'buffer' in buffer ? buffer : { buffer } });
     });
-    return this.context.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
+    let layout = this.layouts.get(pipeline);
+    if (!layout) {
+      layout = pipeline.getBindGroupLayout(0);
+      this.layouts.set(pipeline, layout);
+    }
+    const group = this.context.device.createBindGroup({ layout, entries });
+    this.bindGroups.set(key, group);
+    if (this.bindGroups.size > BIND_GROUP_CACHE) this.bindGroups.delete(this.bindGroups.keys().next().value!);
+    return group;
+  }
+
+  private objectId(o: object): number {
+    let id = this.objectIds.get(o);
+    if (id === undefined) {
+      id = this.nextObjectId++;
+      this.objectIds.set(o, id);
+    }
+    return id;
+  }
+
+  /**
+   * A buffer for one call, freed with `recycle`: a kept spare of the same size and usage when
+   * there is one (storage spares are cleared before the next submission, as a new buffer is zero,
+   * unless `cleared: false` says the call writes all of it first), else a new buffer, kept as a
+   * spare afterwards when small. Storage buffers get COPY_DST for the clear.
+   */
+  private perCall(bytes: number, usage: number, o: { readonly cleared?: boolean } = {}): GPUBuffer {
+    const size = Math.max(16, Math.ceil(bytes / 4) * 4);
+    const full = usage & STORAGE ? usage | COPY_DST : usage;
+    if (size > SPARE_BUFFER_BYTES) return this.buffer(size, full);
+    const reused = this.spares.get(`${size}:${full}`)?.pop();
+    if (reused) {
+      this.spareBytes -= size;
+      if (full & STORAGE && o.cleared !== false) this.dirty.add(reused);
+      return reused;
+    }
+    const buffer = this.buffer(size, full);
+    this.recyclable.add(buffer);
+    return buffer;
+  }
+
+  /** Keeps small per-call buffers as spares (up to the total cap), destroys the rest. */
+  private recycle(buffers: readonly GPUBuffer[]): void {
+    for (const buffer of buffers) {
+      if (this.recyclable.has(buffer) && this.spareBytes + buffer.size <= SPARE_TOTAL_BYTES) {
+        const key = `${buffer.size}:${buffer.usage}`;
+        const list = this.spares.get(key);
+        if (list) list.push(buffer);
+        else this.spares.set(key, [buffer]);
+        this.spareBytes += buffer.size;
+      } else {
+        this.dirty.delete(buffer);
+        buffer.destroy();
+      }
+    }
+  }
+
+  /** One command buffer clearing the reused storage spares taken since the last submission (none if there are none). */
+  private clears(): GPUCommandBuffer[] {
+    if (this.dirty.size === 0) return [];
+    const encoder = this.context.device.createCommandEncoder();
+    for (const buffer of this.dirty) encoder.clearBuffer(buffer);
+    this.dirty.clear();
+    return [encoder.finish()];
   }
 
   private uniform(fields: readonly string[], values: Readonly<Record<string, number>>, keep: GPUBuffer[], floats: readonly string[] = ['scale']): GPUBuffer {
@@ -991,7 +1168,7 @@ export class GpuBackend {
       if (floats.includes(name)) f32[i] = value;
       else u32[i] = value;
     });
-    const buffer = this.buffer(data.byteLength, UNIFORM | COPY_DST);
+    const buffer = this.perCall(data.byteLength, UNIFORM | COPY_DST);
     this.context.device.queue.writeBuffer(buffer, 0, data);
     keep.push(buffer);
     return buffer;
@@ -1004,6 +1181,7 @@ export class GpuBackend {
   /** Reads the first `bytes` of a buffer (buffers are padded to at least 16 bytes) as float32. */
   async read(buffer: GPUBuffer, bytes = buffer.size): Promise<Float32Array> {
     const { device } = this.context;
+    this.flushRecording();
     const size = Math.max(4, bytes);
     const staging = device.createBuffer({ size, usage: MAP_READ | COPY_DST });
     const encoder = device.createCommandEncoder();
@@ -1054,6 +1232,20 @@ const DEFAULT_TUNING: AttentionTuning = { chunk: 16, valueChunk: 16 };
 const SMALL_TUNING: AttentionTuning = { chunk: 16, valueChunk: 16 };
 
 /** Recorded commands and the buffers that may be freed once they ran. */
+/** Largest per-call buffer the backend keeps for reuse (see `GpuBackend.spares`). */
+const SPARE_BUFFER_BYTES = 4 * 1024 * 1024;
+/** Most bytes of per-call buffers kept for reuse. */
+const SPARE_TOTAL_BYTES = 64 * 1024 * 1024;
+/** Bind groups the backend keeps (least recently used dropped first). */
+const BIND_GROUP_CACHE = 1024;
+
+/** Commands, buffers and releases {@link GpuBackend.oneSubmission} collects until its submission. */
+interface Recording {
+  commands: GPUCommandBuffer[];
+  readonly transient: GPUBuffer[];
+  readonly releases: (() => void)[];
+}
+
 interface Encoded {
   readonly commands: GPUCommandBuffer[];
   readonly transient: GPUBuffer[];

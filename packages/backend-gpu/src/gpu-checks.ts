@@ -317,6 +317,42 @@ export const gpuChecks: readonly GpuCheck[] = [
     },
   },
   {
+    // Dense, the split-K and key-block executors and reads inside one recorded submission: a read
+    // must submit what was recorded before it, and the key-block executor's kept scratch must be
+    // given back only after the submission.
+    name: 'oneSubmission: calls recorded into one submission give the results of separate calls; reads inside it see the work before them; it does not nest',
+    async run(backend) {
+      const input = checkInput({ batch: 1, queryHeads: 4, kvHeads: 2, seq: 300, headDim: 32 }, 151);
+      const decode = checkInput({ batch: 1, queryHeads: 4, kvHeads: 2, seq: 300, headDim: 32, querySeq: 2 }, 152);
+      const blocks = randomBlockSelection(1, 4, 300, 300, 32, 1, 153, 'query', 0.5);
+      const decodeBlocks = randomBlockSelection(1, 4, 2, 300, 32, 1, 154, 'query', 0.5);
+      const d = validateAttentionInput(input);
+      if (backend.executorFor(blocks, d) !== 'key-blocks' || backend.executorFor(decodeBlocks, validateAttentionInput(decode)) !== 'split-k') throw new Error('the check expects the key-block and split-K executors');
+      const resident = backend.upload(input, d);
+      try {
+        const { value, ms } = await backend.oneSubmission(async () => ({
+          dense: await backend.denseAttention(input),
+          keyBlocks: await backend.sparseAttention(input, blocks),
+          splitK: await backend.sparseAttention(decode, decodeBlocks),
+          denseMs: await backend.runDense(resident),
+        }));
+        expectClose('dense output', value.dense.output.data, referenceAttention(input).output.data);
+        expectClose('key-block output', value.keyBlocks.output.data, sparseAttention(input, blocks).output.data);
+        expectClose('split-K output', value.splitK.output.data, sparseAttention(decode, decodeBlocks).output.data);
+        if (value.denseMs !== 0 || !(ms > 0)) throw new Error(`recorded calls resolve with 0 ms and the submission with its time, got ${value.denseMs} and ${ms}`);
+        const { output } = await backend.readOutput(resident);
+        expectClose('resident dense output', output.data, referenceAttention(input).output.data);
+        let nested: unknown;
+        await backend.oneSubmission(() => backend.oneSubmission(async () => 0)).catch((error: unknown) => (nested = error));
+        if (!(nested instanceof Error) || !nested.message.includes('does not nest')) throw new Error(`a nested oneSubmission should throw, got ${String(nested)}`);
+        // After a body that threw, calls submit on their own again.
+        if (!((await backend.runDense(resident)) > 0)) throw new Error('runDense after oneSubmission should be timed on its own');
+      } finally {
+        backend.release(resident);
+      }
+    },
+  },
+  {
     name: "device.onuncapturederror can be assigned (Dawn's setter is replaced once at initialisation)",
     async run(backend) {
       const device = backend.context.device;

@@ -32,12 +32,21 @@ export interface GpuAttentionMethod {
   decodeResident?(view: ResidentAttention): Promise<ResidentDecodeStepper>;
 }
 
-/** What `runResident` resolves with. */
-export type ResidentRun = GpuTimings & { readonly density?: number; readonly phase?: 'prefill' | 'decode'; readonly phases?: Readonly<Record<string, number>> };
+/**
+ * What `runResident` resolves with. With `oneSubmission: true` the selection and the attention ran
+ * as one submission (`GpuBackend.oneSubmission`), so only their sum is timed: `attentionMs` holds
+ * it and `selectionMs` is 0.
+ */
+export type ResidentRun = GpuTimings & {
+  readonly density?: number;
+  readonly phase?: 'prefill' | 'decode';
+  readonly phases?: Readonly<Record<string, number>>;
+  readonly oneSubmission?: boolean;
+};
 
 /** Decode steps over a resident call with kept state (see {@link GpuAttentionMethod.decodeResident}). */
 export interface ResidentDecodeStepper {
-  /** One decode step of the call's query: selection and attention timed, the output in the call's `out`/`lse`. */
+  /** One decode step of the call's query, timed (see `ResidentRun.oneSubmission`), the output in the call's `out`/`lse`. */
   step(): Promise<ResidentRun>;
   /** Frees the kept state. */
   release(): void;

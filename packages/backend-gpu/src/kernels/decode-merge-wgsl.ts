@@ -22,7 +22,16 @@ export const DECODE_MERGE_COPY_PARAMS = ['rows', 'partitions', 'tilesX', 'pad0',
 
 /** Generates the WGSL of the merge kernel for a value dim (`copyLse`: see the file comment). */
 export function decodeMergeWgsl(valueDim: number, options: { readonly copyLse?: boolean } = {}): string {
-  const copy = options.copyLse === true;
+  // Kept per options, like the partial kernel's source (decode steps ask for it every call).
+  const key = `${valueDim}:${options.copyLse === true}`;
+  let code = mergeSources.get(key);
+  if (code === undefined) mergeSources.set(key, (code = generateMerge(valueDim, options.copyLse === true)));
+  return code;
+}
+
+const mergeSources = new Map<string, string>();
+
+function generateMerge(valueDim: number, copy: boolean): string {
   return /* wgsl */ `
 const DV: u32 = ${valueDim}u;
 const NT: u32 = ${DECODE_THREADS}u;

@@ -164,9 +164,24 @@ const SELECTION_PROLOGUE = `${QUERY_ROW_PROLOGUE}  let selRow = select(slot, slo
  * the mode `o` asks for (see the module comment).
  */
 export function decodePartialWgsl(o: DecodeKernelOptions): string {
+  // Kept per options: decode steps ask for the source every call, and generating (and hashing
+  // for the pipeline lookup) a fresh string each time was a visible part of a step's host time.
+  const key = `${o.headDim}:${o.valueDim}:${o.keys ?? 'range'}:${o.dumpScores === true}`;
+  let code = partialSources.get(key);
+  if (code === undefined) partialSources.set(key, (code = generatePartial(o)));
+  return code;
+}
+
+const partialSources = new Map<string, string>();
+
+/** Keys per step of the partial kernel's p·v loop (see the loop). */
+const PV_UNROLL = 8;
+
+function generatePartial(o: DecodeKernelOptions): string {
   const vec = o.headDim % 4 === 0;
   const columns = Math.ceil(o.valueDim / DECODE_THREADS);
   const range = Array.from({ length: columns }, (_, c) => c);
+  const unroll = Array.from({ length: PV_UNROLL }, (_, u) => u);
   const source = o.keys ?? 'range';
   if (source !== 'range' && source !== 'pages' && source !== 'selection') throw new Error(`decodePartialWgsl: unknown key source ${String(o.keys)}`);
   const pages = source === 'pages';
@@ -273,7 +288,18 @@ ${dump ? '      dumpLogits[((dump.querySlotBase + slot) * P.querySeq + i) * P.ke
 ${listed ? '    keys[lid] = select(0u, key, live);\n' : ''}    workgroupBarrier();
     let count = min(NT, end - k0);
 ${range.map((c) => `    o${c} = o${c} * alpha;`).join('\n')}
-    for (var j = 0u; j < count; j++) {
+    // ${PV_UNROLL} keys at a time: their value loads are all issued before the first is used, so a
+    // thread waits for memory once per ${PV_UNROLL} keys instead of once per key (the loop was
+    // latency-bound: one 64-key tile per workgroup in a sparse decode step). Same order of fma.
+    var j = 0u;
+    for (; j + ${PV_UNROLL}u <= count; j += ${PV_UNROLL}u) {
+${unroll.map((u) => `      let b${u} = (kvBase + ${listed ? `keys[j + ${u}u]` : `k0 + j + ${u}u`}) * DV;`).join('\n')}
+${range.map((c) => `      if (lid + ${c * DECODE_THREADS}u < DV) {
+${unroll.map((u) => `        let v${u} = v[b${u} + lid + ${c * DECODE_THREADS}u];`).join('\n')}
+${unroll.map((u) => `        o${c} = fma(ps[j + ${u}u], v${u}, o${c});`).join('\n')}
+      }`).join('\n')}
+    }
+    for (; j < count; j++) {
       let pj = ps[j];
       let vBase = (kvBase + ${listed ? 'keys[j]' : 'k0 + j'}) * DV;
 ${range.map((c) => `      if (lid + ${c * DECODE_THREADS}u < DV) { o${c} = fma(pj, v[vBase + lid + ${c * DECODE_THREADS}u], o${c}); }`).join('\n')}

@@ -145,6 +145,6 @@ export async function runGatedBranches(
     throw error;
   } finally {
     for (const s of branchSelections) backend.releaseSelection(s);
-    for (const b of owned) b.destroy();
+    backend.discard(...owned);
   }
 }

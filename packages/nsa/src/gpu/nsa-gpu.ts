@@ -254,7 +254,7 @@ export async function runUnionRows(backend: GpuBackend, resident: ResidentAttent
     throw error;
   } finally {
     for (const part of parts) backend.releaseSelection(part);
-    for (const buffer of owned) buffer.destroy();
+    backend.discard(...owned);
   }
 }
 
