@@ -98,7 +98,10 @@ export interface ChunkEncoder {
   pipeline(code: string): Promise<GPUComputePipeline>;
   /** A uniform buffer of 4-byte fields in order: u32, or f32 for the names in `floats` (default `['scale']`). */
   uniform(fields: readonly string[], values: Readonly<Record<string, number>>, floats?: readonly string[]): GPUBuffer;
-  /** A zero-initialised storage buffer (also copyable), freed after the pass. */
+  /**
+   * A zero-initialised storage buffer (also copyable), freed after the pass. Reused buffers are
+   * zeroed on the GPU when the call's work starts: fill it with kernels, not `queue.writeBuffer`.
+   */
   scratch(bytes: number): GPUBuffer;
   /** Binds `buffers[i]` (a buffer, or a range of one: offset a multiple of 256 B) at binding i (`undefined` leaves it out) and dispatches `x × y` workgroups. */
   dispatch(pipeline: GPUComputePipeline, buffers: readonly (GPUBuffer | GPUBufferBinding | undefined)[], x: number, y: number): void;
@@ -236,6 +239,8 @@ export class GpuBackend {
   private readonly objectIds = new WeakMap<object, number>();
   private nextObjectId = 1;
   private readonly layouts = new WeakMap<GPUComputePipeline, GPUBindGroupLayout>();
+  /** What each kept uniform buffer holds (see `uniform`). */
+  private readonly uniformData = new WeakMap<GPUBuffer, Uint32Array>();
 
   constructor(context: GpuContext, gpuJs: GpuJsAttachment = { reason: 'gpu.js not attached' }) {
     this.context = context;
@@ -480,6 +485,16 @@ export class GpuBackend {
   /** Frees a GPU selection's buffers (after the submission inside {@link oneSubmission}). */
   releaseSelection(selection: GpuSelection): void {
     for (const b of selection.chunks) this.discard(b.bounds, b.indices);
+  }
+
+  /**
+   * A storage buffer (zero, like a new one) for work spanning several calls, e.g. a branch's
+   * output that a merge reads: give it back with {@link discard}. Small ones are kept for reuse
+   * like the backend's own per-call buffers, and a reused one is zeroed on the GPU at the next
+   * submission: fill it with kernels, not `queue.writeBuffer`.
+   */
+  scratchBuffer(bytes: number): GPUBuffer {
+    return this.perCall(bytes, STORAGE | COPY_SRC | COPY_DST);
   }
 
   /**
@@ -961,6 +976,8 @@ export class GpuBackend {
    *
    * Inside `body`:
    * - the calls resolve with 0 ms: only the whole is timed;
+   * - they record into one compute pass, in the order they are made: await each call before the
+   *   next (calls started together would interleave their dispatches);
    * - a read (`read`, `readOutput`, `readSelection`) first submits what was recorded so far;
    * - `device.queue.writeBuffer` takes effect at once, before the recorded commands: write what
    *   the recorded kernels read before recording them, and never rewrite a buffer a recorded
@@ -983,6 +1000,7 @@ export class GpuBackend {
     try {
       value = await body();
       this.recording = undefined;
+      closePass(recording);
       device.queue.submit([...this.clears(), ...recording.commands.splice(0)]);
       await device.queue.onSubmittedWorkDone();
       ms = performance.now() - started;
@@ -1001,12 +1019,25 @@ export class GpuBackend {
 
   /** Submits what {@link oneSubmission} has recorded so far (before a read: the queue runs in order). */
   private flushRecording(): void {
+    if (this.recording) closePass(this.recording);
     const commands = this.recording?.commands.splice(0);
     if (commands?.length) this.context.device.queue.submit([...this.clears(), ...commands]);
   }
 
   /** Records one compute pass; `transient` collects buffers to free once the queue has run it. */
   private async encode(body: (pass: GPUComputePassEncoder, transient: GPUBuffer[]) => Promise<void>): Promise<Encoded> {
+    const recording = this.recording;
+    if (recording) {
+      // Inside oneSubmission every call records into one open compute pass (dispatches in a pass
+      // run in order and see each other's writes): no command encoder, pass and command buffer per call.
+      if (!recording.pass) {
+        recording.encoder = this.context.device.createCommandEncoder();
+        recording.pass = recording.encoder.beginComputePass();
+      }
+      const transient: GPUBuffer[] = [];
+      await body(recording.pass, transient);
+      return { commands: [], transient };
+    }
     const encoder = this.context.device.createCommandEncoder();
     const pass = encoder.beginComputePass();
     const transient: GPUBuffer[] = [];
@@ -1123,7 +1154,9 @@ export class GpuBackend {
     const size = Math.max(16, Math.ceil(bytes / 4) * 4);
     const full = usage & STORAGE ? usage | COPY_DST : usage;
     if (size > SPARE_BUFFER_BYTES) return this.buffer(size, full);
-    const reused = this.spares.get(`${size}:${full}`)?.pop();
+    // First in, first out: a call sequence repeated (decode steps) takes back the same buffer for
+    // the same use, so its bind groups are found kept.
+    const reused = this.spares.get(`${size}:${full}`)?.shift();
     if (reused) {
       this.spareBytes -= size;
       if (full & STORAGE && o.cleared !== false) this.dirty.add(reused);
@@ -1169,7 +1202,13 @@ export class GpuBackend {
       else u32[i] = value;
     });
     const buffer = this.perCall(data.byteLength, UNIFORM | COPY_DST);
-    this.context.device.queue.writeBuffer(buffer, 0, data);
+    // A reused uniform buffer that already holds these values (the same call again: a decode
+    // step's kernels mostly keep their parameters) is not written again.
+    const last = this.uniformData.get(buffer);
+    if (!last || last.some((x, i) => x !== u32[i])) {
+      this.context.device.queue.writeBuffer(buffer, 0, data);
+      this.uniformData.set(buffer, u32);
+    }
     keep.push(buffer);
     return buffer;
   }
@@ -1244,6 +1283,18 @@ interface Recording {
   commands: GPUCommandBuffer[];
   readonly transient: GPUBuffer[];
   readonly releases: (() => void)[];
+  /** The compute pass the recorded calls share, open until a read or the submission. */
+  encoder?: GPUCommandEncoder;
+  pass?: GPUComputePassEncoder;
+}
+
+/** Ends a recording's open pass and keeps its command buffer for the submission. */
+function closePass(recording: Recording): void {
+  if (!recording.pass || !recording.encoder) return;
+  recording.pass.end();
+  recording.commands.push(recording.encoder.finish());
+  recording.pass = undefined;
+  recording.encoder = undefined;
 }
 
 interface Encoded {

@@ -7,6 +7,7 @@
  * max/min are Quest's per-page key metadata (arXiv:2406.10774 §3). One thread per output channel,
  * so the reads of a block row are coalesced across the workgroup.
  */
+import { memoKernel } from './memo-kernel.js';
 
 /** Uniform parameter block of the pooling kernel. */
 export const POOL_PARAMS = ['keySeq', 'blockSize', 'blocks', 'slots', 'tilesX', 'dim', 'pad0', 'pad1'] as const;
@@ -15,7 +16,7 @@ export const POOL_PARAMS = ['keySeq', 'blockSize', 'blocks', 'slots', 'tilesX', 
 export const POOL_THREADS = 256;
 
 /** Generates the WGSL of the pooling kernel. */
-export function blockPoolWgsl(): string {
+export const blockPoolWgsl = memoKernel(function blockPoolWgsl(): string {
   return /* wgsl */ `
 struct Params { keySeq: u32, blockSize: u32, blocks: u32, slots: u32, tilesX: u32, dim: u32, pad0: u32, pad1: u32 }
 
@@ -48,4 +49,4 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   minOut[id] = lo;
 }
 `;
-}
+});

@@ -12,6 +12,7 @@
  * Summing softmax mass (rather than taking a max over the row's queries) keeps one strongly
  * matching query, e.g. a needle lookup, from being drowned by the row's other queries.
  */
+import { memoKernel } from './memo-kernel.js';
 import { forRows, linearWorkgroup, operandScratchVec4, scoreTileWgsl, tileConstants, type TileShape, zeroScores } from './score-tile-wgsl.js';
 
 /** How a query scores a key block. */
@@ -25,7 +26,7 @@ export const SCORE_PARAMS = [
 ] as const;
 
 /** Generates the WGSL of the block scoring kernel. */
-export function blockScoreWgsl(o: { headDim: number; scoring: BlockScoring; tile: TileShape }): string {
+export const blockScoreWgsl = memoKernel(function blockScoreWgsl(o: { headDim: number; scoring: BlockScoring; tile: TileShape }): string {
   const quest = o.scoring === 'quest';
   const width = quest ? 2 * o.headDim : o.headDim;
   return /* wgsl */ `
@@ -142,4 +143,4 @@ ${forRows((i) => `          var sum${i} = 0.0;
   }
 }
 `;
-}
+});

@@ -10,6 +10,7 @@
  * and written as one CSR row (`bounds` = start, end; `indices`), the layout the sparse executor
  * kernel reads, so selection and attention never leave the GPU.
  */
+import { memoKernel } from './memo-kernel.js';
 import { csrRowWgsl } from './csr-row-wgsl.js';
 
 /** Uniform parameter block of the top-k kernel. */
@@ -23,7 +24,7 @@ export const TOP_K_PARAMS = [
 export const TOP_K_THREADS = 256;
 
 /** Generates the WGSL of the top-k kernel; `maxPicks` bounds the picks per row (the CSR stride). */
-export function blockTopKWgsl(maxPicks: number): string {
+export const blockTopKWgsl = memoKernel(function blockTopKWgsl(maxPicks: number): string {
   return /* wgsl */ `
 struct Params {
   querySeq: u32, queryOffset: u32, slots: u32, tilesX: u32,
@@ -92,4 +93,4 @@ ${csrRowWgsl({ picks: 'picks', count: 'n', row: 'slot * P.selRows + r', indent: 
   }
 }
 `;
-}
+});

@@ -7,6 +7,7 @@
  * resident call (benchmarks) through the kernels' compact `[slots][querySeq][D]` layout with
  * querySeq = 1, without reading anything back (the resident q buffers are not copy sources).
  */
+import { memoKernel } from './memo-kernel.js';
 
 /** Uniform parameter block of the gather kernel (4 × 4 bytes). */
 export const DECODE_GATHER_PARAMS = ['count', 'querySeq', 'dim', 'tilesX'] as const;
@@ -15,7 +16,7 @@ export const DECODE_GATHER_PARAMS = ['count', 'querySeq', 'dim', 'tilesX'] as co
 export const DECODE_GATHER_THREADS = 64;
 
 /** Generates the WGSL of the last-row gather kernel. */
-export function decodeGatherWgsl(): string {
+export const decodeGatherWgsl = memoKernel(function decodeGatherWgsl(): string {
   return /* wgsl */ `
 struct Params { count: u32, querySeq: u32, dim: u32, tilesX: u32 }
 
@@ -32,4 +33,4 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   dst[x] = src[(slot * P.querySeq + P.querySeq - 1u) * P.dim + e];
 }
 `;
-}
+});

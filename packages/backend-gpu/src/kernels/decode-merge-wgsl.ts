@@ -10,6 +10,7 @@
  * With `copyLse`, each row's lse is also written at `lseAll[P.lseBase + row]` (binding 4, a
  * call-wide buffer: DELTA's Δ-layers keep every query head's lse beside their dumped logits).
  */
+import { memoKernel } from './memo-kernel.js';
 import { DECODE_THREADS, decodePartialRecord } from './decode-split-k-wgsl.js';
 
 /** Uniform parameter block of the merge kernel (4 × 4 bytes). */
@@ -21,15 +22,7 @@ export const DECODE_MERGE_PARAMS = ['rows', 'partitions', 'tilesX', 'pad0'] as c
 export const DECODE_MERGE_COPY_PARAMS = ['rows', 'partitions', 'tilesX', 'pad0', 'lseBase', 'pad1', 'pad2', 'pad3'] as const;
 
 /** Generates the WGSL of the merge kernel for a value dim (`copyLse`: see the file comment). */
-export function decodeMergeWgsl(valueDim: number, options: { readonly copyLse?: boolean } = {}): string {
-  // Kept per options, like the partial kernel's source (decode steps ask for it every call).
-  const key = `${valueDim}:${options.copyLse === true}`;
-  let code = mergeSources.get(key);
-  if (code === undefined) mergeSources.set(key, (code = generateMerge(valueDim, options.copyLse === true)));
-  return code;
-}
-
-const mergeSources = new Map<string, string>();
+export const decodeMergeWgsl = memoKernel((valueDim: number, options: { readonly copyLse?: boolean } = {}): string => generateMerge(valueDim, options.copyLse === true));
 
 function generateMerge(valueDim: number, copy: boolean): string {
   return /* wgsl */ `

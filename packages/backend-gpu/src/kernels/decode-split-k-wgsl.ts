@@ -46,6 +46,7 @@
  *   FlashInfer dump) takes them from the attention pass instead of a second pass over the keys.
  *   Bindings 0–4 as the default, 5 the logits, 6 the {@link DECODE_DUMP_PARAMS} uniform.
  */
+import { memoKernel } from './memo-kernel.js';
 
 /** Uniform parameter block of the split-K partial kernel (12 × 4 bytes, order matters). */
 export const DECODE_PARTIAL_PARAMS = [
@@ -163,16 +164,7 @@ const SELECTION_PROLOGUE = `${QUERY_ROW_PROLOGUE}  let selRow = select(slot, slo
  * Generates the WGSL of the split-K partial kernel (vec4 key loads when the head dim allows) in
  * the mode `o` asks for (see the module comment).
  */
-export function decodePartialWgsl(o: DecodeKernelOptions): string {
-  // Kept per options: decode steps ask for the source every call, and generating (and hashing
-  // for the pipeline lookup) a fresh string each time was a visible part of a step's host time.
-  const key = `${o.headDim}:${o.valueDim}:${o.keys ?? 'range'}:${o.dumpScores === true}`;
-  let code = partialSources.get(key);
-  if (code === undefined) partialSources.set(key, (code = generatePartial(o)));
-  return code;
-}
-
-const partialSources = new Map<string, string>();
+export const decodePartialWgsl = memoKernel((o: DecodeKernelOptions): string => generatePartial(o));
 
 /** Keys per step of the partial kernel's p·v loop (see the loop). */
 const PV_UNROLL = 8;

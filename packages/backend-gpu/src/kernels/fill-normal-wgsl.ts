@@ -5,6 +5,7 @@
  *
  * (Box–Muller on a counter-based hash, so every element is independent of launch order.)
  */
+import { memoKernel } from './memo-kernel.js';
 
 /** Uniform parameter block of the fill kernel. */
 export const FILL_PARAMS = ['count', 'seed', 'tilesX', 'pad0'] as const;
@@ -13,7 +14,7 @@ export const FILL_PARAMS = ['count', 'seed', 'tilesX', 'pad0'] as const;
 export const FILL_THREADS = 256;
 
 /** Generates the WGSL of the fill kernel. */
-export function fillNormalWgsl(): string {
+export const fillNormalWgsl = memoKernel(function fillNormalWgsl(): string {
   return /* wgsl */ `
 struct Params { count: u32, seed: u32, tilesX: u32, pad0: u32 }
 
@@ -37,4 +38,4 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   data[i] = sqrt(-2.0 * log(u1)) * cos(6.283185307 * u2);
 }
 `;
-}
+});

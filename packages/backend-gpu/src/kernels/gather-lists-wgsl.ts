@@ -15,6 +15,7 @@
  * a block is computed by its own tile row, independently of its neighbours, and the merge runs
  * over the row's entries in selection order: results do not depend on the order.
  */
+import { memoKernel } from './memo-kernel.js';
 
 /** Threads per workgroup of the count, scan and scatter passes. */
 export const GATHER_THREADS = 256;
@@ -43,7 +44,7 @@ struct Params {
  * window. Bindings: 0 params, 1 bounds, 2 indices (the selection), 3 counts or cursors (atomic),
  * 4 list meta (scatter only), 5 items (scatter only).
  */
-export function gatherListsWgsl(o: { scatter: boolean }): string {
+export const gatherListsWgsl = memoKernel(function gatherListsWgsl(o: { scatter: boolean }): string {
   return /* wgsl */ `
 ${PARAMS_STRUCT}
 @group(0) @binding(1) var<storage, read> bounds: array<u32>;
@@ -74,14 +75,14 @@ ${
 }
 }
 `;
-}
+});
 
 /**
  * Scan pass, one workgroup: each thread sums a contiguous run of lists, the workgroup scans the
  * run totals, then each thread writes its run's exclusive prefixes. Bindings: 0 params, 1 counts,
  * 2 list meta (`[tile prefix (lists + 1) | item prefix (lists + 1)]`).
  */
-export function gatherScanWgsl(): string {
+export const gatherScanWgsl = memoKernel(function gatherScanWgsl(): string {
   const NT = GATHER_THREADS;
   return /* wgsl */ `
 ${PARAMS_STRUCT}
@@ -130,13 +131,13 @@ fn main(@builtin(local_invocation_index) lid: u32) {
   }
 }
 `;
-}
+});
 
 /**
  * Map pass: one thread per list writes the list's id at each of its tiles, after the two prefix
  * arrays of the list meta. Bindings: 0 params, 1 list meta (`[tiles | items | tile → list]`).
  */
-export function gatherTileMapWgsl(): string {
+export const gatherTileMapWgsl = memoKernel(function gatherTileMapWgsl(): string {
   return /* wgsl */ `
 ${PARAMS_STRUCT}
 @group(0) @binding(1) var<storage, read_write> listMeta: array<u32>;
@@ -149,7 +150,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   for (var t = listMeta[list]; t < listMeta[list + 1u]; t++) { listMeta[base + t] = list; }
 }
 `;
-}
+});
 
 /** Longest list the sort pass orders (longer lists stay in atomic order: still exact, less causal skipping). */
 export const GATHER_SORT_CAPACITY = 2048;
@@ -159,7 +160,7 @@ export const GATHER_SORT_CAPACITY = 2048;
  * Items of one list come from distinct rows, so ascending items are ascending query positions.
  * Bindings: 0 params, 1 list meta, 2 items.
  */
-export function gatherSortWgsl(): string {
+export const gatherSortWgsl = memoKernel(function gatherSortWgsl(): string {
   const NT = GATHER_THREADS;
   const CAP = GATHER_SORT_CAPACITY;
   return /* wgsl */ `
@@ -201,7 +202,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   for (var i = lid; i < n; i += ${NT}u) { items[first + i] = keys[i]; }
 }
 `;
-}
+});
 
 /** Threads per workgroup of the merge pass (one workgroup per query vector of the window). */
 export const GATHER_MERGE_THREADS = 64;
@@ -211,7 +212,7 @@ export const GATHER_MERGE_THREADS = 64;
  * row's entries in selection order. Bindings: 0 params, 1 bounds, 2 partial out, 3 partial lse,
  * 4 out, 5 lse (the call's outputs).
  */
-export function gatherMergeWgsl(valueDim: number): string {
+export const gatherMergeWgsl = memoKernel(function gatherMergeWgsl(valueDim: number): string {
   return /* wgsl */ `
 ${PARAMS_STRUCT}
 const DV: u32 = ${valueDim}u;
@@ -256,4 +257,4 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   if (lid == 0u) { lse[dst] = select(bitcast<f32>(P.pad0 | 0xff800000u), big + log(total), total > 0.0); }
 }
 `;
-}
+});

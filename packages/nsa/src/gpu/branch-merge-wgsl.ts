@@ -10,6 +10,7 @@
  * row writes lse. The modes run as two dispatches of one pass, in that order, so no thread reads
  * an lse another has already replaced.
  */
+import { memoKernel } from '@sparse-attn/backend-gpu';
 
 /** Uniform parameter block of the merge kernel (u32 fields). */
 export const BRANCH_MERGE_PARAMS = ['count', 'rowFloats', 'tilesX', 'mode'] as const;
@@ -18,7 +19,7 @@ export const BRANCH_MERGE_PARAMS = ['count', 'rowFloats', 'tilesX', 'mode'] as c
 export const BRANCH_MERGE_THREADS = 256;
 
 /** Generates the WGSL of the merge kernel. */
-export function branchMergeWgsl(): string {
+export const branchMergeWgsl = memoKernel(function branchMergeWgsl(): string {
   return /* wgsl */ `
 struct Params { count: u32, rowFloats: u32, tilesX: u32, mode: u32 }
 
@@ -48,4 +49,4 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   }
 }
 `;
-}
+});

@@ -6,6 +6,7 @@
  * uses this kernel to move a run of KV slots (a contiguous range of every per-slot tensor) into
  * smaller buffers and the output back. One thread per word over a 2-D grid of workgroups.
  */
+import { memoKernel } from '@sparse-attn/backend-gpu';
 
 /** Uniform parameter block of the copy kernel (u32 fields, in words). */
 export const COPY_RANGE_PARAMS = ['count', 'srcOffset', 'dstOffset', 'tilesX'] as const;
@@ -14,7 +15,7 @@ export const COPY_RANGE_PARAMS = ['count', 'srcOffset', 'dstOffset', 'tilesX'] a
 export const COPY_RANGE_THREADS = 256;
 
 /** Generates the copy kernel. */
-export function copyRangeWgsl(): string {
+export const copyRangeWgsl = memoKernel(function copyRangeWgsl(): string {
   return /* wgsl */ `
 struct Params { count: u32, srcOffset: u32, dstOffset: u32, tilesX: u32 }
 
@@ -28,4 +29,4 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   if (x < P.count) { dst[P.dstOffset + x] = src[P.srcOffset + x]; }
 }
 `;
-}
+});

@@ -5,6 +5,7 @@
  * One thread per row, a workgroup tree reduction, then one `atomicAdd` per workgroup into
  * `total[0]` (u32: at 64k queries × 32 heads × 32 entries the count is 2^26, far below 2^32).
  */
+import { memoKernel } from '@sparse-attn/backend-gpu';
 
 /** Uniform parameter block of the counting kernel (u32 fields). */
 export const COUNT_ENTRIES_PARAMS = ['rows', 'tilesX', 'pad0', 'pad1'] as const;
@@ -13,7 +14,7 @@ export const COUNT_ENTRIES_PARAMS = ['rows', 'tilesX', 'pad0', 'pad1'] as const;
 export const COUNT_ENTRIES_THREADS = 256;
 
 /** Generates the WGSL of the counting kernel. */
-export function countEntriesWgsl(): string {
+export const countEntriesWgsl = memoKernel(function countEntriesWgsl(): string {
   return /* wgsl */ `
 struct Params { rows: u32, tilesX: u32, pad0: u32, pad1: u32 }
 
@@ -37,4 +38,4 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   if (lid == 0u) { atomicAdd(&total[0], partial[0]); }
 }
 `;
-}
+});

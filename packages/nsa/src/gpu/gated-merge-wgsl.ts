@@ -7,6 +7,7 @@
  * element; the selected branch's output is read from and overwritten in `out` (same element,
  * same thread), the other two come from their own buffers.
  */
+import { memoKernel } from '@sparse-attn/backend-gpu';
 
 /** Uniform parameter block of the merge kernel (u32 fields). */
 export const GATED_MERGE_PARAMS = ['count', 'rowFloats', 'querySlot0', 'queryHeads', 'tilesX', 'pad0', 'pad1', 'pad2'] as const;
@@ -15,7 +16,7 @@ export const GATED_MERGE_PARAMS = ['count', 'rowFloats', 'querySlot0', 'queryHea
 export const GATED_MERGE_THREADS = 256;
 
 /** Generates the WGSL of the merge kernel. */
-export function gatedMergeWgsl(): string {
+export const gatedMergeWgsl = memoKernel(function gatedMergeWgsl(): string {
   return /* wgsl */ `
 struct Params { count: u32, rowFloats: u32, querySlot0: u32, queryHeads: u32, tilesX: u32, pad0: u32, pad1: u32, pad2: u32 }
 
@@ -34,4 +35,4 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   out[id] = gates[3u * h] * cmp[id] + gates[3u * h + 1u] * out[id] + gates[3u * h + 2u] * win[id];
 }
 `;
-}
+});

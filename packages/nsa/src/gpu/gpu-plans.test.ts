@@ -10,7 +10,7 @@ import { nsaConfigSchema } from '../nsa.js';
 import { mobaPlan } from './moba-gpu.js';
 import { nsaPlan, rangeRowsFor } from './nsa-gpu.js';
 import { nsaScoreWgsl } from './nsa-score-tile-wgsl.js';
-import { nsaSelectWgsl } from './nsa-select-wgsl.js';
+import { NSA_SELECT_ROW_BLOCKS, nsaSelectRowWgsl, nsaSelectWgsl } from './nsa-select-wgsl.js';
 
 /** Enough of a backend for the planning code, which must run (and throw) before any GPU work. */
 function fakeBackend(maxWorkgroupBytes: number): GpuBackend {
@@ -73,8 +73,14 @@ describe('GPU entry (no GPU needed)', () => {
 
   it('generates kernels whose sizes follow the call', () => {
     const code = nsaSelectWgsl({ maxBlocks: 1024, maxPicks: 16 });
-    expect(code).toContain('var picked: array<u32, 16>;');
+    expect(code).toContain('const MP: u32 = 16u;');
+    expect(code).toContain('var picked: array<u32, MP>;');
     expect(code).not.toContain('var<workgroup>');
+    // The decode steps' selection: one workgroup per row, the row's candidate scores in workgroup memory.
+    const perRow = nsaSelectRowWgsl({ maxBlocks: 1024, maxPicks: 16 });
+    expect(perRow).toContain('const MP: u32 = 16u;');
+    expect(perRow).toContain(`var<workgroup> scores: array<f32, ${NSA_SELECT_ROW_BLOCKS}>;`);
+    expect(perRow).toContain('var<workgroup> chosen: array<u32, 16>;');
     const score = nsaScoreWgsl({ headDim: 128, groupSize: 4, quest: false, tile: { rows: 64, chunk: 16 } });
     expect(score).toContain('const D: u32 = 128u;');
     expect(score).toContain('const G: u32 = 4u;');

@@ -12,7 +12,7 @@
  * are; the selection kernel (`indexer-select-wgsl.ts`) never reads them (it forces block 0 and the
  * incomplete blocks, and skips rows with t + 1 ≤ K, which a tile made only of such rows skips too).
  */
-import { forRows, linearWorkgroup, operandScratchVec4, scoreTileWgsl, tileConstants, type TileShape, zeroScores } from '@sparse-attn/backend-gpu';
+import { forRows, linearWorkgroup, operandScratchVec4, scoreTileWgsl, tileConstants, type TileShape, zeroScores, memoKernel } from '@sparse-attn/backend-gpu';
 
 /** Uniform parameter block of the stage-1 kernel (u32 fields). */
 export const INDEXER_SCORE_PARAMS = [
@@ -34,7 +34,7 @@ export function indexerScoreWorkgroupBytes(o: IndexerScoreKernelOptions): number
 }
 
 /** Generates the stage-1 kernel. */
-export function indexerScoreWgsl(o: IndexerScoreKernelOptions): string {
+export const indexerScoreWgsl = memoKernel(function indexerScoreWgsl(o: IndexerScoreKernelOptions): string {
   return /* wgsl */ `
 ${tileConstants(o.tile)}
 const D: u32 = ${o.headDim}u;
@@ -94,4 +94,4 @@ ${[0, 1, 2, 3].map((c) => `      if (j0 + tx + ${16 * c}u < completeMax) { score
   }
 }
 `;
-}
+});

@@ -18,6 +18,7 @@
  * by all threads (each its own run of positions at an offset summed from the runs before it).
  * Scores live in workgroup memory only (c · B floats); nothing of size rows × S exists.
  */
+import { memoKernel } from '@sparse-attn/backend-gpu';
 import { radixTopKWgsl } from './radix-top-k-wgsl.js';
 
 /** Uniform parameter block of the indexer kernel (u32 fields). */
@@ -86,7 +87,7 @@ const COALESCED_STAGE_2 = /* wgsl */ `
 `;
 
 /** Generates the indexer kernel. */
-export function indexerSelectWgsl(o: IndexerSelectKernelOptions): string {
+export const indexerSelectWgsl = memoKernel(function indexerSelectWgsl(o: IndexerSelectKernelOptions): string {
   const vec = o.headDim % 4 === 0;
   const coalesced = o.headDim % (4 * LANES) === 0;
   const tokenScore = vec
@@ -192,4 +193,4 @@ ${radixTopKWgsl('token', 'tokenKey', 'm', 'want', (u, rank) => `indices[start + 
   }
 }
 `;
-}
+});

@@ -34,7 +34,7 @@
  * A thread's K best hold every pick of its row: a block among the row's best n − 1 ≤ K has fewer
  * than K blocks ranked above it overall, so fewer than K in its own thread.
  */
-import { csrRowWgsl, forRows, linearWorkgroup, operandScratchVec4, scoreTileWgsl, tileConstants, type TileShape, zeroScores } from '@sparse-attn/backend-gpu';
+import { csrRowWgsl, forRows, linearWorkgroup, operandScratchVec4, scoreTileWgsl, tileConstants, type TileShape, zeroScores, memoKernel } from '@sparse-attn/backend-gpu';
 
 /** Uniform parameter block of the routing kernel (u32 fields). */
 export const MOBA_ROUTE_PARAMS = ['querySeq', 'queryOffset', 'groupSize', 'slots', 'tilesX', 'blockSize', 'pooled', 'topK', 'stride', 'pad0', 'pad1', 'pad2'] as const;
@@ -110,17 +110,11 @@ function loopInsert(r: number): string {
       }`;
 }
 
-/** Generates the fused gate + routing kernel for one head dim and pick bound. */
-export function mobaRouteWgsl(o: MobaRouteKernelOptions): string {
-  // The unrolled source takes ~0.1 ms to build, more than a decode step's routing on the GPU:
-  // built once per (head dim, picks). A cache of a pure function's output, not state.
-  const key = `${o.headDim}:${o.maxPicks}`;
-  let code = sources.get(key);
-  if (code === undefined) sources.set(key, (code = generateRoute(o)));
-  return code;
-}
-
-const sources = new Map<string, string>();
+/**
+ * Generates the fused gate + routing kernel for one head dim and pick bound (kept per options: the
+ * unrolled source takes ~0.1 ms to build, more than a decode step's routing on the GPU).
+ */
+export const mobaRouteWgsl = memoKernel((o: MobaRouteKernelOptions): string => generateRoute(o));
 
 function generateRoute(o: MobaRouteKernelOptions): string {
   const picks = Math.max(1, o.maxPicks);

@@ -4,8 +4,11 @@
  * executor attends (arXiv:2502.11089; the CPU method is `nsa.ts`, whose selection this reproduces).
  *
  *   pool     k̃_i = mean(K[i·d, i·d + l)) (or [max | min] for 'quest')     (`window-pool-wgsl.ts`)
- *   score    p_slc summed over the GQA group, tiled 64 queries × 64 windows (`nsa-score-tile-wgsl.ts`)
- *   select   forced blocks, top-n' ∪ window blocks                         (`nsa-select-wgsl.ts`)
+ *   score    p_slc summed over the GQA group, tiled 64 queries × 64 windows (`nsa-score-tile-wgsl.ts`);
+ *            a decode step (≤ 16 queries): logits one window per thread, then one workgroup per
+ *            query reduces them to block importance (`nsa-decode-score-wgsl.ts`)
+ *   select   forced blocks, top-n' ∪ window blocks                         (`nsa-select-wgsl.ts`;
+ *            a decode step: one workgroup per row, ranks counted in parallel)
  *   split    union row = per-query rest ⊎ window blocks shared by 64 queries (`window-split-wgsl.ts`)
  *   attend   the rest per query (key-block executor), the shared part per 64-query row (rows
  *            executor), merged by lse into the row's one causal softmax    (`branch-merge-wgsl.ts`)
@@ -19,7 +22,7 @@
  * within {@link NSA_RANGE_BYTES} for the whole chunk).
  */
 import { ConfigError, NumericError, densePairCount, parseConfig, sparseStats, validateAttentionInput, type AttentionDims, type AttentionInput, type AttentionResult } from '@sparse-attn/core';
-import { countPairs, dispatchGrid, type GpuBackend, type GpuMethodDefinition, type GpuSelection, type GpuSelectionStep, type ResidentAttention, type ResidentChunk, type TileShape, WEBGPU_FLAGS } from '@sparse-attn/backend-gpu';
+import { countPairs, dispatchGrid, type GpuBackend, type GpuMethodDefinition, type GpuSelection, type GpuSelectionStep, type ResidentAttention, type ResidentChunk, type TileShape } from '@sparse-attn/backend-gpu';
 import { completeWindows } from '../block-means.js';
 import type { PoolingSpec } from '../cached-decoder.js';
 import { selectionShare } from '../method-helpers.js';
@@ -29,12 +32,11 @@ import { createGpuCachedDecoder, residentDecodeStepper, type DecodeStepPlan, typ
 import { assertWorkgroupFits, countSelectionEntries, currentBlockShortfall, selectThenAttend } from './gpu-helpers.js';
 import { gatedScratchBytesPerSlot, runGatedBranches } from './nsa-gated-gpu.js';
 import { NSA_SCORE_PARAMS, nsaScoreWgsl, nsaScoreWorkgroupBytes, type NsaScoreKernelOptions } from './nsa-score-tile-wgsl.js';
-import { NSA_SELECT_PARAMS, NSA_SELECT_THREADS, nsaSelectWgsl, type NsaSelectKernelOptions } from './nsa-select-wgsl.js';
+import { NSA_SELECT_PARAMS, NSA_SELECT_ROW_BLOCKS, NSA_SELECT_THREADS, nsaSelectRowWgsl, nsaSelectWgsl, type NsaSelectKernelOptions } from './nsa-select-wgsl.js';
+import { NSA_DECODE_LOGIT_THREADS, NSA_DECODE_SCORE_PARAMS, nsaDecodeLogitsWgsl, nsaDecodeReduceWgsl, usesDecodeScoring } from './nsa-decode-score-wgsl.js';
 import { WINDOW_POOL_PARAMS, WINDOW_POOL_THREADS, windowPoolWgsl } from './window-pool-wgsl.js';
 import { BRANCH_MERGE_PARAMS, BRANCH_MERGE_THREADS, branchMergeWgsl } from './branch-merge-wgsl.js';
 import { WINDOW_SPLIT_PARAMS, WINDOW_SPLIT_THREADS, windowSplitWgsl } from './window-split-wgsl.js';
-
-const { STORAGE, COPY_SRC } = WEBGPU_FLAGS;
 
 /** Geometry of one NSA call on the GPU. */
 export interface NsaPlan {
@@ -151,15 +153,28 @@ export function nsaSelectionStep(d: AttentionDims, config: NsaConfig, p: NsaPlan
         selectionBlock: config.selectionBlock,
         blocks: p.blocks,
       };
+      // A decode step: its few queries in one row range, scored window-parallel.
+      const decode = usesDecodeScoring(d, quest) && rangeRows === d.querySeq;
       for (let rowStart = 0; rowStart < d.querySeq; rowStart += rangeRows) {
         const rows = Math.min(rangeRows, d.querySeq - rowStart);
-        if (p.windows > 0) {
+        if (p.windows > 0 && decode) {
+          const [logitKernel, reduce] = await Promise.all([e.pipeline(nsaDecodeLogitsWgsl({ headDim: d.headDim, groupSize: d.groupSize, quest })), e.pipeline(nsaDecodeReduceWgsl({ groupSize: d.groupSize }))]);
+          const logits = e.scratch(4 * slots * d.groupSize * d.querySeq * p.windows);
+          const windowTiles = Math.ceil(p.windows / NSA_DECODE_LOGIT_THREADS);
+          const values = { ...geometry, windowTiles, rangeRows: rows, scale: d.scale };
+          const [lx, ly] = dispatchGrid(slots * windowTiles);
+          e.dispatch(logitKernel, [e.uniform(NSA_DECODE_SCORE_PARAMS, { ...values, tilesX: lx }), e.chunk.q, quest ? bounds : means, logits], lx, ly);
+          const [rx, ry] = dispatchGrid(slots * d.querySeq);
+          e.dispatch(reduce, [e.uniform(NSA_DECODE_SCORE_PARAMS, { ...values, tilesX: rx }), logits, importance], rx, ry);
+        } else if (p.windows > 0) {
           const rowTiles = Math.ceil(rows / p.score.tile.rows);
           const [sx, sy] = dispatchGrid(slots * rowTiles);
           const params = e.uniform(NSA_SCORE_PARAMS, { ...geometry, tilesX: sx, rowStart, rangeRows: rows, rowTiles, scale: d.scale });
           e.dispatch(score, [params, e.chunk.q, quest ? bounds : means, importance], sx, sy);
         }
-        const [x, y] = dispatchGrid(Math.ceil((slots * rows) / NSA_SELECT_THREADS));
+        // A decode step's few rows: one workgroup per row (the per-thread kernel walks a row serially).
+        const perRow = decode && p.blocks <= NSA_SELECT_ROW_BLOCKS;
+        const [x, y] = dispatchGrid(perRow ? slots * rows : Math.ceil((slots * rows) / NSA_SELECT_THREADS));
         const params = e.uniform(NSA_SELECT_PARAMS, {
           ...geometry,
           tilesX: x,
@@ -172,7 +187,7 @@ export function nsaSelectionStep(d: AttentionDims, config: NsaConfig, p: NsaPlan
           stride: p.stride,
           unionWindow: config.combine === 'union' ? 1 : 0,
         });
-        e.dispatch(select, [params, importance, e.target.bounds, e.target.indices], x, y);
+        e.dispatch(perRow ? await e.pipeline(nsaSelectRowWgsl(p.kernel)) : select, [params, importance, e.target.bounds, e.target.indices], x, y);
       }
     },
   };
@@ -232,7 +247,7 @@ export async function runUnionRows(backend: GpuBackend, resident: ResidentAttent
     const shared = await backend.runSelection(resident, splitStep(d, config, p, selection, 1));
     parts.push(shared.selection);
     const make = (bytes: number) => {
-      const buffer = backend.context.device.createBuffer({ size: Math.max(16, bytes), usage: STORAGE | COPY_SRC });
+      const buffer = backend.scratchBuffer(bytes);
       owned.push(buffer);
       return buffer;
     };

@@ -22,7 +22,7 @@
  * (`nsa-select-wgsl.ts`) reads them as 0. The caller sizes the row range so that the importance
  * scratch stays far below rows × S (at S = 64k: 1024 blocks per row).
  */
-import { forRows, linearWorkgroup, operandScratchVec4, scoreTileWgsl, tileConstants, type TileShape } from '@sparse-attn/backend-gpu';
+import { forRows, linearWorkgroup, operandScratchVec4, scoreTileWgsl, tileConstants, type TileShape, memoKernel } from '@sparse-attn/backend-gpu';
 
 /** Uniform parameter block of the scoring kernel (u32 fields except `scale`). */
 export const NSA_SCORE_PARAMS = [
@@ -51,7 +51,7 @@ export function nsaScoreWorkgroupBytes(o: NsaScoreKernelOptions): number {
 }
 
 /** Generates the scoring kernel. */
-export function nsaScoreWgsl(o: NsaScoreKernelOptions): string {
+export const nsaScoreWgsl = memoKernel(function nsaScoreWgsl(o: NsaScoreKernelOptions): string {
   const quest = o.quest;
   const rows = o.tile.rows;
   const tile = scoreTileWgsl(o.tile, 'E', (r, e) => `aAt(${r}, ${e}, g, qRow0, tileRows)`, (c, e) => `bAt(${c}, ${e}, kRow0, w0, ncMax)`);
@@ -191,4 +191,4 @@ ${forRows((i) => [0, 1, 2, 3].map((c) => `    red[(4u * ty + ${i}u) * PS + tx + 
   }
 }
 `;
-}
+});

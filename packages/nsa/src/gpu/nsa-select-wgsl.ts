@@ -22,6 +22,7 @@
  * n' moves), no barriers; the earlier kernel ran one workgroup per row with a 7-level arg-max
  * reduction per pick (2M workgroups × 16 picks at S = 64k, 32 KV heads).
  */
+import { memoKernel } from '@sparse-attn/backend-gpu';
 
 /** Uniform parameter block of the NSA selection kernel (u32 fields). */
 export const NSA_SELECT_PARAMS = [
@@ -43,12 +44,7 @@ export interface NsaSelectKernelOptions {
   readonly maxPicks: number;
 }
 
-/** Generates the NSA selection kernel. */
-export function nsaSelectWgsl(o: NsaSelectKernelOptions): string {
-  const picks = Math.max(1, o.maxPicks);
-  return /* wgsl */ `
-const MP: u32 = ${picks}u;
-
+const SELECT_BINDINGS = /* wgsl */ `
 struct Params {
   querySeq: u32, queryOffset: u32, slots: u32, tilesX: u32,
   rowStart: u32, rangeRows: u32, blocks: u32, windows: u32,
@@ -61,14 +57,14 @@ struct Params {
 @group(0) @binding(1) var<storage, read> importance: array<f32>;
 @group(0) @binding(2) var<storage, read_write> bounds: array<u32>;
 @group(0) @binding(3) var<storage, read_write> indices: array<u32>;
+`;
 
-@compute @workgroup_size(${NSA_SELECT_THREADS})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let linear = (wid.x + wid.y * P.tilesX) * ${NSA_SELECT_THREADS}u + lid;
-  if (linear >= P.slots * P.rangeRows) { return; }
-  // Rows are (KV slot, query) like core's Selection with headScope 'kv'.
-  let kvSlot = linear / P.rangeRows;
-  let rangeRow = linear % P.rangeRows;
+/**
+ * Statements shared by both selection kernels: the row's geometry (`row`, `t`, `current`, `n`,
+ * `nc`) and its forced blocks, index descending, in `picked[0..m)`; `low..localLow` are the
+ * blocks left to rank and `room` the picks left for them.
+ */
+const ROW_START = /* wgsl */ `
   let i = P.rowStart + rangeRow;
   let row = kvSlot * P.querySeq + i;
   let t = P.queryOffset + i;
@@ -77,8 +73,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let n = min(min(P.selectedBlocks, current + 1u), MP);
   var nc = 0u;
   if (t + 1u >= P.compressionBlock) { nc = min(P.windows, (t + 1u - P.compressionBlock) / P.compressionStride + 1u); }
-  var picked: array<u32, ${picks}>;
-  var keys: array<f32, ${picks}>;
+  var picked: array<u32, MP>;
   // Forced blocks, index descending: the local run [localLow, IC], then block 0.
   var localLow = current + 1u;
   if (P.forceLocal > 0u) { localLow = current + 1u - min(P.forceLocal, current + 1u); }
@@ -89,20 +84,64 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     low = 1u;
     if (m < n) { picked[m] = 0u; m++; }
   }
-  // The best n − m of the other blocks [low, localLow), (score descending, index descending).
   let room = n - m;
+  let base = kvSlot * P.blocks * P.rangeRows + rangeRow;`;
+
+/** The score of block j for the row: its importance when its first window is visible, else 0. */
+const BLOCK_SCORE = /* wgsl */ `
+fn firstWindow(j: u32) -> u32 {
+  if (j * P.selectionBlock >= P.compressionBlock) { return (j * P.selectionBlock - P.compressionBlock) / P.compressionStride + 1u; }
+  return 0u;
+}`;
+
+/** Statements shared by both kernels: `picked[0..count)` sorted ascending and written as the row, merged with the window's blocks under 'union'. */
+const WRITE_ROW = /* wgsl */ `
+  // Ascending block order for the CSR row.
+  for (var a = 1u; a < count; a++) {
+    let x = picked[a];
+    var b = a;
+    while (b > 0u && picked[b - 1u] > x) { picked[b] = picked[b - 1u]; b--; }
+    picked[b] = x;
+  }
+  let start = row * P.stride;
+  var e = 0u;
+  if (P.unionWindow != 0u && P.window > 0u) {
+    var firstWindowBlock = 0u;
+    if (t + 1u > P.window) { firstWindowBlock = (t + 1u - P.window) / lp; }
+    for (var a = 0u; a < count && picked[a] < firstWindowBlock; a++) { indices[start + e] = picked[a]; e++; }
+    for (var j = firstWindowBlock; j <= current; j++) { indices[start + e] = j; e++; }
+  } else {
+    for (var a = 0u; a < count; a++) { indices[start + e] = picked[a]; e++; }
+  }
+  bounds[2u * row] = start;
+  bounds[2u * row + 1u] = start + e;`;
+
+/** Generates the NSA selection kernel. */
+export const nsaSelectWgsl = memoKernel(function nsaSelectWgsl(o: NsaSelectKernelOptions): string {
+  const picks = Math.max(1, o.maxPicks);
+  return /* wgsl */ `
+const MP: u32 = ${picks}u;
+${SELECT_BINDINGS}${BLOCK_SCORE}
+
+@compute @workgroup_size(${NSA_SELECT_THREADS})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let linear = (wid.x + wid.y * P.tilesX) * ${NSA_SELECT_THREADS}u + lid;
+  if (linear >= P.slots * P.rangeRows) { return; }
+  // Rows are (KV slot, query) like core's Selection with headScope 'kv'.
+  let kvSlot = linear / P.rangeRows;
+  let rangeRow = linear % P.rangeRows;
+${ROW_START}
+  var keys: array<f32, MP>;
+  // The best n − m of the other blocks [low, localLow), (score descending, index descending).
   var kept = 0u;
   if (room > 0u) {
-    let base = kvSlot * P.blocks * P.rangeRows + rangeRow;
     // Four blocks' scores are loaded before they are ranked, so four independent loads are in
     // flight per step of this serial walk.
     for (var j0 = low; j0 < localLow; j0 += 4u) {
       var batch = vec4<f32>(0.0);
       for (var c = 0u; c < 4u; c++) {
         let j = j0 + c;
-        var first = 0u;
-        if (j * lp >= P.compressionBlock) { first = (j * lp - P.compressionBlock) / P.compressionStride + 1u; }
-        if (j < localLow && first < nc) { batch[c] = importance[base + j * P.rangeRows]; }
+        if (j < localLow && firstWindow(j) < nc) { batch[c] = importance[base + j * P.rangeRows]; }
       }
       for (var c = 0u; c < 4u && j0 + c < localLow; c++) {
         let j = j0 + c;
@@ -125,25 +164,71 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     }
   }
   let count = m + kept;
-  // Ascending block order for the CSR row.
-  for (var a = 1u; a < count; a++) {
-    let x = picked[a];
-    var b = a;
-    while (b > 0u && picked[b - 1u] > x) { picked[b] = picked[b - 1u]; b--; }
-    picked[b] = x;
-  }
-  let start = row * P.stride;
-  var e = 0u;
-  if (P.unionWindow != 0u && P.window > 0u) {
-    var firstWindowBlock = 0u;
-    if (t + 1u > P.window) { firstWindowBlock = (t + 1u - P.window) / lp; }
-    for (var a = 0u; a < count && picked[a] < firstWindowBlock; a++) { indices[start + e] = picked[a]; e++; }
-    for (var j = firstWindowBlock; j <= current; j++) { indices[start + e] = j; e++; }
-  } else {
-    for (var a = 0u; a < count; a++) { indices[start + e] = picked[a]; e++; }
-  }
-  bounds[2u * row] = start;
-  bounds[2u * row + 1u] = start + e;
+${WRITE_ROW}
 }
 `;
+});
+
+/** Threads of the one-workgroup-per-row selection kernel ({@link nsaSelectRowWgsl}). */
+export const NSA_SELECT_ROW_THREADS = 256;
+
+/** Most candidate blocks {@link nsaSelectRowWgsl} ranks in workgroup memory (8 KiB); longer rows take the per-thread kernel. */
+export const NSA_SELECT_ROW_BLOCKS = 2048;
+
+/**
+ * The same selection for a decode step's few rows, one workgroup per row: the per-thread kernel
+ * above walks a row's IC + 1 blocks serially in one thread (~0.9 ms for 1 024 blocks at 64k on the
+ * H100, where a decode step has 32 such rows), here the row's candidate scores go to workgroup
+ * memory and every block's rank, the number of blocks ahead of it in the CPU's order (score
+ * descending, index descending), is counted in parallel (each thread stops counting once its
+ * block falls out of the top n − m). The blocks of rank < n − m are the picks (the order is
+ * total, so there are exactly min(n − m, candidates) of them); forced blocks, sorting and the
+ * row's layout are the per-thread kernel's. Params {@link NSA_SELECT_PARAMS}, bindings as there.
+ */
+export const nsaSelectRowWgsl = memoKernel(function nsaSelectRowWgsl(o: NsaSelectKernelOptions): string {
+  const picks = Math.max(1, o.maxPicks);
+  return /* wgsl */ `
+const MP: u32 = ${picks}u;
+const NT: u32 = ${NSA_SELECT_ROW_THREADS}u;
+${SELECT_BINDINGS}${BLOCK_SCORE}
+
+var<workgroup> scores: array<f32, ${NSA_SELECT_ROW_BLOCKS}>;
+var<workgroup> chosen: array<u32, ${picks}>;
+var<workgroup> chosenCount: atomic<u32>;
+
+@compute @workgroup_size(${NSA_SELECT_ROW_THREADS})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let linear = wid.x + wid.y * P.tilesX;
+  if (linear >= P.slots * P.rangeRows) { return; }
+  let kvSlot = linear / P.rangeRows;
+  let rangeRow = linear % P.rangeRows;
+${ROW_START}
+  if (lid == 0u) { atomicStore(&chosenCount, 0u); }
+  let span = localLow - low;
+  for (var x = lid; x < span; x += NT) {
+    let j = low + x;
+    var s = 0.0;
+    if (firstWindow(j) < nc) { s = importance[base + j * P.rangeRows]; }
+    scores[x] = s;
+  }
+  workgroupBarrier();
+  if (room > 0u) {
+    for (var x = lid; x < span; x += NT) {
+      let s = scores[x];
+      var rank = 0u;
+      for (var y = 0u; y < span && rank < room; y++) {
+        let other = scores[y];
+        if (other > s || (other == s && y > x)) { rank++; }
+      }
+      if (rank < room) { chosen[atomicAdd(&chosenCount, 1u)] = low + x; }
+    }
+  }
+  workgroupBarrier();
+  if (lid != 0u) { return; }
+  let kept = atomicLoad(&chosenCount);
+  for (var a = 0u; a < kept; a++) { picked[m + a] = chosen[a]; }
+  let count = m + kept;
+${WRITE_ROW}
 }
+`;
+});

@@ -7,6 +7,7 @@
  *
  * One thread per (row, entry); rows are (KV slot, query) like core's Selection with headScope 'kv'.
  */
+import { memoKernel } from '@sparse-attn/backend-gpu';
 
 /** Uniform parameter block of the range-rows kernel (u32 fields). */
 export const RANGE_ROWS_PARAMS = ['rows', 'querySeq', 'queryOffset', 'stride', 'tilesX', 'mode', 'window', 'compressionBlock', 'compressionStride', 'windows', 'pad0', 'pad1'] as const;
@@ -15,7 +16,7 @@ export const RANGE_ROWS_PARAMS = ['rows', 'querySeq', 'queryOffset', 'stride', '
 export const RANGE_ROWS_THREADS = 256;
 
 /** Generates the WGSL of the range-rows kernel. */
-export function rangeRowsWgsl(): string {
+export const rangeRowsWgsl = memoKernel(function rangeRowsWgsl(): string {
   return /* wgsl */ `
 struct Params {
   rows: u32, querySeq: u32, queryOffset: u32, stride: u32,
@@ -51,4 +52,4 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   }
 }
 `;
-}
+});

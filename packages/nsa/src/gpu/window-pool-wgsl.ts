@@ -16,6 +16,7 @@
  * earlier ones are not recomputed). Each slot's output holds `first + windows` windows, so
  * window i of slot s is at `(s · (first + windows) + i) · dim` (`first = 0`: the whole call).
  */
+import { memoKernel } from '@sparse-attn/backend-gpu';
 
 /** Uniform parameter block of the pooling kernel (4-byte u32 fields). */
 export const WINDOW_POOL_PARAMS = ['keySeq', 'length', 'stride', 'windows', 'slots', 'tilesX', 'dim', 'first'] as const;
@@ -24,7 +25,7 @@ export const WINDOW_POOL_PARAMS = ['keySeq', 'length', 'stride', 'windows', 'slo
 export const WINDOW_POOL_THREADS = 256;
 
 /** Generates the WGSL of the pooling kernel; `bounds` also writes `[max | min]` per window (2·dim floats). */
-export function windowPoolWgsl(options: { bounds: boolean }): string {
+export const windowPoolWgsl = memoKernel(function windowPoolWgsl(options: { bounds: boolean }): string {
   return /* wgsl */ `
 struct Params { keySeq: u32, length: u32, stride: u32, windows: u32, slots: u32, tilesX: u32, dim: u32, first: u32 }
 
@@ -57,4 +58,4 @@ ${options.bounds ? `  let b = stored * 2u * P.dim;
   boundsOut[b + P.dim + c] = lo;` : '  _ = hi + lo;'}
 }
 `;
-}
+});

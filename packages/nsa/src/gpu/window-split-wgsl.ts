@@ -17,6 +17,7 @@
  * Mode 0: one thread per union row (KV slot, query), reading the union CSR (fixed stride) and
  * writing the rest at the same stride. Mode 1: one thread per shared row (KV slot, query block).
  */
+import { memoKernel } from '@sparse-attn/backend-gpu';
 
 /** Uniform parameter block of the split kernel (u32 fields). */
 export const WINDOW_SPLIT_PARAMS = [
@@ -29,7 +30,7 @@ export const WINDOW_SPLIT_PARAMS = [
 export const WINDOW_SPLIT_THREADS = 64;
 
 /** Generates the WGSL of the split kernel. */
-export function windowSplitWgsl(): string {
+export const windowSplitWgsl = memoKernel(function windowSplitWgsl(): string {
   return /* wgsl */ `
 struct Params {
   rows: u32, querySeq: u32, queryOffset: u32, tilesX: u32,
@@ -74,4 +75,4 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   bounds[2u * row + 1u] = start + e;
 }
 `;
-}
+});
