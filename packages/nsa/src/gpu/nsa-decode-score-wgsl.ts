@@ -20,6 +20,7 @@
  * window (the tiled kernel's layout and rule: other blocks are not written, and the top-n kernel
  * never reads them). 'quest' scores use [q⁺ | q⁻] · [max | min] (width E = 2·D), as there.
  */
+import { VISIBLE_WINDOWS_WGSL } from './nsa-score-tile-wgsl.js';
 import { memoKernel } from '@sparse-attn/backend-gpu';
 
 /** Uniform parameter block of both kernels (u32 fields except `scale`). */
@@ -61,11 +62,7 @@ struct Params {
 
 const NEG: f32 = -3.0e38;
 
-/** Visible complete windows of the query at absolute position t. */
-fn visible(t: u32) -> u32 {
-  if (t + 1u < P.compressionBlock) { return 0u; }
-  return min(P.windows, (t + 1u - P.compressionBlock) / P.compressionStride + 1u);
-}`;
+${VISIBLE_WINDOWS_WGSL}`;
 
 /** Logits kernel. Bindings: 0 params, 1 q, 2 pooled windows (means, or [max | min] for 'quest'), 3 logits `[slot][G · T][windows]`. */
 export const nsaDecodeLogitsWgsl = memoKernel(function nsaDecodeLogitsWgsl(o: NsaDecodeScoreOptions): string {

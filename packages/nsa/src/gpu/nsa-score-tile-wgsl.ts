@@ -24,6 +24,17 @@
  */
 import { forRows, linearWorkgroup, operandScratchVec4, scoreTileWgsl, tileConstants, type TileShape, memoKernel } from '@sparse-attn/backend-gpu';
 
+/**
+ * WGSL: the complete compression windows visible to the query at absolute position t,
+ * NC(t) = floor((t + 1 − l) / d) + 1 capped at the call's windows (needs `P.compressionBlock`,
+ * `P.compressionStride`, `P.windows`). Shared by the scoring, decode-scoring and top-n kernels.
+ */
+export const VISIBLE_WINDOWS_WGSL = /* wgsl */ `/** Visible complete windows of the query at absolute position t. */
+fn visible(t: u32) -> u32 {
+  if (t + 1u < P.compressionBlock) { return 0u; }
+  return min(P.windows, (t + 1u - P.compressionBlock) / P.compressionStride + 1u);
+}`;
+
 /** Uniform parameter block of the scoring kernel (u32 fields except `scale`). */
 export const NSA_SCORE_PARAMS = [
   'querySeq', 'queryOffset', 'slots', 'tilesX',
@@ -83,11 +94,7 @@ var<workgroup> scratch: array<vec4<f32>, ${operandScratchVec4(o.tile)}>;
 var<workgroup> red: array<f32, ${rows * PROB_STRIDE}>;
 var<workgroup> rowLse: array<f32, ${rows}>;
 
-/** Visible complete windows of the query at absolute position t. */
-fn visible(t: u32) -> u32 {
-  if (t + 1u < P.compressionBlock) { return 0u; }
-  return min(P.windows, (t + 1u - P.compressionBlock) / P.compressionStride + 1u);
-}
+${VISIBLE_WINDOWS_WGSL}
 
 /** Operand A: query row r of the tile (head g), ${quest ? '[q⁺ | q⁻]' : 'q'}; qRow0 = the tile's first q row of head 0. */
 fn aAt(r: u32, e: u32, g: u32, qRow0: u32, tileRows: u32) -> f32 {

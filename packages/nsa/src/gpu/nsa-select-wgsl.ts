@@ -22,6 +22,7 @@
  * n' moves), no barriers; the earlier kernel ran one workgroup per row with a 7-level arg-max
  * reduction per pick (2M workgroups × 16 picks at S = 64k, 32 KV heads).
  */
+import { VISIBLE_WINDOWS_WGSL } from './nsa-score-tile-wgsl.js';
 import { memoKernel } from '@sparse-attn/backend-gpu';
 
 /** Uniform parameter block of the NSA selection kernel (u32 fields). */
@@ -57,6 +58,8 @@ struct Params {
 @group(0) @binding(1) var<storage, read> importance: array<f32>;
 @group(0) @binding(2) var<storage, read_write> bounds: array<u32>;
 @group(0) @binding(3) var<storage, read_write> indices: array<u32>;
+
+${VISIBLE_WINDOWS_WGSL}
 `;
 
 /**
@@ -71,8 +74,7 @@ const ROW_START = /* wgsl */ `
   let lp = P.selectionBlock;
   let current = t / lp;
   let n = min(min(P.selectedBlocks, current + 1u), MP);
-  var nc = 0u;
-  if (t + 1u >= P.compressionBlock) { nc = min(P.windows, (t + 1u - P.compressionBlock) / P.compressionStride + 1u); }
+  let nc = visible(t);
   var picked: array<u32, MP>;
   // Forced blocks, index descending: the local run [localLow, IC], then block 0.
   var localLow = current + 1u;
