@@ -232,12 +232,15 @@ function splitStep(d: AttentionDims, config: NsaConfig, p: NsaPlan, union: GpuSe
  * per-query rest and the window blocks shared by each block of 64 queries; the backend's executor
  * attends the rest into the resident's out / lse (key-block mode: one query per row) and the shared
  * rows into a branch buffer (rows mode: 64 queries × G per workgroup); the merge combines the two
- * softmaxes in place. Without a window the union rows are attended directly. The caller frees the
- * returned selection.
+ * softmaxes in place. Without a window, and for calls the executor runs split-K (decode steps),
+ * the union rows are attended directly. The caller frees the returned selection.
  */
 export async function runUnionRows(backend: GpuBackend, resident: ResidentAttention, config: NsaConfig, p: NsaPlan, step: GpuSelectionStep): Promise<{ selection: GpuSelection; selectionMs: number; attentionMs: number }> {
-  if (config.window === 0) return selectThenAttend(backend, resident, step);
   const d = resident.dims;
+  // Without a window, or where the executor splits each row's keys over workgroups anyway (split-K:
+  // decode steps), the union rows are attended as they are: the rest / shared split only pays off
+  // for the key-block executor's 64-query tiles, and costs a decode step three more calls.
+  if (config.window === 0 || backend.executorFor(step.layout, d) === 'split-k') return selectThenAttend(backend, resident, step);
   const { selection, ms } = await backend.runSelection(resident, step);
   const parts: GpuSelection[] = [];
   const owned: ResidentChunk['out'][] = [];
