@@ -21,6 +21,7 @@ import {
   dispatchGrid,
   type GpuAttentionMethod,
   type GpuBackend,
+  type GpuBufferPool,
   type GpuMethodDefinition,
   type GpuSelectionStep,
   type ResidentAttention,
@@ -66,9 +67,12 @@ export function retrievalScratchBytesPerSlot(d: Pick<AttentionDims, 'querySeq' |
  * per range of query rows: the tiled scoring kernel ({@link candidateScoreWgsl}, 64 rows × 64
  * blocks per workgroup, every query head of the chunk) writes the raw scores (rows padded to a
  * multiple of 4 floats), and the top-k kernel ({@link retrievalTopKWgsl}, one thread per (KV head,
- * query)) reduces the group and writes one CSR row of `topK + 2` blocks at most.
+ * query)) reduces the group and writes one CSR row of `topK + 2` blocks at most. With a `kept`
+ * pool the representatives and scores are taken from it (every buffer is written before it is read)
+ * instead of allocated per call: 48 MiB of representatives at 64k, whose allocation cost a decode
+ * step ~2 ms of host time and the call after it ~0.7 ms on the H100.
  */
-export function retrievalSelectionStep(config: LandmarkRetrievalConfig, d: AttentionDims, maxBinding = Infinity, scratchFloats = SCORE_SCRATCH_FLOATS): GpuSelectionStep {
+export function retrievalSelectionStep(config: LandmarkRetrievalConfig, d: AttentionDims, maxBinding = Infinity, scratchFloats = SCORE_SCRATCH_FLOATS, kept?: GpuBufferPool): GpuSelectionStep {
   const bs = config.blockSize;
   const complete = Math.floor(d.keySeq / bs);
   const blocks = Math.max(1, complete);
@@ -89,16 +93,17 @@ export function retrievalSelectionStep(config: LandmarkRetrievalConfig, d: Atten
         encoder.pipeline(candidateScoreWgsl({ headDim: d.headDim, operand: quest ? 'quest' : 'dot' })),
         encoder.pipeline(retrievalTopKWgsl({ groupReduce: config.groupReduce, maxPicks: config.topK, groupSize: d.groupSize })),
       ]);
+      const take = (name: string, bytes: number) => (kept ? kept.take(`${name}:${encoder.index}`, bytes) : encoder.scratch(bytes));
       const pooledBytes = chunk.slots * blocks * d.headDim * 4;
-      const mean = encoder.scratch(pooledBytes);
-      const max = encoder.scratch(pooledBytes);
-      const min = encoder.scratch(pooledBytes);
+      const mean = take('mean', pooledBytes);
+      const max = take('max', pooledBytes);
+      const min = take('min', pooledBytes);
       if (complete > 0) {
         const [px, py] = dispatchGrid(Math.ceil((chunk.slots * complete * d.headDim) / POOL_THREADS));
         const poolParams = encoder.uniform(POOL_PARAMS, { keySeq: d.keySeq, blockSize: bs, blocks: complete, slots: chunk.slots, tilesX: px, dim: d.headDim });
         encoder.dispatch(pool, [poolParams, chunk.k, mean, max, min], px, py);
       }
-      const scores = encoder.scratch(querySlots * rowCount * rowFloats * 4);
+      const scores = take('scores', querySlots * rowCount * rowFloats * 4);
       for (let rowStart = 0; rowStart < d.querySeq; rowStart += rowCount) {
         const count = Math.min(rowCount, d.querySeq - rowStart);
         // Candidates are blocks 1 .. current − 1 (the row stride is padded; rows stay below it).
@@ -162,11 +167,19 @@ function retrievalDiagnostics(d: AttentionDims, config: LandmarkRetrievalConfig)
  */
 export async function retrievalAttend(backend: GpuBackend, config: LandmarkRetrievalConfig, input: AttentionInput, scratchFloats = SCORE_SCRATCH_FLOATS): Promise<AttentionResult> {
   const d = validateAttentionInput(input);
-  return backend.selectionAttention(input, retrievalSelectionStep(config, d, backend.context.maxBinding, scratchFloats), {
-    extraBytesPerSlot: retrievalScratchBytesPerSlot(d, config),
-    diagnostics: retrievalDiagnostics(d, config),
-  });
+  const pool = backend.borrowPool(RETRIEVAL_POOL);
+  try {
+    return await backend.selectionAttention(input, retrievalSelectionStep(config, d, backend.context.maxBinding, scratchFloats, pool), {
+      extraBytesPerSlot: retrievalScratchBytesPerSlot(d, config),
+      diagnostics: retrievalDiagnostics(d, config),
+    });
+  } finally {
+    backend.returnPool(RETRIEVAL_POOL, pool);
+  }
 }
+
+/** Owner name of landmark-retrieval's kept representatives and scores in the backend (`borrowPool`; freed by `releaseScratch()`). */
+export const RETRIEVAL_POOL = 'landmark-retrieval';
 
 const CAUSAL_REASON = 'retrieval ranks blocks before each query';
 
@@ -199,11 +212,16 @@ export const gpuLandmarkRetrievalMethod: GpuMethodDefinition = {
         requireCausal(landmarkRetrievalMethod.id, d.causal, CAUSAL_REASON);
         const largest = retrievalScratchBytesPerSlot(d, config);
         if (largest > backend.context.maxBinding) throw new ConfigError(`landmark-retrieval: ${largest} bytes of scratch per KV slot exceed the device's largest binding`);
-        return withGpuSelection(backend, resident, retrievalSelectionStep(config, d, backend.context.maxBinding), async (selection, selectionMs) => ({
-          selectionMs,
-          attentionMs: await backend.runSparse(resident, selection),
-          density: retrievalPairCount(d, config) / densePairCount(d),
-        }));
+        const pool = backend.borrowPool(RETRIEVAL_POOL);
+        try {
+          return await withGpuSelection(backend, resident, retrievalSelectionStep(config, d, backend.context.maxBinding, SCORE_SCRATCH_FLOATS, pool), async (selection, selectionMs) => ({
+            selectionMs,
+            attentionMs: await backend.runSparse(resident, selection),
+            density: retrievalPairCount(d, config) / densePairCount(d),
+          }));
+        } finally {
+          backend.returnPool(RETRIEVAL_POOL, pool);
+        }
       },
     };
   },
