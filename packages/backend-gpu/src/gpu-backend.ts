@@ -551,6 +551,16 @@ export class GpuBackend {
     else pool.destroy();
   }
 
+  /** Runs `use` with the pool `owner` keeps ({@link borrowPool}), given back when `use` settles, whether or not it throws. */
+  async withPool<T>(owner: string, use: (pool: GpuBufferPool) => Promise<T>): Promise<T> {
+    const pool = this.borrowPool(owner);
+    try {
+      return await use(pool);
+    } finally {
+      this.returnPool(owner, pool);
+    }
+  }
+
   /** Frees the scratch kept between calls (the key-block executor's, families' pools not borrowed now); allocated again when needed. */
   releaseScratch(): void {
     for (const list of this.spares.values()) destroyAll(...list);

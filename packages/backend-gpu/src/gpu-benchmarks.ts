@@ -47,8 +47,9 @@ export interface GpuBenchOptions {
  * `progress`), and the run goes on.
  */
 /**
- * Timed runs of a decode step (dense and sparse): steps take 0.2–10 ms, and their medians over 5
- * runs moved by up to 2× between runs of the suite on the H100.
+ * Timed runs of a decode step (dense and sparse; steps take 0.2–10 ms). Medians over 5 moved up
+ * to 2× between runs of the suite on the H100; over 31 they still move up to ~2.5× for the
+ * sub-millisecond steps (backend-gpu's README), which the rows' `madMs` shows.
  */
 const DECODE_REPEATS = 31;
 

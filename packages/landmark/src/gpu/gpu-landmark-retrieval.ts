@@ -167,15 +167,12 @@ function retrievalDiagnostics(d: AttentionDims, config: LandmarkRetrievalConfig)
  */
 export async function retrievalAttend(backend: GpuBackend, config: LandmarkRetrievalConfig, input: AttentionInput, scratchFloats = SCORE_SCRATCH_FLOATS): Promise<AttentionResult> {
   const d = validateAttentionInput(input);
-  const pool = backend.borrowPool(RETRIEVAL_POOL);
-  try {
-    return await backend.selectionAttention(input, retrievalSelectionStep(config, d, backend.context.maxBinding, scratchFloats, pool), {
+  return backend.withPool(RETRIEVAL_POOL, (pool) =>
+    backend.selectionAttention(input, retrievalSelectionStep(config, d, backend.context.maxBinding, scratchFloats, pool), {
       extraBytesPerSlot: retrievalScratchBytesPerSlot(d, config),
       diagnostics: retrievalDiagnostics(d, config),
-    });
-  } finally {
-    backend.returnPool(RETRIEVAL_POOL, pool);
-  }
+    }),
+  );
 }
 
 /** Owner name of landmark-retrieval's kept representatives and scores in the backend (`borrowPool`; freed by `releaseScratch()`). */
@@ -212,16 +209,13 @@ export const gpuLandmarkRetrievalMethod: GpuMethodDefinition = {
         requireCausal(landmarkRetrievalMethod.id, d.causal, CAUSAL_REASON);
         const largest = retrievalScratchBytesPerSlot(d, config);
         if (largest > backend.context.maxBinding) throw new ConfigError(`landmark-retrieval: ${largest} bytes of scratch per KV slot exceed the device's largest binding`);
-        const pool = backend.borrowPool(RETRIEVAL_POOL);
-        try {
-          return await withGpuSelection(backend, resident, retrievalSelectionStep(config, d, backend.context.maxBinding, SCORE_SCRATCH_FLOATS, pool), async (selection, selectionMs) => ({
+        return backend.withPool(RETRIEVAL_POOL, (pool) =>
+          withGpuSelection(backend, resident, retrievalSelectionStep(config, d, backend.context.maxBinding, SCORE_SCRATCH_FLOATS, pool), async (selection, selectionMs) => ({
             selectionMs,
             attentionMs: await backend.runSparse(resident, selection),
             density: retrievalPairCount(d, config) / densePairCount(d),
-          }));
-        } finally {
-          backend.returnPool(RETRIEVAL_POOL, pool);
-        }
+          })),
+        );
       },
     };
   },

@@ -200,8 +200,7 @@ export async function runGroupedSoftmaxByBlocks(backend: GpuBackend, resident: R
   // cost more than the copy into them, and the churn slowed the next method's gathers. Every
   // row the executor reads is written first (K′/V′ rows of retrieved blocks by the copy, every
   // query's partial by the executor), so reused contents are never read.
-  const pool = backend.borrowPool(LANDMARK_POOL);
-  try {
+  return backend.withPool(LANDMARK_POOL, async (pool) => {
     const free = resident.chunks.map((chunk, i) => ({
       k: pool.take(`k${i}`, chunk.slots * freeSeq * d.headDim * 4),
       v: pool.take(`v${i}`, chunk.slots * freeSeq * d.valueDim * 4),
@@ -270,9 +269,7 @@ export async function runGroupedSoftmaxByBlocks(backend: GpuBackend, resident: R
       });
     }
     return ms;
-  } finally {
-    backend.returnPool(LANDMARK_POOL, pool);
-  }
+  });
 }
 
 /**
