@@ -77,6 +77,8 @@ export async function runClusterExecutor(
       queryBits: region(layout.queryBits),
       keyOffsets: region(layout.keyOffsets),
       queryOffsets: region(layout.queryOffsets),
+      // The query flags packed per cluster (the key side's are `keyBits`), for the query lists.
+      queryColumnBits: make(4 * querySlots * C * Math.ceil(d.querySeq / 32)),
       keyLists: make(4 * chunk.slots * plan.listCapacity),
       queryLists: make(4 * querySlots * plan.queryListCapacity),
       partOut: make(querySlots * clusterPartialBytesPerQuerySlot(d, plan)),
@@ -104,15 +106,17 @@ export async function runClusterExecutor(
     const keys = { slots: chunk.slots, count: d.keySeq, capacity: plan.listCapacity };
     const queries = { slots: querySlots, count: d.querySeq, capacity: plan.queryListCapacity };
     await run(packFlagsWgsl(), [m.keyFlags, b.keyBits], chunk.slots * C * Math.ceil(d.keySeq / 32), keys);
+    await run(packFlagsWgsl(), [m.queryFlags, b.queryColumnBits], querySlots * C * Math.ceil(d.querySeq / 32), queries);
     await run(packRowFlagsWgsl(), [m.queryFlags, b.queryBits], querySlots * Math.ceil(C / 32) * d.querySeq, queries);
-    for (const [flags, lists, offsets, values] of [
-      [m.keyFlags, b.keyLists, b.keyOffsets, keys],
-      [m.queryFlags, b.queryLists, b.queryOffsets, queries],
+    // Lists from the packed columns (32 positions per thread).
+    for (const [bits, lists, offsets, values] of [
+      [b.keyBits, b.keyLists, b.keyOffsets, keys],
+      [b.queryColumnBits, b.queryLists, b.queryOffsets, queries],
     ] as const) {
       const counts = encoder.scratch(4 * values.slots * C);
-      await run(clusterCountWgsl(), [flags, counts], values.slots * C, values, true);
+      await run(clusterCountWgsl(), [bits, counts], values.slots * C, values, true);
       await run(clusterOffsetsWgsl(), [counts, offsets], values.slots, values);
-      await run(clusterListWgsl(), [flags, offsets, lists], values.slots * C, values, true);
+      await run(clusterListWgsl(), [bits, offsets, lists], values.slots * C, values, true);
     }
     const params = encoder.uniform(CLUSTER_ATTENTION_PARAMS, { slots: querySlots, clusters: C, tileRows: rows, ...lookupBases(b.layout) }, []);
     encoder.dispatch(await encoder.pipeline(clusterTileOffsetsWgsl()), [params, b.lookup], 1, 1);

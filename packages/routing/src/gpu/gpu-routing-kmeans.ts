@@ -17,7 +17,7 @@ import { normalizeRows } from '../normalize-rows.js';
 import { resolveClusters, resolveSampleSize, type RoutingConfig } from '../routing-config.js';
 import { sphericalKMeans } from '../spherical-kmeans.js';
 import { SEED_PARAMS, SEED_THREADS, seedDistanceWgsl, seedPickWgsl } from './kmeans-seed-wgsl.js';
-import { KMEANS_PARAMS, KMEANS_THREADS, kmeansGatherWgsl, kmeansNormalizeWgsl, kmeansSumVec4Wgsl, kmeansSumWgsl, normalizeRowsWgsl } from './spherical-kmeans-wgsl.js';
+import { KMEANS_PARAMS, KMEANS_THREADS, kmeansGatherWgsl, kmeansNormalizeWgsl, kmeansSumVec4Wgsl, kmeansSumWgsl, normalizeRowsPerWorkgroup, normalizeRowsWgsl } from './spherical-kmeans-wgsl.js';
 import { CENTROID_TILE_PARAMS, CENTROID_TILE_THREADS, centroidTileWgsl, type CentroidTileLayout, type CentroidTileMode } from './centroid-tile-wgsl.js';
 
 const { STORAGE, COPY_SRC, COPY_DST } = WEBGPU_FLAGS;
@@ -217,15 +217,20 @@ export async function encodeRoutingCentroids(
  */
 export async function encodeRoutingNormalize(encoder: ChunkEncoder, plan: RoutingFitPlan, slotOffset = 0, layout: CentroidTileLayout = 'columns'): Promise<{ normKeys: GPUBufferLike; normQueries: GPUBufferLike }> {
   const { chunk, dims: d } = encoder;
-  const run = kmeansRunner(encoder, plan);
   const keyRows = chunk.slots * d.keySeq;
   const queryRows = chunk.slots * d.groupSize * d.querySeq;
   const mode = plan.normalization === 'l2' ? 0 : 1;
   const normKeys = encoder.scratch(4 * keyRows * d.headDim);
   const normQueries = encoder.scratch(4 * queryRows * d.headDim);
-  const columns = layout === 'columns';
-  await run(normalizeRowsWgsl(columns), [chunk.k, normKeys], keyRows, { rows: keyRows, count: d.keySeq, mode, rowBase: slotOffset * d.keySeq });
-  await run(normalizeRowsWgsl(columns), [chunk.q, normQueries], queryRows, { rows: queryRows, count: d.querySeq, mode, rowBase: slotOffset * d.groupSize * d.querySeq });
+  const pipeline = await encoder.pipeline(normalizeRowsWgsl(d.headDim, layout === 'columns'));
+  const perWorkgroup = normalizeRowsPerWorkgroup(d.headDim);
+  const normalize = (source: GPUBufferLike, target: GPUBufferLike, rows: number, count: number, rowBase: number) => {
+    const [x, y] = dispatchGrid(Math.ceil(rows / perWorkgroup));
+    const params = encoder.uniform(KMEANS_PARAMS, { rows, dim: d.headDim, mode, tilesX: x, count, rowBase }, []);
+    encoder.dispatch(pipeline, [params, source, target], x, y);
+  };
+  normalize(chunk.k, normKeys, keyRows, d.keySeq, slotOffset * d.keySeq);
+  normalize(chunk.q, normQueries, queryRows, d.querySeq, slotOffset * d.groupSize * d.querySeq);
   return { normKeys, normQueries };
 }
 

@@ -43,11 +43,18 @@ const { STORAGE, COPY_SRC, COPY_DST } = WEBGPU_FLAGS;
 
 type Buffer = ReturnType<ChunkEncoder['scratch']>;
 
-/** `encoder` whose `scratch` takes pooled buffers (named by the order of the calls in the pass). */
+/** Scratch up to this size stays the encoder's own (zeroed; the backend reuses such buffers itself). */
+const POOLED_MIN_BYTES = 4 * 1024 * 1024;
+
+/**
+ * `encoder` whose `scratch` takes pooled buffers above {@link POOLED_MIN_BYTES} (named by the
+ * order of those calls in the pass; their contents are not zeroed). Smaller scratch keeps the
+ * encoder's zero-initialised buffers, which counters such as the seeding's step rely on.
+ */
 function pooledEncoder<E extends ChunkEncoder>(encoder: E, pool: GpuBufferPool | undefined, pass: string): E {
   if (!pool) return encoder;
   let n = 0;
-  return { ...encoder, scratch: (bytes: number) => pool.take(`${pass}:${encoder.index}:${n++}`, bytes) };
+  return { ...encoder, scratch: (bytes: number) => (bytes <= POOLED_MIN_BYTES ? encoder.scratch(bytes) : pool.take(`${pass}:${encoder.index}:${n++}`, bytes)) };
 }
 
 /** The CPU method's sizes for a call. */
@@ -275,9 +282,9 @@ export async function runRouting(
       await run(packFlagsWgsl(), [b.keyFlags, b.keyBits], chunk.slots * C * Math.ceil(d.keySeq / 32), keyValues);
       await run(packRowFlagsWgsl(), [b.queryFlags, b.queryBits], querySlots * Math.ceil(C / 32) * d.querySeq, { slots: querySlots, count: d.querySeq });
       const counts = encoder.scratch(4 * chunk.slots * C);
-      await run(clusterCountWgsl(), [b.keyFlags, counts], chunk.slots * C, keyValues, true);
+      await run(clusterCountWgsl(), [b.keyBits, counts], chunk.slots * C, keyValues, true);
       await run(clusterOffsetsWgsl(), [counts, b.listOffsets], chunk.slots, keyValues);
-      await run(clusterListWgsl(), [b.keyFlags, b.listOffsets, b.lists], chunk.slots * C, keyValues, true);
+      await run(clusterListWgsl(), [b.keyBits, b.listOffsets, b.lists], chunk.slots * C, keyValues, true);
       const sizes = encoder.scratch(4 * querySlots * d.querySeq);
       const headTotals = encoder.scratch(4 * querySlots);
       const queryValues = { slots: querySlots };
@@ -428,13 +435,15 @@ export async function seedFromResident(backend: GpuBackend, resident: ResidentAt
  * buffer the caller destroys. All slots' fits run side by side (one workgroup per slot for the
  * seeding, every slot's rows for the tiled assignment), instead of one group of slots after
  * another. Scratch per KV slot: `4·(2·sample·D + 2·sample + C·D + C)` bytes (see
- * `encodeRoutingCentroids`); nothing of size S.
+ * `encodeRoutingCentroids`); nothing of size S. With a `pool` the scratch comes from it (kept for
+ * the next call: allocating the 128 MiB of subsamples per call cost ~8 ms at 64k on the H100).
  */
 export async function fitRoutingCentroids(
   backend: GpuBackend,
   resident: ResidentAttention,
   config: RoutingConfig,
   seeding: Float32Array | 'gpu' = 'gpu',
+  pool?: GpuBufferPool,
 ): Promise<{ readonly centroids: Buffer; readonly ms: number }> {
   const d = resident.dims;
   const plan = routingPlan(d, config);
@@ -452,7 +461,7 @@ export async function fitRoutingCentroids(
       device.queue.writeBuffer(centroids, 0, seeding as Float32Array);
     }
     const ms = await backend.runKernels(resident, async (encoder) => {
-      await encodeRoutingCentroids(encoder, plan, { centroids, picked, ...(draws ? { draws } : {}) });
+      await encodeRoutingCentroids(pooledEncoder(encoder, pool, 'fit'), plan, { centroids, picked, ...(draws ? { draws } : {}) });
     });
     return { centroids, ms };
   } catch (error) {
@@ -509,15 +518,21 @@ export async function runRoutingResident(
   const started = performance.now();
   const seeding = options.seeding === 'cpu' ? await seedFromResident(backend, resident, config) : 'gpu';
   const hostMs = performance.now() - started;
-  const fit = await fitRoutingCentroids(backend, resident, config, seeding);
+  // The pool stays with the backend for the next call (freed by backend.releaseScratch()).
+  const pool = backend.borrowPool(routingMethod.id);
+  let fit: Awaited<ReturnType<typeof fitRoutingCentroids>>;
+  try {
+    fit = await fitRoutingCentroids(backend, resident, config, seeding, pool);
+  } catch (error) {
+    backend.returnPool(routingMethod.id, pool);
+    throw error;
+  }
   const kmeansMs = hostMs + fit.ms;
   let membershipMs = 0;
   let listMs = 0;
   let attentionMs = 0;
   let pairs = 0;
   const perGroup = options.slotsPerGroup ?? routingSlotsPerGroup(backend, d, config);
-  // The pool stays with the backend for the next call (freed by backend.releaseScratch()).
-  const pool = backend.borrowPool(routingMethod.id);
   try {
     for (const chunk of resident.chunks) {
       for (let first = 0; first < chunk.slots; first += perGroup) {

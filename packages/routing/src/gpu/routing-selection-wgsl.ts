@@ -5,9 +5,10 @@
  *   similarities  sim[c][i] = x̂_i · μ_c                    cluster-major, per slot (`similarityTileWgsl`)
  *   balanced      I_c = top-w_i sim[c][i], ties → lower i   in place: sim becomes a 0/1 flag (`balancedTopWWgsl`)
  *   nearest       I_c ∪= { i : c ∈ top-r(i) }               (`nearestFlagsWgsl`)
- *   key lists     K_c = the flagged keys of c, ascending    (`clusterCountWgsl`, `clusterOffsetsWgsl`, `clusterListWgsl`)
- *   bits          the key flags packed 32 keys to a word (`packFlagsWgsl`), for the de-duplication
- *                 below; each query's cluster flags packed 32 clusters to a word (`packRowFlagsWgsl`)
+ *   bits          the key flags packed 32 keys to a word per cluster (`packFlagsWgsl`), for the
+ *                 lists and the de-duplication below; each query's cluster flags packed 32
+ *                 clusters to a word (`packRowFlagsWgsl`)
+ *   key lists     K_c = the flagged keys of c, ascending, from the bits   (`clusterCountWgsl`, `clusterOffsetsWgsl`, `clusterListWgsl`)
  *   query rows    row(i) = sinks ∪ local ∪ ⋃_{c : i ∈ I_c} (K_c ∩ [0, limit_i))   (`routedRowsWgsl`, count then write)
  *   row offsets   exclusive scan of the row sizes, per head then over heads    (`rowScanWgsl`, `headScanWgsl`)
  *
@@ -220,18 +221,22 @@ ${entry} {
 `;
 }
 
-/** Members of every (slot, cluster) flag column: `counts[slot·C + c]`. */
+/**
+ * One workgroup per (slot, cluster) column of packed flags (`packFlagsWgsl`'s words): the column's
+ * member count. (Counting the float flags read C·S·4 bytes per slot a second time.)
+ */
 export function clusterCountWgsl(): string {
   return /* wgsl */ `${header}
-@group(0) @binding(1) var<storage, read> flags: array<f32>;
+@group(0) @binding(1) var<storage, read> bits: array<u32>;
 @group(0) @binding(2) var<storage, read_write> counts: array<u32>;
 var<workgroup> partial: array<u32, ${ROUTING_THREADS}>;
 
 ${entry} {
   ${linear}
   if (linear >= P.slots * P.clusters) { return; }
+  let words = (P.count + 31u) / 32u;
   var n = 0u;
-  for (var i = lid; i < P.count; i += NT) { n += select(0u, 1u, flags[linear * P.count + i] > 0.5); }
+  for (var w = lid; w < words; w += NT) { n += countOneBits(bits[linear * words + w]); }
   partial[lid] = n;
   workgroupBarrier();
   for (var width = NT / 2u; width > 0u; width = width / 2u) {
@@ -262,10 +267,14 @@ ${entry} {
 `;
 }
 
-/** One workgroup per (slot, cluster): writes the flagged positions ascending at the cluster's offset. */
+/**
+ * One workgroup per (slot, cluster) column of packed flags: writes the members' positions
+ * ascending at the cluster's offset, 32 positions per thread and 8 192 per scan (one scan per 256
+ * positions over the float flags took ~10 ms of the lists at S = 64k, C = 256, 32 heads on the H100).
+ */
 export function clusterListWgsl(): string {
   return /* wgsl */ `${header}
-@group(0) @binding(1) var<storage, read> flags: array<f32>;
+@group(0) @binding(1) var<storage, read> bits: array<u32>;
 @group(0) @binding(2) var<storage, read> offsets: array<u32>;
 @group(0) @binding(3) var<storage, read_write> lists: array<u32>;
 var<workgroup> partial: array<u32, ${ROUTING_THREADS}>;
@@ -275,14 +284,22 @@ ${entry} {
   if (linear >= P.slots * P.clusters) { return; }
   let slot = linear / P.clusters;
   let c = linear % P.clusters;
+  let words = (P.count + 31u) / 32u;
   var at = offsets[slot * (P.clusters + 1u) + c];
-  for (var start = 0u; start < P.count; start += NT) {
-    let i = start + lid;
-    let member = i < P.count && flags[linear * P.count + i] > 0.5;
-    partial[lid] = select(0u, 1u, member);
+  for (var start = 0u; start < words; start += NT) {
+    let w = start + lid;
+    var word = 0u;
+    if (w < words) { word = bits[linear * words + w]; }
+    let own = countOneBits(word);
+    partial[lid] = own;
     workgroupBarrier();
 ${inclusiveScanU32('    ')}
-    if (member) { lists[at + partial[lid] - 1u] = i; }
+    var out = at + partial[lid] - own;
+    while (word != 0u) {
+      lists[out] = w * 32u + firstTrailingBit(word);
+      out++;
+      word = word & (word - 1u);
+    }
     let tile = partial[NT - 1u];
     workgroupBarrier();
     at += tile;
