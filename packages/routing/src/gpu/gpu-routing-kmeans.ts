@@ -17,7 +17,7 @@ import { normalizeRows } from '../normalize-rows.js';
 import { resolveClusters, resolveSampleSize, type RoutingConfig } from '../routing-config.js';
 import { sphericalKMeans } from '../spherical-kmeans.js';
 import { SEED_PARAMS, SEED_THREADS, seedDistanceWgsl, seedPickWgsl } from './kmeans-seed-wgsl.js';
-import { KMEANS_PARAMS, KMEANS_THREADS, kmeansGatherWgsl, kmeansNormalizeWgsl, kmeansSumVec4Wgsl, kmeansSumWgsl, normalizeRowsPerWorkgroup, normalizeRowsWgsl } from './spherical-kmeans-wgsl.js';
+import { KMEANS_PARAMS, KMEANS_THREADS, kmeansGatherWgsl, kmeansNormalizeWgsl, kmeansSumVec4Wgsl, kmeansSumWgsl, NORMALIZE_MAX_DIM, NORMALIZE_MAX_WORKGROUP_BYTES, normalizeRowsPerWorkgroup, normalizeRowsWgsl, normalizeRowsWorkgroupBytes } from './spherical-kmeans-wgsl.js';
 import { CENTROID_TILE_PARAMS, CENTROID_TILE_THREADS, centroidTileWgsl, type CentroidTileLayout, type CentroidTileMode } from './centroid-tile-wgsl.js';
 
 const { STORAGE, COPY_SRC, COPY_DST } = WEBGPU_FLAGS;
@@ -105,6 +105,9 @@ export interface RoutingFitPlan {
 /** The k-means plan of a call (the CPU's C, subsample and seeds). */
 export function routingFitPlan(d: AttentionDims, config: RoutingConfig): RoutingFitPlan {
   if (config.sharedQK) throw new ConfigError('routing: sharedQK is not on the GPU path (the GPU routes separate queries and keys only)');
+  if (normalizeRowsWorkgroupBytes(d.headDim) > NORMALIZE_MAX_WORKGROUP_BYTES) {
+    throw new ConfigError(`routing: headDim ${d.headDim} is above the GPU path's ${NORMALIZE_MAX_DIM} (the normalisation stages a whole row in WebGPU's minimum 16 KiB of workgroup memory)`);
+  }
   const clusters = resolveClusters(config.clusters, d.keySeq, config.window);
   const sampleSize = resolveSampleSize(config.kmeansSampleSize, clusters);
   const sample = Math.min(d.keySeq, sampleSize);

@@ -8,7 +8,7 @@ import { normalizeRows } from '../normalize-rows.js';
 import { kmeansSampleIndices } from './gpu-routing-kmeans.js';
 import { routingPlan } from './gpu-routing.js';
 import { balancedTopWWgsl, clusterCountWgsl, clusterListWgsl, clusterOffsetsWgsl, headScanWgsl, nearestFlagsWgsl, routedRowsWgsl, packFlagsWgsl, packRowFlagsWgsl, rowScanWgsl } from './routing-selection-wgsl.js';
-import { kmeansGatherWgsl, kmeansNormalizeWgsl, kmeansSumVec4Wgsl, kmeansSumWgsl, normalizeRowsWgsl } from './spherical-kmeans-wgsl.js';
+import { kmeansGatherWgsl, kmeansNormalizeWgsl, kmeansSumVec4Wgsl, kmeansSumWgsl, NORMALIZE_MAX_DIM, normalizeRowsWgsl, normalizeRowsWorkgroupBytes } from './spherical-kmeans-wgsl.js';
 import { clusterAttentionHooks, clusterMergeWgsl, clusterTileOffsetsWgsl, windowAttentionHooks } from './cluster-attention-wgsl.js';
 import { centroidTileWgsl } from './centroid-tile-wgsl.js';
 import { similarityTileWgsl, simTopWgsl } from './similarity-tile-wgsl.js';
@@ -53,6 +53,15 @@ describe('routing GPU plan (no GPU needed)', () => {
     const d = validateAttentionInput(input(20));
     expect(() => routingPlan(d, routingConfigSchema.parse({ sharedQK: true }))).toThrow(ConfigError);
     expect(() => routingPlan(d, routingConfigSchema.parse({ combine: 'mean' }))).toThrow(ConfigError);
+  });
+
+  it('refuses a head dim whose staged row does not fit 16 KiB of workgroup memory, before any GPU work', () => {
+    const d = validateAttentionInput(input(20));
+    const config = routingConfigSchema.parse({});
+    expect(normalizeRowsWorkgroupBytes(NORMALIZE_MAX_DIM)).toBeLessThanOrEqual(16384);
+    expect(normalizeRowsWorkgroupBytes(NORMALIZE_MAX_DIM + 1)).toBeGreaterThan(16384);
+    expect(() => routingPlan({ ...d, headDim: NORMALIZE_MAX_DIM }, config)).not.toThrow();
+    expect(() => routingPlan({ ...d, headDim: NORMALIZE_MAX_DIM + 1 }, config)).toThrow(/headDim 4094 is above the GPU path's 4093/);
   });
 
   it('draws the k-means subsample as distinct ascending row indices (all rows when they fit)', () => {

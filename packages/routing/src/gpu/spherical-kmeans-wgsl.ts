@@ -37,6 +37,18 @@ export function normalizeRowsPerWorkgroup(dim: number): number {
   return Math.max(1, Math.min(16, Math.floor(4096 / (dim + 1))));
 }
 
+/** Workgroup memory of {@link normalizeRowsWgsl}: its staged rows (padded by one float) and their (shift, scale) pairs. */
+export function normalizeRowsWorkgroupBytes(dim: number): number {
+  const rows = normalizeRowsPerWorkgroup(dim);
+  return 4 * rows * (dim + 1) + 8 * rows;
+}
+
+/** WebGPU's guaranteed workgroup memory, which the normalisation stays within on every device. */
+export const NORMALIZE_MAX_WORKGROUP_BYTES = 16384;
+
+/** The largest head dim the normalisation stages (one padded row and its pair in 16 KiB). */
+export const NORMALIZE_MAX_DIM = NORMALIZE_MAX_WORKGROUP_BYTES / 4 - 3;
+
 /**
  * Row normalisation (`mode` 0 = l2 with ε = 1e-12, 1 = layernorm without scale, ε = 1e-6) of
  * `P.rows` rows of `dim` floats, {@link normalizeRowsPerWorkgroup} rows per workgroup. `columns`:
