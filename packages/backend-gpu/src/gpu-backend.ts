@@ -230,6 +230,20 @@ export class GpuBackend {
    */
   private readonly spares = new Map<string, GPUBuffer[]>();
   private spareBytes = 0;
+  /**
+   * Most bytes of large per-call buffers (above {@link SPARE_BUFFER_BYTES}: token selections,
+   * score ranges, branch outputs) kept after their call for the next call that asks for the same
+   * size and usage (default 8 GiB; 0 keeps none). Creating a buffer costs Dawn on the H100 about
+   * 30–35 ms per GiB (8 ms for 256 MiB, 83–267 ms for 4 GiB), more than most kernels of a 64k
+   * call take, so repeated calls of one shape reuse them; a reused one is zeroed on the GPU
+   * (`clearBuffer`, ~1 ms per GiB). The oldest kept buffers are freed first when the cap is
+   * reached; `releaseScratch()` frees them all. Keeping them does not raise a call's peak (the
+   * call held them anyway), only what stays allocated between calls.
+   */
+  keptBufferBytes = KEPT_BUFFER_BYTES;
+  /** The kept large buffers, oldest first. */
+  private readonly largeSpares: GPUBuffer[] = [];
+  private largeSpareBytes = 0;
   /** Buffers made to be kept as spares (small, per call). */
   private readonly recyclable = new WeakSet<GPUBuffer>();
   /** Reused storage buffers to clear before the next submission. */
@@ -566,6 +580,9 @@ export class GpuBackend {
     for (const list of this.spares.values()) destroyAll(...list);
     this.spares.clear();
     this.spareBytes = 0;
+    for (const b of this.largeSpares) this.dirty.delete(b);
+    destroyAll(...this.largeSpares.splice(0));
+    this.largeSpareBytes = 0;
     this.bindGroups.clear();
     for (const [owner, kept] of this.keptPools) {
       if (kept.busy) continue;
@@ -1163,7 +1180,18 @@ export class GpuBackend {
   private perCall(bytes: number, usage: number, o: { readonly cleared?: boolean } = {}): GPUBuffer {
     const size = Math.max(16, Math.ceil(bytes / 4) * 4);
     const full = usage & STORAGE ? usage | COPY_DST : usage;
-    if (size > SPARE_BUFFER_BYTES) return this.buffer(size, full);
+    if (size > SPARE_BUFFER_BYTES) {
+      const at = this.largeSpares.findIndex((b) => b.size === size && b.usage === full);
+      if (at >= 0) {
+        const [reused] = this.largeSpares.splice(at, 1);
+        this.largeSpareBytes -= size;
+        if (full & STORAGE && o.cleared !== false) this.dirty.add(reused!);
+        return reused!;
+      }
+      const buffer = this.buffer(size, full);
+      this.recyclable.add(buffer);
+      return buffer;
+    }
     // First in, first out: a call sequence repeated (decode steps) takes back the same buffer for
     // the same use, so its bind groups are found kept.
     const reused = this.spares.get(`${size}:${full}`)?.shift();
@@ -1177,10 +1205,12 @@ export class GpuBackend {
     return buffer;
   }
 
-  /** Keeps small per-call buffers as spares (up to the total cap), destroys the rest. */
+  /** Keeps per-call buffers as spares (small ones and large ones, each up to its total cap), destroys the rest. */
   private recycle(buffers: readonly GPUBuffer[]): void {
     for (const buffer of buffers) {
-      if (this.recyclable.has(buffer) && this.spareBytes + buffer.size <= SPARE_TOTAL_BYTES) {
+      if (this.recyclable.has(buffer) && buffer.size > SPARE_BUFFER_BYTES) {
+        this.keepLarge(buffer);
+      } else if (this.recyclable.has(buffer) && this.spareBytes + buffer.size <= SPARE_TOTAL_BYTES) {
         const key = `${buffer.size}:${buffer.usage}`;
         const list = this.spares.get(key);
         if (list) list.push(buffer);
@@ -1190,6 +1220,23 @@ export class GpuBackend {
         this.dirty.delete(buffer);
         buffer.destroy();
       }
+    }
+  }
+
+  /** Keeps a large per-call buffer, freeing the oldest kept ones beyond `keptBufferBytes`. */
+  private keepLarge(buffer: GPUBuffer): void {
+    if (buffer.size > this.keptBufferBytes) {
+      this.dirty.delete(buffer);
+      buffer.destroy();
+      return;
+    }
+    this.largeSpares.push(buffer);
+    this.largeSpareBytes += buffer.size;
+    while (this.largeSpareBytes > this.keptBufferBytes) {
+      const oldest = this.largeSpares.shift()!;
+      this.largeSpareBytes -= oldest.size;
+      this.dirty.delete(oldest);
+      oldest.destroy();
     }
   }
 
@@ -1285,6 +1332,8 @@ const SMALL_TUNING: AttentionTuning = { chunk: 16, valueChunk: 16 };
 const SPARE_BUFFER_BYTES = 4 * 1024 * 1024;
 /** Most bytes of per-call buffers kept for reuse. */
 const SPARE_TOTAL_BYTES = 64 * 1024 * 1024;
+/** Default of {@link GpuBackend.keptBufferBytes}. */
+const KEPT_BUFFER_BYTES = 8 * 1024 * 1024 * 1024;
 /** Bind groups the backend keeps (least recently used dropped first). */
 const BIND_GROUP_CACHE = 1024;
 

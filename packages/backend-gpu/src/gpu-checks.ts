@@ -353,6 +353,35 @@ export const gpuChecks: readonly GpuCheck[] = [
     },
   },
   {
+    // Creating a buffer costs Dawn ~30 ms per GiB on the H100, so large per-call buffers are kept
+    // for the next call of the same size: a kept one must come back zeroed, and none beyond the cap.
+    name: 'large per-call buffers (above 4 MiB) are kept for the next call of the same size, zeroed on reuse, and not beyond keptBufferBytes',
+    async run(backend) {
+      const input = checkInput({ batch: 1, queryHeads: 2, kvHeads: 1, seq: 64, headDim: 16 }, 155);
+      const resident = backend.upload(input, validateAttentionInput(input));
+      const cap = backend.keptBufferBytes;
+      try {
+        const bytes = 5 * 1024 * 1024;
+        const first = backend.scratchBuffer(bytes);
+        backend.context.device.queue.writeBuffer(first, 0, new Float32Array([7, 7, 7, 7]));
+        backend.discard(first);
+        const again = backend.scratchBuffer(bytes);
+        if (again !== first) throw new Error('a large buffer of the same size was not reused');
+        await backend.runDense(resident);
+        const head = await backend.read(again, 16);
+        if (head.some((x) => x !== 0)) throw new Error(`a reused large buffer was not zeroed: ${Array.from(head).join(', ')}`);
+        backend.keptBufferBytes = bytes - 1;
+        backend.discard(again);
+        const fresh = backend.scratchBuffer(bytes);
+        if (fresh === again) throw new Error('a buffer above keptBufferBytes was kept');
+        backend.discard(fresh);
+      } finally {
+        backend.keptBufferBytes = cap;
+        backend.release(resident);
+      }
+    },
+  },
+  {
     name: "device.onuncapturederror can be assigned (Dawn's setter is replaced once at initialisation)",
     async run(backend) {
       const device = backend.context.device;
