@@ -68,6 +68,11 @@ export interface GpuSelectionChunk {
   readonly rows: number;
   readonly bounds: GPUBuffer;
   readonly indices: GPUBuffer;
+  /**
+   * Block selections only: per entry `maskWords` u32 (at `(row · stride + entry) · maskWords`),
+   * bit j set where key j of the entry's block is attended; see {@link GpuSelection.maskWords}.
+   */
+  readonly masks?: GPUBuffer;
 }
 
 type SelectionBuffers = GpuSelectionChunk;
@@ -81,6 +86,14 @@ export interface GpuSelection {
   readonly layout: Selection;
   readonly stride: number;
   readonly chunks: readonly GpuSelectionChunk[];
+  /**
+   * Set on a masked block selection: every chunk has `masks` with this many u32 words per entry
+   * (⌈blockSize / 32⌉), and each entry covers only the keys of its block whose bit is set, so a
+   * token selection whose tokens fall in a few blocks per row runs on the key-block executor. Only
+   * that executor runs it (`runSparse` throws a `ConfigError` otherwise), and it cannot be read
+   * back as core's `Selection` (which has no masks): read the token selection it was made from.
+   */
+  readonly maskWords?: number;
 }
 
 /**
@@ -402,13 +415,22 @@ export class GpuBackend {
    * (timed as attention) and reads back the output, lse and selection. `extraBytesPerSlot` is
    * the largest scratch buffer per KV slot the step allocates (for chunking).
    */
-  async selectionAttention(input: AttentionInput, step: GpuSelectionStep, options: { extraBytesPerSlot?: number; diagnostics?: Readonly<Record<string, number>> } = {}): Promise<SparseAttentionResult> {
+  async selectionAttention(
+    input: AttentionInput,
+    step: GpuSelectionStep,
+    options: {
+      extraBytesPerSlot?: number;
+      diagnostics?: Readonly<Record<string, number>>;
+      /** Attention over the selection instead of `runSparse(resident, selection)` (e.g. over a masked block form the step also wrote); resolves with its time. */
+      attend?: (resident: ResidentAttention, selection: GpuSelection) => Promise<number>;
+    } = {},
+  ): Promise<SparseAttentionResult> {
     const d = validateAttentionInput(input);
     const resident = this.upload(input, d, options.extraBytesPerSlot ?? 0);
     try {
       const { selection: gpuSelection, ms: selectionMs } = await this.runSelection(resident, step);
       try {
-        const attentionMs = await this.runSparse(resident, gpuSelection);
+        const attentionMs = await (options.attend ?? ((r, s) => this.runSparse(r, s)))(resident, gpuSelection);
         const { output, lse } = await this.readOutput(resident);
         const selection = await this.readSelection(gpuSelection);
         return {
@@ -488,17 +510,26 @@ export class GpuBackend {
    */
   async runSparse(resident: ResidentAttention, selection: GpuSelection, targets?: readonly { out: GPUBuffer; lse: GPUBuffer }[]): Promise<number> {
     checkSelectionFits(selection.layout, resident.dims);
-    return this.timed(() => this.encodeSparse(resident, selection.layout, selection.chunks, selection.stride, targets));
+    if (selection.maskWords !== undefined) {
+      const need = Math.ceil(selection.layout.blockSize / 32);
+      if (selection.layout.kind !== 'block' || selection.maskWords !== need || selection.chunks.some((c) => !c.masks)) {
+        throw new ConfigError(`a masked selection needs block rows, ${need} mask words per entry and masks in every chunk (got ${selection.layout.kind} rows, ${selection.maskWords} words)`);
+      }
+      const executor = this.executorFor(selection.layout, resident.dims);
+      if (executor !== 'key-blocks') throw new ConfigError(`a masked block selection runs on the key-block executor only; this call takes '${executor}'`);
+    }
+    return this.timed(() => this.encodeSparse(resident, selection.layout, selection.chunks, selection.stride, targets, selection.maskWords));
   }
 
   /** Reads a GPU selection back as core's `Selection` (CSR). */
   async readSelection(selection: GpuSelection): Promise<Selection> {
+    if (selection.maskWords !== undefined) throw new Error('readSelection: a masked block selection has no Selection form; read the token selection it was made from');
     return this.readSelectionRows(selection.layout, selection.chunks, selection.layout.rows);
   }
 
   /** Frees a GPU selection's buffers (after the submission inside {@link oneSubmission}). */
   releaseSelection(selection: GpuSelection): void {
-    for (const b of selection.chunks) this.discard(b.bounds, b.indices);
+    for (const b of selection.chunks) this.discard(b.bounds, b.indices, ...(b.masks ? [b.masks] : []));
   }
 
   /**
@@ -637,18 +668,18 @@ export class GpuBackend {
     return this.attentionKernel('lists', d, 64, hooks);
   }
 
-  private attentionKernel(mode: FlashAttentionKernelOptions['mode'], d: AttentionDims, rowsNeeded: number, hooks?: FlashAttentionListHooks): { code: string; tile: TileShape } {
+  private attentionKernel(mode: FlashAttentionKernelOptions['mode'], d: AttentionDims, rowsNeeded: number, hooks?: FlashAttentionListHooks, masked = false): { code: string; tile: TileShape } {
     // Generating the source takes 30–50 µs, a good part of a decode step's host time: kept per
     // shape (the `lists` mode's hooks are the caller's; it generates each time).
-    const key = hooks ? undefined : `${mode}:${d.headDim}:${d.valueDim}:${rowsNeeded > 16}:${this.tuning.chunk}x${this.tuning.valueChunk}`;
+    const key = hooks ? undefined : `${mode}:${d.headDim}:${d.valueDim}:${rowsNeeded > 16}:${this.tuning.chunk}x${this.tuning.valueChunk}:${masked}`;
     const known = key === undefined ? undefined : this.kernelSources.get(key);
     if (known) return known;
-    const found = this.generateAttentionKernel(mode, d, rowsNeeded, hooks);
+    const found = this.generateAttentionKernel(mode, d, rowsNeeded, hooks, masked);
     if (key !== undefined) this.kernelSources.set(key, found);
     return found;
   }
 
-  private generateAttentionKernel(mode: FlashAttentionKernelOptions['mode'], d: AttentionDims, rowsNeeded: number, hooks?: FlashAttentionListHooks): { code: string; tile: TileShape } {
+  private generateAttentionKernel(mode: FlashAttentionKernelOptions['mode'], d: AttentionDims, rowsNeeded: number, hooks?: FlashAttentionListHooks, masked = false): { code: string; tile: TileShape } {
     // Head dims that are not multiples of 4 take the scalar-load kernel, whose 16-row variant
     // stalls SwiftShader until Chromium drops the device (a 1-query-row block selection at D = 18
     // ran 170 s); they always use 64-row tiles, whose scalar variant runs everywhere (idle rows
@@ -656,7 +687,7 @@ export class GpuBackend {
     const scalar = d.headDim % 4 !== 0 || d.valueDim % 4 !== 0;
     for (const rows of rowsNeeded > 16 || scalar ? ([64, 16] as const) : ([16] as const)) {
       for (const { chunk, valueChunk } of [this.tuning, SMALL_TUNING]) {
-        const options: FlashAttentionKernelOptions = { mode, headDim: d.headDim, valueDim: d.valueDim, tile: { rows, chunk }, valueChunk, ...(hooks ? { hooks } : {}) };
+        const options: FlashAttentionKernelOptions = { mode, headDim: d.headDim, valueDim: d.valueDim, tile: { rows, chunk }, valueChunk, ...(hooks ? { hooks } : {}), ...(masked ? { masked } : {}) };
         if (flashAttentionWorkgroupBytes(options) <= this.context.maxWorkgroupBytes) return { code: flashAttentionWgsl(options), tile: options.tile };
       }
     }
@@ -686,10 +717,10 @@ export class GpuBackend {
     return selection.rows >= 64 && selection.blockSize >= 16 && vectors <= 16 ? 'key-blocks' : 'rows';
   }
 
-  private async encodeSparse(resident: ResidentAttention, selection: Selection, buffers: readonly SelectionBuffers[], stride: number, targets?: readonly { out: GPUBuffer; lse: GPUBuffer }[]): Promise<Encoded> {
+  private async encodeSparse(resident: ResidentAttention, selection: Selection, buffers: readonly SelectionBuffers[], stride: number, targets?: readonly { out: GPUBuffer; lse: GPUBuffer }[], maskWords?: number): Promise<Encoded> {
     const d = resident.dims;
     const executor = this.executorFor(selection, d);
-    if (executor === 'key-blocks') return this.encodeKeyBlocks(resident, selection, buffers, stride, targets);
+    if (executor === 'key-blocks') return this.encodeKeyBlocks(resident, selection, buffers, stride, targets, maskWords);
     if (executor === 'split-k') return this.encodeSplitK(resident, selection, buffers, stride, targets);
     const scopeKv = selection.headScope === 'kv';
     const tileRows = (scopeKv ? d.groupSize : 1) * selection.queryBlockSize;
@@ -774,13 +805,13 @@ export class GpuBackend {
    * partials fit one binding, count → scan → scatter the (row, entry) items into per-(slot, block)
    * lists, attend each list's 64-query tiles over its block, merge each query's partials.
    */
-  private async encodeKeyBlocks(resident: ResidentAttention, selection: Selection, buffers: readonly SelectionBuffers[], stride: number, targets?: readonly { out: GPUBuffer; lse: GPUBuffer }[]): Promise<Encoded> {
+  private async encodeKeyBlocks(resident: ResidentAttention, selection: Selection, buffers: readonly SelectionBuffers[], stride: number, targets?: readonly { out: GPUBuffer; lse: GPUBuffer }[], maskWords?: number): Promise<Encoded> {
     const d = resident.dims;
     const scopeKv = selection.headScope === 'kv';
     const vectors = (scopeKv ? d.groupSize : 1) * selection.queryBlockSize;
     const blocks = Math.ceil(d.keySeq / selection.blockSize);
     const width = Math.max(1, stride);
-    const { code, tile } = this.attentionKernel('gather', d, 64);
+    const { code, tile } = this.attentionKernel('gather', d, 64, undefined, maskWords !== undefined);
     const itemsPerTile = Math.max(1, Math.floor(tile.rows / vectors));
     const [attend, count, scan, tileMap, scatter, sort, merge] = await Promise.all([
       this.pipeline(code),
@@ -857,8 +888,8 @@ export class GpuBackend {
         const listGrid = dispatchGrid(lists);
         step('sort', sort, [params(listGrid), listMeta, items], listGrid);
         const tileGrid = dispatchGrid(maxTiles);
-        const attendParams = params(tileGrid, GATHER_ATTENTION_PARAMS, { ...attentionParams(d), blockSize: selection.blockSize });
-        step('attend', attend, [attendParams, chunk.q, chunk.k, chunk.v, partOut, partLse, listMeta, items], tileGrid);
+        const attendParams = params(tileGrid, GATHER_ATTENTION_PARAMS, { ...attentionParams(d), blockSize: selection.blockSize, maskWords: maskWords ?? 0 });
+        step('attend', attend, [attendParams, chunk.q, chunk.k, chunk.v, partOut, partLse, listMeta, items, maskWords !== undefined ? b.masks : undefined], tileGrid);
         const vectorGrid = dispatchGrid(rows * vectors);
         step('merge', merge, [params(vectorGrid), b.bounds, partOut, partLse, target.out, target.lse], vectorGrid);
       }

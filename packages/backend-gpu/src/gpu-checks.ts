@@ -105,6 +105,54 @@ function randomBlockSelection(batch: number, heads: number, seq: number, keySeq:
   return builder.finish();
 }
 
+/**
+ * Token rows (query row t sees keys ≤ t) drawn as blocks of `blockSize`: each row picks random
+ * visible blocks and, in each, random visible tokens — some picked blocks get none (an empty
+ * mask) — and returns both forms: the token rows, and the block rows (CSR of fixed `stride`) with
+ * ⌈blockSize / 32⌉ mask words per entry.
+ */
+function maskedTokenRows(slots: number, querySeq: number, keySeq: number, blockSize: number, seed: number): { tokens: number[][]; stride: number; words: number; bounds: Uint32Array; blocks: Uint32Array; masks: Uint32Array } {
+  const rng = new Rng(seed);
+  const words = Math.ceil(blockSize / 32);
+  const offset = keySeq - querySeq;
+  const rows: { blocks: number[]; masks: number[][]; tokens: number[] }[] = [];
+  for (let r = 0; r < slots * querySeq; r++) {
+    const t = offset + (r % querySeq);
+    const picked = { blocks: [] as number[], masks: [] as number[][], tokens: [] as number[] };
+    for (let b = 0; b * blockSize <= t; b++) {
+      if (rng.next() > 0.45) continue;
+      const mask = new Array<number>(words).fill(0);
+      const empty = rng.next() < 0.15;
+      for (let j = 0; j < blockSize && b * blockSize + j <= t; j++) {
+        if (empty || rng.next() > 0.4) continue;
+        mask[j >> 5]! |= 1 << (j & 31);
+        picked.tokens.push(b * blockSize + j);
+      }
+      picked.blocks.push(b);
+      picked.masks.push(mask);
+    }
+    rows.push(picked);
+  }
+  const stride = Math.max(1, ...rows.map((r) => r.blocks.length));
+  const bounds = new Uint32Array(2 * rows.length);
+  const blocks = new Uint32Array(rows.length * stride);
+  const masks = new Uint32Array(rows.length * stride * words);
+  rows.forEach((row, r) => {
+    bounds[2 * r] = r * stride;
+    bounds[2 * r + 1] = r * stride + row.blocks.length;
+    blocks.set(row.blocks, r * stride);
+    row.masks.forEach((mask, e) => masks.set(mask.map((x) => x >>> 0), (r * stride + e) * words));
+  });
+  return { tokens: rows.map((r) => r.tokens), stride, words, bounds, blocks, masks };
+}
+
+/** Masked block selections: mask widths of 1, 2 and 4 words (block 16, 64, 100: several key tiles a block), scopes, GQA, offsets, row windows. */
+const maskedCases: readonly { label: string; shape: CheckShape; blockSize: number; scope: 'kv' | 'query'; windowBytes?: number }[] = [
+  { label: 'per KV head (one query, MHA), block 64', shape: { batch: 1, queryHeads: 2, kvHeads: 2, seq: 300, headDim: 32 }, blockSize: 64, scope: 'kv' },
+  { label: 'per KV head (4 query heads a row), block 16, several row windows', shape: { batch: 1, queryHeads: 8, kvHeads: 2, seq: 203, headDim: 16, valueDim: 24 }, blockSize: 16, scope: 'kv', windowBytes: 64 * 1024 },
+  { label: 'per query head, block 100, queries at an offset, several row windows', shape: { batch: 2, queryHeads: 4, kvHeads: 2, seq: 330, headDim: 32, querySeq: 70 }, blockSize: 100, scope: 'query', windowBytes: 96 * 1024 },
+];
+
 const denseShapes: readonly CheckShape[] = [
   { batch: 1, queryHeads: 1, kvHeads: 1, seq: 1, headDim: 16 },
   { batch: 1, queryHeads: 2, kvHeads: 2, seq: 37, headDim: 16 },
@@ -213,6 +261,51 @@ export const gpuChecks: readonly GpuCheck[] = [
         const gpu = await gpuBackend.sparseAttention(input, selection);
         expectClose(`${mode} output`, gpu.output.data, cpu.output.data);
         expectLseClose(`${mode} lse`, gpu.lse, cpu.lse);
+      }
+    },
+  })),
+  ...maskedCases.map(({ label, shape, blockSize, scope, windowBytes }, i): GpuCheck => ({
+    name: `masked block selection (a token selection as its blocks + key masks, empty masks included) on the key-block executor equals core sparseAttention over the tokens: ${label}, ${describeCheckShape(shape)}`,
+    async run(backend) {
+      const input = checkInput(shape, 160 + i);
+      const d = validateAttentionInput(input);
+      const heads = scope === 'kv' ? shape.kvHeads : shape.queryHeads;
+      const masked = maskedTokenRows(shape.batch * heads, d.querySeq, d.keySeq, blockSize, 170 + i);
+      const tokens = new SelectionBuilder({ kind: 'token', blockSize: 1, headScope: scope, batch: shape.batch, heads, rows: d.querySeq, queryBlockSize: 1, keySeq: d.keySeq });
+      for (const row of masked.tokens) tokens.pushRow(row);
+      const cpu = sparseAttention(input, tokens.finish());
+      // A backend of its own: small windows put most rows' masks at an offset (rowStart · stride).
+      const gpuBackend = new GpuBackend(backend.context);
+      if (windowBytes) gpuBackend.keyBlockWindowBytes = windowBytes;
+      const resident = gpuBackend.upload(input, d);
+      const device = backend.context.device;
+      const made: GPUBuffer[] = [];
+      const make = (data: Uint32Array) => {
+        const buffer = device.createBuffer({ size: Math.max(16, data.byteLength), usage: 0x80 | 0x08 | 0x04 });
+        device.queue.writeBuffer(buffer, 0, data);
+        made.push(buffer);
+        return buffer;
+      };
+      try {
+        if (resident.chunks.length !== 1) throw new Error('the check expects one chunk');
+        const layout = { kind: 'block' as const, blockSize, headScope: scope, rows: d.querySeq, queryBlockSize: 1, batch: shape.batch, heads, keySeq: d.keySeq, offsets: new Int32Array(shape.batch * heads * d.querySeq + 1), indices: new Int32Array(0) };
+        const chunk = { rows: masked.tokens.length, bounds: make(masked.bounds), indices: make(masked.blocks), masks: make(masked.masks) };
+        const selection = { layout, stride: masked.stride, chunks: [chunk], maskWords: masked.words };
+        if (gpuBackend.executorFor(layout, d) !== 'key-blocks') throw new Error(`auto chose ${gpuBackend.executorFor(layout, d)}`);
+        await gpuBackend.runSparse(resident, selection);
+        const { output, lse } = await gpuBackend.readOutput(resident);
+        expectClose('output', output.data, cpu.output.data);
+        expectLseClose('lse', lse, cpu.lse);
+        let wrong: unknown;
+        await gpuBackend.runSparse(resident, { ...selection, maskWords: masked.words + 1 }).catch((error: unknown) => (wrong = error));
+        if (!(wrong instanceof Error) || !wrong.message.includes('mask words')) throw new Error(`a wrong mask width should throw a ConfigError, got ${String(wrong)}`);
+        gpuBackend.sparseExecutor = 'rows';
+        let rows: unknown;
+        await gpuBackend.runSparse(resident, selection).catch((error: unknown) => (rows = error));
+        if (!(rows instanceof Error) || !rows.message.includes('key-block executor only')) throw new Error(`a masked selection on the rows executor should throw, got ${String(rows)}`);
+      } finally {
+        for (const buffer of made) buffer.destroy();
+        gpuBackend.release(resident);
       }
     },
   })),

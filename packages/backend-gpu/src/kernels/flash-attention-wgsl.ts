@@ -42,6 +42,13 @@ export interface FlashAttentionKernelOptions {
   readonly valueChunk: number;
   /** The `lists` mode's hooks (required there, ignored otherwise). */
   readonly hooks?: FlashAttentionListHooks;
+  /**
+   * `gather` mode only: each selection entry also has a key mask (binding 8, `maskWords` u32 per
+   * entry, bit j of the entry's words = key j of its block), and a (row, key) pair is attended only
+   * where the bit is set. A token selection whose tokens fall in few blocks per row (the
+   * hierarchical indexer's) runs key-block-major this way, each block read once per 64 queries.
+   */
+  readonly masked?: boolean;
 }
 
 /**
@@ -95,7 +102,7 @@ export const GATHER_ATTENTION_PARAMS = [
   'groupSize', 'selRows', 'blockSize', 'scopeKv',
   'queryBlockSize', 'stride', 'lists', 'blocks',
   'rowStart', 'slotFirst', 'itemsPerTile', 'vectors',
-  'tilesX', 'scale', 'pad0', 'pad1',
+  'tilesX', 'scale', 'pad0', 'maskWords',
 ] as const;
 
 /** Bytes of workgroup memory the kernel declares, to check against the device limit. */
@@ -104,8 +111,9 @@ export function flashAttentionWorkgroupBytes(o: FlashAttentionKernelOptions): nu
   const tr = o.tile.rows / 4;
   const scratch = Math.max(operandScratchVec4(o.tile), (o.valueChunk * dvp) / 4);
   const gatherRows = o.mode === 'gather' || o.mode === 'lists' ? o.tile.rows * 4 + 8 : 0;
-  const hooks = o.mode === 'lists' ? listHooks(o).workgroupBytes + 4 : 0;
-  return hooks + scratch * 16 + 64 * (tr + 1) * 16 + o.tile.rows * 17 * 4 + 64 * 4 + o.tile.rows * 8 + 16 + gatherRows;
+ const hooks = o.mode === 'lists' ? listHooks(o).workgroupBytes + 4 : 0;
+  const masks = o.mode === 'gather' && o.masked ? o.tile.rows * 2 * 4 : 0;
+  return hooks + masks + scratch * 16 + 64 * (tr + 1) * 16 + o.tile.rows * 17 * 4 + 64 * 4 + o.tile.rows * 8 + 16 + gatherRows;
 }
 
 /** Generates the WGSL source of the dense or CSR attention kernel. */
@@ -117,6 +125,7 @@ export function flashAttentionWgsl(o: FlashAttentionKernelOptions): string {
   const gather = o.mode === 'gather';
   const lists = o.mode === 'lists';
   const hooks = lists ? listHooks(o) : undefined;
+  const masked = gather && o.masked === true;
   const oVars = (i: number) => Array.from({ length: vc4 }, (_, c) => `o${i}_${c}`);
   const vectorized = usesVectorLoads(o);
   const { prefetchFirst, storeValues, prefetchNext } = valueStaging(o, dvp, vectorized);
@@ -139,7 +148,7 @@ ${hooks.params}
   groupSize: u32, selRows: u32, blockSize: u32, scopeKv: u32,
   queryBlockSize: u32, stride: u32, lists: u32, blocks: u32,
   rowStart: u32, slotFirst: u32, itemsPerTile: u32, vectors: u32,
-  tilesX: u32, scale: f32, pad0: u32, pad1: u32,
+  tilesX: u32, scale: f32, pad0: u32, maskWords: u32,
 }`
     : `struct Params {
   querySeq: u32, keySeq: u32, queryOffset: u32, causal: u32,
@@ -157,7 +166,10 @@ ${hooks.params}
 @group(0) @binding(5) var<storage, read_write> lse: array<f32>;
 ${csr ? `@group(0) @binding(6) var<storage, read> bounds: array<u32>;
 @group(0) @binding(7) var<storage, read> indices: array<u32>;` : ''}${gather ? `@group(0) @binding(6) var<storage, read> listMeta: array<u32>;
-@group(0) @binding(7) var<storage, read> items: array<u32>;` : ''}${hooks ? hooks.declarations : ''}
+@group(0) @binding(7) var<storage, read> items: array<u32>;` : ''}${masked ? `
+@group(0) @binding(8) var<storage, read> masks: array<u32>;
+// The key-tile's two mask words (keys 0–31, 32–63 of the tile) of each tile row's entry.
+var<workgroup> maskTile: array<u32, ${2 * o.tile.rows}>;` : ''}${hooks ? hooks.declarations : ''}
 
 var<workgroup> scratch: array<vec4<f32>, ${scratchVec4}>;
 var<workgroup> ps: array<vec4<f32>, ${64 * (o.tile.rows / 4 + 1)}>;
@@ -239,14 +251,22 @@ ${csr ? `    if (lid < BC) {
     if (P.causal == 1u && first > lastPos) { break; }` : `${gather ? '    if (P.causal == 1u && keyBase + k0 > lastPos) { break; }\n' : ''}    if (lid < BC) {
       let s = k0 + lid;
       keyIdx[lid] = select(INVALID, keyBase + s, s < slotCount);
-    }
+    }${masked ? `
+    if (lid < 2u * BR) {
+      // Entry (P.rowStart · stride + item)'s words for keys k0 .. k0 + 63 of its block.
+      let r = lid / 2u;
+      let word = k0 / 32u + lid % 2u;
+      var bits = 0u;
+      if (rowOut[r] != INVALID && word < P.maskWords) { bits = masks[(P.rowStart * P.stride + rowOut[r] / P.vectors) * P.maskWords + word]; }
+      maskTile[lid] = bits;
+    }` : ''}
     workgroupBarrier();`}
 ${zeroScores('    ')}
 ${scoreTileWgsl(o.tile, 'D', (r, e) => `qAt(${r}, ${e})`, (c, e) => `kAt(${c}, ${e}, kvBase)`, vectorized)}
 ${prefetchFirst}
     let keys = vec4<u32>(keyIdx[tx], keyIdx[tx + 16u], keyIdx[tx + 32u], keyIdx[tx + 48u]);
     let keyLive = keys != vec4<u32>(INVALID);
-${forRows((i) => `    let ok${i} = keyLive & vec4<bool>(live[${i}]) & ((keys <= vec4<u32>(pos[${i}])) | vec4<bool>(P.causal == 0u))${hooks?.allow ? ` & (${hooks.allow(i)})` : ''};
+${forRows((i) => `    let ok${i} = keyLive & vec4<bool>(live[${i}]) & ((keys <= vec4<u32>(pos[${i}])) | vec4<bool>(P.causal == 0u))${hooks?.allow ? ` & (${hooks.allow(i)})` : ''}${masked ? ` & ${maskBits(i)}` : ''};
     s${i} = select(vec4<f32>(NEG), s${i} * P.scale, ok${i});${hooks?.onPairs ? `
     pairs += dot(select(vec4<u32>(0u), vec4<u32>(1u), ok${i}), vec4<u32>(1u));` : ''}`)}
     red[ty * 17u + tx] = vec4<f32>(max(max(s0.x, s0.y), max(s0.z, s0.w)), max(max(s1.x, s1.y), max(s1.z, s1.w)), max(max(s2.x, s2.y), max(s2.z, s2.w)), max(max(s3.x, s3.y), max(s3.z, s3.w)));
@@ -297,6 +317,12 @@ ${oVars(i).map((name, c) => `    for (var e = 0u; e < 4u; e++) {
   }` : ''}
 }
 `;
+}
+
+/** WGSL (vec4<bool>): the mask bits of tile row 4ty + i for the thread's keys tx, tx + 16 (word 0) and tx + 32, tx + 48 (word 1). */
+function maskBits(i: number): string {
+  const w = (word: number) => `maskTile[2u * (4u * ty + ${i}u) + ${word}u]`;
+  return `((vec4<u32>((${w(0)} >> tx), (${w(0)} >> (tx + 16u)), (${w(1)} >> tx), (${w(1)} >> (tx + 16u))) & vec4<u32>(1u)) != vec4<u32>(0u))`;
 }
 
 function listHooks(o: FlashAttentionKernelOptions): FlashAttentionListHooks {

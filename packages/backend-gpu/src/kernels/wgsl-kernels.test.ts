@@ -46,6 +46,7 @@ const attentionOptions: FlashAttentionKernelOptions[] = [
   { mode: 'csr', headDim: 16, valueDim: 200, tile: { rows: 16, chunk: 16 }, valueChunk: 16 },
   { mode: 'gather', headDim: 128, valueDim: 128, tile: { rows: 64, chunk: 16 }, valueChunk: 16 },
   { mode: 'gather', headDim: 18, valueDim: 10, tile: { rows: 64, chunk: 16 }, valueChunk: 16 },
+  { mode: 'gather', headDim: 128, valueDim: 128, tile: { rows: 64, chunk: 16 }, valueChunk: 16, masked: true },
 ];
 
 describe('key-block executor passes (WGSL)', () => {
@@ -68,7 +69,7 @@ describe('key-block executor passes (WGSL)', () => {
 
 describe('flash attention WGSL', () => {
   for (const o of attentionOptions) {
-    it(`${o.mode} D${o.headDim} Dv${o.valueDim} rows ${o.tile.rows}: parses, binds q/k/v/out/lse (+ CSR), matches the uniform layout`, () => {
+    it(`${o.mode}${o.masked ? ' masked' : ''} D${o.headDim} Dv${o.valueDim} rows ${o.tile.rows}: parses, binds q/k/v/out/lse (+ CSR), matches the uniform layout`, () => {
       const code = flashAttentionWgsl(o);
       const r = reflect(code);
       expect(r.entry.compute.map((e) => e.name)).toEqual(['main']);
@@ -82,6 +83,7 @@ describe('flash attention WGSL', () => {
       ];
       if (o.mode === 'csr') expected.push(['bounds', 6, 'read'], ['indices', 7, 'read']);
       if (o.mode === 'gather') expected.push(['listMeta', 6, 'read'], ['items', 7, 'read']);
+      if (o.masked) expected.push(['masks', 8, 'read']);
       expect(bindings(r)).toEqual(expected);
       expect(uniformFields(r)).toEqual(o.mode === 'gather' ? [...GATHER_ATTENTION_PARAMS] : [...ATTENTION_PARAMS]);
       expect(code).toContain(`const D: u32 = ${o.headDim}u;`);
@@ -90,7 +92,7 @@ describe('flash attention WGSL', () => {
       expect(code).toContain(`const NT: u32 = ${(o.tile.rows / 4) * 16}u;`);
     });
 
-    it(`${o.mode} D${o.headDim} Dv${o.valueDim} rows ${o.tile.rows}: the reported workgroup memory covers what the source declares`, () => {
+    it(`${o.mode}${o.masked ? ' masked' : ''} D${o.headDim} Dv${o.valueDim} rows ${o.tile.rows}: the reported workgroup memory covers what the source declares`, () => {
       const declared = declaredWorkgroupBytes(flashAttentionWgsl(o));
       const reported = flashAttentionWorkgroupBytes(o);
       expect(reported).toBeGreaterThanOrEqual(declared);

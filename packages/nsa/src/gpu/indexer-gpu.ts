@@ -7,12 +7,18 @@
  *   search  top-c blocks, then top-K tokens                      (`indexer-select-wgsl.ts`)
  *   attend  softmax over the row's K tokens, per query head       (backend's sparse executor)
  *
+ * Attention runs key-block-major where the backend's key-block executor takes the call (prefill
+ * of ≥ 64 queries) and the GQA group is at most 2 (see `indexerAttention`): the search also writes each row's tokens as the kept blocks
+ * holding them plus a key mask per block, so each block's keys are read once per 64 queries that
+ * kept it instead of once per query (the token rows executor's tile holds one query row per
+ * workgroup there). Output, lse and the returned token selection are the same.
+ *
  * Differences from the CPU method: scores are float32 (the CPU's dot products sum in float64), so
  * a token whose score ties the K-th within float32 rounding can be swapped for its near-twin; the
  * `indexerIoU` diagnostic (a flat scan of every visible key for sampled queries) is not computed.
  */
 import { ConfigError, densePairCount, parseConfig, validateAttentionInput, type AttentionDims } from '@sparse-attn/core';
-import { dispatchGrid, type GpuBackend, type GpuMethodDefinition, type GpuSelectionStep, type TileShape } from '@sparse-attn/backend-gpu';
+import { dispatchGrid, type GpuBackend, type GpuMethodDefinition, type GpuSelection, type GpuSelectionChunk, type GpuSelectionStep, type ResidentAttention, type TileShape } from '@sparse-attn/backend-gpu';
 import { completeWindows } from '../block-means.js';
 import { blockPooling } from '../cached-decoder.js';
 import { hierarchicalIndexerConfigSchema, hierarchicalIndexerMethod, type HierarchicalIndexerConfig } from '../hierarchical-indexer.js';
@@ -21,7 +27,7 @@ import { createGpuCachedDecoder, residentDecodeStepper, type DecodeStepPlan, typ
 import { forSlotGroups } from './slot-groups.js';
 import { assertWorkgroupFits, countSelectionEntries, selectThenAttend } from './gpu-helpers.js';
 import { INDEXER_SCORE_PARAMS, indexerScoreWgsl, indexerScoreWorkgroupBytes, type IndexerScoreKernelOptions } from './indexer-score-tile-wgsl.js';
-import { INDEXER_SELECT_PARAMS, indexerSelectWgsl, indexerSelectWorkgroupBytes, type IndexerSelectKernelOptions } from './indexer-select-wgsl.js';
+import { INDEXER_SELECT_PARAMS, indexerMaskWords, indexerSelectWgsl, indexerSelectWorkgroupBytes, type IndexerSelectKernelOptions } from './indexer-select-wgsl.js';
 import { WINDOW_POOL_PARAMS, WINDOW_POOL_THREADS, windowPoolWgsl } from './window-pool-wgsl.js';
 
 /** Geometry of one indexer call on the GPU. */
@@ -49,7 +55,8 @@ export function indexerPlan(backend: GpuBackend, d: AttentionDims, config: Hiera
   const maxBlocks = Math.max(1, Math.ceil(d.keySeq / config.blockSize));
   const maxKept = Math.min(config.candidateBlocks, maxBlocks);
   const kernel: IndexerSelectKernelOptions = { headDim: d.headDim, groupSize: d.groupSize, maxBlocks, maxKept, maxCandidates: maxKept * config.blockSize };
-  assertWorkgroupFits('hierarchical-indexer', backend, indexerSelectWorkgroupBytes(kernel), `${maxKept} candidate blocks of ${config.blockSize} keys and ${maxBlocks} blocks per row`);
+  // The variant that also writes block rows declares the most.
+  assertWorkgroupFits('hierarchical-indexer', backend, indexerSelectWorkgroupBytes({ ...kernel, blockRows: { blockSize: config.blockSize } }), `${maxKept} candidate blocks of ${config.blockSize} keys and ${maxBlocks} blocks per row`);
   const score: IndexerScoreKernelOptions = { headDim: d.headDim, groupSize: d.groupSize, tile: SCORE_TILE };
   assertWorkgroupFits('hierarchical-indexer', backend, indexerScoreWorkgroupBytes(score), 'the stage-1 tile of 64 queries × 64 blocks');
   const pooled = completeWindows(d.keySeq, config.blockSize, config.blockSize);
@@ -71,15 +78,18 @@ export function indexerRangeRows(d: AttentionDims, p: IndexerPlan, slots: number
 /**
  * The indexer's selection as a GPU step (token rows per KV slot and query), one row range at a
  * time. With a decoder's `pool` the block means are kept across steps: only blocks `pool.first …`
- * are pooled (into the pool's buffers).
+ * are pooled (into the pool's buffers). With `blockRows` (chunk index, its KV slots → buffers) the
+ * search also writes the masked block rows the key-block executor runs (see {@link indexerAttention}).
  */
-export function indexerSelectionStep(d: AttentionDims, config: HierarchicalIndexerConfig, p: IndexerPlan, pool?: DecoderPool): GpuSelectionStep {
+export function indexerSelectionStep(d: AttentionDims, config: HierarchicalIndexerConfig, p: IndexerPlan, pool?: DecoderPool, blockRows?: (index: number, slots: number) => GpuSelectionChunk): GpuSelectionStep {
   return {
     layout: { kind: 'token', blockSize: 1, headScope: 'kv', rows: d.querySeq, queryBlockSize: 1 },
     stride: p.stride,
     async encodeChunk(e) {
-      const [poolKernel, score, select] = await Promise.all([e.pipeline(windowPoolWgsl({ bounds: false })), e.pipeline(indexerScoreWgsl(p.score)), e.pipeline(indexerSelectWgsl(p.kernel))]);
+      const kernel = blockRows ? { ...p.kernel, blockRows: { blockSize: config.blockSize } } : p.kernel;
+      const [poolKernel, score, select] = await Promise.all([e.pipeline(windowPoolWgsl({ bounds: false })), e.pipeline(indexerScoreWgsl(p.score)), e.pipeline(indexerSelectWgsl(kernel))]);
       const slots = e.chunk.slots;
+      const blockRowBuffers = blockRows?.(e.index, slots);
       const means = pool ? pool.means[e.index]! : e.scratch(4 * Math.max(1, slots * p.pooled * d.headDim));
       const first = Math.min(pool?.first ?? 0, p.pooled);
       if (p.pooled > first) {
@@ -99,10 +109,53 @@ export function indexerSelectionStep(d: AttentionDims, config: HierarchicalIndex
         }
         const [x, y] = dispatchGrid(slots * rows);
         const params = e.uniform(INDEXER_SELECT_PARAMS, { ...geometry, tilesX: x, candidateBlocks: config.candidateBlocks, stride: p.stride, keySeq: d.keySeq, rowStart, rangeRows: rows });
-        e.dispatch(select, [params, e.chunk.q, e.chunk.k, blockScores, e.target.bounds, e.target.indices], x, y);
+        e.dispatch(select, [params, e.chunk.q, e.chunk.k, blockScores, e.target.bounds, e.target.indices, ...(blockRowBuffers ? [blockRowBuffers.bounds, blockRowBuffers.indices, blockRowBuffers.masks] : [])], x, y);
       }
     },
   };
+}
+
+/**
+ * The indexer's search step and the attention that follows it on one resident call. Where the
+ * backend's key-block executor takes the block layout (`executorFor`), the step also writes the
+ * masked block rows (buffers per chunk, made on first use) and `attend` runs the executor over
+ * them; otherwise `attend` runs the token selection. `release` frees the block rows (`attend`
+ * does too); call it when the step fails before `attend`.
+ */
+export function indexerAttention(backend: GpuBackend, d: AttentionDims, config: HierarchicalIndexerConfig, p: IndexerPlan): { step: GpuSelectionStep; attend: (resident: ResidentAttention, selection: GpuSelection) => Promise<number>; release: () => void } {
+  const layout = { kind: 'block', blockSize: config.blockSize, headScope: 'kv', rows: d.querySeq, queryBlockSize: 1 } as const;
+  // The key-block executor computes every key of each kept block (4× the picked pairs at the
+  // defaults) at dense-like tile efficiency whatever the group size; the token rows executor gives
+  // each row a tile of 16 rows of which the G query heads are live. On the H100 at 64k the token
+  // rows took 565 ms at G = 1 and 143 ms at G = 4, the masked blocks 200 and 181 ms: masked below G = 3.
+  const keyBlocks = d.groupSize <= 2 && backend.executorFor(layout, d) === 'key-blocks';
+  const words = indexerMaskWords(config.blockSize);
+  const kept = Math.max(1, p.kernel.maxKept);
+  const chunks = new Map<number, GpuSelectionChunk & { readonly masks: NonNullable<GpuSelectionChunk['masks']> }>();
+  const release = () => {
+    for (const c of chunks.values()) backend.discard(c.bounds, c.indices, c.masks);
+    chunks.clear();
+  };
+  const rowsOf = (index: number, slots: number): GpuSelectionChunk => {
+    let c = chunks.get(index);
+    if (!c) {
+      const rows = slots * d.querySeq;
+      c = { rows, bounds: backend.scratchBuffer(8 * rows), indices: backend.scratchBuffer(4 * rows * kept), masks: backend.scratchBuffer(4 * rows * kept * words) };
+      chunks.set(index, c);
+    }
+    return c;
+  };
+  const step = indexerSelectionStep(d, config, p, undefined, keyBlocks ? rowsOf : undefined);
+  const attend = async (resident: ResidentAttention, selection: GpuSelection): Promise<number> => {
+    if (!keyBlocks) return backend.runSparse(resident, selection);
+    try {
+      const masked = resident.chunks.map((_, i) => chunks.get(i)!);
+      return await backend.runSparse(resident, { layout: { ...selection.layout, ...layout }, stride: kept, chunks: masked, maskWords: words });
+    } finally {
+      release();
+    }
+  };
+  return { step, attend, release };
 }
 
 /** The CPU's `scannedShare`: keys scored in stage 2 (or attended whole) over visible keys; geometry only. */
@@ -157,7 +210,13 @@ export const gpuHierarchicalIndexerMethod: GpuMethodDefinition = {
         const d = validateAttentionInput(input);
         if (!d.causal) throw new ConfigError('hierarchical-indexer: causal must be true (the method selects among past keys only), got causal: false');
         const p = indexerPlan(backend, d, config);
-        const result = await backend.selectionAttention(input, indexerSelectionStep(d, config, p), { extraBytesPerSlot: p.scratchBytesPerSlot });
+        const { step, attend, release } = indexerAttention(backend, d, config, p);
+        let result;
+        try {
+          result = await backend.selectionAttention(input, step, { extraBytesPerSlot: p.scratchBytesPerSlot, attend });
+        } finally {
+          release();
+        }
         return { ...result, diagnostics: { scannedShare: scannedShare(d, config), selectionShare: selectionShare(result.stats.selectionMs, result.stats.attentionMs) } };
       },
       createDecoder: (shape, options?: GpuDecoderOptions) => createGpuCachedDecoder(backend, shape, pooling, decodePlan, options),
@@ -166,15 +225,19 @@ export const gpuHierarchicalIndexerMethod: GpuMethodDefinition = {
         const d = resident.dims;
         if (!d.causal) throw new ConfigError('hierarchical-indexer: causal must be true (the method selects among past keys only), got causal: false');
         const p = indexerPlan(backend, d, config);
-        const step = indexerSelectionStep(d, config, p);
         // A chunk whose token rows exceed one binding (32 slots × 64k × 512 u32 = 4 GiB) runs a group of slots at a time.
         const groups = await forSlotGroups(backend, resident, indexerSlotsPerGroup(backend, d, p), async (group) => {
-          const { selection, ms: selectionMs } = await backend.runSelection(group, step);
+          const { step, attend, release } = indexerAttention(backend, d, config, p);
           try {
-            const attentionMs = await backend.runSparse(group, selection);
-            return { selectionMs, attentionMs, entries: await countSelectionEntries(backend, group, selection) };
+            const { selection, ms: selectionMs } = await backend.runSelection(group, step);
+            try {
+              const attentionMs = await attend(group, selection);
+              return { selectionMs, attentionMs, entries: await countSelectionEntries(backend, group, selection) };
+            } finally {
+              backend.releaseSelection(selection);
+            }
           } finally {
-            backend.releaseSelection(selection);
+            release();
           }
         });
         const sum = (key: 'selectionMs' | 'attentionMs' | 'entries') => groups.reduce((total, g) => total + g[key], 0);

@@ -42,11 +42,24 @@ export interface IndexerSelectKernelOptions {
   readonly maxKept: number;
   /** Most stage-2 candidates, maxKept · B. */
   readonly maxCandidates: number;
+  /**
+   * Also write each row's tokens as block rows for the key-block executor (bindings 6–8): the kept
+   * blocks holding at least one picked token, ascending, at `row · maxKept` (`blockBounds` like
+   * `bounds`), and per entry ⌈B / 32⌉ mask words of its picked tokens (`blockMasks`). Short rows
+   * (t + 1 ≤ K) get blocks 0 … ⌊t / B⌋ with every bit set (the executor cuts them causally).
+   */
+  readonly blockRows?: { readonly blockSize: number };
+}
+
+/** u32 mask words per block entry of the block rows. */
+export function indexerMaskWords(blockSize: number): number {
+  return Math.ceil(blockSize / 32);
 }
 
 /** Bytes of workgroup memory the kernel declares. */
 export function indexerSelectWorkgroupBytes(o: IndexerSelectKernelOptions): number {
-  return 4 * (2 * o.headDim + INDEXER_SELECT_THREADS * KEYS_PER_GROUP + Math.max(1, o.maxBlocks) + Math.max(1, o.maxCandidates) + INDEXER_SELECT_THREADS + Math.max(1, o.maxKept) + 16);
+  const blockRows = o.blockRows ? Math.max(1, o.maxKept) * indexerMaskWords(o.blockRows.blockSize) : 0;
+  return 4 * (blockRows + 2 * o.headDim + INDEXER_SELECT_THREADS * KEYS_PER_GROUP + Math.max(1, o.maxBlocks) + Math.max(1, o.maxCandidates) + INDEXER_SELECT_THREADS + Math.max(1, o.maxKept) + 16);
 }
 
 /** Threads that share one key's dot product in the coalesced stage 2 (8 × vec4 = 128 contiguous bytes per load). */
@@ -89,6 +102,8 @@ const COALESCED_STAGE_2 = /* wgsl */ `
 /** Generates the indexer kernel. */
 export const indexerSelectWgsl = memoKernel(function indexerSelectWgsl(o: IndexerSelectKernelOptions): string {
   const vec = o.headDim % 4 === 0;
+  const W = o.blockRows ? indexerMaskWords(o.blockRows.blockSize) : 0;
+  const blockRows = o.blockRows !== undefined;
   const coalesced = o.headDim % (4 * LANES) === 0;
   const tokenScore = vec
     ? `    let base = (kvSlot * P.keySeq + tokenOf(u)) * (D / 4u);
@@ -117,6 +132,12 @@ struct Params {
 @group(0) @binding(3) var<storage, read> blockScores: array<f32>;
 @group(0) @binding(4) var<storage, read_write> bounds: array<u32>;
 @group(0) @binding(5) var<storage, read_write> indices: array<u32>;
+${blockRows ? `@group(0) @binding(6) var<storage, read_write> blockBounds: array<u32>;
+@group(0) @binding(7) var<storage, read_write> blockIndices: array<u32>;
+@group(0) @binding(8) var<storage, read_write> blockMasks: array<u32>;
+const W: u32 = ${W}u;
+const KEPT: u32 = ${Math.max(1, o.maxKept)}u;
+var<workgroup> maskAcc: array<atomic<u32>, ${Math.max(1, o.maxKept) * W}>;` : ''}
 
 var<workgroup> gq: array<f32, ${o.headDim}>;
 ${vec ? `var<workgroup> gq4: array<vec4<f32>, ${o.headDim / 4}>;` : ''}
@@ -153,7 +174,18 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     if (lid == 0u) {
       bounds[2u * row] = start;
       bounds[2u * row + 1u] = start + t + 1u;
+    }${blockRows ? `
+    // Every block up to the current one, all bits set.
+    let shortBlocks = t / P.blockSize + 1u;
+    for (var e = lid; e < shortBlocks * W; e += NT) {
+      let rest = P.blockSize - min(P.blockSize, 32u * (e % W));
+      blockMasks[(row * KEPT + e / W) * W + e % W] = select((1u << rest) - 1u, 0xffffffffu, rest >= 32u);
+      if (e % W == 0u) { blockIndices[row * KEPT + e / W] = e / W; }
     }
+    if (lid == 0u) {
+      blockBounds[2u * row] = row * KEPT;
+      blockBounds[2u * row + 1u] = row * KEPT + shortBlocks;
+    }` : ''}
     return;
   }
   for (var c = lid; c < D; c += NT) {
@@ -184,13 +216,29 @@ ${coalesced ? COALESCED_STAGE_2 : `  for (var u = lid; u < m; u += NT) {
 ${tokenScore}
     tokenKey[u] = sortable(s);
   }`}
-  let want = min(P.topK, m);
+  let want = min(P.topK, m);${blockRows ? `
+  for (var e = lid; e < n * W; e += NT) { atomicStore(&maskAcc[e], 0u); }
+  workgroupBarrier();` : ''}
   // The top-K tokens, ties toward the later token, written in ascending token order.
-${radixTopKWgsl('token', 'tokenKey', 'm', 'want', (u, rank) => `indices[start + ${rank}] = tokenOf(${u});`)}
+${radixTopKWgsl('token', 'tokenKey', 'm', 'want', (u, rank) => `indices[start + ${rank}] = tokenOf(${u});${blockRows ? ` atomicOr(&maskAcc[(${u} / P.blockSize) * W + (${u} % P.blockSize) / 32u], 1u << ((${u} % P.blockSize) % 32u));` : ''}`)}
   if (lid == 0u) {
     bounds[2u * row] = start;
     bounds[2u * row + 1u] = start + want;
-  }
+  }${blockRows ? `
+  // The kept blocks holding a picked token, in ascending order, with their masks (n ≤ KEPT, one thread).
+  if (lid == 0u) {
+    var entries = 0u;
+    for (var b = 0u; b < n; b++) {
+      var any = 0u;
+      for (var w = 0u; w < W; w++) { any = any | atomicLoad(&maskAcc[b * W + w]); }
+      if (any == 0u) { continue; }
+      blockIndices[row * KEPT + entries] = picks[b];
+      for (var w = 0u; w < W; w++) { blockMasks[(row * KEPT + entries) * W + w] = atomicLoad(&maskAcc[b * W + w]); }
+      entries++;
+    }
+    blockBounds[2u * row] = row * KEPT;
+    blockBounds[2u * row + 1u] = row * KEPT + entries;
+  }` : ''}
 }
 `;
 });
