@@ -25,7 +25,8 @@ import { POOL_PARAMS, POOL_THREADS, blockPoolWgsl } from './kernels/block-pool-w
 import { SCORE_PARAMS, blockScoreWgsl } from './kernels/block-score-wgsl.js';
 import { TOP_K_PARAMS, TOP_K_THREADS, blockTopKWgsl } from './kernels/block-top-k-wgsl.js';
 import { FILL_PARAMS, FILL_THREADS, fillNormalWgsl } from './kernels/fill-normal-wgsl.js';
-import { GATHER_LIST_PARAMS, GATHER_THREADS, gatherListsWgsl, gatherMergeWgsl, gatherScanWgsl, gatherSortWgsl, gatherTileMapWgsl } from './kernels/gather-lists-wgsl.js';
+import { gatherMergeWgsl } from './kernels/gather-lists-wgsl.js';
+import { blockListPipelines, recordBlockLists, type BlockListRecorder } from './block-lists.js';
 import { ATTENTION_PARAMS, GATHER_ATTENTION_PARAMS, flashAttentionWgsl, flashAttentionWorkgroupBytes, type FlashAttentionKernelOptions, type FlashAttentionListHooks } from './kernels/flash-attention-wgsl.js';
 import { dispatchGrid, type TileShape } from './kernels/score-tile-wgsl.js';
 import { DECODE_MERGE_PARAMS, decodeMergeWgsl } from './kernels/decode-merge-wgsl.js';
@@ -813,15 +814,7 @@ export class GpuBackend {
     const width = Math.max(1, stride);
     const { code, tile } = this.attentionKernel('gather', d, 64, undefined, maskWords !== undefined);
     const itemsPerTile = Math.max(1, Math.floor(tile.rows / vectors));
-    const [attend, count, scan, tileMap, scatter, sort, merge] = await Promise.all([
-      this.pipeline(code),
-      this.pipeline(gatherListsWgsl({ scatter: false })),
-      this.pipeline(gatherScanWgsl()),
-      this.pipeline(gatherTileMapWgsl()),
-      this.pipeline(gatherListsWgsl({ scatter: true })),
-      this.pipeline(gatherSortWgsl()),
-      this.pipeline(gatherMergeWgsl(d.valueDim)),
-    ]);
+    const [attend, listPipelines, merge] = await Promise.all([this.pipeline(code), blockListPipelines((c) => this.pipeline(c)), this.pipeline(gatherMergeWgsl(d.valueDim))]);
     // Partials (out + lse) of one row: stride entries × vectors; a window's must fit one binding.
     const rowBytes = 4 * width * vectors * (d.valueDim + 1);
     const cap = Math.min(this.context.maxBinding, this.keyBlockWindowBytes);
@@ -857,6 +850,7 @@ export class GpuBackend {
     const step = (name: string, pipeline: GPUComputePipeline, bindings: readonly (GPUBuffer | undefined)[], [x, y]: readonly [number, number]) => {
       steps.push({ name, record: (pass) => this.dispatch(pass, pipeline, bindings, x, y) });
     };
+    const recorder: BlockListRecorder = { scratch, uniform: (fields, values) => this.uniform(fields, values, owned), run: step };
     for (const [i, chunk] of resident.chunks.entries()) {
       const selSlots = chunk.slots * (scopeKv ? 1 : d.groupSize);
       const chunkRows = selSlots * selection.rows;
@@ -867,26 +861,8 @@ export class GpuBackend {
       const target = targets?.[i] ?? chunk;
       for (let rowStart = 0; rowStart < chunkRows; rowStart += windowRows) {
         const rows = Math.min(windowRows, chunkRows - rowStart);
-        const slotFirst = Math.floor(rowStart / selection.rows);
-        const lists = (Math.floor((rowStart + rows - 1) / selection.rows) - slotFirst + 1) * blocks;
-        const counts = scratch(lists * 4);
-        const cursors = scratch(lists * 4);
-        // Upper bound of the tiles: Σ ⌈n / itemsPerTile⌉ ≤ items / itemsPerTile + lists.
-        const maxTiles = Math.ceil((rows * width) / itemsPerTile) + lists;
-        const listMeta = scratch((2 * lists + 2 + maxTiles) * 4);
-        const spread = SPREAD_PRIMES.find((p) => rows % p !== 0)!;
-        const common = { rowStart, rows, stride: width, selRows: selection.rows, slotFirst, blocks, lists, itemsPerTile, vectors, queryBlockSize: selection.queryBlockSize, querySeq: d.querySeq, groupSize: d.groupSize, scopeKv: scopeKv ? 1 : 0, spread };
-        const params = (grid: readonly [number, number], fields: readonly string[] = GATHER_LIST_PARAMS, extra: Readonly<Record<string, number>> = {}) =>
-          this.uniform(fields, { ...extra, ...common, tilesX: grid[0] }, owned);
-        const perItem = dispatchGrid(Math.ceil((rows * width) / GATHER_THREADS));
-        const listParams = params(perItem);
-        step('count', count, [listParams, b.bounds, b.indices, counts], perItem);
-        step('scan', scan, [listParams, counts, listMeta], [1, 1]);
-        const perList = dispatchGrid(Math.ceil(lists / GATHER_THREADS));
-        step('tile map', tileMap, [params(perList), listMeta], perList);
-        step('scatter', scatter, [listParams, b.bounds, b.indices, cursors, listMeta, items], perItem);
-        const listGrid = dispatchGrid(lists);
-        step('sort', sort, [params(listGrid), listMeta, items], listGrid);
+        const window = { rowStart, rows, stride: width, selRows: selection.rows, blocks, itemsPerTile, vectors, queryBlockSize: selection.queryBlockSize, querySeq: d.querySeq, groupSize: d.groupSize, scopeKv };
+        const { listMeta, maxTiles, params } = recordBlockLists(recorder, listPipelines, b, items, window);
         const tileGrid = dispatchGrid(maxTiles);
         const attendParams = params(tileGrid, GATHER_ATTENTION_PARAMS, { ...attentionParams(d), blockSize: selection.blockSize, maskWords: maskWords ?? 0 });
         step('attend', attend, [attendParams, chunk.q, chunk.k, chunk.v, partOut, partLse, listMeta, items, maskWords !== undefined ? b.masks : undefined], tileGrid);
@@ -1340,12 +1316,6 @@ export type SparseExecutorMode = 'auto' | SparseExecutor;
 
 /** Default of {@link GpuBackend.keyBlockWindowBytes}. */
 const KEY_BLOCK_PARTIAL_BYTES = 1 << 30;
-
-/**
- * Strides of the count/scatter passes' row permutation (primes, so one of them is coprime with
- * any window's row count); rows · stride stays below 2³² for the ≤ 2²² rows of a window.
- */
-const SPREAD_PRIMES = [1009, 1013, 1019, 1021] as const;
 
 /** Largest entry count of a CSR selection's rows. */
 function maxRowLength(s: Selection): number {

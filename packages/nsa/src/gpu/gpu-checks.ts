@@ -421,13 +421,14 @@ function nsaRangesCheck(): GpuCheck {
  * At most 2% of the rows may differ; output and lse are compared with core's executor over the
  * GPU's selection, and with the CPU method's output when no row differs.
  */
-function indexerCheck(config: Record<string, unknown>, shape: CheckShape, seed: number): GpuCheck {
+function indexerCheck(config: Record<string, unknown>, shape: CheckShape, seed: number, maxBinding?: number): GpuCheck {
   return {
-    name: `hierarchical-indexer ${JSON.stringify(config)} ${describeCheckShape(shape)}: GPU token sets equal the CPU's up to float32 near-ties at the K-th score; output and lse equal core's over them`,
+    name: `hierarchical-indexer ${JSON.stringify(config)} ${describeCheckShape(shape)}${maxBinding ? ` (bindings of ${maxBinding} bytes: several row ranges)` : ''}: GPU token sets equal the CPU's up to float32 near-ties at the K-th score; output and lse equal core's over them`,
     async run(backend) {
       const input = checkInput(shape, seed);
       const d = validateAttentionInput(input);
-      const gpu = await gpuHierarchicalIndexerMethod.create(backend, config).prefill(input);
+      const gpuBackend = maxBinding ? new GpuBackend({ ...backend.context, maxBinding }) : backend;
+      const gpu = await gpuHierarchicalIndexerMethod.create(gpuBackend, config).prefill(input);
       const cpu = hierarchicalIndexerMethod.create(config).prefill(input);
       const g = gpu.selection!;
       const c = cpu.selection!;
@@ -477,6 +478,9 @@ const indexerChecks: GpuCheck[] = [
   indexerCheck({ blockSize: 8, candidateBlocks: 2, topK: 8 }, { batch: 1, queryHeads: 1, kvHeads: 1, seq: 1, headDim: 16 }, 32),
   indexerCheck({ blockSize: 16, candidateBlocks: 3, topK: 40 }, { batch: 1, queryHeads: 4, kvHeads: 1, seq: 200, headDim: 16, valueDim: 24, querySeq: 20 }, 33),
   indexerCheck({}, { batch: 1, queryHeads: 2, kvHeads: 1, seq: 700, headDim: 64 }, 34),
+  // Candidate scores of 4 × 16 u32 a row and bindings of 64 KiB: row ranges of 256 queries, so the
+  // block-major stage 2's pick, lists, scores and select run over two ranges (the second ragged).
+  indexerCheck({ blockSize: 16, candidateBlocks: 4, topK: 24 }, { batch: 1, queryHeads: 1, kvHeads: 1, seq: 300, headDim: 32 }, 40, 64 * 1024),
   decodeCheck(gpuHierarchicalIndexerMethod, { blockSize: 8, candidateBlocks: 2, topK: 10 }, { batch: 1, queryHeads: 2, kvHeads: 1, headDim: 16 }, [25, 1, 1, 3], 36),
   decodeCheck(gpuHierarchicalIndexerMethod, { blockSize: 8, candidateBlocks: 2, topK: 10 }, { batch: 1, queryHeads: 4, kvHeads: 2, headDim: 16 }, [9, ...Array<number>(24).fill(1), 3], 39, { initialCapacity: 8, allocations: true }),
   residentCheck(gpuHierarchicalIndexerMethod, { blockSize: 16, candidateBlocks: 3, topK: 20 }, { batch: 2, queryHeads: 4, kvHeads: 2, seq: 100, headDim: 16 }, 35),

@@ -18,7 +18,7 @@
  * `indexerIoU` diagnostic (a flat scan of every visible key for sampled queries) is not computed.
  */
 import { ConfigError, densePairCount, parseConfig, validateAttentionInput, type AttentionDims } from '@sparse-attn/core';
-import { dispatchGrid, type GpuBackend, type GpuMethodDefinition, type GpuSelection, type GpuSelectionChunk, type GpuSelectionStep, type ResidentAttention, type TileShape } from '@sparse-attn/backend-gpu';
+import { blockListPipelines, dispatchGrid, recordBlockLists, type BlockListRecorder, type GpuBackend, type GpuMethodDefinition, type GpuSelection, type GpuSelectionChunk, type GpuSelectionStep, type ResidentAttention, type TileShape } from '@sparse-attn/backend-gpu';
 import { completeWindows } from '../block-means.js';
 import { blockPooling } from '../cached-decoder.js';
 import { hierarchicalIndexerConfigSchema, hierarchicalIndexerMethod, type HierarchicalIndexerConfig } from '../hierarchical-indexer.js';
@@ -26,6 +26,7 @@ import { selectionShare } from '../method-helpers.js';
 import { createGpuCachedDecoder, residentDecodeStepper, type DecodeStepPlan, type DecoderPool, type GpuDecoderOptions } from './gpu-cached-decoder.js';
 import { forSlotGroups } from './slot-groups.js';
 import { assertWorkgroupFits, countSelectionEntries, selectThenAttend } from './gpu-helpers.js';
+import { INDEXER_CANDIDATE_PARAMS, indexerCandidateScoreWgsl, indexerCandidateWorkgroupBytes, type IndexerCandidateKernelOptions } from './indexer-candidate-score-wgsl.js';
 import { INDEXER_SCORE_PARAMS, indexerScoreWgsl, indexerScoreWorkgroupBytes, type IndexerScoreKernelOptions } from './indexer-score-tile-wgsl.js';
 import { INDEXER_SELECT_PARAMS, indexerMaskWords, indexerSelectWgsl, indexerSelectWorkgroupBytes, type IndexerSelectKernelOptions } from './indexer-select-wgsl.js';
 import { WINDOW_POOL_PARAMS, WINDOW_POOL_THREADS, windowPoolWgsl } from './window-pool-wgsl.js';
@@ -34,6 +35,10 @@ import { WINDOW_POOL_PARAMS, WINDOW_POOL_THREADS, windowPoolWgsl } from './windo
 export interface IndexerPlan {
   readonly kernel: IndexerSelectKernelOptions;
   readonly score: IndexerScoreKernelOptions;
+  /** The block-major stage 2's scoring kernel. */
+  readonly candidate: IndexerCandidateKernelOptions;
+  /** Most bytes of the block-major stage 2's candidate scores of one row range (all slots of a chunk). */
+  readonly candidateBytes: number;
   readonly pooled: number;
   /** Blocks of the call, ceil(keySeq / B). */
   readonly blocks: number;
@@ -59,13 +64,15 @@ export function indexerPlan(backend: GpuBackend, d: AttentionDims, config: Hiera
   assertWorkgroupFits('hierarchical-indexer', backend, indexerSelectWorkgroupBytes({ ...kernel, blockRows: { blockSize: config.blockSize } }), `${maxKept} candidate blocks of ${config.blockSize} keys and ${maxBlocks} blocks per row`);
   const score: IndexerScoreKernelOptions = { headDim: d.headDim, groupSize: d.groupSize, tile: SCORE_TILE };
   assertWorkgroupFits('hierarchical-indexer', backend, indexerScoreWorkgroupBytes(score), 'the stage-1 tile of 64 queries × 64 blocks');
+  const candidate: IndexerCandidateKernelOptions = { headDim: d.headDim, groupSize: d.groupSize, tile: SCORE_TILE };
+  assertWorkgroupFits('hierarchical-indexer', backend, indexerCandidateWorkgroupBytes(candidate), 'the stage-2 tile of 64 rows × 64 keys');
   const pooled = completeWindows(d.keySeq, config.blockSize, config.blockSize);
   const stride = Math.max(1, Math.min(config.topK, d.keySeq));
   const range = Math.min(rangeBytes, backend.context.maxBinding);
   if (4 * SCORE_TILE.rows * maxBlocks > range) {
     throw new ConfigError(`hierarchical-indexer: one tile of ${SCORE_TILE.rows} queries × ${maxBlocks} blocks needs ${4 * SCORE_TILE.rows * maxBlocks} bytes of block scores, above ${range} (use larger blocks)`);
   }
-  return { kernel, score, pooled, blocks: maxBlocks, stride, scratchBytesPerSlot: 4 * Math.max(pooled * d.headDim, d.querySeq * stride), rangeBytes: range };
+  return { kernel, score, candidate, candidateBytes: Math.min(4 * rangeBytes, backend.context.maxBinding), pooled, blocks: maxBlocks, stride, scratchBytesPerSlot: 4 * Math.max(pooled * d.headDim, d.querySeq * stride), rangeBytes: range };
 }
 
 /** Queries per row range of a chunk of `slots` KV slots: whole 64-query tiles whose block scores fit `p.rangeBytes`. */
@@ -80,8 +87,12 @@ export function indexerRangeRows(d: AttentionDims, p: IndexerPlan, slots: number
  * time. With a decoder's `pool` the block means are kept across steps: only blocks `pool.first …`
  * are pooled (into the pool's buffers). With `blockRows` (chunk index, its KV slots → buffers) the
  * search also writes the masked block rows the key-block executor runs (see {@link indexerAttention}).
+ * With `blockMajor` stage 2 runs key-block-major: a pick pass writes each row's kept blocks,
+ * backend-gpu's list passes group the rows per kept block, `indexer-candidate-score-wgsl.ts`
+ * scores each block's keys once per 64 rows that kept it, and a select pass takes the top K of
+ * each row's candidate scores (instead of one workgroup per row reading its c · B candidate keys).
  */
-export function indexerSelectionStep(d: AttentionDims, config: HierarchicalIndexerConfig, p: IndexerPlan, pool?: DecoderPool, blockRows?: (index: number, slots: number) => GpuSelectionChunk): GpuSelectionStep {
+export function indexerSelectionStep(d: AttentionDims, config: HierarchicalIndexerConfig, p: IndexerPlan, pool?: DecoderPool, blockRows?: (index: number, slots: number) => GpuSelectionChunk, blockMajor = false): GpuSelectionStep {
   return {
     layout: { kind: 'token', blockSize: 1, headScope: 'kv', rows: d.querySeq, queryBlockSize: 1 },
     stride: p.stride,
@@ -97,8 +108,24 @@ export function indexerSelectionStep(d: AttentionDims, config: HierarchicalIndex
         const params = e.uniform(WINDOW_POOL_PARAMS, { keySeq: d.keySeq, length: config.blockSize, stride: config.blockSize, windows: p.pooled - first, first, slots, tilesX: px, dim: d.headDim });
         e.dispatch(poolKernel, [params, e.chunk.k, means], px, py);
       }
-      const rangeRows = indexerRangeRows(d, p, slots);
+      const kept = Math.max(1, p.kernel.maxKept);
+      // The candidate scores of a range (slots · rows · kept · B u32) must fit their cap too.
+      const candidateRows = Math.max(SCORE_TILE.rows, Math.floor(p.candidateBytes / (4 * slots * kept * config.blockSize * SCORE_TILE.rows)) * SCORE_TILE.rows);
+      const rangeRows = blockMajor ? Math.min(indexerRangeRows(d, p, slots), candidateRows) : indexerRangeRows(d, p, slots);
       const blockScores = e.scratch(4 * Math.max(1, slots * rangeRows * p.blocks));
+      const split = blockMajor
+        ? {
+            pick: await e.pipeline(indexerSelectWgsl({ ...p.kernel, phase: 'pick' })),
+            select: await e.pipeline(indexerSelectWgsl({ ...kernel, phase: 'select' })),
+            candidates: await e.pipeline(indexerCandidateScoreWgsl(p.candidate)),
+            lists: await blockListPipelines((code) => e.pipeline(code)),
+            candBounds: e.scratch(8 * slots * rangeRows),
+            candIndices: e.scratch(4 * slots * rangeRows * kept),
+            items: e.scratch(4 * slots * rangeRows * kept),
+            candKeys: e.scratch(4 * slots * rangeRows * kept * config.blockSize),
+          }
+        : undefined;
+      const recorder: BlockListRecorder = { scratch: (bytes) => e.scratch(bytes), uniform: (fields, values) => e.uniform(fields, values), run: (_name, pipeline, bindings, [gx, gy]) => e.dispatch(pipeline, bindings, gx, gy) };
       const geometry = { querySeq: d.querySeq, queryOffset: d.queryOffset, slots, pooled: p.pooled, blockSize: config.blockSize, blocks: p.blocks, topK: config.topK };
       for (let rowStart = 0; rowStart < d.querySeq; rowStart += rangeRows) {
         const rows = Math.min(rangeRows, d.querySeq - rowStart);
@@ -109,7 +136,19 @@ export function indexerSelectionStep(d: AttentionDims, config: HierarchicalIndex
         }
         const [x, y] = dispatchGrid(slots * rows);
         const params = e.uniform(INDEXER_SELECT_PARAMS, { ...geometry, tilesX: x, candidateBlocks: config.candidateBlocks, stride: p.stride, keySeq: d.keySeq, rowStart, rangeRows: rows });
-        e.dispatch(select, [params, e.chunk.q, e.chunk.k, blockScores, e.target.bounds, e.target.indices, ...(blockRowBuffers ? [blockRowBuffers.bounds, blockRowBuffers.indices, blockRowBuffers.masks] : [])], x, y);
+        const outputs = [e.target.bounds, e.target.indices, blockRowBuffers?.bounds, blockRowBuffers?.indices, blockRowBuffers?.masks];
+        if (!split) {
+          e.dispatch(select, [params, e.chunk.q, e.chunk.k, blockScores, ...outputs], x, y);
+          continue;
+        }
+        const { candBounds, candIndices, items, candKeys } = split;
+        e.dispatch(split.pick, [params, undefined, undefined, blockScores, undefined, undefined, undefined, undefined, undefined, candBounds, candIndices], x, y);
+        const window = { rowStart: 0, rows: slots * rows, stride: kept, selRows: rows, blocks: p.blocks, itemsPerTile: SCORE_TILE.rows, vectors: 1, queryBlockSize: 1, querySeq: d.querySeq, groupSize: d.groupSize, scopeKv: true };
+        const lists = recordBlockLists(recorder, split.lists, { bounds: candBounds, indices: candIndices }, items, window);
+        const tiles = dispatchGrid(lists.maxTiles);
+        const candidateParams = lists.params(tiles, INDEXER_CANDIDATE_PARAMS, { rangeRows: rows, queryStart: rowStart, keySeq: d.keySeq, blockSize: config.blockSize });
+        e.dispatch(split.candidates, [candidateParams, e.chunk.q, e.chunk.k, lists.listMeta, items, candKeys], tiles[0], tiles[1]);
+        e.dispatch(split.select, [params, undefined, undefined, undefined, ...outputs, candBounds, candIndices, candKeys], x, y);
       }
     },
   };
@@ -145,7 +184,8 @@ export function indexerAttention(backend: GpuBackend, d: AttentionDims, config: 
     }
     return c;
   };
-  const step = indexerSelectionStep(d, config, p, undefined, keyBlocks ? rowsOf : undefined);
+  // Stage 2 key-block-major for prefill-sized calls (a decode step's few rows share no blocks).
+  const step = indexerSelectionStep(d, config, p, undefined, keyBlocks ? rowsOf : undefined, d.querySeq >= 64);
   const attend = async (resident: ResidentAttention, selection: GpuSelection): Promise<number> => {
     if (!keyBlocks) return backend.runSparse(resident, selection);
     try {

@@ -49,6 +49,17 @@ export interface IndexerSelectKernelOptions {
    * (t + 1 ≤ K) get blocks 0 … ⌊t / B⌋ with every bit set (the executor cuts them causally).
    */
   readonly blockRows?: { readonly blockSize: number };
+  /**
+   * `'fused'` (default): both stages in one kernel, as described above. The block-major split
+   * (`indexer-candidate-score-wgsl.ts` scores the candidates between the two):
+   * - `'pick'`: stage 1 only; writes the row's kept blocks, ascending, as CSR rows of the row range
+   *   (`candBounds` at binding 9, `candIndices` at 10, `maxKept` per row, row = slot · rangeRows +
+   *   range row; rows with t + 1 ≤ K get none);
+   * - `'select'`: stage 2's top-K from the candidates' sortable scores (`candKeys`, binding 11,
+   *   `maxKept · B` per row, candidate u = entry · B + key of the entry's block), then the outputs
+   *   of the fused kernel.
+   */
+  readonly phase?: 'fused' | 'pick' | 'select';
 }
 
 /** u32 mask words per block entry of the block rows. */
@@ -101,7 +112,8 @@ const COALESCED_STAGE_2 = /* wgsl */ `
 
 /** Generates the indexer kernel. */
 export const indexerSelectWgsl = memoKernel(function indexerSelectWgsl(o: IndexerSelectKernelOptions): string {
-  const vec = o.headDim % 4 === 0;
+  const phase = o.phase ?? 'fused';
+  const vec = o.headDim % 4 === 0 && phase === 'fused';
   const W = o.blockRows ? indexerMaskWords(o.blockRows.blockSize) : 0;
   const blockRows = o.blockRows !== undefined;
   const coalesced = o.headDim % (4 * LANES) === 0;
@@ -127,26 +139,33 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> P: Params;
-@group(0) @binding(1) var<storage, read> q: array<f32>;
-@group(0) @binding(2) var<storage, read> k: array<${vec ? 'vec4<f32>' : 'f32'}>;
-@group(0) @binding(3) var<storage, read> blockScores: array<f32>;
-@group(0) @binding(4) var<storage, read_write> bounds: array<u32>;
-@group(0) @binding(5) var<storage, read_write> indices: array<u32>;
-${blockRows ? `@group(0) @binding(6) var<storage, read_write> blockBounds: array<u32>;
+${phase === 'fused' ? `@group(0) @binding(1) var<storage, read> q: array<f32>;
+@group(0) @binding(2) var<storage, read> k: array<${vec ? 'vec4<f32>' : 'f32'}>;` : ''}
+${phase !== 'select' ? '@group(0) @binding(3) var<storage, read> blockScores: array<f32>;' : ''}
+${phase !== 'pick' ? `@group(0) @binding(4) var<storage, read_write> bounds: array<u32>;
+@group(0) @binding(5) var<storage, read_write> indices: array<u32>;` : ''}
+${phase === 'pick' ? `@group(0) @binding(9) var<storage, read_write> candBounds: array<u32>;
+@group(0) @binding(10) var<storage, read_write> candIndices: array<u32>;` : ''}
+${phase === 'select' ? `@group(0) @binding(9) var<storage, read> candBounds: array<u32>;
+@group(0) @binding(10) var<storage, read> candIndices: array<u32>;
+@group(0) @binding(11) var<storage, read> candKeys: array<u32>;
+var<workgroup> wgKept: u32;` : ''}
+const ROW_KEPT: u32 = ${Math.max(1, o.maxKept)}u;
+${blockRows && phase !== 'pick' ? `@group(0) @binding(6) var<storage, read_write> blockBounds: array<u32>;
 @group(0) @binding(7) var<storage, read_write> blockIndices: array<u32>;
 @group(0) @binding(8) var<storage, read_write> blockMasks: array<u32>;
 const W: u32 = ${W}u;
 const KEPT: u32 = ${Math.max(1, o.maxKept)}u;
 var<workgroup> maskAcc: array<atomic<u32>, ${Math.max(1, o.maxKept) * W}>;` : ''}
 
-var<workgroup> gq: array<f32, ${o.headDim}>;
+${phase === 'fused' ? `var<workgroup> gq: array<f32, ${o.headDim}>;` : ''}
 ${vec ? `var<workgroup> gq4: array<vec4<f32>, ${o.headDim / 4}>;` : ''}
-var<workgroup> blockKey: array<u32, ${Math.max(1, o.maxBlocks)}>;
-var<workgroup> tokenKey: array<u32, ${Math.max(1, o.maxCandidates)}>;
+${phase !== 'select' ? `var<workgroup> blockKey: array<u32, ${Math.max(1, o.maxBlocks)}>;` : ''}
+${phase !== 'pick' ? `var<workgroup> tokenKey: array<u32, ${Math.max(1, o.maxCandidates)}>;` : ''}
 var<workgroup> runs: array<u32, ${INDEXER_SELECT_THREADS}>;
 var<workgroup> picks: array<u32, ${Math.max(1, o.maxKept)}>;
 var<workgroup> hist: array<atomic<u32>, 16>;
-${coalesced ? `var<workgroup> partial: array<f32, ${INDEXER_SELECT_THREADS * KEYS_PER_GROUP}>;` : ''}
+${coalesced && phase === 'fused' ? `var<workgroup> partial: array<f32, ${INDEXER_SELECT_THREADS * KEYS_PER_GROUP}>;` : ''}
 
 /** Order-preserving map of a float32 onto u32 (larger float, larger key). */
 fn sortable(x: f32) -> u32 {
@@ -169,7 +188,15 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let row = kvSlot * P.querySeq + i;
   let t = P.queryOffset + i;
   let start = row * P.stride;
-  if (t + 1u <= P.topK) {
+  let rowLocal = kvSlot * P.rangeRows + rangeRow;
+  if (t + 1u <= P.topK) {${phase === 'pick' ? `
+    // Every key is attended: no candidates.
+    if (lid == 0u) {
+      candBounds[2u * rowLocal] = rowLocal * ROW_KEPT;
+      candBounds[2u * rowLocal + 1u] = rowLocal * ROW_KEPT;
+    }
+    return;
+  }` : `
     for (var a = lid; a <= t; a += NT) { indices[start + a] = a; }
     if (lid == 0u) {
       bounds[2u * row] = start;
@@ -187,8 +214,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       blockBounds[2u * row + 1u] = row * KEPT + shortBlocks;
     }` : ''}
     return;
-  }
-  for (var c = lid; c < D; c += NT) {
+  }`}
+  let bs = P.blockSize;
+  let current = t / bs;
+${phase === 'select' ? `  // The kept blocks from the pick pass.
+  if (lid == 0u) { wgKept = candBounds[2u * rowLocal + 1u] - candBounds[2u * rowLocal]; }
+  let n = workgroupUniformLoad(&wgKept);
+  for (var e = lid; e < n; e += NT) { picks[e] = candIndices[rowLocal * ROW_KEPT + e]; }
+  workgroupBarrier();` : `${phase === 'fused' ? `  for (var c = lid; c < D; c += NT) {
     var s = 0.0;
     for (var g = 0u; g < G; g++) { s += q[((kvSlot * G + g) * P.querySeq + i) * D + c]; }
     gq[c] = s;
@@ -196,9 +229,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   workgroupBarrier();
 ${vec ? `  for (var c = lid; c < D / 4u; c += NT) { gq4[c] = vec4<f32>(gq[4u * c], gq[4u * c + 1u], gq[4u * c + 2u], gq[4u * c + 3u]); }
   workgroupBarrier();` : ''}
+` : ''}
   // Stage 1 (scored by the tiled kernel): block 0 and the incomplete tail up to IC forced.
-  let bs = P.blockSize;
-  let current = t / bs;
   let count = current + 1u;
   let complete = min(P.pooled, (t + 1u) / bs);
   for (var j = lid; j < count; j += NT) {
@@ -209,10 +241,16 @@ ${vec ? `  for (var c = lid; c < D / 4u; c += NT) { gq4[c] = vec4<f32>(gq[4u * c
   workgroupBarrier();
   let n = min(P.candidateBlocks, count);
   // The top-n blocks (forced ones carry BIG), written to picks in ascending block order.
-${radixTopKWgsl('block', 'blockKey', 'count', 'n', (u, rank) => `picks[${rank}] = ${u};`)}
-  // Stage 2: every visible token of the kept blocks (all full but the last, the current block).
+${radixTopKWgsl('block', 'blockKey', 'count', 'n', (u, rank) => (phase === 'pick' ? `candIndices[rowLocal * ROW_KEPT + ${rank}] = ${u};` : `picks[${rank}] = ${u};`))}`}
+${phase === 'pick' ? `  if (lid == 0u) {
+    candBounds[2u * rowLocal] = rowLocal * ROW_KEPT;
+    candBounds[2u * rowLocal + 1u] = rowLocal * ROW_KEPT + n;
+  }
+}
+` : `  // Stage 2: every visible token of the kept blocks (all full but the last, the current block).
   let m = (n - 1u) * bs + (t + 1u - current * bs);
-${coalesced ? COALESCED_STAGE_2 : `  for (var u = lid; u < m; u += NT) {
+${phase === 'select' ? `  for (var u = lid; u < m; u += NT) { tokenKey[u] = candKeys[rowLocal * ROW_KEPT * bs + u]; }
+  workgroupBarrier();` : coalesced ? COALESCED_STAGE_2 : `  for (var u = lid; u < m; u += NT) {
 ${tokenScore}
     tokenKey[u] = sortable(s);
   }`}
@@ -240,5 +278,5 @@ ${radixTopKWgsl('token', 'tokenKey', 'm', 'want', (u, rank) => `indices[start + 
     blockBounds[2u * row + 1u] = row * KEPT + entries;
   }` : ''}
 }
-`;
+`}`;
 });
