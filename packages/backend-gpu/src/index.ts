@@ -19,6 +19,7 @@ export * from './gpu-checks.js';
 export * from './measure-async.js';
 export * from './webgpu-flags.js';
 export { GpuBufferPool } from './gpu-buffer-pool.js';
+export { listTileWgsl } from './kernels/gather-lists-wgsl.js';
 export { blockListPipelines, recordBlockLists, type BlockListPipelines, type BlockListRecorder, type BlockLists, type BlockListWindow } from './block-lists.js';
 export { ATTENTION_PARAMS, flashAttentionWgsl, flashAttentionWorkgroupBytes, type FlashAttentionKernelOptions, type FlashAttentionListHooks } from './kernels/flash-attention-wgsl.js';
 export { POOL_PARAMS, POOL_THREADS, blockPoolWgsl } from './kernels/block-pool-wgsl.js';

@@ -30,6 +30,7 @@
  * Per-row partial sums `l` stay per thread (the rescale factor is shared by the row), so only
  * the running maximum needs a cross-thread reduction per tile.
  */
+import { listTileWgsl } from './gather-lists-wgsl.js';
 import { forRows, linearWorkgroup, operandScratchVec4, scoreTileWgsl, tileConstants, type TileShape, zeroScores } from './score-tile-wgsl.js';
 
 /** Options of {@link flashAttentionWgsl}. */
@@ -416,15 +417,7 @@ function densePrologue(): string {
  * queries), which write their partials at `item · vectors + vector`.
  */
 function gatherPrologue(): string {
-  return /* wgsl */ `
-  if (lid == 0u) {
-    // The tile → list map follows the two prefix arrays; workgroups past the last tile idle.
-    wgList = select(INVALID, listMeta[2u * P.lists + 2u + linear], linear < listMeta[P.lists]);
-  }
-  let listId = workgroupUniformLoad(&wgList);
-  if (listId == INVALID) { return; }
-  let first = listMeta[P.lists + 1u + listId] + (linear - listMeta[listId]) * P.itemsPerTile;
-  let count = min(P.itemsPerTile, listMeta[P.lists + 2u + listId] - first);
+  return /* wgsl */ `${listTileWgsl('listId')}
   let selSlot = P.slotFirst + listId / P.blocks;
   let keyBlock = listId % P.blocks;
   let kvSlot = select(selSlot / P.groupSize, selSlot, P.scopeKv == 1u);

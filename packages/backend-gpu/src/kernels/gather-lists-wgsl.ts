@@ -17,6 +17,25 @@
  */
 import { memoKernel } from './memo-kernel.js';
 
+/**
+ * WGSL statements that map a workgroup to its tile of a list (the list passes' `listMeta`): the
+ * workgroup's list as `name` (it returns, workgroup-uniformly, past the last tile), its first item
+ * `first` and its item `count` (≤ `P.itemsPerTile`). The including kernel declares `linear`, `lid`,
+ * `INVALID`, `var<workgroup> wgList: u32`, `listMeta` and the uniform fields `lists` and
+ * `itemsPerTile`. Shared by the attention kernel's `gather` mode and families' block-major kernels.
+ */
+export function listTileWgsl(name: string): string {
+  return /* wgsl */ `
+  if (lid == 0u) {
+    // The tile → list map follows the two prefix arrays; workgroups past the last tile idle.
+    wgList = select(INVALID, listMeta[2u * P.lists + 2u + linear], linear < listMeta[P.lists]);
+  }
+  let ${name} = workgroupUniformLoad(&wgList);
+  if (${name} == INVALID) { return; }
+  let first = listMeta[P.lists + 1u + ${name}] + (linear - listMeta[${name}]) * P.itemsPerTile;
+  let count = min(P.itemsPerTile, listMeta[P.lists + 2u + ${name}] - first);`;
+}
+
 /** Threads per workgroup of the count, scan and scatter passes. */
 export const GATHER_THREADS = 256;
 

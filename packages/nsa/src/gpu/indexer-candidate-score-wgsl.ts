@@ -13,7 +13,8 @@
  * `candKeys[(row · maxKept + e) · B + j]` for the `'select'` pass's top-K; candidates past the
  * row's position (in its current block) are written too and never read.
  */
-import { forRows, linearWorkgroup, memoKernel, operandScratchVec4, scoreTileWgsl, tileConstants, zeroScores, type TileShape } from '@sparse-attn/backend-gpu';
+import { SORTABLE_WGSL } from './indexer-select-wgsl.js';
+import { forRows, linearWorkgroup, listTileWgsl, memoKernel, operandScratchVec4, scoreTileWgsl, tileConstants, zeroScores, type TileShape } from '@sparse-attn/backend-gpu';
 
 /** Uniform parameter block of the candidate-score kernel (u32 fields; the list fields come from `recordBlockLists`). */
 export const INDEXER_CANDIDATE_PARAMS = [
@@ -60,11 +61,7 @@ var<workgroup> rowQ: array<u32, ${o.tile.rows}>;
 var<workgroup> rowOut: array<u32, ${o.tile.rows}>;
 var<workgroup> wgList: u32;
 
-/** Order-preserving map of a float32 onto u32 (as the select pass's). */
-fn sortable(x: f32) -> u32 {
-  let bits = bitcast<u32>(x);
-  return select(bits | 0x80000000u, ~bits, (bits & 0x80000000u) != 0u);
-}
+${SORTABLE_WGSL}
 
 /** Operand A: the group query of tile row r (Σ_h q, summed in head order from 0). */
 fn aAt(r: u32, e: u32) -> f32 {
@@ -87,14 +84,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   ${linearWorkgroup}
   let tx = lid % TC;
   let ty = lid / TC;
-  if (lid == 0u) {
-    // The tile → list map follows the two prefix arrays; workgroups past the last tile idle.
-    wgList = select(INVALID, listMeta[2u * P.lists + 2u + linear], linear < listMeta[P.lists]);
-  }
-  let list = workgroupUniformLoad(&wgList);
-  if (list == INVALID) { return; }
-  let first = listMeta[P.lists + 1u + list] + (linear - listMeta[list]) * P.itemsPerTile;
-  let count = min(P.itemsPerTile, listMeta[P.lists + 2u + list] - first);
+${listTileWgsl('list')}
   let slot = P.slotFirst + list / P.blocks;
   let block = list % P.blocks;
   if (lid < BR) {

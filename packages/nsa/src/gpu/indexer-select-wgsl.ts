@@ -29,6 +29,13 @@ export const INDEXER_SELECT_PARAMS = [
   'blocks', 'pad0', 'pad1', 'pad2',
 ] as const;
 
+/** WGSL: the order-preserving map of a float32 onto u32 (larger float, larger key) both indexer passes sort by. */
+export const SORTABLE_WGSL = /* wgsl */ `/** Order-preserving map of a float32 onto u32 (larger float, larger key). */
+fn sortable(x: f32) -> u32 {
+  let bits = bitcast<u32>(x);
+  return select(bits | 0x80000000u, ~bits, (bits & 0x80000000u) != 0u);
+}`;
+
 /** Threads per workgroup of the indexer kernel. */
 export const INDEXER_SELECT_THREADS = 128;
 
@@ -167,11 +174,7 @@ var<workgroup> picks: array<u32, ${Math.max(1, o.maxKept)}>;
 var<workgroup> hist: array<atomic<u32>, 16>;
 ${coalesced && phase === 'fused' ? `var<workgroup> partial: array<f32, ${INDEXER_SELECT_THREADS * KEYS_PER_GROUP}>;` : ''}
 
-/** Order-preserving map of a float32 onto u32 (larger float, larger key). */
-fn sortable(x: f32) -> u32 {
-  let bits = bitcast<u32>(x);
-  return select(bits | 0x80000000u, ~bits, (bits & 0x80000000u) != 0u);
-}
+${SORTABLE_WGSL}
 
 /** Keys of kept candidate u (candidates enumerate the kept blocks' tokens in ascending order). */
 fn tokenOf(u: u32) -> u32 {
