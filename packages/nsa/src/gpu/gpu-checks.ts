@@ -477,6 +477,9 @@ const indexerChecks: GpuCheck[] = [
   indexerCheck({ blockSize: 16, candidateBlocks: 4, topK: 24 }, { batch: 2, queryHeads: 4, kvHeads: 2, seq: 150, headDim: 32 }, 31),
   indexerCheck({ blockSize: 8, candidateBlocks: 2, topK: 8 }, { batch: 1, queryHeads: 1, kvHeads: 1, seq: 1, headDim: 16 }, 32),
   indexerCheck({ blockSize: 16, candidateBlocks: 3, topK: 40 }, { batch: 1, queryHeads: 4, kvHeads: 1, seq: 200, headDim: 16, valueDim: 24, querySeq: 20 }, 33),
+  // ≥ 64 queries at an offset: the block-major stage 2 and the masked attention (group 2) on a query
+  // chunk aligned to the end of the keys.
+  indexerCheck({ blockSize: 16, candidateBlocks: 4, topK: 32 }, { batch: 1, queryHeads: 4, kvHeads: 2, seq: 260, headDim: 32, querySeq: 90 }, 41),
   indexerCheck({}, { batch: 1, queryHeads: 2, kvHeads: 1, seq: 700, headDim: 64 }, 34),
   // Candidate scores of 4 × 16 u32 a row and bindings of 64 KiB: row ranges of 256 queries, so the
   // block-major stage 2's pick, lists, scores and select run over two ranges (the second ragged).
