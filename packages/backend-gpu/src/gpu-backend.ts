@@ -535,9 +535,10 @@ export class GpuBackend {
 
   /**
    * A storage buffer (zero, like a new one) for work spanning several calls, e.g. a branch's
-   * output that a merge reads: give it back with {@link discard}. Small ones are kept for reuse
-   * like the backend's own per-call buffers, and a reused one is zeroed on the GPU at the next
-   * submission: fill it with kernels, not `queue.writeBuffer`.
+   * output that a merge reads: give it back with {@link discard}. It is kept for reuse like the
+   * backend's own per-call buffers (small ones, and large ones up to {@link keptBufferBytes}), and
+   * a reused one is zeroed on the GPU at the next submission: fill it with kernels, not
+   * `queue.writeBuffer`.
    */
   scratchBuffer(bytes: number): GPUBuffer {
     return this.perCall(bytes, STORAGE | COPY_SRC | COPY_DST);
