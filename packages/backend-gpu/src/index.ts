@@ -39,6 +39,7 @@ export {
   linearWorkgroup,
   operandScratchVec4,
   scoreTileWgsl,
+  vectorTileFits,
   tileConstants,
   zeroScores,
   tileThreads,

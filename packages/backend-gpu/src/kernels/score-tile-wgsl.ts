@@ -152,6 +152,16 @@ function vectorScoreTile(
   return pipelinedTile(width, declarations, fetch, stores);
 }
 
+/**
+ * Whether {@link scoreTileWgsl} can load both operands as `vec4`s (its `vectorized` mode): operand
+ * widths that are multiples of 4 (`widths`, e.g. the head dim) and whole vec4 shares per thread.
+ */
+export function vectorTileFits(shape: TileShape, ...widths: readonly number[]): boolean {
+  const threads = tileThreads(shape);
+  const whole = (n: number) => Number.isInteger(n) && n >= 1;
+  return widths.every((w) => w % 4 === 0) && shape.chunk % 4 === 0 && whole((shape.rows * shape.chunk) / 4 / threads) && whole((TILE_COLUMNS * shape.chunk) / 4 / threads);
+}
+
 /** Declares the four zeroed score vectors `s0..s3` that {@link scoreTileWgsl} accumulates into. */
 export function zeroScores(indent: string): string {
   return [0, 1, 2, 3].map((i) => `${indent}var s${i} = vec4<f32>(0.0);`).join('\n');

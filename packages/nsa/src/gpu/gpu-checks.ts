@@ -356,6 +356,12 @@ const nsaChecks: GpuCheck[] = [
   residentCheck(gpuNsaMethod, { compressionBlock: 16, compressionStride: 16, selectionBlock: 16, selectedBlocks: 3, window: 48 }, { batch: 1, queryHeads: 4, kvHeads: 1, seq: 130, headDim: 16 }, 27),
   // The paper's defaults (l = l' = d = 64, n = 16, w = 512) at S = 2048, D = 64.
   prefillCheck(gpuNsaMethod, {}, { batch: 1, queryHeads: 2, kvHeads: 1, seq: 2048, headDim: 64 }, 15),
+  // The defaults with one query head per KV head (the scorer ranks logits in one pass) at a length
+  // that is not a multiple of the blocks; w ≥ 64, so the rest rows take n + 2 = 18 entries, not 25.
+  prefillCheck(gpuNsaMethod, {}, { batch: 1, queryHeads: 2, kvHeads: 2, seq: 3000, headDim: 64 }, 31),
+  // More picks than the registers rank (20 > 16): the private-array ranking, on logits (G = 1) and probabilities (G = 2).
+  prefillCheck(gpuNsaMethod, { compressionBlock: 16, compressionStride: 16, selectionBlock: 16, selectedBlocks: 20, window: 64 }, { batch: 1, queryHeads: 2, kvHeads: 2, seq: 700, headDim: 32 }, 32),
+  prefillCheck(gpuNsaMethod, { compressionBlock: 16, compressionStride: 16, selectionBlock: 16, selectedBlocks: 20, window: 64 }, { batch: 1, queryHeads: 4, kvHeads: 2, seq: 650, headDim: 32, querySeq: 300 }, 33),
   // 'gated': selected, window and compressed branches mixed by per-head gates (GQA, batch 2, S not a multiple of the blocks).
   prefillCheck(gpuNsaMethod, { compressionBlock: 16, compressionStride: 16, selectionBlock: 16, selectedBlocks: 3, window: 24, combine: 'gated', gates: { compression: [0.3, 0.1, 0.2, 0.5], selection: 0.4, window: [0.3, 0.6, 0.2, 0.1] } }, { batch: 2, queryHeads: 4, kvHeads: 2, seq: 130, headDim: 16, valueDim: 24 }, 17, ({ gpu, cpu }) => {
     if (gpu.diagnostics?.['compressedPairs'] !== cpu.diagnostics?.['compressedPairs']) throw new Error(`compressedPairs: GPU ${gpu.diagnostics?.['compressedPairs']}, CPU ${cpu.diagnostics?.['compressedPairs']}`);

@@ -52,7 +52,18 @@ describe('GPU entry (no GPU needed)', () => {
     // The tiled scoring kernel needs ~25 KiB of workgroup memory: a typed error, not a GPU failure.
     expect(() => nsaPlan(fakeBackend(16384), dims(1000), nsaConfigSchema.parse({}))).toThrow(ConfigError);
     // The top-n kernel keeps its picks per thread (no per-block workgroup memory): 9000 blocks of one key plan.
-    expect(nsaPlan(fakeBackend(32768), dims(9000), nsaConfigSchema.parse({ compressionBlock: 1, compressionStride: 1, selectionBlock: 1, selectedBlocks: 3 })).kernel).toEqual({ maxBlocks: 9000, maxPicks: 3 });
+    expect(nsaPlan(fakeBackend(32768), dims(9000), nsaConfigSchema.parse({ compressionBlock: 1, compressionStride: 1, selectionBlock: 1, selectedBlocks: 3 })).kernel).toEqual({ maxBlocks: 9000, maxPicks: 3, logits: false });
+    // Logits instead of probabilities: one head per group and one window per selection block only.
+    const logits = (queryHeads: number, kvHeads: number, config: Record<string, unknown>) => {
+      const p = nsaPlan(fakeBackend(32768), dims(1000, queryHeads, kvHeads), nsaConfigSchema.parse(config));
+      expect(p.score.logits).toBe(p.kernel.logits);
+      return p.kernel.logits;
+    };
+    expect(logits(2, 2, {})).toBe(true);
+    expect(logits(2, 2, { compressionScore: 'quest' })).toBe(true);
+    expect(logits(2, 1, {})).toBe(false);
+    expect(logits(2, 2, { compressionBlock: 64, compressionStride: 32 })).toBe(false);
+    expect(logits(2, 2, { compressionBlock: 32, compressionStride: 32, selectionBlock: 64 })).toBe(false);
     // Row ranges: at S = 64k (1024 blocks), 32 KV slots take 2048 queries per 256 MiB range.
     const wide = { ...dims(1000), querySeq: 65536, keySeq: 65536 };
     expect(rangeRowsFor(wide, nsaPlan({ context: { maxWorkgroupBytes: 32768, maxBinding: 2 ** 31 } } as unknown as GpuBackend, wide, nsaConfigSchema.parse({})), 32)).toBe(2048);
@@ -76,6 +87,16 @@ describe('GPU entry (no GPU needed)', () => {
     expect(code).toContain('const MP: u32 = 16u;');
     expect(code).toContain('var picked: array<u32, MP>;');
     expect(code).not.toContain('var<workgroup>');
+    // Up to 16 picks are ranked in register slots; more take the private-array loop.
+    expect(code).toContain('var key15 = -3.4e38;');
+    expect(code).not.toContain('var keys: array<f32, MP>;');
+    const loop = nsaSelectWgsl({ maxBlocks: 1024, maxPicks: 17 });
+    expect(loop).toContain('var keys: array<f32, MP>;');
+    expect(loop).not.toContain('var key0 ');
+    // On logits, a block whose first window is hidden scores the lowest value instead of 0.
+    expect(code).not.toContain('batch[c] = -3.0e38;');
+    expect(nsaSelectWgsl({ maxBlocks: 1024, maxPicks: 16, logits: true })).toContain('batch[c] = -3.0e38;');
+    expect(nsaSelectWgsl({ maxBlocks: 1024, maxPicks: 17, logits: true })).toContain('batch[c] = -3.0e38;');
     // The decode steps' selection: one workgroup per row, the row's candidate scores in workgroup memory.
     const perRow = nsaSelectRowWgsl({ maxBlocks: 1024, maxPicks: 16 });
     expect(perRow).toContain('const MP: u32 = 16u;');
@@ -85,6 +106,12 @@ describe('GPU entry (no GPU needed)', () => {
     expect(score).toContain('const D: u32 = 128u;');
     expect(score).toContain('const G: u32 = 4u;');
     expect(score).toContain('var lseRows: array<vec4<f32>, G>;');
+    // vec4 operand loads at D = 128; the one-pass logits skip the log-sum-exp pass.
+    expect(score).toContain('var<storage, read> q: array<vec4<f32>>;');
+    expect(nsaScoreWgsl({ headDim: 6, groupSize: 1, quest: false, tile: { rows: 64, chunk: 16 } })).toContain('var<storage, read> q: array<f32>;');
+    const oneShot = nsaScoreWgsl({ headDim: 128, groupSize: 1, quest: false, tile: { rows: 64, chunk: 16 }, logits: true });
+    expect(oneShot).not.toContain('lseRows');
+    expect(oneShot).toContain('p0 = s0;');
     expect(nsaScoreWgsl({ headDim: 8, groupSize: 1, quest: true, tile: { rows: 64, chunk: 16 } })).toContain('const E: u32 = 16u;');
   });
 });

@@ -14,7 +14,7 @@
  * row's position (in its current block) are written too and never read.
  */
 import { SORTABLE_WGSL } from './indexer-select-wgsl.js';
-import { forRows, linearWorkgroup, listTileWgsl, memoKernel, operandScratchVec4, scoreTileWgsl, tileConstants, zeroScores, type TileShape } from '@sparse-attn/backend-gpu';
+import { forRows, linearWorkgroup, listTileWgsl, memoKernel, operandScratchVec4, scoreTileWgsl, vectorTileFits, tileConstants, zeroScores, type TileShape } from '@sparse-attn/backend-gpu';
 
 /** Uniform parameter block of the candidate-score kernel (u32 fields; the list fields come from `recordBlockLists`). */
 export const INDEXER_CANDIDATE_PARAMS = [
@@ -37,6 +37,11 @@ export function indexerCandidateWorkgroupBytes(o: IndexerCandidateKernelOptions)
 
 /** Generates the candidate-score kernel. */
 export const indexerCandidateScoreWgsl = memoKernel(function indexerCandidateScoreWgsl(o: IndexerCandidateKernelOptions): string {
+  // vec4 operand loads where the head dim allows (the micro-tile's products are the same either way).
+  const vectorized = vectorTileFits(o.tile, o.headDim);
+  const element = vectorized ? 'vec4<f32>' : 'f32';
+  const zero = vectorized ? 'vec4<f32>(0.0)' : '0.0';
+  const at = (row: string, e: string) => (vectorized ? `(${row}) * (D / 4u) + ${e} / 4u` : `(${row}) * D + ${e}`);
   return /* wgsl */ `
 ${tileConstants(o.tile)}
 const D: u32 = ${o.headDim}u;
@@ -49,8 +54,8 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> P: Params;
-@group(0) @binding(1) var<storage, read> q: array<f32>;
-@group(0) @binding(2) var<storage, read> k: array<f32>;
+@group(0) @binding(1) var<storage, read> q: array<${element}>;
+@group(0) @binding(2) var<storage, read> k: array<${element}>;
 @group(0) @binding(3) var<storage, read> listMeta: array<u32>;
 @group(0) @binding(4) var<storage, read> items: array<u32>;
 @group(0) @binding(5) var<storage, read_write> candKeys: array<u32>;
@@ -64,19 +69,19 @@ var<workgroup> wgList: u32;
 ${SORTABLE_WGSL}
 
 /** Operand A: the group query of tile row r (Σ_h q, summed in head order from 0). */
-fn aAt(r: u32, e: u32) -> f32 {
+fn aAt(r: u32, e: u32) -> ${element} {
   let row = rowQ[r];
-  if (row == INVALID || e >= D) { return 0.0; }
-  var s = 0.0;
-  for (var g = 0u; g < G; g++) { s += q[(row + g * P.querySeq) * D + e]; }
+  if (row == INVALID || e >= D) { return ${zero}; }
+  var s = ${zero};
+  for (var g = 0u; g < G; g++) { s += q[${at('row + g * P.querySeq', 'e')}]; }
   return s;
 }
 
 /** Operand B: key c of the tile starting at key row kRow, 0 past the block's end. */
-fn bAt(c: u32, e: u32, kRow: u32, kEnd: u32) -> f32 {
+fn bAt(c: u32, e: u32, kRow: u32, kEnd: u32) -> ${element} {
   let key = kRow + c;
-  if (key >= kEnd || e >= D) { return 0.0; }
-  return k[key * D + e];
+  if (key >= kEnd || e >= D) { return ${zero}; }
+  return k[${at('key', 'e')}];
 }
 
 @compute @workgroup_size(NT)
@@ -103,7 +108,7 @@ ${listTileWgsl('list')}
   let kRow0 = slot * P.keySeq + blockStart;
   for (var k0 = 0u; k0 < blockKeys; k0 += BC) {
 ${zeroScores('    ')}
-${scoreTileWgsl(o.tile, 'D', (r, e) => `aAt(${r}, ${e})`, (c, e) => `bAt(${c}, ${e}, kRow0 + k0, kRow0 + blockKeys)`)}
+${scoreTileWgsl(o.tile, 'D', (r, e) => `aAt(${r}, ${e})`, (c, e) => `bAt(${c}, ${e}, kRow0 + k0, kRow0 + blockKeys)`, vectorized)}
 ${forRows((i) => `    {
       let out = rowOut[4u * ty + ${i}u];
       if (out != INVALID) {

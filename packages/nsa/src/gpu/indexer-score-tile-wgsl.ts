@@ -12,7 +12,7 @@
  * are; the selection kernel (`indexer-select-wgsl.ts`) never reads them (it forces block 0 and the
  * incomplete blocks, and skips rows with t + 1 ≤ K, which a tile made only of such rows skips too).
  */
-import { forRows, linearWorkgroup, operandScratchVec4, scoreTileWgsl, tileConstants, type TileShape, zeroScores, memoKernel } from '@sparse-attn/backend-gpu';
+import { forRows, linearWorkgroup, operandScratchVec4, scoreTileWgsl, vectorTileFits, tileConstants, type TileShape, zeroScores, memoKernel } from '@sparse-attn/backend-gpu';
 
 /** Uniform parameter block of the stage-1 kernel (u32 fields). */
 export const INDEXER_SCORE_PARAMS = [
@@ -35,6 +35,11 @@ export function indexerScoreWorkgroupBytes(o: IndexerScoreKernelOptions): number
 
 /** Generates the stage-1 kernel. */
 export const indexerScoreWgsl = memoKernel(function indexerScoreWgsl(o: IndexerScoreKernelOptions): string {
+  // vec4 operand loads where the head dim allows (the micro-tile's products are the same either way).
+  const vectorized = vectorTileFits(o.tile, o.headDim);
+  const element = vectorized ? 'vec4<f32>' : 'f32';
+  const zero = vectorized ? 'vec4<f32>(0.0)' : '0.0';
+  const at = (row: string, e: string) => (vectorized ? `(${row}) * (D / 4u) + ${e} / 4u` : `(${row}) * D + ${e}`);
   return /* wgsl */ `
 ${tileConstants(o.tile)}
 const D: u32 = ${o.headDim}u;
@@ -47,25 +52,25 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> P: Params;
-@group(0) @binding(1) var<storage, read> q: array<f32>;
-@group(0) @binding(2) var<storage, read> means: array<f32>;
+@group(0) @binding(1) var<storage, read> q: array<${element}>;
+@group(0) @binding(2) var<storage, read> means: array<${element}>;
 @group(0) @binding(3) var<storage, read_write> scores: array<f32>;
 
 var<workgroup> scratch: array<vec4<f32>, ${operandScratchVec4(o.tile)}>;
 
 /** Operand A: the group query of tile row r (Σ_h q, summed in head order from 0). */
-fn aAt(r: u32, e: u32, qRow0: u32, tileRows: u32) -> f32 {
-  if (r >= tileRows || e >= D) { return 0.0; }
-  var s = 0.0;
-  for (var g = 0u; g < G; g++) { s += q[(qRow0 + g * P.querySeq + r) * D + e]; }
+fn aAt(r: u32, e: u32, qRow0: u32, tileRows: u32) -> ${element} {
+  if (r >= tileRows || e >= D) { return ${zero}; }
+  var s = ${zero};
+  for (var g = 0u; g < G; g++) { s += q[${at('qRow0 + g * P.querySeq + r', 'e')}]; }
   return s;
 }
 
 /** Operand B: the mean key of block j0 + c, 0 past the tile's complete blocks. */
-fn bAt(c: u32, e: u32, kRow0: u32, j0: u32, completeMax: u32) -> f32 {
+fn bAt(c: u32, e: u32, kRow0: u32, j0: u32, completeMax: u32) -> ${element} {
   let j = j0 + c;
-  if (j >= completeMax || e >= D) { return 0.0; }
-  return means[(kRow0 + j) * D + e];
+  if (j >= completeMax || e >= D) { return ${zero}; }
+  return means[${at('kRow0 + j', 'e')}];
 }
 
 @compute @workgroup_size(NT)
@@ -86,7 +91,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let kRow0 = slot * P.pooled;
   for (var j0 = 0u; j0 < completeMax; j0 += BC) {
 ${zeroScores('    ')}
-${scoreTileWgsl(o.tile, 'D', (r, e) => `aAt(${r}, ${e}, qRow0, tileRows)`, (c, e) => `bAt(${c}, ${e}, kRow0, j0, completeMax)`)}
+${scoreTileWgsl(o.tile, 'D', (r, e) => `aAt(${r}, ${e}, qRow0, tileRows)`, (c, e) => `bAt(${c}, ${e}, kRow0, j0, completeMax)`, vectorized)}
 ${forRows((i) => `    if (4u * ty + ${i}u < tileRows) {
       let at = (slot * P.rangeRows + r0 + 4u * ty + ${i}u) * P.blocks + j0;
 ${[0, 1, 2, 3].map((c) => `      if (j0 + tx + ${16 * c}u < completeMax) { scores[at + tx + ${16 * c}u] = s${i}[${c}]; }`).join('\n')}

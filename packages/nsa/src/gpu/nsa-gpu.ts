@@ -96,8 +96,11 @@ export function nsaPlan(backend: GpuBackend, d: AttentionDims, config: NsaConfig
   const union = config.combine === 'union';
   const stride = union ? Math.min(blocks, config.selectedBlocks + (config.window > 0 ? Math.ceil(config.window / config.selectionBlock) + 1 : 0)) : maxPicks;
   const quest = config.compressionScore === 'quest';
-  const kernel: NsaSelectKernelOptions = { maxBlocks: blocks, maxPicks };
-  const score: NsaScoreKernelOptions = { headDim: d.headDim, groupSize: d.groupSize, quest, tile: SCORE_TILE };
+  // One window per selection block and one head per group: the tiled scorer's logits rank the
+  // blocks as their probabilities do, so it skips the log-sum-exp pass (see NsaScoreKernelOptions).
+  const logits = d.groupSize === 1 && config.compressionBlock === config.compressionStride && config.compressionStride === config.selectionBlock;
+  const kernel: NsaSelectKernelOptions = { maxBlocks: blocks, maxPicks, logits };
+  const score: NsaScoreKernelOptions = { headDim: d.headDim, groupSize: d.groupSize, quest, tile: SCORE_TILE, logits };
   assertWorkgroupFits('nsa', backend, nsaScoreWorkgroupBytes(score), `the scoring tile of ${score.tile.rows} queries × 64 windows (group of ${d.groupSize} query heads)`);
   const scratchBytesPerSlot = union ? 4 * windows * d.headDim * (quest ? 2 : 1) : gatedScratchBytesPerSlot(d, config, windows);
   const range = Math.min(rangeBytes, backend.context.maxBinding);
@@ -130,8 +133,15 @@ export function nsaSelectionStep(d: AttentionDims, config: NsaConfig, p: NsaPlan
     layout: { kind: 'block', blockSize: config.selectionBlock, headScope: 'kv', rows: d.querySeq, queryBlockSize: 1 },
     stride: p.stride,
     async encodeChunk(e) {
-      const [poolKernel, score, select] = await Promise.all([e.pipeline(windowPoolWgsl({ bounds: quest })), e.pipeline(nsaScoreWgsl(p.score)), e.pipeline(nsaSelectWgsl(p.kernel))]);
       const slots = e.chunk.slots;
+      const rangeRows = rangeRowsFor(d, p, slots);
+      // A decode step: its few queries in one row range, scored window-parallel (probabilities, never logits).
+      const decode = usesDecodeScoring(d, quest) && rangeRows === d.querySeq;
+      const [poolKernel, score, select] = await Promise.all([
+        e.pipeline(windowPoolWgsl({ bounds: quest })),
+        e.pipeline(nsaScoreWgsl(p.score)),
+        e.pipeline(nsaSelectWgsl(decode ? { ...p.kernel, logits: false } : p.kernel)),
+      ]);
       const pooledFloats = Math.max(1, slots * p.windows * d.headDim);
       const means = pool ? pool.means[e.index]! : e.scratch(4 * pooledFloats);
       const bounds = quest ? (pool ? pool.bounds![e.index]! : e.scratch(8 * pooledFloats)) : undefined;
@@ -141,7 +151,6 @@ export function nsaSelectionStep(d: AttentionDims, config: NsaConfig, p: NsaPlan
         const params = e.uniform(WINDOW_POOL_PARAMS, { keySeq: d.keySeq, length: config.compressionBlock, stride: config.compressionStride, windows: p.windows - first, first, slots, tilesX: px, dim: d.headDim });
         e.dispatch(poolKernel, [params, e.chunk.k, means, bounds], px, py);
       }
-      const rangeRows = rangeRowsFor(d, p, slots);
       const importance = e.scratch(4 * Math.max(1, slots * rangeRows * p.blocks));
       const geometry = {
         querySeq: d.querySeq,
@@ -153,8 +162,6 @@ export function nsaSelectionStep(d: AttentionDims, config: NsaConfig, p: NsaPlan
         selectionBlock: config.selectionBlock,
         blocks: p.blocks,
       };
-      // A decode step: its few queries in one row range, scored window-parallel.
-      const decode = usesDecodeScoring(d, quest) && rangeRows === d.querySeq;
       for (let rowStart = 0; rowStart < d.querySeq; rowStart += rangeRows) {
         const rows = Math.min(rangeRows, d.querySeq - rowStart);
         if (p.windows > 0 && decode) {
@@ -196,11 +203,25 @@ export function nsaSelectionStep(d: AttentionDims, config: NsaConfig, p: NsaPlan
 /** Queries per shared window row: one tile of the backend's rows executor. */
 export const SHARED_QUERY_BLOCK = 64;
 
+/**
+ * Entries per rest row: R_t = U_t \\ S_b holds at most the n picks plus the window blocks outside
+ * S_b, W(t) \\ S_b = [fw(t), fw(t_last)) ∪ (IC(t_first), IC(t)], each part at most
+ * ⌊(QB − 1) / l′⌋ + 1 blocks. That bound needs S_b non-empty for every query block, which holds
+ * when w ≥ QB (then fw(t_last) ≤ IC(t_first)); otherwise a rest row can be the whole union row.
+ * At the defaults (n 16, l′ 64, w 512, QB 64) rows take 18 entries instead of the union's 25,
+ * so the key-block executor's partials (per row × stride) need ~30 % fewer row windows.
+ */
+function restStride(config: NsaConfig, p: NsaPlan): number {
+  if (config.window < SHARED_QUERY_BLOCK) return p.stride;
+  const outside = 2 * (Math.floor((SHARED_QUERY_BLOCK - 1) / config.selectionBlock) + 1);
+  return Math.min(p.stride, p.kernel.maxPicks + outside);
+}
+
 /** A step that derives a selection from the union rows (`window-split-wgsl.ts`; mode 0: rest, 1: shared). */
 function splitStep(d: AttentionDims, config: NsaConfig, p: NsaPlan, union: GpuSelection, mode: 0 | 1): GpuSelectionStep {
   const shared = mode === 1;
   const rowsPerSlot = shared ? Math.ceil(d.querySeq / SHARED_QUERY_BLOCK) : d.querySeq;
-  const stride = shared ? Math.min(p.blocks, Math.ceil(config.window / config.selectionBlock) + 1) : p.stride;
+  const stride = shared ? Math.min(p.blocks, Math.ceil(config.window / config.selectionBlock) + 1) : restStride(config, p);
   return {
     layout: { kind: 'block', blockSize: config.selectionBlock, headScope: 'kv', rows: rowsPerSlot, queryBlockSize: shared ? SHARED_QUERY_BLOCK : 1 },
     stride,

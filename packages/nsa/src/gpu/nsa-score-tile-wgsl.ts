@@ -22,7 +22,7 @@
  * (`nsa-select-wgsl.ts`) reads them as 0. The caller sizes the row range so that the importance
  * scratch stays far below rows × S (at S = 64k: 1024 blocks per row).
  */
-import { forRows, linearWorkgroup, operandScratchVec4, scoreTileWgsl, tileConstants, type TileShape, memoKernel } from '@sparse-attn/backend-gpu';
+import { forRows, linearWorkgroup, operandScratchVec4, scoreTileWgsl, vectorTileFits, tileConstants, type TileShape, memoKernel } from '@sparse-attn/backend-gpu';
 
 /**
  * WGSL: the complete compression windows visible to the query at absolute position t,
@@ -51,6 +51,14 @@ export interface NsaScoreKernelOptions {
   readonly quest: boolean;
   /** The query tile (`nsa-gpu.ts` uses 64 rows, 256 threads). */
   readonly tile: TileShape;
+  /**
+   * Write each window's scaled logit instead of its probability, in one pass (no log-sum-exp
+   * pass). Only for G = 1 with every selection block exactly one window (l = d = l′): there
+   * P_t[j] = exp(logit_j − lse_t), a strictly increasing function of the logit within a row, so the
+   * top-n kernel ranks the logits in the same order (`nsaPlan` decides; the top-n kernel takes the
+   * same option).
+   */
+  readonly logits?: boolean;
 }
 
 /** Stride of a row of the probability tile in workgroup memory (64 windows + 1 against bank conflicts). */
@@ -65,7 +73,13 @@ export function nsaScoreWorkgroupBytes(o: NsaScoreKernelOptions): number {
 export const nsaScoreWgsl = memoKernel(function nsaScoreWgsl(o: NsaScoreKernelOptions): string {
   const quest = o.quest;
   const rows = o.tile.rows;
-  const tile = scoreTileWgsl(o.tile, 'E', (r, e) => `aAt(${r}, ${e}, g, qRow0, tileRows)`, (c, e) => `bAt(${c}, ${e}, kRow0, w0, ncMax)`);
+  // vec4 operand loads where the head dim allows (the micro-tile's products are the same either way).
+  const vectorized = vectorTileFits(o.tile, o.headDim);
+  const element = vectorized ? 'vec4<f32>' : 'f32';
+  const zero4 = vectorized ? 'vec4<f32>(0.0)' : '0.0';
+  // Index of channel e of row `row` in an array of `width` channels a row.
+  const at = (row: string, e: string, width: string) => (vectorized ? `(${row}) * (${width} / 4u) + (${e}) / 4u` : `(${row}) * ${width} + ${e}`);
+  const tile = scoreTileWgsl(o.tile, 'E', (r, e) => `aAt(${r}, ${e}, g, qRow0, tileRows)`, (c, e) => `bAt(${c}, ${e}, kRow0, w0, ncMax)`, vectorized);
   const zero = ['s0', 's1', 's2', 's3'].map((s) => `        var ${s} = vec4<f32>(0.0);`).join('\n');
   // s_i ← scale · logit where window (w0 + column) is visible to the row, NEG elsewhere.
   const mask = forRows((i) => `        let ok${i} = vec4<bool>(live[${i}]) & (cols < vec4<u32>(nc[${i}]));
@@ -85,8 +99,8 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> P: Params;
-@group(0) @binding(1) var<storage, read> q: array<f32>;
-@group(0) @binding(2) var<storage, read> keys: array<f32>;
+@group(0) @binding(1) var<storage, read> q: array<${element}>;
+@group(0) @binding(2) var<storage, read> keys: array<${element}>;
 @group(0) @binding(3) var<storage, read_write> importance: array<f32>;
 
 var<workgroup> scratch: array<vec4<f32>, ${operandScratchVec4(o.tile)}>;
@@ -96,19 +110,19 @@ var<workgroup> rowLse: array<f32, ${rows}>;
 
 ${VISIBLE_WINDOWS_WGSL}
 
-/** Operand A: query row r of the tile (head g), ${quest ? '[q⁺ | q⁻]' : 'q'}; qRow0 = the tile's first q row of head 0. */
-fn aAt(r: u32, e: u32, g: u32, qRow0: u32, tileRows: u32) -> f32 {
-  if (r >= tileRows || e >= E) { return 0.0; }
-  let base = (qRow0 + g * P.querySeq + r) * D;
-${quest ? `  if (e < D) { return max(q[base + e], 0.0); }
-  return min(q[base + e - D], 0.0);` : '  return q[base + e];'}
+/** Operand A: query row r of the tile (head g), ${quest ? '[q⁺ | q⁻]' : 'q'}; qRow0 = the tile's first q row of head 0${vectorized ? ' (channels e … e + 3)' : ''}. */
+fn aAt(r: u32, e: u32, g: u32, qRow0: u32, tileRows: u32) -> ${element} {
+  if (r >= tileRows || e >= E) { return ${zero4}; }
+  let row = qRow0 + g * P.querySeq + r;
+${quest ? `  if (e < D) { return max(q[${at('row', 'e', 'D')}], ${zero4}); }
+  return min(q[${at('row', 'e - D', 'D')}], ${zero4});` : `  return q[${at('row', 'e', 'D')}];`}
 }
 
 /** Operand B: pooled window w0 + c of the slot (${quest ? '[max | min]' : 'the mean key'}), 0 past the tile's visible windows. */
-fn bAt(c: u32, e: u32, kRow0: u32, w0: u32, ncMax: u32) -> f32 {
+fn bAt(c: u32, e: u32, kRow0: u32, w0: u32, ncMax: u32) -> ${element} {
   let w = w0 + c;
-  if (w >= ncMax || e >= E) { return 0.0; }
-  return keys[(kRow0 + w) * E + e];
+  if (w >= ncMax || e >= E) { return ${zero4}; }
+  return keys[${at('kRow0 + w', 'e', 'E')}];
 }
 
 @compute @workgroup_size(NT)
@@ -128,7 +142,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let rows4 = vec4<u32>(4u * ty, 4u * ty + 1u, 4u * ty + 2u, 4u * ty + 3u);
   let live = rows4 < vec4<u32>(tileRows);
   let nc = vec4<u32>(visible(P.queryOffset + i0 + rows4.x), visible(P.queryOffset + i0 + rows4.y), visible(P.queryOffset + i0 + rows4.z), visible(P.queryOffset + i0 + rows4.w));
-  // Pass 1: each head's log-sum-exp over the row's visible windows (online across window tiles),
+${o.logits ? '' : `  // Pass 1: each head's log-sum-exp over the row's visible windows (online across window tiles),
   // kept per thread for its 4 rows (registers, so workgroup memory does not grow with G).
   var lseRows: array<vec4<f32>, G>;
   for (var g = 0u; g < G; g++) {
@@ -160,8 +174,8 @@ ${forRows((i) => `      var sum${i} = 0.0;
     workgroupBarrier();
     lseRows[g] = vec4<f32>(rowLse[4u * ty], rowLse[4u * ty + 1u], rowLse[4u * ty + 2u], rowLse[4u * ty + 3u]);
     workgroupBarrier();
-  }
-  // Pass 2: group-summed probabilities of 64 windows at a time, mapped onto the blocks they overlap.
+  }`}
+  // Pass 2: group-summed probabilities (or, with \`logits\`, the logits) of 64 windows at a time, mapped onto the blocks they overlap.
   let lp = P.selectionBlock;
   for (var w0 = 0u; w0 < ncMax; w0 += BC) {
     var p0 = vec4<f32>(0.0);
@@ -173,7 +187,7 @@ ${zero}
 ${tile}
         let cols = vec4<u32>(w0 + tx, w0 + tx + 16u, w0 + tx + 32u, w0 + tx + 48u);
 ${mask}
-${forRows((i) => `        p${i} += select(vec4<f32>(0.0), exp(s${i} - vec4<f32>(lseRows[g][${i}])), ok${i});`)}
+${forRows((i) => (o.logits ? `        p${i} = s${i};` : `        p${i} += select(vec4<f32>(0.0), exp(s${i} - vec4<f32>(lseRows[g][${i}])), ok${i});`))}
     }
 ${forRows((i) => [0, 1, 2, 3].map((c) => `    red[(4u * ty + ${i}u) * PS + tx + ${16 * c}u] = p${i}[${c}];`).join('\n'))}
     workgroupBarrier();

@@ -43,6 +43,11 @@ export interface NsaSelectKernelOptions {
   readonly maxBlocks: number;
   /** Most top-n picks of a row, min(n, maxBlocks): the size of the per-thread pick arrays. */
   readonly maxPicks: number;
+  /**
+   * The scores are the scoring kernel's logits (its `logits` option) rather than probabilities:
+   * a block whose first window is not visible then scores the lowest value, not 0.
+   */
+  readonly logits?: boolean;
 }
 
 const SELECT_BINDINGS = /* wgsl */ `
@@ -133,6 +138,67 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let kvSlot = linear / P.rangeRows;
   let rangeRow = linear % P.rangeRows;
 ${ROW_START}
+${o.maxPicks <= REGISTER_PICKS ? registerRanking(picks, o.logits === true) : loopRanking(o.logits === true)}
+  let count = m + kept;
+${WRITE_ROW}
+}
+`;
+});
+
+/** Score of an empty register slot: below every score a block can get. */
+const EMPTY_SLOT = '-3.4e38';
+
+/** WGSL: the score a block gets when its first window is not visible (0 as a probability; the lowest logit). */
+function hiddenScore(logits: boolean): string {
+  return logits ? 'batch[c] = -3.0e38; ' : '';
+}
+
+/**
+ * Most picks ranked in registers ({@link registerRanking}); rows of more picks take the loop over
+ * a private array ({@link loopRanking}).
+ */
+export const REGISTER_PICKS = 16;
+
+/**
+ * The ranking of blocks [low, localLow) into `kept` picks at `picked[m …]`, with the best `K` kept
+ * in registers as (score, block) pairs in slots written out with constant indices: a private array
+ * indexed by a loop variable lives in local memory, and its data-dependent insertions diverge a
+ * warp's threads (32 ms for 2M rows of 1 024 blocks at 64k on the H100). Every block is inserted at
+ * the position after the kept scores strictly greater than its own (an equal, later block ranks
+ * above: the CPU's order), shifting the slots below it down by one; all K slots are updated with
+ * selects, no branch but the one that skips a block below the last slot. K = maxPicks ≥ room, so
+ * the first `room` slots are the best `room` blocks. Empty slots hold {@link EMPTY_SLOT}, below
+ * every score (probabilities ≥ 0; logits and hidden blocks ≥ −3·10³⁸).
+ */
+function registerRanking(k: number, logits: boolean): string {
+  const slots = Array.from({ length: k }, (_, p) => p);
+  return /* wgsl */ `
+${slots.map((p) => `  var key${p} = ${EMPTY_SLOT};\n  var blk${p} = 0u;`).join('\n')}
+  if (room > 0u) {
+    // Four blocks' scores are loaded before they are ranked: four independent loads in flight.
+    for (var j0 = low; j0 < localLow; j0 += 4u) {
+      var batch = vec4<f32>(0.0);
+      for (var c = 0u; c < 4u; c++) {
+        let j = j0 + c;
+        ${hiddenScore(logits)}if (j < localLow && firstWindow(j) < nc) { batch[c] = importance[base + j * P.rangeRows]; }
+      }
+      for (var c = 0u; c < 4u; c++) {
+        let j = j0 + c;
+        let s = batch[c];
+        if (j < localLow && s >= key${k - 1}) {
+${slots.slice(1).reverse().map((p) => `          { let above = key${p - 1} > s; let stay = key${p} > s; blk${p} = select(select(blk${p - 1}, j, above), blk${p}, stay); key${p} = select(select(key${p - 1}, s, above), key${p}, stay); }`).join('\n')}
+          { let stay = key0 > s; blk0 = select(j, blk0, stay); key0 = select(s, key0, stay); }
+        }
+      }
+    }
+  }
+  let kept = select(0u, min(room, localLow - low), room > 0u);
+${slots.map((p) => `  if (${p}u < kept) { picked[m + ${p}u] = blk${p}; }`).join('\n')}`;
+}
+
+/** The same ranking over private arrays (rows of more than {@link REGISTER_PICKS} picks). */
+function loopRanking(logits: boolean): string {
+  return /* wgsl */ `
   var keys: array<f32, MP>;
   // The best n − m of the other blocks [low, localLow), (score descending, index descending).
   var kept = 0u;
@@ -143,7 +209,7 @@ ${ROW_START}
       var batch = vec4<f32>(0.0);
       for (var c = 0u; c < 4u; c++) {
         let j = j0 + c;
-        if (j < localLow && firstWindow(j) < nc) { batch[c] = importance[base + j * P.rangeRows]; }
+        ${hiddenScore(logits)}if (j < localLow && firstWindow(j) < nc) { batch[c] = importance[base + j * P.rangeRows]; }
       }
       for (var c = 0u; c < 4u && j0 + c < localLow; c++) {
         let j = j0 + c;
@@ -164,12 +230,8 @@ ${ROW_START}
         picked[m + p] = j;
       }
     }
-  }
-  let count = m + kept;
-${WRITE_ROW}
+  }`;
 }
-`;
-});
 
 /** Threads of the one-workgroup-per-row selection kernel ({@link nsaSelectRowWgsl}). */
 export const NSA_SELECT_ROW_THREADS = 256;
