@@ -27,7 +27,7 @@ export { indexerSelectWgsl, indexerSelectWorkgroupBytes, INDEXER_SELECT_PARAMS, 
 export { rangeRowsWgsl, RANGE_ROWS_PARAMS, RANGE_ROWS_THREADS } from './gpu/range-rows-wgsl.js';
 export { gatedMergeWgsl, GATED_MERGE_PARAMS, GATED_MERGE_THREADS } from './gpu/gated-merge-wgsl.js';
 export { countEntriesWgsl, COUNT_ENTRIES_PARAMS, COUNT_ENTRIES_THREADS } from './gpu/count-entries-wgsl.js';
-export { radixTopKWgsl } from './gpu/radix-top-k-wgsl.js';
+export { RADIX_TOP_K_WORKGROUP, RADIX_TOP_K_WORKGROUP_BYTES, radixTopKWgsl } from './gpu/radix-top-k-wgsl.js';
 export { nsaSelectWgsl, NSA_SELECT_PARAMS, NSA_SELECT_THREADS, type NsaSelectKernelOptions } from './gpu/nsa-select-wgsl.js';
 export { windowPoolWgsl, WINDOW_POOL_PARAMS, WINDOW_POOL_THREADS } from './gpu/window-pool-wgsl.js';
 export { mobaRouteWgsl, mobaRouteWorkgroupBytes, MOBA_ROUTE_PARAMS, MOBA_ROUTE_ROWS, MOBA_ROUTE_UNROLLED_CANDIDATES, MOBA_ROUTE_WORKGROUP_BYTES, type MobaRouteKernelOptions } from './gpu/moba-route-wgsl.js';

@@ -53,17 +53,18 @@ describe('GPU entry (no GPU needed)', () => {
     expect(() => nsaPlan(fakeBackend(16384), dims(1000), nsaConfigSchema.parse({}))).toThrow(ConfigError);
     // The top-n kernel keeps its picks per thread (no per-block workgroup memory): 9000 blocks of one key plan.
     expect(nsaPlan(fakeBackend(32768), dims(9000), nsaConfigSchema.parse({ compressionBlock: 1, compressionStride: 1, selectionBlock: 1, selectedBlocks: 3 })).kernel).toEqual({ maxBlocks: 9000, maxPicks: 3, logits: false });
-    // Logits instead of probabilities: one head per group and one window per selection block only.
-    const logits = (queryHeads: number, kvHeads: number, config: Record<string, unknown>) => {
+    // Logits instead of probabilities: one head per group and one window per selection block only;
+    // pass 2 writes from registers whenever each block is one window.
+    const modes = (queryHeads: number, kvHeads: number, config: Record<string, unknown>) => {
       const p = nsaPlan(fakeBackend(32768), dims(1000, queryHeads, kvHeads), nsaConfigSchema.parse(config));
       expect(p.score.logits).toBe(p.kernel.logits);
-      return p.kernel.logits;
+      return [p.kernel.logits, p.score.windowPerBlock];
     };
-    expect(logits(2, 2, {})).toBe(true);
-    expect(logits(2, 2, { compressionScore: 'quest' })).toBe(true);
-    expect(logits(2, 1, {})).toBe(false);
-    expect(logits(2, 2, { compressionBlock: 64, compressionStride: 32 })).toBe(false);
-    expect(logits(2, 2, { compressionBlock: 32, compressionStride: 32, selectionBlock: 64 })).toBe(false);
+    expect(modes(2, 2, {})).toEqual([true, true]);
+    expect(modes(2, 2, { compressionScore: 'quest' })).toEqual([true, true]);
+    expect(modes(2, 1, {})).toEqual([false, true]);
+    expect(modes(2, 2, { compressionBlock: 64, compressionStride: 32 })).toEqual([false, false]);
+    expect(modes(2, 2, { compressionBlock: 32, compressionStride: 32, selectionBlock: 64 })).toEqual([false, false]);
     // Row ranges: at S = 64k (1024 blocks), 32 KV slots take 2048 queries per 256 MiB range.
     const wide = { ...dims(1000), querySeq: 65536, keySeq: 65536 };
     expect(rangeRowsFor(wide, nsaPlan({ context: { maxWorkgroupBytes: 32768, maxBinding: 2 ** 31 } } as unknown as GpuBackend, wide, nsaConfigSchema.parse({})), 32)).toBe(2048);
@@ -112,6 +113,11 @@ describe('GPU entry (no GPU needed)', () => {
     const oneShot = nsaScoreWgsl({ headDim: 128, groupSize: 1, quest: false, tile: { rows: 64, chunk: 16 }, logits: true });
     expect(oneShot).not.toContain('lseRows');
     expect(oneShot).toContain('p0 = s0;');
+    // One window per block: pass 2 writes each block from registers, no overlap mapping.
+    expect(score).toContain('for (var c = low; c <= last; c++)');
+    const direct = nsaScoreWgsl({ headDim: 128, groupSize: 4, quest: false, tile: { rows: 64, chunk: 16 }, windowPerBlock: true });
+    expect(direct).not.toContain('for (var c = low; c <= last; c++)');
+    expect(direct).toContain('importance[at + (w0 + tx + 48u) * P.rangeRows] = p3[3];');
     expect(nsaScoreWgsl({ headDim: 8, groupSize: 1, quest: true, tile: { rows: 64, chunk: 16 } })).toContain('const E: u32 = 16u;');
   });
 });

@@ -19,7 +19,7 @@
  * Scores live in workgroup memory only (c · B floats); nothing of size rows × S exists.
  */
 import { memoKernel } from '@sparse-attn/backend-gpu';
-import { radixTopKWgsl } from './radix-top-k-wgsl.js';
+import { RADIX_TOP_K_WORKGROUP, RADIX_TOP_K_WORKGROUP_BYTES, radixTopKWgsl } from './radix-top-k-wgsl.js';
 
 /** Uniform parameter block of the indexer kernel (u32 fields). */
 export const INDEXER_SELECT_PARAMS = [
@@ -77,7 +77,7 @@ export function indexerMaskWords(blockSize: number): number {
 /** Bytes of workgroup memory the kernel declares. */
 export function indexerSelectWorkgroupBytes(o: IndexerSelectKernelOptions): number {
   const blockRows = o.blockRows ? Math.max(1, o.maxKept) * indexerMaskWords(o.blockRows.blockSize) : 0;
-  return 4 * (blockRows + 2 * o.headDim + INDEXER_SELECT_THREADS * KEYS_PER_GROUP + Math.max(1, o.maxBlocks) + Math.max(1, o.maxCandidates) + INDEXER_SELECT_THREADS + Math.max(1, o.maxKept) + 16);
+  return 4 * (blockRows + 2 * o.headDim + INDEXER_SELECT_THREADS * KEYS_PER_GROUP + Math.max(1, o.maxBlocks) + Math.max(1, o.maxCandidates) + INDEXER_SELECT_THREADS + Math.max(1, o.maxKept)) + RADIX_TOP_K_WORKGROUP_BYTES;
 }
 
 /** Threads that share one key's dot product in the coalesced stage 2 (8 × vec4 = 128 contiguous bytes per load). */
@@ -171,7 +171,7 @@ ${phase !== 'select' ? `var<workgroup> blockKey: array<u32, ${Math.max(1, o.maxB
 ${phase !== 'pick' ? `var<workgroup> tokenKey: array<u32, ${Math.max(1, o.maxCandidates)}>;` : ''}
 var<workgroup> runs: array<u32, ${INDEXER_SELECT_THREADS}>;
 var<workgroup> picks: array<u32, ${Math.max(1, o.maxKept)}>;
-var<workgroup> hist: array<atomic<u32>, 16>;
+${RADIX_TOP_K_WORKGROUP}
 ${coalesced && phase === 'fused' ? `var<workgroup> partial: array<f32, ${INDEXER_SELECT_THREADS * KEYS_PER_GROUP}>;` : ''}
 
 ${SORTABLE_WGSL}

@@ -98,9 +98,10 @@ export function nsaPlan(backend: GpuBackend, d: AttentionDims, config: NsaConfig
   const quest = config.compressionScore === 'quest';
   // One window per selection block and one head per group: the tiled scorer's logits rank the
   // blocks as their probabilities do, so it skips the log-sum-exp pass (see NsaScoreKernelOptions).
-  const logits = d.groupSize === 1 && config.compressionBlock === config.compressionStride && config.compressionStride === config.selectionBlock;
+  const windowPerBlock = config.compressionBlock === config.compressionStride && config.compressionStride === config.selectionBlock;
+  const logits = d.groupSize === 1 && windowPerBlock;
   const kernel: NsaSelectKernelOptions = { maxBlocks: blocks, maxPicks, logits };
-  const score: NsaScoreKernelOptions = { headDim: d.headDim, groupSize: d.groupSize, quest, tile: SCORE_TILE, logits };
+  const score: NsaScoreKernelOptions = { headDim: d.headDim, groupSize: d.groupSize, quest, tile: SCORE_TILE, logits, windowPerBlock };
   assertWorkgroupFits('nsa', backend, nsaScoreWorkgroupBytes(score), `the scoring tile of ${score.tile.rows} queries × 64 windows (group of ${d.groupSize} query heads)`);
   const scratchBytesPerSlot = union ? 4 * windows * d.headDim * (quest ? 2 : 1) : gatedScratchBytesPerSlot(d, config, windows);
   const range = Math.min(rangeBytes, backend.context.maxBinding);

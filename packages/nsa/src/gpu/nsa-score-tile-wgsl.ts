@@ -59,6 +59,8 @@ export interface NsaScoreKernelOptions {
    * same option).
    */
   readonly logits?: boolean;
+  /** Every selection block is exactly one window (l = d = l′): pass 2 writes from registers ({@link directWrite}). */
+  readonly windowPerBlock?: boolean;
 }
 
 /** Stride of a row of the probability tile in workgroup memory (64 windows + 1 against bank conflicts). */
@@ -189,7 +191,7 @@ ${tile}
 ${mask}
 ${forRows((i) => (o.logits ? `        p${i} = s${i};` : `        p${i} += select(vec4<f32>(0.0), exp(s${i} - vec4<f32>(lseRows[g][${i}])), ok${i});`))}
     }
-${forRows((i) => [0, 1, 2, 3].map((c) => `    red[(4u * ty + ${i}u) * PS + tx + ${16 * c}u] = p${i}[${c}];`).join('\n'))}
+${o.windowPerBlock ? directWrite() : `${forRows((i) => [0, 1, 2, 3].map((c) => `    red[(4u * ty + ${i}u) * PS + tx + ${16 * c}u] = p${i}[${c}];`).join('\n'))}
     workgroupBarrier();
     let wLast = min(w0 + BC, ncMax) - 1u;
     let jLow = (w0 * P.compressionStride) / lp;
@@ -208,8 +210,22 @@ ${forRows((i) => [0, 1, 2, 3].map((c) => `    red[(4u * ty + ${i}u) * PS + tx + 
         if (first >= w0) { importance[at] = v; } else { importance[at] += v; }
       }
     }
-    workgroupBarrier();
+    workgroupBarrier();`}
   }
 }
 `;
 });
+
+/**
+ * Pass 2's output when every selection block is exactly one window (l = d = l′): block j is
+ * window j, so each thread writes its 4 rows × 4 windows straight from registers (consecutive
+ * rows of a block are consecutive addresses), without the probability tile in workgroup memory,
+ * its barriers, or the overlap mapping's integer divisions. Windows past the tile's last visible
+ * one are not written (the top-n kernel reads only windows visible to its row).
+ */
+function directWrite(): string {
+  return forRows((i) => `    if (live[${i}]) {
+      let at = slot * P.blocks * P.rangeRows + r0 + 4u * ty + ${i}u;
+${[0, 1, 2, 3].map((c) => `      if (w0 + tx + ${16 * c}u < ncMax) { importance[at + (w0 + tx + ${16 * c}u) * P.rangeRows] = p${i}[${c}]; }`).join('\n')}
+    }`);
+}
