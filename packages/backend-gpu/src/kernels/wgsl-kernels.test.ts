@@ -8,7 +8,7 @@ import { GATHER_LIST_PARAMS, gatherListsWgsl, gatherMergeWgsl, gatherScanWgsl, g
 import { ATTENTION_PARAMS, GATHER_ATTENTION_PARAMS, flashAttentionWgsl, flashAttentionWorkgroupBytes, usesVectorLoads, type FlashAttentionKernelOptions } from './flash-attention-wgsl.js';
 import { DECODE_DUMP_PARAMS, DECODE_PAGES_PARAMS, DECODE_PARTIAL_PARAMS, DECODE_SELECTION_PARAMS, decodePartialWgsl, splitKPartitions } from './decode-split-k-wgsl.js';
 import { DECODE_MERGE_COPY_PARAMS, DECODE_MERGE_PARAMS, decodeMergeWgsl } from './decode-merge-wgsl.js';
-import { dispatchGrid } from './score-tile-wgsl.js';
+import { dispatchGrid, vectorTileFits } from './score-tile-wgsl.js';
 
 /** Bytes of every `var<workgroup>` the source declares (f32/u32 scalars and arrays of f32, u32, vec4<f32>). */
 function declaredWorkgroupBytes(code: string): number {
@@ -110,6 +110,14 @@ describe('flash attention WGSL', () => {
     // The 16-row tile stages fewer values than it has threads × 4 at Dv = 4: scalar there.
     expect(usesVectorLoads({ ...vector, headDim: 4, valueDim: 4, tile: { rows: 64, chunk: 4 }, valueChunk: 4 })).toBe(false);
     for (const o of [vector, scalar, { ...vector, tile: { rows: 16, chunk: 16 } } as const]) expect(() => new WgslParser().parse(flashAttentionWgsl(o))).not.toThrow();
+  });
+
+  it('vectorTileFits: whole vec4 operand shares per thread and widths that are multiples of 4', () => {
+    expect(vectorTileFits({ rows: 64, chunk: 16 }, 128)).toBe(true);
+    expect(vectorTileFits({ rows: 16, chunk: 16 }, 128, 256)).toBe(true);
+    expect(vectorTileFits({ rows: 64, chunk: 16 }, 128, 18)).toBe(false);
+    // 64 rows × 4 channels is a quarter vec4 per thread of 256: scalar loads.
+    expect(vectorTileFits({ rows: 64, chunk: 4 }, 128)).toBe(false);
   });
 
   it('one output accumulator vec4 per 64 value columns per row', () => {
