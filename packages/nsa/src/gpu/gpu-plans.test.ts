@@ -95,9 +95,9 @@ describe('GPU entry (no GPU needed)', () => {
     expect(loop).toContain('var keys: array<f32, MP>;');
     expect(loop).not.toContain('var key0 ');
     // On logits, a block whose first window is hidden scores the lowest value instead of 0.
-    expect(code).not.toContain('batch[c] = -3.0e38;');
-    expect(nsaSelectWgsl({ maxBlocks: 1024, maxPicks: 16, logits: true })).toContain('batch[c] = -3.0e38;');
-    expect(nsaSelectWgsl({ maxBlocks: 1024, maxPicks: 17, logits: true })).toContain('batch[c] = -3.0e38;');
+    expect(code).toContain('var batch = vec4<f32>(0.0);');
+    expect(nsaSelectWgsl({ maxBlocks: 1024, maxPicks: 16, logits: true })).toContain('var batch = vec4<f32>(-3.0e38);');
+    expect(nsaSelectWgsl({ maxBlocks: 1024, maxPicks: 17, logits: true })).toContain('var batch = vec4<f32>(-3.0e38);');
     // The decode steps' selection: one workgroup per row, the row's candidate scores in workgroup memory.
     const perRow = nsaSelectRowWgsl({ maxBlocks: 1024, maxPicks: 16 });
     expect(perRow).toContain('const MP: u32 = 16u;');

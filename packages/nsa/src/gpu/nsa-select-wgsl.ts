@@ -148,9 +148,18 @@ ${WRITE_ROW}
 /** Score of an empty register slot: below every score a block can get. */
 const EMPTY_SLOT = '-3.4e38';
 
-/** WGSL: the score a block gets when its first window is not visible (0 as a probability; the lowest logit). */
-function hiddenScore(logits: boolean): string {
-  return logits ? 'batch[c] = -3.0e38; ' : '';
+/**
+ * WGSL opening the walk over blocks [low, localLow) four at a time: `batch` gets the four blocks'
+ * scores before any is ranked (four independent loads in flight per step of the serial walk). A
+ * block whose first window is hidden scores 0 as a probability, the lowest value as a logit.
+ */
+function batchLoad(logits: boolean): string {
+  return /* wgsl */ `    for (var j0 = low; j0 < localLow; j0 += 4u) {
+      var batch = vec4<f32>(${logits ? '-3.0e38' : '0.0'});
+      for (var c = 0u; c < 4u; c++) {
+        let j = j0 + c;
+        if (j < localLow && firstWindow(j) < nc) { batch[c] = importance[base + j * P.rangeRows]; }
+      }`;
 }
 
 /**
@@ -175,13 +184,7 @@ function registerRanking(k: number, logits: boolean): string {
   return /* wgsl */ `
 ${slots.map((p) => `  var key${p} = ${EMPTY_SLOT};\n  var blk${p} = 0u;`).join('\n')}
   if (room > 0u) {
-    // Four blocks' scores are loaded before they are ranked: four independent loads in flight.
-    for (var j0 = low; j0 < localLow; j0 += 4u) {
-      var batch = vec4<f32>(0.0);
-      for (var c = 0u; c < 4u; c++) {
-        let j = j0 + c;
-        ${hiddenScore(logits)}if (j < localLow && firstWindow(j) < nc) { batch[c] = importance[base + j * P.rangeRows]; }
-      }
+${batchLoad(logits)}
       for (var c = 0u; c < 4u; c++) {
         let j = j0 + c;
         let s = batch[c];
@@ -203,14 +206,7 @@ function loopRanking(logits: boolean): string {
   // The best n − m of the other blocks [low, localLow), (score descending, index descending).
   var kept = 0u;
   if (room > 0u) {
-    // Four blocks' scores are loaded before they are ranked, so four independent loads are in
-    // flight per step of this serial walk.
-    for (var j0 = low; j0 < localLow; j0 += 4u) {
-      var batch = vec4<f32>(0.0);
-      for (var c = 0u; c < 4u; c++) {
-        let j = j0 + c;
-        ${hiddenScore(logits)}if (j < localLow && firstWindow(j) < nc) { batch[c] = importance[base + j * P.rangeRows]; }
-      }
+${batchLoad(logits)}
       for (var c = 0u; c < 4u && j0 + c < localLow; c++) {
         let j = j0 + c;
         let s = batch[c];
