@@ -28,7 +28,7 @@ import { FILL_PARAMS, FILL_THREADS, fillNormalWgsl } from './kernels/fill-normal
 import { gatherMergeWgsl } from './kernels/gather-lists-wgsl.js';
 import { blockListPipelines, recordBlockLists, type BlockListRecorder } from './block-lists.js';
 import { ATTENTION_PARAMS, GATHER_ATTENTION_PARAMS, flashAttentionWgsl, flashAttentionWorkgroupBytes, type FlashAttentionKernelOptions, type FlashAttentionListHooks } from './kernels/flash-attention-wgsl.js';
-import { dispatchGrid, type TileShape } from './kernels/score-tile-wgsl.js';
+import { dispatchGrid, TILE_COLUMNS, type TileShape } from './kernels/score-tile-wgsl.js';
 import { DECODE_MERGE_PARAMS, decodeMergeWgsl } from './kernels/decode-merge-wgsl.js';
 import { DECODE_SELECTION_PARAMS, decodePartialRecord, decodePartialWgsl, SPLIT_K_MAX_QUERIES, splitKPartitions } from './kernels/decode-split-k-wgsl.js';
 import { GpuBufferPool } from './gpu-buffer-pool.js';
@@ -865,7 +865,9 @@ export class GpuBackend {
       for (let rowStart = 0; rowStart < chunkRows; rowStart += windowRows) {
         const rows = Math.min(windowRows, chunkRows - rowStart);
         const window = { rowStart, rows, stride: width, selRows: selection.rows, blocks, itemsPerTile, vectors, queryBlockSize: selection.queryBlockSize, querySeq: d.querySeq, groupSize: d.groupSize, scopeKv };
-        const { listMeta, maxTiles, params } = recordBlockLists(recorder, listPipelines, b, items, window);
+        // Sorted lists only pay off where a block spans several key tiles (the diagonal block's
+        // tiles of consecutive queries stop at their last query); a block of ≤ 64 keys is one tile.
+        const { listMeta, maxTiles, params } = recordBlockLists(recorder, listPipelines, b, items, window, { sort: selection.blockSize > TILE_COLUMNS });
         const tileGrid = dispatchGrid(maxTiles);
         const attendParams = params(tileGrid, GATHER_ATTENTION_PARAMS, { ...attentionParams(d), blockSize: selection.blockSize, maskWords: maskWords ?? 0 });
         step('attend', attend, [attendParams, chunk.q, chunk.k, chunk.v, partOut, partLse, listMeta, items, maskWords !== undefined ? b.masks : undefined], tileGrid);

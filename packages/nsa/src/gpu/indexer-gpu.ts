@@ -144,7 +144,8 @@ export function indexerSelectionStep(d: AttentionDims, config: HierarchicalIndex
         const { candBounds, candIndices, items, candKeys } = split;
         e.dispatch(split.pick, [params, undefined, undefined, blockScores, undefined, undefined, undefined, undefined, undefined, candBounds, candIndices], x, y);
         const window = { rowStart: 0, rows: slots * rows, stride: kept, selRows: rows, blocks: p.blocks, itemsPerTile: SCORE_TILE.rows, vectors: 1, queryBlockSize: 1, querySeq: d.querySeq, groupSize: d.groupSize, scopeKv: true };
-        const lists = recordBlockLists(recorder, split.lists, { bounds: candBounds, indices: candIndices }, items, window);
+        // Unsorted: the scoring kernel walks each block's keys whole for every row (no causal stop).
+        const lists = recordBlockLists(recorder, split.lists, { bounds: candBounds, indices: candIndices }, items, window, { sort: false });
         const tiles = dispatchGrid(lists.maxTiles);
         const candidateParams = lists.params(tiles, INDEXER_CANDIDATE_PARAMS, { rangeRows: rows, queryStart: rowStart, keySeq: d.keySeq, blockSize: config.blockSize });
         e.dispatch(split.candidates, [candidateParams, e.chunk.q, e.chunk.k, lists.listMeta, items, candKeys], tiles[0], tiles[1]);
