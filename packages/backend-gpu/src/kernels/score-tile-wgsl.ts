@@ -162,6 +162,29 @@ export function vectorTileFits(shape: TileShape, ...widths: readonly number[]): 
   return widths.every((w) => w % 4 === 0) && shape.chunk % 4 === 0 && whole((shape.rows * shape.chunk) / 4 / threads) && whole((TILE_COLUMNS * shape.chunk) / 4 / threads);
 }
 
+/** How a tiled kernel declares and indexes its operand arrays (see {@link tileOperands}). */
+export interface TileOperands {
+  /** vec4 loads ({@link scoreTileWgsl}'s `vectorized` mode). */
+  readonly vectorized: boolean;
+  /** Element type of the operand arrays: `vec4<f32>` or `f32`. */
+  readonly element: string;
+  /** A zero of that type. */
+  readonly zero: string;
+  /** WGSL index of channel `e` (a multiple of 4 when vectorized) of row `row` in an array of `width` channels a row. */
+  at(row: string, e: string, width: string): string;
+}
+
+/** The operand layout of a tiled kernel: vec4 where {@link vectorTileFits} (same products), scalars otherwise. */
+export function tileOperands(shape: TileShape, ...widths: readonly number[]): TileOperands {
+  const vectorized = vectorTileFits(shape, ...widths);
+  return {
+    vectorized,
+    element: vectorized ? 'vec4<f32>' : 'f32',
+    zero: vectorized ? 'vec4<f32>(0.0)' : '0.0',
+    at: (row, e, width) => (vectorized ? `(${row}) * (${width} / 4u) + (${e}) / 4u` : `(${row}) * ${width} + ${e}`),
+  };
+}
+
 /** Declares the four zeroed score vectors `s0..s3` that {@link scoreTileWgsl} accumulates into. */
 export function zeroScores(indent: string): string {
   return [0, 1, 2, 3].map((i) => `${indent}var s${i} = vec4<f32>(0.0);`).join('\n');

@@ -14,7 +14,7 @@
  * row's position (in its current block) are written too and never read.
  */
 import { SORTABLE_WGSL } from './indexer-select-wgsl.js';
-import { forRows, linearWorkgroup, listTileWgsl, memoKernel, operandScratchVec4, scoreTileWgsl, vectorTileFits, tileConstants, zeroScores, type TileShape } from '@sparse-attn/backend-gpu';
+import { forRows, linearWorkgroup, listTileWgsl, memoKernel, operandScratchVec4, scoreTileWgsl, tileOperands, tileConstants, zeroScores, type TileShape } from '@sparse-attn/backend-gpu';
 
 /** Uniform parameter block of the candidate-score kernel (u32 fields; the list fields come from `recordBlockLists`). */
 export const INDEXER_CANDIDATE_PARAMS = [
@@ -38,10 +38,7 @@ export function indexerCandidateWorkgroupBytes(o: IndexerCandidateKernelOptions)
 /** Generates the candidate-score kernel. */
 export const indexerCandidateScoreWgsl = memoKernel(function indexerCandidateScoreWgsl(o: IndexerCandidateKernelOptions): string {
   // vec4 operand loads where the head dim allows (the micro-tile's products are the same either way).
-  const vectorized = vectorTileFits(o.tile, o.headDim);
-  const element = vectorized ? 'vec4<f32>' : 'f32';
-  const zero = vectorized ? 'vec4<f32>(0.0)' : '0.0';
-  const at = (row: string, e: string) => (vectorized ? `(${row}) * (D / 4u) + ${e} / 4u` : `(${row}) * D + ${e}`);
+  const { vectorized, element, zero, at } = tileOperands(o.tile, o.headDim);
   return /* wgsl */ `
 ${tileConstants(o.tile)}
 const D: u32 = ${o.headDim}u;
@@ -73,7 +70,7 @@ fn aAt(r: u32, e: u32) -> ${element} {
   let row = rowQ[r];
   if (row == INVALID || e >= D) { return ${zero}; }
   var s = ${zero};
-  for (var g = 0u; g < G; g++) { s += q[${at('row + g * P.querySeq', 'e')}]; }
+  for (var g = 0u; g < G; g++) { s += q[${at('row + g * P.querySeq', 'e', 'D')}]; }
   return s;
 }
 
@@ -81,7 +78,7 @@ fn aAt(r: u32, e: u32) -> ${element} {
 fn bAt(c: u32, e: u32, kRow: u32, kEnd: u32) -> ${element} {
   let key = kRow + c;
   if (key >= kEnd || e >= D) { return ${zero}; }
-  return k[${at('key', 'e')}];
+  return k[${at('key', 'e', 'D')}];
 }
 
 @compute @workgroup_size(NT)

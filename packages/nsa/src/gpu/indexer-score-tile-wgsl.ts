@@ -12,7 +12,7 @@
  * are; the selection kernel (`indexer-select-wgsl.ts`) never reads them (it forces block 0 and the
  * incomplete blocks, and skips rows with t + 1 ≤ K, which a tile made only of such rows skips too).
  */
-import { forRows, linearWorkgroup, operandScratchVec4, scoreTileWgsl, vectorTileFits, tileConstants, type TileShape, zeroScores, memoKernel } from '@sparse-attn/backend-gpu';
+import { forRows, linearWorkgroup, operandScratchVec4, scoreTileWgsl, tileOperands, tileConstants, type TileShape, zeroScores, memoKernel } from '@sparse-attn/backend-gpu';
 
 /** Uniform parameter block of the stage-1 kernel (u32 fields). */
 export const INDEXER_SCORE_PARAMS = [
@@ -36,10 +36,7 @@ export function indexerScoreWorkgroupBytes(o: IndexerScoreKernelOptions): number
 /** Generates the stage-1 kernel. */
 export const indexerScoreWgsl = memoKernel(function indexerScoreWgsl(o: IndexerScoreKernelOptions): string {
   // vec4 operand loads where the head dim allows (the micro-tile's products are the same either way).
-  const vectorized = vectorTileFits(o.tile, o.headDim);
-  const element = vectorized ? 'vec4<f32>' : 'f32';
-  const zero = vectorized ? 'vec4<f32>(0.0)' : '0.0';
-  const at = (row: string, e: string) => (vectorized ? `(${row}) * (D / 4u) + ${e} / 4u` : `(${row}) * D + ${e}`);
+  const { vectorized, element, zero, at } = tileOperands(o.tile, o.headDim);
   return /* wgsl */ `
 ${tileConstants(o.tile)}
 const D: u32 = ${o.headDim}u;
@@ -62,7 +59,7 @@ var<workgroup> scratch: array<vec4<f32>, ${operandScratchVec4(o.tile)}>;
 fn aAt(r: u32, e: u32, qRow0: u32, tileRows: u32) -> ${element} {
   if (r >= tileRows || e >= D) { return ${zero}; }
   var s = ${zero};
-  for (var g = 0u; g < G; g++) { s += q[${at('qRow0 + g * P.querySeq + r', 'e')}]; }
+  for (var g = 0u; g < G; g++) { s += q[${at('qRow0 + g * P.querySeq + r', 'e', 'D')}]; }
   return s;
 }
 
@@ -70,7 +67,7 @@ fn aAt(r: u32, e: u32, qRow0: u32, tileRows: u32) -> ${element} {
 fn bAt(c: u32, e: u32, kRow0: u32, j0: u32, completeMax: u32) -> ${element} {
   let j = j0 + c;
   if (j >= completeMax || e >= D) { return ${zero}; }
-  return means[${at('kRow0 + j', 'e')}];
+  return means[${at('kRow0 + j', 'e', 'D')}];
 }
 
 @compute @workgroup_size(NT)

@@ -22,7 +22,7 @@
  * (`nsa-select-wgsl.ts`) reads them as 0. The caller sizes the row range so that the importance
  * scratch stays far below rows × S (at S = 64k: 1024 blocks per row).
  */
-import { forRows, linearWorkgroup, operandScratchVec4, scoreTileWgsl, vectorTileFits, tileConstants, type TileShape, memoKernel } from '@sparse-attn/backend-gpu';
+import { forRows, linearWorkgroup, operandScratchVec4, scoreTileWgsl, tileOperands, tileConstants, type TileShape, memoKernel } from '@sparse-attn/backend-gpu';
 
 /**
  * WGSL: the complete compression windows visible to the query at absolute position t,
@@ -76,11 +76,7 @@ export const nsaScoreWgsl = memoKernel(function nsaScoreWgsl(o: NsaScoreKernelOp
   const quest = o.quest;
   const rows = o.tile.rows;
   // vec4 operand loads where the head dim allows (the micro-tile's products are the same either way).
-  const vectorized = vectorTileFits(o.tile, o.headDim);
-  const element = vectorized ? 'vec4<f32>' : 'f32';
-  const zero4 = vectorized ? 'vec4<f32>(0.0)' : '0.0';
-  // Index of channel e of row `row` in an array of `width` channels a row.
-  const at = (row: string, e: string, width: string) => (vectorized ? `(${row}) * (${width} / 4u) + (${e}) / 4u` : `(${row}) * ${width} + ${e}`);
+  const { vectorized, element, zero: zero4, at } = tileOperands(o.tile, o.headDim);
   const tile = scoreTileWgsl(o.tile, 'E', (r, e) => `aAt(${r}, ${e}, g, qRow0, tileRows)`, (c, e) => `bAt(${c}, ${e}, kRow0, w0, ncMax)`, vectorized);
   const zero = ['s0', 's1', 's2', 's3'].map((s) => `        var ${s} = vec4<f32>(0.0);`).join('\n');
   // s_i ← scale · logit where window (w0 + column) is visible to the row, NEG elsewhere.
