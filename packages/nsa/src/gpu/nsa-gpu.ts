@@ -205,8 +205,8 @@ export function nsaSelectionStep(d: AttentionDims, config: NsaConfig, p: NsaPlan
 export const SHARED_QUERY_BLOCK = 64;
 
 /**
- * Entries per rest row: R_t = U_t \\ S_b holds at most the n picks plus the window blocks outside
- * S_b, W(t) \\ S_b = [fw(t), fw(t_last)) ∪ (IC(t_first), IC(t)], each part at most
+ * Entries per rest row: R_t = U_t \ S_b holds at most the n picks plus the window blocks outside
+ * S_b, W(t) \ S_b = [fw(t), fw(t_last)) ∪ (IC(t_first), IC(t)], each part at most
  * ⌊(QB − 1) / l′⌋ + 1 blocks. That bound needs S_b non-empty for every query block, which holds
  * when w ≥ QB (then fw(t_last) ≤ IC(t_first)); otherwise a rest row can be the whole union row.
  * At the defaults (n 16, l′ 64, w 512, QB 64) rows take 18 entries instead of the union's 25,
