@@ -14,6 +14,7 @@
  * row's position (in its current block) are written too and never read.
  */
 import { SORTABLE_WGSL } from './indexer-select-wgsl.js';
+import { groupQueryWgsl } from './indexer-score-tile-wgsl.js';
 import { forRows, linearWorkgroup, listTileWgsl, memoKernel, operandScratchVec4, scoreTileWgsl, tileOperands, tileConstants, zeroScores, type TileShape } from '@sparse-attn/backend-gpu';
 
 /** Uniform parameter block of the candidate-score kernel (u32 fields; the list fields come from `recordBlockLists`). */
@@ -38,7 +39,8 @@ export function indexerCandidateWorkgroupBytes(o: IndexerCandidateKernelOptions)
 /** Generates the candidate-score kernel. */
 export const indexerCandidateScoreWgsl = memoKernel(function indexerCandidateScoreWgsl(o: IndexerCandidateKernelOptions): string {
   // vec4 operand loads where the head dim allows (the micro-tile's products are the same either way).
-  const { vectorized, element, zero, at } = tileOperands(o.tile, o.headDim);
+  const operands = tileOperands(o.tile, o.headDim);
+  const { vectorized, element, zero, at } = operands;
   return /* wgsl */ `
 ${tileConstants(o.tile)}
 const D: u32 = ${o.headDim}u;
@@ -65,13 +67,13 @@ var<workgroup> wgList: u32;
 
 ${SORTABLE_WGSL}
 
-/** Operand A: the group query of tile row r (Σ_h q, summed in head order from 0). */
+${groupQueryWgsl(operands)}
+
+/** Operand A: the group query of tile row r. */
 fn aAt(r: u32, e: u32) -> ${element} {
   let row = rowQ[r];
   if (row == INVALID || e >= D) { return ${zero}; }
-  var s = ${zero};
-  for (var g = 0u; g < G; g++) { s += q[${at('row + g * P.querySeq', 'e', 'D')}]; }
-  return s;
+  return groupQuery(row, e);
 }
 
 /** Operand B: key c of the tile starting at key row kRow, 0 past the block's end. */

@@ -12,7 +12,7 @@
  * are; the selection kernel (`indexer-select-wgsl.ts`) never reads them (it forces block 0 and the
  * incomplete blocks, and skips rows with t + 1 ≤ K, which a tile made only of such rows skips too).
  */
-import { forRows, linearWorkgroup, operandScratchVec4, scoreTileWgsl, tileOperands, tileConstants, type TileShape, zeroScores, memoKernel } from '@sparse-attn/backend-gpu';
+import { forRows, linearWorkgroup, operandScratchVec4, scoreTileWgsl, tileOperands, tileConstants, type TileOperands, type TileShape, zeroScores, memoKernel } from '@sparse-attn/backend-gpu';
 
 /** Uniform parameter block of the stage-1 kernel (u32 fields). */
 export const INDEXER_SCORE_PARAMS = [
@@ -33,10 +33,25 @@ export function indexerScoreWorkgroupBytes(o: IndexerScoreKernelOptions): number
   return 16 * operandScratchVec4(o.tile);
 }
 
+/**
+ * WGSL `groupQuery(row, e)`: the group query Σ_h q of query row `row` (head 0 of the group; the
+ * group's heads are `P.querySeq` rows apart in the `q` binding), channel `e` (channels e … e + 3
+ * when vectorized), summed in head order from 0 like the CPU. Shared by the indexer's stage-1 and
+ * candidate-score tiles; needs `D`, `G`, `P.querySeq` and `q`.
+ */
+export function groupQueryWgsl(o: TileOperands): string {
+  return /* wgsl */ `fn groupQuery(row: u32, e: u32) -> ${o.element} {
+  var s = ${o.zero};
+  for (var g = 0u; g < G; g++) { s += q[${o.at('row + g * P.querySeq', 'e', 'D')}]; }
+  return s;
+}`;
+}
+
 /** Generates the stage-1 kernel. */
 export const indexerScoreWgsl = memoKernel(function indexerScoreWgsl(o: IndexerScoreKernelOptions): string {
   // vec4 operand loads where the head dim allows (the micro-tile's products are the same either way).
-  const { vectorized, element, zero, at } = tileOperands(o.tile, o.headDim);
+  const operands = tileOperands(o.tile, o.headDim);
+  const { vectorized, element, zero, at } = operands;
   return /* wgsl */ `
 ${tileConstants(o.tile)}
 const D: u32 = ${o.headDim}u;
@@ -55,12 +70,12 @@ struct Params {
 
 var<workgroup> scratch: array<vec4<f32>, ${operandScratchVec4(o.tile)}>;
 
-/** Operand A: the group query of tile row r (Σ_h q, summed in head order from 0). */
+${groupQueryWgsl(operands)}
+
+/** Operand A: the group query of tile row r. */
 fn aAt(r: u32, e: u32, qRow0: u32, tileRows: u32) -> ${element} {
   if (r >= tileRows || e >= D) { return ${zero}; }
-  var s = ${zero};
-  for (var g = 0u; g < G; g++) { s += q[${at('qRow0 + g * P.querySeq + r', 'e', 'D')}]; }
-  return s;
+  return groupQuery(qRow0 + r, e);
 }
 
 /** Operand B: the mean key of block j0 + c, 0 past the tile's complete blocks. */
