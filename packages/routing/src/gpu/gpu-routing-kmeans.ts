@@ -16,8 +16,8 @@ import { headSeed } from '../balanced-routing-attention.js';
 import { normalizeRows } from '../normalize-rows.js';
 import { resolveClusters, resolveSampleSize, type RoutingConfig } from '../routing-config.js';
 import { sphericalKMeans } from '../spherical-kmeans.js';
-import { SEED_PARAMS, SEED_THREADS, seedDistanceWgsl, seedPickWgsl } from './kmeans-seed-wgsl.js';
-import { KMEANS_PARAMS, KMEANS_THREADS, kmeansGatherWgsl, kmeansNormalizeWgsl, kmeansSumVec4Wgsl, kmeansSumWgsl, NORMALIZE_MAX_DIM, NORMALIZE_MAX_WORKGROUP_BYTES, normalizeRowsPerWorkgroup, normalizeRowsWgsl, normalizeRowsWorkgroupBytes } from './spherical-kmeans-wgsl.js';
+import { SEED_PARAMS, SEED_THREADS, seedStepWgsl } from './kmeans-seed-wgsl.js';
+import { KMEANS_PARAMS, KMEANS_THREADS, kmeansGatherWgsl, kmeansNormalizeWgsl, kmeansSumWgsl, NORMALIZE_MAX_DIM, NORMALIZE_MAX_WORKGROUP_BYTES, normalizeRowsPerWorkgroup, normalizeRowsWgsl, normalizeRowsWorkgroupBytes } from './spherical-kmeans-wgsl.js';
 import { CENTROID_TILE_PARAMS, CENTROID_TILE_THREADS, centroidTileWgsl, type CentroidTileLayout, type CentroidTileMode } from './centroid-tile-wgsl.js';
 
 const { STORAGE, COPY_SRC, COPY_DST } = WEBGPU_FLAGS;
@@ -97,7 +97,7 @@ export interface RoutingFitPlan {
   readonly picked: Uint32Array;
   readonly iterations: number;
   readonly normalization: RoutingConfig['normalization'];
-  /** The seeding's draws per head, `[batch·kvHeads][clusters]`: ⌊u·sample⌋ and u (see `seedPickWgsl`). */
+  /** The seeding's draws per head, `[batch·kvHeads][clusters]`: ⌊u·sample⌋ and u (see `seedStepWgsl`). */
   readonly drawIndex: Uint32Array;
   readonly drawValue: Float32Array;
 }
@@ -179,24 +179,22 @@ export async function encodeRoutingCentroids(
   const sampleColumns = encoder.scratch(4 * chunk.slots * n * D);
   const common = { slots: chunk.slots, count: d.keySeq };
   await run(kmeansGatherWgsl(), [chunk.k, buffers.picked, sampleRows, sampleColumns], chunk.slots * n, { ...common, mode: plan.normalization === 'l2' ? 0 : 1 });
-  if (buffers.draws) {
-    // k-means++ seeding on the GPU with the CPU's draws (else `centroids` holds the CPU's seeding).
-    // C steps of (pick, distances), each on the same two bind groups; the step counter starts at 0.
-    const distance = encoder.scratch(4 * chunk.slots * n);
-    const current = encoder.scratch(4 * chunk.slots * D);
-    const step = encoder.scratch(16);
+  const draws = buffers.draws;
+  if (draws) {
+    // k-means++ seeding on the GPU with the CPU's draws (else `centroids` holds the CPU's seeding):
+    // C steps, alternating two bind groups over double-buffered distances and step counters (both
+    // counters start at 0; step c reads one and writes c + 1 to the other).
+    const distances = [encoder.scratch(4 * chunk.slots * n), encoder.scratch(4 * chunk.slots * n)] as const;
+    const steps = [encoder.scratch(16), encoder.scratch(16)] as const;
     const [x, y] = dispatchGrid(chunk.slots * Math.ceil(n / SEED_THREADS));
     const params = encoder.uniform(SEED_PARAMS, { slots: chunk.slots, sample: n, clusters, slotBase: chunk.slot0, tilesX: x }, []);
-    const [pick, update] = await Promise.all([encoder.pipeline(seedPickWgsl(D)), encoder.pipeline(seedDistanceWgsl(D))]);
-    const pickGroup = encoder.bind(pick, [params, sampleRows, buffers.draws.index, buffers.draws.value, distance, buffers.centroids, current, step]);
-    const updateGroup = encoder.bind(update, [params, sampleColumns, current, distance, step]);
+    const step = await encoder.pipeline(seedStepWgsl(D));
+    const groups = [0, 1].map((a) =>
+      encoder.bind(step, [params, sampleColumns, draws.index, draws.value, distances[a]!, distances[1 - a]!, buffers.centroids, steps[a]!, steps[1 - a]!]),
+    );
+    encoder.pass.setPipeline(step);
     for (let c = 0; c < clusters; c++) {
-      encoder.pass.setPipeline(pick);
-      encoder.pass.setBindGroup(0, pickGroup);
-      encoder.pass.dispatchWorkgroups(chunk.slots);
-      if (c + 1 === clusters) break;
-      encoder.pass.setPipeline(update);
-      encoder.pass.setBindGroup(0, updateGroup);
+      encoder.pass.setBindGroup(0, groups[c % 2]!);
       encoder.pass.dispatchWorkgroups(x, y);
     }
   }
@@ -207,8 +205,7 @@ export async function encodeRoutingCentroids(
   // The CPU stops at a fixed point; iterating on from one reproduces the same centroids.
   for (let iteration = 0; iteration < plan.iterations; iteration++) {
     await dispatchCentroidTile(encoder, 'assign', 0, [sampleColumns, buffers.centroids, assignment], { slots: chunk.slots, count: n, clusters, groupSize: 1 });
-    if (D % 4 === 0) await run(kmeansSumVec4Wgsl(), [sampleRows, assignment, sums, counts], (chunk.slots * clusters * D) / 4, common);
-    else await run(kmeansSumWgsl(), [sampleRows, assignment, sums, counts], chunk.slots * clusters * D, common);
+    await run(kmeansSumWgsl(D % 4 === 0), [sampleRows, assignment, sums, counts], chunk.slots * clusters * KMEANS_THREADS, common);
     await run(kmeansNormalizeWgsl(), [sums, counts, buffers.centroids], chunk.slots * clusters, common);
   }
 }
