@@ -130,6 +130,8 @@ const routingCases: readonly { readonly config: Record<string, unknown>; readonl
   { config: { clusters: 40, window: 1, queryClusters: 40, keyClusters: 2, local: 'never', sinkTokens: 0 }, shape: { batch: 1, queryHeads: 2, kvHeads: 2, seq: 90, headDim: 16 } },
   // The defaults (C = round(√S) = 32, sample 512) at S = 1000 on the structured workload.
   { config: {}, shape: { batch: 1, queryHeads: 2, kvHeads: 1, seq: 1000, headDim: 64 }, kind: 'structured' },
+  // C = 100 (w = 10 ≤ 16 blocks of 64 positions: the top-w from the candidates of the blocks at or above the w-th block key).
+  { config: { clusters: 100 }, shape: { batch: 1, queryHeads: 2, kvHeads: 1, seq: 1000, headDim: 64 }, kind: 'structured' },
 ];
 
 /** Every GPU check of the routing family, in the order they run. */
@@ -229,19 +231,27 @@ export const gpuChecks: readonly GpuCheck[] = [
       await expectClusterExecutorMatchesCpu(backend, input, config, cpu);
     },
   })),
-  {
-    name: 'routing on the GPU with keys repeated every 10 positions (similarity ties at every cluster\'s w-th key: ranked by position) selects the CPU\'s keys',
+  // Similarity ties at every cluster's w-th key, ranked by position: S = 100 (fewer 64-position
+  // blocks than w: the whole column is radix-selected), S = 2000 (the top-w ranks the ~200 tied
+  // candidates of the blocks at or above the w-th block key), S = 2048 with every key equal (more
+  // candidates than the top-w keeps in workgroup memory: the whole column again).
+  ...[
+    { seq: 100, period: 10 },
+    { seq: 2000, period: 10 },
+    { seq: 2048, period: 1 },
+  ].map(({ seq, period }): GpuCheck => ({
+    name: `routing on the GPU with keys repeated every ${period} positions at S = ${seq} (similarity ties at every cluster's w-th key: ranked by position) selects the CPU's keys`,
     async run(backend) {
-      const input = checkInput({ batch: 1, queryHeads: 2, kvHeads: 1, seq: 100, headDim: 16 }, 196);
+      const input = checkInput({ batch: 1, queryHeads: 2, kvHeads: 1, seq, headDim: 16 }, 196);
       const k = input.k.data;
-      for (let i = 10; i < 100; i++) k.copyWithin(i * 16, (i % 10) * 16, (i % 10) * 16 + 16);
+      for (let i = period; i < seq; i++) k.copyWithin(i * 16, (i % period) * 16, (i % period) * 16 + 16);
       const config = { clusters: 4, window: 25, sinkTokens: 0, local: 'never' as const, membership: 'balanced' as const };
       const gpu = await gpuRoutingMethod.create(backend, config).prefill(input);
       const cpu = routingMethod.create(config).prefill(input);
       expectMatchesCpu(input, gpu, cpu);
       await expectClusterExecutorMatchesCpu(backend, input, config, cpu);
     },
-  },
+  })),
   {
     name: 'routing on the GPU split into chunks (one KV slot each) equals the CPU method',
     async run(backend) {

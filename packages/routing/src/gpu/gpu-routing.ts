@@ -22,7 +22,7 @@ import { headSeed } from '../balanced-routing-attention.js';
 import { resolveSampleSize } from '../routing-config.js';
 import { sphericalKMeans } from '../spherical-kmeans.js';
 import { clusterPartialBytesPerQuerySlot, runClusterExecutor } from './gpu-routing-clusters.js';
-import { SIMILARITY_PARAMS, SIMILARITY_TILE, SIM_TOP_THREADS, similarityTileWgsl, simTopWgsl } from './similarity-tile-wgsl.js';
+import { SIMILARITY_BLOCK, SIMILARITY_PARAMS, SIMILARITY_TILE, SIM_TOP_THREADS, similarityTileWgsl, simTopWgsl } from './similarity-tile-wgsl.js';
 import { encodeRoutingCentroids, encodeRoutingFit, encodeRoutingNormalize, encodeRoutingSample, routingFitPlan, seedCentroids, type RoutingFitPlan } from './gpu-routing-kmeans.js';
 import {
   ROUTING_PARAMS,
@@ -126,14 +126,15 @@ async function dispatchSimilarities(
   side: { readonly rows: Buffer; readonly flags: Buffer; readonly slots: number; readonly count: number; readonly groupSize: number; readonly top: Buffer | undefined; readonly r: number },
   centroids: Buffer,
   clusters: number,
+  blockKeys: Buffer,
 ): Promise<void> {
-  const rowTiles = Math.ceil(side.count / 64);
+  const rowTiles = Math.ceil(side.count / SIMILARITY_BLOCK);
   const clusterTiles = Math.ceil(clusters / SIMILARITY_TILE.rows);
   const values = { slots: side.slots, count: side.count, clusters, slotBase: encoder.chunk.slot0, groupSize: side.groupSize, rowTiles, clusterTiles };
   {
     const [x, y] = dispatchGrid(side.slots * rowTiles * clusterTiles);
     const params = encoder.uniform(SIMILARITY_PARAMS, { ...values, tilesX: x }, []);
-    encoder.dispatch(await encoder.pipeline(similarityTileWgsl(encoder.dims.headDim)), [params, side.rows, centroids, side.flags], x, y);
+    encoder.dispatch(await encoder.pipeline(similarityTileWgsl(encoder.dims.headDim)), [params, side.rows, centroids, side.flags, blockKeys], x, y);
   }
   if (side.top) {
     const [x, y] = dispatchGrid(Math.ceil((side.slots * side.count) / SIM_TOP_THREADS));
@@ -240,10 +241,12 @@ export async function runRouting(
         { rows: normKeys, flags: b.keyFlags, slots: chunk.slots, count: d.keySeq, groupSize: 1, window: plan.window, top: keyTop, r: plan.keyClusters },
         { rows: normQueries, flags: b.queryFlags, slots: querySlots, count: d.querySeq, groupSize: d.groupSize, window: plan.queryWindow, top: queryTop, r: plan.queryClusters },
       ];
+      // Each 64-row block's largest similarity key per cluster (the similarity tile writes them, the top-w skips by them).
+      const blockKeys = encoder.scratch(4 * Math.max(...sides.map((side) => side.slots * C * Math.ceil(side.count / SIMILARITY_BLOCK))));
       for (const side of sides) {
         const values = { slots: side.slots, count: side.count, groupSize: side.groupSize, window: side.window, r: side.r };
-        await dispatchSimilarities(encoder, side, centroids, C);
-        await run(balancedTopWWgsl(), [side.flags], side.slots * C, values, true);
+        await dispatchSimilarities(encoder, side, centroids, C, blockKeys);
+        await run(balancedTopWWgsl(), [side.flags, blockKeys], side.slots * C, values, true);
         if (side.top) await run(nearestFlagsWgsl(), [side.top, side.flags], side.slots * side.count, values);
       }
     });

@@ -18,7 +18,8 @@
  * unless the sinks or the local window already hold it), so a row is the CPU's union as a set, in
  * cluster order rather than ascending: the executor masks per key, and readers sort on readback.
  */
-import { inclusiveScanU32 } from './wgsl-snippets.js';
+import { SIMILARITY_BLOCK } from './similarity-tile-wgsl.js';
+import { inclusiveScanU32, orderKeyWgsl } from './wgsl-snippets.js';
 
 /** Uniform parameter block of the routing selection kernels (unused fields are 0). */
 export const ROUTING_PARAMS = [
@@ -52,36 +53,22 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 const linear = 'let linear = wid.x + wid.y * P.tilesX;';
 const threadId = `let id = (wid.x + wid.y * P.tilesX) * ${ROUTING_THREADS}u + lid;`;
 
+/** Candidates the balanced top-w ranks in workgroup memory (more: the whole column is radix-selected). */
+export const TOP_W_CANDIDATES = 1024;
+/** Blocks the balanced top-w lists in workgroup memory (more: the whole column). */
+export const TOP_W_BLOCKS = 512;
+
 /**
- * One workgroup per (slot, cluster) column of `P.count` similarities: the column becomes 1.0
- * for its top-`P.window` entries (ties → lower position, like core's `selectTopK`) and 0.0 elsewhere.
+ * A WGSL function `name(count, w, lid) -> vec3<u32>` over `count` keys `key(k)`: t = the key of
+ * the w-th largest (1 ≤ w ≤ count), how many keys are above t and how many equal it. A radix select,
+ * 8 bits per pass from the top: each pass histograms the digit of the keys that share the bits fixed
+ * so far and fixes the digit where the count from the top reaches the rank still needed. Runs of
+ * one digit are counted in a register and added once (the top digits of similarities are nearly
+ * all equal, and 256 threads adding to one bin would serialise).
  */
-export function balancedTopWWgsl(): string {
-  return /* wgsl */ `${header}
-@group(0) @binding(1) var<storage, read_write> sim: array<f32>;
-
-var<workgroup> partial: array<u32, ${ROUTING_THREADS}>;
-var<workgroup> histogram: array<atomic<u32>, 256>;
-var<workgroup> found: vec3<u32>;
-
-// Order-preserving map of a float to u32 (larger float, larger key).
-fn orderKey(v: f32) -> u32 {
-  let b = bitcast<u32>(v);
-  return select(b ^ 0x80000000u, ~b, (b >> 31u) == 1u);
-}
-
-${entry} {
-  ${linear}
-  if (linear >= P.slots * P.clusters) { return; }
-  let base = linear * P.count;
-  let w = min(P.window, P.count);
-  if (w >= P.count) {
-    for (var i = lid; i < P.count; i += NT) { sim[base + i] = 1.0; }
-    return;
-  }
-  // Radix select of t = the key of the w-th largest value, 8 bits per pass from the top: each pass
-  // histograms the digit of the keys that share the bits fixed so far, and fixes the digit where
-  // the count from the top reaches the rank still needed. \`above\` counts the keys > t.
+function radixSelectWgsl(name: string, key: (k: string) => string): string {
+  return /* wgsl */ `
+fn ${name}(count: u32, w: u32, lid: u32) -> vec3<u32> {
   var t = 0u;
   var mask = 0u;
   var need = w;
@@ -90,12 +77,10 @@ ${entry} {
   for (var shift = 24i; shift >= 0i; shift -= 8i) {
     atomicStore(&histogram[lid], 0u);
     workgroupBarrier();
-    // Runs of one digit are counted in a register and added once (the top digits of similarities
-    // are nearly all equal, and 256 threads adding to one bin would serialise).
     var runDigit = 0xffffffffu;
     var run = 0u;
-    for (var i = lid; i < P.count; i += NT) {
-      let key = orderKey(sim[base + i]);
+    for (var k = lid; k < count; k += NT) {
+      let key = ${key('k')};
       if ((key & mask) != t) { continue; }
       let digit = (key >> u32(shift)) & 255u;
       if (digit != runDigit) {
@@ -122,9 +107,128 @@ ${inclusiveScanU32('    ')}
     above += pick.y;
     equal = pick.z;
   }
-  let ties = w - above;
+  return vec3<u32>(t, above, equal);
+}`;
+}
+
+/**
+ * One workgroup per (slot, cluster) column of `P.count` similarities: the column becomes 1.0
+ * for its top-`P.window` entries (ties → lower position, like core's `selectTopK`) and 0.0
+ * elsewhere. Binding 2 holds each 64-position block's largest key (`orderKey`), written by the
+ * similarity tile (`[slot][C][⌈count / 64⌉]`).
+ *
+ * The w largest keys are at least t_b, the w-th largest block key (the w blocks at or above t_b
+ * each hold a key ≥ t_b), so only positions ≥ t_b in blocks ≥ t_b can be selected: the kernel lists
+ * those blocks, collects their candidates (about 300 of 64k at S = 64k, C = 256 on random
+ * inputs) in workgroup memory, radix-selects the w-th largest among them (the column's own, as
+ * every key above it is a candidate), ranks ties by position, and writes the column: zeros, then
+ * the selected candidates. Reading about a quarter of the column once, where the radix select over
+ * the whole column (the fallback: fewer blocks than w, more than ${TOP_W_BLOCKS} blocks or
+ * ${TOP_W_CANDIDATES} candidates, as on strongly clustered columns) reads it five times.
+ */
+export function balancedTopWWgsl(): string {
+  return /* wgsl */ `${header}
+@group(0) @binding(1) var<storage, read_write> sim: array<f32>;
+@group(0) @binding(2) var<storage, read> blockKeys: array<u32>;
+const BLOCK: u32 = ${SIMILARITY_BLOCK}u;
+const CAP: u32 = ${TOP_W_CANDIDATES}u;
+const BLOCK_CAP: u32 = ${TOP_W_BLOCKS}u;
+
+var<workgroup> partial: array<u32, ${ROUTING_THREADS}>;
+var<workgroup> histogram: array<atomic<u32>, 256>;
+var<workgroup> found: vec3<u32>;
+var<workgroup> blockList: array<u32, ${TOP_W_BLOCKS}>;
+var<workgroup> candidates: array<u32, ${TOP_W_CANDIDATES}>;
+var<workgroup> candidateKeys: array<u32, ${TOP_W_CANDIDATES}>;
+var<workgroup> counter: atomic<u32>;
+var<workgroup> broadcast: u32;
+var<workgroup> wgColumn: u32;
+var<workgroup> wgBlocks: u32;
+${orderKeyWgsl}
+${radixSelectWgsl('selectColumn', (k) => 'orderKey(sim[wgColumn * P.count + ' + k + '])')}
+${radixSelectWgsl('selectBlocks', (k) => 'blockKeys[wgColumn * wgBlocks + ' + k + ']')}
+${radixSelectWgsl('selectCandidates', (k) => 'candidateKeys[' + k + ']')}
+
+${entry} {
+  ${linear}
+  if (linear >= P.slots * P.clusters) { return; }
+  let base = linear * P.count;
+  let w = min(P.window, P.count);
+  if (w >= P.count) {
+    for (var i = lid; i < P.count; i += NT) { sim[base + i] = 1.0; }
+    return;
+  }
+  let blocks = (P.count + BLOCK - 1u) / BLOCK;
+  if (lid == 0u) {
+    wgColumn = linear;
+    wgBlocks = blocks;
+    atomicStore(&counter, 0u);
+  }
+  workgroupBarrier();
+  if (blocks >= w && w <= BLOCK_CAP) {
+    let tb = selectBlocks(blocks, w, lid).x;
+    // The blocks at or above t_b, listed in order (at least w of them).
+    var listed = 0u;
+    for (var start = 0u; start < blocks; start += NT) {
+      let b = start + lid;
+      let keep = b < blocks && blockKeys[linear * blocks + b] >= tb;
+      partial[lid] = select(0u, 1u, keep);
+      workgroupBarrier();
+${inclusiveScanU32('      ')}
+      let at = listed + partial[lid] - select(0u, 1u, keep);
+      if (keep && at < BLOCK_CAP) { blockList[at] = b; }
+      listed += partial[NT - 1u];
+      workgroupBarrier();
+    }
+    if (lid == 0u) { broadcast = listed; }
+    let listedBlocks = workgroupUniformLoad(&broadcast);
+    if (listedBlocks <= BLOCK_CAP) {
+      // Their positions ≥ t_b, 4 blocks at a time (64 threads per block).
+      for (var k = lid / BLOCK; k < listedBlocks; k += NT / BLOCK) {
+        let i = blockList[k] * BLOCK + lid % BLOCK;
+        if (i < P.count) {
+          let key = orderKey(sim[base + i]);
+          if (key >= tb) {
+            let at = atomicAdd(&counter, 1u);
+            if (at < CAP) {
+              candidates[at] = i;
+              candidateKeys[at] = key;
+            }
+          }
+        }
+      }
+      workgroupBarrier();
+      if (lid == 0u) { broadcast = atomicLoad(&counter); }
+      let n = workgroupUniformLoad(&broadcast);
+      if (n <= CAP) {
+        let r = selectCandidates(n, w, lid);
+        let t = r.x;
+        let ties = w - r.y;
+        for (var i = lid; i < P.count; i += NT) { sim[base + i] = 0.0; }
+        storageBarrier();
+        for (var k = lid; k < n; k += NT) {
+          let key = candidateKeys[k];
+          var on = key > t;
+          if (key == t) {
+            // Every key equal to t is among the top w (the usual case: one such key), else the
+            // ties at the lowest positions.
+            var rank = 0u;
+            if (r.z != ties) {
+              for (var m = 0u; m < n; m++) { if (candidateKeys[m] == t && candidates[m] < candidates[k]) { rank++; } }
+            }
+            on = rank < ties;
+          }
+          if (on) { sim[base + candidates[k]] = 1.0; }
+        }
+        return;
+      }
+    }
+  }
+  let r = selectColumn(P.count, w, lid);
+  let t = r.x;
+  let ties = w - r.y;
   // Every key equal to t is among the top w (the usual case: one such key): no ranking of ties.
-  if (equal == ties) {
+  if (r.z == ties) {
     for (var i = lid; i < P.count; i += NT) { sim[base + i] = select(0.0, 1.0, orderKey(sim[base + i]) >= t); }
     return;
   }

@@ -10,10 +10,12 @@
  * i0 + tx + 16j, so a column's writes are coalesced. `simTopWgsl` then takes every row's top-r
  * centroids from the columns (`balanced+nearest`). The dot products are summed in ascending
  * channel order per lane of the tile, the CPU in f64: a near-tie between two centroids, or at a
- * cluster's w-th similarity, may be ordered differently (see the README).
+ * cluster's w-th similarity, may be ordered differently (see the README). The tile also writes,
+ * per centroid, the largest `orderKey` of its 64 rows (`blockKeys[(slot·C + c)·rowTiles + tile]`),
+ * which lets the balanced top-w skip the blocks that cannot hold a selected row.
  */
-import { forRows, linearWorkgroup, operandScratchVec4, scoreTileWgsl, tileConstants, type TileShape, zeroScores } from '@sparse-attn/backend-gpu';
-import { insertTopR } from './wgsl-snippets.js';
+import { forRows, linearWorkgroup, operandScratchVec4, scoreTileWgsl, TILE_COLUMNS, tileConstants, type TileShape, zeroScores } from '@sparse-attn/backend-gpu';
+import { insertTopR, orderKeyWgsl } from './wgsl-snippets.js';
 
 /** Uniform parameter block of {@link similarityTileWgsl} and {@link simTopWgsl}. */
 export const SIMILARITY_PARAMS = ['slots', 'count', 'clusters', 'slotBase', 'groupSize', 'rowTiles', 'clusterTiles', 'tilesX'] as const;
@@ -26,10 +28,13 @@ export const SIM_TOP_THREADS = 256;
 
 const params = 'struct Params { slots: u32, count: u32, clusters: u32, slotBase: u32, groupSize: u32, rowTiles: u32, clusterTiles: u32, tilesX: u32 }';
 
+/** Rows per similarity tile: the block of positions whose largest key the tile writes. */
+export const SIMILARITY_BLOCK = TILE_COLUMNS;
+
 /**
  * One workgroup per (slot, centroid tile, row tile), row tiles fastest. Bindings: 1 rows
  * (normalised, row-major `[slot][count][dim]`), 2 centroids (call-wide `[P.slotBase + slot /
- * P.groupSize][C][dim]`), 3 `sim` (`[slot][C][count]`).
+ * P.groupSize][C][dim]`), 3 `sim` (`[slot][C][count]`), 4 block keys (`[slot][C][rowTiles]`).
  */
 export function similarityTileWgsl(dim: number): string {
   const vectorized = dim % 4 === 0;
@@ -44,8 +49,11 @@ ${params}
 @group(0) @binding(1) var<storage, read> x: array<${element}>;
 @group(0) @binding(2) var<storage, read> centroids: array<${element}>;
 @group(0) @binding(3) var<storage, read_write> sim: array<f32>;
+@group(0) @binding(4) var<storage, read_write> blockKeys: array<u32>;
 
 var<workgroup> scratch: array<vec4<f32>, ${operandScratchVec4(SIMILARITY_TILE)}>;
+var<workgroup> rowKeys: array<u32, BR * TC>;
+${orderKeyWgsl}
 
 // Channel(s) e of centroid c / row i (0 outside the operand).
 fn centroidAt(cslot: u32, c: u32, e: u32) -> ${element} {
@@ -73,13 +81,25 @@ ${zeroScores('  ')}
 ${scoreTileWgsl(SIMILARITY_TILE, 'D', (r, e) => `centroidAt(cslot, c0 + ${r}, ${e})`, (c, e) => `rowAt(slot, i0 + ${c}, ${e})`, vectorized)}
 ${forRows((r) => `  {
     let c = c0 + 4u * ty + ${r}u;
+    var best = 0u;
     if (c < P.clusters) {
       for (var j = 0u; j < 4u; j++) {
         let i = i0 + tx + 16u * j;
-        if (i < P.count) { sim[(slot * P.clusters + c) * P.count + i] = s${r}[j]; }
+        if (i < P.count) {
+          sim[(slot * P.clusters + c) * P.count + i] = s${r}[j];
+          best = max(best, orderKey(s${r}[j]));
+        }
       }
     }
+    rowKeys[(4u * ty + ${r}u) * TC + tx] = best;
   }`)}
+  workgroupBarrier();
+  // Each centroid's largest key over the tile's rows (0 below every key: no row).
+  if (lid < BR && c0 + lid < P.clusters) {
+    var best = 0u;
+    for (var t = 0u; t < TC; t++) { best = max(best, rowKeys[lid * TC + t]); }
+    blockKeys[(slot * P.clusters + c0 + lid) * P.rowTiles + i0 / BC] = best;
+  }
 }
 `;
 }

@@ -40,3 +40,10 @@ export function insertTopR(indent: string): string {
     .map((line) => indent + line)
     .join('\n');
 }
+
+/** Order-preserving map of a float to u32 (larger float, larger key; −0 below +0), as the balanced top-w ranks similarities. */
+export const orderKeyWgsl = /* wgsl */ `
+fn orderKey(v: f32) -> u32 {
+  let b = bitcast<u32>(v);
+  return select(b ^ 0x80000000u, ~b, (b >> 31u) == 1u);
+}`;
