@@ -85,7 +85,7 @@ export const EARLIER_IN_MEMORY = 4;
 /** Threads per workgroup of the tile-offset scan and the merge. */
 export const CLUSTER_THREADS = 256;
 
-// Is key j in cluster column `column` (kv slot · C + c)? (`packFlagsWgsl`'s bits)
+// Is key j in cluster column `column` (kv slot · C + c)? (`balancedTopWWgsl`'s bits)
 const hasKey = /* wgsl */ `
 fn hasKey(column: u32, j: u32) -> bool {
   return ((lookup[P.keyBitsAt + column * ((P.keySeq + 31u) / 32u) + j / 32u] >> (j % 32u)) & 1u) == 1u;

@@ -1,5 +1,5 @@
 /**
- * `routing`'s cluster-major executor (`cluster-attention-wgsl.ts`): from the membership flags of
+ * `routing`'s cluster-major executor (`cluster-attention-wgsl.ts`): from the membership bits of
  * a KV-slot group, the clusters' key and query lists, then the window parts, the cluster parts
  * and the merge, writing the group's rows of `out` and `lse`. No selection is materialised: the
  * selected pairs are counted by the attention kernels.
@@ -14,7 +14,7 @@ import {
   clusterTileOffsetsWgsl,
   windowAttentionHooks,
 } from './cluster-attention-wgsl.js';
-import { ROUTING_PARAMS, ROUTING_THREADS, clusterCountWgsl, clusterListWgsl, clusterOffsetsWgsl, packFlagsWgsl, packRowFlagsWgsl } from './routing-selection-wgsl.js';
+import { ROUTING_PARAMS, ROUTING_THREADS, clusterCountWgsl, clusterListWgsl, clusterOffsetsWgsl, packRowFlagsWgsl } from './routing-selection-wgsl.js';
 import type { RoutingConfig } from '../routing-config.js';
 import type { RoutingPlan } from './gpu-routing.js';
 
@@ -22,10 +22,33 @@ type Buffer = ReturnType<ChunkEncoder['scratch']>;
 /** A buffer or a range of one, as `dispatch` binds it. */
 type Binding = NonNullable<Parameters<ChunkEncoder['dispatch']>[1][number]>;
 
-/** A chunk's membership, as `runRouting` leaves it: float 0/1 flags per (slot, cluster, token). */
-export interface ClusterMembership {
-  readonly keyFlags: Buffer;
-  readonly queryFlags: Buffer;
+/**
+ * A chunk's membership as `runRouting` leaves it, bits per (slot, cluster, token)
+ * (`balancedTopWWgsl`'s columns): keys `[kv slot][C][⌈keySeq / 32⌉]`, queries
+ * `[query slot][C][⌈querySeq / 32⌉]`.
+ */
+export interface MembershipBits {
+  readonly keyBits: Binding;
+  readonly queryColumnBits: Buffer;
+}
+
+/** {@link MembershipBits} for the cluster executor: the key bits are a region of its lookup buffer. */
+export interface ClusterMembership extends MembershipBits {
+  readonly layout: ClusterMetaLayout;
+  readonly lookup: Buffer;
+}
+
+/** Allocates a chunk's {@link ClusterMembership} (`kvSlots` KV slots) with `make`. */
+export function clusterMembership(make: (bytes: number) => Buffer, d: ResidentAttention['dims'], clusters: number, kvSlots: number): ClusterMembership {
+  const querySlots = kvSlots * d.groupSize;
+  const layout = clusterMetaLayout(kvSlots, querySlots, clusters, d.keySeq, d.querySeq);
+  const lookup = make(4 * layout.total);
+  return { layout, lookup, keyBits: lookupRegion(lookup, layout.keyBits), queryColumnBits: make(4 * querySlots * clusters * Math.ceil(d.querySeq / 32)) };
+}
+
+/** A region of the lookup buffer, bound on its own for the kernel that writes it. */
+function lookupRegion(lookup: Buffer, [start, length]: readonly [number, number]): Binding {
+  return { buffer: lookup, offset: 4 * start, size: 4 * Math.max(1, length) };
 }
 
 /** The lookup buffer's region starts, as the kernels' parameters. */
@@ -64,21 +87,15 @@ export async function runClusterExecutor(
   const cluster = backend.listAttentionKernel(d, clusterAttentionHooks());
   const window = backend.listAttentionKernel(d, windowAttentionHooks());
   const rows = cluster.tile.rows;
-  const buffers = resident.chunks.map((chunk) => {
+  const buffers = resident.chunks.map((chunk, i) => {
     const querySlots = chunk.slots * d.groupSize;
-    const layout = clusterMetaLayout(chunk.slots, querySlots, C, d.keySeq, d.querySeq);
-    const lookup = make(4 * layout.total);
-    // Each region of the lookup buffer, bound on its own for the kernel that writes it.
-    const region = ([start, length]: readonly [number, number]) => ({ buffer: lookup, offset: 4 * start, size: 4 * Math.max(1, length) });
+    const { layout, lookup } = membership[i]!;
     return {
       layout,
       lookup,
-      keyBits: region(layout.keyBits),
-      queryBits: region(layout.queryBits),
-      keyOffsets: region(layout.keyOffsets),
-      queryOffsets: region(layout.queryOffsets),
-      // The query flags packed per cluster (the key side's are `keyBits`), for the query lists.
-      queryColumnBits: make(4 * querySlots * C * Math.ceil(d.querySeq / 32)),
+      queryBits: lookupRegion(lookup, layout.queryBits),
+      keyOffsets: lookupRegion(lookup, layout.keyOffsets),
+      queryOffsets: lookupRegion(lookup, layout.queryOffsets),
       keyLists: make(4 * chunk.slots * plan.listCapacity),
       queryLists: make(4 * querySlots * plan.queryListCapacity),
       partOut: make(querySlots * clusterPartialBytesPerQuerySlot(d, plan)),
@@ -105,13 +122,11 @@ export async function runClusterExecutor(
     };
     const keys = { slots: chunk.slots, count: d.keySeq, capacity: plan.listCapacity };
     const queries = { slots: querySlots, count: d.querySeq, capacity: plan.queryListCapacity };
-    await run(packFlagsWgsl(), [m.keyFlags, b.keyBits], chunk.slots * C * Math.ceil(d.keySeq / 32), keys);
-    await run(packFlagsWgsl(), [m.queryFlags, b.queryColumnBits], querySlots * C * Math.ceil(d.querySeq / 32), queries);
-    await run(packRowFlagsWgsl(), [m.queryFlags, b.queryBits], querySlots * Math.ceil(C / 32) * d.querySeq, queries);
-    // Lists from the packed columns (32 positions per thread).
+    await run(packRowFlagsWgsl(), [m.queryColumnBits, b.queryBits], querySlots * Math.ceil(C / 32) * d.querySeq, queries);
+    // Lists from the membership's bit columns (32 positions per thread).
     for (const [bits, lists, offsets, values] of [
-      [b.keyBits, b.keyLists, b.keyOffsets, keys],
-      [b.queryColumnBits, b.queryLists, b.queryOffsets, queries],
+      [m.keyBits, b.keyLists, b.keyOffsets, keys],
+      [m.queryColumnBits, b.queryLists, b.queryOffsets, queries],
     ] as const) {
       const counts = encoder.scratch(4 * values.slots * C);
       await run(clusterCountWgsl(), [bits, counts], values.slots * C, values, true);

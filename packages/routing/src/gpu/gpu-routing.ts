@@ -21,7 +21,7 @@ import { routingMethod } from '../routing-method.js';
 import { headSeed } from '../balanced-routing-attention.js';
 import { resolveSampleSize } from '../routing-config.js';
 import { sphericalKMeans } from '../spherical-kmeans.js';
-import { clusterPartialBytesPerQuerySlot, runClusterExecutor } from './gpu-routing-clusters.js';
+import { clusterMembership, clusterPartialBytesPerQuerySlot, type MembershipBits, runClusterExecutor } from './gpu-routing-clusters.js';
 import { SIMILARITY_BLOCK, SIMILARITY_PARAMS, SIMILARITY_TILE, SIM_TOP_THREADS, similarityTileWgsl, simTopWgsl } from './similarity-tile-wgsl.js';
 import { encodeRoutingCentroids, encodeRoutingFit, encodeRoutingNormalize, encodeRoutingSample, routingFitPlan, seedCentroids, type RoutingFitPlan } from './gpu-routing-kmeans.js';
 import {
@@ -33,7 +33,6 @@ import {
   clusterOffsetsWgsl,
   headScanWgsl,
   nearestFlagsWgsl,
-  packFlagsWgsl,
   packRowFlagsWgsl,
   routedRowsWgsl,
   rowScanWgsl,
@@ -93,8 +92,8 @@ export function routingPlan(d: AttentionDims, config: RoutingConfig): RoutingPla
 }
 
 /**
- * Bytes per KV slot of the largest per-chunk buffer (the query similarities / flags,
- * `groupSize · C · querySeq` floats), for the backend's chunking.
+ * Bytes per KV slot of the largest per-chunk buffer (the similarity columns of the larger side,
+ * `C · max(keySeq, groupSize · querySeq)` floats), for the backend's chunking.
  */
 export function routingScratchBytesPerSlot(d: AttentionDims, plan: Pick<RoutingPlan, 'clusters'>): number {
   return 4 * plan.clusters * Math.max(d.keySeq, d.groupSize * d.querySeq);
@@ -110,7 +109,7 @@ export interface RoutingRun {
   readonly pairs: number;
   /**
    * `selectionMs` split: `membershipMs` = normalisation, similarities, balanced top-w and nearest
-   * flags (and the k-means when it ran inside this call); `selectionMs` = cluster lists, row
+   * bits (and the k-means when it ran inside this call); `selectionMs` = cluster lists, row
    * counts, offsets and the CSR write.
    */
   readonly phases: { readonly membershipMs: number; readonly selectionMs: number };
@@ -123,9 +122,10 @@ export interface RoutingRun {
  */
 async function dispatchSimilarities(
   encoder: ChunkEncoder,
-  side: { readonly rows: Buffer; readonly flags: Buffer; readonly slots: number; readonly count: number; readonly groupSize: number; readonly top: Buffer | undefined; readonly r: number },
+  side: { readonly rows: Buffer; readonly slots: number; readonly count: number; readonly groupSize: number; readonly top: Buffer | undefined; readonly r: number },
   centroids: Buffer,
   clusters: number,
+  sims: Buffer,
   blockKeys: Buffer,
 ): Promise<void> {
   const rowTiles = Math.ceil(side.count / SIMILARITY_BLOCK);
@@ -134,12 +134,12 @@ async function dispatchSimilarities(
   {
     const [x, y] = dispatchGrid(side.slots * rowTiles * clusterTiles);
     const params = encoder.uniform(SIMILARITY_PARAMS, { ...values, tilesX: x }, []);
-    encoder.dispatch(await encoder.pipeline(similarityTileWgsl(encoder.dims.headDim)), [params, side.rows, centroids, side.flags, blockKeys], x, y);
+    encoder.dispatch(await encoder.pipeline(similarityTileWgsl(encoder.dims.headDim)), [params, side.rows, centroids, sims, blockKeys], x, y);
   }
   if (side.top) {
     const [x, y] = dispatchGrid(Math.ceil((side.slots * side.count) / SIM_TOP_THREADS));
     const params = encoder.uniform(SIMILARITY_PARAMS, { ...values, tilesX: x }, []);
-    encoder.dispatch(await encoder.pipeline(simTopWgsl(side.r)), [params, side.flags, side.top], x, y);
+    encoder.dispatch(await encoder.pipeline(simTopWgsl(side.r)), [params, sims, side.top], x, y);
   }
 }
 
@@ -206,11 +206,15 @@ export async function runRouting(
       device.queue.writeBuffer(draws.index, 0, plan.drawIndex);
       device.queue.writeBuffer(draws.value, 0, plan.drawValue);
     }
-    // Per chunk, the membership flags both executors read.
-    const kept = resident.chunks.map((chunk) => ({
-      keyFlags: make(4 * chunk.slots * C * d.keySeq),
-      queryFlags: make(4 * chunk.slots * d.groupSize * C * d.querySeq),
-    }));
+    // Per chunk, the membership bits both executors read (the cluster executor's key bits are a
+    // region of its lookup buffer).
+    const clusterKept = executor === 'clusters' ? resident.chunks.map((chunk) => clusterMembership(make, d, C, chunk.slots)) : undefined;
+    const kept: readonly MembershipBits[] =
+      clusterKept ??
+      resident.chunks.map((chunk) => ({
+        keyBits: make(4 * chunk.slots * C * Math.ceil(d.keySeq / 32)),
+        queryColumnBits: make(4 * chunk.slots * d.groupSize * C * Math.ceil(d.querySeq / 32)),
+      }));
     const base = {
       clusters: C,
       groupSize: d.groupSize,
@@ -224,7 +228,7 @@ export async function runRouting(
       capacity: plan.listCapacity,
     };
     // Membership (with the k-means first unless the centroids come fitted): key and query
-    // similarities (tiled) and their top-r clusters, balanced top-w flags, nearest flags.
+    // similarities (tiled) and their top-r clusters, balanced top-w and nearest bits.
     const membershipMs = await backend.runKernels(resident, async (plain) => {
       const encoder = pooledEncoder(plain, fitted ? pool : undefined, 'membership');
       const { chunk, index } = encoder;
@@ -238,20 +242,22 @@ export async function runRouting(
         : await encodeRoutingFit(encoder, plan, { centroids, picked, ...(draws ? { draws } : {}) }, { keyR: 0, keyRowBase: 0, queryR: 0, queryRowBase: 0 }, 'rows');
       const run = routingRunner(encoder, base);
       const sides = [
-        { rows: normKeys, flags: b.keyFlags, slots: chunk.slots, count: d.keySeq, groupSize: 1, window: plan.window, top: keyTop, r: plan.keyClusters },
-        { rows: normQueries, flags: b.queryFlags, slots: querySlots, count: d.querySeq, groupSize: d.groupSize, window: plan.queryWindow, top: queryTop, r: plan.queryClusters },
+        { rows: normKeys, bits: b.keyBits, slots: chunk.slots, count: d.keySeq, groupSize: 1, window: plan.window, top: keyTop, r: plan.keyClusters },
+        { rows: normQueries, bits: b.queryColumnBits, slots: querySlots, count: d.querySeq, groupSize: d.groupSize, window: plan.queryWindow, top: queryTop, r: plan.queryClusters },
       ];
-      // Each 64-row block's largest similarity key per cluster (the similarity tile writes them, the top-w skips by them).
+      // One side's similarity columns at a time, and each 64-row block's largest similarity key
+      // per cluster (the similarity tile writes them, the top-w skips by them).
+      const sims = encoder.scratch(4 * Math.max(...sides.map((side) => side.slots * C * side.count)));
       const blockKeys = encoder.scratch(4 * Math.max(...sides.map((side) => side.slots * C * Math.ceil(side.count / SIMILARITY_BLOCK))));
       for (const side of sides) {
         const values = { slots: side.slots, count: side.count, groupSize: side.groupSize, window: side.window, r: side.r };
-        await dispatchSimilarities(encoder, side, centroids, C, blockKeys);
-        await run(balancedTopWWgsl(), [side.flags, blockKeys], side.slots * C, values, true);
-        if (side.top) await run(nearestFlagsWgsl(), [side.top, side.flags], side.slots * side.count, values);
+        await dispatchSimilarities(encoder, side, centroids, C, sims, blockKeys);
+        await run(balancedTopWWgsl(), [sims, blockKeys, side.bits], side.slots * C, values, true);
+        if (side.top) await run(nearestFlagsWgsl(), [side.top, side.bits], side.slots * side.count, values);
       }
     });
     if (executor === 'clusters') {
-      const run = await runClusterExecutor(backend, resident, config, plan, kept, make, slotOffset);
+      const run = await runClusterExecutor(backend, resident, config, plan, clusterKept!, make, slotOffset);
       return {
         selectionMs: membershipMs + run.listMs,
         attentionMs: run.attentionMs,
@@ -266,7 +272,6 @@ export async function runRouting(
       const querySlots = chunk.slots * d.groupSize;
       return {
         ...kept[i]!,
-        keyBits: make(4 * chunk.slots * C * Math.ceil(d.keySeq / 32)),
         queryBits: make(4 * querySlots * d.querySeq * Math.ceil(C / 32)),
         lists: make(4 * chunk.slots * plan.listCapacity),
         listOffsets: make(4 * chunk.slots * (C + 1)),
@@ -282,8 +287,7 @@ export async function runRouting(
       const querySlots = chunk.slots * d.groupSize;
       const run = routingRunner(encoder, base);
       const keyValues = { slots: chunk.slots, count: d.keySeq };
-      await run(packFlagsWgsl(), [b.keyFlags, b.keyBits], chunk.slots * C * Math.ceil(d.keySeq / 32), keyValues);
-      await run(packRowFlagsWgsl(), [b.queryFlags, b.queryBits], querySlots * Math.ceil(C / 32) * d.querySeq, { slots: querySlots, count: d.querySeq });
+      await run(packRowFlagsWgsl(), [b.queryColumnBits, b.queryBits], querySlots * Math.ceil(C / 32) * d.querySeq, { slots: querySlots, count: d.querySeq });
       const counts = encoder.scratch(4 * chunk.slots * C);
       await run(clusterCountWgsl(), [b.keyBits, counts], chunk.slots * C, keyValues, true);
       await run(clusterOffsetsWgsl(), [counts, b.listOffsets], chunk.slots, keyValues);
@@ -482,7 +486,7 @@ export async function fitRoutingCentroids(
 export type RoutingPhases = {
   /** Subsample gather, k-means++ seeding and Lloyd iterations of every KV slot (and the host seeding with `seeding: 'cpu'`). */
   readonly kmeansMs: number;
-  /** Normalisation, key and query similarities to the centroids, balanced top-w and nearest flags. */
+  /** Normalisation, key and query similarities to the centroids, balanced top-w and nearest bits. */
   readonly membershipMs: number;
   /** The clusters' key and query lists and the attention tiles' map (the cluster executor's selection). */
   readonly selectionMs: number;

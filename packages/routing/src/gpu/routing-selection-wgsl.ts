@@ -3,17 +3,17 @@
  * `balanced-routing.ts`, `balanced-routing-attention.ts`, `row-parts.ts`), over per-chunk buffers:
  *
  *   similarities  sim[c][i] = x̂_i · μ_c                    cluster-major, per slot (`similarityTileWgsl`)
- *   balanced      I_c = top-w_i sim[c][i], ties → lower i   in place: sim becomes a 0/1 flag (`balancedTopWWgsl`)
- *   nearest       I_c ∪= { i : c ∈ top-r(i) }               (`nearestFlagsWgsl`)
- *   bits          the key flags packed 32 keys to a word per cluster (`packFlagsWgsl`), for the
- *                 lists and the de-duplication below; each query's cluster flags packed 32
- *                 clusters to a word (`packRowFlagsWgsl`)
+ *   balanced      I_c = top-w_i sim[c][i], ties → lower i   as bits, 32 positions to a word per cluster (`balancedTopWWgsl`)
+ *   nearest       I_c ∪= { i : c ∈ top-r(i) }               set in the same bits (`nearestFlagsWgsl`)
+ *   row bits      each query's clusters, 32 clusters to a word (`packRowFlagsWgsl`), for the
+ *                 de-duplication below
  *   key lists     K_c = the flagged keys of c, ascending, from the bits   (`clusterCountWgsl`, `clusterOffsetsWgsl`, `clusterListWgsl`)
  *   query rows    row(i) = sinks ∪ local ∪ ⋃_{c : i ∈ I_c} (K_c ∩ [0, limit_i))   (`routedRowsWgsl`, count then write)
  *   row offsets   exclusive scan of the row sizes, per head then over heads    (`rowScanWgsl`, `headScanWgsl`)
  *
- * The top-w threshold is found by a radix select on the float's order-preserving u32 key (four
- * 8-bit histogram passes per cluster column, then one marking pass), so no sort and no S × S buffer. Row entries are written cluster by
+ * The top-w threshold is found by a radix select on the float's order-preserving u32 key (over the
+ * candidates of the column's highest blocks, or four 8-bit histogram passes over the whole
+ * column), so no sort and no S × S buffer. Row entries are written cluster by
  * cluster without repeats (a key is written by the first of the query's clusters that holds it,
  * unless the sinks or the local window already hold it), so a row is the CPU's union as a set, in
  * cluster order rather than ascending: the executor masks per key, and readers sort on readback.
@@ -112,24 +112,26 @@ ${inclusiveScanU32('    ')}
 }
 
 /**
- * One workgroup per (slot, cluster) column of `P.count` similarities: the column becomes 1.0
- * for its top-`P.window` entries (ties → lower position, like core's `selectTopK`) and 0.0
- * elsewhere. Binding 2 holds each 64-position block's largest key (`orderKey`), written by the
- * similarity tile (`[slot][C][⌈count / 64⌉]`).
+ * One workgroup per (slot, cluster) column of `P.count` similarities (binding 1): the column's
+ * top-`P.window` positions (ties → lower position, like core's `selectTopK`) as bits, binding 3
+ * `bits[(slot·C + c)·⌈P.count / 32⌉ + i / 32]` bit i % 32 (the column's words are zeroed first, so
+ * the routed-rows and cluster kernels read the membership as C·S/8 bytes per slot, not C·S floats).
+ * Binding 2 holds each 64-position block's largest key (`orderKey`), written by the similarity
+ * tile (`[slot][C][⌈count / 64⌉]`).
  *
  * The w largest keys are at least t_b, the w-th largest block key (the w blocks at or above t_b
  * each hold a key ≥ t_b), so only positions ≥ t_b in blocks ≥ t_b can be selected: the kernel lists
  * those blocks, collects their candidates (about 300 of 64k at S = 64k, C = 256 on random
  * inputs) in workgroup memory, radix-selects the w-th largest among them (the column's own, as
- * every key above it is a candidate), ranks ties by position, and writes the column: zeros, then
- * the selected candidates. Reading about a quarter of the column once, where the radix select over
+ * every key above it is a candidate), ranks ties by position, and sets the selected candidates' bits. Reading about a quarter of the column once, where the radix select over
  * the whole column (the fallback: fewer blocks than w, more than ${TOP_W_BLOCKS} blocks or
  * ${TOP_W_CANDIDATES} candidates, as on strongly clustered columns) reads it five times.
  */
 export function balancedTopWWgsl(): string {
   return /* wgsl */ `${header}
-@group(0) @binding(1) var<storage, read_write> sim: array<f32>;
+@group(0) @binding(1) var<storage, read> sim: array<f32>;
 @group(0) @binding(2) var<storage, read> blockKeys: array<u32>;
+@group(0) @binding(3) var<storage, read_write> bits: array<atomic<u32>>;
 const BLOCK: u32 = ${SIMILARITY_BLOCK}u;
 const CAP: u32 = ${TOP_W_CANDIDATES}u;
 const BLOCK_CAP: u32 = ${TOP_W_BLOCKS}u;
@@ -149,15 +151,21 @@ ${radixSelectWgsl('selectColumn', (k) => 'orderKey(sim[wgColumn * P.count + ' + 
 ${radixSelectWgsl('selectBlocks', (k) => 'blockKeys[wgColumn * wgBlocks + ' + k + ']')}
 ${radixSelectWgsl('selectCandidates', (k) => 'candidateKeys[' + k + ']')}
 
+fn setBit(bitBase: u32, i: u32) { atomicOr(&bits[bitBase + i / 32u], 1u << (i % 32u)); }
+
 ${entry} {
   ${linear}
   if (linear >= P.slots * P.clusters) { return; }
   let base = linear * P.count;
+  let words = (P.count + 31u) / 32u;
+  let bitBase = linear * words;
   let w = min(P.window, P.count);
   if (w >= P.count) {
-    for (var i = lid; i < P.count; i += NT) { sim[base + i] = 1.0; }
+    for (var j = lid; j < words; j += NT) { atomicStore(&bits[bitBase + j], select(0xffffffffu, (1u << (P.count % 32u)) - 1u, j == words - 1u && P.count % 32u != 0u)); }
     return;
   }
+  for (var j = lid; j < words; j += NT) { atomicStore(&bits[bitBase + j], 0u); }
+  storageBarrier();
   let blocks = (P.count + BLOCK - 1u) / BLOCK;
   if (lid == 0u) {
     wgColumn = linear;
@@ -204,8 +212,6 @@ ${inclusiveScanU32('      ')}
         let r = selectCandidates(n, w, lid);
         let t = r.x;
         let ties = w - r.y;
-        for (var i = lid; i < P.count; i += NT) { sim[base + i] = 0.0; }
-        storageBarrier();
         for (var k = lid; k < n; k += NT) {
           let key = candidateKeys[k];
           var on = key > t;
@@ -218,7 +224,7 @@ ${inclusiveScanU32('      ')}
             }
             on = rank < ties;
           }
-          if (on) { sim[base + candidates[k]] = 1.0; }
+          if (on) { setBit(bitBase, candidates[k]); }
         }
         return;
       }
@@ -229,7 +235,7 @@ ${inclusiveScanU32('      ')}
   let ties = w - r.y;
   // Every key equal to t is among the top w (the usual case: one such key): no ranking of ties.
   if (r.z == ties) {
-    for (var i = lid; i < P.count; i += NT) { sim[base + i] = select(0.0, 1.0, orderKey(sim[base + i]) >= t); }
+    for (var i = lid; i < P.count; i += NT) { if (orderKey(sim[base + i]) >= t) { setBit(bitBase, i); } }
     return;
   }
   // Mark in tiles of NT positions; ties go to the lowest positions (exclusive scan of tie flags).
@@ -244,7 +250,7 @@ ${inclusiveScanU32('      ')}
     // Inclusive Hillis–Steele scan.
 ${inclusiveScanU32('    ')}
     let rank = tiesBefore + partial[lid] - select(0u, 1u, tie);
-    if (i < P.count) { sim[base + i] = select(0.0, 1.0, key > t || (tie && rank < ties)); }
+    if (i < P.count && (key > t || (tie && rank < ties))) { setBit(bitBase, i); }
     let tileTies = partial[NT - 1u];
     workgroupBarrier();
     tiesBefore += tileTies;
@@ -253,60 +259,36 @@ ${inclusiveScanU32('    ')}
 `;
 }
 
-/** Flags every row's top-`P.r` clusters (`top[row·r + t]`, chunk-local rows) in `flags[(slot·C + c)·count + i]`. */
+/** Sets every row's top-`P.r` clusters (`top[row·r + t]`, chunk-local rows) in the cluster columns' bits (`balancedTopWWgsl`'s). */
 export function nearestFlagsWgsl(): string {
   return /* wgsl */ `${header}
 @group(0) @binding(1) var<storage, read> top: array<u32>;
-@group(0) @binding(2) var<storage, read_write> flags: array<f32>;
+@group(0) @binding(2) var<storage, read_write> bits: array<atomic<u32>>;
 
 ${entry} {
   ${threadId}
   if (id >= P.slots * P.count) { return; }
   let slot = id / P.count;
   let i = id % P.count;
+  let words = (P.count + 31u) / 32u;
   for (var t = 0u; t < P.r; t++) {
     let c = top[id * P.r + t];
-    if (c < P.clusters) { flags[(slot * P.clusters + c) * P.count + i] = 1.0; }
+    if (c < P.clusters) { atomicOr(&bits[(slot * P.clusters + c) * words + i / 32u], 1u << (i % 32u)); }
   }
 }
 `;
 }
 
 /**
- * Packs the key flag columns into bits, `bits[(slot·C + c)·⌈P.count / 32⌉ + j / 32]` bit j % 32,
- * one thread per word: the routed-rows kernels test a key's clusters there (C·S/8 bytes per slot,
- * which stays in cache, where the float flags take C·S·4).
- */
-export function packFlagsWgsl(): string {
-  return /* wgsl */ `${header}
-@group(0) @binding(1) var<storage, read> flags: array<f32>;
-@group(0) @binding(2) var<storage, read_write> bits: array<u32>;
-
-${entry} {
-  ${threadId}
-  let words = (P.count + 31u) / 32u;
-  if (id >= P.slots * P.clusters * words) { return; }
-  let column = id / words;
-  let first = (id % words) * 32u;
-  var word = 0u;
-  for (var b = 0u; b < 32u; b++) {
-    let j = first + b;
-    if (j < P.count && flags[column * P.count + j] > 0.5) { word = word | (1u << b); }
-  }
-  bits[id] = word;
-}
-`;
-}
-
-/**
- * Packs per-row cluster flags (`flags[(slot·C + c)·count + i]`) into ⌈C / 32⌉ words per row,
- * `bits[(slot·count + i)·words + c / 32]` bit c % 32, one thread per (slot, word, row): the
- * routed-rows kernels walk a query's clusters from these instead of testing all C flags.
+ * Transposes the cluster columns' bits (`balancedTopWWgsl`'s, `[slot][C][⌈count / 32⌉]`) into
+ * ⌈C / 32⌉ words per row, `rowBits[(slot·count + i)·words + c / 32]` bit c % 32, one thread per
+ * (slot, word, row): the routed-rows kernels walk a query's clusters from these instead of
+ * testing all C columns.
  */
 export function packRowFlagsWgsl(): string {
   return /* wgsl */ `${header}
-@group(0) @binding(1) var<storage, read> flags: array<f32>;
-@group(0) @binding(2) var<storage, read_write> bits: array<u32>;
+@group(0) @binding(1) var<storage, read> columnBits: array<u32>;
+@group(0) @binding(2) var<storage, read_write> rowBits: array<u32>;
 
 ${entry} {
   ${threadId}
@@ -315,18 +297,19 @@ ${entry} {
   let i = id % P.count;
   let word = (id / P.count) % words;
   let slot = id / (P.count * words);
+  let columnWords = (P.count + 31u) / 32u;
   var value = 0u;
   for (var b = 0u; b < 32u; b++) {
     let c = word * 32u + b;
-    if (c < P.clusters && flags[(slot * P.clusters + c) * P.count + i] > 0.5) { value = value | (1u << b); }
+    if (c < P.clusters && ((columnBits[(slot * P.clusters + c) * columnWords + i / 32u] >> (i % 32u)) & 1u) == 1u) { value = value | (1u << b); }
   }
-  bits[(slot * P.count + i) * words + word] = value;
+  rowBits[(slot * P.count + i) * words + word] = value;
 }
 `;
 }
 
 /**
- * One workgroup per (slot, cluster) column of packed flags (`packFlagsWgsl`'s words): the column's
+ * One workgroup per (slot, cluster) column of bits (`balancedTopWWgsl`'s): the column's
  * member count. (Counting the float flags read C·S·4 bytes per slot a second time.)
  */
 export function clusterCountWgsl(): string {
@@ -372,7 +355,7 @@ ${entry} {
 }
 
 /**
- * One workgroup per (slot, cluster) column of packed flags: writes the members' positions
+ * One workgroup per (slot, cluster) column of bits: writes the members' positions
  * ascending at the cluster's offset, 32 positions per thread and 8 192 per scan (with one scan per
  * 256 positions over the float flags, the lists took 12.4 ms at S = 64k, C = 256, 32 heads on the
  * H100; 7–9 ms with this kernel and `clusterCountWgsl` on the bits).
@@ -434,7 +417,7 @@ ${write
 @group(0) @binding(8) var<storage, read_write> indices: array<u32>;`
     : '@group(0) @binding(5) var<storage, read_write> sizes: array<u32>;'}
 
-// Is key j in the cluster column \`column\` (slot·C + c)? (\`packFlagsWgsl\`'s bits)
+// Is key j in the cluster column \`column\` (slot·C + c)? (\`balancedTopWWgsl\`'s bits)
 fn hasKey(column: u32, j: u32) -> bool {
   return ((keyBits[column * ((P.keySeq + 31u) / 32u) + j / 32u] >> (j % 32u)) & 1u) == 1u;
 }
