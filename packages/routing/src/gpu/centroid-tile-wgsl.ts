@@ -29,30 +29,24 @@ export const CENTROID_TILE_THREADS = 64;
 /** Centroids staged per tile. */
 export const CENTROID_TILE = 16;
 
-/**
- * How the rows are stored: `'columns'` channel-major (`[slot][dim][count]` floats: thread i's
- * read of channel e is contiguous with its neighbours', the layout `normalizeRowsWgsl(true)` and
- * the k-means gather write), `'rows'` row-major (`[slot][count][dim]`).
- */
-export type CentroidTileLayout = 'columns' | 'rows';
-
 /** What the tiled kernel does with each row's similarities (see the file comment). */
 export type CentroidTileMode = 'assign' | 'top';
 
 /**
- * Generates the tiled kernel for rows of `dim` floats. Bindings: 1 = rows (`layout`),
+ * Generates the tiled kernel for rows of `dim` floats. Bindings: 1 = rows, channel-major
+ * (`[slot][dim][count]` floats: thread i's read of channel e is contiguous with its neighbours',
+ * the layout `normalizeRowsWgsl(dim, 'columns')` and the k-means gather write),
  * 2 = centroids (call-wide, `[P.slotBase + slot / P.groupSize][C][dim]`), then per mode:
  * 'assign' 3 = `assignment[slot·count + i]`; 'top' 3 = `top[(P.rowBase + row)·r + t]`. `P.blocks` =
  * ⌈count / threads⌉ workgroups per slot.
  */
-export function centroidTileWgsl(dim: number, mode: CentroidTileMode, r = 0, layout: CentroidTileLayout = 'columns'): string {
+export function centroidTileWgsl(dim: number, mode: CentroidTileMode, r = 0): string {
   // vec4 loads, added lane by lane in channel order (as the scalar kernels they replaced).
   const lanes = dim % 4 === 0;
   const type = lanes ? 'vec4<f32>' : 'f32';
   const width = lanes ? dim / 4 : dim;
   const top = mode === 'top';
-  const columns = layout === 'columns';
-  const bindings = [`@group(0) @binding(1) var<storage, read> x: array<${columns ? 'f32' : type}>;`, `@group(0) @binding(2) var<storage, read> centroids: array<${type}>;`];
+  const bindings = ['@group(0) @binding(1) var<storage, read> x: array<f32>;', `@group(0) @binding(2) var<storage, read> centroids: array<${type}>;`];
   if (mode === 'assign') bindings.push('@group(0) @binding(3) var<storage, read_write> assignment: array<u32>;');
   if (mode === 'top') bindings.push('@group(0) @binding(3) var<storage, read_write> top: array<u32>;');
   const visit = mode === 'assign' ? '      if (k == 0u || s > bestValue) { best = k; bestValue = s; }' : insertTopR('      ');
@@ -80,9 +74,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let i = (linear % P.blocks) * NT + lid;
   let valid = i < P.count;
   // Rows past the slot's end read a valid row and write nothing (every thread must reach the barriers).
-${columns
-    ? '  // Channel e of the row sits at x[b + e·count]: a warp reads 32 consecutive floats per channel.\n  let b = slot * P.count * ' + dim + 'u + min(i, P.count - 1u);'
-    : '  let o = select(0u, (slot * P.count + i) * W, valid);'}
+  // Channel e of the row sits at x[b + e·count]: a warp reads 32 consecutive floats per channel.
+  let b = slot * P.count * ${dim}u + min(i, P.count - 1u);
   let m0 = (P.slotBase + slot / P.groupSize) * P.clusters * W;
 ${mode === 'assign' ? '  var best = 0u;\n  var bestValue = 0.0;' : ''}${top ? `  var best: array<u32, ${Math.max(1, r)}>;\n  var bestValue: array<f32, ${Math.max(1, r)}>;\n  var filled = 0u;` : ''}
   for (var c0 = 0u; c0 < P.clusters; c0 += T) {
@@ -92,7 +85,7 @@ ${mode === 'assign' ? '  var best = 0u;\n  var bestValue = 0.0;' : ''}${top ? ` 
     var acc: array<f32, ${CENTROID_TILE}>;
     for (var t = 0u; t < T; t++) { acc[t] = 0.0; }
     for (var e = 0u; e < W; e++) {
-      let xe = ${columns ? (lanes ? 'vec4<f32>(x[b + 4u * e * P.count], x[b + (4u * e + 1u) * P.count], x[b + (4u * e + 2u) * P.count], x[b + (4u * e + 3u) * P.count])' : 'x[b + e * P.count]') : 'x[o + e]'};
+      let xe = ${lanes ? 'vec4<f32>(x[b + 4u * e * P.count], x[b + (4u * e + 1u) * P.count], x[b + (4u * e + 2u) * P.count], x[b + (4u * e + 3u) * P.count])' : 'x[b + e * P.count]'};
       for (var t = 0u; t < T; t++) {
 ${lanes ? '        let ce = tile[t * W + e];\n        acc[t] += xe.x * ce.x;\n        acc[t] += xe.y * ce.y;\n        acc[t] += xe.z * ce.z;\n        acc[t] += xe.w * ce.w;' : '        acc[t] += xe * tile[t * W + e];'}
       }

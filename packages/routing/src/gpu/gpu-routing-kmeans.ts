@@ -18,7 +18,7 @@ import { resolveClusters, resolveSampleSize, type RoutingConfig } from '../routi
 import { sphericalKMeans } from '../spherical-kmeans.js';
 import { SEED_PARAMS, SEED_THREADS, seedStepWgsl } from './kmeans-seed-wgsl.js';
 import { KMEANS_PARAMS, KMEANS_THREADS, kmeansGatherWgsl, kmeansNormalizeWgsl, kmeansSumWgsl, NORMALIZE_MAX_DIM, NORMALIZE_MAX_WORKGROUP_BYTES, normalizeRowsPerWorkgroup, normalizeRowsWgsl, normalizeRowsWorkgroupBytes } from './spherical-kmeans-wgsl.js';
-import { CENTROID_TILE_PARAMS, CENTROID_TILE_THREADS, centroidTileWgsl, type CentroidTileLayout, type CentroidTileMode } from './centroid-tile-wgsl.js';
+import { CENTROID_TILE_PARAMS, CENTROID_TILE_THREADS, centroidTileWgsl, type CentroidTileMode } from './centroid-tile-wgsl.js';
 
 const { STORAGE, COPY_SRC, COPY_DST } = WEBGPU_FLAGS;
 
@@ -147,7 +147,6 @@ export async function dispatchCentroidTile(
   r: number,
   buffers: readonly GPUBufferLike[],
   shape: { readonly slots: number; readonly count: number; readonly clusters: number; readonly groupSize: number; readonly rowBase?: number },
-  layout: CentroidTileLayout = 'columns',
 ): Promise<void> {
   const blocks = Math.ceil(shape.count / CENTROID_TILE_THREADS);
   const [x, y] = dispatchGrid(shape.slots * blocks);
@@ -156,7 +155,7 @@ export async function dispatchCentroidTile(
     { slots: shape.slots, count: shape.count, clusters: shape.clusters, slotBase: encoder.chunk.slot0, groupSize: shape.groupSize, rowBase: shape.rowBase ?? 0, blocks, tilesX: x },
     [],
   );
-  encoder.dispatch(await encoder.pipeline(centroidTileWgsl(encoder.dims.headDim, mode, r, layout)), [params, ...buffers], x, y);
+  encoder.dispatch(await encoder.pipeline(centroidTileWgsl(encoder.dims.headDim, mode, r)), [params, ...buffers], x, y);
 }
 
 /**
@@ -212,30 +211,32 @@ export async function encodeRoutingCentroids(
 
 /**
  * Records, for one chunk: its keys and queries (from KV slot `slotOffset` of its buffers)
- * normalised into scratch buffers, channel-major (`[slot][D][row]`, `'columns'`) or row-major
- * (`'rows'`, what the membership's similarity tile reads).
+ * normalised into scratch buffers, channel-major (`[slot][D][row]`, `'columns'`), or only each
+ * row's (shift, scale) (`'affine'`, two floats per row: what the membership's similarity tile
+ * applies to the raw rows).
  */
-export async function encodeRoutingNormalize(encoder: ChunkEncoder, plan: RoutingFitPlan, slotOffset = 0, layout: CentroidTileLayout = 'columns'): Promise<{ normKeys: GPUBufferLike; normQueries: GPUBufferLike }> {
+export async function encodeRoutingNormalize(encoder: ChunkEncoder, plan: RoutingFitPlan, slotOffset: number, output: 'columns' | 'affine'): Promise<{ keys: GPUBufferLike; queries: GPUBufferLike }> {
   const { chunk, dims: d } = encoder;
   const keyRows = chunk.slots * d.keySeq;
   const queryRows = chunk.slots * d.groupSize * d.querySeq;
   const mode = plan.normalization === 'l2' ? 0 : 1;
-  const normKeys = encoder.scratch(4 * keyRows * d.headDim);
-  const normQueries = encoder.scratch(4 * queryRows * d.headDim);
-  const pipeline = await encoder.pipeline(normalizeRowsWgsl(d.headDim, layout === 'columns'));
+  const perRow = output === 'affine' ? 8 : 4 * d.headDim;
+  const keys = encoder.scratch(perRow * keyRows);
+  const queries = encoder.scratch(perRow * queryRows);
+  const pipeline = await encoder.pipeline(normalizeRowsWgsl(d.headDim, output));
   const perWorkgroup = normalizeRowsPerWorkgroup(d.headDim);
   const normalize = (source: GPUBufferLike, target: GPUBufferLike, rows: number, count: number, rowBase: number) => {
     const [x, y] = dispatchGrid(Math.ceil(rows / perWorkgroup));
     const params = encoder.uniform(KMEANS_PARAMS, { rows, dim: d.headDim, mode, tilesX: x, count, rowBase }, []);
     encoder.dispatch(pipeline, [params, source, target], x, y);
   };
-  normalize(chunk.k, normKeys, keyRows, d.keySeq, slotOffset * d.keySeq);
-  normalize(chunk.q, normQueries, queryRows, d.querySeq, slotOffset * d.groupSize * d.querySeq);
-  return { normKeys, normQueries };
+  normalize(chunk.k, keys, keyRows, d.keySeq, slotOffset * d.keySeq);
+  normalize(chunk.q, queries, queryRows, d.querySeq, slotOffset * d.groupSize * d.querySeq);
+  return { keys, queries };
 }
 
 /**
- * Records, for one chunk: normalisation of its keys and queries (returned as scratch buffers),
+ * Records, for one chunk: normalisation of its keys and queries (channel-major scratch buffers),
  * the k-means ({@link encodeRoutingCentroids}) on the call-wide `centroids`, and each key's /
  * query's top-r centroids into `keyTop` / `queryTop` at row `keyRowBase` / `queryRowBase`.
  */
@@ -243,18 +244,14 @@ export async function encodeRoutingFit(
   encoder: ChunkEncoder,
   plan: RoutingFitPlan,
   buffers: { readonly centroids: GPUBufferLike; readonly picked: GPUBufferLike; readonly draws?: { readonly index: GPUBufferLike; readonly value: GPUBufferLike } },
-  top: { readonly keyTop?: GPUBufferLike; readonly keyR: number; readonly keyRowBase: number; readonly queryTop?: GPUBufferLike; readonly queryR: number; readonly queryRowBase: number },
-  layout: CentroidTileLayout = 'columns',
-): Promise<{ normKeys: GPUBufferLike; normQueries: GPUBufferLike }> {
+  top: { readonly keyTop: GPUBufferLike; readonly keyR: number; readonly keyRowBase: number; readonly queryTop: GPUBufferLike; readonly queryR: number; readonly queryRowBase: number },
+): Promise<void> {
   const { chunk, dims: d } = encoder;
-  const { normKeys, normQueries } = await encodeRoutingNormalize(encoder, plan, 0, layout);
+  const { keys, queries } = await encodeRoutingNormalize(encoder, plan, 0, 'columns');
   await encodeRoutingCentroids(encoder, plan, buffers);
   const { clusters } = plan;
-  if (top.keyTop) await dispatchCentroidTile(encoder, 'top', top.keyR, [normKeys, buffers.centroids, top.keyTop], { slots: chunk.slots, count: d.keySeq, clusters, groupSize: 1, rowBase: top.keyRowBase }, layout);
-  if (top.queryTop) {
-    await dispatchCentroidTile(encoder, 'top', top.queryR, [normQueries, buffers.centroids, top.queryTop], { slots: chunk.slots * d.groupSize, count: d.querySeq, clusters, groupSize: d.groupSize, rowBase: top.queryRowBase }, layout);
-  }
-  return { normKeys, normQueries };
+  await dispatchCentroidTile(encoder, 'top', top.keyR, [keys, buffers.centroids, top.keyTop], { slots: chunk.slots, count: d.keySeq, clusters, groupSize: 1, rowBase: top.keyRowBase });
+  await dispatchCentroidTile(encoder, 'top', top.queryR, [queries, buffers.centroids, top.queryTop], { slots: chunk.slots * d.groupSize, count: d.querySeq, clusters, groupSize: d.groupSize, rowBase: top.queryRowBase });
 }
 
 /** Records, for one chunk: its subsample rows gathered from the raw keys (normalised, renormalised) into `out` (`[slot][sample][D]`). */

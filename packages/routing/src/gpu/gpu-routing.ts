@@ -23,7 +23,7 @@ import { resolveSampleSize } from '../routing-config.js';
 import { sphericalKMeans } from '../spherical-kmeans.js';
 import { clusterMembership, clusterPartialBytesPerQuerySlot, type MembershipBits, runClusterExecutor } from './gpu-routing-clusters.js';
 import { SIMILARITY_BLOCK, SIMILARITY_PARAMS, SIMILARITY_TILE, SIM_TOP_THREADS, similarityTileWgsl, simTopWgsl } from './similarity-tile-wgsl.js';
-import { encodeRoutingCentroids, encodeRoutingFit, encodeRoutingNormalize, encodeRoutingSample, routingFitPlan, seedCentroids, type RoutingFitPlan } from './gpu-routing-kmeans.js';
+import { encodeRoutingCentroids, encodeRoutingNormalize, encodeRoutingSample, routingFitPlan, seedCentroids, type RoutingFitPlan } from './gpu-routing-kmeans.js';
 import {
   ROUTING_PARAMS,
   ROUTING_THREADS,
@@ -122,19 +122,20 @@ export interface RoutingRun {
  */
 async function dispatchSimilarities(
   encoder: ChunkEncoder,
-  side: { readonly rows: Buffer; readonly slots: number; readonly count: number; readonly groupSize: number; readonly top: Buffer | undefined; readonly r: number },
+  side: { readonly rows: Buffer; readonly rowBase: number; readonly affine: Buffer; readonly slots: number; readonly count: number; readonly groupSize: number; readonly top: Buffer | undefined; readonly r: number },
   centroids: Buffer,
   clusters: number,
   sims: Buffer,
   blockKeys: Buffer,
+  mode: number,
 ): Promise<void> {
   const rowTiles = Math.ceil(side.count / SIMILARITY_BLOCK);
   const clusterTiles = Math.ceil(clusters / SIMILARITY_TILE.rows);
   const values = { slots: side.slots, count: side.count, clusters, slotBase: encoder.chunk.slot0, groupSize: side.groupSize, rowTiles, clusterTiles };
   {
     const [x, y] = dispatchGrid(side.slots * rowTiles * clusterTiles);
-    const params = encoder.uniform(SIMILARITY_PARAMS, { ...values, tilesX: x }, []);
-    encoder.dispatch(await encoder.pipeline(similarityTileWgsl(encoder.dims.headDim)), [params, side.rows, centroids, sims, blockKeys], x, y);
+    const params = encoder.uniform(SIMILARITY_PARAMS, { ...values, tilesX: x, rowBase: side.rowBase, mode }, []);
+    encoder.dispatch(await encoder.pipeline(similarityTileWgsl(encoder.dims.headDim)), [params, side.rows, centroids, sims, blockKeys, side.affine], x, y);
   }
   if (side.top) {
     const [x, y] = dispatchGrid(Math.ceil((side.slots * side.count) / SIM_TOP_THREADS));
@@ -236,14 +237,14 @@ export async function runRouting(
       const querySlots = chunk.slots * d.groupSize;
       const keyTop = plan.keyClusters > 0 ? encoder.scratch(4 * chunk.slots * d.keySeq * plan.keyClusters) : undefined;
       const queryTop = plan.queryClusters > 0 ? encoder.scratch(4 * querySlots * d.querySeq * plan.queryClusters) : undefined;
-      // Top-r clusters come from the similarity pass below (not recomputed by the fit).
-      const { normKeys, normQueries } = fitted
-        ? await encodeRoutingNormalize(encoder, plan, slotOffset, 'rows')
-        : await encodeRoutingFit(encoder, plan, { centroids, picked, ...(draws ? { draws } : {}) }, { keyR: 0, keyRowBase: 0, queryR: 0, queryRowBase: 0 }, 'rows');
+      // The k-means unless the centroids come fitted; each row's (shift, scale), applied by the
+      // similarity tile to the raw rows; top-r clusters come from the similarities below.
+      if (!fitted) await encodeRoutingCentroids(encoder, plan, { centroids, picked, ...(draws ? { draws } : {}) });
+      const affine = await encodeRoutingNormalize(encoder, plan, slotOffset, 'affine');
       const run = routingRunner(encoder, base);
       const sides = [
-        { rows: normKeys, bits: b.keyBits, slots: chunk.slots, count: d.keySeq, groupSize: 1, window: plan.window, top: keyTop, r: plan.keyClusters },
-        { rows: normQueries, bits: b.queryColumnBits, slots: querySlots, count: d.querySeq, groupSize: d.groupSize, window: plan.queryWindow, top: queryTop, r: plan.queryClusters },
+        { rows: chunk.k, rowBase: slotOffset * d.keySeq, affine: affine.keys, bits: b.keyBits, slots: chunk.slots, count: d.keySeq, groupSize: 1, window: plan.window, top: keyTop, r: plan.keyClusters },
+        { rows: chunk.q, rowBase: slotOffset * d.groupSize * d.querySeq, affine: affine.queries, bits: b.queryColumnBits, slots: querySlots, count: d.querySeq, groupSize: d.groupSize, window: plan.queryWindow, top: queryTop, r: plan.queryClusters },
       ];
       // One side's similarity columns at a time, and each 64-row block's largest similarity key
       // per cluster (the similarity tile writes them, the top-w skips by them).
@@ -251,7 +252,7 @@ export async function runRouting(
       const blockKeys = encoder.scratch(4 * Math.max(...sides.map((side) => side.slots * C * Math.ceil(side.count / SIMILARITY_BLOCK))));
       for (const side of sides) {
         const values = { slots: side.slots, count: side.count, groupSize: side.groupSize, window: side.window, r: side.r };
-        await dispatchSimilarities(encoder, side, centroids, C, sims, blockKeys);
+        await dispatchSimilarities(encoder, side, centroids, C, sims, blockKeys, plan.normalization === 'l2' ? 0 : 1);
         await run(balancedTopWWgsl(), [sims, blockKeys, side.bits], side.slots * C, values, true);
         if (side.top) await run(nearestFlagsWgsl(), [side.top, side.bits], side.slots * side.count, values);
       }

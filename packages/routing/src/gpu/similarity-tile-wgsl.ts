@@ -4,6 +4,10 @@
  *
  *   sim[(slot·C + c)·count + i] = μ_c · x̂_i        (cluster-major columns for the balanced top-w)
  *
+ * with x̂_i = (x_i − shift_i)·scale_i (l2: x_i·scale_i) applied to the raw row as the tile loads it,
+ * from the row's (shift, scale) (`normalizeRowsWgsl(dim, 'affine')`): the normalised row's floats,
+ * never written out.
+ *
  * A workgroup computes a 64-centroid × 64-row tile (4 × 4 per thread in registers, operands
  * staged through workgroup memory), so each normalised row is read once per 64 centroids and
  * each centroid once per 64 rows; thread (ty, tx) writes centroids 4ty..4ty+3 at rows
@@ -18,7 +22,7 @@ import { forRows, linearWorkgroup, operandScratchVec4, scoreTileWgsl, TILE_COLUM
 import { insertTopR, orderKeyWgsl } from './wgsl-snippets.js';
 
 /** Uniform parameter block of {@link similarityTileWgsl} and {@link simTopWgsl}. */
-export const SIMILARITY_PARAMS = ['slots', 'count', 'clusters', 'slotBase', 'groupSize', 'rowTiles', 'clusterTiles', 'tilesX'] as const;
+export const SIMILARITY_PARAMS = ['slots', 'count', 'clusters', 'slotBase', 'groupSize', 'rowTiles', 'clusterTiles', 'tilesX', 'rowBase', 'mode', 'pad0', 'pad1'] as const;
 
 /** The tile: 64 centroids (256 threads) × 64 rows, operands in chunks of 16 channels. */
 export const SIMILARITY_TILE: TileShape = { rows: 64, chunk: 16 };
@@ -26,15 +30,16 @@ export const SIMILARITY_TILE: TileShape = { rows: 64, chunk: 16 };
 /** Threads per workgroup of {@link simTopWgsl}. */
 export const SIM_TOP_THREADS = 256;
 
-const params = 'struct Params { slots: u32, count: u32, clusters: u32, slotBase: u32, groupSize: u32, rowTiles: u32, clusterTiles: u32, tilesX: u32 }';
+const params = 'struct Params { slots: u32, count: u32, clusters: u32, slotBase: u32, groupSize: u32, rowTiles: u32, clusterTiles: u32, tilesX: u32, rowBase: u32, mode: u32, pad0: u32, pad1: u32 }';
 
 /** Rows per similarity tile: the block of positions whose largest key the tile writes. */
 export const SIMILARITY_BLOCK = TILE_COLUMNS;
 
 /**
- * One workgroup per (slot, centroid tile, row tile), row tiles fastest. Bindings: 1 rows
- * (normalised, row-major `[slot][count][dim]`), 2 centroids (call-wide `[P.slotBase + slot /
- * P.groupSize][C][dim]`), 3 `sim` (`[slot][C][count]`), 4 block keys (`[slot][C][rowTiles]`).
+ * One workgroup per (slot, centroid tile, row tile), row tiles fastest. Bindings: 1 raw rows
+ * (row-major `[slot][count][dim]` from row `P.rowBase`), 2 centroids (call-wide `[P.slotBase +
+ * slot / P.groupSize][C][dim]`), 3 `sim` (`[slot][C][count]`), 4 block keys (`[slot][C][rowTiles]`),
+ * 5 each row's (shift, scale) (`[slot][count]`; `P.mode` 0 = l2, 1 = layernorm).
  */
 export function similarityTileWgsl(dim: number): string {
   const vectorized = dim % 4 === 0;
@@ -50,6 +55,7 @@ ${params}
 @group(0) @binding(2) var<storage, read> centroids: array<${element}>;
 @group(0) @binding(3) var<storage, read_write> sim: array<f32>;
 @group(0) @binding(4) var<storage, read_write> blockKeys: array<u32>;
+@group(0) @binding(5) var<storage, read> affine: array<vec2<f32>>;
 
 var<workgroup> scratch: array<vec4<f32>, ${operandScratchVec4(SIMILARITY_TILE)}>;
 var<workgroup> rowKeys: array<u32, BR * TC>;
@@ -63,7 +69,9 @@ fn centroidAt(cslot: u32, c: u32, e: u32) -> ${element} {
 
 fn rowAt(slot: u32, i: u32, e: u32) -> ${element} {
   if (i >= P.count || e >= D) { return ${zero}; }
-  return x[${index('(slot * P.count + i) * D + e')}];
+  let a = affine[slot * P.count + i];
+  let v = x[${index('(P.rowBase + slot * P.count + i) * D + e')}];
+  return select((v - a.x) * a.y, v * a.y, P.mode == 0u);
 }
 
 @compute @workgroup_size(NT)

@@ -51,9 +51,12 @@ export const NORMALIZE_MAX_DIM = NORMALIZE_MAX_WORKGROUP_BYTES / 4 - 3;
 
 /**
  * Row normalisation (`mode` 0 = l2 with ε = 1e-12, 1 = layernorm without scale, ε = 1e-6) of
- * `P.rows` rows of `dim` floats, {@link normalizeRowsPerWorkgroup} rows per workgroup. `columns`:
- * written channel-major per slot of `P.count` rows (`y[(slot·dim + c)·count + i]`, for the tiled
- * centroid kernels' coalesced reads) instead of row-major.
+ * `P.rows` rows of `dim` floats, {@link normalizeRowsPerWorkgroup} rows per workgroup. `'columns'`:
+ * the normalised rows, written channel-major per slot of `P.count` rows
+ * (`y[(slot·dim + c)·count + i]`, for the tiled centroid kernels' coalesced reads); `'affine'`:
+ * only each row's (shift, scale) (`y[row]`, a `vec2`), which the similarity tile applies as it
+ * loads the raw row (`(x − shift)·scale`, or `x·scale` for l2: the same floats as normalising
+ * first, without writing or re-reading the S × D normalised rows).
  *
  * The workgroup stages its rows through workgroup memory with coalesced loads and stores (one
  * thread per row reading its own row strided the warp's loads 512 B apart at D = 128: 18 ms for
@@ -61,12 +64,12 @@ export const NORMALIZE_MAX_DIM = NORMALIZE_MAX_WORKGROUP_BYTES / 4 - 3;
  * over channels 0 … D − 1 in order, so the floats written are the one-thread-per-row kernel's
  * (and the subsample gather's, `kmeansGatherWgsl`).
  */
-export function normalizeRowsWgsl(dim: number, columns = false): string {
+export function normalizeRowsWgsl(dim: number, output: 'columns' | 'affine'): string {
   const rows = normalizeRowsPerWorkgroup(dim);
   const pad = dim + 1;
   return /* wgsl */ `${header}
 @group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read_write> y: array<f32>;
+@group(0) @binding(2) var<storage, read_write> y: array<${output === 'affine' ? 'vec2<f32>' : 'f32'}>;
 
 const D: u32 = ${dim}u;
 const ROWS: u32 = ${rows}u;
@@ -102,22 +105,19 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     }
   }
   workgroupBarrier();
-  for (var e = lid; e < count * D; e += NT) {
 ${
-  columns
-    ? `    // Consecutive threads take consecutive rows of one channel.
+  output === 'affine'
+    ? `  if (lid < count) { y[row0 + lid] = affine[lid]; }`
+    : `  for (var e = lid; e < count * D; e += NT) {
+    // Consecutive threads take consecutive rows of one channel.
     let r = e % count;
     let c = e / count;
     let id = row0 + r;
     let a = affine[r];
     let value = select((tile[r * PAD + c] - a.x) * a.y, tile[r * PAD + c] * a.y, P.mode == 0u);
-    y[((id / P.count) * D + c) * P.count + id % P.count] = value;`
-    : `    let r = e / D;
-    let c = e % D;
-    let a = affine[r];
-    y[row0 * D + e] = select((tile[r * PAD + c] - a.x) * a.y, tile[r * PAD + c] * a.y, P.mode == 0u);`
+    y[((id / P.count) * D + c) * P.count + id % P.count] = value;
+  }`
 }
-  }
 }
 `;
 }
