@@ -38,7 +38,7 @@ export const CLUSTER_ATTENTION_PARAMS = [
   'sinkTokens', 'localMode', 'localWindow', 'windowBase',
   'tilesX', 'scale', 'pad0', 'tileRows',
   'keyOffsetsAt', 'queryOffsetsAt', 'tileOffsetsAt', 'keyBitsAt',
-  'queryBitsAt', 'pad1', 'pad2', 'pad3',
+  'queryBitsAt', 'tileEntriesAt', 'pad2', 'pad3',
 ] as const;
 
 /**
@@ -52,12 +52,22 @@ export interface ClusterMetaLayout {
   readonly tileOffsets: readonly [number, number];
   readonly keyBits: readonly [number, number];
   readonly queryBits: readonly [number, number];
+  /** Each cluster-part tile's entry (query slot · C + cluster), `clusterTileEntriesWgsl`. */
+  readonly tileEntries: readonly [number, number];
   /** u32 entries of the whole buffer. */
   readonly total: number;
 }
 
-/** {@link ClusterMetaLayout} of a chunk: `kvSlots` KV slots, `querySlots` query slots, C clusters. */
-export function clusterMetaLayout(kvSlots: number, querySlots: number, clusters: number, keySeq: number, querySeq: number): ClusterMetaLayout {
+/**
+ * The most cluster-part tiles of `querySlots` query slots whose query lists hold at most
+ * `listCapacity` entries per slot, in tiles of `tileRows` (one partial tile per cluster at most).
+ */
+export function clusterTileBound(querySlots: number, listCapacity: number, clusters: number, tileRows: number): number {
+  return Math.ceil((querySlots * listCapacity) / tileRows) + querySlots * clusters;
+}
+
+/** {@link ClusterMetaLayout} of a chunk: `kvSlots` KV slots, `querySlots` query slots, C clusters, at most `maxTiles` cluster-part tiles. */
+export function clusterMetaLayout(kvSlots: number, querySlots: number, clusters: number, keySeq: number, querySeq: number, maxTiles: number): ClusterMetaLayout {
   let at = 0;
   const region = (length: number): readonly [number, number] => {
     const start = at;
@@ -69,7 +79,8 @@ export function clusterMetaLayout(kvSlots: number, querySlots: number, clusters:
   const tileOffsets = region(querySlots * clusters + 1);
   const keyBits = region(kvSlots * clusters * Math.ceil(keySeq / 32));
   const queryBits = region(querySlots * querySeq * Math.ceil(clusters / 32));
-  return { keyOffsets, queryOffsets, tileOffsets, keyBits, queryBits, total: at };
+  const tileEntries = region(maxTiles);
+  return { keyOffsets, queryOffsets, tileOffsets, keyBits, queryBits, tileEntries, total: at };
 }
 
 const params = `  querySeq: u32, keySeq: u32, queryOffset: u32, causal: u32,
@@ -77,7 +88,7 @@ const params = `  querySeq: u32, keySeq: u32, queryOffset: u32, causal: u32,
   sinkTokens: u32, localMode: u32, localWindow: u32, windowBase: u32,
   tilesX: u32, scale: f32, pad0: u32, tileRows: u32,
   keyOffsetsAt: u32, queryOffsetsAt: u32, tileOffsetsAt: u32, keyBitsAt: u32,
-  queryBitsAt: u32, pad1: u32, pad2: u32, pad3: u32,`;
+  queryBitsAt: u32, tileEntriesAt: u32, pad2: u32, pad3: u32,`;
 
 /** Earlier clusters of a tile row kept in workgroup memory (more: each key tests all of the query's clusters below c). */
 export const EARLIER_IN_MEMORY = 4;
@@ -92,11 +103,12 @@ fn hasKey(column: u32, j: u32) -> bool {
 }`;
 
 /**
- * The cluster parts. Workgroup → (query slot, cluster, tile of the cluster's query list) by a
- * binary search of `tileOffsets` (exclusive prefix of ⌈|Q_c| / BR⌉ over (query slot, cluster),
- * `clusterTileOffsetsWgsl`). Bindings: 6 query lists, 7 key lists, 8 the lookup buffer
- ({@link ClusterMetaLayout}: both lists' offsets `[slot][C + 1]`, tile offsets, key bits, query
- * cluster bits `[qslot][i][⌈C / 32⌉]`), 9 pair counts (`[qslot][C + 1]`, atomic).
+ * The cluster parts. Workgroup → (query slot, cluster) by `tileEntries`, and the tile of the
+ * cluster's query list by `tileOffsets` (exclusive prefix of ⌈|Q_c| / BR⌉ over (query slot,
+ * cluster), `clusterTileOffsetsWgsl`, `clusterTileEntriesWgsl`). Bindings: 6 query lists, 7 key
+ * lists, 8 the lookup buffer ({@link ClusterMetaLayout}: both lists' offsets `[slot][C + 1]`,
+ * tile offsets and entries, key bits, query cluster bits `[qslot][i][⌈C / 32⌉]`), 9 pair counts
+ * (`[qslot][C + 1]`, atomic).
  */
 export function clusterAttentionHooks(): FlashAttentionListHooks {
   const E = EARLIER_IN_MEMORY;
@@ -152,16 +164,7 @@ fn clusterAllow(r: u32, keys: vec4<u32>) -> vec4<bool> {
   if (lid == 0u) {
     let entries = P.slots * P.clusters;
     var found = INVALID;
-    if (linear < lookup[P.tileOffsetsAt + entries]) {
-      // The last entry whose first tile is at or before this workgroup (empty entries share it).
-      var lo = 0u;
-      var hi = entries;
-      while (hi - lo > 1u) {
-        let mid = (lo + hi) / 2u;
-        if (lookup[P.tileOffsetsAt + mid] <= linear) { lo = mid; } else { hi = mid; }
-      }
-      found = lo;
-    }
+    if (linear < lookup[P.tileOffsetsAt + entries]) { found = lookup[P.tileEntriesAt + linear]; }
     wgEntry = found;
     if (found != INVALID) {
       wgCluster = found % P.clusters;
@@ -329,6 +332,28 @@ ${inclusiveScanU32('    ')}
     before += total;
   }
   if (lid == 0u) { lookup[P.tileOffsetsAt + entries] = before; }
+}
+`;
+}
+
+/**
+ * One thread per entry e = qslot · C + c: writes e at each of its tiles in `tileEntries` (from
+ * `tileOffsets`, `clusterTileOffsetsWgsl`), so a cluster-part workgroup finds its entry with one
+ * load instead of a binary search over the slots · C entries.
+ */
+export function clusterTileEntriesWgsl(): string {
+  return /* wgsl */ `
+struct Params {
+${params}
+}
+@group(0) @binding(0) var<uniform> P: Params;
+@group(0) @binding(1) var<storage, read_write> lookup: array<u32>;
+
+@compute @workgroup_size(${CLUSTER_THREADS})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let e = (wid.x + wid.y * P.tilesX) * ${CLUSTER_THREADS}u + lid;
+  if (e >= P.slots * P.clusters) { return; }
+  for (var t = lookup[P.tileOffsetsAt + e]; t < lookup[P.tileOffsetsAt + e + 1u]; t++) { lookup[P.tileEntriesAt + t] = e; }
 }
 `;
 }

@@ -7,10 +7,13 @@
 import { dispatchGrid, type ChunkEncoder, type GpuBackend, type ResidentAttention } from '@sparse-attn/backend-gpu';
 import {
   CLUSTER_ATTENTION_PARAMS,
+  CLUSTER_THREADS,
   clusterAttentionHooks,
   clusterMergeWgsl,
   clusterMetaLayout,
   type ClusterMetaLayout,
+  clusterTileBound,
+  clusterTileEntriesWgsl,
   clusterTileOffsetsWgsl,
   windowAttentionHooks,
 } from './cluster-attention-wgsl.js';
@@ -38,10 +41,14 @@ export interface ClusterMembership extends MembershipBits {
   readonly lookup: Buffer;
 }
 
-/** Allocates a chunk's {@link ClusterMembership} (`kvSlots` KV slots) with `make`. */
-export function clusterMembership(make: (bytes: number) => Buffer, d: ResidentAttention['dims'], clusters: number, kvSlots: number): ClusterMembership {
+/**
+ * Allocates a chunk's {@link ClusterMembership} (`kvSlots` KV slots) with `make`, its lookup
+ * buffer sized for the cluster parts' tiles at the smallest tile the backend may pick (16 rows).
+ */
+export function clusterMembership(make: (bytes: number) => Buffer, d: ResidentAttention['dims'], plan: Pick<RoutingPlan, 'clusters' | 'queryListCapacity'>, kvSlots: number): ClusterMembership {
   const querySlots = kvSlots * d.groupSize;
-  const layout = clusterMetaLayout(kvSlots, querySlots, clusters, d.keySeq, d.querySeq);
+  const clusters = plan.clusters;
+  const layout = clusterMetaLayout(kvSlots, querySlots, clusters, d.keySeq, d.querySeq, clusterTileBound(querySlots, plan.queryListCapacity, clusters, 16));
   const lookup = make(4 * layout.total);
   return { layout, lookup, keyBits: lookupRegion(lookup, layout.keyBits), queryColumnBits: make(4 * querySlots * clusters * Math.ceil(d.querySeq / 32)) };
 }
@@ -57,6 +64,7 @@ function lookupBases(layout: ClusterMetaLayout): Record<string, number> {
     keyOffsetsAt: layout.keyOffsets[0],
     queryOffsetsAt: layout.queryOffsets[0],
     tileOffsetsAt: layout.tileOffsets[0],
+    tileEntriesAt: layout.tileEntries[0],
     keyBitsAt: layout.keyBits[0],
     queryBitsAt: layout.queryBits[0],
   };
@@ -135,6 +143,9 @@ export async function runClusterExecutor(
     }
     const params = encoder.uniform(CLUSTER_ATTENTION_PARAMS, { slots: querySlots, clusters: C, tileRows: rows, ...lookupBases(b.layout) }, []);
     encoder.dispatch(await encoder.pipeline(clusterTileOffsetsWgsl()), [params, b.lookup], 1, 1);
+    const [x, y] = dispatchGrid(Math.ceil((querySlots * C) / CLUSTER_THREADS));
+    const entries = encoder.uniform(CLUSTER_ATTENTION_PARAMS, { slots: querySlots, clusters: C, tileRows: rows, tilesX: x, ...lookupBases(b.layout) }, []);
+    encoder.dispatch(await encoder.pipeline(clusterTileEntriesWgsl()), [entries, b.lookup], x, y);
   });
   // Attention: window parts, cluster parts, merge (the pair counters start at 0).
   for (const [i, chunk] of resident.chunks.entries()) backend.context.device.queue.writeBuffer(buffers[i]!.pairCounts, 0, new Uint32Array(chunk.slots * d.groupSize * (C + 1)));
@@ -167,7 +178,7 @@ export async function runClusterExecutor(
     }
     {
       // At most ⌈Σ|Q_c| / BR⌉ + (one partial tile per cluster) workgroups; the rest idle.
-      const [x, y] = dispatchGrid(Math.ceil((querySlots * plan.queryListCapacity) / rows) + querySlots * C);
+      const [x, y] = dispatchGrid(clusterTileBound(querySlots, plan.queryListCapacity, C, rows));
       const params = encoder.uniform(CLUSTER_ATTENTION_PARAMS, { ...values, tilesX: x }, ['scale']);
       encoder.dispatch(await encoder.pipeline(cluster.code), [params, ...attend, b.queryLists, b.keyLists, b.lookup, b.pairCounts], x, y);
     }

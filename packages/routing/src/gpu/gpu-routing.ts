@@ -209,7 +209,7 @@ export async function runRouting(
     }
     // Per chunk, the membership bits both executors read (the cluster executor's key bits are a
     // region of its lookup buffer).
-    const clusterKept = executor === 'clusters' ? resident.chunks.map((chunk) => clusterMembership(make, d, C, chunk.slots)) : undefined;
+    const clusterKept = executor === 'clusters' ? resident.chunks.map((chunk) => clusterMembership(make, d, plan, chunk.slots)) : undefined;
     const kept: readonly MembershipBits[] =
       clusterKept ??
       resident.chunks.map((chunk) => ({
