@@ -38,7 +38,7 @@ export const CLUSTER_ATTENTION_PARAMS = [
   'sinkTokens', 'localMode', 'localWindow', 'windowBase',
   'tilesX', 'scale', 'pad0', 'tileRows',
   'keyOffsetsAt', 'queryOffsetsAt', 'tileOffsetsAt', 'keyBitsAt',
-  'queryBitsAt', 'tileEntriesAt', 'pad2', 'pad3',
+  'queryBitsAt', 'tileEntriesAt', 'windowRows', 'pad3',
 ] as const;
 
 /**
@@ -88,7 +88,7 @@ const params = `  querySeq: u32, keySeq: u32, queryOffset: u32, causal: u32,
   sinkTokens: u32, localMode: u32, localWindow: u32, windowBase: u32,
   tilesX: u32, scale: f32, pad0: u32, tileRows: u32,
   keyOffsetsAt: u32, queryOffsetsAt: u32, tileOffsetsAt: u32, keyBitsAt: u32,
-  queryBitsAt: u32, tileEntriesAt: u32, pad2: u32, pad3: u32,`;
+  queryBitsAt: u32, tileEntriesAt: u32, windowRows: u32, pad3: u32,`;
 
 /** Earlier clusters of a tile row kept in workgroup memory (more: each key tests all of the query's clusters below c). */
 export const EARLIER_IN_MEMORY = 4;
@@ -224,8 +224,9 @@ fn clusterAllow(r: u32, keys: vec4<u32>) -> vec4<bool> {
 }
 
 /**
- * The window parts: sinks ∪ local window of BR consecutive queries of one query slot, as one key
- * list (the sinks, then the band of the tile's local windows). Bindings: 6 key lists, 7 the lookup
+ * The window parts: sinks ∪ local window of `P.windowRows` (≤ BR) consecutive queries of one
+ * query slot, as one key list (the sinks, then the band of the tile's local windows;
+ * {@link windowTileRows} picks the rows). Bindings: 6 key lists, 7 the lookup
  * buffer (key list offsets; query cluster bits, for `local: 'uncovered'`: does a cluster of the
  * query hold a visible key?), 8 pair counts.
  */
@@ -245,11 +246,12 @@ fn windowAllow(r: u32, keys: vec4<u32>) -> vec4<bool> {
   return (keys < vec4<u32>(P.sinkTokens)) | ((keys >= vec4<u32>(windowStart)) & (keys <= vec4<u32>(rowPos[r])));
 }`,
     prologue: /* wgsl */ `
-  let tilesPerSlot = (P.querySeq + BR - 1u) / BR;
+  let R = P.windowRows;
+  let tilesPerSlot = (P.querySeq + R - 1u) / R;
   if (linear >= P.slots * tilesPerSlot) { return; }
   let qslot = linear / tilesPerSlot;
-  let i0 = (linear % tilesPerSlot) * BR;
-  let iLast = min(i0 + BR, P.querySeq) - 1u;
+  let i0 = (linear % tilesPerSlot) * R;
+  let iLast = min(i0 + R, P.querySeq) - 1u;
   let kslot = qslot / P.groupSize;
   let kvBase = (P.slotOffset + kslot) * P.keySeq;
   let lastPos = P.queryOffset + iLast;
@@ -264,7 +266,7 @@ fn windowAllow(r: u32, keys: vec4<u32>) -> vec4<bool> {
     rowOut[lid] = INVALID;
     rowPos[lid] = 0u;
     rowLocal[lid] = INVALID;
-    if (i < P.querySeq) {
+    if (lid < R && i < P.querySeq) {
       let position = P.queryOffset + i;
       rowQ[lid] = ((P.slotOffset * P.groupSize) + qslot) * P.querySeq + i;
       rowOut[lid] = P.windowBase + qslot * P.querySeq + i;
@@ -295,6 +297,21 @@ fn windowAllow(r: u32, keys: vec4<u32>) -> vec4<bool> {
     onPairs: 'atomicAdd(&pairCounts[wgSlot * (P.clusters + 1u) + P.clusters], pairs);',
     workgroupBytes: 4 * (64 + 1),
   };
+}
+
+/**
+ * Query rows per window-part tile: the R ≤ `tileRows` with the fewest key tiles per query row, the
+ * key list of R rows being the sinks plus a band of R + localWindow − 1 keys (with 4 sinks and a
+ * 64-key window, 61 rows need two 64-key tiles where 64 rows need three).
+ */
+export function windowTileRows(tileRows: number, keyTile: number, sinkTokens: number, localWindow: number, localMode: number): number {
+  const band = localMode === 0 ? 0 : localWindow;
+  let best = tileRows;
+  for (let rows = tileRows; rows >= 1; rows--) {
+    const cost = (r: number) => Math.ceil((sinkTokens + (band > 0 ? r + band - 1 : 0)) / keyTile) / r;
+    if (cost(rows) < cost(best) - 1e-12) best = rows;
+  }
+  return best;
 }
 
 /**

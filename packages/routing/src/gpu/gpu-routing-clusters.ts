@@ -4,7 +4,7 @@
  * and the merge, writing the group's rows of `out` and `lse`. No selection is materialised: the
  * selected pairs are counted by the attention kernels.
  */
-import { dispatchGrid, type ChunkEncoder, type GpuBackend, type ResidentAttention } from '@sparse-attn/backend-gpu';
+import { dispatchGrid, TILE_COLUMNS, type ChunkEncoder, type GpuBackend, type ResidentAttention } from '@sparse-attn/backend-gpu';
 import {
   CLUSTER_ATTENTION_PARAMS,
   CLUSTER_THREADS,
@@ -16,6 +16,7 @@ import {
   clusterTileEntriesWgsl,
   clusterTileOffsetsWgsl,
   windowAttentionHooks,
+  windowTileRows,
 } from './cluster-attention-wgsl.js';
 import { ROUTING_PARAMS, ROUTING_THREADS, clusterCountWgsl, clusterListWgsl, clusterOffsetsWgsl, packRowFlagsWgsl } from './routing-selection-wgsl.js';
 import type { RoutingConfig } from '../routing-config.js';
@@ -172,8 +173,9 @@ export async function runClusterExecutor(
     };
     const attend = [chunk.q, chunk.k, chunk.v, b.partOut, b.partLse];
     {
-      const [x, y] = dispatchGrid(querySlots * Math.ceil(d.querySeq / window.tile.rows));
-      const params = encoder.uniform(CLUSTER_ATTENTION_PARAMS, { ...values, tilesX: x }, ['scale']);
+      const windowRows = windowTileRows(window.tile.rows, TILE_COLUMNS, config.sinkTokens, config.localWindow, values.localMode);
+      const [x, y] = dispatchGrid(querySlots * Math.ceil(d.querySeq / windowRows));
+      const params = encoder.uniform(CLUSTER_ATTENTION_PARAMS, { ...values, windowRows, tilesX: x }, ['scale']);
       encoder.dispatch(await encoder.pipeline(window.code), [params, ...attend, b.keyLists, b.lookup, b.pairCounts], x, y);
     }
     {

@@ -9,7 +9,7 @@ import { kmeansSampleIndices } from './gpu-routing-kmeans.js';
 import { routingPlan } from './gpu-routing.js';
 import { balancedTopWWgsl, clusterCountWgsl, clusterListWgsl, clusterOffsetsWgsl, headScanWgsl, nearestFlagsWgsl, routedRowsWgsl, packRowFlagsWgsl, rowScanWgsl } from './routing-selection-wgsl.js';
 import { kmeansGatherWgsl, kmeansNormalizeWgsl, kmeansSumWgsl, NORMALIZE_MAX_DIM, normalizeRowsWgsl, normalizeRowsWorkgroupBytes } from './spherical-kmeans-wgsl.js';
-import { clusterAttentionHooks, clusterMergeWgsl, clusterTileEntriesWgsl, clusterTileOffsetsWgsl, windowAttentionHooks } from './cluster-attention-wgsl.js';
+import { clusterAttentionHooks, clusterMergeWgsl, clusterTileEntriesWgsl, clusterTileOffsetsWgsl, windowAttentionHooks, windowTileRows } from './cluster-attention-wgsl.js';
 import { centroidTileWgsl } from './centroid-tile-wgsl.js';
 import { similarityTileWgsl, simTopWgsl } from './similarity-tile-wgsl.js';
 import { seedStepWgsl } from './kmeans-seed-wgsl.js';
@@ -71,6 +71,16 @@ describe('routing GPU plan (no GPU needed)', () => {
     for (let i = 1; i < picked.length; i++) expect(picked[i]!).toBeGreaterThan(picked[i - 1]!);
     expect(picked[99]!).toBeLessThan(1000);
     expect(Array.from(kmeansSampleIndices(1000, 100, 7))).toEqual(Array.from(picked));
+  });
+
+  it('sizes window-part tiles so their key list (sinks + band) fills whole key tiles', () => {
+    // 4 sinks + a 64-key window: 61 rows need 4 + 61 + 63 = 128 keys (two 64-key tiles), 64 rows 131 (three).
+    expect(windowTileRows(64, 64, 4, 64, 1)).toBe(61);
+    // No sinks: 64 rows already fill two key tiles exactly.
+    expect(windowTileRows(64, 64, 0, 64, 1)).toBe(64);
+    // No local window (sinks only): the full tile.
+    expect(windowTileRows(64, 64, 4, 64, 0)).toBe(64);
+    expect(windowTileRows(16, 64, 4, 64, 2)).toBe(16);
   });
 
   it('generates kernels with a main entry point and no reserved identifiers', () => {
