@@ -177,7 +177,7 @@ export async function encodeRoutingCentroids(
   const sampleRows = encoder.scratch(4 * chunk.slots * n * D);
   const sampleColumns = encoder.scratch(4 * chunk.slots * n * D);
   const common = { slots: chunk.slots, count: d.keySeq };
-  await run(kmeansGatherWgsl(), [chunk.k, buffers.picked, sampleRows, sampleColumns], chunk.slots * n, { ...common, mode: plan.normalization === 'l2' ? 0 : 1 });
+  await encodeGather(encoder, plan, buffers.picked, sampleRows, sampleColumns);
   const draws = buffers.draws;
   if (draws) {
     // k-means++ seeding on the GPU with the CPU's draws (else `centroids` holds the CPU's seeding):
@@ -254,15 +254,22 @@ export async function encodeRoutingFit(
   await dispatchCentroidTile(encoder, 'top', top.queryR, [queries, buffers.centroids, top.queryTop], { slots: chunk.slots * d.groupSize, count: d.querySeq, clusters, groupSize: d.groupSize, rowBase: top.queryRowBase });
 }
 
+/**
+ * Records, for one chunk: its subsample rows gathered from the raw keys (normalised, renormalised),
+ * row-major into `rows` (`[slot][sample][D]`) and channel-major into `columns` (`[slot][D][sample]`).
+ */
+async function encodeGather(encoder: ChunkEncoder, plan: RoutingFitPlan, picked: GPUBufferLike, rows: GPUBufferLike, columns: GPUBufferLike): Promise<void> {
+  const { chunk, dims: d } = encoder;
+  const total = chunk.slots * plan.sample;
+  const [x, y] = dispatchGrid(Math.ceil(total / normalizeRowsPerWorkgroup(d.headDim)));
+  const mode = plan.normalization === 'l2' ? 0 : 1;
+  const params = encoder.uniform(KMEANS_PARAMS, { rows: total, dim: d.headDim, mode, slots: chunk.slots, count: d.keySeq, sample: plan.sample, slotBase: chunk.slot0, tilesX: x }, []);
+  encoder.dispatch(await encoder.pipeline(kmeansGatherWgsl(d.headDim)), [params, chunk.k, picked, rows, columns], x, y);
+}
+
 /** Records, for one chunk: its subsample rows gathered from the raw keys (normalised, renormalised) into `out` (`[slot][sample][D]`). */
 export async function encodeRoutingSample(encoder: ChunkEncoder, plan: RoutingFitPlan, picked: GPUBufferLike, out: GPUBufferLike): Promise<void> {
-  const { chunk, dims: d } = encoder;
-  const columns = encoder.scratch(4 * chunk.slots * plan.sample * d.headDim);
-  await kmeansRunner(encoder, plan)(kmeansGatherWgsl(), [chunk.k, picked, out, columns], chunk.slots * plan.sample, {
-    slots: chunk.slots,
-    count: d.keySeq,
-    mode: plan.normalization === 'l2' ? 0 : 1,
-  });
+  await encodeGather(encoder, plan, picked, out, encoder.scratch(4 * encoder.chunk.slots * plan.sample * encoder.dims.headDim));
 }
 
 /**

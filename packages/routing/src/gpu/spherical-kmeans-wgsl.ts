@@ -129,49 +129,77 @@ ${
  * and then gathering (the two kernels this replaced), so it writes the same floats without the
  * S × D normalised-keys buffer. Writes the subsample row-major (`sample`,
  * `[slot][sample][dim]`) and channel-major (`sampleT`, `[slot][dim][sample]`, for the seeding).
+ * Rows (`P.rows` = slots · sample) are staged {@link normalizeRowsPerWorkgroup} at a time through
+ * workgroup memory, as in {@link normalizeRowsWgsl}, so loads and stores are coalesced (one thread
+ * per row reading and writing its own 512-B row took ~3 ms for 32 slots of 4096 rows on the H100).
  */
-export function kmeansGatherWgsl(): string {
+export function kmeansGatherWgsl(dim: number): string {
+  const rows = normalizeRowsPerWorkgroup(dim);
+  const pad = dim + 1;
   return /* wgsl */ `${header}
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read> picked: array<u32>;
 @group(0) @binding(3) var<storage, read_write> sample: array<f32>;
 @group(0) @binding(4) var<storage, read_write> sampleT: array<f32>;
 
-fn normalized(src: u32, c: u32, shift: f32, inv: f32) -> f32 {
-  if (P.mode == 0u) { return x[src + c] * inv; }
-  return (x[src + c] - shift) * inv;
+const D: u32 = ${dim}u;
+const ROWS: u32 = ${rows}u;
+const PAD: u32 = ${pad}u;
+const NT: u32 = ${NORMALIZE_THREADS}u;
+
+// The staged rows; each row's padding float holds its renormalisation 1 / ‖x̂‖.
+var<workgroup> tile: array<f32, ${rows * pad}>;
+// Per staged row: the value subtracted (layernorm's mean, 0 for l2) and the scale.
+var<workgroup> affine: array<vec2<f32>, ${rows}>;
+
+fn normalized(t: f32, a: vec2<f32>) -> f32 {
+  if (P.mode == 0u) { return t * a.y; }
+  return (t - a.x) * a.y;
 }
 
-${entry} {
-  ${threadId}
-  if (id >= P.slots * P.sample) { return; }
-  let slot = id / P.sample;
-  let row = id % P.sample;
-  let src = (slot * P.count + picked[P.slotBase * P.sample + id]) * P.dim;
-  var shift = 0.0;
-  var inv = 0.0;
-  if (P.mode == 0u) {
-    var sum = 0.0;
-    for (var c = 0u; c < P.dim; c++) { sum += x[src + c] * x[src + c]; }
-    inv = 1.0 / max(sqrt(sum), 1e-12);
-  } else {
-    var mean = 0.0;
-    for (var c = 0u; c < P.dim; c++) { mean += x[src + c]; }
-    mean = mean / f32(P.dim);
-    var variance = 0.0;
-    for (var c = 0u; c < P.dim; c++) { let t = x[src + c] - mean; variance += t * t; }
-    inv = 1.0 / sqrt(variance / f32(P.dim) + 1e-6);
-    shift = mean;
+@compute @workgroup_size(${NORMALIZE_THREADS})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let row0 = (wid.x + wid.y * P.tilesX) * ROWS;
+  if (row0 >= P.rows) { return; }
+  let count = min(ROWS, P.rows - row0);
+  for (var e = lid; e < count * D; e += NT) {
+    let id = row0 + e / D;
+    let src = ((id / P.sample) * P.count + picked[P.slotBase * P.sample + id]) * D;
+    tile[(e / D) * PAD + e % D] = x[src + e % D];
   }
-  var sum = 0.0;
-  for (var c = 0u; c < P.dim; c++) { let y = normalized(src, c, shift, inv); sum += y * y; }
-  let norm = sqrt(sum);
-  let inv2 = select(1.0, 1.0 / norm, norm > 1e-12);
-  let dst = id * P.dim;
-  for (var c = 0u; c < P.dim; c++) {
-    let v = normalized(src, c, shift, inv) * inv2;
-    sample[dst + c] = v;
-    sampleT[(slot * P.dim + c) * P.sample + row] = v;
+  workgroupBarrier();
+  if (lid < count) {
+    let o = lid * PAD;
+    var a = vec2<f32>(0.0, 0.0);
+    if (P.mode == 0u) {
+      var sum = 0.0;
+      for (var c = 0u; c < D; c++) { sum += tile[o + c] * tile[o + c]; }
+      a = vec2<f32>(0.0, 1.0 / max(sqrt(sum), 1e-12));
+    } else {
+      var mean = 0.0;
+      for (var c = 0u; c < D; c++) { mean += tile[o + c]; }
+      mean = mean / f32(D);
+      var variance = 0.0;
+      for (var c = 0u; c < D; c++) { let t = tile[o + c] - mean; variance += t * t; }
+      a = vec2<f32>(mean, 1.0 / sqrt(variance / f32(D) + 1e-6));
+    }
+    var sum = 0.0;
+    for (var c = 0u; c < D; c++) { let y = normalized(tile[o + c], a); sum += y * y; }
+    let norm = sqrt(sum);
+    affine[lid] = a;
+    tile[o + D] = select(1.0, 1.0 / norm, norm > 1e-12);
+  }
+  workgroupBarrier();
+  for (var e = lid; e < count * D; e += NT) {
+    let r = e / D;
+    sample[row0 * D + e] = normalized(tile[r * PAD + e % D], affine[r]) * tile[r * PAD + D];
+  }
+  for (var e = lid; e < count * D; e += NT) {
+    // Consecutive threads take consecutive rows of one channel.
+    let r = e % count;
+    let c = e / count;
+    let id = row0 + r;
+    sampleT[((id / P.sample) * D + c) * P.sample + id % P.sample] = normalized(tile[r * PAD + c], affine[r]) * tile[r * PAD + D];
   }
 }
 `;
