@@ -75,12 +75,6 @@ export interface FlashAttentionListHooks {
   readonly prologue: string;
   /** WGSL expression (u32) of the key at list slot `s` (< `slotCount`); keys ascend with s. */
   readonly keyAt: (s: string) => string;
-  /**
-   * Statements run by each thread `lid < 64` of every key tile after it fetched its key: `slot`
-   * (u32, the tile column `lid`) and `key` (u32, `INVALID` past the list) — e.g. to stage what
-   * `allow` needs per key in workgroup memory (a barrier follows before the tile is used).
-   */
-  readonly onKey?: (slot: string, key: string) => string;
   /** WGSL expression (vec4<bool>): which of the thread's keys `keys` (vec4<u32>) tile row `4u * ty + i` may attend, beyond causality. */
   readonly allow?: (i: number) => string;
   /** With it, the kernel counts the pairs it attends; this statement (run by thread 0 at the end) receives the workgroup's count as `pairs` (u32). */
@@ -251,8 +245,7 @@ ${csr ? `    if (lid < BC) {
       let s = k0 + lid;
       var key = INVALID;
       if (s < slotCount) { key = ${hooks.keyAt('s')}; }
-      keyIdx[lid] = key;${hooks.onKey ? `
-      ${hooks.onKey('lid', 'key')}` : ''}
+      keyIdx[lid] = key;
     }
     if (lid == 0u) { wgFirst = ${hooks.keyAt('k0')}; }
     let first = workgroupUniformLoad(&wgFirst);

@@ -38,7 +38,7 @@ export const CLUSTER_ATTENTION_PARAMS = [
   'sinkTokens', 'localMode', 'localWindow', 'windowBase',
   'tilesX', 'scale', 'pad0', 'tileRows',
   'keyOffsetsAt', 'queryOffsetsAt', 'tileOffsetsAt', 'keyBitsAt',
-  'queryBitsAt', 'tileEntriesAt', 'windowRows', 'keyClustersAt',
+  'queryBitsAt', 'tileEntriesAt', 'windowRows', 'pad3',
 ] as const;
 
 /**
@@ -54,8 +54,6 @@ export interface ClusterMetaLayout {
   readonly queryBits: readonly [number, number];
   /** Each cluster-part tile's entry (query slot · C + cluster), `clusterTileEntriesWgsl`. */
   readonly tileEntries: readonly [number, number];
-  /** Each key's first {@link KEY_CLUSTERS_LISTED} clusters and its cluster count, `[kv slot][key][4]` (`keyClustersWgsl`). */
-  readonly keyClusters: readonly [number, number];
   /** u32 entries of the whole buffer. */
   readonly total: number;
 }
@@ -82,8 +80,7 @@ export function clusterMetaLayout(kvSlots: number, querySlots: number, clusters:
   const keyBits = region(kvSlots * clusters * Math.ceil(keySeq / 32));
   const queryBits = region(querySlots * querySeq * Math.ceil(clusters / 32));
   const tileEntries = region(maxTiles);
-  const keyClusters = region(4 * kvSlots * keySeq);
-  return { keyOffsets, queryOffsets, tileOffsets, keyBits, queryBits, tileEntries, keyClusters, total: at };
+  return { keyOffsets, queryOffsets, tileOffsets, keyBits, queryBits, tileEntries, total: at };
 }
 
 const params = `  querySeq: u32, keySeq: u32, queryOffset: u32, causal: u32,
@@ -91,13 +88,10 @@ const params = `  querySeq: u32, keySeq: u32, queryOffset: u32, causal: u32,
   sinkTokens: u32, localMode: u32, localWindow: u32, windowBase: u32,
   tilesX: u32, scale: f32, pad0: u32, tileRows: u32,
   keyOffsetsAt: u32, queryOffsetsAt: u32, tileOffsetsAt: u32, keyBitsAt: u32,
-  queryBitsAt: u32, tileEntriesAt: u32, windowRows: u32, keyClustersAt: u32,`;
+  queryBitsAt: u32, tileEntriesAt: u32, windowRows: u32, pad3: u32,`;
 
 /** Earlier clusters of a tile row kept in workgroup memory (more: each key tests all of the query's clusters below c). */
 export const EARLIER_IN_MEMORY = 4;
-
-/** Clusters of a key listed for the de-duplication (a key in more is tested in the key bits instead). */
-export const KEY_CLUSTERS_LISTED = 3;
 
 /** Threads per workgroup of the tile-offset scan and the merge. */
 export const CLUSTER_THREADS = 256;
@@ -133,15 +127,11 @@ var<workgroup> rowEarlier: array<u32, ${E} * BR>;
 var<workgroup> wgKslot: u32;
 var<workgroup> wgCluster: u32;
 var<workgroup> wgEntry: u32;
-// The key tile's keys' clusters (ascending, INVALID-padded) and cluster counts (w), from keyClustersWgsl.
-var<workgroup> keyCl: array<vec4<u32>, 64>;
 ${hasKey}
 
-// Which of \`keys\` (the thread's key tile columns tx, tx + 16, tx + 32, tx + 48) tile row r may
-// attend besides causality: not a sink, not in its window of recent keys when that is always on,
-// not in one of the query's earlier clusters (compared with the key's listed clusters below c in
-// workgroup memory; a key in more than ${KEY_CLUSTERS_LISTED} clusters is looked up in the key bits).
-fn clusterAllow(r: u32, keys: vec4<u32>, tx: u32) -> vec4<bool> {
+// Which of \`keys\` tile row r may attend besides causality: not a sink, not in its window of recent keys
+// when that is always on, not in one of the query's earlier clusters.
+fn clusterAllow(r: u32, keys: vec4<u32>) -> vec4<bool> {
   var ok = keys >= vec4<u32>(P.sinkTokens);
   let windowStart = rowLocal[r];
   ok = ok & !((keys >= vec4<u32>(windowStart)) & (keys <= vec4<u32>(rowPos[r])));
@@ -150,18 +140,9 @@ fn clusterAllow(r: u32, keys: vec4<u32>, tx: u32) -> vec4<bool> {
   let safe = select(vec4<u32>(0u), keys, keys != vec4<u32>(INVALID));
   let kslot = wgKslot;
   if (n <= E) {
-    let c = wgCluster;
-    for (var j = 0u; j < 4u; j++) {
-      let listed = keyCl[tx + 16u * j];
-      if (listed.w > ${KEY_CLUSTERS_LISTED}u) {
-        for (var t = 0u; t < n; t++) { if (hasKey(kslot * P.clusters + rowEarlier[r * E + t], safe[j])) { ok[j] = false; } }
-        continue;
-      }
-      for (var u = 0u; u < listed.w; u++) {
-        let k = listed[u];
-        if (k >= c) { break; }
-        for (var t = 0u; t < n; t++) { if (rowEarlier[r * E + t] == k) { ok[j] = false; } }
-      }
+    for (var t = 0u; t < n; t++) {
+      let column = kslot * P.clusters + rowEarlier[r * E + t];
+      for (var j = 0u; j < 4u; j++) { if (hasKey(column, safe[j])) { ok[j] = false; } }
     }
     return ok;
   }
@@ -236,10 +217,9 @@ fn clusterAllow(r: u32, keys: vec4<u32>, tx: u32) -> vec4<bool> {
   let lastPos = P.queryOffset + queryLists[min(qFirst + tile * BR + BR, qEnd) - 1u];
   workgroupBarrier();`,
     keyAt: (s) => `keyLists[kFirst + ${s}]`,
-    onKey: (slot, key) => `keyCl[${slot}] = select(vec4<u32>(INVALID, INVALID, INVALID, 0u), vec4<u32>(lookup[P.keyClustersAt + 4u * (wgKslot * P.keySeq + ${key})], lookup[P.keyClustersAt + 4u * (wgKslot * P.keySeq + ${key}) + 1u], lookup[P.keyClustersAt + 4u * (wgKslot * P.keySeq + ${key}) + 2u], lookup[P.keyClustersAt + 4u * (wgKslot * P.keySeq + ${key}) + 3u]), ${key} != INVALID);`,
-    allow: (i) => `clusterAllow(4u * ty + ${i}u, keys, tx)`,
+    allow: (i) => `clusterAllow(4u * ty + ${i}u, keys)`,
     onPairs: 'atomicAdd(&pairCounts[entry + entry / P.clusters], pairs);',
-    workgroupBytes: 4 * (4 * 64 + E * 64 + 3) + 16 * 64,
+    workgroupBytes: 4 * (4 * 64 + E * 64 + 3),
   };
 }
 
@@ -317,41 +297,6 @@ fn windowAllow(r: u32, keys: vec4<u32>) -> vec4<bool> {
     onPairs: 'atomicAdd(&pairCounts[wgSlot * (P.clusters + 1u) + P.clusters], pairs);',
     workgroupBytes: 4 * (64 + 1),
   };
-}
-
-/**
- * One thread per (KV slot, key j): the key's first {@link KEY_CLUSTERS_LISTED} clusters ascending
- * (INVALID-padded) and, in the fourth word, how many clusters hold it, from the key bits, into the
- * lookup buffer's `keyClusters` (what the cluster parts' de-duplication compares with a query's
- * earlier clusters in workgroup memory, instead of a key-bits load per pair and earlier cluster).
- */
-export function keyClustersWgsl(): string {
-  return /* wgsl */ `
-struct Params {
-${params}
-}
-@group(0) @binding(0) var<uniform> P: Params;
-@group(0) @binding(1) var<storage, read_write> lookup: array<u32>;
-${hasKey}
-
-@compute @workgroup_size(${CLUSTER_THREADS})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let id = (wid.x + wid.y * P.tilesX) * ${CLUSTER_THREADS}u + lid;
-  if (id >= P.slots * P.keySeq) { return; }
-  let kslot = id / P.keySeq;
-  let j = id % P.keySeq;
-  var listed = vec4<u32>(0xffffffffu, 0xffffffffu, 0xffffffffu, 0u);
-  var n = 0u;
-  for (var c = 0u; c < P.clusters; c++) {
-    if (hasKey(kslot * P.clusters + c, j)) {
-      if (n < ${KEY_CLUSTERS_LISTED}u) { listed[n] = c; }
-      n++;
-    }
-  }
-  listed.w = n;
-  for (var t = 0u; t < 4u; t++) { lookup[P.keyClustersAt + 4u * id + t] = listed[t]; }
-}
-`;
 }
 
 /**

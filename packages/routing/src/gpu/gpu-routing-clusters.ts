@@ -15,7 +15,6 @@ import {
   clusterTileBound,
   clusterTileEntriesWgsl,
   clusterTileOffsetsWgsl,
-  keyClustersWgsl,
   windowAttentionHooks,
   windowTileRows,
 } from './cluster-attention-wgsl.js';
@@ -67,7 +66,6 @@ function lookupBases(layout: ClusterMetaLayout): Record<string, number> {
     queryOffsetsAt: layout.queryOffsets[0],
     tileOffsetsAt: layout.tileOffsets[0],
     tileEntriesAt: layout.tileEntries[0],
-    keyClustersAt: layout.keyClusters[0],
     keyBitsAt: layout.keyBits[0],
     queryBitsAt: layout.queryBits[0],
   };
@@ -149,10 +147,6 @@ export async function runClusterExecutor(
     const [x, y] = dispatchGrid(Math.ceil((querySlots * C) / CLUSTER_THREADS));
     const entries = encoder.uniform(CLUSTER_ATTENTION_PARAMS, { slots: querySlots, clusters: C, tileRows: rows, tilesX: x, ...lookupBases(b.layout) }, []);
     encoder.dispatch(await encoder.pipeline(clusterTileEntriesWgsl()), [entries, b.lookup], x, y);
-    // Each key's clusters, for the cluster parts' de-duplication.
-    const [kx, ky] = dispatchGrid(Math.ceil((chunk.slots * d.keySeq) / CLUSTER_THREADS));
-    const keyParams = encoder.uniform(CLUSTER_ATTENTION_PARAMS, { slots: chunk.slots, keySeq: d.keySeq, clusters: C, tilesX: kx, ...lookupBases(b.layout) }, []);
-    encoder.dispatch(await encoder.pipeline(keyClustersWgsl()), [keyParams, b.lookup], kx, ky);
   });
   // Attention: window parts, cluster parts, merge (the pair counters start at 0).
   for (const [i, chunk] of resident.chunks.entries()) backend.context.device.queue.writeBuffer(buffers[i]!.pairCounts, 0, new Uint32Array(chunk.slots * d.groupSize * (C + 1)));
