@@ -7,7 +7,7 @@ import { centroidSimilarities, sphericalKMeans } from '../spherical-kmeans.js';
 import { normalizeRows } from '../normalize-rows.js';
 import { kmeansSampleIndices } from './gpu-routing-kmeans.js';
 import { routingPlan } from './gpu-routing.js';
-import { balancedTopWWgsl, clusterCountWgsl, clusterListWgsl, clusterOffsetsWgsl, headScanWgsl, nearestFlagsWgsl, routedRowsWgsl, packRowFlagsWgsl, rowScanWgsl } from './routing-selection-wgsl.js';
+import { balancedTopWWgsl, clusterCountWgsl, clusterListWgsl, clusterOffsetsWgsl, headScanWgsl, routedRowsWgsl, packRowFlagsWgsl, rowScanWgsl } from './routing-selection-wgsl.js';
 import { kmeansGatherWgsl, kmeansNormalizeWgsl, kmeansSumWgsl, NORMALIZE_MAX_DIM, normalizeRowsWgsl, normalizeRowsWorkgroupBytes } from './spherical-kmeans-wgsl.js';
 import { clusterAttentionHooks, clusterMergeWgsl, clusterTileEntriesWgsl, clusterTileOffsetsWgsl, windowAttentionHooks, windowTileRows } from './cluster-attention-wgsl.js';
 import { centroidTileWgsl } from './centroid-tile-wgsl.js';
@@ -85,7 +85,7 @@ describe('routing GPU plan (no GPU needed)', () => {
 
   it('generates kernels with a main entry point and no reserved identifiers', () => {
     const kernels = [
-      balancedTopWWgsl(), nearestFlagsWgsl(), clusterCountWgsl(), clusterOffsetsWgsl(), clusterListWgsl(), routedRowsWgsl(false), routedRowsWgsl(true), rowScanWgsl(), headScanWgsl(),
+      balancedTopWWgsl(), clusterCountWgsl(), clusterOffsetsWgsl(), clusterListWgsl(), routedRowsWgsl(false), routedRowsWgsl(true), rowScanWgsl(), headScanWgsl(),
       normalizeRowsWgsl(128, 'affine'), normalizeRowsWgsl(128, 'columns'), normalizeRowsWgsl(20, 'affine'), normalizeRowsWgsl(4000, 'columns'), kmeansSumWgsl(), kmeansNormalizeWgsl(), clusterTileOffsetsWgsl(), clusterTileEntriesWgsl(), clusterMergeWgsl(128), clusterMergeWgsl(24),
       ...[clusterAttentionHooks(), windowAttentionHooks()].map((hooks) => flashAttentionWgsl({ mode: 'lists', headDim: 128, valueDim: 128, tile: { rows: 64, chunk: 16 }, valueChunk: 16, hooks })),
       kmeansGatherWgsl(128), kmeansGatherWgsl(20), kmeansSumWgsl(true), seedStepWgsl(128), seedStepWgsl(20), packRowFlagsWgsl(), centroidTileWgsl(128, 'assign'), centroidTileWgsl(20, 'top', 3), similarityTileWgsl(128), similarityTileWgsl(18), simTopWgsl(2),

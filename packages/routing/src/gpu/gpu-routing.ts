@@ -32,7 +32,6 @@ import {
   clusterListWgsl,
   clusterOffsetsWgsl,
   headScanWgsl,
-  nearestFlagsWgsl,
   packRowFlagsWgsl,
   routedRowsWgsl,
   rowScanWgsl,
@@ -115,33 +114,26 @@ export interface RoutingRun {
   readonly phases: { readonly membershipMs: number; readonly selectionMs: number };
 }
 
-/**
- * Records the similarity columns of one side (keys or queries) to the centroids (the tiled
- * kernel, `similarity-tile-wgsl.ts`), then, for `balanced+nearest`, every row's top-r centroids
- * from them.
- */
-async function dispatchSimilarities(
-  encoder: ChunkEncoder,
-  side: { readonly rows: Buffer; readonly rowBase: number; readonly affine: Buffer; readonly slots: number; readonly count: number; readonly groupSize: number; readonly top: Buffer | undefined; readonly r: number },
-  centroids: Buffer,
-  clusters: number,
-  sims: Buffer,
-  blockKeys: Buffer,
-  mode: number,
-): Promise<void> {
-  const rowTiles = Math.ceil(side.count / SIMILARITY_BLOCK);
-  const clusterTiles = Math.ceil(clusters / SIMILARITY_TILE.rows);
-  const values = { slots: side.slots, count: side.count, clusters, slotBase: encoder.chunk.slot0, groupSize: side.groupSize, rowTiles, clusterTiles };
-  {
-    const [x, y] = dispatchGrid(side.slots * rowTiles * clusterTiles);
-    const params = encoder.uniform(SIMILARITY_PARAMS, { ...values, tilesX: x, rowBase: side.rowBase, mode }, []);
-    encoder.dispatch(await encoder.pipeline(similarityTileWgsl(encoder.dims.headDim)), [params, side.rows, centroids, sims, blockKeys, side.affine], x, y);
-  }
-  if (side.top) {
-    const [x, y] = dispatchGrid(Math.ceil((side.slots * side.count) / SIM_TOP_THREADS));
-    const params = encoder.uniform(SIMILARITY_PARAMS, { ...values, tilesX: x }, []);
-    encoder.dispatch(await encoder.pipeline(simTopWgsl(side.r)), [params, sims, side.top], x, y);
-  }
+type MembershipSide = { readonly rows: Buffer; readonly rowBase: number; readonly affine: Buffer; readonly bits: MembershipBits['keyBits']; readonly slots: number; readonly count: number; readonly groupSize: number; readonly r: number };
+
+/** The similarity kernels' parameters for one side (keys or queries). */
+function similarityValues(encoder: ChunkEncoder, side: MembershipSide, clusters: number) {
+  return { slots: side.slots, count: side.count, clusters, slotBase: encoder.chunk.slot0, groupSize: side.groupSize, rowTiles: Math.ceil(side.count / SIMILARITY_BLOCK), clusterTiles: Math.ceil(clusters / SIMILARITY_TILE.rows) };
+}
+
+/** Records the similarity columns of one side to the centroids and their blocks' largest keys (the tiled kernel, `similarity-tile-wgsl.ts`). */
+async function dispatchSimilarities(encoder: ChunkEncoder, side: MembershipSide, centroids: Buffer, clusters: number, sims: Buffer, blockKeys: Buffer, mode: number): Promise<void> {
+  const values = similarityValues(encoder, side, clusters);
+  const [x, y] = dispatchGrid(side.slots * values.rowTiles * values.clusterTiles);
+  const params = encoder.uniform(SIMILARITY_PARAMS, { ...values, tilesX: x, rowBase: side.rowBase, mode }, []);
+  encoder.dispatch(await encoder.pipeline(similarityTileWgsl(encoder.dims.headDim)), [params, side.rows, centroids, sims, blockKeys, side.affine], x, y);
+}
+
+/** Records, for `balanced+nearest`, every row's top-r centroids from the similarity columns, set in the side's bits (after the balanced top-w). */
+async function dispatchNearest(encoder: ChunkEncoder, side: MembershipSide, clusters: number, sims: Buffer): Promise<void> {
+  const [x, y] = dispatchGrid(Math.ceil((side.slots * side.count) / SIM_TOP_THREADS));
+  const params = encoder.uniform(SIMILARITY_PARAMS, { ...similarityValues(encoder, side, clusters), tilesX: x }, []);
+  encoder.dispatch(await encoder.pipeline(simTopWgsl(side.r)), [params, sims, side.bits], x, y);
 }
 
 /** Dispatches one routing selection kernel with the call's parameters (`perWorkgroup`: one workgroup per thread count). */
@@ -235,16 +227,14 @@ export async function runRouting(
       const { chunk, index } = encoder;
       const b = kept[index]!;
       const querySlots = chunk.slots * d.groupSize;
-      const keyTop = plan.keyClusters > 0 ? encoder.scratch(4 * chunk.slots * d.keySeq * plan.keyClusters) : undefined;
-      const queryTop = plan.queryClusters > 0 ? encoder.scratch(4 * querySlots * d.querySeq * plan.queryClusters) : undefined;
       // The k-means unless the centroids come fitted; each row's (shift, scale), applied by the
       // similarity tile to the raw rows; top-r clusters come from the similarities below.
       if (!fitted) await encodeRoutingCentroids(encoder, plan, { centroids, picked, ...(draws ? { draws } : {}) });
       const affine = await encodeRoutingNormalize(encoder, plan, slotOffset, 'affine');
       const run = routingRunner(encoder, base);
       const sides = [
-        { rows: chunk.k, rowBase: slotOffset * d.keySeq, affine: affine.keys, bits: b.keyBits, slots: chunk.slots, count: d.keySeq, groupSize: 1, window: plan.window, top: keyTop, r: plan.keyClusters },
-        { rows: chunk.q, rowBase: slotOffset * d.groupSize * d.querySeq, affine: affine.queries, bits: b.queryColumnBits, slots: querySlots, count: d.querySeq, groupSize: d.groupSize, window: plan.queryWindow, top: queryTop, r: plan.queryClusters },
+        { rows: chunk.k, rowBase: slotOffset * d.keySeq, affine: affine.keys, bits: b.keyBits, slots: chunk.slots, count: d.keySeq, groupSize: 1, window: plan.window, r: plan.keyClusters },
+        { rows: chunk.q, rowBase: slotOffset * d.groupSize * d.querySeq, affine: affine.queries, bits: b.queryColumnBits, slots: querySlots, count: d.querySeq, groupSize: d.groupSize, window: plan.queryWindow, r: plan.queryClusters },
       ];
       // One side's similarity columns at a time, and each 64-row block's largest similarity key
       // per cluster (the similarity tile writes them, the top-w skips by them).
@@ -254,7 +244,7 @@ export async function runRouting(
         const values = { slots: side.slots, count: side.count, groupSize: side.groupSize, window: side.window, r: side.r };
         await dispatchSimilarities(encoder, side, centroids, C, sims, blockKeys, plan.normalization === 'l2' ? 0 : 1);
         await run(balancedTopWWgsl(), [sims, blockKeys, side.bits], side.slots * C, values, true);
-        if (side.top) await run(nearestFlagsWgsl(), [side.top, side.bits], side.slots * side.count, values);
+        if (side.r > 0) await dispatchNearest(encoder, side, C, sims);
       }
     });
     if (executor === 'clusters') {

@@ -4,7 +4,7 @@
  *
  *   similarities  sim[c][i] = x̂_i · μ_c                    cluster-major, per slot (`similarityTileWgsl`)
  *   balanced      I_c = top-w_i sim[c][i], ties → lower i   as bits, 32 positions to a word per cluster (`balancedTopWWgsl`)
- *   nearest       I_c ∪= { i : c ∈ top-r(i) }               set in the same bits (`nearestFlagsWgsl`)
+ *   nearest       I_c ∪= { i : c ∈ top-r(i) }               set in the same bits (`simTopWgsl`)
  *   row bits      each query's clusters, 32 clusters to a word (`packRowFlagsWgsl`), for the
  *                 de-duplication below
  *   key lists     K_c = the flagged keys of c, ascending, from the bits   (`clusterCountWgsl`, `clusterOffsetsWgsl`, `clusterListWgsl`)
@@ -254,26 +254,6 @@ ${inclusiveScanU32('    ')}
     let tileTies = partial[NT - 1u];
     workgroupBarrier();
     tiesBefore += tileTies;
-  }
-}
-`;
-}
-
-/** Sets every row's top-`P.r` clusters (`top[row·r + t]`, chunk-local rows) in the cluster columns' bits (`balancedTopWWgsl`'s). */
-export function nearestFlagsWgsl(): string {
-  return /* wgsl */ `${header}
-@group(0) @binding(1) var<storage, read> top: array<u32>;
-@group(0) @binding(2) var<storage, read_write> bits: array<atomic<u32>>;
-
-${entry} {
-  ${threadId}
-  if (id >= P.slots * P.count) { return; }
-  let slot = id / P.count;
-  let i = id % P.count;
-  let words = (P.count + 31u) / 32u;
-  for (var t = 0u; t < P.r; t++) {
-    let c = top[id * P.r + t];
-    if (c < P.clusters) { atomicOr(&bits[(slot * P.clusters + c) * words + i / 32u], 1u << (i % 32u)); }
   }
 }
 `;

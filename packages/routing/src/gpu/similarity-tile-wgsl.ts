@@ -113,15 +113,17 @@ ${forRows((r) => `  {
 }
 
 /**
- * One thread per (slot, row): the row's `r` most similar centroids from the similarity columns,
- * most similar first, ties → lower c, into `top[(slot·count + i)·r + t]`. Bindings: 1 `sim`, 2 `top`.
+ * One thread per (slot, row): the row's `r` most similar centroids from the similarity columns
+ * (ties → lower c) join the row's clusters (`balanced+nearest`): their bits are set in the cluster
+ * columns' bits (`balancedTopWWgsl`'s, which run first and zero them). Bindings: 1 `sim`, 2 bits
+ * (`[slot][C][⌈count / 32⌉]`).
  */
 export function simTopWgsl(r: number): string {
   return /* wgsl */ `
 ${params}
 @group(0) @binding(0) var<uniform> P: Params;
 @group(0) @binding(1) var<storage, read> sim: array<f32>;
-@group(0) @binding(2) var<storage, read_write> top: array<u32>;
+@group(0) @binding(2) var<storage, read_write> bits: array<atomic<u32>>;
 const R: u32 = ${r}u;
 
 @compute @workgroup_size(${SIM_TOP_THREADS})
@@ -137,7 +139,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     let s = sim[(slot * P.clusters + k) * P.count + i];
 ${insertTopR('    ')}
   }
-  for (var t = 0u; t < R; t++) { top[id * R + t] = select(0xffffffffu, best[t], t < filled); }
+  let words = (P.count + 31u) / 32u;
+  for (var t = 0u; t < filled; t++) { atomicOr(&bits[(slot * P.clusters + best[t]) * words + i / 32u], 1u << (i % 32u)); }
 }
 `;
 }
