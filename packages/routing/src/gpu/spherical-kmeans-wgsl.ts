@@ -50,6 +50,39 @@ export const NORMALIZE_MAX_WORKGROUP_BYTES = 16384;
 export const NORMALIZE_MAX_DIM = NORMALIZE_MAX_WORKGROUP_BYTES / 4 - 3;
 
 /**
+ * The staging both row kernels share: constants, {@link normalizeRowsPerWorkgroup} rows of `dim`
+ * floats (each padded by one) in workgroup memory, their (shift, scale) pairs, and
+ * `rowAffine(o)`: the pair of the staged row at offset o (`P.mode` 0 = l2 with ε = 1e-12,
+ * 1 = layernorm without scale, ε = 1e-6), its sums taken by one thread over channels 0 … D − 1 in
+ * order.
+ */
+function stagedRowsWgsl(dim: number): string {
+  const rows = normalizeRowsPerWorkgroup(dim);
+  return /* wgsl */ `const D: u32 = ${dim}u;
+const ROWS: u32 = ${rows}u;
+const PAD: u32 = ${dim + 1}u;
+const NT: u32 = ${NORMALIZE_THREADS}u;
+
+var<workgroup> tile: array<f32, ${rows * (dim + 1)}>;
+// Per staged row: the value subtracted (layernorm's mean, 0 for l2) and the scale.
+var<workgroup> affine: array<vec2<f32>, ${rows}>;
+
+fn rowAffine(o: u32) -> vec2<f32> {
+  if (P.mode == 0u) {
+    var sum = 0.0;
+    for (var c = 0u; c < D; c++) { sum += tile[o + c] * tile[o + c]; }
+    return vec2<f32>(0.0, 1.0 / max(sqrt(sum), 1e-12));
+  }
+  var mean = 0.0;
+  for (var c = 0u; c < D; c++) { mean += tile[o + c]; }
+  mean = mean / f32(D);
+  var variance = 0.0;
+  for (var c = 0u; c < D; c++) { let t = tile[o + c] - mean; variance += t * t; }
+  return vec2<f32>(mean, 1.0 / sqrt(variance / f32(D) + 1e-6));
+}`;
+}
+
+/**
  * Row normalisation (`mode` 0 = l2 with ε = 1e-12, 1 = layernorm without scale, ε = 1e-6) of
  * `P.rows` rows of `dim` floats, {@link normalizeRowsPerWorkgroup} rows per workgroup. `'columns'`:
  * the normalised rows, written channel-major per slot of `P.count` rows
@@ -65,20 +98,11 @@ export const NORMALIZE_MAX_DIM = NORMALIZE_MAX_WORKGROUP_BYTES / 4 - 3;
  * (and the subsample gather's, `kmeansGatherWgsl`).
  */
 export function normalizeRowsWgsl(dim: number, output: 'columns' | 'affine'): string {
-  const rows = normalizeRowsPerWorkgroup(dim);
-  const pad = dim + 1;
   return /* wgsl */ `${header}
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> y: array<${output === 'affine' ? 'vec2<f32>' : 'f32'}>;
 
-const D: u32 = ${dim}u;
-const ROWS: u32 = ${rows}u;
-const PAD: u32 = ${pad}u;
-const NT: u32 = ${NORMALIZE_THREADS}u;
-
-var<workgroup> tile: array<f32, ${rows * pad}>;
-// Per staged row: the value subtracted (layernorm's mean, 0 for l2) and the scale.
-var<workgroup> affine: array<vec2<f32>, ${rows}>;
+${stagedRowsWgsl(dim)}
 
 @compute @workgroup_size(${NORMALIZE_THREADS})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
@@ -89,21 +113,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let src = (P.rowBase + row0) * D;
   for (var e = lid; e < count * D; e += NT) { tile[(e / D) * PAD + e % D] = x[src + e]; }
   workgroupBarrier();
-  if (lid < count) {
-    let o = lid * PAD;
-    if (P.mode == 0u) {
-      var sum = 0.0;
-      for (var c = 0u; c < D; c++) { sum += tile[o + c] * tile[o + c]; }
-      affine[lid] = vec2<f32>(0.0, 1.0 / max(sqrt(sum), 1e-12));
-    } else {
-      var mean = 0.0;
-      for (var c = 0u; c < D; c++) { mean += tile[o + c]; }
-      mean = mean / f32(D);
-      var variance = 0.0;
-      for (var c = 0u; c < D; c++) { let t = tile[o + c] - mean; variance += t * t; }
-      affine[lid] = vec2<f32>(mean, 1.0 / sqrt(variance / f32(D) + 1e-6));
-    }
-  }
+  if (lid < count) { affine[lid] = rowAffine(lid * PAD); }
   workgroupBarrier();
 ${
   output === 'affine'
@@ -134,23 +144,14 @@ ${
  * per row reading and writing its own 512-B row took ~3 ms for 32 slots of 4096 rows on the H100).
  */
 export function kmeansGatherWgsl(dim: number): string {
-  const rows = normalizeRowsPerWorkgroup(dim);
-  const pad = dim + 1;
   return /* wgsl */ `${header}
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read> picked: array<u32>;
 @group(0) @binding(3) var<storage, read_write> sample: array<f32>;
 @group(0) @binding(4) var<storage, read_write> sampleT: array<f32>;
 
-const D: u32 = ${dim}u;
-const ROWS: u32 = ${rows}u;
-const PAD: u32 = ${pad}u;
-const NT: u32 = ${NORMALIZE_THREADS}u;
-
-// The staged rows; each row's padding float holds its renormalisation 1 / ‖x̂‖.
-var<workgroup> tile: array<f32, ${rows * pad}>;
-// Per staged row: the value subtracted (layernorm's mean, 0 for l2) and the scale.
-var<workgroup> affine: array<vec2<f32>, ${rows}>;
+${stagedRowsWgsl(dim)}
+// (Each staged row's padding float holds its renormalisation 1 / ‖x̂‖.)
 
 fn normalized(t: f32, a: vec2<f32>) -> f32 {
   if (P.mode == 0u) { return t * a.y; }
@@ -170,19 +171,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   workgroupBarrier();
   if (lid < count) {
     let o = lid * PAD;
-    var a = vec2<f32>(0.0, 0.0);
-    if (P.mode == 0u) {
-      var sum = 0.0;
-      for (var c = 0u; c < D; c++) { sum += tile[o + c] * tile[o + c]; }
-      a = vec2<f32>(0.0, 1.0 / max(sqrt(sum), 1e-12));
-    } else {
-      var mean = 0.0;
-      for (var c = 0u; c < D; c++) { mean += tile[o + c]; }
-      mean = mean / f32(D);
-      var variance = 0.0;
-      for (var c = 0u; c < D; c++) { let t = tile[o + c] - mean; variance += t * t; }
-      a = vec2<f32>(mean, 1.0 / sqrt(variance / f32(D) + 1e-6));
-    }
+    let a = rowAffine(o);
     var sum = 0.0;
     for (var c = 0u; c < D; c++) { let y = normalized(tile[o + c], a); sum += y * y; }
     let norm = sqrt(sum);
