@@ -29,6 +29,7 @@
  * list. Every buffer is per cluster or per query: nothing is S × S.
  */
 import type { FlashAttentionListHooks } from '@sparse-attn/backend-gpu';
+import { LISTED_PARTS } from './routing-selection-wgsl.js';
 import { inclusiveScanU32 } from './wgsl-snippets.js';
 
 /** Uniform parameter block of the cluster attention kernels and the merge (order matters). */
@@ -378,10 +379,12 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 /**
  * The merge: 64 threads per query (4 queries per workgroup), each thread a strided share of the
  * value columns; every thread walks the query's partials itself (window, then its clusters
- * ascending, each found by a binary search of the cluster's query list) and combines them by lse
- * online, then writes the row of `out` and `lse` (out 0 and lse −∞ when no part has a key).
- * Bindings: 1 partial out, 2 partial lse, 3 query lists, 4 the lookup buffer (query list
- * offsets, query cluster bits), 5 out, 6 lse.
+ * ascending, each at the entry `clusterListWgsl(true)` recorded for the query's first
+ * {@link LISTED_PARTS} clusters, else found by a binary search of the cluster's query list) and
+ * combines them by lse online, then writes the row of `out` and `lse` (out 0 and lse −∞ when no
+ * part has a key). Bindings: 1 partial out, 2 partial lse, 3 query lists, 4 the lookup buffer
+ * (query list offsets, query cluster bits), 5 out, 6 lse, 7 the recorded entries
+ * (`[qslot][i][LISTED_PARTS]`).
  */
 export function clusterMergeWgsl(valueDim: number): string {
   return /* wgsl */ `
@@ -395,7 +398,9 @@ ${params}
 @group(0) @binding(4) var<storage, read> lookup: array<u32>;
 @group(0) @binding(5) var<storage, read_write> out: array<f32>;
 @group(0) @binding(6) var<storage, read_write> lse: array<f32>;
+@group(0) @binding(7) var<storage, read> parts: array<u32>;
 const DV: u32 = ${valueDim}u;
+const LISTED: u32 = ${LISTED_PARTS}u;
 const COLS: u32 = ${Math.ceil(valueDim / 64)}u;
 const NEG: f32 = -3.0e38;
 
@@ -414,6 +419,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   var c = 0u;
   var word = 0u;
   var left = 0u;
+  var k = 0u;
   // Part −1 is the window; then the query's clusters in ascending order.
   var part = P.windowBase + row;
   loop {
@@ -433,14 +439,20 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     if (left == 0u) { break; }
     c = (word - 1u) * 32u + countTrailingZeros(left);
     left = left & (left - 1u);
-    // This query's entry in the ascending list of cluster c.
-    var lo = lookup[P.queryOffsetsAt + qslot * (P.clusters + 1u) + c];
-    var hi = lookup[P.queryOffsetsAt + qslot * (P.clusters + 1u) + c + 1u];
-    while (hi - lo > 1u) {
-      let mid = (lo + hi) / 2u;
-      if (queryLists[mid] <= i) { lo = mid; } else { hi = mid; }
+    // This query's entry in the ascending list of cluster c: recorded for its first clusters,
+    // else a binary search of the list.
+    if (k < LISTED) {
+      part = parts[row * LISTED + k];
+    } else {
+      var lo = lookup[P.queryOffsetsAt + qslot * (P.clusters + 1u) + c];
+      var hi = lookup[P.queryOffsetsAt + qslot * (P.clusters + 1u) + c + 1u];
+      while (hi - lo > 1u) {
+        let mid = (lo + hi) / 2u;
+        if (queryLists[mid] <= i) { lo = mid; } else { hi = mid; }
+      }
+      part = lo;
     }
-    part = lo;
+    k++;
   }
   let dst = ((P.slotOffset * P.groupSize) + qslot) * P.querySeq + i;
   let inv = select(0.0, 1.0 / l, l > 0.0);

@@ -18,7 +18,7 @@ import {
   windowAttentionHooks,
   windowTileRows,
 } from './cluster-attention-wgsl.js';
-import { ROUTING_PARAMS, ROUTING_THREADS, clusterCountWgsl, clusterListWgsl, clusterOffsetsWgsl, packRowFlagsWgsl } from './routing-selection-wgsl.js';
+import { LISTED_PARTS, ROUTING_PARAMS, ROUTING_THREADS, clusterCountWgsl, clusterListWgsl, clusterOffsetsWgsl, packRowFlagsWgsl } from './routing-selection-wgsl.js';
 import type { RoutingConfig } from '../routing-config.js';
 import type { RoutingPlan } from './gpu-routing.js';
 
@@ -110,6 +110,7 @@ export async function runClusterExecutor(
       partOut: make(querySlots * clusterPartialBytesPerQuerySlot(d, plan)),
       partLse: make(4 * querySlots * (plan.queryListCapacity + d.querySeq)),
       pairCounts: make(4 * querySlots * (C + 1)),
+      parts: make(4 * querySlots * d.querySeq * LISTED_PARTS),
     };
   });
   const shape = {
@@ -140,7 +141,9 @@ export async function runClusterExecutor(
       const counts = encoder.scratch(4 * values.slots * C);
       await run(clusterCountWgsl(), [bits, counts], values.slots * C, values, true);
       await run(clusterOffsetsWgsl(), [counts, offsets], values.slots, values);
-      await run(clusterListWgsl(), [bits, offsets, lists], values.slots * C, values, true);
+      // The query lists also record each query's entries for the merge.
+      const parts = lists === b.queryLists;
+      await run(clusterListWgsl(parts), [bits, offsets, lists, ...(parts ? [b.queryBits, b.parts] : [])], values.slots * C, values, true);
     }
     const params = encoder.uniform(CLUSTER_ATTENTION_PARAMS, { slots: querySlots, clusters: C, tileRows: rows, ...lookupBases(b.layout) }, []);
     encoder.dispatch(await encoder.pipeline(clusterTileOffsetsWgsl()), [params, b.lookup], 1, 1);
@@ -187,7 +190,7 @@ export async function runClusterExecutor(
     {
       const [x, y] = dispatchGrid(Math.ceil((querySlots * d.querySeq) / 4));
       const params = encoder.uniform(CLUSTER_ATTENTION_PARAMS, { ...values, tilesX: x }, ['scale']);
-      encoder.dispatch(await encoder.pipeline(clusterMergeWgsl(d.valueDim)), [params, b.partOut, b.partLse, b.queryLists, b.lookup, chunk.out, chunk.lse], x, y);
+      encoder.dispatch(await encoder.pipeline(clusterMergeWgsl(d.valueDim)), [params, b.partOut, b.partLse, b.queryLists, b.lookup, chunk.out, chunk.lse, b.parts], x, y);
     }
   });
   let pairs = 0;

@@ -85,7 +85,7 @@ describe('routing GPU plan (no GPU needed)', () => {
 
   it('generates kernels with a main entry point and no reserved identifiers', () => {
     const kernels = [
-      balancedTopWWgsl(), clusterCountWgsl(), clusterOffsetsWgsl(), clusterListWgsl(), routedRowsWgsl(false), routedRowsWgsl(true), rowScanWgsl(), headScanWgsl(),
+      balancedTopWWgsl(), clusterCountWgsl(), clusterOffsetsWgsl(), clusterListWgsl(), clusterListWgsl(true), routedRowsWgsl(false), routedRowsWgsl(true), rowScanWgsl(), headScanWgsl(),
       normalizeRowsWgsl(128, 'affine'), normalizeRowsWgsl(128, 'columns'), normalizeRowsWgsl(20, 'affine'), normalizeRowsWgsl(4000, 'columns'), kmeansSumWgsl(), kmeansNormalizeWgsl(), clusterTileOffsetsWgsl(), clusterTileEntriesWgsl(), clusterMergeWgsl(128), clusterMergeWgsl(24),
       ...[clusterAttentionHooks(), windowAttentionHooks()].map((hooks) => flashAttentionWgsl({ mode: 'lists', headDim: 128, valueDim: 128, tile: { rows: 64, chunk: 16 }, valueChunk: 16, hooks })),
       kmeansGatherWgsl(128), kmeansGatherWgsl(20), kmeansSumWgsl(true), seedStepWgsl(128), seedStepWgsl(20), packRowFlagsWgsl(), centroidTileWgsl(128, 'assign'), centroidTileWgsl(20, 'top', 3), similarityTileWgsl(128), similarityTileWgsl(18), simTopWgsl(2),

@@ -334,17 +334,37 @@ ${entry} {
 `;
 }
 
+/** A query's first clusters (ascending) whose entries in their query lists `clusterListWgsl(true)` records. */
+export const LISTED_PARTS = 4;
+
 /**
  * One workgroup per (slot, cluster) column of bits: writes the members' positions
  * ascending at the cluster's offset, 32 positions per thread and 8 192 per scan (with one scan per
  * 256 positions over the float flags, the lists took 12.4 ms at S = 64k, C = 256, 32 heads on the
- * H100; 7–9 ms with this kernel and `clusterCountWgsl` on the bits).
+ * H100; 7–9 ms with this kernel and `clusterCountWgsl` on the bits). With `parts` (the query
+ * lists), each member i of cluster c also records its list entry at
+ * `parts[(slot·count + i)·LISTED_PARTS + k]`, k = c's rank among i's clusters (from the row bits,
+ * binding 4, `packRowFlagsWgsl`'s), for k < {@link LISTED_PARTS}: where the merge finds its partials.
  */
-export function clusterListWgsl(): string {
+export function clusterListWgsl(parts = false): string {
   return /* wgsl */ `${header}
 @group(0) @binding(1) var<storage, read> bits: array<u32>;
 @group(0) @binding(2) var<storage, read> offsets: array<u32>;
-@group(0) @binding(3) var<storage, read_write> lists: array<u32>;
+@group(0) @binding(3) var<storage, read_write> lists: array<u32>;${
+    parts
+      ? `
+@group(0) @binding(4) var<storage, read> rowBits: array<u32>;
+@group(0) @binding(5) var<storage, read_write> parts: array<u32>;
+
+// How many of row i's clusters come before c.
+fn clusterRank(slot: u32, i: u32, c: u32) -> u32 {
+  let base = (slot * P.count + i) * ((P.clusters + 31u) / 32u);
+  var k = 0u;
+  for (var w = 0u; w < c / 32u; w++) { k += countOneBits(rowBits[base + w]); }
+  return k + countOneBits(rowBits[base + c / 32u] & ((1u << (c % 32u)) - 1u));
+}`
+      : ''
+  }
 var<workgroup> partial: array<u32, ${ROUTING_THREADS}>;
 
 ${entry} {
@@ -364,7 +384,14 @@ ${entry} {
 ${inclusiveScanU32('    ')}
     var out = at + partial[lid] - own;
     while (word != 0u) {
-      lists[out] = w * 32u + firstTrailingBit(word);
+      let i = w * 32u + firstTrailingBit(word);
+      lists[out] = i;${
+        parts
+          ? `
+      let k = clusterRank(slot, i, c);
+      if (k < ${LISTED_PARTS}u) { parts[(slot * P.count + i) * ${LISTED_PARTS}u + k] = out; }`
+          : ''
+      }
       out++;
       word = word & (word - 1u);
     }
