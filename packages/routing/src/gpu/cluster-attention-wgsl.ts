@@ -97,6 +97,9 @@ export const EARLIER_IN_MEMORY = 4;
 /** Threads per workgroup of the tile-offset scan and the merge. */
 export const CLUSTER_THREADS = 256;
 
+/** Threads of the merge per query (each walks the query's partials; 64 walked them twice per query for the same loads). */
+export const MERGE_LANES = 32;
+
 // Is key j in cluster column `column` (kv slot · C + c)? (`balancedTopWWgsl`'s bits)
 const hasKey = /* wgsl */ `
 fn hasKey(column: u32, j: u32) -> bool {
@@ -377,8 +380,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 }
 
 /**
- * The merge: 64 threads per query (4 queries per workgroup), each thread a strided share of the
- * value columns; every thread walks the query's partials itself (window, then its clusters
+ * The merge: {@link MERGE_LANES} threads per query (one NVIDIA warp; 8 queries per workgroup),
+ * each thread a strided share of the value columns; every thread walks the query's partials itself (window, then its clusters
  * ascending, each at the entry `clusterListWgsl(true)` recorded for the query's first
  * {@link LISTED_PARTS} clusters, else found by a binary search of the cluster's query list) and
  * combines them by lse online, then writes the row of `out` and `lse` (out 0 and lse −∞ when no
@@ -401,19 +404,19 @@ ${params}
 @group(0) @binding(7) var<storage, read> parts: array<u32>;
 const DV: u32 = ${valueDim}u;
 const LISTED: u32 = ${LISTED_PARTS}u;
-const COLS: u32 = ${Math.ceil(valueDim / 64)}u;
+const COLS: u32 = ${Math.ceil(valueDim / MERGE_LANES)}u;
 const NEG: f32 = -3.0e38;
 
 @compute @workgroup_size(${CLUSTER_THREADS})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let row = (wid.x + wid.y * P.tilesX) * 4u + lid / 64u;
-  let t = lid % 64u;
+  let row = (wid.x + wid.y * P.tilesX) * ${CLUSTER_THREADS / MERGE_LANES}u + lid / ${MERGE_LANES}u;
+  let t = lid % ${MERGE_LANES}u;
   if (row >= P.slots * P.querySeq) { return; }
   let qslot = row / P.querySeq;
   let i = row % P.querySeq;
   var m = NEG;
   var l = 0.0;
-  var acc: array<f32, ${Math.ceil(valueDim / 64)}>;
+  var acc: array<f32, ${Math.ceil(valueDim / MERGE_LANES)}>;
   for (var x = 0u; x < COLS; x++) { acc[x] = 0.0; }
   let words = (P.clusters + 31u) / 32u;
   var c = 0u;
@@ -430,7 +433,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       let beta = exp(value - mNew);
       l = l * alpha + beta;
       for (var x = 0u; x < COLS; x++) {
-        let col = t + 64u * x;
+        let col = t + ${MERGE_LANES}u * x;
         if (col < DV) { acc[x] = acc[x] * alpha + beta * partOut[part * DV + col]; }
       }
       m = mNew;
@@ -457,7 +460,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let dst = ((P.slotOffset * P.groupSize) + qslot) * P.querySeq + i;
   let inv = select(0.0, 1.0 / l, l > 0.0);
   for (var x = 0u; x < COLS; x++) {
-    let col = t + 64u * x;
+    let col = t + ${MERGE_LANES}u * x;
     if (col < DV) { out[dst * DV + col] = acc[x] * inv; }
   }
   if (t == 0u) { lse[dst] = select(bitcast<f32>(P.pad0 | 0xff800000u), m + log(l), l > 0.0); }

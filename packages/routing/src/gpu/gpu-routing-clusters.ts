@@ -8,6 +8,7 @@ import { dispatchGrid, TILE_COLUMNS, type ChunkEncoder, type GpuBackend, type Re
 import {
   CLUSTER_ATTENTION_PARAMS,
   CLUSTER_THREADS,
+  MERGE_LANES,
   clusterAttentionHooks,
   clusterMergeWgsl,
   clusterMetaLayout,
@@ -188,7 +189,7 @@ export async function runClusterExecutor(
       encoder.dispatch(await encoder.pipeline(cluster.code), [params, ...attend, b.queryLists, b.keyLists, b.lookup, b.pairCounts], x, y);
     }
     {
-      const [x, y] = dispatchGrid(Math.ceil((querySlots * d.querySeq) / 4));
+      const [x, y] = dispatchGrid(Math.ceil((querySlots * d.querySeq) / (CLUSTER_THREADS / MERGE_LANES)));
       const params = encoder.uniform(CLUSTER_ATTENTION_PARAMS, { ...values, tilesX: x }, ['scale']);
       encoder.dispatch(await encoder.pipeline(clusterMergeWgsl(d.valueDim)), [params, b.partOut, b.partLse, b.queryLists, b.lookup, chunk.out, chunk.lse, b.parts], x, y);
     }
