@@ -247,8 +247,8 @@ export async function runRouting(
         if (side.r > 0) await dispatchNearest(encoder, side, C, sims);
       }
     });
-    if (executor === 'clusters') {
-      const run = await runClusterExecutor(backend, resident, config, plan, clusterKept!, make, slotOffset);
+    if (clusterKept) {
+      const run = await runClusterExecutor(backend, resident, config, plan, clusterKept, make, slotOffset);
       return {
         selectionMs: membershipMs + run.listMs,
         attentionMs: run.attentionMs,

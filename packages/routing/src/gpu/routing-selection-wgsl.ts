@@ -54,9 +54,9 @@ const linear = 'let linear = wid.x + wid.y * P.tilesX;';
 const threadId = `let id = (wid.x + wid.y * P.tilesX) * ${ROUTING_THREADS}u + lid;`;
 
 /** Candidates the balanced top-w ranks in workgroup memory (more: the whole column is radix-selected). */
-export const TOP_W_CANDIDATES = 1024;
+const TOP_W_CANDIDATES = 1024;
 /** Blocks the balanced top-w lists in workgroup memory (more: the whole column). */
-export const TOP_W_BLOCKS = 512;
+const TOP_W_BLOCKS = 512;
 
 /**
  * A WGSL function `name(count, w, lid) -> vec3<u32>` over `count` keys `key(k)`: t = the key of

@@ -14,6 +14,8 @@
  * Centroids and subsample indices live in call-wide buffers (`slotBase` = the chunk's first slot).
  * The GPU accumulates in f32 where the CPU sums centroid updates in f64; see the README.
  */
+import { inclusiveScanU32 } from './wgsl-snippets.js';
+
 /** Uniform parameter block shared by the k-means kernels (unused fields are 0). */
 export const KMEANS_PARAMS = ['rows', 'dim', 'mode', 'tilesX', 'slots', 'count', 'sample', 'clusters', 'groupSize', 'slotBase', 'rowBase', 'pad0'] as const;
 
@@ -218,7 +220,7 @@ export function kmeansSumWgsl(vec4 = false): string {
 const NT: u32 = ${KMEANS_THREADS}u;
 const ROUND: u32 = ${SUM_ROUND}u;
 var<workgroup> list: array<u32, ${SUM_ROUND}>;
-var<workgroup> scan: array<u32, ${KMEANS_THREADS}>;
+var<workgroup> partial: array<u32, ${KMEANS_THREADS}>;
 
 ${entry} {
   let linear = wid.x + wid.y * P.tilesX;
@@ -235,17 +237,11 @@ ${entry} {
     let last = min(first + per, P.sample);
     var mine = 0u;
     for (var i = first; i < last; i++) { if (assignment[rows + i] == k) { mine++; } }
-    scan[lid] = mine;
+    partial[lid] = mine;
     workgroupBarrier();
-    for (var offset = 1u; offset < NT; offset = offset * 2u) {
-      var add = 0u;
-      if (lid >= offset) { add = scan[lid - offset]; }
-      workgroupBarrier();
-      scan[lid] += add;
-      workgroupBarrier();
-    }
-    var at = scan[lid] - mine;
-    let found = scan[NT - 1u];
+${inclusiveScanU32('    ')}
+    var at = partial[lid] - mine;
+    let found = partial[NT - 1u];
     for (var i = first; i < last; i++) { if (assignment[rows + i] == k) { list[at] = i; at++; } }
     workgroupBarrier();
     for (var e = lid; e < width; e += NT) {
@@ -256,9 +252,6 @@ ${entry} {
     }
     total += found;
     workgroupBarrier();
-  }
-  if (P.sample == 0u) {
-    for (var e = lid; e < width; e += NT) { sums[out + e] = ${element}(0.0); }
   }
   if (lid == 0u) { counts[linear] = total; }
 }
