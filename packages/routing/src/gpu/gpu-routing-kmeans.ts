@@ -17,7 +17,7 @@ import { normalizeRows } from '../normalize-rows.js';
 import { resolveClusters, resolveSampleSize, type RoutingConfig } from '../routing-config.js';
 import { sphericalKMeans } from '../spherical-kmeans.js';
 import { SEED_PARAMS, SEED_THREADS, seedStepWgsl } from './kmeans-seed-wgsl.js';
-import { KMEANS_PARAMS, KMEANS_THREADS, kmeansGatherWgsl, kmeansNormalizeWgsl, kmeansSumWgsl, NORMALIZE_MAX_DIM, NORMALIZE_MAX_WORKGROUP_BYTES, normalizeRowsPerWorkgroup, normalizeRowsWgsl, normalizeRowsWorkgroupBytes } from './spherical-kmeans-wgsl.js';
+import { KMEANS_PARAMS, KMEANS_THREADS, kmeansGatherWgsl, kmeansNormalizeWgsl, kmeansSumWgsl, NORMALIZE_MAX_DIM, NORMALIZE_MAX_WORKGROUP_BYTES, normalizeRowsPerWorkgroup, normalizeRowsWgsl, normalizeRowsWorkgroupBytes, ROW_AFFINE_ROWS, rowAffineWgsl } from './spherical-kmeans-wgsl.js';
 import { CENTROID_TILE_PARAMS, CENTROID_TILE_THREADS, centroidTileWgsl, type CentroidTileMode } from './centroid-tile-wgsl.js';
 
 const { STORAGE, COPY_SRC, COPY_DST } = WEBGPU_FLAGS;
@@ -223,8 +223,8 @@ export async function encodeRoutingNormalize(encoder: ChunkEncoder, plan: Routin
   const perRow = output === 'affine' ? 8 : 4 * d.headDim;
   const keys = encoder.scratch(perRow * keyRows);
   const queries = encoder.scratch(perRow * queryRows);
-  const pipeline = await encoder.pipeline(normalizeRowsWgsl(d.headDim, output));
-  const perWorkgroup = normalizeRowsPerWorkgroup(d.headDim);
+  const pipeline = await encoder.pipeline(output === 'affine' ? rowAffineWgsl(d.headDim) : normalizeRowsWgsl(d.headDim));
+  const perWorkgroup = output === 'affine' ? ROW_AFFINE_ROWS : normalizeRowsPerWorkgroup(d.headDim);
   const normalize = (source: GPUBufferLike, target: GPUBufferLike, rows: number, count: number, rowBase: number) => {
     const [x, y] = dispatchGrid(Math.ceil(rows / perWorkgroup));
     const params = encoder.uniform(KMEANS_PARAMS, { rows, dim: d.headDim, mode, tilesX: x, count, rowBase }, []);

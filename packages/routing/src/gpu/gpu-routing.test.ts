@@ -8,7 +8,7 @@ import { normalizeRows } from '../normalize-rows.js';
 import { kmeansSampleIndices } from './gpu-routing-kmeans.js';
 import { routingPlan } from './gpu-routing.js';
 import { balancedTopWWgsl, clusterCountWgsl, clusterListWgsl, clusterOffsetsWgsl, headScanWgsl, routedRowsWgsl, packRowFlagsWgsl, rowScanWgsl } from './routing-selection-wgsl.js';
-import { kmeansGatherWgsl, kmeansNormalizeWgsl, kmeansSumWgsl, NORMALIZE_MAX_DIM, normalizeRowsWgsl, normalizeRowsWorkgroupBytes } from './spherical-kmeans-wgsl.js';
+import { kmeansGatherWgsl, kmeansNormalizeWgsl, kmeansSumWgsl, NORMALIZE_MAX_DIM, normalizeRowsWgsl, normalizeRowsWorkgroupBytes, rowAffineWgsl } from './spherical-kmeans-wgsl.js';
 import { clusterAttentionHooks, clusterMergeWgsl, clusterTileEntriesWgsl, clusterTileOffsetsWgsl, windowAttentionHooks, windowTileRows } from './cluster-attention-wgsl.js';
 import { centroidTileWgsl } from './centroid-tile-wgsl.js';
 import { similarityTileWgsl, simTopWgsl } from './similarity-tile-wgsl.js';
@@ -86,7 +86,7 @@ describe('routing GPU plan (no GPU needed)', () => {
   it('generates kernels with a main entry point and no reserved identifiers', () => {
     const kernels = [
       balancedTopWWgsl(), clusterCountWgsl(), clusterOffsetsWgsl(), clusterListWgsl(), clusterListWgsl(true), routedRowsWgsl(false), routedRowsWgsl(true), rowScanWgsl(), headScanWgsl(),
-      normalizeRowsWgsl(128, 'affine'), normalizeRowsWgsl(128, 'columns'), normalizeRowsWgsl(20, 'affine'), normalizeRowsWgsl(4000, 'columns'), kmeansSumWgsl(), kmeansNormalizeWgsl(), clusterTileOffsetsWgsl(), clusterTileEntriesWgsl(), clusterMergeWgsl(128), clusterMergeWgsl(24),
+      rowAffineWgsl(128), normalizeRowsWgsl(128), rowAffineWgsl(20), rowAffineWgsl(4000), normalizeRowsWgsl(4000), kmeansSumWgsl(), kmeansNormalizeWgsl(), clusterTileOffsetsWgsl(), clusterTileEntriesWgsl(), clusterMergeWgsl(128), clusterMergeWgsl(24),
       ...[clusterAttentionHooks(), windowAttentionHooks()].map((hooks) => flashAttentionWgsl({ mode: 'lists', headDim: 128, valueDim: 128, tile: { rows: 64, chunk: 16 }, valueChunk: 16, hooks })),
       kmeansGatherWgsl(128), kmeansGatherWgsl(20), kmeansSumWgsl(true), seedStepWgsl(128), seedStepWgsl(20), packRowFlagsWgsl(), centroidTileWgsl(128, 'assign'), centroidTileWgsl(20, 'top', 3), similarityTileWgsl(128), similarityTileWgsl(18), simTopWgsl(2),
     ];

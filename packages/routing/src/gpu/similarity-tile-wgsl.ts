@@ -5,7 +5,7 @@
  *   sim[(slot·C + c)·count + i] = μ_c · x̂_i        (cluster-major columns for the balanced top-w)
  *
  * with x̂_i = (x_i − shift_i)·scale_i (l2: x_i·scale_i) applied to the raw row as the tile loads it,
- * from the row's (shift, scale) (`normalizeRowsWgsl(dim, 'affine')`): the normalised row's floats,
+ * from the row's (shift, scale) (`rowAffineWgsl(dim)`): the normalised row's floats,
  * never written out.
  *
  * A workgroup computes a 64-centroid × 64-row tile (4 × 4 per thread in registers, operands

@@ -3,7 +3,7 @@
  * `normalize-rows.ts`). Kernels one thread per output element:
  *
  *   normalise:  x̂ = x / max(‖x‖₂, ε)   or   (x − mean) / sqrt(var + ε)      (`normalizeRowsWgsl`,
- *               row- or channel-major output)
+ *               channel-major output; `rowAffineWgsl`: only each row's (shift, scale))
  *   sample:     s_i = x̂_{idx_i} / ‖x̂_{idx_i}‖ (the seeded subsample the CPU fits on), gathered
  *               from the raw keys, row- and channel-major                     (`kmeansGatherWgsl`)
  *   update:     Σ_c = Σ_{a(i)=c} s_i,  n_c = |{i : a(i) = c}|  (`kmeansSumWgsl`)
@@ -86,12 +86,9 @@ fn rowAffine(o: u32) -> vec2<f32> {
 
 /**
  * Row normalisation (`mode` 0 = l2 with ε = 1e-12, 1 = layernorm without scale, ε = 1e-6) of
- * `P.rows` rows of `dim` floats, {@link normalizeRowsPerWorkgroup} rows per workgroup. `'columns'`:
- * the normalised rows, written channel-major per slot of `P.count` rows
- * (`y[(slot·dim + c)·count + i]`, for the tiled centroid kernels' coalesced reads); `'affine'`:
- * only each row's (shift, scale) (`y[row]`, a `vec2`), which the similarity tile applies as it
- * loads the raw row (`(x − shift)·scale`, or `x·scale` for l2: the same floats as normalising
- * first, without writing or re-reading the S × D normalised rows).
+ * `P.rows` rows of `dim` floats, {@link normalizeRowsPerWorkgroup} rows per workgroup, written
+ * channel-major per slot of `P.count` rows (`y[(slot·dim + c)·count + i]`, for the tiled centroid
+ * kernels' coalesced reads).
  *
  * The workgroup stages its rows through workgroup memory with coalesced loads and stores (one
  * thread per row reading its own row strided the warp's loads 512 B apart at D = 128: 18 ms for
@@ -99,10 +96,10 @@ fn rowAffine(o: u32) -> vec2<f32> {
  * over channels 0 … D − 1 in order, so the floats written are the one-thread-per-row kernel's
  * (and the subsample gather's, `kmeansGatherWgsl`).
  */
-export function normalizeRowsWgsl(dim: number, output: 'columns' | 'affine'): string {
+export function normalizeRowsWgsl(dim: number): string {
   return /* wgsl */ `${header}
 @group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read_write> y: array<${output === 'affine' ? 'vec2<f32>' : 'f32'}>;
+@group(0) @binding(2) var<storage, read_write> y: array<f32>;
 
 ${stagedRowsWgsl(dim)}
 
@@ -117,10 +114,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   workgroupBarrier();
   if (lid < count) { affine[lid] = rowAffine(lid * PAD); }
   workgroupBarrier();
-${
-  output === 'affine'
-    ? `  if (lid < count) { y[row0 + lid] = affine[lid]; }`
-    : `  for (var e = lid; e < count * D; e += NT) {
+  for (var e = lid; e < count * D; e += NT) {
     // Consecutive threads take consecutive rows of one channel.
     let r = e % count;
     let c = e / count;
@@ -128,8 +122,92 @@ ${
     let a = affine[r];
     let value = select((tile[r * PAD + c] - a.x) * a.y, tile[r * PAD + c] * a.y, P.mode == 0u);
     y[((id / P.count) * D + c) * P.count + id % P.count] = value;
-  }`
+  }
 }
+`;
+}
+
+/** Threads per row of {@link rowAffineWgsl}. */
+const AFFINE_LANES = 8;
+
+/** Rows one workgroup of {@link rowAffineWgsl} takes (256 threads, {@link AFFINE_LANES} per row). */
+export const ROW_AFFINE_ROWS = 32;
+
+/**
+ * Each row's (shift, scale) of the normalisation (`P.mode` as in {@link normalizeRowsWgsl}):
+ * `y[row] = (0, 1 / max(‖x‖, 1e-12))` for l2, `(mean, 1 / sqrt(var + 1e-6))` for layernorm, for
+ * `P.rows` rows of `dim` floats starting at row `P.rowBase` of `x`. The similarity tile applies
+ * the pair as it loads the raw rows (`(x − shift)·scale`, or `x·scale` for l2), so the S × D
+ * normalised rows are never written or re-read.
+ *
+ * Eight threads share a row: thread p sums the squares (or values) of the row's vec4s p, p + 8,
+ * … (channels p, p + 8, … when D is not a multiple of 4; a loop of constant trip count, so its
+ * loads are issued together), so a warp reads four whole rows, coalesced; thread 0 of the row adds the eight partial sums in
+ * order. (The staged kernel it replaced, `normalizeRowsWgsl`'s layout with one thread per row
+ * summing from workgroup memory, took 3.9 ms for the 4 Mi keys and queries of 64k MHA on the
+ * H100, waiting on its loads then on its sixteen summing threads; this one reads them at the
+ * bandwidth.) The sums split eight ways round differently from the CPU's (which sums in f64, in
+ * order); similarities move by rounding only.
+ */
+export function rowAffineWgsl(dim: number): string {
+  const lanes = dim % 4 === 0;
+  const width = lanes ? dim / 4 : dim;
+  const type = lanes ? 'vec4<f32>' : 'f32';
+  const square = lanes ? 'dot(v, v)' : 'v * v';
+  const total = lanes ? 'dot(v, vec4<f32>(1.0))' : 'v';
+  const centred = lanes ? 'let t = v - vec4<f32>(mean); centred += dot(t, t);' : 'let t = v - mean; centred += t * t;';
+  return /* wgsl */ `${header}
+@group(0) @binding(1) var<storage, read> x: array<${type}>;
+@group(0) @binding(2) var<storage, read_write> y: array<vec2<f32>>;
+
+const L: u32 = ${AFFINE_LANES}u;
+const W: u32 = ${width}u;
+const PER: u32 = ${Math.ceil(width / AFFINE_LANES)}u;
+const ROWS: u32 = ${ROW_AFFINE_ROWS}u;
+
+var<workgroup> partial: array<f32, ${ROW_AFFINE_ROWS * AFFINE_LANES}>;
+var<workgroup> sums: array<f32, ${ROW_AFFINE_ROWS}>;
+
+// The sum over lanes of the row's partial sums (lane 0 adds them in order), seen by every lane.
+fn rowSum(own: f32, lid: u32) -> f32 {
+  partial[lid] = own;
+  workgroupBarrier();
+  if (lid % L == 0u) {
+    var sum = 0.0;
+    for (var p = 0u; p < L; p++) { sum += partial[lid + p]; }
+    sums[lid / L] = sum;
+  }
+  workgroupBarrier();
+  return sums[lid / L];
+}
+
+@compute @workgroup_size(${ROW_AFFINE_ROWS * AFFINE_LANES})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let row0 = (wid.x + wid.y * P.tilesX) * ROWS;
+  if (row0 >= P.rows) { return; }
+  let row = row0 + lid / L;
+  let lane = lid % L;
+  let valid = row < P.rows;
+  // Rows past the end read row 0 and write nothing (every thread reaches the barriers).
+  let src = (P.rowBase + select(0u, row, valid)) * W;
+  var own = 0.0;
+  for (var j = 0u; j < PER; j++) {
+    let e = lane + j * L;
+    if (e < W) { let v = x[src + e]; own += select(${total}, ${square}, P.mode == 0u); }
+  }
+  let sum = rowSum(own, lid);
+  var pair = vec2<f32>(0.0, 1.0 / max(sqrt(sum), 1e-12));
+  if (P.mode != 0u) {
+    // Layernorm: the centred squares, from a second read of the row (cached).
+    let mean = sum / f32(${dim}u);
+    var centred = 0.0;
+    for (var j = 0u; j < PER; j++) {
+      let e = lane + j * L;
+      if (e < W) { let v = x[src + e]; ${centred} }
+    }
+    pair = vec2<f32>(mean, 1.0 / sqrt(rowSum(centred, lid) / f32(${dim}u) + 1e-6));
+  }
+  if (valid && lane == 0u) { y[row] = pair; }
 }
 `;
 }
