@@ -11,7 +11,7 @@ import { balancedTopWWgsl, clusterCountWgsl, clusterListWgsl, clusterOffsetsWgsl
 import { kmeansGatherWgsl, kmeansNormalizeWgsl, kmeansSumWgsl, NORMALIZE_MAX_DIM, normalizeRowsWgsl, normalizeRowsWorkgroupBytes, rowAffineWgsl } from './spherical-kmeans-wgsl.js';
 import { clusterAttentionHooks, clusterMergeWgsl, clusterTileEntriesWgsl, clusterTileOffsetsWgsl, windowAttentionHooks, windowTileRows } from './cluster-attention-wgsl.js';
 import { centroidTileWgsl } from './centroid-tile-wgsl.js';
-import { similarityTileWgsl, simTopWgsl } from './similarity-tile-wgsl.js';
+import { nearestBitsWgsl, similarityTileWgsl, simTopWgsl } from './similarity-tile-wgsl.js';
 import { seedStepWgsl } from './kmeans-seed-wgsl.js';
 import { routingSlotsPerGroup } from './gpu-routing.js';
 import { flashAttentionWgsl, type GpuBackend } from '@sparse-attn/backend-gpu';
@@ -88,7 +88,7 @@ describe('routing GPU plan (no GPU needed)', () => {
       balancedTopWWgsl(), clusterCountWgsl(), clusterOffsetsWgsl(), clusterListWgsl(), clusterListWgsl(true), routedRowsWgsl(false), routedRowsWgsl(true), rowScanWgsl(), headScanWgsl(),
       rowAffineWgsl(128), normalizeRowsWgsl(128), rowAffineWgsl(20), rowAffineWgsl(4000), normalizeRowsWgsl(4000), kmeansSumWgsl(), kmeansNormalizeWgsl(), clusterTileOffsetsWgsl(), clusterTileEntriesWgsl(), clusterMergeWgsl(128), clusterMergeWgsl(24),
       ...[clusterAttentionHooks(), windowAttentionHooks()].map((hooks) => flashAttentionWgsl({ mode: 'lists', headDim: 128, valueDim: 128, tile: { rows: 64, chunk: 16 }, valueChunk: 16, hooks })),
-      kmeansGatherWgsl(128), kmeansGatherWgsl(20), kmeansSumWgsl(true), seedStepWgsl(128), seedStepWgsl(20), packRowFlagsWgsl(), centroidTileWgsl(128, 'assign'), centroidTileWgsl(20, 'top', 3), similarityTileWgsl(128), similarityTileWgsl(18), simTopWgsl(2),
+      kmeansGatherWgsl(128), kmeansGatherWgsl(20), kmeansSumWgsl(true), seedStepWgsl(128), seedStepWgsl(20), packRowFlagsWgsl(), centroidTileWgsl(128, 'assign'), centroidTileWgsl(20, 'top', 3), similarityTileWgsl(128), similarityTileWgsl(18), similarityTileWgsl(128, 2), similarityTileWgsl(18, 1), simTopWgsl(2), nearestBitsWgsl(2),
     ];
     for (const code of kernels) {
       expect(code).toContain('fn main(');

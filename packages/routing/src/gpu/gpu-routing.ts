@@ -22,7 +22,7 @@ import { headSeed } from '../balanced-routing-attention.js';
 import { resolveSampleSize } from '../routing-config.js';
 import { sphericalKMeans } from '../spherical-kmeans.js';
 import { clusterMembership, clusterPartialBytesPerQuerySlot, type MembershipBits, runClusterExecutor } from './gpu-routing-clusters.js';
-import { SIMILARITY_BLOCK, SIMILARITY_PARAMS, SIMILARITY_TILE, SIM_TOP_THREADS, similarityTileWgsl, simTopWgsl } from './similarity-tile-wgsl.js';
+import { nearestBitsWgsl, SIMILARITY_BLOCK, SIMILARITY_FUSED_TOP_R, SIMILARITY_PARAMS, SIMILARITY_TILE, SIM_TOP_THREADS, similarityTileWgsl, simTopWgsl } from './similarity-tile-wgsl.js';
 import { encodeRoutingCentroids, encodeRoutingNormalize, encodeRoutingSample, routingFitPlan, seedCentroids, type RoutingFitPlan } from './gpu-routing-kmeans.js';
 import {
   ROUTING_PARAMS,
@@ -121,19 +121,28 @@ function similarityValues(encoder: ChunkEncoder, side: MembershipSide, clusters:
   return { slots: side.slots, count: side.count, clusters, slotBase: encoder.chunk.slot0, groupSize: side.groupSize, rowTiles: Math.ceil(side.count / SIMILARITY_BLOCK), clusterTiles: Math.ceil(clusters / SIMILARITY_TILE.rows) };
 }
 
-/** Records the similarity columns of one side to the centroids and their blocks' largest keys (the tiled kernel, `similarity-tile-wgsl.ts`). */
-async function dispatchSimilarities(encoder: ChunkEncoder, side: MembershipSide, centroids: Buffer, clusters: number, sims: Buffer, blockKeys: Buffer, mode: number): Promise<void> {
+/**
+ * Records the similarity columns of one side to the centroids and their blocks' largest keys (the
+ * tiled kernel, `similarity-tile-wgsl.ts`), and with `nearest` every row's top-r centroids.
+ */
+async function dispatchSimilarities(encoder: ChunkEncoder, side: MembershipSide, centroids: Buffer, clusters: number, sims: Buffer, blockKeys: Buffer, mode: number, nearest?: Buffer): Promise<void> {
   const values = similarityValues(encoder, side, clusters);
-  const [x, y] = dispatchGrid(side.slots * values.rowTiles * values.clusterTiles);
+  const [x, y] = dispatchGrid(side.slots * values.rowTiles);
   const params = encoder.uniform(SIMILARITY_PARAMS, { ...values, tilesX: x, rowBase: side.rowBase, mode }, []);
-  encoder.dispatch(await encoder.pipeline(similarityTileWgsl(encoder.dims.headDim)), [params, side.rows, centroids, sims, blockKeys, side.affine], x, y);
+  const code = similarityTileWgsl(encoder.dims.headDim, nearest ? side.r : 0);
+  encoder.dispatch(await encoder.pipeline(code), [params, side.rows, centroids, sims, blockKeys, side.affine, ...(nearest ? [nearest] : [])], x, y);
 }
 
-/** Records, for `balanced+nearest`, every row's top-r centroids from the similarity columns, set in the side's bits (after the balanced top-w). */
-async function dispatchNearest(encoder: ChunkEncoder, side: MembershipSide, clusters: number, sims: Buffer): Promise<void> {
+/**
+ * Records, for `balanced+nearest`, every row's top-r centroids set in the side's bits (after the
+ * balanced top-w, which zeroes them): from the similarity tile's `nearest` output when it kept
+ * them (r ≤ `SIMILARITY_FUSED_TOP_R`), else read off the similarity columns.
+ */
+async function dispatchNearest(encoder: ChunkEncoder, side: MembershipSide, clusters: number, sims: Buffer, nearest?: Buffer): Promise<void> {
   const [x, y] = dispatchGrid(Math.ceil((side.slots * side.count) / SIM_TOP_THREADS));
   const params = encoder.uniform(SIMILARITY_PARAMS, { ...similarityValues(encoder, side, clusters), tilesX: x }, []);
-  encoder.dispatch(await encoder.pipeline(simTopWgsl(side.r)), [params, sims, side.bits], x, y);
+  if (nearest) encoder.dispatch(await encoder.pipeline(nearestBitsWgsl(side.r)), [params, nearest, side.bits], x, y);
+  else encoder.dispatch(await encoder.pipeline(simTopWgsl(side.r)), [params, sims, side.bits], x, y);
 }
 
 /** Dispatches one routing selection kernel with the call's parameters (`perWorkgroup`: one workgroup per thread count). */
@@ -240,11 +249,15 @@ export async function runRouting(
       // per cluster (the similarity tile writes them, the top-w skips by them).
       const sims = encoder.scratch(4 * Math.max(...sides.map((side) => side.slots * C * side.count)));
       const blockKeys = encoder.scratch(4 * Math.max(...sides.map((side) => side.slots * C * Math.ceil(side.count / SIMILARITY_BLOCK))));
+      // Each row's top-r centroids kept by the similarity tile where r is small (the defaults).
+      const fused = sides.filter((side) => side.r > 0 && side.r <= SIMILARITY_FUSED_TOP_R);
+      const nearest = fused.length > 0 ? encoder.scratch(4 * Math.max(...fused.map((side) => side.slots * side.count * side.r))) : undefined;
       for (const side of sides) {
         const values = { slots: side.slots, count: side.count, groupSize: side.groupSize, window: side.window, r: side.r };
-        await dispatchSimilarities(encoder, side, centroids, C, sims, blockKeys, plan.normalization === 'l2' ? 0 : 1);
+        const rowTop = fused.includes(side) ? nearest : undefined;
+        await dispatchSimilarities(encoder, side, centroids, C, sims, blockKeys, plan.normalization === 'l2' ? 0 : 1, rowTop);
         await run(balancedTopWWgsl(), [sims, blockKeys, side.bits], side.slots * C, values, true);
-        if (side.r > 0) await dispatchNearest(encoder, side, C, sims);
+        if (side.r > 0) await dispatchNearest(encoder, side, C, sims, rowTop);
       }
     });
     if (clusterKept) {
