@@ -114,8 +114,9 @@ export async function runGpuBenchmark(backend: GpuBackend, context: BenchmarkCon
         }
         context.progress?.(`gpu: ${definition.id}${budget ? ` ${budget}` : ''} S=${seq}`);
         const timeMethod = async (call: ResidentAttention, decodeStep: boolean, run: (call: ResidentAttention) => Promise<ResidentRun> = (c) => method.runResident!(c)) => {
-          // Selection and attention are timed separately in every sample; their medians are
-          // reported beside the median of the sums (the three medians need not add up exactly).
+          // Selection and attention are timed separately in every sample (by the method), and the
+          // whole call by its wall time, which is the row's ms; their medians are reported beside
+          // it with hostMs, the wall time outside them (the medians need not add up exactly).
           const selectionSamples: number[] = [];
           const attentionSamples: number[] = [];
           let density = Number.NaN;
@@ -124,16 +125,24 @@ export async function runGpuBenchmark(backend: GpuBackend, context: BenchmarkCon
           let oneSubmission = false;
           // A method's own breakdown of its selection (e.g. routing's k-means / membership), per sample.
           const phaseSamples = new Map<string, number[]>();
+          // Wall time outside the method's selection and attention timings, per sample.
+          const hostSamples: number[] = [];
+          // Each sample is the call's wall time: its selection and attention plus whatever the
+          // method does on the host around them (plans, uploads, small readbacks), which the
+          // method's own phase times leave out.
           const sparse = await measureAsync(
             async () => {
+              const started = performance.now();
               const result = await run(call);
+              const wallMs = performance.now() - started;
               selectionSamples.push(result.selectionMs);
               attentionSamples.push(result.attentionMs);
               density = result.density ?? Number.NaN;
               oneSubmission = result.oneSubmission === true;
               if (!decodeStep) phase = result.phase ?? 'prefill';
               for (const [name, ms] of Object.entries(result.phases ?? {})) phaseSamples.set(name, [...(phaseSamples.get(name) ?? []), ms]);
-              return result.selectionMs + result.attentionMs;
+              hostSamples.push(Math.max(0, wallMs - result.selectionMs - result.attentionMs));
+              return wallMs;
             },
             { warmup: decodeStep ? 2 : 1, repeats: decodeStep ? Math.max(repeats, DECODE_REPEATS) : repeats },
           );
@@ -148,6 +157,7 @@ export async function runGpuBenchmark(backend: GpuBackend, context: BenchmarkCon
               ms: sparse.medianMs,
               madMs: sparse.madMs,
               ...(oneSubmission ? { oneSubmission: 1 } : { selectionMs: timed(selectionSamples), attentionMs: timed(attentionSamples) }),
+              hostMs: timed(hostSamples),
               density,
               speedupVsDense: baseline / sparse.medianMs,
               // 1: a decode step with the state the method's decoder keeps (`decodeResident`).
