@@ -25,37 +25,48 @@ const { STORAGE, COPY_SRC, COPY_DST } = WEBGPU_FLAGS;
 /**
  * The rows the CPU's `sphericalKMeans` fits on for `count` rows: all of them when `count ≤
  * sampleSize`, else the first `sampleSize` entries of its seeded partial Fisher–Yates permutation,
- * sorted (the same `Rng` draws, in the same order, as the CPU).
+ * sorted (the same `Rng` draws, in the same order, as the CPU). Given an `Rng` instead of a seed,
+ * leaves it where the CPU's is when its seeding draws begin.
  */
-export function kmeansSampleIndices(count: number, sampleSize: number, seed: number): Uint32Array {
+export function kmeansSampleIndices(count: number, sampleSize: number, seed: number | Rng): Uint32Array {
+  const rng = typeof seed === 'number' ? new Rng(seed) : seed;
   const n = Math.min(count, sampleSize);
   if (n === count) return Uint32Array.from({ length: count }, (_, i) => i);
-  const rng = new Rng(seed);
-  const order = new Int32Array(count);
-  for (let i = 0; i < count; i++) order[i] = i;
+  // The permutation's moved entries only (position → row, open addressing; −1 = no entry):
+  // O(n) where the CPU fills all `count` (a Map took ~0.3 ms per slot of 4096 draws).
+  const size = 1 << Math.ceil(Math.log2(4 * n));
+  const mask = size - 1;
+  const keys = new Int32Array(size).fill(-1);
+  const rows = new Int32Array(size);
+  const find = (position: number) => {
+    let at = (Math.imul(position, 0x9e3779b1) >>> 0) & mask;
+    while (keys[at] !== -1 && keys[at] !== position) at = (at + 1) & mask;
+    return at;
+  };
+  const picked = new Uint32Array(n);
   for (let i = 0; i < n; i++) {
     const j = i + rng.int(count - i);
-    const t = order[i]!;
-    order[i] = order[j]!;
-    order[j] = t;
+    const atJ = find(j);
+    const atI = find(i);
+    picked[i] = keys[atJ] === j ? rows[atJ]! : j;
+    const rowI = keys[atI] === i ? rows[atI]! : i;
+    keys[atJ] = j;
+    rows[atJ] = rowI;
   }
-  return Uint32Array.from(order.subarray(0, n).sort());
+  return picked.sort();
 }
 
 /**
  * The draws the CPU's k-means++ seeding makes after its subsample: one `Rng.next()` per centroid
  * (used as ⌊u·n⌋ for the first pick and when every distance is 0, else as the fraction u of the
- * summed squared distances), from the seed alone.
+ * summed squared distances), from `rng` where the subsample's draws left it.
  */
-export function seedingDraws(count: number, sampleSize: number, clusters: number, seed: number): { index: Uint32Array; value: Float32Array } {
-  const n = Math.min(count, sampleSize);
-  const rng = new Rng(seed);
-  if (n < count) for (let i = 0; i < n; i++) rng.int(count - i);
+function seedingDraws(rng: Rng, sample: number, clusters: number): { index: Uint32Array; value: Float32Array } {
   const index = new Uint32Array(clusters);
   const value = new Float32Array(clusters);
   for (let c = 0; c < clusters; c++) {
     const u = rng.next();
-    index[c] = Math.floor(u * n);
+    index[c] = Math.floor(u * sample);
     value[c] = u;
   }
   return { index, value };
@@ -116,8 +127,9 @@ export function routingFitPlan(d: AttentionDims, config: RoutingConfig): Routing
   const drawIndex = new Uint32Array(slots * clusters);
   const drawValue = new Float32Array(slots * clusters);
   for (let s = 0; s < slots; s++) {
-    picked.set(kmeansSampleIndices(d.keySeq, sampleSize, headSeed(config.seed, s)), s * sample);
-    const draws = seedingDraws(d.keySeq, sampleSize, clusters, headSeed(config.seed, s));
+    const rng = new Rng(headSeed(config.seed, s));
+    picked.set(kmeansSampleIndices(d.keySeq, sampleSize, rng), s * sample);
+    const draws = seedingDraws(rng, sample, clusters);
     drawIndex.set(draws.index, s * clusters);
     drawValue.set(draws.value, s * clusters);
   }

@@ -1,4 +1,4 @@
-import { ConfigError, createWorkload, validateAttentionInput } from '@sparse-attn/core';
+import { ConfigError, createWorkload, Rng, validateAttentionInput } from '@sparse-attn/core';
 import { describe, expect, it } from 'vitest';
 import { balancedRouting, withNearestMembership } from '../balanced-routing.js';
 import { routingConfigSchema } from '../routing-config.js';
@@ -71,6 +71,16 @@ describe('routing GPU plan (no GPU needed)', () => {
     for (let i = 1; i < picked.length; i++) expect(picked[i]!).toBeGreaterThan(picked[i - 1]!);
     expect(picked[99]!).toBeLessThan(1000);
     expect(Array.from(kmeansSampleIndices(1000, 100, 7))).toEqual(Array.from(picked));
+    // The CPU's partial Fisher–Yates over a full permutation (sphericalKMeans), the same draws.
+    for (const [count, n, seed] of [[1000, 100, 7], [65536, 4096, 3], [300, 299, 11]] as const) {
+      const rng = new Rng(seed);
+      const order = Int32Array.from({ length: count }, (_, i) => i);
+      for (let i = 0; i < n; i++) {
+        const j = i + rng.int(count - i);
+        [order[i], order[j]] = [order[j]!, order[i]!];
+      }
+      expect(Array.from(kmeansSampleIndices(count, n, seed))).toEqual(Array.from(order.subarray(0, n).sort()));
+    }
   });
 
   it('sizes window-part tiles so their key list (sinks + band) fills whole key tiles', () => {

@@ -165,6 +165,8 @@ export interface RoutingRunOptions {
   readonly executor?: 'rows' | 'clusters';
   /** KV slot of the chunks' q, k, v, out, lse buffers where this call's slots start (needs fitted centroids). */
   readonly slotOffset?: number;
+  /** The call's plan when the caller has it already (`routingPlan(resident.dims, config)`: host work of O(slots · sample)). */
+  readonly plan?: RoutingPlan;
 }
 
 /**
@@ -183,7 +185,7 @@ export async function runRouting(
   options: RoutingRunOptions = {},
 ): Promise<RoutingRun> {
   const d = resident.dims;
-  const plan = routingPlan(d, config);
+  const plan = options.plan ?? routingPlan(d, config);
   const C = plan.clusters;
   const device = backend.context.device;
   const owned: Buffer[] = [];
@@ -339,7 +341,7 @@ export async function runRouting(
       throw error;
     }
   } finally {
-    for (const buffer of owned) buffer.destroy();
+    backend.discard(...owned);
   }
 }
 
@@ -393,10 +395,18 @@ export const gpuRoutingMethod: GpuMethodDefinition = {
     const resolved = parseConfig(routingMethod.id, routingConfigSchema, config);
     if (resolved.sharedQK) throw new ConfigError('routing: sharedQK is not on the GPU path (the GPU routes separate queries and keys only)');
     if (resolved.combine !== 'union') throw new ConfigError("routing: combine 'mean' is not on the GPU path (the GPU runs the union)");
+    // The plan of the last shape run (its subsample and seeding draws depend on the shape and
+    // the config's seed only): repeated calls of one shape skip that host work.
+    let last: { readonly key: string; readonly plan: RoutingPlan } | undefined;
+    const planFor = (d: AttentionDims) => {
+      const key = [d.batch, d.kvHeads, d.groupSize, d.keySeq, d.querySeq, d.headDim].join(',');
+      if (last?.key !== key) last = { key, plan: routingPlan(d, resolved) };
+      return last.plan;
+    };
     return {
       methodId: routingMethod.id,
       prefill: (input) => gpuRoutingAttention(backend, input, resolved),
-      runResident: (resident) => runRoutingResident(backend, resident, resolved),
+      runResident: (resident) => runRoutingResident(backend, resident, resolved, { plan: planFor(resident.dims) }),
     };
   },
 };
@@ -407,9 +417,8 @@ export const gpuRoutingMethod: GpuMethodDefinition = {
  * CPU with the same draws as `sphericalKMeans` (the rows sit at their positions in a zero-filled
  * key array, so its seeded subsample picks exactly them).
  */
-export async function seedFromResident(backend: GpuBackend, resident: ResidentAttention, config: RoutingConfig): Promise<Float32Array> {
+export async function seedFromResident(backend: GpuBackend, resident: ResidentAttention, config: RoutingConfig, plan: RoutingFitPlan = routingFitPlan(resident.dims, config)): Promise<Float32Array> {
   const d = resident.dims;
-  const plan = routingPlan(d, config);
   const { clusters, sample: n } = plan;
   const D = d.headDim;
   const device = backend.context.device;
@@ -456,9 +465,9 @@ export async function fitRoutingCentroids(
   config: RoutingConfig,
   seeding: Float32Array | 'gpu' = 'gpu',
   pool?: GpuBufferPool,
+  plan: RoutingFitPlan = routingFitPlan(resident.dims, config),
 ): Promise<{ readonly centroids: Buffer; readonly ms: number }> {
   const d = resident.dims;
-  const plan = routingPlan(d, config);
   const device = backend.context.device;
   const make = (bytes: number) => device.createBuffer({ size: Math.max(16, Math.ceil(bytes / 4) * 4), usage: STORAGE | COPY_SRC | COPY_DST });
   const centroids = make(4 * d.batch * d.kvHeads * plan.clusters * d.headDim);
@@ -480,15 +489,14 @@ export async function fitRoutingCentroids(
     centroids.destroy();
     throw error;
   } finally {
-    picked.destroy();
-    draws?.index.destroy();
-    draws?.value.destroy();
+    // Freed once the recorded work has run (inside `backend.oneSubmission`, after its submission).
+    backend.discard(picked, ...(draws ? [draws.index, draws.value] : []));
   }
 }
 
 /** Milliseconds of each phase of {@link runRoutingResident} (summed over the KV-slot groups); a type alias so it is a `phases` record of `runResident`. */
 export type RoutingPhases = {
-  /** Subsample gather, k-means++ seeding and Lloyd iterations of every KV slot (and the host seeding with `seeding: 'cpu'`). */
+  /** Subsample gather, k-means++ seeding and Lloyd iterations of every KV slot, and the host's plan (subsample and draws; the seeding too with `seeding: 'cpu'`). */
   readonly kmeansMs: number;
   /** Normalisation, key and query similarities to the centroids, balanced top-w and nearest bits. */
   readonly membershipMs: number;
@@ -501,8 +509,7 @@ export type RoutingPhases = {
  * largest per-group buffers, the similarity / flag columns (`routingScratchBytesPerSlot`) and
  * the cluster executor's partials (`clusterPartialBytesPerQuerySlot` per query head).
  */
-export function routingSlotsPerGroup(backend: GpuBackend, d: AttentionDims, config: RoutingConfig): number {
-  const plan = routingPlan(d, config);
+export function routingSlotsPerGroup(backend: GpuBackend, d: AttentionDims, config: RoutingConfig, plan: RoutingPlan = routingPlan(d, config)): number {
   const byScratch = Math.floor(backend.context.maxBinding / routingScratchBytesPerSlot(d, plan));
   const byPartials = Math.floor(backend.context.maxBinding / (d.groupSize * clusterPartialBytesPerQuerySlot(d, plan)));
   return Math.max(1, Math.min(byScratch, byPartials));
@@ -516,7 +523,9 @@ export function routingSlotsPerGroup(backend: GpuBackend, d: AttentionDims, conf
  * one `GpuBufferPool`, kept by the backend for the next call (`backend.borrowPool`; freed by
  * `backend.releaseScratch()`). `slotsPerGroup` defaults to {@link routingSlotsPerGroup}. The
  * k-means++ seeding runs on the GPU (`seeding: 'cpu'`: on the host from the read-back subsample,
- * {@link seedFromResident}). Resolves with the summed selection time (k-means, membership, lists),
+ * {@link seedFromResident}). `plan`: the call's {@link routingPlan} when the caller keeps it per
+ * shape (the GPU method does). Resolves with the summed selection time (k-means with the host's
+ * plan, membership, lists),
  * attention time, the density (the pairs the attention kernels counted) and `phases`, the
  * selection time split by phase ({@link RoutingPhases}; `selectionMs` is their sum).
  */
@@ -524,17 +533,21 @@ export async function runRoutingResident(
   backend: GpuBackend,
   resident: ResidentAttention,
   config: RoutingConfig,
-  options: { readonly slotsPerGroup?: number; readonly seeding?: 'gpu' | 'cpu' } = {},
+  options: { readonly slotsPerGroup?: number; readonly seeding?: 'gpu' | 'cpu'; readonly plan?: RoutingPlan } = {},
 ): Promise<{ selectionMs: number; attentionMs: number; density: number; phases: RoutingPhases }> {
   const d = resident.dims;
   const started = performance.now();
-  const seeding = options.seeding === 'cpu' ? await seedFromResident(backend, resident, config) : 'gpu';
+  // The host's part: the plan (every slot's subsample and seeding draws, O(slots · sample); made
+  // once for the fit and every group, unless the caller kept it for this shape), and the seeding
+  // itself with `seeding: 'cpu'`.
+  const plan = options.plan ?? routingPlan(d, config);
+  const seeding = options.seeding === 'cpu' ? await seedFromResident(backend, resident, config, plan) : 'gpu';
   const hostMs = performance.now() - started;
   // The pool stays with the backend for the next call (freed by backend.releaseScratch()).
   const pool = backend.borrowPool(routingMethod.id);
   let fit: Awaited<ReturnType<typeof fitRoutingCentroids>>;
   try {
-    fit = await fitRoutingCentroids(backend, resident, config, seeding, pool);
+    fit = await fitRoutingCentroids(backend, resident, config, seeding, pool, plan);
   } catch (error) {
     backend.returnPool(routingMethod.id, pool);
     throw error;
@@ -544,13 +557,13 @@ export async function runRoutingResident(
   let listMs = 0;
   let attentionMs = 0;
   let pairs = 0;
-  const perGroup = options.slotsPerGroup ?? routingSlotsPerGroup(backend, d, config);
+  const perGroup = options.slotsPerGroup ?? routingSlotsPerGroup(backend, d, config, plan);
   try {
     for (const chunk of resident.chunks) {
       for (let first = 0; first < chunk.slots; first += perGroup) {
         const slots = Math.min(perGroup, chunk.slots - first);
         const part = { ...chunk, slot0: chunk.slot0 + first, slots };
-        const run = await runRouting(backend, { dims: d, chunks: [part] }, config, { centroids: fit.centroids }, pool, { executor: 'clusters', slotOffset: first });
+        const run = await runRouting(backend, { dims: d, chunks: [part] }, config, { centroids: fit.centroids }, pool, { executor: 'clusters', slotOffset: first, plan });
         membershipMs += run.phases.membershipMs;
         listMs += run.phases.selectionMs;
         attentionMs += run.attentionMs;
@@ -558,7 +571,7 @@ export async function runRoutingResident(
       }
     }
   } finally {
-    fit.centroids.destroy();
+    backend.discard(fit.centroids);
     backend.returnPool(routingMethod.id, pool);
   }
   const phases = { kmeansMs, membershipMs, selectionMs: listMs };
