@@ -9,7 +9,8 @@
  * is read from global memory once per workgroup instead of once per row, and a row element feeds
  * `CENTROID_TILE` multiply-adds. What a thread does with s(i, c), visiting c in ascending order:
  *
- *   'assign'   a(i) = argmax_c s(i, c), ties → lower c (Lloyd's assignment)
+ *   'assign'   a(i) = argmax_c s(i, c), ties → lower c (Lloyd's assignment); a slot whose previous
+ *              iteration moved no row (its `changed` flag 0) is at its fixed point and returns at once
  *   'top'      the `r` largest, most similar first, ties → lower c (nearest-centroid membership)
  *
  * Each dot product is accumulated in the order of the one-thread-per-output kernel it replaced
@@ -21,7 +22,7 @@
 import { insertTopR } from './wgsl-snippets.js';
 
 /** Uniform parameter block of the tiled kernel. */
-export const CENTROID_TILE_PARAMS = ['slots', 'count', 'clusters', 'slotBase', 'groupSize', 'rowBase', 'blocks', 'tilesX'] as const;
+export const CENTROID_TILE_PARAMS = ['slots', 'count', 'clusters', 'slotBase', 'groupSize', 'rowBase', 'blocks', 'tilesX', 'iteration', 'flagStride', 'pad0', 'pad1'] as const;
 
 /** Rows (threads) per workgroup. */
 export const CENTROID_TILE_THREADS = 64;
@@ -37,7 +38,8 @@ export type CentroidTileMode = 'assign' | 'top';
  * (`[slot][dim][count]` floats: thread i's read of channel e is contiguous with its neighbours',
  * the layout `normalizeRowsWgsl(dim, 'columns')` and the k-means gather write),
  * 2 = centroids (call-wide, `[P.slotBase + slot / P.groupSize][C][dim]`), then per mode:
- * 'assign' 3 = `assignment[slot·count + i]`; 'top' 3 = `top[(P.rowBase + row)·r + t]`. `P.blocks` =
+ * 'assign' 3 = `assignment[slot·count + i]`, 4 = `changed[slot·P.flagStride + iteration]` (set when a
+ * row moves, always at iteration 0; zero on entry); 'top' 3 = `top[(P.rowBase + row)·r + t]`. `P.blocks` =
  * ⌈count / threads⌉ workgroups per slot.
  */
 export function centroidTileWgsl(dim: number, mode: CentroidTileMode, r = 0): string {
@@ -47,15 +49,16 @@ export function centroidTileWgsl(dim: number, mode: CentroidTileMode, r = 0): st
   const width = lanes ? dim / 4 : dim;
   const top = mode === 'top';
   const bindings = ['@group(0) @binding(1) var<storage, read> x: array<f32>;', `@group(0) @binding(2) var<storage, read> centroids: array<${type}>;`];
-  if (mode === 'assign') bindings.push('@group(0) @binding(3) var<storage, read_write> assignment: array<u32>;');
+  if (mode === 'assign') bindings.push('@group(0) @binding(3) var<storage, read_write> assignment: array<u32>;', '@group(0) @binding(4) var<storage, read_write> changed: array<atomic<u32>>;');
   if (mode === 'top') bindings.push('@group(0) @binding(3) var<storage, read_write> top: array<u32>;');
   const visit = mode === 'assign' ? '      if (k == 0u || s > bestValue) { best = k; bestValue = s; }' : insertTopR('      ');
   const finish =
     mode === 'assign'
-      ? 'assignment[slot * P.count + i] = best;'
+      ? // Lloyd's fixed-point test: did any row of the slot move (every row moves at iteration 0)?
+        'if (P.iteration == 0u || assignment[slot * P.count + i] != best) { atomicOr(&changed[slot * P.flagStride + P.iteration], 1u); }\n  assignment[slot * P.count + i] = best;'
       : 'for (var t = 0u; t < R; t++) { top[(P.rowBase + slot * P.count + i) * R + t] = select(0xffffffffu, best[t], t < filled); }';
   return /* wgsl */ `
-struct Params { slots: u32, count: u32, clusters: u32, slotBase: u32, groupSize: u32, rowBase: u32, blocks: u32, tilesX: u32 }
+struct Params { slots: u32, count: u32, clusters: u32, slotBase: u32, groupSize: u32, rowBase: u32, blocks: u32, tilesX: u32, iteration: u32, flagStride: u32, pad0: u32, pad1: u32 }
 @group(0) @binding(0) var<uniform> P: Params;
 ${bindings.join('\n')}
 
@@ -65,12 +68,16 @@ const W: u32 = ${width}u;
 ${top ? `const R: u32 = ${Math.max(1, r)}u;` : ''}
 
 var<workgroup> tile: array<${type}, ${CENTROID_TILE * width}>;
+${mode === 'assign' ? 'var<workgroup> settled: u32;' : ''}
 
 @compute @workgroup_size(${CENTROID_TILE_THREADS})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let linear = wid.x + wid.y * P.tilesX;
   let slot = linear / P.blocks;
   if (slot >= P.slots) { return; }
+${mode === 'assign' ? `  // A slot whose previous iteration moved no row is at its fixed point: nothing changes any more.
+  if (lid == 0u) { settled = select(0u, 1u, P.iteration > 0u && atomicLoad(&changed[slot * P.flagStride + P.iteration - 1u]) == 0u); }
+  if (workgroupUniformLoad(&settled) == 1u) { return; }` : ''}
   let i = (linear % P.blocks) * NT + lid;
   let valid = i < P.count;
   // Rows past the slot's end read a valid row and write nothing (every thread must reach the barriers).

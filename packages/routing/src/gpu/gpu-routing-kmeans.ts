@@ -158,13 +158,13 @@ export async function dispatchCentroidTile(
   mode: CentroidTileMode,
   r: number,
   buffers: readonly GPUBufferLike[],
-  shape: { readonly slots: number; readonly count: number; readonly clusters: number; readonly groupSize: number; readonly rowBase?: number },
+  shape: { readonly slots: number; readonly count: number; readonly clusters: number; readonly groupSize: number; readonly rowBase?: number; readonly iteration?: number; readonly flagStride?: number },
 ): Promise<void> {
   const blocks = Math.ceil(shape.count / CENTROID_TILE_THREADS);
   const [x, y] = dispatchGrid(shape.slots * blocks);
   const params = encoder.uniform(
     CENTROID_TILE_PARAMS,
-    { slots: shape.slots, count: shape.count, clusters: shape.clusters, slotBase: encoder.chunk.slot0, groupSize: shape.groupSize, rowBase: shape.rowBase ?? 0, blocks, tilesX: x },
+    { slots: shape.slots, count: shape.count, clusters: shape.clusters, slotBase: encoder.chunk.slot0, groupSize: shape.groupSize, rowBase: shape.rowBase ?? 0, blocks, tilesX: x, iteration: shape.iteration ?? 0, flagStride: shape.flagStride ?? 0 },
     [],
   );
   encoder.dispatch(await encoder.pipeline(centroidTileWgsl(encoder.dims.headDim, mode, r)), [params, ...buffers], x, y);
@@ -213,11 +213,16 @@ export async function encodeRoutingCentroids(
   const assignment = encoder.scratch(4 * chunk.slots * n);
   const sums = encoder.scratch(4 * chunk.slots * clusters * D);
   const counts = encoder.scratch(4 * chunk.slots * clusters);
-  // The CPU stops at a fixed point; iterating on from one reproduces the same centroids.
+  // Per slot and iteration: did the assignment move a row? (zeroed: the encoder's own small scratch)
+  const flagStride = plan.iterations;
+  const changed = encoder.scratch(4 * chunk.slots * flagStride);
+  // The CPU stops at a fixed point; here every iteration is dispatched, and a slot at its fixed
+  // point returns at once from each (random inputs settle after 6–8 of the 10 default iterations).
   for (let iteration = 0; iteration < plan.iterations; iteration++) {
-    await dispatchCentroidTile(encoder, 'assign', 0, [sampleColumns, buffers.centroids, assignment], { slots: chunk.slots, count: n, clusters, groupSize: 1 });
-    await run(kmeansSumWgsl(D % 4 === 0), [sampleRows, assignment, sums, counts], chunk.slots * clusters * KMEANS_THREADS, common);
-    await run(kmeansNormalizeWgsl(), [sums, counts, buffers.centroids], chunk.slots * clusters, common);
+    const at = { ...common, iteration, flagStride };
+    await dispatchCentroidTile(encoder, 'assign', 0, [sampleColumns, buffers.centroids, assignment, changed], { slots: chunk.slots, count: n, clusters, groupSize: 1, iteration, flagStride });
+    await run(kmeansSumWgsl(D % 4 === 0), [sampleRows, assignment, sums, counts, changed], chunk.slots * clusters * KMEANS_THREADS, at);
+    await run(kmeansNormalizeWgsl(), [sums, counts, buffers.centroids, changed], chunk.slots * clusters, at);
   }
 }
 

@@ -8,6 +8,8 @@
  *               from the raw keys, row- and channel-major                     (`kmeansGatherWgsl`)
  *   update:     Σ_c = Σ_{a(i)=c} s_i,  n_c = |{i : a(i) = c}|  (`kmeansSumWgsl`)
  *               μ_c = Σ_c / ‖Σ_c‖ when n_c > 0 (empty clusters keep μ_c)     (`kmeansNormalizeWgsl`)
+ *               both skipped for a slot whose assignment moved no row this iteration (the
+ *               per-slot `changed` flags the assignment sets: Lloyd's fixed point, where the CPU stops)
  *
  * The assignment a(i) = argmax_c s_i · μ_c and the top-r centroids of each routing vector are
  * tiled rows × centroids products (`centroid-tile-wgsl.ts`); the seeding is `kmeans-seed-wgsl.ts`.
@@ -17,13 +19,13 @@
 import { inclusiveScanU32 } from './wgsl-snippets.js';
 
 /** Uniform parameter block shared by the k-means kernels (unused fields are 0). */
-export const KMEANS_PARAMS = ['rows', 'dim', 'mode', 'tilesX', 'slots', 'count', 'sample', 'clusters', 'groupSize', 'slotBase', 'rowBase', 'pad0'] as const;
+export const KMEANS_PARAMS = ['rows', 'dim', 'mode', 'tilesX', 'slots', 'count', 'sample', 'clusters', 'groupSize', 'slotBase', 'rowBase', 'iteration', 'flagStride', 'pad0', 'pad1', 'pad2'] as const;
 
 /** Threads per workgroup of every k-means kernel. */
 export const KMEANS_THREADS = 64;
 
 const header = /* wgsl */ `
-struct Params { rows: u32, dim: u32, mode: u32, tilesX: u32, slots: u32, count: u32, sample: u32, clusters: u32, groupSize: u32, slotBase: u32, rowBase: u32, pad0: u32 }
+struct Params { rows: u32, dim: u32, mode: u32, tilesX: u32, slots: u32, count: u32, sample: u32, clusters: u32, groupSize: u32, slotBase: u32, rowBase: u32, iteration: u32, flagStride: u32, pad0: u32, pad1: u32, pad2: u32 }
 @group(0) @binding(0) var<uniform> P: Params;
 `;
 
@@ -294,16 +296,21 @@ export function kmeansSumWgsl(vec4 = false): string {
 @group(0) @binding(2) var<storage, read> assignment: array<u32>;
 @group(0) @binding(3) var<storage, read_write> sums: array<${element}>;
 @group(0) @binding(4) var<storage, read_write> counts: array<u32>;
+@group(0) @binding(5) var<storage, read> changed: array<u32>;
 
 const NT: u32 = ${KMEANS_THREADS}u;
 const ROUND: u32 = ${SUM_ROUND}u;
 var<workgroup> list: array<u32, ${SUM_ROUND}>;
 var<workgroup> partial: array<u32, ${KMEANS_THREADS}>;
+var<workgroup> moved: u32;
 
 ${entry} {
   let linear = wid.x + wid.y * P.tilesX;
   if (linear >= P.slots * P.clusters) { return; }
   let slot = linear / P.clusters;
+  // At a fixed point (no row moved this iteration) the centroids stay: the CPU stops there.
+  if (lid == 0u) { moved = changed[slot * P.flagStride + P.iteration]; }
+  if (workgroupUniformLoad(&moved) == 0u) { return; }
   let k = linear % P.clusters;
   let width = ${vec4 ? 'P.dim / 4u' : 'P.dim'};
   let rows = slot * P.sample;
@@ -342,11 +349,12 @@ export function kmeansNormalizeWgsl(): string {
 @group(0) @binding(1) var<storage, read> sums: array<f32>;
 @group(0) @binding(2) var<storage, read> counts: array<u32>;
 @group(0) @binding(3) var<storage, read_write> centroids: array<f32>;
+@group(0) @binding(4) var<storage, read> changed: array<u32>;
 
 ${entry} {
   ${threadId}
   if (id >= P.slots * P.clusters) { return; }
-  if (counts[id] == 0u) { return; }
+  if (changed[(id / P.clusters) * P.flagStride + P.iteration] == 0u || counts[id] == 0u) { return; }
   let o = id * P.dim;
   let m = (P.slotBase * P.clusters + id) * P.dim;
   var total = 0.0;
