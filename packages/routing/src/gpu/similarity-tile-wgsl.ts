@@ -128,7 +128,8 @@ ${params}
 ${top ? '@group(0) @binding(6) var<storage, read_write> nearest: array<u32>;' : ''}
 
 var<workgroup> scratch: array<vec4<f32>, ${operandScratchVec4(SIMILARITY_TILE)}>;
-var<workgroup> rowKeys: array<u32, BR * TC>;
+// Per centroid of the tile: the largest order key of its rows (cleared before each tile's maxima).
+var<workgroup> tileKeys: array<atomic<u32>, BR>;
 ${orderKeyWgsl}
 ${top ? `fn toFloat(k: u32) -> f32 { return select(f32(k), -1.0, k == ${NONE}); }
 fn fromFloat(x: f32) -> u32 { return select(u32(x), ${NONE}, x < 0.0); }` : ''}
@@ -156,6 +157,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let tx = lid % TC;
   let ty = lid / TC;
 ${top ? top.declare : ''}
+  if (lid < BR) { atomicStore(&tileKeys[lid], 0u); }
   for (var tile = 0u; tile < P.clusterTiles; tile++) {
     let c0 = tile * BR;
 ${zeroScores('    ')}
@@ -173,15 +175,14 @@ ${forRows((r) => `    {
         }
 ${top ? top.visit(r) : ''}
       }
-      rowKeys[(4u * ty + ${r}u) * TC + tx] = best;
+      atomicMax(&tileKeys[4u * ty + ${r}u], best);
     }`)}
     workgroupBarrier();
-    // Each centroid's largest key over the tile's rows (0 below every key: no row). The next
-    // tile's first operand barrier orders these reads before rowKeys is written again.
-    if (lid < BR && c0 + lid < P.clusters) {
-      var best = 0u;
-      for (var t = 0u; t < TC; t++) { best = max(best, rowKeys[lid * TC + t]); }
-      blockKeys[(slot * P.clusters + c0 + lid) * P.rowTiles + i0 / BC] = best;
+    // Each centroid's largest key over the tile's rows (0 below every key: no row); the same
+    // thread clears it for the next tile, whose operand barriers order that before its maxima.
+    if (lid < BR) {
+      if (c0 + lid < P.clusters) { blockKeys[(slot * P.clusters + c0 + lid) * P.rowTiles + i0 / BC] = atomicLoad(&tileKeys[lid]); }
+      atomicStore(&tileKeys[lid], 0u);
     }
   }
 ${top ? top.merge : ''}
