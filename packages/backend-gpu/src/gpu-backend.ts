@@ -390,9 +390,12 @@ export class GpuBackend {
 
   /**
    * Runs the block top-k pipeline on a resident call. Selection kernels and attention are
-   * submitted separately so each is timed; the data never leaves the GPU between them.
+   * submitted separately so each is timed; the data never leaves the GPU between them. The
+   * selection is read back afterwards unless `readSelection` is false.
    */
-  async runBlockTopK(resident: ResidentAttention, config: BlockTopKConfig): Promise<{ selection: Selection; timings: GpuTimings }> {
+  async runBlockTopK(resident: ResidentAttention, config: BlockTopKConfig, options?: { readonly readSelection?: true }): Promise<{ selection: Selection; timings: GpuTimings }>;
+  async runBlockTopK(resident: ResidentAttention, config: BlockTopKConfig, options: { readonly readSelection?: boolean }): Promise<{ selection?: Selection; timings: GpuTimings }>;
+  async runBlockTopK(resident: ResidentAttention, config: BlockTopKConfig, options: { readonly readSelection?: boolean } = {}): Promise<{ selection?: Selection; timings: GpuTimings }> {
     const d = resident.dims;
     const blocks = Math.ceil(d.keySeq / config.blockSize);
     const rows = Math.ceil(d.querySeq / config.queryBlockSize);
@@ -406,7 +409,8 @@ export class GpuBackend {
       const selectionMs = await this.timed(() => this.encodeBlockSelection(resident, config, buffers));
       const selection = blockSelectionLayout(d, config, rows);
       const attentionMs = await this.timed(() => this.encodeSparse(resident, selection, buffers, stride));
-      return { selection: await this.readSelectionRows(selection, buffers, rows), timings: { selectionMs, attentionMs } };
+      const timings = { selectionMs, attentionMs };
+      return options.readSelection === false ? { timings } : { selection: await this.readSelectionRows(selection, buffers, rows), timings };
     } finally {
       for (const b of buffers) destroyAll(b.bounds, b.indices);
     }

@@ -113,7 +113,9 @@ export async function runGpuBenchmark(backend: GpuBackend, context: BenchmarkCon
           continue;
         }
         context.progress?.(`gpu: ${definition.id}${budget ? ` ${budget}` : ''} S=${seq}`);
-        const timeMethod = async (call: ResidentAttention, decodeStep: boolean, run: (call: ResidentAttention) => Promise<ResidentRun> = (c) => method.runResident!(c)) => {
+        // The density is asked for on the first (warm-up) call only: the timed calls skip work a
+        // method does just to report it (reading its selection back).
+        const timeMethod = async (call: ResidentAttention, decodeStep: boolean, run: (call: ResidentAttention, first: boolean) => Promise<ResidentRun> = (c, first) => method.runResident!(c, { density: first })) => {
           // Selection and attention are timed separately in every sample (by the method), and the
           // whole call by its wall time, which is the row's ms; their medians are reported beside
           // it with hostMs, the wall time outside them (the medians need not add up exactly).
@@ -127,17 +129,18 @@ export async function runGpuBenchmark(backend: GpuBackend, context: BenchmarkCon
           const phaseSamples = new Map<string, number[]>();
           // Wall time outside the method's selection and attention timings, per sample.
           const hostSamples: number[] = [];
+          let calls = 0;
           // Each sample is the call's wall time: its selection and attention plus whatever the
           // method does on the host around them (plans, uploads, small readbacks), which the
           // method's own phase times leave out.
           const sparse = await measureAsync(
             async () => {
               const started = performance.now();
-              const result = await run(call);
+              const result = await run(call, calls++ === 0);
               const wallMs = performance.now() - started;
               selectionSamples.push(result.selectionMs);
               attentionSamples.push(result.attentionMs);
-              density = result.density ?? Number.NaN;
+              density = result.density ?? density;
               oneSubmission = result.oneSubmission === true;
               if (!decodeStep) phase = result.phase ?? 'prefill';
               for (const [name, ms] of Object.entries(result.phases ?? {})) phaseSamples.set(name, [...(phaseSamples.get(name) ?? []), ms]);

@@ -18,9 +18,11 @@ export interface GpuAttentionMethod {
    * build. Resolves with the time of the selection kernels and of attention, and the selection's
    * density (pairs scored / causal pairs) where the method knows it. Decode-time methods time one
    * decode step of the last query over the resident keys and say `phase: 'decode'` (the benchmark
-   * then compares them with a dense decode step).
+   * then compares them with a dense decode step). `options.density: false` skips work done only
+   * to report the density (reading the selection back to count its pairs); the benchmark asks
+   * for it on its warm-up call and times the calls that skip it.
    */
-  runResident?(resident: ResidentAttention): Promise<ResidentRun>;
+  runResident?(resident: ResidentAttention, options?: ResidentRunOptions): Promise<ResidentRun>;
   /**
    * Decode steps with the state the method's GPU decoder keeps between steps (e.g. pooled
    * windows), over a resident one-query call at the end of its keys (`lastQueryView`): the
@@ -30,6 +32,12 @@ export interface GpuAttentionMethod {
    * has one (otherwise with `runResident` on the one-query call, which rebuilds all state).
    */
   decodeResident?(view: ResidentAttention): Promise<ResidentDecodeStepper>;
+}
+
+/** Options of {@link GpuAttentionMethod.runResident}. */
+export interface ResidentRunOptions {
+  /** Report the density even where that costs a readback (default true); false: only where the kernels count it anyway. */
+  readonly density?: boolean;
 }
 
 /**
@@ -109,9 +117,9 @@ export const gpuBlockTopKMethod: GpuMethodDefinition = {
       methodId: blockTopKMethod.id,
       prefill: (input) => backend.blockTopKAttention(input, resolved),
       createDecoder: (shape) => gpuBlockTopKDecoder(backend, shape, resolved),
-      runResident: async (resident) => {
-        const { selection, timings } = await backend.runBlockTopK(resident, resolved);
-        return { ...timings, density: countPairs(selection, resident.dims) / densePairCount(resident.dims) };
+      runResident: async (resident, options) => {
+        const { selection, timings } = await backend.runBlockTopK(resident, resolved, { readSelection: options?.density !== false });
+        return { ...timings, ...(selection ? { density: countPairs(selection, resident.dims) / densePairCount(resident.dims) } : {}) };
       },
     };
   },

@@ -43,6 +43,7 @@ import {
   type GpuSelectionStep,
   type ResidentAttention,
   type ResidentChunk,
+  type ResidentRunOptions,
 } from '@sparse-attn/backend-gpu';
 import { deltaConfigSchema, deltaMethod, type DeltaConfig } from '../delta.js';
 import { denseSelection } from '../self-selected-attention.js';
@@ -245,13 +246,15 @@ function selfSelectedGpuMethod(backend: GpuBackend, methodId: string, selector: 
      * Only the (small) selection is read back, for the density. Reports `phase: 'decode'`, so the
      * benchmark compares it with a dense split-K decode step.
      */
-    async runResident(resident: ResidentAttention) {
+    async runResident(resident: ResidentAttention, options?: ResidentRunOptions) {
       const { view, release } = await lastQueryView(backend, resident);
       try {
         const d: AttentionDims = view.dims;
         const { selection: gpuSelection, ms: selectionMs } = await backend.runSelection(view, selector.step(backend, view));
         try {
           const attentionMs = await backend.runSparse(view, gpuSelection);
+          // The density costs a readback of the selection: only when asked for.
+          if (options?.density === false) return { selectionMs, attentionMs, phase: 'decode' as const };
           const selection = await backend.readSelection(gpuSelection);
           return { selectionMs, attentionMs, density: countPairs(selection, d) / densePairCount(d), phase: 'decode' as const };
         } finally {

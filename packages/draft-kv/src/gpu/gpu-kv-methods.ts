@@ -62,7 +62,7 @@ function gpuCompressOnceMethod(cpu: MethodDefinition, plan: (config: Record<stri
         methodId: cpu.id,
         prefill: (input) => compressedAttentionGpu(backend, input, planner),
         createDecoder: (shape) => createGpuCompressingDecoder(backend, shape, planner),
-        runResident: (resident) => runCompressionResident(backend, resident, planner),
+        runResident: (resident, options) => runCompressionResident(backend, resident, planner, options),
       };
     },
   };

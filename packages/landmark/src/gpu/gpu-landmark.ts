@@ -22,6 +22,7 @@ import {
   type GpuSelection,
   type GpuSelectionStep,
   type ResidentAttention,
+  type ResidentRunOptions,
 } from '@sparse-attn/backend-gpu';
 import { landmarkConfigSchema, landmarkMethod, type LandmarkConfig } from '../landmark-attention.js';
 import { retrievedBlockCount } from '../landmark-slot-positions.js';
@@ -353,19 +354,20 @@ export const gpuLandmarkMethod: GpuMethodDefinition = {
       prefill: (input) => landmarkAttend(backend, config, input),
       // The GPU decoder: host KV cache, re-uploaded every step (decode equals prefill, as on the CPU).
       createDecoder: (shape) => createHostCacheDecoder(shape, (call) => landmarkAttend(backend, config, call)),
-      async runResident(resident: ResidentAttention) {
+      async runResident(resident: ResidentAttention, options?: ResidentRunOptions) {
         const d = resident.dims;
         requireCausal(landmarkMethod.id, d.causal, CAUSAL_REASON);
         checkRunsOnGpu(backend, config, d.headDim);
-        const density = landmarkPairCount(d, config).pairs / densePairCount(d);
+        // Counted on the host (O(Sq)): only when asked for.
+        const density = options?.density === false ? undefined : landmarkPairCount(d, config).pairs / densePairCount(d);
         if (config.topK === 0) {
           // Every earlier block is read: no selection rows (they would be rows × S / (ℓ+1) indices); gates are scored in attention.
-          return { selectionMs: 0, attentionMs: await runGroupedSoftmax(backend, resident, undefined, config), density };
+          return { selectionMs: 0, attentionMs: await runGroupedSoftmax(backend, resident, undefined, config), ...(density === undefined ? {} : { density }) };
         }
         return withGpuSelection(backend, resident, landmarkSelectionStep(config, d, backend.context.maxBinding), async (selection, selectionMs) => ({
           selectionMs,
           attentionMs: await runGroupedSoftmaxByBlocks(backend, resident, selection, config),
-          density,
+          ...(density === undefined ? {} : { density }),
         }));
       },
     };

@@ -205,11 +205,14 @@ export const gpuBiformerMethod: GpuMethodDefinition = {
     return {
       methodId: biformerMethod.id,
       prefill: (input) => gpuBiformerAttention(backend, input, resolved),
-      runResident: async (resident) => {
+      runResident: async (resident, options) => {
         const run = await runBiformer(backend, resident, resolved);
         try {
+          const timings = { selectionMs: run.selectionMs, attentionMs: run.attentionMs };
+          // The density costs a readback of the selection: only when asked for.
+          if (options?.density === false) return timings;
           const selection = await backend.readSelection(run.selection);
-          return { selectionMs: run.selectionMs, attentionMs: run.attentionMs, density: countPairs(selection, resident.dims) / densePairCount(resident.dims) };
+          return { ...timings, density: countPairs(selection, resident.dims) / densePairCount(resident.dims) };
         } finally {
           backend.releaseSelection(run.selection);
         }
