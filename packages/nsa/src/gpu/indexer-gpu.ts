@@ -262,7 +262,7 @@ export const gpuHierarchicalIndexerMethod: GpuMethodDefinition = {
       },
       createDecoder: (shape, options?: GpuDecoderOptions) => createGpuCachedDecoder(backend, shape, pooling, decodePlan, options),
       decodeResident: async (view) => residentDecodeStepper(backend, view, pooling, decodePlan(view.dims)),
-      async runResident(resident) {
+      async runResident(resident, options) {
         const d = resident.dims;
         if (!d.causal) throw new ConfigError('hierarchical-indexer: causal must be true (the method selects among past keys only), got causal: false');
         const p = indexerPlan(backend, d, config);
@@ -273,7 +273,8 @@ export const gpuHierarchicalIndexerMethod: GpuMethodDefinition = {
             const { selection, ms: selectionMs } = await backend.runSelection(group, step);
             try {
               const attentionMs = await attend(group, selection);
-              return { selectionMs, attentionMs, entries: await countSelectionEntries(backend, group, selection) };
+              // The density's count pass and readback only when asked for.
+              return { selectionMs, attentionMs, entries: options?.density === false ? 0 : await countSelectionEntries(backend, group, selection) };
             } finally {
               backend.releaseSelection(selection);
             }
@@ -283,7 +284,8 @@ export const gpuHierarchicalIndexerMethod: GpuMethodDefinition = {
         });
         const sum = (key: 'selectionMs' | 'attentionMs' | 'entries') => groups.reduce((total, g) => total + g[key], 0);
         // Every token of a row is ≤ t, and a KV row serves its group's G query heads.
-        return { selectionMs: sum('selectionMs'), attentionMs: sum('attentionMs'), density: (d.groupSize * sum('entries')) / densePairCount(d) };
+        const timings = { selectionMs: sum('selectionMs'), attentionMs: sum('attentionMs') };
+        return options?.density === false ? timings : { ...timings, density: (d.groupSize * sum('entries')) / densePairCount(d) };
       },
     };
   },

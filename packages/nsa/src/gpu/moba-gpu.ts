@@ -113,13 +113,15 @@ export const gpuMobaMethod: GpuMethodDefinition = {
       },
       createDecoder: (shape, options?: GpuDecoderOptions) => createGpuCachedDecoder(backend, shape, pooling, decodePlan, options),
       decodeResident: async (view) => residentDecodeStepper(backend, view, pooling, decodePlan(view.dims)),
-      async runResident(resident) {
+      async runResident(resident, options) {
         const d = resident.dims;
         if (!d.causal) throw new ConfigError('moba: causal must be true (the method selects among past keys only), got causal: false');
         const p = devicePlan(backend, d, config);
         const { selection, ms: selectionMs } = await backend.runSelection(resident, mobaSelectionStep(d, config, p));
         try {
           const attentionMs = await backend.runSparse(resident, selection);
+          // The density costs a count pass and a readback: only when asked for.
+          if (options?.density === false) return { selectionMs, attentionMs };
           const entries = await countSelectionEntries(backend, resident, selection);
           // Per query head rows: every row includes its (causally cut) current block.
           const pairs = entries * config.blockSize - d.batch * d.queryHeads * currentBlockShortfall(d, config.blockSize);

@@ -361,7 +361,7 @@ export const gpuNsaMethod: GpuMethodDefinition = {
       },
       createDecoder: (shape, options?: GpuDecoderOptions) => createGpuCachedDecoder(backend, shape, nsaPooling(config), decodePlan, options),
       decodeResident: async (view) => residentDecodeStepper(backend, view, nsaPooling(config), decodePlan(view.dims)),
-      async runResident(resident) {
+      async runResident(resident, options) {
         const d = resident.dims;
         if (!d.causal) throw new ConfigError('nsa: causal must be true (the method selects among past keys only), got causal: false');
         const p = nsaPlan(backend, d, config);
@@ -372,7 +372,8 @@ export const gpuNsaMethod: GpuMethodDefinition = {
         try {
           // KV-head rows serve the G query heads of their group. Every union row holds its current
           // block; a gated selection does when forceLocal ≥ 1 (otherwise its pairs need the picks: no density).
-          if (config.combine === 'gated' && config.forceLocal === 0) return { selectionMs, attentionMs };
+          // (And the density costs a count pass and a readback: only when asked for.)
+          if ((config.combine === 'gated' && config.forceLocal === 0) || options?.density === false) return { selectionMs, attentionMs };
           const entries = await countSelectionEntries(backend, resident, selection);
           const selected = d.groupSize * entries * config.selectionBlock - d.batch * d.queryHeads * currentBlockShortfall(d, config.selectionBlock);
           const pairs = selected + (config.combine === 'gated' ? windowPairs(d, config.window) : 0);

@@ -91,6 +91,7 @@ export async function runClusterExecutor(
   membership: readonly ClusterMembership[],
   make: (bytes: number) => Buffer,
   slotOffset: number,
+  countPairs = true,
 ): Promise<{ listMs: number; attentionMs: number; pairs: number }> {
   const d = resident.dims;
   const C = plan.clusters;
@@ -194,7 +195,9 @@ export async function runClusterExecutor(
       encoder.dispatch(await encoder.pipeline(clusterMergeWgsl(d.valueDim)), [params, b.partOut, b.partLse, b.queryLists, b.lookup, chunk.out, chunk.lse, b.parts], x, y);
     }
   });
+  // The pairs the attention kernels counted (a readback per chunk: skipped with countPairs false, pairs 0).
   let pairs = 0;
+  if (!countPairs) return { listMs, attentionMs, pairs };
   for (const [i, chunk] of resident.chunks.entries()) {
     const counts = new Uint32Array((await backend.read(buffers[i]!.pairCounts, 4 * chunk.slots * d.groupSize * (C + 1))).buffer);
     for (const n of counts) pairs += n;

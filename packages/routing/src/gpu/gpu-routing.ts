@@ -167,6 +167,8 @@ export interface RoutingRunOptions {
   readonly slotOffset?: number;
   /** The call's plan when the caller has it already (`routingPlan(resident.dims, config)`: host work of O(slots · sample)). */
   readonly plan?: RoutingPlan;
+  /** Read back the pairs the cluster executor's kernels counted (default true; false: `pairs` is 0). */
+  readonly countPairs?: boolean;
 }
 
 /**
@@ -263,7 +265,7 @@ export async function runRouting(
       }
     });
     if (clusterKept) {
-      const run = await runClusterExecutor(backend, resident, config, plan, clusterKept, make, slotOffset);
+      const run = await runClusterExecutor(backend, resident, config, plan, clusterKept, make, slotOffset, options.countPairs ?? true);
       return {
         selectionMs: membershipMs + run.listMs,
         attentionMs: run.attentionMs,
@@ -406,7 +408,7 @@ export const gpuRoutingMethod: GpuMethodDefinition = {
     return {
       methodId: routingMethod.id,
       prefill: (input) => gpuRoutingAttention(backend, input, resolved),
-      runResident: (resident) => runRoutingResident(backend, resident, resolved, { plan: planFor(resident.dims) }),
+      runResident: (resident, options) => runRoutingResident(backend, resident, resolved, { plan: planFor(resident.dims), ...(options?.density === false ? { density: false } : {}) }),
     };
   },
 };
@@ -494,6 +496,26 @@ export async function fitRoutingCentroids(
   }
 }
 
+/** Options of {@link runRoutingResident}. */
+export interface RoutingResidentOptions {
+  /** KV slots per group (default {@link routingSlotsPerGroup}). */
+  readonly slotsPerGroup?: number;
+  /** Where the k-means++ seeding runs (default `'gpu'`). */
+  readonly seeding?: 'gpu' | 'cpu';
+  /** The call's {@link routingPlan}, when the caller keeps it per shape. */
+  readonly plan?: RoutingPlan;
+  /** Read back the attended pairs for the density (default true). */
+  readonly density?: boolean;
+}
+
+/** What {@link runRoutingResident} resolves with (`density` unless `density: false` was asked). */
+export interface RoutingResidentRun {
+  readonly selectionMs: number;
+  readonly attentionMs: number;
+  readonly density?: number;
+  readonly phases: RoutingPhases;
+}
+
 /** Milliseconds of each phase of {@link runRoutingResident} (summed over the KV-slot groups); a type alias so it is a `phases` record of `runResident`. */
 export type RoutingPhases = {
   /** Subsample gather, k-means++ seeding and Lloyd iterations of every KV slot, and the host's plan (subsample and draws; the seeding too with `seeding: 'cpu'`). */
@@ -533,8 +555,15 @@ export async function runRoutingResident(
   backend: GpuBackend,
   resident: ResidentAttention,
   config: RoutingConfig,
-  options: { readonly slotsPerGroup?: number; readonly seeding?: 'gpu' | 'cpu'; readonly plan?: RoutingPlan } = {},
-): Promise<{ selectionMs: number; attentionMs: number; density: number; phases: RoutingPhases }> {
+  options?: RoutingResidentOptions & { readonly density?: true },
+): Promise<RoutingResidentRun & { density: number }>;
+export async function runRoutingResident(backend: GpuBackend, resident: ResidentAttention, config: RoutingConfig, options: RoutingResidentOptions): Promise<RoutingResidentRun>;
+export async function runRoutingResident(
+  backend: GpuBackend,
+  resident: ResidentAttention,
+  config: RoutingConfig,
+  options: RoutingResidentOptions = {},
+): Promise<RoutingResidentRun> {
   const d = resident.dims;
   const started = performance.now();
   // The host's part: the plan (every slot's subsample and seeding draws, O(slots · sample); made
@@ -563,7 +592,7 @@ export async function runRoutingResident(
       for (let first = 0; first < chunk.slots; first += perGroup) {
         const slots = Math.min(perGroup, chunk.slots - first);
         const part = { ...chunk, slot0: chunk.slot0 + first, slots };
-        const run = await runRouting(backend, { dims: d, chunks: [part] }, config, { centroids: fit.centroids }, pool, { executor: 'clusters', slotOffset: first, plan });
+        const run = await runRouting(backend, { dims: d, chunks: [part] }, config, { centroids: fit.centroids }, pool, { executor: 'clusters', slotOffset: first, plan, countPairs: options.density !== false });
         membershipMs += run.phases.membershipMs;
         listMs += run.phases.selectionMs;
         attentionMs += run.attentionMs;
@@ -575,5 +604,6 @@ export async function runRoutingResident(
     backend.returnPool(routingMethod.id, pool);
   }
   const phases = { kmeansMs, membershipMs, selectionMs: listMs };
-  return { selectionMs: kmeansMs + membershipMs + listMs, attentionMs, density: pairs / densePairCount(d), phases };
+  const timings = { selectionMs: kmeansMs + membershipMs + listMs, attentionMs, phases };
+  return options.density === false ? timings : { ...timings, density: pairs / densePairCount(d) };
 }
