@@ -14,7 +14,7 @@ import {
   type AttentionInput,
   type AttentionResult,
 } from '@sparse-attn/core';
-import { GpuBackend, checkInput, describeCheckShape, expectClose, expectLseClose, expectSameSelection, type CheckShape, type GpuCheck } from '@sparse-attn/backend-gpu';
+import { GpuBackend, checkInput, describeCheckShape, expectClose, expectLseClose, expectSameSelection, type CheckShape, type GpuAttentionMethod, type GpuCheck } from '@sparse-attn/backend-gpu';
 import { biformerConfigSchema, biformerMethod } from '../biformer-attention.js';
 import { gpuBiformerMethod } from './gpu-biformer.js';
 import { headSeed } from '../balanced-routing-attention.js';
@@ -61,6 +61,21 @@ async function expectClusterExecutorMatchesCpu(backend: GpuBackend, input: Atten
 }
 
 /** Runs `fn` and requires it to throw an error of `type` with the same message the CPU throws. */
+/**
+ * The benchmark's timed calls: `runResident(…, { density: false })` on a fresh upload writes the
+ * CPU output and reports no density (nothing read back to count pairs).
+ */
+async function expectTimedCallMatchesCpu(backend: GpuBackend, method: GpuAttentionMethod, input: AttentionInput, cpu: AttentionResult): Promise<void> {
+  const resident = backend.upload(input, validateAttentionInput(input));
+  try {
+    const timed = await method.runResident!(resident, { density: false });
+    if (timed.density !== undefined) throw new Error(`density ${timed.density} reported without being asked for`);
+    expectClose('output (density: false)', (await backend.readOutput(resident)).output.data, cpu.output.data);
+  } finally {
+    backend.release(resident);
+  }
+}
+
 async function expectSameError(what: string, gpu: () => Promise<unknown>, cpu: () => unknown, type: typeof ConfigError | typeof ShapeError): Promise<void> {
   let cpuError: unknown;
   try {
@@ -179,15 +194,7 @@ export const gpuChecks: readonly GpuCheck[] = [
       } finally {
         backend.release(uploaded);
       }
-      // The benchmark's timed calls (a fresh upload): the same output, no readback for the density.
-      const again = backend.upload(input, d);
-      try {
-        const timed = await method.runResident!(again, { density: false });
-        if (timed.density !== undefined) throw new Error(`density ${timed.density} reported without being asked for`);
-        expectClose('output (density: false)', (await backend.readOutput(again)).output.data, cpu.output.data);
-      } finally {
-        backend.release(again);
-      }
+      await expectTimedCallMatchesCpu(backend, method, input, cpu);
       // Seeded inputs (as the benchmark uses): causal with the diagonal forced, the pair count does not
       // depend on which earlier regions win, so the CPU's density on any input of these dims is the expected one.
       const seeded = await backend.randomResident(d, 7);
@@ -297,15 +304,7 @@ export const gpuChecks: readonly GpuCheck[] = [
       } finally {
         backend.release(uploaded);
       }
-      // The benchmark's timed calls (a fresh upload): the same output, no readback for the density.
-      const again = backend.upload(input, d);
-      try {
-        const timed = await method.runResident!(again, { density: false });
-        if (timed.density !== undefined) throw new Error(`density ${timed.density} reported without being asked for`);
-        expectClose('output (density: false)', (await backend.readOutput(again)).output.data, cpu.output.data);
-      } finally {
-        backend.release(again);
-      }
+      await expectTimedCallMatchesCpu(backend, method, input, cpu);
       // Streamed one KV slot at a time (copies in and out), as at long lengths.
       const streamed = backend.upload(input, d);
       try {

@@ -192,15 +192,17 @@ ${top ? top.write : ''}
 }
 
 /**
- * One thread per (slot, row): sets the bits of the row's top-r centroids that
- * {@link similarityTileWgsl} wrote to `nearest` (`[slot][count][r]`) in the cluster columns' bits
- * (after the balanced top-w, which zeroes them). Bindings: 1 `nearest`, 2 bits (`[slot][C][⌈count / 32⌉]`).
+ * A kernel of one thread per (slot, row) that sets bits of the cluster columns
+ * (`[slot][C][⌈count / 32⌉]`, binding 2, after the balanced top-w, which zeroes them): binding 1 is
+ * `source`; `body(setBit)` sees `slot`, row `i` and `id`, and `setBit(c)` gives the statement that
+ * sets row i's bit in cluster c's column.
  */
-export function nearestBitsWgsl(r: number): string {
+function rowBitsKernel(source: string, body: (setBit: (c: string) => string) => string): string {
+  const setBit = (c: string) => `atomicOr(&bits[(slot * P.clusters + ${c}) * words + i / 32u], 1u << (i % 32u));`;
   return /* wgsl */ `
 ${params}
 @group(0) @binding(0) var<uniform> P: Params;
-@group(0) @binding(1) var<storage, read> nearest: array<u32>;
+@group(0) @binding(1) ${source}
 @group(0) @binding(2) var<storage, read_write> bits: array<atomic<u32>>;
 
 @compute @workgroup_size(${SIM_TOP_THREADS})
@@ -210,34 +212,34 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let slot = id / P.count;
   let i = id % P.count;
   let words = (P.count + 31u) / 32u;
-  for (var t = 0u; t < ${r}u; t++) {
-    let c = nearest[id * ${r}u + t];
-    if (c != ${NONE}) { atomicOr(&bits[(slot * P.clusters + c) * words + i / 32u], 1u << (i % 32u)); }
-  }
+${body(setBit)}
 }
 `;
 }
 
 /**
+ * One thread per (slot, row): sets the bits of the row's top-r centroids that
+ * {@link similarityTileWgsl} wrote to `nearest` (`[slot][count][r]`). Bindings: 1 `nearest`, 2 bits.
+ */
+export function nearestBitsWgsl(r: number): string {
+  return rowBitsKernel(
+    'var<storage, read> nearest: array<u32>;',
+    (setBit) => `  for (var t = 0u; t < ${r}u; t++) {
+    let c = nearest[id * ${r}u + t];
+    if (c != ${NONE}) { ${setBit('c')} }
+  }`,
+  );
+}
+
+/**
  * One thread per (slot, row): the row's `r` most similar centroids from the similarity columns
- * (ties → lower c) join the row's clusters (`balanced+nearest`): their bits are set in the cluster
- * columns' bits (`balancedTopWWgsl`'s, which run first and zero them). Bindings: 1 `sim`, 2 bits
- * (`[slot][C][⌈count / 32⌉]`).
+ * (ties → lower c) join the row's clusters (`balanced+nearest`; for r above
+ * {@link SIMILARITY_FUSED_TOP_R}, which the similarity tile keeps itself). Bindings: 1 `sim`, 2 bits.
  */
 export function simTopWgsl(r: number): string {
-  return /* wgsl */ `
-${params}
-@group(0) @binding(0) var<uniform> P: Params;
-@group(0) @binding(1) var<storage, read> sim: array<f32>;
-@group(0) @binding(2) var<storage, read_write> bits: array<atomic<u32>>;
-const R: u32 = ${r}u;
-
-@compute @workgroup_size(${SIM_TOP_THREADS})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let id = (wid.x + wid.y * P.tilesX) * ${SIM_TOP_THREADS}u + lid;
-  if (id >= P.slots * P.count) { return; }
-  let slot = id / P.count;
-  let i = id % P.count;
+  return rowBitsKernel(
+    'var<storage, read> sim: array<f32>;',
+    (setBit) => `  const R: u32 = ${r}u;
   var best: array<u32, ${r}>;
   var bestValue: array<f32, ${r}>;
   var filled = 0u;
@@ -245,8 +247,6 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     let s = sim[(slot * P.clusters + k) * P.count + i];
 ${insertTopR('    ')}
   }
-  let words = (P.count + 31u) / 32u;
-  for (var t = 0u; t < filled; t++) { atomicOr(&bits[(slot * P.clusters + best[t]) * words + i / 32u], 1u << (i % 32u)); }
-}
-`;
+  for (var t = 0u; t < filled; t++) { ${setBit('best[t]')} }`,
+  );
 }
