@@ -318,6 +318,16 @@ export function windowTileRows(tileRows: number, keyTile: number, sinkTokens: nu
   return best;
 }
 
+/** The parameters and the lookup buffer (binding 1) of the kernels that fill the lookup's tile regions. */
+function lookupKernelHeader(): string {
+  return /* wgsl */ `struct Params {
+${params}
+}
+@group(0) @binding(0) var<uniform> P: Params;
+@group(0) @binding(1) var<storage, read_write> lookup: array<u32>;
+`;
+}
+
 /**
  * One workgroup per chunk: tile offset e = Σ_{e' < e} ⌈|Q_{e'}| / P.tileRows⌉ over the entries
  * e = qslot · C + c (entry slots · C holds the total), from the query lists' offsets, both in the
@@ -325,12 +335,7 @@ export function windowTileRows(tileRows: number, keyTile: number, sinkTokens: nu
  */
 export function clusterTileOffsetsWgsl(): string {
   return /* wgsl */ `
-struct Params {
-${params}
-}
-@group(0) @binding(0) var<uniform> P: Params;
-@group(0) @binding(1) var<storage, read_write> lookup: array<u32>;
-const NT: u32 = ${CLUSTER_THREADS}u;
+${lookupKernelHeader()}const NT: u32 = ${CLUSTER_THREADS}u;
 var<workgroup> partial: array<u32, ${CLUSTER_THREADS}>;
 
 @compute @workgroup_size(${CLUSTER_THREADS})
@@ -364,12 +369,7 @@ ${inclusiveScanU32('    ')}
  */
 export function clusterTileEntriesWgsl(): string {
   return /* wgsl */ `
-struct Params {
-${params}
-}
-@group(0) @binding(0) var<uniform> P: Params;
-@group(0) @binding(1) var<storage, read_write> lookup: array<u32>;
-
+${lookupKernelHeader()}
 @compute @workgroup_size(${CLUSTER_THREADS})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let e = (wid.x + wid.y * P.tilesX) * ${CLUSTER_THREADS}u + lid;
