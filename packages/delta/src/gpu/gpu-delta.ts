@@ -243,7 +243,7 @@ function selfSelectedGpuMethod(backend: GpuBackend, methodId: string, selector: 
     /**
      * A decode benchmark: ONE decode step of the last query of every head over all resident keys
      * (the method is decode-time; its prefill is dense), selection kernels then sparse attention.
-     * Only the (small) selection is read back, for the density. Reports `phase: 'decode'`, so the
+     * Only the (small) selection is read back, for the density (not with `density: false`). Reports `phase: 'decode'`, so the
      * benchmark compares it with a dense split-K decode step.
      */
     async runResident(resident: ResidentAttention, options?: ResidentRunOptions) {

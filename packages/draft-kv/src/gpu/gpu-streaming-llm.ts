@@ -77,7 +77,8 @@ async function runSinkRecent(backend: GpuBackend, resident: ResidentAttention, p
   // The band's attention needs output buffers that outlive one pass (the backend's scratch does
   // not): from a pool the backend keeps for the next call (allocating and first touching the
   // 1 GiB of them per call cost ~25–30 ms at 64k MHA on the H100). The band attention writes
-  // every row of them (every query has a band row), so their old contents are never read.
+  // every row of them (one band row per query; an empty row gets lse −∞), so their old contents
+  // are never read.
   const pool = backend.borrowPool(BAND_POOL);
   const targets = resident.chunks.map((c, i) => ({
     out: pool.take(`out:${i}`, c.slots * d.groupSize * d.querySeq * d.valueDim * 4),

@@ -36,7 +36,7 @@ export type CentroidTileMode = 'assign' | 'top';
 /**
  * Generates the tiled kernel for rows of `dim` floats. Bindings: 1 = rows, channel-major
  * (`[slot][dim][count]` floats: thread i's read of channel e is contiguous with its neighbours',
- * the layout `normalizeRowsWgsl(dim, 'columns')` and the k-means gather write),
+ * the layout `normalizeRowsWgsl(dim)` and the k-means gather write),
  * 2 = centroids (call-wide, `[P.slotBase + slot / P.groupSize][C][dim]`), then per mode:
  * 'assign' 3 = `assignment[slot·count + i]`, 4 = `changed[slot·P.flagStride + iteration]` (set when a
  * row moves, always at iteration 0; zero on entry); 'top' 3 = `top[(P.rowBase + row)·r + t]`. `P.blocks` =

@@ -217,7 +217,7 @@ export async function encodeRoutingCentroids(
   const flagStride = plan.iterations;
   const changed = encoder.scratch(4 * chunk.slots * flagStride);
   // The CPU stops at a fixed point; here every iteration is dispatched, and a slot at its fixed
-  // point returns at once from each (random inputs settle after 6–8 of the 10 default iterations).
+  // point returns at once from each (random keys settle after 8–10 of the 10 default iterations on the H100).
   for (let iteration = 0; iteration < plan.iterations; iteration++) {
     const at = { ...common, iteration, flagStride };
     await dispatchCentroidTile(encoder, 'assign', 0, [sampleColumns, buffers.centroids, assignment, changed], { slots: chunk.slots, count: n, clusters, groupSize: 1, iteration, flagStride });

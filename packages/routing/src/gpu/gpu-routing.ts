@@ -408,7 +408,7 @@ export const gpuRoutingMethod: GpuMethodDefinition = {
     return {
       methodId: routingMethod.id,
       prefill: (input) => gpuRoutingAttention(backend, input, resolved),
-      runResident: (resident, options) => runRoutingResident(backend, resident, resolved, { plan: planFor(resident.dims), ...(options?.density === false ? { density: false } : {}) }),
+      runResident: (resident, options) => runRoutingResident(backend, resident, resolved, { plan: planFor(resident.dims), density: options?.density ?? true }),
     };
   },
 };

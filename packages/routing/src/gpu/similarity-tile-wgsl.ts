@@ -8,11 +8,12 @@
  * from the row's (shift, scale) (`rowAffineWgsl(dim)`): the normalised row's floats,
  * never written out.
  *
- * A workgroup computes a 64-centroid × 64-row tile (4 × 4 per thread in registers, operands
- * staged through workgroup memory), so each normalised row is read once per 64 centroids and
- * each centroid once per 64 rows; thread (ty, tx) writes centroids 4ty..4ty+3 at rows
- * i0 + tx + 16j, so a column's writes are coalesced. `simTopWgsl` then takes every row's top-r
- * centroids from the columns (`balanced+nearest`). The dot products are summed in ascending
+ * A workgroup takes 64 rows and walks the centroids in 64-centroid tiles (4 × 4 per thread in
+ * registers, operands staged through workgroup memory), so each normalised row is read once per
+ * 64 centroids and each centroid once per 64 rows; thread (ty, tx) writes centroids 4ty..4ty+3 at
+ * rows i0 + tx + 16j, so a column's writes are coalesced. Every row's top-r centroids
+ * (`balanced+nearest`) are kept by the tile itself for r ≤ {@link SIMILARITY_FUSED_TOP_R}
+ * (`nearestBitsWgsl` sets their bits), else read off the columns by `simTopWgsl`. The dot products are summed in ascending
  * channel order per lane of the tile, the CPU in f64: a near-tie between two centroids, or at a
  * cluster's w-th similarity, may be ordered differently (see the README). The tile also writes,
  * per centroid, the largest `orderKey` of its 64 rows (`blockKeys[(slot·C + c)·rowTiles + tile]`),
