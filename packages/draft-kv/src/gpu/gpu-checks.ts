@@ -177,21 +177,25 @@ export const gpuChecks: GpuCheck[] = [
     run: (backend) => compareDecoders(backend, gpuStreamingLlmMethod, { sinks: 2, recent: 10 }, { batch: 1, queryHeads: 4, kvHeads: 2, seq: 0, headDim: 16 }, [30, 1, 1, 1, 12, 1]),
   },
   {
-    name: 'streaming-llm runResident: both selections, both attentions and the merge on resident buffers equal the CPU prefill',
+    name: 'streaming-llm runResident equals the CPU prefill: the one-pass sink + window kernel (170 queries) and the split-K selections + merge (a 3-query step)',
     async run(backend) {
       const config = { sinks: 3, recent: 40 };
-      const input = checkInput({ batch: 1, queryHeads: 4, kvHeads: 2, seq: 170, headDim: 32 }, 33, 'structured');
-      const d = validateAttentionInput(input);
-      const resident = backend.upload(input, d, sinkRecentBytesPerSlot({ sinks: 3, recent: 40 }, d));
-      try {
-        const run = await gpuStreamingLlmMethod.create(backend, config).runResident!(resident);
-        const cpu = gpuStreamingLlmMethod.cpu.create(config).prefill(input);
-        const { output } = await backend.readOutput(resident);
-        expectClose('output', output.data, cpu.output.data);
-        const density = countPairs(cpu.selection!, d) / densePairCount(d);
-        if (!(Math.abs((run.density ?? NaN) - density) < 1e-12)) throw new Error(`density ${run.density}, CPU selection's ${density}`);
-      } finally {
-        backend.release(resident);
+      for (const querySeq of [170, 3]) {
+        const input = checkInput({ batch: 1, queryHeads: 4, kvHeads: 2, seq: 170, headDim: 32, querySeq }, 33, 'structured');
+        const d = validateAttentionInput(input);
+        const resident = backend.upload(input, d, sinkRecentBytesPerSlot({ sinks: 3, recent: 40 }, d));
+        try {
+          const run = await gpuStreamingLlmMethod.create(backend, config).runResident!(resident);
+          const cpu = gpuStreamingLlmMethod.cpu.create(config).prefill(input);
+          const { output } = await backend.readOutput(resident);
+          expectClose(`output (${querySeq} queries)`, output.data, cpu.output.data);
+          const density = countPairs(cpu.selection!, d) / densePairCount(d);
+          if (!(Math.abs((run.density ?? NaN) - density) < 1e-12)) throw new Error(`density ${run.density}, CPU selection's ${density}`);
+          // The one-pass kernel has no selection step.
+          if (querySeq > 16 && run.selectionMs !== 0) throw new Error(`${querySeq} queries: selectionMs ${run.selectionMs}, the one-pass kernel has none`);
+        } finally {
+          backend.release(resident);
+        }
       }
     },
   },

@@ -1,12 +1,18 @@
 /**
  * StreamingLLM (`streaming-llm`, sinks + recent) on the GPU. The CPU method evicts per query
- * through `EvictionTracker`; its kept set has the closed form of `sink-recent-rows-wgsl.ts`
- * (query at position p keeps [0, sinks) ∪ [max(sinks, p + 1 − recent), p + 1)), which the GPU
- * writes as two compact selections — one row per 64-query block plus a band of < 64 entries
- * per query — runs the exact sparse executor over each (the band into separate output buffers)
- * and merges the two by log-sum-exp. The prefill's reported selection is the union of both, read
- * back and cut to each query's causal prefix: core's one-row-per-query layout of the CPU method,
- * compared entry for entry by the checks.
+ * through `EvictionTracker`; its kept set has a closed form (query at position p keeps
+ * [0, sinks) ∪ [max(sinks, p + 1 − recent), p + 1)), so no selection has to be computed:
+ *
+ * - calls the backend runs through its row executors (prefill) take one pass of the flash kernel
+ *   over each 64-query tile's sinks and the band of its rows' windows, masked per row
+ *   (`sink-window-attention-wgsl.ts`);
+ * - calls it gives to its split-K executor (decode steps, ≤ 16 queries) write the kept set as two
+ *   compact selections (`sink-recent-rows-wgsl.ts`: one row per 64-query block plus a band of
+ *   < 64 entries per query), attend each (split-K spreads a step's few queries over many
+ *   workgroups) and merge the two by log-sum-exp.
+ *
+ * The prefill's reported selection is the closed form built on the host, one row per query (core's
+ * layout of the CPU method), compared entry for entry with the CPU tracker by the checks.
  */
 import {
   ConfigError,
@@ -27,6 +33,7 @@ import { streamingLlmMethod } from '../eviction-methods.js';
 import { hostCacheDecoder, type GpuEvictingDecoder } from './gpu-compressing-decoder.js';
 import { MERGE_PARAMS, MERGE_THREADS, mergeAttentionWgsl } from './merge-attention-wgsl.js';
 import { SINK_RECENT_BLOCK, SINK_RECENT_PARAMS, SINK_RECENT_THREADS, sinkRecentRowsWgsl } from './sink-recent-rows-wgsl.js';
+import { SINK_WINDOW_PARAMS, sinkWindowHooks } from './sink-window-attention-wgsl.js';
 
 /** StreamingLLM's budget: the first `sinks` tokens and the last `recent`. */
 export interface SinkRecentPolicy {
@@ -61,8 +68,8 @@ export function sinkRecentBytesPerSlot(policy: SinkRecentPolicy, d: Pick<Attenti
 }
 
 /**
- * Both selections, both attentions and the merge on a resident call; the output lands in the
- * chunks' `out`/`lse`. The caller releases the two selections.
+ * The split-K path: both selections, both attentions and the merge on a resident call; the output
+ * lands in the chunks' `out`/`lse`. The caller releases the two selections.
  */
 async function runSinkRecent(backend: GpuBackend, resident: ResidentAttention, policy: SinkRecentPolicy): Promise<GpuTimings & { blocks: GpuSelection; bands: GpuSelection }> {
   const d = resident.dims;
@@ -106,18 +113,40 @@ async function runSinkRecent(backend: GpuBackend, resident: ResidentAttention, p
 /** The backend pool the band outputs come from. */
 const BAND_POOL = 'streaming-llm:band';
 
-/** The union of the block and band rows, cut to each query's causal prefix: one row per query, as the CPU method reports. */
-function perQuerySelection(blocks: Selection, bands: Selection, d: AttentionDims): Selection {
+/** The row pass: sinks and window band per 64-query tile, one flash-kernel pass, no selection (see the header). */
+async function runSinkWindow(backend: GpuBackend, resident: ResidentAttention, policy: SinkRecentPolicy): Promise<GpuTimings> {
+  const d = resident.dims;
+  const { code, tile } = backend.listAttentionKernel(d, sinkWindowHooks());
+  const attentionMs = await backend.runKernels(resident, async (e) => {
+    const slots = e.chunk.slots * d.groupSize;
+    const [x, y] = dispatchGrid(slots * Math.ceil(d.querySeq / tile.rows));
+    const values = { querySeq: d.querySeq, keySeq: d.keySeq, queryOffset: d.queryOffset, causal: 1, groupSize: d.groupSize, slots, sinks: policy.sinks, recent: policy.recent, scale: d.scale, tilesX: x };
+    e.dispatch(await e.pipeline(code), [e.uniform(SINK_WINDOW_PARAMS, values, ['scale']), e.chunk.q, e.chunk.k, e.chunk.v, e.chunk.out, e.chunk.lse], x, y);
+  });
+  return { selectionMs: 0, attentionMs };
+}
+
+/** StreamingLLM's attention on a resident call by the path the backend's executor choice implies (see the header). */
+async function runStreaming(backend: GpuBackend, resident: ResidentAttention, policy: SinkRecentPolicy): Promise<GpuTimings> {
+  const d = resident.dims;
+  const layout = { kind: 'token', blockSize: 1, headScope: 'kv', rows: d.querySeq, queryBlockSize: 1 } as const;
+  if (backend.executorFor(layout, d) !== 'split-k') return runSinkWindow(backend, resident, policy);
+  const run = await runSinkRecent(backend, resident, policy);
+  backend.releaseSelection(run.blocks);
+  backend.releaseSelection(run.bands);
+  return { selectionMs: run.selectionMs, attentionMs: run.attentionMs };
+}
+
+/** The kept set of every query, one row per (KV slot, query) in core's layout: what the CPU tracker reports. */
+function sinkRecentSelection(policy: SinkRecentPolicy, d: AttentionDims): Selection {
   const builder = new SelectionBuilder({ kind: 'token', headScope: 'kv', batch: d.batch, heads: d.kvHeads, rows: d.querySeq, keySeq: d.keySeq });
   const row: number[] = [];
   for (let slot = 0; slot < d.batch * d.kvHeads; slot++) {
     for (let i = 0; i < d.querySeq; i++) {
       const p = d.queryOffset + i;
       row.length = 0;
-      for (const [s, r] of [[blocks, slot * blocks.rows + Math.floor(i / SINK_RECENT_BLOCK)], [bands, slot * bands.rows + i]] as const) {
-        for (let at = s.offsets[r]!; at < s.offsets[r + 1]!; at++) if (s.indices[at]! <= p) row.push(s.indices[at]!);
-      }
-      row.sort((a, b) => a - b);
+      for (let j = 0; j < Math.min(policy.sinks, p + 1); j++) row.push(j);
+      for (let j = lowest(p, policy); j <= p; j++) row.push(j);
       builder.pushRow(row);
     }
   }
@@ -136,22 +165,17 @@ export async function streamingAttentionGpu(backend: GpuBackend, input: Attentio
   const d = checkCausal(input);
   const resident = backend.upload(input, d, sinkRecentBytesPerSlot(policy, d));
   try {
-    const run = await runSinkRecent(backend, resident, policy);
-    try {
-      const { output, lse } = await backend.readOutput(resident);
-      const selection = perQuerySelection(await backend.readSelection(run.blocks), await backend.readSelection(run.bands), d);
-      return {
-        output,
-        lse,
-        selection,
-        stats: sparseStats(d, countPairs(selection, d), true, run.selectionMs, run.attentionMs),
-        backend: backend.info,
-        diagnostics: { keptPerHead: Math.min(policy.sinks + policy.recent, d.keySeq) },
-      };
-    } finally {
-      backend.releaseSelection(run.blocks);
-      backend.releaseSelection(run.bands);
-    }
+    const run = await runStreaming(backend, resident, policy);
+    const { output, lse } = await backend.readOutput(resident);
+    const selection = sinkRecentSelection(policy, d);
+    return {
+      output,
+      lse,
+      selection,
+      stats: sparseStats(d, countPairs(selection, d), true, run.selectionMs, run.attentionMs),
+      backend: backend.info,
+      diagnostics: { keptPerHead: Math.min(policy.sinks + policy.recent, d.keySeq) },
+    };
   } finally {
     backend.release(resident);
   }
@@ -200,10 +224,8 @@ export const gpuStreamingLlmMethod: GpuMethodDefinition = {
       async runResident(resident) {
         const d = resident.dims;
         if (!d.causal) throw new ConfigError(`${streamingLlmMethod.id} evicts as tokens arrive: causal: false is not supported`);
-        const run = await runSinkRecent(backend, resident, policy);
-        backend.releaseSelection(run.blocks);
-        backend.releaseSelection(run.bands);
-        return { selectionMs: run.selectionMs, attentionMs: run.attentionMs, density: sinkRecentPairs(policy, d) / densePairCount(d) };
+        const run = await runStreaming(backend, resident, policy);
+        return { ...run, density: sinkRecentPairs(policy, d) / densePairCount(d) };
       },
     };
   },
