@@ -14,10 +14,10 @@ import {
 } from '@sparse-attn/core';
 import { blockTopKConfigSchema, blockTopKMethod } from './block-top-k.js';
 import type { GpuBackend } from './gpu-backend.js';
-import { GPU_TOLERANCE, type GpuCheck } from './gpu-checks.js';
+import { GPU_TOLERANCE, checkInput, describeCheckShape, expectClose, type CheckShape, type GpuCheck } from './gpu-checks.js';
 import { lastQueryView, runDecodeAttention, splitKPlan } from './gpu-decode.js';
 import { GpuKVCache } from './gpu-kv-cache.js';
-import { gpuBlockTopKMethod, gpuDenseMethod, type GpuAttentionDecoder } from './gpu-methods.js';
+import { gpuBlockTopKMethod, gpuDenseMethod, type GpuAttentionDecoder, type GpuMethodDefinition } from './gpu-methods.js';
 
 /** A decode workload: the whole sequence's q, k, v (a causal prompt followed by decode steps). */
 export interface DecodeCase {
@@ -267,3 +267,57 @@ export const gpuDecodeChecks: readonly GpuCheck[] = [
     },
   })),
 ];
+
+/** The last query position's rows of a `[B, H, S, D]` output, as `[B, H, 1, D]` data. */
+function lastRows(t: { readonly data: Float32Array; readonly shape: readonly number[] }): Float32Array {
+  const [batch, heads, seq, dim] = t.shape as [number, number, number, number];
+  const out = new Float32Array(batch * heads * dim);
+  for (let bh = 0; bh < batch * heads; bh++) out.set(t.data.subarray((bh * seq + seq - 1) * dim, (bh * seq + seq) * dim), bh * dim);
+  return out;
+}
+
+/**
+ * A GPU check of a method's `decodeResident` (decode steps with the decoder's kept state, what the
+ * benchmark's decode rows time): on a resident call, the one-query view of its last position
+ * decoded twice (the first step builds the kept state, the second reuses it) equals the CPU
+ * method's prefill row of that position (the methods are causally consistent) — the output, and
+ * with `oneSoftmax` (default true; false for outputs that mix several softmaxes) the lse against
+ * core's attention over the CPU's selection — and reports a density in (0, 1].
+ */
+export function decodeResidentCheck(definition: GpuMethodDefinition, config: Record<string, unknown>, shape: CheckShape, seed: number, oneSoftmax = true): GpuCheck {
+  return {
+    name: `${definition.id} decodeResident (kept state, two steps) equals the CPU prefill's last row: ${JSON.stringify(config)} ${describeCheckShape(shape)}`,
+    async run(backend) {
+      const input: AttentionInput = checkInput(shape, seed);
+      const cpu = definition.cpu.create(config).prefill(input);
+      const method = definition.create(backend, config);
+      if (!method.decodeResident) throw new Error(`${definition.id} has no decodeResident`);
+      const resident = backend.upload(input, validateAttentionInput(input));
+      try {
+        const { view, release } = await lastQueryView(backend, resident);
+        try {
+          const stepper = await method.decodeResident(view);
+          try {
+            for (const step of ['first (builds the kept state)', 'second (reuses it)']) {
+              const run = await stepper.step();
+              if (!(run.density! > 0 && run.density! <= 1)) throw new Error(`${step}: density ${run.density}`);
+              const { output, lse } = await backend.readOutput(view);
+              expectClose(`${step} output`, output.data, lastRows(cpu.output));
+              if (oneSoftmax) {
+                if (!cpu.selection) throw new Error(`the CPU ${definition.id} reported no selection`);
+                const exact = sparseAttention(input, cpu.selection);
+                expectLseClose(`${step} lse`, lse, lastRows({ data: exact.lse, shape: [shape.batch, shape.queryHeads, shape.seq, 1] }));
+              }
+            }
+          } finally {
+            stepper.release();
+          }
+        } finally {
+          release();
+        }
+      } finally {
+        backend.release(resident);
+      }
+    },
+  };
+}

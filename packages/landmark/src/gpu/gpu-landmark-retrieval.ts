@@ -19,12 +19,13 @@ import {
   POOL_THREADS,
   blockPoolWgsl,
   dispatchGrid,
+  GpuBufferPool,
   type GpuAttentionMethod,
   type GpuBackend,
-  type GpuBufferPool,
   type GpuMethodDefinition,
   type GpuSelectionStep,
   type ResidentAttention,
+  type ResidentDecodeStepper,
 } from '@sparse-attn/backend-gpu';
 import { landmarkRetrievalConfigSchema, landmarkRetrievalMethod, type LandmarkRetrievalConfig } from '../landmark-retrieval.js';
 import { createHostCacheDecoder, requireCausal, withGpuSelection } from './host-cache-decoder.js';
@@ -70,9 +71,12 @@ export function retrievalScratchBytesPerSlot(d: Pick<AttentionDims, 'querySeq' |
  * query)) reduces the group and writes one CSR row of `topK + 2` blocks at most. With a `kept`
  * pool the representatives and scores are taken from it (every buffer is written before it is read)
  * instead of allocated per call: 48 MiB of representatives at 64k, whose allocation cost a decode
- * step ~2 ms of host time and the call after it ~0.7 ms on the H100.
+ * step ~2 ms of host time and the call after it ~0.7 ms on the H100. With `pooled` (which needs
+ * `kept`), the kept representatives are current already (a decoder's earlier step pooled these
+ * blocks) and the pooling pass, a read of every key, is skipped.
  */
-export function retrievalSelectionStep(config: LandmarkRetrievalConfig, d: AttentionDims, maxBinding = Infinity, scratchFloats = SCORE_SCRATCH_FLOATS, kept?: GpuBufferPool): GpuSelectionStep {
+export function retrievalSelectionStep(config: LandmarkRetrievalConfig, d: AttentionDims, maxBinding = Infinity, scratchFloats = SCORE_SCRATCH_FLOATS, kept?: GpuBufferPool, pooled = false): GpuSelectionStep {
+  if (pooled && !kept) throw new Error('retrievalSelectionStep: pooled representatives need the pool that keeps them');
   const bs = config.blockSize;
   const complete = Math.floor(d.keySeq / bs);
   const blocks = Math.max(1, complete);
@@ -98,7 +102,7 @@ export function retrievalSelectionStep(config: LandmarkRetrievalConfig, d: Atten
       const mean = take('mean', pooledBytes);
       const max = take('max', pooledBytes);
       const min = take('min', pooledBytes);
-      if (complete > 0) {
+      if (complete > 0 && !pooled) {
         const [px, py] = dispatchGrid(Math.ceil((chunk.slots * complete * d.headDim) / POOL_THREADS));
         const poolParams = encoder.uniform(POOL_PARAMS, { keySeq: d.keySeq, blockSize: bs, blocks: complete, slots: chunk.slots, tilesX: px, dim: d.headDim });
         encoder.dispatch(pool, [poolParams, chunk.k, mean, max, min], px, py);
@@ -207,8 +211,7 @@ export const gpuLandmarkRetrievalMethod: GpuMethodDefinition = {
       async runResident(resident: ResidentAttention) {
         const d = resident.dims;
         requireCausal(landmarkRetrievalMethod.id, d.causal, CAUSAL_REASON);
-        const largest = retrievalScratchBytesPerSlot(d, config);
-        if (largest > backend.context.maxBinding) throw new ConfigError(`landmark-retrieval: ${largest} bytes of scratch per KV slot exceed the device's largest binding`);
+        checkScratch(backend, d, config);
         return backend.withPool(RETRIEVAL_POOL, (pool) =>
           withGpuSelection(backend, resident, retrievalSelectionStep(config, d, backend.context.maxBinding, SCORE_SCRATCH_FLOATS, pool), async (selection, selectionMs) => ({
             selectionMs,
@@ -217,6 +220,47 @@ export const gpuLandmarkRetrievalMethod: GpuMethodDefinition = {
           })),
         );
       },
+      decodeResident: async (view) => retrievalDecodeStepper(backend, view, config),
     };
   },
 };
+
+/** The `ConfigError` of a call whose score scratch per KV slot exceeds the device's largest binding. */
+function checkScratch(backend: GpuBackend, d: AttentionDims, config: LandmarkRetrievalConfig): void {
+  const largest = retrievalScratchBytesPerSlot(d, config);
+  if (largest > backend.context.maxBinding) throw new ConfigError(`landmark-retrieval: ${largest} bytes of scratch per KV slot exceed the device's largest binding`);
+}
+
+/**
+ * Decode steps over a resident call with the state a decoder keeps (what the benchmark's decode
+ * rows time): the first step pools every complete block's representatives into buffers kept for
+ * the stepper's life, as a decoder that has seen the prefix holds them (the CPU decoder appends
+ * them block by block); every step scores them, picks the top-k and attends, selection and
+ * attention in one submission. Without it a step re-pools the whole cache (at 64k, 32 heads: a
+ * read of 1 GiB of keys, ~1.1 ms of the step's ~1.5 ms on the H100).
+ */
+async function retrievalDecodeStepper(backend: GpuBackend, view: ResidentAttention, config: LandmarkRetrievalConfig): Promise<ResidentDecodeStepper> {
+  const d = view.dims;
+  requireCausal(landmarkRetrievalMethod.id, d.causal, CAUSAL_REASON);
+  if (d.queryOffset + d.querySeq !== d.keySeq) throw new ConfigError('decodeResident: the call must be causal queries at the end of its keys (a decode step)');
+  checkScratch(backend, d, config);
+  const kept = new GpuBufferPool(backend.context.device);
+  const density = retrievalPairCount(d, config) / densePairCount(d);
+  let pooled = false;
+  return {
+    async step() {
+      const step = retrievalSelectionStep(config, d, backend.context.maxBinding, SCORE_SCRATCH_FLOATS, kept, pooled);
+      const { ms } = await backend.oneSubmission(async () => {
+        const { selection } = await backend.runSelection(view, step);
+        try {
+          await backend.runSparse(view, selection);
+        } finally {
+          backend.releaseSelection(selection);
+        }
+      });
+      pooled = true;
+      return { selectionMs: 0, attentionMs: ms, oneSubmission: true, density, phase: 'decode' };
+    },
+    release: () => kept.destroy(),
+  };
+}
