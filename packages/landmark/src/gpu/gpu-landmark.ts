@@ -36,8 +36,10 @@ import {
   LANDMARK_FOLD_ROWS,
   LANDMARK_FREE_COPY_PARAMS,
   LANDMARK_MERGE_THREADS,
+  LANDMARK_SELECTED_COPY_PARAMS,
   landmarkEntryRowsWgsl,
   landmarkFreeCopyWgsl,
+  landmarkSelectedCopyWgsl,
   landmarkGateFoldWgsl,
 } from './landmark-block-merge-wgsl.js';
 import { SCORE_SCRATCH_FLOATS, retrievalRowsPerDispatch, rowsWithin } from './gpu-landmark-retrieval.js';
@@ -219,11 +221,21 @@ export async function runGroupedSoftmaxByBlocks(backend: GpuBackend, resident: R
     const freeResident: ResidentAttention = { dims: freeDims, chunks: resident.chunks.map((chunk, i) => ({ ...chunk, k: free[i]!.k, v: free[i]!.v })) };
     ms += await backend.runKernels(resident, async (encoder) => {
       const { chunk, index } = encoder;
-      const pipeline = await encoder.pipeline(landmarkFreeCopyWgsl());
-      for (const [source, target, dim] of [[chunk.k, free[index]!.k, d.headDim], [chunk.v, free[index]!.v, d.valueDim]] as const) {
+      const rows = chunk.slots * d.groupSize * d.querySeq;
+      // A few rows (a decode step) copy only the blocks they retrieve; a prefill copies every block.
+      const selectedOnly = rows * entries < chunk.slots * blocks;
+      const pipeline = await encoder.pipeline(selectedOnly ? landmarkSelectedCopyWgsl() : landmarkFreeCopyWgsl());
+      const source = selection.chunks[index]!;
+      for (const [from, to, dim] of [[chunk.k, free[index]!.k, d.headDim], [chunk.v, free[index]!.v, d.valueDim]] as const) {
+        if (selectedOnly) {
+          const [x, y] = dispatchGrid(rows * entries);
+          const params = encoder.uniform(LANDMARK_SELECTED_COPY_PARAMS, { slots: chunk.slots, keySeq: d.keySeq, freeSeq, blockLength: config.blockLength, span, dim, tilesX: x, rows, entries, querySeq: d.querySeq, groupSize: d.groupSize });
+          encoder.dispatch(pipeline, [params, from, to, source.bounds, source.indices], x, y);
+          continue;
+        }
         const [x, y] = dispatchGrid(Math.ceil((chunk.slots * blocks * config.blockLength * dim) / LANDMARK_MERGE_THREADS));
         const params = encoder.uniform(LANDMARK_FREE_COPY_PARAMS, { slots: chunk.slots, keySeq: d.keySeq, freeSeq, blocks, blockLength: config.blockLength, span, dim, tilesX: x });
-        encoder.dispatch(pipeline, [params, source, target], x, y);
+        encoder.dispatch(pipeline, [params, from, to], x, y);
       }
     });
     const entryParams = (rows: number, entry: number, tilesX: number) => ({
@@ -364,11 +376,18 @@ export const gpuLandmarkMethod: GpuMethodDefinition = {
           // Every earlier block is read: no selection rows (they would be rows × S / (ℓ+1) indices); gates are scored in attention.
           return { selectionMs: 0, attentionMs: await runGroupedSoftmax(backend, resident, undefined, config), ...(density === undefined ? {} : { density }) };
         }
-        return withGpuSelection(backend, resident, landmarkSelectionStep(config, d, backend.context.maxBinding), async (selection, selectionMs) => ({
-          selectionMs,
-          attentionMs: await runGroupedSoftmaxByBlocks(backend, resident, selection, config),
-          ...(density === undefined ? {} : { density }),
-        }));
+        const run = () =>
+          withGpuSelection(backend, resident, landmarkSelectionStep(config, d, backend.context.maxBinding), async (selection, selectionMs) => ({
+            selectionMs,
+            attentionMs: await runGroupedSoftmaxByBlocks(backend, resident, selection, config),
+            ...(density === undefined ? {} : { density }),
+          }));
+        // A decode-shaped call (the backend's split-K calls) records its dozen small passes (selection, per-entry
+        // rows, attention, folds) into one submission, as a decoder step would run them: only their sum is timed.
+        const layout = { kind: 'block', blockSize: config.blockLength, headScope: 'query', rows: d.querySeq, queryBlockSize: 1 } as const;
+        if (backend.executorFor(layout, d) !== 'split-k') return run();
+        const { ms } = await backend.oneSubmission(run);
+        return { selectionMs: 0, attentionMs: ms, oneSubmission: true, ...(density === undefined ? {} : { density }) };
       },
     };
   },

@@ -63,6 +63,50 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 `;
 }
 
+/** Uniform parameter block of {@link landmarkSelectedCopyWgsl}. */
+export const LANDMARK_SELECTED_COPY_PARAMS = [
+  'slots', 'keySeq', 'freeSeq', 'blockLength',
+  'span', 'dim', 'tilesX', 'rows',
+  'entries', 'querySeq', 'groupSize', 'pad0',
+] as const;
+
+/**
+ * {@link landmarkFreeCopyWgsl} for the blocks a few rows retrieve (a decode step's): one workgroup
+ * per (selection row, retrieved entry) copies that block's ℓ keys into its landmark-free place, so a
+ * step moves its rows' blocks instead of the whole cache (2 GiB of K and V at 64k, 32 heads). Rows
+ * of a GQA group that retrieve the same block write the same values. Bindings: 0 params, 1 source,
+ * 2 destination (as the full copy), 3 / 4 the landmark selection's bounds and indices (retrieved
+ * blocks, then the own block, which is not copied: its keys are attended in place).
+ */
+export function landmarkSelectedCopyWgsl(): string {
+  return /* wgsl */ `
+struct Params { slots: u32, keySeq: u32, freeSeq: u32, blockLength: u32, span: u32, dim: u32, tilesX: u32, rows: u32, entries: u32, querySeq: u32, groupSize: u32, pad0: u32, }
+@group(0) @binding(0) var<uniform> P: Params;
+@group(0) @binding(1) var<storage, read> src: array<f32>;
+@group(0) @binding(2) var<storage, read_write> dst: array<f32>;
+@group(0) @binding(3) var<storage, read> bounds: array<u32>;
+@group(0) @binding(4) var<storage, read> indices: array<u32>;
+
+@compute @workgroup_size(${LANDMARK_MERGE_THREADS})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let item = wid.x + wid.y * P.tilesX;
+  if (item >= P.rows * P.entries) { return; }
+  let row = item / P.entries;
+  let e = item % P.entries;
+  let start = bounds[2u * row];
+  // The row's last entry is its own block.
+  if (start + e + 1u >= bounds[2u * row + 1u]) { return; }
+  let b = indices[start + e];
+  let kvSlot = (row / P.querySeq) / P.groupSize;
+  for (var x = lid; x < P.blockLength * P.dim; x += ${LANDMARK_MERGE_THREADS}u) {
+    let t = x / P.dim;
+    let c = x % P.dim;
+    dst[(kvSlot * P.freeSeq + b * P.blockLength + t) * P.dim + c] = src[(kvSlot * P.keySeq + b * P.span + t) * P.dim + c];
+  }
+}
+`;
+}
+
 /**
  * Entry `entry` of every landmark selection row as a one-block row (same row order, stride 1).
  * Bindings: 0 params, 1 / 2 the landmark selection's bounds and indices (retrieved blocks, then
