@@ -261,18 +261,20 @@ export const gpuChecks: GpuCheck[] = [
     },
   },
   {
-    name: 'landmark-retrieval scored in many row ranges (64 rows, then 40: a range not a multiple of the 64-row tile) picks the same blocks and output',
+    name: 'landmark-retrieval scored in many row ranges (64 rows, then 40: a range not a multiple of the 64-row tile), ranked by a thread per row and by a workgroup per row, picks the same blocks and output',
     async run(backend) {
       const input = checkInput({ batch: 1, queryHeads: 4, kvHeads: 2, seq: 300, headDim: 32 }, 93, 'structured');
       for (const config of [{ blockSize: 16, topK: 3 }, { blockSize: 16, topK: 2, representative: 'mean' as const, groupReduce: 'max-score' as const }]) {
         const resolved = landmarkRetrievalConfigSchema.parse(config);
         const cpu = landmarkRetrievalMethod.create(config).prefill(input);
         for (const rows of [64, 40]) {
-          const gpu = await retrievalAttend(backend, resolved, input, rows * scoreRowStride(Math.floor(300 / 16)));
-          try {
-            compareRetrieval(input, resolved, gpu, cpu);
-          } catch (error) {
-            throw new Error(`${JSON.stringify(config)}, ${rows} rows per range: ${(error as Error).message}`);
+          for (const [ranking, topKRowsMax] of [['a thread per row', 0], ['a workgroup per row', Infinity]] as const) {
+            const gpu = await retrievalAttend(backend, resolved, input, rows * scoreRowStride(Math.floor(300 / 16)), topKRowsMax);
+            try {
+              compareRetrieval(input, resolved, gpu, cpu);
+            } catch (error) {
+              throw new Error(`${JSON.stringify(config)}, ${rows} rows per range, ${ranking}: ${(error as Error).message}`);
+            }
           }
         }
       }

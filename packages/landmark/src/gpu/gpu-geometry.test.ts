@@ -8,12 +8,12 @@ import { landmarkPairCount, landmarkRowStride, landmarkScratchBytesPerSlot } fro
 import { retrievalPairCount, retrievalScratchBytesPerSlot } from './gpu-landmark-retrieval.js';
 import { groupedSoftmaxWgsl } from './grouped-softmax-wgsl.js';
 import { landmarkOwnBlockWgsl } from './landmark-own-block-wgsl.js';
-import { landmarkEntryRowsWgsl, landmarkFreeCopyWgsl, landmarkGateFoldWgsl } from './landmark-block-merge-wgsl.js';
+import { landmarkEntryRowsWgsl, landmarkFreeCopyWgsl, landmarkGateFoldWgsl, landmarkSelectedCopyWgsl } from './landmark-block-merge-wgsl.js';
 import { hipBoundTreeWgsl } from './hip-bound-tree-wgsl.js';
 import { hipSearchWgsl } from './hip-search-wgsl.js';
 import { candidateScoreWgsl } from './candidate-score-wgsl.js';
 import { landmarkTopKWgsl } from './landmark-top-k-wgsl.js';
-import { retrievalTopKWgsl } from './retrieval-top-k-wgsl.js';
+import { retrievalTopKRowsWgsl, retrievalTopKWgsl } from './retrieval-top-k-wgsl.js';
 
 // CPU-side parts of the GPU path: the geometry the GPU methods compute without reading the
 // selection back (pairs, densities, row strides, scratch sizes) against the CPU methods.
@@ -77,7 +77,10 @@ describe('WGSL generators', () => {
   it('emit one compute entry point without infinity literals for every variant', () => {
     const sources = [
       ...(['quest', 'mean'] as const).flatMap((representative) =>
-        (['sum-probability', 'max-score'] as const).map((groupReduce) => retrievalTopKWgsl({ groupReduce, maxPicks: representative === 'quest' ? 0 : 3, groupSize: representative === 'quest' ? 1 : 4 })),
+        (['sum-probability', 'max-score'] as const).flatMap((groupReduce) => {
+          const o = { groupReduce, maxPicks: representative === 'quest' ? 0 : 3, groupSize: representative === 'quest' ? 1 : 4 };
+          return [retrievalTopKWgsl(o), retrievalTopKRowsWgsl(o)];
+        }),
       ),
       candidateScoreWgsl({ headDim: 16, operand: 'quest' }),
       candidateScoreWgsl({ headDim: 24, operand: 'dot' }),
@@ -88,6 +91,7 @@ describe('WGSL generators', () => {
       landmarkTopKWgsl({ maxPicks: 4 }),
       groupedSoftmaxWgsl({ headDim: 16, valueDim: 130, blockLength: 50 }),
       landmarkFreeCopyWgsl(),
+      landmarkSelectedCopyWgsl(),
       landmarkOwnBlockWgsl({ headDim: 16, valueDim: 130, blockLength: 50 }),
       landmarkEntryRowsWgsl(),
       landmarkGateFoldWgsl({ headDim: 16, valueDim: 12 }),

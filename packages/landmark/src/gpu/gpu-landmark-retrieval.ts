@@ -30,7 +30,7 @@ import {
 import { landmarkRetrievalConfigSchema, landmarkRetrievalMethod, type LandmarkRetrievalConfig } from '../landmark-retrieval.js';
 import { createHostCacheDecoder, requireCausal, withGpuSelection } from './host-cache-decoder.js';
 import { CANDIDATE_TILE_ROWS, candidateScoreWgsl, dispatchCandidateScores } from './candidate-score-wgsl.js';
-import { RETRIEVAL_TOP_K_PARAMS, RETRIEVAL_TOP_K_THREADS, retrievalTopKWgsl, scoreRowStride } from './retrieval-top-k-wgsl.js';
+import { RETRIEVAL_TOP_K_PARAMS, RETRIEVAL_TOP_K_ROWS_MAX, RETRIEVAL_TOP_K_THREADS, retrievalTopKRowsWgsl, retrievalTopKWgsl, scoreRowStride } from './retrieval-top-k-wgsl.js';
 
 /**
  * Floats per query slot (query head) of the score scratch: query rows are scored this many block
@@ -75,7 +75,15 @@ export function retrievalScratchBytesPerSlot(d: Pick<AttentionDims, 'querySeq' |
  * `kept`), the kept representatives are current already (a decoder's earlier step pooled these
  * blocks) and the pooling pass, a read of every key, is skipped.
  */
-export function retrievalSelectionStep(config: LandmarkRetrievalConfig, d: AttentionDims, maxBinding = Infinity, scratchFloats = SCORE_SCRATCH_FLOATS, kept?: GpuBufferPool, pooled = false): GpuSelectionStep {
+export function retrievalSelectionStep(
+  config: LandmarkRetrievalConfig,
+  d: AttentionDims,
+  maxBinding = Infinity,
+  scratchFloats = SCORE_SCRATCH_FLOATS,
+  kept?: GpuBufferPool,
+  pooled = false,
+  topKRowsMax = RETRIEVAL_TOP_K_ROWS_MAX,
+): GpuSelectionStep {
   if (pooled && !kept) throw new Error('retrievalSelectionStep: pooled representatives need the pool that keeps them');
   const bs = config.blockSize;
   const complete = Math.floor(d.keySeq / bs);
@@ -92,10 +100,13 @@ export function retrievalSelectionStep(config: LandmarkRetrievalConfig, d: Atten
       const querySlots = chunk.slots * d.groupSize;
       // A chunk of many slots scores fewer rows per dispatch so its scratch fits one binding.
       const rowCount = rowsWithin(rowsPerDispatch, Math.floor(maxBinding / (4 * querySlots * rowFloats)));
+      // Few rows (a decode step): a workgroup per row ranks the candidates; else a thread per row.
+      const perRow = chunk.slots * Math.min(rowCount, d.querySeq) <= topKRowsMax;
+      const topKOptions = { groupReduce: config.groupReduce, maxPicks: config.topK, groupSize: d.groupSize };
       const [pool, score, topK] = await Promise.all([
         encoder.pipeline(blockPoolWgsl()),
         encoder.pipeline(candidateScoreWgsl({ headDim: d.headDim, operand: quest ? 'quest' : 'dot' })),
-        encoder.pipeline(retrievalTopKWgsl({ groupReduce: config.groupReduce, maxPicks: config.topK, groupSize: d.groupSize })),
+        encoder.pipeline(perRow ? retrievalTopKRowsWgsl(topKOptions) : retrievalTopKWgsl(topKOptions)),
       ]);
       const take = (name: string, bytes: number) => (kept ? kept.take(`${name}:${encoder.index}`, bytes) : encoder.scratch(bytes));
       const pooledBytes = chunk.slots * blocks * d.headDim * 4;
@@ -113,7 +124,7 @@ export function retrievalSelectionStep(config: LandmarkRetrievalConfig, d: Atten
         // Candidates are blocks 1 .. current − 1 (the row stride is padded; rows stay below it).
         const geometry = { querySlots, rowStart, rowCount: count, candidates: blocks, rowFloats, blockSize: bs, first: 1, topK: config.topK, keyRows: blocks, keyStride: 1, keyOffset: 0, outScale: 1 };
         dispatchCandidateScores(encoder, score, d, geometry, [chunk.q, quest ? max : mean, quest ? min : undefined, scores]);
-        const [x, y] = dispatchGrid(Math.ceil((chunk.slots * count) / RETRIEVAL_TOP_K_THREADS));
+        const [x, y] = dispatchGrid(perRow ? chunk.slots * count : Math.ceil((chunk.slots * count) / RETRIEVAL_TOP_K_THREADS));
         const params = encoder.uniform(RETRIEVAL_TOP_K_PARAMS, {
           querySeq: d.querySeq,
           queryOffset: d.queryOffset,
@@ -169,10 +180,10 @@ function retrievalDiagnostics(d: AttentionDims, config: LandmarkRetrievalConfig)
  * Selection + attention of one (validated, causal) call on the GPU; `scratchFloats` (score floats
  * per query head and row range) is lowered only by the checks, to run many row ranges at small S.
  */
-export async function retrievalAttend(backend: GpuBackend, config: LandmarkRetrievalConfig, input: AttentionInput, scratchFloats = SCORE_SCRATCH_FLOATS): Promise<AttentionResult> {
+export async function retrievalAttend(backend: GpuBackend, config: LandmarkRetrievalConfig, input: AttentionInput, scratchFloats = SCORE_SCRATCH_FLOATS, topKRowsMax = RETRIEVAL_TOP_K_ROWS_MAX): Promise<AttentionResult> {
   const d = validateAttentionInput(input);
   return backend.withPool(RETRIEVAL_POOL, (pool) =>
-    backend.selectionAttention(input, retrievalSelectionStep(config, d, backend.context.maxBinding, scratchFloats, pool), {
+    backend.selectionAttention(input, retrievalSelectionStep(config, d, backend.context.maxBinding, scratchFloats, pool, false, topKRowsMax), {
       extraBytesPerSlot: retrievalScratchBytesPerSlot(d, config),
       diagnostics: retrievalDiagnostics(d, config),
     }),

@@ -184,3 +184,170 @@ ${(['x', 'y', 'z', 'w'] as const).map((e, k) => insertPickWgsl(`acc.${e}`, `4u *
 }
 `;
 }
+
+/** Threads per workgroup of {@link retrievalTopKRowsWgsl} (one row each workgroup). */
+export const RETRIEVAL_TOP_K_ROW_THREADS = 256;
+
+/**
+ * Most rows (KV slots × query rows) for which {@link retrievalTopKRowsWgsl} runs instead of
+ * {@link retrievalTopKWgsl}: with few rows (a decode step's) one thread per row leaves the GPU
+ * nearly idle while each scans ~1 000 candidates three times in series (~0.6–0.8 ms of a 64k
+ * step on the H100); a workgroup per row spreads the scan over 256 threads.
+ */
+export const RETRIEVAL_TOP_K_ROWS_MAX = 2048;
+
+/**
+ * {@link retrievalTopKWgsl} with one workgroup per row (same params, bindings and result): the
+ * group's maxima and denominators are workgroup reductions, each thread keeps the best `topK` of
+ * its strided candidates (ascending, so equal scores keep the lower index), and `topK` rounds of
+ * a workgroup arg-max over the threads' heads (score descending, index ascending) pick the row's
+ * blocks. The denominators are summed in tree order, not ascending: equal to the serial kernel's
+ * up to float32 rounding (both round the CPU's float64 sums), so only a near-tie may rank apart.
+ */
+export function retrievalTopKRowsWgsl(o: RetrievalTopKKernelOptions): string {
+  const sumProbability = o.groupReduce === 'sum-probability';
+  const NT = RETRIEVAL_TOP_K_ROW_THREADS;
+  const G = Math.max(1, o.groupSize);
+  const MP = Math.max(1, o.maxPicks);
+  return /* wgsl */ `
+struct Params {
+  querySeq: u32, queryOffset: u32, slots: u32, tilesX: u32,
+  rowStart: u32, rowCount: u32, blockSize: u32, rowVec4s: u32,
+  topK: u32, stride: u32, pad0: u32, scale: f32,
+}
+
+const NT: u32 = ${NT}u;
+const G: u32 = ${G}u;
+const MP: u32 = ${MP}u;
+const NONE: f32 = -3.4e38;
+const NO_PICK: u32 = 0xffffffffu;
+
+@group(0) @binding(0) var<uniform> P: Params;
+@group(0) @binding(1) var<storage, read> scores: array<f32>;
+@group(0) @binding(2) var<storage, read_write> bounds: array<u32>;
+@group(0) @binding(3) var<storage, read_write> indices: array<u32>;
+
+var<workgroup> redValue: array<f32, NT>;
+var<workgroup> redIndex: array<u32, NT>;
+var<workgroup> groupMax: array<f32, G>;
+var<workgroup> groupSum: array<f32, G>;
+var<workgroup> picks: array<u32, MP>;
+
+// (a, ia) ranks before (b, ib): the higher score, on a tie the lower block.
+fn before(a: f32, ia: u32, b: f32, ib: u32) -> bool {
+  return ib == NO_PICK || (ia != NO_PICK && (a > b || (a == b && ia < ib)));
+}
+
+@compute @workgroup_size(${NT})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let t = wid.x + wid.y * P.tilesX;
+  if (t >= P.slots * P.rowCount) { return; }
+  let slot = t / P.rowCount;
+  let localRow = t % P.rowCount;
+  let i = P.rowStart + localRow;
+  let current = (P.queryOffset + i) / P.blockSize;
+  let row = slot * P.querySeq + i;
+  let start = row * P.stride;
+  if (P.topK == 0u) {
+    if (lid == 0u) {
+      indices[start] = 0u;
+      indices[start + 1u] = current;
+      bounds[2u * row] = start;
+      bounds[2u * row + 1u] = start + select(2u, 1u, current == 0u);
+    }
+    return;
+  }
+  if (current <= P.topK + 1u) {
+    for (var j = lid; j <= current; j += NT) { indices[start + j] = j; }
+    if (lid == 0u) {
+      bounds[2u * row] = start;
+      bounds[2u * row + 1u] = start + current + 1u;
+    }
+    return;
+  }
+  // Score row of query head g: floats base + g · headStep + j, candidates j = 1 .. current − 1.
+  let base = (slot * G * P.rowCount + localRow) * P.rowVec4s * 4u;
+  let headStep = P.rowCount * P.rowVec4s * 4u;
+${sumProbability ? `  for (var g = 0u; g < G; g++) {
+    var mg = NONE;
+    for (var j = 1u + lid; j < current; j += NT) { mg = max(mg, scores[base + g * headStep + j]); }
+    redValue[lid] = mg;
+    workgroupBarrier();
+    for (var half = NT / 2u; half > 0u; half = half / 2u) {
+      if (lid < half) { redValue[lid] = max(redValue[lid], redValue[lid + half]); }
+      workgroupBarrier();
+    }
+    let m = redValue[0];
+    workgroupBarrier();
+    var zg = 0.0;
+    for (var j = 1u + lid; j < current; j += NT) { zg += exp(P.scale * (scores[base + g * headStep + j] - m)); }
+    redValue[lid] = zg;
+    workgroupBarrier();
+    for (var half = NT / 2u; half > 0u; half = half / 2u) {
+      if (lid < half) { redValue[lid] = redValue[lid] + redValue[lid + half]; }
+      workgroupBarrier();
+    }
+    if (lid == 0u) {
+      groupMax[g] = m;
+      groupSum[g] = redValue[0];
+    }
+    workgroupBarrier();
+  }` : ''}
+  // The thread's best topK of its candidates j = 1 + lid + k·NT, ascending (strict: ties keep the lower j).
+  var keys: array<f32, ${MP}>;
+  var picked: array<u32, ${MP}>;
+  var kept = 0u;
+  let n = P.topK;
+  for (var j = 1u + lid; j < current; j += NT) {
+${sumProbability
+    ? `    var acc = 0.0;
+    for (var g = 0u; g < G; g++) { acc += exp(P.scale * (scores[base + g * headStep + j] - groupMax[g])) / groupSum[g]; }`
+    : `    var acc = scores[base + j];
+    for (var g = 1u; g < G; g++) { acc = max(acc, scores[base + g * headStep + j]); }`}
+    if (kept < n || acc > keys[n - 1u]) {
+      var p = kept;
+      if (kept == n) { p = n - 1u; } else { kept++; }
+      while (p > 0u && acc > keys[p - 1u]) {
+        keys[p] = keys[p - 1u];
+        picked[p] = picked[p - 1u];
+        p--;
+      }
+      keys[p] = acc;
+      picked[p] = j;
+    }
+  }
+  // n rounds: the workgroup's best head among the threads' lists; its thread moves to its next.
+  var head = 0u;
+  for (var round = 0u; round < n; round++) {
+    redValue[lid] = select(NONE, keys[min(head, MP - 1u)], head < kept);
+    redIndex[lid] = select(NO_PICK, picked[min(head, MP - 1u)], head < kept);
+    workgroupBarrier();
+    for (var half = NT / 2u; half > 0u; half = half / 2u) {
+      if (lid < half && before(redValue[lid + half], redIndex[lid + half], redValue[lid], redIndex[lid])) {
+        redValue[lid] = redValue[lid + half];
+        redIndex[lid] = redIndex[lid + half];
+      }
+      workgroupBarrier();
+    }
+    let winner = redIndex[0];
+    if (head < kept && picked[min(head, MP - 1u)] == winner) { head++; }
+    if (lid == 0u) { picks[round] = winner; }
+    workgroupBarrier();
+  }
+  if (lid == 0u) {
+    // Ascending block order for the CSR row.
+    for (var a = 1u; a < n; a++) {
+      let x = picks[a];
+      var b = a;
+      while (b > 0u && picks[b - 1u] > x) { picks[b] = picks[b - 1u]; b--; }
+      picks[b] = x;
+    }
+    indices[start] = 0u;
+    for (var a = 0u; a < n; a++) { indices[start + 1u + a] = picks[a]; }
+    indices[start + n + 1u] = current;
+    bounds[2u * row] = start;
+    bounds[2u * row + 1u] = start + n + 2u;
+  }
+}
+`;
+}
