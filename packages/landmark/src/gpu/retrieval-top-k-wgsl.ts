@@ -73,16 +73,8 @@ export interface RetrievalTopKKernelOptions {
   readonly groupSize: number;
 }
 
-/**
- * Generates the WGSL of the reduction + top-k kernel. Bindings: 0 params, 1 scores as vec4
- * `[slots·groupSize][rowCount][rowVec4s]` (query head g of KV slot s at s·groupSize + g), 2 bounds,
- * 3 indices (the selection target, rows of the chunk's KV slots at a fixed `stride`).
- */
-export function retrievalTopKWgsl(o: RetrievalTopKKernelOptions): string {
-  const sumProbability = o.groupReduce === 'sum-probability';
-  const NT = RETRIEVAL_TOP_K_THREADS;
-  const G = Math.max(1, o.groupSize);
-  const MP = Math.max(1, o.maxPicks);
+/** The params struct, constants and bindings both ranking kernels declare (scores as `element`s). */
+function rankingHeader(threads: number, o: RetrievalTopKKernelOptions, element: 'vec4<f32>' | 'f32'): string {
   return /* wgsl */ `
 struct Params {
   querySeq: u32, queryOffset: u32, slots: u32, tilesX: u32,
@@ -90,19 +82,26 @@ struct Params {
   topK: u32, stride: u32, pad0: u32, scale: f32,
 }
 
-const NT: u32 = ${NT}u;
-const G: u32 = ${G}u;
-const MP: u32 = ${MP}u;
+const NT: u32 = ${threads}u;
+const G: u32 = ${Math.max(1, o.groupSize)}u;
+const MP: u32 = ${Math.max(1, o.maxPicks)}u;
 const NONE: f32 = -3.4e38;
 
 @group(0) @binding(0) var<uniform> P: Params;
-@group(0) @binding(1) var<storage, read> scores: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read> scores: array<${element}>;
 @group(0) @binding(2) var<storage, read_write> bounds: array<u32>;
 @group(0) @binding(3) var<storage, read_write> indices: array<u32>;
+`;
+}
 
-@compute @workgroup_size(${NT})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let t = (wid.x + wid.y * P.tilesX) * NT + lid;
+/**
+ * Both ranking kernels' start: row `t` (a WGSL expression) of the dispatch and its geometry, and
+ * the rows that need no ranking (topK 0: the first and the own block; at most topK candidates:
+ * every block up to the own), written by the threads `first`, `first + step`, … (`lead`: the one
+ * that writes the bounds), which `return`.
+ */
+function rowPrologueWgsl(t: string, first: string, step: string, lead: string): string {
+  return /* wgsl */ `  let t = ${t};
   if (t >= P.slots * P.rowCount) { return; }
   let slot = t / P.rowCount;
   let localRow = t % P.rowCount;
@@ -111,20 +110,52 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let row = slot * P.querySeq + i;
   let start = row * P.stride;
   if (P.topK == 0u) {
-    // No picks: the first and the own block.
-    indices[start] = 0u;
-    indices[start + 1u] = current;
-    bounds[2u * row] = start;
-    bounds[2u * row + 1u] = start + select(2u, 1u, current == 0u);
+    if (${lead}) {
+      indices[start] = 0u;
+      indices[start + 1u] = current;
+      bounds[2u * row] = start;
+      bounds[2u * row + 1u] = start + select(2u, 1u, current == 0u);
+    }
     return;
   }
   if (current <= P.topK + 1u) {
-    // At most topK candidates: the row keeps every block up to its own.
-    for (var j = 0u; j <= current; j++) { indices[start + j] = j; }
-    bounds[2u * row] = start;
-    bounds[2u * row + 1u] = start + current + 1u;
+    for (var j = ${first}; j <= current; j += ${step}) { indices[start + j] = j; }
+    if (${lead}) {
+      bounds[2u * row] = start;
+      bounds[2u * row + 1u] = start + current + 1u;
+    }
     return;
-  }
+  }`;
+}
+
+/** Sorts the n picks in `picks` ascending and writes the CSR row: the first block, the picks, the own block. */
+function rankedRowWgsl(picks: string, indent: string): string {
+  return /* wgsl */ `${indent}for (var a = 1u; a < n; a++) {
+${indent}  let x = ${picks}[a];
+${indent}  var b = a;
+${indent}  while (b > 0u && ${picks}[b - 1u] > x) { ${picks}[b] = ${picks}[b - 1u]; b--; }
+${indent}  ${picks}[b] = x;
+${indent}}
+${indent}indices[start] = 0u;
+${indent}for (var a = 0u; a < n; a++) { indices[start + 1u + a] = ${picks}[a]; }
+${indent}indices[start + n + 1u] = current;
+${indent}bounds[2u * row] = start;
+${indent}bounds[2u * row + 1u] = start + n + 2u;`;
+}
+
+/**
+ * Generates the WGSL of the reduction + top-k kernel. Bindings: 0 params, 1 scores as vec4
+ * `[slots·groupSize][rowCount][rowVec4s]` (query head g of KV slot s at s·groupSize + g), 2 bounds,
+ * 3 indices (the selection target, rows of the chunk's KV slots at a fixed `stride`).
+ */
+export function retrievalTopKWgsl(o: RetrievalTopKKernelOptions): string {
+  const sumProbability = o.groupReduce === 'sum-probability';
+  const G = Math.max(1, o.groupSize);
+  const MP = Math.max(1, o.maxPicks);
+  return /* wgsl */ `${rankingHeader(RETRIEVAL_TOP_K_THREADS, o, 'vec4<f32>')}
+@compute @workgroup_size(NT)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+${rowPrologueWgsl('(wid.x + wid.y * P.tilesX) * NT + lid', '0u', '1u', 'true')}
   // Score row of query head g: vec4 index base + g · headStep + c holds candidates 4c .. 4c + 3.
   let base = (slot * G * P.rowCount + localRow) * P.rowVec4s;
   let headStep = P.rowCount * P.rowVec4s;
@@ -169,18 +200,7 @@ ${sumProbability
     for (var g = 1u; g < G; g++) { acc = max(acc, scores[base + g * headStep + c]); }`}
 ${(['x', 'y', 'z', 'w'] as const).map((e, k) => insertPickWgsl(`acc.${e}`, `4u * c + ${k}u`, k === 0 ? `j >= 1u` : `j < current`)).join('\n')}
   }
-  // Ascending block order for the CSR row.
-  for (var a = 1u; a < n; a++) {
-    let x = picked[a];
-    var b = a;
-    while (b > 0u && picked[b - 1u] > x) { picked[b] = picked[b - 1u]; b--; }
-    picked[b] = x;
-  }
-  indices[start] = 0u;
-  for (var a = 0u; a < n; a++) { indices[start + 1u + a] = picked[a]; }
-  indices[start + n + 1u] = current;
-  bounds[2u * row] = start;
-  bounds[2u * row + 1u] = start + n + 2u;
+${rankedRowWgsl('picked', '  ')}
 }
 `;
 }
@@ -206,26 +226,8 @@ export const RETRIEVAL_TOP_K_ROWS_MAX = 2048;
  */
 export function retrievalTopKRowsWgsl(o: RetrievalTopKKernelOptions): string {
   const sumProbability = o.groupReduce === 'sum-probability';
-  const NT = RETRIEVAL_TOP_K_ROW_THREADS;
-  const G = Math.max(1, o.groupSize);
   const MP = Math.max(1, o.maxPicks);
-  return /* wgsl */ `
-struct Params {
-  querySeq: u32, queryOffset: u32, slots: u32, tilesX: u32,
-  rowStart: u32, rowCount: u32, blockSize: u32, rowVec4s: u32,
-  topK: u32, stride: u32, pad0: u32, scale: f32,
-}
-
-const NT: u32 = ${NT}u;
-const G: u32 = ${G}u;
-const MP: u32 = ${MP}u;
-const NONE: f32 = -3.4e38;
-const NO_PICK: u32 = 0xffffffffu;
-
-@group(0) @binding(0) var<uniform> P: Params;
-@group(0) @binding(1) var<storage, read> scores: array<f32>;
-@group(0) @binding(2) var<storage, read_write> bounds: array<u32>;
-@group(0) @binding(3) var<storage, read_write> indices: array<u32>;
+  return /* wgsl */ `${rankingHeader(RETRIEVAL_TOP_K_ROW_THREADS, o, 'f32')}const NO_PICK: u32 = 0xffffffffu;
 
 var<workgroup> redValue: array<f32, NT>;
 var<workgroup> redIndex: array<u32, NT>;
@@ -238,33 +240,9 @@ fn before(a: f32, ia: u32, b: f32, ib: u32) -> bool {
   return ib == NO_PICK || (ia != NO_PICK && (a > b || (a == b && ia < ib)));
 }
 
-@compute @workgroup_size(${NT})
+@compute @workgroup_size(NT)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let t = wid.x + wid.y * P.tilesX;
-  if (t >= P.slots * P.rowCount) { return; }
-  let slot = t / P.rowCount;
-  let localRow = t % P.rowCount;
-  let i = P.rowStart + localRow;
-  let current = (P.queryOffset + i) / P.blockSize;
-  let row = slot * P.querySeq + i;
-  let start = row * P.stride;
-  if (P.topK == 0u) {
-    if (lid == 0u) {
-      indices[start] = 0u;
-      indices[start + 1u] = current;
-      bounds[2u * row] = start;
-      bounds[2u * row + 1u] = start + select(2u, 1u, current == 0u);
-    }
-    return;
-  }
-  if (current <= P.topK + 1u) {
-    for (var j = lid; j <= current; j += NT) { indices[start + j] = j; }
-    if (lid == 0u) {
-      bounds[2u * row] = start;
-      bounds[2u * row + 1u] = start + current + 1u;
-    }
-    return;
-  }
+${rowPrologueWgsl('wid.x + wid.y * P.tilesX', 'lid', 'NT', 'lid == 0u')}
   // Score row of query head g: floats base + g · headStep + j, candidates j = 1 .. current − 1.
   let base = (slot * G * P.rowCount + localRow) * P.rowVec4s * 4u;
   let headStep = P.rowCount * P.rowVec4s * 4u;
@@ -298,23 +276,13 @@ ${sumProbability ? `  for (var g = 0u; g < G; g++) {
   var picked: array<u32, ${MP}>;
   var kept = 0u;
   let n = P.topK;
-  for (var j = 1u + lid; j < current; j += NT) {
+  for (var candidate = 1u + lid; candidate < current; candidate += NT) {
 ${sumProbability
     ? `    var acc = 0.0;
-    for (var g = 0u; g < G; g++) { acc += exp(P.scale * (scores[base + g * headStep + j] - groupMax[g])) / groupSum[g]; }`
-    : `    var acc = scores[base + j];
-    for (var g = 1u; g < G; g++) { acc = max(acc, scores[base + g * headStep + j]); }`}
-    if (kept < n || acc > keys[n - 1u]) {
-      var p = kept;
-      if (kept == n) { p = n - 1u; } else { kept++; }
-      while (p > 0u && acc > keys[p - 1u]) {
-        keys[p] = keys[p - 1u];
-        picked[p] = picked[p - 1u];
-        p--;
-      }
-      keys[p] = acc;
-      picked[p] = j;
-    }
+    for (var g = 0u; g < G; g++) { acc += exp(P.scale * (scores[base + g * headStep + candidate] - groupMax[g])) / groupSum[g]; }`
+    : `    var acc = scores[base + candidate];
+    for (var g = 1u; g < G; g++) { acc = max(acc, scores[base + g * headStep + candidate]); }`}
+${insertPickWgsl('acc', 'candidate', 'true')}
   }
   // n rounds: the workgroup's best head among the threads' lists; its thread moves to its next.
   var head = 0u;
@@ -335,18 +303,7 @@ ${sumProbability
     workgroupBarrier();
   }
   if (lid == 0u) {
-    // Ascending block order for the CSR row.
-    for (var a = 1u; a < n; a++) {
-      let x = picks[a];
-      var b = a;
-      while (b > 0u && picks[b - 1u] > x) { picks[b] = picks[b - 1u]; b--; }
-      picks[b] = x;
-    }
-    indices[start] = 0u;
-    for (var a = 0u; a < n; a++) { indices[start + 1u + a] = picks[a]; }
-    indices[start + n + 1u] = current;
-    bounds[2u * row] = start;
-    bounds[2u * row + 1u] = start + n + 2u;
+${rankedRowWgsl('picks', '    ')}
   }
 }
 `;
