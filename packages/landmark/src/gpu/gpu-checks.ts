@@ -464,16 +464,18 @@ export const gpuChecks: GpuCheck[] = [
     },
   },
   {
-    name: 'landmark scored in many row ranges (64 rows, then 40: a range not a multiple of the 64-row tile) reads the same blocks and gives the same output',
+    name: 'landmark scored in many row ranges (64 rows, then 40: a range not a multiple of the 64-row tile), ranked by a thread per row and by a workgroup per row, reads the same blocks and gives the same output',
     async run(backend) {
       const input = checkInput({ batch: 1, queryHeads: 4, kvHeads: 2, seq: 250, headDim: 32 }, 94, 'structured');
       const config = landmarkConfigSchema.parse({ blockLength: 9, topK: 3 });
       const cpu = landmarkMethod.create(config).prefill(input);
       for (const rows of [64, 40]) {
-        try {
-          compareLandmark(input, config, await landmarkAttend(backend, config, input, rows * scoreRowStride(Math.floor(249 / 10))), cpu);
-        } catch (error) {
-          throw new Error(`${rows} rows per range: ${(error as Error).message}`);
+        for (const [ranking, topKRowsMax] of [['a thread per row', 0], ['a workgroup per row', Infinity]] as const) {
+          try {
+            compareLandmark(input, config, await landmarkAttend(backend, config, input, rows * scoreRowStride(Math.floor(249 / 10)), topKRowsMax), cpu);
+          } catch (error) {
+            throw new Error(`${rows} rows per range, ${ranking}: ${(error as Error).message}`);
+          }
         }
       }
     },

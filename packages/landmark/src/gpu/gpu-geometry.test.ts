@@ -12,7 +12,7 @@ import { landmarkEntryRowsWgsl, landmarkFreeCopyWgsl, landmarkGateFoldWgsl, land
 import { hipBoundTreeWgsl } from './hip-bound-tree-wgsl.js';
 import { hipSearchWgsl } from './hip-search-wgsl.js';
 import { candidateScoreWgsl } from './candidate-score-wgsl.js';
-import { landmarkTopKWgsl } from './landmark-top-k-wgsl.js';
+import { landmarkTopKRowsWgsl, landmarkTopKWgsl } from './landmark-top-k-wgsl.js';
 import { retrievalTopKRowsWgsl, retrievalTopKWgsl } from './retrieval-top-k-wgsl.js';
 
 // CPU-side parts of the GPU path: the geometry the GPU methods compute without reading the
@@ -89,6 +89,7 @@ describe('WGSL generators', () => {
       hipSearchWgsl({ headDim: 16, keep: 8, scoringQueries: 4, representative: 'bound' }),
       hipBoundTreeWgsl({ headDim: 16 }),
       landmarkTopKWgsl({ maxPicks: 4 }),
+      landmarkTopKRowsWgsl({ maxPicks: 4 }),
       groupedSoftmaxWgsl({ headDim: 16, valueDim: 130, blockLength: 50 }),
       landmarkFreeCopyWgsl(),
       landmarkSelectedCopyWgsl(),

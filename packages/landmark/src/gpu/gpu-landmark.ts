@@ -28,8 +28,8 @@ import { landmarkConfigSchema, landmarkMethod, type LandmarkConfig } from '../la
 import { retrievedBlockCount } from '../landmark-slot-positions.js';
 import { GROUPED_SOFTMAX_PARAMS, groupedSoftmaxWgsl, groupedSoftmaxWorkgroupBytes } from './grouped-softmax-wgsl.js';
 import { candidateScoreWgsl, dispatchCandidateScores } from './candidate-score-wgsl.js';
-import { LANDMARK_TOP_K_PARAMS, LANDMARK_TOP_K_THREADS, landmarkTopKWgsl } from './landmark-top-k-wgsl.js';
-import { scoreRowStride } from './retrieval-top-k-wgsl.js';
+import { LANDMARK_TOP_K_PARAMS, LANDMARK_TOP_K_THREADS, landmarkTopKRowsWgsl, landmarkTopKWgsl } from './landmark-top-k-wgsl.js';
+import { RETRIEVAL_TOP_K_ROWS_MAX, scoreRowStride } from './retrieval-top-k-wgsl.js';
 import { LANDMARK_OWN_BLOCK_PARAMS, landmarkOwnBlockWgsl, landmarkOwnBlockWorkgroupBytes } from './landmark-own-block-wgsl.js';
 import {
   LANDMARK_ENTRY_PARAMS,
@@ -67,7 +67,7 @@ export function landmarkScratchBytesPerSlot(d: Pick<AttentionDims, 'keySeq' | 'q
  * q · landmark key, 64 rows × 64 blocks per workgroup) writes every (query head, query)'s landmark
  * scores, then the top-k kernel ({@link landmarkTopKWgsl}, one thread per row) writes its CSR row.
  */
-export function landmarkSelectionStep(config: LandmarkConfig, d: AttentionDims, maxBinding = Infinity, scratchFloats = SCORE_SCRATCH_FLOATS): GpuSelectionStep {
+export function landmarkSelectionStep(config: LandmarkConfig, d: AttentionDims, maxBinding = Infinity, scratchFloats = SCORE_SCRATCH_FLOATS, topKRowsMax = RETRIEVAL_TOP_K_ROWS_MAX): GpuSelectionStep {
   const span = config.blockLength + 1;
   const maxBlocks = Math.max(1, maxBlocksOf(d, span));
   const stride = landmarkRowStride(config, d);
@@ -80,18 +80,20 @@ export function landmarkSelectionStep(config: LandmarkConfig, d: AttentionDims, 
     async encodeChunk(encoder) {
       const { chunk, target } = encoder;
       const querySlots = chunk.slots * d.groupSize;
+      const rowCount = rowsWithin(rowsPerDispatch, Math.floor(maxBinding / (4 * querySlots * rowFloats)));
+      // Few rows (a decode step): a workgroup per row ranks the landmarks; else a thread per row.
+      const perRow = querySlots * Math.min(rowCount, d.querySeq) <= topKRowsMax;
       const [score, topK] = await Promise.all([
         encoder.pipeline(candidateScoreWgsl({ headDim: d.headDim, operand: 'dot' })),
-        encoder.pipeline(landmarkTopKWgsl({ maxPicks: config.topK })),
+        encoder.pipeline(perRow ? landmarkTopKRowsWgsl({ maxPicks: config.topK }) : landmarkTopKWgsl({ maxPicks: config.topK })),
       ]);
-      const rowCount = rowsWithin(rowsPerDispatch, Math.floor(maxBinding / (4 * querySlots * rowFloats)));
       const scores = encoder.scratch(querySlots * rowCount * rowFloats * 4);
       for (let rowStart = 0; rowStart < d.querySeq; rowStart += rowCount) {
         const count = Math.min(rowCount, d.querySeq - rowStart);
         // q · k at each landmark: row `blockLength + j·span` of the keys, scaled like a logit.
         const geometry = { querySlots, rowStart, rowCount: count, candidates: maxBlocks, rowFloats, blockSize: span, first: 0, topK: config.topK, keyRows: d.keySeq, keyStride: span, keyOffset: config.blockLength, outScale: d.scale };
         dispatchCandidateScores(encoder, score, d, geometry, [chunk.q, chunk.k, undefined, scores]);
-        const [x, y] = dispatchGrid(Math.ceil((querySlots * count) / LANDMARK_TOP_K_THREADS));
+        const [x, y] = dispatchGrid(perRow ? querySlots * count : Math.ceil((querySlots * count) / LANDMARK_TOP_K_THREADS));
         const params = encoder.uniform(LANDMARK_TOP_K_PARAMS, {
           querySeq: d.querySeq,
           queryOffset: d.queryOffset,
@@ -322,13 +324,13 @@ const CAUSAL_REASON = 'the grouped softmax is defined for causal attention';
  * Selection + grouped softmax of one validated, causal call; reads back output, lse and selection.
  * `scratchFloats` (score floats per query head and row range) is lowered only by the checks.
  */
-export async function landmarkAttend(backend: GpuBackend, config: LandmarkConfig, input: AttentionInput, scratchFloats = SCORE_SCRATCH_FLOATS): Promise<AttentionResult> {
+export async function landmarkAttend(backend: GpuBackend, config: LandmarkConfig, input: AttentionInput, scratchFloats = SCORE_SCRATCH_FLOATS, topKRowsMax = RETRIEVAL_TOP_K_ROWS_MAX): Promise<AttentionResult> {
   const d = validateAttentionInput(input);
   requireCausal(landmarkMethod.id, d.causal, CAUSAL_REASON);
   checkRunsOnGpu(backend, config, d.headDim);
   const resident = backend.upload(input, d, landmarkScratchBytesPerSlot(d, config));
   try {
-    return await withGpuSelection(backend, resident, landmarkSelectionStep(config, d, backend.context.maxBinding, scratchFloats), async (gpuSelection, selectionMs) => {
+    return await withGpuSelection(backend, resident, landmarkSelectionStep(config, d, backend.context.maxBinding, scratchFloats, topKRowsMax), async (gpuSelection, selectionMs) => {
       const attentionMs = await runGroupedSoftmaxByBlocks(backend, resident, gpuSelection, config);
       const { output, lse } = await backend.readOutput(resident);
       const selection = await backend.readSelection(gpuSelection);

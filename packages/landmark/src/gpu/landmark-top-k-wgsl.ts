@@ -15,7 +15,7 @@
  * workgroup per row doing `topK` arg-max passes).
  */
 
-import { insertPickWgsl } from './retrieval-top-k-wgsl.js';
+import { RETRIEVAL_TOP_K_ROW_THREADS, WORKGROUP_TOP_K_DECLARATIONS, insertPickWgsl, workgroupTopKWgsl } from './retrieval-top-k-wgsl.js';
 
 /** Uniform parameter block of the landmark top-k kernel. */
 export const LANDMARK_TOP_K_PARAMS = [
@@ -86,6 +86,68 @@ ${(['x', 'y', 'z', 'w'] as const).map((e, k) => insertPickWgsl(`acc.${e}`, `4u *
   indices[start + n] = blocks;
   bounds[2u * row] = start;
   bounds[2u * row + 1u] = start + n + 1u;
+}
+`;
+}
+
+/**
+ * {@link landmarkTopKWgsl} with one workgroup per row (same params, bindings and result), for calls
+ * of few rows (a decode step's, see `RETRIEVAL_TOP_K_ROWS_MAX`): `workgroupTopKWgsl` ranks the
+ * row's landmark scores (read as floats) over 256 threads. The scores and their order are the
+ * thread-per-row kernel's, so the picks are exactly its.
+ */
+export function landmarkTopKRowsWgsl(o: { readonly maxPicks: number }): string {
+  return /* wgsl */ `
+struct Params {
+  querySeq: u32, queryOffset: u32, querySlots: u32, tilesX: u32,
+  rowStart: u32, rowCount: u32, span: u32, rowVec4s: u32,
+  topK: u32, stride: u32, pad0: u32, pad1: u32,
+}
+
+const NT: u32 = ${RETRIEVAL_TOP_K_ROW_THREADS}u;
+const MP: u32 = ${Math.max(1, o.maxPicks)}u;
+const NONE: f32 = -3.4e38;
+
+@group(0) @binding(0) var<uniform> P: Params;
+@group(0) @binding(1) var<storage, read> scores: array<f32>;
+@group(0) @binding(2) var<storage, read_write> bounds: array<u32>;
+@group(0) @binding(3) var<storage, read_write> indices: array<u32>;
+${WORKGROUP_TOP_K_DECLARATIONS}
+@compute @workgroup_size(NT)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let t = wid.x + wid.y * P.tilesX;
+  if (t >= P.querySlots * P.rowCount) { return; }
+  let querySlot = t / P.rowCount;
+  let localRow = t % P.rowCount;
+  let i = P.rowStart + localRow;
+  let blocks = (P.queryOffset + i) / P.span;
+  let row = querySlot * P.querySeq + i;
+  let start = row * P.stride;
+  if (P.topK == 0u || blocks <= P.topK) {
+    // Every earlier block, then the own one.
+    for (var j = lid; j <= blocks; j += NT) { indices[start + j] = j; }
+    if (lid == 0u) {
+      bounds[2u * row] = start;
+      bounds[2u * row + 1u] = start + blocks + 1u;
+    }
+    return;
+  }
+  let base = (querySlot * P.rowCount + localRow) * P.rowVec4s * 4u;
+  let n = P.topK;
+${workgroupTopKWgsl('0u', 'blocks', '    let acc = scores[base + candidate];')}
+  if (lid == 0u) {
+    // Ascending block order for the CSR row, then the own block.
+    for (var a = 1u; a < n; a++) {
+      let x = picks[a];
+      var b = a;
+      while (b > 0u && picks[b - 1u] > x) { picks[b] = picks[b - 1u]; b--; }
+      picks[b] = x;
+    }
+    for (var a = 0u; a < n; a++) { indices[start + a] = picks[a]; }
+    indices[start + n] = blocks;
+    bounds[2u * row] = start;
+    bounds[2u * row + 1u] = start + n + 1u;
+  }
 }
 `;
 }

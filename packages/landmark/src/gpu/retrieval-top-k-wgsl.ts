@@ -205,6 +205,57 @@ ${rankedRowWgsl('picked', '  ')}
 `;
 }
 
+/**
+ * Module-scope WGSL of a workgroup-per-row ranking ({@link workgroupTopKWgsl}): its reduction
+ * arrays, the `topK` picks (`picks`, MP of them) and the ranking order. Needs `NT`, `MP`.
+ */
+export const WORKGROUP_TOP_K_DECLARATIONS = /* wgsl */ `
+const NO_PICK: u32 = 0xffffffffu;
+var<workgroup> redValue: array<f32, NT>;
+var<workgroup> redIndex: array<u32, NT>;
+var<workgroup> picks: array<u32, MP>;
+
+// (a, ia) ranks before (b, ib): the higher score, on a tie the lower block.
+fn before(a: f32, ia: u32, b: f32, ib: u32) -> bool {
+  return ib == NO_PICK || (ia != NO_PICK && (a > b || (a == b && ia < ib)));
+}
+`;
+
+/**
+ * WGSL statements: the best \`n\` (a u32 in scope, at most MP, at most the candidates) of the
+ * candidates \`first\`, \`first + 1\`, … below \`end\` into the workgroup array \`picks\`, best first,
+ * ties toward the lower candidate. \`score\` computes \`acc\` (f32) of \`candidate\`. Each thread keeps
+ * the best n of its strided candidates (ascending, so equal scores keep the lower one), then n
+ * rounds of a workgroup arg-max over the threads' heads pick them. Must be reached by the whole
+ * workgroup (barriers); uses {@link WORKGROUP_TOP_K_DECLARATIONS}.
+ */
+export function workgroupTopKWgsl(first: string, end: string, score: string): string {
+  return /* wgsl */ `  var keys: array<f32, MP>;
+  var picked: array<u32, MP>;
+  var kept = 0u;
+  for (var candidate = ${first} + lid; candidate < ${end}; candidate += NT) {
+${score}
+${insertPickWgsl('acc', 'candidate', 'true')}
+  }
+  var head = 0u;
+  for (var round = 0u; round < n; round++) {
+    redValue[lid] = select(NONE, keys[min(head, MP - 1u)], head < kept);
+    redIndex[lid] = select(NO_PICK, picked[min(head, MP - 1u)], head < kept);
+    workgroupBarrier();
+    for (var half = NT / 2u; half > 0u; half = half / 2u) {
+      if (lid < half && before(redValue[lid + half], redIndex[lid + half], redValue[lid], redIndex[lid])) {
+        redValue[lid] = redValue[lid + half];
+        redIndex[lid] = redIndex[lid + half];
+      }
+      workgroupBarrier();
+    }
+    let winner = redIndex[0];
+    if (head < kept && picked[min(head, MP - 1u)] == winner) { head++; }
+    if (lid == 0u) { picks[round] = winner; }
+    workgroupBarrier();
+  }`;
+}
+
 /** Threads per workgroup of {@link retrievalTopKRowsWgsl} (one row each workgroup). */
 export const RETRIEVAL_TOP_K_ROW_THREADS = 256;
 
@@ -226,19 +277,9 @@ export const RETRIEVAL_TOP_K_ROWS_MAX = 2048;
  */
 export function retrievalTopKRowsWgsl(o: RetrievalTopKKernelOptions): string {
   const sumProbability = o.groupReduce === 'sum-probability';
-  const MP = Math.max(1, o.maxPicks);
-  return /* wgsl */ `${rankingHeader(RETRIEVAL_TOP_K_ROW_THREADS, o, 'f32')}const NO_PICK: u32 = 0xffffffffu;
-
-var<workgroup> redValue: array<f32, NT>;
-var<workgroup> redIndex: array<u32, NT>;
+  return /* wgsl */ `${rankingHeader(RETRIEVAL_TOP_K_ROW_THREADS, o, 'f32')}${WORKGROUP_TOP_K_DECLARATIONS}
 var<workgroup> groupMax: array<f32, G>;
 var<workgroup> groupSum: array<f32, G>;
-var<workgroup> picks: array<u32, MP>;
-
-// (a, ia) ranks before (b, ib): the higher score, on a tie the lower block.
-fn before(a: f32, ia: u32, b: f32, ib: u32) -> bool {
-  return ib == NO_PICK || (ia != NO_PICK && (a > b || (a == b && ia < ib)));
-}
 
 @compute @workgroup_size(NT)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
@@ -271,37 +312,16 @@ ${sumProbability ? `  for (var g = 0u; g < G; g++) {
     }
     workgroupBarrier();
   }` : ''}
-  // The thread's best topK of its candidates j = 1 + lid + k·NT, ascending (strict: ties keep the lower j).
-  var keys: array<f32, ${MP}>;
-  var picked: array<u32, ${MP}>;
-  var kept = 0u;
   let n = P.topK;
-  for (var candidate = 1u + lid; candidate < current; candidate += NT) {
-${sumProbability
-    ? `    var acc = 0.0;
+${workgroupTopKWgsl(
+    '1u',
+    'current',
+    sumProbability
+      ? `    var acc = 0.0;
     for (var g = 0u; g < G; g++) { acc += exp(P.scale * (scores[base + g * headStep + candidate] - groupMax[g])) / groupSum[g]; }`
-    : `    var acc = scores[base + candidate];
-    for (var g = 1u; g < G; g++) { acc = max(acc, scores[base + g * headStep + candidate]); }`}
-${insertPickWgsl('acc', 'candidate', 'true')}
-  }
-  // n rounds: the workgroup's best head among the threads' lists; its thread moves to its next.
-  var head = 0u;
-  for (var round = 0u; round < n; round++) {
-    redValue[lid] = select(NONE, keys[min(head, MP - 1u)], head < kept);
-    redIndex[lid] = select(NO_PICK, picked[min(head, MP - 1u)], head < kept);
-    workgroupBarrier();
-    for (var half = NT / 2u; half > 0u; half = half / 2u) {
-      if (lid < half && before(redValue[lid + half], redIndex[lid + half], redValue[lid], redIndex[lid])) {
-        redValue[lid] = redValue[lid + half];
-        redIndex[lid] = redIndex[lid + half];
-      }
-      workgroupBarrier();
-    }
-    let winner = redIndex[0];
-    if (head < kept && picked[min(head, MP - 1u)] == winner) { head++; }
-    if (lid == 0u) { picks[round] = winner; }
-    workgroupBarrier();
-  }
+      : `    var acc = scores[base + candidate];
+    for (var g = 1u; g < G; g++) { acc = max(acc, scores[base + g * headStep + candidate]); }`,
+  )}
   if (lid == 0u) {
 ${rankedRowWgsl('picks', '    ')}
   }
