@@ -15,7 +15,7 @@
  * workgroup per row doing `topK` arg-max passes).
  */
 
-import { RETRIEVAL_TOP_K_ROW_THREADS, WORKGROUP_TOP_K_DECLARATIONS, insertPickWgsl, workgroupTopKWgsl } from './retrieval-top-k-wgsl.js';
+import { RETRIEVAL_TOP_K_ROW_THREADS, WORKGROUP_TOP_K_DECLARATIONS, insertPickWgsl, sortedPicksRowWgsl, workgroupTopKWgsl } from './retrieval-top-k-wgsl.js';
 
 /** Uniform parameter block of the landmark top-k kernel. */
 export const LANDMARK_TOP_K_PARAMS = [
@@ -27,12 +27,8 @@ export const LANDMARK_TOP_K_PARAMS = [
 /** Threads per workgroup of the landmark top-k kernel (one query row each). */
 export const LANDMARK_TOP_K_THREADS = 64;
 
-/**
- * Generates the WGSL of the landmark top-k kernel (`maxPicks` = topK, at least 1). Bindings:
- * 0 params, 1 scores as vec4 `[querySlots][rowCount][rowVec4s]`, 2 bounds, 3 indices.
- */
-export function landmarkTopKWgsl(o: { readonly maxPicks: number }): string {
-  const NT = LANDMARK_TOP_K_THREADS;
+/** The params struct, constants and bindings both landmark ranking kernels declare (scores as `element`s). */
+function landmarkRankingHeader(threads: number, maxPicks: number, element: 'vec4<f32>' | 'f32'): string {
   return /* wgsl */ `
 struct Params {
   querySeq: u32, queryOffset: u32, querySlots: u32, tilesX: u32,
@@ -40,16 +36,24 @@ struct Params {
   topK: u32, stride: u32, pad0: u32, pad1: u32,
 }
 
-const NT: u32 = ${NT}u;
+const NT: u32 = ${threads}u;
+const MP: u32 = ${Math.max(1, maxPicks)}u;
+const NONE: f32 = -3.4e38;
 
 @group(0) @binding(0) var<uniform> P: Params;
-@group(0) @binding(1) var<storage, read> scores: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read> scores: array<${element}>;
 @group(0) @binding(2) var<storage, read_write> bounds: array<u32>;
 @group(0) @binding(3) var<storage, read_write> indices: array<u32>;
+`;
+}
 
-@compute @workgroup_size(${NT})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let t = (wid.x + wid.y * P.tilesX) * NT + lid;
+/**
+ * Both landmark ranking kernels' start: row `t` of the dispatch and its geometry, and the rows
+ * that keep every earlier block (topK 0, or at most topK of them), written by the threads
+ * `first`, `first + step`, … (`lead` writes the bounds), which `return`.
+ */
+function landmarkRowPrologueWgsl(t: string, first: string, step: string, lead: string): string {
+  return /* wgsl */ `  let t = ${t};
   if (t >= P.querySlots * P.rowCount) { return; }
   let querySlot = t / P.rowCount;
   let localRow = t % P.rowCount;
@@ -59,15 +63,28 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let start = row * P.stride;
   if (P.topK == 0u || blocks <= P.topK) {
     // Every earlier block, then the own one.
-    for (var j = 0u; j <= blocks; j++) { indices[start + j] = j; }
-    bounds[2u * row] = start;
-    bounds[2u * row + 1u] = start + blocks + 1u;
+    for (var j = ${first}; j <= blocks; j += ${step}) { indices[start + j] = j; }
+    if (${lead}) {
+      bounds[2u * row] = start;
+      bounds[2u * row + 1u] = start + blocks + 1u;
+    }
     return;
-  }
+  }`;
+}
+
+/**
+ * Generates the WGSL of the landmark top-k kernel (`maxPicks` = topK, at least 1). Bindings:
+ * 0 params, 1 scores as vec4 `[querySlots][rowCount][rowVec4s]`, 2 bounds, 3 indices.
+ */
+export function landmarkTopKWgsl(o: { readonly maxPicks: number }): string {
+  return /* wgsl */ `${landmarkRankingHeader(LANDMARK_TOP_K_THREADS, o.maxPicks, 'vec4<f32>')}
+@compute @workgroup_size(NT)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+${landmarkRowPrologueWgsl('(wid.x + wid.y * P.tilesX) * NT + lid', '0u', '1u', 'true')}
   let base = (querySlot * P.rowCount + localRow) * P.rowVec4s;
   // The picks, best first: keys[0 .. kept) descending, equal keys in ascending index order.
-  var keys: array<f32, ${Math.max(1, o.maxPicks)}>;
-  var picked: array<u32, ${Math.max(1, o.maxPicks)}>;
+  var keys: array<f32, MP>;
+  var picked: array<u32, MP>;
   var kept = 0u;
   let n = P.topK;
   let current = blocks;
@@ -75,17 +92,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     let acc = scores[base + c];
 ${(['x', 'y', 'z', 'w'] as const).map((e, k) => insertPickWgsl(`acc.${e}`, `4u * c + ${k}u`, k === 0 ? 'true' : 'j < current')).join('\n')}
   }
-  // Ascending block order for the CSR row.
-  for (var a = 1u; a < n; a++) {
-    let x = picked[a];
-    var b = a;
-    while (b > 0u && picked[b - 1u] > x) { picked[b] = picked[b - 1u]; b--; }
-    picked[b] = x;
-  }
-  for (var a = 0u; a < n; a++) { indices[start + a] = picked[a]; }
-  indices[start + n] = blocks;
-  bounds[2u * row] = start;
-  bounds[2u * row + 1u] = start + n + 1u;
+  // Ascending block order for the CSR row, then the own block.
+${sortedPicksRowWgsl('picked', '  ', false, 'blocks')}
 }
 `;
 }
@@ -97,56 +105,16 @@ ${(['x', 'y', 'z', 'w'] as const).map((e, k) => insertPickWgsl(`acc.${e}`, `4u *
  * thread-per-row kernel's, so the picks are exactly its.
  */
 export function landmarkTopKRowsWgsl(o: { readonly maxPicks: number }): string {
-  return /* wgsl */ `
-struct Params {
-  querySeq: u32, queryOffset: u32, querySlots: u32, tilesX: u32,
-  rowStart: u32, rowCount: u32, span: u32, rowVec4s: u32,
-  topK: u32, stride: u32, pad0: u32, pad1: u32,
-}
-
-const NT: u32 = ${RETRIEVAL_TOP_K_ROW_THREADS}u;
-const MP: u32 = ${Math.max(1, o.maxPicks)}u;
-const NONE: f32 = -3.4e38;
-
-@group(0) @binding(0) var<uniform> P: Params;
-@group(0) @binding(1) var<storage, read> scores: array<f32>;
-@group(0) @binding(2) var<storage, read_write> bounds: array<u32>;
-@group(0) @binding(3) var<storage, read_write> indices: array<u32>;
-${WORKGROUP_TOP_K_DECLARATIONS}
+  return /* wgsl */ `${landmarkRankingHeader(RETRIEVAL_TOP_K_ROW_THREADS, o.maxPicks, 'f32')}${WORKGROUP_TOP_K_DECLARATIONS}
 @compute @workgroup_size(NT)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let t = wid.x + wid.y * P.tilesX;
-  if (t >= P.querySlots * P.rowCount) { return; }
-  let querySlot = t / P.rowCount;
-  let localRow = t % P.rowCount;
-  let i = P.rowStart + localRow;
-  let blocks = (P.queryOffset + i) / P.span;
-  let row = querySlot * P.querySeq + i;
-  let start = row * P.stride;
-  if (P.topK == 0u || blocks <= P.topK) {
-    // Every earlier block, then the own one.
-    for (var j = lid; j <= blocks; j += NT) { indices[start + j] = j; }
-    if (lid == 0u) {
-      bounds[2u * row] = start;
-      bounds[2u * row + 1u] = start + blocks + 1u;
-    }
-    return;
-  }
+${landmarkRowPrologueWgsl('wid.x + wid.y * P.tilesX', 'lid', 'NT', 'lid == 0u')}
   let base = (querySlot * P.rowCount + localRow) * P.rowVec4s * 4u;
   let n = P.topK;
 ${workgroupTopKWgsl('0u', 'blocks', '    let acc = scores[base + candidate];')}
   if (lid == 0u) {
     // Ascending block order for the CSR row, then the own block.
-    for (var a = 1u; a < n; a++) {
-      let x = picks[a];
-      var b = a;
-      while (b > 0u && picks[b - 1u] > x) { picks[b] = picks[b - 1u]; b--; }
-      picks[b] = x;
-    }
-    for (var a = 0u; a < n; a++) { indices[start + a] = picks[a]; }
-    indices[start + n] = blocks;
-    bounds[2u * row] = start;
-    bounds[2u * row + 1u] = start + n + 1u;
+${sortedPicksRowWgsl('picks', '    ', false, 'blocks')}
   }
 }
 `;

@@ -128,19 +128,23 @@ function rowPrologueWgsl(t: string, first: string, step: string, lead: string): 
   }`;
 }
 
-/** Sorts the n picks in `picks` ascending and writes the CSR row: the first block, the picks, the own block. */
-function rankedRowWgsl(picks: string, indent: string): string {
+/**
+ * WGSL: sorts the n picks in \`picks\` ascending and writes the CSR row at \`start\` — block 0 first
+ * when \`firstBlock\` (landmark retrieval's always-kept first block), the picks, then \`own\` (the
+ * query's own block) — and its bounds. Needs \`n\`, \`start\`, \`row\` in scope.
+ */
+export function sortedPicksRowWgsl(picks: string, indent: string, firstBlock: boolean, own: string): string {
+  const at = firstBlock ? 'start + 1u' : 'start';
   return /* wgsl */ `${indent}for (var a = 1u; a < n; a++) {
 ${indent}  let x = ${picks}[a];
 ${indent}  var b = a;
 ${indent}  while (b > 0u && ${picks}[b - 1u] > x) { ${picks}[b] = ${picks}[b - 1u]; b--; }
 ${indent}  ${picks}[b] = x;
-${indent}}
-${indent}indices[start] = 0u;
-${indent}for (var a = 0u; a < n; a++) { indices[start + 1u + a] = ${picks}[a]; }
-${indent}indices[start + n + 1u] = current;
+${indent}}${firstBlock ? `\n${indent}indices[start] = 0u;` : ''}
+${indent}for (var a = 0u; a < n; a++) { indices[${at} + a] = ${picks}[a]; }
+${indent}indices[${at} + n] = ${own};
 ${indent}bounds[2u * row] = start;
-${indent}bounds[2u * row + 1u] = start + n + 2u;`;
+${indent}bounds[2u * row + 1u] = ${at} + n + 1u;`;
 }
 
 /**
@@ -200,7 +204,7 @@ ${sumProbability
     for (var g = 1u; g < G; g++) { acc = max(acc, scores[base + g * headStep + c]); }`}
 ${(['x', 'y', 'z', 'w'] as const).map((e, k) => insertPickWgsl(`acc.${e}`, `4u * c + ${k}u`, k === 0 ? `j >= 1u` : `j < current`)).join('\n')}
   }
-${rankedRowWgsl('picked', '  ')}
+${sortedPicksRowWgsl('picked', '  ', true, 'current')}
 }
 `;
 }
@@ -323,7 +327,7 @@ ${workgroupTopKWgsl(
     for (var g = 1u; g < G; g++) { acc = max(acc, scores[base + g * headStep + candidate]); }`,
   )}
   if (lid == 0u) {
-${rankedRowWgsl('picks', '    ')}
+${sortedPicksRowWgsl('picks', '    ', true, 'current')}
   }
 }
 `;
