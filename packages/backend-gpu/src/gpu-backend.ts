@@ -25,7 +25,7 @@ import { POOL_PARAMS, POOL_THREADS, blockPoolWgsl } from './kernels/block-pool-w
 import { SCORE_PARAMS, blockScoreWgsl } from './kernels/block-score-wgsl.js';
 import { TOP_K_PARAMS, TOP_K_THREADS, blockTopKWgsl } from './kernels/block-top-k-wgsl.js';
 import { FILL_PARAMS, FILL_THREADS, fillNormalWgsl } from './kernels/fill-normal-wgsl.js';
-import { gatherMergeWgsl } from './kernels/gather-lists-wgsl.js';
+import { GATHER_MERGE_VECTORS, gatherMergeWgsl } from './kernels/gather-lists-wgsl.js';
 import { blockListPipelines, recordBlockLists, type BlockListRecorder } from './block-lists.js';
 import { ATTENTION_PARAMS, GATHER_ATTENTION_PARAMS, flashAttentionWgsl, flashAttentionWorkgroupBytes, type FlashAttentionKernelOptions, type FlashAttentionListHooks } from './kernels/flash-attention-wgsl.js';
 import { dispatchGrid, TILE_COLUMNS, type TileShape } from './kernels/score-tile-wgsl.js';
@@ -412,7 +412,8 @@ export class GpuBackend {
       const timings = { selectionMs, attentionMs };
       return options.readSelection === false ? { timings } : { selection: await this.readSelectionRows(selection, buffers, rows), timings };
     } finally {
-      for (const b of buffers) destroyAll(b.bounds, b.indices);
+      // Inside oneSubmission the recorded passes still read them: freed after its submission.
+      for (const b of buffers) this.discard(b.bounds, b.indices);
     }
   }
 
@@ -875,7 +876,7 @@ export class GpuBackend {
         const tileGrid = dispatchGrid(maxTiles);
         const attendParams = params(tileGrid, GATHER_ATTENTION_PARAMS, { ...attentionParams(d), blockSize: selection.blockSize, maskWords: maskWords ?? 0 });
         step('attend', attend, [attendParams, chunk.q, chunk.k, chunk.v, partOut, partLse, listMeta, items, maskWords !== undefined ? b.masks : undefined], tileGrid);
-        const vectorGrid = dispatchGrid(rows * vectors);
+        const vectorGrid = dispatchGrid(Math.ceil((rows * vectors) / GATHER_MERGE_VECTORS));
         step('merge', merge, [params(vectorGrid), b.bounds, partOut, partLse, target.out, target.lse], vectorGrid);
       }
     }

@@ -115,42 +115,57 @@ export async function runGpuBenchmark(backend: GpuBackend, context: BenchmarkCon
         context.progress?.(`gpu: ${definition.id}${budget ? ` ${budget}` : ''} S=${seq}`);
         // The density is asked for on the first (warm-up) call only: the timed calls skip work a
         // method does just to report it (reading its selection back).
-        const timeMethod = async (call: ResidentAttention, decodeStep: boolean, run: (call: ResidentAttention, first: boolean) => Promise<ResidentRun> = (c, first) => method.runResident!(c, { density: first })) => {
-          // Selection and attention are timed separately in every sample (by the method), and the
-          // whole call by its wall time, which is the row's ms; their medians are reported beside
-          // it with hostMs, the wall time outside them (the medians need not add up exactly).
-          const selectionSamples: number[] = [];
-          const attentionSamples: number[] = [];
+        // The timed calls are recorded into one submission where the method can (`oneSubmission`).
+        const timeMethod = async (call: ResidentAttention, decodeStep: boolean, run: (call: ResidentAttention, first: boolean) => Promise<ResidentRun> = (c, first) => method.runResident!(c, { density: first, oneSubmission: !first })) => {
+          // The row's ms is the median wall time of the timed calls. Selection and attention are
+          // timed separately by the method where its calls are separate submissions; their
+          // medians are reported beside it with hostMs, the wall time outside them (the medians
+          // need not add up exactly). Where the timed calls ran as one submission (only their
+          // sum is timed), as many calls with separate submissions follow for the split.
+          const warmup = decodeStep ? 2 : 1;
+          const split: { selection: number[]; attention: number[]; host: number[]; phases: Map<string, number[]> } = { selection: [], attention: [], host: [], phases: new Map() };
           let density = Number.NaN;
           let phase = decodeStep ? 'decode' : ('prefill' as 'prefill' | 'decode');
-          // Selection and attention in one submission: only their sum is timed (no split in the row).
           let oneSubmission = false;
-          // A method's own breakdown of its selection (e.g. routing's k-means / membership), per sample.
-          const phaseSamples = new Map<string, number[]>();
-          // Wall time outside the method's selection and attention timings, per sample.
-          const hostSamples: number[] = [];
+          let splitWarmup = false;
+          // Wall time of the timed calls outside what the method timed (all of it is timed in one submission).
+          const host: number[] = [];
           let calls = 0;
+          const record = (result: ResidentRun, wallMs: number) => {
+            split.selection.push(result.selectionMs);
+            split.attention.push(result.attentionMs);
+            // A method's own breakdown of its selection (e.g. routing's k-means / membership).
+            for (const [name, ms] of Object.entries(result.phases ?? {})) split.phases.set(name, [...(split.phases.get(name) ?? []), ms]);
+            split.host.push(Math.max(0, wallMs - result.selectionMs - result.attentionMs));
+          };
           // Each sample is the call's wall time: its selection and attention plus whatever the
           // method does on the host around them (plans, uploads, small readbacks), which the
           // method's own phase times leave out.
           const sparse = await measureAsync(
             async () => {
+              const index = calls++;
               const started = performance.now();
-              const result = await run(call, calls++ === 0);
+              const result = await run(call, index === 0);
               const wallMs = performance.now() - started;
-              selectionSamples.push(result.selectionMs);
-              attentionSamples.push(result.attentionMs);
               density = result.density ?? density;
-              oneSubmission = result.oneSubmission === true;
               if (!decodeStep) phase = result.phase ?? 'prefill';
-              for (const [name, ms] of Object.entries(result.phases ?? {})) phaseSamples.set(name, [...(phaseSamples.get(name) ?? []), ms]);
-              hostSamples.push(Math.max(0, wallMs - result.selectionMs - result.attentionMs));
+              if (index === 0) splitWarmup = result.oneSubmission !== true;
+              if (index >= warmup) {
+                oneSubmission = result.oneSubmission === true;
+                host.push(Math.max(0, wallMs - result.selectionMs - result.attentionMs));
+                if (!oneSubmission) record(result, wallMs);
+              }
               return wallMs;
             },
-            { warmup: decodeStep ? 2 : 1, repeats: decodeStep ? Math.max(repeats, DECODE_REPEATS) : repeats },
+            { warmup, repeats: decodeStep ? Math.max(repeats, DECODE_REPEATS) : repeats },
           );
-          // The warm-up samples come first in each list; medians use the timed ones.
-          const timed = (samples: readonly number[]) => median(samples.slice(decodeStep ? 2 : 1));
+          const splitCalls = oneSubmission && splitWarmup ? (decodeStep ? Math.max(repeats, DECODE_REPEATS) : repeats) : 0;
+          for (let i = 0; i < splitCalls; i++) {
+            const started = performance.now();
+            const result = await method.runResident!(call, { density: false });
+            record(result, performance.now() - started);
+          }
+          const hasSplit = split.selection.length > 0;
           const baseline = phase === 'decode' ? await denseDecode() : dense.medianMs;
           push({
             ...base,
@@ -159,13 +174,16 @@ export async function runGpuBenchmark(backend: GpuBackend, context: BenchmarkCon
             metrics: {
               ms: sparse.medianMs,
               madMs: sparse.madMs,
-              ...(oneSubmission ? { oneSubmission: 1 } : { selectionMs: timed(selectionSamples), attentionMs: timed(attentionSamples) }),
-              hostMs: timed(hostSamples),
+              ...(oneSubmission ? { oneSubmission: 1 } : {}),
+              // With oneSubmission, splitMs is the median wall time of the calls that gave the split.
+              ...(oneSubmission && hasSplit ? { splitMs: median(split.selection.map((s, i) => s + split.attention[i]! + split.host[i]!)) } : {}),
+              ...(hasSplit ? { selectionMs: median(split.selection), attentionMs: median(split.attention) } : {}),
+              hostMs: median(host),
               density,
               speedupVsDense: baseline / sparse.medianMs,
               // 1: a decode step with the state the method's decoder keeps (`decodeResident`).
               ...(decodeStep && method.decodeResident ? { keptState: 1 } : {}),
-              ...Object.fromEntries([...phaseSamples].map(([name, samples]) => [`phase.${name}`, timed(samples)])),
+              ...Object.fromEntries([...split.phases].map(([name, samples]) => [`phase.${name}`, median(samples)])),
               heads,
               kvHeads,
               headDim,

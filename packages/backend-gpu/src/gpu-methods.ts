@@ -38,6 +38,32 @@ export interface GpuAttentionMethod {
 export interface ResidentRunOptions {
   /** Report the density even where that costs a readback (default true); false: only where the kernels count it anyway. */
   readonly density?: boolean;
+  /**
+   * Record the whole call into one queue submission (`GpuBackend.oneSubmission`), as an inference
+   * runtime encodes a layer's attention: no host round trip between the selection and the
+   * attention. Only their sum is timed then (the result says `oneSubmission: true`). Methods that
+   * record their calls this way take it through {@link residentCall}; the others ignore it.
+   */
+  readonly oneSubmission?: boolean;
+}
+
+/**
+ * Runs `body`, one `runResident` call made of separately timed GPU calls, as it is, or, when
+ * `options.oneSubmission` asks for it, recorded into one submission: then `attentionMs` is the
+ * whole call, `selectionMs` 0, `phases` dropped (nothing inside is timed on its own) and
+ * `oneSubmission: true`. A density `body` reads back still comes (the read submits what was
+ * recorded before it).
+ */
+export async function residentCall(backend: GpuBackend, options: ResidentRunOptions | undefined, body: () => Promise<ResidentRun>): Promise<ResidentRun> {
+  if (!options?.oneSubmission) return body();
+  const { value, ms } = await backend.oneSubmission(body);
+  return {
+    selectionMs: 0,
+    attentionMs: ms,
+    oneSubmission: true,
+    ...(value.density === undefined ? {} : { density: value.density }),
+    ...(value.phase === undefined ? {} : { phase: value.phase }),
+  };
 }
 
 /**
@@ -117,10 +143,11 @@ export const gpuBlockTopKMethod: GpuMethodDefinition = {
       methodId: blockTopKMethod.id,
       prefill: (input) => backend.blockTopKAttention(input, resolved),
       createDecoder: (shape) => gpuBlockTopKDecoder(backend, shape, resolved),
-      runResident: async (resident, options) => {
-        const { selection, timings } = await backend.runBlockTopK(resident, resolved, { readSelection: options?.density !== false });
-        return { ...timings, ...(selection ? { density: countPairs(selection, resident.dims) / densePairCount(resident.dims) } : {}) };
-      },
+      runResident: (resident, options) =>
+        residentCall(backend, options, async () => {
+          const { selection, timings } = await backend.runBlockTopK(resident, resolved, { readSelection: options?.density !== false });
+          return { ...timings, ...(selection ? { density: countPairs(selection, resident.dims) / densePairCount(resident.dims) } : {}) };
+        }),
     };
   },
 };

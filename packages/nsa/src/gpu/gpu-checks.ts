@@ -117,7 +117,7 @@ function prefillCheck(gpuMethod: GpuMethodDefinition, config: Record<string, unk
  */
 function residentCheck(gpuMethod: GpuMethodDefinition, config: Record<string, unknown>, shape: CheckShape, seed: number, chunkSlots = 1): GpuCheck {
   return {
-    name: `${gpuMethod.id} ${JSON.stringify(config)} ${describeCheckShape(shape)}: runResident over several chunks${chunkSlots > 1 ? ` of ${chunkSlots} slots` : ''} leaves the CPU method's output and reports its density`,
+    name: `${gpuMethod.id} ${JSON.stringify(config)} ${describeCheckShape(shape)}: runResident over several chunks${chunkSlots > 1 ? ` of ${chunkSlots} slots` : ''} leaves the CPU method's output and reports its density (also recorded as one submission)`,
     async run(backend) {
       const input = checkInput(shape, seed);
       const d = validateAttentionInput(input);
@@ -134,6 +134,15 @@ function residentCheck(gpuMethod: GpuMethodDefinition, config: Record<string, un
         expectClose('resident output', output.data, cpu.output.data);
         if (timings.density === undefined || Math.abs(timings.density - cpu.stats.density) > 1e-12) throw new Error(`density: GPU ${timings.density}, CPU ${cpu.stats.density}`);
         if (!(timings.selectionMs >= 0 && timings.attentionMs >= 0)) throw new Error(`timings ${JSON.stringify(timings)}`);
+        // The benchmark's timed call: no density, one submission where the method records one.
+        const fresh = small.upload(input, d);
+        try {
+          const timed = await method.runResident!(fresh, { density: false, oneSubmission: true });
+          if (timed.density !== undefined) throw new Error(`density ${timed.density} reported without being asked for`);
+          expectClose('resident output (density: false, oneSubmission)', (await small.readOutput(fresh)).output.data, cpu.output.data);
+        } finally {
+          small.release(fresh);
+        }
       } finally {
         small.release(resident);
       }

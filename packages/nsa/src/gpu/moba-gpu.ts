@@ -14,7 +14,7 @@
  * checked against the device before any GPU work.
  */
 import { ConfigError, densePairCount, parseConfig, validateAttentionInput, type AttentionDims } from '@sparse-attn/core';
-import { dispatchGrid, type GpuBackend, type GpuMethodDefinition, type GpuSelectionStep } from '@sparse-attn/backend-gpu';
+import { dispatchGrid, residentCall, type GpuBackend, type GpuMethodDefinition, type GpuSelectionStep } from '@sparse-attn/backend-gpu';
 import { completeWindows } from '../block-means.js';
 import { blockPooling } from '../cached-decoder.js';
 import { selectionShare } from '../method-helpers.js';
@@ -117,18 +117,20 @@ export const gpuMobaMethod: GpuMethodDefinition = {
         const d = resident.dims;
         if (!d.causal) throw new ConfigError('moba: causal must be true (the method selects among past keys only), got causal: false');
         const p = devicePlan(backend, d, config);
-        const { selection, ms: selectionMs } = await backend.runSelection(resident, mobaSelectionStep(d, config, p));
-        try {
-          const attentionMs = await backend.runSparse(resident, selection);
-          // The density costs a count pass and a readback: only when asked for.
-          if (options?.density === false) return { selectionMs, attentionMs };
-          const entries = await countSelectionEntries(backend, resident, selection);
-          // Per query head rows: every row includes its (causally cut) current block.
-          const pairs = entries * config.blockSize - d.batch * d.queryHeads * currentBlockShortfall(d, config.blockSize);
-          return { selectionMs, attentionMs, density: pairs / densePairCount(d) };
-        } finally {
-          backend.releaseSelection(selection);
-        }
+        return residentCall(backend, options, async () => {
+          const { selection, ms: selectionMs } = await backend.runSelection(resident, mobaSelectionStep(d, config, p));
+          try {
+            const attentionMs = await backend.runSparse(resident, selection);
+            // The density costs a count pass and a readback: only when asked for.
+            if (options?.density === false) return { selectionMs, attentionMs };
+            const entries = await countSelectionEntries(backend, resident, selection);
+            // Per query head rows: every row includes its (causally cut) current block.
+            const pairs = entries * config.blockSize - d.batch * d.queryHeads * currentBlockShortfall(d, config.blockSize);
+            return { selectionMs, attentionMs, density: pairs / densePairCount(d) };
+          } finally {
+            backend.releaseSelection(selection);
+          }
+        });
       },
     };
   },
