@@ -22,7 +22,7 @@
  * within {@link NSA_RANGE_BYTES} for the whole chunk).
  */
 import { ConfigError, NumericError, densePairCount, parseConfig, sparseStats, validateAttentionInput, type AttentionDims, type AttentionInput, type AttentionResult } from '@sparse-attn/core';
-import { countPairs, dispatchGrid, type GpuBackend, type GpuMethodDefinition, type GpuSelection, type GpuSelectionStep, type ResidentAttention, type ResidentChunk, type TileShape } from '@sparse-attn/backend-gpu';
+import { countPairs, dispatchGrid, residentCall, type GpuBackend, type GpuMethodDefinition, type GpuSelection, type GpuSelectionStep, type ResidentAttention, type ResidentChunk, type TileShape } from '@sparse-attn/backend-gpu';
 import { completeWindows } from '../block-means.js';
 import type { PoolingSpec } from '../cached-decoder.js';
 import { selectionShare } from '../method-helpers.js';
@@ -366,21 +366,23 @@ export const gpuNsaMethod: GpuMethodDefinition = {
         if (!d.causal) throw new ConfigError('nsa: causal must be true (the method selects among past keys only), got causal: false');
         const p = nsaPlan(backend, d, config);
         const step = nsaSelectionStep(d, config, p);
-        const { selection, selectionMs, attentionMs } = p.gates
-          ? await runGatedBranches(backend, resident, config, step, p.windows, p.gates)
-          : await runUnionRows(backend, resident, config, p, step);
-        try {
-          // KV-head rows serve the G query heads of their group. Every union row holds its current
-          // block; a gated selection does when forceLocal ≥ 1 (otherwise its pairs need the picks: no density).
-          // (And the density costs a count pass and a readback: only when asked for.)
-          if ((config.combine === 'gated' && config.forceLocal === 0) || options?.density === false) return { selectionMs, attentionMs };
-          const entries = await countSelectionEntries(backend, resident, selection);
-          const selected = d.groupSize * entries * config.selectionBlock - d.batch * d.queryHeads * currentBlockShortfall(d, config.selectionBlock);
-          const pairs = selected + (config.combine === 'gated' ? windowPairs(d, config.window) : 0);
-          return { selectionMs, attentionMs, density: pairs / densePairCount(d) };
-        } finally {
-          backend.releaseSelection(selection);
-        }
+        return residentCall(backend, options, async () => {
+          const { selection, selectionMs, attentionMs } = p.gates
+            ? await runGatedBranches(backend, resident, config, step, p.windows, p.gates)
+            : await runUnionRows(backend, resident, config, p, step);
+          try {
+            // KV-head rows serve the G query heads of their group. Every union row holds its current
+            // block; a gated selection does when forceLocal ≥ 1 (otherwise its pairs need the picks: no density).
+            // (And the density costs a count pass and a readback: only when asked for.)
+            if ((config.combine === 'gated' && config.forceLocal === 0) || options?.density === false) return { selectionMs, attentionMs };
+            const entries = await countSelectionEntries(backend, resident, selection);
+            const selected = d.groupSize * entries * config.selectionBlock - d.batch * d.queryHeads * currentBlockShortfall(d, config.selectionBlock);
+            const pairs = selected + (config.combine === 'gated' ? windowPairs(d, config.window) : 0);
+            return { selectionMs, attentionMs, density: pairs / densePairCount(d) };
+          } finally {
+            backend.releaseSelection(selection);
+          }
+        });
       },
     };
   },
