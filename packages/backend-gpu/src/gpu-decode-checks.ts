@@ -321,3 +321,37 @@ export function decodeResidentCheck(definition: GpuMethodDefinition, config: Rec
     },
   };
 }
+
+/**
+ * A GPU check of a method's `runResident` recorded into one submission (the benchmark's timed
+ * calls: `{ density: false, oneSubmission: true }`): on a fresh upload it reports
+ * `oneSubmission` (a density only where the method knows it without a readback, then the same),
+ * and leaves the output and lse of a call with separate submissions
+ * (whose agreement with the CPU the family's own checks cover). Where the method records its
+ * calls this way, every buffer it frees must outlive the submission (`backend.discard`).
+ */
+export function oneSubmissionCheck(definition: GpuMethodDefinition, config: Record<string, unknown>, shape: CheckShape, seed: number): GpuCheck {
+  return {
+    name: `${definition.id} runResident recorded as one submission leaves the output of separate submissions: ${JSON.stringify(config)} ${describeCheckShape(shape)}`,
+    async run(backend) {
+      const input: AttentionInput = checkInput(shape, seed);
+      const d = validateAttentionInput(input);
+      const method = definition.create(backend, config);
+      const run = async (options: { density?: boolean; oneSubmission?: boolean }) => {
+        const resident = backend.upload(input, d);
+        try {
+          const result = await method.runResident!(resident, options);
+          return { result, ...(await backend.readOutput(resident)) };
+        } finally {
+          backend.release(resident);
+        }
+      };
+      const separate = await run({});
+      const one = await run({ density: false, oneSubmission: true });
+      // A density the method knows without a readback may still come; it must be the same then.
+      if (one.result.oneSubmission !== true || (one.result.density !== undefined && one.result.density !== separate.result.density)) throw new Error(`expected one submission, got ${JSON.stringify(one.result)} (separate calls: ${JSON.stringify(separate.result)})`);
+      expectClose('output', one.output.data, separate.output.data);
+      expectLseClose('lse', one.lse, separate.lse);
+    },
+  };
+}

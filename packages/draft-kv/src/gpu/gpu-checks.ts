@@ -22,7 +22,7 @@ import {
   type AttentionInput,
   type Selection,
 } from '@sparse-attn/core';
-import { GpuBackend, checkInput, countPairs, describeCheckShape, expectClose, expectLseClose, type CheckShape, type GpuCheck, type GpuMethodDefinition } from '@sparse-attn/backend-gpu';
+import { GpuBackend, checkInput, countPairs, describeCheckShape, expectClose, expectLseClose, oneSubmissionCheck, type CheckShape, type GpuCheck, type GpuMethodDefinition } from '@sparse-attn/backend-gpu';
 import { compressLayer } from '../compress-layer.js';
 import type { EvictingDecoder } from '../compressed-attention.js';
 import { compressionScratchBytesPerSlot, type GpuCompressionPlanner } from './gpu-compression.js';
@@ -259,4 +259,7 @@ export const gpuChecks: GpuCheck[] = [
       await expectThrows('pyramidkv layer past layers', ConfigError, () => gpuPyramidKvMethod.create(backend, { layer: 4, layers: 4 }));
     },
   },
+  // The benchmark's timed calls, recorded as one submission.
+  oneSubmissionCheck(gpuSnapKvMethod, { capacity: 24, window: 8 }, { batch: 1, queryHeads: 4, kvHeads: 2, seq: 90, headDim: 16 }, 263),
+  oneSubmissionCheck(gpuStreamingLlmMethod, { sinks: 4, recent: 20 }, { batch: 2, queryHeads: 4, kvHeads: 2, seq: 130, headDim: 16 }, 264),
 ];

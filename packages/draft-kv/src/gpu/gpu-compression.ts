@@ -8,7 +8,7 @@
  * what `compressedAttention` does with core's `sparseAttention`.
  */
 import { ConfigError, densePairCount, validateAttentionInput, type AttentionDims, type AttentionInput, type Selection, type SparseAttentionResult } from '@sparse-attn/core';
-import { dispatchGrid, type ChunkEncoder, type GpuBackend, type GpuSelectionChunk, type GpuSelectionStep, type GpuTimings, type ResidentAttention, type ResidentRunOptions } from '@sparse-attn/backend-gpu';
+import { dispatchGrid, residentCall, type ChunkEncoder, type GpuBackend, type GpuSelectionChunk, type GpuSelectionStep, type GpuTimings, type ResidentAttention, type ResidentRun, type ResidentRunOptions } from '@sparse-attn/backend-gpu';
 import type { PoolingKind } from '../pool-scores.js';
 import type { ScoreReduction } from '../observer-scores.js';
 import { KEY_NORM_PARAMS, KEY_NORM_THREADS, keyNormScoresWgsl } from './key-norm-scores-wgsl.js';
@@ -165,19 +165,21 @@ export async function compressedAttentionGpu(backend: GpuBackend, input: Attenti
  * Scoring, selection and attention on a resident call (the benchmark path): nothing but the
  * kept indices (`min(C, S)` per KV slot, for the density; not with `density: false`) is read back.
  */
-export async function runCompressionResident(backend: GpuBackend, resident: ResidentAttention, planner: GpuCompressionPlanner, options?: ResidentRunOptions): Promise<GpuTimings & { density?: number }> {
+export async function runCompressionResident(backend: GpuBackend, resident: ResidentAttention, planner: GpuCompressionPlanner, options?: ResidentRunOptions): Promise<ResidentRun> {
   const d = resident.dims;
   if (!d.causal) throw new ConfigError('KV-dropping methods are causal: the observation window scores the keys before it (causal: false is not supported)');
   const plan = planner(d.keySeq, d.querySeq);
-  const { selection, ms } = await backend.runSelection(resident, compressionStep(plan, d));
-  try {
-    const attentionMs = await backend.runSparse(resident, selection);
-    // The density costs a readback of the kept indices: only when asked for.
-    if (options?.density === false) return { selectionMs: ms, attentionMs };
-    return { selectionMs: ms, attentionMs, density: keptPairs(await backend.readSelection(selection), d) / densePairCount(d) };
-  } finally {
-    backend.releaseSelection(selection);
-  }
+  return residentCall(backend, options, async () => {
+    const { selection, ms } = await backend.runSelection(resident, compressionStep(plan, d));
+    try {
+      const attentionMs = await backend.runSparse(resident, selection);
+      // The density costs a readback of the kept indices: only when asked for.
+      if (options?.density === false) return { selectionMs: ms, attentionMs };
+      return { selectionMs: ms, attentionMs, density: keptPairs(await backend.readSelection(selection), d) / densePairCount(d) };
+    } finally {
+      backend.releaseSelection(selection);
+    }
+  });
 }
 
 /**

@@ -28,7 +28,7 @@ import {
   type Selection,
   type SparseAttentionResult,
 } from '@sparse-attn/core';
-import { countPairs, dispatchGrid, type GpuBackend, type GpuMethodDefinition, type GpuSelection, type GpuSelectionStep, type GpuTimings, type ResidentAttention } from '@sparse-attn/backend-gpu';
+import { countPairs, dispatchGrid, residentCall, type GpuBackend, type GpuMethodDefinition, type GpuSelection, type GpuSelectionStep, type GpuTimings, type ResidentAttention } from '@sparse-attn/backend-gpu';
 import { streamingLlmMethod } from '../eviction-methods.js';
 import { hostCacheDecoder, type GpuEvictingDecoder } from './gpu-compressing-decoder.js';
 import { MERGE_PARAMS, MERGE_THREADS, mergeAttentionWgsl } from './merge-attention-wgsl.js';
@@ -221,10 +221,11 @@ export const gpuStreamingLlmMethod: GpuMethodDefinition = {
       methodId: streamingLlmMethod.id,
       prefill: (input) => streamingAttentionGpu(backend, input, policy),
       createDecoder: (shape) => createGpuStreamingDecoder(backend, shape, policy),
-      async runResident(resident) {
+      async runResident(resident, options) {
         const d = resident.dims;
         if (!d.causal) throw new ConfigError(`${streamingLlmMethod.id} evicts as tokens arrive: causal: false is not supported`);
-        const run = await runStreaming(backend, resident, policy);
+        // The density is known in closed form (no readback): reported whatever the options.
+        const run = await residentCall(backend, options, () => runStreaming(backend, resident, policy));
         return { ...run, density: sinkRecentPairs(policy, d) / densePairCount(d) };
       },
     };

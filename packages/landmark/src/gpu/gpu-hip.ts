@@ -25,6 +25,7 @@ import {
   type GpuSelection,
   type GpuSelectionStep,
   type ResidentAttention,
+  residentCall,
   type ResidentRunOptions,
 } from '@sparse-attn/backend-gpu';
 import { hipConfigSchema, hipMethod, type HipConfig } from '../hip-attention.js';
@@ -265,12 +266,14 @@ export const gpuHipMethod: GpuMethodDefinition = {
         const d = resident.dims;
         requireCausal(hipMethod.id, d.causal);
         checkRunsOnGpu(backend, config, d.headDim);
-        return withGpuSelection(backend, resident, hipSelectionStep(config, d, backend.context.maxBinding), async (selection, selectionMs) => {
-          const attentionMs = await backend.runSparse(resident, selection);
-          // The density reads the rows' bounds back: only when asked for.
-          if (options?.density === false) return { selectionMs, attentionMs };
-          return { selectionMs, attentionMs, density: (await pairsFromBounds(backend, selection, d, config)) / densePairCount(d) };
-        });
+        return residentCall(backend, options, () =>
+          withGpuSelection(backend, resident, hipSelectionStep(config, d, backend.context.maxBinding), async (selection, selectionMs) => {
+            const attentionMs = await backend.runSparse(resident, selection);
+            // The density reads the rows' bounds back: only when asked for.
+            if (options?.density === false) return { selectionMs, attentionMs };
+            return { selectionMs, attentionMs, density: (await pairsFromBounds(backend, selection, d, config)) / densePairCount(d) };
+          }),
+        );
       },
     };
   },

@@ -15,17 +15,19 @@ import {
   type AttentionResult,
 } from '@sparse-attn/core';
 import {
-  POOL_PARAMS,
-  POOL_THREADS,
   blockPoolWgsl,
   dispatchGrid,
-  GpuBufferPool,
   type GpuAttentionMethod,
   type GpuBackend,
+  GpuBufferPool,
   type GpuMethodDefinition,
   type GpuSelectionStep,
+  POOL_PARAMS,
+  POOL_THREADS,
   type ResidentAttention,
+  residentCall,
   type ResidentDecodeStepper,
+  type ResidentRunOptions,
 } from '@sparse-attn/backend-gpu';
 import { landmarkRetrievalConfigSchema, landmarkRetrievalMethod, type LandmarkRetrievalConfig } from '../landmark-retrieval.js';
 import { createHostCacheDecoder, requireCausal, withGpuSelection } from './host-cache-decoder.js';
@@ -219,17 +221,21 @@ export const gpuLandmarkRetrievalMethod: GpuMethodDefinition = {
       // of all complete blocks on the GPU (the CPU decoder appends them incrementally; the values are
       // the same up to float32 summation order of the `mean` representative).
       createDecoder: (shape) => createHostCacheDecoder(shape, (call) => retrievalAttend(backend, config, call)),
-      async runResident(resident: ResidentAttention) {
+      async runResident(resident: ResidentAttention, options?: ResidentRunOptions) {
         const d = resident.dims;
         requireCausal(landmarkRetrievalMethod.id, d.causal, CAUSAL_REASON);
         checkScratch(backend, d, config);
-        return backend.withPool(RETRIEVAL_POOL, (pool) =>
-          withGpuSelection(backend, resident, retrievalSelectionStep(config, d, backend.context.maxBinding, SCORE_SCRATCH_FLOATS, pool), async (selection, selectionMs) => ({
-            selectionMs,
-            attentionMs: await backend.runSparse(resident, selection),
-            density: retrievalPairCount(d, config) / densePairCount(d),
-          })),
+        // The density is known in closed form (no readback): reported whatever the options.
+        const density = retrievalPairCount(d, config) / densePairCount(d);
+        const run = await residentCall(backend, options, () =>
+          backend.withPool(RETRIEVAL_POOL, (pool) =>
+            withGpuSelection(backend, resident, retrievalSelectionStep(config, d, backend.context.maxBinding, SCORE_SCRATCH_FLOATS, pool), async (selection, selectionMs) => ({
+              selectionMs,
+              attentionMs: await backend.runSparse(resident, selection),
+            })),
+          ),
         );
+        return { ...run, density };
       },
       decodeResident: async (view) => retrievalDecodeStepper(backend, view, config),
     };

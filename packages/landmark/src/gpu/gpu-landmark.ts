@@ -22,6 +22,7 @@ import {
   type GpuSelection,
   type GpuSelectionStep,
   type ResidentAttention,
+  residentCall,
   type ResidentRunOptions,
 } from '@sparse-attn/backend-gpu';
 import { landmarkConfigSchema, landmarkMethod, type LandmarkConfig } from '../landmark-attention.js';
@@ -387,7 +388,7 @@ export const gpuLandmarkMethod: GpuMethodDefinition = {
         // A decode-shaped call (the backend's split-K calls) records its dozen small passes (selection, per-entry
         // rows, attention, folds) into one submission, as a decoder step would run them: only their sum is timed.
         const layout = { kind: 'block', blockSize: config.blockLength, headScope: 'query', rows: d.querySeq, queryBlockSize: 1 } as const;
-        if (backend.executorFor(layout, d) !== 'split-k') return run();
+        if (backend.executorFor(layout, d) !== 'split-k') return residentCall(backend, options, run);
         const { ms } = await backend.oneSubmission(run);
         return { selectionMs: 0, attentionMs: ms, oneSubmission: true, ...(density === undefined ? {} : { density }) };
       },

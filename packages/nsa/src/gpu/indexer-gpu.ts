@@ -18,7 +18,7 @@
  * `indexerIoU` diagnostic (a flat scan of every visible key for sampled queries) is not computed.
  */
 import { ConfigError, densePairCount, parseConfig, validateAttentionInput, type AttentionDims } from '@sparse-attn/core';
-import { blockListPipelines, dispatchGrid, recordBlockLists, type BlockListRecorder, type GpuBackend, type GpuMethodDefinition, type GpuSelection, type GpuSelectionChunk, type GpuSelectionStep, type ResidentAttention, type TileShape } from '@sparse-attn/backend-gpu';
+import { blockListPipelines, dispatchGrid, recordBlockLists, residentCall, type BlockListRecorder, type GpuBackend, type GpuMethodDefinition, type GpuSelection, type GpuSelectionChunk, type GpuSelectionStep, type ResidentAttention, type TileShape } from '@sparse-attn/backend-gpu';
 import { completeWindows } from '../block-means.js';
 import { blockPooling } from '../cached-decoder.js';
 import { hierarchicalIndexerConfigSchema, hierarchicalIndexerMethod, type HierarchicalIndexerConfig } from '../hierarchical-indexer.js';
@@ -266,26 +266,28 @@ export const gpuHierarchicalIndexerMethod: GpuMethodDefinition = {
         const d = resident.dims;
         if (!d.causal) throw new ConfigError('hierarchical-indexer: causal must be true (the method selects among past keys only), got causal: false');
         const p = indexerPlan(backend, d, config);
-        // A chunk whose token rows exceed one binding (32 slots × 64k × 512 u32 = 4 GiB) runs a group of slots at a time.
-        const groups = await forSlotGroups(backend, resident, indexerSlotsPerGroup(backend, d, p), async (group) => {
-          const { step, attend, release } = indexerAttention(backend, d, config, p);
-          try {
-            const { selection, ms: selectionMs } = await backend.runSelection(group, step);
+        return residentCall(backend, options, async () => {
+          // A chunk whose token rows exceed one binding (32 slots × 64k × 512 u32 = 4 GiB) runs a group of slots at a time.
+          const groups = await forSlotGroups(backend, resident, indexerSlotsPerGroup(backend, d, p), async (group) => {
+            const { step, attend, release } = indexerAttention(backend, d, config, p);
             try {
-              const attentionMs = await attend(group, selection);
-              // The density's count pass and readback only when asked for.
-              return { selectionMs, attentionMs, entries: options?.density === false ? 0 : await countSelectionEntries(backend, group, selection) };
+              const { selection, ms: selectionMs } = await backend.runSelection(group, step);
+              try {
+                const attentionMs = await attend(group, selection);
+                // The density's count pass and readback only when asked for.
+                return { selectionMs, attentionMs, entries: options?.density === false ? 0 : await countSelectionEntries(backend, group, selection) };
+              } finally {
+                backend.releaseSelection(selection);
+              }
             } finally {
-              backend.releaseSelection(selection);
+              release();
             }
-          } finally {
-            release();
-          }
+          });
+          const sum = (key: 'selectionMs' | 'attentionMs' | 'entries') => groups.reduce((total, g) => total + g[key], 0);
+          // Every token of a row is ≤ t, and a KV row serves its group's G query heads.
+          const timings = { selectionMs: sum('selectionMs'), attentionMs: sum('attentionMs') };
+          return options?.density === false ? timings : { ...timings, density: (d.groupSize * sum('entries')) / densePairCount(d) };
         });
-        const sum = (key: 'selectionMs' | 'attentionMs' | 'entries') => groups.reduce((total, g) => total + g[key], 0);
-        // Every token of a row is ≤ t, and a KV row serves its group's G query heads.
-        const timings = { selectionMs: sum('selectionMs'), attentionMs: sum('attentionMs') };
-        return options?.density === false ? timings : { ...timings, density: (d.groupSize * sum('entries')) / densePairCount(d) };
       },
     };
   },

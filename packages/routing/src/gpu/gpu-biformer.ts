@@ -16,7 +16,7 @@
  * dispatches the means of every chunk, ahead of every chunk's affinity.
  */
 import { densePairCount, sparseStats, validateAttentionInput, type AttentionDims, type AttentionInput, type Selection, type SparseAttentionResult } from '@sparse-attn/core';
-import { countPairs, dispatchGrid, type GpuAttentionMethod, type GpuBackend, type GpuMethodDefinition, type GpuSelection, type GpuSelectionStep, type ResidentAttention, WEBGPU_FLAGS } from '@sparse-attn/backend-gpu';
+import { countPairs, dispatchGrid, residentCall, type GpuAttentionMethod, type GpuBackend, type GpuMethodDefinition, type GpuSelection, type GpuSelectionStep, type ResidentAttention, WEBGPU_FLAGS } from '@sparse-attn/backend-gpu';
 import { biformerConfigSchema, biformerMethod, type BiformerConfig } from '../biformer-attention.js';
 import { parseConfig } from '@sparse-attn/core';
 import { REGION_AFFINITY_PARAMS, REGION_AFFINITY_TILE, regionAffinityWgsl } from './region-affinity-wgsl.js';
@@ -158,8 +158,8 @@ export async function runBiformer(backend: GpuBackend, resident: ResidentAttenti
       throw error;
     }
   } finally {
-    queryMeans.destroy();
-    keyMeans.destroy();
+    // Freed once the recorded work has run (inside `backend.oneSubmission`, after its submission).
+    backend.discard(queryMeans, keyMeans);
   }
 }
 
@@ -205,18 +205,19 @@ export const gpuBiformerMethod: GpuMethodDefinition = {
     return {
       methodId: biformerMethod.id,
       prefill: (input) => gpuBiformerAttention(backend, input, resolved),
-      runResident: async (resident, options) => {
-        const run = await runBiformer(backend, resident, resolved);
-        try {
-          const timings = { selectionMs: run.selectionMs, attentionMs: run.attentionMs };
-          // The density costs a readback of the selection: only when asked for.
-          if (options?.density === false) return timings;
-          const selection = await backend.readSelection(run.selection);
-          return { ...timings, density: countPairs(selection, resident.dims) / densePairCount(resident.dims) };
-        } finally {
-          backend.releaseSelection(run.selection);
-        }
-      },
+      runResident: (resident, options) =>
+        residentCall(backend, options, async () => {
+          const run = await runBiformer(backend, resident, resolved);
+          try {
+            const timings = { selectionMs: run.selectionMs, attentionMs: run.attentionMs };
+            // The density costs a readback of the selection: only when asked for.
+            if (options?.density === false) return timings;
+            const selection = await backend.readSelection(run.selection);
+            return { ...timings, density: countPairs(selection, resident.dims) / densePairCount(resident.dims) };
+          } finally {
+            backend.releaseSelection(run.selection);
+          }
+        }),
     };
   },
 };

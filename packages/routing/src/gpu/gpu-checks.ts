@@ -62,13 +62,14 @@ async function expectClusterExecutorMatchesCpu(backend: GpuBackend, input: Atten
 
 /** Runs `fn` and requires it to throw an error of `type` with the same message the CPU throws. */
 /**
- * The benchmark's timed calls: `runResident(…, { density: false })` on a fresh upload writes the
+ * The benchmark's timed calls: `runResident(…, { density: false, oneSubmission: true })` on a fresh upload writes the
  * CPU output and reports no density (nothing read back to count pairs).
  */
 async function expectTimedCallMatchesCpu(backend: GpuBackend, method: GpuAttentionMethod, input: AttentionInput, cpu: AttentionResult): Promise<void> {
   const resident = backend.upload(input, validateAttentionInput(input));
   try {
-    const timed = await method.runResident!(resident, { density: false });
+    const timed = await method.runResident!(resident, { density: false, oneSubmission: true });
+    if (timed.oneSubmission !== true) throw new Error('the timed call should have run as one submission');
     if (timed.density !== undefined) throw new Error(`density ${timed.density} reported without being asked for`);
     expectClose('output (density: false)', (await backend.readOutput(resident)).output.data, cpu.output.data);
   } finally {
@@ -342,7 +343,7 @@ export const gpuChecks: readonly GpuCheck[] = [
     },
   },
   {
-    name: 'routing runResident routes KV-slot groups inside one chunk (slot offsets into its buffers, no copies), and writes the CPU output',
+    name: 'routing runResident routes KV-slot groups inside one chunk (slot offsets into its buffers, no copies), and writes the CPU output (also recorded as one submission)',
     async run(backend) {
       const input = checkInput({ batch: 2, queryHeads: 4, kvHeads: 2, seq: 64, headDim: 16 }, 194);
       const d = validateAttentionInput(input);
@@ -359,6 +360,14 @@ export const gpuChecks: readonly GpuCheck[] = [
         if (Math.abs(kmeansMs + membershipMs + selectionMs - result.selectionMs) > 1e-6) throw new Error('phases do not sum to selectionMs');
       } finally {
         backend.release(resident);
+      }
+      // The same groups recorded into one submission (the benchmark's timed calls), seeded on the GPU: the groups share the pool's buffers in order.
+      const fresh = backend.upload(input, d);
+      try {
+        await backend.oneSubmission(() => runRoutingResident(backend, fresh, routingConfigSchema.parse(config), { slotsPerGroup: 3, density: false }));
+        expectClose('output (one submission)', (await backend.readOutput(fresh)).output.data, cpu.output.data);
+      } finally {
+        backend.release(fresh);
       }
     },
   },

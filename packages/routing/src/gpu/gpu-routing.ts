@@ -15,7 +15,7 @@
  * write, to size the selection buffer: it holds exactly the selected pairs, never rows × S.
  */
 import { ConfigError, densePairCount, parseConfig, sparseStats, validateAttentionInput, type AttentionDims, type AttentionInput, type Selection, type SparseAttentionResult } from '@sparse-attn/core';
-import { countPairs, dispatchGrid, type ChunkEncoder, type GpuBufferPool, type GpuAttentionMethod, type GpuBackend, type GpuMethodDefinition, type GpuSelection, type ResidentAttention, WEBGPU_FLAGS } from '@sparse-attn/backend-gpu';
+import { countPairs, dispatchGrid, residentCall, type ChunkEncoder, type GpuBufferPool, type GpuAttentionMethod, type GpuBackend, type GpuMethodDefinition, type GpuSelection, type ResidentAttention, WEBGPU_FLAGS } from '@sparse-attn/backend-gpu';
 import { routingConfigSchema, type RoutingConfig } from '../routing-config.js';
 import { routingMethod } from '../routing-method.js';
 import { headSeed } from '../balanced-routing-attention.js';
@@ -408,7 +408,7 @@ export const gpuRoutingMethod: GpuMethodDefinition = {
     return {
       methodId: routingMethod.id,
       prefill: (input) => gpuRoutingAttention(backend, input, resolved),
-      runResident: (resident, options) => runRoutingResident(backend, resident, resolved, { plan: planFor(resident.dims), density: options?.density ?? true }),
+      runResident: (resident, options) => residentCall(backend, options, () => runRoutingResident(backend, resident, resolved, { plan: planFor(resident.dims), density: options?.density ?? true })),
     };
   },
 };
