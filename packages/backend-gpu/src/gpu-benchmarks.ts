@@ -69,7 +69,9 @@ export async function runGpuBenchmark(backend: GpuBackend, context: BenchmarkCon
     const d = causalDims(heads, seq, headDim, kvHeads);
     const resident = await backend.randomResident(d, context.seed + seq, blockScratchBytesPerSlot(d, blockTopKConfigSchema.parse({})));
     try {
-      const repeats = seq >= 65536 ? Math.min(context.repeats, 3) : context.repeats;
+      // At most 5 samples at 64k (a dense sample takes 1.3 s on the H100): the device's slow spells
+      // caught 1 of 3 samples often enough to move a median by 30–40%.
+      const repeats = seq >= 65536 ? Math.min(context.repeats, 5) : context.repeats;
       // Half a second of dense runs first: an idle GPU starts at low clocks (345 MHz on the H100)
       // and one warm-up run at 4k is over before it boosts, which read as 7.3 vs 6.0 ms.
       for (const started = performance.now(); performance.now() - started < 500; ) await backend.runDense(resident);
