@@ -98,8 +98,9 @@ export async function lastQueryView(backend: GpuBackend, resident: ResidentAtten
       lse: buffer(slots * 4, STORAGE | COPY_SRC),
     };
   });
+  // Freed once the work recorded with them has run (inside `backend.oneSubmission`, after its submission).
   const release = () => {
-    for (const c of chunks) for (const b of [c.q, c.out, c.lse]) b.destroy();
+    for (const c of chunks) backend.discard(c.q, c.out, c.lse);
   };
   try {
     await backend.runKernels(resident, async (encoder) => {

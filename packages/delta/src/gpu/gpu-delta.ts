@@ -33,6 +33,7 @@ import {
   decoderCache,
   dispatchGrid,
   lastQueryView,
+  residentCall,
   runDecodeAttention,
   type ChunkEncoder,
   type GpuAttentionDecoder,
@@ -247,22 +248,24 @@ function selfSelectedGpuMethod(backend: GpuBackend, methodId: string, selector: 
      * benchmark compares it with a dense split-K decode step.
      */
     async runResident(resident: ResidentAttention, options?: ResidentRunOptions) {
-      const { view, release } = await lastQueryView(backend, resident);
-      try {
-        const d: AttentionDims = view.dims;
-        const { selection: gpuSelection, ms: selectionMs } = await backend.runSelection(view, selector.step(backend, view));
+      return residentCall(backend, options, async () => {
+        const { view, release } = await lastQueryView(backend, resident);
         try {
-          const attentionMs = await backend.runSparse(view, gpuSelection);
-          // The density costs a readback of the selection: only when asked for.
-          if (options?.density === false) return { selectionMs, attentionMs, phase: 'decode' as const };
-          const selection = await backend.readSelection(gpuSelection);
-          return { selectionMs, attentionMs, density: countPairs(selection, d) / densePairCount(d), phase: 'decode' as const };
+          const d: AttentionDims = view.dims;
+          const { selection: gpuSelection, ms: selectionMs } = await backend.runSelection(view, selector.step(backend, view));
+          try {
+            const attentionMs = await backend.runSparse(view, gpuSelection);
+            // The density costs a readback of the selection: only when asked for.
+            if (options?.density === false) return { selectionMs, attentionMs, phase: 'decode' as const };
+            const selection = await backend.readSelection(gpuSelection);
+            return { selectionMs, attentionMs, density: countPairs(selection, d) / densePairCount(d), phase: 'decode' as const };
+          } finally {
+            backend.releaseSelection(gpuSelection);
+          }
         } finally {
-          backend.releaseSelection(gpuSelection);
+          release();
         }
-      } finally {
-        release();
-      }
+      });
     },
   };
 }
