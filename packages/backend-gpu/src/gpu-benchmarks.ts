@@ -125,7 +125,7 @@ export async function runGpuBenchmark(backend: GpuBackend, context: BenchmarkCon
           // need not add up exactly). Where the timed calls ran as one submission (only their
           // sum is timed), as many calls with separate submissions follow for the split.
           const warmup = decodeStep ? 2 : 1;
-          const split: { selection: number[]; attention: number[]; host: number[]; phases: Map<string, number[]> } = { selection: [], attention: [], host: [], phases: new Map() };
+          const split: { selection: number[]; attention: number[]; wall: number[]; phases: Map<string, number[]> } = { selection: [], attention: [], wall: [], phases: new Map() };
           let density = Number.NaN;
           let phase = decodeStep ? 'decode' : ('prefill' as 'prefill' | 'decode');
           let oneSubmission = false;
@@ -138,7 +138,7 @@ export async function runGpuBenchmark(backend: GpuBackend, context: BenchmarkCon
             split.attention.push(result.attentionMs);
             // A method's own breakdown of its selection (e.g. routing's k-means / membership).
             for (const [name, ms] of Object.entries(result.phases ?? {})) split.phases.set(name, [...(split.phases.get(name) ?? []), ms]);
-            split.host.push(Math.max(0, wallMs - result.selectionMs - result.attentionMs));
+            split.wall.push(wallMs);
           };
           // Each sample is the call's wall time: its selection and attention plus whatever the
           // method does on the host around them (plans, uploads, small readbacks), which the
@@ -178,7 +178,7 @@ export async function runGpuBenchmark(backend: GpuBackend, context: BenchmarkCon
               madMs: sparse.madMs,
               ...(oneSubmission ? { oneSubmission: 1 } : {}),
               // With oneSubmission, splitMs is the median wall time of the calls that gave the split.
-              ...(oneSubmission && hasSplit ? { splitMs: median(split.selection.map((s, i) => s + split.attention[i]! + split.host[i]!)) } : {}),
+              ...(oneSubmission && hasSplit ? { splitMs: median(split.wall) } : {}),
               ...(hasSplit ? { selectionMs: median(split.selection), attentionMs: median(split.attention) } : {}),
               hostMs: median(host),
               density,
