@@ -10,14 +10,14 @@ import { DECODE_DUMP_PARAMS, DECODE_PAGES_PARAMS, DECODE_PARTIAL_PARAMS, DECODE_
 import { DECODE_MERGE_COPY_PARAMS, DECODE_MERGE_PARAMS, decodeMergeWgsl } from './decode-merge-wgsl.js';
 import { dispatchGrid, vectorTileFits } from './score-tile-wgsl.js';
 
-/** Bytes of every `var<workgroup>` the source declares (f32/u32 scalars and arrays of f32, u32, vec4<f32>). */
+/** Bytes of every `var<workgroup>` the source declares (f32/u32/atomic<u32> scalars and arrays of f32, u32, vec4<f32>). */
 function declaredWorkgroupBytes(code: string): number {
   let bytes = 0;
   for (const match of code.matchAll(/var<workgroup>\s+\w+\s*:\s*([^;]+);/g)) {
     const type = match[1]!.trim();
     const array = /^array<(vec4<f32>|f32|u32),\s*(\d+)>$/.exec(type);
     if (array) bytes += (array[1] === 'vec4<f32>' ? 16 : 4) * Number(array[2]);
-    else if (type === 'u32' || type === 'f32') bytes += 4;
+    else if (type === 'u32' || type === 'f32' || type === 'atomic<u32>') bytes += 4;
     else throw new Error(`unexpected workgroup type ${type}`);
   }
   return bytes;
