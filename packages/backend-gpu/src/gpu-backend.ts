@@ -34,7 +34,7 @@ import { DECODE_SELECTION_PARAMS, decodePartialRecord, decodePartialWgsl, SPLIT_
 import { GpuBufferPool } from './gpu-buffer-pool.js';
 import { WEBGPU_FLAGS } from './webgpu-flags.js';
 
-const { STORAGE, UNIFORM, COPY_DST, COPY_SRC, MAP_READ, MAP_MODE_READ } = WEBGPU_FLAGS;
+const { STORAGE, UNIFORM, COPY_DST, COPY_SRC, MAP_READ, MAP_MODE_READ, QUERY_RESOLVE } = WEBGPU_FLAGS;
 
 /**
  * One GPU-resident slice of an attention call: a run of consecutive (batch, KV head) slots with
@@ -236,6 +236,13 @@ export class GpuBackend {
   private readonly keptPools = new Map<string, { pool: GpuBufferPool; busy: boolean }>();
   /** What {@link oneSubmission} has recorded so far (undefined outside it). */
   private recording: Recording | undefined;
+  private timer: PassTimer | undefined;
+  /**
+   * Time the passes of each `oneSubmission` on the GPU (`gpuMs`) where the device has
+   * `timestamp-query` (default false: the timestamps' resolve and readback add to the call and
+   * to the next; benchmarks turn it on for calls of their own).
+   */
+  gpuTiming = false;
   /**
    * Small per-call buffers (uniforms, CSR rows, split-K partials, list counters, up to
    * {@link SPARE_BUFFER_BYTES} each) kept after their call for the next one of the same size and
@@ -1016,7 +1023,10 @@ export class GpuBackend {
    * submission and one wait per call: a decode step's selection and attention then cost one
    * round trip to the GPU, not one per call (each costs ~0.03–0.06 ms of host latency on the
    * H100, as much as a whole sparse decode step's kernels). Resolves with `body`'s value and
-   * `ms`, from the start of `body` until the queue has run everything it recorded.
+   * `ms`, from the start of `body` until the queue has run everything it recorded, and with
+   * {@link gpuTiming} on a device with `timestamp-query` (`context.timestamps`) `gpuMs`: the GPU
+   * time of the recorded passes, from each pass's first to its last timestamp, summed (no host
+   * encoding, submission or wait: the figure CUDA-event timings give; read back after `ms` is taken).
    *
    * Inside `body`:
    * - the calls resolve with 0 ms: only the whole is timed;
@@ -1032,10 +1042,11 @@ export class GpuBackend {
    * Validation errors of the recorded work become one exception at the end; a throwing `body`
    * submits nothing more, frees what it recorded and rethrows.
    */
-  async oneSubmission<T>(body: () => Promise<T>): Promise<{ value: T; ms: number }> {
+  async oneSubmission<T>(body: () => Promise<T>): Promise<{ value: T; ms: number; gpuMs?: number }> {
     if (this.recording) throw new Error('oneSubmission: a submission is being recorded already (oneSubmission does not nest)');
     const { device } = this.context;
-    const recording: Recording = { commands: [], transient: [], releases: [] };
+    const timer = this.gpuTiming ? this.passTimer() : undefined;
+    const recording: Recording = { commands: [], transient: [], releases: [], ...(timer ? { timer, passes: 0 } : {}) };
     this.recording = recording;
     device.pushErrorScope('validation');
     const started = performance.now();
@@ -1045,7 +1056,7 @@ export class GpuBackend {
       value = await body();
       this.recording = undefined;
       closePass(recording);
-      device.queue.submit([...this.clears(), ...recording.commands.splice(0)]);
+      device.queue.submit([...this.clears(), ...recording.commands.splice(0), ...resolvePassTimes(device, recording)]);
       await device.queue.onSubmittedWorkDone();
       ms = performance.now() - started;
     } catch (error) {
@@ -1058,7 +1069,22 @@ export class GpuBackend {
     }
     const error = await device.popErrorScope();
     if (error) throw new Error(`WebGPU validation error: ${error.message}`);
-    return { value, ms };
+    const gpuMs = await readPassTimes(recording);
+    return { value, ms, ...(gpuMs === undefined ? {} : { gpuMs }) };
+  }
+
+  /** The timestamp query set and its buffers (made on first use), where the device has `timestamp-query`. */
+  private passTimer(): PassTimer | undefined {
+    if (!this.context.timestamps) return undefined;
+    if (!this.timer) {
+      const { device } = this.context;
+      this.timer = {
+        querySet: device.createQuerySet({ type: 'timestamp', count: 2 * TIMED_PASSES }),
+        resolve: this.buffer(16 * TIMED_PASSES, QUERY_RESOLVE | COPY_SRC),
+        read: this.buffer(16 * TIMED_PASSES, MAP_READ | COPY_DST),
+      };
+    }
+    return this.timer;
   }
 
   /** Submits what {@link oneSubmission} has recorded so far (before a read: the queue runs in order). */
@@ -1076,7 +1102,7 @@ export class GpuBackend {
       // run in order and see each other's writes): no command encoder, pass and command buffer per call.
       if (!recording.pass) {
         recording.encoder = this.context.device.createCommandEncoder();
-        recording.pass = recording.encoder.beginComputePass();
+        recording.pass = recording.encoder.beginComputePass(timedPass(recording));
       }
       const transient: GPUBuffer[] = [];
       await body(recording.pass, transient);
@@ -1356,6 +1382,54 @@ interface Recording {
   /** The compute pass the recorded calls share, open until a read or the submission. */
   encoder?: GPUCommandEncoder;
   pass?: GPUComputePassEncoder;
+  /** Where the device has timestamps: the query set, and the passes begun so far (each writes two). */
+  readonly timer?: PassTimer;
+  passes?: number;
+}
+
+/** A timestamp query set of {@link TIMED_PASSES} passes and the buffers its values travel through. */
+interface PassTimer {
+  readonly querySet: GPUQuerySet;
+  readonly resolve: GPUBuffer;
+  readonly read: GPUBuffer;
+}
+
+/** Passes of one `oneSubmission` whose times are kept (a read inside it starts a new pass); more leave `gpuMs` out. */
+const TIMED_PASSES = 64;
+
+/** The next pass's descriptor: timestamps at its start and end while the recording's query set has room. */
+function timedPass(recording: Recording): GPUComputePassDescriptor | undefined {
+  if (!recording.timer || recording.passes === undefined) return undefined;
+  const index = recording.passes++;
+  if (index >= TIMED_PASSES) return undefined;
+  return { timestampWrites: { querySet: recording.timer.querySet, beginningOfPassWriteIndex: 2 * index, endOfPassWriteIndex: 2 * index + 1 } };
+}
+
+/** A command buffer that resolves the recording's timestamps into the readable buffer (none without them). */
+function resolvePassTimes(device: GPUDevice, recording: Recording): GPUCommandBuffer[] {
+  const passes = recording.passes ?? 0;
+  if (!recording.timer || passes === 0 || passes > TIMED_PASSES) return [];
+  const encoder = device.createCommandEncoder();
+  encoder.resolveQuerySet(recording.timer.querySet, 0, 2 * passes, recording.timer.resolve, 0);
+  encoder.copyBufferToBuffer(recording.timer.resolve, 0, recording.timer.read, 0, 16 * passes);
+  return [encoder.finish()];
+}
+
+/** The recording's passes' GPU milliseconds, summed; undefined without timestamps, past {@link TIMED_PASSES}, or for a time that runs backwards. */
+async function readPassTimes(recording: Recording): Promise<number | undefined> {
+  const passes = recording.passes ?? 0;
+  if (!recording.timer || passes === 0 || passes > TIMED_PASSES) return undefined;
+  const { read } = recording.timer;
+  await read.mapAsync(MAP_MODE_READ, 0, 16 * passes);
+  const stamps = new BigUint64Array(read.getMappedRange(0, 16 * passes).slice(0));
+  read.unmap();
+  let ns = 0n;
+  for (let p = 0; p < passes; p++) {
+    const span = stamps[2 * p + 1]! - stamps[2 * p]!;
+    if (span < 0n) return undefined;
+    ns += span;
+  }
+  return Number(ns) / 1e6;
 }
 
 /** Ends a recording's open pass and keeps its command buffer for the submission. */

@@ -76,6 +76,7 @@ export async function runGpuBenchmark(backend: GpuBackend, context: BenchmarkCon
       // and one warm-up run at 4k is over before it boosts, which read as 7.3 vs 6.0 ms.
       for (const started = performance.now(); performance.now() - started < 500; ) await backend.runDense(resident);
       const dense = await measureAsync(() => backend.runDense(resident), { warmup: 1, repeats });
+      const denseGpuMs = await medianGpuMs(backend, GPU_TIMED_CALLS, async () => (await backend.oneSubmission(() => backend.runDense(resident))).gpuMs);
       const flops = 4 * densePairCount(d) * headDim;
       push({
         suite: 'gpu-attention',
@@ -83,21 +84,23 @@ export async function runGpuBenchmark(backend: GpuBackend, context: BenchmarkCon
         workload: `gaussian-gpu${gqa}`,
         seqLength: seq,
         backend: label,
-        metrics: { ms: dense.medianMs, madMs: dense.madMs, tflops: flops / dense.medianMs / 1e9, heads, kvHeads, headDim },
+        metrics: { ms: dense.medianMs, madMs: dense.madMs, tflops: flops / dense.medianMs / 1e9, ...(denseGpuMs === undefined ? {} : { gpuMs: denseGpuMs }), heads, kvHeads, headDim },
       });
       if (options.denseOnly) continue;
       // Dense decode: one step of the last query over all resident keys (split-K), the baseline of
       // decode-time methods (`phase: 'decode'`) and the GPU decode figure itself.
       let denseDecodeMs: number | undefined;
+      let denseDecodeGpuMs: number | undefined;
       const denseDecode = async (): Promise<number> => {
         if (denseDecodeMs === undefined) {
           const { view, release } = await lastQueryView(backend, resident);
           try {
             denseDecodeMs = (await measureAsync(() => runDecodeAttention(backend, view), { warmup: 2, repeats: DECODE_REPEATS })).medianMs;
+            denseDecodeGpuMs = await medianGpuMs(backend, GPU_TIMED_DECODE_CALLS, async () => (await backend.oneSubmission(() => runDecodeAttention(backend, view))).gpuMs);
           } finally {
             release();
           }
-          push({ suite: 'gpu-attention', method: 'dense', workload: `gaussian-gpu${gqa}-decode`, seqLength: seq, backend: label, metrics: { ms: denseDecodeMs, heads, kvHeads, headDim } });
+          push({ suite: 'gpu-attention', method: 'dense', workload: `gaussian-gpu${gqa}-decode`, seqLength: seq, backend: label, metrics: { ms: denseDecodeMs, ...(denseDecodeGpuMs === undefined ? {} : { gpuMs: denseDecodeGpuMs }), heads, kvHeads, headDim } });
         }
         return denseDecodeMs;
       };
@@ -169,6 +172,9 @@ export async function runGpuBenchmark(backend: GpuBackend, context: BenchmarkCon
           }
           const hasSplit = split.selection.length > 0;
           const baseline = phase === 'decode' ? await denseDecode() : dense.medianMs;
+          // GPU time (timestamps) from calls of their own: timing the passes costs the timed calls a resolve and a readback.
+          const gpuMs = oneSubmission ? await medianGpuMs(backend, decodeStep ? GPU_TIMED_DECODE_CALLS : GPU_TIMED_CALLS, async () => (await run(call, false)).gpuMs) : undefined;
+          const gpuBaseline = phase === 'decode' ? denseDecodeGpuMs : denseGpuMs;
           push({
             ...base,
             ...(phase === 'decode' ? { workload: `gaussian-gpu${gqa}-decode` } : {}),
@@ -183,6 +189,8 @@ export async function runGpuBenchmark(backend: GpuBackend, context: BenchmarkCon
               hostMs: median(host),
               density,
               speedupVsDense: baseline / sparse.medianMs,
+              // GPU time (timestamps; no host encoding, submission or wait) and its ratio to dense's.
+              ...(gpuMs === undefined ? {} : { gpuMs, ...(gpuBaseline === undefined ? {} : { gpuSpeedupVsDense: gpuBaseline / gpuMs }) }),
               // 1: a decode step with the state the method's decoder keeps (`decodeResident`).
               ...(decodeStep && method.decodeResident ? { keptState: 1 } : {}),
               ...Object.fromEntries([...split.phases].map(([name, samples]) => [`phase.${name}`, median(samples)])),
@@ -283,4 +291,29 @@ function causalDims(heads: number, seq: number, dim: number, kvHeads = heads): A
     batch: 1, queryHeads: heads, kvHeads, groupSize: heads / kvHeads, querySeq: seq, keySeq: seq, headDim: dim, valueDim: dim,
     causal: true, scale: 1 / Math.sqrt(dim), queryOffset: 0, qDims, kDims: kvDims, vDims: kvDims,
   };
+}
+
+/** Calls timed on the GPU for a prefill row's `gpuMs`, and for a decode row's. */
+const GPU_TIMED_CALLS = 3;
+const GPU_TIMED_DECODE_CALLS = 11;
+
+/**
+ * Median GPU time (timestamp queries: no host encoding, submission or wait, the figure CUDA-event
+ * timings give) of `count` calls of `run` with the backend's pass timing on; undefined where the
+ * device has no timestamps or a call reports none.
+ */
+async function medianGpuMs(backend: GpuBackend, count: number, run: () => Promise<number | undefined>): Promise<number | undefined> {
+  if (!backend.context.timestamps) return undefined;
+  backend.gpuTiming = true;
+  try {
+    const samples: number[] = [];
+    for (let i = 0; i < count; i++) {
+      const ms = await run();
+      if (ms === undefined) return undefined;
+      samples.push(ms);
+    }
+    return median(samples);
+  } finally {
+    backend.gpuTiming = false;
+  }
 }

@@ -415,7 +415,7 @@ export const gpuChecks: readonly GpuCheck[] = [
     // Dense, the split-K and key-block executors and reads inside one recorded submission: a read
     // must submit what was recorded before it, and the key-block executor's kept scratch must be
     // given back only after the submission.
-    name: 'oneSubmission: calls recorded into one submission give the results of separate calls; reads inside it see the work before them; it does not nest',
+    name: 'oneSubmission: calls recorded into one submission give the results of separate calls; reads inside it see the work before them; it does not nest; it reports the GPU time of its passes where the device has timestamps',
     async run(backend) {
       const input = checkInput({ batch: 1, queryHeads: 4, kvHeads: 2, seq: 300, headDim: 32 }, 151);
       const decode = checkInput({ batch: 1, queryHeads: 4, kvHeads: 2, seq: 300, headDim: 32, querySeq: 2 }, 152);
@@ -425,7 +425,8 @@ export const gpuChecks: readonly GpuCheck[] = [
       if (backend.executorFor(blocks, d) !== 'key-blocks' || backend.executorFor(decodeBlocks, validateAttentionInput(decode)) !== 'split-k') throw new Error('the check expects the key-block and split-K executors');
       const resident = backend.upload(input, d);
       try {
-        const { value, ms } = await backend.oneSubmission(async () => ({
+        backend.gpuTiming = true;
+        const { value, ms, gpuMs } = await backend.oneSubmission(async () => ({
           dense: await backend.denseAttention(input),
           keyBlocks: await backend.sparseAttention(input, blocks),
           splitK: await backend.sparseAttention(decode, decodeBlocks),
@@ -435,6 +436,12 @@ export const gpuChecks: readonly GpuCheck[] = [
         expectClose('key-block output', value.keyBlocks.output.data, sparseAttention(input, blocks).output.data);
         expectClose('split-K output', value.splitK.output.data, sparseAttention(decode, decodeBlocks).output.data);
         if (value.denseMs !== 0 || !(ms > 0)) throw new Error(`recorded calls resolve with 0 ms and the submission with its time, got ${value.denseMs} and ${ms}`);
+        backend.gpuTiming = false;
+        // The reads inside split the recording into several passes: their GPU times are summed.
+        const gpuOk = backend.context.timestamps ? gpuMs !== undefined && gpuMs > 0 && gpuMs <= ms : gpuMs === undefined;
+        if (!gpuOk) throw new Error(`gpuMs should be in (0, ${ms}] where the device has timestamps (${backend.context.timestamps}) and absent otherwise, got ${gpuMs}`);
+        const untimed = await backend.oneSubmission(() => backend.runDense(resident));
+        if (untimed.gpuMs !== undefined) throw new Error(`without gpuTiming a submission reports no GPU time, got ${untimed.gpuMs}`);
         const { output } = await backend.readOutput(resident);
         expectClose('resident dense output', output.data, referenceAttention(input).output.data);
         let nested: unknown;
@@ -443,6 +450,7 @@ export const gpuChecks: readonly GpuCheck[] = [
         // After a body that threw, calls submit on their own again.
         if (!((await backend.runDense(resident)) > 0)) throw new Error('runDense after oneSubmission should be timed on its own');
       } finally {
+        backend.gpuTiming = false;
         backend.release(resident);
       }
     },
@@ -450,13 +458,17 @@ export const gpuChecks: readonly GpuCheck[] = [
   {
     // The benchmark's timed calls ask for one submission (`oneSubmissionCheck` covers their
     // results); the row then takes its split from as many calls with separate submissions.
-    name: 'the gpu-attention suite times block top-k in one submission and reports its split from separate calls',
+    name: 'the gpu-attention suite times block top-k in one submission and reports its split from separate calls, and GPU times where the device has timestamps',
     async run(backend) {
       const rows = await runGpuBenchmark(backend, { quick: true, seqLengths: [512], repeats: 2, seed: 1, backend: 'gpu' }, { heads: 2, headDim: 16 }, { methods: [{ definition: gpuBlockTopKMethod }] });
       const row = rows.find((r) => r.method === gpuBlockTopKMethod.id && r.workload === 'gaussian-gpu');
       const m: Readonly<Record<string, number | undefined>> = row?.metrics ?? {};
       const positive = ['ms', 'splitMs', 'selectionMs', 'attentionMs'].every((key) => (m[key] ?? 0) > 0);
       if (m['oneSubmission'] !== 1 || !positive || !Number.isFinite(m['speedupVsDense'])) throw new Error(`suite row ${JSON.stringify(row)}`);
+      // With timestamps, the GPU time of the timed calls and of dense's, and their ratio.
+      const dense = rows.find((r) => r.method === 'dense' && r.workload === 'gaussian-gpu')?.metrics ?? {};
+      const timed = (x: Readonly<Record<string, number | undefined>>) => (x['gpuMs'] ?? 0) > 0 && (x['gpuMs'] ?? Infinity) <= (x['ms'] ?? 0);
+      if (backend.context.timestamps ? !timed(m) || !timed(dense) || !Number.isFinite(m['gpuSpeedupVsDense']) : m['gpuMs'] !== undefined) throw new Error(`suite rows' GPU times (timestamps: ${backend.context.timestamps}): ${JSON.stringify({ row: m, dense })}`);
     },
   },
   {

@@ -20,8 +20,9 @@ class DawnLikeDevice {
   }
 }
 
-function fakeGpu(device: object, requested: unknown[] = []): GPU {
+function fakeGpu(device: object, requested: unknown[] = [], features: readonly string[] = []): GPU {
   const adapter = {
+    features: new Set(features),
     limits: { maxStorageBufferBindingSize: 2 ** 31, maxBufferSize: 2 ** 32, maxComputeWorkgroupStorageSize: 49152, maxStorageBuffersPerShaderStage: 16 },
     info: { vendor: 'nvidia', architecture: 'hopper', device: '', description: 'NVIDIA H100 80GB HBM3' },
     requestDevice: async (descriptor: unknown) => {
@@ -61,6 +62,14 @@ describe('adapter detection', () => {
     expect(context.description).toBe('nvidia hopper (NVIDIA H100 80GB HBM3)');
     expect(context.maxBinding).toBe(2 ** 31);
     expect(context.maxWorkgroupBytes).toBe(49152);
+    expect(context.timestamps).toBe(false);
+  });
+
+  it('asks for timestamp-query where the adapter offers it (for oneSubmission GPU times)', async () => {
+    const requested: { requiredFeatures?: unknown }[] = [];
+    const context = await createGpuContext(fakeGpu(new DawnLikeDevice(), requested, ['timestamp-query', 'shader-f16']));
+    expect(requested[0]!.requiredFeatures).toEqual(['timestamp-query']);
+    expect(context.timestamps).toBe(true);
   });
 });
 

@@ -56,14 +56,22 @@ export interface ResidentRunOptions {
  */
 export async function residentCall(backend: GpuBackend, options: ResidentRunOptions | undefined, body: () => Promise<ResidentRun>): Promise<ResidentRun> {
   if (!options?.oneSubmission) return body();
-  const { value, ms } = await backend.oneSubmission(body);
+  const { value, run } = await oneSubmissionRun(backend, body);
   return {
-    selectionMs: 0,
-    attentionMs: ms,
-    oneSubmission: true,
+    ...run,
     ...(value.density === undefined ? {} : { density: value.density }),
     ...(value.phase === undefined ? {} : { phase: value.phase }),
   };
+}
+
+/**
+ * `body` recorded into one submission (`GpuBackend.oneSubmission`) and its timing as a
+ * `ResidentRun`: `attentionMs` the whole call's wall time, `selectionMs` 0, `oneSubmission: true`,
+ * and `gpuMs` where the device has timestamps. For decode steppers and calls that always submit once.
+ */
+export async function oneSubmissionRun<T>(backend: GpuBackend, body: () => Promise<T>): Promise<{ value: T; run: ResidentRun }> {
+  const { value, ms, gpuMs } = await backend.oneSubmission(body);
+  return { value, run: { selectionMs: 0, attentionMs: ms, oneSubmission: true, ...(gpuMs === undefined ? {} : { gpuMs }) } };
 }
 
 /**
@@ -72,6 +80,8 @@ export async function residentCall(backend: GpuBackend, options: ResidentRunOpti
  * it and `selectionMs` is 0.
  */
 export type ResidentRun = GpuTimings & {
+  /** GPU time of a one-submission call's passes (timestamp queries, no host encoding or wait), where the device has them. */
+  readonly gpuMs?: number;
   readonly density?: number;
   readonly phase?: 'prefill' | 'decode';
   readonly phases?: Readonly<Record<string, number>>;

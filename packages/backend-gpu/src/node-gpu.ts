@@ -9,9 +9,11 @@ import { GpuUnavailableError, recordToggles } from './gpu-device.js';
  * shaders ship it (Chrome's Skia Graphite, ONNX Runtime's WebGPU EP in release builds). Every
  * kernel here indexes in bounds by construction, inputs are validated on the host first, and the
  * GPU checks run with this default on the device and with robustness on in Chromium. Robustness
- * (Dawn clamps every runtime index) costs about 17 % of dense attention on the H100.
+ * (Dawn clamps every runtime index) costs about 17 % of dense attention on the H100. And
+ * timestamps unquantised (Dawn rounds them to 2¹⁶ ns by default, coarser than a decode step's
+ * kernels), so `oneSubmission`'s GPU time (`gpuMs`) resolves microseconds.
  */
-export const DAWN_DEFAULT_FLAGS: readonly string[] = ['enable-dawn-features=disable_robustness'];
+export const DAWN_DEFAULT_FLAGS: readonly string[] = ['enable-dawn-features=disable_robustness', 'disable-dawn-features=timestamp_quantization'];
 
 const cached = new Map<string, GPU>();
 

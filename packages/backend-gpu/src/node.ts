@@ -18,9 +18,10 @@ export interface NodeGpuBackendOptions {
 
 /**
  * A GPU backend on Dawn (Node). Rejects with `GpuUnavailableError` when Dawn or an adapter is
- * missing. Robustness is off unless `robust` (see `DAWN_DEFAULT_FLAGS`); results record the toggles.
+ * missing. Robustness is off unless `robust`; timestamps are unquantised either way (see
+ * `DAWN_DEFAULT_FLAGS`); results record the robustness toggle.
  */
 export async function createNodeGpuBackend(options: NodeGpuBackendOptions = {}): Promise<GpuBackend> {
-  const gpu = await nodeGpu(options.dawnFlags ?? (options.robust ? [] : DAWN_DEFAULT_FLAGS));
+  const gpu = await nodeGpu(options.dawnFlags ?? (options.robust ? DAWN_DEFAULT_FLAGS.filter((flag) => !flag.includes('disable_robustness')) : DAWN_DEFAULT_FLAGS));
   return createGpuBackend({ context: await createGpuContext(gpu) });
 }

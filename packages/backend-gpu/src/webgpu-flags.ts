@@ -14,6 +14,8 @@ export const WEBGPU_FLAGS = {
   UNIFORM: 0x40,
   /** `GPUBufferUsage.STORAGE` */
   STORAGE: 0x80,
+  /** `GPUBufferUsage.QUERY_RESOLVE` */
+  QUERY_RESOLVE: 0x200,
   /** `GPUMapMode.READ` */
   MAP_MODE_READ: 0x01,
 } as const;

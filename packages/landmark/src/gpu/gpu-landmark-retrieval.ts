@@ -22,6 +22,7 @@ import {
   GpuBufferPool,
   type GpuMethodDefinition,
   type GpuSelectionStep,
+  oneSubmissionRun,
   POOL_PARAMS,
   POOL_THREADS,
   type ResidentAttention,
@@ -267,7 +268,7 @@ async function retrievalDecodeStepper(backend: GpuBackend, view: ResidentAttenti
   return {
     async step() {
       const step = retrievalSelectionStep(config, d, backend.context.maxBinding, SCORE_SCRATCH_FLOATS, kept, pooled);
-      const { ms } = await backend.oneSubmission(async () => {
+      const { run } = await oneSubmissionRun(backend, async () => {
         const { selection } = await backend.runSelection(view, step);
         try {
           await backend.runSparse(view, selection);
@@ -276,7 +277,7 @@ async function retrievalDecodeStepper(backend: GpuBackend, view: ResidentAttenti
         }
       });
       pooled = true;
-      return { selectionMs: 0, attentionMs: ms, oneSubmission: true, density, phase: 'decode' };
+      return { ...run, density, phase: 'decode' };
     },
     release: () => kept.destroy(),
   };

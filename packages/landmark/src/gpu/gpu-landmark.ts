@@ -16,6 +16,7 @@ import {
 } from '@sparse-attn/core';
 import {
   dispatchGrid,
+  oneSubmissionRun,
   type GpuAttentionMethod,
   type GpuBackend,
   type GpuMethodDefinition,
@@ -389,8 +390,8 @@ export const gpuLandmarkMethod: GpuMethodDefinition = {
         // rows, attention, folds) into one submission, as a decoder step would run them: only their sum is timed.
         const layout = { kind: 'block', blockSize: config.blockLength, headScope: 'query', rows: d.querySeq, queryBlockSize: 1 } as const;
         if (backend.executorFor(layout, d) !== 'split-k') return residentCall(backend, options, run);
-        const { ms } = await backend.oneSubmission(run);
-        return { selectionMs: 0, attentionMs: ms, oneSubmission: true, ...(density === undefined ? {} : { density }) };
+        const { run: timing } = await oneSubmissionRun(backend, run);
+        return { ...timing, ...(density === undefined ? {} : { density }) };
       },
     };
   },

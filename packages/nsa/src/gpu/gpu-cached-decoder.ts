@@ -22,7 +22,7 @@
  * As on the CPU, the cache keeps a step's tokens when its GPU work fails afterwards.
  */
 import { ConfigError, densePairCount, sparseStats, validateDecoderStep, type AttentionDims, type AttentionResult, type DecoderShape } from '@sparse-attn/core';
-import { countPairs, GpuKVCache, type GpuAttentionDecoder, type GpuBackend, type GpuSelection, type ResidentAttention, type ResidentChunk, type ResidentDecodeStepper, WEBGPU_FLAGS } from '@sparse-attn/backend-gpu';
+import { countPairs, GpuKVCache, oneSubmissionRun, type GpuAttentionDecoder, type GpuBackend, type GpuSelection, type ResidentAttention, type ResidentChunk, type ResidentDecodeStepper, WEBGPU_FLAGS } from '@sparse-attn/backend-gpu';
 import { completeWindows } from '../block-means.js';
 import type { PoolingSpec } from '../cached-decoder.js';
 
@@ -198,13 +198,13 @@ export async function residentDecodeStepper(backend: GpuBackend, view: ResidentA
     async step() {
       // Selection and attention as one submission, as a decoder step would run them: one round
       // trip to the GPU instead of one per call (only their sum is timed).
-      const { value: run, ms } = await backend.oneSubmission(() => plan.run(view, { first, means, bounds, values }));
+      const { value: run, run: timing } = await oneSubmissionRun(backend, () => plan.run(view, { first, means, bounds, values }));
       first = windows;
       try {
         // Every step of the same call selects the same blocks: read the selection back once (a
         // readback between steps slowed the next step's selection from 0.45 to ~1 ms on the H100).
         density ??= (countPairs(await backend.readSelection(run.selection), d) + (plan.extraPairs ?? 0)) / densePairCount(d);
-        return { selectionMs: 0, attentionMs: ms, oneSubmission: true, density, phase: 'decode' };
+        return { ...timing, density, phase: 'decode' };
       } finally {
         backend.releaseSelection(run.selection);
       }
