@@ -27,6 +27,7 @@ import { createGpuCachedDecoder, residentDecodeStepper, type DecodeStepPlan, typ
 import { forSlotGroups } from './slot-groups.js';
 import { assertWorkgroupFits, countSelectionEntries, selectThenAttend } from './gpu-helpers.js';
 import { INDEXER_CANDIDATE_PARAMS, indexerCandidateScoreWgsl, indexerCandidateWorkgroupBytes, type IndexerCandidateKernelOptions } from './indexer-candidate-score-wgsl.js';
+import { INDEXER_DIRECT_BLOCKS, INDEXER_DIRECT_PARAMS, indexerDirectScoreWgsl, indexerDirectWorkgroupBytes, type IndexerDirectKernelOptions } from './indexer-direct-score-wgsl.js';
 import { INDEXER_SCORE_PARAMS, indexerScoreWgsl, indexerScoreWorkgroupBytes, type IndexerScoreKernelOptions } from './indexer-score-tile-wgsl.js';
 import { INDEXER_SELECT_PARAMS, indexerMaskWords, indexerSelectWgsl, indexerSelectWorkgroupBytes, type IndexerSelectKernelOptions } from './indexer-select-wgsl.js';
 import { WINDOW_POOL_PARAMS, WINDOW_POOL_THREADS, windowPoolWgsl } from './window-pool-wgsl.js';
@@ -37,6 +38,8 @@ export interface IndexerPlan {
   readonly score: IndexerScoreKernelOptions;
   /** The block-major stage 2's scoring kernel. */
   readonly candidate: IndexerCandidateKernelOptions;
+  /** Both stages' scoring for calls of fewer than 64 queries (decode steps): a workgroup per (row, 64 blocks) and per (row, kept block). */
+  readonly direct: { readonly blocks: IndexerDirectKernelOptions; readonly tokens: IndexerDirectKernelOptions };
   /** Most bytes of the block-major stage 2's candidate scores of one row range (all slots of a chunk). */
   readonly candidateBytes: number;
   readonly pooled: number;
@@ -66,13 +69,15 @@ export function indexerPlan(backend: GpuBackend, d: AttentionDims, config: Hiera
   assertWorkgroupFits('hierarchical-indexer', backend, indexerScoreWorkgroupBytes(score), 'the stage-1 tile of 64 queries × 64 blocks');
   const candidate: IndexerCandidateKernelOptions = { headDim: d.headDim, groupSize: d.groupSize, tile: SCORE_TILE };
   assertWorkgroupFits('hierarchical-indexer', backend, indexerCandidateWorkgroupBytes(candidate), 'the stage-2 tile of 64 rows × 64 keys');
+  const direct = { blocks: { headDim: d.headDim, groupSize: d.groupSize, maxKept, mode: 'blocks' }, tokens: { headDim: d.headDim, groupSize: d.groupSize, maxKept, mode: 'tokens' } } as const;
+  assertWorkgroupFits('hierarchical-indexer', backend, indexerDirectWorkgroupBytes(direct.tokens), `the group query of ${d.headDim} channels`);
   const pooled = completeWindows(d.keySeq, config.blockSize, config.blockSize);
   const stride = Math.max(1, Math.min(config.topK, d.keySeq));
   const range = Math.min(rangeBytes, backend.context.maxBinding);
   if (4 * SCORE_TILE.rows * maxBlocks > range) {
     throw new ConfigError(`hierarchical-indexer: one tile of ${SCORE_TILE.rows} queries × ${maxBlocks} blocks needs ${4 * SCORE_TILE.rows * maxBlocks} bytes of block scores, above ${range} (use larger blocks)`);
   }
-  return { kernel, score, candidate, candidateBytes: Math.min(4 * rangeBytes, backend.context.maxBinding), pooled, blocks: maxBlocks, stride, scratchBytesPerSlot: 4 * Math.max(pooled * d.headDim, d.querySeq * stride), rangeBytes: range };
+  return { kernel, score, candidate, direct, candidateBytes: Math.min(4 * rangeBytes, backend.context.maxBinding), pooled, blocks: maxBlocks, stride, scratchBytesPerSlot: 4 * Math.max(pooled * d.headDim, d.querySeq * stride), rangeBytes: range };
 }
 
 /** Queries per row range of a chunk of `slots` KV slots: whole 64-query tiles whose block scores fit `p.rangeBytes`. */
@@ -98,7 +103,12 @@ export function indexerSelectionStep(d: AttentionDims, config: HierarchicalIndex
     stride: p.stride,
     async encodeChunk(e) {
       const kernel = blockRows ? { ...p.kernel, blockRows: { blockSize: config.blockSize } } : p.kernel;
-      const [poolKernel, score, select] = await Promise.all([e.pipeline(windowPoolWgsl({ bounds: false })), e.pipeline(indexerScoreWgsl(p.score)), e.pipeline(indexerSelectWgsl(kernel))]);
+      const [poolKernel, score, pick, select] = await Promise.all([
+        e.pipeline(windowPoolWgsl({ bounds: false })),
+        e.pipeline(indexerScoreWgsl(p.score)),
+        e.pipeline(indexerSelectWgsl({ ...p.kernel, phase: 'pick' })),
+        e.pipeline(indexerSelectWgsl({ ...kernel, phase: 'select' })),
+      ]);
       const slots = e.chunk.slots;
       const blockRowBuffers = blockRows?.(e.index, slots);
       const means = pool ? pool.means[e.index]! : e.scratch(4 * Math.max(1, slots * p.pooled * d.headDim));
@@ -111,45 +121,53 @@ export function indexerSelectionStep(d: AttentionDims, config: HierarchicalIndex
       const kept = Math.max(1, p.kernel.maxKept);
       // The candidate scores of a range (slots · rows · kept · B u32) must fit their cap too.
       const candidateRows = Math.max(SCORE_TILE.rows, Math.floor(p.candidateBytes / (4 * slots * kept * config.blockSize * SCORE_TILE.rows)) * SCORE_TILE.rows);
-      const rangeRows = blockMajor ? Math.min(indexerRangeRows(d, p, slots), candidateRows) : indexerRangeRows(d, p, slots);
+      const rangeRows = Math.min(indexerRangeRows(d, p, slots), candidateRows);
       const blockScores = e.scratch(4 * Math.max(1, slots * rangeRows * p.blocks));
-      const split = blockMajor
+      const candBounds = e.scratch(8 * slots * rangeRows);
+      const candIndices = e.scratch(4 * slots * rangeRows * kept);
+      const candKeys = e.scratch(4 * slots * rangeRows * kept * config.blockSize);
+      const lists = blockMajor
         ? {
-            pick: await e.pipeline(indexerSelectWgsl({ ...p.kernel, phase: 'pick' })),
-            select: await e.pipeline(indexerSelectWgsl({ ...kernel, phase: 'select' })),
             candidates: await e.pipeline(indexerCandidateScoreWgsl(p.candidate)),
-            lists: await blockListPipelines((code) => e.pipeline(code)),
-            candBounds: e.scratch(8 * slots * rangeRows),
-            candIndices: e.scratch(4 * slots * rangeRows * kept),
+            passes: await blockListPipelines((code) => e.pipeline(code)),
             items: e.scratch(4 * slots * rangeRows * kept),
-            candKeys: e.scratch(4 * slots * rangeRows * kept * config.blockSize),
           }
         : undefined;
+      // Calls of few rows (decode steps) score both stages row-parallel instead of in 64-row tiles.
+      const direct = blockMajor ? undefined : { blocks: await e.pipeline(indexerDirectScoreWgsl(p.direct.blocks)), tokens: await e.pipeline(indexerDirectScoreWgsl(p.direct.tokens)) };
       const recorder: BlockListRecorder = { scratch: (bytes) => e.scratch(bytes), uniform: (fields, values) => e.uniform(fields, values), run: (_name, pipeline, bindings, [gx, gy]) => e.dispatch(pipeline, bindings, gx, gy) };
       const geometry = { querySeq: d.querySeq, queryOffset: d.queryOffset, slots, pooled: p.pooled, blockSize: config.blockSize, blocks: p.blocks, topK: config.topK };
       for (let rowStart = 0; rowStart < d.querySeq; rowStart += rangeRows) {
         const rows = Math.min(rangeRows, d.querySeq - rowStart);
+        const directParams = (grid: readonly [number, number], parts: number) =>
+          e.uniform(INDEXER_DIRECT_PARAMS, { ...geometry, keySeq: d.keySeq, rangeRows: rows, rowStart, rows: slots * rows, tilesX: grid[0], parts });
         if (p.pooled > 0) {
-          const rowTiles = Math.ceil(rows / SCORE_TILE.rows);
-          const [sx, sy] = dispatchGrid(slots * rowTiles);
-          e.dispatch(score, [e.uniform(INDEXER_SCORE_PARAMS, { ...geometry, tilesX: sx, rowStart, rangeRows: rows, rowTiles }), e.chunk.q, means, blockScores], sx, sy);
+          if (direct) {
+            const parts = Math.ceil(p.pooled / INDEXER_DIRECT_BLOCKS);
+            const grid = dispatchGrid(slots * rows * parts);
+            e.dispatch(direct.blocks, [directParams(grid, parts), e.chunk.q, means, blockScores], grid[0], grid[1]);
+          } else {
+            const rowTiles = Math.ceil(rows / SCORE_TILE.rows);
+            const [sx, sy] = dispatchGrid(slots * rowTiles);
+            e.dispatch(score, [e.uniform(INDEXER_SCORE_PARAMS, { ...geometry, tilesX: sx, rowStart, rangeRows: rows, rowTiles }), e.chunk.q, means, blockScores], sx, sy);
+          }
         }
         const [x, y] = dispatchGrid(slots * rows);
         const params = e.uniform(INDEXER_SELECT_PARAMS, { ...geometry, tilesX: x, candidateBlocks: config.candidateBlocks, stride: p.stride, keySeq: d.keySeq, rowStart, rangeRows: rows });
         const outputs = [e.target.bounds, e.target.indices, blockRowBuffers?.bounds, blockRowBuffers?.indices, blockRowBuffers?.masks];
-        if (!split) {
-          e.dispatch(select, [params, e.chunk.q, e.chunk.k, blockScores, ...outputs], x, y);
-          continue;
+        e.dispatch(pick, [params, undefined, undefined, blockScores, undefined, undefined, undefined, undefined, undefined, candBounds, candIndices], x, y);
+        if (lists) {
+          const window = { rowStart: 0, rows: slots * rows, stride: kept, selRows: rows, blocks: p.blocks, itemsPerTile: SCORE_TILE.rows, vectors: 1, queryBlockSize: 1, querySeq: d.querySeq, groupSize: d.groupSize, scopeKv: true };
+          // Unsorted: the scoring kernel walks each block's keys whole for every row (no causal stop).
+          const built = recordBlockLists(recorder, lists.passes, { bounds: candBounds, indices: candIndices }, lists.items, window, { sort: false });
+          const tiles = dispatchGrid(built.maxTiles);
+          const candidateParams = built.params(tiles, INDEXER_CANDIDATE_PARAMS, { rangeRows: rows, queryStart: rowStart, keySeq: d.keySeq, blockSize: config.blockSize });
+          e.dispatch(lists.candidates, [candidateParams, e.chunk.q, e.chunk.k, built.listMeta, lists.items, candKeys], tiles[0], tiles[1]);
+        } else {
+          const grid = dispatchGrid(slots * rows * kept);
+          e.dispatch(direct!.tokens, [directParams(grid, kept), e.chunk.q, e.chunk.k, candBounds, candIndices, candKeys], grid[0], grid[1]);
         }
-        const { candBounds, candIndices, items, candKeys } = split;
-        e.dispatch(split.pick, [params, undefined, undefined, blockScores, undefined, undefined, undefined, undefined, undefined, candBounds, candIndices], x, y);
-        const window = { rowStart: 0, rows: slots * rows, stride: kept, selRows: rows, blocks: p.blocks, itemsPerTile: SCORE_TILE.rows, vectors: 1, queryBlockSize: 1, querySeq: d.querySeq, groupSize: d.groupSize, scopeKv: true };
-        // Unsorted: the scoring kernel walks each block's keys whole for every row (no causal stop).
-        const lists = recordBlockLists(recorder, split.lists, { bounds: candBounds, indices: candIndices }, items, window, { sort: false });
-        const tiles = dispatchGrid(lists.maxTiles);
-        const candidateParams = lists.params(tiles, INDEXER_CANDIDATE_PARAMS, { rangeRows: rows, queryStart: rowStart, keySeq: d.keySeq, blockSize: config.blockSize });
-        e.dispatch(split.candidates, [candidateParams, e.chunk.q, e.chunk.k, lists.listMeta, items, candKeys], tiles[0], tiles[1]);
-        e.dispatch(split.select, [params, undefined, undefined, undefined, ...outputs, candBounds, candIndices, candKeys], x, y);
+        e.dispatch(select, [params, undefined, undefined, undefined, ...outputs, candBounds, candIndices, candKeys], x, y);
       }
     },
   };
