@@ -34,7 +34,8 @@ import { WINDOW_POOL_PARAMS, WINDOW_POOL_THREADS, windowPoolWgsl } from './windo
 
 /** Geometry of one indexer call on the GPU. */
 export interface IndexerPlan {
-  readonly kernel: IndexerSelectKernelOptions;
+  /** The pick / select passes' shape (the phase is given per pass). */
+  readonly kernel: Omit<IndexerSelectKernelOptions, 'phase'>;
   readonly score: IndexerScoreKernelOptions;
   /** The block-major stage 2's scoring kernel. */
   readonly candidate: IndexerCandidateKernelOptions;
@@ -62,9 +63,10 @@ const SCORE_TILE: TileShape = { rows: 64, chunk: 16 };
 export function indexerPlan(backend: GpuBackend, d: AttentionDims, config: HierarchicalIndexerConfig, rangeBytes = INDEXER_RANGE_BYTES): IndexerPlan {
   const maxBlocks = Math.max(1, Math.ceil(d.keySeq / config.blockSize));
   const maxKept = Math.min(config.candidateBlocks, maxBlocks);
-  const kernel: IndexerSelectKernelOptions = { headDim: d.headDim, groupSize: d.groupSize, maxBlocks, maxKept, maxCandidates: maxKept * config.blockSize };
-  // The variant that also writes block rows declares the most.
-  assertWorkgroupFits('hierarchical-indexer', backend, indexerSelectWorkgroupBytes({ ...kernel, blockRows: { blockSize: config.blockSize } }), `${maxKept} candidate blocks of ${config.blockSize} keys and ${maxBlocks} blocks per row`);
+  const kernel = { headDim: d.headDim, groupSize: d.groupSize, maxBlocks, maxKept, maxCandidates: maxKept * config.blockSize };
+  // The pick pass holds a row's block scores; the select pass (writing block rows: its larger variant) its candidates' scores.
+  const selectBytes = Math.max(indexerSelectWorkgroupBytes({ ...kernel, phase: 'pick' }), indexerSelectWorkgroupBytes({ ...kernel, phase: 'select', blockRows: { blockSize: config.blockSize } }));
+  assertWorkgroupFits('hierarchical-indexer', backend, selectBytes, `${maxKept} candidate blocks of ${config.blockSize} keys and ${maxBlocks} blocks per row`);
   const score: IndexerScoreKernelOptions = { headDim: d.headDim, groupSize: d.groupSize, tile: SCORE_TILE };
   assertWorkgroupFits('hierarchical-indexer', backend, indexerScoreWorkgroupBytes(score), 'the stage-1 tile of 64 queries × 64 blocks');
   const candidate: IndexerCandidateKernelOptions = { headDim: d.headDim, groupSize: d.groupSize, tile: SCORE_TILE };

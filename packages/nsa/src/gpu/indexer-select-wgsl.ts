@@ -9,14 +9,16 @@
  *   short rows      t + 1 ≤ K: every key 0..t
  *
  * Stage 1's scores come from the tiled kernel (`indexer-score-tile-wgsl.ts`, one row range at a
- * time). One workgroup per (KV slot, query) row of the range: it reads the row's block scores,
- * forces block 0 and the incomplete blocks, keeps the top-c and scores the kept blocks' tokens
- * (where D is a multiple of 32, 8 threads per key with coalesced vec4 loads; else one thread per
- * key). Both top-k steps are `radix-top-k-wgsl.ts` over order-preserving u32 keys: the k-th
+ * time; `indexer-direct-score-wgsl.ts` for calls of few rows). Two passes, one workgroup per
+ * (KV slot, query) row of the range each: `'pick'` reads the row's block scores, forces block 0
+ * and the incomplete blocks and keeps the top-c; the kept blocks' tokens are scored between the
+ * passes (`indexer-candidate-score-wgsl.ts`, `indexer-direct-score-wgsl.ts`); `'select'` keeps
+ * the top-K of those scores and writes the rows. Both top-k steps are `radix-top-k-wgsl.ts` over
+ * order-preserving u32 keys: the k-th
  * largest key found 4 bits per round from 16-bin histograms, then every key above it and, of the
  * keys equal to it, the latest ones — the CPU's `TopKSelector` set — written in ascending order
  * by all threads (each its own run of positions at an offset summed from the runs before it).
- * Scores live in workgroup memory only (c · B floats); nothing of size rows × S exists.
+ * The candidate scores take c · B u32 per row of a range; nothing of size rows × S exists.
  */
 import { memoKernel } from '@sparse-attn/backend-gpu';
 import { RADIX_TOP_K_WORKGROUP, RADIX_TOP_K_WORKGROUP_BYTES, radixTopKWgsl } from './radix-top-k-wgsl.js';
@@ -57,16 +59,14 @@ export interface IndexerSelectKernelOptions {
    */
   readonly blockRows?: { readonly blockSize: number };
   /**
-   * `'fused'` (default): both stages in one kernel, as described above. The block-major split
-   * (`indexer-candidate-score-wgsl.ts` scores the candidates between the two):
-   * - `'pick'`: stage 1 only; writes the row's kept blocks, ascending, as CSR rows of the row range
+   * - `'pick'`: stage 1; writes the row's kept blocks, ascending, as CSR rows of the row range
    *   (`candBounds` at binding 9, `candIndices` at 10, `maxKept` per row, row = slot · rangeRows +
    *   range row; rows with t + 1 ≤ K get none);
    * - `'select'`: stage 2's top-K from the candidates' sortable scores (`candKeys`, binding 11,
-   *   `maxKept · B` per row, candidate u = entry · B + key of the entry's block), then the outputs
-   *   of the fused kernel.
+   *   `maxKept · B` per row, candidate u = entry · B + key of the entry's block), then the rows
+   *   (`bounds`, `indices`, and the block rows where asked for).
    */
-  readonly phase?: 'fused' | 'pick' | 'select';
+  readonly phase: 'pick' | 'select';
 }
 
 /** u32 mask words per block entry of the block rows. */
@@ -77,65 +77,17 @@ export function indexerMaskWords(blockSize: number): number {
 /** Bytes of workgroup memory the kernel declares. */
 export function indexerSelectWorkgroupBytes(o: IndexerSelectKernelOptions): number {
   const blockRows = o.blockRows ? Math.max(1, o.maxKept) * indexerMaskWords(o.blockRows.blockSize) : 0;
-  return 4 * (blockRows + 2 * o.headDim + INDEXER_SELECT_THREADS * KEYS_PER_GROUP + Math.max(1, o.maxBlocks) + Math.max(1, o.maxCandidates) + INDEXER_SELECT_THREADS + Math.max(1, o.maxKept)) + RADIX_TOP_K_WORKGROUP_BYTES;
+  const phase = o.phase === 'pick' ? Math.max(1, o.maxBlocks) : blockRows + Math.max(1, o.maxCandidates) + 1;
+  return 4 * (phase + INDEXER_SELECT_THREADS + Math.max(1, o.maxKept)) + RADIX_TOP_K_WORKGROUP_BYTES;
 }
-
-/** Threads that share one key's dot product in the coalesced stage 2 (8 × vec4 = 128 contiguous bytes per load). */
-const LANES = 8;
-/** Keys each group of {@link LANES} threads scores per round of the coalesced stage 2. */
-const KEYS_PER_GROUP = 4;
-
-/**
- * Stage 2 where D is a multiple of 32: LANES consecutive threads read one key (each a strided
- * quarter of its vec4s, so a group's loads are 128 contiguous bytes: every fetched sector is used,
- * unlike one thread per key, whose 16-byte reads touch a new sector per key), 64 keys per round;
- * the LANES partial sums meet in workgroup memory and one thread per key stores its sortable score.
- */
-const COALESCED_STAGE_2 = /* wgsl */ `
-  let lane = lid % ${LANES}u;
-  let keyGroup = lid / ${LANES}u;
-  let roundKeys = (NT / ${LANES}u) * ${KEYS_PER_GROUP}u;
-  for (var u0 = 0u; u0 < m; u0 += roundKeys) {
-    for (var kk = 0u; kk < ${KEYS_PER_GROUP}u; kk++) {
-      let u = u0 + kk * (NT / ${LANES}u) + keyGroup;
-      var s4 = vec4<f32>(0.0);
-      if (u < m) {
-        let base = (kvSlot * P.keySeq + tokenOf(u)) * (D / 4u);
-        for (var c = lane; c < D / 4u; c += ${LANES}u) { s4 = fma(gq4[c], k[base + c], s4); }
-      }
-      partial[kk * NT + lid] = (s4.x + s4.y) + (s4.z + s4.w);
-    }
-    workgroupBarrier();
-    if (lid < roundKeys && u0 + lid < m) {
-      // Key u0 + lid was scored by group (lid mod NT/LANES) in round slot (lid / (NT/LANES)).
-      let at = (lid / (NT / ${LANES}u)) * NT + (lid % (NT / ${LANES}u)) * ${LANES}u;
-      var s = 0.0;
-      for (var x = 0u; x < ${LANES}u; x++) { s += partial[at + x]; }
-      tokenKey[u0 + lid] = sortable(s);
-    }
-    workgroupBarrier();
-  }
-`;
 
 /** Generates the indexer kernel. */
 export const indexerSelectWgsl = memoKernel(function indexerSelectWgsl(o: IndexerSelectKernelOptions): string {
-  const phase = o.phase ?? 'fused';
-  const vec = o.headDim % 4 === 0 && phase === 'fused';
+  const phase = o.phase;
   const W = o.blockRows ? indexerMaskWords(o.blockRows.blockSize) : 0;
   const blockRows = o.blockRows !== undefined;
-  const coalesced = o.headDim % (4 * LANES) === 0;
-  const tokenScore = vec
-    ? `    let base = (kvSlot * P.keySeq + tokenOf(u)) * (D / 4u);
-    var s4 = vec4<f32>(0.0);
-    for (var c = 0u; c < D / 4u; c++) { s4 = fma(gq4[c], k[base + c], s4); }
-    let s = (s4.x + s4.y) + (s4.z + s4.w);`
-    : `    let base = (kvSlot * P.keySeq + tokenOf(u)) * D;
-    var s = 0.0;
-    for (var c = 0u; c < D; c++) { s += gq[c] * k[base + c]; }`;
   return /* wgsl */ `
 const NT: u32 = ${INDEXER_SELECT_THREADS}u;
-const D: u32 = ${o.headDim}u;
-const G: u32 = ${o.groupSize}u;
 const BIG: f32 = 3.0e38;
 
 struct Params {
@@ -146,10 +98,8 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> P: Params;
-${phase === 'fused' ? `@group(0) @binding(1) var<storage, read> q: array<f32>;
-@group(0) @binding(2) var<storage, read> k: array<${vec ? 'vec4<f32>' : 'f32'}>;` : ''}
-${phase !== 'select' ? '@group(0) @binding(3) var<storage, read> blockScores: array<f32>;' : ''}
-${phase !== 'pick' ? `@group(0) @binding(4) var<storage, read_write> bounds: array<u32>;
+${phase === 'pick' ? '@group(0) @binding(3) var<storage, read> blockScores: array<f32>;' : ''}
+${phase === 'select' ? `@group(0) @binding(4) var<storage, read_write> bounds: array<u32>;
 @group(0) @binding(5) var<storage, read_write> indices: array<u32>;` : ''}
 ${phase === 'pick' ? `@group(0) @binding(9) var<storage, read_write> candBounds: array<u32>;
 @group(0) @binding(10) var<storage, read_write> candIndices: array<u32>;` : ''}
@@ -158,21 +108,18 @@ ${phase === 'select' ? `@group(0) @binding(9) var<storage, read> candBounds: arr
 @group(0) @binding(11) var<storage, read> candKeys: array<u32>;
 var<workgroup> wgKept: u32;` : ''}
 const ROW_KEPT: u32 = ${Math.max(1, o.maxKept)}u;
-${blockRows && phase !== 'pick' ? `@group(0) @binding(6) var<storage, read_write> blockBounds: array<u32>;
+${blockRows && phase === 'select' ? `@group(0) @binding(6) var<storage, read_write> blockBounds: array<u32>;
 @group(0) @binding(7) var<storage, read_write> blockIndices: array<u32>;
 @group(0) @binding(8) var<storage, read_write> blockMasks: array<u32>;
 const W: u32 = ${W}u;
 const KEPT: u32 = ${Math.max(1, o.maxKept)}u;
 var<workgroup> maskAcc: array<atomic<u32>, ${Math.max(1, o.maxKept) * W}>;` : ''}
 
-${phase === 'fused' ? `var<workgroup> gq: array<f32, ${o.headDim}>;` : ''}
-${vec ? `var<workgroup> gq4: array<vec4<f32>, ${o.headDim / 4}>;` : ''}
-${phase !== 'select' ? `var<workgroup> blockKey: array<u32, ${Math.max(1, o.maxBlocks)}>;` : ''}
-${phase !== 'pick' ? `var<workgroup> tokenKey: array<u32, ${Math.max(1, o.maxCandidates)}>;` : ''}
+${phase === 'pick' ? `var<workgroup> blockKey: array<u32, ${Math.max(1, o.maxBlocks)}>;` : ''}
+${phase === 'select' ? `var<workgroup> tokenKey: array<u32, ${Math.max(1, o.maxCandidates)}>;` : ''}
 var<workgroup> runs: array<u32, ${INDEXER_SELECT_THREADS}>;
 var<workgroup> picks: array<u32, ${Math.max(1, o.maxKept)}>;
 ${RADIX_TOP_K_WORKGROUP}
-${coalesced && phase === 'fused' ? `var<workgroup> partial: array<f32, ${INDEXER_SELECT_THREADS * KEYS_PER_GROUP}>;` : ''}
 
 ${SORTABLE_WGSL}
 
@@ -224,15 +171,7 @@ ${phase === 'select' ? `  // The kept blocks from the pick pass.
   if (lid == 0u) { wgKept = candBounds[2u * rowLocal + 1u] - candBounds[2u * rowLocal]; }
   let n = workgroupUniformLoad(&wgKept);
   for (var e = lid; e < n; e += NT) { picks[e] = candIndices[rowLocal * ROW_KEPT + e]; }
-  workgroupBarrier();` : `${phase === 'fused' ? `  for (var c = lid; c < D; c += NT) {
-    var s = 0.0;
-    for (var g = 0u; g < G; g++) { s += q[((kvSlot * G + g) * P.querySeq + i) * D + c]; }
-    gq[c] = s;
-  }
-  workgroupBarrier();
-${vec ? `  for (var c = lid; c < D / 4u; c += NT) { gq4[c] = vec4<f32>(gq[4u * c], gq[4u * c + 1u], gq[4u * c + 2u], gq[4u * c + 3u]); }
-  workgroupBarrier();` : ''}
-` : ''}
+  workgroupBarrier();` : `
   // Stage 1 (scored by the tiled kernel): block 0 and the incomplete tail up to IC forced.
   let count = current + 1u;
   let complete = min(P.pooled, (t + 1u) / bs);
@@ -244,7 +183,7 @@ ${vec ? `  for (var c = lid; c < D / 4u; c += NT) { gq4[c] = vec4<f32>(gq[4u * c
   workgroupBarrier();
   let n = min(P.candidateBlocks, count);
   // The top-n blocks (forced ones carry BIG), written to picks in ascending block order.
-${radixTopKWgsl('block', 'blockKey', 'count', 'n', (u, rank) => (phase === 'pick' ? `candIndices[rowLocal * ROW_KEPT + ${rank}] = ${u};` : `picks[${rank}] = ${u};`))}`}
+${radixTopKWgsl('block', 'blockKey', 'count', 'n', (u, rank) => `candIndices[rowLocal * ROW_KEPT + ${rank}] = ${u};`)}`}
 ${phase === 'pick' ? `  if (lid == 0u) {
     candBounds[2u * rowLocal] = rowLocal * ROW_KEPT;
     candBounds[2u * rowLocal + 1u] = rowLocal * ROW_KEPT + n;
@@ -252,11 +191,8 @@ ${phase === 'pick' ? `  if (lid == 0u) {
 }
 ` : `  // Stage 2: every visible token of the kept blocks (all full but the last, the current block).
   let m = (n - 1u) * bs + (t + 1u - current * bs);
-${phase === 'select' ? `  for (var u = lid; u < m; u += NT) { tokenKey[u] = candKeys[rowLocal * ROW_KEPT * bs + u]; }
-  workgroupBarrier();` : coalesced ? COALESCED_STAGE_2 : `  for (var u = lid; u < m; u += NT) {
-${tokenScore}
-    tokenKey[u] = sortable(s);
-  }`}
+  for (var u = lid; u < m; u += NT) { tokenKey[u] = candKeys[rowLocal * ROW_KEPT * bs + u]; }
+  workgroupBarrier();
   let want = min(P.topK, m);${blockRows ? `
   for (var e = lid; e < n * W; e += NT) { atomicStore(&maskAcc[e], 0u); }
   workgroupBarrier();` : ''}
