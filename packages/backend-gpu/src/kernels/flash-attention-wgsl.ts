@@ -111,7 +111,7 @@ export function flashAttentionWorkgroupBytes(o: FlashAttentionKernelOptions): nu
   const dvp = Math.ceil(o.valueDim / 64) * 64;
   const tr = o.tile.rows / 4;
   const scratch = Math.max(operandScratchVec4(o.tile), (o.valueChunk * dvp) / 4);
-  const gatherRows = o.mode === 'gather' || o.mode === 'lists' ? o.tile.rows * 4 + 12 : 0;
+  const gatherRows = o.mode === 'gather' || o.mode === 'lists' ? o.tile.rows * 4 + 8 : 0;
  const hooks = o.mode === 'lists' ? listHooks(o).workgroupBytes + 4 : 0;
   const masks = o.mode === 'gather' && o.masked ? o.tile.rows * 2 * 4 : 0;
   return hooks + masks + scratch * 16 + 64 * (tr + 1) * 16 + o.tile.rows * 17 * 4 + 64 * 4 + o.tile.rows * 8 + 16 + gatherRows;
@@ -163,7 +163,7 @@ ${hooks.params}
 @group(0) @binding(1) var<storage, read> q: array<${element}>;
 @group(0) @binding(2) var<storage, read> k: array<${element}>;
 @group(0) @binding(3) var<storage, read> v: array<${element}>;
-@group(0) @binding(4) var<storage, read_write> out: array<${element}>;
+@group(0) @binding(4) var<storage, read_write> out: array<f32>;
 @group(0) @binding(5) var<storage, read_write> lse: array<f32>;
 ${csr ? `@group(0) @binding(6) var<storage, read> bounds: array<u32>;
 @group(0) @binding(7) var<storage, read> indices: array<u32>;` : ''}${gather ? `@group(0) @binding(6) var<storage, read> listMeta: array<u32>;
@@ -185,8 +185,7 @@ var<workgroup> wgEnd: u32;
 var<workgroup> wgFirst: u32;
 ${gather || lists ? `var<workgroup> rowOut: array<u32, ${o.tile.rows}>;
 var<workgroup> wgList: u32;
-var<workgroup> wgLast: u32;
-var<workgroup> wgLastMax: atomic<u32>;` : ''}${hooks?.onPairs ? '\nvar<workgroup> wgPairs: atomic<u32>;' : ''}
+var<workgroup> wgLast: u32;` : ''}${hooks?.onPairs ? '\nvar<workgroup> wgPairs: atomic<u32>;' : ''}
 
 ${
   vectorized
@@ -307,10 +306,7 @@ ${hooks?.onPairs ? '  atomicAdd(&wgPairs, pairs);\n' : ''}  workgroupBarrier();
 ${forRows((i) => `  if (live[${i}]) {
     let row = ${gather || lists ? 'rowOut' : 'rowQ'}[4u * ty + ${i}u];
     let inv = select(0.0, 1.0 / total[${i}], total[${i}] > 0.0);
-${oVars(i).map((name, c) => vectorized
-  // One coalesced vec4 store per thread and column chunk: 16 threads write 256 contiguous bytes.
-  ? `    if (${c * 64}u + 4u * tx < DV) { out[row * (DV / 4u) + ${c * 16}u + tx] = ${name} * inv; }`
-  : `    for (var e = 0u; e < 4u; e++) {
+${oVars(i).map((name, c) => `    for (var e = 0u; e < 4u; e++) {
       let col = ${c * 64}u + 4u * tx + e;
       if (col < DV) { out[row * DV + col] = ${name}[e] * inv; }
     }`).join('\n')}
@@ -428,8 +424,6 @@ function gatherPrologue(): string {
   let kvBase = kvSlot * P.keySeq;
   let keyBase = keyBlock * P.blockSize;
   let slotCount = min(P.blockSize, P.keySeq - keyBase);
-  if (lid == 0u) { atomicStore(&wgLastMax, 0u); }
-  workgroupBarrier();
   if (lid < BR) {
     let j = lid / P.vectors;
     let t = lid % P.vectors;
@@ -445,15 +439,19 @@ function gatherPrologue(): string {
         rowQ[lid] = querySlot * P.querySeq + i;
         rowOut[lid] = item * P.vectors + t;
         rowPos[lid] = P.queryOffset + i;
-        atomicMax(&wgLastMax, P.queryOffset + i);
       }
     }
   }
   workgroupBarrier();
-  // The tile's last query position (every row's atomicMax above, not a serial loop): key tiles
-  // past it are masked for every row (sorted lists make tiles of consecutive queries, so the
-  // diagonal block stops early).
-  if (lid == 0u) { wgLast = atomicLoad(&wgLastMax); }
+  // The tile's last query position: key tiles past it are masked for every row (sorted lists
+  // make tiles of consecutive queries, so the diagonal block stops early).
+  if (lid == 0u) {
+    var last = 0u;
+    for (var r = 0u; r < BR; r++) {
+      if (rowQ[r] != INVALID) { last = max(last, rowPos[r]); }
+    }
+    wgLast = last;
+  }
   let lastPos = workgroupUniformLoad(&wgLast);`;
 }
 
