@@ -1019,9 +1019,9 @@ export class GpuBackend {
 
   /**
    * Runs `body` with every call it makes on this backend (`runSelection`, `runSparse`,
-   * `runKernels`, `runDense`, ...) recorded for one queue submission at the end, instead of one
-   * submission and one wait per call: a decode step's selection and attention then cost one
-   * round trip to the GPU, not one per call (each costs ~0.03–0.06 ms of host latency on the
+   * `runKernels`, `runDense`, ...) recorded into one compute pass and waited for once at the end,
+   * instead of one submission and one wait per call: a decode step's selection and attention then
+   * cost one round trip to the GPU, not one per call (each costs ~0.03–0.06 ms of host latency on the
    * H100, as much as a whole sparse decode step's kernels). Resolves with `body`'s value and
    * `ms`, from the start of `body` until the queue has run everything it recorded, and with
    * {@link gpuTiming} on a device with `timestamp-query` (`context.timestamps`) `gpuMs`: the GPU
@@ -1032,7 +1032,10 @@ export class GpuBackend {
    * - the calls resolve with 0 ms: only the whole is timed;
    * - they record into one compute pass, in the order they are made: await each call before the
    *   next (calls started together would interleave their dispatches);
-   * - a read (`read`, `readOutput`, `readSelection`) first submits what was recorded so far;
+   * - a read (`read`, `readOutput`, `readSelection`) first submits what was recorded so far, and
+   *   so does the end of a call once the host has recorded for 1 ms (`SUBMIT_EARLY_MS`) since the
+   *   last submit (the GPU then runs it while the host records the rest: a short body, such as a
+   *   decode step, stays one submission);
    * - `device.queue.writeBuffer` takes effect at once, before the recorded commands: write what
    *   the recorded kernels read before recording them, and never rewrite a buffer a recorded
    *   kernel reads (the backend's own uniforms are fresh buffers per call);
@@ -1046,7 +1049,7 @@ export class GpuBackend {
     if (this.recording) throw new Error('oneSubmission: a submission is being recorded already (oneSubmission does not nest)');
     const { device } = this.context;
     const timer = this.gpuTiming ? this.passTimer() : undefined;
-    const recording: Recording = { commands: [], transient: [], releases: [], ...(timer ? { timer, passes: 0 } : {}) };
+    const recording: Recording = { commands: [], transient: [], releases: [], submitted: performance.now(), ...(timer ? { timer, passes: 0 } : {}) };
     this.recording = recording;
     device.pushErrorScope('validation');
     const started = performance.now();
@@ -1132,6 +1135,12 @@ export class GpuBackend {
       recording.commands.push(...commands);
       recording.transient.push(...transient);
       if (release) recording.releases.push(release);
+      // Once the host has spent a while recording, what it recorded goes to the queue, so the GPU
+      // runs it while the host records the rest (one wait at the end either way).
+      if (performance.now() - recording.submitted >= SUBMIT_EARLY_MS) {
+        this.flushRecording();
+        recording.submitted = performance.now();
+      }
       return 0;
     }
     device.pushErrorScope('validation');
@@ -1382,6 +1391,8 @@ interface Recording {
   /** The compute pass the recorded calls share, open until a read or the submission. */
   encoder?: GPUCommandEncoder;
   pass?: GPUComputePassEncoder;
+  /** When the recording last went to the queue (`performance.now()`; its start before that). */
+  submitted: number;
   /** Where the device has timestamps: the query set, and the passes begun so far (each writes two). */
   readonly timer?: PassTimer;
   passes?: number;
@@ -1395,7 +1406,14 @@ interface PassTimer {
 }
 
 /** Passes of one `oneSubmission` whose times are kept (a read inside it starts a new pass); more leave `gpuMs` out. */
-const TIMED_PASSES = 64;
+const TIMED_PASSES = 256;
+
+/**
+ * Host milliseconds of recording inside `oneSubmission` after which a call's recorded work is
+ * submitted at once (a decode step records for ~0.1–0.3 ms and stays one submission; a 64k
+ * prefill records for 5–40 ms, which the GPU then no longer waits out before it starts).
+ */
+const SUBMIT_EARLY_MS = 1;
 
 /** The next pass's descriptor: timestamps at its start and end while the recording's query set has room. */
 function timedPass(recording: Recording): GPUComputePassDescriptor | undefined {
