@@ -244,6 +244,13 @@ export class GpuBackend {
    */
   gpuTiming = false;
   /**
+   * Inside `oneSubmission`: host milliseconds of recording after which what was recorded is
+   * submitted at the next dispatch, so the GPU runs it while the host records the rest (a decode
+   * step records for ~0.1–0.3 ms and stays one submission; a 64k prefill records for 5–40 ms,
+   * which the GPU then no longer waits out before it starts). `Infinity`: one submission at the end.
+   */
+  submitEarlyMs = 0.5;
+  /**
    * Small per-call buffers (uniforms, CSR rows, split-K partials, list counters, up to
    * {@link SPARE_BUFFER_BYTES} each) kept after their call for the next one of the same size and
    * usage, instead of being destroyed: creating buffers and bind groups cost a decode step more
@@ -1033,8 +1040,8 @@ export class GpuBackend {
    * - they record into one compute pass, in the order they are made: await each call before the
    *   next (calls started together would interleave their dispatches);
    * - a read (`read`, `readOutput`, `readSelection`) first submits what was recorded so far, and
-   *   so does the end of a call once the host has recorded for 1 ms (`SUBMIT_EARLY_MS`) since the
-   *   last submit (the GPU then runs it while the host records the rest: a short body, such as a
+   *   and so does a dispatch once the host has recorded for {@link submitEarlyMs} since the last
+   *   submit (the GPU then runs it while the host records the rest: a short body, such as a
    *   decode step, stays one submission);
    * - `device.queue.writeBuffer` takes effect at once, before the recorded commands: write what
    *   the recorded kernels read before recording them, and never rewrite a buffer a recorded
@@ -1090,6 +1097,45 @@ export class GpuBackend {
     return this.timer;
   }
 
+  /**
+   * The pass a call records into inside {@link oneSubmission}: it forwards to the recording's open
+   * compute pass (opened on first use) and, once the host has recorded for {@link submitEarlyMs}
+   * since the last submit, ends that pass after a dispatch and submits what was recorded, so the
+   * GPU runs it while the host records the rest; the next dispatch goes to a new pass with the
+   * call's pipeline and bind groups set again. (Only the calls the backend's kernels make.)
+   */
+  private recordingPass(recording: Recording): GPUComputePassEncoder {
+    let pipeline: GPUComputePipeline | undefined;
+    const groups = new Map<number, GPUBindGroup | null>();
+    const open = (): GPUComputePassEncoder => {
+      if (recording.pass) return recording.pass;
+      recording.encoder = this.context.device.createCommandEncoder();
+      const pass = recording.encoder.beginComputePass(timedPass(recording));
+      recording.pass = pass;
+      if (pipeline) pass.setPipeline(pipeline);
+      for (const [index, group] of groups) pass.setBindGroup(index, group);
+      return pass;
+    };
+    const forward: Pick<GPUComputePassEncoder, 'setPipeline' | 'setBindGroup' | 'dispatchWorkgroups'> = {
+      setPipeline: (next) => {
+        pipeline = next;
+        open().setPipeline(next);
+      },
+      setBindGroup: (index: number, group: GPUBindGroup | null) => {
+        groups.set(index, group);
+        open().setBindGroup(index, group);
+      },
+      dispatchWorkgroups: (x, y, z) => {
+        open().dispatchWorkgroups(x, y, z);
+        if (performance.now() - recording.submitted >= this.submitEarlyMs) {
+          this.flushRecording();
+          recording.submitted = performance.now();
+        }
+      },
+    };
+    return forward as GPUComputePassEncoder;
+  }
+
   /** Submits what {@link oneSubmission} has recorded so far (before a read: the queue runs in order). */
   private flushRecording(): void {
     if (this.recording) closePass(this.recording);
@@ -1103,12 +1149,8 @@ export class GpuBackend {
     if (recording) {
       // Inside oneSubmission every call records into one open compute pass (dispatches in a pass
       // run in order and see each other's writes): no command encoder, pass and command buffer per call.
-      if (!recording.pass) {
-        recording.encoder = this.context.device.createCommandEncoder();
-        recording.pass = recording.encoder.beginComputePass(timedPass(recording));
-      }
       const transient: GPUBuffer[] = [];
-      await body(recording.pass, transient);
+      await body(this.recordingPass(recording), transient);
       return { commands: [], transient };
     }
     const encoder = this.context.device.createCommandEncoder();
@@ -1135,12 +1177,6 @@ export class GpuBackend {
       recording.commands.push(...commands);
       recording.transient.push(...transient);
       if (release) recording.releases.push(release);
-      // Once the host has spent a while recording, what it recorded goes to the queue, so the GPU
-      // runs it while the host records the rest (one wait at the end either way).
-      if (performance.now() - recording.submitted >= SUBMIT_EARLY_MS) {
-        this.flushRecording();
-        recording.submitted = performance.now();
-      }
       return 0;
     }
     device.pushErrorScope('validation');
@@ -1408,12 +1444,6 @@ interface PassTimer {
 /** Passes of one `oneSubmission` whose times are kept (a read inside it starts a new pass); more leave `gpuMs` out. */
 const TIMED_PASSES = 256;
 
-/**
- * Host milliseconds of recording inside `oneSubmission` after which a call's recorded work is
- * submitted at once (a decode step records for ~0.1–0.3 ms and stays one submission; a 64k
- * prefill records for 5–40 ms, which the GPU then no longer waits out before it starts).
- */
-const SUBMIT_EARLY_MS = 1;
 
 /** The next pass's descriptor: timestamps at its start and end while the recording's query set has room. */
 function timedPass(recording: Recording): GPUComputePassDescriptor | undefined {
