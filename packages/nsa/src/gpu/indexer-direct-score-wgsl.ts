@@ -17,8 +17,12 @@
  * key. The group query q̄ = Σ_g q^g is summed in head order, as the CPU and the other passes do.
  * Keys past the row's position (in its current block) are written and never read.
  */
-import { memoKernel } from '@sparse-attn/backend-gpu';
+import { memoKernel, type TileOperands } from '@sparse-attn/backend-gpu';
+import { groupQueryWgsl } from './indexer-score-tile-wgsl.js';
 import { SORTABLE_WGSL } from './indexer-select-wgsl.js';
+
+/** Scalar operand layout of `q` for the shared group-query sum (`groupQueryWgsl`). */
+const SCALAR_Q: TileOperands = { vectorized: false, element: 'f32', zero: '0.0', at: (row, e, width) => `(${row}) * ${width} + ${e}` };
 
 /** Uniform parameter block of the direct candidate-score kernel (u32 fields). */
 export const INDEXER_DIRECT_PARAMS = ['querySeq', 'keySeq', 'blockSize', 'rangeRows', 'rowStart', 'rows', 'tilesX', 'queryOffset', 'pooled', 'blocks', 'topK', 'parts'] as const;
@@ -108,6 +112,8 @@ var<workgroup> wgKeys: u32;
 
 ${blocks ? '' : SORTABLE_WGSL}
 
+${groupQueryWgsl(SCALAR_Q)}
+
 @compute @workgroup_size(${INDEXER_DIRECT_THREADS})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let linear = wid.x + wid.y * P.tilesX;
@@ -137,11 +143,7 @@ ${
   let keys = workgroupUniformLoad(&wgKeys);
   if (keys == 0u) { return; }
   let first = workgroupUniformLoad(&wgFirst);
-  for (var c = lid; c < D; c += NT) {
-    var s = 0.0;
-    for (var g = 0u; g < G; g++) { s += q[((kvSlot * G + g) * P.querySeq + i) * D + c]; }
-    gq[c] = s;
-  }
+  for (var c = lid; c < D; c += NT) { gq[c] = groupQuery(kvSlot * G * P.querySeq + i, c); }
   workgroupBarrier();
 ${coalesced ? `  for (var c = lid; c < D / 4u; c += NT) { gq4[c] = vec4<f32>(gq[4u * c], gq[4u * c + 1u], gq[4u * c + 2u], gq[4u * c + 3u]); }
   workgroupBarrier();` : ''}

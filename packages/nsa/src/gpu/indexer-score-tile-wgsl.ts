@@ -36,8 +36,8 @@ export function indexerScoreWorkgroupBytes(o: IndexerScoreKernelOptions): number
 /**
  * WGSL `groupQuery(row, e)`: the group query Σ_h q of query row `row` (head 0 of the group; the
  * group's heads are `P.querySeq` rows apart in the `q` binding), channel `e` (channels e … e + 3
- * when vectorized), summed in head order from 0 like the CPU. Shared by the indexer's stage-1 and
- * candidate-score tiles; needs `D`, `G`, `P.querySeq` and `q`.
+ * when vectorized), summed in head order from 0 like the CPU. Shared by the indexer's stage-1,
+ * candidate-score and direct-score kernels; needs `D`, `G`, `P.querySeq` and `q`.
  */
 export function groupQueryWgsl(o: TileOperands): string {
   return /* wgsl */ `fn groupQuery(row: u32, e: u32) -> ${o.element} {
