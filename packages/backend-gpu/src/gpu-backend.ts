@@ -1039,7 +1039,7 @@ export class GpuBackend {
    * - the calls resolve with 0 ms: only the whole is timed;
    * - they record into one compute pass, in the order they are made: await each call before the
    *   next (calls started together would interleave their dispatches);
-   * - a read (`read`, `readOutput`, `readSelection`) first submits what was recorded so far, and
+   * - a read (`read`, `readOutput`, `readSelection`) first submits what was recorded so far,
    *   and so does a dispatch once the host has recorded for {@link submitEarlyMs} since the last
    *   submit (the GPU then runs it while the host records the rest: a short body, such as a
    *   decode step, stays one submission);
@@ -1056,7 +1056,7 @@ export class GpuBackend {
     if (this.recording) throw new Error('oneSubmission: a submission is being recorded already (oneSubmission does not nest)');
     const { device } = this.context;
     const timer = this.gpuTiming ? this.passTimer() : undefined;
-    const recording: Recording = { commands: [], transient: [], releases: [], submitted: performance.now(), ...(timer ? { timer, passes: 0 } : {}) };
+    const recording: Recording = { commands: [], transient: [], releases: [], submitted: performance.now(), passes: 0, ...(timer ? { timer } : {}) };
     this.recording = recording;
     device.pushErrorScope('validation');
     const started = performance.now();
@@ -1429,9 +1429,10 @@ interface Recording {
   pass?: GPUComputePassEncoder;
   /** When the recording last went to the queue (`performance.now()`; its start before that). */
   submitted: number;
-  /** Where the device has timestamps: the query set, and the passes begun so far (each writes two). */
+  /** With `gpuTiming` on a device with timestamps: the query set the passes write to. */
   readonly timer?: PassTimer;
-  passes?: number;
+  /** Passes begun so far (each writes two timestamps when timed). */
+  passes: number;
 }
 
 /** A timestamp query set of {@link TIMED_PASSES} passes and the buffers its values travel through. */
@@ -1444,10 +1445,9 @@ interface PassTimer {
 /** Passes of one `oneSubmission` whose times are kept (a read inside it starts a new pass); more leave `gpuMs` out. */
 const TIMED_PASSES = 256;
 
-
 /** The next pass's descriptor: timestamps at its start and end while the recording's query set has room. */
 function timedPass(recording: Recording): GPUComputePassDescriptor | undefined {
-  if (!recording.timer || recording.passes === undefined) return undefined;
+  if (!recording.timer) return undefined;
   const index = recording.passes++;
   if (index >= TIMED_PASSES) return undefined;
   return { timestampWrites: { querySet: recording.timer.querySet, beginningOfPassWriteIndex: 2 * index, endOfPassWriteIndex: 2 * index + 1 } };
@@ -1455,7 +1455,7 @@ function timedPass(recording: Recording): GPUComputePassDescriptor | undefined {
 
 /** A command buffer that resolves the recording's timestamps into the readable buffer (none without them). */
 function resolvePassTimes(device: GPUDevice, recording: Recording): GPUCommandBuffer[] {
-  const passes = recording.passes ?? 0;
+  const { passes } = recording;
   if (!recording.timer || passes === 0 || passes > TIMED_PASSES) return [];
   const encoder = device.createCommandEncoder();
   encoder.resolveQuerySet(recording.timer.querySet, 0, 2 * passes, recording.timer.resolve, 0);
@@ -1465,7 +1465,7 @@ function resolvePassTimes(device: GPUDevice, recording: Recording): GPUCommandBu
 
 /** The recording's passes' GPU milliseconds, summed; undefined without timestamps, past {@link TIMED_PASSES}, or for a time that runs backwards. */
 async function readPassTimes(recording: Recording): Promise<number | undefined> {
-  const passes = recording.passes ?? 0;
+  const { passes } = recording;
   if (!recording.timer || passes === 0 || passes > TIMED_PASSES) return undefined;
   const { read } = recording.timer;
   await read.mapAsync(MAP_MODE_READ, 0, 16 * passes);
