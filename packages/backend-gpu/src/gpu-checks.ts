@@ -467,7 +467,8 @@ export const gpuChecks: readonly GpuCheck[] = [
       if (m['oneSubmission'] !== 1 || !positive || !Number.isFinite(m['speedupVsDense'])) throw new Error(`suite row ${JSON.stringify(row)}`);
       // With timestamps, the GPU time of the timed calls and of dense's, and their ratio.
       const dense = rows.find((r) => r.method === 'dense' && r.workload === 'gaussian-gpu')?.metrics ?? {};
-      const timed = (x: Readonly<Record<string, number | undefined>>) => (x['gpuMs'] ?? 0) > 0 && (x['gpuMs'] ?? Infinity) <= (x['ms'] ?? 0);
+      // (From calls of their own, so a row's gpuMs need not be below its ms: SwiftShader's were 5% above.)
+      const timed = (x: Readonly<Record<string, number | undefined>>) => (x['gpuMs'] ?? 0) > 0 && Number.isFinite(x['gpuMs']);
       if (backend.context.timestamps ? !timed(m) || !timed(dense) || !Number.isFinite(m['gpuSpeedupVsDense']) : m['gpuMs'] !== undefined) throw new Error(`suite rows' GPU times (timestamps: ${backend.context.timestamps}): ${JSON.stringify({ row: m, dense })}`);
     },
   },
