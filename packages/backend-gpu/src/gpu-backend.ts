@@ -580,11 +580,12 @@ export class GpuBackend {
     const d = resident.dims;
     const output = new Float32Array(d.batch * d.queryHeads * d.querySeq * d.valueDim);
     const lse = new Float32Array(d.batch * d.queryHeads * d.querySeq);
-    for (const chunk of resident.chunks) {
+    const queries = (chunk: ResidentChunk) => chunk.slots * d.groupSize * d.querySeq;
+    const data = await this.readAll(resident.chunks.flatMap((chunk) => [{ buffer: chunk.out, bytes: queries(chunk) * d.valueDim * 4 }, { buffer: chunk.lse, bytes: queries(chunk) * 4 }]));
+    for (const [i, chunk] of resident.chunks.entries()) {
       const querySlot0 = chunk.slot0 * d.groupSize;
-      const queries = chunk.slots * d.groupSize * d.querySeq;
-      output.set(await this.read(chunk.out, queries * d.valueDim * 4), querySlot0 * d.querySeq * d.valueDim);
-      lse.set(await this.read(chunk.lse, queries * 4), querySlot0 * d.querySeq);
+      output.set(data[2 * i]!, querySlot0 * d.querySeq * d.valueDim);
+      lse.set(data[2 * i + 1]!, querySlot0 * d.querySeq);
     }
     return { output: tensor([d.batch, d.queryHeads, d.querySeq, d.valueDim], output), lse };
   }
@@ -785,7 +786,7 @@ export class GpuBackend {
   private async encodeSplitK(resident: ResidentAttention, selection: Selection, buffers: readonly SelectionBuffers[], stride: number, targets?: readonly { out: GPUBuffer; lse: GPUBuffer }[]): Promise<Encoded> {
     const d = resident.dims;
     const block = selection.kind === 'block';
-    const plan = splitKPartitions(d.batch * d.queryHeads * d.querySeq, Math.max(1, stride) * (block ? selection.blockSize : 1));
+    const rowKeys = Math.max(1, stride) * (block ? selection.blockSize : 1);
     const record = decodePartialRecord(d.valueDim);
     const [partialKernel, merge] = await Promise.all([
       this.pipeline(decodePartialWgsl({ headDim: d.headDim, valueDim: d.valueDim, keys: 'selection' })),
@@ -794,6 +795,8 @@ export class GpuBackend {
     return this.encode(async (pass, transient) => {
       for (const [i, chunk] of resident.chunks.entries()) {
         const rows = chunk.slots * d.groupSize * d.querySeq;
+        // Partitions for this chunk's rows, so that each dispatch fills the GPU (see `runDecodeAttention`).
+        const plan = splitKPartitions(rows, rowKeys);
         // Every (row, partition) record is written by the partial kernel: no clear needed.
         const partial = this.perCall(rows * plan.partitions * record * 4, STORAGE, { cleared: false });
         transient.push(partial);
@@ -986,9 +989,11 @@ export class GpuBackend {
     const parts: Uint32Array[] = [];
     let count = 0;
     let row = 0;
-    for (const b of buffers) {
-      const bounds = new Uint32Array((await this.read(b.bounds, b.rows * 2 * 4)).buffer);
-      const indices = new Uint32Array((await this.read(b.indices)).buffer);
+    const data = await this.readAll(buffers.flatMap((b) => [{ buffer: b.bounds, bytes: b.rows * 2 * 4 }, { buffer: b.indices }]));
+    const u32 = (f: Float32Array) => new Uint32Array(f.buffer, f.byteOffset, f.length);
+    for (let i = 0; i < buffers.length; i++) {
+      const bounds = u32(data[2 * i]!);
+      const indices = u32(data[2 * i + 1]!);
       for (let r = 0; r < bounds.length / 2; r++) {
         const part = indices.subarray(bounds[2 * r]!, bounds[2 * r + 1]!);
         parts.push(part);
@@ -1364,18 +1369,37 @@ export class GpuBackend {
 
   /** Reads the first `bytes` of a buffer (buffers are padded to at least 16 bytes) as float32. */
   async read(buffer: GPUBuffer, bytes = buffer.size): Promise<Float32Array> {
+    return (await this.readAll([{ buffer, bytes }]))[0]!;
+  }
+
+  /**
+   * Reads the first `bytes` of each buffer (default: all of it) as float32, in one copy into one
+   * staging buffer and one map: one round trip to the GPU whatever the number of buffers (a
+   * decoder's step reads its output, lse and selection per KV slot: 4 · B · Hkv reads).
+   */
+  async readAll(reads: readonly { readonly buffer: GPUBuffer; readonly bytes?: number }[]): Promise<Float32Array[]> {
+    if (reads.length === 0) return [];
     const { device } = this.context;
     this.flushRecording();
-    const size = Math.max(4, bytes);
-    const staging = device.createBuffer({ size, usage: MAP_READ | COPY_DST });
-    const encoder = device.createCommandEncoder();
-    encoder.copyBufferToBuffer(buffer, 0, staging, 0, size);
-    device.queue.submit([encoder.finish()]);
-    await staging.mapAsync(MAP_MODE_READ);
-    const data = new Float32Array(staging.getMappedRange().slice(0));
-    staging.unmap();
-    staging.destroy();
-    return data;
+    const sizes = reads.map((r) => Math.max(4, Math.ceil((r.bytes ?? r.buffer.size) / 4) * 4));
+    const starts: number[] = [];
+    let total = 0;
+    for (const size of sizes) {
+      starts.push(total);
+      total += size;
+    }
+    const staging = device.createBuffer({ size: Math.max(4, total), usage: MAP_READ | COPY_DST });
+    try {
+      const encoder = device.createCommandEncoder();
+      reads.forEach((r, i) => encoder.copyBufferToBuffer(r.buffer, 0, staging, starts[i]!, sizes[i]!));
+      device.queue.submit([encoder.finish()]);
+      await staging.mapAsync(MAP_MODE_READ);
+      const all = staging.getMappedRange().slice(0);
+      staging.unmap();
+      return sizes.map((size, i) => new Float32Array(all, starts[i]!, size / 4));
+    } finally {
+      staging.destroy();
+    }
   }
 }
 

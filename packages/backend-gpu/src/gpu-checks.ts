@@ -16,6 +16,7 @@ import {
 } from '@sparse-attn/core';
 import { blockTopKConfigSchema, poolKeyBlocks, rowGeometry, scoreKeyBlocks, type BlockTopKConfig } from './block-top-k.js';
 import { GpuBackend } from './gpu-backend.js';
+import { WEBGPU_FLAGS } from './webgpu-flags.js';
 import { runGpuBenchmark } from './gpu-benchmarks.js';
 // `expectLseClose` and `expectSameSelection` (the shared ones) live with the decode checks.
 import { expectLseClose } from './gpu-decode-checks.js';
@@ -190,6 +191,31 @@ export const gpuChecks: readonly GpuCheck[] = [
       if (gpu.backend.backend !== 'gpu' || !gpu.backend.kernel.startsWith('webgpu-wgsl')) throw new Error(`backend recorded as ${JSON.stringify(gpu.backend)}`);
     },
   })),
+  {
+    name: 'readAll reads several buffers (whole, or a prefix of a size not a multiple of 16 B) in one readback, as read does one by one',
+    async run(backend) {
+      const { device } = backend.context;
+      const values = [new Float32Array([1, 2, 3, 4]), Float32Array.from({ length: 10 }, (_, i) => i - 4.5), Float32Array.from({ length: 250 }, (_, i) => Math.sin(i))];
+      const buffers = values.map((v) => {
+        const buffer = device.createBuffer({ size: v.byteLength, usage: WEBGPU_FLAGS.STORAGE | WEBGPU_FLAGS.COPY_SRC | WEBGPU_FLAGS.COPY_DST });
+        device.queue.writeBuffer(buffer, 0, v);
+        return buffer;
+      });
+      const same = (what: string, actual: Float32Array, expected: Float32Array) => {
+        if (actual.length !== expected.length || actual.some((x, i) => x !== expected[i])) throw new Error(`${what}: read [${Array.from(actual).slice(0, 8).join(', ')}…] (${actual.length}), wrote [${Array.from(expected).slice(0, 8).join(', ')}…] (${expected.length})`);
+      };
+      try {
+        const all = await backend.readAll([{ buffer: buffers[0]! }, { buffer: buffers[1]!, bytes: 7 * 4 }, { buffer: buffers[2]! }]);
+        same('first (whole)', all[0]!, values[0]!);
+        same('second (7 of 10 floats)', all[1]!, values[1]!.subarray(0, 7));
+        same('third (whole)', all[2]!, values[2]!);
+        same('read, one by one', await backend.read(buffers[2]!), values[2]!);
+        if ((await backend.readAll([])).length !== 0) throw new Error('readAll of nothing read something');
+      } finally {
+        for (const b of buffers) b.destroy();
+      }
+    },
+  },
   {
     name: 'dense at S=2048, D=128 (many 64×64 tiles) equals core denseAttention',
     async run(backend) {

@@ -386,23 +386,18 @@ export async function createGpuDeltaStack(backend: GpuBackend, layers: readonly 
         return lastEncodeMs;
       },
       async readSelections() {
-        const read = new Map<SelectionBuffers, Int32Array[]>();
-        const out: (Int32Array[] | undefined)[] = [];
-        for (const s of selections) {
-          if (!s) {
-            out.push(undefined);
-            continue;
-          }
-          let lists = read.get(s);
-          if (!lists) {
-            const bounds = new Uint32Array((await backend.read(s.bounds, 2 * d.batch * 4)).buffer);
-            const all = new Uint32Array((await backend.read(s.pages, d.batch * stride * 4)).buffer);
-            lists = Array.from({ length: d.batch }, (_, b) => Int32Array.from(all.subarray(bounds[2 * b]!, bounds[2 * b + 1]!)));
-            read.set(s, lists);
-          }
-          out.push(lists);
-        }
-        return out;
+        // Every distinct selection's bounds and pages in one readback.
+        const distinct = [...new Set(selections.filter((s): s is SelectionBuffers => s !== undefined))];
+        const data = await backend.readAll(distinct.flatMap((s) => [{ buffer: s.bounds, bytes: 2 * d.batch * 4 }, { buffer: s.pages, bytes: d.batch * stride * 4 }]));
+        const u32 = (f: Float32Array) => new Uint32Array(f.buffer, f.byteOffset, f.length);
+        const read = new Map<SelectionBuffers, Int32Array[]>(
+          distinct.map((s, i) => {
+            const bounds = u32(data[2 * i]!);
+            const all = u32(data[2 * i + 1]!);
+            return [s, Array.from({ length: d.batch }, (_, b) => Int32Array.from(all.subarray(bounds[2 * b]!, bounds[2 * b + 1]!)))];
+          }),
+        );
+        return selections.map((s) => (s ? read.get(s) : undefined));
       },
       destroy() {
         for (const b of owned.splice(0)) b.destroy();

@@ -158,8 +158,9 @@ function meanRowLength(selection: Selection): number {
 async function pairsFromBounds(backend: GpuBackend, selection: GpuSelection, d: AttentionDims, config: HipConfig): Promise<number> {
   let pairs = 0;
   const rows = selection.layout.rows;
-  for (const chunk of selection.chunks) {
-    const bounds = new Uint32Array((await backend.read(chunk.bounds, chunk.rows * 8)).buffer);
+  const read = await backend.readAll(selection.chunks.map((chunk) => ({ buffer: chunk.bounds, bytes: chunk.rows * 8 })));
+  for (const [i, chunk] of selection.chunks.entries()) {
+    const bounds = new Uint32Array(read[i]!.buffer, read[i]!.byteOffset, read[i]!.length);
     for (let row = 0; row < chunk.rows; row++) {
       const length = bounds[2 * row + 1]! - bounds[2 * row]!;
       const { i0, i1 } = searchRange(d, config, row % rows);

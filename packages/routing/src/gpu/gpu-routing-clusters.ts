@@ -198,9 +198,7 @@ export async function runClusterExecutor(
   // The pairs the attention kernels counted (a readback per chunk: skipped with countPairs false, pairs 0).
   let pairs = 0;
   if (!countPairs) return { listMs, attentionMs, pairs };
-  for (const [i, chunk] of resident.chunks.entries()) {
-    const counts = new Uint32Array((await backend.read(buffers[i]!.pairCounts, 4 * chunk.slots * d.groupSize * (C + 1))).buffer);
-    for (const n of counts) pairs += n;
-  }
+  const read = await backend.readAll(resident.chunks.map((chunk, i) => ({ buffer: buffers[i]!.pairCounts, bytes: 4 * chunk.slots * d.groupSize * (C + 1) })));
+  for (const counts of read) for (const n of new Uint32Array(counts.buffer, counts.byteOffset, counts.length)) pairs += n;
   return { listMs, attentionMs, pairs };
 }

@@ -433,8 +433,9 @@ export async function seedFromResident(backend: GpuBackend, resident: ResidentAt
     });
     const out = new Float32Array(d.batch * d.kvHeads * clusters * D);
     const keys = new Float32Array(d.keySeq * D);
+    const sampled = await backend.readAll(resident.chunks.map((chunk, i) => ({ buffer: samples[i]!, bytes: 4 * chunk.slots * n * D })));
     for (const [i, chunk] of resident.chunks.entries()) {
-      const rows = await backend.read(samples[i]!, 4 * chunk.slots * n * D);
+      const rows = sampled[i]!;
       for (let s = 0; s < chunk.slots; s++) {
         const slot = chunk.slot0 + s;
         keys.fill(0);
