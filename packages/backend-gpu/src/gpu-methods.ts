@@ -1,6 +1,6 @@
 import { densePairCount, denseMethod, parseConfig, type AttentionInput, type AttentionResult, type BackendName, type DecoderShape, type MethodDefinition } from '@sparse-attn/core';
 import { blockTopKConfigSchema, blockTopKMethod } from './block-top-k.js';
-import { countPairs, type GpuBackend, type GpuTimings, type ResidentAttention } from './gpu-backend.js';
+import { countPairs, type GpuBackend, type GpuSelection, type GpuSelectionStep, type GpuTimings, type ResidentAttention } from './gpu-backend.js';
 import { gpuBlockTopKDecoder, gpuDenseDecoder } from './gpu-decode.js';
 
 /** A method bound to a GPU backend: core's `prefill`, asynchronous because readback is. */
@@ -11,7 +11,7 @@ export interface GpuAttentionMethod {
    * The GPU counterpart of core's `createDecoder`, where the method runs decode on the GPU: its
    * KV cache and per-sequence state live on the device.
    */
-  createDecoder?(shape: DecoderShape): GpuAttentionDecoder;
+  createDecoder?(shape: DecoderShape, options?: GpuDecoderOptions): GpuAttentionDecoder;
   /**
    * Prefill on a resident call (q, k, v already on the GPU, e.g. from `backend.randomResident`;
    * the output goes to its chunks' `out`/`lse`), for benchmarks at sizes the host should not
@@ -64,6 +64,17 @@ export async function residentCall(backend: GpuBackend, options: ResidentRunOpti
   };
 }
 
+/** Runs a selection step then the exact sparse executor on a resident call (the selection is freed on failure). */
+export async function selectThenAttend(backend: GpuBackend, resident: ResidentAttention, step: GpuSelectionStep): Promise<{ selection: GpuSelection; selectionMs: number; attentionMs: number }> {
+  const { selection, ms: selectionMs } = await backend.runSelection(resident, step);
+  try {
+    return { selection, selectionMs, attentionMs: await backend.runSparse(resident, selection) };
+  } catch (error) {
+    backend.releaseSelection(selection);
+    throw error;
+  }
+}
+
 /**
  * `body` recorded into one submission (`GpuBackend.oneSubmission`) and its timing as a
  * `ResidentRun`: `attentionMs` the whole call's wall time, `selectionMs` 0, `oneSubmission: true`,
@@ -97,6 +108,12 @@ export interface ResidentDecodeStepper {
 }
 
 /** Core's `AttentionDecoder` on the GPU: asynchronous steps, and `destroy` frees its buffers. */
+/** Options of a GPU decoder (`GpuAttentionMethod.createDecoder`) that keeps its KV cache on the device. */
+export interface GpuDecoderOptions {
+  /** Rows per KV head allocated up front (the cache doubles from there). Default 256. */
+  readonly initialCapacity?: number;
+}
+
 export interface GpuAttentionDecoder {
   /** Tokens in the cache. */
   readonly length: number;

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError, NumericError, ShapeError, tensor } from '@sparse-attn/core';
-import type { GpuBackend } from '@sparse-attn/backend-gpu';
-import { createGpuCachedDecoder, PooledWindowStore } from './gpu-cached-decoder.js';
+import type { GpuBackend } from './gpu-backend.js';
+import { completeWindowCount, createGpuWindowDecoder, GpuWindowStore } from './gpu-window-decoder.js';
 
 interface FakeBuffer {
   readonly size: number;
@@ -13,6 +13,7 @@ interface FakeBuffer {
 function fakeBackend(maxBinding = 1 << 30) {
   const created: FakeBuffer[] = [];
   const copies: { from: FakeBuffer; to: FakeBuffer; bytes: number }[] = [];
+  const writes: number[] = [];
   let submits = 0;
   const device = {
     createBuffer({ size }: { size: number }): FakeBuffer {
@@ -26,17 +27,17 @@ function fakeBackend(maxBinding = 1 << 30) {
     }),
     queue: {
       submit: () => void submits++,
-      writeBuffer: () => {},
+      writeBuffer: (_buffer: FakeBuffer, _offset: number, data: ArrayBufferView) => void writes.push(data.byteLength),
     },
   };
   const backend = { context: { device, maxBinding, maxWorkgroupBytes: 32768 } } as unknown as GpuBackend;
-  return { backend, created, copies, submits: () => submits };
+  return { backend, created, copies, writes, submits: () => submits };
 }
 
-describe('the GPU decoder cache (no GPU needed)', () => {
-  it('the pooled-window store doubles (copying only the stored windows on the GPU) and keeps its buffers across reset', () => {
+describe('the GPU window decoder (no GPU needed)', () => {
+  it('the window store doubles (copying only the stored windows on the GPU) and keeps its buffers across reset', () => {
     const { backend, created, copies } = fakeBackend();
-    const store = new PooledWindowStore(backend, 2, { headDim: 8, valueDim: 12 }, { length: 8, stride: 4, values: true, bounds: true }, 2);
+    const store = new GpuWindowStore(backend, 2, { means: 8, bounds: 16, values: 12 }, 2);
     // means, bounds and values for 2 slots.
     expect(created.length).toBe(6);
     expect(created.map((b) => b.size)).toEqual([64, 64, 128, 128, 96, 96]);
@@ -52,9 +53,9 @@ describe('the GPU decoder cache (no GPU needed)', () => {
     expect(copies.map((c) => c.bytes)).toEqual([64, 64, 128, 128, 96, 96]);
     const view = store.view();
     expect(view.first).toBe(2);
-    expect(view.means.length).toBe(2);
-    expect(view.bounds?.length).toBe(2);
-    expect(view.values?.length).toBe(2);
+    expect(view.buffers.means.length).toBe(2);
+    expect(view.buffers.bounds.length).toBe(2);
+    expect(view.buffers.values.length).toBe(2);
     store.reset();
     expect(store.view().first).toBe(0);
     store.reserve(8);
@@ -72,11 +73,11 @@ describe('the GPU decoder cache (no GPU needed)', () => {
     expect(created.every((b) => b.destroyed)).toBe(true);
   });
 
-  it('leaves out the buffers a method does not pool, and throws ConfigError above a binding before allocating', () => {
+  it('leaves out the arrays a method does not keep, and throws ConfigError above a binding before allocating', () => {
     const { backend, created } = fakeBackend(4096);
-    const store = new PooledWindowStore(backend, 1, { headDim: 16, valueDim: 16 }, { length: 16, stride: 16, values: false }, 4);
-    expect(store.view().bounds).toBeUndefined();
-    expect(store.view().values).toBeUndefined();
+    const store = new GpuWindowStore(backend, 1, { means: 16, bounds: 0, values: 0 }, 4);
+    expect(store.view().buffers.bounds).toEqual([]);
+    expect(store.view().buffers.values).toEqual([]);
     expect(created.length).toBe(1);
     // 64 windows of 16 floats = 4096 bytes fit; 65 need a capacity of 128 windows (8 KiB).
     store.reserve(64);
@@ -89,7 +90,7 @@ describe('the GPU decoder cache (no GPU needed)', () => {
   it('bad steps and plans throw their typed errors before any GPU work', async () => {
     const { backend, created, submits } = fakeBackend();
     const shape = { batch: 1, queryHeads: 2, kvHeads: 1, headDim: 8 };
-    const decoder = createGpuCachedDecoder(backend, shape, { length: 8, stride: 8, values: false }, () => {
+    const decoder = createGpuWindowDecoder(backend, shape, { length: 8, stride: 8, floats: { means: 8 } }, () => {
       throw new ConfigError('plan rejects the step');
     });
     const allocated = created.length;
@@ -99,5 +100,39 @@ describe('the GPU decoder cache (no GPU needed)', () => {
     expect(created.length).toBe(allocated);
     expect(submits()).toBe(0);
     expect(decoder.length).toBe(0);
+  });
+
+  it('appendContext checks its tensors before caching them, and uploads only their rows', () => {
+    const { backend, created, writes } = fakeBackend();
+    const shape = { batch: 1, queryHeads: 2, kvHeads: 1, headDim: 8 };
+    const plan = () => {
+      throw new ConfigError('not stepped here');
+    };
+    const decoder = createGpuWindowDecoder(backend, shape, { length: 4, stride: 4, floats: { means: 8 } }, plan, { initialCapacity: 4 });
+    expect(() => decoder.appendContext(tensor([1, 1, 3, 8], new Float32Array(24).fill(Number.POSITIVE_INFINITY)), tensor([1, 1, 3, 8]))).toThrow(NumericError);
+    expect(() => decoder.appendContext(tensor([1, 2, 3, 8]), tensor([1, 2, 3, 8]))).toThrow(ShapeError);
+    expect(decoder.length).toBe(0);
+    const allocated = created.length;
+    decoder.appendContext(tensor([1, 1, 3, 8]), tensor([1, 1, 3, 8]));
+    expect(decoder.length).toBe(3);
+    expect(created.length).toBe(allocated);
+    // The 3 new rows of k and of v (3 · 8 floats each), nothing else.
+    expect(writes).toEqual([96, 96]);
+    // A family's own checks replace the default ones.
+    const checked: number[] = [];
+    const custom = createGpuWindowDecoder(backend, shape, { length: 4, stride: 4, floats: { means: 8 } }, plan, { validateContext: (k) => void checked.push(k.shape[2]!) });
+    custom.appendContext(tensor([1, 1, 5, 8]), tensor([1, 1, 5, 8]));
+    expect(checked).toEqual([5]);
+    expect(custom.length).toBe(5);
+  });
+
+  it('counts complete windows as the CPU decoders do', () => {
+    expect(completeWindowCount(0, 4, 4)).toBe(0);
+    expect(completeWindowCount(3, 4, 4)).toBe(0);
+    expect(completeWindowCount(4, 4, 4)).toBe(1);
+    expect(completeWindowCount(11, 4, 4)).toBe(2);
+    // Overlapping windows (NSA's compression: length 32, stride 16).
+    expect(completeWindowCount(47, 32, 16)).toBe(1);
+    expect(completeWindowCount(48, 32, 16)).toBe(2);
   });
 });

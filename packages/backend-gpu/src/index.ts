@@ -12,6 +12,7 @@ export * from './gpu-backend.js';
 export * from './gpu-device.js';
 export * from './gpu-methods.js';
 export * from './gpu-kv-cache.js';
+export * from './gpu-window-decoder.js';
 export * from './gpu-decode.js';
 export * from './gpu-decode-checks.js';
 export * from './gpu-benchmarks.js';

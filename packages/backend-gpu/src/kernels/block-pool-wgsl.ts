@@ -6,11 +6,14 @@
  * The mean is the training-free stand-in for NSA's compressed keys (arXiv:2502.11089 §3.3.1);
  * max/min are Quest's per-page key metadata (arXiv:2406.10774 §3). One thread per output channel,
  * so the reads of a block row are coalesced across the workgroup.
+ *
+ * `blocks` blocks are pooled from block `first` on (0 for a whole call; a decoder's step pools only
+ * the blocks completed since its last one), into rows `[slot][first + blocks][dim]`.
  */
 import { memoKernel } from './memo-kernel.js';
 
 /** Uniform parameter block of the pooling kernel. */
-export const POOL_PARAMS = ['keySeq', 'blockSize', 'blocks', 'slots', 'tilesX', 'dim', 'pad0', 'pad1'] as const;
+export const POOL_PARAMS = ['keySeq', 'blockSize', 'blocks', 'slots', 'tilesX', 'dim', 'first', 'pad1'] as const;
 
 /** Threads per workgroup of the pooling kernel. */
 export const POOL_THREADS = 256;
@@ -18,7 +21,7 @@ export const POOL_THREADS = 256;
 /** Generates the WGSL of the pooling kernel. */
 export const blockPoolWgsl = memoKernel(function blockPoolWgsl(): string {
   return /* wgsl */ `
-struct Params { keySeq: u32, blockSize: u32, blocks: u32, slots: u32, tilesX: u32, dim: u32, pad0: u32, pad1: u32 }
+struct Params { keySeq: u32, blockSize: u32, blocks: u32, slots: u32, tilesX: u32, dim: u32, first: u32, pad1: u32 }
 
 @group(0) @binding(0) var<uniform> P: Params;
 @group(0) @binding(1) var<storage, read> k: array<f32>;
@@ -31,8 +34,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let id = (wid.x + wid.y * P.tilesX) * ${POOL_THREADS}u + lid;
   if (id >= P.slots * P.blocks * P.dim) { return; }
   let d = id % P.dim;
-  let blockIndex = (id / P.dim) % P.blocks;
+  let blockIndex = P.first + (id / P.dim) % P.blocks;
   let slot = id / (P.dim * P.blocks);
+  let out = (slot * (P.first + P.blocks) + blockIndex) * P.dim + d;
   let start = blockIndex * P.blockSize;
   let end = min(start + P.blockSize, P.keySeq);
   var sum = 0.0;
@@ -44,9 +48,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     hi = max(hi, x);
     lo = min(lo, x);
   }
-  meanOut[id] = sum / f32(end - start);
-  maxOut[id] = hi;
-  minOut[id] = lo;
+  meanOut[out] = sum / f32(end - start);
+  maxOut[out] = hi;
+  minOut[out] = lo;
 }
 `;
 });

@@ -12,6 +12,7 @@
  */
 import {
   ConfigError,
+  NumericError,
   ShapeError,
   densePairCount,
   dims4,
@@ -24,8 +25,9 @@ import {
   type AttentionResult,
   type Selection,
 } from '@sparse-attn/core';
-import { GPU_TOLERANCE, GpuBackend, checkInput, countPairs, decodeResidentCheck, expectClose, expectSameSelection, oneSubmissionCheck, type CheckShape, type GpuCheck } from '@sparse-attn/backend-gpu';
+import { GPU_TOLERANCE, GpuBackend, type GpuWindowDecoder, checkInput, countPairs, decodeResidentCheck, expectClose, expectSameSelection, oneSubmissionCheck, type CheckShape, type GpuCheck } from '@sparse-attn/backend-gpu';
 import { BlockRepresentatives } from '../block-representatives.js';
+import type { CachedDecoder } from '../cached-decoder.js';
 import { landmarkRetrievalConfigSchema, landmarkRetrievalMethod, type LandmarkRetrievalConfig } from '../landmark-retrieval.js';
 import { hipMethod } from '../hip-attention.js';
 import { landmarkConfigSchema, landmarkMethod, type LandmarkConfig } from '../landmark-attention.js';
@@ -146,7 +148,7 @@ function untouchable(real: GpuBackend): GpuBackend {
   });
 }
 
-async function expectThrows(what: string, kind: typeof ConfigError | typeof ShapeError, run: () => unknown): Promise<void> {
+async function expectThrows(what: string, kind: typeof ConfigError | typeof ShapeError | typeof NumericError, run: () => unknown): Promise<void> {
   try {
     await run();
   } catch (error) {
@@ -203,17 +205,16 @@ export const gpuChecks: GpuCheck[] = [
     },
   })),
   {
-    name: 'landmark-retrieval decode steps equal the CPU decoder (prompt, then single tokens across block ends; GQA)',
+    name: 'landmark-retrieval decode steps equal the CPU decoder (prompt, single tokens across block ends, a 3-token step, growth from 8 rows, reset, context; GQA)',
     async run(backend) {
       const config = { blockSize: 8, topK: 2 };
       const resolved = landmarkRetrievalConfigSchema.parse(config);
       const shape = { batch: 1, queryHeads: 4, kvHeads: 2, headDim: 16 };
       const full = checkInput({ ...shape, seq: 52 }, 7);
-      const gpuDecoder = gpuLandmarkRetrievalMethod.create(backend, config).createDecoder!(shape);
-      const cpuDecoder = landmarkRetrievalMethod.create(config).createDecoder(shape);
-      const steps: [number, number][] = [[0, 37]];
-      for (let t = 37; t < 52; t++) steps.push([t, t + 1]);
-      for (const [from, to] of steps) {
+      // 8 rows up front: the cache and the kept representatives double four times on the way.
+      const gpuDecoder = gpuLandmarkRetrievalMethod.create(backend, config).createDecoder!(shape, { initialCapacity: 8 }) as GpuWindowDecoder;
+      const cpuDecoder = landmarkRetrievalMethod.create(config).createDecoder(shape) as CachedDecoder;
+      const compareStep = async (from: number, to: number) => {
         const step = { q: sliceSeq(full.q, from, to), k: sliceSeq(full.k, from, to), v: sliceSeq(full.v, from, to) };
         const gpu = await gpuDecoder.step(step);
         const cpu = cpuDecoder.step(step);
@@ -223,11 +224,24 @@ export const gpuChecks: GpuCheck[] = [
         } catch (error) {
           throw new Error(`decode step at ${from}..${to}: ${(error as Error).message}`);
         }
+      };
+      try {
+        const steps: [number, number][] = [[0, 37]];
+        for (let t = 37; t < 44; t++) steps.push([t, t + 1]);
+        steps.push([44, 47]);
+        for (let t = 47; t < 52; t++) steps.push([t, t + 1]);
+        for (const [from, to] of steps) await compareStep(from, to);
+        if (gpuDecoder.length !== 52) throw new Error(`decoder length ${gpuDecoder.length}, expected 52`);
+        gpuDecoder.reset();
+        cpuDecoder.reset();
+        if ((gpuDecoder.length as number) !== 0) throw new Error('reset kept tokens');
+        // Context without outputs (its blocks are pooled by the next step), then steps again.
+        gpuDecoder.appendContext(sliceSeq(full.k, 0, 30), sliceSeq(full.v, 0, 30));
+        cpuDecoder.appendContext(sliceSeq(full.k, 0, 30), sliceSeq(full.v, 0, 30));
+        for (let t = 30; t < 34; t++) await compareStep(t, t + 1);
+      } finally {
+        gpuDecoder.destroy();
       }
-      if (gpuDecoder.length !== 52) throw new Error(`decoder length ${gpuDecoder.length}, expected 52`);
-      gpuDecoder.reset();
-      if ((gpuDecoder.length as number) !== 0) throw new Error('reset kept tokens');
-      gpuDecoder.destroy();
     },
   },
   {
@@ -244,9 +258,18 @@ export const gpuChecks: GpuCheck[] = [
       await expectThrows('GPU, 2 query heads over 3 KV heads', ShapeError, () => method.prefill(badHeads));
       await expectThrows('GPU, invalid config', ConfigError, () => gpuLandmarkRetrievalMethod.create(untouched, { blockSize: 0 }));
       await expectThrows('GPU, unknown config key', ConfigError, () => gpuLandmarkRetrievalMethod.create(untouched, { budget: 3 }));
-      const decoder = method.createDecoder!({ batch: 1, queryHeads: 2, kvHeads: 1, headDim: 16 });
-      const step = { q: sliceSeq(input.q, 0, 1), k: sliceSeq(input.k, 0, 2), v: sliceSeq(input.v, 0, 2) };
-      await expectThrows('GPU decoder, q and k token counts differ', ShapeError, () => decoder.step(step));
+      // The decoder holds its cache on the device from the start (the real backend); a bad step
+      // throws before anything is cached or run.
+      const decoder = gpuLandmarkRetrievalMethod.create(backend, { blockSize: 4, topK: 1 }).createDecoder!({ batch: 1, queryHeads: 2, kvHeads: 1, headDim: 16 });
+      try {
+        const step = { q: sliceSeq(input.q, 0, 1), k: sliceSeq(input.k, 0, 2), v: sliceSeq(input.v, 0, 2) };
+        await expectThrows('GPU decoder, q and k token counts differ', ShapeError, () => decoder.step(step));
+        const nan = { q: sliceSeq(input.q, 0, 1), k: tensor([1, 1, 1, 16], new Float32Array(16).fill(Number.NaN)), v: sliceSeq(input.v, 0, 1) };
+        await expectThrows('GPU decoder, NaN keys', NumericError, () => decoder.step(nan));
+        if (decoder.length !== 0) throw new Error(`a rejected step cached ${decoder.length} tokens`);
+      } finally {
+        decoder.destroy();
+      }
     },
   },
   {

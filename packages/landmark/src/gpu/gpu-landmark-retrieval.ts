@@ -22,16 +22,22 @@ import {
   GpuBufferPool,
   type GpuMethodDefinition,
   type GpuSelectionStep,
-  oneSubmissionRun,
+  createGpuWindowDecoder,
+  type GpuDecoderOptions,
+  type KeptWindows,
   POOL_PARAMS,
   POOL_THREADS,
   type ResidentAttention,
   residentCall,
-  type ResidentDecodeStepper,
+  residentWindowStepper,
   type ResidentRunOptions,
+  selectThenAttend,
+  type WindowSpec,
+  type WindowStepPlan,
 } from '@sparse-attn/backend-gpu';
+import { validateContext } from '../cached-decoder.js';
 import { landmarkRetrievalConfigSchema, landmarkRetrievalMethod, type LandmarkRetrievalConfig } from '../landmark-retrieval.js';
-import { createHostCacheDecoder, requireCausal, withGpuSelection } from './host-cache-decoder.js';
+import { requireCausal, withGpuSelection } from './host-cache-decoder.js';
 import { CANDIDATE_TILE_ROWS, candidateScoreWgsl, dispatchCandidateScores } from './candidate-score-wgsl.js';
 import { RETRIEVAL_TOP_K_PARAMS, RETRIEVAL_TOP_K_ROWS_MAX, RETRIEVAL_TOP_K_THREADS, retrievalTopKRowsWgsl, retrievalTopKWgsl, scoreRowStride } from './retrieval-top-k-wgsl.js';
 
@@ -66,6 +72,14 @@ export function retrievalScratchBytesPerSlot(d: Pick<AttentionDims, 'querySeq' |
   return 4 * Math.max(d.groupSize * retrievalRowsPerDispatch(d.querySeq, rowFloats) * rowFloats, blocks * d.headDim);
 }
 
+/** The block representatives a decoder keeps (backend-gpu's pooling kernel writes all three). */
+export type RetrievalRepresentative = 'mean' | 'max' | 'min';
+
+/** The windows landmark retrieval's decoders keep: every complete block's mean, max and min keys. */
+export function retrievalWindows(config: Pick<LandmarkRetrievalConfig, 'blockSize'>, headDim: number): WindowSpec<RetrievalRepresentative> {
+  return { length: config.blockSize, stride: config.blockSize, floats: { mean: headDim, max: headDim, min: headDim } };
+}
+
 /**
  * The selection step: per chunk, pool the complete key blocks (mean, max, min per channel), then
  * per range of query rows: the tiled scoring kernel ({@link candidateScoreWgsl}, 64 rows × 64
@@ -74,9 +88,10 @@ export function retrievalScratchBytesPerSlot(d: Pick<AttentionDims, 'querySeq' |
  * query)) reduces the group and writes one CSR row of `topK + 2` blocks at most. With a `kept`
  * pool the representatives and scores are taken from it (every buffer is written before it is read)
  * instead of allocated per call: 48 MiB of representatives at 64k, whose allocation cost a decode
- * step ~2 ms of host time and the call after it ~0.7 ms on the H100. With `pooled` (which needs
- * `kept`), the kept representatives are current already (a decoder's earlier step pooled these
- * blocks) and the pooling pass, a read of every key, is skipped.
+ * step ~2 ms of host time and the call after it ~0.7 ms on the H100. With `representatives` (a
+ * decoder's kept blocks, {@link retrievalWindows}), they are read from and pooled into those
+ * buffers, and only the blocks from `representatives.first` on are pooled: the ones completed since
+ * the decoder's last step, not a read of every key.
  */
 export function retrievalSelectionStep(
   config: LandmarkRetrievalConfig,
@@ -84,10 +99,9 @@ export function retrievalSelectionStep(
   maxBinding = Infinity,
   scratchFloats = SCORE_SCRATCH_FLOATS,
   kept?: GpuBufferPool,
-  pooled = false,
+  representatives?: KeptWindows<RetrievalRepresentative>,
   topKRowsMax = RETRIEVAL_TOP_K_ROWS_MAX,
 ): GpuSelectionStep {
-  if (pooled && !kept) throw new Error('retrievalSelectionStep: pooled representatives need the pool that keeps them');
   const bs = config.blockSize;
   const complete = Math.floor(d.keySeq / bs);
   const blocks = Math.max(1, complete);
@@ -113,12 +127,12 @@ export function retrievalSelectionStep(
       ]);
       const take = (name: string, bytes: number) => (kept ? kept.take(`${name}:${encoder.index}`, bytes) : encoder.scratch(bytes));
       const pooledBytes = chunk.slots * blocks * d.headDim * 4;
-      const mean = take('mean', pooledBytes);
-      const max = take('max', pooledBytes);
-      const min = take('min', pooledBytes);
-      if (complete > 0 && !pooled) {
-        const [px, py] = dispatchGrid(Math.ceil((chunk.slots * complete * d.headDim) / POOL_THREADS));
-        const poolParams = encoder.uniform(POOL_PARAMS, { keySeq: d.keySeq, blockSize: bs, blocks: complete, slots: chunk.slots, tilesX: px, dim: d.headDim });
+      const own = (name: RetrievalRepresentative) => representatives?.buffers[name][encoder.index] ?? take(name, pooledBytes);
+      const [mean, max, min] = [own('mean'), own('max'), own('min')];
+      const first = Math.min(representatives?.first ?? 0, complete);
+      if (complete > first) {
+        const [px, py] = dispatchGrid(Math.ceil((chunk.slots * (complete - first) * d.headDim) / POOL_THREADS));
+        const poolParams = encoder.uniform(POOL_PARAMS, { keySeq: d.keySeq, blockSize: bs, blocks: complete - first, first, slots: chunk.slots, tilesX: px, dim: d.headDim });
         encoder.dispatch(pool, [poolParams, chunk.k, mean, max, min], px, py);
       }
       const scores = take('scores', querySlots * rowCount * rowFloats * 4);
@@ -186,7 +200,7 @@ function retrievalDiagnostics(d: AttentionDims, config: LandmarkRetrievalConfig)
 export async function retrievalAttend(backend: GpuBackend, config: LandmarkRetrievalConfig, input: AttentionInput, scratchFloats = SCORE_SCRATCH_FLOATS, topKRowsMax = RETRIEVAL_TOP_K_ROWS_MAX): Promise<AttentionResult> {
   const d = validateAttentionInput(input);
   return backend.withPool(RETRIEVAL_POOL, (pool) =>
-    backend.selectionAttention(input, retrievalSelectionStep(config, d, backend.context.maxBinding, scratchFloats, pool, false, topKRowsMax), {
+    backend.selectionAttention(input, retrievalSelectionStep(config, d, backend.context.maxBinding, scratchFloats, pool, undefined, topKRowsMax), {
       extraBytesPerSlot: retrievalScratchBytesPerSlot(d, config),
       diagnostics: retrievalDiagnostics(d, config),
     }),
@@ -200,8 +214,8 @@ const CAUSAL_REASON = 'retrieval ranks blocks before each query';
 
 /**
  * `landmark-retrieval` with selection and attention on the GPU (same id, config schema and
- * errors as {@link landmarkRetrievalMethod}). Prefill, decode (host cache re-uploaded per step)
- * and `runResident` (pool → select → sparse attention on resident buffers; density from the
+ * errors as {@link landmarkRetrievalMethod}). Prefill, decode (cache and representatives on the
+ * device) and `runResident` (pool → select → sparse attention on resident buffers; density from the
  * geometry, nothing read back).
  */
 export const gpuLandmarkRetrievalMethod: GpuMethodDefinition = {
@@ -217,11 +231,15 @@ export const gpuLandmarkRetrievalMethod: GpuMethodDefinition = {
         requireCausal(landmarkRetrievalMethod.id, d.causal, CAUSAL_REASON);
         return retrievalAttend(backend, config, input);
       },
-      // The GPU decoder: the KV cache stays on the host (core's `KVCache`, as the CPU decoder keeps
-      // it) and every step re-uploads it through `selectionAttention`, recomputing the representatives
-      // of all complete blocks on the GPU (the CPU decoder appends them incrementally; the values are
-      // the same up to float32 summation order of the `mean` representative).
-      createDecoder: (shape) => createHostCacheDecoder(shape, (call) => retrievalAttend(backend, config, call)),
+      // The GPU decoder: K/V and every complete block's representatives stay on the device
+      // (backend-gpu's window decoder); a step uploads its new tokens, pools the blocks they
+      // complete and ranks all kept ones, as the CPU decoder appends its representatives block by
+      // block (the same values up to float32 summation order of the `mean` representative).
+      createDecoder: (shape, options?: GpuDecoderOptions) =>
+        createGpuWindowDecoder(backend, shape, retrievalWindows(config, shape.headDim), (d) => retrievalStepPlan(backend, config, d), {
+          ...options,
+          validateContext: (k, v) => validateContext(shape, k, v),
+        }),
       async runResident(resident: ResidentAttention, options?: ResidentRunOptions) {
         const d = resident.dims;
         requireCausal(landmarkRetrievalMethod.id, d.causal, CAUSAL_REASON);
@@ -238,7 +256,8 @@ export const gpuLandmarkRetrievalMethod: GpuMethodDefinition = {
         );
         return { ...run, density };
       },
-      decodeResident: async (view) => retrievalDecodeStepper(backend, view, config),
+      // What the benchmark's decode rows time: the decoder's step on a resident call, its kept blocks pooled by the first step.
+      decodeResident: async (view) => residentWindowStepper(backend, view, retrievalWindows(config, view.dims.headDim), retrievalStepPlan(backend, config, view.dims)),
     };
   },
 };
@@ -250,35 +269,15 @@ function checkScratch(backend: GpuBackend, d: AttentionDims, config: LandmarkRet
 }
 
 /**
- * Decode steps over a resident call with the state a decoder keeps (what the benchmark's decode
- * rows time): the first step pools every complete block's representatives into buffers kept for
- * the stepper's life, as a decoder that has seen the prefix holds them (the CPU decoder appends
- * them block by block); every step scores them, picks the top-k and attends, selection and
- * attention in one submission. Without it a step re-pools the whole cache (at 64k, 32 heads: a
- * read of 1 GiB of keys, ~1.1 ms of the step's ~1.5 ms on the H100).
+ * A decode step of a decoder with kept representatives ({@link retrievalWindows}): checks the
+ * call, then pools the blocks completed since the last step, ranks every kept block and attends.
  */
-async function retrievalDecodeStepper(backend: GpuBackend, view: ResidentAttention, config: LandmarkRetrievalConfig): Promise<ResidentDecodeStepper> {
-  const d = view.dims;
+function retrievalStepPlan(backend: GpuBackend, config: LandmarkRetrievalConfig, d: AttentionDims): WindowStepPlan<RetrievalRepresentative> {
   requireCausal(landmarkRetrievalMethod.id, d.causal, CAUSAL_REASON);
-  if (d.queryOffset + d.querySeq !== d.keySeq) throw new ConfigError('decodeResident: the call must be causal queries at the end of its keys (a decode step)');
   checkScratch(backend, d, config);
-  const kept = new GpuBufferPool(backend.context.device);
-  const density = retrievalPairCount(d, config) / densePairCount(d);
-  let pooled = false;
   return {
-    async step() {
-      const step = retrievalSelectionStep(config, d, backend.context.maxBinding, SCORE_SCRATCH_FLOATS, kept, pooled);
-      const { run } = await oneSubmissionRun(backend, async () => {
-        const { selection } = await backend.runSelection(view, step);
-        try {
-          await backend.runSparse(view, selection);
-        } finally {
-          backend.releaseSelection(selection);
-        }
-      });
-      pooled = true;
-      return { ...run, density, phase: 'decode' };
-    },
-    release: () => kept.destroy(),
+    extraBytesPerSlot: retrievalScratchBytesPerSlot(d, config),
+    run: (resident, kept) => selectThenAttend(backend, resident, retrievalSelectionStep(config, d, backend.context.maxBinding, SCORE_SCRATCH_FLOATS, undefined, kept)),
+    diagnostics: retrievalDiagnostics(d, config),
   };
 }

@@ -26,7 +26,6 @@ import {
   validateAttentionInput,
 } from '@sparse-attn/core';
 import { GpuBackend, checkInput, describeCheckShape, expectClose, expectLseClose, expectSameSelection, type CheckShape, type GpuAttentionDecoder, type GpuCheck, type GpuMethodDefinition } from '@sparse-attn/backend-gpu';
-import type { GpuDecoderOptions } from './gpu-cached-decoder.js';
 import { gpuMobaMethod } from './moba-gpu.js';
 import { gpuNsaMethod, nsaPlan, nsaSelectionStep, rangeRowsFor } from './nsa-gpu.js';
 import { nsaConfigSchema, nsaMethod } from '../nsa.js';
@@ -211,8 +210,7 @@ function decodeCheck(gpuMethod: GpuMethodDefinition, config: Record<string, unkn
     async run(backend) {
       const input = checkInput({ ...shape, seq: total }, seed);
       const decoderShape = { batch: shape.batch, queryHeads: shape.queryHeads, kvHeads: shape.kvHeads, headDim: shape.headDim, valueDim: shape.valueDim ?? shape.headDim };
-      const create = gpuMethod.create(backend, config).createDecoder as (shape: typeof decoderShape, options?: GpuDecoderOptions) => GpuAttentionDecoder;
-      const gpu = create(decoderShape, options.initialCapacity ? { initialCapacity: options.initialCapacity } : undefined);
+      const gpu = gpuMethod.create(backend, config).createDecoder!(decoderShape, options.initialCapacity ? { initialCapacity: options.initialCapacity } : undefined);
       const cpu = (gpuMethod.cpu as MethodDefinition).create(config).createDecoder(decoderShape);
       const slots = shape.batch * shape.kvHeads;
       // Per step: buffers created of at least one KV slot's keys, and whether a capacity doubled.

@@ -40,20 +40,10 @@ export async function countSelectionEntries(backend: GpuBackend, resident: Resid
       e.dispatch(pipeline, [e.uniform(COUNT_ENTRIES_PARAMS, { rows, tilesX: x }), selection.chunks[e.index]!.bounds, totals[e.index]], x, y);
     });
     let total = 0;
-    for (const buffer of totals) total += new Uint32Array((await backend.read(buffer, 4)).buffer)[0]!;
+    for (const counted of await backend.readAll(totals.map((buffer) => ({ buffer, bytes: 4 })))) total += new Uint32Array(counted.buffer, counted.byteOffset, 1)[0]!;
     return total;
   } finally {
     for (const buffer of totals) buffer.destroy();
   }
 }
 
-/** Runs a selection step then the exact sparse executor on a resident call (the selection is freed on failure). */
-export async function selectThenAttend(backend: GpuBackend, resident: ResidentAttention, step: GpuSelectionStep): Promise<{ selection: GpuSelection; selectionMs: number; attentionMs: number }> {
-  const { selection, ms: selectionMs } = await backend.runSelection(resident, step);
-  try {
-    return { selection, selectionMs, attentionMs: await backend.runSparse(resident, selection) };
-  } catch (error) {
-    backend.releaseSelection(selection);
-    throw error;
-  }
-}

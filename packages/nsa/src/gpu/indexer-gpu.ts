@@ -18,14 +18,14 @@
  * `indexerIoU` diagnostic (a flat scan of every visible key for sampled queries) is not computed.
  */
 import { ConfigError, densePairCount, parseConfig, validateAttentionInput, type AttentionDims } from '@sparse-attn/core';
-import { blockListPipelines, dispatchGrid, recordBlockLists, residentCall, type BlockListRecorder, type GpuBackend, type GpuMethodDefinition, type GpuSelection, type GpuSelectionChunk, type GpuSelectionStep, type ResidentAttention, type TileShape } from '@sparse-attn/backend-gpu';
+import { blockListPipelines, dispatchGrid, recordBlockLists, residentCall, type BlockListRecorder, type GpuBackend, type GpuMethodDefinition, type GpuSelection, type GpuSelectionChunk, type GpuSelectionStep, type ResidentAttention, type TileShape, selectThenAttend, type GpuDecoderOptions } from '@sparse-attn/backend-gpu';
 import { completeWindows } from '../block-means.js';
 import { blockPooling } from '../cached-decoder.js';
 import { hierarchicalIndexerConfigSchema, hierarchicalIndexerMethod, type HierarchicalIndexerConfig } from '../hierarchical-indexer.js';
 import { selectionShare } from '../method-helpers.js';
-import { createGpuCachedDecoder, residentDecodeStepper, type DecodeStepPlan, type DecoderPool, type GpuDecoderOptions } from './gpu-cached-decoder.js';
+import { createGpuCachedDecoder, residentDecodeStepper, type DecodeStepPlan, type DecoderPool } from './gpu-cached-decoder.js';
 import { forSlotGroups } from './slot-groups.js';
-import { assertWorkgroupFits, countSelectionEntries, selectThenAttend } from './gpu-helpers.js';
+import { assertWorkgroupFits, countSelectionEntries } from './gpu-helpers.js';
 import { INDEXER_CANDIDATE_PARAMS, indexerCandidateScoreWgsl, indexerCandidateWorkgroupBytes, type IndexerCandidateKernelOptions } from './indexer-candidate-score-wgsl.js';
 import { INDEXER_DIRECT_BLOCKS, INDEXER_DIRECT_PARAMS, indexerDirectScoreWgsl, indexerDirectWorkgroupBytes, type IndexerDirectKernelOptions } from './indexer-direct-score-wgsl.js';
 import { INDEXER_SCORE_PARAMS, indexerScoreWgsl, indexerScoreWorkgroupBytes, type IndexerScoreKernelOptions } from './indexer-score-tile-wgsl.js';

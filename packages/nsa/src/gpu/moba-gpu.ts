@@ -14,13 +14,13 @@
  * checked against the device before any GPU work.
  */
 import { ConfigError, densePairCount, parseConfig, validateAttentionInput, type AttentionDims } from '@sparse-attn/core';
-import { dispatchGrid, residentCall, type GpuBackend, type GpuMethodDefinition, type GpuSelectionStep } from '@sparse-attn/backend-gpu';
+import { dispatchGrid, residentCall, type GpuBackend, type GpuMethodDefinition, type GpuSelectionStep, selectThenAttend, type GpuDecoderOptions } from '@sparse-attn/backend-gpu';
 import { completeWindows } from '../block-means.js';
 import { blockPooling } from '../cached-decoder.js';
 import { selectionShare } from '../method-helpers.js';
 import { mobaConfigSchema, mobaMethod, type MobaConfig } from '../moba.js';
-import { createGpuCachedDecoder, residentDecodeStepper, type DecodeStepPlan, type DecoderPool, type GpuDecoderOptions } from './gpu-cached-decoder.js';
-import { assertWorkgroupFits, countSelectionEntries, currentBlockShortfall, selectThenAttend } from './gpu-helpers.js';
+import { createGpuCachedDecoder, residentDecodeStepper, type DecodeStepPlan, type DecoderPool } from './gpu-cached-decoder.js';
+import { assertWorkgroupFits, countSelectionEntries, currentBlockShortfall } from './gpu-helpers.js';
 import { MOBA_ROUTE_PARAMS, MOBA_ROUTE_ROWS, mobaRouteWgsl, mobaRouteWorkgroupBytes } from './moba-route-wgsl.js';
 import { WINDOW_POOL_PARAMS, WINDOW_POOL_THREADS, windowPoolWgsl } from './window-pool-wgsl.js';
 

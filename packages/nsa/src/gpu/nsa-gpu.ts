@@ -22,14 +22,14 @@
  * within {@link NSA_RANGE_BYTES} for the whole chunk).
  */
 import { ConfigError, NumericError, densePairCount, parseConfig, sparseStats, validateAttentionInput, type AttentionDims, type AttentionInput, type AttentionResult } from '@sparse-attn/core';
-import { countPairs, dispatchGrid, residentCall, type GpuBackend, type GpuMethodDefinition, type GpuSelection, type GpuSelectionStep, type ResidentAttention, type ResidentChunk, type TileShape } from '@sparse-attn/backend-gpu';
+import { countPairs, dispatchGrid, residentCall, type GpuBackend, type GpuMethodDefinition, type GpuSelection, type GpuSelectionStep, type ResidentAttention, type ResidentChunk, type TileShape, selectThenAttend, type GpuDecoderOptions } from '@sparse-attn/backend-gpu';
 import { completeWindows } from '../block-means.js';
 import type { PoolingSpec } from '../cached-decoder.js';
 import { selectionShare } from '../method-helpers.js';
 import { visibleWindows } from '../nsa-block-selector.js';
 import { nsaConfigSchema, nsaMethod, type NsaConfig } from '../nsa.js';
-import { createGpuCachedDecoder, residentDecodeStepper, type DecodeStepPlan, type DecoderPool, type GpuDecoderOptions } from './gpu-cached-decoder.js';
-import { assertWorkgroupFits, countSelectionEntries, currentBlockShortfall, selectThenAttend } from './gpu-helpers.js';
+import { createGpuCachedDecoder, residentDecodeStepper, type DecodeStepPlan, type DecoderPool } from './gpu-cached-decoder.js';
+import { assertWorkgroupFits, countSelectionEntries, currentBlockShortfall } from './gpu-helpers.js';
 import { gatedScratchBytesPerSlot, runGatedBranches } from './nsa-gated-gpu.js';
 import { NSA_SCORE_PARAMS, nsaScoreWgsl, nsaScoreWorkgroupBytes, type NsaScoreKernelOptions } from './nsa-score-tile-wgsl.js';
 import { NSA_SELECT_PARAMS, NSA_SELECT_ROW_BLOCKS, NSA_SELECT_THREADS, nsaSelectRowWgsl, nsaSelectWgsl, type NsaSelectKernelOptions } from './nsa-select-wgsl.js';

@@ -1,0 +1,330 @@
+/**
+ * GPU decoders whose methods keep per-window state (pooled keys, key bounds, block
+ * representatives): the KV cache and that state live on the device, and every step runs the
+ * method's selection and attention on the GPU over cache + new tokens. Only q and the new k/v go
+ * up; output, lse and the step's selection come back.
+ *
+ * - K/V are a {@link GpuKVCache}: per KV slot one key and one value buffer of `capacity` rows,
+ *   grown by doubling (old rows copied on the GPU), so a step uploads and writes only its T new
+ *   rows. Its view of a step is one resident chunk per KV slot; kernels index keys as
+ *   `slot · keySeq + key` with `keySeq` from their uniforms (never from a buffer's size), and with
+ *   one slot per chunk the slot is 0, so buffers with spare rows read correctly.
+ * - The per-window state is a {@link GpuWindowStore}: per KV slot one buffer per named array
+ *   (`floats` per window), also grown by doubling. A complete window never changes, so each step
+ *   pools only the windows that became complete since the last one (the method's pooling kernel
+ *   from `first` = windows already stored), not the whole cache; they are bit-identical to a
+ *   prefill's: the same kernel over the same keys.
+ *
+ * Used by the nsa family (pooled windows of NSA, MoBA, the hierarchical indexer) and the landmark
+ * family (landmark retrieval's block representatives). Steps validate with core's
+ * `validateDecoderStep` and plan (typed errors) before any GPU work; as on the CPU, the cache
+ * keeps a step's tokens when its GPU work fails afterwards.
+ */
+import { assertFinite, ConfigError, densePairCount, sparseStats, validateDecoderStep, type AttentionDims, type AttentionResult, type DecoderShape, type Tensor } from '@sparse-attn/core';
+import { countPairs, type GpuBackend, type GpuSelection, type ResidentAttention } from './gpu-backend.js';
+import { GpuKVCache } from './gpu-kv-cache.js';
+import { oneSubmissionRun, type GpuAttentionDecoder, type GpuDecoderOptions, type ResidentDecodeStepper } from './gpu-methods.js';
+import { WEBGPU_FLAGS } from './webgpu-flags.js';
+
+const { STORAGE, COPY_DST, COPY_SRC } = WEBGPU_FLAGS;
+
+/** The windows a method keeps state for: `length` keys every `stride` keys, and what it keeps per window. */
+export interface WindowSpec<N extends string> {
+  /** Keys per window. */
+  readonly length: number;
+  /** Keys between window starts. */
+  readonly stride: number;
+  /** Floats per window of each kept array (0: the method does not keep it; its buffer list is empty). */
+  readonly floats: Readonly<Record<N, number>>;
+}
+
+/** Complete windows of `length` keys every `stride` keys in a sequence of `keys`: floor((S − l) / d) + 1, 0 when S < l. */
+export function completeWindowCount(keys: number, length: number, stride: number): number {
+  return keys >= length ? Math.floor((keys - length) / stride) + 1 : 0;
+}
+
+/**
+ * A step's kept windows, one buffer per chunk of its resident call (one KV slot each,
+ * `[window][floats]`, room for at least the step's windows). Windows below `first` were pooled
+ * by earlier steps; the step's selection pools windows `first …` into the buffers.
+ */
+export interface KeptWindows<N extends string> {
+  readonly first: number;
+  readonly buffers: Readonly<Record<N, readonly GPUBuffer[]>>;
+}
+
+/** What a method runs for one decode step, planned (and validated) before any GPU work. */
+export interface WindowStepPlan<N extends string> {
+  /** Largest per-KV-slot scratch of the step's kernels. */
+  readonly extraBytesPerSlot: number;
+  /**
+   * Selection + attention on the step's resident call; the selection pools windows `kept.first …`
+   * into the kept buffers and reads every window from them. The caller frees the selection.
+   */
+  run(resident: ResidentAttention, kept: KeptWindows<N>): Promise<{ selection: GpuSelection; selectionMs: number; attentionMs: number }>;
+  /** Pairs the output attends beyond the selection (NSA gated's window branch). */
+  readonly extraPairs?: number;
+  /** The CPU decoder's diagnostics of the step (they depend on the geometry only). */
+  readonly diagnostics?: Readonly<Record<string, number>>;
+}
+
+/** Options of {@link createGpuWindowDecoder}. */
+export interface GpuWindowDecoderOptions extends GpuDecoderOptions {
+  /**
+   * Checks `appendContext`'s tensors before anything is cached (the family's CPU decoder's
+   * checks, for the same errors); by default the cache's shape checks and finite values.
+   */
+  readonly validateContext?: (k: Tensor, v: Tensor) => void;
+}
+
+/** A GPU decoder that also takes context without attending to it, as the CPU decoders of the landmark family. */
+export type GpuWindowDecoder = GpuAttentionDecoder & {
+  /** Appends context tokens (k `[B, Hkv, T, D]`, v `[B, Hkv, T, Dv]`) to the cache without attending; their windows are pooled by the next step. */
+  appendContext(k: Tensor, v: Tensor): void;
+};
+
+/**
+ * Per-window state of a growing cache, per KV slot on the device: `capacity` windows per buffer,
+ * doubled (copying the stored windows on the GPU) when a step needs more. Windows are written by
+ * the methods' pooling kernels; {@link commit} records how many are complete.
+ */
+export class GpuWindowStore<N extends string> {
+  private readonly device: GPUDevice;
+  private buffers: Record<N, GPUBuffer[]>;
+  private capacity: number;
+  private pooled = 0;
+
+  constructor(
+    private readonly backend: GpuBackend,
+    private readonly slots: number,
+    private readonly floats: Readonly<Record<N, number>>,
+    initialWindows: number,
+  ) {
+    this.device = backend.context.device;
+    this.capacity = Math.max(1, initialWindows);
+    this.checkBinding(this.capacity);
+    this.buffers = this.allocate(this.capacity);
+  }
+
+  /** Windows pooled and kept (complete before the coming step). */
+  get windows(): number {
+    return this.pooled;
+  }
+
+  /** Windows each buffer holds. */
+  get windowCapacity(): number {
+    return this.capacity;
+  }
+
+  /** Throws the `ConfigError` {@link reserve} would for `windows`, without touching the GPU. */
+  check(windows: number): void {
+    this.checkBinding(this.grown(windows));
+  }
+
+  /** Makes room for `windows` windows per slot (doubling; the stored windows are copied on the GPU). */
+  reserve(windows: number): void {
+    if (windows <= this.capacity) return;
+    const capacity = this.grown(windows);
+    this.checkBinding(capacity);
+    const next = this.allocate(capacity);
+    const encoder = this.device.createCommandEncoder();
+    for (const name of this.names()) {
+      const bytes = 4 * this.pooled * this.floats[name];
+      if (bytes > 0) for (let s = 0; s < this.slots; s++) encoder.copyBufferToBuffer(this.buffers[name][s]!, 0, next[name][s]!, 0, bytes);
+    }
+    this.device.queue.submit([encoder.finish()]);
+    // A destroyed buffer lives until the work already submitted with it has run.
+    this.destroyBuffers();
+    this.buffers = next;
+    this.capacity = capacity;
+  }
+
+  /** The buffers for a step whose selection pools windows from {@link windows} on. */
+  view(): KeptWindows<N> {
+    return { first: this.pooled, buffers: this.buffers };
+  }
+
+  /** Records that the windows below `windows` are pooled (after a step that pooled them). */
+  commit(windows: number): void {
+    this.pooled = windows;
+  }
+
+  /** Forgets every window (keeps the buffers). */
+  reset(): void {
+    this.pooled = 0;
+  }
+
+  /** Frees every buffer; the store cannot be used afterwards. */
+  destroy(): void {
+    this.destroyBuffers();
+    this.buffers = this.empty();
+  }
+
+  private names(): N[] {
+    return Object.keys(this.floats) as N[];
+  }
+
+  private empty(): Record<N, GPUBuffer[]> {
+    return Object.fromEntries(this.names().map((name) => [name, []])) as unknown as Record<N, GPUBuffer[]>;
+  }
+
+  private grown(windows: number): number {
+    let capacity = this.capacity;
+    while (capacity < windows) capacity *= 2;
+    return capacity;
+  }
+
+  private checkBinding(capacity: number): void {
+    const bytes = 4 * capacity * Math.max(0, ...Object.values<number>(this.floats));
+    if (bytes > this.backend.context.maxBinding) {
+      throw new ConfigError(`GPU decoder: ${capacity} pooled windows of one KV head need ${bytes} bytes, above the device's largest buffer binding (${this.backend.context.maxBinding} bytes)`);
+    }
+  }
+
+  private allocate(capacity: number): Record<N, GPUBuffer[]> {
+    const out = this.empty();
+    for (const name of this.names()) {
+      const floats = this.floats[name];
+      if (floats > 0) out[name] = Array.from({ length: this.slots }, () => this.device.createBuffer({ size: Math.max(16, Math.ceil((4 * capacity * floats) / 16) * 16), usage: STORAGE | COPY_DST | COPY_SRC }));
+    }
+    return out;
+  }
+
+  private destroyBuffers(): void {
+    for (const name of this.names()) for (const b of this.buffers[name]) b.destroy();
+  }
+}
+
+/**
+ * Decode steps with a decoder's kept windows over a resident one-query call at the end of its
+ * keys (a method's `decodeResident`, what the benchmark's decode rows time): the first step pools
+ * every complete window into buffers kept here, as a decoder that has seen the prefix holds them;
+ * later steps pool none and read them. Selection and attention run as one submission. The
+ * density comes from the first step's selection (read back after its timed work; later steps
+ * select the same blocks).
+ */
+export async function residentWindowStepper<N extends string>(backend: GpuBackend, view: ResidentAttention, spec: WindowSpec<N>, plan: WindowStepPlan<N>): Promise<ResidentDecodeStepper> {
+  const d = view.dims;
+  if (!d.causal || d.queryOffset + d.querySeq !== d.keySeq) throw new ConfigError('decodeResident: the call must be causal queries at the end of its keys (a decode step)');
+  const windows = completeWindowCount(d.keySeq, spec.length, spec.stride);
+  const names = Object.keys(spec.floats) as N[];
+  const buffers = Object.fromEntries(
+    names.map((name) => {
+      const floats = spec.floats[name];
+      return [name, floats === 0 ? [] : view.chunks.map((c) => backend.context.device.createBuffer({ size: Math.max(16, 4 * c.slots * windows * floats), usage: STORAGE | COPY_DST | COPY_SRC }))];
+    }),
+  ) as unknown as Record<N, GPUBuffer[]>;
+  let first = 0;
+  let density: number | undefined;
+  return {
+    async step() {
+      // Selection and attention as one submission, as a decoder step would run them: one round
+      // trip to the GPU instead of one per call (only their sum is timed).
+      const { value: run, run: timing } = await oneSubmissionRun(backend, () => plan.run(view, { first, buffers }));
+      first = windows;
+      try {
+        // Every step of the same call selects the same blocks: read the selection back once (a
+        // readback between steps slowed the next step's selection from 0.45 to ~1 ms on the H100).
+        density ??= (countPairs(await backend.readSelection(run.selection), d) + (plan.extraPairs ?? 0)) / densePairCount(d);
+        return { ...timing, density, phase: 'decode' };
+      } finally {
+        backend.releaseSelection(run.selection);
+      }
+    },
+    release() {
+      for (const name of names) for (const b of buffers[name]) b.destroy();
+    },
+  };
+}
+
+/**
+ * Creates a GPU decoder; `spec` is the method's window geometry (the CPU decoder's) and `plan`
+ * turns a step's dims (cache + new tokens) into its GPU work.
+ */
+export function createGpuWindowDecoder<N extends string>(
+  backend: GpuBackend,
+  shape: DecoderShape,
+  spec: WindowSpec<N>,
+  plan: (d: AttentionDims) => WindowStepPlan<N>,
+  options: GpuWindowDecoderOptions = {},
+): GpuWindowDecoder {
+  const valueDim = shape.valueDim ?? shape.headDim;
+  const slots = shape.batch * shape.kvHeads;
+  const initialCapacity = Math.max(1, options.initialCapacity ?? 256);
+  const cache = new GpuKVCache(backend, { batch: shape.batch, kvHeads: shape.kvHeads, queryHeads: shape.queryHeads, headDim: shape.headDim, valueDim, initialCapacity });
+  let store: GpuWindowStore<N>;
+  try {
+    store = new GpuWindowStore(backend, slots, spec.floats, Math.ceil(initialCapacity / spec.stride));
+  } catch (error) {
+    cache.destroy();
+    throw error;
+  }
+  const validateContext =
+    options.validateContext ??
+    ((k: Tensor, v: Tensor) => {
+      assertFinite(k, 'k');
+      assertFinite(v, 'v');
+    });
+  return {
+    get length() {
+      return cache.length;
+    },
+    async step(input): Promise<AttentionResult> {
+      const length = cache.length;
+      const step = validateDecoderStep(shape, input, length);
+      const T = step.querySeq;
+      const keySeq = length + T;
+      const d: AttentionDims = {
+        ...step,
+        keySeq,
+        queryOffset: length,
+        kDims: { ...step.kDims, seq: keySeq, capacity: keySeq },
+        vDims: { ...step.vDims, seq: keySeq, capacity: keySeq },
+      };
+      const p = plan(d);
+      const perSlot = 4 * Math.max(d.groupSize * T * Math.max(d.headDim, valueDim), keySeq * Math.max(d.headDim, valueDim), p.extraBytesPerSlot);
+      if (perSlot > backend.context.maxBinding) {
+        throw new ConfigError(`GPU decoder: a KV slot's step needs ${perSlot} bytes in one buffer, above the device's largest binding (${backend.context.maxBinding})`);
+      }
+      const windows = completeWindowCount(keySeq, spec.length, spec.stride);
+      store.check(windows);
+      // GPU work from here (the cache throws its ConfigError for a capacity above a binding
+      // before it allocates or writes anything): both grow by doubling, the cache takes the new rows.
+      cache.append(input.k, input.v);
+      store.reserve(windows);
+      const view = cache.attend(input.q, d.scale);
+      const resident: ResidentAttention = { dims: d, chunks: view.chunks };
+      const run = await p.run(resident, store.view());
+      try {
+        store.commit(windows);
+        const { output, lse } = await backend.readOutput(resident);
+        const selection = await backend.readSelection(run.selection);
+        const pairs = countPairs(selection, d) + (p.extraPairs ?? 0);
+        // The output's lse rides along (as the other GPU decoders' results carry it).
+        const result = {
+          output,
+          lse,
+          selection,
+          stats: sparseStats(d, pairs, selection.headScope === 'kv', run.selectionMs, run.attentionMs),
+          backend: backend.info,
+          ...(p.diagnostics ? { diagnostics: p.diagnostics } : {}),
+        };
+        return result;
+      } finally {
+        backend.releaseSelection(run.selection);
+      }
+    },
+    appendContext(k, v) {
+      validateContext(k, v);
+      cache.append(k, v);
+    },
+    reset() {
+      cache.reset();
+      store.reset();
+    },
+    destroy() {
+      cache.destroy();
+      store.destroy();
+    },
+  };
+}
