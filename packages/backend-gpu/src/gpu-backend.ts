@@ -1067,22 +1067,26 @@ export class GpuBackend {
     const started = performance.now();
     let value: T;
     let ms: number;
+    let errors: Promise<GPUError | null> | undefined;
     try {
       value = await body();
       this.recording = undefined;
       closePass(recording);
       device.queue.submit([...this.clears(), ...recording.commands.splice(0), ...resolvePassTimes(device, recording)]);
+      // Validation errors come from the calls themselves, all made by now: the scope closes here
+      // and its answer arrives while the queue drains (one round trip less per call).
+      errors = device.popErrorScope();
       await device.queue.onSubmittedWorkDone();
       ms = performance.now() - started;
     } catch (error) {
-      await device.popErrorScope();
+      await (errors ?? device.popErrorScope());
       throw error;
     } finally {
       this.recording = undefined;
       this.recycle(recording.transient);
       for (const release of recording.releases) release();
     }
-    const error = await device.popErrorScope();
+    const error = await errors;
     if (error) throw new Error(`WebGPU validation error: ${error.message}`);
     const gpuMs = await readPassTimes(recording);
     return { value, ms, ...(gpuMs === undefined ? {} : { gpuMs }) };
@@ -1187,13 +1191,22 @@ export class GpuBackend {
     device.pushErrorScope('validation');
     // From before encoding: gpu.js kernels submit while a step is being encoded.
     const started = performance.now();
-    const { commands, transient, release } = await encode();
+    let encoded: Encoded;
+    try {
+      encoded = await encode();
+    } catch (error) {
+      await device.popErrorScope();
+      throw error;
+    }
+    const { commands, transient, release } = encoded;
     device.queue.submit([...this.clears(), ...commands]);
+    // As in oneSubmission: the scope closes after the submit, answered while the queue drains.
+    const errors = device.popErrorScope();
     await device.queue.onSubmittedWorkDone();
     const ms = performance.now() - started;
     this.recycle(transient);
     release?.();
-    const error = await device.popErrorScope();
+    const error = await errors;
     if (error) throw new Error(`WebGPU validation error: ${error.message}`);
     return ms;
   }

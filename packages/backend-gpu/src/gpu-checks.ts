@@ -17,6 +17,7 @@ import {
 import { blockTopKConfigSchema, poolKeyBlocks, rowGeometry, scoreKeyBlocks, type BlockTopKConfig } from './block-top-k.js';
 import { GpuBackend } from './gpu-backend.js';
 import { WEBGPU_FLAGS } from './webgpu-flags.js';
+import { POOL_PARAMS, blockPoolWgsl } from './kernels/block-pool-wgsl.js';
 import { runGpuBenchmark } from './gpu-benchmarks.js';
 // `expectLseClose` and `expectSameSelection` (the shared ones) live with the decode checks.
 import { expectLseClose } from './gpu-decode-checks.js';
@@ -213,6 +214,39 @@ export const gpuChecks: readonly GpuCheck[] = [
         if ((await backend.readAll([])).length !== 0) throw new Error('readAll of nothing read something');
       } finally {
         for (const b of buffers) b.destroy();
+      }
+    },
+  },
+  {
+    name: 'a validation error in a call (its own submission, or one submission) rejects that call, and later calls run',
+    async run(backend) {
+      const input = checkInput({ batch: 1, queryHeads: 2, kvHeads: 2, seq: 40, headDim: 16 }, 61);
+      const d = validateAttentionInput(input);
+      const resident = backend.upload(input, d);
+      try {
+        // 70 000 workgroups in x: above WebGPU's 65 535 per dimension.
+        const bad = () =>
+          backend.runKernels(resident, async (e) => {
+            const pool = await e.pipeline(blockPoolWgsl());
+            const out = () => e.scratch(4 * 16);
+            e.dispatch(pool, [e.uniform(POOL_PARAMS, { keySeq: 40, blockSize: 8, blocks: 1, slots: 1, tilesX: 70000, dim: 16 }), e.chunk.k, out(), out(), out()], 70000, 1);
+          });
+        const rejects = async (what: string, call: () => Promise<unknown>) => {
+          try {
+            await call();
+          } catch (error) {
+            if (/WebGPU validation error/.test((error as Error).message)) return;
+            throw new Error(`${what}: rejected with ${(error as Error).message}, expected a WebGPU validation error`);
+          }
+          throw new Error(`${what}: did not reject`);
+        };
+        await rejects('its own submission', bad);
+        await rejects('one submission', () => backend.oneSubmission(bad));
+        await backend.runDense(resident);
+        const { output } = await backend.readOutput(resident);
+        expectClose('dense after the rejected calls', output.data, referenceAttention(input).output.data);
+      } finally {
+        backend.release(resident);
       }
     },
   },
