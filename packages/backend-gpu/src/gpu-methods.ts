@@ -64,11 +64,20 @@ export async function residentCall(backend: GpuBackend, options: ResidentRunOpti
   };
 }
 
-/** Runs a selection step then the exact sparse executor on a resident call (the selection is freed on failure). */
-export async function selectThenAttend(backend: GpuBackend, resident: ResidentAttention, step: GpuSelectionStep): Promise<{ selection: GpuSelection; selectionMs: number; attentionMs: number }> {
+/**
+ * Runs a selection step then attention over it on a resident call: the exact sparse executor, or
+ * `attend` (a family's own attention over the selection, resolving with its time). The caller
+ * frees the selection; it is freed here when attention fails.
+ */
+export async function selectThenAttend(
+  backend: GpuBackend,
+  resident: ResidentAttention,
+  step: GpuSelectionStep,
+  attend: (resident: ResidentAttention, selection: GpuSelection) => Promise<number> = (r, s) => backend.runSparse(r, s),
+): Promise<{ selection: GpuSelection; selectionMs: number; attentionMs: number }> {
   const { selection, ms: selectionMs } = await backend.runSelection(resident, step);
   try {
-    return { selection, selectionMs, attentionMs: await backend.runSparse(resident, selection) };
+    return { selection, selectionMs, attentionMs: await attend(resident, selection) };
   } catch (error) {
     backend.releaseSelection(selection);
     throw error;

@@ -64,6 +64,10 @@ export interface WindowStepPlan<N extends string> {
   run(resident: ResidentAttention, kept: KeptWindows<N>): Promise<{ selection: GpuSelection; selectionMs: number; attentionMs: number }>;
   /** Pairs the output attends beyond the selection (NSA gated's window branch). */
   readonly extraPairs?: number;
+  /** The step's pairs where they do not follow from its selection (landmark's grouped softmax also scores landmark tokens); `extraPairs` is then ignored. */
+  readonly pairs?: number;
+  /** The kernel the step's result records, where it is not the backend's (landmark: `…+landmark-grouped-softmax`). */
+  readonly kernel?: string;
   /** The CPU decoder's diagnostics of the step (they depend on the geometry only). */
   readonly diagnostics?: Readonly<Record<string, number>>;
 }
@@ -225,7 +229,7 @@ export async function residentWindowStepper<N extends string>(backend: GpuBacken
       try {
         // Every step of the same call selects the same blocks: read the selection back once (a
         // readback between steps slowed the next step's selection from 0.45 to ~1 ms on the H100).
-        density ??= (countPairs(await backend.readSelection(run.selection), d) + (plan.extraPairs ?? 0)) / densePairCount(d);
+        density ??= (plan.pairs ?? countPairs(await backend.readSelection(run.selection), d) + (plan.extraPairs ?? 0)) / densePairCount(d);
         return { ...timing, density, phase: 'decode' };
       } finally {
         backend.releaseSelection(run.selection);
@@ -299,14 +303,14 @@ export function createGpuWindowDecoder<N extends string>(
         store.commit(windows);
         const { output, lse } = await backend.readOutput(resident);
         const selection = await backend.readSelection(run.selection);
-        const pairs = countPairs(selection, d) + (p.extraPairs ?? 0);
+        const pairs = p.pairs ?? countPairs(selection, d) + (p.extraPairs ?? 0);
         // The output's lse rides along (as the other GPU decoders' results carry it).
         const result = {
           output,
           lse,
           selection,
           stats: sparseStats(d, pairs, selection.headScope === 'kv', run.selectionMs, run.attentionMs),
-          backend: backend.info,
+          backend: p.kernel === undefined ? backend.info : { ...backend.info, kernel: p.kernel },
           ...(p.diagnostics ? { diagnostics: p.diagnostics } : {}),
         };
         return result;

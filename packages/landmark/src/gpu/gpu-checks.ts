@@ -421,17 +421,16 @@ export const gpuChecks: GpuCheck[] = [
     },
   })),
   {
-    name: 'landmark decode steps equal the CPU decoder (prompt, then single tokens across landmark positions; GQA)',
+    name: 'landmark decode steps equal the CPU decoder (prompt, single tokens across landmark positions, a 4-token step, growth from 8 rows, reset, context; GQA)',
     async run(backend) {
       const config = { blockLength: 6, topK: 2 };
       const resolved = landmarkConfigSchema.parse(config);
       const shape = { batch: 1, queryHeads: 4, kvHeads: 2, headDim: 16 };
       const full = checkInput({ ...shape, seq: 45 }, 9);
-      const gpuDecoder = gpuLandmarkMethod.create(backend, config).createDecoder!(shape);
-      const cpuDecoder = landmarkMethod.create(config).createDecoder(shape);
-      const steps: [number, number][] = [[0, 30]];
-      for (let t = 30; t < 45; t++) steps.push([t, t + 1]);
-      for (const [from, to] of steps) {
+      // The cache on the device from 8 rows: it doubles on the way (the old rows copied on the GPU).
+      const gpuDecoder = gpuLandmarkMethod.create(backend, config).createDecoder!(shape, { initialCapacity: 8 }) as GpuWindowDecoder;
+      const cpuDecoder = landmarkMethod.create(config).createDecoder(shape) as CachedDecoder;
+      const compareStep = async (from: number, to: number) => {
         const step = { q: sliceSeq(full.q, from, to), k: sliceSeq(full.k, from, to), v: sliceSeq(full.v, from, to) };
         const gpu = await gpuDecoder.step(step);
         const cpu = cpuDecoder.step(step);
@@ -440,6 +439,20 @@ export const gpuChecks: GpuCheck[] = [
         } catch (error) {
           throw new Error(`decode step at ${from}..${to}: ${(error as Error).message}`);
         }
+      };
+      try {
+        const steps: [number, number][] = [[0, 30]];
+        for (let t = 30; t < 37; t++) steps.push([t, t + 1]);
+        steps.push([37, 41]);
+        for (let t = 41; t < 45; t++) steps.push([t, t + 1]);
+        for (const [from, to] of steps) await compareStep(from, to);
+        gpuDecoder.reset();
+        cpuDecoder.reset();
+        gpuDecoder.appendContext(sliceSeq(full.k, 0, 20), sliceSeq(full.v, 0, 20));
+        cpuDecoder.appendContext(sliceSeq(full.k, 0, 20), sliceSeq(full.v, 0, 20));
+        for (let t = 20; t < 23; t++) await compareStep(t, t + 1);
+      } finally {
+        gpuDecoder.destroy();
       }
     },
   },
@@ -458,8 +471,14 @@ export const gpuChecks: GpuCheck[] = [
       await expectThrows('GPU, 2 query heads over 3 KV heads', ShapeError, () => method.prefill(badHeads));
       await expectThrows('GPU, invalid config', ConfigError, () => gpuLandmarkMethod.create(untouched, { blockLength: 0 }));
       await expectThrows("GPU, positions 'slot'", ConfigError, () => gpuLandmarkMethod.create(untouched, { positions: 'slot' }));
-      const decoder = method.createDecoder!({ batch: 1, queryHeads: 2, kvHeads: 1, headDim: 16 });
-      await expectThrows('GPU decoder, q and k token counts differ', ShapeError, () => decoder.step({ q: sliceSeq(input.q, 0, 1), k: sliceSeq(input.k, 0, 2), v: sliceSeq(input.v, 0, 2) }));
+      // The decoder holds its cache on the device from the start (the real backend); a bad step throws before anything is cached.
+      const decoder = gpuLandmarkMethod.create(backend, config).createDecoder!({ batch: 1, queryHeads: 2, kvHeads: 1, headDim: 16 });
+      try {
+        await expectThrows('GPU decoder, q and k token counts differ', ShapeError, () => decoder.step({ q: sliceSeq(input.q, 0, 1), k: sliceSeq(input.k, 0, 2), v: sliceSeq(input.v, 0, 2) }));
+        if (decoder.length !== 0) throw new Error(`a rejected step cached ${decoder.length} tokens`);
+      } finally {
+        decoder.destroy();
+      }
     },
   },
   ...(['rows', 'key-blocks'] as const).map((executor): GpuCheck => ({

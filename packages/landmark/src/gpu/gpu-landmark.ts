@@ -15,9 +15,12 @@ import {
   type AttentionResult,
 } from '@sparse-attn/core';
 import {
+  createGpuWindowDecoder,
   dispatchGrid,
   oneSubmissionRun,
+  selectThenAttend,
   type GpuAttentionMethod,
+  type GpuDecoderOptions,
   type GpuBackend,
   type GpuMethodDefinition,
   type GpuSelection,
@@ -45,7 +48,8 @@ import {
   landmarkGateFoldWgsl,
 } from './landmark-block-merge-wgsl.js';
 import { SCORE_SCRATCH_FLOATS, retrievalRowsPerDispatch, rowsWithin } from './gpu-landmark-retrieval.js';
-import { createHostCacheDecoder, requireCausal, withGpuSelection } from './host-cache-decoder.js';
+import { requireCausal, withGpuSelection } from './host-cache-decoder.js';
+import { validateContext } from '../cached-decoder.js';
 
 /** Earlier blocks of the last query (the most any row retrieves). */
 function maxBlocksOf(d: Pick<AttentionDims, 'keySeq'>, span: number): number {
@@ -328,34 +332,56 @@ const CAUSAL_REASON = 'the grouped softmax is defined for causal attention';
  */
 export async function landmarkAttend(backend: GpuBackend, config: LandmarkConfig, input: AttentionInput, scratchFloats = SCORE_SCRATCH_FLOATS, topKRowsMax = RETRIEVAL_TOP_K_ROWS_MAX): Promise<AttentionResult> {
   const d = validateAttentionInput(input);
-  requireCausal(landmarkMethod.id, d.causal, CAUSAL_REASON);
-  checkRunsOnGpu(backend, config, d.headDim);
-  const resident = backend.upload(input, d, landmarkScratchBytesPerSlot(d, config));
+  const plan = landmarkStepPlan(backend, config, d, scratchFloats, topKRowsMax);
+  const resident = backend.upload(input, d, plan.extraBytesPerSlot);
   try {
-    return await withGpuSelection(backend, resident, landmarkSelectionStep(config, d, backend.context.maxBinding, scratchFloats, topKRowsMax), async (gpuSelection, selectionMs) => {
-      const attentionMs = await runGroupedSoftmaxByBlocks(backend, resident, gpuSelection, config);
+    const run = await plan.run(resident);
+    try {
       const { output, lse } = await backend.readOutput(resident);
-      const selection = await backend.readSelection(gpuSelection);
-      const { pairs, retrieved, landmarks } = landmarkPairCount(d, config);
-      const rows = d.batch * d.queryHeads * d.querySeq;
+      const selection = await backend.readSelection(run.selection);
       return {
         output,
         lse,
         selection,
-        stats: sparseStats(d, pairs, false, selectionMs, attentionMs),
-        backend: { ...backend.info, kernel: `${backend.info.kernel}+landmark-grouped-softmax` },
-        diagnostics: { meanRetrievedBlocks: rows === 0 ? 0 : retrieved / rows, landmarksScored: landmarks },
+        stats: sparseStats(d, plan.pairs, false, run.selectionMs, run.attentionMs),
+        backend: { ...backend.info, kernel: plan.kernel },
+        diagnostics: plan.diagnostics,
       } as AttentionResult;
-    });
+    } finally {
+      backend.releaseSelection(run.selection);
+    }
   } finally {
     backend.release(resident);
   }
 }
 
 /**
+ * The selection and grouped softmax of a validated call as a step plan (prefill's, and the
+ * decoder's over its GPU cache): checks first (typed errors before any GPU work), then `run`
+ * selects and attends on a resident call, leaving the selection to the caller.
+ */
+function landmarkStepPlan(backend: GpuBackend, config: LandmarkConfig, d: AttentionDims, scratchFloats = SCORE_SCRATCH_FLOATS, topKRowsMax = RETRIEVAL_TOP_K_ROWS_MAX) {
+  requireCausal(landmarkMethod.id, d.causal, CAUSAL_REASON);
+  checkRunsOnGpu(backend, config, d.headDim);
+  const { pairs, retrieved, landmarks } = landmarkPairCount(d, config);
+  const rows = d.batch * d.queryHeads * d.querySeq;
+  return {
+    extraBytesPerSlot: landmarkScratchBytesPerSlot(d, config),
+    run: (resident: ResidentAttention) =>
+      selectThenAttend(backend, resident, landmarkSelectionStep(config, d, backend.context.maxBinding, scratchFloats, topKRowsMax), (r, selection) => runGroupedSoftmaxByBlocks(backend, r, selection, config)),
+    pairs,
+    kernel: `${backend.info.kernel}+landmark-grouped-softmax`,
+    diagnostics: { meanRetrievedBlocks: rows === 0 ? 0 : retrieved / rows, landmarksScored: landmarks },
+  };
+}
+
+/** Landmark keeps no per-window state between steps (its landmark tokens are keys of the cache): a window decoder with none. */
+const NO_WINDOWS = { length: 1, stride: 1, floats: {} } as const;
+
+/**
  * `landmark` on the GPU (same id and config schema as {@link landmarkMethod}; `positions: 'slot'`
- * is CPU-only and rejected with a `ConfigError`). Prefill, decode (host cache re-uploaded per
- * step) and `runResident` (landmark selection → grouped softmax on resident buffers; density from
+ * is CPU-only and rejected with a `ConfigError`). Prefill, decode (the KV cache on the device)
+ * and `runResident` (landmark selection → grouped softmax on resident buffers; density from
  * the geometry).
  */
 export const gpuLandmarkMethod: GpuMethodDefinition = {
@@ -368,8 +394,10 @@ export const gpuLandmarkMethod: GpuMethodDefinition = {
     return {
       methodId: landmarkMethod.id,
       prefill: (input) => landmarkAttend(backend, config, input),
-      // The GPU decoder: host KV cache, re-uploaded every step (decode equals prefill, as on the CPU).
-      createDecoder: (shape) => createHostCacheDecoder(shape, (call) => landmarkAttend(backend, config, call)),
+      // The GPU decoder: K/V on the device (backend-gpu's window decoder, with no kept windows); each
+      // step selects and runs the grouped softmax over the cache (decode equals prefill, as on the CPU).
+      createDecoder: (shape, options?: GpuDecoderOptions) =>
+        createGpuWindowDecoder(backend, shape, NO_WINDOWS, (d) => landmarkStepPlan(backend, config, d), { ...options, validateContext: (k, v) => validateContext(shape, k, v) }),
       async runResident(resident: ResidentAttention, options?: ResidentRunOptions) {
         const d = resident.dims;
         requireCausal(landmarkMethod.id, d.causal, CAUSAL_REASON);
