@@ -324,7 +324,7 @@ export class GpuBackend {
     checkSelectionFits(selection, d);
     validateSelection(selection);
     const resident = this.upload(input, d);
-    const buffers = resident.chunks.map((chunk) => this.uploadSelection(selection, d, chunk));
+    const buffers = resident.chunks.map((chunk) => this.uploadSelectionChunk(selection, d, chunk));
     try {
       const stride = maxRowLength(selection);
       const ms = await this.timed(() => this.encodeSparse(resident, selection, buffers, stride));
@@ -547,6 +547,18 @@ export class GpuBackend {
   async readSelection(selection: GpuSelection): Promise<Selection> {
     if (selection.maskWords !== undefined) throw new Error('readSelection: a masked block selection has no Selection form; read the token selection it was made from');
     return this.readSelectionRows(selection.layout, selection.chunks, selection.layout.rows);
+  }
+
+  /**
+   * A selection built on the host, uploaded for a resident call: the GPU selection `runSparse` and
+   * `readSelection` take (a decoder's rows built from state it keeps, e.g. HiP's cached masks).
+   * Checked against the call first (`ShapeError` / `ConfigError`); free it with {@link releaseSelection}.
+   */
+  uploadSelection(resident: ResidentAttention, selection: Selection): GpuSelection {
+    const d = resident.dims;
+    checkSelectionFits(selection, d);
+    validateSelection(selection);
+    return { layout: selection, stride: maxRowLength(selection), chunks: resident.chunks.map((chunk) => this.uploadSelectionChunk(selection, d, chunk)) };
   }
 
   /** Frees a GPU selection's buffers (after the submission inside {@link oneSubmission}). */
@@ -1011,7 +1023,7 @@ export class GpuBackend {
     return { ...layout, offsets, indices };
   }
 
-  private uploadSelection(selection: Selection, d: AttentionDims, chunk: ResidentChunk): SelectionBuffers {
+  private uploadSelectionChunk(selection: Selection, d: AttentionDims, chunk: ResidentChunk): SelectionBuffers {
     const perKvSlot = selection.headScope === 'kv' ? 1 : d.groupSize;
     const rowStart = chunk.slot0 * perKvSlot * selection.rows;
     const rowCount = chunk.slots * perKvSlot * selection.rows;
@@ -1022,8 +1034,8 @@ export class GpuBackend {
       bounds[2 * r + 1] = selection.offsets[rowStart + r + 1]! - base;
     }
     const indices = selection.indices.subarray(base, selection.offsets[rowStart + rowCount]!);
-    const boundsBuffer = this.buffer(bounds.byteLength, STORAGE | COPY_DST);
-    const indicesBuffer = this.buffer(indices.byteLength, STORAGE | COPY_DST);
+    const boundsBuffer = this.buffer(bounds.byteLength, STORAGE | COPY_DST | COPY_SRC);
+    const indicesBuffer = this.buffer(indices.byteLength, STORAGE | COPY_DST | COPY_SRC);
     this.context.device.queue.writeBuffer(boundsBuffer, 0, bounds);
     if (indices.length > 0) this.context.device.queue.writeBuffer(indicesBuffer, 0, indices);
     return { rows: rowCount, bounds: boundsBuffer, indices: indicesBuffer };

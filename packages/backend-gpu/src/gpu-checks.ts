@@ -1,7 +1,9 @@
 import {
+  ConfigError,
   KVCache,
   Rng,
   SelectionBuilder,
+  ShapeError,
   createWorkload,
   denseAttention,
   referenceAttention,
@@ -279,6 +281,39 @@ export const gpuChecks: readonly GpuCheck[] = [
       expectClose('output', gpu.output.data, cpu.output.data);
       expectLseClose('lse', gpu.lse, cpu.lse);
       if (gpu.stats.pairs !== cpu.stats.pairs) throw new Error(`pairs ${gpu.stats.pairs}, core counts ${cpu.stats.pairs}`);
+    },
+  },
+  {
+    name: 'a host selection uploaded for a resident call (uploadSelection) attends as core sparseAttention, reads back unchanged, and a mismatched one throws',
+    async run(backend) {
+      const input = checkInput({ batch: 2, queryHeads: 4, kvHeads: 2, seq: 41, headDim: 16 }, 23);
+      const d = validateAttentionInput(input);
+      const selection = randomTokenSelection(2, 4, 41, 41, 5);
+      const resident = backend.upload(input, d);
+      try {
+        const uploaded = backend.uploadSelection(resident, selection);
+        try {
+          await backend.runSparse(resident, uploaded);
+          const { output, lse } = await backend.readOutput(resident);
+          const cpu = sparseAttention(input, selection);
+          expectClose('output', output.data, cpu.output.data);
+          expectLseClose('lse', lse, cpu.lse);
+          const back = await backend.readSelection(uploaded);
+          if (back.offsets.some((x, i) => x !== selection.offsets[i]) || back.indices.some((x, i) => x !== selection.indices[i]) || back.indices.length !== selection.indices.length) throw new Error('the uploaded selection read back differently');
+        } finally {
+          backend.releaseSelection(uploaded);
+        }
+        const wrongKeys = randomTokenSelection(2, 4, 41, 50, 5);
+        let threw = false;
+        try {
+          backend.uploadSelection(resident, wrongKeys);
+        } catch (error) {
+          threw = error instanceof ShapeError || error instanceof ConfigError;
+        }
+        if (!threw) throw new Error('a selection over 50 keys was uploaded for a call of 41 keys');
+      } finally {
+        backend.release(resident);
+      }
     },
   },
   {

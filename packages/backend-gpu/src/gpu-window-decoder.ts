@@ -38,6 +38,9 @@ export interface WindowSpec<N extends string> {
   readonly floats: Readonly<Record<N, number>>;
 }
 
+/** The spec of a decoder that keeps no per-window state (its KV cache only: landmark's, HiP's). */
+export const NO_WINDOWS: WindowSpec<never> = { length: 1, stride: 1, floats: {} };
+
 /** Complete windows of `length` keys every `stride` keys in a sequence of `keys`: floor((S − l) / d) + 1, 0 when S < l. */
 export function completeWindowCount(keys: number, length: number, stride: number): number {
   return keys >= length ? Math.floor((keys - length) / stride) + 1 : 0;

@@ -35,7 +35,7 @@ export interface DecoderState {
 /**
  * Checks `appendContext`'s keys `[B, Hkv, T, D]` and values `[B, Hkv, T, Dv]` against the
  * decoder's shape (a `ShapeError` naming the tensor) and that they are finite. Shared by the CPU
- * decoders and the GPU ones (`gpu/host-cache-decoder.ts`), which take the same context.
+ * decoders and the GPU ones (backend-gpu's window decoder, given this check), which take the same context.
  */
 export function validateContext(shape: DecoderShape, k: Tensor, v: Tensor): void {
   const valueDim = shape.valueDim ?? shape.headDim;

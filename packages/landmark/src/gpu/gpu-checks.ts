@@ -342,12 +342,11 @@ export const gpuChecks: GpuCheck[] = [
       const config = { topK: 8, chunkSize: 2, queryBlockSize: 4, queryStride: 2, sinkTokens: 2, windowTokens: 4, refreshInterval: 3, representative };
       const shape = { batch: 1, queryHeads: 4, kvHeads: 2, headDim: 16 };
       const full = checkInput({ ...shape, seq: 52 }, 8);
-      const gpuDecoder = gpuHipMethod.create(backend, config).createDecoder!(shape);
-      const cpuDecoder = hipMethod.create(config).createDecoder(shape);
-      const steps: [number, number][] = [[0, 37]];
-      for (let t = 37; t < 52; t++) steps.push([t, t + 1]);
+      // The cache on the device from 8 rows (it doubles on the way).
+      const gpuDecoder = gpuHipMethod.create(backend, config).createDecoder!(shape, { initialCapacity: 8 }) as GpuWindowDecoder;
+      const cpuDecoder = hipMethod.create(config).createDecoder(shape) as CachedDecoder;
       let refreshes = 0;
-      for (const [from, to] of steps) {
+      const compareStep = async (from: number, to: number) => {
         const step = { q: sliceSeq(full.q, from, to), k: sliceSeq(full.k, from, to), v: sliceSeq(full.v, from, to) };
         const gpu = await gpuDecoder.step(step);
         const cpu = cpuDecoder.step(step);
@@ -357,10 +356,24 @@ export const gpuChecks: GpuCheck[] = [
         } catch (error) {
           throw new Error(`decode step at ${from}..${to}: ${(error as Error).message}`);
         }
+      };
+      try {
+        const steps: [number, number][] = [[0, 37]];
+        for (let t = 37; t < 52; t++) steps.push([t, t + 1]);
+        for (const [from, to] of steps) await compareStep(from, to);
+        if (refreshes !== 6) throw new Error(`${refreshes} mask refreshes in 16 steps, expected 6`);
+        gpuDecoder.reset();
+        cpuDecoder.reset();
+        if ((gpuDecoder.length as number) !== 0) throw new Error('reset kept tokens');
+        // After a reset: context without outputs, then a first step that searches again.
+        gpuDecoder.appendContext(sliceSeq(full.k, 0, 30), sliceSeq(full.v, 0, 30));
+        cpuDecoder.appendContext(sliceSeq(full.k, 0, 30), sliceSeq(full.v, 0, 30));
+        refreshes = 0;
+        for (let t = 30; t < 35; t++) await compareStep(t, t + 1);
+        if (refreshes !== 2) throw new Error(`${refreshes} mask refreshes in 5 steps after a reset, expected 2`);
+      } finally {
+        gpuDecoder.destroy();
       }
-      if (refreshes !== 6) throw new Error(`${refreshes} mask refreshes in 16 steps, expected 6`);
-      gpuDecoder.reset();
-      if ((gpuDecoder.length as number) !== 0) throw new Error('reset kept tokens');
     },
   })),
   {
@@ -378,8 +391,14 @@ export const gpuChecks: GpuCheck[] = [
       await expectThrows('GPU, 2 query heads over 3 KV heads', ShapeError, () => method.prefill(badHeads));
       await expectThrows('GPU, invalid config', ConfigError, () => gpuHipMethod.create(untouched, { topK: 0 }));
       await expectThrows('GPU, a search larger than workgroup memory', ConfigError, () => gpuHipMethod.create(untouched, { topK: 1 << 20, chunkSize: 1 }));
-      const decoder = method.createDecoder!({ batch: 1, queryHeads: 2, kvHeads: 1, headDim: 16 });
-      await expectThrows('GPU decoder, q and k token counts differ', ShapeError, () => decoder.step({ q: sliceSeq(input.q, 0, 1), k: sliceSeq(input.k, 0, 2), v: sliceSeq(input.v, 0, 2) }));
+      // The decoder holds its cache on the device from the start (the real backend); a bad step throws before anything is cached.
+      const decoder = gpuHipMethod.create(backend, config).createDecoder!({ batch: 1, queryHeads: 2, kvHeads: 1, headDim: 16 });
+      try {
+        await expectThrows('GPU decoder, q and k token counts differ', ShapeError, () => decoder.step({ q: sliceSeq(input.q, 0, 1), k: sliceSeq(input.k, 0, 2), v: sliceSeq(input.v, 0, 2) }));
+        if (decoder.length !== 0) throw new Error(`a rejected step cached ${decoder.length} tokens`);
+      } finally {
+        decoder.destroy();
+      }
     },
   },
   {

@@ -18,8 +18,14 @@ import {
   type Selection,
 } from '@sparse-attn/core';
 import {
+  createGpuWindowDecoder,
+  NO_WINDOWS,
   dispatchGrid,
+  selectThenAttend,
   type GpuAttentionMethod,
+  type GpuDecoderOptions,
+  type GpuWindowDecoder,
+  type WindowStepPlan,
   type GpuBackend,
   type GpuMethodDefinition,
   type GpuSelection,
@@ -31,7 +37,8 @@ import {
 import { hipConfigSchema, hipMethod, type HipConfig } from '../hip-attention.js';
 import { HIP_BOUND_TREE_PARAMS, HIP_BOUND_TREE_THREADS, boundTreeLevels, hipBoundTreeWgsl } from './hip-bound-tree-wgsl.js';
 import { HIP_SEARCH_PARAMS, hipSearchWgsl, hipSearchWorkgroupBytes } from './hip-search-wgsl.js';
-import { createHostCacheDecoder, requireCausal, withGpuSelection, type HostCacheDecoder } from './host-cache-decoder.js';
+import { requireCausal, withGpuSelection } from './gpu-helpers.js';
+import { validateContext } from '../cached-decoder.js';
 
 /** Chunks kept per level of the tree search. */
 function keepOf(config: HipConfig): number {
@@ -189,56 +196,81 @@ interface CachedMasks {
 }
 
 /**
- * The GPU decoder: the KV cache stays on the host and is uploaded each step. On refresh steps
- * (every `refreshInterval`, as the CPU decoder) the search runs on the GPU and each head's kept
- * keys are read back with the selection; between refreshes the CPU decoder's rule (cached mask ∩
- * range, plus keys that left the window since the search) builds the rows on the host and the
- * GPU sparse executor attends to them.
+ * The GPU decoder: K/V on the device (backend-gpu's window decoder, no kept windows). On refresh
+ * steps (every `refreshInterval`, as the CPU decoder) the search runs on the GPU over the cache's
+ * view and each head's kept keys come back with the step's selection; between refreshes the CPU
+ * decoder's rule (cached mask ∩ range, plus keys that left the window since the search) builds
+ * the rows on the host, uploaded for the GPU sparse executor.
  */
-function createHipDecoder(backend: GpuBackend, config: HipConfig, shape: DecoderShape): HostCacheDecoder {
+function createHipDecoder(backend: GpuBackend, config: HipConfig, shape: DecoderShape, options?: GpuDecoderOptions): GpuWindowDecoder {
   const slots = shape.batch * shape.queryHeads;
   const cached: CachedMasks = { masks: new Array<Int32Array | undefined>(slots).fill(undefined), searchedUpTo: new Int32Array(slots), stepsSinceRefresh: 0 };
-  const attend = async (call: AttentionInput): Promise<AttentionResult> => {
-    const d = validateAttentionInput(call);
+  let refresh = false;
+  const plan = (d: AttentionDims): WindowStepPlan<never> => {
+    checkRunsOnGpu(backend, config, d.headDim);
+    refresh = cached.stepsSinceRefresh >= config.refreshInterval || cached.masks.some((m) => m === undefined);
+    const treeBytes = hipTreeBytesPerSlot(config, d);
+    if (refresh) return { extraBytesPerSlot: treeBytes, run: (resident) => selectThenAttend(backend, resident, hipSelectionStep(config, d, backend.context.maxBinding)) };
     const rows = Math.ceil(d.querySeq / config.queryBlockSize);
-    const refresh = cached.stepsSinceRefresh >= config.refreshInterval || cached.masks.some((m) => m === undefined);
-    let result: AttentionResult & { selection: Selection };
-    if (refresh) {
-      result = await hipAttend(backend, config, call, true);
-      const s = result.selection;
-      for (let slot = 0; slot < slots; slot++) {
-        // The CPU decoder keeps the last query block's search.
-        const { lo, hi } = searchRange(d, config, rows - 1);
-        const row = slot * rows + rows - 1;
-        const tokens = s.indices.subarray(s.offsets[row]!, s.offsets[row + 1]!).filter((t) => t >= lo && t < hi);
-        cached.masks[slot] = Int32Array.from(tokens);
-        cached.searchedUpTo[slot] = hi;
+    const builder = new SelectionBuilder({ kind: 'token', headScope: 'query', batch: d.batch, heads: d.queryHeads, rows, queryBlockSize: config.queryBlockSize, keySeq: d.keySeq });
+    const tokens: number[] = [];
+    for (let slot = 0; slot < slots; slot++) {
+      for (let r = 0; r < rows; r++) {
+        const { lo, hi, end } = searchRange(d, config, r);
+        tokens.length = 0;
+        for (let j = 0; j < lo; j++) tokens.push(j);
+        for (const j of cached.masks[slot]!) if (j >= lo && j < hi) tokens.push(j);
+        for (let j = Math.max(lo, cached.searchedUpTo[slot]!); j < hi; j++) tokens.push(j);
+        for (let j = hi; j < end; j++) tokens.push(j);
+        builder.pushRow(tokens);
       }
-    } else {
-      const builder = new SelectionBuilder({ kind: 'token', headScope: 'query', batch: d.batch, heads: d.queryHeads, rows, queryBlockSize: config.queryBlockSize, keySeq: d.keySeq });
-      const tokens: number[] = [];
-      for (let slot = 0; slot < slots; slot++) {
-        for (let r = 0; r < rows; r++) {
-          const { lo, hi, end } = searchRange(d, config, r);
-          tokens.length = 0;
-          for (let j = 0; j < lo; j++) tokens.push(j);
-          for (const j of cached.masks[slot]!) if (j >= lo && j < hi) tokens.push(j);
-          for (let j = Math.max(lo, cached.searchedUpTo[slot]!); j < hi; j++) tokens.push(j);
-          for (let j = hi; j < end; j++) tokens.push(j);
-          builder.pushRow(tokens);
+    }
+    const rowsOnHost = builder.finish();
+    return {
+      extraBytesPerSlot: 0,
+      async run(resident) {
+        const selection = backend.uploadSelection(resident, rowsOnHost);
+        try {
+          return { selection, selectionMs: 0, attentionMs: await backend.runSparse(resident, selection) };
+        } catch (error) {
+          backend.releaseSelection(selection);
+          throw error;
+        }
+      },
+    };
+  };
+  const decoder = createGpuWindowDecoder(backend, shape, NO_WINDOWS, plan, { ...options, validateContext: (k, v) => validateContext(shape, k, v) });
+  return {
+    ...decoder,
+    get length() {
+      return decoder.length;
+    },
+    async step(input) {
+      const result = (await decoder.step(input)) as AttentionResult & { selection: Selection };
+      const querySeq = input.q.shape[2]!;
+      const keySeq = result.selection.keySeq;
+      const at = { querySeq, queryOffset: keySeq - querySeq };
+      if (refresh) {
+        const rows = Math.ceil(querySeq / config.queryBlockSize);
+        const s = result.selection;
+        // The CPU decoder keeps the last query block's search.
+        const { lo, hi } = searchRange(at, config, rows - 1);
+        for (let slot = 0; slot < slots; slot++) {
+          const row = slot * rows + rows - 1;
+          cached.masks[slot] = Int32Array.from(s.indices.subarray(s.offsets[row]!, s.offsets[row + 1]!).filter((t) => t >= lo && t < hi));
+          cached.searchedUpTo[slot] = hi;
         }
       }
-      const selection = builder.finish();
-      const sparse = await backend.sparseAttention(call, selection);
-      result = { ...sparse, diagnostics: { meanSelectedKeys: meanRowLength(selection), maskRefreshed: 0, boundTreeBytes: hipTreeBytesPerSlot(config, d) * d.batch * d.kvHeads } };
-    }
-    cached.stepsSinceRefresh = refresh ? 1 : cached.stepsSinceRefresh + 1;
-    return result;
+      cached.stepsSinceRefresh = refresh ? 1 : cached.stepsSinceRefresh + 1;
+      // boundTreeBytes: the GPU tree's size (the CPU reports its growable tree's capacity).
+      return { ...result, diagnostics: { meanSelectedKeys: meanRowLength(result.selection), maskRefreshed: refresh ? 1 : 0, boundTreeBytes: hipTreeBytesPerSlot(config, { keySeq, headDim: shape.headDim }) * shape.batch * shape.kvHeads } };
+    },
+    reset() {
+      decoder.reset();
+      cached.masks.fill(undefined);
+      cached.stepsSinceRefresh = 0;
+    },
   };
-  return createHostCacheDecoder(shape, attend, () => {
-    cached.masks.fill(undefined);
-    cached.stepsSinceRefresh = 0;
-  });
 }
 
 /**
@@ -262,7 +294,7 @@ export const gpuHipMethod: GpuMethodDefinition = {
         requireCausal(hipMethod.id, d.causal);
         return hipAttend(backend, config, input);
       },
-      createDecoder: (shape) => createHipDecoder(backend, config, shape),
+      createDecoder: (shape, options?: GpuDecoderOptions) => createHipDecoder(backend, config, shape, options),
       async runResident(resident: ResidentAttention, options?: ResidentRunOptions) {
         const d = resident.dims;
         requireCausal(hipMethod.id, d.causal);

@@ -37,7 +37,7 @@ import {
 } from '@sparse-attn/backend-gpu';
 import { validateContext } from '../cached-decoder.js';
 import { landmarkRetrievalConfigSchema, landmarkRetrievalMethod, type LandmarkRetrievalConfig } from '../landmark-retrieval.js';
-import { requireCausal, withGpuSelection } from './host-cache-decoder.js';
+import { requireCausal, withGpuSelection } from './gpu-helpers.js';
 import { CANDIDATE_TILE_ROWS, candidateScoreWgsl, dispatchCandidateScores } from './candidate-score-wgsl.js';
 import { RETRIEVAL_TOP_K_PARAMS, RETRIEVAL_TOP_K_ROWS_MAX, RETRIEVAL_TOP_K_THREADS, retrievalTopKRowsWgsl, retrievalTopKWgsl, scoreRowStride } from './retrieval-top-k-wgsl.js';
 

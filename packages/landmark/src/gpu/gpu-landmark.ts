@@ -16,6 +16,7 @@ import {
 } from '@sparse-attn/core';
 import {
   createGpuWindowDecoder,
+  NO_WINDOWS,
   dispatchGrid,
   oneSubmissionRun,
   selectThenAttend,
@@ -48,7 +49,7 @@ import {
   landmarkGateFoldWgsl,
 } from './landmark-block-merge-wgsl.js';
 import { SCORE_SCRATCH_FLOATS, retrievalRowsPerDispatch, rowsWithin } from './gpu-landmark-retrieval.js';
-import { requireCausal, withGpuSelection } from './host-cache-decoder.js';
+import { requireCausal, withGpuSelection } from './gpu-helpers.js';
 import { validateContext } from '../cached-decoder.js';
 
 /** Earlier blocks of the last query (the most any row retrieves). */
@@ -374,9 +375,6 @@ function landmarkStepPlan(backend: GpuBackend, config: LandmarkConfig, d: Attent
     diagnostics: { meanRetrievedBlocks: rows === 0 ? 0 : retrieved / rows, landmarksScored: landmarks },
   };
 }
-
-/** Landmark keeps no per-window state between steps (its landmark tokens are keys of the cache): a window decoder with none. */
-const NO_WINDOWS = { length: 1, stride: 1, floats: {} } as const;
 
 /**
  * `landmark` on the GPU (same id and config schema as {@link landmarkMethod}; `positions: 'slot'`
