@@ -179,13 +179,13 @@ async function pairsFromBounds(backend: GpuBackend, selection: GpuSelection, d: 
 }
 
 /** GPU search + GPU attention of one validated, causal call. */
-async function hipAttend(backend: GpuBackend, config: HipConfig, input: AttentionInput, refreshed = true): Promise<AttentionResult & { selection: Selection }> {
+async function hipAttend(backend: GpuBackend, config: HipConfig, input: AttentionInput): Promise<AttentionResult & { selection: Selection }> {
   const d = validateAttentionInput(input);
   checkRunsOnGpu(backend, config, d.headDim);
   const treeBytes = hipTreeBytesPerSlot(config, d);
   const result = await backend.selectionAttention(input, hipSelectionStep(config, d, backend.context.maxBinding), { extraBytesPerSlot: treeBytes });
   // boundTreeBytes: the GPU tree's size (the CPU reports its growable tree's capacity).
-  return { ...result, diagnostics: { meanSelectedKeys: meanRowLength(result.selection), maskRefreshed: refreshed ? 1 : 0, boundTreeBytes: treeBytes * d.batch * d.kvHeads } };
+  return { ...result, diagnostics: { meanSelectedKeys: meanRowLength(result.selection), maskRefreshed: 1, boundTreeBytes: treeBytes * d.batch * d.kvHeads } };
 }
 
 /** Per (batch, query head) state the decoder keeps between mask refreshes (as the CPU decoder). */
