@@ -16,7 +16,8 @@
  *   prefill's: the same kernel over the same keys.
  *
  * Used by the nsa family (pooled windows of NSA, MoBA, the hierarchical indexer) and the landmark
- * family (landmark retrieval's block representatives). Steps validate with core's
+ * family (landmark retrieval's block representatives; landmark and HiP keep none,
+ * {@link NO_WINDOWS}). Steps validate with core's
  * `validateDecoderStep` and plan (typed errors) before any GPU work; as on the CPU, the cache
  * keeps a step's tokens when its GPU work fails afterwards.
  */
