@@ -1415,10 +1415,17 @@ export class GpuBackend {
     }
     const staging = device.createBuffer({ size: Math.max(4, total), usage: MAP_READ | COPY_DST });
     try {
+      // A buffer that cannot be copied (no COPY_SRC, a size past its end) is a validation error:
+      // an exception here, not zeros read from a copy that never ran.
+      device.pushErrorScope('validation');
       const encoder = device.createCommandEncoder();
       reads.forEach((r, i) => encoder.copyBufferToBuffer(r.buffer, 0, staging, starts[i]!, sizes[i]!));
       device.queue.submit([encoder.finish()]);
-      await staging.mapAsync(MAP_MODE_READ);
+      const [error] = await Promise.all([device.popErrorScope(), staging.mapAsync(MAP_MODE_READ)]);
+      if (error) {
+        staging.unmap();
+        throw new Error(`WebGPU validation error reading back ${reads.length} buffer(s): ${error.message}`);
+      }
       const all = staging.getMappedRange().slice(0);
       staging.unmap();
       return sizes.map((size, i) => new Float32Array(all, starts[i]!, size / 4));

@@ -195,7 +195,7 @@ export const gpuChecks: readonly GpuCheck[] = [
     },
   })),
   {
-    name: 'readAll reads several buffers (whole, or a prefix of a size not a multiple of 16 B) in one readback, as read does one by one',
+    name: 'readAll reads several buffers (whole, or a prefix of a size not a multiple of 16 B) in one readback, as read does one by one; an unreadable buffer is an error',
     async run(backend) {
       const { device } = backend.context;
       const values = [new Float32Array([1, 2, 3, 4]), Float32Array.from({ length: 10 }, (_, i) => i - 4.5), Float32Array.from({ length: 250 }, (_, i) => Math.sin(i))];
@@ -214,6 +214,16 @@ export const gpuChecks: readonly GpuCheck[] = [
         same('third (whole)', all[2]!, values[2]!);
         same('read, one by one', await backend.read(buffers[2]!), values[2]!);
         if ((await backend.readAll([])).length !== 0) throw new Error('readAll of nothing read something');
+        // A buffer without COPY_SRC cannot be read back: an error, not zeros.
+        const sealed = device.createBuffer({ size: 16, usage: WEBGPU_FLAGS.STORAGE });
+        buffers.push(sealed);
+        let message = '';
+        try {
+          await backend.readAll([{ buffer: buffers[0]! }, { buffer: sealed }]);
+        } catch (error) {
+          message = (error as Error).message;
+        }
+        if (!/validation error/.test(message)) throw new Error(`reading a buffer without COPY_SRC: ${message || 'no error'}`);
       } finally {
         for (const b of buffers) b.destroy();
       }
