@@ -252,6 +252,13 @@ describe('splitKPartitions', () => {
       expect((plan.partitions - 1) * plan.partitionSize).toBeLessThan(Math.max(1, keys));
     }
   });
+
+  it('splits one row (a decoder cache view: one dispatch per KV slot) into at most 256 partitions', () => {
+    // 1 row of 64k keys: 256 partitions of 256 keys (1 024 one-tile partitions took 2× the GPU time: their merge is one workgroup).
+    expect(splitKPartitions(1, 65536)).toEqual({ partitions: 256, partitionSize: 256 });
+    expect(splitKPartitions(1, 65537).partitions).toBeLessThanOrEqual(256);
+    for (const keys of [1, 64, 16384, 1 << 20]) expect(splitKPartitions(1, keys).partitions).toBeLessThanOrEqual(256);
+  });
 });
 
 describe('dispatchGrid', () => {
