@@ -453,8 +453,7 @@ export class GpuBackend {
       const { selection: gpuSelection, ms: selectionMs } = await this.runSelection(resident, step);
       try {
         const attentionMs = await (options.attend ?? ((r, s) => this.runSparse(r, s)))(resident, gpuSelection);
-        const { output, lse } = await this.readOutput(resident);
-        const selection = await this.readSelection(gpuSelection);
+        const { output, lse, selection } = await this.readResults(resident, gpuSelection);
         return {
           output,
           lse,
@@ -589,17 +588,18 @@ export class GpuBackend {
 
   /** Reads a resident call's output `[B, Hq, Sq, Dv]` and log-sum-exp `[B, Hq, Sq]`. */
   async readOutput(resident: ResidentAttention): Promise<{ output: Tensor; lse: Float32Array }> {
-    const d = resident.dims;
-    const output = new Float32Array(d.batch * d.queryHeads * d.querySeq * d.valueDim);
-    const lse = new Float32Array(d.batch * d.queryHeads * d.querySeq);
-    const queries = (chunk: ResidentChunk) => chunk.slots * d.groupSize * d.querySeq;
-    const data = await this.readAll(resident.chunks.flatMap((chunk) => [{ buffer: chunk.out, bytes: queries(chunk) * d.valueDim * 4 }, { buffer: chunk.lse, bytes: queries(chunk) * 4 }]));
-    for (const [i, chunk] of resident.chunks.entries()) {
-      const querySlot0 = chunk.slot0 * d.groupSize;
-      output.set(data[2 * i]!, querySlot0 * d.querySeq * d.valueDim);
-      lse.set(data[2 * i + 1]!, querySlot0 * d.querySeq);
-    }
-    return { output: tensor([d.batch, d.queryHeads, d.querySeq, d.valueDim], output), lse };
+    return outputFrom(resident, await this.readAll(outputReads(resident)));
+  }
+
+  /**
+   * A step's results in one readback: the output and lse as {@link readOutput}, and the selection
+   * as {@link readSelection} (a decoder's step reads both: one round trip instead of two).
+   */
+  async readResults(resident: ResidentAttention, selection: GpuSelection): Promise<{ output: Tensor; lse: Float32Array; selection: Selection }> {
+    if (selection.maskWords !== undefined) throw new Error('readResults: a masked block selection has no Selection form; read the token selection it was made from');
+    const outputs = outputReads(resident);
+    const data = await this.readAll([...outputs, ...selectionReads(selection.chunks)]);
+    return { ...outputFrom(resident, data.slice(0, outputs.length)), selection: selectionFrom(selection.layout, selection.chunks, selection.layout.rows, data.slice(outputs.length)) };
   }
 
   /** Frees a resident call's buffers. */
@@ -997,30 +997,7 @@ export class GpuBackend {
   }
 
   private async readSelectionRows(layout: Selection, buffers: readonly SelectionBuffers[], rows: number): Promise<Selection> {
-    const offsets = new Int32Array(layout.offsets.length);
-    const parts: Uint32Array[] = [];
-    let count = 0;
-    let row = 0;
-    const data = await this.readAll(buffers.flatMap((b) => [{ buffer: b.bounds, bytes: b.rows * 2 * 4 }, { buffer: b.indices }]));
-    const u32 = (f: Float32Array) => new Uint32Array(f.buffer, f.byteOffset, f.length);
-    for (let i = 0; i < buffers.length; i++) {
-      const bounds = u32(data[2 * i]!);
-      const indices = u32(data[2 * i + 1]!);
-      for (let r = 0; r < bounds.length / 2; r++) {
-        const part = indices.subarray(bounds[2 * r]!, bounds[2 * r + 1]!);
-        parts.push(part);
-        count += part.length;
-        offsets[++row] = count;
-      }
-    }
-    if (row !== layout.batch * layout.heads * rows) throw new ShapeError(`GPU selection has ${row} rows, expected ${layout.batch * layout.heads * rows}`);
-    const indices = new Int32Array(count);
-    let at = 0;
-    for (const p of parts) {
-      indices.set(p, at);
-      at += p.length;
-    }
-    return { ...layout, offsets, indices };
+    return selectionFrom(layout, buffers, rows, await this.readAll(selectionReads(buffers)));
   }
 
   private uploadSelectionChunk(selection: Selection, d: AttentionDims, chunk: ResidentChunk): SelectionBuffers {
@@ -1433,6 +1410,63 @@ export class GpuBackend {
       staging.destroy();
     }
   }
+}
+
+/** The buffers {@link GpuBackend.readOutput} reads: each chunk's output rows and lse. */
+function outputReads(resident: ResidentAttention): { buffer: GPUBuffer; bytes: number }[] {
+  const d = resident.dims;
+  return resident.chunks.flatMap((chunk) => {
+    const queries = chunk.slots * d.groupSize * d.querySeq;
+    return [
+      { buffer: chunk.out, bytes: queries * d.valueDim * 4 },
+      { buffer: chunk.lse, bytes: queries * 4 },
+    ];
+  });
+}
+
+/** The output `[B, Hq, Sq, Dv]` and lse `[B, Hq, Sq]` from the reads of {@link outputReads}. */
+function outputFrom(resident: ResidentAttention, data: readonly Float32Array[]): { output: Tensor; lse: Float32Array } {
+  const d = resident.dims;
+  const output = new Float32Array(d.batch * d.queryHeads * d.querySeq * d.valueDim);
+  const lse = new Float32Array(d.batch * d.queryHeads * d.querySeq);
+  for (const [i, chunk] of resident.chunks.entries()) {
+    const querySlot0 = chunk.slot0 * d.groupSize;
+    output.set(data[2 * i]!, querySlot0 * d.querySeq * d.valueDim);
+    lse.set(data[2 * i + 1]!, querySlot0 * d.querySeq);
+  }
+  return { output: tensor([d.batch, d.queryHeads, d.querySeq, d.valueDim], output), lse };
+}
+
+/** The buffers a selection's rows are read from: each chunk's row bounds and entries. */
+function selectionReads(buffers: readonly SelectionBuffers[]): { buffer: GPUBuffer; bytes?: number }[] {
+  return buffers.flatMap((b) => [{ buffer: b.bounds, bytes: b.rows * 2 * 4 }, { buffer: b.indices }]);
+}
+
+/** Core's `Selection` (`layout` with its offsets and indices) from the reads of {@link selectionReads}. */
+function selectionFrom(layout: Selection, buffers: readonly SelectionBuffers[], rows: number, data: readonly Float32Array[]): Selection {
+  const offsets = new Int32Array(layout.offsets.length);
+  const parts: Uint32Array[] = [];
+  let count = 0;
+  let row = 0;
+  const u32 = (f: Float32Array) => new Uint32Array(f.buffer, f.byteOffset, f.length);
+  for (let i = 0; i < buffers.length; i++) {
+    const bounds = u32(data[2 * i]!);
+    const indices = u32(data[2 * i + 1]!);
+    for (let r = 0; r < bounds.length / 2; r++) {
+      const part = indices.subarray(bounds[2 * r]!, bounds[2 * r + 1]!);
+      parts.push(part);
+      count += part.length;
+      offsets[++row] = count;
+    }
+  }
+  if (row !== layout.batch * layout.heads * rows) throw new ShapeError(`GPU selection has ${row} rows, expected ${layout.batch * layout.heads * rows}`);
+  const indices = new Int32Array(count);
+  let at = 0;
+  for (const p of parts) {
+    indices.set(p, at);
+    at += p.length;
+  }
+  return { ...layout, offsets, indices };
 }
 
 /** Staging widths of the attention kernel (see {@link GpuBackend.tuning}). */

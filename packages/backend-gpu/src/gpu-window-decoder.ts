@@ -305,8 +305,8 @@ export function createGpuWindowDecoder<N extends string>(
       const run = await p.run(resident, store.view());
       try {
         store.commit(windows);
-        const { output, lse } = await backend.readOutput(resident);
-        const selection = await backend.readSelection(run.selection);
+        // Output, lse and the step's selection in one readback.
+        const { output, lse, selection } = await backend.readResults(resident, run.selection);
         const pairs = p.pairs ?? countPairs(selection, d) + (p.extraPairs ?? 0);
         // The output's lse rides along (as the other GPU decoders' results carry it).
         const result = {

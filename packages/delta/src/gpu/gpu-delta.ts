@@ -194,8 +194,7 @@ async function selectAndAttend(backend: GpuBackend, resident: ResidentAttention,
   const { selection: gpuSelection, ms: selectionMs } = await backend.runSelection(resident, selector.step(backend, resident));
   try {
     const attentionMs = await backend.runSparse(resident, gpuSelection);
-    const { output, lse } = await backend.readOutput(resident);
-    const selection = await backend.readSelection(gpuSelection);
+    const { output, lse, selection } = await backend.readResults(resident, gpuSelection);
     return { output, lse, selection, stats: sparseStats(d, countPairs(selection, d), selector.headScope === 'kv', selectionMs, attentionMs), backend: backend.info };
   } finally {
     backend.releaseSelection(gpuSelection);

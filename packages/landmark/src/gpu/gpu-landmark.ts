@@ -338,8 +338,7 @@ export async function landmarkAttend(backend: GpuBackend, config: LandmarkConfig
   try {
     const run = await plan.run(resident);
     try {
-      const { output, lse } = await backend.readOutput(resident);
-      const selection = await backend.readSelection(run.selection);
+      const { output, lse, selection } = await backend.readResults(resident, run.selection);
       return {
         output,
         lse,

@@ -404,9 +404,8 @@ async function residentPrefill(
   try {
     const result = await run(resident);
     try {
-      const { output, lse } = await backend.readOutput(resident);
+      const { output, lse, selection } = await backend.readResults(resident, result.selection);
       if (p.gates) for (const x of output.data) if (!Number.isFinite(x)) throw new NumericError('nsa: gated output is not finite (check the gates)');
-      const selection = await backend.readSelection(result.selection);
       const pairs = countPairs(selection, d) + (p.gates ? windowPairs(d, config.window) : 0);
       const stats = sparseStats(d, pairs, true, result.selectionMs, result.attentionMs);
       return {
