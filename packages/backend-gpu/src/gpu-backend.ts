@@ -51,6 +51,18 @@ export interface ResidentChunk {
   readonly v: GPUBuffer;
   readonly out: GPUBuffer;
   readonly lse: GPUBuffer;
+  /**
+   * Rows between consecutive KV slots in `k` and `v`, at least `dims.keySeq`: a
+   * {@link GpuKVCache}'s capacity, whose spare rows hold no keys. Absent: `dims.keySeq` (the
+   * slots' keys are contiguous). Kernels read key t of the chunk's slot s at row
+   * `s · keyStride + t`; take it with {@link chunkKeyStride}.
+   */
+  readonly keyStride?: number;
+}
+
+/** Rows between consecutive KV slots of a chunk's `k` and `v` (see {@link ResidentChunk.keyStride}). */
+export function chunkKeyStride(chunk: ResidentChunk, d: AttentionDims): number {
+  return chunk.keyStride ?? d.keySeq;
 }
 
 /** An attention call whose q, k, v (and output) live on the GPU, chunked by KV slot. */
@@ -684,8 +696,8 @@ export class GpuBackend {
         slot0,
         slots,
         q: this.buffer(slots * g * d.querySeq * d.headDim * 4, STORAGE | COPY_DST),
-        k: this.buffer(slots * d.keySeq * d.headDim * 4, STORAGE | COPY_DST),
-        v: this.buffer(slots * d.keySeq * d.valueDim * 4, STORAGE | COPY_DST),
+        k: this.buffer(slots * d.keySeq * d.headDim * 4, STORAGE | COPY_DST | COPY_SRC),
+        v: this.buffer(slots * d.keySeq * d.valueDim * 4, STORAGE | COPY_DST | COPY_SRC),
         out: this.buffer(slots * g * d.querySeq * d.valueDim * 4, STORAGE | COPY_SRC),
         lse: this.buffer(slots * g * d.querySeq * 4, STORAGE | COPY_SRC),
       };
@@ -738,7 +750,7 @@ export class GpuBackend {
       for (const chunk of resident.chunks) {
         const slots = chunk.slots * d.groupSize;
         const [x, y] = dispatchGrid(Math.ceil(d.querySeq / tile.rows) * slots);
-        const params = this.uniform(ATTENTION_PARAMS, { ...attentionParams(d), slots, tilesX: x }, uniforms);
+        const params = this.uniform(ATTENTION_PARAMS, { ...attentionParams(d, chunk), slots, tilesX: x }, uniforms);
         this.dispatch(pass, pipeline, [params, chunk.q, chunk.k, chunk.v, chunk.out, chunk.lse], x, y);
       }
     });
@@ -770,7 +782,7 @@ export class GpuBackend {
         const params = this.uniform(
           ATTENTION_PARAMS,
           {
-            ...attentionParams(d),
+            ...attentionParams(d, chunk),
             slots,
             tilesX: x,
             selRows: selection.rows,
@@ -816,7 +828,7 @@ export class GpuBackend {
         const params = this.uniform(
           DECODE_SELECTION_PARAMS,
           {
-            ...attentionParams(d),
+            ...attentionParams(d, chunk),
             slots: chunk.slots * d.groupSize,
             partitions: plan.partitions,
             partitionSize: plan.partitionSize,
@@ -903,7 +915,7 @@ export class GpuBackend {
         // tiles of consecutive queries stop at their last query); a block of ≤ 64 keys is one tile.
         const { listMeta, maxTiles, params } = recordBlockLists(recorder, listPipelines, b, items, window, { sort: selection.blockSize > TILE_COLUMNS });
         const tileGrid = dispatchGrid(maxTiles);
-        const attendParams = params(tileGrid, GATHER_ATTENTION_PARAMS, { ...attentionParams(d), blockSize: selection.blockSize, maskWords: maskWords ?? 0 });
+        const attendParams = params(tileGrid, GATHER_ATTENTION_PARAMS, { ...attentionParams(d, chunk), blockSize: selection.blockSize, maskWords: maskWords ?? 0 });
         step('attend', attend, [attendParams, chunk.q, chunk.k, chunk.v, partOut, partLse, listMeta, items, maskWords !== undefined ? b.masks : undefined], tileGrid);
         const vectorGrid = dispatchGrid(Math.ceil((rows * vectors) / GATHER_MERGE_VECTORS));
         step('merge', merge, [params(vectorGrid), b.bounds, partOut, partLse, target.out, target.lse], vectorGrid);
@@ -947,7 +959,7 @@ export class GpuBackend {
       try {
         pooledByGpuJs = [];
         for (const chunk of resident.chunks) {
-          pooledByGpuJs.push(await poolKeyBlocksGpuJs(bridge, chunk.k, { slots: chunk.slots, keySeq: d.keySeq, blockSize: config.blockSize, blocks, dim: d.headDim }, quest));
+          pooledByGpuJs.push(await poolKeyBlocksGpuJs(bridge, chunk.k, { slots: chunk.slots, keySeq: d.keySeq, keyStride: chunkKeyStride(chunk, d), blockSize: config.blockSize, blocks, dim: d.headDim }, quest));
         }
       } catch (error) {
         // A gpu.js kernel that does not build on this device: the WGSL kernel takes over for good, and results say why.
@@ -976,7 +988,7 @@ export class GpuBackend {
           min = this.buffer(pooledBytes, STORAGE);
           uniforms.push(mean, max, min);
           const [px, py] = dispatchGrid(Math.ceil((chunk.slots * blocks * d.headDim) / POOL_THREADS));
-          const poolParams = this.uniform(POOL_PARAMS, { keySeq: d.keySeq, blockSize: config.blockSize, blocks, slots: chunk.slots, tilesX: px, dim: d.headDim }, uniforms);
+          const poolParams = this.uniform(POOL_PARAMS, { keySeq: d.keySeq, keyStride: chunkKeyStride(chunk, d), blockSize: config.blockSize, blocks, slots: chunk.slots, tilesX: px, dim: d.headDim }, uniforms);
           this.dispatch(pass, pool, [poolParams, chunk.k, mean, max, min], px, py);
         }
         const scores = this.buffer(chunk.slots * rows * blocks * 4, STORAGE);
@@ -1586,8 +1598,9 @@ interface Encoded {
   readonly release?: () => void;
 }
 
-function attentionParams(d: AttentionDims): Record<string, number> {
-  return { querySeq: d.querySeq, keySeq: d.keySeq, queryOffset: d.queryOffset, causal: d.causal ? 1 : 0, groupSize: d.groupSize, scale: d.scale };
+/** The attention kernels' common parameters for one chunk (its `keyStride` included). */
+function attentionParams(d: AttentionDims, chunk: ResidentChunk): Record<string, number> {
+  return { querySeq: d.querySeq, keySeq: d.keySeq, queryOffset: d.queryOffset, causal: d.causal ? 1 : 0, groupSize: d.groupSize, scale: d.scale, keyStride: chunkKeyStride(chunk, d) };
 }
 
 function destroyAll(...buffers: GPUBuffer[]): void {

@@ -17,13 +17,15 @@ import {
   type WorkloadKind,
 } from '@sparse-attn/core';
 import { blockTopKConfigSchema, poolKeyBlocks, rowGeometry, scoreKeyBlocks, type BlockTopKConfig } from './block-top-k.js';
-import { GpuBackend } from './gpu-backend.js';
+import { GpuBackend, type ResidentAttention } from './gpu-backend.js';
+import { withSpareRows } from './spare-rows.js';
 import { WEBGPU_FLAGS } from './webgpu-flags.js';
 import { POOL_PARAMS, blockPoolWgsl } from './kernels/block-pool-wgsl.js';
 import { runGpuBenchmark } from './gpu-benchmarks.js';
 // `expectLseClose` and `expectSameSelection` (the shared ones) live with the decode checks.
 import { expectLseClose } from './gpu-decode-checks.js';
 import { gpuBlockTopKMethod } from './gpu-methods.js';
+import { runDecodeAttention } from './gpu-decode.js';
 import { poolKeyBlocksGpuJs } from './kernels/block-pool-gpu-js.js';
 
 /**
@@ -81,6 +83,26 @@ export function expectClose(what: string, actual: ArrayLike<number>, expected: A
   const flat = (x: ArrayLike<number>) => tensor([x.length], x instanceof Float32Array ? x : Float32Array.from(x));
   const error = relativeL2Error(flat(actual), flat(expected));
   if (!(error <= GPU_TOLERANCE)) throw new Error(`${what}: relative L2 error ${error.toExponential(3)} above ${GPU_TOLERANCE}`);
+}
+
+/**
+ * Runs `run` on `resident` and on a copy of it whose keys and values lie `spareRows` rows apart
+ * per slot (`withSpareRows`, as a `GpuKVCache`'s view has them), and throws unless the outputs and
+ * log-sum-exps agree: every kernel `run` reaches must read keys at `slot · keyStride + key`.
+ * Frees the copy; `resident` stays the caller's.
+ */
+export async function expectKeyStrideHonoured(backend: GpuBackend, what: string, resident: ResidentAttention, run: (r: ResidentAttention) => Promise<unknown>, spareRows = 37): Promise<void> {
+  await run(resident);
+  const compact = await backend.readOutput(resident);
+  const strided = withSpareRows(backend, resident, spareRows);
+  try {
+    await run(strided.view);
+    const spread = await backend.readOutput(strided.view);
+    expectClose(`${what} over keys ${spareRows} spare rows apart: output`, spread.output.data, compact.output.data);
+    expectLseClose(`${what} over keys ${spareRows} spare rows apart: lse`, spread.lse, compact.lse);
+  } finally {
+    strided.release();
+  }
 }
 
 /** A random token selection (per query head, one row per query), some rows empty. */
@@ -485,7 +507,7 @@ export const gpuChecks: readonly GpuCheck[] = [
         if (resident.chunks.length !== 1) throw new Error('expected one chunk');
         const blockSize = 16;
         const blocks = Math.ceil(203 / blockSize);
-        const pooled = await poolKeyBlocksGpuJs(bridge, chunk.k, { slots: chunk.slots, keySeq: 203, blockSize, blocks, dim: 24 }, true);
+        const pooled = await poolKeyBlocksGpuJs(bridge, chunk.k, { slots: chunk.slots, keySeq: 203, keyStride: 203, blockSize, blocks, dim: 24 }, true);
         const cpu = poolKeyBlocks(input, blockSize);
         const bytes = cpu.mean.length * 4;
         expectClose('mean', await backend.read(pooled.mean.buffer, bytes), cpu.mean);
@@ -513,6 +535,42 @@ export const gpuChecks: readonly GpuCheck[] = [
         checkTopKAgainstCpu(input, blocks.selection, config);
         expectClose('block top-k output', blocks.output.data, sparseAttention(input, blocks.selection).output.data);
         if (!blocks.backend.fallbackReason?.includes('WGSL')) throw new Error(`fallback not recorded: ${JSON.stringify(blocks.backend)}`);
+      }
+    },
+  },
+  {
+    name: 'dense, the sparse executors (rows, split-K, key-blocks) and block top-k read keys at slot · keyStride (a KV cache view with spare rows) as over compact keys',
+    async run(backend) {
+      const shape = { batch: 2, queryHeads: 4, kvHeads: 2, seq: 150, headDim: 32, valueDim: 24 };
+      const input = checkInput(shape, 91);
+      const resident = backend.upload(input);
+      const mode = backend.sparseExecutor;
+      try {
+        await expectKeyStrideHonoured(backend, 'dense', resident, (r) => backend.runDense(r));
+        const config = blockTopKConfigSchema.parse({ blockSize: 16, queryBlockSize: 16, topK: 3 });
+        await expectKeyStrideHonoured(backend, 'block top-k (pooling, scoring, selection, attention)', resident, (r) => backend.runBlockTopK(r, config));
+        const selection = randomBlockSelection(2, 2, shape.seq, shape.seq, 16, 1, 92, 'kv', 0.4);
+        for (const executor of ['rows', 'key-blocks', 'split-k'] as const) {
+          backend.sparseExecutor = executor;
+          await expectKeyStrideHonoured(backend, `the ${executor} executor`, resident, async (r) => {
+            const gpu = backend.uploadSelection(r, selection);
+            try {
+              await backend.runSparse(r, gpu);
+            } finally {
+              backend.releaseSelection(gpu);
+            }
+          });
+        }
+        const decode = checkInput({ ...shape, querySeq: 1 }, 93);
+        const step = backend.upload(decode);
+        try {
+          await expectKeyStrideHonoured(backend, 'the split-K decode kernel', step, (r) => runDecodeAttention(backend, r));
+        } finally {
+          backend.release(step);
+        }
+      } finally {
+        backend.sparseExecutor = mode;
+        backend.release(resident);
       }
     },
   },

@@ -13,7 +13,7 @@ import {
   type DecoderShape,
 } from '@sparse-attn/core';
 import type { BlockTopKConfig } from './block-top-k.js';
-import { countPairs, type GpuBackend, type ResidentAttention, type ResidentChunk } from './gpu-backend.js';
+import { chunkKeyStride, countPairs, type GpuBackend, type ResidentAttention, type ResidentChunk } from './gpu-backend.js';
 import { GpuKVCache } from './gpu-kv-cache.js';
 import type { GpuAttentionDecoder } from './gpu-methods.js';
 import { DECODE_GATHER_PARAMS, DECODE_GATHER_THREADS, decodeGatherWgsl } from './kernels/decode-gather-wgsl.js';
@@ -71,6 +71,7 @@ export async function runDecodeAttention(backend: GpuBackend, resident: Resident
       partitionSize: plan.partitionSize,
       tilesX: px,
       scale: d.scale,
+      keyStride: chunkKeyStride(chunk, d),
     });
     encoder.dispatch(partialKernel, [params, chunk.q, chunk.k, chunk.v, partial], px, py);
     const [mx, my] = dispatchGrid(rows);

@@ -16,7 +16,10 @@ export interface GpuKVCacheShape {
   readonly initialCapacity?: number;
 }
 
-interface SlotBuffers {
+/** One chunk of the cache: `slots` consecutive KV slots, `capacity` rows apart in `k` and `v`. */
+interface ChunkBuffers {
+  readonly slot0: number;
+  readonly slots: number;
   k: GPUBuffer;
   v: GPUBuffer;
   q: GPUBuffer;
@@ -25,13 +28,14 @@ interface SlotBuffers {
 }
 
 /**
- * A KV cache that lives on the GPU: one key and one value buffer per (batch, KV head) slot of
- * `capacity` rows, grown by doubling (the old rows are copied GPU-side, nothing is read back).
- * `append` uploads only the new rows. `attend(q)` hands out the cache as a
- * {@link ResidentAttention} with one chunk per KV slot, so every kernel of the backend
- * (`runDense`, `runSelection`, `runSparse`, `runKernels`) runs on it unchanged: kernels index
- * keys as `slot · keySeq + key` within a chunk, and with one slot per chunk the slot is always 0,
- * so a buffer of `capacity ≥ keySeq` rows reads correctly.
+ * A KV cache that lives on the GPU. The (batch, KV head) slots are grouped into chunks, each one
+ * key and one value buffer of `slots × capacity` rows (slot s's key t at row `s · capacity + t`),
+ * as many slots per chunk as one buffer binding holds (all of them for typical models). The
+ * capacity grows by doubling; the old rows are copied GPU-side, nothing is read back. `append`
+ * uploads only the new rows. `attend(q)` hands out the cache as a {@link ResidentAttention} with
+ * one chunk per cache chunk and `keyStride` = the capacity, so every kernel of the backend
+ * (`runDense`, `runSelection`, `runSparse`, `runKernels`) and of the families runs on it
+ * unchanged: kernels read key t of a chunk's slot s at row `s · keyStride + t`.
  */
 export class GpuKVCache {
   readonly batch: number;
@@ -40,8 +44,9 @@ export class GpuKVCache {
   readonly headDim: number;
   readonly valueDim: number;
   private readonly backend: GpuBackend;
-  private slots: SlotBuffers[];
+  private chunks: ChunkBuffers[];
   private rows: number;
+  private slotsPerChunk: number;
   private queryRows = 0;
   private len = 0;
 
@@ -58,13 +63,8 @@ export class GpuKVCache {
     this.valueDim = shape.valueDim;
     this.rows = Math.max(1, shape.initialCapacity ?? 256);
     this.checkBinding(this.rows);
-    this.slots = Array.from({ length: this.batch * this.kvHeads }, () => ({
-      k: this.buffer(this.rows * this.headDim * 4, STORAGE | COPY_DST | COPY_SRC),
-      v: this.buffer(this.rows * this.valueDim * 4, STORAGE | COPY_DST | COPY_SRC),
-      q: this.buffer(16, STORAGE | COPY_DST),
-      out: this.buffer(16, STORAGE | COPY_SRC),
-      lse: this.buffer(16, STORAGE | COPY_SRC),
-    }));
+    this.slotsPerChunk = this.fittingSlots(this.rows, 0);
+    this.chunks = this.allocate(this.rows, this.slotsPerChunk);
   }
 
   /** Tokens in the cache. */
@@ -82,6 +82,11 @@ export class GpuKVCache {
     return this.queryHeads / this.kvHeads;
   }
 
+  /** KV slots per chunk of the cache's buffers (every slot when one binding holds them). */
+  get chunkSlots(): number {
+    return this.slotsPerChunk;
+  }
+
   /**
    * Appends T tokens: k `[B, Hkv, T, D]`, v `[B, Hkv, T, Dv]` (dense or KV-cache views). Only the
    * new rows are uploaded; the cache grows (doubling, copied on the GPU) when it is full.
@@ -95,13 +100,16 @@ export class GpuKVCache {
     if (t === 0) return;
     this.reserve(this.len + t);
     const { queue } = this.backend.context.device;
-    for (let b = 0; b < this.batch; b++) {
-      for (let h = 0; h < this.kvHeads; h++) {
-        const slot = this.slots[b * this.kvHeads + h]!;
+    for (const chunk of this.chunks) {
+      for (let local = 0; local < chunk.slots; local++) {
+        const slot = chunk.slot0 + local;
+        const b = Math.floor(slot / this.kvHeads);
+        const h = slot % this.kvHeads;
+        const row = local * this.rows + this.len;
         const ks = rowOffset(kd, b, h, 0);
         const vs = rowOffset(vd, b, h, 0);
-        queue.writeBuffer(slot.k, this.len * this.headDim * 4, k.data.subarray(ks, ks + t * this.headDim));
-        queue.writeBuffer(slot.v, this.len * this.valueDim * 4, v.data.subarray(vs, vs + t * this.valueDim));
+        queue.writeBuffer(chunk.k, row * this.headDim * 4, k.data.subarray(ks, ks + t * this.headDim));
+        queue.writeBuffer(chunk.v, row * this.valueDim * 4, v.data.subarray(vs, vs + t * this.valueDim));
       }
     }
     this.len += t;
@@ -109,41 +117,51 @@ export class GpuKVCache {
 
   /**
    * The cache as a resident attention call for the queries `q` `[B, Hq, T, D]` (the last T
-   * positions, causal): q is uploaded, and each chunk is one KV slot with its key/value buffers
-   * and this cache's output buffers. The view is valid until the next `append`, `attend`,
-   * `reset` or `destroy` (the buffers are reused across steps); read results with
-   * `backend.readOutput(view)`.
+   * positions, causal): q is uploaded, and each chunk of the view is a chunk of the cache (its
+   * key/value buffers, `keyStride` = the capacity, and this cache's output buffers). Kernels that
+   * need `extraBytesPerSlot` of scratch per KV slot get chunks whose scratch fits one binding (the
+   * cache regroups its slots, on the GPU, when they would not). The view is valid until the next
+   * `append`, `attend`, `reset` or `destroy` (the buffers are reused across steps); read results
+   * with `backend.readOutput(view)`.
    */
-  attend(q: Tensor, scale = 1 / Math.sqrt(this.headDim)): ResidentAttention {
+  attend(q: Tensor, scale = 1 / Math.sqrt(this.headDim), extraBytesPerSlot = 0): ResidentAttention {
     const qd = dims4(q, 'q');
     if (qd.batch !== this.batch || qd.heads !== this.queryHeads || qd.dim !== this.headDim) throw new ShapeError(`GpuKVCache.attend: q must be [${this.batch}, ${this.queryHeads}, T, ${this.headDim}], got [${q.shape.join(', ')}]`);
     if (qd.seq === 0 || qd.seq > this.len) throw new ShapeError(`GpuKVCache.attend: ${qd.seq} queries over ${this.len} cached keys (queries are the last positions)`);
     if (!(Number.isFinite(scale) && scale > 0)) throw new ConfigError(`scale must be a positive finite number, got ${scale}`);
     const g = this.groupSize;
     const t = qd.seq;
+    const fitting = this.fittingSlots(this.rows, Math.max(extraBytesPerSlot, 4 * g * t * Math.max(this.headDim, this.valueDim)));
+    if (fitting < this.slotsPerChunk) this.relayout(this.rows, fitting);
     if (t > this.queryRows) {
       this.queryRows = t;
-      for (const slot of this.slots) {
-        slot.q.destroy();
-        slot.out.destroy();
-        slot.lse.destroy();
-        slot.q = this.buffer(g * t * this.headDim * 4, STORAGE | COPY_DST);
-        slot.out = this.buffer(g * t * this.valueDim * 4, STORAGE | COPY_SRC);
-        slot.lse = this.buffer(g * t * 4, STORAGE | COPY_SRC);
-      }
+      for (const chunk of this.chunks) this.sizeQueries(chunk);
     }
     const { queue } = this.backend.context.device;
-    const packed = new Float32Array(g * t * this.headDim);
-    for (const [s, slot] of this.slots.entries()) {
-      const b = Math.floor(s / this.kvHeads);
-      const h0 = (s % this.kvHeads) * g;
-      for (let j = 0; j < g; j++) {
-        const from = rowOffset(qd, b, h0 + j, 0);
-        packed.set(q.data.subarray(from, from + t * this.headDim), j * t * this.headDim);
+    const slotFloats = g * t * this.headDim;
+    for (const chunk of this.chunks) {
+      // q `[B, Hq, T, D]` is already the chunk's `[slot][g][T][D]` where its rows are contiguous.
+      const from = chunk.slot0 * slotFloats;
+      let packed: Float32Array;
+      if (qd.capacity === t) packed = q.data.subarray(from, from + chunk.slots * slotFloats);
+      else {
+        packed = new Float32Array(chunk.slots * slotFloats);
+        for (let local = 0; local < chunk.slots; local++) {
+          const slot = chunk.slot0 + local;
+          const b = Math.floor(slot / this.kvHeads);
+          const h0 = (slot % this.kvHeads) * g;
+          for (let j = 0; j < g; j++) {
+            const at = rowOffset(qd, b, h0 + j, 0);
+            packed.set(q.data.subarray(at, at + t * this.headDim), (local * g + j) * t * this.headDim);
+          }
+        }
       }
-      queue.writeBuffer(slot.q, 0, packed);
+      queue.writeBuffer(chunk.q, 0, packed);
     }
-    return { dims: this.dims(t, scale), chunks: this.slots.map((slot, s): ResidentChunk => ({ slot0: s, slots: 1, ...slot })) };
+    return {
+      dims: this.dims(t, scale),
+      chunks: this.chunks.map(({ slot0, slots, q: qb, k, v, out, lse }): ResidentChunk => ({ slot0, slots, q: qb, k, v, out, lse, keyStride: this.rows })),
+    };
   }
 
   /** The attention dims of T queries over the cache (causal, queries at the last T positions). */
@@ -174,8 +192,8 @@ export class GpuKVCache {
 
   /** Frees every buffer; the cache cannot be used afterwards. */
   destroy(): void {
-    for (const slot of this.slots) for (const b of [slot.k, slot.v, slot.q, slot.out, slot.lse]) b.destroy();
-    this.slots = [];
+    for (const chunk of this.chunks) for (const b of [chunk.k, chunk.v, chunk.q, chunk.out, chunk.lse]) b.destroy();
+    this.chunks = [];
   }
 
   /** Makes room for `rows` tokens per KV head: doubles the capacity and copies the cached rows on the GPU. */
@@ -184,24 +202,69 @@ export class GpuKVCache {
     let capacity = this.rows;
     while (capacity < rows) capacity *= 2;
     this.checkBinding(capacity);
+    this.relayout(capacity, Math.min(this.slotsPerChunk, this.fittingSlots(capacity, 0)));
+  }
+
+  /** Moves the cache to buffers of `capacity` rows per slot and `slotsPerChunk` slots per chunk, copying the cached rows on the GPU. */
+  private relayout(capacity: number, slotsPerChunk: number): void {
     const { device } = this.backend.context;
-    const encoder = device.createCommandEncoder();
-    const old: GPUBuffer[] = [];
-    for (const slot of this.slots) {
-      const k = this.buffer(capacity * this.headDim * 4, STORAGE | COPY_DST | COPY_SRC);
-      const v = this.buffer(capacity * this.valueDim * 4, STORAGE | COPY_DST | COPY_SRC);
-      if (this.len > 0) {
-        encoder.copyBufferToBuffer(slot.k, 0, k, 0, this.len * this.headDim * 4);
-        encoder.copyBufferToBuffer(slot.v, 0, v, 0, this.len * this.valueDim * 4);
+    const next = this.allocate(capacity, slotsPerChunk);
+    if (this.len > 0) {
+      const encoder = device.createCommandEncoder();
+      for (const to of next) {
+        for (let local = 0; local < to.slots; local++) {
+          const slot = to.slot0 + local;
+          const from = this.chunks[Math.floor(slot / this.slotsPerChunk)]!;
+          const fromRow = (slot - from.slot0) * this.rows;
+          const toRow = local * capacity;
+          encoder.copyBufferToBuffer(from.k, fromRow * this.headDim * 4, to.k, toRow * this.headDim * 4, this.len * this.headDim * 4);
+          encoder.copyBufferToBuffer(from.v, fromRow * this.valueDim * 4, to.v, toRow * this.valueDim * 4, this.len * this.valueDim * 4);
+        }
       }
-      old.push(slot.k, slot.v);
-      slot.k = k;
-      slot.v = v;
+      device.queue.submit([encoder.finish()]);
     }
-    device.queue.submit([encoder.finish()]);
     // WebGPU keeps a destroyed buffer alive until the work already submitted with it has run.
-    for (const b of old) b.destroy();
+    this.destroy();
+    this.chunks = next;
     this.rows = capacity;
+    this.slotsPerChunk = slotsPerChunk;
+  }
+
+  /** Chunks of `slotsPerChunk` slots with `capacity` rows each (and query/output buffers for the largest step so far). */
+  private allocate(capacity: number, slotsPerChunk: number): ChunkBuffers[] {
+    const total = this.batch * this.kvHeads;
+    const chunks: ChunkBuffers[] = [];
+    for (let slot0 = 0; slot0 < total; slot0 += slotsPerChunk) {
+      const slots = Math.min(slotsPerChunk, total - slot0);
+      const tiny = () => this.buffer(16, STORAGE);
+      const chunk: ChunkBuffers = {
+        slot0,
+        slots,
+        k: this.buffer(slots * capacity * this.headDim * 4, STORAGE | COPY_DST | COPY_SRC),
+        v: this.buffer(slots * capacity * this.valueDim * 4, STORAGE | COPY_DST | COPY_SRC),
+        q: tiny(),
+        out: tiny(),
+        lse: tiny(),
+      };
+      this.sizeQueries(chunk);
+      chunks.push(chunk);
+    }
+    return chunks;
+  }
+
+  /** (Re)allocates a chunk's query and output buffers for steps of up to `queryRows` queries. */
+  private sizeQueries(chunk: ChunkBuffers): void {
+    const rows = chunk.slots * this.groupSize * Math.max(1, this.queryRows);
+    for (const b of [chunk.q, chunk.out, chunk.lse]) b.destroy();
+    chunk.q = this.buffer(rows * this.headDim * 4, STORAGE | COPY_DST);
+    chunk.out = this.buffer(rows * this.valueDim * 4, STORAGE | COPY_SRC);
+    chunk.lse = this.buffer(rows * 4, STORAGE | COPY_SRC);
+  }
+
+  /** Slots per chunk whose keys (`capacity` rows each) and `extraBytesPerSlot` of scratch fit one binding. */
+  private fittingSlots(capacity: number, extraBytesPerSlot: number): number {
+    const perSlot = Math.max(capacity * Math.max(this.headDim, this.valueDim) * 4, extraBytesPerSlot, 1);
+    return Math.max(1, Math.min(this.batch * this.kvHeads, Math.floor(this.backend.context.maxBinding / perSlot)));
   }
 
   private checkBinding(rows: number): void {

@@ -14,6 +14,7 @@ export * from './gpu-methods.js';
 export * from './gpu-kv-cache.js';
 export * from './gpu-window-decoder.js';
 export * from './gpu-decode.js';
+export * from './spare-rows.js';
 export * from './gpu-decode-checks.js';
 export * from './gpu-benchmarks.js';
 export * from './gpu-checks.js';

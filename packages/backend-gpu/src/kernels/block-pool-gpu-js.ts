@@ -15,6 +15,8 @@ import type { GpuJsBridge, GpuJsBuffer } from '../gpu-js-bridge.js';
 export interface PoolGeometry {
   readonly slots: number;
   readonly keySeq: number;
+  /** Rows between slots in the keys buffer (≥ keySeq; a KV cache's capacity). */
+  readonly keyStride: number;
   readonly blockSize: number;
   readonly blocks: number;
   readonly dim: number;
@@ -62,14 +64,14 @@ export interface PooledBuffers {
 const kernels = new WeakMap<GpuJsBridge, Map<string, (...args: unknown[]) => Promise<GpuJsBuffer>>>();
 
 /**
- * Pools the keys in `keys` (`[slots][keySeq][dim]`, a backend buffer) on the GPU through gpu.js.
+ * Pools the keys in `keys` (`[slots][keyStride][dim]`, the first `keySeq` rows of each slot, a backend buffer) on the GPU through gpu.js.
  * Each statistic is its own buffer (`immutable`), submitted to the shared queue in order, so the
  * WGSL scoring kernel submitted after it reads the finished values.
  */
 export async function poolKeyBlocksGpuJs(bridge: GpuJsBridge, keys: GPUBuffer, g: PoolGeometry, withBounds: boolean): Promise<PooledBuffers> {
   let cache = kernels.get(bridge);
   if (!cache) kernels.set(bridge, (cache = new Map()));
-  const key = `${g.slots}:${g.keySeq}:${g.blockSize}:${g.blocks}:${g.dim}`;
+  const key = `${g.slots}:${g.keySeq}:${g.keyStride}:${g.blockSize}:${g.blocks}:${g.dim}`;
   let kernel = cache.get(key);
   if (!kernel) {
     kernel = bridge.gpu.createKernel(poolKeyBlockKernel as never, {
@@ -82,7 +84,7 @@ export async function poolKeyBlocksGpuJs(bridge: GpuJsBridge, keys: GPUBuffer, g
     });
     cache.set(key, kernel);
   }
-  const input = bridge.wrap(keys, [g.dim, g.keySeq, g.slots]);
+  const input = bridge.wrap(keys, [g.dim, g.keyStride, g.slots]);
   const mean = await kernel(input, 0);
   if (!withBounds) return { mean };
   return { mean, max: await kernel(input, 1), min: await kernel(input, 2) };

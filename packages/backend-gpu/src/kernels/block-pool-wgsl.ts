@@ -8,12 +8,13 @@
  * so the reads of a block row are coalesced across the workgroup.
  *
  * `blocks` blocks are pooled from block `first` on (0 for a whole call; a decoder's step pools only
- * the blocks completed since its last one), into rows `[slot][first + blocks][dim]`.
+ * the blocks completed since its last one), into rows `[slot][first + blocks][dim]`. Key t of slot s is row `s · keyStride + t` (a KV cache's
+ * capacity between slots, `keySeq` for contiguous keys).
  */
 import { memoKernel } from './memo-kernel.js';
 
 /** Uniform parameter block of the pooling kernel. */
-export const POOL_PARAMS = ['keySeq', 'blockSize', 'blocks', 'slots', 'tilesX', 'dim', 'first', 'pad1'] as const;
+export const POOL_PARAMS = ['keySeq', 'blockSize', 'blocks', 'slots', 'tilesX', 'dim', 'first', 'keyStride'] as const;
 
 /** Threads per workgroup of the pooling kernel. */
 export const POOL_THREADS = 256;
@@ -21,7 +22,7 @@ export const POOL_THREADS = 256;
 /** Generates the WGSL of the pooling kernel. */
 export const blockPoolWgsl = memoKernel(function blockPoolWgsl(): string {
   return /* wgsl */ `
-struct Params { keySeq: u32, blockSize: u32, blocks: u32, slots: u32, tilesX: u32, dim: u32, first: u32, pad1: u32 }
+struct Params { keySeq: u32, blockSize: u32, blocks: u32, slots: u32, tilesX: u32, dim: u32, first: u32, keyStride: u32 }
 
 @group(0) @binding(0) var<uniform> P: Params;
 @group(0) @binding(1) var<storage, read> k: array<f32>;
@@ -43,7 +44,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   var hi = -3.0e38;
   var lo = 3.0e38;
   for (var t = start; t < end; t++) {
-    let x = k[(slot * P.keySeq + t) * P.dim + d];
+    let x = k[(slot * P.keyStride + t) * P.dim + d];
     sum += x;
     hi = max(hi, x);
     lo = min(lo, x);

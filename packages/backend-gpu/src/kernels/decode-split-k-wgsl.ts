@@ -20,7 +20,8 @@
  * needs no infinity) and l = 0.
  *
  * Modes ({@link DecodeKernelOptions}; the default is the kernel above, bindings 0 params
- * ({@link DECODE_PARTIAL_PARAMS}), 1 q, 2 k, 3 v, 4 partial):
+ * ({@link DECODE_PARTIAL_PARAMS}), 1 q, 2 k, 3 v, 4 partial). In every mode key t of the chunk's
+ * KV slot s is row `s · keyStride + t` of k and v (a KV cache's capacity between slots):
  *
  * - `keys: 'pages'` — the keys of a row come from a page list instead of a contiguous range (a
  *   sparse decode over selected pages, DELTA's sparse layers): the list of batch b is
@@ -52,7 +53,7 @@ import { memoKernel } from './memo-kernel.js';
 export const DECODE_PARTIAL_PARAMS = [
   'querySeq', 'keySeq', 'queryOffset', 'causal',
   'slots', 'groupSize', 'partitions', 'partitionSize',
-  'tilesX', 'scale', 'pad0', 'pad1',
+  'tilesX', 'scale', 'pad0', 'keyStride',
 ] as const;
 
 /** Threads per workgroup (and keys per tile) of the partial kernel. */
@@ -62,7 +63,7 @@ export const DECODE_THREADS = 64;
 export const DECODE_PAGES_PARAMS = [
   'keySeq', 'slots', 'groupSize', 'kvHeads',
   'slot0', 'pageSize', 'partitions', 'pagesPerPartition',
-  'tilesX', 'scale', 'pad0', 'pad1',
+  'tilesX', 'scale', 'pad0', 'keyStride',
 ] as const;
 
 /** Uniform parameter block of the selection mode (`keys: 'selection'`; 16 × 4 bytes, order matters). */
@@ -70,7 +71,7 @@ export const DECODE_SELECTION_PARAMS = [
   'querySeq', 'keySeq', 'queryOffset', 'causal',
   'slots', 'groupSize', 'partitions', 'partitionSize',
   'selRows', 'queryBlockSize', 'scopeKv', 'kindBlock',
-  'blockSize', 'tilesX', 'scale', 'pad0',
+  'blockSize', 'tilesX', 'scale', 'keyStride',
 ] as const;
 
 /** Uniform block of the score dump (`dumpScores: true`; 4 × 4 bytes), binding 6. */
@@ -137,7 +138,7 @@ const PAGES_PROLOGUE = `  let linear = wid.x + wid.y * P.tilesX;
   let batch = (P.slot0 + kvLocal) / P.kvHeads;
   let begin = bounds[2u * batch];
   let listed = bounds[2u * batch + 1u] - begin;
-  let kvBase = kvLocal * P.keySeq;
+  let kvBase = kvLocal * P.keyStride;
   let start = min(part * P.pagesPerPartition, listed) * P.pageSize;
   let end = min((part + 1u) * P.pagesPerPartition, listed) * P.pageSize;
 `;
@@ -149,7 +150,7 @@ const QUERY_ROW_PROLOGUE = `  let linear = wid.x + wid.y * P.tilesX;
   let row = linear / P.partitions;
   let slot = row / P.querySeq;
   let i = row % P.querySeq;
-  let kvBase = (slot / P.groupSize) * P.keySeq;
+  let kvBase = (slot / P.groupSize) * P.keyStride;
   let visible = select(P.keySeq, min(P.keySeq, P.queryOffset + i + 1u), P.causal == 1u);
 `;
 
@@ -199,11 +200,11 @@ ${
   pages
     ? `  keySeq: u32, slots: u32, groupSize: u32, kvHeads: u32,
   slot0: u32, pageSize: u32, partitions: u32, pagesPerPartition: u32,
-  tilesX: u32, scale: f32, pad0: u32, pad1: u32,`
+  tilesX: u32, scale: f32, pad0: u32, keyStride: u32,`
     : `  querySeq: u32, keySeq: u32, queryOffset: u32, causal: u32,
   slots: u32, groupSize: u32, partitions: u32, partitionSize: u32,
 ${listed ? `  selRows: u32, queryBlockSize: u32, scopeKv: u32, kindBlock: u32,
-  blockSize: u32, tilesX: u32, scale: f32, pad0: u32,` : '  tilesX: u32, scale: f32, pad0: u32, pad1: u32,'}`
+  blockSize: u32, tilesX: u32, scale: f32, keyStride: u32,` : '  tilesX: u32, scale: f32, pad0: u32, keyStride: u32,'}`
 }
 }
 ${dump ? 'struct DumpParams { querySlotBase: u32, pad0: u32, pad1: u32, pad2: u32 }\n' : ''}

@@ -67,7 +67,7 @@ export interface FlashAttentionListHooks {
   readonly declarations: string;
   /**
    * Statements run by every thread before the key loop: set `rowQ`, `rowPos` and `rowOut` for
-   * `lid < BR`, and define `kvBase` (first key row of the KV slot), `slotCount` (length of the key
+   * `lid < BR`, and define `kvBase` (first key row of the KV slot: slot · the chunk's `keyStride`), `slotCount` (length of the key
    * list) and `lastPos` (the tile's last query position, for the causal cut of the ascending key
    * list); may `return` (workgroup-uniformly) for an idle workgroup. Must end with a barrier
    * (e.g. a `workgroupUniformLoad`) after its workgroup writes.
@@ -88,7 +88,7 @@ export const ATTENTION_PARAMS = [
   'querySeq', 'keySeq', 'queryOffset', 'causal',
   'groupSize', 'slots', 'tilesX', 'scale',
   'selRows', 'queryBlockSize', 'blockSize', 'scopeKv',
-  'kindBlock', 'subTiles', 'pad0', 'pad1',
+  'kindBlock', 'subTiles', 'pad0', 'keyStride',
 ] as const;
 // pad0 must stay 0: the kernel builds −∞ for empty rows as bitcast(pad0 | 0xff800000) at run time,
 // because WGSL rejects an infinite value in a constant expression.
@@ -104,6 +104,7 @@ export const GATHER_ATTENTION_PARAMS = [
   'queryBlockSize', 'stride', 'lists', 'blocks',
   'rowStart', 'slotFirst', 'itemsPerTile', 'vectors',
   'tilesX', 'scale', 'pad0', 'maskWords',
+  'keyStride', 'pad1', 'pad2', 'pad3',
 ] as const;
 
 /** Bytes of workgroup memory the kernel declares, to check against the device limit. */
@@ -150,12 +151,13 @@ ${hooks.params}
   queryBlockSize: u32, stride: u32, lists: u32, blocks: u32,
   rowStart: u32, slotFirst: u32, itemsPerTile: u32, vectors: u32,
   tilesX: u32, scale: f32, pad0: u32, maskWords: u32,
+  keyStride: u32, pad1: u32, pad2: u32, pad3: u32,
 }`
     : `struct Params {
   querySeq: u32, keySeq: u32, queryOffset: u32, causal: u32,
   groupSize: u32, slots: u32, tilesX: u32, scale: f32,
   selRows: u32, queryBlockSize: u32, blockSize: u32, scopeKv: u32,
-  kindBlock: u32, subTiles: u32, pad0: u32, pad1: u32,
+  kindBlock: u32, subTiles: u32, pad0: u32, keyStride: u32,
 }`
 }
 
@@ -396,7 +398,7 @@ function densePrologue(): string {
   let slot = linear / queryTiles;
   // Heaviest (latest) query tiles first, so the causal triangle's long rows start early.
   let qt = queryTiles - 1u - linear % queryTiles;
-  let kvBase = (slot / P.groupSize) * P.keySeq;
+  let kvBase = (slot / P.groupSize) * P.keyStride;
   if (lid < BR) {
     let i = qt * BR + lid;
     rowQ[lid] = select(INVALID, slot * P.querySeq + i, i < P.querySeq);
@@ -421,7 +423,7 @@ function gatherPrologue(): string {
   let selSlot = P.slotFirst + listId / P.blocks;
   let keyBlock = listId % P.blocks;
   let kvSlot = select(selSlot / P.groupSize, selSlot, P.scopeKv == 1u);
-  let kvBase = kvSlot * P.keySeq;
+  let kvBase = kvSlot * P.keyStride;
   let keyBase = keyBlock * P.blockSize;
   let slotCount = min(P.blockSize, P.keySeq - keyBase);
   if (lid < BR) {
@@ -467,7 +469,7 @@ function csrPrologue(): string {
   let tileRows = heads * rowQueries;
   if (sub * BR >= tileRows) { return; }
   let kvSlot = select(slot / P.groupSize, slot, P.scopeKv == 1u);
-  let kvBase = kvSlot * P.keySeq;
+  let kvBase = kvSlot * P.keyStride;
   if (lid < BR) {
     let t = sub * BR + lid;
     let g = t / rowQueries;
