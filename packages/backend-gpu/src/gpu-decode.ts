@@ -6,6 +6,7 @@
  */
 import {
   densePairCount,
+  dims4,
   sparseStats,
   validateDecoderStep,
   type AttentionDims,
@@ -13,7 +14,7 @@ import {
   type DecoderShape,
 } from '@sparse-attn/core';
 import type { BlockTopKConfig } from './block-top-k.js';
-import { chunkKeyStride, countPairs, type GpuBackend, type ResidentAttention, type ResidentChunk } from './gpu-backend.js';
+import { blockScratchBytesPerSlot, chunkKeyStride, countPairs, type GpuBackend, type ResidentAttention, type ResidentChunk } from './gpu-backend.js';
 import { GpuKVCache } from './gpu-kv-cache.js';
 import type { GpuAttentionDecoder } from './gpu-methods.js';
 import { DECODE_GATHER_PARAMS, DECODE_GATHER_THREADS, decodeGatherWgsl } from './kernels/decode-gather-wgsl.js';
@@ -150,11 +151,12 @@ export function gpuDenseDecoder(backend: GpuBackend, shape: DecoderShape): GpuAt
       return cache.length;
     },
     async step(input: AttentionInput) {
-      validateDecoderStep(shape, input, cache.length);
+      const step = validateDecoderStep(shape, input, cache.length);
       cache.append(input.k, input.v);
-      const view = cache.attend(input.q, shape.scale);
+      const splitK = step.querySeq <= SPLIT_K_MAX_QUERIES;
+      const view = cache.attend(input.q, shape.scale, splitK ? decodeScratchBytesPerSlot(cache.dims(step.querySeq)) : 0);
       const d = view.dims;
-      const ms = d.querySeq <= SPLIT_K_MAX_QUERIES ? await runDecodeAttention(backend, view) : await backend.runDense(view);
+      const ms = splitK ? await runDecodeAttention(backend, view) : await backend.runDense(view);
       const { output, lse } = await backend.readOutput(view);
       return { output, lse, stats: sparseStats(d, densePairCount(d), true, 0, ms), backend: backend.info };
     },
@@ -177,7 +179,8 @@ export function gpuBlockTopKDecoder(backend: GpuBackend, shape: DecoderShape, co
     },
     async step(input: AttentionInput) {
       validateDecoderStep(shape, input, cache.length);
-      const view = (cache.append(input.k, input.v), cache.attend(input.q, shape.scale));
+      cache.append(input.k, input.v);
+      const view = cache.attend(input.q, shape.scale, blockScratchBytesPerSlot(cache.dims(dims4(input.q, 'q').seq), config));
       const { selection, timings } = await backend.runBlockTopK(view, config);
       const { output, lse } = await backend.readOutput(view);
       const d = view.dims;

@@ -5,11 +5,12 @@ import { completeWindowCount, createGpuWindowDecoder, GpuWindowStore } from './g
 
 interface FakeBuffer {
   readonly size: number;
+  readonly data: Uint8Array;
   destroyed: boolean;
   destroy(): void;
 }
 
-/** A device that records buffer creation and GPU-side copies (enough for the store and the cache's bookkeeping). */
+/** A device that keeps buffer contents and runs GPU-side copies and writes (enough for the store and the cache's bookkeeping). */
 function fakeBackend(maxBinding = 1 << 30) {
   const created: FakeBuffer[] = [];
   const copies: { from: FakeBuffer; to: FakeBuffer; bytes: number }[] = [];
@@ -17,73 +18,109 @@ function fakeBackend(maxBinding = 1 << 30) {
   let submits = 0;
   const device = {
     createBuffer({ size }: { size: number }): FakeBuffer {
-      const buffer: FakeBuffer = { size, destroyed: false, destroy: () => void (buffer.destroyed = true) };
+      const buffer: FakeBuffer = { size, data: new Uint8Array(size), destroyed: false, destroy: () => void (buffer.destroyed = true) };
       created.push(buffer);
       return buffer;
     },
     createCommandEncoder: () => ({
-      copyBufferToBuffer: (from: FakeBuffer, _at: number, to: FakeBuffer, _to: number, bytes: number) => void copies.push({ from, to, bytes }),
+      copyBufferToBuffer: (from: FakeBuffer, at: number, to: FakeBuffer, toAt: number, bytes: number) => {
+        if (from.destroyed || to.destroyed) throw new Error('copy with a destroyed buffer');
+        to.data.set(from.data.subarray(at, at + bytes), toAt);
+        copies.push({ from, to, bytes });
+      },
       finish: () => ({}),
     }),
     queue: {
       submit: () => void submits++,
-      writeBuffer: (_buffer: FakeBuffer, _offset: number, data: ArrayBufferView) => void writes.push(data.byteLength),
+      writeBuffer: (buffer: FakeBuffer, offset: number, data: ArrayBufferView) => {
+        buffer.data.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), offset);
+        writes.push(data.byteLength);
+      },
     },
   };
   const backend = { context: { device, maxBinding, maxWorkgroupBytes: 32768 } } as unknown as GpuBackend;
   return { backend, created, copies, writes, submits: () => submits };
 }
 
+/** A pooling kernel's writes: window w of slot s (local to its chunk) holds `floats` copies of 1000·(slot0 + s) + w, at `[slot][windows][floats]`. */
+function poolWindows(buffers: readonly GPUBuffer[], groups: readonly { slot0: number; slots: number }[], floats: number, first: number, windows: number): void {
+  for (const [c, g] of groups.entries()) {
+    const data = new Float32Array((buffers[c] as unknown as FakeBuffer).data.buffer);
+    for (let s = 0; s < g.slots; s++) for (let w = first; w < windows; w++) data.fill(1000 * (g.slot0 + s) + w, (s * windows + w) * floats, (s * windows + w + 1) * floats);
+  }
+}
+
+/** Throws unless the buffers hold every slot's windows `0 … windows` laid out `[slot][windows][floats]`. */
+function expectLayout(buffers: readonly GPUBuffer[], groups: readonly { slot0: number; slots: number }[], floats: number, windows: number): void {
+  for (const [c, g] of groups.entries()) {
+    const data = new Float32Array((buffers[c] as unknown as FakeBuffer).data.buffer);
+    for (let s = 0; s < g.slots; s++) for (let w = 0; w < windows; w++) expect(data[(s * windows + w) * floats + floats - 1]).toBe(1000 * (g.slot0 + s) + w);
+  }
+}
+
 describe('the GPU window decoder (no GPU needed)', () => {
-  it('the window store doubles (copying only the stored windows on the GPU) and keeps its buffers across reset', () => {
+  it('the window store keeps each chunk\'s windows laid out [slot][windows][floats] for the coming step, moving only the stored windows on the GPU', () => {
     const { backend, created, copies } = fakeBackend();
-    const store = new GpuWindowStore(backend, 2, { means: 8, bounds: 16, values: 12 }, 2);
-    // means, bounds and values for 2 slots.
-    expect(created.length).toBe(6);
-    expect(created.map((b) => b.size)).toEqual([64, 64, 128, 128, 96, 96]);
-    store.reserve(2);
-    expect(created.length).toBe(6);
+    const one = [{ slot0: 0, slots: 3 }];
+    const store = new GpuWindowStore(backend, { means: 8, bounds: 16, values: 0 }, 2, one);
+    // means and bounds for one chunk of 3 slots (values are not kept).
+    expect(created.map((b) => b.size)).toEqual([3 * 2 * 8 * 4, 3 * 2 * 16 * 4]);
+    let kept = store.prepare(2, one);
+    expect(kept.first).toBe(0);
+    expect(kept.buffers.values).toEqual([]);
+    // Nothing stored yet: the buffers take the layout as they are.
+    expect(created.length).toBe(2);
+    poolWindows(kept.buffers.means, one, 8, 0, 2);
+    poolWindows(kept.buffers.bounds, one, 16, 0, 2);
     store.commit(2);
-    // 2 → 8 windows in one reservation: one new set of buffers, not one per doubling.
-    store.reserve(7);
+    // 2 → 7 windows: a second set of buffers (doubled to 8 windows), the 2 stored windows of every slot copied.
+    kept = store.prepare(7, one);
     expect(store.windowCapacity).toBe(8);
-    expect(created.length).toBe(12);
-    expect(created.slice(0, 6).every((b) => b.destroyed)).toBe(true);
-    // The 2 stored windows of every slot and tensor: 2 · 8, 2 · 16, 2 · 12 floats.
-    expect(copies.map((c) => c.bytes)).toEqual([64, 64, 128, 128, 96, 96]);
-    const view = store.view();
-    expect(view.first).toBe(2);
-    expect(view.buffers.means.length).toBe(2);
-    expect(view.buffers.bounds.length).toBe(2);
-    expect(view.buffers.values.length).toBe(2);
-    store.reset();
-    expect(store.view().first).toBe(0);
-    store.reserve(8);
-    expect(created.length).toBe(12);
-    // Growing 1000-fold costs ~log2(1000) reallocations.
-    let reallocations = 0;
+    expect(kept.first).toBe(2);
+    expect(copies.map((c) => c.bytes)).toEqual([64, 64, 64, 128, 128, 128]);
+    poolWindows(kept.buffers.means, one, 8, 2, 7);
+    store.commit(7);
+    // Steps that complete no window keep the layout and copy nothing.
+    expect(store.prepare(7, one).first).toBe(7);
+    expect(copies.length).toBe(6);
+    kept = store.prepare(8, one);
+    expect(kept.first).toBe(7);
+    poolWindows(kept.buffers.means, one, 8, 7, 8);
+    store.commit(8);
+    expectLayout(store.prepare(8, one).buffers.means, one, 8, 8);
+    // Growing 8 → 8000 windows: the two sets grow by doubling, ~2 · log2(1000) allocations.
+    const before = created.length;
     for (let w = 9; w <= 8000; w++) {
-      const before = created.length;
-      store.reserve(w);
+      kept = store.prepare(w, one);
+      poolWindows(kept.buffers.means, one, 8, kept.first, w);
       store.commit(w);
-      if (created.length > before) reallocations++;
     }
-    expect(reallocations).toBe(10);
+    expect(created.length - before).toBeLessThanOrEqual(2 * 2 * 11);
+    expectLayout(kept.buffers.means, one, 8, 8000);
+    // A regrouped cache (two chunks of 2 and 1 slots) gets its windows in the new chunks.
+    const two = [{ slot0: 0, slots: 2 }, { slot0: 2, slots: 1 }];
+    kept = store.prepare(8001, two);
+    expect(kept.buffers.means.length).toBe(2);
+    poolWindows(kept.buffers.means, two, 8, 8000, 8001);
+    expectLayout(kept.buffers.means, two, 8, 8001);
+    store.reset();
+    expect(store.prepare(4, two).first).toBe(0);
     store.destroy();
     expect(created.every((b) => b.destroyed)).toBe(true);
   });
 
   it('leaves out the arrays a method does not keep, and throws ConfigError above a binding before allocating', () => {
     const { backend, created } = fakeBackend(4096);
-    const store = new GpuWindowStore(backend, 1, { means: 16, bounds: 0, values: 0 }, 4);
-    expect(store.view().buffers.bounds).toEqual([]);
-    expect(store.view().buffers.values).toEqual([]);
+    const one = [{ slot0: 0, slots: 1 }];
+    const store = new GpuWindowStore(backend, { means: 16, bounds: 0, values: 0 }, 4, one);
+    expect(store.prepare(0, one).buffers.bounds).toEqual([]);
     expect(created.length).toBe(1);
     // 64 windows of 16 floats = 4096 bytes fit; 65 need a capacity of 128 windows (8 KiB).
-    store.reserve(64);
-    expect(() => store.check(65)).toThrow(ConfigError);
+    store.prepare(64, one);
+    expect(() => store.check(64, 2)).toThrow(ConfigError);
+    expect(() => store.check(65, 1)).toThrow(ConfigError);
     const before = created.length;
-    expect(() => store.reserve(65)).toThrow(ConfigError);
+    expect(() => store.prepare(65, one)).toThrow(ConfigError);
     expect(created.length).toBe(before);
   });
 

@@ -48,9 +48,10 @@ export function completeWindowCount(keys: number, length: number, stride: number
 }
 
 /**
- * A step's kept windows, one buffer per chunk of its resident call (one KV slot each,
- * `[window][floats]`, room for at least the step's windows). Windows below `first` were pooled
- * by earlier steps; the step's selection pools windows `first …` into the buffers.
+ * A step's kept windows: per chunk of its resident call one buffer per array, `[slot][window][floats]`
+ * with exactly the step's windows per slot (the layout a prefill's pooling writes). Windows below
+ * `first` were pooled by earlier steps; the step's selection pools windows `first …` into the
+ * buffers and reads every window from them.
  */
 export interface KeptWindows<N extends string> {
   readonly first: number;
@@ -91,27 +92,47 @@ export type GpuWindowDecoder = GpuAttentionDecoder & {
   appendContext(k: Tensor, v: Tensor): void;
 };
 
+/** The KV slots of one chunk of a resident call (its `slot0` and `slots`). */
+export interface SlotGroup {
+  readonly slot0: number;
+  readonly slots: number;
+}
+
+interface WindowBuffers<N extends string> {
+  readonly buffers: Record<N, GPUBuffer[]>;
+  /** Windows per slot each buffer has room for. */
+  readonly capacity: number;
+  /** Slots of each chunk's buffers. */
+  readonly groups: readonly number[];
+}
+
 /**
- * Per-window state of a growing cache, per KV slot on the device: `capacity` windows per buffer,
- * doubled (copying the stored windows on the GPU) when a step needs more. Windows are written by
+ * Per-window state of a growing cache on the device, per chunk of the cache's view one buffer per
+ * named array, laid out `[slot][window][floats]` with exactly the coming step's windows per slot
+ * (what the methods' kernels read, as in a prefill). A step that completes windows first moves
+ * the stored ones to the new layout (GPU-side copies into a second set of buffers, which then
+ * swap; both grow by doubling), and its pooling kernel writes the new ones. Windows are written by
  * the methods' pooling kernels; {@link commit} records how many are complete.
  */
 export class GpuWindowStore<N extends string> {
   private readonly device: GPUDevice;
-  private buffers: Record<N, GPUBuffer[]>;
-  private capacity: number;
+  private active: WindowBuffers<N>;
+  private spare: WindowBuffers<N> | undefined;
+  /** Windows per slot of the active layout. */
+  private layout = 0;
   private pooled = 0;
 
   constructor(
     private readonly backend: GpuBackend,
-    private readonly slots: number,
     private readonly floats: Readonly<Record<N, number>>,
     initialWindows: number,
+    groups: readonly SlotGroup[],
   ) {
     this.device = backend.context.device;
-    this.capacity = Math.max(1, initialWindows);
-    this.checkBinding(this.capacity);
-    this.buffers = this.allocate(this.capacity);
+    const capacity = Math.max(1, initialWindows);
+    const sizes = groups.map((g) => g.slots);
+    this.checkBinding(capacity, sizes);
+    this.active = this.allocate(capacity, sizes);
   }
 
   /** Windows pooled and kept (complete before the coming step). */
@@ -119,37 +140,43 @@ export class GpuWindowStore<N extends string> {
     return this.pooled;
   }
 
-  /** Windows each buffer holds. */
+  /** Windows per slot the active buffers have room for. */
   get windowCapacity(): number {
-    return this.capacity;
+    return this.active.capacity;
   }
 
-  /** Throws the `ConfigError` {@link reserve} would for `windows`, without touching the GPU. */
-  check(windows: number): void {
-    this.checkBinding(this.grown(windows));
+  /** Throws the `ConfigError` {@link prepare} would for `windows` over chunks of `slotsPerChunk` slots, without touching the GPU. */
+  check(windows: number, slotsPerChunk: number): void {
+    this.checkBinding(this.grown(windows), [slotsPerChunk]);
   }
 
-  /** Makes room for `windows` windows per slot (doubling; the stored windows are copied on the GPU). */
-  reserve(windows: number): void {
-    if (windows <= this.capacity) return;
-    const capacity = this.grown(windows);
-    this.checkBinding(capacity);
-    const next = this.allocate(capacity);
-    const encoder = this.device.createCommandEncoder();
-    for (const name of this.names()) {
-      const bytes = 4 * this.pooled * this.floats[name];
-      if (bytes > 0) for (let s = 0; s < this.slots; s++) encoder.copyBufferToBuffer(this.buffers[name][s]!, 0, next[name][s]!, 0, bytes);
+  /**
+   * The buffers for a step over chunks `groups` whose selection pools windows from
+   * {@link windows} up to `windows`: laid out for `windows` per slot, the stored windows moved there
+   * on the GPU when the layout (or the chunking) changes.
+   */
+  prepare(windows: number, groups: readonly SlotGroup[]): KeptWindows<N> {
+    const sizes = groups.map((g) => g.slots);
+    const same = (a: readonly number[]) => a.length === sizes.length && a.every((x, i) => x === sizes[i]);
+    const count = Math.min(this.pooled, windows);
+    const needed = Math.max(windows, 1);
+    // Nothing to move (no stored windows, or one slot per buffer: window w is at w in any layout).
+    const inPlace = same(this.active.groups) && this.active.capacity >= needed && (count === 0 || sizes.every((x) => x === 1));
+    if (inPlace) this.layout = windows;
+    else if (windows !== this.layout || !same(this.active.groups)) {
+      let target = this.spare;
+      if (!target || target.capacity < needed || !same(target.groups)) {
+        const capacity = this.grown(needed);
+        this.checkBinding(capacity, sizes);
+        if (target) this.destroyBuffers(target);
+        target = this.allocate(capacity, sizes);
+      }
+      this.move(this.active, target, groups, count, windows);
+      this.spare = this.active;
+      this.active = target;
+      this.layout = windows;
     }
-    this.device.queue.submit([encoder.finish()]);
-    // A destroyed buffer lives until the work already submitted with it has run.
-    this.destroyBuffers();
-    this.buffers = next;
-    this.capacity = capacity;
-  }
-
-  /** The buffers for a step whose selection pools windows from {@link windows} on. */
-  view(): KeptWindows<N> {
-    return { first: this.pooled, buffers: this.buffers };
+    return { first: count, buffers: this.active.buffers };
   }
 
   /** Records that the windows below `windows` are pooled (after a step that pooled them). */
@@ -164,8 +191,36 @@ export class GpuWindowStore<N extends string> {
 
   /** Frees every buffer; the store cannot be used afterwards. */
   destroy(): void {
-    this.destroyBuffers();
-    this.buffers = this.empty();
+    this.destroyBuffers(this.active);
+    if (this.spare) this.destroyBuffers(this.spare);
+    this.spare = undefined;
+    this.active = { buffers: this.empty(), capacity: 0, groups: [] };
+  }
+
+  /** Copies the `count` stored windows of every slot from `from`'s layout (`this.layout` per slot) to `to`'s (`windows` per slot). */
+  private move(from: WindowBuffers<N>, to: WindowBuffers<N>, groups: readonly SlotGroup[], count: number, windows: number): void {
+    if (count === 0) return;
+    const starts: number[] = [];
+    let at = 0;
+    for (const slots of from.groups) {
+      starts.push(at);
+      at += slots;
+    }
+    const encoder = this.device.createCommandEncoder();
+    for (const name of this.names()) {
+      const bytes = 4 * this.floats[name];
+      if (bytes === 0) continue;
+      for (const [c, group] of groups.entries()) {
+        for (let local = 0; local < group.slots; local++) {
+          const slot = group.slot0 + local;
+          let source = starts.length - 1;
+          while (starts[source]! > slot) source--;
+          const fromSlot = slot - starts[source]!;
+          encoder.copyBufferToBuffer(from.buffers[name][source]!, fromSlot * this.layout * bytes, to.buffers[name][c]!, local * windows * bytes, count * bytes);
+        }
+      }
+    }
+    this.device.queue.submit([encoder.finish()]);
   }
 
   private names(): N[] {
@@ -177,29 +232,30 @@ export class GpuWindowStore<N extends string> {
   }
 
   private grown(windows: number): number {
-    let capacity = this.capacity;
+    let capacity = Math.max(1, this.active.capacity);
     while (capacity < windows) capacity *= 2;
     return capacity;
   }
 
-  private checkBinding(capacity: number): void {
-    const bytes = 4 * capacity * Math.max(0, ...Object.values<number>(this.floats));
+  private checkBinding(capacity: number, groups: readonly number[]): void {
+    const bytes = 4 * capacity * Math.max(1, ...groups) * Math.max(0, ...Object.values<number>(this.floats));
     if (bytes > this.backend.context.maxBinding) {
-      throw new ConfigError(`GPU decoder: ${capacity} pooled windows of one KV head need ${bytes} bytes, above the device's largest buffer binding (${this.backend.context.maxBinding} bytes)`);
+      throw new ConfigError(`GPU decoder: ${capacity} pooled windows of ${Math.max(1, ...groups)} KV heads need ${bytes} bytes, above the device's largest buffer binding (${this.backend.context.maxBinding} bytes)`);
     }
   }
 
-  private allocate(capacity: number): Record<N, GPUBuffer[]> {
-    const out = this.empty();
+  private allocate(capacity: number, groups: readonly number[]): WindowBuffers<N> {
+    const buffers = this.empty();
     for (const name of this.names()) {
       const floats = this.floats[name];
-      if (floats > 0) out[name] = Array.from({ length: this.slots }, () => this.device.createBuffer({ size: Math.max(16, Math.ceil((4 * capacity * floats) / 16) * 16), usage: STORAGE | COPY_DST | COPY_SRC }));
+      if (floats > 0) buffers[name] = groups.map((slots) => this.device.createBuffer({ size: Math.max(16, Math.ceil((4 * slots * capacity * floats) / 16) * 16), usage: STORAGE | COPY_DST | COPY_SRC }));
     }
-    return out;
+    return { buffers, capacity, groups };
   }
 
-  private destroyBuffers(): void {
-    for (const name of this.names()) for (const b of this.buffers[name]) b.destroy();
+  private destroyBuffers(set: WindowBuffers<N>): void {
+    // A destroyed buffer lives until the work already submitted with it has run.
+    for (const name of this.names()) for (const b of set.buffers[name]) b.destroy();
   }
 }
 
@@ -262,7 +318,9 @@ export function createGpuWindowDecoder<N extends string>(
   const cache = new GpuKVCache(backend, { batch: shape.batch, kvHeads: shape.kvHeads, queryHeads: shape.queryHeads, headDim: shape.headDim, valueDim, initialCapacity });
   let store: GpuWindowStore<N>;
   try {
-    store = new GpuWindowStore(backend, slots, spec.floats, Math.ceil(initialCapacity / spec.stride));
+    const groups = [];
+    for (let slot0 = 0; slot0 < slots; slot0 += cache.chunkSlots) groups.push({ slot0, slots: Math.min(cache.chunkSlots, slots - slot0) });
+    store = new GpuWindowStore(backend, spec.floats, Math.ceil(initialCapacity / spec.stride), groups);
   } catch (error) {
     cache.destroy();
     throw error;
@@ -295,14 +353,13 @@ export function createGpuWindowDecoder<N extends string>(
         throw new ConfigError(`GPU decoder: a KV slot's step needs ${perSlot} bytes in one buffer, above the device's largest binding (${backend.context.maxBinding})`);
       }
       const windows = completeWindowCount(keySeq, spec.length, spec.stride);
-      store.check(windows);
+      store.check(windows, cache.chunkSlots);
       // GPU work from here (the cache throws its ConfigError for a capacity above a binding
       // before it allocates or writes anything): both grow by doubling, the cache takes the new rows.
       cache.append(input.k, input.v);
-      store.reserve(windows);
-      const view = cache.attend(input.q, d.scale);
+      const view = cache.attend(input.q, d.scale, p.extraBytesPerSlot);
       const resident: ResidentAttention = { dims: d, chunks: view.chunks };
-      const run = await p.run(resident, store.view());
+      const run = await p.run(resident, store.prepare(windows, view.chunks));
       try {
         store.commit(windows);
         // Output, lse and the step's selection in one readback.
