@@ -48,7 +48,9 @@ export interface CandidateScoreDispatch {
   readonly blockSize: number;
   readonly first: number;
   readonly topK: number;
+  /** Rows between the KV slots of the key-side vectors (a chunk's `keyStride` when they are its keys; the block count for pooled vectors). */
   readonly keyRows: number;
+  /** Rows between consecutive candidates within a slot. */
   readonly keyStride: number;
   readonly keyOffset: number;
   readonly outScale: number;
@@ -98,7 +100,7 @@ export interface CandidateScoreKernelOptions {
 
 /**
  * Generates the WGSL of the tiled scoring kernel. Bindings: 0 params, 1 q `[querySlots][querySeq][D]`,
- * 2 key-side vectors `[kvSlots][keyRows][D]` (max for 'quest'), 3 min vectors ('quest' only),
+ * 2 key-side vectors, slot s's row r at `s · keyRows + r` (max for 'quest'), 3 min vectors ('quest' only),
  * 4 scores `[querySlots][rowCount][blocks]`. The KV slot of query slot `s` is `s / groupSize`.
  */
 export function candidateScoreWgsl(o: CandidateScoreKernelOptions): string {

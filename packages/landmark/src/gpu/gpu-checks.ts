@@ -25,7 +25,21 @@ import {
   type AttentionResult,
   type Selection,
 } from '@sparse-attn/core';
-import { GPU_TOLERANCE, GpuBackend, type GpuWindowDecoder, checkInput, countPairs, decodeResidentCheck, expectClose, expectSameSelection, oneSubmissionCheck, type CheckShape, type GpuCheck } from '@sparse-attn/backend-gpu';
+import {
+  GPU_TOLERANCE,
+  GpuBackend,
+  type GpuMethodDefinition,
+  type GpuWindowDecoder,
+  checkInput,
+  countPairs,
+  decodeResidentCheck,
+  expectClose,
+  expectKeyStrideHonoured,
+  expectSameSelection,
+  oneSubmissionCheck,
+  type CheckShape,
+  type GpuCheck,
+} from '@sparse-attn/backend-gpu';
 import { BlockRepresentatives } from '../block-representatives.js';
 import type { CachedDecoder } from '../cached-decoder.js';
 import { landmarkRetrievalConfigSchema, landmarkRetrievalMethod, type LandmarkRetrievalConfig } from '../landmark-retrieval.js';
@@ -561,6 +575,48 @@ export const gpuChecks: GpuCheck[] = [
       }
     },
   })),
+  {
+    // A decoder's GpuKVCache hands out its slots `capacity` rows apart (chunk.keyStride): every kernel of
+    // the family that reads a chunk's k or v must index slot s's key t at row `s · keyStride + t`.
+    name: 'landmark, landmark-retrieval and hip read keys at slot · keyStride (a KV cache view with spare rows) as over compact keys: runResident (GQA Hq4/Hkv2, batch 2, S 151, Dv ≠ D) of a prefill and of a decode-shaped call, and landmark-retrieval decodeResident',
+    async run(backend) {
+      const shape = { batch: 2, queryHeads: 4, kvHeads: 2, seq: 151, headDim: 32, valueDim: 24 };
+      const cases: readonly [string, GpuMethodDefinition, Record<string, unknown>][] = [
+        // Landmark scoring, top-k, own blocks, landmark-free copies (whole, or a decode's selected blocks), sparse partials and gate folds.
+        ['landmark ℓ 7, top 3', gpuLandmarkMethod, { blockLength: 7, topK: 3 }],
+        // Every earlier block: the grouped softmax kernel over all of them.
+        ['landmark ℓ 7, top 0', gpuLandmarkMethod, { blockLength: 7, topK: 0 }],
+        // The own part by the per-row grouped softmax kernel (a block larger than the own-block kernel).
+        ['landmark ℓ 70, top 1', gpuLandmarkMethod, { blockLength: 70, topK: 1 }],
+        ['landmark-retrieval quest', gpuLandmarkRetrievalMethod, { blockSize: 16, topK: 3 }],
+        ['landmark-retrieval mean, max-score', gpuLandmarkRetrievalMethod, { blockSize: 16, topK: 3, representative: 'mean', groupReduce: 'max-score' }],
+        ['hip center', gpuHipMethod, { topK: 16, chunkSize: 2, queryBlockSize: 8, queryStride: 2, sinkTokens: 2, windowTokens: 8 }],
+        ["hip 'bound' (range-bound tree)", gpuHipMethod, { topK: 9, chunkSize: 3, queryBlockSize: 8, queryStride: 2, sinkTokens: 1, windowTokens: 8, representative: 'bound' }],
+      ];
+      for (const [n, querySeq] of [shape.seq, 1].entries()) {
+        const resident = backend.upload(checkInput({ ...shape, querySeq }, 96 + n));
+        try {
+          for (const [label, definition, config] of cases) {
+            const method = definition.create(backend, config);
+            await expectKeyStrideHonoured(backend, `${label}: runResident of ${querySeq} queries`, resident, (r) => method.runResident!(r));
+            if (querySeq === 1 && method.decodeResident) {
+              await expectKeyStrideHonoured(backend, `${label}: decodeResident (two steps)`, resident, async (r) => {
+                const stepper = await method.decodeResident!(r);
+                try {
+                  await stepper.step();
+                  await stepper.step();
+                } finally {
+                  stepper.release();
+                }
+              });
+            }
+          }
+        } finally {
+          backend.release(resident);
+        }
+      }
+    },
+  },
   // Kept-state decode steps (the benchmark's decode rows): representatives pooled once, then reused.
   decodeResidentCheck(gpuLandmarkRetrievalMethod, { blockSize: 16, topK: 3 }, { batch: 2, queryHeads: 4, kvHeads: 2, seq: 203, headDim: 32 }, 330),
   decodeResidentCheck(gpuLandmarkRetrievalMethod, { blockSize: 16, topK: 4, representative: 'mean', groupReduce: 'max-score' }, { batch: 1, queryHeads: 6, kvHeads: 2, seq: 170, headDim: 16 }, 331),

@@ -6,14 +6,22 @@ import { landmarkRetrievalConfigSchema, landmarkRetrievalMethod } from '../landm
 import { hipRowStride, hipTreeBytesPerSlot } from './gpu-hip.js';
 import { landmarkPairCount, landmarkRowStride, landmarkScratchBytesPerSlot } from './gpu-landmark.js';
 import { retrievalPairCount, retrievalScratchBytesPerSlot } from './gpu-landmark-retrieval.js';
-import { groupedSoftmaxWgsl } from './grouped-softmax-wgsl.js';
-import { landmarkOwnBlockWgsl } from './landmark-own-block-wgsl.js';
-import { landmarkEntryRowsWgsl, landmarkFreeCopyWgsl, landmarkGateFoldWgsl, landmarkSelectedCopyWgsl } from './landmark-block-merge-wgsl.js';
-import { hipBoundTreeWgsl } from './hip-bound-tree-wgsl.js';
-import { hipSearchWgsl } from './hip-search-wgsl.js';
-import { candidateScoreWgsl } from './candidate-score-wgsl.js';
-import { landmarkTopKRowsWgsl, landmarkTopKWgsl } from './landmark-top-k-wgsl.js';
-import { retrievalTopKRowsWgsl, retrievalTopKWgsl } from './retrieval-top-k-wgsl.js';
+import { GROUPED_SOFTMAX_PARAMS, groupedSoftmaxWgsl } from './grouped-softmax-wgsl.js';
+import { LANDMARK_OWN_BLOCK_PARAMS, landmarkOwnBlockWgsl } from './landmark-own-block-wgsl.js';
+import {
+  LANDMARK_ENTRY_PARAMS,
+  LANDMARK_FREE_COPY_PARAMS,
+  LANDMARK_SELECTED_COPY_PARAMS,
+  landmarkEntryRowsWgsl,
+  landmarkFreeCopyWgsl,
+  landmarkGateFoldWgsl,
+  landmarkSelectedCopyWgsl,
+} from './landmark-block-merge-wgsl.js';
+import { HIP_BOUND_TREE_PARAMS, hipBoundTreeWgsl } from './hip-bound-tree-wgsl.js';
+import { HIP_SEARCH_PARAMS, hipSearchWgsl } from './hip-search-wgsl.js';
+import { CANDIDATE_SCORE_PARAMS, candidateScoreWgsl } from './candidate-score-wgsl.js';
+import { LANDMARK_TOP_K_PARAMS, landmarkTopKRowsWgsl, landmarkTopKWgsl } from './landmark-top-k-wgsl.js';
+import { RETRIEVAL_TOP_K_PARAMS, retrievalTopKRowsWgsl, retrievalTopKWgsl } from './retrieval-top-k-wgsl.js';
 
 // CPU-side parts of the GPU path: the geometry the GPU methods compute without reading the
 // selection back (pairs, densities, row strides, scratch sizes) against the CPU methods.
@@ -101,6 +109,48 @@ describe('WGSL generators', () => {
       expect(code.match(/@compute/g)).toHaveLength(1);
       expect(code).toContain('fn main(');
       expect(code).not.toMatch(/\binf\b|Infinity|undefined|NaN/);
+    }
+  });
+
+  it('declare the uniform Params struct of their PARAMS list (field for field, a multiple of 16 bytes)', () => {
+    const fieldsOf = (code: string) => {
+      const body = /struct Params\s*\{([^}]*)\}/.exec(code)?.[1];
+      if (body === undefined) throw new Error('no struct Params');
+      return body.split(',').map((f) => f.trim().split(':')[0]!.trim()).filter((f) => f !== '');
+    };
+    const kernels: [readonly string[], string[]][] = [
+      [GROUPED_SOFTMAX_PARAMS, [groupedSoftmaxWgsl({ headDim: 16, valueDim: 12, blockLength: 7 })]],
+      [LANDMARK_OWN_BLOCK_PARAMS, [landmarkOwnBlockWgsl({ headDim: 16, valueDim: 12, blockLength: 7 })]],
+      [LANDMARK_FREE_COPY_PARAMS, [landmarkFreeCopyWgsl()]],
+      [LANDMARK_SELECTED_COPY_PARAMS, [landmarkSelectedCopyWgsl()]],
+      [LANDMARK_ENTRY_PARAMS, [landmarkEntryRowsWgsl(), landmarkGateFoldWgsl({ headDim: 16, valueDim: 12 })]],
+      [HIP_BOUND_TREE_PARAMS, [hipBoundTreeWgsl({ headDim: 16 })]],
+      [HIP_SEARCH_PARAMS, [hipSearchWgsl({ headDim: 16, keep: 8, scoringQueries: 4 }), hipSearchWgsl({ headDim: 18, keep: 8, scoringQueries: 4, representative: 'bound' })]],
+      [CANDIDATE_SCORE_PARAMS, [candidateScoreWgsl({ headDim: 16, operand: 'quest' }), candidateScoreWgsl({ headDim: 16, operand: 'dot' })]],
+      [LANDMARK_TOP_K_PARAMS, [landmarkTopKWgsl({ maxPicks: 4 }), landmarkTopKRowsWgsl({ maxPicks: 4 })]],
+      [RETRIEVAL_TOP_K_PARAMS, [retrievalTopKWgsl({ groupReduce: 'sum-probability', maxPicks: 3, groupSize: 2 }), retrievalTopKRowsWgsl({ groupReduce: 'max-score', maxPicks: 3, groupSize: 2 })]],
+    ];
+    for (const [fields, sources] of kernels) {
+      expect((fields.length * 4) % 16).toBe(0);
+      for (const code of sources) expect(fieldsOf(code)).toEqual([...fields]);
+    }
+  });
+
+  it("index a chunk's keys and values by slot · keyStride (a KV cache's capacity between slots), never slot · keySeq", () => {
+    // The kernels that read a resident chunk's k or v.
+    const readers = [
+      groupedSoftmaxWgsl({ headDim: 16, valueDim: 12, blockLength: 7 }),
+      landmarkOwnBlockWgsl({ headDim: 16, valueDim: 12, blockLength: 7 }),
+      landmarkFreeCopyWgsl(),
+      landmarkSelectedCopyWgsl(),
+      landmarkGateFoldWgsl({ headDim: 16, valueDim: 12 }),
+      hipBoundTreeWgsl({ headDim: 16 }),
+      hipSearchWgsl({ headDim: 16, keep: 8, scoringQueries: 4 }),
+      hipSearchWgsl({ headDim: 18, keep: 8, scoringQueries: 9 }),
+    ];
+    for (const code of readers) {
+      expect(code).toContain('P.keyStride');
+      expect(code).not.toMatch(/\*\s*P\.keySeq\b/);
     }
   });
 });

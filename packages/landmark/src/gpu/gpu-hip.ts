@@ -18,6 +18,7 @@ import {
   type Selection,
 } from '@sparse-attn/core';
 import {
+  chunkKeyStride,
   createGpuWindowDecoder,
   NO_WINDOWS,
   dispatchGrid,
@@ -89,6 +90,8 @@ export function hipSelectionStep(config: HipConfig, d: AttentionDims, maxBinding
     async encodeChunk(encoder) {
       const { chunk, target } = encoder;
       const bound = config.representative === 'bound';
+      // Key t of the chunk's slot s is row `s · keyStride + t` of chunk.k (a KV cache's capacity between slots).
+      const keyStride = chunkKeyStride(chunk, d);
       const search = await encoder.pipeline(hipSearchWgsl({ headDim: d.headDim, keep: keepOf(config), scoringQueries: scoringQueriesOf(config), representative: config.representative }));
       const levels = hipTreeLevels(config, d.keySeq);
       const treeNodes = levels.reduce((a, b) => a + b, 0);
@@ -112,6 +115,7 @@ export function hipSelectionStep(config: HipConfig, d: AttentionDims, maxBinding
             totalNodes: treeNodes,
             offset,
             childOffset: level > 0 ? offset - levels[level - 1]! : 0,
+            keyStride,
           });
           encoder.dispatch(build, [params, chunk.k, tree], bx, by);
           offset += nodes;
@@ -136,6 +140,7 @@ export function hipSelectionStep(config: HipConfig, d: AttentionDims, maxBinding
         slots: chunk.slots,
         chunks: levels[0]!,
         treeNodes,
+        keyStride,
       });
       encoder.dispatch(search, [params, chunk.q, bound ? undefined : chunk.k, target.bounds, target.indices, tree], x, y);
     },

@@ -16,6 +16,7 @@ import {
 } from '@sparse-attn/core';
 import {
   blockPoolWgsl,
+  chunkKeyStride,
   dispatchGrid,
   type GpuAttentionMethod,
   type GpuBackend,
@@ -132,7 +133,7 @@ export function retrievalSelectionStep(
       const first = Math.min(representatives?.first ?? 0, complete);
       if (complete > first) {
         const [px, py] = dispatchGrid(Math.ceil((chunk.slots * (complete - first) * d.headDim) / POOL_THREADS));
-        const poolParams = encoder.uniform(POOL_PARAMS, { keySeq: d.keySeq, blockSize: bs, blocks: complete - first, first, slots: chunk.slots, tilesX: px, dim: d.headDim });
+        const poolParams = encoder.uniform(POOL_PARAMS, { keySeq: d.keySeq, keyStride: chunkKeyStride(chunk, d), blockSize: bs, blocks: complete - first, first, slots: chunk.slots, tilesX: px, dim: d.headDim });
         encoder.dispatch(pool, [poolParams, chunk.k, mean, max, min], px, py);
       }
       const scores = take('scores', querySlots * rowCount * rowFloats * 4);

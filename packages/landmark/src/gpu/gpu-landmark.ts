@@ -15,6 +15,7 @@ import {
   type AttentionResult,
 } from '@sparse-attn/core';
 import {
+  chunkKeyStride,
   createGpuWindowDecoder,
   NO_WINDOWS,
   dispatchGrid,
@@ -97,8 +98,8 @@ export function landmarkSelectionStep(config: LandmarkConfig, d: AttentionDims, 
       const scores = encoder.scratch(querySlots * rowCount * rowFloats * 4);
       for (let rowStart = 0; rowStart < d.querySeq; rowStart += rowCount) {
         const count = Math.min(rowCount, d.querySeq - rowStart);
-        // q · k at each landmark: row `blockLength + j·span` of the keys, scaled like a logit.
-        const geometry = { querySlots, rowStart, rowCount: count, candidates: maxBlocks, rowFloats, blockSize: span, first: 0, topK: config.topK, keyRows: d.keySeq, keyStride: span, keyOffset: config.blockLength, outScale: d.scale };
+        // q · k at each landmark: row `blockLength + j·span` of the keys, scaled like a logit (the chunk's slots `keyStride` rows apart).
+        const geometry = { querySlots, rowStart, rowCount: count, candidates: maxBlocks, rowFloats, blockSize: span, first: 0, topK: config.topK, keyRows: chunkKeyStride(chunk, d), keyStride: span, keyOffset: config.blockLength, outScale: d.scale };
         dispatchCandidateScores(encoder, score, d, geometry, [chunk.q, chunk.k, undefined, scores]);
         const [x, y] = dispatchGrid(perRow ? querySlots * count : Math.ceil((querySlots * count) / LANDMARK_TOP_K_THREADS));
         const params = encoder.uniform(LANDMARK_TOP_K_PARAMS, {
@@ -142,6 +143,7 @@ export async function runGroupedSoftmax(backend: GpuBackend, resident: ResidentA
       scale: d.scale,
       allBlocks: selection ? 0 : 1,
       ownOnly: options.ownOnly ? 1 : 0,
+      keyStride: chunkKeyStride(chunk, d),
     });
     const rows = selection ? selection.chunks[index]! : { bounds: encoder.scratch(16), indices: encoder.scratch(16) };
     encoder.dispatch(pipeline, [params, chunk.q, chunk.k, chunk.v, chunk.out, chunk.lse, rows.bounds, rows.indices], x, y);
@@ -178,7 +180,7 @@ export async function runOwnBlocks(backend: GpuBackend, resident: ResidentAttent
       scale: d.scale,
       pad0: 0,
       pad1: 0,
-      pad2: 0,
+      keyStride: chunkKeyStride(chunk, d),
     });
     encoder.dispatch(pipeline, [params, chunk.q, chunk.k, chunk.v, chunk.out, chunk.lse], x, y);
   });
@@ -227,7 +229,8 @@ export async function runGroupedSoftmaxByBlocks(backend: GpuBackend, resident: R
       kDims: { ...d.kDims, seq: freeSeq },
       vDims: { ...d.vDims, seq: freeSeq },
     };
-    const freeResident: ResidentAttention = { dims: freeDims, chunks: resident.chunks.map((chunk, i) => ({ ...chunk, k: free[i]!.k, v: free[i]!.v })) };
+    // K′ / V′ are compact (`[slots][freeSeq][dim]`), whatever the source chunk's keyStride (a KV cache's capacity).
+    const freeResident: ResidentAttention = { dims: freeDims, chunks: resident.chunks.map((chunk, i) => ({ ...chunk, k: free[i]!.k, v: free[i]!.v, keyStride: freeSeq })) };
     ms += await backend.runKernels(resident, async (encoder) => {
       const { chunk, index } = encoder;
       const rows = chunk.slots * d.groupSize * d.querySeq;
@@ -235,19 +238,21 @@ export async function runGroupedSoftmaxByBlocks(backend: GpuBackend, resident: R
       const selectedOnly = rows * entries < chunk.slots * blocks;
       const pipeline = await encoder.pipeline(selectedOnly ? landmarkSelectedCopyWgsl() : landmarkFreeCopyWgsl());
       const source = selection.chunks[index]!;
+      const keyStride = chunkKeyStride(chunk, d);
       for (const [from, to, dim] of [[chunk.k, free[index]!.k, d.headDim], [chunk.v, free[index]!.v, d.valueDim]] as const) {
         if (selectedOnly) {
           const [x, y] = dispatchGrid(rows * entries);
-          const params = encoder.uniform(LANDMARK_SELECTED_COPY_PARAMS, { slots: chunk.slots, keySeq: d.keySeq, freeSeq, blockLength: config.blockLength, span, dim, tilesX: x, rows, entries, querySeq: d.querySeq, groupSize: d.groupSize });
+          const params = encoder.uniform(LANDMARK_SELECTED_COPY_PARAMS, { slots: chunk.slots, keySeq: d.keySeq, freeSeq, blockLength: config.blockLength, span, dim, tilesX: x, rows, entries, querySeq: d.querySeq, groupSize: d.groupSize, keyStride });
           encoder.dispatch(pipeline, [params, from, to, source.bounds, source.indices], x, y);
           continue;
         }
         const [x, y] = dispatchGrid(Math.ceil((chunk.slots * blocks * config.blockLength * dim) / LANDMARK_MERGE_THREADS));
-        const params = encoder.uniform(LANDMARK_FREE_COPY_PARAMS, { slots: chunk.slots, keySeq: d.keySeq, freeSeq, blocks, blockLength: config.blockLength, span, dim, tilesX: x });
+        const params = encoder.uniform(LANDMARK_FREE_COPY_PARAMS, { slots: chunk.slots, keySeq: d.keySeq, freeSeq, blocks, blockLength: config.blockLength, span, dim, tilesX: x, keyStride, pad0: 0, pad1: 0, pad2: 0 });
         encoder.dispatch(pipeline, [params, from, to], x, y);
       }
     });
-    const entryParams = (rows: number, entry: number, tilesX: number) => ({
+    // `keyStride`: rows between the KV slots of the fold's k (the source chunk's); the entry-row kernel reads no keys.
+    const entryParams = (rows: number, entry: number, tilesX: number, keyStride = 0) => ({
       rows,
       entry,
       tilesX,
@@ -259,7 +264,7 @@ export async function runGroupedSoftmaxByBlocks(backend: GpuBackend, resident: R
       scale: d.scale,
       pad0: 0,
       pad1: 0,
-      pad2: 0,
+      keyStride,
     });
     for (let entry = 0; entry < entries; entry++) {
       const step: GpuSelectionStep = {
@@ -285,7 +290,7 @@ export async function runGroupedSoftmaxByBlocks(backend: GpuBackend, resident: R
         const rows = chunk.slots * d.groupSize * d.querySeq;
         const [x, y] = dispatchGrid(Math.ceil(rows / LANDMARK_FOLD_ROWS));
         const source = selection.chunks[index]!;
-        const params = encoder.uniform(LANDMARK_ENTRY_PARAMS, entryParams(rows, entry, x));
+        const params = encoder.uniform(LANDMARK_ENTRY_PARAMS, entryParams(rows, entry, x, chunkKeyStride(chunk, d)));
         const pipeline = await encoder.pipeline(landmarkGateFoldWgsl({ headDim: d.headDim, valueDim: d.valueDim }));
         encoder.dispatch(pipeline, [params, chunk.q, chunk.k, source.bounds, source.indices, free[index]!.out, chunk.out, chunk.lse], x, y);
       });

@@ -20,11 +20,11 @@
 
 import { paramsStructWgsl, workgroupReduceWgsl } from './wgsl-snippets.js';
 
-/** Uniform parameter block of the grouped softmax kernel. */
+/** Uniform parameter block of the grouped softmax kernel (`keyStride`: rows between KV slots in k and v, key t of slot s at row `s · keyStride + t`). */
 export const GROUPED_SOFTMAX_PARAMS = [
   'querySeq', 'queryOffset', 'querySlots', 'tilesX',
   'groupSize', 'keySeq', 'span', 'blockLength',
-  'scale', 'allBlocks', 'ownOnly', 'pad2',
+  'scale', 'allBlocks', 'ownOnly', 'keyStride',
 ] as const;
 
 /** Threads per workgroup of the grouped softmax kernel. */
@@ -69,7 +69,7 @@ var<private> partSum: f32;
 var<private> partAcc: array<f32, ${perThread}>;
 
 fn dotKey(t: u32) -> f32 {
-  let kRow = (kvSlot * P.keySeq + t) * D;
+  let kRow = (kvSlot * P.keyStride + t) * D;
   var s = 0.0;
   for (var c = 0u; c < D; c++) { s += qs[c] * k[kRow + c]; }
   return s;
@@ -103,7 +103,7 @@ ${workgroupReduceWgsl('red', 'sum', '  ')}
     let c = lid + u * NT;
     var a = 0.0;
     if (c < DV) {
-      for (var t = 0u; t < len; t++) { a += sc[t] * v[(kvSlot * P.keySeq + start + t) * DV + c]; }
+      for (var t = 0u; t < len; t++) { a += sc[t] * v[(kvSlot * P.keyStride + start + t) * DV + c]; }
     }
     partAcc[u] = a;
   }

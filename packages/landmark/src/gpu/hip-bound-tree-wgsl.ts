@@ -13,11 +13,11 @@
 
 import { paramsStructWgsl } from './wgsl-snippets.js';
 
-/** Uniform parameter block of the bound-tree kernel. */
+/** Uniform parameter block of the bound-tree kernel (`keyStride`: rows between KV slots in k, key t of slot s at row `s · keyStride + t`). */
 export const HIP_BOUND_TREE_PARAMS = [
   'keySeq', 'chunkSize', 'slots', 'tilesX',
   'level', 'nodes', 'childNodes', 'totalNodes',
-  'offset', 'childOffset', 'pad0', 'pad1',
+  'offset', 'childOffset', 'pad0', 'keyStride',
 ] as const;
 
 /** Threads per workgroup of the bound-tree kernel. */
@@ -59,7 +59,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     let start = node * P.chunkSize;
     let end = min(start + P.chunkSize, P.keySeq);
     for (var t = start; t < end; t++) {
-      let x = k[(slot * P.keySeq + t) * D + c];
+      let x = k[(slot * P.keyStride + t) * D + c];
       lo = min(lo, x);
       hi = max(hi, x);
     }

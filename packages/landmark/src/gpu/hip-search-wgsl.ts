@@ -27,13 +27,13 @@
 
 import { paramsStructWgsl } from './wgsl-snippets.js';
 
-/** Uniform parameter block of the HiP search kernel. */
+/** Uniform parameter block of the HiP search kernel (`keyStride`: rows between KV slots in k, key t of slot s at row `s · keyStride + t`). */
 export const HIP_SEARCH_PARAMS = [
   'querySeq', 'queryOffset', 'keySeq', 'tilesX',
   'rows', 'queryBlockSize', 'queryStride', 'groupSize',
   'topK', 'chunkSize', 'keep', 'sinkTokens',
   'windowTokens', 'stride', 'slots', 'chunks',
-  'treeNodes', 'pad0', 'pad1', 'pad2',
+  'treeNodes', 'pad0', 'pad1', 'keyStride',
 ] as const;
 
 /** Threads per workgroup of the HiP search kernel. */
@@ -165,7 +165,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let lo = min(P.sinkTokens, end);
   let hi = max(lo, select(0u, P.queryOffset + i0 - P.windowTokens, P.queryOffset + i0 >= P.windowTokens));
   let start = row * P.stride;
-  let kBase = kvSlot * P.keySeq;
+  let kBase = kvSlot * P.keyStride;
   let qBase = querySlot * P.querySeq;
   let queries = (i1 - 1u - i0) / P.queryStride + 1u;
   let cs = P.chunkSize;

@@ -22,27 +22,31 @@
  *   so after the last entry o and lse are the grouped softmax's output and log-denominator.
  */
 
-/** Uniform parameter block of the landmark-free copy. */
-export const LANDMARK_FREE_COPY_PARAMS = ['slots', 'keySeq', 'freeSeq', 'blocks', 'blockLength', 'span', 'dim', 'tilesX'] as const;
+/** Uniform parameter block of the landmark-free copy (`keyStride`: rows between the source's KV slots, backend-gpu's `chunkKeyStride`). */
+export const LANDMARK_FREE_COPY_PARAMS = [
+  'slots', 'keySeq', 'freeSeq', 'blocks',
+  'blockLength', 'span', 'dim', 'tilesX',
+  'keyStride', 'pad0', 'pad1', 'pad2',
+] as const;
 
-/** Uniform parameter block of the entry-row and fold kernels. */
+/** Uniform parameter block of the entry-row and fold kernels (`keyStride`: rows between the KV slots of the fold's k). */
 export const LANDMARK_ENTRY_PARAMS = [
   'rows', 'entry', 'tilesX', 'keySeq',
   'querySeq', 'groupSize', 'span', 'blockLength',
-  'scale', 'pad0', 'pad1', 'pad2',
+  'scale', 'pad0', 'pad1', 'keyStride',
 ] as const;
 
 /** Threads per workgroup of the three kernels (one element, or one selection row, each). */
 export const LANDMARK_MERGE_THREADS = 64;
 
 /**
- * Copy of one tensor without its landmark tokens. Bindings: 0 params, 1 source `[slots][keySeq][dim]`,
- * 2 destination `[slots][freeSeq][dim]` (only the first `blocks · blockLength` rows are written;
- * the rest stay zero and are never selected).
+ * Copy of one tensor without its landmark tokens. Bindings: 0 params, 1 source (a chunk's k or v:
+ * token t of slot s at row `s · keyStride + t`), 2 destination `[slots][freeSeq][dim]` (compact; only
+ * the first `blocks · blockLength` rows are written; the rest stay zero and are never selected).
  */
 export function landmarkFreeCopyWgsl(): string {
   return /* wgsl */ `
-struct Params { slots: u32, keySeq: u32, freeSeq: u32, blocks: u32, blockLength: u32, span: u32, dim: u32, tilesX: u32, }
+struct Params { slots: u32, keySeq: u32, freeSeq: u32, blocks: u32, blockLength: u32, span: u32, dim: u32, tilesX: u32, keyStride: u32, pad0: u32, pad1: u32, pad2: u32, }
 @group(0) @binding(0) var<uniform> P: Params;
 @group(0) @binding(1) var<storage, read> src: array<f32>;
 @group(0) @binding(2) var<storage, read_write> dst: array<f32>;
@@ -58,16 +62,16 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let c = within % P.dim;
   let b = t / P.blockLength;
   let u = t % P.blockLength;
-  dst[(slot * P.freeSeq + t) * P.dim + c] = src[(slot * P.keySeq + b * P.span + u) * P.dim + c];
+  dst[(slot * P.freeSeq + t) * P.dim + c] = src[(slot * P.keyStride + b * P.span + u) * P.dim + c];
 }
 `;
 }
 
-/** Uniform parameter block of {@link landmarkSelectedCopyWgsl}. */
+/** Uniform parameter block of {@link landmarkSelectedCopyWgsl} (`keyStride`: rows between the source's KV slots). */
 export const LANDMARK_SELECTED_COPY_PARAMS = [
   'slots', 'keySeq', 'freeSeq', 'blockLength',
   'span', 'dim', 'tilesX', 'rows',
-  'entries', 'querySeq', 'groupSize', 'pad0',
+  'entries', 'querySeq', 'groupSize', 'keyStride',
 ] as const;
 
 /**
@@ -80,7 +84,7 @@ export const LANDMARK_SELECTED_COPY_PARAMS = [
  */
 export function landmarkSelectedCopyWgsl(): string {
   return /* wgsl */ `
-struct Params { slots: u32, keySeq: u32, freeSeq: u32, blockLength: u32, span: u32, dim: u32, tilesX: u32, rows: u32, entries: u32, querySeq: u32, groupSize: u32, pad0: u32, }
+struct Params { slots: u32, keySeq: u32, freeSeq: u32, blockLength: u32, span: u32, dim: u32, tilesX: u32, rows: u32, entries: u32, querySeq: u32, groupSize: u32, keyStride: u32, }
 @group(0) @binding(0) var<uniform> P: Params;
 @group(0) @binding(1) var<storage, read> src: array<f32>;
 @group(0) @binding(2) var<storage, read_write> dst: array<f32>;
@@ -101,7 +105,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   for (var x = lid; x < P.blockLength * P.dim; x += ${LANDMARK_MERGE_THREADS}u) {
     let t = x / P.dim;
     let c = x % P.dim;
-    dst[(kvSlot * P.freeSeq + b * P.blockLength + t) * P.dim + c] = src[(kvSlot * P.keySeq + b * P.span + t) * P.dim + c];
+    dst[(kvSlot * P.freeSeq + b * P.blockLength + t) * P.dim + c] = src[(kvSlot * P.keyStride + b * P.span + t) * P.dim + c];
   }
 }
 `;
@@ -140,8 +144,8 @@ export const LANDMARK_FOLD_ROWS = 8;
 
 /**
  * Folds entry `entry`'s block partial into the running output and lse (see the file comment).
- * Bindings: 0 params, 1 q `[querySlots][querySeq][D]`, 2 k `[kvSlots][keySeq][D]` (the original
- * keys: the gate is the landmark key's score), 3 / 4 the landmark selection's bounds and indices,
+ * Bindings: 0 params, 1 q `[querySlots][querySeq][D]`, 2 k (the chunk's original keys, slot s's key
+ * t at row `s · keyStride + t`: the gate is the landmark key's score), 3 / 4 the landmark selection's bounds and indices,
  * 5 the block partial's (normalised) out, 6 / 7 the running out and lse. A workgroup folds
  * {@link LANDMARK_FOLD_ROWS} rows: one thread per row computes its gate and new lse, then all
  * threads rescale the rows' channels (consecutive threads, consecutive channels). The partial's
@@ -181,7 +185,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       if (P.entry < rowBounds[2u * row + 1u] - first - 1u) {
         let block = rowIndices[first + P.entry];
         let kvSlot = (row / P.querySeq) / P.groupSize;
-        let kRow = (kvSlot * P.keySeq + block * P.span + P.blockLength) * D;
+        let kRow = (kvSlot * P.keyStride + block * P.span + P.blockLength) * D;
         var s = 0.0;
         for (var c = 0u; c < D; c++) { s += q[row * D + c] * k[kRow + c]; }
         let gate = P.scale * s;
@@ -214,6 +218,6 @@ function paramsStruct(): string {
   return `struct Params {
   rows: u32, entry: u32, tilesX: u32, keySeq: u32,
   querySeq: u32, groupSize: u32, span: u32, blockLength: u32,
-  scale: f32, pad0: u32, pad1: u32, pad2: u32,
+  scale: f32, pad0: u32, pad1: u32, keyStride: u32,
 }`;
 }

@@ -15,11 +15,11 @@
  * memory (10.4 KiB at ℓ = 50); larger blocks use the per-row kernel.
  */
 
-/** Uniform parameter block of the own-block kernel. */
+/** Uniform parameter block of the own-block kernel (`keyStride`: rows between KV slots in k and v, key t of slot s at row `s · keyStride + t`). */
 export const LANDMARK_OWN_BLOCK_PARAMS = [
   'querySeq', 'queryOffset', 'querySlots', 'tilesX',
   'groupSize', 'keySeq', 'firstBlock', 'ownBlocks',
-  'scale', 'pad0', 'pad1', 'pad2',
+  'scale', 'pad0', 'pad1', 'keyStride',
 ] as const;
 
 /** Threads per workgroup of the own-block kernel (one query of the block each in the scoring phase). */
@@ -39,7 +39,7 @@ export function landmarkOwnBlockWgsl(o: { readonly headDim: number; readonly val
 struct Params {
   querySeq: u32, queryOffset: u32, querySlots: u32, tilesX: u32,
   groupSize: u32, keySeq: u32, firstBlock: u32, ownBlocks: u32,
-  scale: f32, pad0: u32, pad1: u32, pad2: u32,
+  scale: f32, pad0: u32, pad1: u32, keyStride: u32,
 }
 
 const NT: u32 = ${NT}u;
@@ -67,7 +67,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let querySlot = linear / P.ownBlocks;
   let own = (P.firstBlock + linear % P.ownBlocks) * SPAN;
   let kvSlot = querySlot / P.groupSize;
-  let keyRow0 = kvSlot * P.keySeq + own;
+  let keyRow0 = kvSlot * P.keyStride + own;
   // Scoring: thread r is the query at own + r (if it is one of the call's queries).
   let p = own + lid;
   if (lid < SPAN && p >= P.queryOffset && p < P.keySeq) {
