@@ -22,7 +22,7 @@ import {
   type AttentionInput,
   type Selection,
 } from '@sparse-attn/core';
-import { GpuBackend, checkInput, countPairs, describeCheckShape, expectClose, expectLseClose, oneSubmissionCheck, type CheckShape, type GpuCheck, type GpuMethodDefinition } from '@sparse-attn/backend-gpu';
+import { GpuBackend, checkInput, countPairs, describeCheckShape, expectClose, expectKeyStrideHonoured, expectLseClose, oneSubmissionCheck, type CheckShape, type GpuCheck, type GpuMethodDefinition } from '@sparse-attn/backend-gpu';
 import { compressLayer } from '../compress-layer.js';
 import type { EvictingDecoder } from '../compressed-attention.js';
 import { compressionScratchBytesPerSlot, type GpuCompressionPlanner } from './gpu-compression.js';
@@ -225,6 +225,49 @@ export const gpuChecks: GpuCheck[] = [
         if (!(run.selectionMs >= 0 && run.attentionMs >= 0)) throw new Error(`timings ${JSON.stringify(run)}`);
       } finally {
         backend.release(resident);
+      }
+    },
+  },
+  {
+    // A GpuKVCache's view has its KV slots `capacity` rows apart in one buffer: every kernel a
+    // method reaches (observer scoring, key norms, the sink + window pass, the executors) must
+    // read key t of slot s at row s · keyStride + t.
+    name: 'every method runResident reads keys at slot · keyStride (a KV cache view with spare rows) as over compact keys: the compress-once methods (observer, key-norm and random scorers) and streaming-llm (one-pass kernel and split-K path), B2 Hq4 Hkv2 S150 D32 Dv24',
+    async run(backend) {
+      const shape = { batch: 2, queryHeads: 4, kvHeads: 2, seq: 150, headDim: 32, valueDim: 24 };
+      const compressing: readonly [GpuMethodDefinition, Record<string, unknown>][] = [
+        [gpuSnapKvMethod, { capacity: 40, window: 8, kernel: 5, pooling: 'avg' }],
+        [gpuPyramidKvMethod, { capacity: 60, window: 8, layers: 4, layer: 1, beta: 2 }],
+        [gpuSpecKvLayerMethod, { capacity: 40, window: 8, lookahead: 3 }],
+        [gpuTovaMethod, { capacity: 45 }],
+        [gpuKeyNormMethod, { capacity: 50, window: 4, pooling: 'max', kernel: 3 }],
+        [gpuRandomKvMethod, { capacity: 40, seed: 11 }],
+      ];
+      for (const [i, [method, config]] of compressing.entries()) {
+        for (const querySeq of [undefined, 5]) {
+          const input = checkInput({ ...shape, querySeq }, 300 + i, 'structured');
+          const d = validateAttentionInput(input);
+          const resident = backend.upload(input, d, compressionScratchBytesPerSlot(planners[method.id]!(config)(d.keySeq, d.querySeq), d));
+          try {
+            const gpu = method.create(backend, config);
+            await expectKeyStrideHonoured(backend, `${method.id} ${JSON.stringify(config)} (${d.querySeq} queries)`, resident, (r) => gpu.runResident!(r, { density: false }));
+          } finally {
+            backend.release(resident);
+          }
+        }
+      }
+      const policy = { sinks: 4, recent: 40 };
+      // 150 queries: the one-pass sink + window kernel; 3: the split-K selections and merge.
+      for (const querySeq of [150, 3]) {
+        const input = checkInput({ ...shape, querySeq }, 310, 'structured');
+        const d = validateAttentionInput(input);
+        const resident = backend.upload(input, d, sinkRecentBytesPerSlot(policy, d));
+        try {
+          const gpu = gpuStreamingLlmMethod.create(backend, policy);
+          await expectKeyStrideHonoured(backend, `streaming-llm ${JSON.stringify(policy)} (${querySeq} queries)`, resident, (r) => gpu.runResident!(r));
+        } finally {
+          backend.release(resident);
+        }
       }
     },
   },

@@ -8,7 +8,7 @@
  * what `compressedAttention` does with core's `sparseAttention`.
  */
 import { ConfigError, densePairCount, validateAttentionInput, type AttentionDims, type AttentionInput, type Selection, type SparseAttentionResult } from '@sparse-attn/core';
-import { dispatchGrid, residentCall, type ChunkEncoder, type GpuBackend, type GpuSelectionChunk, type GpuSelectionStep, type GpuTimings, type ResidentAttention, type ResidentRun, type ResidentRunOptions } from '@sparse-attn/backend-gpu';
+import { chunkKeyStride, dispatchGrid, residentCall, type ChunkEncoder, type GpuBackend, type GpuSelectionChunk, type GpuSelectionStep, type GpuTimings, type ResidentAttention, type ResidentRun, type ResidentRunOptions } from '@sparse-attn/backend-gpu';
 import type { PoolingKind } from '../pool-scores.js';
 import type { ScoreReduction } from '../observer-scores.js';
 import { KEY_NORM_PARAMS, KEY_NORM_THREADS, keyNormScoresWgsl } from './key-norm-scores-wgsl.js';
@@ -93,7 +93,7 @@ async function encodeCompression(e: ChunkEncoder & { readonly target: GpuSelecti
     } else if (plan.scorer === 'key-norm') {
       const pipeline = await e.pipeline(keyNormScoresWgsl({ headDim: d.headDim }));
       const [x, y] = dispatchGrid(Math.ceil((slots * g.scored) / KEY_NORM_THREADS));
-      e.dispatch(pipeline, [e.uniform(KEY_NORM_PARAMS, { slots, keySeq: d.keySeq, scored: g.scored, tilesX: x }), e.chunk.k, scores], x, y);
+      e.dispatch(pipeline, [e.uniform(KEY_NORM_PARAMS, { slots, keySeq: d.keySeq, keyStride: chunkKeyStride(e.chunk, d), scored: g.scored, tilesX: x }), e.chunk.k, scores], x, y);
     } else {
       const [partialsPipeline, lsePipeline, scoresPipeline] = await Promise.all([
         e.pipeline(observerPartialsWgsl({ headDim: d.headDim })),
@@ -107,6 +107,7 @@ async function encodeCompression(e: ChunkEncoder & { readonly target: GpuSelecti
       const common = {
         querySeq: d.querySeq,
         keySeq: d.keySeq,
+        keyStride: chunkKeyStride(e.chunk, d),
         queryOffset: d.queryOffset,
         groupSize: d.groupSize,
         slots,

@@ -28,7 +28,7 @@ import {
   type Selection,
   type SparseAttentionResult,
 } from '@sparse-attn/core';
-import { countPairs, dispatchGrid, residentCall, type GpuBackend, type GpuMethodDefinition, type GpuSelection, type GpuSelectionStep, type GpuTimings, type ResidentAttention } from '@sparse-attn/backend-gpu';
+import { chunkKeyStride, countPairs, dispatchGrid, residentCall, type GpuBackend, type GpuMethodDefinition, type GpuSelection, type GpuSelectionStep, type GpuTimings, type ResidentAttention } from '@sparse-attn/backend-gpu';
 import { streamingLlmMethod } from '../eviction-methods.js';
 import { hostCacheDecoder, type GpuEvictingDecoder } from './gpu-compressing-decoder.js';
 import { MERGE_PARAMS, MERGE_THREADS, mergeAttentionWgsl } from './merge-attention-wgsl.js';
@@ -120,7 +120,7 @@ async function runSinkWindow(backend: GpuBackend, resident: ResidentAttention, p
   const attentionMs = await backend.runKernels(resident, async (e) => {
     const slots = e.chunk.slots * d.groupSize;
     const [x, y] = dispatchGrid(slots * Math.ceil(d.querySeq / tile.rows));
-    const values = { querySeq: d.querySeq, keySeq: d.keySeq, queryOffset: d.queryOffset, causal: 1, groupSize: d.groupSize, slots, sinks: policy.sinks, recent: policy.recent, scale: d.scale, tilesX: x };
+    const values = { querySeq: d.querySeq, keySeq: d.keySeq, keyStride: chunkKeyStride(e.chunk, d), queryOffset: d.queryOffset, causal: 1, groupSize: d.groupSize, slots, sinks: policy.sinks, recent: policy.recent, scale: d.scale, tilesX: x };
     e.dispatch(await e.pipeline(code), [e.uniform(SINK_WINDOW_PARAMS, values, ['scale']), e.chunk.q, e.chunk.k, e.chunk.v, e.chunk.out, e.chunk.lse], x, y);
   });
   return { selectionMs: 0, attentionMs };

@@ -9,7 +9,8 @@
  * Keys stream once per pass (one thread per key, observer rows staged `ROWS` at a time in
  * workgroup memory), so the scratch is `rows × ⌈keySeq / 64⌉` pairs per KV slot — never
  * rows × keySeq logits. {@link observerLseWgsl} folds the partials into each row's log-sum-exp
- * and {@link observerScoresWgsl} turns them into the per-key scores of `observerScores`.
+ * and {@link observerScoresWgsl} turns them into the per-key scores of `observerScores`. Key j of
+ * the chunk's KV slot s is row `s · keyStride + j` of k (a KV cache's capacity between slots).
  */
 
 /** Uniform parameter block shared by the three observer kernels (16 × 4 bytes; `scale`, `divisor` are f32). */
@@ -17,7 +18,7 @@ export const OBSERVER_PARAMS = [
   'querySeq', 'keySeq', 'queryOffset', 'groupSize',
   'slots', 'tilesX', 'scale', 'observerFirst',
   'observerCount', 'scored', 'tiles', 'reduction',
-  'divisor', 'pad0', 'pad1', 'pad2',
+  'divisor', 'keyStride', 'pad1', 'pad2',
 ] as const;
 
 /** The f32 fields of {@link OBSERVER_PARAMS}. */
@@ -35,7 +36,7 @@ struct Params {
   querySeq: u32, keySeq: u32, queryOffset: u32, groupSize: u32,
   slots: u32, tilesX: u32, scale: f32, observerFirst: u32,
   observerCount: u32, scored: u32, tiles: u32, reduction: u32,
-  divisor: f32, pad0: u32, pad1: u32, pad2: u32,
+  divisor: f32, keyStride: u32, pad1: u32, pad2: u32,
 }`;
 
 /**
@@ -60,7 +61,7 @@ export function observerDotsWgsl(): string {
     workgroupBarrier();
 ${rows.map((r) => `    var acc${r} = 0.0;`).join('\n')}
     if (key < P.keySeq) {
-      let kBase = (slot * P.keySeq + key) * D;
+      let kBase = (slot * P.keyStride + key) * D;
       for (var c = 0u; c < D; c++) {
         let kc = k[kBase + c];
 ${rows.map((r) => `        acc${r} += qs[${r}u * D + c] * kc;`).join('\n')}

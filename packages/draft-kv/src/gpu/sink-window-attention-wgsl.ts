@@ -11,11 +11,11 @@
  */
 import type { FlashAttentionListHooks } from '@sparse-attn/backend-gpu';
 
-/** Uniform parameter block of {@link sinkWindowHooks} (order matters; `pad0` stays 0). */
+/** Uniform parameter block of {@link sinkWindowHooks} (order matters; `pad0` stays 0; `keyStride`: rows between KV slots of k and v). */
 export const SINK_WINDOW_PARAMS = [
   'querySeq', 'keySeq', 'queryOffset', 'causal',
   'groupSize', 'slots', 'sinks', 'recent',
-  'tilesX', 'scale', 'pad0', 'pad1',
+  'tilesX', 'scale', 'pad0', 'keyStride',
 ] as const;
 
 /** The hooks of the sink + recent-window tiling (bindings 0–5 only: q, k, v, out, lse are the kernel's). */
@@ -23,7 +23,7 @@ export function sinkWindowHooks(): FlashAttentionListHooks {
   return {
     params: `  querySeq: u32, keySeq: u32, queryOffset: u32, causal: u32,
   groupSize: u32, slots: u32, sinks: u32, recent: u32,
-  tilesX: u32, scale: f32, pad0: u32, pad1: u32,`,
+  tilesX: u32, scale: f32, pad0: u32, keyStride: u32,`,
     declarations: /* wgsl */ `
 // First key of tile row r's recent window (INVALID for an idle row).
 var<workgroup> rowStart: array<u32, BR>;
@@ -37,7 +37,7 @@ fn sinkWindowAllow(r: u32, keys: vec4<u32>) -> vec4<bool> {
   let qslot = linear / tilesPerSlot;
   let i0 = (linear % tilesPerSlot) * BR;
   let iLast = min(i0 + BR, P.querySeq) - 1u;
-  let kvBase = (qslot / P.groupSize) * P.keySeq;
+  let kvBase = (qslot / P.groupSize) * P.keyStride;
   let lastPos = P.queryOffset + iLast;
   let sinkCount = min(P.sinks, P.keySeq);
   // The band starts at the first row's window (the lowest of the tile's) and ends at its last query.
