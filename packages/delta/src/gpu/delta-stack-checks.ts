@@ -8,7 +8,7 @@
  */
 import { ConfigError, ShapeError, createWorkload, denseAttention, sliceSeq, sparseAttention, tensor, type AttentionInput, type AttentionResult, type Selection, type Tensor } from '@sparse-attn/core';
 import type { LayerContext, LayerRecord, LayerSummary, StepInfo } from '@sparse-attn/model';
-import { GpuKVCache, expectLseClose, expectOutputClose, type GpuBackend, type GpuCheck, type ResidentAttention } from '@sparse-attn/backend-gpu';
+import { GpuKVCache, expectKeyStrideHonoured, expectLseClose, expectOutputClose, type GpuBackend, type GpuCheck, type ResidentAttention } from '@sparse-attn/backend-gpu';
 import { createDeltaPolicy, deltaSelector, type DeltaConfigInput } from '../delta.js';
 import { layerPlanFromFullCacheLayers, type LayerPlan } from '../layer-plan.js';
 import { pageSelection, recentPages } from '../select-pages.js';
@@ -64,7 +64,7 @@ interface PolicyCase {
   /** Tokens cached before the first decode step. */
   readonly context: number;
   readonly steps: number;
-  /** `kv-cache`: each layer a `GpuKVCache` (one chunk per KV slot) appended step by step; `upload`: each step's call uploaded. */
+  /** `kv-cache`: each layer a `GpuKVCache` (its KV slots `capacity` rows apart, `keyStride`) appended step by step; `upload`: each step's call uploaded. */
   readonly source: 'kv-cache' | 'upload';
   readonly seed: number;
 }
@@ -206,7 +206,7 @@ async function randomStackCheck(backend: GpuBackend, c: RandomCase): Promise<voi
 }
 
 const policyCases: readonly PolicyCase[] = [
-  // full 0, Δ 1 and 3, sparse 2 4 5; GpuKVCache layers (one chunk per KV slot), three decode steps.
+  // full 0, Δ 1 and 3, sparse 2 4 5; GpuKVCache layers (KV slots `capacity` rows apart), three decode steps.
   { layers: 6, fullCacheLayers: [0, 1, 3], config: { pageSize: 8, pageBudget: 6, recentPages: 2 }, context: 300, steps: 3, source: 'kv-cache', seed: 3 },
   // Sparse layers before the first Δ-layer attend to the last K pages (placeholder); no recency window.
   { layers: 6, fullCacheLayers: [2, 4], config: { pageSize: 8, pageBudget: 5, recentPages: 0 }, context: 300, steps: 1, source: 'upload', seed: 4 },
@@ -246,6 +246,32 @@ export const deltaStackChecks: readonly GpuCheck[] = [
     name: `delta stack: GPU layer-stack decode equals DELTA per sequence (dense, selector, sparse over the source's pages): ${describeRandom(c)}`,
     run: (backend) => randomStackCheck(backend, c),
   })),
+  {
+    // One resident backs every layer, so its `out` / `lse` hold the last layer's: in the delta step
+    // the sparse layer's attention over the Δ-layer's pages (dense decode with the score dump, page
+    // scores, top-k, then the page-list decode), in the dense step the dense split-K decode.
+    name: 'delta stack: the layers read keys at slot · keyStride (a KV cache view with spare rows) as over compact keys: full, Δ and sparse layers (delta step) and the dense step, B2 Hq4 Hkv2 S203 D32',
+    async run(backend) {
+      const w = createWorkload('structured', { batch: 2, queryHeads: 4, kvHeads: 2, seqLength: 203, headDim: 32, seed: 12 }).input;
+      const resident = backend.upload({ q: sliceSeq(w.q, 202, 203), k: w.k, v: w.v, causal: true });
+      const options = { config: { pageSize: 8, pageBudget: 6, recentPages: 2 }, plan: { roles: ['full', 'delta', 'sparse'], sources: [-1, -1, 1] } as LayerPlan };
+      try {
+        for (const mode of ['delta', 'dense'] as const) {
+          await expectKeyStrideHonoured(backend, `the ${mode} step`, resident, async (r) => {
+            const stack = await createGpuDeltaStack(backend, [r, r, r], options);
+            try {
+              if (!stack.active) throw new Error('expected the subset to be active (26 pages > 6)');
+              await stack.run(mode);
+            } finally {
+              stack.destroy();
+            }
+          });
+        }
+      } finally {
+        backend.release(resident);
+      }
+    },
+  },
   {
     name: 'delta stack: runDeltaStackDecode times both steps and reports the selection and density of the step it ran',
     async run(backend) {

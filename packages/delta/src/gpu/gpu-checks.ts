@@ -3,6 +3,7 @@ import {
   decodeCaseInput,
   decodeStepCall,
   decodeStepInputs,
+  expectKeyStrideHonoured,
   expectLseClose,
   expectOutputClose,
   expectSameSelection,
@@ -14,7 +15,7 @@ import {
 import { deltaMethod } from '../delta.js';
 import { tidalDecodeMethod } from '../tidal-decode.js';
 import { deltaStackChecks } from './delta-stack-checks.js';
-import { gpuDeltaMethod, gpuTidalDecodeMethod } from './gpu-delta.js';
+import { gpuDeltaMethod, gpuTidalDecodeMethod, selfSelectedStep } from './gpu-delta.js';
 
 const caseName = (c: DecodeCase) => `B${c.batch} Hq${c.queryHeads} Hkv${c.kvHeads} D${c.headDim} steps ${c.steps.join('+')}`;
 
@@ -109,6 +110,29 @@ export const gpuChecks: readonly GpuCheck[] = [
           }
         } finally {
           backend.release(resident);
+        }
+      }
+    },
+  },
+  {
+    // A GpuKVCache's view (what the decoders attend over) has its KV slots `capacity` rows apart in
+    // one buffer: the logits kernel and the executors must read key t of slot s at s · keyStride + t.
+    name: 'delta and tidal-decode read keys at slot · keyStride (a KV cache view with spare rows) as over compact keys: a decode step (one query at the last of 203 keys) and a 4-query self-selected chunk, B2 Hq4 Hkv2 D32 Dv24',
+    async run(backend) {
+      const c: DecodeCase = { batch: 2, queryHeads: 4, kvHeads: 2, headDim: 32, valueDim: 24, steps: [203], seed: 71 };
+      const input = decodeCaseInput(c, 'structured');
+      const configs: readonly [GpuMethodDefinition, Record<string, unknown>][] = [
+        [gpuDeltaMethod, { pageSize: 8, pageBudget: 6, recentPages: 2 }],
+        [gpuTidalDecodeMethod, { tokenBudget: 20 }],
+      ];
+      for (const [method, config] of configs) {
+        for (const querySeq of [1, 4]) {
+          const resident = backend.upload({ ...input, q: sliceSeq(input.q, 203 - querySeq, 203), causal: true });
+          try {
+            await expectKeyStrideHonoured(backend, `${method.id} ${JSON.stringify(config)} (${querySeq} queries)`, resident, selfSelectedStep(backend, method.id, config));
+          } finally {
+            backend.release(resident);
+          }
         }
       }
     },

@@ -38,6 +38,7 @@ import {
   WEBGPU_FLAGS,
   decodeMergeWgsl,
   decodePartialRecord,
+  chunkKeyStride,
   decodePartialWgsl,
   describeBackend,
   dispatchGrid,
@@ -254,6 +255,7 @@ export async function createGpuDeltaStack(backend: GpuBackend, layers: readonly 
           partitionSize: split.partitionSize,
           tilesX: px,
           scale: d.scale,
+          keyStride: chunkKeyStride(chunk, d),
         });
         const [mx, my] = dispatchGrid(rows);
         if (!dump) {
@@ -307,6 +309,7 @@ export async function createGpuDeltaStack(backend: GpuBackend, layers: readonly 
           pagesPerPartition,
           tilesX: px,
           scale: d.scale,
+          keyStride: chunkKeyStride(chunk, d),
         });
         const [mx, my] = dispatchGrid(rows);
         const mergeParams = uniform(DECODE_MERGE_PARAMS, { rows, partitions: sparsePartitions, tilesX: mx });

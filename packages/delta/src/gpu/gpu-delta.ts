@@ -29,6 +29,7 @@ import {
 } from '@sparse-attn/core';
 import {
   SPLIT_K_MAX_QUERIES,
+  chunkKeyStride,
   countPairs,
   decoderCache,
   dispatchGrid,
@@ -84,7 +85,7 @@ async function encodeLogits(encoder: ChunkEncoder, chunk: ResidentChunk, logits:
   const slots = chunk.slots * d.groupSize;
   const keyTiles = Math.ceil(d.keySeq / ROW_LOGITS_KEYS);
   const [x, y] = dispatchGrid(slots * rows * keyTiles);
-  const params = encoder.uniform(ROW_LOGITS_PARAMS, { querySeq: d.querySeq, keySeq: d.keySeq, queryOffset: d.queryOffset, rowStart, rows, slots, groupSize: d.groupSize, keyTiles, outSlotBase, tilesX: x, scale: d.scale });
+  const params = encoder.uniform(ROW_LOGITS_PARAMS, { querySeq: d.querySeq, keySeq: d.keySeq, keyStride: chunkKeyStride(chunk, d), queryOffset: d.queryOffset, rowStart, rows, slots, groupSize: d.groupSize, keyTiles, outSlotBase, tilesX: x, scale: d.scale });
   encoder.dispatch(pipeline, [params, chunk.q, chunk.k, logits], x, y);
 }
 
@@ -199,6 +200,26 @@ async function selectAndAttend(backend: GpuBackend, resident: ResidentAttention,
   } finally {
     backend.releaseSelection(gpuSelection);
   }
+}
+
+/** The GPU selectors by method id, from a raw config (parsed with the CPU schema). */
+const gpuSelectors: Readonly<Record<string, (config?: Record<string, unknown>) => GpuRowSelector>> = {
+  [deltaMethod.id]: (config) => deltaGpuSelector(parseConfig(deltaMethod.id, deltaConfigSchema, config)),
+  [tidalDecodeMethod.id]: (config) => tidalGpuSelector(parseConfig(tidalDecodeMethod.id, tidalDecodeConfigSchema, config)),
+};
+
+/**
+ * The self-selected step of `delta` or `tidal-decode` (by method id) on a resident call, as the
+ * decoders run it on their `GpuKVCache` view: the selector's kernels over every query row, then
+ * the sparse executor; the output and lse land in the call's own `out` / `lse` (unlike
+ * `runResident`, which attends from a one-query view) and are read back with the selection. For
+ * the checks.
+ */
+export function selfSelectedStep(backend: GpuBackend, methodId: string, config?: Record<string, unknown>): (resident: ResidentAttention) => Promise<AttentionResult & { lse: Float32Array }> {
+  const make = gpuSelectors[methodId];
+  if (!make) throw new ConfigError(`selfSelectedStep: no GPU selector for method '${methodId}' (known: ${Object.keys(gpuSelectors).join(', ')})`);
+  const selector = make(config);
+  return (resident) => selectAndAttend(backend, resident, selector);
 }
 
 /** Dense attention on a resident call, reported with the selection of every key (as the CPU's dense mode). */

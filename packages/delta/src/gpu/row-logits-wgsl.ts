@@ -7,14 +7,16 @@
  * scaled first and the dot product accumulated in float32, as `decode-scores.ts` does on the CPU
  * (which accumulates in float64, so logits agree to ~1e-6 relative). One workgroup per (query
  * slot, row, tile of 64 keys), one key per thread; tiles past the row's last visible key exit.
- * Entries at t ≥ visible are not written (no consumer reads them).
+ * Entries at t ≥ visible are not written (no consumer reads them). Key t of the chunk's KV slot s
+ * is row `s · keyStride + t` of k (a KV cache's capacity between slots); the logits stay
+ * `[slot][row][keySeq]`.
  */
 
 /** Uniform parameter block of the logits kernel (12 × 4 bytes). */
 export const ROW_LOGITS_PARAMS = [
   'querySeq', 'keySeq', 'queryOffset', 'rowStart',
   'rows', 'slots', 'groupSize', 'keyTiles',
-  'outSlotBase', 'tilesX', 'scale', 'pad0',
+  'outSlotBase', 'tilesX', 'scale', 'keyStride',
 ] as const;
 
 /** Keys per workgroup of the logits kernel. */
@@ -29,7 +31,7 @@ const NT: u32 = ${ROW_LOGITS_KEYS}u;
 struct Params {
   querySeq: u32, keySeq: u32, queryOffset: u32, rowStart: u32,
   rows: u32, slots: u32, groupSize: u32, keyTiles: u32,
-  outSlotBase: u32, tilesX: u32, scale: f32, pad0: u32,
+  outSlotBase: u32, tilesX: u32, scale: f32, keyStride: u32,
 }
 
 @group(0) @binding(0) var<uniform> P: Params;
@@ -54,7 +56,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   workgroupBarrier();
   let t = tile * NT + lid;
   if (t < visible) {
-    let at = ((slot / P.groupSize) * P.keySeq + t) * D;
+    let at = ((slot / P.groupSize) * P.keyStride + t) * D;
     var acc = 0.0;
     for (var e = 0u; e < D; e++) { acc = fma(qs[e], k[at + e], acc); }
     logits[((P.outSlotBase + slot) * P.rows + r) * P.keySeq + t] = acc;
