@@ -32,14 +32,19 @@ import type { FlashAttentionListHooks } from '@sparse-attn/backend-gpu';
 import { LISTED_PARTS } from './routing-selection-wgsl.js';
 import { inclusiveScanU32 } from './wgsl-snippets.js';
 
-/** Uniform parameter block of the cluster attention kernels and the merge (order matters). */
+/**
+ * Uniform parameter block of the cluster attention kernels and the merge (order matters; `pad0`
+ * stays 0). `keyStride`: rows between consecutive KV slots of k and v (the chunk's, see
+ * `chunkKeyStride`): key t of KV slot s of the chunk is row `s · keyStride + t`, s counted from the
+ * chunk's first slot (`slotOffset + kslot`).
+ */
 export const CLUSTER_ATTENTION_PARAMS = [
   'querySeq', 'keySeq', 'queryOffset', 'causal',
   'groupSize', 'slots', 'clusters', 'slotOffset',
   'sinkTokens', 'localMode', 'localWindow', 'windowBase',
   'tilesX', 'scale', 'pad0', 'tileRows',
   'keyOffsetsAt', 'queryOffsetsAt', 'tileOffsetsAt', 'keyBitsAt',
-  'queryBitsAt', 'tileEntriesAt', 'windowRows', 'pad3',
+  'queryBitsAt', 'tileEntriesAt', 'windowRows', 'keyStride',
 ] as const;
 
 /**
@@ -89,7 +94,7 @@ const params = `  querySeq: u32, keySeq: u32, queryOffset: u32, causal: u32,
   sinkTokens: u32, localMode: u32, localWindow: u32, windowBase: u32,
   tilesX: u32, scale: f32, pad0: u32, tileRows: u32,
   keyOffsetsAt: u32, queryOffsetsAt: u32, tileOffsetsAt: u32, keyBitsAt: u32,
-  queryBitsAt: u32, tileEntriesAt: u32, windowRows: u32, pad3: u32,`;
+  queryBitsAt: u32, tileEntriesAt: u32, windowRows: u32, keyStride: u32,`;
 
 /** Earlier clusters of a tile row kept in workgroup memory (more: each key tests all of the query's clusters below c). */
 export const EARLIER_IN_MEMORY = 4;
@@ -185,7 +190,7 @@ fn clusterAllow(r: u32, keys: vec4<u32>) -> vec4<bool> {
   let qEnd = lookup[P.queryOffsetsAt + qslot * (P.clusters + 1u) + c + 1u];
   let kFirst = lookup[P.keyOffsetsAt + kslot * (P.clusters + 1u) + c];
   let slotCount = lookup[P.keyOffsetsAt + kslot * (P.clusters + 1u) + c + 1u] - kFirst;
-  let kvBase = (P.slotOffset + kslot) * P.keySeq;
+  let kvBase = (P.slotOffset + kslot) * P.keyStride;
   let words = (P.clusters + 31u) / 32u;
   if (lid < BR) {
     let m = qFirst + tile * BR + lid;
@@ -257,7 +262,7 @@ fn windowAllow(r: u32, keys: vec4<u32>) -> vec4<bool> {
   let i0 = (linear % tilesPerSlot) * R;
   let iLast = min(i0 + R, P.querySeq) - 1u;
   let kslot = qslot / P.groupSize;
-  let kvBase = (P.slotOffset + kslot) * P.keySeq;
+  let kvBase = (P.slotOffset + kslot) * P.keyStride;
   let lastPos = P.queryOffset + iLast;
   let sinkCount = min(P.sinkTokens, P.keySeq);
   let bandStart = max(max(P.queryOffset + i0 + 1u, P.localWindow) - P.localWindow, sinkCount);

@@ -16,7 +16,7 @@
  * dispatches the means of every chunk, ahead of every chunk's affinity.
  */
 import { densePairCount, sparseStats, validateAttentionInput, type AttentionDims, type AttentionInput, type Selection, type SparseAttentionResult } from '@sparse-attn/core';
-import { countPairs, dispatchGrid, residentCall, type GpuAttentionMethod, type GpuBackend, type GpuMethodDefinition, type GpuSelection, type GpuSelectionStep, type ResidentAttention, WEBGPU_FLAGS } from '@sparse-attn/backend-gpu';
+import { chunkKeyStride, countPairs, dispatchGrid, residentCall, type GpuAttentionMethod, type GpuBackend, type GpuMethodDefinition, type GpuSelection, type GpuSelectionStep, type ResidentAttention, WEBGPU_FLAGS } from '@sparse-attn/backend-gpu';
 import { biformerConfigSchema, biformerMethod, type BiformerConfig } from '../biformer-attention.js';
 import { parseConfig } from '@sparse-attn/core';
 import { REGION_AFFINITY_PARAMS, REGION_AFFINITY_TILE, regionAffinityWgsl } from './region-affinity-wgsl.js';
@@ -98,7 +98,8 @@ export async function runBiformer(backend: GpuBackend, resident: ResidentAttenti
           const pipeline = await encoder.pipeline(regionMeanWgsl());
           for (const chunk of resident.chunks) {
             const pools = [
-              { x: chunk.k, out: keyMeans, slots: chunk.slots, rowsPerSlot: d.keySeq, regions: g.keyRegions, first: 0, lo: 0, outSlot0: chunk.slot0 },
+              // Key slots lie the chunk's keyStride rows apart (a KV cache's capacity).
+              { x: chunk.k, out: keyMeans, slots: chunk.slots, rowsPerSlot: chunkKeyStride(chunk, d), regions: g.keyRegions, first: 0, lo: 0, outSlot0: chunk.slot0 },
               { x: chunk.q, out: queryMeans, slots: chunk.slots * d.groupSize, rowsPerSlot: d.querySeq, regions: g.queryRegions, first: g.firstRegion, lo: d.queryOffset, outSlot0: chunk.slot0 * d.groupSize },
             ];
             for (const p of pools) {

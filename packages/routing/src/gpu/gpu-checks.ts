@@ -14,7 +14,7 @@ import {
   type AttentionInput,
   type AttentionResult,
 } from '@sparse-attn/core';
-import { GpuBackend, checkInput, describeCheckShape, expectClose, expectLseClose, expectSameSelection, type CheckShape, type GpuAttentionMethod, type GpuCheck } from '@sparse-attn/backend-gpu';
+import { GpuBackend, checkInput, describeCheckShape, expectClose, expectKeyStrideHonoured, expectLseClose, expectSameSelection, type CheckShape, type GpuAttentionMethod, type GpuCheck } from '@sparse-attn/backend-gpu';
 import { biformerConfigSchema, biformerMethod } from '../biformer-attention.js';
 import { gpuBiformerMethod } from './gpu-biformer.js';
 import { headSeed } from '../balanced-routing-attention.js';
@@ -22,7 +22,7 @@ import { normalizeRows } from '../normalize-rows.js';
 import { resolveClusters, resolveSampleSize, routingConfigSchema } from '../routing-config.js';
 import { assignTopClusters, dotRows, sphericalKMeans } from '../spherical-kmeans.js';
 import { fitRoutingGpu } from './gpu-routing-kmeans.js';
-import { gpuRoutingMethod, runRoutingResident } from './gpu-routing.js';
+import { gpuRoutingMethod, runRouting, runRoutingResident } from './gpu-routing.js';
 import { routingMethod } from '../routing-method.js';
 
 /**
@@ -368,6 +368,52 @@ export const gpuChecks: readonly GpuCheck[] = [
         expectClose('output (one submission)', (await backend.readOutput(fresh)).output.data, cpu.output.data);
       } finally {
         backend.release(fresh);
+      }
+    },
+  },
+  {
+    // A GpuKVCache's view has its KV slots `capacity` rows apart in one buffer: every kernel that
+    // reads keys or values (normalisation, subsample gather, similarities, region means, the
+    // cluster executor, the backend's executors) must read key t of slot s at s · keyStride + t.
+    // Both runs of a case use the same config, so the same seed (subsample, k-means++ draws).
+    name: 'routing and biformer read keys at slot · keyStride (a KV cache view with spare rows) as over compact keys: runResident, KV-slot groups at slot offsets with host seeding, the rows executor; biformer per-head and shared, a query chunk mid-region, B2 Hq4 Hkv2 S150 D32 Dv24',
+    async run(backend) {
+      const shape = { batch: 2, queryHeads: 4, kvHeads: 2, seq: 150, headDim: 32, valueDim: 24 };
+      const withResident = async (querySeq: number | undefined, seed: number, body: (resident: ReturnType<GpuBackend['upload']>) => Promise<void>) => {
+        const input = checkInput({ ...shape, querySeq }, seed, 'structured');
+        const resident = backend.upload(input, validateAttentionInput(input));
+        try {
+          await body(resident);
+        } finally {
+          backend.release(resident);
+        }
+      };
+      // A subsample of 100 of the 150 keys (the gather reads picked rows of each slot).
+      const config = { clusters: 6, kmeansSampleSize: 100 };
+      const parsed = routingConfigSchema.parse(config);
+      await withResident(undefined, 197, async (resident) => {
+        const method = gpuRoutingMethod.create(backend, config);
+        await expectKeyStrideHonoured(backend, `routing runResident ${JSON.stringify(config)}`, resident, (r) => method.runResident!(r, { density: false }));
+        await expectKeyStrideHonoured(backend, 'routing runRoutingResident in KV-slot groups of 3 + 1 (slot offset 3), seeded on the host', resident, (r) => runRoutingResident(backend, r, parsed, { slotsPerGroup: 3, seeding: 'cpu', density: false }));
+        await expectKeyStrideHonoured(backend, 'routing runRouting (k-means in the membership pass, the rows executor)', resident, async (r) => {
+          const run = await runRouting(backend, r, parsed, 'gpu');
+          if (run.selection) backend.releaseSelection(run.selection);
+        });
+      });
+      const chunkConfig = { clusters: 5, normalization: 'layernorm', keyClusters: 2, queryClusters: 2 };
+      await withResident(40, 198, async (resident) => {
+        const method = gpuRoutingMethod.create(backend, chunkConfig);
+        await expectKeyStrideHonoured(backend, `routing runResident ${JSON.stringify(chunkConfig)} (40 queries)`, resident, (r) => method.runResident!(r, { density: false }));
+      });
+      for (const [querySeq, biformer] of [
+        [undefined, { regionSize: 16, topK: 4 }],
+        [undefined, { regionSize: 16, topK: 4, routingScope: 'shared' }],
+        [5, { regionSize: 16, topK: 2 }],
+      ] as const) {
+        await withResident(querySeq, 199, async (resident) => {
+          const method = gpuBiformerMethod.create(backend, biformer);
+          await expectKeyStrideHonoured(backend, `biformer runResident ${JSON.stringify(biformer)}${querySeq ? ` (${querySeq} queries)` : ''}`, resident, (r) => method.runResident!(r, { density: false }));
+        });
       }
     },
   },

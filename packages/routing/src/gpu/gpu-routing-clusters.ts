@@ -4,7 +4,7 @@
  * and the merge, writing the group's rows of `out` and `lse`. No selection is materialised: the
  * selected pairs are counted by the attention kernels.
  */
-import { dispatchGrid, TILE_COLUMNS, type ChunkEncoder, type GpuBackend, type ResidentAttention } from '@sparse-attn/backend-gpu';
+import { chunkKeyStride, dispatchGrid, TILE_COLUMNS, type ChunkEncoder, type GpuBackend, type ResidentAttention } from '@sparse-attn/backend-gpu';
 import {
   CLUSTER_ATTENTION_PARAMS,
   CLUSTER_THREADS,
@@ -168,6 +168,7 @@ export async function runClusterExecutor(
       slots: querySlots,
       clusters: C,
       slotOffset,
+      keyStride: chunkKeyStride(chunk, d),
       sinkTokens: config.sinkTokens,
       localMode: config.local === 'always' ? 1 : config.local === 'uncovered' ? 2 : 0,
       localWindow: config.localWindow,

@@ -11,7 +11,7 @@
  * multiply-adds (64 rows × 16 centroids per workgroup tile) plus C·D sums over n assignments.
  */
 import { ConfigError, Rng, rowOffset, validateAttentionInput, type AttentionDims, type AttentionInput } from '@sparse-attn/core';
-import { dispatchGrid, type ChunkEncoder, type GpuBackend, WEBGPU_FLAGS } from '@sparse-attn/backend-gpu';
+import { chunkKeyStride, dispatchGrid, type ChunkEncoder, type GpuBackend, WEBGPU_FLAGS } from '@sparse-attn/backend-gpu';
 import { headSeed } from '../balanced-routing-attention.js';
 import { normalizeRows } from '../normalize-rows.js';
 import { resolveClusters, resolveSampleSize, type RoutingConfig } from '../routing-config.js';
@@ -227,8 +227,8 @@ export async function encodeRoutingCentroids(
 }
 
 /**
- * Records, for one chunk: its keys and queries (from KV slot `slotOffset` of its buffers)
- * normalised into scratch buffers, channel-major (`[slot][D][row]`, `'columns'`), or only each
+ * Records, for one chunk: its keys and queries (from KV slot `slotOffset` of its buffers; key slots
+ * `chunkKeyStride` rows apart) normalised into scratch buffers, channel-major (`[slot][D][row]`, `'columns'`), or only each
  * row's (shift, scale) (`'affine'`, two floats per row: what the membership's similarity tile
  * applies to the raw rows).
  */
@@ -242,13 +242,15 @@ export async function encodeRoutingNormalize(encoder: ChunkEncoder, plan: Routin
   const queries = encoder.scratch(perRow * queryRows);
   const pipeline = await encoder.pipeline(output === 'affine' ? rowAffineWgsl(d.headDim) : normalizeRowsWgsl(d.headDim));
   const perWorkgroup = output === 'affine' ? ROW_AFFINE_ROWS : normalizeRowsPerWorkgroup(d.headDim);
-  const normalize = (source: GPUBufferLike, target: GPUBufferLike, rows: number, count: number, rowBase: number) => {
+  const normalize = (source: GPUBufferLike, target: GPUBufferLike, rows: number, count: number, rowStride: number, rowBase: number) => {
     const [x, y] = dispatchGrid(Math.ceil(rows / perWorkgroup));
-    const params = encoder.uniform(KMEANS_PARAMS, { rows, dim: d.headDim, mode, tilesX: x, count, rowBase }, []);
+    const params = encoder.uniform(KMEANS_PARAMS, { rows, dim: d.headDim, mode, tilesX: x, count, rowStride, rowBase }, []);
     encoder.dispatch(pipeline, [params, source, target], x, y);
   };
-  normalize(chunk.k, keys, keyRows, d.keySeq, slotOffset * d.keySeq);
-  normalize(chunk.q, queries, queryRows, d.querySeq, slotOffset * d.groupSize * d.querySeq);
+  // Key slots lie the chunk's keyStride rows apart (a KV cache's capacity), query slots querySeq.
+  const keyStride = chunkKeyStride(chunk, d);
+  normalize(chunk.k, keys, keyRows, d.keySeq, keyStride, slotOffset * keyStride);
+  normalize(chunk.q, queries, queryRows, d.querySeq, d.querySeq, slotOffset * d.groupSize * d.querySeq);
   return { keys, queries };
 }
 
@@ -280,7 +282,7 @@ async function encodeGather(encoder: ChunkEncoder, plan: RoutingFitPlan, picked:
   const total = chunk.slots * plan.sample;
   const [x, y] = dispatchGrid(Math.ceil(total / normalizeRowsPerWorkgroup(d.headDim)));
   const mode = plan.normalization === 'l2' ? 0 : 1;
-  const params = encoder.uniform(KMEANS_PARAMS, { rows: total, dim: d.headDim, mode, slots: chunk.slots, count: d.keySeq, sample: plan.sample, slotBase: chunk.slot0, tilesX: x }, []);
+  const params = encoder.uniform(KMEANS_PARAMS, { rows: total, dim: d.headDim, mode, slots: chunk.slots, count: d.keySeq, rowStride: chunkKeyStride(chunk, d), sample: plan.sample, slotBase: chunk.slot0, tilesX: x }, []);
   encoder.dispatch(await encoder.pipeline(kmeansGatherWgsl(d.headDim)), [params, chunk.k, picked, rows, columns], x, y);
 }
 

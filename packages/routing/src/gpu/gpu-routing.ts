@@ -15,7 +15,7 @@
  * write, to size the selection buffer: it holds exactly the selected pairs, never rows × S.
  */
 import { ConfigError, densePairCount, parseConfig, sparseStats, validateAttentionInput, type AttentionDims, type AttentionInput, type Selection, type SparseAttentionResult } from '@sparse-attn/core';
-import { countPairs, dispatchGrid, residentCall, type ChunkEncoder, type GpuBufferPool, type GpuAttentionMethod, type GpuBackend, type GpuMethodDefinition, type GpuSelection, type ResidentAttention, WEBGPU_FLAGS } from '@sparse-attn/backend-gpu';
+import { chunkKeyStride, countPairs, dispatchGrid, residentCall, type ChunkEncoder, type GpuBufferPool, type GpuAttentionMethod, type GpuBackend, type GpuMethodDefinition, type GpuSelection, type ResidentAttention, WEBGPU_FLAGS } from '@sparse-attn/backend-gpu';
 import { routingConfigSchema, type RoutingConfig } from '../routing-config.js';
 import { routingMethod } from '../routing-method.js';
 import { headSeed } from '../balanced-routing-attention.js';
@@ -114,11 +114,11 @@ export interface RoutingRun {
   readonly phases: { readonly membershipMs: number; readonly selectionMs: number };
 }
 
-type MembershipSide = { readonly rows: Buffer; readonly rowBase: number; readonly affine: Buffer; readonly bits: MembershipBits['keyBits']; readonly slots: number; readonly count: number; readonly groupSize: number; readonly r: number };
+type MembershipSide = { readonly rows: Buffer; readonly rowBase: number; readonly rowStride: number; readonly affine: Buffer; readonly bits: MembershipBits['keyBits']; readonly slots: number; readonly count: number; readonly groupSize: number; readonly r: number };
 
 /** The similarity kernels' parameters for one side (keys or queries). */
 function similarityValues(encoder: ChunkEncoder, side: MembershipSide, clusters: number) {
-  return { slots: side.slots, count: side.count, clusters, slotBase: encoder.chunk.slot0, groupSize: side.groupSize, rowTiles: Math.ceil(side.count / SIMILARITY_BLOCK), clusterTiles: Math.ceil(clusters / SIMILARITY_TILE.rows) };
+  return { slots: side.slots, count: side.count, rowStride: side.rowStride, clusters, slotBase: encoder.chunk.slot0, groupSize: side.groupSize, rowTiles: Math.ceil(side.count / SIMILARITY_BLOCK), clusterTiles: Math.ceil(clusters / SIMILARITY_TILE.rows) };
 }
 
 /**
@@ -245,9 +245,11 @@ export async function runRouting(
       if (!fitted) await encodeRoutingCentroids(encoder, plan, { centroids, picked, ...(draws ? { draws } : {}) });
       const affine = await encodeRoutingNormalize(encoder, plan, slotOffset, 'affine');
       const run = routingRunner(encoder, base);
+      // Key slots lie the chunk's keyStride rows apart (a KV cache's capacity), query slots querySeq.
+      const keyStride = chunkKeyStride(chunk, d);
       const sides = [
-        { rows: chunk.k, rowBase: slotOffset * d.keySeq, affine: affine.keys, bits: b.keyBits, slots: chunk.slots, count: d.keySeq, groupSize: 1, window: plan.window, r: plan.keyClusters },
-        { rows: chunk.q, rowBase: slotOffset * d.groupSize * d.querySeq, affine: affine.queries, bits: b.queryColumnBits, slots: querySlots, count: d.querySeq, groupSize: d.groupSize, window: plan.queryWindow, r: plan.queryClusters },
+        { rows: chunk.k, rowBase: slotOffset * keyStride, rowStride: keyStride, affine: affine.keys, bits: b.keyBits, slots: chunk.slots, count: d.keySeq, groupSize: 1, window: plan.window, r: plan.keyClusters },
+        { rows: chunk.q, rowBase: slotOffset * d.groupSize * d.querySeq, rowStride: d.querySeq, affine: affine.queries, bits: b.queryColumnBits, slots: querySlots, count: d.querySeq, groupSize: d.groupSize, window: plan.queryWindow, r: plan.queryClusters },
       ];
       // One side's similarity columns at a time, and each 64-row block's largest similarity key
       // per cluster (the similarity tile writes them, the top-w skips by them).

@@ -10,6 +10,8 @@
  * only the queries it holds, as the CPU does. One thread per output channel: the reads of a row
  * are coalesced across the workgroup. The result goes to `outSlot0 + slot` of a call-wide buffer
  * `[slot][regions][dim]`, so routing may read every head of a batch (shared scope) across chunks.
+ * `rowsPerSlot` is the rows between consecutive slots of x: the chunk's `keyStride` for keys (a KV
+ * cache's capacity, whose spare rows are never read), `querySeq` for queries.
  */
 
 /** Uniform parameter block of the region mean kernel. */

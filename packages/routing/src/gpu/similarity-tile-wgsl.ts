@@ -22,8 +22,11 @@
 import { forRows, linearWorkgroup, operandScratchVec4, scoreTileWgsl, TILE_COLUMNS, tileConstants, type TileShape, zeroScores } from '@sparse-attn/backend-gpu';
 import { insertTopR, orderKeyWgsl } from './wgsl-snippets.js';
 
-/** Uniform parameter block of {@link similarityTileWgsl} and {@link simTopWgsl}. */
-export const SIMILARITY_PARAMS = ['slots', 'count', 'clusters', 'slotBase', 'groupSize', 'rowTiles', 'clusterTiles', 'tilesX', 'rowBase', 'mode', 'pad0', 'pad1'] as const;
+/**
+ * Uniform parameter block of {@link similarityTileWgsl} and {@link simTopWgsl}. `rowStride`: rows
+ * between consecutive slots of the raw rows (a chunk's `keyStride` for keys, `count` for queries).
+ */
+export const SIMILARITY_PARAMS = ['slots', 'count', 'clusters', 'slotBase', 'groupSize', 'rowTiles', 'clusterTiles', 'tilesX', 'rowBase', 'mode', 'rowStride', 'pad1'] as const;
 
 /** The tile: 64 centroids (256 threads) × 64 rows, operands in chunks of 16 channels. */
 export const SIMILARITY_TILE: TileShape = { rows: 64, chunk: 16 };
@@ -31,7 +34,7 @@ export const SIMILARITY_TILE: TileShape = { rows: 64, chunk: 16 };
 /** Threads per workgroup of {@link simTopWgsl}. */
 export const SIM_TOP_THREADS = 256;
 
-const params = 'struct Params { slots: u32, count: u32, clusters: u32, slotBase: u32, groupSize: u32, rowTiles: u32, clusterTiles: u32, tilesX: u32, rowBase: u32, mode: u32, pad0: u32, pad1: u32 }';
+const params = 'struct Params { slots: u32, count: u32, clusters: u32, slotBase: u32, groupSize: u32, rowTiles: u32, clusterTiles: u32, tilesX: u32, rowBase: u32, mode: u32, rowStride: u32, pad1: u32 }';
 
 /** Rows per similarity tile: the block of positions whose largest key the tile writes. */
 export const SIMILARITY_BLOCK = TILE_COLUMNS;
@@ -100,7 +103,7 @@ function mergeLists(j: number, r: number): string {
 
 /**
  * One workgroup per (slot, 64-row tile), walking the centroid tiles in order. Bindings: 1 raw rows
- * (row-major `[slot][count][dim]` from row `P.rowBase`), 2 centroids (call-wide `[P.slotBase +
+ * (row-major, row i of slot s at row `P.rowBase + s · P.rowStride + i`), 2 centroids (call-wide `[P.slotBase +
  * slot / P.groupSize][C][dim]`), 3 `sim` (`[slot][C][count]`), 4 block keys (`[slot][C][rowTiles]`),
  * 5 each row's (shift, scale) (`[slot][count]`; `P.mode` 0 = l2, 1 = layernorm).
  * With `topR` = r in 1 … {@link SIMILARITY_FUSED_TOP_R}, also 6 `nearest` (`[slot][count][r]`):
@@ -144,7 +147,7 @@ fn centroidAt(cslot: u32, c: u32, e: u32) -> ${element} {
 fn rowAt(slot: u32, i: u32, e: u32) -> ${element} {
   if (i >= P.count || e >= D) { return ${zero}; }
   let a = affine[slot * P.count + i];
-  let v = x[${index('(P.rowBase + slot * P.count + i) * D + e')}];
+  let v = x[${index('(P.rowBase + slot * P.rowStride + i) * D + e')}];
   return select((v - a.x) * a.y, v * a.y, P.mode == 0u);
 }
 

@@ -18,14 +18,19 @@
  */
 import { inclusiveScanU32 } from './wgsl-snippets.js';
 
-/** Uniform parameter block shared by the k-means kernels (unused fields are 0). */
-export const KMEANS_PARAMS = ['rows', 'dim', 'mode', 'tilesX', 'slots', 'count', 'sample', 'clusters', 'groupSize', 'slotBase', 'rowBase', 'iteration', 'flagStride', 'pad0', 'pad1', 'pad2'] as const;
+/**
+ * Uniform parameter block shared by the k-means kernels (unused fields are 0). `rowStride`: rows
+ * between consecutive slots of the raw rows the normalisation and the gather read (a chunk's
+ * `keyStride` for keys, whose slots may lie a KV cache's capacity apart; `count` for queries):
+ * row i of slot s is row `rowBase + s · rowStride + i`.
+ */
+export const KMEANS_PARAMS = ['rows', 'dim', 'mode', 'tilesX', 'slots', 'count', 'sample', 'clusters', 'groupSize', 'slotBase', 'rowBase', 'iteration', 'flagStride', 'rowStride', 'pad1', 'pad2'] as const;
 
 /** Threads per workgroup of every k-means kernel. */
 export const KMEANS_THREADS = 64;
 
 const header = /* wgsl */ `
-struct Params { rows: u32, dim: u32, mode: u32, tilesX: u32, slots: u32, count: u32, sample: u32, clusters: u32, groupSize: u32, slotBase: u32, rowBase: u32, iteration: u32, flagStride: u32, pad0: u32, pad1: u32, pad2: u32 }
+struct Params { rows: u32, dim: u32, mode: u32, tilesX: u32, slots: u32, count: u32, sample: u32, clusters: u32, groupSize: u32, slotBase: u32, rowBase: u32, iteration: u32, flagStride: u32, rowStride: u32, pad1: u32, pad2: u32 }
 @group(0) @binding(0) var<uniform> P: Params;
 `;
 
@@ -88,9 +93,9 @@ fn rowAffine(o: u32) -> vec2<f32> {
 
 /**
  * Row normalisation (`mode` 0 = l2 with ε = 1e-12, 1 = layernorm without scale, ε = 1e-6) of
- * `P.rows` rows of `dim` floats, {@link normalizeRowsPerWorkgroup} rows per workgroup, written
- * channel-major per slot of `P.count` rows (`y[(slot·dim + c)·count + i]`, for the tiled centroid
- * kernels' coalesced reads).
+ * `P.rows` rows of `dim` floats, {@link normalizeRowsPerWorkgroup} rows per workgroup (row
+ * i of slot s read at row `P.rowBase + s · P.rowStride + i` of x), written channel-major per slot
+ * of `P.count` rows (`y[(slot·dim + c)·count + i]`, for the tiled centroid kernels' coalesced reads).
  *
  * The workgroup stages its rows through workgroup memory with coalesced loads and stores (one
  * thread per row reading its own row strided the warp's loads 512 B apart at D = 128: 18 ms for
@@ -110,9 +115,12 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let row0 = (wid.x + wid.y * P.tilesX) * ROWS;
   if (row0 >= P.rows) { return; }
   let count = min(ROWS, P.rows - row0);
-  // Source rows start at row P.rowBase of x (a KV-slot group inside a larger chunk).
-  let src = (P.rowBase + row0) * D;
-  for (var e = lid; e < count * D; e += NT) { tile[(e / D) * PAD + e % D] = x[src + e]; }
+  // Row id = slot · count + i is row P.rowBase + slot · P.rowStride + i of x (a KV-slot group
+  // inside a larger chunk, slots a KV cache's capacity apart).
+  for (var e = lid; e < count * D; e += NT) {
+    let id = row0 + e / D;
+    tile[(e / D) * PAD + e % D] = x[(P.rowBase + (id / P.count) * P.rowStride + id % P.count) * D + e % D];
+  }
   workgroupBarrier();
   if (lid < count) { affine[lid] = rowAffine(lid * PAD); }
   workgroupBarrier();
@@ -138,7 +146,8 @@ export const ROW_AFFINE_ROWS = 32;
 /**
  * Each row's (shift, scale) of the normalisation (`P.mode` as in {@link normalizeRowsWgsl}):
  * `y[row] = (0, 1 / max(‖x‖, 1e-12))` for l2, `(mean, 1 / sqrt(var + 1e-6))` for layernorm, for
- * `P.rows` rows of `dim` floats starting at row `P.rowBase` of `x`. The similarity tile applies
+ * `P.rows` rows of `dim` floats (row i of slot s at row `P.rowBase + s · P.rowStride + i` of `x`,
+ * slots of `P.count` rows). The similarity tile applies
  * the pair as it loads the raw rows (`(x − shift)·scale`, or `x·scale` for l2), so the S × D
  * normalised rows are never written or re-read.
  *
@@ -190,8 +199,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let row = row0 + lid / L;
   let lane = lid % L;
   let valid = row < P.rows;
-  // Rows past the end read row 0 and write nothing (every thread reaches the barriers).
-  let src = (P.rowBase + select(0u, row, valid)) * W;
+  // Rows past the end read row 0 and write nothing (every thread reaches the barriers). Row id =
+  // slot · count + i is row P.rowBase + slot · P.rowStride + i of x.
+  let id = select(0u, row, valid);
+  let src = (P.rowBase + (id / P.count) * P.rowStride + id % P.count) * W;
   var own = 0.0;
   for (var j = 0u; j < PER; j++) {
     let e = lane + j * L;
@@ -215,7 +226,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 }
 
 /**
- * The normalisation and the subsample gather in one pass over the raw keys (`[slot][P.count][dim]`):
+ * The normalisation and the subsample gather in one pass over the raw keys (`[slot][P.count][dim]`,
+ * slots `P.rowStride` rows apart: a chunk's `keyStride`):
  * each picked row is normalised (`P.mode` as in {@link normalizeRowsWgsl}) and renormalised (as the
  * CPU does to its subsample) with the same operations in the same order as normalising every key
  * and then gathering (the two kernels this replaced), so it writes the same floats without the
@@ -247,7 +259,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let count = min(ROWS, P.rows - row0);
   for (var e = lid; e < count * D; e += NT) {
     let id = row0 + e / D;
-    let src = ((id / P.sample) * P.count + picked[P.slotBase * P.sample + id]) * D;
+    let src = ((id / P.sample) * P.rowStride + picked[P.slotBase * P.sample + id]) * D;
     tile[(e / D) * PAD + e % D] = x[src + e % D];
   }
   workgroupBarrier();
