@@ -12,18 +12,19 @@ import type { PoolingSpec } from '../cached-decoder.js';
 type Buffer = ResidentChunk['out'];
 
 /**
- * A decode step's pooled windows on the device, one buffer per chunk of the step's resident call
- * (one KV slot each, `[window][D]` with room for at least the step's windows). Windows below
- * `first` were pooled by earlier steps; the step's selection pools windows `first …` into them.
+ * A decode step's pooled windows on the device, one buffer per chunk of the step's resident call,
+ * `[slot][window][D]` with exactly the step's windows per slot (compact, the layout a prefill's
+ * pooling writes, whatever the chunk's `keyStride`). Windows below `first` were pooled by earlier
+ * steps; the step's selection pools windows `first …` into them.
  */
 export interface DecoderPool {
   /** Windows already pooled (complete before this step). */
   readonly first: number;
-  /** Mean keys, `[window][D]` per KV slot. */
+  /** Mean keys, `[window][D]` per KV slot of the chunk. */
   readonly means: readonly Buffer[];
-  /** Per-channel key bounds `[window][max D | min D]` per KV slot (NSA's Quest scores only). */
+  /** Per-channel key bounds `[window][max D | min D]` per KV slot of the chunk (NSA's Quest scores only). */
   readonly bounds: readonly Buffer[] | undefined;
-  /** Mean values, `[window][Dv]` per KV slot (NSA's gated compressed branch only). */
+  /** Mean values, `[window][Dv]` per KV slot of the chunk (NSA's gated compressed branch only). */
   readonly values: readonly Buffer[] | undefined;
 }
 

@@ -25,7 +25,7 @@ import {
   type MethodDefinition,
   validateAttentionInput,
 } from '@sparse-attn/core';
-import { GpuBackend, checkInput, describeCheckShape, expectClose, expectLseClose, expectSameSelection, type CheckShape, type GpuAttentionDecoder, type GpuCheck, type GpuMethodDefinition } from '@sparse-attn/backend-gpu';
+import { GpuBackend, checkInput, describeCheckShape, expectClose, expectKeyStrideHonoured, expectLseClose, expectSameSelection, type CheckShape, type GpuAttentionDecoder, type GpuCheck, type GpuMethodDefinition, type ResidentAttention } from '@sparse-attn/backend-gpu';
 import { gpuMobaMethod } from './moba-gpu.js';
 import { gpuNsaMethod, nsaPlan, nsaSelectionStep, rangeRowsFor } from './nsa-gpu.js';
 import { nsaConfigSchema, nsaMethod } from '../nsa.js';
@@ -540,5 +540,75 @@ function tieCheck(gpuMethod: GpuMethodDefinition, config: Record<string, unknown
   };
 }
 
+/** One GPU path of {@link keyStrideCheck}: a method, its config and a call shape. */
+interface KeyStrideCase {
+  readonly what: string;
+  readonly definition: GpuMethodDefinition;
+  readonly config: Record<string, unknown>;
+  readonly shape: CheckShape;
+  /** Upload on a backend whose largest binding holds this many KV slots (the indexer's slot groups); default: one chunk of every slot. */
+  readonly chunkSlots?: number;
+}
+
+const keyStrideCases: readonly KeyStrideCase[] = [
+  { what: 'moba', definition: gpuMobaMethod, config: { blockSize: 16, topK: 3 }, shape: { batch: 2, queryHeads: 4, kvHeads: 2, seq: 150, headDim: 32 } },
+  // Union rows with a window: the rest / shared split (key-block and rows executors) at prefill, split-K at decode.
+  { what: 'nsa (union)', definition: gpuNsaMethod, config: { compressionBlock: 16, compressionStride: 8, selectionBlock: 16, selectedBlocks: 4, window: 40 }, shape: { batch: 2, queryHeads: 4, kvHeads: 2, seq: 150, headDim: 32 } },
+  { what: "nsa ('quest' bounds)", definition: gpuNsaMethod, config: { compressionBlock: 16, compressionStride: 16, selectionBlock: 16, selectedBlocks: 3, window: 24, compressionScore: 'quest' }, shape: { batch: 2, queryHeads: 4, kvHeads: 2, seq: 150, headDim: 32 } },
+  // Pools the values too (the compressed branch's resident over the pooled k̃ / ṽ), Dv ≠ D.
+  { what: "nsa ('gated')", definition: gpuNsaMethod, config: { compressionBlock: 16, compressionStride: 16, selectionBlock: 16, selectedBlocks: 3, window: 24, combine: 'gated', gates: { compression: 0.3, selection: 0.4, window: 0.3 } }, shape: { batch: 2, queryHeads: 4, kvHeads: 2, seq: 150, headDim: 16, valueDim: 24 } },
+  // G = 2, ≥ 64 queries, B ≥ 16: block-major stage 2 (candidate-score kernel) and the masked blocks (key-block executor).
+  { what: 'hierarchical-indexer (masked blocks, G 2)', definition: gpuHierarchicalIndexerMethod, config: { blockSize: 16, candidateBlocks: 4, topK: 24 }, shape: { batch: 2, queryHeads: 4, kvHeads: 2, seq: 150, headDim: 32 } },
+  // G = 4: the token rows executor.
+  { what: 'hierarchical-indexer (token rows, G 4)', definition: gpuHierarchicalIndexerMethod, config: { blockSize: 16, candidateBlocks: 4, topK: 24 }, shape: { batch: 2, queryHeads: 4, kvHeads: 1, seq: 150, headDim: 32 } },
+  // Chunks of 2 KV slots whose token rows exceed a binding: runResident copies one slot at a time into compact group buffers.
+  { what: 'hierarchical-indexer (slot groups of 1 over chunks of 2)', definition: gpuHierarchicalIndexerMethod, config: { blockSize: 8, candidateBlocks: 6, topK: 40 }, shape: { batch: 2, queryHeads: 4, kvHeads: 2, seq: 123, headDim: 16 }, chunkSlots: 2 },
+];
+
+/**
+ * Every GPU path of this package over keys and values laid out as a `GpuKVCache`'s view has them
+ * (`keyStride` rows between KV slots, spare rows in between: backend-gpu's `withSpareRows`):
+ * `runResident` on a prefill-shaped call (S not a multiple of the blocks, GQA, batch 2), and
+ * `runResident` and one `decodeResident` step on a decode-shaped call (one query at the end of the
+ * keys: the row-parallel decode kernels, split-K), must leave the output and lse they leave over
+ * compact keys. A kernel that reads slot s's keys at `s · keySeq` reads the wrong rows.
+ */
+function keyStrideCheck(): GpuCheck {
+  return {
+    name: `${keyStrideCases.map((c) => c.what).join(', ')}: runResident (prefill- and decode-shaped) and decodeResident read keys and values at slot · keyStride (a KV cache view with spare rows) as over compact keys`,
+    async run(backend) {
+      for (const [n, c] of keyStrideCases.entries()) {
+        for (const decode of [false, true]) {
+          const input = checkInput(decode ? { ...c.shape, querySeq: 1 } : c.shape, 60 + 2 * n + (decode ? 1 : 0));
+          const d = validateAttentionInput(input);
+          let on = backend;
+          if (c.chunkSlots !== undefined) {
+            const slotBytes = 4 * Math.max(d.groupSize * d.querySeq * Math.max(d.headDim, d.valueDim), d.keySeq * Math.max(d.headDim, d.valueDim));
+            on = new GpuBackend({ ...backend.context, maxBinding: c.chunkSlots * slotBytes });
+          }
+          const method = c.definition.create(on, c.config);
+          const what = `${c.what} ${describeCheckShape(decode ? { ...c.shape, querySeq: 1 } : c.shape)}`;
+          const resident = on.upload(input, d);
+          try {
+            await expectKeyStrideHonoured(on, `${what}: runResident`, resident, (r) => method.runResident!(r, { density: false }));
+            if (decode) {
+              await expectKeyStrideHonoured(on, `${what}: decodeResident`, resident, async (r: ResidentAttention) => {
+                const stepper = await method.decodeResident!(r);
+                try {
+                  await stepper.step();
+                } finally {
+                  stepper.release();
+                }
+              });
+            }
+          } finally {
+            on.release(resident);
+          }
+        }
+      }
+    },
+  };
+}
+
 /** Every GPU check of this package, in the order they run. */
-export const gpuChecks: readonly GpuCheck[] = [...mobaChecks, ...nsaChecks, ...indexerChecks];
+export const gpuChecks: readonly GpuCheck[] = [...mobaChecks, ...nsaChecks, ...indexerChecks, keyStrideCheck()];

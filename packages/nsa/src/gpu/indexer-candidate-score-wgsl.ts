@@ -11,7 +11,8 @@
  * on the register micro-tile (`scoreTileWgsl`), so each kept block is read once per 64 rows that
  * kept it instead of once per row. Scores are written as order-preserving u32 keys to
  * `candKeys[(row · maxKept + e) · B + j]` for the `'select'` pass's top-K; candidates past the
- * row's position (in its current block) are written too and never read.
+ * row's position (in its current block) are written too and never read. Key t of KV slot s is row
+ * `s · keyStride + t` of the chunk's k (backend-gpu's `chunkKeyStride`); `keySeq` bounds the block.
  */
 import { SORTABLE_WGSL } from './indexer-select-wgsl.js';
 import { groupQueryWgsl } from './indexer-score-tile-wgsl.js';
@@ -21,7 +22,7 @@ import { forRows, linearWorkgroup, listTileWgsl, memoKernel, operandScratchVec4,
 export const INDEXER_CANDIDATE_PARAMS = [
   'lists', 'itemsPerTile', 'stride', 'rangeRows',
   'slotFirst', 'blocks', 'tilesX', 'queryStart',
-  'querySeq', 'keySeq', 'blockSize', 'pad0',
+  'querySeq', 'keySeq', 'blockSize', 'keyStride',
 ] as const;
 
 /** Compile-time shape of the candidate-score kernel. */
@@ -49,7 +50,7 @@ const G: u32 = ${o.groupSize}u;
 struct Params {
   lists: u32, itemsPerTile: u32, stride: u32, rangeRows: u32,
   slotFirst: u32, blocks: u32, tilesX: u32, queryStart: u32,
-  querySeq: u32, keySeq: u32, blockSize: u32, pad0: u32,
+  querySeq: u32, keySeq: u32, blockSize: u32, keyStride: u32,
 }
 
 @group(0) @binding(0) var<uniform> P: Params;
@@ -104,7 +105,7 @@ ${listTileWgsl('list')}
   workgroupBarrier();
   let blockStart = block * P.blockSize;
   let blockKeys = min(P.blockSize, P.keySeq - blockStart);
-  let kRow0 = slot * P.keySeq + blockStart;
+  let kRow0 = slot * P.keyStride + blockStart;
   for (var k0 = 0u; k0 < blockKeys; k0 += BC) {
 ${zeroScores('    ')}
 ${scoreTileWgsl(o.tile, 'D', (r, e) => `aAt(${r}, ${e})`, (c, e) => `bAt(${c}, ${e}, kRow0 + k0, kRow0 + blockKeys)`, vectorized)}

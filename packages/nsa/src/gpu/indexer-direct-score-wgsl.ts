@@ -15,7 +15,10 @@
  * candidate keys (1 MiB at the defaults) through one SM. Where D is a multiple of 32, LANES threads
  * share a key (vec4 loads, 128 contiguous bytes per group and load); otherwise one thread scores a
  * key. The group query q̄ = Σ_g q^g is summed in head order, as the CPU and the other passes do.
- * Keys past the row's position (in its current block) are written and never read.
+ * Keys past the row's position (in its current block) are written and never read. In `'tokens'`
+ * mode key t of KV slot s is row `s · keyStride + t` of the chunk's k (backend-gpu's
+ * `chunkKeyStride`: a KV cache's capacity between slots); `keySeq` bounds the keys. The block means
+ * of `'blocks'` are compact (`pooled` per slot).
  */
 import { memoKernel, type TileOperands } from '@sparse-attn/backend-gpu';
 import { groupQueryWgsl } from './indexer-score-tile-wgsl.js';
@@ -25,7 +28,12 @@ import { SORTABLE_WGSL } from './indexer-select-wgsl.js';
 const SCALAR_Q: TileOperands = { vectorized: false, element: 'f32', zero: '0.0', at: (row, e, width) => `(${row}) * ${width} + ${e}` };
 
 /** Uniform parameter block of the direct candidate-score kernel (u32 fields). */
-export const INDEXER_DIRECT_PARAMS = ['querySeq', 'keySeq', 'blockSize', 'rangeRows', 'rowStart', 'rows', 'tilesX', 'queryOffset', 'pooled', 'blocks', 'topK', 'parts'] as const;
+export const INDEXER_DIRECT_PARAMS = [
+  'querySeq', 'keySeq', 'blockSize', 'rangeRows',
+  'rowStart', 'rows', 'tilesX', 'queryOffset',
+  'pooled', 'blocks', 'topK', 'parts',
+  'keyStride', 'pad0', 'pad1', 'pad2',
+] as const;
 
 /** Blocks one workgroup of the `'blocks'` mode scores. */
 export const INDEXER_DIRECT_BLOCKS = 64;
@@ -90,6 +98,7 @@ struct Params {
   querySeq: u32, keySeq: u32, blockSize: u32, rangeRows: u32,
   rowStart: u32, rows: u32, tilesX: u32, queryOffset: u32,
   pooled: u32, blocks: u32, topK: u32, parts: u32,
+  keyStride: u32, pad0: u32, pad1: u32, pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> P: Params;
@@ -147,7 +156,7 @@ ${
   workgroupBarrier();
 ${coalesced ? `  for (var c = lid; c < D / 4u; c += NT) { gq4[c] = vec4<f32>(gq[4u * c], gq[4u * c + 1u], gq[4u * c + 2u], gq[4u * c + 3u]); }
   workgroupBarrier();` : ''}
-  let keyRow0 = ${blocks ? 'kvSlot * P.pooled + first' : 'kvSlot * P.keySeq + first'};
+  let keyRow0 = ${blocks ? 'kvSlot * P.pooled + first' : 'kvSlot * P.keyStride + first'};
 ${score(blocks ? 'blockScores[rowLocal * P.blocks + first + j] = s;' : 'candKeys[(rowLocal * KEPT + part) * P.blockSize + j] = sortable(s);')}
 }
 `;

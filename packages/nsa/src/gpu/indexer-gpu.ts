@@ -18,7 +18,7 @@
  * `indexerIoU` diagnostic (a flat scan of every visible key for sampled queries) is not computed.
  */
 import { ConfigError, densePairCount, parseConfig, validateAttentionInput, type AttentionDims } from '@sparse-attn/core';
-import { blockListPipelines, dispatchGrid, recordBlockLists, residentCall, type BlockListRecorder, type GpuBackend, type GpuMethodDefinition, type GpuSelection, type GpuSelectionChunk, type GpuSelectionStep, type ResidentAttention, type TileShape, selectThenAttend, type GpuDecoderOptions } from '@sparse-attn/backend-gpu';
+import { blockListPipelines, chunkKeyStride, dispatchGrid, recordBlockLists, residentCall, type BlockListRecorder, type GpuBackend, type GpuMethodDefinition, type GpuSelection, type GpuSelectionChunk, type GpuSelectionStep, type ResidentAttention, type TileShape, selectThenAttend, type GpuDecoderOptions } from '@sparse-attn/backend-gpu';
 import { completeWindows } from '../block-means.js';
 import { blockPooling } from '../cached-decoder.js';
 import { hierarchicalIndexerConfigSchema, hierarchicalIndexerMethod, type HierarchicalIndexerConfig } from '../hierarchical-indexer.js';
@@ -112,12 +112,14 @@ export function indexerSelectionStep(d: AttentionDims, config: HierarchicalIndex
         e.pipeline(indexerSelectWgsl({ ...kernel, phase: 'select' })),
       ]);
       const slots = e.chunk.slots;
+      // Rows between the KV slots of the chunk's k (a KV cache's capacity; keySeq for contiguous keys).
+      const keyStride = chunkKeyStride(e.chunk, d);
       const blockRowBuffers = blockRows?.(e.index, slots);
       const means = pool ? pool.means[e.index]! : e.scratch(4 * Math.max(1, slots * p.pooled * d.headDim));
       const first = Math.min(pool?.first ?? 0, p.pooled);
       if (p.pooled > first) {
         const [px, py] = dispatchGrid(Math.ceil((slots * (p.pooled - first) * d.headDim) / WINDOW_POOL_THREADS));
-        const params = e.uniform(WINDOW_POOL_PARAMS, { keySeq: d.keySeq, length: config.blockSize, stride: config.blockSize, windows: p.pooled - first, first, slots, tilesX: px, dim: d.headDim });
+        const params = e.uniform(WINDOW_POOL_PARAMS, { keyStride, length: config.blockSize, stride: config.blockSize, windows: p.pooled - first, first, slots, tilesX: px, dim: d.headDim });
         e.dispatch(poolKernel, [params, e.chunk.k, means], px, py);
       }
       const kept = Math.max(1, p.kernel.maxKept);
@@ -142,7 +144,7 @@ export function indexerSelectionStep(d: AttentionDims, config: HierarchicalIndex
       for (let rowStart = 0; rowStart < d.querySeq; rowStart += rangeRows) {
         const rows = Math.min(rangeRows, d.querySeq - rowStart);
         const directParams = (grid: readonly [number, number], parts: number) =>
-          e.uniform(INDEXER_DIRECT_PARAMS, { ...geometry, keySeq: d.keySeq, rangeRows: rows, rowStart, rows: slots * rows, tilesX: grid[0], parts });
+          e.uniform(INDEXER_DIRECT_PARAMS, { ...geometry, keySeq: d.keySeq, keyStride, rangeRows: rows, rowStart, rows: slots * rows, tilesX: grid[0], parts });
         if (p.pooled > 0) {
           if (direct) {
             const parts = Math.ceil(p.pooled / INDEXER_DIRECT_BLOCKS);
@@ -163,7 +165,7 @@ export function indexerSelectionStep(d: AttentionDims, config: HierarchicalIndex
           // Unsorted: the scoring kernel walks each block's keys whole for every row (no causal stop).
           const built = recordBlockLists(recorder, lists.passes, { bounds: candBounds, indices: candIndices }, lists.items, window, { sort: false });
           const tiles = dispatchGrid(built.maxTiles);
-          const candidateParams = built.params(tiles, INDEXER_CANDIDATE_PARAMS, { rangeRows: rows, queryStart: rowStart, keySeq: d.keySeq, blockSize: config.blockSize });
+          const candidateParams = built.params(tiles, INDEXER_CANDIDATE_PARAMS, { rangeRows: rows, queryStart: rowStart, keySeq: d.keySeq, keyStride, blockSize: config.blockSize });
           e.dispatch(lists.candidates, [candidateParams, e.chunk.q, e.chunk.k, built.listMeta, lists.items, candKeys], tiles[0], tiles[1]);
         } else {
           const grid = dispatchGrid(slots * rows * kept);

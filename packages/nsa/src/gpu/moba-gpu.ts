@@ -14,7 +14,7 @@
  * checked against the device before any GPU work.
  */
 import { ConfigError, densePairCount, parseConfig, validateAttentionInput, type AttentionDims } from '@sparse-attn/core';
-import { dispatchGrid, residentCall, type GpuBackend, type GpuMethodDefinition, type GpuSelectionStep, selectThenAttend, type GpuDecoderOptions } from '@sparse-attn/backend-gpu';
+import { chunkKeyStride, dispatchGrid, residentCall, type GpuBackend, type GpuMethodDefinition, type GpuSelectionStep, selectThenAttend, type GpuDecoderOptions } from '@sparse-attn/backend-gpu';
 import { completeWindows } from '../block-means.js';
 import { blockPooling } from '../cached-decoder.js';
 import { selectionShare } from '../method-helpers.js';
@@ -65,7 +65,7 @@ export function mobaSelectionStep(d: AttentionDims, config: MobaConfig, p: MobaP
       const first = Math.min(pool?.first ?? 0, p.pooled);
       if (p.pooled > first) {
         const [px, py] = dispatchGrid(Math.ceil((slots * (p.pooled - first) * d.headDim) / WINDOW_POOL_THREADS));
-        const params = e.uniform(WINDOW_POOL_PARAMS, { keySeq: d.keySeq, length: B, stride: B, windows: p.pooled - first, first, slots, tilesX: px, dim: d.headDim });
+        const params = e.uniform(WINDOW_POOL_PARAMS, { keyStride: chunkKeyStride(e.chunk, d), length: B, stride: B, windows: p.pooled - first, first, slots, tilesX: px, dim: d.headDim });
         e.dispatch(poolKernel, [params, e.chunk.k, means], px, py);
       }
       // Every row is written, also those of query tiles with no past block (the current block alone).

@@ -12,7 +12,7 @@
  * KV slot: pooled keys and values (NC · (D + Dv) floats), the window rows (Sq · w u32) and the
  * compressed rows (Sq · NC u32); never Sq × S.
  */
-import { dispatchGrid, type GpuBackend, type GpuSelection, type GpuSelectionStep, type ResidentAttention, type ResidentChunk, WEBGPU_FLAGS } from '@sparse-attn/backend-gpu';
+import { chunkKeyStride, dispatchGrid, type GpuBackend, type GpuSelection, type GpuSelectionStep, type ResidentAttention, type ResidentChunk, WEBGPU_FLAGS } from '@sparse-attn/backend-gpu';
 import { ConfigError, type AttentionDims } from '@sparse-attn/core';
 import type { NsaConfig } from '../nsa.js';
 import type { DecoderPool } from './gpu-cached-decoder.js';
@@ -101,7 +101,7 @@ export async function runGatedBranches(
       const tensors = pool ? ([[e.chunk.v, pooledV[e.index]!, d.valueDim]] as const) : ([[e.chunk.k, pooledK[e.index]!, d.headDim], [e.chunk.v, pooledV[e.index]!, d.valueDim]] as const);
       for (const [src, dst, dim] of tensors) {
         const [x, y] = dispatchGrid(Math.ceil((e.chunk.slots * (windows - first) * dim) / WINDOW_POOL_THREADS));
-        const params = e.uniform(WINDOW_POOL_PARAMS, { keySeq: d.keySeq, length: config.compressionBlock, stride: config.compressionStride, windows: windows - first, first, slots: e.chunk.slots, tilesX: x, dim });
+        const params = e.uniform(WINDOW_POOL_PARAMS, { keyStride: chunkKeyStride(e.chunk, d), length: config.compressionBlock, stride: config.compressionStride, windows: windows - first, first, slots: e.chunk.slots, tilesX: x, dim });
         e.dispatch(pipeline, [params, src, dst], x, y);
       }
     });
@@ -115,6 +115,8 @@ export async function runGatedBranches(
         v: pooledV[i]!,
         out: make(4 * c.slots * d.groupSize * d.querySeq * d.valueDim),
         lse: make(4 * c.slots * d.groupSize * d.querySeq),
+        // The pooled windows are compact, `[slot][window]` (whatever the resident's keyStride).
+        keyStride: pooledRows,
       })),
     };
     const windowRows = await backend.runSelection(resident, rangeStep(d, config, 0, Math.max(1, config.window), windows));

@@ -22,7 +22,7 @@
  * within {@link NSA_RANGE_BYTES} for the whole chunk).
  */
 import { ConfigError, NumericError, densePairCount, parseConfig, sparseStats, validateAttentionInput, type AttentionDims, type AttentionInput, type AttentionResult } from '@sparse-attn/core';
-import { countPairs, dispatchGrid, residentCall, type GpuBackend, type GpuMethodDefinition, type GpuSelection, type GpuSelectionStep, type ResidentAttention, type ResidentChunk, type TileShape, selectThenAttend, type GpuDecoderOptions } from '@sparse-attn/backend-gpu';
+import { chunkKeyStride, countPairs, dispatchGrid, residentCall, type GpuBackend, type GpuMethodDefinition, type GpuSelection, type GpuSelectionStep, type ResidentAttention, type ResidentChunk, type TileShape, selectThenAttend, type GpuDecoderOptions } from '@sparse-attn/backend-gpu';
 import { completeWindows } from '../block-means.js';
 import type { PoolingSpec } from '../cached-decoder.js';
 import { selectionShare } from '../method-helpers.js';
@@ -149,7 +149,7 @@ export function nsaSelectionStep(d: AttentionDims, config: NsaConfig, p: NsaPlan
       const first = Math.min(pool?.first ?? 0, p.windows);
       if (p.windows > first) {
         const [px, py] = dispatchGrid(Math.ceil((slots * (p.windows - first) * d.headDim) / WINDOW_POOL_THREADS));
-        const params = e.uniform(WINDOW_POOL_PARAMS, { keySeq: d.keySeq, length: config.compressionBlock, stride: config.compressionStride, windows: p.windows - first, first, slots, tilesX: px, dim: d.headDim });
+        const params = e.uniform(WINDOW_POOL_PARAMS, { keyStride: chunkKeyStride(e.chunk, d), length: config.compressionBlock, stride: config.compressionStride, windows: p.windows - first, first, slots, tilesX: px, dim: d.headDim });
         e.dispatch(poolKernel, [params, e.chunk.k, means, bounds], px, py);
       }
       const importance = e.scratch(4 * Math.max(1, slots * rangeRows * p.blocks));

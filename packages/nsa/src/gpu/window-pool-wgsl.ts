@@ -15,11 +15,15 @@
  * windows, appended to a store kept on the device: a complete window never changes, so the
  * earlier ones are not recomputed). Each slot's output holds `first + windows` windows, so
  * window i of slot s is at `(s · (first + windows) + i) · dim` (`first = 0`: the whole call).
+ *
+ * `src` is a resident chunk's keys or values: key t of the chunk's KV slot s is row
+ * `s · keyStride + t` (backend-gpu's `chunkKeyStride`: a KV cache's capacity between slots,
+ * `keySeq` for contiguous keys). Only complete windows are read, so no bound on the keys is needed.
  */
 import { memoKernel } from '@sparse-attn/backend-gpu';
 
 /** Uniform parameter block of the pooling kernel (4-byte u32 fields). */
-export const WINDOW_POOL_PARAMS = ['keySeq', 'length', 'stride', 'windows', 'slots', 'tilesX', 'dim', 'first'] as const;
+export const WINDOW_POOL_PARAMS = ['keyStride', 'length', 'stride', 'windows', 'slots', 'tilesX', 'dim', 'first'] as const;
 
 /** Threads per workgroup of the pooling kernel. */
 export const WINDOW_POOL_THREADS = 256;
@@ -27,7 +31,7 @@ export const WINDOW_POOL_THREADS = 256;
 /** Generates the WGSL of the pooling kernel; `bounds` also writes `[max | min]` per window (2·dim floats). */
 export const windowPoolWgsl = memoKernel(function windowPoolWgsl(options: { bounds: boolean }): string {
   return /* wgsl */ `
-struct Params { keySeq: u32, length: u32, stride: u32, windows: u32, slots: u32, tilesX: u32, dim: u32, first: u32 }
+struct Params { keyStride: u32, length: u32, stride: u32, windows: u32, slots: u32, tilesX: u32, dim: u32, first: u32 }
 
 @group(0) @binding(0) var<uniform> P: Params;
 @group(0) @binding(1) var<storage, read> src: array<f32>;
@@ -47,7 +51,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   var hi = -3.0e38;
   var lo = 3.0e38;
   for (var t = start; t < start + P.length; t++) {
-    let x = src[(slot * P.keySeq + t) * P.dim + c];
+    let x = src[(slot * P.keyStride + t) * P.dim + c];
     sum += x;
     hi = max(hi, x);
     lo = min(lo, x);
