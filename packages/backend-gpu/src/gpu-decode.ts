@@ -16,7 +16,7 @@ import {
 import type { BlockTopKConfig } from './block-top-k.js';
 import { blockScratchBytesPerSlot, chunkKeyStride, countPairs, type GpuBackend, type ResidentAttention, type ResidentChunk } from './gpu-backend.js';
 import { GpuKVCache } from './gpu-kv-cache.js';
-import type { GpuAttentionDecoder } from './gpu-methods.js';
+import type { GpuAttentionDecoder, GpuDecoderOptions } from './gpu-methods.js';
 import { DECODE_GATHER_PARAMS, DECODE_GATHER_THREADS, decodeGatherWgsl } from './kernels/decode-gather-wgsl.js';
 import { DECODE_MERGE_PARAMS, decodeMergeWgsl } from './kernels/decode-merge-wgsl.js';
 import { DECODE_PARTIAL_PARAMS, decodePartialRecord, decodePartialWgsl, SPLIT_K_MAX_QUERIES, splitKPartitions, type SplitKPlan } from './kernels/decode-split-k-wgsl.js';
@@ -133,9 +133,9 @@ export async function lastQueryView(backend: GpuBackend, resident: ResidentAtten
   return { view: { dims, chunks }, release };
 }
 
-/** The GPU KV cache a decoder of `shape` needs. */
-export function decoderCache(backend: GpuBackend, shape: DecoderShape): GpuKVCache {
-  return new GpuKVCache(backend, { batch: shape.batch, kvHeads: shape.kvHeads, queryHeads: shape.queryHeads, headDim: shape.headDim, valueDim: shape.valueDim ?? shape.headDim });
+/** The GPU KV cache a decoder of `shape` needs (`options.initialCapacity` rows per KV head up front). */
+export function decoderCache(backend: GpuBackend, shape: DecoderShape, options: GpuDecoderOptions = {}): GpuKVCache {
+  return new GpuKVCache(backend, { batch: shape.batch, kvHeads: shape.kvHeads, queryHeads: shape.queryHeads, headDim: shape.headDim, valueDim: shape.valueDim ?? shape.headDim, ...(options.initialCapacity !== undefined ? { initialCapacity: options.initialCapacity } : {}) });
 }
 
 /**
@@ -144,8 +144,8 @@ export function decoderCache(backend: GpuBackend, shape: DecoderShape): GpuKVCac
  * longer ones through the tiled prefill kernel. Equals core's dense decoder (and
  * `referenceAttention` over the cache) to float32 rounding; results carry `lse`.
  */
-export function gpuDenseDecoder(backend: GpuBackend, shape: DecoderShape): GpuAttentionDecoder {
-  const cache = decoderCache(backend, shape);
+export function gpuDenseDecoder(backend: GpuBackend, shape: DecoderShape, options: GpuDecoderOptions = {}): GpuAttentionDecoder {
+  const cache = decoderCache(backend, shape, options);
   return {
     get length() {
       return cache.length;
@@ -171,8 +171,8 @@ export function gpuDenseDecoder(backend: GpuBackend, shape: DecoderShape): GpuAt
  * from the resident keys rather than updated incrementally like the CPU decoder's pool, which
  * gives the same pooled values) and runs the sparse executor. Same blocks as the CPU decoder.
  */
-export function gpuBlockTopKDecoder(backend: GpuBackend, shape: DecoderShape, config: BlockTopKConfig): GpuAttentionDecoder {
-  const cache = decoderCache(backend, shape);
+export function gpuBlockTopKDecoder(backend: GpuBackend, shape: DecoderShape, config: BlockTopKConfig, options: GpuDecoderOptions = {}): GpuAttentionDecoder {
+  const cache = decoderCache(backend, shape, options);
   return {
     get length() {
       return cache.length;

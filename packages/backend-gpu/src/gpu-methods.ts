@@ -160,7 +160,7 @@ export const gpuDenseMethod: GpuMethodDefinition = {
   create: (backend) => ({
     methodId: 'dense',
     prefill: (input) => backend.denseAttention(input),
-    createDecoder: (shape) => gpuDenseDecoder(backend, shape),
+    createDecoder: (shape, options) => gpuDenseDecoder(backend, shape, options),
     runResident: async (resident) => ({ selectionMs: 0, attentionMs: await backend.runDense(resident), density: 1 }),
   }),
 };
@@ -178,7 +178,7 @@ export const gpuBlockTopKMethod: GpuMethodDefinition = {
     return {
       methodId: blockTopKMethod.id,
       prefill: (input) => backend.blockTopKAttention(input, resolved),
-      createDecoder: (shape) => gpuBlockTopKDecoder(backend, shape, resolved),
+      createDecoder: (shape, options) => gpuBlockTopKDecoder(backend, shape, resolved, options),
       runResident: (resident, options) =>
         residentCall(backend, options, async () => {
           const { selection, timings } = await backend.runBlockTopK(resident, resolved, { readSelection: options?.density !== false });

@@ -172,7 +172,14 @@ export class GpuWindowStore<N extends string> {
         target = this.allocate(capacity, sizes);
       }
       this.move(this.active, target, groups, count, windows);
-      this.spare = this.active;
+      // The old buffers are the next step's target; grown now with the new ones, so that a
+      // doubling allocates in one step, not in two.
+      let spare = this.active;
+      if (spare.capacity < target.capacity || !same(spare.groups)) {
+        this.destroyBuffers(spare);
+        spare = this.allocate(target.capacity, sizes);
+      }
+      this.spare = spare;
       this.active = target;
       this.layout = windows;
     }

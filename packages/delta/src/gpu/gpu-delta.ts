@@ -38,6 +38,7 @@ import {
   runDecodeAttention,
   type ChunkEncoder,
   type GpuAttentionDecoder,
+  type GpuDecoderOptions,
   type GpuAttentionMethod,
   type GpuBackend,
   type GpuMethodDefinition,
@@ -244,8 +245,8 @@ function selfSelectedGpuMethod(backend: GpuBackend, methodId: string, selector: 
         backend.release(resident);
       }
     },
-    createDecoder(shape: DecoderShape): GpuAttentionDecoder {
-      const cache = decoderCache(backend, shape);
+    createDecoder(shape: DecoderShape, options?: GpuDecoderOptions): GpuAttentionDecoder {
+      const cache = decoderCache(backend, shape, options);
       return {
         get length() {
           return cache.length;
