@@ -156,9 +156,12 @@ export function gpuDenseDecoder(backend: GpuBackend, shape: DecoderShape, option
       const splitK = step.querySeq <= SPLIT_K_MAX_QUERIES;
       const view = cache.attend(input.q, shape.scale, splitK ? decodeScratchBytesPerSlot(cache.dims(step.querySeq)) : 0);
       const d = view.dims;
-      const ms = splitK ? await runDecodeAttention(backend, view) : await backend.runDense(view);
-      const { output, lse } = await backend.readOutput(view);
-      return { output, lse, stats: sparseStats(d, densePairCount(d), true, 0, ms), backend: backend.info };
+      // Attention and the readback as one submission: one round trip to the GPU per step.
+      const { value, ms } = await backend.oneSubmission(async () => {
+        await (splitK ? runDecodeAttention(backend, view) : backend.runDense(view));
+        return backend.readOutput(view);
+      });
+      return { output: value.output, lse: value.lse, stats: sparseStats(d, densePairCount(d), true, 0, ms), backend: backend.info };
     },
     reset: () => cache.reset(),
     destroy: () => cache.destroy(),

@@ -366,25 +366,30 @@ export function createGpuWindowDecoder<N extends string>(
       cache.append(input.k, input.v);
       const view = cache.attend(input.q, d.scale, p.extraBytesPerSlot);
       const resident: ResidentAttention = { dims: d, chunks: view.chunks };
-      const run = await p.run(resident, store.prepare(windows, view.chunks));
-      try {
-        store.commit(windows);
-        // Output, lse and the step's selection in one readback.
-        const { output, lse, selection } = await backend.readResults(resident, run.selection);
-        const pairs = p.pairs ?? countPairs(selection, d) + (p.extraPairs ?? 0);
-        // The output's lse rides along (as the other GPU decoders' results carry it).
-        const result = {
-          output,
-          lse,
-          selection,
-          stats: sparseStats(d, pairs, selection.headScope === 'kv', run.selectionMs, run.attentionMs),
-          backend: p.kernel === undefined ? backend.info : { ...backend.info, kernel: p.kernel },
-          ...(p.diagnostics ? { diagnostics: p.diagnostics } : {}),
-        };
-        return result;
-      } finally {
-        backend.releaseSelection(run.selection);
-      }
+      const kept = store.prepare(windows, view.chunks);
+      // Selection, attention and the readback of output, lse and the step's selection as one
+      // submission: one round trip to the GPU per step (timed as a whole).
+      const { value: results, ms } = await backend.oneSubmission(async () => {
+        const run = await p.run(resident, kept);
+        try {
+          return await backend.readResults(resident, run.selection);
+        } finally {
+          backend.releaseSelection(run.selection);
+        }
+      });
+      store.commit(windows);
+      const { output, lse, selection } = results;
+      const pairs = p.pairs ?? countPairs(selection, d) + (p.extraPairs ?? 0);
+      // The output's lse rides along (as the other GPU decoders' results carry it).
+      const result = {
+        output,
+        lse,
+        selection,
+        stats: sparseStats(d, pairs, selection.headScope === 'kv', 0, ms),
+        backend: p.kernel === undefined ? backend.info : { ...backend.info, kernel: p.kernel },
+        ...(p.diagnostics ? { diagnostics: p.diagnostics } : {}),
+      };
+      return result;
     },
     appendContext(k, v) {
       validateContext(k, v);
