@@ -11,9 +11,10 @@ import {
   type AttentionInput,
   type AttentionResult,
   type Selection,
+  type Tensor,
 } from '@sparse-attn/core';
 import { blockTopKConfigSchema, blockTopKMethod } from './block-top-k.js';
-import type { GpuBackend } from './gpu-backend.js';
+import { chunkKeyStride, type GpuBackend, type ResidentAttention } from './gpu-backend.js';
 import { GPU_TOLERANCE, checkInput, describeCheckShape, expectClose, type CheckShape, type GpuCheck } from './gpu-checks.js';
 import { lastQueryView, runDecodeAttention, splitKPlan } from './gpu-decode.js';
 import { GpuKVCache } from './gpu-kv-cache.js';
@@ -193,26 +194,55 @@ export const gpuDecodeChecks: readonly GpuCheck[] = [
     },
   },
   {
-    name: 'GpuKVCache: appending KV-cache views, growth and the resident view equal the host tensors',
+    name: 'GpuKVCache: short (staged) and long appends, KV-cache views, growth, regrouping and the resident view (every slot at keyStride) equal the host tensors',
     async run(backend) {
-      const input = createWorkload('gaussian', { batch: 2, queryHeads: 2, kvHeads: 2, seqLength: 40, headDim: 8, seed: 10 }).input;
-      const cache = new GpuKVCache(backend, { batch: 2, kvHeads: 2, queryHeads: 2, headDim: 8, valueDim: 8, initialCapacity: 4 });
+      // 40 rows of 4 slots in short appends, a long one past the staging size (4 · 8300 · 8 · 4 B
+      // > 1 MiB), then a short one after the cache regrouped.
+      const total = 8341;
+      const input = createWorkload('gaussian', { batch: 2, queryHeads: 4, kvHeads: 2, seqLength: total, headDim: 8, valueDim: 6, seed: 10 }).input;
+      // The keys appended as KV-cache views (rows padded to a capacity of T + 5).
+      const padded = (t: Tensor): Tensor => {
+        const [b, h, s, d] = t.shape as [number, number, number, number];
+        const data = new Float32Array(b * h * (s + 5) * d);
+        for (let r = 0; r < b * h; r++) data.set(t.data.subarray(r * s * d, (r + 1) * s * d), r * (s + 5) * d);
+        return { shape: t.shape, data, seqCapacity: s + 5 };
+      };
+      const keys = (a: number, b: number) => padded(sliceSeq(input.k, a, b));
+      const cache = new GpuKVCache(backend, { batch: 2, kvHeads: 2, queryHeads: 4, headDim: 8, valueDim: 6, initialCapacity: 4 });
+      const expectCached = async (view: ResidentAttention, rows: number) => {
+        for (const chunk of view.chunks) {
+          const stride = chunkKeyStride(chunk, view.dims);
+          const [k, v] = await backend.readAll([{ buffer: chunk.k }, { buffer: chunk.v }]);
+          for (let local = 0; local < chunk.slots; local++) {
+            const slot = chunk.slot0 + local;
+            for (const [what, cached, host, dim] of [['keys', k!, input.k, 8], ['values', v!, input.v, 6]] as const) {
+              const got = cached.subarray(local * stride * dim, (local * stride + rows) * dim);
+              const expected = host.data.subarray(slot * total * dim, (slot * total + rows) * dim);
+              if (got.some((x, i) => x !== expected[i])) throw new Error(`${rows} rows, slot ${slot}: cached ${what} differ from the appended ones`);
+            }
+          }
+        }
+      };
       try {
-        for (const [a, b] of [[0, 3], [3, 4], [4, 17], [17, 40]] as const) cache.append(sliceSeq(input.k, a, b), sliceSeq(input.v, a, b));
+        for (const [a, b] of [[0, 1], [1, 4], [4, 17], [17, 40]] as const) cache.append(keys(a, b), sliceSeq(input.v, a, b));
         if (cache.length !== 40 || cache.capacity !== 64) throw new Error(`length ${cache.length}, capacity ${cache.capacity}`);
         const view = cache.attend(sliceSeq(input.q, 38, 40));
-        for (const [slot, chunk] of view.chunks.entries()) {
-          const keys = await backend.read(chunk.k, 40 * 8 * 4);
-          const expected = input.k.data.subarray(slot * 40 * 8, (slot + 1) * 40 * 8);
-          if (keys.some((x, i) => x !== expected[i])) throw new Error(`slot ${slot}: cached keys differ from the appended ones`);
-        }
+        if (view.chunks.length !== 1 || chunkKeyStride(view.chunks[0]!, view.dims) !== 64) throw new Error(`${view.chunks.length} chunks of stride ${chunkKeyStride(view.chunks[0]!, view.dims)}, expected one of 64`);
+        await expectCached(view, 40);
         let threw = false;
         try {
-          cache.append(tensor([2, 1, 1, 8]), tensor([2, 1, 1, 8]));
+          cache.append(tensor([2, 1, 1, 8]), tensor([2, 1, 1, 6]));
         } catch (error) {
           threw = error instanceof ShapeError;
         }
         if (!threw || cache.length !== 40) throw new Error('a mis-shaped append must throw ShapeError and leave the cache as it was');
+        cache.append(keys(40, total - 1), sliceSeq(input.v, 40, total - 1));
+        // Scratch of half a binding per slot: the cache regroups into chunks of one slot (copied on the GPU).
+        const regrouped = cache.attend(sliceSeq(input.q, total - 2, total - 1), undefined, Math.floor(backend.context.maxBinding / 2) + 1);
+        if (regrouped.chunks.length !== 4 || cache.chunkSlots !== 1) throw new Error(`${regrouped.chunks.length} chunks of ${cache.chunkSlots} slots after asking for half a binding per slot, expected 4 of 1`);
+        await expectCached(regrouped, total - 1);
+        cache.append(keys(total - 1, total), sliceSeq(input.v, total - 1, total));
+        await expectCached(cache.attend(sliceSeq(input.q, total - 1, total)), total);
       } finally {
         cache.destroy();
       }

@@ -16,13 +16,19 @@ function fakeBackend(maxBinding = 1 << 30) {
   const copies: { from: FakeBuffer; to: FakeBuffer; bytes: number }[] = [];
   const writes: number[] = [];
   let submits = 0;
+  let dispatches = 0;
   const device = {
     createBuffer({ size }: { size: number }): FakeBuffer {
       const buffer: FakeBuffer = { size, data: new Uint8Array(size), destroyed: false, destroy: () => void (buffer.destroyed = true) };
       created.push(buffer);
       return buffer;
     },
+    createShaderModule: () => ({}),
+    createComputePipeline: () => ({ getBindGroupLayout: () => ({}) }),
+    createBindGroup: () => ({}),
     createCommandEncoder: () => ({
+      // The cache's append kernel: recorded, not run (these tests follow the window store's contents only).
+      beginComputePass: () => ({ setPipeline() {}, setBindGroup() {}, dispatchWorkgroups: () => void dispatches++, end() {} }),
       copyBufferToBuffer: (from: FakeBuffer, at: number, to: FakeBuffer, toAt: number, bytes: number) => {
         if (from.destroyed || to.destroyed) throw new Error('copy with a destroyed buffer');
         to.data.set(from.data.subarray(at, at + bytes), toAt);
@@ -39,7 +45,7 @@ function fakeBackend(maxBinding = 1 << 30) {
     },
   };
   const backend = { context: { device, maxBinding, maxWorkgroupBytes: 32768 } } as unknown as GpuBackend;
-  return { backend, created, copies, writes, submits: () => submits };
+  return { backend, created, copies, writes, submits: () => submits, dispatches: () => dispatches };
 }
 
 /** A pooling kernel's writes: window w of slot s (local to its chunk) holds `floats` copies of 1000·(slot0 + s) + w, at `[slot][windows][floats]`. */
@@ -140,7 +146,7 @@ describe('the GPU window decoder (no GPU needed)', () => {
   });
 
   it('appendContext checks its tensors before caching them, and uploads only their rows', () => {
-    const { backend, created, writes } = fakeBackend();
+    const { backend, created, writes, dispatches } = fakeBackend();
     const shape = { batch: 1, queryHeads: 2, kvHeads: 1, headDim: 8 };
     const plan = () => {
       throw new ConfigError('not stepped here');
@@ -152,9 +158,15 @@ describe('the GPU window decoder (no GPU needed)', () => {
     const allocated = created.length;
     decoder.appendContext(tensor([1, 1, 3, 8]), tensor([1, 1, 3, 8]));
     expect(decoder.length).toBe(3);
-    expect(created.length).toBe(allocated);
-    // The 3 new rows of k and of v (3 · 8 floats each), nothing else.
-    expect(writes).toEqual([96, 96]);
+    // The first short append makes its staging buffers (k, v) and the two dispatches' uniforms, nothing of the cache's size.
+    expect(created.slice(allocated).map((b) => b.size)).toEqual([96, 96, 32, 32]);
+    // The 3 new rows of k and of v (3 · 8 floats each) and each append dispatch's 8 parameters, nothing else.
+    expect(writes).toEqual([96, 32, 96, 32]);
+    expect(dispatches()).toBe(2);
+    // A later one reuses them.
+    decoder.appendContext(tensor([1, 1, 1, 8]), tensor([1, 1, 1, 8]));
+    expect(created.length).toBe(allocated + 4);
+    expect(decoder.length).toBe(4);
     // A family's own checks replace the default ones.
     const checked: number[] = [];
     const custom = createGpuWindowDecoder(backend, shape, { length: 4, stride: 4, floats: { means: 8 } }, plan, { validateContext: (k) => void checked.push(k.shape[2]!) });
