@@ -28,7 +28,7 @@ export { POOL_PARAMS, POOL_THREADS, blockPoolWgsl } from './kernels/block-pool-w
 export { SCORE_PARAMS, blockScoreWgsl, type BlockScoring } from './kernels/block-score-wgsl.js';
 export { TOP_K_PARAMS, TOP_K_THREADS, blockTopKWgsl } from './kernels/block-top-k-wgsl.js';
 export { csrRowWgsl } from './kernels/csr-row-wgsl.js';
-export { memoKernel } from './kernels/memo-kernel.js';
+export { memoKernel, uniformStructFields } from './kernels/memo-kernel.js';
 export { DECODE_DUMP_PARAMS, DECODE_PAGES_PARAMS, DECODE_PARTIAL_PARAMS, DECODE_SELECTION_PARAMS, DECODE_THREADS, decodePartialRecord, decodePartialWgsl, type DecodeKernelOptions, type DecodeKeySource } from './kernels/decode-split-k-wgsl.js';
 export { DECODE_MERGE_COPY_PARAMS, DECODE_MERGE_PARAMS, decodeMergeWgsl } from './kernels/decode-merge-wgsl.js';
 export { DECODE_GATHER_PARAMS, DECODE_GATHER_THREADS, decodeGatherWgsl } from './kernels/decode-gather-wgsl.js';

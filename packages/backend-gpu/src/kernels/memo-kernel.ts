@@ -19,3 +19,17 @@ export function memoKernel<A extends readonly unknown[]>(generate: (...args: A) 
     return code;
   };
 }
+
+/**
+ * Member names of a WGSL kernel's uniform `struct Params`, in order (a plain parse of the struct's
+ * body: enough for the flat u32 / f32 parameter blocks of this project's kernels). Tests compare
+ * them with a kernel's exported parameter list, the order its uniforms are written in.
+ */
+export function uniformStructFields(code: string): string[] {
+  const body = /struct Params\s*\{([^}]*)\}/.exec(code)?.[1];
+  if (body === undefined) throw new Error('uniformStructFields: the kernel declares no struct Params');
+  return body
+    .split(',')
+    .map((member) => member.trim().split(':')[0]!.trim())
+    .filter((member) => member !== '');
+}

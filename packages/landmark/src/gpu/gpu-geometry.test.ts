@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { uniformStructFields } from '@sparse-attn/backend-gpu';
 import { createWorkload, sliceSeq, validateAttentionInput, type AttentionInput } from '@sparse-attn/core';
 import { hipConfigSchema, hipMethod } from '../hip-attention.js';
 import { landmarkConfigSchema, landmarkMethod } from '../landmark-attention.js';
@@ -113,11 +114,6 @@ describe('WGSL generators', () => {
   });
 
   it('declare the uniform Params struct of their PARAMS list (field for field, a multiple of 16 bytes)', () => {
-    const fieldsOf = (code: string) => {
-      const body = /struct Params\s*\{([^}]*)\}/.exec(code)?.[1];
-      if (body === undefined) throw new Error('no struct Params');
-      return body.split(',').map((f) => f.trim().split(':')[0]!.trim()).filter((f) => f !== '');
-    };
     const kernels: [readonly string[], string[]][] = [
       [GROUPED_SOFTMAX_PARAMS, [groupedSoftmaxWgsl({ headDim: 16, valueDim: 12, blockLength: 7 })]],
       [LANDMARK_OWN_BLOCK_PARAMS, [landmarkOwnBlockWgsl({ headDim: 16, valueDim: 12, blockLength: 7 })]],
@@ -132,7 +128,7 @@ describe('WGSL generators', () => {
     ];
     for (const [fields, sources] of kernels) {
       expect((fields.length * 4) % 16).toBe(0);
-      for (const code of sources) expect(fieldsOf(code)).toEqual([...fields]);
+      for (const code of sources) expect(uniformStructFields(code)).toEqual([...fields]);
     }
   });
 

@@ -1,19 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import type { TileShape } from '@sparse-attn/backend-gpu';
+import { uniformStructFields, type TileShape } from '@sparse-attn/backend-gpu';
 import { INDEXER_CANDIDATE_PARAMS, indexerCandidateScoreWgsl } from './indexer-candidate-score-wgsl.js';
 import { INDEXER_DIRECT_PARAMS, indexerDirectScoreWgsl } from './indexer-direct-score-wgsl.js';
 import { WINDOW_POOL_PARAMS, windowPoolWgsl } from './window-pool-wgsl.js';
-
-/** Member names of the kernel's uniform `Params` struct, in order. */
-function uniformFields(code: string): string[] {
-  const body = /struct Params\s*\{([^}]*)\}/.exec(code)?.[1];
-  if (body === undefined) throw new Error('no struct Params');
-  return body
-    .split(',')
-    .map((member) => member.trim())
-    .filter((member) => member.length > 0)
-    .map((member) => member.split(':')[0]!.trim());
-}
 
 const TILE: TileShape = { rows: 64, chunk: 16 };
 
@@ -29,7 +18,7 @@ const kernels: readonly { name: string; code: string; params: readonly string[] 
 
 describe('kernels reading chunk keys (no GPU needed)', () => {
   it.each(kernels)('$name: the uniform struct matches its parameter list, a multiple of 16 bytes with a keyStride', ({ code, params }) => {
-    expect(uniformFields(code)).toEqual([...params]);
+    expect(uniformStructFields(code)).toEqual([...params]);
     expect((params.length * 4) % 16).toBe(0);
     expect(params).toContain('keyStride');
   });
