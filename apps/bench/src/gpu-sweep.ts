@@ -26,8 +26,8 @@ export interface GpuProvider {
   readonly family: string;
   readonly methods: readonly GpuMethodHandle[];
   createBackend(): Promise<GpuBackendHandle>;
-  /** Builds the family's resident-input GPU benchmark suite over `methods` (backend-gpu's `createGpuAttentionSuite`). */
-  createSuite?(methods: readonly GpuMethodHandle[]): BenchmarkSuite;
+  /** Builds the family's GPU benchmark suites over `methods` (backend-gpu's `createGpuAttentionSuite` and `createGpuDecoderSuite`). */
+  createSuites?(methods: readonly GpuMethodHandle[]): BenchmarkSuite[];
 }
 
 /** A GPU backend bound to the methods that run on it, for one sweep. */
@@ -44,12 +44,15 @@ export function gpuProviderOf(family: string, module: object): GpuProvider | und
     throw new ConfigError(`${family}: a GPU family must export both 'gpuMethods' (array) and 'createGpuBackend' (function)`);
   }
   const create = m.createGpuBackend as () => Promise<GpuBackendHandle>;
-  const suite = (module as { createGpuAttentionSuite?: unknown }).createGpuAttentionSuite;
+  const { createGpuAttentionSuite: attention, createGpuDecoderSuite: decoders } = module as { createGpuAttentionSuite?: unknown; createGpuDecoderSuite?: unknown };
+  const builders: ((methods: readonly GpuMethodHandle[]) => BenchmarkSuite)[] = [];
+  if (typeof attention === 'function') builders.push((methods) => (attention as (m: unknown) => BenchmarkSuite)(methods.map((definition) => ({ definition }))));
+  if (typeof decoders === 'function') builders.push((methods) => (decoders as (m: unknown) => BenchmarkSuite)(methods));
   return {
     family,
     methods: gpuMethodsOf(family, module),
     createBackend: () => create(),
-    ...(typeof suite === 'function' ? { createSuite: (methods: readonly GpuMethodHandle[]) => (suite as (m: unknown) => BenchmarkSuite)(methods.map((definition) => ({ definition }))) } : {}),
+    ...(builders.length > 0 ? { createSuites: (methods: readonly GpuMethodHandle[]) => builders.map((build) => build(methods)) } : {}),
   };
 }
 

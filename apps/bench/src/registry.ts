@@ -176,7 +176,8 @@ export function buildRegistry(loaded: LoadedFamilies): BenchRegistry {
 
 /**
  * Hands every family's GPU twins to the GPU family's backend: they join its sweep methods, and
- * its `gpu-attention` suite is rebuilt to time them all (where the GPU family can build one). A
+ * its suites (`gpu-attention`, `gpu-decoders`) are rebuilt to time them all (where the GPU family
+ * can build them). A
  * GPU method id that is already taken is recorded as a failure of the family that brought it.
  */
 function withFamilyGpuMethods(built: BenchRegistry): BenchRegistry {
@@ -193,8 +194,8 @@ function withFamilyGpuMethods(built: BenchRegistry): BenchRegistry {
   }
   const merged: GpuProvider = { ...provider, methods };
   const families = built.families.map((f, i) => (i === at ? { ...f, gpuProvider: merged } : f));
-  const suite = merged.createSuite?.(methods);
-  const suites = suite ? built.suites.map((s) => (s.id === suite.id ? suite : s)) : built.suites;
+  const rebuilt = merged.createSuites?.(methods) ?? [];
+  const suites = built.suites.map((s) => rebuilt.find((r) => r.id === s.id) ?? s);
   return { ...built, families, suites, failures };
 }
 

@@ -148,14 +148,15 @@ describe('family loading', () => {
     expect(resolveMethod(loaded.registry, loaded.failures, 'lonely').id).toBe('lonely');
   });
 
-  it("a family's ./gpu twins join the GPU family's sweep methods and suite; a broken ./gpu entry drops only the twins", async () => {
+  it("a family's ./gpu twins join the GPU family's sweep methods and suites; a broken ./gpu entry drops only the twins", async () => {
     const twin = (id: string) => ({ id, family: 'fam', cpu: method(id), create: () => ({ prefill: async () => { throw new Error('unused'); } }) });
     const suiteFor = (methods: readonly { definition: { id: string } }[]) => ({ ...suite('gpu-attention'), description: methods.map((m) => m.definition.id).join(',') });
+    const decoderSuiteFor = (methods: readonly { id: string }[]) => ({ ...suite('gpu-decoders'), description: methods.map((m) => m.id).join(',') });
     const gpuModules: Record<string, object> = {
       fam: { methods: [method('fam-a')] },
       'fam/gpu': { gpuMethods: [twin('fam-a')], benchmarks: [suite('fam-gpu-only')] },
       other: { methods: [method('other-a')] },
-      'gpu-family': { gpuMethods: [twin('gpu-dense')], createGpuBackend: async () => ({}), createGpuAttentionSuite: suiteFor, benchmarks: [suite('gpu-attention')] },
+      'gpu-family': { gpuMethods: [twin('gpu-dense')], createGpuBackend: async () => ({}), createGpuAttentionSuite: suiteFor, createGpuDecoderSuite: decoderSuiteFor, benchmarks: [suite('gpu-attention'), suite('gpu-decoders')] },
     };
     const load = async (name: string) => {
       if (name === 'other/gpu') throw new Error('no ./gpu export');
@@ -167,6 +168,7 @@ describe('family loading', () => {
     const provider = loaded.families.find((f) => f.gpuProvider)!.gpuProvider!;
     expect(provider.methods.map((m) => m.id)).toEqual(['gpu-dense', 'fam-a']);
     expect(loaded.suites.find((s) => s.id === 'gpu-attention')!.description).toBe('gpu-dense,fam-a');
+    expect(loaded.suites.find((s) => s.id === 'gpu-decoders')!.description).toBe('gpu-dense,fam-a');
     // A ./gpu entry's own suites (GPU-only benchmarks) join the family's.
     expect(loaded.suites.map((s) => s.id)).toContain('fam-gpu-only');
   });

@@ -60,6 +60,11 @@ export interface ResidentChunk {
   readonly keyStride?: number;
 }
 
+/** `kernel on device`, plus the fallback reason where one applied: what a benchmark row records as its backend. */
+export function describeBackend(info: BackendInfo): string {
+  return `gpu: ${info.kernel} on ${info.device ?? 'unknown adapter'}${info.fallbackReason ? ` (fallback: ${info.fallbackReason})` : ''}`;
+}
+
 /** Rows between consecutive KV slots of a chunk's `k` and `v` (see {@link ResidentChunk.keyStride}). */
 export function chunkKeyStride(chunk: ResidentChunk, d: AttentionDims): number {
   return chunk.keyStride ?? d.keySeq;

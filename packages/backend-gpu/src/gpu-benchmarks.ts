@@ -1,9 +1,10 @@
-import { densePairCount, type AttentionDims, type BackendInfo, type BenchmarkContext, type BenchmarkRow, type BenchmarkSuite } from '@sparse-attn/core';
+import { densePairCount, type AttentionDims, type BenchmarkContext, type BenchmarkRow, type BenchmarkSuite } from '@sparse-attn/core';
 import { blockTopKConfigSchema } from './block-top-k.js';
-import { blockScratchBytesPerSlot, createGpuBackend, type GpuBackend, type ResidentAttention } from './gpu-backend.js';
+import { blockScratchBytesPerSlot, createGpuBackend, describeBackend, type GpuBackend, type ResidentAttention } from './gpu-backend.js';
 import { lastQueryView, runDecodeAttention } from './gpu-decode.js';
 import { gpuBlockTopKMethod, type GpuMethodDefinition, type ResidentDecodeStepper, type ResidentRun } from './gpu-methods.js';
 import { measureAsync } from './measure-async.js';
+import { createGpuDecoderSuite } from './gpu-decoder-benchmarks.js';
 
 /** Shape of the GPU benchmark: the issue's causal B=1, H=32, D=128 (small in quick mode). */
 export interface GpuBenchShape {
@@ -269,8 +270,8 @@ export function createGpuAttentionSuite(methods?: readonly GpuBenchMethod[]): Be
 /** {@link createGpuAttentionSuite} with this package's methods only. */
 export const gpuAttentionSuite: BenchmarkSuite = createGpuAttentionSuite();
 
-/** Benchmarks this package contributes to apps/bench. */
-export const benchmarks: BenchmarkSuite[] = [gpuAttentionSuite];
+/** Benchmarks this package contributes to apps/bench (which rebuilds both over every family's GPU methods). */
+export const benchmarks: BenchmarkSuite[] = [gpuAttentionSuite, createGpuDecoderSuite([gpuBlockTopKMethod])];
 
 function median(values: readonly number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
@@ -278,10 +279,6 @@ function median(values: readonly number[]): number {
   return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
 
-/** `kernel on device`, plus the fallback reason where one applied: what a row records as its backend. */
-export function describeBackend(info: BackendInfo): string {
-  return `gpu: ${info.kernel} on ${info.device ?? 'unknown adapter'}${info.fallbackReason ? ` (fallback: ${info.fallbackReason})` : ''}`;
-}
 
 /** Dims of a causal self-attention call (B = 1, MHA or GQA) whose data lives only on the GPU. */
 function causalDims(heads: number, seq: number, dim: number, kvHeads = heads): AttentionDims {

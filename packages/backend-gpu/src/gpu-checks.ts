@@ -22,6 +22,7 @@ import { withSpareRows } from './spare-rows.js';
 import { WEBGPU_FLAGS } from './webgpu-flags.js';
 import { POOL_PARAMS, blockPoolWgsl } from './kernels/block-pool-wgsl.js';
 import { runGpuBenchmark } from './gpu-benchmarks.js';
+import { runGpuDecoderBenchmark } from './gpu-decoder-benchmarks.js';
 // `expectLseClose` and `expectSameSelection` (the shared ones) live with the decode checks.
 import { expectLseClose } from './gpu-decode-checks.js';
 import { gpuBlockTopKMethod } from './gpu-methods.js';
@@ -633,6 +634,20 @@ export const gpuChecks: readonly GpuCheck[] = [
       // (From calls of their own, so a row's gpuMs need not be below its ms: SwiftShader's were 5% above.)
       const timed = (x: Readonly<Record<string, number | undefined>>) => (x['gpuMs'] ?? 0) > 0 && Number.isFinite(x['gpuMs']);
       if (backend.context.timestamps ? !timed(m) || !timed(dense) || !Number.isFinite(m['gpuSpeedupVsDense']) : m['gpuMs'] !== undefined) throw new Error(`suite rows' GPU times (timestamps: ${backend.context.timestamps}): ${JSON.stringify({ row: m, dense })}`);
+    },
+  },
+  {
+    name: 'the gpu-decoders suite steps the dense and block top-k decoders after a context and reports each step\'s time, density and ratio to the dense decoder',
+    async run(backend) {
+      const context = { quick: false, seqLengths: [1500], repeats: 1, seed: 1, backend: 'gpu' as const };
+      const rows = await runGpuDecoderBenchmark(backend, context, [gpuBlockTopKMethod], { shape: { heads: 4, kvHeads: 2, headDim: 16 }, warmupSteps: 1, timedSteps: 2 });
+      const row = (id: string) => rows.find((r) => r.method === id)?.metrics ?? {};
+      const dense = row('dense');
+      const blocks = row(gpuBlockTopKMethod.id);
+      if (rows.length !== 2 || rows.some((r) => r.workload !== 'uniform-gpu-decoder-gqa2' || r.seqLength !== 1500)) throw new Error(`rows ${JSON.stringify(rows)}`);
+      if (!((dense['ms'] ?? 0) > 0 && dense['density'] === 1 && dense['speedupVsDense'] === undefined)) throw new Error(`dense row ${JSON.stringify(dense)}`);
+      const density = blocks['density'] ?? 0;
+      if (!((blocks['ms'] ?? 0) > 0 && density > 0 && density < 1 && Number.isFinite(blocks['speedupVsDense']) && (blocks['contextMs'] ?? -1) >= 0)) throw new Error(`block top-k row ${JSON.stringify(blocks)}`);
     },
   },
   {

@@ -5,6 +5,7 @@
  * resident call, for decode benchmarks).
  */
 import {
+  assertFinite,
   densePairCount,
   dims4,
   sparseStats,
@@ -12,6 +13,7 @@ import {
   type AttentionDims,
   type AttentionInput,
   type DecoderShape,
+  type Tensor,
 } from '@sparse-attn/core';
 import type { BlockTopKConfig } from './block-top-k.js';
 import { blockScratchBytesPerSlot, chunkKeyStride, countPairs, type GpuBackend, type ResidentAttention, type ResidentChunk } from './gpu-backend.js';
@@ -163,9 +165,17 @@ export function gpuDenseDecoder(backend: GpuBackend, shape: DecoderShape, option
       });
       return { output: value.output, lse: value.lse, stats: sparseStats(d, densePairCount(d), true, 0, ms), backend: backend.info };
     },
+    appendContext: (k, v) => appendChecked(cache, k, v),
     reset: () => cache.reset(),
     destroy: () => cache.destroy(),
   };
+}
+
+/** A decoder's `appendContext`: finite values (the cache checks the shapes), then the cache takes the rows. */
+function appendChecked(cache: GpuKVCache, k: Tensor, v: Tensor): void {
+  assertFinite(k, 'k');
+  assertFinite(v, 'v');
+  cache.append(k, v);
 }
 
 /**
@@ -196,6 +206,7 @@ export function gpuBlockTopKDecoder(backend: GpuBackend, shape: DecoderShape, co
         diagnostics: { blocksPerRow: selection.indices.length / Math.max(1, selection.offsets.length - 1), keyBlocks: Math.ceil(d.keySeq / config.blockSize) },
       };
     },
+    appendContext: (k, v) => appendChecked(cache, k, v),
     reset: () => cache.reset(),
     destroy: () => cache.destroy(),
   };

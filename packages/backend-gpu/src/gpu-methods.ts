@@ -1,4 +1,4 @@
-import { densePairCount, denseMethod, parseConfig, type AttentionInput, type AttentionResult, type BackendName, type DecoderShape, type MethodDefinition } from '@sparse-attn/core';
+import { densePairCount, denseMethod, parseConfig, type AttentionInput, type AttentionResult, type BackendName, type DecoderShape, type MethodDefinition, type Tensor } from '@sparse-attn/core';
 import { blockTopKConfigSchema, blockTopKMethod } from './block-top-k.js';
 import { countPairs, type GpuBackend, type GpuSelection, type GpuSelectionStep, type GpuTimings, type ResidentAttention } from './gpu-backend.js';
 import { gpuBlockTopKDecoder, gpuDenseDecoder } from './gpu-decode.js';
@@ -116,18 +116,24 @@ export interface ResidentDecodeStepper {
   release(): void;
 }
 
-/** Core's `AttentionDecoder` on the GPU: asynchronous steps, and `destroy` frees its buffers. */
 /** Options of a GPU decoder (`GpuAttentionMethod.createDecoder`) that keeps its KV cache on the device. */
 export interface GpuDecoderOptions {
   /** Rows per KV head allocated up front (the cache doubles from there). Default 256. */
   readonly initialCapacity?: number;
 }
 
+/** Core's `AttentionDecoder` on the GPU: asynchronous steps, and `destroy` frees its buffers. */
 export interface GpuAttentionDecoder {
   /** Tokens in the cache. */
   readonly length: number;
   /** q `[B, Hq, T, D]`, k `[B, Hkv, T, D]`, v `[B, Hkv, T, Dv]` of the T new tokens, as in core. */
   step(input: AttentionInput): Promise<AttentionResult>;
+  /**
+   * Appends context tokens (k `[B, Hkv, T, D]`, v `[B, Hkv, T, Dv]`) to the cache without
+   * attending to them, where the method's decoder can (a prompt's keys and values from a model's
+   * earlier layers); absent where the decoder must see a prompt's queries (then a `step`).
+   */
+  appendContext?(k: Tensor, v: Tensor): void;
   /** Empties the cache and any per-sequence state. */
   reset(): void;
   /** Frees the decoder's GPU buffers. */

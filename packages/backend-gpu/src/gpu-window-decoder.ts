@@ -86,11 +86,8 @@ export interface GpuWindowDecoderOptions extends GpuDecoderOptions {
   readonly validateContext?: (k: Tensor, v: Tensor) => void;
 }
 
-/** A GPU decoder that also takes context without attending to it, as the CPU decoders of the landmark family. */
-export type GpuWindowDecoder = GpuAttentionDecoder & {
-  /** Appends context tokens (k `[B, Hkv, T, D]`, v `[B, Hkv, T, Dv]`) to the cache without attending; their windows are pooled by the next step. */
-  appendContext(k: Tensor, v: Tensor): void;
-};
+/** A GPU decoder that also takes context without attending to it (its windows are pooled by the next step), as the CPU decoders of the landmark family. */
+export type GpuWindowDecoder = GpuAttentionDecoder & Required<Pick<GpuAttentionDecoder, 'appendContext'>>;
 
 /** The KV slots of one chunk of a resident call (its `slot0` and `slots`). */
 export interface SlotGroup {
