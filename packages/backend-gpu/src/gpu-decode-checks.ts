@@ -194,7 +194,7 @@ export const gpuDecodeChecks: readonly GpuCheck[] = [
     },
   },
   {
-    name: 'GpuKVCache: short (staged) and long appends, KV-cache views, growth, regrouping and the resident view (every slot at keyStride) equal the host tensors',
+    name: 'GpuKVCache: short (staged) and long appends, KV-cache views, growth, regrouping, retain and the resident view (every slot at keyStride) equal the host tensors',
     async run(backend) {
       // 40 rows of 4 slots in short appends, a long one past the staging size (4 · 8300 · 8 · 4 B
       // > 1 MiB), then a short one after the cache regrouped.
@@ -209,16 +209,20 @@ export const gpuDecodeChecks: readonly GpuCheck[] = [
       };
       const keys = (a: number, b: number) => padded(sliceSeq(input.k, a, b));
       const cache = new GpuKVCache(backend, { batch: 2, kvHeads: 2, queryHeads: 4, headDim: 8, valueDim: 6, initialCapacity: 4 });
-      const expectCached = async (view: ResidentAttention, rows: number) => {
+      // Cached row r of each slot must be the host's row `rowOf(slot, r)` (default r).
+      const expectCached = async (view: ResidentAttention, rows: number, rowOf = (_slot: number, r: number) => r) => {
         for (const chunk of view.chunks) {
           const stride = chunkKeyStride(chunk, view.dims);
           const [k, v] = await backend.readAll([{ buffer: chunk.k }, { buffer: chunk.v }]);
           for (let local = 0; local < chunk.slots; local++) {
             const slot = chunk.slot0 + local;
             for (const [what, cached, host, dim] of [['keys', k!, input.k, 8], ['values', v!, input.v, 6]] as const) {
-              const got = cached.subarray(local * stride * dim, (local * stride + rows) * dim);
-              const expected = host.data.subarray(slot * total * dim, (slot * total + rows) * dim);
-              if (got.some((x, i) => x !== expected[i])) throw new Error(`${rows} rows, slot ${slot}: cached ${what} differ from the appended ones`);
+              for (let r = 0; r < rows; r++) {
+                const got = cached.subarray((local * stride + r) * dim, (local * stride + r + 1) * dim);
+                const from = (slot * total + rowOf(slot, r)) * dim;
+                const expected = host.data.subarray(from, from + dim);
+                if (got.some((x, i) => x !== expected[i])) throw new Error(`${rows} rows, slot ${slot}, row ${r}: cached ${what} differ from the appended ones`);
+              }
             }
           }
         }
@@ -243,6 +247,23 @@ export const gpuDecodeChecks: readonly GpuCheck[] = [
         await expectCached(regrouped, total - 1);
         cache.append(keys(total - 1, total), sliceSeq(input.v, total - 1, total));
         await expectCached(cache.attend(sliceSeq(input.q, total - 1, total)), total);
+        // retain: per-slot lists of kept rows (the cache then holds exactly them, in order), then
+        // one list for every slot; lists that do not ascend, differ in length or leave the cache throw.
+        const lists = Array.from({ length: 4 }, (_, slot) => Int32Array.from({ length: 50 }, (_, i) => i * 150 + slot));
+        for (const bad of [[lists[0]!, lists[1]!, lists[2]!], [...lists.slice(0, 3), lists[3]!.subarray(1)], [...lists.slice(0, 3), Int32Array.of(...lists[3]!.subarray(0, 49), total)], [...lists.slice(0, 3), lists[3]!.slice().reverse()]]) {
+          let rejected = false;
+          try {
+            cache.retain(bad);
+          } catch (error) {
+            rejected = error instanceof ShapeError;
+          }
+          if (!rejected || (cache.length as number) !== total) throw new Error('retain must reject kept lists of the wrong count, length, range or order with ShapeError, leaving the cache as it was');
+        }
+        cache.retain(lists);
+        if ((cache.length as number) !== 50) throw new Error(`length ${cache.length} after keeping 50 rows`);
+        await expectCached(cache.attend(sliceSeq(input.q, 0, 1)), 50, (slot, r) => lists[slot]![r]!);
+        cache.retain(Int32Array.of(0, 2, 49));
+        await expectCached(cache.attend(sliceSeq(input.q, 0, 1)), 3, (slot, r) => lists[slot]![[0, 2, 49][r]!]!);
       } finally {
         cache.destroy();
       }

@@ -1,6 +1,7 @@
 import { ConfigError, ShapeError, dims4, rowOffset, type AttentionDims, type Dims4, type Tensor } from '@sparse-attn/core';
 import type { GpuBackend, ResidentAttention, ResidentChunk } from './gpu-backend.js';
 import { APPEND_ROWS_PARAMS, APPEND_ROWS_THREADS, appendRowsWgsl } from './kernels/append-rows-wgsl.js';
+import { GATHER_ROWS_PARAMS, GATHER_ROWS_THREADS, gatherRowsWgsl } from './kernels/gather-rows-wgsl.js';
 import { dispatchGrid } from './kernels/score-tile-wgsl.js';
 import { WEBGPU_FLAGS } from './webgpu-flags.js';
 
@@ -9,17 +10,22 @@ const { STORAGE, COPY_DST, COPY_SRC, UNIFORM } = WEBGPU_FLAGS;
 /** Appends up to this many bytes per tensor go through a staging buffer and one dispatch (`appendStaged`); longer ones are written slot by slot. */
 const STAGED_APPEND_BYTES = 1 << 20;
 
-const appendPipelines = new WeakMap<GPUDevice, GPUComputePipeline>();
+const cachePipelines = new WeakMap<GPUDevice, Map<string, GPUComputePipeline>>();
 
-/** The append kernel's pipeline on `device` (made once, synchronously: `append` does not wait). */
-function appendPipeline(device: GPUDevice): GPUComputePipeline {
-  let pipeline = appendPipelines.get(device);
+/** A cache kernel's pipeline on `device` (made once, synchronously: `append` and `retain` do not wait). */
+function cachePipeline(device: GPUDevice, code: string): GPUComputePipeline {
+  let pipelines = cachePipelines.get(device);
+  if (!pipelines) cachePipelines.set(device, (pipelines = new Map()));
+  let pipeline = pipelines.get(code);
   if (!pipeline) {
-    pipeline = device.createComputePipeline({ layout: 'auto', compute: { module: device.createShaderModule({ code: appendRowsWgsl() }), entryPoint: 'main' } });
-    appendPipelines.set(device, pipeline);
+    pipeline = device.createComputePipeline({ layout: 'auto', compute: { module: device.createShaderModule({ code }), entryPoint: 'main' } });
+    pipelines.set(code, pipeline);
   }
   return pipeline;
 }
+
+const appendPipeline = (device: GPUDevice) => cachePipeline(device, appendRowsWgsl());
+const gatherPipeline = (device: GPUDevice) => cachePipeline(device, gatherRowsWgsl());
 
 /** The T rows of every slot of `[B, H, T, dim]` as `[slot][T][dim]` (a view when they are contiguous). */
 function slotRows(x: Tensor, d: Dims4, t: number): Float32Array {
@@ -202,6 +208,81 @@ export class GpuKVCache {
     }
     pass.end();
     device.queue.submit([encoder.finish()]);
+  }
+
+  /**
+   * Keeps only the rows `keep` of every KV slot, in that order, at positions 0 … n − 1; the
+   * cache's length becomes n (what a KV-dropping decoder does once it chose the entries to keep).
+   * `keep` is one ascending list of row indices below the length per slot (`[B · Hkv]` lists of
+   * the same length n), or one list for every slot. Runs on the GPU (a gather into scratch, then
+   * the rows back in place); nothing is read back.
+   */
+  retain(keep: Int32Array | readonly Int32Array[]): void {
+    const slots = this.batch * this.kvHeads;
+    const lists = keep instanceof Int32Array ? Array.from({ length: slots }, () => keep) : keep;
+    if (lists.length !== slots) throw new ShapeError(`GpuKVCache.retain: ${lists.length} lists of kept rows, expected one per KV slot (${slots})`);
+    const n = lists[0]!.length;
+    for (const [slot, list] of lists.entries()) {
+      if (list.length !== n) throw new ShapeError(`GpuKVCache.retain: slot ${slot} keeps ${list.length} rows, slot 0 keeps ${n} (every slot keeps as many)`);
+      for (let i = 0; i < n; i++) {
+        const row = list[i]!;
+        if (!(Number.isInteger(row) && row >= 0 && row < this.len && (i === 0 || row > list[i - 1]!))) {
+          throw new ShapeError(`GpuKVCache.retain: slot ${slot}'s kept rows must ascend within [0, ${this.len}); entry ${i} is ${row}`);
+        }
+      }
+    }
+    if (lists.every((list) => list.every((row, i) => row === i))) {
+      this.len = n;
+      return;
+    }
+    if (n > 0) this.gatherRows(lists, n);
+    this.len = n;
+  }
+
+  /** `retain`'s GPU work: per chunk and tensor, the kept rows into scratch, then back at 0 … n − 1. */
+  private gatherRows(lists: readonly Int32Array[], n: number): void {
+    const { device } = this.backend.context;
+    const slots = lists.length;
+    const keep = new Uint32Array(slots * n);
+    lists.forEach((list, slot) => keep.set(list, slot * n));
+    const transient: GPUBuffer[] = [];
+    const made = (bytes: number, usage: number) => {
+      const b = this.buffer(bytes, usage);
+      transient.push(b);
+      return b;
+    };
+    const keepBuffer = made(keep.byteLength, STORAGE | COPY_DST);
+    device.queue.writeBuffer(keepBuffer, 0, keep);
+    const gather = gatherPipeline(device);
+    const put = appendPipeline(device);
+    const encoder = device.createCommandEncoder();
+    const pass = encoder.beginComputePass();
+    for (const [tensorIndex, dim] of [this.headDim, this.valueDim].entries()) {
+      const scratch = made(slots * n * dim * 4, STORAGE);
+      for (const chunk of this.chunks) {
+        const target = tensorIndex === 0 ? chunk.k : chunk.v;
+        const count = chunk.slots * n * dim;
+        const [x, y] = dispatchGrid(Math.ceil(count / GATHER_ROWS_THREADS));
+        const uniform = (fields: readonly string[], values: Record<string, number>) => {
+          const b = made(fields.length * 4, UNIFORM | COPY_DST);
+          device.queue.writeBuffer(b, 0, Uint32Array.from(fields, (name) => values[name] ?? 0));
+          return b;
+        };
+        const common = { count, rows: n, dim, keyStride: this.rows, tilesX: x };
+        const bind = (pipeline: GPUComputePipeline, buffers: GPUBuffer[]) =>
+          device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries: buffers.map((buffer, binding) => ({ binding, resource: { buffer } })) });
+        pass.setPipeline(gather);
+        pass.setBindGroup(0, bind(gather, [uniform(GATHER_ROWS_PARAMS, { ...common, keepOffset: chunk.slot0 * n }), target, keepBuffer, scratch]));
+        pass.dispatchWorkgroups(x, y);
+        pass.setPipeline(put);
+        pass.setBindGroup(0, bind(put, [uniform(APPEND_ROWS_PARAMS, { ...common, first: 0, srcOffset: chunk.slot0 * n * dim }), scratch, target]));
+        pass.dispatchWorkgroups(x, y);
+      }
+    }
+    pass.end();
+    device.queue.submit([encoder.finish()]);
+    // WebGPU keeps a destroyed buffer alive until the work already submitted with it has run.
+    for (const b of transient) b.destroy();
   }
 
   /**
