@@ -1,14 +1,26 @@
 /**
- * `createCompressingDecoder` on the GPU: the KV cache stays on the host (core's `KVCache`) and
- * every step is uploaded again — a multi-token step whose cache exceeds the budget runs the GPU
- * compression ({@link compressedAttentionGpu}: scoring, selection and attention on the GPU) and
- * the cache then keeps exactly the entries the GPU chose (`KVCache.retain`); other steps run the
- * backend's dense attention over the whole (compressed) cache. Same decisions as the CPU decoder;
- * the cost is one upload of the cache per step (no device-resident cache yet).
+ * The KV-dropping decoders on the GPU: the KV cache is a `GpuKVCache` on the device (a step
+ * uploads only its own tokens), each step runs the method's attention on the cache's view, and a
+ * method that evicts keeps its chosen rows with `GpuKVCache.retain` (a gather on the GPU): the
+ * cache really shrinks, as the CPU decoder's `KVCache.retain` makes it. A compress-once method's
+ * multi-token step whose cache exceeds the budget runs the GPU compression (scoring, selection and
+ * attention; {@link compressionStep}) and keeps exactly the entries it chose; other steps attend
+ * densely over the whole (compressed) cache (split-K for up to 16 queries a head). Same decisions
+ * as the CPU decoders.
  */
-import { KVCache, validateDecoderStep, type AttentionInput, type AttentionResult, type DecoderShape } from '@sparse-attn/core';
-import type { GpuAttentionDecoder, GpuBackend } from '@sparse-attn/backend-gpu';
-import { compressedAttentionGpu, keptLists, type GpuCompressionPlanner } from './gpu-compression.js';
+import { densePairCount, sparseStats, validateDecoderStep, type AttentionDims, type AttentionInput, type AttentionResult, type DecoderShape } from '@sparse-attn/core';
+import {
+  SPLIT_K_MAX_QUERIES,
+  countPairs,
+  decodeScratchBytesPerSlot,
+  decoderCache,
+  runDecodeAttention,
+  type GpuAttentionDecoder,
+  type GpuBackend,
+  type GpuDecoderOptions,
+  type ResidentAttention,
+} from '@sparse-attn/backend-gpu';
+import { compressionScratchBytesPerSlot, compressionStep, keptLists, type GpuCompressionPlanner } from './gpu-compression.js';
 
 /** A GPU decoder whose cache may hold fewer entries than the tokens fed (the CPU `EvictingDecoder`). */
 export interface GpuEvictingDecoder extends GpuAttentionDecoder {
@@ -16,13 +28,25 @@ export interface GpuEvictingDecoder extends GpuAttentionDecoder {
   readonly cachedEntries: number;
 }
 
+/** A step's attention on the cache's view, and the rows every KV slot keeps afterwards (none: all). */
+export interface EvictingStep {
+  readonly result: AttentionResult;
+  readonly keep?: Int32Array | readonly Int32Array[];
+}
+
+/** How an evicting decoder attends: the scratch its kernels need per KV slot, and the step on the cache's view. */
+export interface EvictingAttention {
+  scratchBytesPerSlot(d: AttentionDims): number;
+  attend(view: ResidentAttention): Promise<EvictingStep>;
+}
+
 /**
- * The plumbing both host-cache GPU decoders share: core's `KVCache` on the host, step validation,
- * appending the step's keys and values, the count of tokens fed, reset. `attend` runs the step's
- * queries over the call `{ q, k: every cached key, v, causal, scale }` and may evict (`cache.retain`).
+ * The plumbing both KV-dropping GPU decoders share: a `GpuKVCache`, step validation, appending the
+ * step's keys and values, the count of tokens fed, eviction and reset. A step's queries attend
+ * over every cached key (causal, the new tokens last); `attend` may return the rows to keep.
  */
-export function hostCacheDecoder(shape: DecoderShape, attend: (call: AttentionInput, cache: KVCache) => Promise<AttentionResult>): GpuEvictingDecoder {
-  const cache = new KVCache({ batch: shape.batch, kvHeads: shape.kvHeads, headDim: shape.headDim, valueDim: shape.valueDim ?? shape.headDim });
+export function deviceCacheDecoder(backend: GpuBackend, shape: DecoderShape, attention: EvictingAttention, options: GpuDecoderOptions = {}): GpuEvictingDecoder {
+  const cache = decoderCache(backend, shape, options);
   const scale = shape.scale ?? 1 / Math.sqrt(shape.headDim);
   let seen = 0;
   return {
@@ -33,30 +57,69 @@ export function hostCacheDecoder(shape: DecoderShape, attend: (call: AttentionIn
       return cache.length;
     },
     async step(input: AttentionInput): Promise<AttentionResult> {
-      validateDecoderStep(shape, input, cache.length);
+      const step = validateDecoderStep(shape, input, cache.length);
       cache.append(input.k, input.v);
-      seen += input.q.shape[2]!;
-      return attend({ q: input.q, k: cache.keys(), v: cache.values(), causal: true, scale }, cache);
+      seen += step.querySeq;
+      const view = cache.attend(input.q, scale, attention.scratchBytesPerSlot(cache.dims(step.querySeq, scale)));
+      const { result, keep } = await attention.attend(view);
+      if (keep) cache.retain(keep);
+      return result;
     },
     reset() {
       cache.reset();
       seen = 0;
     },
     destroy() {
-      cache.reset();
+      cache.destroy();
     },
   };
 }
 
-/** The GPU counterpart of the CPU `createCompressingDecoder` for a compress-once method's planner. */
-export function createGpuCompressingDecoder(backend: GpuBackend, shape: DecoderShape, planner: GpuCompressionPlanner): GpuEvictingDecoder {
-  return hostCacheDecoder(shape, async (call, cache) => {
-    const querySeq = call.q.shape[2]!;
-    if (querySeq > 1 && planner(cache.length, querySeq).capacity < cache.length) {
-      const result = await compressedAttentionGpu(backend, call, planner);
-      cache.retain(keptLists(result.selection));
-      return result;
-    }
-    return backend.denseAttention(call);
+/** Dense attention of a step over the whole cache view (split-K for a few queries a head), read back as one submission. */
+export async function denseOnView(backend: GpuBackend, view: ResidentAttention): Promise<AttentionResult> {
+  const d = view.dims;
+  const { value, ms } = await backend.oneSubmission(async () => {
+    await (d.querySeq <= SPLIT_K_MAX_QUERIES ? runDecodeAttention(backend, view) : backend.runDense(view));
+    return backend.readOutput(view);
   });
+  const result = { output: value.output, lse: value.lse, stats: sparseStats(d, densePairCount(d), true, 0, ms), backend: backend.info };
+  return result;
+}
+
+/** The GPU counterpart of the CPU `createCompressingDecoder` for a compress-once method's planner. */
+export function createGpuCompressingDecoder(backend: GpuBackend, shape: DecoderShape, planner: GpuCompressionPlanner, options: GpuDecoderOptions = {}): GpuEvictingDecoder {
+  const compresses = (d: Pick<AttentionDims, 'keySeq' | 'querySeq'>) => d.querySeq > 1 && planner(d.keySeq, d.querySeq).capacity < d.keySeq;
+  return deviceCacheDecoder(
+    backend,
+    shape,
+    {
+      scratchBytesPerSlot: (d) => (compresses(d) ? compressionScratchBytesPerSlot(planner(d.keySeq, d.querySeq), d) : d.querySeq <= SPLIT_K_MAX_QUERIES ? decodeScratchBytesPerSlot(d) : 0),
+      async attend(view) {
+        const d = view.dims;
+        if (!compresses(d)) return { result: await denseOnView(backend, view) };
+        const step = compressionStep(planner(d.keySeq, d.querySeq), d);
+        // Scoring, selection, attention and the readback of output, lse and the kept entries: one submission.
+        const { value, ms } = await backend.oneSubmission(async () => {
+          const { selection } = await backend.runSelection(view, step);
+          try {
+            await backend.runSparse(view, selection);
+            return await backend.readResults(view, selection);
+          } finally {
+            backend.releaseSelection(selection);
+          }
+        });
+        const { output, lse, selection } = value;
+        const result = {
+          output,
+          lse,
+          selection,
+          stats: sparseStats(d, countPairs(selection, d), selection.headScope === 'kv', 0, ms),
+          backend: backend.info,
+          diagnostics: { keptPerHead: step.stride, keptShare: step.stride / d.keySeq },
+        };
+        return { result, keep: keptLists(selection) };
+      },
+    },
+    options,
+  );
 }

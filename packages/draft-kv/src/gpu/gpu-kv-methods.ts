@@ -61,7 +61,7 @@ function gpuCompressOnceMethod(cpu: MethodDefinition, plan: (config: Record<stri
       return {
         methodId: cpu.id,
         prefill: (input) => compressedAttentionGpu(backend, input, planner),
-        createDecoder: (shape) => createGpuCompressingDecoder(backend, shape, planner),
+        createDecoder: (shape, options) => createGpuCompressingDecoder(backend, shape, planner, options),
         runResident: (resident, options) => runCompressionResident(backend, resident, planner, options),
       };
     },

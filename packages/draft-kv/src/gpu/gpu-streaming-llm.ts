@@ -27,10 +27,11 @@ import {
   type MethodDefinition,
   type Selection,
   type SparseAttentionResult,
+  type Tensor,
 } from '@sparse-attn/core';
-import { chunkKeyStride, countPairs, dispatchGrid, residentCall, type GpuBackend, type GpuMethodDefinition, type GpuSelection, type GpuSelectionStep, type GpuTimings, type ResidentAttention } from '@sparse-attn/backend-gpu';
+import { chunkKeyStride, countPairs, dispatchGrid, residentCall, type GpuBackend, type GpuDecoderOptions, type GpuMethodDefinition, type GpuSelection, type GpuSelectionStep, type GpuTimings, type ResidentAttention } from '@sparse-attn/backend-gpu';
 import { streamingLlmMethod } from '../eviction-methods.js';
-import { hostCacheDecoder, type GpuEvictingDecoder } from './gpu-compressing-decoder.js';
+import { deviceCacheDecoder, type GpuEvictingDecoder } from './gpu-compressing-decoder.js';
 import { MERGE_PARAMS, MERGE_THREADS, mergeAttentionWgsl } from './merge-attention-wgsl.js';
 import { SINK_RECENT_BLOCK, SINK_RECENT_PARAMS, SINK_RECENT_THREADS, sinkRecentRowsWgsl } from './sink-recent-rows-wgsl.js';
 import { SINK_WINDOW_PARAMS, sinkWindowHooks } from './sink-window-attention-wgsl.js';
@@ -167,18 +168,23 @@ export async function streamingAttentionGpu(backend: GpuBackend, input: Attentio
   try {
     const run = await runStreaming(backend, resident, policy);
     const { output, lse } = await backend.readOutput(resident);
-    const selection = sinkRecentSelection(policy, d);
-    return {
-      output,
-      lse,
-      selection,
-      stats: sparseStats(d, countPairs(selection, d), true, run.selectionMs, run.attentionMs),
-      backend: backend.info,
-      diagnostics: { keptPerHead: Math.min(policy.sinks + policy.recent, d.keySeq) },
-    };
+    return streamingResult(backend, policy, d, output, lse, run);
   } finally {
     backend.release(resident);
   }
+}
+
+/** The result of StreamingLLM's attention on a call: its kept set per query (closed form), stats and the kept entries per head. */
+function streamingResult(backend: GpuBackend, policy: SinkRecentPolicy, d: AttentionDims, output: Tensor, lse: Float32Array, timings: GpuTimings): SparseAttentionResult {
+  const selection = sinkRecentSelection(policy, d);
+  return {
+    output,
+    lse,
+    selection,
+    stats: sparseStats(d, countPairs(selection, d), true, timings.selectionMs, timings.attentionMs),
+    backend: backend.info,
+    diagnostics: { keptPerHead: Math.min(policy.sinks + policy.recent, d.keySeq) },
+  };
 }
 
 /** Causal pairs StreamingLLM scores, from the closed form (no selection read back). */
@@ -192,22 +198,31 @@ export function sinkRecentPairs(policy: SinkRecentPolicy, d: AttentionDims): num
 }
 
 /**
- * The CPU decoder of `streaming-llm` on the GPU: the host cache (uploaded again each step) holds
- * the sinks and the most recent entries in order, so in cache indices a step's queries keep the
- * same closed form; after the step the cache keeps `[0, sinks) ∪ [L − recent, L)` once it holds
- * more than `sinks + recent` entries — the trackers' final slots.
+ * The CPU decoder of `streaming-llm` on the GPU: the device cache (`GpuKVCache`) holds the sinks
+ * and the most recent entries in order, so in cache indices a step's queries keep the same closed
+ * form; after the step the cache keeps `[0, sinks) ∪ [L − recent, L)` once it holds more than
+ * `sinks + recent` entries — the trackers' final slots — with `GpuKVCache.retain` (on the GPU).
  */
-export function createGpuStreamingDecoder(backend: GpuBackend, shape: DecoderShape, policy: SinkRecentPolicy): GpuEvictingDecoder {
+export function createGpuStreamingDecoder(backend: GpuBackend, shape: DecoderShape, policy: SinkRecentPolicy, options: GpuDecoderOptions = {}): GpuEvictingDecoder {
   const capacity = policy.sinks + policy.recent;
-  return hostCacheDecoder(shape, async (call, cache) => {
-    const result = await streamingAttentionGpu(backend, call, policy);
-    const length = cache.length;
-    if (length > capacity) {
-      const keep = Int32Array.from({ length: capacity }, (_, i) => (i < policy.sinks ? i : length - capacity + i));
-      cache.retain(Array.from({ length: shape.batch * shape.kvHeads }, () => keep));
-    }
-    return result;
-  });
+  return deviceCacheDecoder(
+    backend,
+    shape,
+    {
+      scratchBytesPerSlot: (d) => sinkRecentBytesPerSlot(policy, d),
+      async attend(view) {
+        const d = view.dims;
+        const { value, ms } = await backend.oneSubmission(async () => {
+          await runStreaming(backend, view, policy);
+          return backend.readOutput(view);
+        });
+        const result = streamingResult(backend, policy, d, value.output, value.lse, { selectionMs: 0, attentionMs: ms });
+        if (d.keySeq <= capacity) return { result };
+        return { result, keep: Int32Array.from({ length: capacity }, (_, i) => (i < policy.sinks ? i : d.keySeq - capacity + i)) };
+      },
+    },
+    options,
+  );
 }
 
 /** StreamingLLM on the GPU. */
@@ -220,7 +235,7 @@ export const gpuStreamingLlmMethod: GpuMethodDefinition = {
     return {
       methodId: streamingLlmMethod.id,
       prefill: (input) => streamingAttentionGpu(backend, input, policy),
-      createDecoder: (shape) => createGpuStreamingDecoder(backend, shape, policy),
+      createDecoder: (shape, options) => createGpuStreamingDecoder(backend, shape, policy, options),
       async runResident(resident, options) {
         const d = resident.dims;
         if (!d.causal) throw new ConfigError(`${streamingLlmMethod.id} evicts as tokens arrive: causal: false is not supported`);
