@@ -424,9 +424,9 @@ export class GpuBackend {
    * submitted separately so each is timed; the data never leaves the GPU between them. The
    * selection is read back afterwards unless `readSelection` is false.
    */
-  async runBlockTopK(resident: ResidentAttention, config: BlockTopKConfig, options?: { readonly readSelection?: true }): Promise<{ selection: Selection; timings: GpuTimings }>;
-  async runBlockTopK(resident: ResidentAttention, config: BlockTopKConfig, options: { readonly readSelection?: boolean }): Promise<{ selection?: Selection; timings: GpuTimings }>;
-  async runBlockTopK(resident: ResidentAttention, config: BlockTopKConfig, options: { readonly readSelection?: boolean } = {}): Promise<{ selection?: Selection; timings: GpuTimings }> {
+  async runBlockTopK(resident: ResidentAttention, config: BlockTopKConfig, options?: BlockTopKRunOptions & { readonly readSelection?: true }): Promise<{ selection: Selection; timings: GpuTimings }>;
+  async runBlockTopK(resident: ResidentAttention, config: BlockTopKConfig, options: BlockTopKRunOptions): Promise<{ selection?: Selection; timings: GpuTimings }>;
+  async runBlockTopK(resident: ResidentAttention, config: BlockTopKConfig, options: BlockTopKRunOptions = {}): Promise<{ selection?: Selection; timings: GpuTimings }> {
     const d = resident.dims;
     const blocks = Math.ceil(d.keySeq / config.blockSize);
     const rows = Math.ceil(d.querySeq / config.queryBlockSize);
@@ -437,7 +437,7 @@ export class GpuBackend {
       indices: this.buffer(chunk.slots * rows * stride * 4, STORAGE | COPY_SRC),
     }));
     try {
-      const selectionMs = await this.timed(() => this.encodeBlockSelection(resident, config, buffers));
+      const selectionMs = await this.timed(() => this.encodeBlockSelection(resident, config, buffers, options.wgslPooling !== true));
       const selection = blockSelectionLayout(d, config, rows);
       const attentionMs = await this.timed(() => this.encodeSparse(resident, selection, buffers, stride));
       const timings = { selectionMs, attentionMs };
@@ -947,7 +947,7 @@ export class GpuBackend {
     return { commands: [], transient: owned, release };
   }
 
-  private async encodeBlockSelection(resident: ResidentAttention, config: BlockTopKConfig, buffers: readonly SelectionBuffers[]): Promise<Encoded> {
+  private async encodeBlockSelection(resident: ResidentAttention, config: BlockTopKConfig, buffers: readonly SelectionBuffers[], gpuJsPooling: boolean): Promise<Encoded> {
     const d = resident.dims;
     const blocks = Math.ceil(d.keySeq / config.blockSize);
     const rows = Math.ceil(d.querySeq / config.queryBlockSize);
@@ -956,7 +956,7 @@ export class GpuBackend {
     // stalls SwiftShader until Chromium drops the device (block top-k with groupSize ·
     // queryBlockSize ≤ 16 did); idle rows are masked.
     const scoreTile: TileShape = { rows: 64, chunk: 16 };
-    const bridge = this.gpuJs.bridge;
+    const bridge = gpuJsPooling ? this.gpuJs.bridge : undefined;
     const quest = config.scoring === 'quest';
     // gpu.js submits its pooling kernels to the shared queue now, ahead of the pass encoded below.
     let pooledByGpuJs: PooledBuffers[] | undefined;
@@ -1496,6 +1496,18 @@ export interface AttentionTuning {
  * Fastest measured on the H100 with vec4 loads (bench/results): 16-wide q·k chunks and 16-key value
  * chunks (≈ 31 KiB of workgroup memory at D = 128); 32 × 16 was 5% slower, 32 × 32 7%.
  */
+/** Options of {@link GpuBackend.runBlockTopK}. */
+export interface BlockTopKRunOptions {
+  /** Read the selection back (default true). */
+  readonly readSelection?: boolean;
+  /**
+   * Pool with the WGSL kernel even where gpu.js is attached. gpu.js inlines a kernel's geometry
+   * (the key count among it) as constants, so a call of a new length compiles a new kernel: a
+   * decoder, whose key count grows every step, takes the WGSL kernel (its geometry is a uniform).
+   */
+  readonly wgslPooling?: boolean;
+}
+
 /** An executor of the sparse path (see {@link GpuBackend.sparseExecutor}). */
 export type SparseExecutor = 'rows' | 'key-blocks' | 'split-k';
 

@@ -182,7 +182,8 @@ function appendChecked(cache: GpuKVCache, k: Tensor, v: Tensor): void {
  * The block top-k decoder on the GPU: K/V in a {@link GpuKVCache}; each step pools, scores and
  * selects over the whole cache (`backend.runBlockTopK` on the cache view: pooling is recomputed
  * from the resident keys rather than updated incrementally like the CPU decoder's pool, which
- * gives the same pooled values) and runs the sparse executor. Same blocks as the CPU decoder.
+ * gives the same pooled values; always the WGSL pooling kernel, see `BlockTopKRunOptions`) and
+ * runs the sparse executor. Same blocks as the CPU decoder.
  */
 export function gpuBlockTopKDecoder(backend: GpuBackend, shape: DecoderShape, config: BlockTopKConfig, options: GpuDecoderOptions = {}): GpuAttentionDecoder {
   const cache = decoderCache(backend, shape, options);
@@ -194,7 +195,8 @@ export function gpuBlockTopKDecoder(backend: GpuBackend, shape: DecoderShape, co
       validateDecoderStep(shape, input, cache.length);
       cache.append(input.k, input.v);
       const view = cache.attend(input.q, shape.scale, blockScratchBytesPerSlot(cache.dims(dims4(input.q, 'q').seq), config));
-      const { selection, timings } = await backend.runBlockTopK(view, config);
+      // WGSL pooling: gpu.js would compile a kernel per step (it inlines the growing key count).
+      const { selection, timings } = await backend.runBlockTopK(view, config, { wgslPooling: true });
       const { output, lse } = await backend.readOutput(view);
       const d = view.dims;
       return {
@@ -202,7 +204,7 @@ export function gpuBlockTopKDecoder(backend: GpuBackend, shape: DecoderShape, co
         lse,
         selection,
         stats: sparseStats(d, countPairs(selection, d), true, timings.selectionMs, timings.attentionMs),
-        backend: backend.blockInfo,
+        backend: backend.info,
         diagnostics: { blocksPerRow: selection.indices.length / Math.max(1, selection.offsets.length - 1), keyBlocks: Math.ceil(d.keySeq / config.blockSize) },
       };
     },
