@@ -60,6 +60,34 @@ export interface ResidentChunk {
   readonly keyStride?: number;
 }
 
+/**
+ * A sparse call's result: its output and lse, the selection it attended, stats over the
+ * selection's pairs (shared by a KV head's query heads where the selection is per KV head), the
+ * backend that ran it and the method's diagnostics.
+ */
+export function selectionResult(
+  d: AttentionDims,
+  read: { readonly output: Tensor; readonly lse: Float32Array },
+  selection: Selection,
+  timings: GpuTimings,
+  backend: BackendInfo,
+  diagnostics?: Readonly<Record<string, number>>,
+): SparseAttentionResult & { lse: Float32Array } {
+  return {
+    output: read.output,
+    lse: read.lse,
+    selection,
+    stats: sparseStats(d, countPairs(selection, d), selection.headScope === 'kv', timings.selectionMs, timings.attentionMs),
+    backend,
+    ...(diagnostics ? { diagnostics } : {}),
+  };
+}
+
+/** Block top-k's diagnostics of a selection: blocks per row and key blocks of the call. */
+export function blockTopKDiagnostics(selection: Selection, d: AttentionDims, config: Pick<BlockTopKConfig, 'blockSize'>): Record<string, number> {
+  return { blocksPerRow: selection.indices.length / Math.max(1, selection.offsets.length - 1), keyBlocks: Math.ceil(d.keySeq / config.blockSize) };
+}
+
 /** `kernel on device`, plus the fallback reason where one applied: what a benchmark row records as its backend. */
 export function describeBackend(info: BackendInfo): string {
   return `gpu: ${info.kernel} on ${info.device ?? 'unknown adapter'}${info.fallbackReason ? ` (fallback: ${info.fallbackReason})` : ''}`;
@@ -365,15 +393,7 @@ export class GpuBackend {
     const resident = this.upload(input, d, blockScratchBytesPerSlot(d, resolved));
     try {
       const { selection, timings } = await this.runBlockTopK(resident, resolved);
-      const { output, lse } = await this.readOutput(resident);
-      return {
-        output,
-        lse,
-        selection,
-        stats: sparseStats(d, countPairs(selection, d), true, timings.selectionMs, timings.attentionMs),
-        backend: this.blockInfo,
-        diagnostics: { blocksPerRow: selection.indices.length / Math.max(1, selection.offsets.length - 1), keyBlocks: Math.ceil(d.keySeq / resolved.blockSize) },
-      };
+      return selectionResult(d, await this.readOutput(resident), selection, timings, this.blockInfo, blockTopKDiagnostics(selection, d, resolved));
     } finally {
       this.release(resident);
     }
@@ -471,14 +491,7 @@ export class GpuBackend {
       try {
         const attentionMs = await (options.attend ?? ((r, s) => this.runSparse(r, s)))(resident, gpuSelection);
         const { output, lse, selection } = await this.readResults(resident, gpuSelection);
-        return {
-          output,
-          lse,
-          selection,
-          stats: sparseStats(d, countPairs(selection, d), selection.headScope === 'kv', selectionMs, attentionMs),
-          backend: this.info,
-          ...(options.diagnostics ? { diagnostics: options.diagnostics } : {}),
-        };
+        return selectionResult(d, { output, lse }, selection, { selectionMs, attentionMs }, this.info, options.diagnostics);
       } finally {
         this.releaseSelection(gpuSelection);
       }

@@ -12,11 +12,12 @@ import {
   validateDecoderStep,
   type AttentionDims,
   type AttentionInput,
+  type AttentionResult,
   type DecoderShape,
   type Tensor,
 } from '@sparse-attn/core';
 import type { BlockTopKConfig } from './block-top-k.js';
-import { blockScratchBytesPerSlot, chunkKeyStride, countPairs, type GpuBackend, type ResidentAttention, type ResidentChunk } from './gpu-backend.js';
+import { blockScratchBytesPerSlot, blockTopKDiagnostics, chunkKeyStride, selectionResult, type GpuBackend, type ResidentAttention, type ResidentChunk } from './gpu-backend.js';
 import { GpuKVCache } from './gpu-kv-cache.js';
 import type { GpuAttentionDecoder, GpuDecoderOptions } from './gpu-methods.js';
 import { DECODE_GATHER_PARAMS, DECODE_GATHER_THREADS, decodeGatherWgsl } from './kernels/decode-gather-wgsl.js';
@@ -135,6 +136,25 @@ export async function lastQueryView(backend: GpuBackend, resident: ResidentAtten
   return { view: { dims, chunks }, release };
 }
 
+/**
+ * Dense attention of a step's queries over every key of a resident call (a decoder's cache view):
+ * split-K for up to {@link SPLIT_K_MAX_QUERIES} queries a head, the tiled kernel above, and the
+ * readback of output and lse, as one submission (one round trip to the GPU; timed as a whole).
+ */
+export async function denseStep(backend: GpuBackend, view: ResidentAttention): Promise<AttentionResult & { lse: Float32Array }> {
+  const d = view.dims;
+  const { value, ms } = await backend.oneSubmission(async () => {
+    await (d.querySeq <= SPLIT_K_MAX_QUERIES ? runDecodeAttention(backend, view) : backend.runDense(view));
+    return backend.readOutput(view);
+  });
+  return { output: value.output, lse: value.lse, stats: sparseStats(d, densePairCount(d), true, 0, ms), backend: backend.info };
+}
+
+/** Scratch per KV slot of {@link denseStep} (split-K's partials; none for the tiled kernel). */
+export function denseStepScratchBytesPerSlot(d: AttentionDims): number {
+  return d.querySeq <= SPLIT_K_MAX_QUERIES ? decodeScratchBytesPerSlot(d) : 0;
+}
+
 /** The GPU KV cache a decoder of `shape` needs (`options.initialCapacity` rows per KV head up front). */
 export function decoderCache(backend: GpuBackend, shape: DecoderShape, options: GpuDecoderOptions = {}): GpuKVCache {
   return new GpuKVCache(backend, { batch: shape.batch, kvHeads: shape.kvHeads, queryHeads: shape.queryHeads, headDim: shape.headDim, valueDim: shape.valueDim ?? shape.headDim, ...(options.initialCapacity !== undefined ? { initialCapacity: options.initialCapacity } : {}) });
@@ -155,15 +175,7 @@ export function gpuDenseDecoder(backend: GpuBackend, shape: DecoderShape, option
     async step(input: AttentionInput) {
       const step = validateDecoderStep(shape, input, cache.length);
       cache.append(input.k, input.v);
-      const splitK = step.querySeq <= SPLIT_K_MAX_QUERIES;
-      const view = cache.attend(input.q, shape.scale, splitK ? decodeScratchBytesPerSlot(cache.dims(step.querySeq)) : 0);
-      const d = view.dims;
-      // Attention and the readback as one submission: one round trip to the GPU per step.
-      const { value, ms } = await backend.oneSubmission(async () => {
-        await (splitK ? runDecodeAttention(backend, view) : backend.runDense(view));
-        return backend.readOutput(view);
-      });
-      return { output: value.output, lse: value.lse, stats: sparseStats(d, densePairCount(d), true, 0, ms), backend: backend.info };
+      return denseStep(backend, cache.attend(input.q, shape.scale, denseStepScratchBytesPerSlot(cache.dims(step.querySeq))));
     },
     appendContext: (k, v) => appendChecked(cache, k, v),
     reset: () => cache.reset(),
@@ -197,16 +209,7 @@ export function gpuBlockTopKDecoder(backend: GpuBackend, shape: DecoderShape, co
       const view = cache.attend(input.q, shape.scale, blockScratchBytesPerSlot(cache.dims(dims4(input.q, 'q').seq), config));
       // WGSL pooling: gpu.js would compile a kernel per step (it inlines the growing key count).
       const { selection, timings } = await backend.runBlockTopK(view, config, { wgslPooling: true });
-      const { output, lse } = await backend.readOutput(view);
-      const d = view.dims;
-      return {
-        output,
-        lse,
-        selection,
-        stats: sparseStats(d, countPairs(selection, d), true, timings.selectionMs, timings.attentionMs),
-        backend: backend.info,
-        diagnostics: { blocksPerRow: selection.indices.length / Math.max(1, selection.offsets.length - 1), keyBlocks: Math.ceil(d.keySeq / config.blockSize) },
-      };
+      return selectionResult(view.dims, await backend.readOutput(view), selection, timings, backend.info, blockTopKDiagnostics(selection, view.dims, config));
     },
     appendContext: (k, v) => appendChecked(cache, k, v),
     reset: () => cache.reset(),

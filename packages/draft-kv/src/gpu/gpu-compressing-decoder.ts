@@ -8,13 +8,12 @@
  * densely over the whole (compressed) cache (split-K for up to 16 queries a head). Same decisions
  * as the CPU decoders.
  */
-import { densePairCount, sparseStats, validateDecoderStep, type AttentionDims, type AttentionInput, type AttentionResult, type DecoderShape } from '@sparse-attn/core';
+import { validateDecoderStep, type AttentionDims, type AttentionInput, type AttentionResult, type DecoderShape } from '@sparse-attn/core';
 import {
-  SPLIT_K_MAX_QUERIES,
-  countPairs,
-  decodeScratchBytesPerSlot,
   decoderCache,
-  runDecodeAttention,
+  denseStep,
+  denseStepScratchBytesPerSlot,
+  selectionResult,
   type GpuAttentionDecoder,
   type GpuBackend,
   type GpuDecoderOptions,
@@ -75,17 +74,6 @@ export function deviceCacheDecoder(backend: GpuBackend, shape: DecoderShape, att
   };
 }
 
-/** Dense attention of a step over the whole cache view (split-K for a few queries a head), read back as one submission. */
-export async function denseOnView(backend: GpuBackend, view: ResidentAttention): Promise<AttentionResult> {
-  const d = view.dims;
-  const { value, ms } = await backend.oneSubmission(async () => {
-    await (d.querySeq <= SPLIT_K_MAX_QUERIES ? runDecodeAttention(backend, view) : backend.runDense(view));
-    return backend.readOutput(view);
-  });
-  const result = { output: value.output, lse: value.lse, stats: sparseStats(d, densePairCount(d), true, 0, ms), backend: backend.info };
-  return result;
-}
-
 /** The GPU counterpart of the CPU `createCompressingDecoder` for a compress-once method's planner. */
 export function createGpuCompressingDecoder(backend: GpuBackend, shape: DecoderShape, planner: GpuCompressionPlanner, options: GpuDecoderOptions = {}): GpuEvictingDecoder {
   const compresses = (d: Pick<AttentionDims, 'keySeq' | 'querySeq'>) => d.querySeq > 1 && planner(d.keySeq, d.querySeq).capacity < d.keySeq;
@@ -93,10 +81,10 @@ export function createGpuCompressingDecoder(backend: GpuBackend, shape: DecoderS
     backend,
     shape,
     {
-      scratchBytesPerSlot: (d) => (compresses(d) ? compressionScratchBytesPerSlot(planner(d.keySeq, d.querySeq), d) : d.querySeq <= SPLIT_K_MAX_QUERIES ? decodeScratchBytesPerSlot(d) : 0),
+      scratchBytesPerSlot: (d) => (compresses(d) ? compressionScratchBytesPerSlot(planner(d.keySeq, d.querySeq), d) : denseStepScratchBytesPerSlot(d)),
       async attend(view) {
         const d = view.dims;
-        if (!compresses(d)) return { result: await denseOnView(backend, view) };
+        if (!compresses(d)) return { result: await denseStep(backend, view) };
         const step = compressionStep(planner(d.keySeq, d.querySeq), d);
         // Scoring, selection, attention and the readback of output, lse and the kept entries: one submission.
         const { value, ms } = await backend.oneSubmission(async () => {
@@ -108,16 +96,8 @@ export function createGpuCompressingDecoder(backend: GpuBackend, shape: DecoderS
             backend.releaseSelection(selection);
           }
         });
-        const { output, lse, selection } = value;
-        const result = {
-          output,
-          lse,
-          selection,
-          stats: sparseStats(d, countPairs(selection, d), selection.headScope === 'kv', 0, ms),
-          backend: backend.info,
-          diagnostics: { keptPerHead: step.stride, keptShare: step.stride / d.keySeq },
-        };
-        return { result, keep: keptLists(selection) };
+        const result = selectionResult(d, value, value.selection, { selectionMs: 0, attentionMs: ms }, backend.info, { keptPerHead: step.stride, keptShare: step.stride / d.keySeq });
+        return { result, keep: keptLists(value.selection) };
       },
     },
     options,

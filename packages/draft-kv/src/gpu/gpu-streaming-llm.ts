@@ -19,7 +19,6 @@ import {
   SelectionBuilder,
   densePairCount,
   parseConfig,
-  sparseStats,
   validateAttentionInput,
   type AttentionDims,
   type AttentionInput,
@@ -29,7 +28,7 @@ import {
   type SparseAttentionResult,
   type Tensor,
 } from '@sparse-attn/core';
-import { chunkKeyStride, countPairs, dispatchGrid, residentCall, type GpuBackend, type GpuDecoderOptions, type GpuMethodDefinition, type GpuSelection, type GpuSelectionStep, type GpuTimings, type ResidentAttention } from '@sparse-attn/backend-gpu';
+import { chunkKeyStride, dispatchGrid, residentCall, selectionResult, type GpuBackend, type GpuDecoderOptions, type GpuMethodDefinition, type GpuSelection, type GpuSelectionStep, type GpuTimings, type ResidentAttention } from '@sparse-attn/backend-gpu';
 import { streamingLlmMethod } from '../eviction-methods.js';
 import { deviceCacheDecoder, type GpuEvictingDecoder } from './gpu-compressing-decoder.js';
 import { MERGE_PARAMS, MERGE_THREADS, mergeAttentionWgsl } from './merge-attention-wgsl.js';
@@ -167,24 +166,15 @@ export async function streamingAttentionGpu(backend: GpuBackend, input: Attentio
   const resident = backend.upload(input, d, sinkRecentBytesPerSlot(policy, d));
   try {
     const run = await runStreaming(backend, resident, policy);
-    const { output, lse } = await backend.readOutput(resident);
-    return streamingResult(backend, policy, d, output, lse, run);
+    return streamingResult(backend, policy, d, await backend.readOutput(resident), run);
   } finally {
     backend.release(resident);
   }
 }
 
 /** The result of StreamingLLM's attention on a call: its kept set per query (closed form), stats and the kept entries per head. */
-function streamingResult(backend: GpuBackend, policy: SinkRecentPolicy, d: AttentionDims, output: Tensor, lse: Float32Array, timings: GpuTimings): SparseAttentionResult {
-  const selection = sinkRecentSelection(policy, d);
-  return {
-    output,
-    lse,
-    selection,
-    stats: sparseStats(d, countPairs(selection, d), true, timings.selectionMs, timings.attentionMs),
-    backend: backend.info,
-    diagnostics: { keptPerHead: Math.min(policy.sinks + policy.recent, d.keySeq) },
-  };
+function streamingResult(backend: GpuBackend, policy: SinkRecentPolicy, d: AttentionDims, read: { output: Tensor; lse: Float32Array }, timings: GpuTimings): SparseAttentionResult {
+  return selectionResult(d, read, sinkRecentSelection(policy, d), timings, backend.info, { keptPerHead: Math.min(policy.sinks + policy.recent, d.keySeq) });
 }
 
 /** Causal pairs StreamingLLM scores, from the closed form (no selection read back). */
@@ -216,7 +206,7 @@ export function createGpuStreamingDecoder(backend: GpuBackend, shape: DecoderSha
           await runStreaming(backend, view, policy);
           return backend.readOutput(view);
         });
-        const result = streamingResult(backend, policy, d, value.output, value.lse, { selectionMs: 0, attentionMs: ms });
+        const result = streamingResult(backend, policy, d, value, { selectionMs: 0, attentionMs: ms });
         if (d.keySeq <= capacity) return { result };
         return { result, keep: Int32Array.from({ length: capacity }, (_, i) => (i < policy.sinks ? i : d.keySeq - capacity + i)) };
       },
