@@ -19,7 +19,6 @@ import {
   ConfigError,
   densePairCount,
   parseConfig,
-  sparseStats,
   validateAttentionInput,
   validateDecoderStep,
   type AttentionDims,
@@ -28,14 +27,14 @@ import {
   type DecoderShape,
 } from '@sparse-attn/core';
 import {
-  SPLIT_K_MAX_QUERIES,
   chunkKeyStride,
   countPairs,
   decoderCache,
+  denseStep,
   dispatchGrid,
   lastQueryView,
   residentCall,
-  runDecodeAttention,
+  selectionResult,
   type ChunkEncoder,
   type GpuAttentionDecoder,
   type GpuDecoderOptions,
@@ -190,17 +189,31 @@ function tidalGpuSelector(config: TidalDecodeConfig): GpuRowSelector {
   };
 }
 
-/** Self-selected attention on a resident call: the selector's kernels, then the sparse executor. */
-async function selectAndAttend(backend: GpuBackend, resident: ResidentAttention, selector: GpuRowSelector): Promise<AttentionResult & { lse: Float32Array }> {
+/**
+ * Self-selected attention on a resident call: the selector's kernels, then the sparse executor,
+ * then the readback of output, lse and selection. A decoder step records all of it as one
+ * submission (one round trip to the GPU; timed as a whole, `selectionMs` 0); a prefill times the
+ * selection and the attention apart.
+ */
+async function selectAndAttend(backend: GpuBackend, resident: ResidentAttention, selector: GpuRowSelector, oneSubmission = false): Promise<AttentionResult & { lse: Float32Array }> {
   const d = resident.dims;
-  const { selection: gpuSelection, ms: selectionMs } = await backend.runSelection(resident, selector.step(backend, resident));
-  try {
-    const attentionMs = await backend.runSparse(resident, gpuSelection);
-    const { output, lse, selection } = await backend.readResults(resident, gpuSelection);
-    return { output, lse, selection, stats: sparseStats(d, countPairs(selection, d), selector.headScope === 'kv', selectionMs, attentionMs), backend: backend.info };
-  } finally {
-    backend.releaseSelection(gpuSelection);
+  const timings = { selectionMs: 0, attentionMs: 0 };
+  const run = async () => {
+    const { selection, ms } = await backend.runSelection(resident, selector.step(backend, resident));
+    try {
+      timings.selectionMs = ms;
+      timings.attentionMs = await backend.runSparse(resident, selection);
+      return await backend.readResults(resident, selection);
+    } finally {
+      backend.releaseSelection(selection);
+    }
+  };
+  if (!oneSubmission) {
+    const read = await run();
+    return selectionResult(d, read, read.selection, timings, backend.info);
   }
+  const { value, ms } = await backend.oneSubmission(run);
+  return selectionResult(d, value, value.selection, { selectionMs: 0, attentionMs: ms }, backend.info);
 }
 
 /** The GPU selectors by method id, from a raw config (parsed with the CPU schema). */
@@ -223,12 +236,9 @@ export function selfSelectedStep(backend: GpuBackend, methodId: string, config?:
   return (resident) => selectAndAttend(backend, resident, selector);
 }
 
-/** Dense attention on a resident call, reported with the selection of every key (as the CPU's dense mode). */
+/** Dense attention on a resident call (backend-gpu's `denseStep`: one submission), reported with the selection of every key (as the CPU's dense mode). */
 async function denseWithSelection(backend: GpuBackend, resident: ResidentAttention, selector: GpuRowSelector): Promise<AttentionResult & { lse: Float32Array }> {
-  const d = resident.dims;
-  const ms = d.querySeq <= SPLIT_K_MAX_QUERIES ? await runDecodeAttention(backend, resident) : await backend.runDense(resident);
-  const { output, lse } = await backend.readOutput(resident);
-  return { output, lse, selection: denseSelection(d, selector), stats: sparseStats(d, densePairCount(d), true, 0, ms), backend: backend.info };
+  return { ...(await denseStep(backend, resident)), selection: denseSelection(resident.dims, selector) };
 }
 
 /** The GPU method of a self-selected selector: prefill, decoder and the decode benchmark. */
@@ -256,7 +266,7 @@ function selfSelectedGpuMethod(backend: GpuBackend, methodId: string, selector: 
           cache.append(input.k, input.v);
           const view = cache.attend(input.q, shape.scale);
           // One-token steps select (decode); longer chunks follow the prefill mode, as on the CPU.
-          return view.dims.querySeq === 1 || prefillMode === 'self-select' ? selectAndAttend(backend, view, selector) : denseWithSelection(backend, view, selector);
+          return view.dims.querySeq === 1 || prefillMode === 'self-select' ? selectAndAttend(backend, view, selector, true) : denseWithSelection(backend, view, selector);
         },
         reset: () => cache.reset(),
         destroy: () => cache.destroy(),
