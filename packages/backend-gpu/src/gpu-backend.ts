@@ -444,9 +444,9 @@ export class GpuBackend {
    * submitted separately so each is timed; the data never leaves the GPU between them. The
    * selection is read back afterwards unless `readSelection` is false.
    */
-  async runBlockTopK(resident: ResidentAttention, config: BlockTopKConfig, options?: BlockTopKRunOptions & { readonly readSelection?: true }): Promise<{ selection: Selection; timings: GpuTimings }>;
-  async runBlockTopK(resident: ResidentAttention, config: BlockTopKConfig, options: BlockTopKRunOptions): Promise<{ selection?: Selection; timings: GpuTimings }>;
-  async runBlockTopK(resident: ResidentAttention, config: BlockTopKConfig, options: BlockTopKRunOptions = {}): Promise<{ selection?: Selection; timings: GpuTimings }> {
+  async runBlockTopK(resident: ResidentAttention, config: BlockTopKConfig, options?: BlockTopKRunOptions & { readonly readSelection?: true }): Promise<{ selection: Selection; timings: GpuTimings; read?: { output: Tensor; lse: Float32Array } }>;
+  async runBlockTopK(resident: ResidentAttention, config: BlockTopKConfig, options: BlockTopKRunOptions): Promise<{ selection?: Selection; timings: GpuTimings; read?: { output: Tensor; lse: Float32Array } }>;
+  async runBlockTopK(resident: ResidentAttention, config: BlockTopKConfig, options: BlockTopKRunOptions = {}): Promise<{ selection?: Selection; timings: GpuTimings; read?: { output: Tensor; lse: Float32Array } }> {
     const d = resident.dims;
     const blocks = Math.ceil(d.keySeq / config.blockSize);
     const rows = Math.ceil(d.querySeq / config.queryBlockSize);
@@ -461,6 +461,12 @@ export class GpuBackend {
       const selection = blockSelectionLayout(d, config, rows);
       const attentionMs = await this.timed(() => this.encodeSparse(resident, selection, buffers, stride));
       const timings = { selectionMs, attentionMs };
+      if (options.readOutput) {
+        // Output, lse and the selection in one readback.
+        const outputs = outputReads(resident);
+        const data = await this.readAll([...outputs, ...selectionReads(buffers)]);
+        return { selection: selectionFrom(selection, buffers, rows, data.slice(outputs.length)), timings, read: outputFrom(resident, data.slice(0, outputs.length)) };
+      }
       return options.readSelection === false ? { timings } : { selection: await this.readSelectionRows(selection, buffers, rows), timings };
     } finally {
       // Inside oneSubmission the recorded passes still read them: freed after its submission.
@@ -1519,6 +1525,8 @@ export interface BlockTopKRunOptions {
    * decoder, whose key count grows every step, takes the WGSL kernel (its geometry is a uniform).
    */
   readonly wgslPooling?: boolean;
+  /** Also read the call's output and lse, with the selection in one readback (`read`; implies reading the selection). */
+  readonly readOutput?: boolean;
 }
 
 /** An executor of the sparse path (see {@link GpuBackend.sparseExecutor}). */

@@ -208,8 +208,10 @@ export function gpuBlockTopKDecoder(backend: GpuBackend, shape: DecoderShape, co
       cache.append(input.k, input.v);
       const view = cache.attend(input.q, shape.scale, blockScratchBytesPerSlot(cache.dims(dims4(input.q, 'q').seq), config));
       // WGSL pooling: gpu.js would compile a kernel per step (it inlines the growing key count).
-      const { selection, timings } = await backend.runBlockTopK(view, config, { wgslPooling: true });
-      return selectionResult(view.dims, await backend.readOutput(view), selection, timings, backend.info, blockTopKDiagnostics(selection, view.dims, config));
+      // Pooling, scoring, selection, attention and one readback as one submission.
+      const { value, ms } = await backend.oneSubmission(() => backend.runBlockTopK(view, config, { wgslPooling: true, readOutput: true }));
+      const { selection, read } = value;
+      return selectionResult(view.dims, read!, selection, { selectionMs: 0, attentionMs: ms }, backend.info, blockTopKDiagnostics(selection, view.dims, config));
     },
     appendContext: (k, v) => appendChecked(cache, k, v),
     reset: () => cache.reset(),
