@@ -89,6 +89,9 @@ export class GpuKVCache {
   private staged: GPUBuffer[] = [];
   private stagedRows = 0;
   private readonly appendBindings = new Map<number, { params: GPUBuffer; group: GPUBindGroup }>();
+  /** `retain`'s kept-row list and k / v scratch, and the rows they hold. */
+  private retainScratch: GPUBuffer[] = [];
+  private retainRows = 0;
 
   constructor(backend: GpuBackend, shape: GpuKVCacheShape) {
     for (const key of ['batch', 'kvHeads', 'queryHeads', 'headDim', 'valueDim'] as const) {
@@ -239,38 +242,47 @@ export class GpuKVCache {
     this.len = n;
   }
 
-  /** `retain`'s GPU work: per chunk and tensor, the kept rows into scratch, then back at 0 … n − 1. */
+  /**
+   * `retain`'s GPU work: per chunk and tensor, the kept rows into scratch, then back at 0 … n − 1.
+   * The scratch and the kept-row list are kept for the next retain (StreamingLLM's decoder retains
+   * at every step once full): only their growth allocates.
+   */
   private gatherRows(lists: readonly Int32Array[], n: number): void {
     const { device } = this.backend.context;
     const slots = lists.length;
     const keep = new Uint32Array(slots * n);
     lists.forEach((list, slot) => keep.set(list, slot * n));
-    const transient: GPUBuffer[] = [];
-    const made = (bytes: number, usage: number) => {
-      const b = this.buffer(bytes, usage);
-      transient.push(b);
+    if (slots * n > this.retainRows) {
+      this.retainRows = slots * n;
+      for (const b of this.retainScratch) b.destroy();
+      this.retainScratch = [
+        this.buffer(keep.byteLength, STORAGE | COPY_DST),
+        this.buffer(slots * n * this.headDim * 4, STORAGE),
+        this.buffer(slots * n * this.valueDim * 4, STORAGE),
+      ];
+    }
+    const [keepBuffer, ...scratches] = this.retainScratch as [GPUBuffer, GPUBuffer, GPUBuffer];
+    device.queue.writeBuffer(keepBuffer, 0, keep);
+    const uniforms: GPUBuffer[] = [];
+    const uniform = (fields: readonly string[], values: Readonly<Record<string, number>>) => {
+      const b = this.buffer(fields.length * 4, UNIFORM | COPY_DST);
+      device.queue.writeBuffer(b, 0, Uint32Array.from(fields, (name) => values[name] ?? 0));
+      uniforms.push(b);
       return b;
     };
-    const keepBuffer = made(keep.byteLength, STORAGE | COPY_DST);
-    device.queue.writeBuffer(keepBuffer, 0, keep);
+    const bind = (pipeline: GPUComputePipeline, buffers: readonly GPUBuffer[]) =>
+      device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries: buffers.map((buffer, binding) => ({ binding, resource: { buffer } })) });
     const gather = gatherPipeline(device);
     const put = appendPipeline(device);
     const encoder = device.createCommandEncoder();
     const pass = encoder.beginComputePass();
     for (const [tensorIndex, dim] of [this.headDim, this.valueDim].entries()) {
-      const scratch = made(slots * n * dim * 4, STORAGE);
+      const scratch = scratches[tensorIndex]!;
       for (const chunk of this.chunks) {
         const target = tensorIndex === 0 ? chunk.k : chunk.v;
         const count = chunk.slots * n * dim;
         const [x, y] = dispatchGrid(Math.ceil(count / GATHER_ROWS_THREADS));
-        const uniform = (fields: readonly string[], values: Record<string, number>) => {
-          const b = made(fields.length * 4, UNIFORM | COPY_DST);
-          device.queue.writeBuffer(b, 0, Uint32Array.from(fields, (name) => values[name] ?? 0));
-          return b;
-        };
         const common = { count, rows: n, dim, keyStride: this.rows, tilesX: x };
-        const bind = (pipeline: GPUComputePipeline, buffers: GPUBuffer[]) =>
-          device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries: buffers.map((buffer, binding) => ({ binding, resource: { buffer } })) });
         pass.setPipeline(gather);
         pass.setBindGroup(0, bind(gather, [uniform(GATHER_ROWS_PARAMS, { ...common, keepOffset: chunk.slot0 * n }), target, keepBuffer, scratch]));
         pass.dispatchWorkgroups(x, y);
@@ -282,7 +294,7 @@ export class GpuKVCache {
     pass.end();
     device.queue.submit([encoder.finish()]);
     // WebGPU keeps a destroyed buffer alive until the work already submitted with it has run.
-    for (const b of transient) b.destroy();
+    for (const b of uniforms) b.destroy();
   }
 
   /**
@@ -363,9 +375,11 @@ export class GpuKVCache {
   /** Frees every buffer; the cache cannot be used afterwards. */
   destroy(): void {
     this.destroyChunks();
-    for (const b of this.staged) b.destroy();
+    for (const b of [...this.staged, ...this.retainScratch]) b.destroy();
     this.staged = [];
     this.stagedRows = 0;
+    this.retainScratch = [];
+    this.retainRows = 0;
   }
 
   private destroyChunks(): void {
