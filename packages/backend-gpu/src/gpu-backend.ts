@@ -33,6 +33,7 @@ import { DECODE_MERGE_PARAMS, decodeMergeWgsl } from './kernels/decode-merge-wgs
 import { DECODE_SELECTION_PARAMS, decodePartialRecord, decodePartialWgsl, SPLIT_K_MAX_QUERIES, splitKPartitions } from './kernels/decode-split-k-wgsl.js';
 import { GpuBufferPool } from './gpu-buffer-pool.js';
 import { WEBGPU_FLAGS } from './webgpu-flags.js';
+import type { KeptWindows } from './gpu-window-decoder.js';
 
 const { STORAGE, UNIFORM, COPY_DST, COPY_SRC, MAP_READ, MAP_MODE_READ, QUERY_RESOLVE } = WEBGPU_FLAGS;
 
@@ -457,7 +458,7 @@ export class GpuBackend {
       indices: this.buffer(chunk.slots * rows * stride * 4, STORAGE | COPY_SRC),
     }));
     try {
-      const selectionMs = await this.timed(() => this.encodeBlockSelection(resident, config, buffers, options.wgslPooling !== true));
+      const selectionMs = await this.timed(() => this.encodeBlockSelection(resident, config, buffers, options.wgslPooling !== true && !options.pooled, options.pooled));
       const selection = blockSelectionLayout(d, config, rows);
       const attentionMs = await this.timed(() => this.encodeSparse(resident, selection, buffers, stride));
       const timings = { selectionMs, attentionMs };
@@ -966,7 +967,7 @@ export class GpuBackend {
     return { commands: [], transient: owned, release };
   }
 
-  private async encodeBlockSelection(resident: ResidentAttention, config: BlockTopKConfig, buffers: readonly SelectionBuffers[], gpuJsPooling: boolean): Promise<Encoded> {
+  private async encodeBlockSelection(resident: ResidentAttention, config: BlockTopKConfig, buffers: readonly SelectionBuffers[], gpuJsPooling: boolean, kept?: KeptWindows<BlockPoolArray>): Promise<Encoded> {
     const d = resident.dims;
     const blocks = Math.ceil(d.keySeq / config.blockSize);
     const rows = Math.ceil(d.querySeq / config.queryBlockSize);
@@ -1006,14 +1007,24 @@ export class GpuBackend {
           max = fromGpuJs.max?.buffer;
           min = fromGpuJs.min?.buffer;
         } else {
-          const pooledBytes = chunk.slots * blocks * d.headDim * 4;
-          mean = this.buffer(pooledBytes, STORAGE);
-          max = this.buffer(pooledBytes, STORAGE);
-          min = this.buffer(pooledBytes, STORAGE);
-          uniforms.push(mean, max, min);
-          const [px, py] = dispatchGrid(Math.ceil((chunk.slots * blocks * d.headDim) / POOL_THREADS));
-          const poolParams = this.uniform(POOL_PARAMS, { keySeq: d.keySeq, keyStride: chunkKeyStride(chunk, d), blockSize: config.blockSize, blocks, slots: chunk.slots, tilesX: px, dim: d.headDim }, uniforms);
-          this.dispatch(pass, pool, [poolParams, chunk.k, mean, max, min], px, py);
+          // A decoder's kept blocks: only the blocks from `first` on are pooled (into its buffers).
+          const first = kept ? Math.min(kept.first, blocks) : 0;
+          if (kept) {
+            mean = kept.buffers.mean[i]!;
+            max = kept.buffers.max[i]!;
+            min = kept.buffers.min[i]!;
+          } else {
+            const pooledBytes = chunk.slots * blocks * d.headDim * 4;
+            mean = this.buffer(pooledBytes, STORAGE);
+            max = this.buffer(pooledBytes, STORAGE);
+            min = this.buffer(pooledBytes, STORAGE);
+            uniforms.push(mean, max, min);
+          }
+          if (blocks > first) {
+            const [px, py] = dispatchGrid(Math.ceil((chunk.slots * (blocks - first) * d.headDim) / POOL_THREADS));
+            const poolParams = this.uniform(POOL_PARAMS, { keySeq: d.keySeq, keyStride: chunkKeyStride(chunk, d), blockSize: config.blockSize, blocks: blocks - first, first, slots: chunk.slots, tilesX: px, dim: d.headDim }, uniforms);
+            this.dispatch(pass, pool, [poolParams, chunk.k, mean, max, min], px, py);
+          }
         }
         const scores = this.buffer(chunk.slots * rows * blocks * 4, STORAGE);
         uniforms.push(scores);
@@ -1527,7 +1538,16 @@ export interface BlockTopKRunOptions {
   readonly wgslPooling?: boolean;
   /** Also read the call's output and lse, with the selection in one readback (`read`; implies reading the selection). */
   readonly readOutput?: boolean;
+  /**
+   * A decoder's kept pooled blocks (its `GpuWindowStore`, laid out for ⌈S / B⌉ blocks per slot):
+   * blocks below `first` are read from them as they are, blocks `first …` (those completed since the
+   * decoder's last step and the incomplete last one) are pooled into them. Takes the WGSL pooling.
+   */
+  readonly pooled?: KeptWindows<BlockPoolArray>;
 }
+
+/** The arrays block pooling writes per block: the mean keys and the per-channel key bounds (Quest's metadata), D floats each. */
+export type BlockPoolArray = 'mean' | 'max' | 'min';
 
 /** An executor of the sparse path (see {@link GpuBackend.sparseExecutor}). */
 export type SparseExecutor = 'rows' | 'key-blocks' | 'split-k';

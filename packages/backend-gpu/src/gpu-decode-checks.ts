@@ -317,6 +317,43 @@ export const gpuDecodeChecks: readonly GpuCheck[] = [
       }, 'structured');
     },
   })),
+  {
+    // The kept pooled blocks: a cache of 8 rows (the cache and the store double 3 times), one-token
+    // steps across 5 block boundaries (each completes a block the store then keeps, the incomplete
+    // last block re-pooled every step), Quest and mean scoring; then a reset, a context appended
+    // without attending (the CPU decoder steps over it) and more steps.
+    name: 'block top-k decoder keeps its pooled blocks across cache growth and block boundaries (initial capacity 8, appendContext after a reset): the CPU decoder\'s blocks and output',
+    async run(backend: GpuBackend) {
+      const c = { batch: 1, queryHeads: 4, kvHeads: 2, headDim: 16, steps: [9, ...Array<number>(42).fill(1), 2, 1], seed: 13 };
+      const shape = { batch: c.batch, queryHeads: c.queryHeads, kvHeads: c.kvHeads, headDim: c.headDim };
+      for (const config of [{ blockSize: 8, topK: 2, queryBlockSize: 1 }, { blockSize: 8, topK: 1, queryBlockSize: 1, sinkBlocks: 0, scoring: 'mean' as const }]) {
+        const input = decodeCaseInput(c, 'structured');
+        const steps = decodeStepInputs(input, c.steps);
+        const decoder = gpuBlockTopKMethod.create(backend, config).createDecoder!(shape, { initialCapacity: 8 });
+        try {
+          for (const round of ['steps', 'context'] as const) {
+            const cpu = blockTopKMethod.create(blockTopKConfigSchema.parse(config)).createDecoder(shape);
+            for (const [i, step] of steps.entries()) {
+              const what = `${JSON.stringify(config)} ${round} step ${i}`;
+              if (round === 'context' && i === 0) {
+                decoder.appendContext!(step.k, step.v);
+                cpu.step(step);
+                continue;
+              }
+              const gpu = await decoder.step(step);
+              const cpuResult = cpu.step(step);
+              expectSameSelection(what, gpu.selection, cpuResult.selection);
+              expectOutputClose(`${what} vs the CPU decoder`, gpu, cpuResult);
+              expectOutputClose(`${what} vs core sparseAttention`, gpu, sparseAttention(decodeStepCall(input, c.steps, i), gpu.selection!));
+            }
+            decoder.reset();
+          }
+        } finally {
+          decoder.destroy();
+        }
+      }
+    },
+  },
   // Block top-k's timed calls, as the benchmark records them (the family methods' run in their packages).
   oneSubmissionCheck(gpuBlockTopKMethod, {}, { batch: 1, queryHeads: 4, kvHeads: 2, seq: 300, headDim: 32 }, 155),
 ];

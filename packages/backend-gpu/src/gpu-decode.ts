@@ -17,9 +17,10 @@ import {
   type Tensor,
 } from '@sparse-attn/core';
 import type { BlockTopKConfig } from './block-top-k.js';
-import { blockScratchBytesPerSlot, blockTopKDiagnostics, chunkKeyStride, selectionResult, type GpuBackend, type ResidentAttention, type ResidentChunk } from './gpu-backend.js';
+import { blockScratchBytesPerSlot, blockTopKDiagnostics, chunkKeyStride, selectionResult, type BlockPoolArray, type GpuBackend, type ResidentAttention, type ResidentChunk } from './gpu-backend.js';
 import { GpuKVCache } from './gpu-kv-cache.js';
 import type { GpuAttentionDecoder, GpuDecoderOptions } from './gpu-methods.js';
+import { cacheWindowStore, type GpuWindowStore } from './gpu-window-decoder.js';
 import { DECODE_GATHER_PARAMS, DECODE_GATHER_THREADS, decodeGatherWgsl } from './kernels/decode-gather-wgsl.js';
 import { DECODE_MERGE_PARAMS, decodeMergeWgsl } from './kernels/decode-merge-wgsl.js';
 import { DECODE_PARTIAL_PARAMS, decodePartialRecord, decodePartialWgsl, SPLIT_K_MAX_QUERIES, splitKPartitions, type SplitKPlan } from './kernels/decode-split-k-wgsl.js';
@@ -191,30 +192,50 @@ function appendChecked(cache: GpuKVCache, k: Tensor, v: Tensor): void {
 }
 
 /**
- * The block top-k decoder on the GPU: K/V in a {@link GpuKVCache}; each step pools, scores and
- * selects over the whole cache (`backend.runBlockTopK` on the cache view: pooling is recomputed
- * from the resident keys rather than updated incrementally like the CPU decoder's pool, which
- * gives the same pooled values; always the WGSL pooling kernel, see `BlockTopKRunOptions`) and
- * runs the sparse executor. Same blocks as the CPU decoder.
+ * The block top-k decoder on the GPU: K/V in a {@link GpuKVCache} and the pooled blocks (mean,
+ * max, min per channel) in a {@link GpuWindowStore}, as the CPU decoder keeps its pool. A step
+ * pools only the blocks completed since the last step and the incomplete last block (rewritten
+ * every step; the store keeps the complete ones), then scores every block, selects and runs the
+ * sparse executor (`backend.runBlockTopK` on the cache view with the kept blocks; the WGSL pooling
+ * kernel: gpu.js would compile a kernel per step, it inlines the growing key count). Same pooled
+ * values as a prefill's (the same kernel over the same keys), same blocks as the CPU decoder.
  */
 export function gpuBlockTopKDecoder(backend: GpuBackend, shape: DecoderShape, config: BlockTopKConfig, options: GpuDecoderOptions = {}): GpuAttentionDecoder {
   const cache = decoderCache(backend, shape, options);
+  let store: GpuWindowStore<BlockPoolArray>;
+  try {
+    store = cacheWindowStore(backend, cache, { mean: shape.headDim, max: shape.headDim, min: shape.headDim }, Math.ceil(cache.capacity / config.blockSize));
+  } catch (error) {
+    cache.destroy();
+    throw error;
+  }
   return {
     get length() {
       return cache.length;
     },
     async step(input: AttentionInput) {
-      validateDecoderStep(shape, input, cache.length);
+      const step = validateDecoderStep(shape, input, cache.length);
+      const keySeq = cache.length + step.querySeq;
+      // The layout holds every block the step scores (the last one may be incomplete); the store keeps the complete ones.
+      const blocks = Math.ceil(keySeq / config.blockSize);
+      store.check(blocks, cache.chunkSlots);
       cache.append(input.k, input.v);
-      const view = cache.attend(input.q, shape.scale, blockScratchBytesPerSlot(cache.dims(dims4(input.q, 'q').seq), config));
-      // WGSL pooling: gpu.js would compile a kernel per step (it inlines the growing key count).
+      const view = cache.attend(input.q, shape.scale, blockScratchBytesPerSlot(cache.dims(step.querySeq), config));
+      const pooled = store.prepare(blocks, view.chunks);
       // Pooling, scoring, selection, attention and one readback as one submission.
-      const { value, ms } = await backend.oneSubmission(() => backend.runBlockTopK(view, config, { wgslPooling: true, readOutput: true }));
+      const { value, ms } = await backend.oneSubmission(() => backend.runBlockTopK(view, config, { pooled, readOutput: true }));
+      store.commit(Math.floor(keySeq / config.blockSize));
       const { selection, read } = value;
       return selectionResult(view.dims, read!, selection, { selectionMs: 0, attentionMs: ms }, backend.info, blockTopKDiagnostics(selection, view.dims, config));
     },
     appendContext: (k, v) => appendChecked(cache, k, v),
-    reset: () => cache.reset(),
-    destroy: () => cache.destroy(),
+    reset() {
+      cache.reset();
+      store.reset();
+    },
+    destroy() {
+      cache.destroy();
+      store.destroy();
+    },
   };
 }

@@ -263,6 +263,14 @@ export class GpuWindowStore<N extends string> {
   }
 }
 
+/** A window store for `cache`'s chunks (its slot groups), with room for `initialWindows` windows per slot. */
+export function cacheWindowStore<N extends string>(backend: GpuBackend, cache: GpuKVCache, floats: Readonly<Record<N, number>>, initialWindows: number): GpuWindowStore<N> {
+  const slots = cache.batch * cache.kvHeads;
+  const groups: SlotGroup[] = [];
+  for (let slot0 = 0; slot0 < slots; slot0 += cache.chunkSlots) groups.push({ slot0, slots: Math.min(cache.chunkSlots, slots - slot0) });
+  return new GpuWindowStore(backend, floats, initialWindows, groups);
+}
+
 /**
  * Decode steps with a decoder's kept windows over a resident one-query call at the end of its
  * keys (a method's `decodeResident`, what the benchmark's decode rows time): the first step pools
@@ -317,14 +325,11 @@ export function createGpuWindowDecoder<N extends string>(
   options: GpuWindowDecoderOptions = {},
 ): GpuWindowDecoder {
   const valueDim = shape.valueDim ?? shape.headDim;
-  const slots = shape.batch * shape.kvHeads;
   const initialCapacity = Math.max(1, options.initialCapacity ?? 256);
   const cache = new GpuKVCache(backend, { batch: shape.batch, kvHeads: shape.kvHeads, queryHeads: shape.queryHeads, headDim: shape.headDim, valueDim, initialCapacity });
   let store: GpuWindowStore<N>;
   try {
-    const groups = [];
-    for (let slot0 = 0; slot0 < slots; slot0 += cache.chunkSlots) groups.push({ slot0, slots: Math.min(cache.chunkSlots, slots - slot0) });
-    store = new GpuWindowStore(backend, spec.floats, Math.ceil(initialCapacity / spec.stride), groups);
+    store = cacheWindowStore(backend, cache, spec.floats, Math.ceil(initialCapacity / spec.stride));
   } catch (error) {
     cache.destroy();
     throw error;
