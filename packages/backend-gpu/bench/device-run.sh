@@ -18,6 +18,13 @@ METHODS=""
 [ -n "$GPU_METHODS" ] && METHODS=",\"methods\":[$(echo "$GPU_METHODS" | sed 's/[^,][^,]*/"&"/g')]"
 CONTEXT="{\"quick\":false,\"seqLengths\":[$SEQS],\"repeats\":$REPEATS,\"seed\":1,\"backend\":\"gpu\"$METHODS}"
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem --format=csv,noheader || true
+# CLOCKS=1 samples the GPU's clocks, P-state, power and utilisation every 100 ms into $OUT/clocks.csv
+# while the steps run (to tell a kernel's slowdown from the GPU idling down between small steps).
+CLOCKS_PID=""
+if [ "${CLOCKS:-0}" = 1 ]; then
+  nvidia-smi --query-gpu=timestamp,pstate,clocks.sm,clocks.mem,power.draw,utilization.gpu --format=csv -lms 100 > "$OUT/clocks.csv" 2>&1 &
+  CLOCKS_PID=$!
+fi
 for step in $STEPS; do
   case $step in
     checks) timeout ${CHECK_TIMEOUT:-240} $N .node-bin/bench/bench.js gpu-check --json "$OUT/gpu-checks.json" 2>&1 | tee "$OUT/gpu-checks.log" ;;
@@ -33,3 +40,5 @@ for step in $STEPS; do
     torch) PYTHONUNBUFFERED=1 timeout 120 python3 packages/backend-gpu/bench/torch_sdpa.py "$SEQS" 2>&1 | tee "$OUT/torch-sdpa.log" ;;
   esac
 done
+[ -n "$CLOCKS_PID" ] && kill "$CLOCKS_PID" 2>/dev/null
+true

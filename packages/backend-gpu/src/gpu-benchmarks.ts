@@ -281,7 +281,7 @@ function median(values: readonly number[]): number {
 
 
 /** Dims of a causal self-attention call (B = 1, MHA or GQA) whose data lives only on the GPU. */
-function causalDims(heads: number, seq: number, dim: number, kvHeads = heads): AttentionDims {
+export function causalDims(heads: number, seq: number, dim: number, kvHeads = heads): AttentionDims {
   const qDims = { batch: 1, heads, seq, dim, capacity: seq };
   const kvDims = { ...qDims, heads: kvHeads };
   return {

@@ -4,9 +4,17 @@
  * step) stepping one token at a time after a context of S − 1 tokens, against the dense GPU
  * decoder in the same run. What an inference loop pays per token, where the `gpu-attention`
  * suite's decode rows time the kernels of a step on a resident call.
+ *
+ * Each decoder is timed twice on one context: on a GPU that runs nothing but the decode steps
+ * (`uniform-gpu-decoder` rows), and with each step following a few milliseconds of dense attention
+ * work, as in a model whose other layers keep the GPU busy (`…-loaded` rows). The difference is
+ * the GPU's clock: an H100 that sees only short bursts of work with host round trips between them
+ * stays at its idle SM clock (345 MHz, sampled with nvidia-smi during a run), and boosts (1980 MHz)
+ * under sustained work.
  */
 import { assertFinite, tensor, type BenchmarkContext, type BenchmarkRow, type BenchmarkSuite, type DecoderShape, type Tensor } from '@sparse-attn/core';
-import { createGpuBackend, describeBackend, type GpuBackend } from './gpu-backend.js';
+import { causalDims } from './gpu-benchmarks.js';
+import { createGpuBackend, describeBackend, type GpuBackend, type ResidentAttention } from './gpu-backend.js';
 import { gpuDenseMethod, type GpuAttentionDecoder, type GpuMethodDefinition } from './gpu-methods.js';
 import { measureAsync } from './measure-async.js';
 
@@ -25,6 +33,8 @@ export interface GpuDecoderBenchOptions {
   readonly warmupSteps?: number;
   /** Timed one-token steps per decoder (default 15). */
   readonly timedSteps?: number;
+  /** Tokens of the dense call that loads the GPU before each step of the loaded rows (default 4096; 256 in quick mode), with the benchmark's heads and head size. */
+  readonly loadSeq?: number;
   /** Called after each row, for streaming output on long device runs. */
   readonly onRow?: (row: BenchmarkRow) => void;
 }
@@ -74,19 +84,51 @@ async function loadContext(decoder: GpuAttentionDecoder, w: DecoderWorkload, see
   await decoder.step({ q, k: w.k, v: w.v });
 }
 
-/** Times a decoder's one-token steps: median wall time per step (append, kernels, readback), and the last step's density. */
-async function timeSteps(decoder: GpuAttentionDecoder, w: DecoderWorkload, warmup: number, repeats: number): Promise<{ ms: number; madMs: number; density: number; selectionMs: number; attentionMs: number }> {
+/**
+ * Work that keeps the GPU at its boost clock between timed steps: causal dense attention over a
+ * resident call (4k tokens at H = 32, D = 128 by default: ~5 ms on an H100 at its boost clock), run
+ * and waited for before each step of a loaded measurement; `warm` runs it for half a second first.
+ */
+interface GpuLoad {
+  run(): Promise<void>;
+  warm(): Promise<void>;
+  release(): void;
+}
+
+async function gpuLoad(backend: GpuBackend, shape: GpuDecoderBenchShape, seq: number, seed: number): Promise<GpuLoad> {
+  const resident: ResidentAttention = await backend.randomResident(causalDims(shape.heads, seq, shape.headDim), seed);
+  const run = async () => {
+    await backend.runDense(resident);
+  };
+  return {
+    run,
+    async warm() {
+      for (const started = performance.now(); performance.now() - started < 500; ) await run();
+    },
+    release: () => backend.release(resident),
+  };
+}
+
+/**
+ * Times a decoder's one-token steps: median wall time per step (append, kernels, readback), and
+ * the last step's density over the tokens fed (a KV-dropping decoder attends its kept entries,
+ * fewer than the tokens it has seen). With `load`, each step follows one run of it (untimed).
+ */
+async function timeSteps(decoder: GpuAttentionDecoder, steps: DecoderWorkload['steps'], warmup: number, repeats: number, load?: GpuLoad): Promise<{ ms: number; madMs: number; density: number; selectionMs: number; attentionMs: number }> {
   let step = 0;
   let density = 0;
   const split = { selectionMs: [] as number[], attentionMs: [] as number[] };
+  await load?.warm();
   const timing = await measureAsync(
     async () => {
-      const input = w.steps[step++]!;
+      const input = steps[step++]!;
+      await load?.run();
       const started = performance.now();
       const result = await decoder.step(input);
       const ms = performance.now() - started;
       assertFinite(result.output, 'output');
-      density = result.stats.density;
+      // One query per head: the dense pairs of the step are the query heads times the tokens fed.
+      density = result.stats.pairs / (input.q.shape[1]! * decoder.length);
       split.selectionMs.push(result.stats.selectionMs);
       split.attentionMs.push(result.stats.attentionMs);
       return ms;
@@ -100,8 +142,9 @@ async function timeSteps(decoder: GpuAttentionDecoder, w: DecoderWorkload, warmu
 /**
  * The dense decoder and each method's GPU decoder (default config; methods without `createDecoder`
  * are skipped with a row saying so), at each sequence length: a context of S − 1 tokens, then
- * warm-up and timed one-token steps (3 + 15 by default); `speedupVsDense` = the dense
- * decoder's median step over the method's. A method that throws gets a row with `failed: 1` and
+ * warm-up and timed one-token steps (3 + 15 by default) on an otherwise idle GPU, then as many
+ * more each after a run of dense work (the `…-loaded` rows, see the file's comment);
+ * `speedupVsDense` = the dense decoder's median step over the method's in the same mode. A method that throws gets a row with `failed: 1` and
  * the run goes on.
  */
 export async function runGpuDecoderBenchmark(backend: GpuBackend, context: BenchmarkContext, methods: readonly GpuMethodDefinition[], options: GpuDecoderBenchOptions = {}): Promise<BenchmarkRow[]> {
@@ -117,51 +160,62 @@ export async function runGpuDecoderBenchmark(backend: GpuBackend, context: Bench
     onRow?.(row);
   };
   const wanted = (id: string) => id !== 'dense' && (!context.methods || context.methods.includes(id));
-  for (const seq of context.quick ? [512] : context.seqLengths) {
-    context.progress?.(`gpu decoders: B=1 Hq=${s.heads} Hkv=${s.kvHeads} D=${s.headDim}, context ${seq - 1}, one-token steps`);
-    const w = decoderWorkload(seq, s, warmup + timed, context.seed + seq);
-    const base = { suite: 'gpu-decoders', workload: `uniform-gpu-decoder${gqa}`, seqLength: seq };
-    let denseMs: number | undefined;
-    for (const definition of [gpuDenseMethod, ...methods.filter((m) => wanted(m.id))]) {
-      backend.releaseScratch();
-      const method = definition.create(backend);
-      if (!method.createDecoder) {
-        push({ ...base, method: definition.id, backend: label, metrics: { skipped: 1 } });
-        continue;
-      }
-      context.progress?.(`gpu decoders: ${definition.id} S=${seq}`);
-      let decoder: GpuAttentionDecoder | undefined;
-      try {
-        decoder = method.createDecoder(w.shape, { initialCapacity: seq + w.steps.length });
-        const loadStarted = performance.now();
-        await loadContext(decoder, w, context.seed + seq);
-        const contextMs = performance.now() - loadStarted;
-        const t = await timeSteps(decoder, w, warmup, timed);
-        if (definition.id === 'dense') denseMs = t.ms;
-        push({
-          ...base,
-          method: definition.id,
-          backend: label,
-          metrics: {
-            ms: t.ms,
-            madMs: t.madMs,
-            selectionMs: t.selectionMs,
-            attentionMs: t.attentionMs,
-            contextMs,
-            density: t.density,
-            ...(denseMs === undefined || definition.id === 'dense' ? {} : { speedupVsDense: denseMs / t.ms }),
-            heads: s.heads,
-            kvHeads: s.kvHeads,
-            headDim: s.headDim,
-          },
-        });
-      } catch (error) {
-        context.progress?.(`gpu decoders: ${definition.id} S=${seq} failed: ${(error as Error).message}`);
-        push({ ...base, method: definition.id, backend: label, metrics: { failed: 1 } });
-      } finally {
-        decoder?.destroy();
+  const load = await gpuLoad(backend, s, options.loadSeq ?? (context.quick ? 256 : 4096), context.seed);
+  try {
+    for (const seq of context.quick ? [512] : context.seqLengths) {
+      context.progress?.(`gpu decoders: B=1 Hq=${s.heads} Hkv=${s.kvHeads} D=${s.headDim}, context ${seq - 1}, one-token steps, idle and loaded GPU`);
+      const w = decoderWorkload(seq, s, 2 * (warmup + timed), context.seed + seq);
+      const base = { suite: 'gpu-decoders', workload: `uniform-gpu-decoder${gqa}`, seqLength: seq };
+      // The dense decoder's step in each mode, for the methods' ratios.
+      const dense: { idle?: number; loaded?: number } = {};
+      for (const definition of [gpuDenseMethod, ...methods.filter((m) => wanted(m.id))]) {
+        backend.releaseScratch();
+        const method = definition.create(backend);
+        if (!method.createDecoder) {
+          push({ ...base, method: definition.id, backend: label, metrics: { skipped: 1 } });
+          continue;
+        }
+        context.progress?.(`gpu decoders: ${definition.id} S=${seq}`);
+        let decoder: GpuAttentionDecoder | undefined;
+        try {
+          decoder = method.createDecoder(w.shape, { initialCapacity: seq + w.steps.length });
+          const loadStarted = performance.now();
+          await loadContext(decoder, w, context.seed + seq);
+          const contextMs = performance.now() - loadStarted;
+          for (const mode of ['idle', 'loaded'] as const) {
+            const steps = mode === 'idle' ? w.steps.slice(0, warmup + timed) : w.steps.slice(warmup + timed);
+            const t = await timeSteps(decoder, steps, warmup, timed, mode === 'loaded' ? load : undefined);
+            if (definition.id === 'dense') dense[mode] = t.ms;
+            const denseMs = dense[mode];
+            push({
+              ...base,
+              ...(mode === 'loaded' ? { workload: `${base.workload}-loaded` } : {}),
+              method: definition.id,
+              backend: label,
+              metrics: {
+                ms: t.ms,
+                madMs: t.madMs,
+                selectionMs: t.selectionMs,
+                attentionMs: t.attentionMs,
+                ...(mode === 'idle' ? { contextMs } : {}),
+                density: t.density,
+                ...(denseMs === undefined || definition.id === 'dense' ? {} : { speedupVsDense: denseMs / t.ms }),
+                heads: s.heads,
+                kvHeads: s.kvHeads,
+                headDim: s.headDim,
+              },
+            });
+          }
+        } catch (error) {
+          context.progress?.(`gpu decoders: ${definition.id} S=${seq} failed: ${(error as Error).message}`);
+          push({ ...base, method: definition.id, backend: label, metrics: { failed: 1 } });
+        } finally {
+          decoder?.destroy();
+        }
       }
     }
+  } finally {
+    load.release();
   }
   return rows;
 }
