@@ -130,21 +130,32 @@ const cases: readonly Case[] = [
   { method: gpuRandomKvMethod, config: { capacity: 300, window: 8, seed: 4294967295 }, shape: { batch: 1, queryHeads: 2, kvHeads: 2, seq: 2000, headDim: 16 } },
 ];
 
-/** Steps a CPU and a GPU decoder through the same chunks and compares every step. */
-async function compareDecoders(backend: GpuBackend, method: GpuMethodDefinition, config: Record<string, unknown>, shape: CheckShape, chunks: readonly number[]): Promise<void> {
-  const total = chunks.reduce((a, b) => a + b, 0);
+/**
+ * Steps a CPU and a GPU decoder through the same chunks and compares every step. A `{ context }`
+ * chunk goes to the GPU decoder's `appendContext` and to the CPU decoder as a step (whose output
+ * is not compared); the caches must agree after it.
+ */
+async function compareDecoders(backend: GpuBackend, method: GpuMethodDefinition, config: Record<string, unknown>, shape: CheckShape, chunks: readonly (number | { readonly context: number })[]): Promise<void> {
+  const size = (c: number | { readonly context: number }) => (typeof c === 'number' ? c : c.context);
+  const total = chunks.reduce<number>((a, c) => a + size(c), 0);
   const input = checkInput({ ...shape, seq: total }, 7, 'structured');
   const decoderShape = { batch: shape.batch, queryHeads: shape.queryHeads, kvHeads: shape.kvHeads, headDim: shape.headDim };
   const cpu = method.cpu.create(config).createDecoder(decoderShape) as EvictingDecoder;
   const gpu = method.create(backend, config).createDecoder!(decoderShape) as ReturnType<NonNullable<ReturnType<GpuMethodDefinition['create']>['createDecoder']>> & { cachedEntries: number };
   try {
     let at = 0;
-    for (const [i, n] of chunks.entries()) {
+    for (const [i, chunk] of chunks.entries()) {
+      const n = size(chunk);
       const step = { q: sliceSeq(input.q, at, at + n), k: sliceSeq(input.k, at, at + n), v: sliceSeq(input.v, at, at + n) };
       at += n;
       const c = cpu.step(step);
-      const g = await gpu.step(step);
-      expectClose(`step ${i} (${n} tokens) output`, g.output.data, c.output.data);
+      if (typeof chunk === 'number') {
+        const g = await gpu.step(step);
+        expectClose(`step ${i} (${n} tokens) output`, g.output.data, c.output.data);
+      } else {
+        if (!gpu.appendContext) throw new Error(`${method.id}'s GPU decoder has no appendContext`);
+        gpu.appendContext(step.k, step.v);
+      }
       if (gpu.length !== cpu.length || gpu.cachedEntries !== cpu.cachedEntries) throw new Error(`step ${i}: GPU length ${gpu.length}/${gpu.cachedEntries} cached, CPU ${cpu.length}/${cpu.cachedEntries}`);
     }
   } finally {
@@ -175,6 +186,12 @@ export const gpuChecks: GpuCheck[] = [
   {
     name: 'streaming-llm decoder on the GPU equals the CPU decoder (prefill chunk, single tokens, a chunk past the window)',
     run: (backend) => compareDecoders(backend, gpuStreamingLlmMethod, { sinks: 2, recent: 10 }, { batch: 1, queryHeads: 4, kvHeads: 2, seq: 0, headDim: 16 }, [30, 1, 1, 1, 12, 1]),
+  },
+  {
+    // Context past the window, single tokens, a second context mid-sequence and a chunk: the cache
+    // after each context is the one a step over it leaves (sinks and the most recent entries).
+    name: 'streaming-llm decoder on the GPU takes context without attending it (appendContext) and then equals the CPU decoder that stepped over it',
+    run: (backend) => compareDecoders(backend, gpuStreamingLlmMethod, { sinks: 2, recent: 10 }, { batch: 2, queryHeads: 4, kvHeads: 2, seq: 0, headDim: 16 }, [{ context: 30 }, 1, 1, { context: 5 }, 1, 12, { context: 3 }, 1]),
   },
   {
     name: 'streaming-llm runResident equals the CPU prefill: the one-pass sink + window kernel (170 queries) and the split-K selections + merge (a 3-query step)',

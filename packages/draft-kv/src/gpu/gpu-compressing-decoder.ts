@@ -8,7 +8,7 @@
  * densely over the whole (compressed) cache (split-K for up to 16 queries a head). Same decisions
  * as the CPU decoders.
  */
-import { validateDecoderStep, type AttentionDims, type AttentionInput, type AttentionResult, type DecoderShape } from '@sparse-attn/core';
+import { assertFinite, validateDecoderStep, type AttentionDims, type AttentionInput, type AttentionResult, type DecoderShape, type Tensor } from '@sparse-attn/core';
 import {
   decoderCache,
   denseStep,
@@ -37,6 +37,11 @@ export interface EvictingStep {
 export interface EvictingAttention {
   scratchBytesPerSlot(d: AttentionDims): number;
   attend(view: ResidentAttention): Promise<EvictingStep>;
+  /**
+   * For a method whose eviction does not depend on the queries (StreamingLLM): the rows every KV
+   * slot keeps once the cache holds `entries` (none: all). The decoder then has `appendContext`.
+   */
+  retained?(entries: number): Int32Array | undefined;
 }
 
 /**
@@ -64,6 +69,19 @@ export function deviceCacheDecoder(backend: GpuBackend, shape: DecoderShape, att
       if (keep) cache.retain(keep);
       return result;
     },
+    ...(attention.retained
+      ? {
+          // Context without queries: cached, then evicted as a step over it would leave the cache.
+          appendContext(k: Tensor, v: Tensor) {
+            assertFinite(k, 'k');
+            assertFinite(v, 'v');
+            cache.append(k, v);
+            seen += k.shape[2]!;
+            const keep = attention.retained!(cache.length);
+            if (keep) cache.retain(keep);
+          },
+        }
+      : {}),
     reset() {
       cache.reset();
       seen = 0;

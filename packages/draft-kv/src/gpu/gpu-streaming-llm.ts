@@ -192,9 +192,13 @@ export function sinkRecentPairs(policy: SinkRecentPolicy, d: AttentionDims): num
  * and the most recent entries in order, so in cache indices a step's queries keep the same closed
  * form; after the step the cache keeps `[0, sinks) ∪ [L − recent, L)` once it holds more than
  * `sinks + recent` entries — the trackers' final slots — with `GpuKVCache.retain` (on the GPU).
+ * The kept set does not depend on the queries, so `appendContext` takes a prompt's keys and values
+ * without attending them and leaves the cache a step over them would.
  */
 export function createGpuStreamingDecoder(backend: GpuBackend, shape: DecoderShape, policy: SinkRecentPolicy, options: GpuDecoderOptions = {}): GpuEvictingDecoder {
   const capacity = policy.sinks + policy.recent;
+  // The sinks and the most recent entries, once the cache holds more than both.
+  const retained = (entries: number) => (entries <= capacity ? undefined : Int32Array.from({ length: capacity }, (_, i) => (i < policy.sinks ? i : entries - capacity + i)));
   return deviceCacheDecoder(
     backend,
     shape,
@@ -207,9 +211,10 @@ export function createGpuStreamingDecoder(backend: GpuBackend, shape: DecoderSha
           return backend.readOutput(view);
         });
         const result = streamingResult(backend, policy, d, value, { selectionMs: 0, attentionMs: ms });
-        if (d.keySeq <= capacity) return { result };
-        return { result, keep: Int32Array.from({ length: capacity }, (_, i) => (i < policy.sinks ? i : d.keySeq - capacity + i)) };
+        const keep = retained(d.keySeq);
+        return keep ? { result, keep } : { result };
       },
+      retained,
     },
     options,
   );
