@@ -267,6 +267,19 @@ export const gpuDecodeChecks: readonly GpuCheck[] = [
       } finally {
         cache.destroy();
       }
+      // retain keeps its uniforms and bind groups between calls: a cache that grows between two
+      // retains of one count must bind its new buffers (host rows 0, 2, 5 kept, 6 … 13 appended:
+      // 11 rows in a capacity of 8, then rows 0, 1, 10 kept = host rows 0, 2, 13).
+      const small = new GpuKVCache(backend, { batch: 2, kvHeads: 2, queryHeads: 4, headDim: 8, valueDim: 6, initialCapacity: 4 });
+      try {
+        small.append(keys(0, 6), sliceSeq(input.v, 0, 6));
+        small.retain(Int32Array.of(0, 2, 5));
+        small.append(keys(6, 14), sliceSeq(input.v, 6, 14));
+        small.retain(Int32Array.of(0, 1, 10));
+        await expectCached(small.attend(sliceSeq(input.q, 0, 1)), 3, (_slot, r) => [0, 2, 13][r]!);
+      } finally {
+        small.destroy();
+      }
     },
   },
   {
