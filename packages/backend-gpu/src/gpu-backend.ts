@@ -73,12 +73,14 @@ export function selectionResult(
   timings: GpuTimings,
   backend: BackendInfo,
   diagnostics?: Readonly<Record<string, number>>,
+  /** The selection's attended pairs where the caller knows them (a closed form); counted from the selection otherwise. */
+  pairs?: number,
 ): SparseAttentionResult & { lse: Float32Array } {
   return {
     output: read.output,
     lse: read.lse,
     selection,
-    stats: sparseStats(d, countPairs(selection, d), selection.headScope === 'kv', timings.selectionMs, timings.attentionMs),
+    stats: sparseStats(d, pairs ?? countPairs(selection, d), selection.headScope === 'kv', timings.selectionMs, timings.attentionMs),
     backend,
     ...(diagnostics ? { diagnostics } : {}),
   };
