@@ -21,6 +21,33 @@ describe('selection layout checks', () => {
     expect(countPairs(selection, dims)).toBe(sparseAttention(input, selection).stats.pairs);
   });
 
+  it("counts core's executor pairs for token and block rows, rows shared by many queries, causal or not, query or KV heads, at a query offset", () => {
+    let seed = 7;
+    const random = () => ((seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0) / 4294967296);
+    for (const causal of [true, false]) {
+      for (const [kind, blockSize] of [['token', 1], ['block', 4], ['block', 7]] as const) {
+        for (const headScope of ['kv', 'query'] as const) {
+          for (const queryBlockSize of [1, 3, 12]) {
+            // 12 queries at the end of 41 keys (a decode-like offset) or the whole call.
+            for (const querySeq of [12, 41]) {
+              const call = createWorkload('gaussian', { batch: 2, queryHeads: 4, kvHeads: 2, seqLength: 41, headDim: 4, valueDim: 4, seed: 5 }).input;
+              const q = { ...call.q, shape: [2, 4, querySeq, 4], data: call.q.data.subarray(0, 2 * 4 * querySeq * 4) };
+              const c = { ...call, q, causal };
+              const d = validateAttentionInput(c);
+              const heads = headScope === 'kv' ? 2 : 4;
+              const rows = Math.ceil(querySeq / queryBlockSize);
+              const blocks = Math.ceil(41 / blockSize);
+              const builder = new SelectionBuilder({ kind, blockSize, headScope, batch: 2, heads, rows, queryBlockSize, keySeq: 41 });
+              for (let r = 0; r < 2 * heads * rows; r++) builder.pushRow(Array.from({ length: blocks }, (_, j) => j).filter(() => random() < 0.4));
+              const selection = builder.finish();
+              expect(countPairs(selection, d), `${kind} ${blockSize} ${headScope} qbs ${queryBlockSize} Sq ${querySeq} causal ${causal}`).toBe(sparseAttention(c, selection).stats.pairs);
+            }
+          }
+        }
+      }
+    }
+  });
+
   it('rejects wrong heads, rows or key length with a ShapeError', () => {
     expect(() => checkSelectionFits(blockSelection(4, 8, 4), dims)).toThrow(ShapeError);
     expect(() => checkSelectionFits(blockSelection(2, 7, 4), dims)).toThrow(/query rows/);

@@ -284,6 +284,9 @@ export class GpuBackend {
   private readonly keptPools = new Map<string, { pool: GpuBufferPool; busy: boolean }>();
   /** What {@link oneSubmission} has recorded so far (undefined outside it). */
   private recording: Recording | undefined;
+  /** `readAll`'s kept staging buffer (small reads), and whether a read is using it. */
+  private staging: GPUBuffer | undefined;
+  private stagingBusy = false;
   private timer: PassTimer | undefined;
   /**
    * Time the passes of each `oneSubmission` on the GPU (`gpuMs`) where the device has
@@ -319,6 +322,11 @@ export class GpuBackend {
    * call held them anyway), only what stays allocated between calls.
    */
   keptBufferBytes = KEPT_BUFFER_BYTES;
+  /**
+   * Reads (`readAll`) of up to this many bytes go through one staging buffer the backend keeps
+   * (0: every read creates and destroys its own mappable buffer).
+   */
+  keptStagingBytes = KEPT_STAGING_BYTES;
   /** The kept large buffers, oldest first. */
   private readonly largeSpares: GPUBuffer[] = [];
   private largeSpareBytes = 0;
@@ -1439,7 +1447,21 @@ export class GpuBackend {
       starts.push(total);
       total += size;
     }
-    const staging = device.createBuffer({ size: Math.max(4, total), usage: MAP_READ | COPY_DST });
+    // Small reads (a decode step's output, lse and selection) go through one kept staging buffer,
+    // not a mappable buffer created and destroyed per read; a read while it is in use, or a larger
+    // one, gets its own.
+    const keep = total <= this.keptStagingBytes && !this.stagingBusy;
+    let staging: GPUBuffer;
+    if (keep) {
+      if (!this.staging || this.staging.size < total) {
+        this.staging?.destroy();
+        this.staging = device.createBuffer({ size: Math.max(STAGING_MIN_BYTES, 2 ** Math.ceil(Math.log2(total))), usage: MAP_READ | COPY_DST });
+      }
+      staging = this.staging;
+      this.stagingBusy = true;
+    } else {
+      staging = device.createBuffer({ size: Math.max(4, total), usage: MAP_READ | COPY_DST });
+    }
     try {
       // A buffer that cannot be copied (no COPY_SRC, a size past its end) is a validation error:
       // an exception here, not zeros read from a copy that never ran.
@@ -1452,11 +1474,19 @@ export class GpuBackend {
         staging.unmap();
         throw new Error(`WebGPU validation error reading back ${reads.length} buffer(s): ${error.message}`);
       }
-      const all = staging.getMappedRange().slice(0);
+      const all = staging.getMappedRange(0, total).slice(0);
       staging.unmap();
       return sizes.map((size, i) => new Float32Array(all, starts[i]!, size / 4));
+    } catch (error) {
+      // A kept buffer whose read failed (validation, a lost device) is not reused.
+      if (keep) {
+        this.staging = undefined;
+        staging.destroy();
+      }
+      throw error;
     } finally {
-      staging.destroy();
+      if (keep) this.stagingBusy = false;
+      else staging.destroy();
     }
   }
 }
@@ -1580,6 +1610,10 @@ const SPARE_TOTAL_BYTES = 64 * 1024 * 1024;
 const KEPT_BUFFER_BYTES = 8 * 1024 * 1024 * 1024;
 /** Bind groups the backend keeps (least recently used dropped first). */
 const BIND_GROUP_CACHE = 1024;
+
+/** Reads up to this size share `readAll`'s kept staging buffer (a decode step's reads are tens of KiB), which starts at the minimum. */
+const KEPT_STAGING_BYTES = 4 * 1024 * 1024;
+const STAGING_MIN_BYTES = 64 * 1024;
 
 /** Commands, buffers and releases {@link GpuBackend.oneSubmission} collects until its submission. */
 interface Recording {
@@ -1717,15 +1751,30 @@ export function checkSelectionFits(s: Selection, d: AttentionDims): void {
 
 /** Query–key pairs a selection scores under the call's causal mask, summed over batch and query heads. */
 export function countPairs(s: Selection, d: AttentionDims): number {
+  // Per query, the keys of its row's blocks below its causal cap: a binary search in the row
+  // (entries ascend), so a row shared by many queries (a compress-once method's kept set, one
+  // row for a 64k-query prefill) costs O(log n) per query instead of a walk of the row.
+  const bs = s.blockSize;
   let pairs = 0;
   for (let b = 0; b < d.batch; b++) {
     for (let h = 0; h < d.queryHeads; h++) {
       const head = s.headScope === 'query' ? h : Math.floor(h / d.groupSize);
       for (let i = 0; i < d.querySeq; i++) {
         const row = (b * s.heads + head) * s.rows + Math.floor(i / s.queryBlockSize);
-        forEachKeyRange(s, row, d.causal ? d.queryOffset + i + 1 : d.keySeq, (start, end) => {
-          pairs += end - start;
-        });
+        const cap = Math.min(d.causal ? d.queryOffset + i + 1 : d.keySeq, s.keySeq);
+        const first = s.offsets[row]!;
+        // m: entries starting below the cap (blocks idx · bs < cap).
+        let lo = first;
+        let hi = s.offsets[row + 1]!;
+        while (lo < hi) {
+          const mid = (lo + hi) >>> 1;
+          if (s.indices[mid]! * bs < cap) lo = mid + 1;
+          else hi = mid;
+        }
+        const m = lo - first;
+        if (m === 0) continue;
+        // Every block below the cap is whole except the last, which the cap may cut.
+        pairs += m * bs - Math.max(0, s.indices[lo - 1]! * bs + bs - cap);
       }
     }
   }
