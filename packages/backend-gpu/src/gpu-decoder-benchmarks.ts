@@ -229,12 +229,16 @@ export function createGpuDecoderSuite(methods: readonly GpuMethodDefinition[] = 
   return {
     id: 'gpu-decoders',
     family: 'backend-gpu',
-    description: 'Real GPU decoders (KV cache on the device, append + kernels + readback per token) vs the dense GPU decoder: one-token steps after a context of S − 1 tokens (B=1, H=32, D=128).',
+    description: 'Real GPU decoders (KV cache on the device, append + kernels + readback per token) vs the dense GPU decoder: one-token steps after a context of S − 1 tokens, on an idle and on a loaded GPU (B=1, H=32, D=128; MHA, then GQA with 8 KV heads).',
     async run(context) {
       if (context.backend !== 'gpu') return [];
       const backend = await createGpuBackend();
       try {
-        return await runGpuDecoderBenchmark(backend, context, methods, { onRow: (row) => context.progress?.(`row ${JSON.stringify(row)}`) });
+        const onRow = (row: BenchmarkRow) => context.progress?.(`row ${JSON.stringify(row)}`);
+        const rows = await runGpuDecoderBenchmark(backend, context, methods, { onRow });
+        if (context.quick) return rows;
+        // The same decoders with GQA 32/8 (a quarter of the cache; selections shared by 4 query heads).
+        return [...rows, ...(await runGpuDecoderBenchmark(backend, context, methods, { onRow, shape: { heads: 32, kvHeads: 8, headDim: 128 } }))];
       } finally {
         backend.destroy();
       }
