@@ -23,6 +23,7 @@ import { attachGpuJs, type GpuJsBridge, type GpuJsBuffer } from './gpu-js-bridge
 import { poolKeyBlocksGpuJs, type PooledBuffers } from './kernels/block-pool-gpu-js.js';
 import { POOL_PARAMS, POOL_THREADS, blockPoolWgsl } from './kernels/block-pool-wgsl.js';
 import { SCORE_PARAMS, blockScoreWgsl } from './kernels/block-score-wgsl.js';
+import { BLOCK_DECODE_PARAMS, BLOCK_DECODE_THREADS, blockLogitsWgsl, blockMassWgsl } from './kernels/block-score-decode-wgsl.js';
 import { TOP_K_PARAMS, TOP_K_THREADS, blockTopKWgsl } from './kernels/block-top-k-wgsl.js';
 import { FILL_PARAMS, FILL_THREADS, fillNormalWgsl } from './kernels/fill-normal-wgsl.js';
 import { GATHER_MERGE_VECTORS, gatherMergeWgsl } from './kernels/gather-lists-wgsl.js';
@@ -1003,11 +1004,16 @@ export class GpuBackend {
         this.gpuJs = { reason: `gpu.js pooling failed: ${(error as Error).message.split('\n')[0]}` };
       }
     }
-    const [pool, score, topK] = await Promise.all([
+    // Calls of a few queries (decode steps) score with the decode-shaped kernels (see block-score-decode-wgsl.ts).
+    const decodeShaped = d.querySeq <= SPLIT_K_MAX_QUERIES;
+    const [pool, score, topK, logitsKernel, massKernel] = await Promise.all([
       this.pipeline(blockPoolWgsl()),
-      this.pipeline(blockScoreWgsl({ headDim: d.headDim, scoring: config.scoring, tile: scoreTile })),
+      decodeShaped ? undefined : this.pipeline(blockScoreWgsl({ headDim: d.headDim, scoring: config.scoring, tile: scoreTile })),
       this.pipeline(blockTopKWgsl(stride)),
+      decodeShaped ? this.pipeline(blockLogitsWgsl({ headDim: d.headDim, scoring: config.scoring })) : undefined,
+      decodeShaped ? this.pipeline(blockMassWgsl()) : undefined,
     ]);
+    const decode = logitsKernel && massKernel ? { logits: logitsKernel, mass: massKernel } : undefined;
     const encoded = await this.encode(async (pass, uniforms) => {
       for (const [i, chunk] of resident.chunks.entries()) {
         let mean: GPUBuffer, max: GPUBuffer | undefined, min: GPUBuffer | undefined;
@@ -1040,10 +1046,21 @@ export class GpuBackend {
         uniforms.push(scores);
         const [sx, sy] = dispatchGrid(chunk.slots * rows);
         const common = { querySeq: d.querySeq, queryOffset: d.queryOffset, slots: chunk.slots, selRows: rows, queryBlockSize: config.queryBlockSize, blockSize: config.blockSize, blocks };
-        const scoreParams = this.uniform(SCORE_PARAMS, { ...common, keySeq: d.keySeq, groupSize: d.groupSize, tilesX: sx, scale: d.scale }, uniforms);
         // Quest reads [max | min]; mean scoring reads only the means (binding 3 is unused there).
         const pooled = quest ? [max, min] : [mean, undefined];
-        this.dispatch(pass, score, [scoreParams, chunk.q, pooled[0], pooled[1], scores], sx, sy);
+        if (decode) {
+          // Decode-shaped calls: logits spread over the GPU, then one reduction per row.
+          const tileRows = d.groupSize * Math.min(config.queryBlockSize, d.querySeq);
+          const logits = this.buffer(chunk.slots * rows * tileRows * blocks * 4, STORAGE);
+          uniforms.push(logits);
+          const [lx, ly] = dispatchGrid(Math.ceil((chunk.slots * rows * tileRows * blocks) / BLOCK_DECODE_THREADS));
+          const values = { ...common, groupSize: d.groupSize, tileRows, scale: d.scale };
+          this.dispatch(pass, decode.logits, [this.uniform(BLOCK_DECODE_PARAMS, { ...values, tilesX: lx }, uniforms), chunk.q, pooled[0], pooled[1], logits], lx, ly);
+          this.dispatch(pass, decode.mass, [this.uniform(BLOCK_DECODE_PARAMS, { ...values, tilesX: sx }, uniforms), logits, scores], sx, sy);
+        } else {
+          const scoreParams = this.uniform(SCORE_PARAMS, { ...common, keySeq: d.keySeq, groupSize: d.groupSize, tilesX: sx, scale: d.scale }, uniforms);
+          this.dispatch(pass, score!, [scoreParams, chunk.q, pooled[0], pooled[1], scores], sx, sy);
+        }
         const topKParams = this.uniform(TOP_K_PARAMS, { ...common, tilesX: sx, topK: config.topK, sinkBlocks: config.sinkBlocks, stride }, uniforms);
         const b = buffers[i]!;
         this.dispatch(pass, topK, [topKParams, scores, b.bounds, b.indices], sx, sy);

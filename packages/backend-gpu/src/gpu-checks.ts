@@ -496,6 +496,27 @@ export const gpuChecks: readonly GpuCheck[] = [
     },
   })),
   {
+    // The decode-shaped scoring kernels (≤ 16 queries): a row's score of a block sums each
+    // query's softmax mass, each query normalised by its own lse. One query head's queries are
+    // scaled ×8 (a peaked softmax), the others ×0.1 (near-flat ones), so sums of unnormalised
+    // e^{z − max} would follow the flat heads and pick other blocks.
+    name: "decode-shaped block top-k (≤ 16 queries, GQA 4, one head peaked, three flat) picks the CPU's blocks and equals core sparseAttention over them (quest and mean scoring)",
+    async run(backend) {
+      for (const [i, config] of [{ blockSize: 16, queryBlockSize: 4, topK: 2 }, { blockSize: 8, queryBlockSize: 2, topK: 3, sinkBlocks: 0, scoring: 'mean' as const }].entries()) {
+        const resolved = blockTopKConfigSchema.parse(config);
+        const input = checkInput({ batch: 2, queryHeads: 8, kvHeads: 2, seq: 203, headDim: 32, querySeq: 5 }, 140 + i, 'structured');
+        const q = input.q.data.slice();
+        // [b][h][Sq][D] with H = 8, Sq = 5, D = 32: head 0 of each batch ×8, the rest ×0.1 (near-flat softmaxes).
+        for (let b = 0; b < 2; b++) for (let h = 0; h < 8; h++) for (let x = 0; x < 5 * 32; x++) q[(b * 8 + h) * 5 * 32 + x]! *= h === 0 ? 8 : 0.1;
+        const call = { ...input, q: { ...input.q, data: q } };
+        const gpu = await backend.blockTopKAttention(call, resolved);
+        checkTopKAgainstCpu(call, gpu.selection, resolved);
+        const exact = sparseAttention(call, gpu.selection);
+        expectClose(`${JSON.stringify(config)} output`, gpu.output.data, exact.output.data);
+      }
+    },
+  },
+  {
     name: 'gpu.js is attached to the backend device and its block pooling equals the CPU pooling (mean, max, min)',
     async run(backend) {
       const bridge = backend.gpuJs.bridge;

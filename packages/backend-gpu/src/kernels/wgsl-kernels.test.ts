@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { WgslParser, WgslReflect } from 'wgsl_reflect/wgsl_reflect.module.js';
 import { POOL_PARAMS, blockPoolWgsl } from './block-pool-wgsl.js';
 import { SCORE_PARAMS, blockScoreWgsl } from './block-score-wgsl.js';
+import { BLOCK_DECODE_PARAMS, blockLogitsWgsl, blockMassWgsl } from './block-score-decode-wgsl.js';
 import { TOP_K_PARAMS, blockTopKWgsl } from './block-top-k-wgsl.js';
 import { FILL_PARAMS, fillNormalWgsl } from './fill-normal-wgsl.js';
 import { GATHER_LIST_PARAMS, gatherListsWgsl, gatherMergeWgsl, gatherScanWgsl, gatherSortWgsl, gatherTileMapWgsl } from './gather-lists-wgsl.js';
@@ -163,6 +164,34 @@ describe('block pipeline WGSL', () => {
     }
   }
 
+  for (const scoring of ['quest', 'mean'] as const) {
+    for (const headDim of [128, 18]) {
+      it(`decode-shaped logits (${scoring}, D ${headDim}) parse, vec4 operands where D is a multiple of 4`, () => {
+        const code = blockLogitsWgsl({ headDim, scoring });
+        const r = reflect(code);
+        expect(bindings(r)).toEqual([
+          ['q', 1, 'read'],
+          ['pooledA', 2, 'read'],
+          ['pooledB', 3, 'read'],
+          ['logits', 4, 'read_write'],
+        ]);
+        expect(uniformFields(r)).toEqual([...BLOCK_DECODE_PARAMS]);
+        expect(code).toContain(headDim % 4 === 0 ? `array<vec4<f32>>` : 'array<f32>');
+        // Mean scoring never reads the bounds' second half (its binding is left out of the layout).
+        expect(code.includes('pooledB[')).toBe(scoring === 'quest');
+      });
+    }
+  }
+
+  it('the decode-shaped mass reduction parses', () => {
+    const r = reflect(blockMassWgsl());
+    expect(bindings(r)).toEqual([
+      ['logits', 1, 'read'],
+      ['scores', 2, 'read_write'],
+    ]);
+    expect(uniformFields(r)).toEqual([...BLOCK_DECODE_PARAMS]);
+  });
+
   it('top-k parses and sizes its pick list by the CSR stride', () => {
     const code = blockTopKWgsl(21);
     const r = reflect(code);
@@ -183,7 +212,7 @@ describe('block pipeline WGSL', () => {
   });
 
   it('every uniform block is a whole number of 16-byte rows', () => {
-    for (const fields of [ATTENTION_PARAMS, POOL_PARAMS, SCORE_PARAMS, TOP_K_PARAMS, FILL_PARAMS]) expect((fields.length * 4) % 16).toBe(0);
+    for (const fields of [ATTENTION_PARAMS, POOL_PARAMS, SCORE_PARAMS, BLOCK_DECODE_PARAMS, TOP_K_PARAMS, FILL_PARAMS]) expect((fields.length * 4) % 16).toBe(0);
   });
 });
 
