@@ -15,6 +15,7 @@
  * with the CPU's up to ties within float32 rounding, as the tiled kernel's does.
  */
 import { memoKernel } from './memo-kernel.js';
+import { SELECTION_ROW_WGSL } from './selection-row-wgsl.js';
 import type { BlockScoring } from './block-score-wgsl.js';
 
 /** Uniform parameter block of both decode scoring kernels. */
@@ -121,13 +122,8 @@ fn reduceSum(x: f32, lid: u32) -> f32 {
 @compute @workgroup_size(NT)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let linear = wid.x + wid.y * P.tilesX;
-  if (linear >= P.slots * P.selRows) { return; }
-  let slot = linear / P.selRows;
-  let r = linear % P.selRows;
-  let rowQueries = min(P.queryBlockSize, P.querySeq - r * P.queryBlockSize);
+  if (linear >= P.slots * P.selRows) { return; }${SELECTION_ROW_WGSL}
   let tileRows = P.groupSize * rowQueries;
-  let lastPos = P.queryOffset + r * P.queryBlockSize + rowQueries - 1u;
-  let visible = min(P.blocks, lastPos / P.blockSize + 1u);
   let scoreBase = (slot * P.selRows + r) * P.blocks;
   for (var t = 0u; t < tileRows; t++) {
     let base = ((slot * P.selRows + r) * P.tileRows + t) * P.blocks;

@@ -13,6 +13,7 @@
  * matching query, e.g. a needle lookup, from being drowned by the row's other queries.
  */
 import { memoKernel } from './memo-kernel.js';
+import { SELECTION_ROW_WGSL } from './selection-row-wgsl.js';
 import { forRows, linearWorkgroup, operandScratchVec4, scoreTileWgsl, tileConstants, type TileShape, zeroScores } from './score-tile-wgsl.js';
 
 /** How a query scores a key block. */
@@ -72,13 +73,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   ${linearWorkgroup}
   let tx = lid % TC;
   let ty = lid / TC;
-  if (linear >= P.selRows * P.slots) { return; }
-  let slot = linear / P.selRows;
-  let r = linear % P.selRows;
-  let rowQueries = min(P.queryBlockSize, P.querySeq - r * P.queryBlockSize);
+  if (linear >= P.selRows * P.slots) { return; }${SELECTION_ROW_WGSL}
   let tileRows = P.groupSize * rowQueries;
-  let lastPos = P.queryOffset + r * P.queryBlockSize + rowQueries - 1u;
-  let visible = min(P.blocks, lastPos / P.blockSize + 1u);
   let blockBase = slot * P.blocks;
   let scoreBase = (slot * P.selRows + r) * P.blocks;
   for (var sub = 0u; sub * BR < tileRows; sub++) {

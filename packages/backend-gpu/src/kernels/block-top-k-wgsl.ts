@@ -11,6 +11,7 @@
  * kernel reads, so selection and attention never leave the GPU.
  */
 import { memoKernel } from './memo-kernel.js';
+import { SELECTION_ROW_WGSL } from './selection-row-wgsl.js';
 import { csrRowWgsl } from './csr-row-wgsl.js';
 
 /** Uniform parameter block of the top-k kernel. */
@@ -48,13 +49,7 @@ var<workgroup> picks: array<u32, ${maxPicks}>;
 @compute @workgroup_size(${TOP_K_THREADS})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let linear = wid.x + wid.y * P.tilesX;
-  if (linear >= P.selRows * P.slots) { return; }
-  let slot = linear / P.selRows;
-  let r = linear % P.selRows;
-  let rowQueries = min(P.queryBlockSize, P.querySeq - r * P.queryBlockSize);
-  let firstPos = P.queryOffset + r * P.queryBlockSize;
-  let lastPos = firstPos + rowQueries - 1u;
-  let visible = min(P.blocks, lastPos / P.blockSize + 1u);
+  if (linear >= P.selRows * P.slots) { return; }${SELECTION_ROW_WGSL}
   let localStart = firstPos / P.blockSize;
   let forced = min(P.sinkBlocks, visible) + visible - max(localStart, min(P.sinkBlocks, visible));
   let n = min(min(visible, forced + P.topK), ${maxPicks}u);
