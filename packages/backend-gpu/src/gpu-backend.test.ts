@@ -54,8 +54,11 @@ describe('selection layout checks', () => {
     expect(() => checkSelectionFits(blockSelection(2, 8, 4, 31), dims)).toThrow(/31 keys/);
   });
 
-  it('sizes the block path scratch by query rows × key blocks', () => {
+  it('sizes the block path scratch by query rows × key blocks, and a decode-shaped call by its logits (× group × queries per row)', () => {
     expect(blockScratchBytesPerSlot(dims, { blockSize: 4, queryBlockSize: 8 })).toBe(4 * 4 * 8);
+    // 3 queries at the end of 30 keys, GQA 2: one row of 3 queries, 8 blocks, 2 · 3 logits per block.
+    const decode = { ...dims, querySeq: 3, queryOffset: 27 };
+    expect(blockScratchBytesPerSlot(decode, { blockSize: 4, queryBlockSize: 8 })).toBe(4 * 1 * 8 * 2 * 3);
   });
 });
 

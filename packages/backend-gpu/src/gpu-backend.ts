@@ -1718,9 +1718,14 @@ function destroyAll(...buffers: GPUBuffer[]): void {
   for (const b of buffers) b.destroy();
 }
 
-/** Bytes per KV slot of the block path's largest scratch buffer (the block score matrix). */
+/**
+ * Bytes per KV slot of the block path's largest scratch buffer: the block score matrix, or for a
+ * decode-shaped call (≤ {@link SPLIT_K_MAX_QUERIES} queries) the logits of every query of a row's
+ * tile (group size × queries per row times as large).
+ */
 export function blockScratchBytesPerSlot(d: AttentionDims, config: Pick<BlockTopKConfig, 'blockSize' | 'queryBlockSize'>): number {
-  return 4 * Math.ceil(d.querySeq / config.queryBlockSize) * Math.ceil(d.keySeq / config.blockSize);
+  const scores = 4 * Math.ceil(d.querySeq / config.queryBlockSize) * Math.ceil(d.keySeq / config.blockSize);
+  return d.querySeq <= SPLIT_K_MAX_QUERIES ? scores * d.groupSize * Math.min(config.queryBlockSize, d.querySeq) : scores;
 }
 
 /** The rows of a slot range of a rank-4 tensor, compacted (a zero-copy view when already dense). */
