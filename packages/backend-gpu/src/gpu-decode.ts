@@ -7,7 +7,6 @@
 import {
   assertFinite,
   densePairCount,
-  dims4,
   sparseStats,
   validateDecoderStep,
   type AttentionDims,
@@ -20,7 +19,7 @@ import type { BlockTopKConfig } from './block-top-k.js';
 import { blockScratchBytesPerSlot, blockTopKDiagnostics, chunkKeyStride, selectionResult, type BlockPoolArray, type GpuBackend, type ResidentAttention, type ResidentChunk } from './gpu-backend.js';
 import { GpuKVCache } from './gpu-kv-cache.js';
 import type { GpuAttentionDecoder, GpuDecoderOptions } from './gpu-methods.js';
-import { cacheWindowStore, type GpuWindowStore } from './gpu-window-decoder.js';
+import { cacheStoreLifecycle, cacheWindowStore, type GpuWindowStore } from './gpu-window-decoder.js';
 import { DECODE_GATHER_PARAMS, DECODE_GATHER_THREADS, decodeGatherWgsl } from './kernels/decode-gather-wgsl.js';
 import { DECODE_MERGE_PARAMS, decodeMergeWgsl } from './kernels/decode-merge-wgsl.js';
 import { DECODE_PARTIAL_PARAMS, decodePartialRecord, decodePartialWgsl, SPLIT_K_MAX_QUERIES, splitKPartitions, type SplitKPlan } from './kernels/decode-split-k-wgsl.js';
@@ -185,7 +184,7 @@ export function gpuDenseDecoder(backend: GpuBackend, shape: DecoderShape, option
 }
 
 /** A decoder's `appendContext`: finite values (the cache checks the shapes), then the cache takes the rows. */
-function appendChecked(cache: GpuKVCache, k: Tensor, v: Tensor): void {
+export function appendChecked(cache: GpuKVCache, k: Tensor, v: Tensor): void {
   assertFinite(k, 'k');
   assertFinite(v, 'v');
   cache.append(k, v);
@@ -229,13 +228,6 @@ export function gpuBlockTopKDecoder(backend: GpuBackend, shape: DecoderShape, co
       return selectionResult(view.dims, read!, selection, { selectionMs: 0, attentionMs: ms }, backend.info, blockTopKDiagnostics(selection, view.dims, config));
     },
     appendContext: (k, v) => appendChecked(cache, k, v),
-    reset() {
-      cache.reset();
-      store.reset();
-    },
-    destroy() {
-      cache.destroy();
-      store.destroy();
-    },
+    ...cacheStoreLifecycle(cache, store),
   };
 }

@@ -263,6 +263,20 @@ export class GpuWindowStore<N extends string> {
   }
 }
 
+/** `reset` and `destroy` of a decoder that keeps a KV cache and a window store: both together. */
+export function cacheStoreLifecycle(cache: GpuKVCache, store: GpuWindowStore<string>): Pick<GpuAttentionDecoder, 'reset' | 'destroy'> {
+  return {
+    reset() {
+      cache.reset();
+      store.reset();
+    },
+    destroy() {
+      cache.destroy();
+      store.destroy();
+    },
+  };
+}
+
 /** A window store for `cache`'s chunks (its slot groups), with room for `initialWindows` windows per slot. */
 export function cacheWindowStore<N extends string>(backend: GpuBackend, cache: GpuKVCache, floats: Readonly<Record<N, number>>, initialWindows: number): GpuWindowStore<N> {
   const slots = cache.batch * cache.kvHeads;
@@ -397,13 +411,6 @@ export function createGpuWindowDecoder<N extends string>(
       validateContext(k, v);
       cache.append(k, v);
     },
-    reset() {
-      cache.reset();
-      store.reset();
-    },
-    destroy() {
-      cache.destroy();
-      store.destroy();
-    },
+    ...cacheStoreLifecycle(cache, store),
   };
 }

@@ -8,8 +8,9 @@
  * densely over the whole (compressed) cache (split-K for up to 16 queries a head). Same decisions
  * as the CPU decoders.
  */
-import { assertFinite, validateDecoderStep, type AttentionDims, type AttentionInput, type AttentionResult, type DecoderShape, type Tensor } from '@sparse-attn/core';
+import { validateDecoderStep, type AttentionDims, type AttentionInput, type AttentionResult, type DecoderShape, type Tensor } from '@sparse-attn/core';
 import {
+  appendChecked,
   decoderCache,
   denseStep,
   denseStepScratchBytesPerSlot,
@@ -73,9 +74,7 @@ export function deviceCacheDecoder(backend: GpuBackend, shape: DecoderShape, att
       ? {
           // Context without queries: cached, then evicted as a step over it would leave the cache.
           appendContext(k: Tensor, v: Tensor) {
-            assertFinite(k, 'k');
-            assertFinite(v, 'v');
-            cache.append(k, v);
+            appendChecked(cache, k, v);
             seen += k.shape[2]!;
             const keep = attention.retained!(cache.length);
             if (keep) cache.retain(keep);
