@@ -204,6 +204,11 @@ const landmarkCases: readonly { config: Record<string, unknown>; shape: CheckSha
   { label: 'length 1, defaults', config: {}, shape: { batch: 1, queryHeads: 2, kvHeads: 1, seq: 1, headDim: 16 } },
   { label: 'ℓ 15, top 3, S 250, D 64 (structured)', config: { blockLength: 15, topK: 3 }, shape: { batch: 1, queryHeads: 2, kvHeads: 1, seq: 250, headDim: 64 }, kind: 'structured' },
   { label: 'ℓ 70 (own block larger than the own-block kernel: the per-row own part), top 2, GQA, Dv ≠ D', config: { blockLength: 70, topK: 2 }, shape: { batch: 1, queryHeads: 4, kvHeads: 2, seq: 300, headDim: 16, valueDim: 12 } },
+  // Decode-shaped calls (≤ 16 queries per head): the grouped softmax as split-K partials and one merge.
+  { label: 'decode-shaped: ℓ 70 (a block longer than the workgroup), top 2, GQA, Dv ≠ D, 5 queries at the end of 300 keys', config: { blockLength: 70, topK: 2 }, shape: { batch: 1, queryHeads: 4, kvHeads: 2, seq: 300, headDim: 16, valueDim: 12, querySeq: 5 } },
+  { label: 'decode-shaped: ℓ 9, top 12 (more than the earlier blocks), batch 2, 16 queries at the end of 100 keys', config: { blockLength: 9, topK: 12 }, shape: { batch: 2, queryHeads: 2, kvHeads: 1, seq: 100, headDim: 16, querySeq: 16 } },
+  { label: 'decode-shaped: ℓ 6, top 2, 7 queries at the end of 42 keys (every position of the own block, its landmark included)', config: { blockLength: 6, topK: 2 }, shape: { batch: 1, queryHeads: 2, kvHeads: 2, seq: 42, headDim: 16, querySeq: 7 } },
+  { label: 'decode-shaped: defaults, D 128, one query at the end of 1 000 keys', config: {}, shape: { batch: 1, queryHeads: 2, kvHeads: 1, seq: 1000, headDim: 128, querySeq: 1 } },
 ];
 
 /** Every GPU check of this package, in the order they run. */
@@ -556,10 +561,10 @@ export const gpuChecks: GpuCheck[] = [
     },
   },
   ...[{ blockLength: 9, topK: 3 }, { blockLength: 9, topK: 0 }, { blockLength: 20, topK: 2 }].map((config): GpuCheck => ({
-    name: `landmark runResident writes the CPU method's output and reports its density (a prefill of 200 queries; a 3-query step in one submission, copying only its retrieved blocks): ${JSON.stringify(config)}`,
+    name: `landmark runResident writes the CPU method's output and reports its density (a prefill of 200 queries; a 3-query step in one submission, as split-K partials; 20 queries at the end of 2 000 keys, copying only their retrieved blocks): ${JSON.stringify(config)}`,
     async run(backend) {
-      for (const querySeq of [200, 3]) {
-        const input = checkInput({ batch: 1, queryHeads: 4, kvHeads: 2, seq: 200, headDim: 32, querySeq }, 46);
+      for (const [querySeq, seq] of [[200, 200], [3, 200], [20, 2000]] as const) {
+        const input = checkInput({ batch: 1, queryHeads: 4, kvHeads: 2, seq, headDim: 32, querySeq }, 46);
         const d = validateAttentionInput(input);
         const cpu = landmarkMethod.create(config).prefill(input);
         const resident = backend.upload(input, d);
@@ -578,12 +583,14 @@ export const gpuChecks: GpuCheck[] = [
   {
     // A decoder's GpuKVCache hands out its slots `capacity` rows apart (chunk.keyStride): every kernel of
     // the family that reads a chunk's k or v must index slot s's key t at row `s · keyStride + t`.
-    name: 'landmark, landmark-retrieval and hip read keys at slot · keyStride (a KV cache view with spare rows) as over compact keys: runResident (GQA Hq4/Hkv2, batch 2, S 151, Dv ≠ D) of a prefill and of a decode-shaped call, and landmark-retrieval decodeResident',
+    name: 'landmark, landmark-retrieval and hip read keys at slot · keyStride (a KV cache view with spare rows) as over compact keys: runResident (GQA Hq4/Hkv2, batch 2, S 151, Dv ≠ D) of a prefill, a decode-shaped call and 17 queries, and landmark-retrieval decodeResident',
     async run(backend) {
       const shape = { batch: 2, queryHeads: 4, kvHeads: 2, seq: 151, headDim: 32, valueDim: 24 };
       const cases: readonly [string, GpuMethodDefinition, Record<string, unknown>][] = [
-        // Landmark scoring, top-k, own blocks, landmark-free copies (whole, or a decode's selected blocks), sparse partials and gate folds.
+        // Landmark scoring, top-k, own blocks, landmark-free copies, sparse partials and gate folds (a decode-shaped call: split-K partials and their merge).
         ['landmark ℓ 7, top 3', gpuLandmarkMethod, { blockLength: 7, topK: 3 }],
+        // 17 queries over 75 blocks: a copy of only the retrieved blocks.
+        ['landmark ℓ 1, top 1', gpuLandmarkMethod, { blockLength: 1, topK: 1 }],
         // Every earlier block: the grouped softmax kernel over all of them.
         ['landmark ℓ 7, top 0', gpuLandmarkMethod, { blockLength: 7, topK: 0 }],
         // The own part by the per-row grouped softmax kernel (a block larger than the own-block kernel).
@@ -593,7 +600,7 @@ export const gpuChecks: GpuCheck[] = [
         ['hip center', gpuHipMethod, { topK: 16, chunkSize: 2, queryBlockSize: 8, queryStride: 2, sinkTokens: 2, windowTokens: 8 }],
         ["hip 'bound' (range-bound tree)", gpuHipMethod, { topK: 9, chunkSize: 3, queryBlockSize: 8, queryStride: 2, sinkTokens: 1, windowTokens: 8, representative: 'bound' }],
       ];
-      for (const [n, querySeq] of [shape.seq, 1].entries()) {
+      for (const [n, querySeq] of [shape.seq, 1, 17].entries()) {
         const resident = backend.upload(checkInput({ ...shape, querySeq }, 96 + n));
         try {
           for (const [label, definition, config] of cases) {

@@ -16,6 +16,9 @@ import {
 } from '@sparse-attn/core';
 import {
   chunkKeyStride,
+  DECODE_MERGE_PARAMS,
+  decodeMergeWgsl,
+  decodePartialRecord,
   createGpuWindowDecoder,
   NO_WINDOWS,
   dispatchGrid,
@@ -49,6 +52,7 @@ import {
   landmarkSelectedCopyWgsl,
   landmarkGateFoldWgsl,
 } from './landmark-block-merge-wgsl.js';
+import { LANDMARK_DECODE_PARTS_PARAMS, landmarkDecodePartsWgsl, landmarkDecodePartsWorkgroupBytes } from './landmark-decode-parts-wgsl.js';
 import { SCORE_SCRATCH_FLOATS, retrievalRowsPerDispatch, rowsWithin } from './gpu-landmark-retrieval.js';
 import { requireCausal, withGpuSelection } from './gpu-helpers.js';
 import { validateContext } from '../cached-decoder.js';
@@ -201,6 +205,7 @@ const LANDMARK_POOL = 'landmark';
  */
 export async function runGroupedSoftmaxByBlocks(backend: GpuBackend, resident: ResidentAttention, selection: GpuSelection, config: LandmarkConfig): Promise<number> {
   const d = resident.dims;
+  if (decodeParts(backend, config, d)) return runGroupedSoftmaxDecode(backend, resident, selection, config);
   const span = config.blockLength + 1;
   const blocks = maxBlocksOf(d, span);
   let ms = await runOwnBlocks(backend, resident, config);
@@ -296,6 +301,62 @@ export async function runGroupedSoftmaxByBlocks(backend: GpuBackend, resident: R
       });
     }
     return ms;
+  });
+}
+
+/** The landmark selection's layout as the backend's executor sees it (its split-K calls are decode-shaped). */
+function selectionLayout(config: LandmarkConfig, d: AttentionDims) {
+  return { kind: 'block', blockSize: config.blockLength, headScope: 'query', rows: d.querySeq, queryBlockSize: 1 } as const;
+}
+
+/**
+ * Whether a call's grouped softmax runs as split-K partials ({@link runGroupedSoftmaxDecode}): a
+ * decode-shaped call (the backend's split-K calls), whose kernel fits the device's workgroup memory
+ * and whose partial records fit one binding.
+ */
+function decodeParts(backend: GpuBackend, config: LandmarkConfig, d: AttentionDims): boolean {
+  if (backend.executorFor(selectionLayout(config, d), d) !== 'split-k') return false;
+  if (landmarkDecodePartsWorkgroupBytes({ headDim: d.headDim, blockLength: config.blockLength }) > backend.context.maxWorkgroupBytes) return false;
+  const rows = d.batch * d.queryHeads * d.querySeq;
+  return rows * landmarkRowStride(config, d) * decodePartialRecord(d.valueDim) * 4 <= backend.context.maxBinding;
+}
+
+/**
+ * The grouped softmax of a decode-shaped call over a GPU selection, as split-K partials (see
+ * `landmark-decode-parts-wgsl.ts`): one workgroup per (row, entry) writes the own block's or a
+ * retrieved block's record, and backend-gpu's split-K merge writes the chunks' out and lse. Two
+ * dispatches per chunk, reading the cache in place.
+ */
+async function runGroupedSoftmaxDecode(backend: GpuBackend, resident: ResidentAttention, selection: GpuSelection, config: LandmarkConfig): Promise<number> {
+  const d = resident.dims;
+  const parts = landmarkRowStride(config, d);
+  return backend.runKernels(resident, async (encoder) => {
+    const { chunk, index } = encoder;
+    const rows = chunk.slots * d.groupSize * d.querySeq;
+    const [partsKernel, merge] = await Promise.all([
+      encoder.pipeline(landmarkDecodePartsWgsl({ headDim: d.headDim, valueDim: d.valueDim, blockLength: config.blockLength })),
+      encoder.pipeline(decodeMergeWgsl(d.valueDim)),
+    ]);
+    const records = encoder.scratch(rows * parts * decodePartialRecord(d.valueDim) * 4);
+    const source = selection.chunks[index]!;
+    const [x, y] = dispatchGrid(rows * parts);
+    const params = encoder.uniform(LANDMARK_DECODE_PARTS_PARAMS, {
+      rows,
+      parts,
+      tilesX: x,
+      querySeq: d.querySeq,
+      queryOffset: d.queryOffset,
+      groupSize: d.groupSize,
+      keySeq: d.keySeq,
+      keyStride: chunkKeyStride(chunk, d),
+      scale: d.scale,
+      pad0: 0,
+      pad1: 0,
+      pad2: 0,
+    });
+    encoder.dispatch(partsKernel, [params, chunk.q, chunk.k, chunk.v, source.bounds, source.indices, records], x, y);
+    const [mx, my] = dispatchGrid(rows);
+    encoder.dispatch(merge, [encoder.uniform(DECODE_MERGE_PARAMS, { rows, partitions: parts, tilesX: mx, pad0: 0 }), records, chunk.out, chunk.lse], mx, my);
   });
 }
 
@@ -416,10 +477,9 @@ export const gpuLandmarkMethod: GpuMethodDefinition = {
             attentionMs: await runGroupedSoftmaxByBlocks(backend, resident, selection, config),
             ...(density === undefined ? {} : { density }),
           }));
-        // A decode-shaped call (the backend's split-K calls) records its dozen small passes (selection, per-entry
-        // rows, attention, folds) into one submission, as a decoder step would run them: only their sum is timed.
-        const layout = { kind: 'block', blockSize: config.blockLength, headScope: 'query', rows: d.querySeq, queryBlockSize: 1 } as const;
-        if (backend.executorFor(layout, d) !== 'split-k') return residentCall(backend, options, run);
+        // A decode-shaped call (the backend's split-K calls) records its four passes (landmark scores, top-k,
+        // the grouped softmax's partials and merge) into one submission, as a decoder step runs them: only their sum is timed.
+        if (backend.executorFor(selectionLayout(config, d), d) !== 'split-k') return residentCall(backend, options, run);
         const { run: timing } = await oneSubmissionRun(backend, run);
         return { ...timing, ...(density === undefined ? {} : { density }) };
       },
