@@ -17,7 +17,7 @@
  * Used by `landmark-retrieval` (`retrievalTopKWgsl` reduces and ranks the scores) and `landmark`
  * (`landmarkTopKWgsl`).
  */
-import { TILE_COLUMNS, dispatchGrid, forRows, linearWorkgroup, operandScratchVec4, scoreTileWgsl, tileConstants, type ChunkEncoder, type TileShape, zeroScores } from '@sparse-attn/backend-gpu';
+import { memoKernel, TILE_COLUMNS, dispatchGrid, forRows, linearWorkgroup, operandScratchVec4, scoreTileWgsl, tileConstants, type ChunkEncoder, type TileShape, zeroScores } from '@sparse-attn/backend-gpu';
 import type { AttentionDims } from '@sparse-attn/core';
 import { paramsStructWgsl } from './wgsl-snippets.js';
 
@@ -103,7 +103,7 @@ export interface CandidateScoreKernelOptions {
  * 2 key-side vectors, slot s's row r at `s · keyRows + r` (max for 'quest'), 3 min vectors ('quest' only),
  * 4 scores `[querySlots][rowCount][blocks]`. The KV slot of query slot `s` is `s / groupSize`.
  */
-export function candidateScoreWgsl(o: CandidateScoreKernelOptions): string {
+export const candidateScoreWgsl = memoKernel((o: CandidateScoreKernelOptions): string => {
   const quest = o.operand === 'quest';
   const tile = CANDIDATE_TILE;
   return /* wgsl */ `
@@ -173,4 +173,4 @@ ${['x', 'y', 'z', 'w'].map((c) => `      if (js.${c} >= P.first && js.${c} < lim
   }`)}
 }
 `;
-}
+});

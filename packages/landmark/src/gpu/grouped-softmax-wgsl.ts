@@ -17,6 +17,7 @@
  * start of `landmark-block-merge-wgsl.ts`'s fold, where the retrieved blocks' partials come from
  * backend-gpu's key-block-major sparse executor instead of one row re-reading its blocks here.
  */
+import { memoKernel } from '@sparse-attn/backend-gpu';
 
 import { paramsStructWgsl, workgroupReduceWgsl } from './wgsl-snippets.js';
 
@@ -36,7 +37,7 @@ export function groupedSoftmaxWorkgroupBytes(o: { readonly headDim: number; read
 }
 
 /** Generates the WGSL of the grouped softmax kernel. */
-export function groupedSoftmaxWgsl(o: { readonly headDim: number; readonly valueDim: number; readonly blockLength: number }): string {
+export const groupedSoftmaxWgsl = memoKernel((o: { readonly headDim: number; readonly valueDim: number; readonly blockLength: number }): string => {
   const NT = GROUPED_SOFTMAX_THREADS;
   const perThread = Math.max(1, Math.ceil(o.valueDim / NT));
   return /* wgsl */ `
@@ -160,4 +161,4 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   if (lid == 0u) { lse[querySlot * P.querySeq + i] = m + log(l); }
 }
 `;
-}
+});

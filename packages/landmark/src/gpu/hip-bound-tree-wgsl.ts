@@ -10,6 +10,7 @@
  * `tree[(slot · totalNodes + levelOffset(l) + j) · 2D + c]` = lo, `+ D` = hi, with level l holding
  * ⌈chunks / 2^l⌉ nodes after the levels below it.
  */
+import { memoKernel } from '@sparse-attn/backend-gpu';
 
 import { paramsStructWgsl } from './wgsl-snippets.js';
 
@@ -35,7 +36,7 @@ export function boundTreeLevels(chunks: number, levels: number): number[] {
 }
 
 /** Generates the WGSL of the bound-tree kernel for head dim `headDim`. */
-export function hipBoundTreeWgsl(o: { readonly headDim: number }): string {
+export const hipBoundTreeWgsl = memoKernel((o: { readonly headDim: number }): string => {
   const NT = HIP_BOUND_TREE_THREADS;
   return /* wgsl */ `
 ${paramsStructWgsl(HIP_BOUND_TREE_PARAMS)}
@@ -78,4 +79,4 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   tree[at + D + c] = hi;
 }
 `;
-}
+});

@@ -24,6 +24,7 @@
  * its offset from a workgroup prefix sum (`exclusiveScan`), so no level has a one-thread loop.
  * Scores are float32 dot products (the CPU sums in float64), so a near-tie may order differently.
  */
+import { memoKernel } from '@sparse-attn/backend-gpu';
 
 import { paramsStructWgsl } from './wgsl-snippets.js';
 
@@ -71,7 +72,7 @@ function range(n: number): number[] {
 }
 
 /** Generates the WGSL of the HiP search kernel. */
-export function hipSearchWgsl(o: HipSearchKernelOptions): string {
+export const hipSearchWgsl = memoKernel((o: HipSearchKernelOptions): string => {
   const NT = HIP_SEARCH_THREADS;
   const bound = o.representative === 'bound';
   // 'center' with D a multiple of 4 reads q and k as vec4 (the sums stay channel by channel, in order).
@@ -296,4 +297,4 @@ ${scoreChild}
   }
 }
 `;
-}
+});

@@ -21,6 +21,7 @@
  *
  *   so after the last entry o and lse are the grouped softmax's output and log-denominator.
  */
+import { memoKernel } from '@sparse-attn/backend-gpu';
 
 /** Uniform parameter block of the landmark-free copy (`keyStride`: rows between the source's KV slots, backend-gpu's `chunkKeyStride`). */
 export const LANDMARK_FREE_COPY_PARAMS = [
@@ -44,7 +45,7 @@ export const LANDMARK_MERGE_THREADS = 64;
  * token t of slot s at row `s · keyStride + t`), 2 destination `[slots][freeSeq][dim]` (compact; only
  * the first `blocks · blockLength` rows are written; the rest stay zero and are never selected).
  */
-export function landmarkFreeCopyWgsl(): string {
+export const landmarkFreeCopyWgsl = memoKernel((): string => {
   return /* wgsl */ `
 struct Params { slots: u32, keySeq: u32, freeSeq: u32, blocks: u32, blockLength: u32, span: u32, dim: u32, tilesX: u32, keyStride: u32, pad0: u32, pad1: u32, pad2: u32, }
 @group(0) @binding(0) var<uniform> P: Params;
@@ -65,7 +66,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   dst[(slot * P.freeSeq + t) * P.dim + c] = src[(slot * P.keyStride + b * P.span + u) * P.dim + c];
 }
 `;
-}
+});
 
 /** Uniform parameter block of {@link landmarkSelectedCopyWgsl} (`keyStride`: rows between the source's KV slots). */
 export const LANDMARK_SELECTED_COPY_PARAMS = [
@@ -82,7 +83,7 @@ export const LANDMARK_SELECTED_COPY_PARAMS = [
  * 2 destination (as the full copy), 3 / 4 the landmark selection's bounds and indices (retrieved
  * blocks, then the own block, which is not copied: its keys are attended in place).
  */
-export function landmarkSelectedCopyWgsl(): string {
+export const landmarkSelectedCopyWgsl = memoKernel((): string => {
   return /* wgsl */ `
 struct Params { slots: u32, keySeq: u32, freeSeq: u32, blockLength: u32, span: u32, dim: u32, tilesX: u32, rows: u32, entries: u32, querySeq: u32, groupSize: u32, keyStride: u32, }
 @group(0) @binding(0) var<uniform> P: Params;
@@ -109,14 +110,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   }
 }
 `;
-}
+});
 
 /**
  * Entry `entry` of every landmark selection row as a one-block row (same row order, stride 1).
  * Bindings: 0 params, 1 / 2 the landmark selection's bounds and indices (retrieved blocks, then
  * the own block), 3 / 4 the target's bounds and indices.
  */
-export function landmarkEntryRowsWgsl(): string {
+export const landmarkEntryRowsWgsl = memoKernel((): string => {
   return /* wgsl */ `
 ${paramsStruct()}
 @group(0) @binding(0) var<uniform> P: Params;
@@ -137,7 +138,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   bounds[2u * row + 1u] = row + select(0u, 1u, live);
 }
 `;
-}
+});
 
 /** Selection rows per workgroup of the fold (their gates first, then their channels, coalesced). */
 export const LANDMARK_FOLD_ROWS = 8;
@@ -151,7 +152,7 @@ export const LANDMARK_FOLD_ROWS = 8;
  * threads rescale the rows' channels (consecutive threads, consecutive channels). The partial's
  * lse is not needed: the grouped softmax weighs a block by its gate, not by its mass.
  */
-export function landmarkGateFoldWgsl(o: { readonly headDim: number; readonly valueDim: number }): string {
+export const landmarkGateFoldWgsl = memoKernel((o: { readonly headDim: number; readonly valueDim: number }): string => {
   const R = LANDMARK_FOLD_ROWS;
   return /* wgsl */ `
 ${paramsStruct()}
@@ -212,7 +213,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   }
 }
 `;
-}
+});
 
 function paramsStruct(): string {
   return `struct Params {

@@ -20,6 +20,7 @@
  * with its tokens and is the gate), reduce the max and the sum, then own output channels and sum
  * the probabilities times the values (coalesced across threads).
  */
+import { memoKernel } from '@sparse-attn/backend-gpu';
 
 /** Uniform parameter block of the decode-parts kernel (`keyStride`: rows between KV slots in k and v). */
 export const LANDMARK_DECODE_PARTS_PARAMS = [
@@ -42,7 +43,7 @@ export function landmarkDecodePartsWorkgroupBytes(o: { readonly headDim: number;
  * indices (per row: retrieved blocks, then the own block), 6 the partial records
  * `[rows][parts][2 + Dv]`.
  */
-export function landmarkDecodePartsWgsl(o: { readonly headDim: number; readonly valueDim: number; readonly blockLength: number }): string {
+export const landmarkDecodePartsWgsl = memoKernel((o: { readonly headDim: number; readonly valueDim: number; readonly blockLength: number }): string => {
   const NT = LANDMARK_DECODE_THREADS;
   const span = o.blockLength + 1;
   return /* wgsl */ `
@@ -147,4 +148,4 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   }
 }
 `;
-}
+});

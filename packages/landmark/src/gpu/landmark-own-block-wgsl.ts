@@ -14,6 +14,7 @@
  * queries instead of once per query. Needs ℓ + 1 ≤ 64 and `4·(ℓ+1)·(ℓ+2)` bytes of workgroup
  * memory (10.4 KiB at ℓ = 50); larger blocks use the per-row kernel.
  */
+import { memoKernel } from '@sparse-attn/backend-gpu';
 
 /** Uniform parameter block of the own-block kernel (`keyStride`: rows between KV slots in k and v, key t of slot s at row `s · keyStride + t`). */
 export const LANDMARK_OWN_BLOCK_PARAMS = [
@@ -32,7 +33,7 @@ export function landmarkOwnBlockWorkgroupBytes(blockLength: number): number {
 }
 
 /** Generates the WGSL of the own-block kernel. */
-export function landmarkOwnBlockWgsl(o: { readonly headDim: number; readonly valueDim: number; readonly blockLength: number }): string {
+export const landmarkOwnBlockWgsl = memoKernel((o: { readonly headDim: number; readonly valueDim: number; readonly blockLength: number }): string => {
   const NT = LANDMARK_OWN_BLOCK_THREADS;
   const span = o.blockLength + 1;
   return /* wgsl */ `
@@ -106,4 +107,4 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   }
 }
 `;
-}
+});

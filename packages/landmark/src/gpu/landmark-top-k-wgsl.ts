@@ -14,6 +14,7 @@
  * index ascending) like the CPU's `topKIndices` — no workgroup memory, no barriers (it was one
  * workgroup per row doing `topK` arg-max passes).
  */
+import { memoKernel } from '@sparse-attn/backend-gpu';
 
 import { RETRIEVAL_TOP_K_ROW_THREADS, WORKGROUP_TOP_K_DECLARATIONS, insertPickWgsl, sortedPicksRowWgsl, workgroupTopKWgsl } from './retrieval-top-k-wgsl.js';
 
@@ -76,7 +77,7 @@ function landmarkRowPrologueWgsl(t: string, first: string, step: string, lead: s
  * Generates the WGSL of the landmark top-k kernel (`maxPicks` = topK, at least 1). Bindings:
  * 0 params, 1 scores as vec4 `[querySlots][rowCount][rowVec4s]`, 2 bounds, 3 indices.
  */
-export function landmarkTopKWgsl(o: { readonly maxPicks: number }): string {
+export const landmarkTopKWgsl = memoKernel((o: { readonly maxPicks: number }): string => {
   return /* wgsl */ `${landmarkRankingHeader(LANDMARK_TOP_K_THREADS, o.maxPicks, 'vec4<f32>')}
 @compute @workgroup_size(NT)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
@@ -96,7 +97,7 @@ ${(['x', 'y', 'z', 'w'] as const).map((e, k) => insertPickWgsl(`acc.${e}`, `4u *
 ${sortedPicksRowWgsl('picked', '  ', false, 'blocks')}
 }
 `;
-}
+});
 
 /**
  * {@link landmarkTopKWgsl} with one workgroup per row (same params, bindings and result), for calls
@@ -104,7 +105,7 @@ ${sortedPicksRowWgsl('picked', '  ', false, 'blocks')}
  * row's landmark scores (read as floats) over 256 threads. The scores and their order are the
  * thread-per-row kernel's, so the picks are exactly its.
  */
-export function landmarkTopKRowsWgsl(o: { readonly maxPicks: number }): string {
+export const landmarkTopKRowsWgsl = memoKernel((o: { readonly maxPicks: number }): string => {
   return /* wgsl */ `${landmarkRankingHeader(RETRIEVAL_TOP_K_ROW_THREADS, o.maxPicks, 'f32')}${WORKGROUP_TOP_K_DECLARATIONS}
 @compute @workgroup_size(NT)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
@@ -118,4 +119,4 @@ ${sortedPicksRowWgsl('picks', '    ', false, 'blocks')}
   }
 }
 `;
-}
+});

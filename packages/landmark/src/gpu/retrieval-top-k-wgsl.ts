@@ -25,6 +25,7 @@
  * read, no workgroup memory; the row's picks and the group's (m_g, Z_g) live in registers /
  * private memory. Rows are `rowStart .. rowStart + rowCount`, like the scores.
  */
+import { memoKernel } from '@sparse-attn/backend-gpu';
 
 /** Uniform parameter block of the retrieval top-k kernel. */
 export const RETRIEVAL_TOP_K_PARAMS = [
@@ -152,7 +153,7 @@ ${indent}bounds[2u * row + 1u] = ${at} + n + 1u;`;
  * `[slots·groupSize][rowCount][rowVec4s]` (query head g of KV slot s at s·groupSize + g), 2 bounds,
  * 3 indices (the selection target, rows of the chunk's KV slots at a fixed `stride`).
  */
-export function retrievalTopKWgsl(o: RetrievalTopKKernelOptions): string {
+export const retrievalTopKWgsl = memoKernel((o: RetrievalTopKKernelOptions): string => {
   const sumProbability = o.groupReduce === 'sum-probability';
   const G = Math.max(1, o.groupSize);
   const MP = Math.max(1, o.maxPicks);
@@ -207,7 +208,7 @@ ${(['x', 'y', 'z', 'w'] as const).map((e, k) => insertPickWgsl(`acc.${e}`, `4u *
 ${sortedPicksRowWgsl('picked', '  ', true, 'current')}
 }
 `;
-}
+});
 
 /**
  * Module-scope WGSL of a workgroup-per-row ranking ({@link workgroupTopKWgsl}): its reduction
@@ -279,7 +280,7 @@ export const RETRIEVAL_TOP_K_ROWS_MAX = 2048;
  * blocks. The denominators are summed in tree order, not ascending: equal to the serial kernel's
  * up to float32 rounding (both round the CPU's float64 sums), so only a near-tie may rank apart.
  */
-export function retrievalTopKRowsWgsl(o: RetrievalTopKKernelOptions): string {
+export const retrievalTopKRowsWgsl = memoKernel((o: RetrievalTopKKernelOptions): string => {
   const sumProbability = o.groupReduce === 'sum-probability';
   return /* wgsl */ `${rankingHeader(RETRIEVAL_TOP_K_ROW_THREADS, o, 'f32')}${WORKGROUP_TOP_K_DECLARATIONS}
 var<workgroup> groupMax: array<f32, G>;
@@ -331,4 +332,4 @@ ${sortedPicksRowWgsl('picks', '    ', true, 'current')}
   }
 }
 `;
-}
+});
