@@ -5,6 +5,7 @@ import { lastQueryView, runDecodeAttention } from './gpu-decode.js';
 import { gpuBlockTopKMethod, type GpuMethodDefinition, type ResidentDecodeStepper, type ResidentRun } from './gpu-methods.js';
 import { measureAsync } from './measure-async.js';
 import { createGpuDecoderSuite } from './gpu-decoder-benchmarks.js';
+import { causalDims, gpuLoad, timeLoaded, type GpuLoad } from './gpu-load.js';
 
 /** Shape of the GPU benchmark: the issue's causal B=1, H=32, D=128 (small in quick mode). */
 export interface GpuBenchShape {
@@ -31,6 +32,11 @@ export interface GpuBenchOptions {
   readonly methods?: readonly GpuBenchMethod[];
   /** Called after each method's row, for streaming output on long device runs. */
   readonly onRow?: (row: BenchmarkRow) => void;
+  /**
+   * Tokens of the dense call run before each step of the decode rows' loaded twins (`…-decode-loaded`;
+   * default 4096, 256 in quick mode; 0: no loaded rows), with the benchmark's heads and head size.
+   */
+  readonly loadSeq?: number;
 }
 
 /**
@@ -43,7 +49,11 @@ export interface GpuBenchOptions {
  * row: a step of the last query over every resident key against that dense decode step (e.g.
  * landmark-retrieval, whose headline on the CPU is decode), with the state its decoder keeps
  * between steps where the method offers `decodeResident` (row metric `keptState: 1`), else its
- * `runResident` on the one-query call, which rebuilds that state. PyTorch's SDPA reference is timed by
+ * `runResident` on the one-query call, which rebuilds that state. Every decode row, dense's included,
+ * has a loaded twin (`…-decode-loaded`): the same step timed right after a few milliseconds of dense
+ * attention work each time (`gpu-load.ts`), as in a model whose other layers keep the GPU at its
+ * boost clock; on an otherwise idle H100 the sub-millisecond sparse steps run at its idle SM clock
+ * while dense's millisecond steps boost it. PyTorch's SDPA reference is timed by
  * `bench/torch_sdpa.py`. A method that throws gets a row with `failed: 1` (the message goes to
  * `progress`), and the run goes on.
  */
@@ -65,174 +75,209 @@ export async function runGpuBenchmark(backend: GpuBackend, context: BenchmarkCon
     options.onRow?.(row);
   };
   const label = describeBackend(backend.info);
-  for (const seq of context.quick ? [512] : context.seqLengths) {
-    context.progress?.(`gpu: causal B=1 H=${heads} D=${headDim} S=${seq}`);
-    const d = causalDims(heads, seq, headDim, kvHeads);
-    const resident = await backend.randomResident(d, context.seed + seq, blockScratchBytesPerSlot(d, blockTopKConfigSchema.parse({})));
-    try {
-      // At most 5 samples at 64k (a dense sample takes 1.3 s on the H100): the device's slow spells
-      // caught 1 of 3 samples often enough to move a median by 30–40%.
-      const repeats = seq >= 65536 ? Math.min(context.repeats, 5) : context.repeats;
-      // Half a second of dense runs first: an idle GPU starts at low clocks (345 MHz on the H100)
-      // and one warm-up run at 4k is over before it boosts, which read as 7.3 vs 6.0 ms.
-      for (const started = performance.now(); performance.now() - started < 500; ) await backend.runDense(resident);
-      const dense = await measureAsync(() => backend.runDense(resident), { warmup: 1, repeats });
-      const denseGpuMs = await medianGpuMs(backend, GPU_TIMED_CALLS, async () => (await backend.oneSubmission(() => backend.runDense(resident))).gpuMs);
-      const flops = 4 * densePairCount(d) * headDim;
-      push({
-        suite: 'gpu-attention',
-        method: 'dense',
-        workload: `gaussian-gpu${gqa}`,
-        seqLength: seq,
-        backend: label,
-        metrics: { ms: dense.medianMs, madMs: dense.madMs, tflops: flops / dense.medianMs / 1e9, ...(denseGpuMs === undefined ? {} : { gpuMs: denseGpuMs }), heads, kvHeads, headDim },
-      });
-      if (options.denseOnly) continue;
-      // Dense decode: one step of the last query over all resident keys (split-K), the baseline of
-      // decode-time methods (`phase: 'decode'`) and the GPU decode figure itself.
-      let denseDecodeMs: number | undefined;
-      let denseDecodeGpuMs: number | undefined;
-      const denseDecode = async (): Promise<number> => {
-        if (denseDecodeMs === undefined) {
-          const { view, release } = await lastQueryView(backend, resident);
-          try {
-            denseDecodeMs = (await measureAsync(() => runDecodeAttention(backend, view), { warmup: 2, repeats: DECODE_REPEATS })).medianMs;
-            denseDecodeGpuMs = await medianGpuMs(backend, GPU_TIMED_DECODE_CALLS, async () => (await backend.oneSubmission(() => runDecodeAttention(backend, view))).gpuMs);
-          } finally {
-            release();
-          }
-          push({ suite: 'gpu-attention', method: 'dense', workload: `gaussian-gpu${gqa}-decode`, seqLength: seq, backend: label, metrics: { ms: denseDecodeMs, ...(denseDecodeGpuMs === undefined ? {} : { gpuMs: denseDecodeGpuMs }), heads, kvHeads, headDim } });
-        }
-        return denseDecodeMs;
-      };
-      if (!options.denseOnly) await denseDecode();
-      // Dense is the baseline row above; a `dense` entry in `methods` (the GPU family's list) is not timed twice.
-      const wanted = (id: string) => id !== 'dense' && (!context.methods || context.methods.includes(id));
-      for (const { definition, config, budget } of methods.filter((m) => wanted(m.definition.id))) {
-        // Each method starts from the same device state: scratch the previous method kept for its
-        // next call (the key-block executor's window, families' pools) is freed first.
-        backend.releaseScratch();
-        const base = { suite: 'gpu-attention', method: definition.id, workload: `gaussian-gpu${gqa}`, seqLength: seq, ...(budget ? { budget } : {}) };
-        const method = definition.create(backend, config);
-        if (!method.runResident) {
-          push({ ...base, backend: label, metrics: { skipped: 1 } });
-          continue;
-        }
-        context.progress?.(`gpu: ${definition.id}${budget ? ` ${budget}` : ''} S=${seq}`);
-        // The density is asked for on the first (warm-up) call only: the timed calls skip work a
-        // method does just to report it (reading its selection back).
-        // The timed calls are recorded into one submission where the method can (`oneSubmission`).
-        const timeMethod = async (call: ResidentAttention, decodeStep: boolean, run: (call: ResidentAttention, first: boolean) => Promise<ResidentRun> = (c, first) => method.runResident!(c, { density: first, oneSubmission: !first })) => {
-          // The row's ms is the median wall time of the timed calls. Selection and attention are
-          // timed separately by the method where its calls are separate submissions; their
-          // medians are reported beside it with hostMs, the wall time outside them (the medians
-          // need not add up exactly). Where the timed calls ran as one submission (only their
-          // sum is timed), as many calls with separate submissions follow for the split.
-          const warmup = decodeStep ? 2 : 1;
-          const split: { selection: number[]; attention: number[]; wall: number[]; phases: Map<string, number[]> } = { selection: [], attention: [], wall: [], phases: new Map() };
-          let density = Number.NaN;
-          let phase = decodeStep ? 'decode' : ('prefill' as 'prefill' | 'decode');
-          let oneSubmission = false;
-          let splitWarmup = false;
-          // Wall time of the timed calls outside what the method timed (all of it is timed in one submission).
-          const host: number[] = [];
-          let calls = 0;
-          const record = (result: ResidentRun, wallMs: number) => {
-            split.selection.push(result.selectionMs);
-            split.attention.push(result.attentionMs);
-            // A method's own breakdown of its selection (e.g. routing's k-means / membership).
-            for (const [name, ms] of Object.entries(result.phases ?? {})) split.phases.set(name, [...(split.phases.get(name) ?? []), ms]);
-            split.wall.push(wallMs);
-          };
-          // Each sample is the call's wall time: its selection and attention plus whatever the
-          // method does on the host around them (plans, uploads, small readbacks), which the
-          // method's own phase times leave out.
-          const sparse = await measureAsync(
-            async () => {
-              const index = calls++;
-              const started = performance.now();
-              const result = await run(call, index === 0);
-              const wallMs = performance.now() - started;
-              density = result.density ?? density;
-              if (!decodeStep) phase = result.phase ?? 'prefill';
-              if (index === 0) splitWarmup = result.oneSubmission !== true;
-              if (index >= warmup) {
-                oneSubmission = result.oneSubmission === true;
-                host.push(Math.max(0, wallMs - result.selectionMs - result.attentionMs));
-                if (!oneSubmission) record(result, wallMs);
+  const loadSeq = options.loadSeq ?? (context.quick ? 256 : 4096);
+  const load: GpuLoad | undefined = options.denseOnly || loadSeq === 0 ? undefined : await gpuLoad(backend, { heads, headDim }, loadSeq, context.seed);
+  const loadedOptions = { warmup: 2, repeats: DECODE_REPEATS };
+  try {
+    for (const seq of context.quick ? [512] : context.seqLengths) {
+      context.progress?.(`gpu: causal B=1 H=${heads} D=${headDim} S=${seq}`);
+      const d = causalDims(heads, seq, headDim, kvHeads);
+      const resident = await backend.randomResident(d, context.seed + seq, blockScratchBytesPerSlot(d, blockTopKConfigSchema.parse({})));
+      try {
+        // At most 5 samples at 64k (a dense sample takes 1.3 s on the H100): the device's slow spells
+        // caught 1 of 3 samples often enough to move a median by 30–40%.
+        const repeats = seq >= 65536 ? Math.min(context.repeats, 5) : context.repeats;
+        // Half a second of dense runs first: an idle GPU starts at low clocks (345 MHz on the H100)
+        // and one warm-up run at 4k is over before it boosts, which read as 7.3 vs 6.0 ms.
+        for (const started = performance.now(); performance.now() - started < 500; ) await backend.runDense(resident);
+        const dense = await measureAsync(() => backend.runDense(resident), { warmup: 1, repeats });
+        const denseGpuMs = await medianGpuMs(backend, GPU_TIMED_CALLS, async () => (await backend.oneSubmission(() => backend.runDense(resident))).gpuMs);
+        const flops = 4 * densePairCount(d) * headDim;
+        push({
+          suite: 'gpu-attention',
+          method: 'dense',
+          workload: `gaussian-gpu${gqa}`,
+          seqLength: seq,
+          backend: label,
+          metrics: { ms: dense.medianMs, madMs: dense.madMs, tflops: flops / dense.medianMs / 1e9, ...(denseGpuMs === undefined ? {} : { gpuMs: denseGpuMs }), heads, kvHeads, headDim },
+        });
+        if (options.denseOnly) continue;
+        // Dense decode: one step of the last query over all resident keys (split-K), the baseline of
+        // decode-time methods (`phase: 'decode'`) and the GPU decode figure itself.
+        let denseDecodeMs: number | undefined;
+        let denseDecodeGpuMs: number | undefined;
+        let denseDecodeLoadedMs: number | undefined;
+        const denseDecode = async (): Promise<number> => {
+          if (denseDecodeMs === undefined) {
+            const { view, release } = await lastQueryView(backend, resident);
+            try {
+              denseDecodeMs = (await measureAsync(() => runDecodeAttention(backend, view), { warmup: 2, repeats: DECODE_REPEATS })).medianMs;
+              denseDecodeGpuMs = await medianGpuMs(backend, GPU_TIMED_DECODE_CALLS, async () => (await backend.oneSubmission(() => runDecodeAttention(backend, view))).gpuMs);
+              if (load) {
+                const loaded = await timeLoaded(load, () => runDecodeAttention(backend, view), loadedOptions);
+                denseDecodeLoadedMs = loaded.medianMs;
+                push({ suite: 'gpu-attention', method: 'dense', workload: `gaussian-gpu${gqa}-decode-loaded`, seqLength: seq, backend: label, metrics: { ms: loaded.medianMs, madMs: loaded.madMs, loadSeq, heads, kvHeads, headDim } });
               }
-              return wallMs;
-            },
-            { warmup, repeats: decodeStep ? Math.max(repeats, DECODE_REPEATS) : repeats },
-          );
-          const splitCalls = oneSubmission && splitWarmup ? (decodeStep ? Math.max(repeats, DECODE_REPEATS) : repeats) : 0;
-          for (let i = 0; i < splitCalls; i++) {
-            const started = performance.now();
-            const result = await method.runResident!(call, { density: false });
-            record(result, performance.now() - started);
+            } finally {
+              release();
+            }
+            push({ suite: 'gpu-attention', method: 'dense', workload: `gaussian-gpu${gqa}-decode`, seqLength: seq, backend: label, metrics: { ms: denseDecodeMs, ...(denseDecodeGpuMs === undefined ? {} : { gpuMs: denseDecodeGpuMs }), heads, kvHeads, headDim } });
           }
-          const hasSplit = split.selection.length > 0;
-          const baseline = phase === 'decode' ? await denseDecode() : dense.medianMs;
-          // GPU time (timestamps) from calls of their own: timing the passes costs the timed calls a resolve and a readback.
-          const gpuMs = oneSubmission ? await medianGpuMs(backend, decodeStep ? GPU_TIMED_DECODE_CALLS : GPU_TIMED_CALLS, async () => (await run(call, false)).gpuMs) : undefined;
-          const gpuBaseline = phase === 'decode' ? denseDecodeGpuMs : denseGpuMs;
-          push({
-            ...base,
-            ...(phase === 'decode' ? { workload: `gaussian-gpu${gqa}-decode` } : {}),
-            backend: definition.id === gpuBlockTopKMethod.id ? describeBackend(backend.blockInfo) : label,
-            metrics: {
-              ms: sparse.medianMs,
-              madMs: sparse.madMs,
-              ...(oneSubmission ? { oneSubmission: 1 } : {}),
-              // With oneSubmission, splitMs is the median wall time of the calls that gave the split.
-              ...(oneSubmission && hasSplit ? { splitMs: median(split.wall) } : {}),
-              ...(hasSplit ? { selectionMs: median(split.selection), attentionMs: median(split.attention) } : {}),
-              hostMs: median(host),
-              density,
-              speedupVsDense: baseline / sparse.medianMs,
-              // GPU time (timestamps; no host encoding, submission or wait) and its ratio to dense's.
-              ...(gpuMs === undefined ? {} : { gpuMs, ...(gpuBaseline === undefined ? {} : { gpuSpeedupVsDense: gpuBaseline / gpuMs }) }),
-              // 1: a decode step with the state the method's decoder keeps (`decodeResident`).
-              ...(decodeStep && method.decodeResident ? { keptState: 1 } : {}),
-              ...Object.fromEntries([...split.phases].map(([name, samples]) => [`phase.${name}`, median(samples)])),
-              heads,
-              kvHeads,
-              headDim,
-            },
-          });
-          return phase;
+          return denseDecodeMs;
         };
-        let phase: 'prefill' | 'decode';
-        try {
-          phase = await timeMethod(resident, false);
-        } catch (error) {
-          context.progress?.(`gpu: ${definition.id} S=${seq} failed: ${(error as Error).message.split('\n')[0]}`);
-          push({ ...base, backend: label, metrics: { failed: 1 } });
-          continue;
-        }
-        // A causally consistent method's decode step: the one new query over the cache, with the
-        // state its decoder keeps (`decodeResident`) or else its prefill kernels, timed on the last
-        // query against a dense split-K decode step.
-        if (phase === 'prefill' && method.createDecoder && definition.cpu.create(config).capabilities.causalConsistent) {
-          const { view, release } = await lastQueryView(backend, resident);
-          let stepper: ResidentDecodeStepper | undefined;
+        if (!options.denseOnly) await denseDecode();
+        // Dense is the baseline row above; a `dense` entry in `methods` (the GPU family's list) is not timed twice.
+        const wanted = (id: string) => id !== 'dense' && (!context.methods || context.methods.includes(id));
+        for (const { definition, config, budget } of methods.filter((m) => wanted(m.definition.id))) {
+          // Each method starts from the same device state: scratch the previous method kept for its
+          // next call (the key-block executor's window, families' pools) is freed first.
+          backend.releaseScratch();
+          const base = { suite: 'gpu-attention', method: definition.id, workload: `gaussian-gpu${gqa}`, seqLength: seq, ...(budget ? { budget } : {}) };
+          const method = definition.create(backend, config);
+          if (!method.runResident) {
+            push({ ...base, backend: label, metrics: { skipped: 1 } });
+            continue;
+          }
+          context.progress?.(`gpu: ${definition.id}${budget ? ` ${budget}` : ''} S=${seq}`);
+          // The density is asked for on the first (warm-up) call only: the timed calls skip work a
+          // method does just to report it (reading its selection back).
+          // The timed calls are recorded into one submission where the method can (`oneSubmission`).
+          const timeMethod = async (call: ResidentAttention, decodeStep: boolean, run: (call: ResidentAttention, first: boolean) => Promise<ResidentRun> = (c, first) => method.runResident!(c, { density: first, oneSubmission: !first })) => {
+            // The row's ms is the median wall time of the timed calls. Selection and attention are
+            // timed separately by the method where its calls are separate submissions; their
+            // medians are reported beside it with hostMs, the wall time outside them (the medians
+            // need not add up exactly). Where the timed calls ran as one submission (only their
+            // sum is timed), as many calls with separate submissions follow for the split.
+            const warmup = decodeStep ? 2 : 1;
+            const split: { selection: number[]; attention: number[]; wall: number[]; phases: Map<string, number[]> } = { selection: [], attention: [], wall: [], phases: new Map() };
+            let density = Number.NaN;
+            let phase = decodeStep ? 'decode' : ('prefill' as 'prefill' | 'decode');
+            let oneSubmission = false;
+            let splitWarmup = false;
+            // Wall time of the timed calls outside what the method timed (all of it is timed in one submission).
+            const host: number[] = [];
+            let calls = 0;
+            const record = (result: ResidentRun, wallMs: number) => {
+              split.selection.push(result.selectionMs);
+              split.attention.push(result.attentionMs);
+              // A method's own breakdown of its selection (e.g. routing's k-means / membership).
+              for (const [name, ms] of Object.entries(result.phases ?? {})) split.phases.set(name, [...(split.phases.get(name) ?? []), ms]);
+              split.wall.push(wallMs);
+            };
+            // Each sample is the call's wall time: its selection and attention plus whatever the
+            // method does on the host around them (plans, uploads, small readbacks), which the
+            // method's own phase times leave out.
+            const sparse = await measureAsync(
+              async () => {
+                const index = calls++;
+                const started = performance.now();
+                const result = await run(call, index === 0);
+                const wallMs = performance.now() - started;
+                density = result.density ?? density;
+                if (!decodeStep) phase = result.phase ?? 'prefill';
+                if (index === 0) splitWarmup = result.oneSubmission !== true;
+                if (index >= warmup) {
+                  oneSubmission = result.oneSubmission === true;
+                  host.push(Math.max(0, wallMs - result.selectionMs - result.attentionMs));
+                  if (!oneSubmission) record(result, wallMs);
+                }
+                return wallMs;
+              },
+              { warmup, repeats: decodeStep ? Math.max(repeats, DECODE_REPEATS) : repeats },
+            );
+            const splitCalls = oneSubmission && splitWarmup ? (decodeStep ? Math.max(repeats, DECODE_REPEATS) : repeats) : 0;
+            for (let i = 0; i < splitCalls; i++) {
+              const started = performance.now();
+              const result = await method.runResident!(call, { density: false });
+              record(result, performance.now() - started);
+            }
+            const hasSplit = split.selection.length > 0;
+            const baseline = phase === 'decode' ? await denseDecode() : dense.medianMs;
+            // GPU time (timestamps) from calls of their own: timing the passes costs the timed calls a resolve and a readback.
+            const gpuMs = oneSubmission ? await medianGpuMs(backend, decodeStep ? GPU_TIMED_DECODE_CALLS : GPU_TIMED_CALLS, async () => (await run(call, false)).gpuMs) : undefined;
+            const gpuBaseline = phase === 'decode' ? denseDecodeGpuMs : denseGpuMs;
+            push({
+              ...base,
+              ...(phase === 'decode' ? { workload: `gaussian-gpu${gqa}-decode` } : {}),
+              backend: definition.id === gpuBlockTopKMethod.id ? describeBackend(backend.blockInfo) : label,
+              metrics: {
+                ms: sparse.medianMs,
+                madMs: sparse.madMs,
+                ...(oneSubmission ? { oneSubmission: 1 } : {}),
+                // With oneSubmission, splitMs is the median wall time of the calls that gave the split.
+                ...(oneSubmission && hasSplit ? { splitMs: median(split.wall) } : {}),
+                ...(hasSplit ? { selectionMs: median(split.selection), attentionMs: median(split.attention) } : {}),
+                hostMs: median(host),
+                density,
+                speedupVsDense: baseline / sparse.medianMs,
+                // GPU time (timestamps; no host encoding, submission or wait) and its ratio to dense's.
+                ...(gpuMs === undefined ? {} : { gpuMs, ...(gpuBaseline === undefined ? {} : { gpuSpeedupVsDense: gpuBaseline / gpuMs }) }),
+                // 1: a decode step with the state the method's decoder keeps (`decodeResident`).
+                ...(decodeStep && method.decodeResident ? { keptState: 1 } : {}),
+                ...Object.fromEntries([...split.phases].map(([name, samples]) => [`phase.${name}`, median(samples)])),
+                heads,
+                kvHeads,
+                headDim,
+              },
+            });
+            if (phase === 'decode' && load) {
+              // The loaded twin: the same step right after dense work each time (see the suite's comment).
+              const loaded = await timeLoaded(load, () => run(call, false), loadedOptions);
+              await denseDecode();
+              push({
+                ...base,
+                workload: `gaussian-gpu${gqa}-decode-loaded`,
+                backend: definition.id === gpuBlockTopKMethod.id ? describeBackend(backend.blockInfo) : label,
+                metrics: {
+                  ms: loaded.medianMs,
+                  madMs: loaded.madMs,
+                  ...(oneSubmission ? { oneSubmission: 1 } : {}),
+                  density,
+                  ...(denseDecodeLoadedMs === undefined ? {} : { speedupVsDense: denseDecodeLoadedMs / loaded.medianMs }),
+                  ...(decodeStep && method.decodeResident ? { keptState: 1 } : {}),
+                  loadSeq,
+                  heads,
+                  kvHeads,
+                  headDim,
+                },
+              });
+            }
+            return phase;
+          };
+          let phase: 'prefill' | 'decode';
           try {
-            // With the decoder's kept state where the method has it: its first (warm-up) step builds it.
-            stepper = await method.decodeResident?.(view);
-            const kept = stepper;
-            await timeMethod(view, true, kept ? () => kept.step() : undefined);
+            phase = await timeMethod(resident, false);
           } catch (error) {
-            context.progress?.(`gpu: ${definition.id} decode S=${seq} failed: ${(error as Error).message.split('\n')[0]}`);
-            push({ ...base, workload: `gaussian-gpu${gqa}-decode`, backend: label, metrics: { failed: 1 } });
-          } finally {
-            stepper?.release();
-            release();
+            context.progress?.(`gpu: ${definition.id} S=${seq} failed: ${(error as Error).message.split('\n')[0]}`);
+            push({ ...base, backend: label, metrics: { failed: 1 } });
+            continue;
+          }
+          // A causally consistent method's decode step: the one new query over the cache, with the
+          // state its decoder keeps (`decodeResident`) or else its prefill kernels, timed on the last
+          // query against a dense split-K decode step.
+          if (phase === 'prefill' && method.createDecoder && definition.cpu.create(config).capabilities.causalConsistent) {
+            const { view, release } = await lastQueryView(backend, resident);
+            let stepper: ResidentDecodeStepper | undefined;
+            try {
+              // With the decoder's kept state where the method has it: its first (warm-up) step builds it.
+              stepper = await method.decodeResident?.(view);
+              const kept = stepper;
+              await timeMethod(view, true, kept ? () => kept.step() : undefined);
+            } catch (error) {
+              context.progress?.(`gpu: ${definition.id} decode S=${seq} failed: ${(error as Error).message.split('\n')[0]}`);
+              push({ ...base, workload: `gaussian-gpu${gqa}-decode`, backend: label, metrics: { failed: 1 } });
+            } finally {
+              stepper?.release();
+              release();
+            }
           }
         }
+      } finally {
+        backend.release(resident);
       }
-    } finally {
-      backend.release(resident);
     }
+  } finally {
+    load?.release();
   }
   return rows;
 }
@@ -279,16 +324,6 @@ function median(values: readonly number[]): number {
   return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
 
-
-/** Dims of a causal self-attention call (B = 1, MHA or GQA) whose data lives only on the GPU. */
-export function causalDims(heads: number, seq: number, dim: number, kvHeads = heads): AttentionDims {
-  const qDims = { batch: 1, heads, seq, dim, capacity: seq };
-  const kvDims = { ...qDims, heads: kvHeads };
-  return {
-    batch: 1, queryHeads: heads, kvHeads, groupSize: heads / kvHeads, querySeq: seq, keySeq: seq, headDim: dim, valueDim: dim,
-    causal: true, scale: 1 / Math.sqrt(dim), queryOffset: 0, qDims, kDims: kvDims, vDims: kvDims,
-  };
-}
 
 /** Calls timed on the GPU for a prefill row's `gpuMs`, and for a decode row's. */
 const GPU_TIMED_CALLS = 3;

@@ -643,7 +643,7 @@ export const gpuChecks: readonly GpuCheck[] = [
   {
     // The benchmark's timed calls ask for one submission (`oneSubmissionCheck` covers their
     // results); the row then takes its split from as many calls with separate submissions.
-    name: 'the gpu-attention suite times block top-k in one submission and reports its split from separate calls, and GPU times where the device has timestamps',
+    name: 'the gpu-attention suite times block top-k in one submission and reports its split from separate calls, GPU times where the device has timestamps, and a loaded twin of every decode row',
     async run(backend) {
       const rows = await runGpuBenchmark(backend, { quick: true, seqLengths: [512], repeats: 2, seed: 1, backend: 'gpu' }, { heads: 2, headDim: 16 }, { methods: [{ definition: gpuBlockTopKMethod }] });
       const row = rows.find((r) => r.method === gpuBlockTopKMethod.id && r.workload === 'gaussian-gpu');
@@ -655,6 +655,14 @@ export const gpuChecks: readonly GpuCheck[] = [
       // (From calls of their own, so a row's gpuMs need not be below its ms: SwiftShader's were 5% above.)
       const timed = (x: Readonly<Record<string, number | undefined>>) => (x['gpuMs'] ?? 0) > 0 && Number.isFinite(x['gpuMs']);
       if (backend.context.timestamps ? !timed(m) || !timed(dense) || !Number.isFinite(m['gpuSpeedupVsDense']) : m['gpuMs'] !== undefined) throw new Error(`suite rows' GPU times (timestamps: ${backend.context.timestamps}): ${JSON.stringify({ row: m, dense })}`);
+      // Every decode row (dense's always) has its twin timed after dense work, with the ratio to dense's loaded step.
+      const decodeRows = rows.filter((r) => r.workload === 'gaussian-gpu-decode');
+      if (!decodeRows.some((r) => r.method === 'dense')) throw new Error(`no dense decode row: ${JSON.stringify(rows.map((r) => [r.method, r.workload]))}`);
+      for (const r of decodeRows) {
+        const twin = rows.find((x) => x.method === r.method && x.workload === 'gaussian-gpu-decode-loaded')?.metrics ?? {};
+        const ratioOk = r.method === 'dense' ? twin['speedupVsDense'] === undefined : Number.isFinite(twin['speedupVsDense']);
+        if (!((twin['ms'] ?? 0) > 0 && twin['loadSeq'] === 256 && ratioOk)) throw new Error(`${r.method}'s loaded decode row ${JSON.stringify(twin)}`);
+      }
     },
   },
   {

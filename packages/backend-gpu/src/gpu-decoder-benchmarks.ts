@@ -13,9 +13,9 @@
  * under sustained work.
  */
 import { assertFinite, tensor, type BenchmarkContext, type BenchmarkRow, type BenchmarkSuite, type DecoderShape, type Tensor } from '@sparse-attn/core';
-import { causalDims } from './gpu-benchmarks.js';
 import { createGpuBackend, describeBackend, type GpuBackend, type ResidentAttention } from './gpu-backend.js';
 import { gpuDenseMethod, type GpuAttentionDecoder, type GpuMethodDefinition } from './gpu-methods.js';
+import { causalDims, gpuLoad, type GpuLoad } from './gpu-load.js';
 import { measureAsync } from './measure-async.js';
 
 /** Shape of the decoder benchmark: the issue's B = 1, H = 32, D = 128 (small in quick mode). */
@@ -82,31 +82,6 @@ async function loadContext(decoder: GpuAttentionDecoder, w: DecoderWorkload, see
   const context = w.k.shape[2]!;
   const q = tensor([1, w.shape.queryHeads, context, w.shape.headDim], uniformValues(w.shape.queryHeads * context * w.shape.headDim, seed + 3));
   await decoder.step({ q, k: w.k, v: w.v });
-}
-
-/**
- * Work that keeps the GPU at its boost clock between timed steps: causal dense attention over a
- * resident call (4k tokens at H = 32, D = 128 by default: ~5 ms on an H100 at its boost clock), run
- * and waited for before each step of a loaded measurement; `warm` runs it for half a second first.
- */
-interface GpuLoad {
-  run(): Promise<void>;
-  warm(): Promise<void>;
-  release(): void;
-}
-
-async function gpuLoad(backend: GpuBackend, shape: GpuDecoderBenchShape, seq: number, seed: number): Promise<GpuLoad> {
-  const resident: ResidentAttention = await backend.randomResident(causalDims(shape.heads, seq, shape.headDim), seed);
-  const run = async () => {
-    await backend.runDense(resident);
-  };
-  return {
-    run,
-    async warm() {
-      for (const started = performance.now(); performance.now() - started < 500; ) await run();
-    },
-    release: () => backend.release(resident),
-  };
 }
 
 /**

@@ -18,6 +18,7 @@ export * from './spare-rows.js';
 export * from './gpu-decode-checks.js';
 export * from './gpu-benchmarks.js';
 export * from './gpu-decoder-benchmarks.js';
+export { causalDims } from './gpu-load.js';
 export * from './gpu-checks.js';
 export * from './measure-async.js';
 export * from './webgpu-flags.js';
