@@ -16,6 +16,11 @@
  * Entries outside a row's candidates are not written; the top-k kernels read only candidates.
  * Used by `landmark-retrieval` (`retrievalTopKWgsl` reduces and ranks the scores) and `landmark`
  * (`landmarkTopKWgsl`).
+ *
+ * Calls of at most {@link CANDIDATE_DECODE_ROWS} rows per query slot (decode steps) take
+ * {@link candidateScoreDecodeWgsl} instead (same params, bindings and scores): one thread per
+ * (query slot, row, score slot). The tiled kernel gave a decode step's one row a 64-row tile per
+ * 64 candidates (one row live), 0.05 ms of GPU time for landmark's selection at 64k MHA.
  */
 import { memoKernel, TILE_COLUMNS, dispatchGrid, forRows, linearWorkgroup, operandScratchVec4, scoreTileWgsl, tileConstants, type ChunkEncoder, type TileShape, zeroScores } from '@sparse-attn/backend-gpu';
 import type { AttentionDims } from '@sparse-attn/core';
@@ -57,14 +62,15 @@ export interface CandidateScoreDispatch {
 }
 
 /**
- * Records one dispatch of the scoring kernel for rows `rowStart .. rowStart + rowCount` of every
- * query slot; `bindings` are the kernel's bindings 1–4 (q, key-side vectors, min vectors or
- * `undefined`, scores).
+ * Records one dispatch of the scoring kernel (`scorer`: the pipeline of {@link candidateScorer}'s
+ * code and its `decode`) for rows `rowStart .. rowStart + rowCount` of every query slot;
+ * `bindings` are the kernel's bindings 1–4 (q, key-side vectors, min vectors or `undefined`, scores).
  */
-export function dispatchCandidateScores(encoder: ChunkEncoder, pipeline: Parameters<ChunkEncoder['dispatch']>[0], d: AttentionDims, o: CandidateScoreDispatch, bindings: Parameters<ChunkEncoder['dispatch']>[1]): void {
+export function dispatchCandidateScores(encoder: ChunkEncoder, scorer: { readonly pipeline: Parameters<ChunkEncoder['dispatch']>[0]; readonly decode: boolean }, d: AttentionDims, o: CandidateScoreDispatch, bindings: Parameters<ChunkEncoder['dispatch']>[1]): void {
+  const { pipeline, decode } = scorer;
   const rowTiles = Math.ceil(o.rowCount / CANDIDATE_TILE_ROWS);
   const blockTiles = Math.ceil(o.candidates / TILE_COLUMNS);
-  const [x, y] = dispatchGrid(o.querySlots * rowTiles * blockTiles);
+  const [x, y] = dispatchGrid(decode ? Math.ceil((o.querySlots * o.rowCount * o.rowFloats) / CANDIDATE_DECODE_THREADS) : o.querySlots * rowTiles * blockTiles);
   const params = encoder.uniform(
     CANDIDATE_SCORE_PARAMS,
     {
@@ -89,6 +95,22 @@ export function dispatchCandidateScores(encoder: ChunkEncoder, pipeline: Paramet
     ['outScale'],
   );
   encoder.dispatch(pipeline, [params, ...bindings], x, y);
+}
+
+/** Rows per query slot up to which a dispatch scores with {@link candidateScoreDecodeWgsl} (a decode step's). */
+export const CANDIDATE_DECODE_ROWS = 16;
+
+/** Threads per workgroup of {@link candidateScoreDecodeWgsl}. */
+export const CANDIDATE_DECODE_THREADS = 256;
+
+/**
+ * The scoring kernel for dispatches of at most `rowCount` rows per query slot: its WGSL, and
+ * whether it is the decode-shaped one (pass both to {@link dispatchCandidateScores}, which sizes
+ * its grid for that kernel).
+ */
+export function candidateScorer(o: CandidateScoreKernelOptions, rowCount: number): { readonly code: string; readonly decode: boolean } {
+  const decode = rowCount <= CANDIDATE_DECODE_ROWS;
+  return { code: decode ? candidateScoreDecodeWgsl(o) : candidateScoreWgsl(o), decode };
 }
 
 /** What the scoring kernel is specialised on. */
@@ -171,6 +193,50 @@ ${forRows((i) => `  {
 ${['x', 'y', 'z', 'w'].map((c) => `      if (js.${c} >= P.first && js.${c} < limit) { scores[base + js.${c}] = s${i}.${c} * P.outScale; }`).join('\n')}
     }
   }`)}
+}
+`;
+});
+
+/**
+ * The decode-shaped scoring kernel: one thread per (query slot, row of the range, j < the score
+ * rows' stride) writes s_ij for ranked rows' candidates, exactly where the tiled kernel writes
+ * (same params and bindings); q and the vectors load as vec4 when D is a multiple of 4.
+ */
+export const candidateScoreDecodeWgsl = memoKernel((o: CandidateScoreKernelOptions): string => {
+  const quest = o.operand === 'quest';
+  const vec = o.headDim % 4 === 0;
+  const type = vec ? 'vec4<f32>' : 'f32';
+  const zero = vec ? 'vec4<f32>(0.0)' : '0.0';
+  return /* wgsl */ `
+const W: u32 = ${vec ? o.headDim / 4 : o.headDim}u;
+const NT: u32 = ${CANDIDATE_DECODE_THREADS}u;
+
+${paramsStructWgsl(CANDIDATE_SCORE_PARAMS, ['outScale'])}
+
+@group(0) @binding(0) var<uniform> P: Params;
+@group(0) @binding(1) var<storage, read> q: array<${type}>;
+@group(0) @binding(2) var<storage, read> keyHi: array<${type}>;
+${quest ? `@group(0) @binding(3) var<storage, read> keyLo: array<${type}>;` : ''}
+@group(0) @binding(4) var<storage, read_write> scores: array<f32>;
+
+@compute @workgroup_size(NT)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  // j runs over the scores' row stride (P.blocks ≥ every row's candidate count).
+  let id = (wid.x + wid.y * P.tilesX) * NT + lid;
+  if (id >= P.querySlots * P.rowCount * P.blocks) { return; }
+  let j = id % P.blocks;
+  let localRow = (id / P.blocks) % P.rowCount;
+  let querySlot = id / (P.blocks * P.rowCount);
+  let limit = (P.queryOffset + P.rowStart + localRow) / P.blockSize;
+  if (P.topK == 0u || limit <= P.first + P.topK || j < P.first || j >= limit) { return; }
+  let qBase = (querySlot * P.querySeq + P.rowStart + localRow) * W;
+  let at = ((querySlot / P.groupSize) * P.keyRows + P.keyOffset + j * P.keyStride) * W;
+  var acc = ${zero};
+  for (var e = 0u; e < W; e++) {
+    let x = q[qBase + e];
+${quest ? `    acc += max(x, ${zero}) * keyHi[at + e] + min(x, ${zero}) * keyLo[at + e];` : '    acc += x * keyHi[at + e];'}
+  }
+  scores[(querySlot * P.rowCount + localRow) * P.blocks + j] = ${vec ? 'dot(acc, vec4<f32>(1.0))' : 'acc'} * P.outScale;
 }
 `;
 });

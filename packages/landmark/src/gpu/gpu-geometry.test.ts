@@ -20,7 +20,8 @@ import {
 } from './landmark-block-merge-wgsl.js';
 import { HIP_BOUND_TREE_PARAMS, hipBoundTreeWgsl } from './hip-bound-tree-wgsl.js';
 import { HIP_SEARCH_PARAMS, hipSearchWgsl } from './hip-search-wgsl.js';
-import { CANDIDATE_SCORE_PARAMS, candidateScoreWgsl } from './candidate-score-wgsl.js';
+import { CANDIDATE_SCORE_PARAMS, candidateScoreDecodeWgsl, candidateScoreWgsl } from './candidate-score-wgsl.js';
+import { LANDMARK_DECODE_PARTS_PARAMS, landmarkDecodePartsWgsl } from './landmark-decode-parts-wgsl.js';
 import { LANDMARK_TOP_K_PARAMS, landmarkTopKRowsWgsl, landmarkTopKWgsl } from './landmark-top-k-wgsl.js';
 import { RETRIEVAL_TOP_K_PARAMS, retrievalTopKRowsWgsl, retrievalTopKWgsl } from './retrieval-top-k-wgsl.js';
 
@@ -93,6 +94,9 @@ describe('WGSL generators', () => {
       ),
       candidateScoreWgsl({ headDim: 16, operand: 'quest' }),
       candidateScoreWgsl({ headDim: 24, operand: 'dot' }),
+      candidateScoreDecodeWgsl({ headDim: 16, operand: 'quest' }),
+      candidateScoreDecodeWgsl({ headDim: 18, operand: 'dot' }),
+      landmarkDecodePartsWgsl({ headDim: 16, valueDim: 12, blockLength: 70 }),
       hipSearchWgsl({ headDim: 16, keep: 8, scoringQueries: 4 }),
       hipSearchWgsl({ headDim: 18, keep: 8, scoringQueries: 9 }),
       hipSearchWgsl({ headDim: 16, keep: 8, scoringQueries: 4, representative: 'bound' }),
@@ -122,7 +126,8 @@ describe('WGSL generators', () => {
       [LANDMARK_ENTRY_PARAMS, [landmarkEntryRowsWgsl(), landmarkGateFoldWgsl({ headDim: 16, valueDim: 12 })]],
       [HIP_BOUND_TREE_PARAMS, [hipBoundTreeWgsl({ headDim: 16 })]],
       [HIP_SEARCH_PARAMS, [hipSearchWgsl({ headDim: 16, keep: 8, scoringQueries: 4 }), hipSearchWgsl({ headDim: 18, keep: 8, scoringQueries: 4, representative: 'bound' })]],
-      [CANDIDATE_SCORE_PARAMS, [candidateScoreWgsl({ headDim: 16, operand: 'quest' }), candidateScoreWgsl({ headDim: 16, operand: 'dot' })]],
+      [CANDIDATE_SCORE_PARAMS, [candidateScoreWgsl({ headDim: 16, operand: 'quest' }), candidateScoreWgsl({ headDim: 16, operand: 'dot' }), candidateScoreDecodeWgsl({ headDim: 16, operand: 'quest' }), candidateScoreDecodeWgsl({ headDim: 18, operand: 'dot' })]],
+      [LANDMARK_DECODE_PARTS_PARAMS, [landmarkDecodePartsWgsl({ headDim: 16, valueDim: 12, blockLength: 7 })]],
       [LANDMARK_TOP_K_PARAMS, [landmarkTopKWgsl({ maxPicks: 4 }), landmarkTopKRowsWgsl({ maxPicks: 4 })]],
       [RETRIEVAL_TOP_K_PARAMS, [retrievalTopKWgsl({ groupReduce: 'sum-probability', maxPicks: 3, groupSize: 2 }), retrievalTopKRowsWgsl({ groupReduce: 'max-score', maxPicks: 3, groupSize: 2 })]],
     ];

@@ -1,6 +1,6 @@
 /**
  * `landmark-retrieval` on the GPU: block representatives (backend-gpu's pooling kernel), the
- * tiled candidate scoring ({@link candidateScoreWgsl}), the per-query GQA reduction + top-k
+ * tiled candidate scoring ({@link candidateScoreWgsl}; decode steps: one thread per candidate), the per-query GQA reduction + top-k
  * kernel ({@link retrievalTopKWgsl}) and
  * backend-gpu's exact sparse executor, on resident buffers. Picks the CPU method's blocks (up to
  * float32 rounding of near-tied scores) and attends to them exactly like core's `sparseAttention`.
@@ -39,7 +39,7 @@ import {
 import { validateContext } from '../cached-decoder.js';
 import { landmarkRetrievalConfigSchema, landmarkRetrievalMethod, type LandmarkRetrievalConfig } from '../landmark-retrieval.js';
 import { requireCausal, withGpuSelection } from './gpu-helpers.js';
-import { CANDIDATE_TILE_ROWS, candidateScoreWgsl, dispatchCandidateScores } from './candidate-score-wgsl.js';
+import { CANDIDATE_TILE_ROWS, candidateScorer, dispatchCandidateScores } from './candidate-score-wgsl.js';
 import { RETRIEVAL_TOP_K_PARAMS, RETRIEVAL_TOP_K_ROWS_MAX, RETRIEVAL_TOP_K_THREADS, retrievalTopKRowsWgsl, retrievalTopKWgsl, scoreRowStride } from './retrieval-top-k-wgsl.js';
 
 /**
@@ -84,7 +84,8 @@ export function retrievalWindows(config: Pick<LandmarkRetrievalConfig, 'blockSiz
 /**
  * The selection step: per chunk, pool the complete key blocks (mean, max, min per channel), then
  * per range of query rows: the tiled scoring kernel ({@link candidateScoreWgsl}, 64 rows × 64
- * blocks per workgroup, every query head of the chunk) writes the raw scores (rows padded to a
+ * blocks per workgroup, every query head of the chunk; decode steps: `candidateScoreDecodeWgsl`,
+ * a thread per candidate) writes the raw scores (rows padded to a
  * multiple of 4 floats), and the top-k kernel ({@link retrievalTopKWgsl}, one thread per (KV head,
  * query)) reduces the group and writes one CSR row of `topK + 2` blocks at most. With a `kept`
  * pool the representatives and scores are taken from it (every buffer is written before it is read)
@@ -121,9 +122,10 @@ export function retrievalSelectionStep(
       // Few rows (a decode step): a workgroup per row ranks the candidates; else a thread per row.
       const perRow = chunk.slots * Math.min(rowCount, d.querySeq) <= topKRowsMax;
       const topKOptions = { groupReduce: config.groupReduce, maxPicks: config.topK, groupSize: d.groupSize };
+      const scorer = candidateScorer({ headDim: d.headDim, operand: quest ? 'quest' : 'dot' }, Math.min(rowCount, d.querySeq));
       const [pool, score, topK] = await Promise.all([
         encoder.pipeline(blockPoolWgsl()),
-        encoder.pipeline(candidateScoreWgsl({ headDim: d.headDim, operand: quest ? 'quest' : 'dot' })),
+        encoder.pipeline(scorer.code),
         encoder.pipeline(perRow ? retrievalTopKRowsWgsl(topKOptions) : retrievalTopKWgsl(topKOptions)),
       ]);
       const take = (name: string, bytes: number) => (kept ? kept.take(`${name}:${encoder.index}`, bytes) : encoder.scratch(bytes));
@@ -141,7 +143,7 @@ export function retrievalSelectionStep(
         const count = Math.min(rowCount, d.querySeq - rowStart);
         // Candidates are blocks 1 .. current − 1 (the row stride is padded; rows stay below it).
         const geometry = { querySlots, rowStart, rowCount: count, candidates: blocks, rowFloats, blockSize: bs, first: 1, topK: config.topK, keyRows: blocks, keyStride: 1, keyOffset: 0, outScale: 1 };
-        dispatchCandidateScores(encoder, score, d, geometry, [chunk.q, quest ? max : mean, quest ? min : undefined, scores]);
+        dispatchCandidateScores(encoder, { pipeline: score, decode: scorer.decode }, d, geometry, [chunk.q, quest ? max : mean, quest ? min : undefined, scores]);
         const [x, y] = dispatchGrid(perRow ? chunk.slots * count : Math.ceil((chunk.slots * count) / RETRIEVAL_TOP_K_THREADS));
         const params = encoder.uniform(RETRIEVAL_TOP_K_PARAMS, {
           querySeq: d.querySeq,

@@ -37,7 +37,7 @@ import {
 import { landmarkConfigSchema, landmarkMethod, type LandmarkConfig } from '../landmark-attention.js';
 import { retrievedBlockCount } from '../landmark-slot-positions.js';
 import { GROUPED_SOFTMAX_PARAMS, groupedSoftmaxWgsl, groupedSoftmaxWorkgroupBytes } from './grouped-softmax-wgsl.js';
-import { candidateScoreWgsl, dispatchCandidateScores } from './candidate-score-wgsl.js';
+import { candidateScorer, dispatchCandidateScores } from './candidate-score-wgsl.js';
 import { LANDMARK_TOP_K_PARAMS, LANDMARK_TOP_K_THREADS, landmarkTopKRowsWgsl, landmarkTopKWgsl } from './landmark-top-k-wgsl.js';
 import { RETRIEVAL_TOP_K_ROWS_MAX, scoreRowStride } from './retrieval-top-k-wgsl.js';
 import { LANDMARK_OWN_BLOCK_PARAMS, landmarkOwnBlockWgsl, landmarkOwnBlockWorkgroupBytes } from './landmark-own-block-wgsl.js';
@@ -76,7 +76,8 @@ export function landmarkScratchBytesPerSlot(d: Pick<AttentionDims, 'keySeq' | 'q
 
 /**
  * The selection step, per range of query rows: the tiled scoring kernel ({@link candidateScoreWgsl},
- * q · landmark key, 64 rows × 64 blocks per workgroup) writes every (query head, query)'s landmark
+ * q · landmark key, 64 rows × 64 blocks per workgroup; decode steps: `candidateScoreDecodeWgsl`, a
+ * thread per landmark) writes every (query head, query)'s landmark
  * scores, then the top-k kernel ({@link landmarkTopKWgsl}, one thread per row) writes its CSR row.
  */
 export function landmarkSelectionStep(config: LandmarkConfig, d: AttentionDims, maxBinding = Infinity, scratchFloats = SCORE_SCRATCH_FLOATS, topKRowsMax = RETRIEVAL_TOP_K_ROWS_MAX): GpuSelectionStep {
@@ -95,8 +96,9 @@ export function landmarkSelectionStep(config: LandmarkConfig, d: AttentionDims, 
       const rowCount = rowsWithin(rowsPerDispatch, Math.floor(maxBinding / (4 * querySlots * rowFloats)));
       // Few rows (a decode step): a workgroup per row ranks the landmarks; else a thread per row.
       const perRow = querySlots * Math.min(rowCount, d.querySeq) <= topKRowsMax;
+      const scorer = candidateScorer({ headDim: d.headDim, operand: 'dot' }, Math.min(rowCount, d.querySeq));
       const [score, topK] = await Promise.all([
-        encoder.pipeline(candidateScoreWgsl({ headDim: d.headDim, operand: 'dot' })),
+        encoder.pipeline(scorer.code),
         encoder.pipeline(perRow ? landmarkTopKRowsWgsl({ maxPicks: config.topK }) : landmarkTopKWgsl({ maxPicks: config.topK })),
       ]);
       const scores = encoder.scratch(querySlots * rowCount * rowFloats * 4);
@@ -104,7 +106,7 @@ export function landmarkSelectionStep(config: LandmarkConfig, d: AttentionDims, 
         const count = Math.min(rowCount, d.querySeq - rowStart);
         // q · k at each landmark: row `blockLength + j·span` of the keys, scaled like a logit (the chunk's slots `keyStride` rows apart).
         const geometry = { querySlots, rowStart, rowCount: count, candidates: maxBlocks, rowFloats, blockSize: span, first: 0, topK: config.topK, keyRows: chunkKeyStride(chunk, d), keyStride: span, keyOffset: config.blockLength, outScale: d.scale };
-        dispatchCandidateScores(encoder, score, d, geometry, [chunk.q, chunk.k, undefined, scores]);
+        dispatchCandidateScores(encoder, { pipeline: score, decode: scorer.decode }, d, geometry, [chunk.q, chunk.k, undefined, scores]);
         const [x, y] = dispatchGrid(perRow ? querySlots * count : Math.ceil((querySlots * count) / LANDMARK_TOP_K_THREADS));
         const params = encoder.uniform(LANDMARK_TOP_K_PARAMS, {
           querySeq: d.querySeq,
