@@ -66,12 +66,15 @@ const DECODE_REPEATS = 31;
 
 /**
  * Untimed decode steps before the timed ones (dense's and each method's). A decoder runs thousands
- * of steps; its first few dozen run its host code unoptimised (V8 has not compiled the encoding
- * paths yet) on a GPU that may still be at its idle clock: on the H100 a landmark step took
- * 0.5–0.95 ms for its first ten calls and 0.26–0.32 ms from the hundredth on. Two warm-up steps
- * gave decode rows that moved 0.38–0.55 ms between suite runs.
+ * of steps; its first hundreds run its host code before V8 has optimised the encoding paths (on
+ * the H100 a landmark step took 0.5–0.95 ms for its first ten calls and 0.26–0.32 ms from the
+ * hundredth on; the indexer's step 0.31 ms as a median of its first 800, 0.26 ms over the next
+ * 800). Two warm-up steps gave decode rows that moved 0.38–0.55 ms between suite runs; 30 left the
+ * indexer's row at 0.57–0.64 ms against 0.25 ms warm. The loaded twins run after the idle rows
+ * (the code is warm) and warm up for {@link LOADED_WARMUP} steps, each after its load.
  */
-const DECODE_WARMUP = 30;
+const DECODE_WARMUP = 300;
+const LOADED_WARMUP = 10;
 
 export async function runGpuBenchmark(backend: GpuBackend, context: BenchmarkContext, shape?: GpuBenchShape, options: GpuBenchOptions = {}): Promise<BenchmarkRow[]> {
   const { heads, headDim, kvHeads = heads } = shape ?? (context.quick ? { heads: 4, headDim: 64 } : { heads: 32, headDim: 128 });
@@ -86,7 +89,9 @@ export async function runGpuBenchmark(backend: GpuBackend, context: BenchmarkCon
   const label = describeBackend(backend.info);
   const loadSeq = options.loadSeq ?? (context.quick ? 256 : 4096);
   const load: GpuLoad | undefined = options.denseOnly || loadSeq === 0 ? undefined : await gpuLoad(backend, { heads, headDim }, loadSeq, context.seed);
-  const loadedOptions = { warmup: DECODE_WARMUP, repeats: DECODE_REPEATS };
+  // Quick mode (the checks' small shapes, SwiftShader in CI) keeps its decode warm-ups short.
+  const decodeWarmup = context.quick ? 5 : DECODE_WARMUP;
+  const loadedOptions = { warmup: context.quick ? 2 : LOADED_WARMUP, repeats: DECODE_REPEATS };
   try {
     for (const seq of context.quick ? [512] : context.seqLengths) {
       context.progress?.(`gpu: causal B=1 H=${heads} D=${headDim} S=${seq}`);
@@ -120,7 +125,7 @@ export async function runGpuBenchmark(backend: GpuBackend, context: BenchmarkCon
           if (denseDecodeMs === undefined) {
             const { view, release } = await lastQueryView(backend, resident);
             try {
-              denseDecodeMs = (await measureAsync(() => runDecodeAttention(backend, view), { warmup: DECODE_WARMUP, repeats: DECODE_REPEATS })).medianMs;
+              denseDecodeMs = (await measureAsync(() => runDecodeAttention(backend, view), { warmup: decodeWarmup, repeats: DECODE_REPEATS })).medianMs;
               denseDecodeGpuMs = await medianGpuMs(backend, GPU_TIMED_DECODE_CALLS, async () => (await backend.oneSubmission(() => runDecodeAttention(backend, view))).gpuMs);
               if (load) {
                 const loaded = await timeLoaded(load, () => runDecodeAttention(backend, view), loadedOptions);
@@ -157,7 +162,7 @@ export async function runGpuBenchmark(backend: GpuBackend, context: BenchmarkCon
             // medians are reported beside it with hostMs, the wall time outside them (the medians
             // need not add up exactly). Where the timed calls ran as one submission (only their
             // sum is timed), as many calls with separate submissions follow for the split.
-            const warmup = decodeStep ? DECODE_WARMUP : 1;
+            const warmup = decodeStep ? decodeWarmup : 1;
             const split: { selection: number[]; attention: number[]; wall: number[]; phases: Map<string, number[]> } = { selection: [], attention: [], wall: [], phases: new Map() };
             let density = Number.NaN;
             let phase = decodeStep ? 'decode' : ('prefill' as 'prefill' | 'decode');
