@@ -69,9 +69,10 @@ const DECODE_REPEATS = 31;
  * of steps; its first hundreds run its host code before V8 has optimised the encoding paths (on
  * the H100 a landmark step took 0.5–0.95 ms for its first ten calls and 0.26–0.32 ms from the
  * hundredth on; the indexer's step 0.31 ms as a median of its first 800, 0.26 ms over the next
- * 800). Two warm-up steps gave decode rows that moved 0.38–0.55 ms between suite runs; 30 left the
- * indexer's row at 0.57–0.64 ms against 0.25 ms warm. The loaded twins run after the idle rows
- * (the code is warm) and warm up for {@link LOADED_WARMUP} steps, each after its load.
+ * 800). What remains is variation between processes: the same indexer step measured 0.23–0.61 ms
+ * as the median of hundreds of warm steps in different runs on the device. The loaded twins run
+ * after the idle rows (the code is warm) and warm up for {@link LOADED_WARMUP} steps, each after
+ * its load.
  */
 const DECODE_WARMUP = 300;
 const LOADED_WARMUP = 10;
