@@ -21,6 +21,7 @@
  * the probabilities times the values (coalesced across threads).
  */
 import { memoKernel } from '@sparse-attn/backend-gpu';
+import { paramsStructWgsl, workgroupReduceWgsl } from './wgsl-snippets.js';
 
 /** Uniform parameter block of the decode-parts kernel (`keyStride`: rows between KV slots in k and v). */
 export const LANDMARK_DECODE_PARTS_PARAMS = [
@@ -47,11 +48,7 @@ export const landmarkDecodePartsWgsl = memoKernel((o: { readonly headDim: number
   const NT = LANDMARK_DECODE_THREADS;
   const span = o.blockLength + 1;
   return /* wgsl */ `
-struct Params {
-  rows: u32, parts: u32, tilesX: u32, querySeq: u32,
-  queryOffset: u32, groupSize: u32, keySeq: u32, keyStride: u32,
-  scale: f32, pad0: u32, pad1: u32, pad2: u32,
-}
+${paramsStructWgsl(LANDMARK_DECODE_PARTS_PARAMS)}
 
 const NT: u32 = ${NT}u;
 const D: u32 = ${o.headDim}u;
@@ -77,18 +74,19 @@ var<workgroup> red: array<f32, ${NT}>;
 var<workgroup> wgCount: u32;
 var<workgroup> wgBlock: u32;
 
-// Workgroup-wide max (sum when \`add\`) of each thread's value; every thread gets the result.
-fn reduce(value: f32, lid: u32, add: bool) -> f32 {
+${(['max', 'sum'] as const)
+  .map(
+    (op) => `// Workgroup-wide ${op} of each thread's value; every thread gets the result.
+fn reduce${op === 'max' ? 'Max' : 'Sum'}(value: f32, lid: u32) -> f32 {
   red[lid] = value;
   workgroupBarrier();
-  for (var width = NT / 2u; width > 0u; width = width / 2u) {
-    if (lid < width) { red[lid] = select(max(red[lid], red[lid + width]), red[lid] + red[lid + width], add); }
-    workgroupBarrier();
-  }
+${workgroupReduceWgsl('red', op, '  ')}
   let result = red[0];
   workgroupBarrier();
   return result;
-}
+}`,
+  )
+  .join('\n\n')}
 
 @compute @workgroup_size(${NT})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
@@ -127,14 +125,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     prob[u] = s;
     if (u < len) { top = max(top, s); }
   }
-  let m = reduce(top, lid, false);
+  let m = reduceMax(top, lid);
   var part = 0.0;
   for (var u = lid; u < len; u += NT) {
     let w = exp(prob[u] - m);
     prob[u] = w;
     part += w;
   }
-  let l = reduce(part, lid, true);
+  let l = reduceSum(part, lid);
   // A retrieved block: the record (gate, 1, o_b normalised); the own block: (m, l, a unnormalised).
   let inv = select(1.0 / l, 1.0, own);
   for (var c = lid; c < DV; c += NT) {
