@@ -5,7 +5,7 @@ import { lastQueryView, runDecodeAttention } from './gpu-decode.js';
 import { gpuBlockTopKMethod, type GpuMethodDefinition, type ResidentDecodeStepper, type ResidentRun } from './gpu-methods.js';
 import { measureAsync } from './measure-async.js';
 import { createGpuDecoderSuite } from './gpu-decoder-benchmarks.js';
-import { causalDims, gpuLoad, timeLoaded, type GpuLoad } from './gpu-load.js';
+import { causalDims, gpuLoad, timeSteps, type GpuLoad } from './gpu-load.js';
 
 /** Shape of the GPU benchmark: the issue's causal B=1, H=32, D=128 (small in quick mode). */
 export interface GpuBenchShape {
@@ -51,9 +51,10 @@ export interface GpuBenchOptions {
  * between steps where the method offers `decodeResident` (row metric `keptState: 1`), else its
  * `runResident` on the one-query call, which rebuilds that state. Every decode row, dense's included,
  * has a loaded twin (`…-decode-loaded`): the same step timed right after a few milliseconds of dense
- * attention work each time (`gpu-load.ts`), as in a model whose other layers keep the GPU at its
- * boost clock; on an otherwise idle H100 the sub-millisecond sparse steps run at its idle SM clock
- * while dense's millisecond steps boost it. PyTorch's SDPA reference is timed by
+ * attention work each time (`gpu-load.ts`), as in a model whose other layers run between its
+ * attention steps; the prefill rows keep the GPU at its boost clock here, so what the load changes
+ * is what the caches hold (sparse steps 0.02–0.4 ms slower at 64k on the H100, dense's 0.08 ms).
+ * PyTorch's SDPA reference is timed by
  * `bench/torch_sdpa.py`. A method that throws gets a row with `failed: 1` (the message goes to
  * `progress`), and the run goes on.
  */
@@ -129,7 +130,7 @@ export async function runGpuBenchmark(backend: GpuBackend, context: BenchmarkCon
               denseDecodeMs = (await measureAsync(() => runDecodeAttention(backend, view), { warmup: decodeWarmup, repeats: DECODE_REPEATS })).medianMs;
               denseDecodeGpuMs = await medianGpuMs(backend, GPU_TIMED_DECODE_CALLS, async () => (await backend.oneSubmission(() => runDecodeAttention(backend, view))).gpuMs);
               if (load) {
-                const loaded = await timeLoaded(load, () => runDecodeAttention(backend, view), loadedOptions);
+                const loaded = await timeSteps(() => runDecodeAttention(backend, view), loadedOptions, load);
                 denseDecodeLoadedMs = loaded.medianMs;
                 push({ suite: 'gpu-attention', method: 'dense', workload: `gaussian-gpu${gqa}-decode-loaded`, seqLength: seq, backend: label, metrics: { ms: loaded.medianMs, madMs: loaded.madMs, loadSeq, heads, kvHeads, headDim } });
               }
@@ -237,8 +238,7 @@ export async function runGpuBenchmark(backend: GpuBackend, context: BenchmarkCon
             });
             if (phase === 'decode' && load) {
               // The loaded twin: the same step right after dense work each time (see the suite's comment).
-              const loaded = await timeLoaded(load, () => run(call, false), loadedOptions);
-              await denseDecode();
+              const loaded = await timeSteps(() => run(call, false), loadedOptions, load);
               push({
                 ...base,
                 workload: `gaussian-gpu${gqa}-decode-loaded`,

@@ -13,10 +13,9 @@
  * under sustained work.
  */
 import { assertFinite, tensor, type BenchmarkContext, type BenchmarkRow, type BenchmarkSuite, type DecoderShape, type Tensor } from '@sparse-attn/core';
-import { createGpuBackend, describeBackend, type GpuBackend, type ResidentAttention } from './gpu-backend.js';
+import { createGpuBackend, describeBackend, type GpuBackend } from './gpu-backend.js';
 import { gpuDenseMethod, type GpuAttentionDecoder, type GpuMethodDefinition } from './gpu-methods.js';
-import { causalDims, gpuLoad, type GpuLoad } from './gpu-load.js';
-import { measureAsync } from './measure-async.js';
+import { gpuLoad, timeSteps, type GpuLoad } from './gpu-load.js';
 
 /** Shape of the decoder benchmark: the issue's B = 1, H = 32, D = 128 (small in quick mode). */
 export interface GpuDecoderBenchShape {
@@ -89,26 +88,24 @@ async function loadContext(decoder: GpuAttentionDecoder, w: DecoderWorkload, see
  * the last step's density over the tokens fed (a KV-dropping decoder attends its kept entries,
  * fewer than the tokens it has seen). With `load`, each step follows one run of it (untimed).
  */
-async function timeSteps(decoder: GpuAttentionDecoder, steps: DecoderWorkload['steps'], warmup: number, repeats: number, load?: GpuLoad): Promise<{ ms: number; madMs: number; density: number; selectionMs: number; attentionMs: number }> {
+async function timeDecoderSteps(decoder: GpuAttentionDecoder, steps: DecoderWorkload['steps'], warmup: number, repeats: number, load?: GpuLoad): Promise<{ ms: number; madMs: number; density: number; selectionMs: number; attentionMs: number }> {
   let step = 0;
   let density = 0;
   const split = { selectionMs: [] as number[], attentionMs: [] as number[] };
-  await load?.warm();
-  const timing = await measureAsync(
+  const timing = await timeSteps(
     async () => {
       const input = steps[step++]!;
-      await load?.run();
-      const started = performance.now();
-      const result = await decoder.step(input);
-      const ms = performance.now() - started;
+      return { input, result: await decoder.step(input) };
+    },
+    { warmup, repeats },
+    load,
+    ({ input, result }) => {
       assertFinite(result.output, 'output');
       // One query per head: the dense pairs of the step are the query heads times the tokens fed.
       density = result.stats.pairs / (input.q.shape[1]! * decoder.length);
       split.selectionMs.push(result.stats.selectionMs);
       split.attentionMs.push(result.stats.attentionMs);
-      return ms;
     },
-    { warmup, repeats },
   );
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1] ?? 0;
   return { ms: timing.medianMs, madMs: timing.madMs, density, selectionMs: median(split.selectionMs), attentionMs: median(split.attentionMs) };
@@ -159,7 +156,7 @@ export async function runGpuDecoderBenchmark(backend: GpuBackend, context: Bench
           const contextMs = performance.now() - loadStarted;
           for (const mode of ['idle', 'loaded'] as const) {
             const steps = mode === 'idle' ? w.steps.slice(0, warmup + timed) : w.steps.slice(warmup + timed);
-            const t = await timeSteps(decoder, steps, warmup, timed, mode === 'loaded' ? load : undefined);
+            const t = await timeDecoderSteps(decoder, steps, warmup, timed, mode === 'loaded' ? load : undefined);
             if (definition.id === 'dense') dense[mode] = t.ms;
             const denseMs = dense[mode];
             push({

@@ -1,8 +1,10 @@
 /**
- * Dense attention work run between timed decode steps, so that they are timed on a GPU at its boost
- * clock, as in a model whose other layers keep it busy (the benchmarks' `…-loaded` rows): an H100
- * that sees only short bursts of work with host round trips between them stays at its idle SM
- * clock (345 MHz against 1980 MHz under sustained work).
+ * Dense attention work run between timed decode steps, as in a model whose other layers keep the
+ * GPU busy (the benchmarks' `…-loaded` rows). It changes two things a step sees: the clock (an
+ * H100 that sees only short bursts of work with host round trips between them stays at its idle
+ * SM clock, 345 MHz against 1980 MHz under sustained work: the `gpu-decoders` suite's real
+ * decoders) and the caches (the load's tensors evict the step's: the `gpu-attention` suite, whose
+ * prefill rows keep the GPU boosted).
  */
 import type { AttentionDims } from '@sparse-attn/core';
 import type { GpuBackend, ResidentAttention } from './gpu-backend.js';
@@ -43,17 +45,18 @@ export async function gpuLoad(backend: GpuBackend, shape: { readonly heads: numb
   };
 }
 
-
 /**
- * Median and MAD wall time of `step` on a loaded GPU: the load runs for half a second, then before
- * each call of `step` (untimed), so each call starts on a GPU at its boost clock.
+ * Median and MAD wall time of `step`; with `load`, the load runs for half a second first, then
+ * before each call of `step` (untimed). `after` sees each call's value outside the timed span.
  */
-export async function timeLoaded(load: GpuLoad, step: () => Promise<unknown>, options: { readonly warmup: number; readonly repeats: number }): Promise<{ medianMs: number; madMs: number }> {
-  await load.warm();
+export async function timeSteps<T>(step: () => Promise<T>, options: { readonly warmup: number; readonly repeats: number }, load?: GpuLoad, after?: (value: T) => void): Promise<{ medianMs: number; madMs: number }> {
+  await load?.warm();
   return measureAsync(async () => {
-    await load.run();
+    await load?.run();
     const started = performance.now();
-    await step();
-    return performance.now() - started;
+    const value = await step();
+    const ms = performance.now() - started;
+    after?.(value);
+    return ms;
   }, options);
 }

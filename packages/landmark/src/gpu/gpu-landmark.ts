@@ -349,12 +349,12 @@ async function runGroupedSoftmaxDecode(backend: GpuBackend, resident: ResidentAt
       querySeq: d.querySeq,
       queryOffset: d.queryOffset,
       groupSize: d.groupSize,
-      keySeq: d.keySeq,
       keyStride: chunkKeyStride(chunk, d),
       scale: d.scale,
       pad0: 0,
       pad1: 0,
       pad2: 0,
+      pad3: 0,
     });
     encoder.dispatch(partsKernel, [params, chunk.q, chunk.k, chunk.v, source.bounds, source.indices, records], x, y);
     const [mx, my] = dispatchGrid(rows);

@@ -20,14 +20,14 @@
  * with its tokens and is the gate), reduce the max and the sum, then own output channels and sum
  * the probabilities times the values (coalesced across threads).
  */
-import { memoKernel } from '@sparse-attn/backend-gpu';
+import { decodePartialRecord, memoKernel } from '@sparse-attn/backend-gpu';
 import { paramsStructWgsl, workgroupReduceWgsl } from './wgsl-snippets.js';
 
 /** Uniform parameter block of the decode-parts kernel (`keyStride`: rows between KV slots in k and v). */
 export const LANDMARK_DECODE_PARTS_PARAMS = [
   'rows', 'parts', 'tilesX', 'querySeq',
-  'queryOffset', 'groupSize', 'keySeq', 'keyStride',
-  'scale', 'pad0', 'pad1', 'pad2',
+  'queryOffset', 'groupSize', 'keyStride', 'scale',
+  'pad0', 'pad1', 'pad2', 'pad3',
 ] as const;
 
 /** Threads per workgroup of the decode-parts kernel. */
@@ -55,7 +55,7 @@ const D: u32 = ${o.headDim}u;
 const DV: u32 = ${o.valueDim}u;
 const L: u32 = ${o.blockLength}u;
 const SPAN: u32 = ${span}u;
-const REC: u32 = ${2 + o.valueDim}u;
+const REC: u32 = ${decodePartialRecord(o.valueDim)}u;
 const NEG: f32 = -3.0e38;
 
 @group(0) @binding(0) var<uniform> P: Params;
