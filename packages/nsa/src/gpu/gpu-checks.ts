@@ -336,6 +336,25 @@ const mobaChecks: GpuCheck[] = [
     2,
     32,
   ),
+  // Decode-shaped calls (≤ 16 queries per head) route one workgroup per row (moba-route-decode-wgsl.ts):
+  // 156 random past blocks over 128 threads (two per thread), D 128, GQA 4/2, two queries.
+  prefillCheck(gpuMobaMethod, { blockSize: 32, topK: 5 }, { batch: 1, queryHeads: 4, kvHeads: 2, seq: 5000, headDim: 128, querySeq: 2 }, 33),
+  mobaRepeatingKeysCheck(
+    'every block\'s keys equal block 0\'s, 3 queries (decode-shaped routing: 149 tied past blocks over 128 threads, the latest ranked first)',
+    { blockSize: 4, topK: 4 },
+    { batch: 1, queryHeads: 2, kvHeads: 1, seq: 600, headDim: 16, querySeq: 3 },
+    1,
+    34,
+  ),
+  mobaRepeatingKeysCheck(
+    'keys repeating every 2 blocks, top-k 24, 16 queries (the decode-shaped routing\'s bound), GQA 4/2, D 32',
+    { blockSize: 4, topK: 24 },
+    { batch: 2, queryHeads: 4, kvHeads: 2, seq: 400, headDim: 32, querySeq: 16 },
+    2,
+    35,
+  ),
+  // One query over 2 050 pooled blocks, past the decode-shaped kernel's workgroup array: the tiled kernel routes it.
+  prefillCheck(gpuMobaMethod, { blockSize: 4, topK: 3 }, { batch: 1, queryHeads: 1, kvHeads: 1, seq: 8200, headDim: 16, querySeq: 1 }, 36),
   badInputCheck(gpuMobaMethod, { blockSize: 8, topK: 2 }, { blockSize: 0 }),
   decodeCheck(gpuMobaMethod, { blockSize: 8, topK: 2 }, { batch: 2, queryHeads: 4, kvHeads: 2, headDim: 16 }, [21, 1, 1, 3, 1], 7),
   residentCheck(gpuMobaMethod, { blockSize: 16, topK: 2 }, { batch: 2, queryHeads: 4, kvHeads: 2, seq: 100, headDim: 16 }, 6),

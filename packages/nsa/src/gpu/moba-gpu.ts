@@ -5,7 +5,9 @@
  *   pool    mean(K[j·B, (j+1)·B)) for every complete block            (`window-pool-wgsl.ts`, l = d = B)
  *   route   q_t^h · mean_j, 64 queries × 64 blocks per tile, and the     (`moba-route-wgsl.ts`)
  *           top-k' of the gates over j < IC plus the current block, kept
- *           per query while the tiles go by (no gate-score buffer)
+ *           per query while the tiles go by (no gate-score buffer); a
+ *           decode step (≤ 16 queries): one workgroup per row, a block    (`moba-route-decode-wgsl.ts`)
+ *           per thread, ranks counted in workgroup memory
  *   attend  one causal softmax over the union of the routed blocks       (backend's sparse executor)
  *
  * Scratch per KV slot: the pooled means, floor(S / B) · D floats (64 KiB at S = 64k, B = 512,
@@ -21,6 +23,7 @@ import { selectionShare } from '../method-helpers.js';
 import { mobaConfigSchema, mobaMethod, type MobaConfig } from '../moba.js';
 import { createGpuCachedDecoder, residentDecodeStepper, type DecodeStepPlan, type DecoderPool } from './gpu-cached-decoder.js';
 import { assertWorkgroupFits, countSelectionEntries, currentBlockShortfall } from './gpu-helpers.js';
+import { mobaRouteDecodeWgsl, usesDecodeRouting } from './moba-route-decode-wgsl.js';
 import { MOBA_ROUTE_PARAMS, MOBA_ROUTE_ROWS, mobaRouteWgsl, mobaRouteWorkgroupBytes } from './moba-route-wgsl.js';
 import { WINDOW_POOL_PARAMS, WINDOW_POOL_THREADS, windowPoolWgsl } from './window-pool-wgsl.js';
 
@@ -59,7 +62,10 @@ export function mobaSelectionStep(d: AttentionDims, config: MobaConfig, p: MobaP
     layout: { kind: 'block', blockSize: B, headScope: 'query', rows: d.querySeq, queryBlockSize: 1 },
     stride: p.stride,
     async encodeChunk(e) {
-      const [poolKernel, route] = await Promise.all([e.pipeline(windowPoolWgsl({ bounds: false })), e.pipeline(mobaRouteWgsl({ headDim: d.headDim, maxPicks: p.stride }))]);
+      // A decode step's few queries: one workgroup per row gates all its blocks at once (moba-route-decode-wgsl.ts).
+      const decode = usesDecodeRouting(d.querySeq, p.pooled);
+      const routeOptions = { headDim: d.headDim, maxPicks: p.stride };
+      const [poolKernel, route] = await Promise.all([e.pipeline(windowPoolWgsl({ bounds: false })), e.pipeline(decode ? mobaRouteDecodeWgsl(routeOptions) : mobaRouteWgsl(routeOptions))]);
       const slots = e.chunk.slots;
       const means = pool ? pool.means[e.index]! : e.scratch(4 * Math.max(1, slots * p.pooled * d.headDim));
       const first = Math.min(pool?.first ?? 0, p.pooled);
@@ -69,7 +75,7 @@ export function mobaSelectionStep(d: AttentionDims, config: MobaConfig, p: MobaP
         e.dispatch(poolKernel, [params, e.chunk.k, means], px, py);
       }
       // Every row is written, also those of query tiles with no past block (the current block alone).
-      const [x, y] = dispatchGrid(slots * d.groupSize * Math.ceil(d.querySeq / MOBA_ROUTE_ROWS));
+      const [x, y] = dispatchGrid(slots * d.groupSize * (decode ? d.querySeq : Math.ceil(d.querySeq / MOBA_ROUTE_ROWS)));
       const params = e.uniform(MOBA_ROUTE_PARAMS, { querySeq: d.querySeq, queryOffset: d.queryOffset, groupSize: d.groupSize, slots, tilesX: x, blockSize: B, pooled: p.pooled, topK: config.topK, stride: p.stride });
       e.dispatch(route, [params, e.chunk.q, means, e.target.bounds, e.target.indices], x, y);
     },

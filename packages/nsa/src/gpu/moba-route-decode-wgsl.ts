@@ -1,0 +1,110 @@
+/**
+ * Kernel: MoBA's gating and top-k routing for a decode step (a few queries per query head), the
+ * same selection as the fused tiled kernel (`moba-route-wgsl.ts`, which documents the formulas),
+ * split over the blocks instead of over the queries: one workgroup per (query slot, query row).
+ *
+ *   gate     s[j] = q_t · mean_j for the past blocks j < IC = floor(t / B), one block per thread
+ *            (strided), kept in workgroup memory
+ *   rank     every past block's rank, the number of past blocks ahead of it in the CPU's order
+ *            (score descending, then the later block first), counted in parallel; each thread
+ *            stops counting once its block falls out of the best n − 1
+ *   row      the forced current block IC plus the past blocks of rank < n − 1, n = min(k, IC + 1,
+ *            MP), ascending, as one CSR row at the fixed stride MP (the tiled kernel's layout)
+ *
+ * The tiled kernel gives a decode step's query one 64-row tile per query head (63 rows idle) and
+ * walks the pooled means 64 blocks at a time through it, with the operand pipeline's barriers per
+ * 16 channels: ~0.04 ms of a MoBA step's ~0.07 ms of kernels at 64k on the H100. Here every block
+ * of a row is gated at once. Rounding differs from the tiled kernel's (another dot-product order),
+ * as the tiled kernel's differs from the CPU's: selections agree up to gate ties within float32
+ * rounding; exact ties (equal means) resolve the same way, toward the later block.
+ * Params {@link MOBA_ROUTE_PARAMS}, bindings as the tiled kernel's.
+ */
+import { csrRowWgsl, memoKernel } from '@sparse-attn/backend-gpu';
+
+/** Threads per workgroup (one query row each). */
+export const MOBA_ROUTE_DECODE_THREADS = 128;
+
+/** Most past blocks a row may gate in workgroup memory (8 KiB); calls with more pooled blocks take the tiled kernel. */
+export const MOBA_ROUTE_DECODE_BLOCKS = 2048;
+
+/** Queries per query head up to which MoBA routes with this kernel (decode steps; the backend's split-K bound). */
+export const MOBA_ROUTE_DECODE_MAX_QUERIES = 16;
+
+/** Whether a call routes with {@link mobaRouteDecodeWgsl}: a decode step's few queries, and its pooled blocks fit workgroup memory. */
+export function usesDecodeRouting(querySeq: number, pooled: number): boolean {
+  return querySeq <= MOBA_ROUTE_DECODE_MAX_QUERIES && pooled <= MOBA_ROUTE_DECODE_BLOCKS;
+}
+
+/** Generates the decode-shaped routing kernel for one head dim and pick bound (MP = min(topK, blocks of the call)). */
+export const mobaRouteDecodeWgsl = memoKernel(function mobaRouteDecodeWgsl(o: { readonly headDim: number; readonly maxPicks: number }): string {
+  const picks = Math.max(1, o.maxPicks);
+  const vectorized = o.headDim % 4 === 0;
+  const element = vectorized ? 'vec4<f32>' : 'f32';
+  const width = vectorized ? o.headDim / 4 : o.headDim;
+  const gate = vectorized ? 'acc.x + acc.y + acc.z + acc.w' : 'acc';
+  return /* wgsl */ `
+const D: u32 = ${o.headDim}u;
+const W: u32 = ${width}u;
+const MP: u32 = ${picks}u;
+const NT: u32 = ${MOBA_ROUTE_DECODE_THREADS}u;
+
+struct Params {
+  querySeq: u32, queryOffset: u32, groupSize: u32, slots: u32,
+  tilesX: u32, blockSize: u32, pooled: u32, topK: u32,
+  stride: u32, pad0: u32, pad1: u32, pad2: u32,
+}
+
+@group(0) @binding(0) var<uniform> P: Params;
+@group(0) @binding(1) var<storage, read> q: array<${element}>;
+@group(0) @binding(2) var<storage, read> means: array<${element}>;
+@group(0) @binding(3) var<storage, read_write> bounds: array<u32>;
+@group(0) @binding(4) var<storage, read_write> indices: array<u32>;
+
+var<workgroup> gates: array<f32, ${MOBA_ROUTE_DECODE_BLOCKS}>;
+var<workgroup> chosen: array<u32, ${picks}>;
+var<workgroup> chosenCount: atomic<u32>;
+
+@compute @workgroup_size(${MOBA_ROUTE_DECODE_THREADS})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let linear = wid.x + wid.y * P.tilesX;
+  if (linear >= P.slots * P.groupSize * P.querySeq) { return; }
+  // Query slot = (KV slot, query head of its group): rows as core's Selection with headScope 'query'.
+  let querySlot = linear / P.querySeq;
+  let i = linear % P.querySeq;
+  let row = querySlot * P.querySeq + i;
+  let meanBase = (querySlot / P.groupSize) * P.pooled;
+  let current = (P.queryOffset + i) / P.blockSize;
+  let n = min(min(P.topK, current + 1u), MP);
+  // Past blocks are complete, so pooled (current ≤ pooled: the query is a key of the call).
+  let past = min(current, P.pooled);
+  let room = n - 1u;
+  if (lid == 0u) { atomicStore(&chosenCount, 0u); }
+  if (room > 0u) {
+    for (var j = lid; j < past; j += NT) {
+      var acc = ${vectorized ? 'vec4<f32>(0.0)' : '0.0'};
+      for (var e = 0u; e < W; e++) { acc = fma(q[row * W + e], means[(meanBase + j) * W + e], acc); }
+      gates[j] = ${gate};
+    }
+  }
+  workgroupBarrier();
+  if (room > 0u) {
+    for (var j = lid; j < past; j += NT) {
+      let s = gates[j];
+      var rank = 0u;
+      for (var y = 0u; y < past && rank < room; y++) {
+        let other = gates[y];
+        if (other > s || (other == s && y > j)) { rank++; }
+      }
+      if (rank < room) { chosen[atomicAdd(&chosenCount, 1u)] = j; }
+    }
+  }
+  workgroupBarrier();
+  if (lid != 0u) { return; }
+  var picked: array<u32, MP>;
+  picked[0] = current;
+  let kept = atomicLoad(&chosenCount);
+  for (var a = 0u; a < kept; a++) { picked[1u + a] = chosen[a]; }
+${csrRowWgsl({ picks: 'picked', count: '1u + kept', row: 'row', indent: '  ' })}
+}
+`;
+});
