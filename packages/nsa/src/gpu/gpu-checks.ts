@@ -416,6 +416,15 @@ const nsaChecks: GpuCheck[] = [
   residentCheck(gpuNsaMethod, { compressionBlock: 16, compressionStride: 8, selectionBlock: 16, selectedBlocks: 3, window: 24 }, { batch: 2, queryHeads: 4, kvHeads: 2, seq: 110, headDim: 16 }, 16),
   badInputCheck(gpuNsaMethod, { compressionBlock: 16, compressionStride: 16, selectionBlock: 16, selectedBlocks: 4, window: 16 }, { compressionStride: 3, compressionBlock: 16 }),
   tieCheck(gpuNsaMethod, { compressionBlock: 16, compressionStride: 16, selectionBlock: 16, selectedBlocks: 5, window: 20 }, { batch: 1, queryHeads: 4, kvHeads: 2, seq: 150, headDim: 16 }, 26, 'constant-keys'),
+  // Decode-shaped calls (≤ 16 queries) pick with one workgroup per row (the radix top-k of nsaSelectRowWgsl):
+  // every block tied (the latest picked), 37 blocks, GQA 4/2;
+  tieCheck(gpuNsaMethod, { compressionBlock: 16, compressionStride: 16, selectionBlock: 16, selectedBlocks: 5, window: 20 }, { batch: 1, queryHeads: 4, kvHeads: 2, seq: 600, headDim: 16, querySeq: 3 }, 37, 'constant-keys'),
+  // integer scores with ties among 325 blocks, more than the workgroup's 256 threads, and 20 picks (above the register ranking's 16);
+  tieCheck(gpuNsaMethod, { compressionBlock: 8, compressionStride: 8, selectionBlock: 8, selectedBlocks: 20, window: 16 }, { batch: 1, queryHeads: 2, kvHeads: 1, seq: 2600, headDim: 16, querySeq: 2 }, 38, 'integers'),
+  // the defaults on random keys (79 blocks of 64, n 16), D 64;
+  prefillCheck(gpuNsaMethod, {}, { batch: 1, queryHeads: 2, kvHeads: 2, seq: 5000, headDim: 64, querySeq: 1 }, 39),
+  // 2 063 blocks, past the workgroup array: the per-thread kernel picks.
+  prefillCheck(gpuNsaMethod, { compressionBlock: 8, compressionStride: 8, selectionBlock: 8, selectedBlocks: 4, window: 16 }, { batch: 1, queryHeads: 1, kvHeads: 1, seq: 16500, headDim: 16, querySeq: 1 }, 40),
   nsaRangesCheck(),
 ];
 

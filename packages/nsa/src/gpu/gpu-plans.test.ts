@@ -98,11 +98,16 @@ describe('GPU entry (no GPU needed)', () => {
     expect(code).toContain('var batch = vec4<f32>(0.0);');
     expect(nsaSelectWgsl({ maxBlocks: 1024, maxPicks: 16, logits: true })).toContain('var batch = vec4<f32>(-3.0e38);');
     expect(nsaSelectWgsl({ maxBlocks: 1024, maxPicks: 17, logits: true })).toContain('var batch = vec4<f32>(-3.0e38);');
-    // The decode steps' selection: one workgroup per row, the row's candidate scores in workgroup memory.
+    // The decode steps' selection: one workgroup per row, the row's candidate scores in workgroup
+    // memory as sortable keys, the best n − m kept by the radix top-k (hidden blocks score 0, or the lowest logit).
     const perRow = nsaSelectRowWgsl({ maxBlocks: 1024, maxPicks: 16 });
     expect(perRow).toContain('const MP: u32 = 16u;');
-    expect(perRow).toContain(`var<workgroup> scores: array<f32, ${NSA_SELECT_ROW_BLOCKS}>;`);
+    expect(perRow).toContain(`var<workgroup> scoreKeys: array<u32, ${NSA_SELECT_ROW_BLOCKS}>;`);
     expect(perRow).toContain('var<workgroup> chosen: array<u32, 16>;');
+    expect(perRow).toContain('scoreKeys[x] = sortable(s);');
+    expect(perRow).toContain('chosen[pickRank] = low + u;');
+    expect(perRow).toContain('var s = 0.0;');
+    expect(nsaSelectRowWgsl({ maxBlocks: 1024, maxPicks: 16, logits: true })).toContain('var s = -3.0e38;');
     const score = nsaScoreWgsl({ headDim: 128, groupSize: 4, quest: false, tile: { rows: 64, chunk: 16 } });
     expect(score).toContain('const D: u32 = 128u;');
     expect(score).toContain('const G: u32 = 4u;');

@@ -14,7 +14,7 @@
  * row's position (in its current block) are written too and never read. Key t of KV slot s is row
  * `s · keyStride + t` of the chunk's k (backend-gpu's `chunkKeyStride`); `keySeq` bounds the block.
  */
-import { SORTABLE_WGSL } from './indexer-select-wgsl.js';
+import { SORTABLE_WGSL } from './radix-top-k-wgsl.js';
 import { groupQueryWgsl } from './indexer-score-tile-wgsl.js';
 import { forRows, linearWorkgroup, listTileWgsl, memoKernel, operandScratchVec4, scoreTileWgsl, tileOperands, tileConstants, zeroScores, type TileShape } from '@sparse-attn/backend-gpu';
 

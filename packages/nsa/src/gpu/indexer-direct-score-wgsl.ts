@@ -22,7 +22,7 @@
  */
 import { memoKernel, type TileOperands } from '@sparse-attn/backend-gpu';
 import { groupQueryWgsl } from './indexer-score-tile-wgsl.js';
-import { SORTABLE_WGSL } from './indexer-select-wgsl.js';
+import { SORTABLE_WGSL } from './radix-top-k-wgsl.js';
 
 /** Scalar operand layout of `q` for the shared group-query sum (`groupQueryWgsl`). */
 const SCALAR_Q: TileOperands = { vectorized: false, element: 'f32', zero: '0.0', at: (row, e, width) => `(${row}) * ${width} + ${e}` };

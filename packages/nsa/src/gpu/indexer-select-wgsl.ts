@@ -21,7 +21,7 @@
  * The candidate scores take c · B u32 per row of a range; nothing of size rows × S exists.
  */
 import { memoKernel } from '@sparse-attn/backend-gpu';
-import { RADIX_TOP_K_WORKGROUP, RADIX_TOP_K_WORKGROUP_BYTES, radixTopKWgsl } from './radix-top-k-wgsl.js';
+import { RADIX_TOP_K_WORKGROUP, RADIX_TOP_K_WORKGROUP_BYTES, radixTopKWgsl, SORTABLE_WGSL } from './radix-top-k-wgsl.js';
 
 /** Uniform parameter block of the indexer kernel (u32 fields). */
 export const INDEXER_SELECT_PARAMS = [
@@ -30,13 +30,6 @@ export const INDEXER_SELECT_PARAMS = [
   'stride', 'keySeq', 'rowStart', 'rangeRows',
   'blocks', 'pad0', 'pad1', 'pad2',
 ] as const;
-
-/** WGSL: the order-preserving map of a float32 onto u32 (larger float, larger key) both indexer passes sort by. */
-export const SORTABLE_WGSL = /* wgsl */ `/** Order-preserving map of a float32 onto u32 (larger float, larger key). */
-fn sortable(x: f32) -> u32 {
-  let bits = bitcast<u32>(x);
-  return select(bits | 0x80000000u, ~bits, (bits & 0x80000000u) != 0u);
-}`;
 
 /** Threads per workgroup of the indexer kernel. */
 export const INDEXER_SELECT_THREADS = 128;

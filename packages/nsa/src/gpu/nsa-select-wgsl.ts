@@ -22,8 +22,9 @@
  * n' moves), no barriers; the earlier kernel ran one workgroup per row with a 7-level arg-max
  * reduction per pick (2M workgroups × 16 picks at S = 64k, 32 KV heads).
  */
-import { VISIBLE_WINDOWS_WGSL } from './nsa-score-tile-wgsl.js';
 import { memoKernel } from '@sparse-attn/backend-gpu';
+import { VISIBLE_WINDOWS_WGSL } from './nsa-score-tile-wgsl.js';
+import { RADIX_TOP_K_WORKGROUP, radixTopKWgsl, SORTABLE_WGSL } from './radix-top-k-wgsl.js';
 
 /** Uniform parameter block of the NSA selection kernel (u32 fields). */
 export const NSA_SELECT_PARAMS = [
@@ -238,12 +239,13 @@ export const NSA_SELECT_ROW_BLOCKS = 2048;
 /**
  * The same selection for a decode step's few rows, one workgroup per row: the per-thread kernel
  * above walks a row's IC + 1 blocks serially in one thread (~0.9 ms for 1 024 blocks at 64k on the
- * H100, where a decode step has 32 such rows), here the row's candidate scores go to workgroup
- * memory and every block's rank, the number of blocks ahead of it in the CPU's order (score
- * descending, index descending), is counted in parallel (each thread stops counting once its
- * block falls out of the top n − m). The blocks of rank < n − m are the picks (the order is
- * total, so there are exactly min(n − m, candidates) of them); forced blocks, sorting and the
- * row's layout are the per-thread kernel's. Params {@link NSA_SELECT_PARAMS}, bindings as there.
+ * H100, where a decode step has 32 such rows). Here the row's candidate scores go to workgroup
+ * memory as order-preserving u32 keys, and the workgroup's radix top-k (`radix-top-k-wgsl.ts`,
+ * the indexer's) keeps the best n − m of them with the CPU's order (score descending, ties toward
+ * the later block); forced blocks, sorting and the row's layout are the per-thread kernel's.
+ * (It counted every block's rank against the row before: a warp then waited for its best block's
+ * full walk over the row, ~1 000 workgroup loads per block.) Params {@link NSA_SELECT_PARAMS},
+ * bindings as there.
  */
 export const nsaSelectRowWgsl = memoKernel(function nsaSelectRowWgsl(o: NsaSelectKernelOptions): string {
   const picks = Math.max(1, o.maxPicks);
@@ -251,10 +253,12 @@ export const nsaSelectRowWgsl = memoKernel(function nsaSelectRowWgsl(o: NsaSelec
 const MP: u32 = ${picks}u;
 const NT: u32 = ${NSA_SELECT_ROW_THREADS}u;
 ${SELECT_BINDINGS}${BLOCK_SCORE}
+${SORTABLE_WGSL}
 
-var<workgroup> scores: array<f32, ${NSA_SELECT_ROW_BLOCKS}>;
+var<workgroup> scoreKeys: array<u32, ${NSA_SELECT_ROW_BLOCKS}>;
+var<workgroup> runs: array<u32, ${NSA_SELECT_ROW_THREADS}>;
+${RADIX_TOP_K_WORKGROUP}
 var<workgroup> chosen: array<u32, ${picks}>;
-var<workgroup> chosenCount: atomic<u32>;
 
 @compute @workgroup_size(${NSA_SELECT_ROW_THREADS})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
@@ -263,31 +267,20 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let kvSlot = linear / P.rangeRows;
   let rangeRow = linear % P.rangeRows;
 ${ROW_START}
-  if (lid == 0u) { atomicStore(&chosenCount, 0u); }
   let span = localLow - low;
-  for (var x = lid; x < span; x += NT) {
-    let j = low + x;
-    var s = 0.0;
-    if (firstWindow(j) < nc) { s = importance[base + j * P.rangeRows]; }
-    scores[x] = s;
-  }
-  workgroupBarrier();
   if (room > 0u) {
     for (var x = lid; x < span; x += NT) {
-      let s = scores[x];
-      var rank = 0u;
-      for (var y = 0u; y < span && rank < room; y++) {
-        let other = scores[y];
-        if (other > s || (other == s && y > x)) { rank++; }
-      }
-      if (rank < room) { chosen[atomicAdd(&chosenCount, 1u)] = low + x; }
+      let j = low + x;
+      var s = ${o.logits === true ? '-3.0e38' : '0.0'};
+      if (firstWindow(j) < nc) { s = importance[base + j * P.rangeRows]; }
+      scoreKeys[x] = sortable(s);
     }
+    workgroupBarrier();
+${radixTopKWgsl('pick', 'scoreKeys', 'span', 'room', (u, rank) => `chosen[${rank}] = low + ${u};`)}
   }
-  workgroupBarrier();
   if (lid != 0u) { return; }
-  let kept = atomicLoad(&chosenCount);
-  for (var a = 0u; a < kept; a++) { picked[m + a] = chosen[a]; }
-  let count = m + kept;
+  for (var a = 0u; a < room; a++) { picked[m + a] = chosen[a]; }
+  let count = m + room;
 ${WRITE_ROW}
 }
 `;

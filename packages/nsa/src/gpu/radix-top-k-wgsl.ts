@@ -22,6 +22,13 @@
  * `lid`; `count` and `want` (≤ count, both < 2¹⁶) must be workgroup-uniform.
  */
 
+/** WGSL: the order-preserving map of a float32 onto u32 (larger float, larger key) the snippet's keys are made with (the indexer's scores, NSA's decode-step block importance). */
+export const SORTABLE_WGSL = /* wgsl */ `/** Order-preserving map of a float32 onto u32 (larger float, larger key). */
+fn sortable(x: f32) -> u32 {
+  let bits = bitcast<u32>(x);
+  return select(bits | 0x80000000u, ~bits, (bits & 0x80000000u) != 0u);
+}`;
+
 /** Workgroup variables the snippet uses (the histogram, the prefix's AND / OR, the prefix length). */
 export const RADIX_TOP_K_WORKGROUP = /* wgsl */ `var<workgroup> hist: array<atomic<u32>, 18>;
 var<workgroup> radixCommon: u32;`;
