@@ -64,20 +64,30 @@ const NEG: f32 = -3.0e38;
 
 ${VISIBLE_WINDOWS_WGSL}`;
 
-/** Logits kernel. Bindings: 0 params, 1 q, 2 pooled windows (means, or [max | min] for 'quest'), 3 logits `[slot][G · T][windows]`. */
+/**
+ * Logits kernel. Bindings: 0 params, 1 q, 2 pooled windows (means, or [max | min] for 'quest'), 3 logits `[slot][G · T][windows]`.
+ * When E is a multiple of 4 the windows are read as vec4 (a thread's E / 4 loads, four channels each).
+ */
 export const nsaDecodeLogitsWgsl = memoKernel(function nsaDecodeLogitsWgsl(o: NsaDecodeScoreOptions): string {
   const E = o.quest ? 2 * o.headDim : o.headDim;
+  const vectorized = E % 4 === 0;
+  const L = vectorized ? 4 : 1;
+  const element = vectorized ? 'vec4<f32>' : 'f32';
+  // Channel e of the staged row: q, or [q⁺ | q⁻] for 'quest'.
+  const stage = (e: string) => (o.quest ? `select(min(q[base + ${e} - D], 0.0), max(q[base + ${e}], 0.0), ${e} < D)` : `q[base + ${e}]`);
   return /* wgsl */ `${PARAMS}
 const D: u32 = ${o.headDim}u;
 const E: u32 = ${E}u;
+// Channels per load: E / L loads per window.
+const L: u32 = ${L}u;
 const G: u32 = ${o.groupSize}u;
 const NT: u32 = ${NSA_DECODE_LOGIT_THREADS}u;
 
 @group(0) @binding(1) var<storage, read> q: array<f32>;
-@group(0) @binding(2) var<storage, read> keys: array<f32>;
+@group(0) @binding(2) var<storage, read> keys: array<${element}>;
 @group(0) @binding(3) var<storage, read_write> logits: array<f32>;
 
-var<workgroup> qs: array<f32, ${NSA_DECODE_QUERY_FLOATS}>;
+var<workgroup> qs: array<${element}, ${NSA_DECODE_QUERY_FLOATS / L}>;
 
 @compute @workgroup_size(${NSA_DECODE_LOGIT_THREADS})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
@@ -87,19 +97,19 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let w = (linear % P.windowTiles) * NT + lid;
   let rows = G * P.querySeq;
   // Row r = g · T + i of the slot is query head g's query i (the tiled kernel's aAt).
-  for (var x = lid; x < rows * E; x += NT) {
-    let base = (slot * rows + x / E) * D;
-    let e = x % E;
-${o.quest ? '    qs[x] = select(min(q[base + e - D], 0.0), max(q[base + e], 0.0), e < D);' : '    qs[x] = q[base + e];'}
+  // Each thread stages whole elements: threads writing components of one vec4 would race.
+  for (var x = lid; x < rows * (E / L); x += NT) {
+    let base = (slot * rows + x / (E / L)) * D;
+${vectorized ? [0, 1, 2, 3].map((c) => `    let e${c} = (x % (E / L)) * 4u + ${c}u;`).join('\n') + `\n    qs[x] = vec4<f32>(${[0, 1, 2, 3].map((c) => stage(`e${c}`)).join(', ')});` : `    qs[x] = ${stage('x % E')};`}
   }
   workgroupBarrier();
   if (w >= P.windows) { return; }
-  let k0 = (slot * P.windows + w) * E;
+  let k0 = (slot * P.windows + w) * (E / L);
   for (var r = 0u; r < rows; r++) {
-    var acc = 0.0;
-    for (var e = 0u; e < E; e++) { acc = fma(qs[r * E + e], keys[k0 + e], acc); }
+    var acc = ${element}(0.0);
+    for (var e = 0u; e < E / L; e++) { acc = fma(qs[r * (E / L) + e], keys[k0 + e], acc); }
     let t = P.queryOffset + r % P.querySeq;
-    logits[(slot * rows + r) * P.windows + w] = select(NEG, acc * P.scale, w < visible(t));
+    logits[(slot * rows + r) * P.windows + w] = select(NEG, (${vectorized ? '(acc.x + acc.y) + (acc.z + acc.w)' : 'acc'}) * P.scale, w < visible(t));
   }
 }
 `;
