@@ -522,6 +522,10 @@ const indexerChecks: GpuCheck[] = [
   // chunk aligned to the end of the keys.
   indexerCheck({ blockSize: 16, candidateBlocks: 4, topK: 32 }, { batch: 1, queryHeads: 4, kvHeads: 2, seq: 260, headDim: 32, querySeq: 90 }, 41),
   indexerCheck({}, { batch: 1, queryHeads: 2, kvHeads: 1, seq: 700, headDim: 64 }, 34),
+  // The defaults' full 2 048 candidates (32 blocks of 64) per row: 16 keys per thread of the radix
+  // top-K, most in one or two bins of a round (the per-thread digit counters), decode- and prefill-shaped.
+  indexerCheck({}, { batch: 1, queryHeads: 2, kvHeads: 1, seq: 4096, headDim: 32, querySeq: 1 }, 42),
+  indexerCheck({}, { batch: 1, queryHeads: 2, kvHeads: 1, seq: 2500, headDim: 32, querySeq: 70 }, 43),
   // Candidate scores of 4 × 16 u32 a row and bindings of 64 KiB: row ranges of 256 queries, so the
   // block-major stage 2's pick, lists, scores and select run over two ranges (the second ragged).
   indexerCheck({ blockSize: 16, candidateBlocks: 4, topK: 24 }, { batch: 1, queryHeads: 1, kvHeads: 1, seq: 300, headDim: 32 }, 40, 64 * 1024),
