@@ -523,7 +523,7 @@ const indexerChecks: GpuCheck[] = [
   indexerCheck({ blockSize: 16, candidateBlocks: 4, topK: 32 }, { batch: 1, queryHeads: 4, kvHeads: 2, seq: 260, headDim: 32, querySeq: 90 }, 41),
   indexerCheck({}, { batch: 1, queryHeads: 2, kvHeads: 1, seq: 700, headDim: 64 }, 34),
   // The defaults' full 2 048 candidates (32 blocks of 64) per row: 16 keys per thread of the radix
-  // top-K, most in one or two bins of a round (the per-thread digit counters), decode- and prefill-shaped.
+  // top-K, most in one or two bins of a round, decode- and prefill-shaped.
   indexerCheck({}, { batch: 1, queryHeads: 2, kvHeads: 1, seq: 4096, headDim: 32, querySeq: 1 }, 42),
   indexerCheck({}, { batch: 1, queryHeads: 2, kvHeads: 1, seq: 2500, headDim: 32, querySeq: 70 }, 43),
   // Candidate scores of 4 × 16 u32 a row and bindings of 64 KiB: row ranges of 256 queries, so the

@@ -8,9 +8,8 @@
  *               share their sign and top exponent bits, so the first one or two rounds would put
  *               every key in one bin (2048 atomic adds on one word, serialised)
  *   threshold   T = the want-th largest key, found 4 bits at a time (up to 8 rounds): per round a
- *               16-bin histogram of the next digit of the keys that share T's prefix so far (each
- *               thread counts its keys in registers and adds its non-empty bins), and the largest
- *               digit whose keys ≥ it (plus those already above the prefix) reach `want`
+ *               16-bin histogram of the next digit of the keys that share T's prefix so far, and
+ *               the largest digit whose keys ≥ it (plus those already above the prefix) reach `want`
  *   kept        every key > T, and of the keys = T the last (want − |{key > T}|) by position
  *   emit        in ascending position: each thread owns a contiguous run of positions; one scan of
  *               the runs' (greater, equal) counts, packed in one u32, gives each run its rank
@@ -66,23 +65,9 @@ export function radixTopKWgsl(name: string, keys: string, count: string, want: s
     if (lid < 16u) { atomicStore(&hist[lid], 0u); }
     workgroupBarrier();
     let mask = select(0xffffffffu << (shift + 4u), 0u, round == 0u);
-    // Each thread counts its keys per digit in registers (16-bit counters, two per word: bins
-    // 0–7 in Lo, 8–15 in Hi), then adds each non-empty bin once: where most keys share a digit,
-    // one atomic per thread instead of one per key on the same word.
-    var ${v('Lo')} = vec4<u32>(0u);
-    var ${v('Hi')} = vec4<u32>(0u);
     for (var u = lid; u < ${count}; u += NT) {
       let key = ${keys}[u];
-      if ((key & mask) == (${v('Threshold')} & mask)) {
-        let digit = (key >> shift) & 15u;
-        let one = 1u << (16u * (digit & 1u));
-        if (digit < 8u) { ${v('Lo')}[digit / 2u] += one; } else { ${v('Hi')}[(digit - 8u) / 2u] += one; }
-      }
-    }
-    for (var b = 0u; b < 16u; b++) {
-      let word = select(${v('Lo')}[(b / 2u) % 4u], ${v('Hi')}[(b / 2u) % 4u], b >= 8u);
-      let c = (word >> (16u * (b & 1u))) & 0xffffu;
-      if (c != 0u) { atomicAdd(&hist[b], c); }
+      if ((key & mask) == (${v('Threshold')} & mask)) { atomicAdd(&hist[(key >> shift) & 15u], 1u); }
     }
     workgroupBarrier();
     var reached = ${v('Above')};
