@@ -17,9 +17,10 @@
  * of a row is gated at once. Rounding differs from the tiled kernel's (another dot-product order),
  * as the tiled kernel's differs from the CPU's: selections agree up to gate ties within float32
  * rounding; exact ties (equal means) resolve the same way, toward the later block.
- * Params {@link MOBA_ROUTE_PARAMS}, bindings as the tiled kernel's.
+ * Params and bindings: the tiled kernel's ({@link mobaRouteBindingsWgsl}).
  */
 import { csrRowWgsl, memoKernel } from '@sparse-attn/backend-gpu';
+import { mobaRouteBindingsWgsl } from './moba-route-wgsl.js';
 
 /** Threads per workgroup (one query row each). */
 export const MOBA_ROUTE_DECODE_THREADS = 128;
@@ -48,17 +49,7 @@ const W: u32 = ${width}u;
 const MP: u32 = ${picks}u;
 const NT: u32 = ${MOBA_ROUTE_DECODE_THREADS}u;
 
-struct Params {
-  querySeq: u32, queryOffset: u32, groupSize: u32, slots: u32,
-  tilesX: u32, blockSize: u32, pooled: u32, topK: u32,
-  stride: u32, pad0: u32, pad1: u32, pad2: u32,
-}
-
-@group(0) @binding(0) var<uniform> P: Params;
-@group(0) @binding(1) var<storage, read> q: array<${element}>;
-@group(0) @binding(2) var<storage, read> means: array<${element}>;
-@group(0) @binding(3) var<storage, read_write> bounds: array<u32>;
-@group(0) @binding(4) var<storage, read_write> indices: array<u32>;
+${mobaRouteBindingsWgsl(element)}
 
 var<workgroup> gates: array<f32, ${MOBA_ROUTE_DECODE_BLOCKS}>;
 var<workgroup> chosen: array<u32, ${picks}>;

@@ -39,6 +39,25 @@ import { csrRowWgsl, forRows, linearWorkgroup, operandScratchVec4, scoreTileWgsl
 /** Uniform parameter block of the routing kernel (u32 fields). */
 export const MOBA_ROUTE_PARAMS = ['querySeq', 'queryOffset', 'groupSize', 'slots', 'tilesX', 'blockSize', 'pooled', 'topK', 'stride', 'pad0', 'pad1', 'pad2'] as const;
 
+/**
+ * The routing kernels' uniform block ({@link MOBA_ROUTE_PARAMS}) and bindings, shared by the tiled
+ * kernel and the decode-shaped one (`moba-route-decode-wgsl.ts`): q and the pooled means as
+ * `element` (`vec4<f32>` or `f32`), the CSR rows' bounds and indices.
+ */
+export function mobaRouteBindingsWgsl(element: string): string {
+  return /* wgsl */ `struct Params {
+  querySeq: u32, queryOffset: u32, groupSize: u32, slots: u32,
+  tilesX: u32, blockSize: u32, pooled: u32, topK: u32,
+  stride: u32, pad0: u32, pad1: u32, pad2: u32,
+}
+
+@group(0) @binding(0) var<uniform> P: Params;
+@group(0) @binding(1) var<storage, read> q: array<${element}>;
+@group(0) @binding(2) var<storage, read> means: array<${element}>;
+@group(0) @binding(3) var<storage, read_write> bounds: array<u32>;
+@group(0) @binding(4) var<storage, read_write> indices: array<u32>;`;
+}
+
 const TILE: TileShape = { rows: 64, chunk: 16 };
 
 /** Query rows per workgroup of the routing kernel (one query head's consecutive queries). */
@@ -193,17 +212,7 @@ const K: u32 = ${K}u;
 const KW: u32 = ${KW}u;
 const BIG: f32 = 3.0e38;
 
-struct Params {
-  querySeq: u32, queryOffset: u32, groupSize: u32, slots: u32,
-  tilesX: u32, blockSize: u32, pooled: u32, topK: u32,
-  stride: u32, pad0: u32, pad1: u32, pad2: u32,
-}
-
-@group(0) @binding(0) var<uniform> P: Params;
-@group(0) @binding(1) var<storage, read> q: array<${element}>;
-@group(0) @binding(2) var<storage, read> means: array<${element}>;
-@group(0) @binding(3) var<storage, read_write> bounds: array<u32>;
-@group(0) @binding(4) var<storage, read_write> indices: array<u32>;
+${mobaRouteBindingsWgsl(element)}
 
 var<workgroup> scratch: array<vec4<f32>, ${operandScratchVec4(TILE)}>;
 ${KW > 0 ? `var<workgroup> candKey: array<f32, ${TILE.rows * KW}>;\nvar<workgroup> candBlock: array<u32, ${TILE.rows * KW}>;` : ''}
