@@ -138,10 +138,12 @@ export function nsaSelectionStep(d: AttentionDims, config: NsaConfig, p: NsaPlan
       const rangeRows = rangeRowsFor(d, p, slots);
       // A decode step: its few queries in one row range, scored window-parallel (probabilities, never logits).
       const decode = usesDecodeScoring(d, quest) && rangeRows === d.querySeq;
+      // The decode kernels leave probabilities, never logits: the top-n kernels read them as such.
+      const selectOptions = decode ? { ...p.kernel, logits: false } : p.kernel;
       const [poolKernel, score, select] = await Promise.all([
         e.pipeline(windowPoolWgsl({ bounds: quest })),
         e.pipeline(nsaScoreWgsl(p.score)),
-        e.pipeline(nsaSelectWgsl(decode ? { ...p.kernel, logits: false } : p.kernel)),
+        e.pipeline(nsaSelectWgsl(selectOptions)),
       ]);
       const pooledFloats = Math.max(1, slots * p.windows * d.headDim);
       const means = pool ? pool.means[e.index]! : e.scratch(4 * pooledFloats);
@@ -195,7 +197,7 @@ export function nsaSelectionStep(d: AttentionDims, config: NsaConfig, p: NsaPlan
           stride: p.stride,
           unionWindow: config.combine === 'union' ? 1 : 0,
         });
-        e.dispatch(perRow ? await e.pipeline(nsaSelectRowWgsl(p.kernel)) : select, [params, importance, e.target.bounds, e.target.indices], x, y);
+        e.dispatch(perRow ? await e.pipeline(nsaSelectRowWgsl(selectOptions)) : select, [params, importance, e.target.bounds, e.target.indices], x, y);
       }
     },
   };
