@@ -17,14 +17,14 @@ describe('MoBA decode routing kernel (no GPU needed)', () => {
     expect(fields).toEqual([...MOBA_ROUTE_PARAMS]);
     expect(code).toContain('const W: u32 = 32u;');
     expect(code).toContain('var<storage, read> means: array<vec4<f32>>;');
-    expect(code).toContain('gates[j] = acc.x + acc.y + acc.z + acc.w;');
-    expect(code).toContain(`var<workgroup> gates: array<f32, ${MOBA_ROUTE_DECODE_BLOCKS}>;`);
+    expect(code).toContain('gateKeys[j] = sortable(acc.x + acc.y + acc.z + acc.w);');
+    expect(code).toContain(`var<workgroup> gateKeys: array<u32, ${MOBA_ROUTE_DECODE_BLOCKS}>;`);
     expect(code).toContain('var picked: array<u32, MP>;');
-    // The CPU's order: score descending, the later block first.
-    expect(code).toContain('if (other > s || (other == s && y > j)) { rank++; }');
+    // The radix top-k (ties toward the later block: the CPU's order) writes the picks it keeps.
+    expect(code).toContain('chosen[pickRank] = u;');
     const scalar = mobaRouteDecodeWgsl({ headDim: 18, maxPicks: 0 });
     expect(scalar).toContain('var<storage, read> means: array<f32>;');
     expect(scalar).toContain('const MP: u32 = 1u;');
-    expect(scalar).toContain('gates[j] = acc;');
+    expect(scalar).toContain('gateKeys[j] = sortable(acc);');
   });
 });

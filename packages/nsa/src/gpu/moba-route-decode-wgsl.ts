@@ -5,9 +5,9 @@
  *
  *   gate     s[j] = q_t · mean_j for the past blocks j < IC = floor(t / B), one block per thread
  *            (strided), kept in workgroup memory
- *   rank     every past block's rank, the number of past blocks ahead of it in the CPU's order
- *            (score descending, then the later block first), counted in parallel; each thread
- *            stops counting once its block falls out of the best n − 1
+ *   top-k    the best n − 1 past blocks in the CPU's order (score descending, then the later
+ *            block first): the package's workgroup radix top-k (`radix-top-k-wgsl.ts`, as NSA's
+ *            decode-step top-n and the indexer) over the gates as order-preserving u32 keys
  *   row      the forced current block IC plus the past blocks of rank < n − 1, n = min(k, IC + 1,
  *            MP), ascending, as one CSR row at the fixed stride MP (the tiled kernel's layout)
  *
@@ -21,8 +21,9 @@
  */
 import { csrRowWgsl, memoKernel } from '@sparse-attn/backend-gpu';
 import { mobaRouteBindingsWgsl } from './moba-route-wgsl.js';
+import { RADIX_TOP_K_WORKGROUP, radixTopKWgsl, SORTABLE_WGSL } from './radix-top-k-wgsl.js';
 
-/** Threads per workgroup (one query row each). */
+/** Threads per workgroup (a workgroup per query row). */
 export const MOBA_ROUTE_DECODE_THREADS = 128;
 
 /** Most past blocks a row may gate in workgroup memory (8 KiB); calls with more pooled blocks take the tiled kernel. */
@@ -51,9 +52,11 @@ const NT: u32 = ${MOBA_ROUTE_DECODE_THREADS}u;
 
 ${mobaRouteBindingsWgsl(element)}
 
-var<workgroup> gates: array<f32, ${MOBA_ROUTE_DECODE_BLOCKS}>;
-var<workgroup> chosen: array<u32, ${picks}>;
-var<workgroup> chosenCount: atomic<u32>;
+var<workgroup> gateKeys: array<u32, ${MOBA_ROUTE_DECODE_BLOCKS}>;
+var<workgroup> runs: array<u32, NT>;
+${RADIX_TOP_K_WORKGROUP}
+var<workgroup> chosen: array<u32, MP>;
+${SORTABLE_WGSL}
 
 @compute @workgroup_size(${MOBA_ROUTE_DECODE_THREADS})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
@@ -66,36 +69,24 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let meanBase = (querySlot / P.groupSize) * P.pooled;
   let current = (P.queryOffset + i) / P.blockSize;
   let n = min(min(P.topK, current + 1u), MP);
-  // Past blocks are complete, so pooled (current ≤ pooled: the query is a key of the call).
+  // Past blocks are complete, so pooled (current ≤ pooled: the query is a key of the call);
+  // room ≤ current = past, as the radix top-k needs.
   let past = min(current, P.pooled);
   let room = n - 1u;
-  if (lid == 0u) { atomicStore(&chosenCount, 0u); }
   if (room > 0u) {
     for (var j = lid; j < past; j += NT) {
       var acc = ${vectorized ? 'vec4<f32>(0.0)' : '0.0'};
       for (var e = 0u; e < W; e++) { acc = fma(q[row * W + e], means[(meanBase + j) * W + e], acc); }
-      gates[j] = ${gate};
+      gateKeys[j] = sortable(${gate});
     }
+    workgroupBarrier();
+${radixTopKWgsl('pick', 'gateKeys', 'past', 'room', (u, rank) => `chosen[${rank}] = ${u};`)}
   }
-  workgroupBarrier();
-  if (room > 0u) {
-    for (var j = lid; j < past; j += NT) {
-      let s = gates[j];
-      var rank = 0u;
-      for (var y = 0u; y < past && rank < room; y++) {
-        let other = gates[y];
-        if (other > s || (other == s && y > j)) { rank++; }
-      }
-      if (rank < room) { chosen[atomicAdd(&chosenCount, 1u)] = j; }
-    }
-  }
-  workgroupBarrier();
   if (lid != 0u) { return; }
   var picked: array<u32, MP>;
   picked[0] = current;
-  let kept = atomicLoad(&chosenCount);
-  for (var a = 0u; a < kept; a++) { picked[1u + a] = chosen[a]; }
-${csrRowWgsl({ picks: 'picked', count: '1u + kept', row: 'row', indent: '  ' })}
+  for (var a = 0u; a < room; a++) { picked[1u + a] = chosen[a]; }
+${csrRowWgsl({ picks: 'picked', count: 'n', row: 'row', indent: '  ' })}
 }
 `;
 });

@@ -97,7 +97,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let w = (linear % P.windowTiles) * NT + lid;
   let rows = G * P.querySeq;
   // Row r = g · T + i of the slot is query head g's query i (the tiled kernel's aAt).
-  // Each thread stages whole elements: threads writing components of one vec4 would race.
+  // Each thread stages whole elements (one vec4 store each, no component stores).
   for (var x = lid; x < rows * (E / L); x += NT) {
     let base = (slot * rows + x / (E / L)) * D;
 ${vectorized ? [0, 1, 2, 3].map((c) => `    let e${c} = (x % (E / L)) * 4u + ${c}u;`).join('\n') + `\n    qs[x] = vec4<f32>(${[0, 1, 2, 3].map((c) => stage(`e${c}`)).join(', ')});` : `    qs[x] = ${stage('x % E')};`}

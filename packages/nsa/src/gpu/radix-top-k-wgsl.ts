@@ -22,10 +22,14 @@
  * `lid`; `count` and `want` (≤ count, both < 2¹⁶) must be workgroup-uniform.
  */
 
-/** WGSL: the order-preserving map of a float32 onto u32 (larger float, larger key) the snippet's keys are made with (the indexer's scores, NSA's decode-step block importance). */
-export const SORTABLE_WGSL = /* wgsl */ `/** Order-preserving map of a float32 onto u32 (larger float, larger key). */
+/**
+ * WGSL: the order-preserving map of a float32 onto u32 (larger float, larger key) the snippet's
+ * keys are made with (the indexer's scores, NSA's decode-step block importance, MoBA's decode-step
+ * gates). −0 maps as +0, so the two tie as they do in a float comparison (the CPU's).
+ */
+export const SORTABLE_WGSL = /* wgsl */ `/** Order-preserving map of a float32 onto u32 (larger float, larger key; −0 as +0). */
 fn sortable(x: f32) -> u32 {
-  let bits = bitcast<u32>(x);
+  let bits = select(bitcast<u32>(x), 0u, x == 0.0);
   return select(bits | 0x80000000u, ~bits, (bits & 0x80000000u) != 0u);
 }`;
 
