@@ -7,7 +7,7 @@
  *           top-k' of the gates over j < IC plus the current block, kept
  *           per query while the tiles go by (no gate-score buffer); a
  *           decode step (≤ 16 queries): one workgroup per row, a block    (`moba-route-decode-wgsl.ts`)
- *           per thread, ranks counted in workgroup memory
+ *           per thread, the workgroup radix top-k
  *   attend  one causal softmax over the union of the routed blocks       (backend's sparse executor)
  *
  * Scratch per KV slot: the pooled means, floor(S / B) · D floats (64 KiB at S = 64k, B = 512,
