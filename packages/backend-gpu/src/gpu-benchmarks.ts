@@ -4,6 +4,7 @@ import { blockScratchBytesPerSlot, createGpuBackend, describeBackend, type GpuBa
 import { lastQueryView, runDecodeAttention } from './gpu-decode.js';
 import { gpuBlockTopKMethod, type GpuMethodDefinition, type ResidentDecodeStepper, type ResidentRun } from './gpu-methods.js';
 import { measureAsync } from './measure-async.js';
+import { timeSubmissionFloor } from './submission-floor.js';
 import { createGpuDecoderSuite } from './gpu-decoder-benchmarks.js';
 import { causalDims, gpuLoad, timeSteps, type GpuLoad } from './gpu-load.js';
 
@@ -78,6 +79,13 @@ const DECODE_REPEATS = 31;
 const DECODE_WARMUP = 300;
 const LOADED_WARMUP = 10;
 
+/**
+ * The `submission-floor` rows (`submission-floor.ts`): one dependent dispatch, a step's least, and
+ * three, MoBA's step (route, attend, merge). Each round trip takes ~0.05 ms on the H100.
+ */
+const SUBMISSION_FLOOR_DISPATCHES = [1, 3] as const;
+const SUBMISSION_FLOOR_REPEATS = 101;
+
 export async function runGpuBenchmark(backend: GpuBackend, context: BenchmarkContext, shape?: GpuBenchShape, options: GpuBenchOptions = {}): Promise<BenchmarkRow[]> {
   const { heads, headDim, kvHeads = heads } = shape ?? (context.quick ? { heads: 4, headDim: 64 } : { heads: 32, headDim: 128 });
   // MHA rows keep the plain workload names; GQA rows say their group (e.g. gaussian-gpu-gqa4).
@@ -138,6 +146,12 @@ export async function runGpuBenchmark(backend: GpuBackend, context: BenchmarkCon
               release();
             }
             push({ suite: 'gpu-attention', method: 'dense', workload: `gaussian-gpu${gqa}-decode`, seqLength: seq, backend: label, metrics: { ms: denseDecodeMs, ...(denseDecodeGpuMs === undefined ? {} : { gpuMs: denseDecodeGpuMs }), heads, kvHeads, headDim } });
+            // The runtime's floor under any decode step: its ratio to the dense step bounds every
+            // method's decode speedup by wall time in this run.
+            for (const dispatches of SUBMISSION_FLOOR_DISPATCHES) {
+              const floor = await timeSubmissionFloor(backend.context.device, dispatches, { warmup: decodeWarmup, repeats: SUBMISSION_FLOOR_REPEATS });
+              push({ suite: 'gpu-attention', method: 'submission-floor', workload: `gaussian-gpu${gqa}-decode`, seqLength: seq, budget: `${dispatches} dispatch${dispatches === 1 ? '' : 'es'}`, backend: label, metrics: { ms: floor.medianMs, madMs: floor.madMs, dispatches, speedupVsDense: denseDecodeMs / floor.medianMs } });
+            }
           }
           return denseDecodeMs;
         };

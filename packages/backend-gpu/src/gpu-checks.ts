@@ -643,7 +643,7 @@ export const gpuChecks: readonly GpuCheck[] = [
   {
     // The benchmark's timed calls ask for one submission (`oneSubmissionCheck` covers their
     // results); the row then takes its split from as many calls with separate submissions.
-    name: 'the gpu-attention suite times block top-k in one submission and reports its split from separate calls, GPU times where the device has timestamps, and a loaded twin of every decode row',
+    name: 'the gpu-attention suite times block top-k in one submission and reports its split from separate calls, GPU times where the device has timestamps, a loaded twin of every decode row, and the submission floor under a decode step',
     async run(backend) {
       const rows = await runGpuBenchmark(backend, { quick: true, seqLengths: [512], repeats: 2, seed: 1, backend: 'gpu' }, { heads: 2, headDim: 16 }, { methods: [{ definition: gpuBlockTopKMethod }] });
       const row = rows.find((r) => r.method === gpuBlockTopKMethod.id && r.workload === 'gaussian-gpu');
@@ -655,8 +655,12 @@ export const gpuChecks: readonly GpuCheck[] = [
       // (From calls of their own, so a row's gpuMs need not be below its ms: SwiftShader's were 5% above.)
       const timed = (x: Readonly<Record<string, number | undefined>>) => (x['gpuMs'] ?? 0) > 0 && Number.isFinite(x['gpuMs']);
       if (backend.context.timestamps ? !timed(m) || !timed(dense) || !Number.isFinite(m['gpuSpeedupVsDense']) : m['gpuMs'] !== undefined) throw new Error(`suite rows' GPU times (timestamps: ${backend.context.timestamps}): ${JSON.stringify({ row: m, dense })}`);
+      // The runtime's floor under a decode step: 1 and 3 counted dispatches, each against dense's step.
+      const floors = rows.filter((r) => r.method === 'submission-floor');
+      const floorOk = (n: number) => floors.some((r) => r.workload === 'gaussian-gpu-decode' && r.metrics['dispatches'] === n && (r.metrics['ms'] ?? 0) > 0 && Number.isFinite(r.metrics['speedupVsDense']));
+      if (floors.length !== 2 || !floorOk(1) || !floorOk(3)) throw new Error(`submission-floor rows ${JSON.stringify(floors)}`);
       // Every decode row (dense's always) has its twin timed after dense work, with the ratio to dense's loaded step.
-      const decodeRows = rows.filter((r) => r.workload === 'gaussian-gpu-decode');
+      const decodeRows = rows.filter((r) => r.workload === 'gaussian-gpu-decode' && r.method !== 'submission-floor');
       if (!decodeRows.some((r) => r.method === 'dense')) throw new Error(`no dense decode row: ${JSON.stringify(rows.map((r) => [r.method, r.workload]))}`);
       for (const r of decodeRows) {
         const twin = rows.find((x) => x.method === r.method && x.workload === 'gaussian-gpu-decode-loaded')?.metrics ?? {};

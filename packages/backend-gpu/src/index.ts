@@ -17,6 +17,7 @@ export * from './gpu-decode.js';
 export * from './spare-rows.js';
 export * from './gpu-decode-checks.js';
 export * from './gpu-benchmarks.js';
+export { timeSubmissionFloor } from './submission-floor.js';
 export * from './gpu-decoder-benchmarks.js';
 export { causalDims } from './gpu-load.js';
 export * from './gpu-checks.js';
