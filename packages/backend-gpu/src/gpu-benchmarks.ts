@@ -55,6 +55,9 @@ export interface GpuBenchOptions {
  * attention work each time (`gpu-load.ts`), as in a model whose other layers run between its
  * attention steps; the prefill rows keep the GPU at its boost clock here, so what the load changes
  * is what the caches hold (sparse steps 0.02–0.4 ms slower at 64k on the H100, dense's 0.08 ms).
+ * Beside dense's decode row, `submission-floor` rows time the runtime's bare round trip of 1 and 3
+ * dependent one-workgroup dispatches (`submission-floor.ts`): their `speedupVsDense` is the most any
+ * decode step that needs that many kernels can gain over dense's by wall time in this run.
  * PyTorch's SDPA reference is timed by
  * `bench/torch_sdpa.py`. A method that throws gets a row with `failed: 1` (the message goes to
  * `progress`), and the run goes on.
