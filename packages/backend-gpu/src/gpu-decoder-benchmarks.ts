@@ -28,15 +28,31 @@ export interface GpuDecoderBenchShape {
 export interface GpuDecoderBenchOptions {
   /** Default: H = 32, D = 128, MHA (H = 4, D = 64 in quick mode). */
   readonly shape?: GpuDecoderBenchShape;
-  /** Untimed steps after the context (default 3). */
+  /**
+   * Untimed steps after the context, on the idle GPU (default 300; 3 in quick mode); the loaded
+   * rows, which run after them on warm code, take at most 10.
+   */
   readonly warmupSteps?: number;
-  /** Timed one-token steps per decoder (default 15). */
+  /** Timed one-token steps per decoder and mode (default 31; 15 in quick mode). */
   readonly timedSteps?: number;
   /** Tokens of the dense call that loads the GPU before each step of the loaded rows (default 4096; 256 in quick mode), with the benchmark's heads and head size. */
   readonly loadSeq?: number;
   /** Called after each row, for streaming output on long device runs. */
   readonly onRow?: (row: BenchmarkRow) => void;
 }
+
+/**
+ * Untimed one-token steps before a decoder's timed ones. An inference loop runs thousands: the
+ * first ones run the step's host code (validation, append, encoding, readback) before V8 has
+ * optimised it, as the `gpu-attention` suite's resident decode rows found (a landmark step 0.5–0.95
+ * ms over its first ten calls, 0.26–0.32 ms from the hundredth on); until the eighteenth session
+ * this suite timed steps 4–18.
+ */
+const DECODER_WARMUP = 300;
+/** Untimed steps before the loaded rows' timed ones (the code is warm by then: they follow the idle rows). */
+const LOADED_DECODER_WARMUP = 10;
+/** Timed steps per decoder and mode (as the resident decode rows: medians over 31 moved less between runs than over 15). */
+const DECODER_TIMED = 31;
 
 /** Seeded uniform values in [−1, 1) (a 32-bit LCG: the context of a 64k cache is 2 GiB of floats, built in seconds). */
 function uniformValues(count: number, seed: number): Float32Array {
@@ -114,15 +130,16 @@ async function timeDecoderSteps(decoder: GpuAttentionDecoder, steps: DecoderWork
 /**
  * The dense decoder and each method's GPU decoder (default config; methods without `createDecoder`
  * are skipped with a row saying so), at each sequence length: a context of S − 1 tokens, then
- * warm-up and timed one-token steps (3 + 15 by default) on an otherwise idle GPU, then as many
+ * warm-up and timed one-token steps (300 + 31 by default) on an otherwise idle GPU, then 10 + 31
  * more each after a run of dense work (the `…-loaded` rows, see the file's comment);
  * `speedupVsDense` = the dense decoder's median step over the method's in the same mode. A method that throws gets a row with `failed: 1` and
  * the run goes on.
  */
 export async function runGpuDecoderBenchmark(backend: GpuBackend, context: BenchmarkContext, methods: readonly GpuMethodDefinition[], options: GpuDecoderBenchOptions = {}): Promise<BenchmarkRow[]> {
   const s = options.shape ?? (context.quick ? { heads: 4, kvHeads: 4, headDim: 64 } : { heads: 32, kvHeads: 32, headDim: 128 });
-  const warmup = Math.max(0, options.warmupSteps ?? 3);
-  const timed = Math.max(1, options.timedSteps ?? 15);
+  const warmup = Math.max(0, options.warmupSteps ?? (context.quick ? 3 : DECODER_WARMUP));
+  const loadedWarmup = Math.min(warmup, LOADED_DECODER_WARMUP);
+  const timed = Math.max(1, options.timedSteps ?? (context.quick ? 15 : DECODER_TIMED));
   const onRow = options.onRow;
   const gqa = s.kvHeads === s.heads ? '' : `-gqa${s.heads / s.kvHeads}`;
   const label = describeBackend(backend.info);
@@ -136,7 +153,7 @@ export async function runGpuDecoderBenchmark(backend: GpuBackend, context: Bench
   try {
     for (const seq of context.quick ? [512] : context.seqLengths) {
       context.progress?.(`gpu decoders: B=1 Hq=${s.heads} Hkv=${s.kvHeads} D=${s.headDim}, context ${seq - 1}, one-token steps, idle and loaded GPU`);
-      const w = decoderWorkload(seq, s, 2 * (warmup + timed), context.seed + seq);
+      const w = decoderWorkload(seq, s, warmup + loadedWarmup + 2 * timed, context.seed + seq);
       const base = { suite: 'gpu-decoders', workload: `uniform-gpu-decoder${gqa}`, seqLength: seq };
       // The dense decoder's step in each mode, for the methods' ratios.
       const dense: { idle?: number; loaded?: number } = {};
@@ -156,7 +173,7 @@ export async function runGpuDecoderBenchmark(backend: GpuBackend, context: Bench
           const contextMs = performance.now() - loadStarted;
           for (const mode of ['idle', 'loaded'] as const) {
             const steps = mode === 'idle' ? w.steps.slice(0, warmup + timed) : w.steps.slice(warmup + timed);
-            const t = await timeDecoderSteps(decoder, steps, warmup, timed, mode === 'loaded' ? load : undefined);
+            const t = await timeDecoderSteps(decoder, steps, mode === 'idle' ? warmup : loadedWarmup, timed, mode === 'loaded' ? load : undefined);
             if (definition.id === 'dense') dense[mode] = t.ms;
             const denseMs = dense[mode];
             push({
