@@ -42,11 +42,13 @@ export interface GpuDecoderBenchOptions {
 }
 
 /**
- * Untimed one-token steps before a decoder's timed ones. An inference loop runs thousands: the
- * first ones run the step's host code (validation, append, encoding, readback) before V8 has
- * optimised it, as the `gpu-attention` suite's resident decode rows found (a landmark step 0.5–0.95
- * ms over its first ten calls, 0.26–0.32 ms from the hundredth on); until the eighteenth session
- * this suite timed steps 4–18.
+ * Untimed one-token steps before a decoder's timed ones. An inference loop runs thousands, and
+ * its first ones are not its steady state: the step's host code (validation, append, encoding,
+ * readback) runs before V8 has optimised it (a landmark step 0.5–0.95 ms over its first ten calls,
+ * 0.26–0.32 ms from the hundredth on, in the `gpu-attention` suite's resident rows), and the GPU's
+ * clock governor has not reacted to the steps yet (on the H100, continuous dense steps over 64k
+ * keys take 3.4–4.6 ms at the idle 345 MHz for ~50 steps, then 1.5 ms at 1980 MHz; light sparse
+ * steps keep it near idle). Until the eighteenth session this suite timed steps 4–18.
  */
 const DECODER_WARMUP = 300;
 /** Untimed steps before the loaded rows' timed ones (the code is warm by then: they follow the idle rows). */
