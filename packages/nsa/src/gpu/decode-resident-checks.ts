@@ -16,6 +16,10 @@ const cases: readonly { definition: GpuMethodDefinition; config: Record<string, 
   { definition: gpuNsaMethod, config: { compressionBlock: 16, compressionStride: 16, selectionBlock: 16, selectedBlocks: 3, window: 24, compressionScore: 'quest' }, shape: { batch: 2, queryHeads: 2, kvHeads: 1, seq: 150, headDim: 16 } },
   { definition: gpuNsaMethod, config: { compressionBlock: 16, compressionStride: 16, selectionBlock: 16, selectedBlocks: 3, window: 24, combine: 'gated' }, shape: { batch: 1, queryHeads: 4, kvHeads: 2, seq: 170, headDim: 16 } },
   { definition: gpuHierarchicalIndexerMethod, config: { blockSize: 16 }, shape: { batch: 1, queryHeads: 4, kvHeads: 2, seq: 230, headDim: 32 } },
+  // Head dims that are not a multiple of 4: the decode-shaped kernels' scalar paths.
+  { definition: gpuMobaMethod, config: { blockSize: 16, topK: 3 }, shape: { batch: 1, queryHeads: 4, kvHeads: 2, seq: 150, headDim: 18 } },
+  { definition: gpuNsaMethod, config: { compressionBlock: 16, compressionStride: 8, selectionBlock: 16, selectedBlocks: 4, window: 32 }, shape: { batch: 1, queryHeads: 4, kvHeads: 2, seq: 190, headDim: 18 } },
+  { definition: gpuHierarchicalIndexerMethod, config: { blockSize: 16 }, shape: { batch: 1, queryHeads: 2, kvHeads: 1, seq: 230, headDim: 18 } },
 ];
 
 /** One check per case: two kept-state decode steps equal the CPU prefill's last row. */

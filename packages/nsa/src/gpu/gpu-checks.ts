@@ -298,9 +298,12 @@ const mobaChecks: GpuCheck[] = [
   // Queries aligned to the end of the keys (a chunk after a prompt), value dim ≠ head dim, group 4.
   prefillCheck(gpuMobaMethod, { blockSize: 8, topK: 4 }, { batch: 1, queryHeads: 4, kvHeads: 1, seq: 77, headDim: 16, valueDim: 24, querySeq: 5 }, 3),
   prefillCheck(gpuMobaMethod, { blockSize: 32, topK: 4 }, { batch: 1, queryHeads: 2, kvHeads: 2, seq: 300, headDim: 64 }, 4),
-  // Every block selected (full budget). Head dims that are not a multiple of 4 are left out: the
-  // backend's sparse executor loses the device on SwiftShader at D = 18 (reported to the lead).
+  // Every block selected (full budget).
   prefillCheck(gpuMobaMethod, { blockSize: 10, topK: 20 }, { batch: 1, queryHeads: 2, kvHeads: 1, seq: 123, headDim: 16 }, 5),
+  // Head dims that are not a multiple of 4 (scalar loads in the routing and attention kernels): the
+  // full budget with group 2 (rows executor), and ≥ 64 queries over 16-key blocks (key-block executor).
+  prefillCheck(gpuMobaMethod, { blockSize: 10, topK: 20 }, { batch: 1, queryHeads: 2, kvHeads: 1, seq: 123, headDim: 18 }, 6),
+  prefillCheck(gpuMobaMethod, { blockSize: 16, topK: 3 }, { batch: 1, queryHeads: 2, kvHeads: 2, seq: 130, headDim: 18, valueDim: 10 }, 7),
   // Routing over several 64-block column tiles (137 pooled blocks: the picks kept across three
   // tiles), 1100 queries (a ragged last query tile), D = 32 (vec4 loads).
   prefillCheck(gpuMobaMethod, { blockSize: 8, topK: 5 }, { batch: 1, queryHeads: 2, kvHeads: 1, seq: 1100, headDim: 32 }, 9),
@@ -380,6 +383,10 @@ const nsaChecks: GpuCheck[] = [
   prefillCheck(gpuNsaMethod, { compressionBlock: 16, compressionStride: 8, selectionBlock: 16, selectedBlocks: 4, window: 40 }, { batch: 2, queryHeads: 4, kvHeads: 2, seq: 271, headDim: 16, querySeq: 70 }, 25),
   // The split with a group of 4 query heads per shared row (256 query vectors per rows-executor row), 2 query blocks.
   residentCheck(gpuNsaMethod, { compressionBlock: 16, compressionStride: 16, selectionBlock: 16, selectedBlocks: 3, window: 48 }, { batch: 1, queryHeads: 4, kvHeads: 1, seq: 130, headDim: 16 }, 27),
+  // Head dims that are not a multiple of 4 (scalar loads in the scoring, top-n and attention
+  // kernels): the union split over ≥ 64 queries with GQA, and Quest scores.
+  prefillCheck(gpuNsaMethod, { compressionBlock: 16, compressionStride: 8, selectionBlock: 16, selectedBlocks: 4, window: 40 }, { batch: 1, queryHeads: 4, kvHeads: 2, seq: 150, headDim: 18, valueDim: 10 }, 28),
+  prefillCheck(gpuNsaMethod, { compressionBlock: 16, compressionStride: 16, selectionBlock: 16, selectedBlocks: 3, window: 24, compressionScore: 'quest' }, { batch: 1, queryHeads: 2, kvHeads: 2, seq: 100, headDim: 18 }, 29),
   // The paper's defaults (l = l' = d = 64, n = 16, w = 512) at S = 2048, D = 64.
   prefillCheck(gpuNsaMethod, {}, { batch: 1, queryHeads: 2, kvHeads: 1, seq: 2048, headDim: 64 }, 15),
   // The defaults with one query head per KV head (the scorer ranks logits in one pass) at a length
@@ -522,6 +529,10 @@ const indexerChecks: GpuCheck[] = [
   // chunk aligned to the end of the keys.
   indexerCheck({ blockSize: 16, candidateBlocks: 4, topK: 32 }, { batch: 1, queryHeads: 4, kvHeads: 2, seq: 260, headDim: 32, querySeq: 90 }, 41),
   indexerCheck({}, { batch: 1, queryHeads: 2, kvHeads: 1, seq: 700, headDim: 64 }, 34),
+  // Head dims that are not a multiple of 4 (scalar loads): ≥ 64 queries with group 2 (block-major
+  // stage 2, masked key-block attention) and group 4 (token rows).
+  indexerCheck({ blockSize: 16, candidateBlocks: 4, topK: 24 }, { batch: 1, queryHeads: 4, kvHeads: 2, seq: 150, headDim: 18, valueDim: 10 }, 44),
+  indexerCheck({ blockSize: 16, candidateBlocks: 4, topK: 24 }, { batch: 1, queryHeads: 4, kvHeads: 1, seq: 140, headDim: 18 }, 45),
   // The defaults' full 2 048 candidates (32 blocks of 64) per row: 16 keys per thread of the radix
   // top-K, most in one or two bins of a round, decode- and prefill-shaped.
   indexerCheck({}, { batch: 1, queryHeads: 2, kvHeads: 1, seq: 4096, headDim: 32, querySeq: 1 }, 42),
