@@ -30,7 +30,7 @@ import { GATHER_MERGE_VECTORS, gatherMergeWgsl } from './kernels/gather-lists-wg
 import { blockListPipelines, recordBlockLists, type BlockListRecorder } from './block-lists.js';
 import { ATTENTION_PARAMS, GATHER_ATTENTION_PARAMS, flashAttentionWgsl, flashAttentionWorkgroupBytes, type FlashAttentionKernelOptions, type FlashAttentionListHooks } from './kernels/flash-attention-wgsl.js';
 import { dispatchGrid, TILE_COLUMNS, type TileShape } from './kernels/score-tile-wgsl.js';
-import { DECODE_MERGE_PARAMS, decodeMergeWgsl } from './kernels/decode-merge-wgsl.js';
+import { DECODE_MERGE_PARAMS, decodeMergeGrid, decodeMergeWgsl } from './kernels/decode-merge-wgsl.js';
 import { DECODE_SELECTION_PARAMS, decodePartialRecord, decodePartialWgsl, SPLIT_K_MAX_QUERIES, splitKPartitions } from './kernels/decode-split-k-wgsl.js';
 import { GpuBufferPool } from './gpu-buffer-pool.js';
 import { WEBGPU_FLAGS } from './webgpu-flags.js';
@@ -295,6 +295,12 @@ export class GpuBackend {
    * to the next; benchmarks turn it on for calls of their own).
    */
   gpuTiming = false;
+  /**
+   * With {@link gpuTiming}: the GPU milliseconds of each pass of the last timed `oneSubmission`, in
+   * order (its `gpuMs` is their sum). A pass per dispatch (`submitEarlyMs = 0`) times each kernel
+   * on its own: how profiles split a decode step.
+   */
+  lastPassMs: readonly number[] | undefined;
   /**
    * Inside `oneSubmission`: host milliseconds of recording after which what was recorded is
    * submitted at the next dispatch, so the GPU runs it while the host records the rest (a decode
@@ -880,7 +886,7 @@ export class GpuBackend {
         const b = buffers[i]!;
         const target = targets?.[i] ?? chunk;
         this.dispatch(pass, partialKernel, [params, chunk.q, chunk.k, chunk.v, b.bounds, b.indices, partial], px, py);
-        const [mx, my] = dispatchGrid(rows);
+        const [mx, my] = decodeMergeGrid(rows, d.valueDim);
         this.dispatch(pass, merge, [this.uniform(DECODE_MERGE_PARAMS, { rows, partitions: plan.partitions, tilesX: mx }, transient), partial, target.out, target.lse], mx, my);
       }
     });
@@ -1151,7 +1157,9 @@ export class GpuBackend {
     }
     const error = await errors;
     if (error) throw new Error(`WebGPU validation error: ${error.message}`);
-    const gpuMs = await readPassTimes(recording);
+    const passMs = await readPassTimes(recording);
+    this.lastPassMs = passMs;
+    const gpuMs = passMs?.reduce((a, b) => a + b, 0);
     return { value, ms, ...(gpuMs === undefined ? {} : { gpuMs }) };
   }
 
@@ -1676,21 +1684,21 @@ function resolvePassTimes(device: GPUDevice, recording: Recording): GPUCommandBu
   return [encoder.finish()];
 }
 
-/** The recording's passes' GPU milliseconds, summed; undefined without timestamps, past {@link TIMED_PASSES}, or for a time that runs backwards. */
-async function readPassTimes(recording: Recording): Promise<number | undefined> {
+/** The GPU milliseconds of each of the recording's passes; undefined without timestamps, past {@link TIMED_PASSES}, or for a time that runs backwards. */
+async function readPassTimes(recording: Recording): Promise<number[] | undefined> {
   const { passes } = recording;
   if (!recording.timer || passes === 0 || passes > TIMED_PASSES) return undefined;
   const { read } = recording.timer;
   await read.mapAsync(MAP_MODE_READ, 0, 16 * passes);
   const stamps = new BigUint64Array(read.getMappedRange(0, 16 * passes).slice(0));
   read.unmap();
-  let ns = 0n;
+  const ms: number[] = [];
   for (let p = 0; p < passes; p++) {
     const span = stamps[2 * p + 1]! - stamps[2 * p]!;
     if (span < 0n) return undefined;
-    ns += span;
+    ms.push(Number(span) / 1e6);
   }
-  return Number(ns) / 1e6;
+  return ms;
 }
 
 /** Ends a recording's open pass and keeps its command buffer for the submission. */

@@ -21,7 +21,7 @@ import { GpuKVCache } from './gpu-kv-cache.js';
 import type { GpuAttentionDecoder, GpuDecoderOptions } from './gpu-methods.js';
 import { cacheStoreLifecycle, cacheWindowStore, type GpuWindowStore } from './gpu-window-decoder.js';
 import { DECODE_GATHER_PARAMS, DECODE_GATHER_THREADS, decodeGatherWgsl } from './kernels/decode-gather-wgsl.js';
-import { DECODE_MERGE_PARAMS, decodeMergeWgsl } from './kernels/decode-merge-wgsl.js';
+import { DECODE_MERGE_PARAMS, decodeMergeGrid, decodeMergeWgsl } from './kernels/decode-merge-wgsl.js';
 import { DECODE_PARTIAL_PARAMS, decodePartialRecord, decodePartialWgsl, SPLIT_K_MAX_QUERIES, splitKPartitions, type SplitKPlan } from './kernels/decode-split-k-wgsl.js';
 import { dispatchGrid } from './kernels/score-tile-wgsl.js';
 import { WEBGPU_FLAGS } from './webgpu-flags.js';
@@ -78,7 +78,7 @@ export async function runDecodeAttention(backend: GpuBackend, resident: Resident
       keyStride: chunkKeyStride(chunk, d),
     });
     encoder.dispatch(partialKernel, [params, chunk.q, chunk.k, chunk.v, partial], px, py);
-    const [mx, my] = dispatchGrid(rows);
+    const [mx, my] = decodeMergeGrid(rows, d.valueDim);
     const mergeParams = encoder.uniform(DECODE_MERGE_PARAMS, { rows, partitions: plan.partitions, tilesX: mx });
     encoder.dispatch(merge, [mergeParams, partial, chunk.out, chunk.lse], mx, my);
   });

@@ -33,7 +33,7 @@ export { TOP_K_PARAMS, TOP_K_THREADS, blockTopKWgsl } from './kernels/block-top-
 export { csrRowWgsl } from './kernels/csr-row-wgsl.js';
 export { memoKernel, uniformStructFields } from './kernels/memo-kernel.js';
 export { DECODE_DUMP_PARAMS, DECODE_PAGES_PARAMS, DECODE_PARTIAL_PARAMS, DECODE_SELECTION_PARAMS, DECODE_THREADS, decodePartialRecord, decodePartialWgsl, type DecodeKernelOptions, type DecodeKeySource } from './kernels/decode-split-k-wgsl.js';
-export { DECODE_MERGE_COPY_PARAMS, DECODE_MERGE_PARAMS, decodeMergeWgsl } from './kernels/decode-merge-wgsl.js';
+export { DECODE_MERGE_COLUMNS, DECODE_MERGE_COPY_PARAMS, DECODE_MERGE_LANES, DECODE_MERGE_PARAMS, DECODE_MERGE_THREADS, decodeMergeGrid, decodeMergeWgsl } from './kernels/decode-merge-wgsl.js';
 export { DECODE_GATHER_PARAMS, DECODE_GATHER_THREADS, decodeGatherWgsl } from './kernels/decode-gather-wgsl.js';
 export { fillNormalWgsl } from './kernels/fill-normal-wgsl.js';
 export {

@@ -9,12 +9,20 @@
  *   m_p = max_j s_j;  l_p = Σ_j e^{s_j − m_p};  o_p = Σ_j e^{s_j − m_p} v_j       (unnormalised)
  *
  * written as one record `[m_p, l_p, o_p[0..Dv)]` per (query slot, row, partition); the merge
- * kernel (`decode-merge-wgsl.ts`) combines the partitions. A workgroup owns one (query slot, row,
- * partition) and walks its keys 64 at a time with the online softmax (arXiv:2205.14135 Alg. 1):
- * thread t scores key t of the tile, the tile maximum is a workgroup reduction, and each thread
- * accumulates p·v for its own value columns (coalesced reads of V). Partitions spread one decode
- * query over many workgroups where the prefill kernel would give it one (32 workgroups for 32
- * heads at 64k keys would leave most of an H100 idle).
+ * kernel (`decode-merge-wgsl.ts`) combines the partitions. A workgroup of 256 threads owns one
+ * (query slot, row, partition) and walks its keys 64 at a time with the online softmax
+ * (arXiv:2205.14135 Alg. 1): four threads score each key of the tile (every fourth vec4 of its
+ * channels each, so four neighbours read 64 contiguous bytes), the tile maximum is a workgroup
+ * reduction, and four groups of 64 threads accumulate p·v over a quarter of the tile's keys each
+ * for their own value columns (coalesced reads of V), added in workgroup memory at the end.
+ * Partitions spread one decode query over many workgroups where the prefill kernel would give it
+ * one (32 workgroups for 32 heads at 64k keys would leave most of an H100 idle).
+ *
+ * Until the nineteenth session a workgroup had 64 threads, one per key, each reading its key's
+ * 512 bytes alone: on the H100 at 64k (H = 32, D = 128) a dense decode step's partial pass took
+ * 0.93 ms (2.3 TB/s of K/V) with 32 KV heads and 0.47 ms with 8, against 0.74 / 0.29 ms now
+ * (2.9 TB/s: 85 % of the HBM's peak); a sparse step's pass over ~1 500 selected keys a row
+ * 0.034 → 0.028 ms (MoBA's).
  *
  * An empty partition (past the row's last visible key) writes m = −3e38 (finite, so the merge
  * needs no infinity) and l = 0.
@@ -56,7 +64,7 @@ export const DECODE_PARTIAL_PARAMS = [
   'tilesX', 'scale', 'pad0', 'keyStride',
 ] as const;
 
-/** Threads per workgroup (and keys per tile) of the partial kernel. */
+/** Keys per tile of the partial kernel (a partition is a whole number of tiles). */
 export const DECODE_THREADS = 64;
 
 /** Uniform parameter block of the page-list mode (`keys: 'pages'`; 12 × 4 bytes, order matters). */
@@ -103,15 +111,18 @@ export function decodePartialRecord(valueDim: number): number {
 export const SPLIT_K_MAX_QUERIES = 16;
 
 /**
- * Workgroups the split-K kernel aims for over the whole call (an H100 holds ~4 k workgroups of
- * 64 threads at once); each partition is at least one 64-key tile.
+ * Workgroups the split-K kernel aims for over the whole call (an H100 holds ~1 k workgroups of
+ * 256 threads at once: two waves); each partition is at least one 64-key tile. A 64k dense decode
+ * step on the H100 (32 rows): 2 048 → 0.283 ms with 8 KV heads, 4 096 0.296 ms, 8 192 0.333 ms;
+ * 0.747–0.750 ms for all three with 32.
  */
-const SPLIT_K_TARGET_WORKGROUPS = 4096;
+const SPLIT_K_TARGET_WORKGROUPS = 2048;
 
 /**
  * Most partitions of one row: one workgroup merges a row's partials, so past a few hundred the
  * merge costs more than the partitions gain. A decoder's one-KV-slot dispatch at 64k (one row of
- * 1 024 key tiles, H100): 1 024 partitions 7.3 ms for 32 heads, 512 4.5 ms, 256 3.7 ms, 128 4.6 ms.
+ * 1 024 key tiles, H100, the 64-thread kernel before the nineteenth session): 1 024 partitions
+ * 7.3 ms for 32 heads, 512 4.5 ms, 256 3.7 ms, 128 4.6 ms.
  */
 const SPLIT_K_MAX_PARTITIONS = 256;
 
@@ -174,24 +185,57 @@ const SELECTION_PROLOGUE = `${QUERY_ROW_PROLOGUE}  let selRow = select(slot, slo
  */
 export const decodePartialWgsl = memoKernel((o: DecodeKernelOptions): string => generatePartial(o));
 
-/** Keys per step of the partial kernel's p·v loop (see the loop). */
+/** Threads per workgroup of the partial kernel: {@link DECODE_KEY_SPLIT} per key of a {@link DECODE_THREADS}-key tile. */
+export const DECODE_PARTIAL_WORKGROUP = 256;
+
+/** Threads that share one key's dot product, and key groups that share a tile's p·v. */
+export const DECODE_KEY_SPLIT = DECODE_PARTIAL_WORKGROUP / DECODE_THREADS;
+
+/** Keys per step of the p·v loop (see the loop). */
 const PV_UNROLL = 8;
 
 function generatePartial(o: DecodeKernelOptions): string {
   const vec = o.headDim % 4 === 0;
+  const width = vec ? o.headDim / 4 : o.headDim;
+  const element = vec ? 'vec4<f32>' : 'f32';
+  const split = DECODE_KEY_SPLIT;
   const columns = Math.ceil(o.valueDim / DECODE_THREADS);
   const range = Array.from({ length: columns }, (_, c) => c);
-  const unroll = Array.from({ length: PV_UNROLL }, (_, u) => u);
   const source = o.keys ?? 'range';
   if (source !== 'range' && source !== 'pages' && source !== 'selection') throw new Error(`decodePartialWgsl: unknown key source ${String(o.keys)}`);
   const pages = source === 'pages';
   const listed = source !== 'range';
   if (listed && o.dumpScores) throw new Error(`decodePartialWgsl: dumpScores needs range keys (the ${source} mode has no dump)`);
   const dump = o.dumpScores === true;
+  // A thread's vectors of its key: every split-th, interleaved with its neighbours' (64 contiguous
+  // bytes per four threads), loaded `unroll` at a time where they divide evenly.
+  const unroll = [8, 4, 2].find((u) => width % (split * u) === 0) ?? 1;
+  const keyOf = pages
+    ? `      let x = k0 + lid;
+      var key = 0u;
+      var alive = false;
+      if (x < end) {
+        key = pages[begin + x / P.pageSize] * P.pageSize + x % P.pageSize;
+        alive = key < P.keySeq;
+      }`
+    : listed
+    ? `      let x = k0 + lid;
+      var key = 0u;
+      var alive = false;
+      if (x < end) {
+        key = select(indices[begin + x], indices[begin + x / P.blockSize] * P.blockSize + x % P.blockSize, P.kindBlock == 1u);
+        alive = key < visible;
+      }`
+    : `      let key = k0 + lid;
+      let alive = key < end;`;
   return /* wgsl */ `
 const D: u32 = ${o.headDim}u;
+const W: u32 = ${width}u;
 const DV: u32 = ${o.valueDim}u;
-const NT: u32 = ${DECODE_THREADS}u;
+const NT: u32 = ${DECODE_PARTIAL_WORKGROUP}u;
+const TK: u32 = ${DECODE_THREADS}u;
+const SPLIT: u32 = ${split}u;
+const GROUP: u32 = ${DECODE_THREADS / split}u;
 const REC: u32 = ${decodePartialRecord(o.valueDim)}u;
 const NEG: f32 = -3.0e38;
 
@@ -210,7 +254,7 @@ ${listed ? `  selRows: u32, queryBlockSize: u32, scopeKv: u32, kindBlock: u32,
 ${dump ? 'struct DumpParams { querySlotBase: u32, pad0: u32, pad1: u32, pad2: u32 }\n' : ''}
 @group(0) @binding(0) var<uniform> P: Params;
 @group(0) @binding(1) var<storage, read> q: array<f32>;
-@group(0) @binding(2) var<storage, read> k: array<${vec ? 'vec4<f32>' : 'f32'}>;
+@group(0) @binding(2) var<storage, read> k: array<${element}>;
 @group(0) @binding(3) var<storage, read> v: array<f32>;
 ${
   listed
@@ -220,104 +264,110 @@ ${
     : '@group(0) @binding(4) var<storage, read_write> partial: array<f32>;'
 }
 ${dump ? '@group(0) @binding(5) var<storage, read_write> dumpLogits: array<f32>;\n@group(0) @binding(6) var<uniform> dump: DumpParams;\n' : ''}
-var<workgroup> qs: array<${vec ? 'vec4<f32>' : 'f32'}, ${vec ? o.headDim / 4 : o.headDim}>;
-var<workgroup> ps: array<f32, ${DECODE_THREADS}>;
-${listed ? `var<workgroup> keys: array<u32, ${DECODE_THREADS}>;\n` : ''}var<workgroup> red: array<f32, ${DECODE_THREADS}>;
+var<workgroup> qs: array<${element}, W>;
+var<workgroup> keys: array<u32, TK>;
+var<workgroup> live: array<u32, TK>;
+var<workgroup> dots: array<f32, NT>;
+var<workgroup> ps: array<f32, TK>;
+var<workgroup> red: array<f32, TK>;
+var<workgroup> sums: array<f32, ${split * columns * DECODE_THREADS}>;
 
-@compute @workgroup_size(${DECODE_THREADS})
+@compute @workgroup_size(${DECODE_PARTIAL_WORKGROUP})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
 ${pages ? PAGES_PROLOGUE : listed ? SELECTION_PROLOGUE : RANGE_PROLOGUE}${
   vec
-    ? `  for (var e = lid; e < D / 4u; e += NT) {
+    ? `  for (var e = lid; e < W; e += NT) {
     let at = (row * D) + 4u * e;
     qs[e] = vec4<f32>(q[at], q[at + 1u], q[at + 2u], q[at + 3u]);
   }`
-    : `  for (var e = lid; e < D; e += NT) { qs[e] = q[row * D + e]; }`
+    : `  for (var e = lid; e < W; e += NT) { qs[e] = q[row * D + e]; }`
 }
-  workgroupBarrier();
+  // Scoring: thread lid takes vectors lid % SPLIT, + SPLIT, ... of key lid / SPLIT; p·v: thread
+  // (group, lane) takes keys [group · GROUP, +GROUP) of the tile and columns lane, lane + TK, ...
+  let mine = lid / SPLIT;
+  let slice = lid % SPLIT;
+  let group = lid / TK;
+  let lane = lid % TK;
   var m = NEG;
   var l = 0.0;
 ${range.map((c) => `  var o${c} = 0.0;`).join('\n')}
-  for (var k0 = start; k0 < end; k0 += NT) {
-${
-  pages
-    ? `    let x = k0 + lid;
-    var key = 0u;
-    var live = false;
-    if (x < end) {
-      key = pages[begin + x / P.pageSize] * P.pageSize + x % P.pageSize;
-      live = key < P.keySeq;
-    }`
-    : listed
-    ? `    let x = k0 + lid;
-    var key = 0u;
-    var live = false;
-    if (x < end) {
-      key = select(indices[begin + x], indices[begin + x / P.blockSize] * P.blockSize + x % P.blockSize, P.kindBlock == 1u);
-      live = key < visible;
-    }`
-    : `    let key = k0 + lid;
-    let live = key < end;`
-}
-    var s = NEG;
-    if (live) {
-${
-  vec
-    ? `      var acc = vec4<f32>(0.0);
-      let at = (kvBase + key) * (D / 4u);
-      for (var e = 0u; e < D / 4u; e++) { acc = fma(qs[e], k[at + e], acc); }
-      s = (acc.x + acc.y + acc.z + acc.w) * P.scale;`
-    : `      var acc = 0.0;
-      let at = (kvBase + key) * D;
-      for (var e = 0u; e < D; e++) { acc = fma(qs[e], k[at + e], acc); }
-      s = acc * P.scale;`
-}
-${dump ? '      dumpLogits[((dump.querySlotBase + slot) * P.querySeq + i) * P.keySeq + key] = s;\n' : ''}    }
-    red[lid] = s;
+  for (var k0 = start; k0 < end; k0 += TK) {
+    if (lid < TK) {
+${keyOf}
+      keys[lid] = select(0u, key, alive);
+      live[lid] = select(0u, 1u, alive);
+    }
     workgroupBarrier();
-    for (var w = NT / 2u; w > 0u; w = w / 2u) {
+    var dot = ${vec ? 'vec4<f32>(0.0)' : '0.0'};
+    if (live[mine] == 1u) {
+      let at = (kvBase + keys[mine]) * W;
+      for (var e = slice; e < W; e += ${split * unroll}u) {
+${Array.from({ length: unroll }, (_, u) => `        let k${u} = k[at + e + ${split * u}u];`).join('\n')}
+${Array.from({ length: unroll }, (_, u) => `        dot = fma(qs[e + ${split * u}u], k${u}, dot);`).join('\n')}
+      }
+    }
+    dots[lid] = ${vec ? 'dot.x + dot.y + dot.z + dot.w' : 'dot'};
+    workgroupBarrier();
+    var s = NEG;
+    if (lid < TK) {
+      if (live[lid] == 1u) {
+        s = (${Array.from({ length: split }, (_, u) => `dots[SPLIT * lid + ${u}u]`).join(' + ')}) * P.scale;
+${dump ? '        dumpLogits[((dump.querySlotBase + slot) * P.querySeq + i) * P.keySeq + keys[lid]] = s;\n' : ''}      }
+      red[lid] = s;
+    }
+    workgroupBarrier();
+    for (var w = TK / 2u; w > 0u; w = w / 2u) {
       if (lid < w) { red[lid] = max(red[lid], red[lid + w]); }
       workgroupBarrier();
     }
     let mNew = max(m, red[0]);
     let alpha = exp(m - mNew);
-    let p = select(0.0, exp(s - mNew), live);
     m = mNew;
-    l = l * alpha + p;
-    ps[lid] = p;
-${listed ? '    keys[lid] = select(0u, key, live);\n' : ''}    workgroupBarrier();
-    let count = min(NT, end - k0);
+    if (lid < TK) {
+      let p = select(0.0, exp(s - mNew), live[lid] == 1u);
+      l = l * alpha + p;
+      ps[lid] = p;
+    }
+    workgroupBarrier();
 ${range.map((c) => `    o${c} = o${c} * alpha;`).join('\n')}
     // ${PV_UNROLL} keys at a time: their value loads are all issued before the first is used, so a
-    // thread waits for memory once per ${PV_UNROLL} keys instead of once per key (the loop was
-    // latency-bound: one 64-key tile per workgroup in a sparse decode step). Same order of fma.
-    var j = 0u;
-    for (; j + ${PV_UNROLL}u <= count; j += ${PV_UNROLL}u) {
-${unroll.map((u) => `      let b${u} = (kvBase + ${listed ? `keys[j + ${u}u]` : `k0 + j + ${u}u`}) * DV;`).join('\n')}
-${range.map((c) => `      if (lid + ${c * DECODE_THREADS}u < DV) {
-${unroll.map((u) => `        let v${u} = v[b${u} + lid + ${c * DECODE_THREADS}u];`).join('\n')}
-${unroll.map((u) => `        o${c} = fma(ps[j + ${u}u], v${u}, o${c});`).join('\n')}
+    // thread waits for memory once per ${PV_UNROLL} keys instead of once per key.
+    let j1 = min(group * GROUP + GROUP, min(TK, end - k0));
+    var j = group * GROUP;
+    for (; j + ${PV_UNROLL}u <= j1; j += ${PV_UNROLL}u) {
+${Array.from({ length: PV_UNROLL }, (_, u) => `      let b${u} = (kvBase + keys[j + ${u}u]) * DV;`).join('\n')}
+${range.map((c) => `      if (lane + ${c * DECODE_THREADS}u < DV) {
+${Array.from({ length: PV_UNROLL }, (_, u) => `        let v${u} = v[b${u} + lane + ${c * DECODE_THREADS}u];`).join('\n')}
+${Array.from({ length: PV_UNROLL }, (_, u) => `        o${c} = fma(ps[j + ${u}u], v${u}, o${c});`).join('\n')}
       }`).join('\n')}
     }
-    for (; j < count; j++) {
+    for (; j < j1; j++) {
       let pj = ps[j];
-      let vBase = (kvBase + ${listed ? 'keys[j]' : 'k0 + j'}) * DV;
-${range.map((c) => `      if (lid + ${c * DECODE_THREADS}u < DV) { o${c} = fma(pj, v[vBase + lid + ${c * DECODE_THREADS}u], o${c}); }`).join('\n')}
+      let vBase = (kvBase + keys[j]) * DV;
+${range.map((c) => `      if (lane + ${c * DECODE_THREADS}u < DV) { o${c} = fma(pj, v[vBase + lane + ${c * DECODE_THREADS}u], o${c}); }`).join('\n')}
     }
     workgroupBarrier();
   }
-  red[lid] = l;
+  if (lid < TK) { red[lid] = l; }
   workgroupBarrier();
-  for (var w = NT / 2u; w > 0u; w = w / 2u) {
+  for (var w = TK / 2u; w > 0u; w = w / 2u) {
     if (lid < w) { red[lid] = red[lid] + red[lid + w]; }
     workgroupBarrier();
   }
+${range.map((c) => `  sums[(group * ${columns}u + ${c}u) * TK + lane] = o${c};`).join('\n')}
+  workgroupBarrier();
   let base = (row * P.partitions + part) * REC;
   if (lid == 0u) {
     partial[base] = m;
     partial[base + 1u] = red[0];
   }
-${range.map((c) => `  if (lid + ${c * DECODE_THREADS}u < DV) { partial[base + 2u + lid + ${c * DECODE_THREADS}u] = o${c}; }`).join('\n')}
+  if (group == 0u) {
+${range.map((c) => `    if (lane + ${c * DECODE_THREADS}u < DV) {
+      var o = 0.0;
+      for (var g = 0u; g < SPLIT; g++) { o += sums[(g * ${columns}u + ${c}u) * TK + lane]; }
+      partial[base + 2u + lane + ${c * DECODE_THREADS}u] = o;
+    }`).join('\n')}
+  }
 }
 `;
 }

@@ -270,8 +270,8 @@ describe('splitKPartitions', () => {
   it('splits few rows over many 64-key partitions and gives many rows one partition, covering every key', () => {
     // 32 decode rows of 1536 selected keys (MoBA at 64k): 24 partitions of one tile each.
     expect(splitKPartitions(32, 1536)).toEqual({ partitions: 24, partitionSize: 64 });
-    // 32 rows of 64k keys: 128 partitions (4096 workgroups) of 512 keys.
-    expect(splitKPartitions(32, 65536)).toEqual({ partitions: 128, partitionSize: 512 });
+    // 32 rows of 64k keys: 64 partitions (2048 workgroups) of 1024 keys.
+    expect(splitKPartitions(32, 65536)).toEqual({ partitions: 64, partitionSize: 1024 });
     expect(splitKPartitions(8192, 1000)).toEqual({ partitions: 1, partitionSize: 1024 });
     expect(splitKPartitions(1, 0)).toEqual({ partitions: 1, partitionSize: 64 });
     for (const [rows, keys] of [[1, 1], [3, 65], [100, 5000], [4096, 64], [7, 123457]] as const) {

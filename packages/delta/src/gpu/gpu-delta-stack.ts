@@ -36,6 +36,7 @@ import {
   DECODE_PARTIAL_PARAMS,
   DECODE_THREADS,
   WEBGPU_FLAGS,
+  decodeMergeGrid,
   decodeMergeWgsl,
   decodePartialRecord,
   chunkKeyStride,
@@ -257,7 +258,7 @@ export async function createGpuDeltaStack(backend: GpuBackend, layers: readonly 
           scale: d.scale,
           keyStride: chunkKeyStride(chunk, d),
         });
-        const [mx, my] = dispatchGrid(rows);
+        const [mx, my] = decodeMergeGrid(rows, d.valueDim);
         if (!dump) {
           const mergeParams = uniform(DECODE_MERGE_PARAMS, { rows, partitions: split.partitions, tilesX: mx });
           return [op(densePartial, [params, chunk.q, chunk.k, chunk.v, denseScratch], px, py), op(merge, [mergeParams, denseScratch, chunk.out, chunk.lse], mx, my)];
@@ -311,7 +312,7 @@ export async function createGpuDeltaStack(backend: GpuBackend, layers: readonly 
           scale: d.scale,
           keyStride: chunkKeyStride(chunk, d),
         });
-        const [mx, my] = dispatchGrid(rows);
+        const [mx, my] = decodeMergeGrid(rows, d.valueDim);
         const mergeParams = uniform(DECODE_MERGE_PARAMS, { rows, partitions: sparsePartitions, tilesX: mx });
         return [op(pageDecode, [params, chunk.q, chunk.k, chunk.v, source.bounds, source.pages, sparseScratch], px, py), op(merge, [mergeParams, sparseScratch, chunk.out, chunk.lse], mx, my)];
       });

@@ -17,6 +17,7 @@ import {
 import {
   chunkKeyStride,
   DECODE_MERGE_PARAMS,
+  decodeMergeGrid,
   decodeMergeWgsl,
   decodePartialRecord,
   createGpuWindowDecoder,
@@ -357,7 +358,7 @@ async function runGroupedSoftmaxDecode(backend: GpuBackend, resident: ResidentAt
       pad3: 0,
     });
     encoder.dispatch(partsKernel, [params, chunk.q, chunk.k, chunk.v, source.bounds, source.indices, records], x, y);
-    const [mx, my] = dispatchGrid(rows);
+    const [mx, my] = decodeMergeGrid(rows, d.valueDim);
     encoder.dispatch(merge, [encoder.uniform(DECODE_MERGE_PARAMS, { rows, partitions: parts, tilesX: mx, pad0: 0 }), records, chunk.out, chunk.lse], mx, my);
   });
 }
