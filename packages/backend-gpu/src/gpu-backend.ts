@@ -296,9 +296,9 @@ export class GpuBackend {
    */
   gpuTiming = false;
   /**
-   * With {@link gpuTiming}: the GPU milliseconds of each pass of the last timed `oneSubmission`, in
-   * order (its `gpuMs` is their sum). A pass per dispatch (`submitEarlyMs = 0`) times each kernel
-   * on its own: how profiles split a decode step.
+   * The GPU milliseconds of each pass of the last `oneSubmission`, in order (its `gpuMs` is their
+   * sum); undefined when it was not timed ({@link gpuTiming} off, or no timestamps). A pass per
+   * dispatch (`submitEarlyMs = 0`) times each kernel on its own: how profiles split a step.
    */
   lastPassMs: readonly number[] | undefined;
   /**

@@ -600,7 +600,7 @@ export const gpuChecks: readonly GpuCheck[] = [
     // Dense, the split-K and key-block executors and reads inside one recorded submission: a read
     // must submit what was recorded before it, and the key-block executor's kept scratch must be
     // given back only after the submission.
-    name: 'oneSubmission: calls recorded into one submission give the results of separate calls; reads inside it see the work before them; it does not nest; it reports the GPU time of its passes where the device has timestamps',
+    name: 'oneSubmission: calls recorded into one submission give the results of separate calls; reads inside it see the work before them; it does not nest; it reports the GPU time of its passes (per pass in lastPassMs) where the device has timestamps',
     async run(backend) {
       const input = checkInput({ batch: 1, queryHeads: 4, kvHeads: 2, seq: 300, headDim: 32 }, 151);
       const decode = checkInput({ batch: 1, queryHeads: 4, kvHeads: 2, seq: 300, headDim: 32, querySeq: 2 }, 152);
@@ -625,8 +625,13 @@ export const gpuChecks: readonly GpuCheck[] = [
         // The reads inside split the recording into several passes: their GPU times are summed.
         const gpuOk = backend.context.timestamps ? gpuMs !== undefined && gpuMs > 0 && gpuMs <= ms : gpuMs === undefined;
         if (!gpuOk) throw new Error(`gpuMs should be in (0, ${ms}] where the device has timestamps (${backend.context.timestamps}) and absent otherwise, got ${gpuMs}`);
+        // lastPassMs: each pass's time (at least two: the reads split the recording), summing to gpuMs.
+        const passes = backend.lastPassMs;
+        const passSum = passes?.reduce((a, b) => a + b, 0);
+        const passesOk = backend.context.timestamps ? passes !== undefined && passes.length >= 2 && passes.every((p) => p >= 0) && Math.abs(passSum! - gpuMs!) <= 1e-9 * gpuMs! : passes === undefined;
+        if (!passesOk) throw new Error(`lastPassMs should hold each pass's GPU time summing to gpuMs ${gpuMs} (timestamps: ${backend.context.timestamps}), got ${JSON.stringify(passes)}`);
         const untimed = await backend.oneSubmission(() => backend.runDense(resident));
-        if (untimed.gpuMs !== undefined) throw new Error(`without gpuTiming a submission reports no GPU time, got ${untimed.gpuMs}`);
+        if (untimed.gpuMs !== undefined || backend.lastPassMs !== undefined) throw new Error(`without gpuTiming a submission reports no GPU time, got ${untimed.gpuMs} and passes ${JSON.stringify(backend.lastPassMs)}`);
         const { output } = await backend.readOutput(resident);
         expectClose('resident dense output', output.data, referenceAttention(input).output.data);
         let nested: unknown;

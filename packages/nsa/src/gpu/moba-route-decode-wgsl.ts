@@ -3,7 +3,7 @@
  * same selection as the fused tiled kernel (`moba-route-wgsl.ts`, which documents the formulas),
  * split over the blocks instead of over the queries: one workgroup per (query slot, query row).
  *
- *   gate     s[j] = q_t · mean_j for the past blocks j < IC = floor(t / B), one block per thread
+ *   gate     s[j] = q_t · mean_j for the past blocks j < IC = floor(t / B), four threads per block
  *            (strided), kept in workgroup memory
  *   top-k    the best n − 1 past blocks in the CPU's order (score descending, then the later
  *            block first): the package's workgroup radix top-k (`radix-top-k-wgsl.ts`, as NSA's
@@ -24,7 +24,10 @@ import { mobaRouteBindingsWgsl } from './moba-route-wgsl.js';
 import { RADIX_TOP_K_WORKGROUP, radixTopKWgsl, SORTABLE_WGSL } from './radix-top-k-wgsl.js';
 
 /** Threads per workgroup (a workgroup per query row). */
-export const MOBA_ROUTE_DECODE_THREADS = 128;
+export const MOBA_ROUTE_DECODE_THREADS = 256;
+
+/** Threads that share one block's gate (each every fourth element of the mean). */
+export const MOBA_ROUTE_DECODE_SPLIT = 4;
 
 /** Most past blocks a row may gate in workgroup memory (8 KiB); calls with more pooled blocks take the tiled kernel. */
 export const MOBA_ROUTE_DECODE_BLOCKS = 2048;
@@ -44,16 +47,20 @@ export const mobaRouteDecodeWgsl = memoKernel(function mobaRouteDecodeWgsl(o: { 
   const element = vectorized ? 'vec4<f32>' : 'f32';
   const width = vectorized ? o.headDim / 4 : o.headDim;
   const gate = vectorized ? 'acc.x + acc.y + acc.z + acc.w' : 'acc';
+  const split = MOBA_ROUTE_DECODE_SPLIT;
+  const unroll = [8, 4, 2].find((u) => width % (split * u) === 0) ?? 1;
   return /* wgsl */ `
 const D: u32 = ${o.headDim}u;
 const W: u32 = ${width}u;
 const MP: u32 = ${picks}u;
 const NT: u32 = ${MOBA_ROUTE_DECODE_THREADS}u;
+const SPLIT: u32 = ${MOBA_ROUTE_DECODE_SPLIT}u;
 
 ${mobaRouteBindingsWgsl(element)}
 
 var<workgroup> gateKeys: array<u32, ${MOBA_ROUTE_DECODE_BLOCKS}>;
 var<workgroup> runs: array<u32, NT>;
+var<workgroup> gatePart: array<f32, NT>;
 ${RADIX_TOP_K_WORKGROUP}
 var<workgroup> chosen: array<u32, MP>;
 ${SORTABLE_WGSL}
@@ -74,12 +81,25 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let past = min(current, P.pooled);
   let room = n - 1u;
   if (room > 0u) {
-    for (var j = lid; j < past; j += NT) {
+    // SPLIT threads per block, each over every SPLIT-th element of the mean (neighbours read
+    // contiguous memory), their partial gates added in workgroup memory.
+    let mine = lid / SPLIT;
+    let slice = lid % SPLIT;
+    for (var j0 = 0u; j0 < past; j0 += NT / SPLIT) {
+      let j = j0 + mine;
       var acc = ${vectorized ? 'vec4<f32>(0.0)' : '0.0'};
-      for (var e = 0u; e < W; e++) { acc = fma(q[row * W + e], means[(meanBase + j) * W + e], acc); }
-      gateKeys[j] = sortable(${gate});
+      if (j < past) {
+        let at = (meanBase + j) * W;
+        for (var e = slice; e < W; e += ${split * unroll}u) {
+${Array.from({ length: unroll }, (_, u) => `          let m${u} = means[at + e + ${split * u}u];`).join('\n')}
+${Array.from({ length: unroll }, (_, u) => `          acc = fma(q[row * W + e + ${split * u}u], m${u}, acc);`).join('\n')}
+        }
+      }
+      gatePart[lid] = ${gate};
+      workgroupBarrier();
+      if (slice == 0u && j < past) { gateKeys[j] = sortable(${Array.from({ length: split }, (_, u) => `gatePart[lid + ${u}u]`).join(' + ')}); }
+      workgroupBarrier();
     }
-    workgroupBarrier();
 ${radixTopKWgsl('pick', 'gateKeys', 'past', 'room', (u, rank) => `chosen[${rank}] = ${u};`)}
   }
   if (lid != 0u) { return; }
