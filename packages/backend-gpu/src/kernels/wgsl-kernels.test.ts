@@ -8,7 +8,7 @@ import { FILL_PARAMS, fillNormalWgsl } from './fill-normal-wgsl.js';
 import { GATHER_LIST_PARAMS, gatherListsWgsl, gatherMergeWgsl, gatherScanWgsl, gatherSortWgsl, gatherTileMapWgsl } from './gather-lists-wgsl.js';
 import { ATTENTION_PARAMS, GATHER_ATTENTION_PARAMS, flashAttentionWgsl, flashAttentionWorkgroupBytes, usesVectorLoads, type FlashAttentionKernelOptions } from './flash-attention-wgsl.js';
 import { DECODE_DUMP_PARAMS, DECODE_PAGES_PARAMS, DECODE_PARTIAL_PARAMS, DECODE_SELECTION_PARAMS, decodePartialWgsl, splitKPartitions } from './decode-split-k-wgsl.js';
-import { DECODE_MERGE_COPY_PARAMS, DECODE_MERGE_PARAMS, decodeMergeWgsl } from './decode-merge-wgsl.js';
+import { DECODE_MERGE_COLUMNS, DECODE_MERGE_COPY_PARAMS, DECODE_MERGE_LANES, DECODE_MERGE_PARAMS, DECODE_MERGE_THREADS, decodeMergeGrid, decodeMergeWgsl } from './decode-merge-wgsl.js';
 import { dispatchGrid, vectorTileFits } from './score-tile-wgsl.js';
 
 /** Bytes of every `var<workgroup>` the source declares (f32/u32/atomic<u32> scalars and arrays of f32, u32, vec4<f32>). */
@@ -257,6 +257,16 @@ describe('split-K decode partial WGSL: range keys, the page-list and selection m
       expect(bindings(copy)).toEqual([['partial', 1, 'read'], ['out', 2, 'read_write'], ['lse', 3, 'read_write'], ['lseAll', 4, 'read_write']]);
     }
     expect((DECODE_MERGE_COPY_PARAMS.length * 4) % 16).toBe(0);
+  });
+
+  it('the merge takes a workgroup per row and 32 output columns, within the dispatch limit', () => {
+    expect(decodeMergeGrid(32, 128)).toEqual([128, 1]);
+    expect(decodeMergeGrid(5, 10)).toEqual([5, 1]);
+    expect(decodeMergeGrid(3, 33)).toEqual([6, 1]);
+    const [x, y] = decodeMergeGrid(70_000, 128);
+    expect(x).toBeLessThanOrEqual(65535);
+    expect(x * y).toBeGreaterThanOrEqual(280_000);
+    expect(DECODE_MERGE_LANES * DECODE_MERGE_COLUMNS).toBe(DECODE_MERGE_THREADS);
   });
 
   it('rejects a dump in the page-list and selection modes and unknown key sources', () => {
