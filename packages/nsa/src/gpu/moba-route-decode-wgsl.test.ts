@@ -17,7 +17,11 @@ describe('MoBA decode routing kernel (no GPU needed)', () => {
     expect(fields).toEqual([...MOBA_ROUTE_PARAMS]);
     expect(code).toContain('const W: u32 = 32u;');
     expect(code).toContain('var<storage, read> means: array<vec4<f32>>;');
-    expect(code).toContain('gateKeys[j] = sortable(acc.x + acc.y + acc.z + acc.w);');
+    // Four threads per block, each summing its vec4 lanes; their partial gates added in workgroup memory.
+    expect(code).toContain('gatePart[lid] = acc.x + acc.y + acc.z + acc.w;');
+    expect(code).toContain('gateKeys[j] = sortable(gatePart[lid + 0u] + gatePart[lid + 1u] + gatePart[lid + 2u] + gatePart[lid + 3u]);');
+    // Interleaved: a thread's loads are SPLIT vectors apart (8 at a time at W = 32).
+    expect(code).toContain('let m7 = means[at + e + 28u];');
     expect(code).toContain(`var<workgroup> gateKeys: array<u32, ${MOBA_ROUTE_DECODE_BLOCKS}>;`);
     expect(code).toContain('var picked: array<u32, MP>;');
     // The radix top-k (ties toward the later block: the CPU's order) writes the picks it keeps.
@@ -25,6 +29,7 @@ describe('MoBA decode routing kernel (no GPU needed)', () => {
     const scalar = mobaRouteDecodeWgsl({ headDim: 18, maxPicks: 0 });
     expect(scalar).toContain('var<storage, read> means: array<f32>;');
     expect(scalar).toContain('const MP: u32 = 1u;');
-    expect(scalar).toContain('gateKeys[j] = sortable(acc);');
+    expect(scalar).toContain('gatePart[lid] = acc;');
+    expect(scalar).toContain('for (var e = slice; e < W; e += 4u)');
   });
 });
